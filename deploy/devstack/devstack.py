@@ -1,0 +1,847 @@
+#!/usr/bin/env python3
+"""Slipway local dev stack: a single-node Kafka (KRaft) and a PostgreSQL 15 cluster.
+
+Usage: python3 deploy/devstack/devstack.py up | down | status | env | clean
+
+Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack/,
+the Kafka jars are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
+`up` writes <repo>/.devstack/env with the bootstrap servers and database URLs.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SERVICES = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")
+KAFKA_VERSION = "4.1.1"
+SCALA_VERSION = "2.13"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+DEFAULT_LOG4J_VERSION = "2.24.3"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_ADMIN = "slipway_admin"
+PG_SYSTEM_USER = "postgres"
+PG_FALLBACK_ROOT = Path("/var/lib/slipway-devstack")
+HOST = "127.0.0.1"
+KAFKA_READY_TIMEOUT = 120.0
+PG_READY_TIMEOUT = 60.0
+KAFKA_STOP_TIMEOUT = 30.0
+APT_PACKAGES = {
+    "java": "openjdk-17-jre-headless",
+    "mvn": "maven",
+    "postgres": "postgresql-15",
+    "psql": "postgresql-client-15",
+}
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = REPO / ".devstack"
+RUN = STATE / "run"
+LOGS = STATE / "logs"
+KAFKA_DIR = STATE / "kafka"
+PG_LINK = STATE / "pg"
+ENV_FILE = STATE / "env"
+SECRETS_FILE = STATE / "secrets.json"
+KAFKA_PID = RUN / "kafka.pid"
+KAFKA_LOG = LOGS / "kafka.log"
+KAFKA_OUT = LOGS / "kafka.out"
+
+
+class DevstackError(Exception):
+    """A failure to report to the user without a traceback."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def log(msg: str) -> None:
+    print(f"devstack: {msg}", flush=True)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def env_port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DevstackError(f"{name}={raw!r} is not a port number") from None
+
+
+def kafka_port() -> int:
+    return env_port("SLIPWAY_KAFKA_PORT", 19092)
+
+
+def kafka_controller_port() -> int:
+    return env_port("SLIPWAY_KAFKA_CONTROLLER_PORT", 19093)
+
+
+def pg_port() -> int:
+    return env_port("SLIPWAY_PG_PORT", 15432)
+
+
+def cache_dir() -> Path:
+    raw = os.environ.get("SLIPWAY_CACHE_DIR")
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "slipway"
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def proc_cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_open(port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def run(cmd: list[str], *, what: str, **kw) -> subprocess.CompletedProcess:
+    """Run a command, capture output, raise DevstackError with its output on failure."""
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if res.returncode != 0:
+        out = (res.stdout + res.stderr).strip()
+        raise DevstackError(f"{what} failed (exit {res.returncode}):\n{out}")
+    return res
+
+
+@contextlib.contextmanager
+def state_lock():
+    """Serialise concurrent devstack invocations on the same repo."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    ignore = STATE / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    with open(STATE / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+# ----------------------------------------------------------------------------- tools
+
+def psql_bin() -> str:
+    own = PG_BIN / "psql"
+    return str(own) if own.exists() else (shutil.which("psql") or "psql")
+
+
+def missing_tools() -> list[str]:
+    missing = [t for t in ("java", "mvn", "psql") if shutil.which(t) is None]
+    if not all((PG_BIN / b).exists() for b in ("initdb", "pg_ctl", "postgres")):
+        missing.append("postgres")
+    return missing
+
+
+def ensure_tools() -> None:
+    missing = missing_tools()
+    if not missing:
+        return
+    pkgs = [APT_PACKAGES[t] for t in missing]
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *pkgs]
+    if not is_root():
+        raise DevstackError(
+            f"missing tools: {', '.join(missing)}. Install them with:\n"
+            f"  sudo apt-get update && sudo {' '.join(cmd)}")
+    log(f"installing {' '.join(pkgs)} with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update"], what="apt-get update", env=env)
+    run(cmd, what="apt-get install", env=env)
+    still = missing_tools()
+    if still:
+        raise DevstackError(f"still missing after apt-get install: {', '.join(still)}")
+
+
+# ----------------------------------------------------------------------------- kafka: jars
+
+def kafka_libs() -> Path:
+    return cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def pom_xml(extra: list[tuple[str, str, str]], managed: list[tuple[str, str, str]]) -> str:
+    def dep(g: str, a: str, v: str) -> str:
+        return (f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+                f"<version>{v}</version></dependency>")
+    deps = [dep("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION)]
+    deps += [dep(*d) for d in extra]
+    mgmt = "".join(dep(*d) for d in managed)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.slipway</groupId>
+  <artifactId>devstack-kafka</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencyManagement><dependencies>{mgmt}</dependencies></dependencyManagement>
+  <dependencies>
+    {chr(10).join('    ' + d for d in deps).strip()}
+  </dependencies>
+</project>
+"""
+
+
+def mvn_copy(work: Path, pom: str, out: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(pom)
+    run(["mvn", "-q", "-B", "-f", str(work / "pom.xml"), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+         f"-DoutputDirectory={out}", "-DincludeScope=runtime"],
+        what="maven dependency resolution", cwd=work)
+
+
+def jar_version(libs: Path, artifact: str) -> str | None:
+    for jar in libs.glob(f"{artifact}-*.jar"):
+        rest = jar.name[len(artifact) + 1:-4]
+        if rest[:1].isdigit():
+            return rest
+    return None
+
+
+def ensure_kafka_libs() -> Path:
+    """Resolve Kafka + a log4j2 backend into the cache (atomic rename when complete)."""
+    libs = kafka_libs()
+    if libs.is_dir():
+        return libs
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    log(f"resolving Kafka {KAFKA_VERSION} from Maven Central into {libs} (first run only)")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=libs.parent, prefix=".resolve-") as tmp:
+        tmpd = Path(tmp)
+        probe = tmpd / "probe-libs"
+        mvn_copy(tmpd / "probe", pom_xml([], []), probe)
+        slf4j = jar_version(probe, "slf4j-api")
+        log4j = jar_version(probe, "log4j-api") or DEFAULT_LOG4J_VERSION
+        if slf4j is None:
+            raise DevstackError("slf4j-api not found on the Kafka runtime classpath")
+        binding = "log4j-slf4j2-impl" if int(slf4j.split(".")[0]) >= 2 else "log4j-slf4j-impl"
+        lg = "org.apache.logging.log4j"
+        extra = [(lg, "log4j-core", log4j), (lg, binding, log4j)]
+        managed = [(lg, "log4j-api", log4j), ("org.slf4j", "slf4j-api", slf4j)]
+        staged = tmpd / "libs"
+        mvn_copy(tmpd / "full", pom_xml(extra, managed), staged)
+        if len(list(staged.glob("slf4j-api-*.jar"))) != 1 or not list(staged.glob(f"{binding}-*.jar")):
+            raise DevstackError(f"unexpected logging jars in {staged}")
+        (staged / "SLF4J-BINDING").write_text(f"slf4j-api {slf4j} -> {binding} {log4j}\n")
+        os.rename(staged, libs)
+    log(f"resolved {len(list(libs.glob('*.jar')))} jars in {time.monotonic() - started:.0f}s "
+        f"(slf4j-api {slf4j} -> {binding} {log4j})")
+    return libs
+
+
+# ----------------------------------------------------------------------------- kafka: config and process
+
+def kafka_server_properties(data_dir: Path) -> str:
+    port, cport = kafka_port(), kafka_controller_port()
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{HOST}:{cport}",
+        "controller.listener.names": "CONTROLLER",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "3",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.num.partitions": "4",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.cleaner.dedupe.buffer.size": "1048577",
+        "num.recovery.threads.per.data.dir": "1",
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def kafka_log4j_properties() -> str:
+    return f"""status = warn
+name = SlipwayDevstackKafka
+appender.file.type = RollingFile
+appender.file.name = FILE
+appender.file.fileName = {KAFKA_LOG}
+appender.file.filePattern = {KAFKA_LOG}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def java_cmd(libs: Path, main: str, *args: str, heap: tuple[str, str] = ("64m", "256m")) -> list[str]:
+    return ["java", f"-Xms{heap[0]}", f"-Xmx{heap[1]}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={LOGS}", "-cp", f"{libs}/*", main, *args]
+
+
+def kafka_pid() -> int | None:
+    """Pid of our running broker, or None (stale pid files are removed)."""
+    try:
+        pid = int(KAFKA_PID.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid_alive(pid) and "kafka.Kafka" in proc_cmdline(pid):
+        return pid
+    KAFKA_PID.unlink(missing_ok=True)
+    return None
+
+
+def write_kafka_config(data_dir: Path) -> Path:
+    props = KAFKA_DIR / "server.properties"
+    write_atomic(props, kafka_server_properties(data_dir))
+    write_atomic(KAFKA_DIR / "log4j2.properties", kafka_log4j_properties())
+    return props
+
+
+def format_kafka(libs: Path, data_dir: Path) -> None:
+    """Format the KRaft storage once (into a temp dir renamed into place)."""
+    if (data_dir / "meta.properties").exists():
+        return
+    staging = data_dir.with_name(data_dir.name + ".formatting")
+    shutil.rmtree(staging, ignore_errors=True)
+    cluster_id = run(java_cmd(libs, "kafka.tools.StorageTool", "random-uuid"),
+                     what="kafka StorageTool random-uuid").stdout.strip().splitlines()[-1]
+    props = KAFKA_DIR / "format.properties"
+    write_atomic(props, kafka_server_properties(staging))
+    run(java_cmd(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+        what="kafka StorageTool format")
+    props.unlink()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    os.rename(staging, data_dir)
+    log(f"formatted Kafka storage (cluster id {cluster_id})")
+
+
+def start_kafka(libs: Path) -> int:
+    data_dir = KAFKA_DIR / "data"
+    props = write_kafka_config(data_dir)
+    format_kafka(libs, data_dir)
+    cmd = java_cmd(libs, "kafka.Kafka", str(props), heap=("256m", "512m"))
+    cmd.insert(4, "-XX:+ExitOnOutOfMemoryError")
+    with open(KAFKA_OUT, "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=KAFKA_DIR, start_new_session=True)
+    write_atomic(KAFKA_PID, f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_kafka() -> bool:
+    pid = kafka_pid()
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + KAFKA_STOP_TIMEOUT
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        log(f"Kafka (pid {pid}) did not stop within {KAFKA_STOP_TIMEOUT:.0f}s, sending SIGKILL")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.1)
+    KAFKA_PID.unlink(missing_ok=True)
+    return True
+
+
+# ----------------------------------------------------------------------------- kafka: wire protocol probe
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed by broker")
+        buf += chunk
+    return buf
+
+
+def kafka_request(sock: socket.socket, api_key: int, version: int, corr: int, body: bytes) -> bytes:
+    """Send one request (header v1) and return the response body after the correlation id."""
+    client = b"slipway-devstack"
+    msg = struct.pack(">hhih", api_key, version, corr, len(client)) + client + body
+    sock.sendall(struct.pack(">i", len(msg)) + msg)
+    size, = struct.unpack(">i", _recv_exact(sock, 4))
+    data = _recv_exact(sock, size)
+    if struct.unpack_from(">i", data)[0] != corr:
+        raise ConnectionError("correlation id mismatch")
+    return data[4:]
+
+
+def kafka_brokers(port: int, timeout: float = 3.0) -> list[tuple[int, str, int]]:
+    """ApiVersions v0, then Metadata (v4 layout, no topics): the registered brokers."""
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        data = kafka_request(sock, 18, 0, 1, b"")
+        err, count = struct.unpack_from(">hi", data)
+        if err:
+            raise ConnectionError(f"ApiVersions error {err}")
+        ranges = {k: (lo, hi) for k, lo, hi in
+                  (struct.unpack_from(">hhh", data, 6 + 6 * i) for i in range(count))}
+        lo, hi = ranges.get(3, (0, -1))
+        version = max(lo, 4)  # v4..v8 share the response prefix parsed below
+        if version > min(hi, 8):
+            raise ConnectionError(f"broker supports Metadata v{lo}-v{hi} only")
+        data = kafka_request(sock, 3, version, 2, struct.pack(">i?", 0, False))
+        off = 4  # throttle_time_ms
+        n, = struct.unpack_from(">i", data, off)
+        off += 4
+        brokers = []
+        for _ in range(n):
+            node, hlen = struct.unpack_from(">ih", data, off)
+            host = data[off + 6: off + 6 + hlen].decode()
+            off += 6 + hlen
+            bport, rlen = struct.unpack_from(">ih", data, off)
+            off += 6 + max(rlen, 0)
+            brokers.append((node, host, bport))
+        return brokers
+
+
+def wait_kafka(pid: int) -> None:
+    port = kafka_port()
+    deadline = time.monotonic() + KAFKA_READY_TIMEOUT
+    last = "port closed"
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            raise DevstackError(f"Kafka exited during startup; see {KAFKA_LOG} and {KAFKA_OUT}:\n"
+                                f"{tail(KAFKA_OUT)}\n{tail(KAFKA_LOG)}")
+        if port_open(port, 0.5):
+            try:
+                if any(b[2] == port for b in kafka_brokers(port)):
+                    return
+                last = "metadata returned no broker yet"
+            except (OSError, ConnectionError, struct.error) as exc:
+                last = f"metadata request failed: {exc}"
+        time.sleep(0.5)
+    raise DevstackError(f"Kafka not ready after {KAFKA_READY_TIMEOUT:.0f}s ({last}); "
+                        f"see {KAFKA_LOG} and {KAFKA_OUT}")
+
+
+# ----------------------------------------------------------------------------- postgres: layout
+
+def short_hash() -> str:
+    return hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
+
+
+def as_pg_user(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", PG_SYSTEM_USER, "--", *cmd] if is_root() else cmd
+
+
+@functools.lru_cache(maxsize=None)
+def pg_can_traverse(path: Path) -> bool:
+    if not is_root():
+        return True
+    res = subprocess.run(as_pg_user(["test", "-x", str(path)]), cwd="/")
+    return res.returncode == 0
+
+
+def pg_fallback_dir() -> Path:
+    if is_root():
+        return PG_FALLBACK_ROOT / short_hash()
+    return Path(tempfile.gettempdir()) / f"slipway-devstack-{os.getuid()}-{short_hash()}"
+
+
+def pg_base() -> Path:
+    """`.devstack/pg`: a real dir, or a symlink into the fallback dir when postgres can't reach the repo."""
+    if PG_LINK.is_symlink() or PG_LINK.is_dir():
+        return PG_LINK
+    if pg_can_traverse(STATE):
+        PG_LINK.mkdir()
+    else:
+        target = pg_fallback_dir() / "pg"
+        target.mkdir(parents=True, exist_ok=True)
+        PG_LINK.symlink_to(target)
+        log(f"postgres cannot traverse {REPO}; PostgreSQL data lives in {target}")
+    return PG_LINK
+
+
+def pg_socket_dir() -> Path:
+    """`.devstack/run` unless the postgres user can't reach it or the socket path would be too long."""
+    sock_name = f".s.PGSQL.{pg_port()}"
+    if pg_can_traverse(STATE) and len(str(RUN / sock_name)) < 100:
+        return RUN
+    return pg_fallback_dir() / "run"
+
+
+def pg_log_file() -> Path:
+    return LOGS / "postgres.log" if pg_can_traverse(STATE) else pg_fallback_dir() / "postgres.log"
+
+
+def chown_pg(*paths: Path) -> None:
+    if is_root():
+        for p in paths:
+            shutil.chown(p, PG_SYSTEM_USER, PG_SYSTEM_USER)
+
+
+def pg_data() -> Path:
+    """Resolved path: the postgres user may not be able to traverse the repo (fallback symlink)."""
+    return PG_LINK.resolve() / "data"
+
+
+def pg_pid() -> int | None:
+    try:
+        pid = int((pg_data() / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) and Path(f"/proc/{pid}/exe").resolve().name == "postgres" else None
+
+
+# ----------------------------------------------------------------------------- postgres: cluster
+
+def pg_conf(sock_dir: Path) -> str:
+    return f"""# written by deploy/devstack/devstack.py on every start
+listen_addresses = '{HOST}'
+port = {pg_port()}
+unix_socket_directories = '{sock_dir}'
+max_connections = 300
+shared_buffers = 128MB
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+password_encryption = scram-sha-256
+timezone = 'UTC'
+log_timezone = 'UTC'
+log_min_messages = warning
+log_connections = off
+"""
+
+
+PG_HBA = f"""# written by deploy/devstack/devstack.py
+local   all   {PG_ADMIN}   trust
+host    all   all          127.0.0.1/32   scram-sha-256
+"""
+
+
+def init_pg() -> None:
+    """initdb once into a staging dir, then rename it into place."""
+    base = pg_base().resolve()
+    data = pg_data()
+    if (data / "PG_VERSION").exists():
+        return
+    staging = base / "data.initdb"
+    shutil.rmtree(staging, ignore_errors=True)
+    chown_pg(base)
+    run(as_pg_user([str(PG_BIN / "initdb"), "-D", str(staging), "-U", PG_ADMIN, "--no-locale",
+                    "-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256"]),
+        what="initdb", cwd="/")
+    with open(staging / "postgresql.conf", "a") as fh:
+        fh.write("\ninclude 'slipway-devstack.conf'\n")
+    shutil.rmtree(data, ignore_errors=True)
+    os.rename(staging, data)
+    log(f"initialised PostgreSQL cluster in {data.resolve()}")
+
+
+def write_pg_config(sock_dir: Path) -> None:
+    data = pg_data()
+    write_atomic(data / "slipway-devstack.conf", pg_conf(sock_dir), 0o600)
+    write_atomic(data / "pg_hba.conf", PG_HBA, 0o600)
+    chown_pg(data / "slipway-devstack.conf", data / "pg_hba.conf")
+
+
+def start_pg() -> int:
+    init_pg()
+    sock_dir, log_file = pg_socket_dir(), pg_log_file()
+    sock_dir.mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.touch()
+    chown_pg(sock_dir, log_file)
+    write_pg_config(sock_dir)
+    cmd = as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(pg_data()), "-l", str(log_file),
+                      "-w", "-t", str(int(PG_READY_TIMEOUT)), "start"])
+    res = subprocess.run(cmd, cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         start_new_session=True)
+    if res.returncode != 0:
+        raise DevstackError(f"PostgreSQL failed to start; see {log_file}:\n{tail(log_file)}")
+    pid = pg_pid()
+    if pid is None:
+        raise DevstackError(f"PostgreSQL started but postmaster.pid is unreadable; see {log_file}")
+    return pid
+
+
+def stop_pg() -> bool:
+    if pg_pid() is None:
+        return False
+    run(as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(pg_data()), "-m", "fast", "-w", "-t", "60",
+                    "stop"]), what="pg_ctl stop", cwd="/")
+    return True
+
+
+def load_secrets() -> dict:
+    try:
+        data = json.loads(SECRETS_FILE.read_text())
+    except (OSError, ValueError):
+        data = {}
+    changed = False
+    for key in ("admin", *SERVICES):
+        if not data.get(key):
+            data[key] = secrets.token_hex(16)
+            changed = True
+    if changed:
+        write_atomic(SECRETS_FILE, json.dumps(data, indent=2) + "\n", 0o600)
+    return data
+
+
+def provisioning_sql(pw: dict) -> str:
+    lines = [
+        "\\set ON_ERROR_STOP on",
+        f"ALTER ROLE {PG_ADMIN} WITH PASSWORD '{pw['admin']}';",
+        "REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;",
+        "REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC;",
+    ]
+    for svc in SERVICES:
+        name = f"slipway_{svc}"
+        lines += [
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') "
+            f"THEN CREATE ROLE {name}; END IF; END $$;",
+            f"ALTER ROLE {name} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+            f"NOBYPASSRLS PASSWORD '{pw[svc]}';",
+            f"SELECT 'CREATE DATABASE {name} OWNER {name}' WHERE NOT EXISTS "
+            f"(SELECT 1 FROM pg_database WHERE datname = '{name}') \\gexec",
+            f"ALTER DATABASE {name} OWNER TO {name};",
+            f"REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC;",
+            f"GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {name};",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+ISOLATION_CHECK = """SELECT r.rolname || ' -> ' || d.datname
+FROM pg_roles r CROSS JOIN pg_database d
+WHERE r.rolname = ANY(%s) AND d.datallowconn
+  AND has_database_privilege(r.oid, d.oid, 'CONNECT') <> (d.datname = r.rolname);"""
+
+
+def admin_socket_psql(*args: str, sql: str | None = None, what: str) -> str:
+    cmd = [psql_bin(), "-X", "-q", "-A", "-t", "-h", str(pg_socket_dir()), "-p", str(pg_port()),
+           "-U", PG_ADMIN, "-d", "postgres", *args]
+    return run(cmd, what=what, input=sql, stdin=None if sql is not None else subprocess.DEVNULL,
+               cwd="/").stdout
+
+
+def provision_pg(pw: dict) -> None:
+    """Idempotently create roles/databases, then verify each role reaches only its database."""
+    admin_socket_psql("-f", "-", sql=provisioning_sql(pw), what="PostgreSQL provisioning")
+    roles = "ARRAY[" + ",".join(f"'slipway_{s}'" for s in SERVICES) + "]"
+    bad = admin_socket_psql("-c", ISOLATION_CHECK % roles, what="PostgreSQL isolation check").strip()
+    if bad:
+        raise DevstackError(f"database isolation check failed (unexpected CONNECT privilege):\n{bad}")
+
+
+def wait_pg(pw: dict) -> None:
+    env = dict(os.environ, PGPASSWORD=pw["admin"], PGCONNECT_TIMEOUT="3")
+    url = f"postgresql://{PG_ADMIN}@{HOST}:{pg_port()}/postgres"
+    deadline = time.monotonic() + PG_READY_TIMEOUT
+    while True:
+        res = subprocess.run([psql_bin(), "-X", "-At", url, "-c", "select 1"], env=env, cwd="/",
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if res.returncode == 0 and res.stdout.strip() == "1":
+            return
+        if time.monotonic() > deadline:
+            raise DevstackError(f"PostgreSQL not answering on {HOST}:{pg_port()}: "
+                                f"{res.stderr.strip()}; see {pg_log_file()}")
+        time.sleep(0.5)
+
+
+# ----------------------------------------------------------------------------- env file and status
+
+def env_text(pw: dict) -> str:
+    bootstrap = f"{HOST}:{kafka_port()}"
+    pg = f"{HOST}:{pg_port()}"
+    lines = [f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+             f"SLIPWAY_KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+             f"SLIPWAY_PG_ADMIN_URL=postgresql://{PG_ADMIN}:{pw['admin']}@{pg}/postgres"]
+    lines += [f"SLIPWAY_{s.upper()}_DATABASE_URL=postgresql://slipway_{s}:{pw[s]}@{pg}/slipway_{s}"
+              for s in SERVICES]
+    return "\n".join(lines) + "\n"
+
+
+def status_lines() -> tuple[list[str], bool]:
+    kpid, ppid = kafka_pid(), pg_pid() if PG_LINK.exists() else None
+    kport, cport, pport = kafka_port(), kafka_controller_port(), pg_port()
+    rows = [("kafka", kpid, f"{HOST}:{kport} (controller {cport})", KAFKA_LOG),
+            ("postgres", ppid, f"{HOST}:{pport}", pg_log_file() if PG_LINK.exists() else None)]
+    lines = []
+    for name, pid, addr, logf in rows:
+        state = f"running  pid {pid:<7}" if pid else "stopped  pid -      "
+        lines.append(f"{name:<9}{state} {addr}" + (f"  log {logf}" if pid and logf else ""))
+    return lines, bool(kpid and ppid)
+
+
+# ----------------------------------------------------------------------------- commands
+
+def check_ports_free(kafka: bool, pg: bool) -> None:
+    """Before starting anything: the ports of the components to start must not be taken."""
+    wanted = []
+    if kafka:
+        wanted += [(kafka_port(), "Kafka", "SLIPWAY_KAFKA_PORT"),
+                   (kafka_controller_port(), "Kafka controller", "SLIPWAY_KAFKA_CONTROLLER_PORT")]
+    if pg:
+        wanted.append((pg_port(), "PostgreSQL", "SLIPWAY_PG_PORT"))
+    for port, name, var in wanted:
+        if not port_free(port):
+            raise DevstackError(f"port {HOST}:{port} is already in use by a process that is not this "
+                                f"devstack's {name} (see `ss -ltnp`); stop it or set {var}")
+
+
+def cmd_up() -> int:
+    started_at = time.monotonic()
+    with state_lock():
+        lines, all_up = status_lines()
+        if all_up and ENV_FILE.exists() and SECRETS_FILE.exists():
+            print("devstack already running:")
+            print("\n".join("  " + line for line in lines))
+            return 0
+        ensure_tools()
+        for d in (RUN, LOGS, KAFKA_DIR):
+            d.mkdir(parents=True, exist_ok=True)
+        libs = ensure_kafka_libs()
+        pw = load_secrets()
+        started = []
+        kpid = kafka_pid()
+        check_ports_free(kafka=kpid is None, pg=pg_pid() is None)
+        if kpid is None:
+            kpid = start_kafka(libs)  # boots in the background while Postgres starts
+            started.append("kafka")
+        if pg_pid() is None:
+            start_pg()
+            started.append("postgres")
+        provision_pg(pw)
+        wait_pg(pw)
+        wait_kafka(kpid)
+        write_atomic(ENV_FILE, env_text(pw), 0o600)
+        lines, _ = status_lines()
+    what = ", ".join(started) if started else "nothing (already running)"
+    print(f"devstack up in {time.monotonic() - started_at:.1f}s; started: {what}")
+    print("\n".join("  " + line for line in lines))
+    print(f"  env file {ENV_FILE}  (load with: set -a; . {ENV_FILE}; set +a)")
+    return 0
+
+
+def cmd_down() -> int:
+    with state_lock():
+        stopped = [name for name, fn in (("kafka", stop_kafka),
+                                         ("postgres", lambda: PG_LINK.exists() and stop_pg()))
+                   if fn()]
+    print(f"devstack down; stopped: {', '.join(stopped) if stopped else 'nothing (not running)'}")
+    return 0
+
+
+def cmd_status() -> int:
+    lines, all_up = status_lines()
+    print("\n".join(lines))
+    return 0 if all_up else 3
+
+
+def cmd_env() -> int:
+    if not ENV_FILE.exists():
+        print(f"devstack: no env file yet ({ENV_FILE}); run `up` first", file=sys.stderr)
+        return 1
+    sys.stdout.write(ENV_FILE.read_text())
+    return 0
+
+
+def cmd_clean() -> int:
+    cmd_down()
+    fallback = pg_fallback_dir()  # data (untraversable repo) or socket dir (long repo path)
+    if fallback.exists():
+        shutil.rmtree(fallback, ignore_errors=True)
+    shutil.rmtree(STATE, ignore_errors=True)
+    print(f"devstack cleaned: removed {STATE} (cache {cache_dir()} kept)")
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "clean": cmd_clean}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in COMMANDS:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[argv[0]]()
+    except DevstackError as exc:
+        print(f"devstack: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

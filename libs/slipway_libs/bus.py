@@ -1,0 +1,111 @@
+"""The Kafka side: topics applied at start-up, the FastStream broker, subscribers, dead letters.
+
+Every subscriber is a FastStream *batch* subscriber with an explicit ``group_id`` and
+``AckPolicy.MANUAL``: offsets are committed by us, after the inbox transaction committed (the
+Kafka default would commit first, which is at-most-once). Auto-commit is off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+
+from slipway_contracts.topics import TopicSpec, dead_letter_spec, dead_letter_topic
+from slipway_libs.inbox import InboxConsumer, Record, dead_letter_value
+
+log = structlog.get_logger(__name__)
+
+
+def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+    """The process's FastStream broker; its producer is idempotent with acks=all."""
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=15000,
+        logger=None,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet (never alters or deletes); returns those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="slipway-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                await admin.create_topics([NewTopic(spec.name, spec.partitions, 1,
+                                                    topic_configs=spec.config())])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("kafka.topics_created", topics=created)
+        return created
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="slipway-topics")
+    await admin.start()
+    try:
+        with contextlib.suppress(Exception):
+            await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+
+
+class KafkaDeadLetters:
+    """Sends a failed record to ``dlq.<group>`` and waits for the broker's acknowledgement."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def send(self, record: Record, *, group_id: str, reason: str) -> None:
+        await self._producer.send_and_wait(
+            dead_letter_topic(group_id),
+            value=dead_letter_value(record, group_id=group_id, reason=reason),
+            key=record.key,
+            headers=[*list(record.headers or ()), ("dlq_reason", reason.encode()[:1000])],
+        )
+
+
+def dead_letter_topics(groups: Iterable[str]) -> list[TopicSpec]:
+    return [dead_letter_spec(g) for g in groups]
+
+
+def subscribe(broker: KafkaBroker, consumer: InboxConsumer, topics: Sequence[str], *,
+              max_records: int = 500) -> None:
+    """Attach an inbox consumer to the broker as a batch subscriber with manual commits."""
+
+    @broker.subscriber(
+        *topics,
+        group_id=consumer.group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=100,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_batch(message: KafkaMessage = Context("message")) -> None:  # noqa: B008
+        raw = message.raw_message
+        records = list(raw) if isinstance(raw, tuple) else [raw]
+        try:
+            await consumer.process(records)
+        except BaseException:
+            await message.nack()  # rewind: nothing after the unprocessed records gets committed
+            raise
+        await message.ack()

@@ -1,0 +1,66 @@
+"""PostgreSQL access through asyncpg: pools, and driver errors translated at this boundary.
+
+Use cases take a connection; only the entrypoint (route, subscriber) opens the transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from slipway_libs.errors import RetryableError
+
+# Errors that mean "the database is unreachable or restarting", not "this statement is wrong".
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (*TRANSIENT_DB_ERRORS, RetryableError))
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
+                      **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                     init=_init_connection, **kwargs)
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """One connection from the pool inside one transaction; commits on success."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+async def check(pool: asyncpg.Pool) -> None:
+    """Readiness: the database answers a query."""
+    async with pool.acquire(timeout=2) as conn:
+        await conn.fetchval("SELECT 1", timeout=2)

@@ -1,0 +1,50 @@
+"""The error classes every layer agrees on.
+
+- ``BusinessError``: the request is wrong or not allowed now; carries a stable ``code`` and an
+  HTTP status (4xx). The API answers it as ``{"error": {"code", "message", "details"}}``.
+- ``RetryableError``: a temporary failure (a dependency down, a lock timeout); consumers back off
+  and retry it.
+- ``PermanentError``: processing this input can never succeed; consumers send it to the
+  dead-letter topic instead of retrying.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BusinessError(Exception):
+    status_code = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None,
+                 details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        self.details = details
+
+
+class NotFound(BusinessError):
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(BusinessError):
+    status_code = 409
+    code = "CONFLICT"
+
+
+class RetryableError(Exception):
+    """Try again later; ``delay_s`` suggests when."""
+
+    def __init__(self, message: str, *, delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s
+
+
+class PermanentError(Exception):
+    """This input will never be processed successfully."""

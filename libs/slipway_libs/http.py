@@ -1,0 +1,195 @@
+"""The FastAPI app factory every service uses: error model, limits, health and readiness.
+
+Errors always answer ``{"error": {"code": "STABLE_CODE", "message": "...", "details": ...}}``:
+- ``BusinessError`` subclasses → their status and code;
+- malformed JSON → 400 ``MALFORMED_JSON``; schema violations → 422 ``VALIDATION_ERROR`` with the
+  failing field paths; unknown route → 404 ``NOT_FOUND``; wrong method → 405;
+- bodies above the limit → 413 ``PAYLOAD_TOO_LARGE`` (checked while reading, not only the header);
+- anything unexpected → 500 ``INTERNAL`` without a stack trace (the trace id is in the details,
+  the exception in the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from slipway_libs.errors import BusinessError
+from slipway_libs.logging import correlation_id
+from slipway_libs.telemetry import current_ids
+
+log = structlog.get_logger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[Any]]
+
+_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                 405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
+                 415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED"}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status,
+                        headers=dict(headers or {}))
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [{"path": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+             "type": err.get("type"), "message": err.get("msg")} for err in exc.errors()]
+
+
+async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    details = _validation_details(exc)
+    if any(d["type"] == "json_invalid" for d in details):
+        return error_response(400, "MALFORMED_JSON", "The request body is not valid JSON.")
+    return error_response(422, "VALIDATION_ERROR", "The request is invalid.", details)
+
+
+async def _on_business(_: Request, exc: BusinessError) -> JSONResponse:
+    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
+async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+    message = exc.detail if isinstance(exc.detail, str) else code
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("http.unhandled", error=repr(exc))
+    ids = current_ids()
+    return error_response(500, "INTERNAL", "Internal error.",
+                          {"trace_id": ids[0]} if ids else None)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies above ``max_bytes`` whatever Content-Length claims."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "PAYLOAD_TOO_LARGE",
+                                  f"The request body exceeds {self.max_bytes} bytes.")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class CorrelationMiddleware:
+    """Binds ``X-Correlation-Id`` (or a new one) to the logs and outgoing events of a request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        raw = dict(scope.get("headers") or []).get(b"x-correlation-id", b"").decode()[:100]
+        cid = raw or str(uuid.uuid4())
+        token = correlation_id.set(cid)
+        structlog.contextvars.bind_contextvars(correlation_id=cid)
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-correlation-id", cid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_header)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+            correlation_id.reset(token)
+
+
+async def run_checks(checks: Mapping[str, ReadinessCheck], timeout_s: float = 3.0
+                     ) -> tuple[bool, dict[str, Any]]:
+    async def one(check: ReadinessCheck) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            detail = await asyncio.wait_for(check(), timeout_s)
+        except Exception as exc:
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        out: dict[str, Any] = {"ok": True,
+                               "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        if isinstance(detail, dict):
+            out.update(detail)
+        return out
+
+    names = list(checks)
+    results = await asyncio.gather(*(one(checks[n]) for n in names))
+    report = dict(zip(names, results, strict=True))
+    return all(r["ok"] for r in results), report
+
+
+def create_app(
+    *,
+    service: str,
+    routers: Sequence[APIRouter] = (),
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    max_body_bytes: int = 1024 * 1024,
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    fastapi_kwargs.setdefault("title", f"slipway-{service}")
+    app = FastAPI(lifespan=lifespan, **fastapi_kwargs)
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(BusinessError, _on_business)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(CorrelationMiddleware)
+    checks = dict(readiness or {})
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ok, report = await run_checks(checks)
+        return JSONResponse({"status": "ready" if ok else "not_ready", "service": service,
+                             "checks": report}, status_code=200 if ok else 503)
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,216 @@
+"""The idempotent inbox consumer: apply each event exactly once, even when Kafka redelivers.
+
+Invariants:
+- An event's effects and its ``inbox`` row commit in one transaction; a redelivered event finds
+  its row and is skipped. Offsets are committed by the caller only after ``process`` returned,
+  i.e. after the effects are durable. So a crash anywhere loses nothing and applies nothing twice.
+- **Fast path:** a whole batch in one transaction (one bulk insert into the inbox, then the
+  handlers). **Slow path** when a handler fails: every event of the batch in its own transaction,
+  so the failing event is isolated and the others go on.
+- **Errors.** A handler's ``PermanentError`` (or an undecodable event) goes straight to the
+  dead-letter topic; any other handler error is retried with exponential backoff and goes to the
+  dead-letter topic after ``max_retries``. The dead-letter record is sent *before* the inbox row
+  commits, so a crash can duplicate a dead letter but never lose one. A database outage is not
+  the event's fault: it is retried without limit and never dead-letters anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from slipway_contracts import Envelope
+from slipway_libs.db import TRANSIENT_DB_ERRORS
+from slipway_libs.errors import PermanentError
+from slipway_libs.logging import correlation_id
+from slipway_libs.telemetry import carrier_from_kafka, context_from, tracer
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+
+class Record(Protocol):
+    """What the inbox needs of a Kafka record (aiokafka's ConsumerRecord fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class DeadLetterSink(Protocol):
+    async def send(self, record: Record, *, group_id: str, reason: str) -> None: ...
+
+
+@dataclass
+class _Decoded:
+    record: Record
+    envelope: Envelope | None
+    error: str | None = None
+
+
+def _decode(record: Record) -> _Decoded:
+    try:
+        return _Decoded(record, Envelope.from_json(record.value or b""))
+    except (ValidationError, ValueError) as exc:
+        return _Decoded(record, None, f"undecodable event: {exc}")
+
+
+class InboxConsumer:
+    def __init__(self, *, group_id: str, pool: asyncpg.Pool, handlers: Mapping[str, Handler],
+                 dead_letters: DeadLetterSink, max_retries: int = 5, backoff_s: float = 0.2,
+                 max_backoff_s: float = 10.0) -> None:
+        self.group_id = group_id
+        self._pool = pool
+        self._handlers = dict(handlers)
+        self._dead = dead_letters
+        self._max_retries = max_retries
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self.applied = 0
+        self.dead_lettered = 0
+
+    async def process(self, records: Sequence[Record]) -> None:
+        """Return only once every record is applied, skipped as a duplicate, or dead-lettered."""
+        batch = [_decode(r) for r in records]
+        try:
+            await self._retry_outages(lambda: self._apply_batch(batch))
+        except _HandlerFailed:
+            for item in batch:
+                await self._apply_alone(item)
+
+    async def _retry_outages(self, action: Callable[[], Awaitable[None]]) -> None:
+        delay = self._backoff_s
+        while True:
+            try:
+                return await action()
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("inbox.database_unavailable", group=self.group_id, error=repr(exc),
+                            retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff_s)
+
+    async def _apply_batch(self, batch: Sequence[_Decoded]) -> None:
+        if any(item.envelope is None for item in batch):
+            raise _HandlerFailed
+        async with self._pool.acquire() as conn, conn.transaction():
+            envelopes = [item.envelope for item in batch if item.envelope is not None]
+            fresh = await self._claim(conn, envelopes)
+            for item in batch:
+                if item.envelope is not None and item.envelope.id in fresh:
+                    try:
+                        await self._handle(conn, item)
+                    except TRANSIENT_DB_ERRORS:
+                        raise
+                    except Exception as exc:
+                        raise _HandlerFailed from exc
+        self.applied += len(fresh)
+
+    async def _apply_alone(self, item: _Decoded) -> None:
+        attempt = 0
+        while True:
+            failure = await self._attempt_alone(item)
+            if failure is None:
+                return
+            permanent, reason = failure
+            attempt += 1
+            if permanent or attempt > self._max_retries:
+                await self._retry_outages(lambda: self._dead_letter(item, reason))
+                return
+            delay = min(self._backoff_s * 2 ** (attempt - 1), self._max_backoff_s)
+            log.warning("inbox.handler_failed", group=self.group_id, attempt=attempt,
+                        event_id=str(item.envelope.id) if item.envelope else None,
+                        reason=reason, retry_in_s=delay)
+            await asyncio.sleep(delay)
+
+    async def _attempt_alone(self, item: _Decoded) -> tuple[bool, str] | None:
+        """None when applied (or a duplicate); else (permanent?, reason)."""
+        if item.envelope is None:
+            return True, item.error or "undecodable"
+        envelope = item.envelope
+
+        async def once() -> None:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if await self._claim(conn, [envelope]):
+                    await self._handle(conn, item)
+                    self.applied += 1
+
+        try:
+            await self._retry_outages(once)
+        except (PermanentError, ValidationError) as exc:
+            return True, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def _dead_letter(self, item: _Decoded, reason: str) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if item.envelope is not None and not await self._claim(
+                    conn, [item.envelope], outcome="dead_lettered"):
+                return
+            await self._dead.send(item.record, group_id=self.group_id, reason=reason)
+        self.dead_lettered += 1
+        log.error("inbox.dead_lettered", group=self.group_id, topic=item.record.topic,
+                  offset=item.record.offset, reason=reason)
+
+    async def _claim(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope],
+                     outcome: str = "applied") -> set[Any]:
+        rows = await conn.fetch(
+            """
+            INSERT INTO inbox (consumer_group, event_id, event_type, outcome)
+            SELECT $1, id, type, $4 FROM unnest($2::uuid[], $3::text[]) AS e(id, type)
+            ON CONFLICT DO NOTHING
+            RETURNING event_id
+            """,
+            self.group_id, [e.id for e in envelopes], [e.type for e in envelopes], outcome)
+        return {r["event_id"] for r in rows}
+
+    async def _handle(self, conn: asyncpg.Connection, item: _Decoded) -> None:
+        envelope = item.envelope
+        assert envelope is not None
+        handler = self._handlers.get(envelope.type)
+        if handler is None:
+            return  # not an event this consumer cares about: recorded, nothing to do
+        span = tracer().start_span(
+            f"{item.record.topic} process",
+            context=context_from(carrier_from_kafka(item.record.headers)),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka",
+                        "messaging.destination.name": item.record.topic,
+                        "messaging.consumer.group.name": self.group_id,
+                        "messaging.message.id": str(envelope.id),
+                        "slipway.event_type": envelope.type})
+        token = correlation_id.set(envelope.correlation_id)
+        try:
+            with trace.use_span(span, end_on_exit=True, record_exception=True):
+                await handler(conn, envelope)
+        finally:
+            correlation_id.reset(token)
+
+
+class _HandlerFailed(Exception):
+    pass
+
+
+def dead_letter_value(record: Record, *, group_id: str, reason: str) -> bytes:
+    """The dead-letter record: the original bytes plus where they came from and why they failed."""
+    with contextlib.suppress(Exception):
+        original: Any = json.loads(record.value or b"")
+        return json.dumps({"group_id": group_id, "reason": reason, "topic": record.topic,
+                           "partition": record.partition, "offset": record.offset,
+                           "event": original}).encode()
+    return json.dumps({"group_id": group_id, "reason": reason, "topic": record.topic,
+                       "partition": record.partition, "offset": record.offset,
+                       "raw": (record.value or b"").decode(errors="replace")}).encode()

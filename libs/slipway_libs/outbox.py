@@ -1,0 +1,62 @@
+"""Writing events to the transactional outbox.
+
+Call these inside the use case's transaction: the events become visible to the relay exactly when
+the state change commits, and vanish with it on rollback. No other code path publishes events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+
+from slipway_contracts import Envelope, EventPayload, new_event
+from slipway_libs.logging import correlation_id
+from slipway_libs.telemetry import current_carrier
+
+NOTIFY_CHANNEL = "slipway_outbox"
+
+_INSERT = """
+INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])
+"""
+
+
+async def append(conn: asyncpg.Connection, items: Sequence[tuple[str, Envelope]]) -> None:
+    """Write ``(topic, envelope)`` pairs; the key is the envelope's subject."""
+    if not items:
+        return
+    headers = current_carrier()
+    await conn.execute(
+        _INSERT,
+        [topic for topic, _ in items],
+        [env.subject for _, env in items],
+        [env.id for _, env in items],
+        [env.type for _, env in items],
+        [env.model_dump_json() for _, env in items],
+        [headers] * len(items),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+async def publish(
+    conn: asyncpg.Connection,
+    payload: EventPayload,
+    *,
+    subject: str,
+    source: str,
+    organization_id: uuid.UUID | None = None,
+    causation_id: str | None = None,
+) -> Envelope:
+    """Wrap ``payload`` in an envelope (correlation id from the current request) and write it."""
+    envelope = new_event(
+        payload,
+        subject=subject,
+        source=source,
+        organization_id=organization_id,
+        correlation_id=correlation_id.get(),
+        causation_id=causation_id,
+    )
+    await append(conn, [(payload.topic, envelope)])
+    return envelope

@@ -1,0 +1,153 @@
+"""The outbox relay: publishes outbox rows to Kafka, in order, and survives being killed anywhere.
+
+Invariants:
+- **One publisher per database.** The relay holds a session advisory lock; a second relay waits
+  as a hot standby and takes over when the first one's connection dies.
+- **Order.** Rows are read in id order, but only those whose writing transaction is older than
+  every transaction still in flight (``xid < pg_snapshot_xmin``). A transaction that took a
+  smaller id but commits later is therefore never overtaken: per-key order in the outbox is the
+  order on the topic. The producer is idempotent with ``acks=all``, so retries inside one
+  producer session neither reorder nor duplicate.
+- **At least once.** Rows are deleted only after Kafka acknowledged every record of the batch. A
+  crash between the two republishes the batch; consumers deduplicate by event id (the inbox).
+- **Self-healing.** Kafka or PostgreSQL errors are logged; the relay backs off, reconnects and
+  goes on from the rows still in the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+
+from slipway_libs.db import connect
+from slipway_libs.outbox import NOTIFY_CHANNEL
+from slipway_libs.telemetry import context_from, current_carrier, kafka_headers, tracer
+
+log = structlog.get_logger(__name__)
+
+_RELAY_LOCK = 727_002
+
+_FETCH = """
+SELECT id, topic, key, event_id, event_type, payload, headers
+FROM outbox
+WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY id
+LIMIT $1
+"""
+
+ProducerFactory = Callable[[], Awaitable[AIOKafkaProducer]]
+
+
+def producer_factory(bootstrap_servers: str, *, client_id: str) -> ProducerFactory:
+    async def make() -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=1024 * 1024,
+            request_timeout_ms=15000,
+        )
+        await producer.start()
+        return producer
+
+    return make
+
+
+class OutboxRelay:
+    def __init__(self, *, dsn: str, producer: ProducerFactory, batch_size: int = 500,
+                 poll_interval_s: float = 0.5, max_backoff_s: float = 5.0) -> None:
+        self._dsn = dsn
+        self._make_producer = producer
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._max_backoff_s = max_backoff_s
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def run(self) -> None:
+        """Publish until cancelled; every failure leads to a back-off and a fresh start."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("relay.error", error=repr(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+            else:
+                backoff = 0.1
+
+    async def _run_once(self) -> None:
+        conn = await connect(self._dsn)
+        producer: AIOKafkaProducer | None = None
+        try:
+            await self._become_leader(conn)
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            producer = await self._make_producer()
+            log.info("relay.leading")
+            while True:
+                sent = await self._publish_batch(conn, producer)
+                if sent < self._batch_size:
+                    await self._wait_for_work()
+        finally:
+            if producer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(producer.stop(), 5)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+
+    async def _become_leader(self, conn: asyncpg.Connection) -> None:
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+            await asyncio.sleep(self._poll_interval_s)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+        self._wake.clear()
+
+    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        rows = await conn.fetch(_FETCH, self._batch_size)
+        if not rows:
+            return 0
+        pending = [await self._send(producer, row) for row in rows]
+        await asyncio.gather(*pending)
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        self.published += len(rows)
+        return len(rows)
+
+    async def _send(self, producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
+        stored = row["headers"]
+        carrier = json.loads(stored) if isinstance(stored, str) else dict(stored or {})
+        span = tracer().start_span(
+            f"{row['topic']} publish",
+            context=context_from(carrier),
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": row["topic"],
+                "messaging.message.id": str(row["event_id"]),
+                "messaging.kafka.message.key": row["key"],
+                "slipway.event_type": row["event_type"],
+            },
+        )
+        with trace.use_span(span, end_on_exit=True):
+            headers = kafka_headers(current_carrier())
+            headers.append(("event_type", row["event_type"].encode()))
+            return await producer.send(
+                row["topic"], value=row["payload"].encode(), key=row["key"].encode(),
+                headers=headers)

@@ -1,0 +1,244 @@
+"""Running one Slipway service: the commands ``migrate | api | worker | relay | run``.
+
+Each service declares a ``ServiceDefinition`` (its name, settings, migrations, routers,
+consumers, topics) and its ``__main__`` hands the command line to ``main``. The ``Container`` is
+the composition root's product: everything a process uses is built here, once, at start-up —
+never at import time — and closed on the way out.
+
+- ``migrate``: apply the migrations and exit.
+- ``api``: the HTTP API (uvicorn).
+- ``worker``: the Kafka consumers.
+- ``relay``: the outbox relay.
+- ``run``: api + worker + relay in one process (what ``make up`` runs; scale out with the others).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+
+from slipway_contracts import TOPICS, TopicSpec
+from slipway_libs import db, migrations
+from slipway_libs.bus import (
+    KafkaDeadLetters,
+    dead_letter_topics,
+    ensure_topics,
+    make_broker,
+    subscribe,
+)
+from slipway_libs.http import ReadinessCheck, create_app
+from slipway_libs.inbox import Handler, InboxConsumer
+from slipway_libs.logging import configure_logging
+from slipway_libs.relay import OutboxRelay, producer_factory
+from slipway_libs.settings import PlatformSettings, ServiceSettings, load
+from slipway_libs.telemetry import configure_tracing
+
+log = structlog.get_logger(__name__)
+
+COMMANDS = ("migrate", "api", "worker", "relay", "run")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerSpec:
+    group_id: str
+    topics: Sequence[str]
+    handlers: Mapping[str, Handler]
+
+
+@dataclass
+class Container:
+    """What one process of a service has to work with."""
+
+    definition: ServiceDefinition
+    settings: Any
+    platform: PlatformSettings
+    pool: asyncpg.Pool | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def require_pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError(f"{self.definition.name} has no database")
+        return self.pool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceDefinition:
+    name: str
+    settings_cls: type[ServiceSettings]
+    migrations: Path | None
+    routers: Callable[[Container], Sequence[APIRouter]] = lambda _: ()
+    consumers: Callable[[Container], Sequence[ConsumerSpec]] = lambda _: ()
+    readiness: Callable[[Container], Mapping[str, ReadinessCheck]] = lambda _: {}
+    topics: Sequence[TopicSpec] = TOPICS
+    app_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_database(self) -> bool:
+        return self.migrations is not None
+
+
+def build_app(container: Container) -> FastAPI:
+    checks: dict[str, ReadinessCheck] = {}
+    if container.pool is not None:
+        pool = container.pool
+        checks["database"] = lambda: db.check(pool)
+    bootstrap = container.platform.kafka_bootstrap_servers
+    checks["kafka"] = lambda: kafka_check(bootstrap)
+    checks.update(container.definition.readiness(container))
+    return create_app(service=container.definition.name,
+                      routers=container.definition.routers(container), readiness=checks,
+                      **container.definition.app_options)
+
+
+async def kafka_check(bootstrap_servers: str) -> dict[str, Any]:
+    """Readiness: a metadata round trip to the broker."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        return {"brokers": len(cluster.get("brokers", []))}
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def open_container(definition: ServiceDefinition, *, with_pool: bool = True
+                         ) -> AsyncIterator[Container]:
+    settings = load(definition.settings_cls)
+    platform = load(PlatformSettings)
+    configure_logging(definition.name, level=platform.log_level, json=platform.log_json)
+    configure_tracing(definition.name, otlp_endpoint=platform.otlp_endpoint)
+    container = Container(definition=definition, settings=settings, platform=platform)
+    if with_pool and definition.has_database:
+        container.pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
+                                              max_size=settings.db_pool_max)
+    try:
+        yield container
+    finally:
+        for extra in container.extras.values():
+            closer = getattr(extra, "aclose", None)
+            if closer is not None:
+                await closer()
+        if container.pool is not None:
+            await container.pool.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's stop event rules."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+async def serve_api(container: Container, stop: asyncio.Event) -> None:
+    settings = container.settings
+    config = uvicorn.Config(build_app(container), host=settings.http_host, port=settings.http_port,
+                            log_config=None, access_log=False, lifespan="on")
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    await _until(stop, task)
+    server.should_exit = True
+    await task
+
+
+async def serve_relay(container: Container, stop: asyncio.Event) -> None:
+    settings = container.settings
+    relay = OutboxRelay(
+        dsn=settings.database_url,
+        producer=producer_factory(container.platform.kafka_bootstrap_servers,
+                                  client_id=f"{container.definition.name}-relay"),
+        batch_size=settings.relay_batch_size, poll_interval_s=settings.relay_poll_interval_s)
+    task = asyncio.create_task(relay.run())
+    await _until(stop, task)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def serve_worker(container: Container, stop: asyncio.Event) -> None:
+    specs = container.definition.consumers(container)
+    if not specs:
+        await stop.wait()
+        return
+    bootstrap = container.platform.kafka_bootstrap_servers
+    await ensure_topics(bootstrap, dead_letter_topics(s.group_id for s in specs))
+    dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await dlq.start()
+    broker: KafkaBroker = make_broker(bootstrap, client_id=f"{container.definition.name}-worker")
+    settings = container.settings
+    for spec in specs:
+        consumer = InboxConsumer(group_id=spec.group_id, pool=container.require_pool(),
+                                 handlers=spec.handlers, dead_letters=KafkaDeadLetters(dlq),
+                                 max_retries=settings.consumer_max_retries,
+                                 backoff_s=settings.consumer_backoff_s)
+        subscribe(broker, consumer, spec.topics, max_records=settings.consumer_batch_size)
+    try:
+        await broker.start()
+        await stop.wait()
+    finally:
+        await broker.stop()
+        await dlq.stop()
+
+
+async def _until(stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task in done:
+        task.result()  # surface a crash
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_command(definition: ServiceDefinition, command: str) -> None:
+    if command == "migrate":
+        async with open_container(definition, with_pool=False) as container:
+            if definition.migrations is not None:
+                applied = await migrations.migrate(container.settings.database_url, definition.name,
+                                                   definition.migrations)
+                log.info("migrate.done", applied=len(applied))
+        return
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    async with open_container(definition) as container:
+        await ensure_topics(container.platform.kafka_bootstrap_servers, definition.topics)
+        parts = {"api": [serve_api], "worker": [serve_worker],
+                 "relay": [serve_relay] if definition.has_database else [],
+                 "run": [serve_api, serve_worker] + ([serve_relay] if definition.has_database else [])
+                 }[command]
+        log.info("service.starting", command=command, parts=[p.__name__ for p in parts])
+        tasks = [asyncio.create_task(part(container, stop)) for part in parts]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m slipway_{definition.name}")
+    parser.add_argument("command", choices=COMMANDS)
+    args = parser.parse_args(argv)
+    asyncio.run(run_command(definition, args.command))

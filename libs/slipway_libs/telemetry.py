@@ -1,0 +1,70 @@
+"""OpenTelemetry tracing, with the context carried through the outbox and Kafka headers.
+
+A use case's span context is captured into the outbox row when the event is written; the relay
+continues that trace with a PRODUCER span and puts its ``traceparent`` in the Kafka headers; the
+consumer starts a CONSUMER span under it. So one trace runs from the HTTP request to the effect
+in another service. Exporting is OTLP over HTTP when ``SLIPWAY_OTLP_ENDPOINT`` is set; tests pass
+an in-memory exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+
+TRACER_NAME = "slipway"
+
+
+def configure_tracing(service_name: str, *, otlp_endpoint: str | None = None,
+                      exporter: SpanExporter | None = None) -> TracerProvider:
+    """Install the global tracer provider of this process (call once, from the composition root)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces")))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def current_carrier() -> dict[str, str]:
+    """The current trace context as W3C headers (``traceparent``, maybe ``tracestate``)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def context_from(carrier: Mapping[str, str]) -> otel_context.Context:
+    return propagate.extract(dict(carrier))
+
+
+def kafka_headers(carrier: Mapping[str, str]) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in carrier.items()]
+
+
+def carrier_from_kafka(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    return {k: v.decode() for k, v in (headers or ()) if v is not None}
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) in hex of the current span, or None outside any trace."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")

@@ -1,0 +1,13 @@
+"""Composition root of the builder service: the one place that wires its parts together."""
+
+from pathlib import Path
+
+from slipway_libs.service import ServiceDefinition
+
+from slipway_builder.config import BuilderSettings
+
+DEFINITION = ServiceDefinition(
+    name="builder",
+    settings_cls=BuilderSettings,
+    migrations=Path(__file__).parent / "db" / "migrations",
+)

@@ -1,0 +1,1 @@
+"""The catalog service: owns clusters, projects, environments, services, variables, stages and deployment rules."""

@@ -1,0 +1,1 @@
+"""HTTP routes of the catalog service (thin: validate, call a use case, answer)."""

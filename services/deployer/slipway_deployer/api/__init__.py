@@ -1,0 +1,1 @@
+"""HTTP routes of the deployer service (thin: validate, call a use case, answer)."""

@@ -1,0 +1,1 @@
+"""The gateway service: owns the public HTTP API: authentication, authorization, routing to the owning services, streaming."""

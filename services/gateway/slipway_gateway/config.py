@@ -1,0 +1,24 @@
+from pydantic_settings import SettingsConfigDict
+
+from slipway_libs.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """Environment variables prefixed ``SLIPWAY_GATEWAY_``; the gateway owns no database."""
+
+    model_config = SettingsConfigDict(env_prefix="SLIPWAY_GATEWAY_", extra="ignore")
+
+    http_port: int = 8080
+    identity_url: str = "http://127.0.0.1:8081"
+    catalog_url: str = "http://127.0.0.1:8082"
+    builder_url: str = "http://127.0.0.1:8083"
+    deployer_url: str = "http://127.0.0.1:8084"
+    scheduler_url: str = "http://127.0.0.1:8085"
+    logs_url: str = "http://127.0.0.1:8086"
+    upstream_timeout_s: float = 5.0
+
+    def upstreams(self) -> dict[str, str]:
+        return {name: getattr(self, f"{name}_url") for name in UPSTREAMS}
+
+
+UPSTREAMS = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")

@@ -1,0 +1,1 @@
+"""Kafka subscribers of the identity service (thin: decode, call a use case in the inbox transaction)."""

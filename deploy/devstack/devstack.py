@@ -7,6 +7,7 @@ Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack
 the Kafka jars are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
 `up` writes <repo>/.devstack/env with the bootstrap servers and database URLs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+Ranges = dict[int, tuple[int, int]]  # ApiVersions: api key -> (min, max)
+Secrets = dict[str, str]  # "admin" and each service -> password
 
 SERVICES = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")
 KAFKA_VERSION = "4.1.1"
@@ -63,7 +69,8 @@ class DevstackError(Exception):
     """A failure to report to the user without a traceback."""
 
 
-# ----------------------------------------------------------------------------- helpers
+# --- helpers
+
 
 def log(msg: str) -> None:
     print(f"devstack: {msg}", flush=True)
@@ -162,7 +169,7 @@ def port_open(port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def run(cmd: list[str], *, what: str, **kw) -> subprocess.CompletedProcess:
+def run(cmd: list[str], *, what: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     """Run a command, capture output, raise DevstackError with its output on failure."""
     kw.setdefault("stdin", subprocess.DEVNULL)
     res = subprocess.run(cmd, capture_output=True, text=True, **kw)
@@ -173,7 +180,7 @@ def run(cmd: list[str], *, what: str, **kw) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def state_lock():
+def state_lock() -> Iterator[None]:
     """Serialise concurrent devstack invocations on the same repo."""
     STATE.mkdir(parents=True, exist_ok=True)
     ignore = STATE / ".gitignore"
@@ -184,7 +191,8 @@ def state_lock():
         yield
 
 
-# ----------------------------------------------------------------------------- tools
+# --- tools
+
 
 def psql_bin() -> str:
     own = PG_BIN / "psql"
@@ -207,7 +215,8 @@ def ensure_tools() -> None:
     if not is_root():
         raise DevstackError(
             f"missing tools: {', '.join(missing)}. Install them with:\n"
-            f"  sudo apt-get update && sudo {' '.join(cmd)}")
+            f"  sudo apt-get update && sudo {' '.join(cmd)}"
+        )
     log(f"installing {' '.join(pkgs)} with apt-get")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update"], what="apt-get update", env=env)
@@ -217,7 +226,8 @@ def ensure_tools() -> None:
         raise DevstackError(f"still missing after apt-get install: {', '.join(still)}")
 
 
-# ----------------------------------------------------------------------------- kafka: jars
+# --- kafka: jars
+
 
 def kafka_libs() -> Path:
     return cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
@@ -225,8 +235,11 @@ def kafka_libs() -> Path:
 
 def pom_xml(extra: list[tuple[str, str, str]], managed: list[tuple[str, str, str]]) -> str:
     def dep(g: str, a: str, v: str) -> str:
-        return (f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-                f"<version>{v}</version></dependency>")
+        return (
+            f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+            f"<version>{v}</version></dependency>"
+        )
+
     deps = [dep("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION)]
     deps += [dep(*d) for d in extra]
     mgmt = "".join(dep(*d) for d in managed)
@@ -239,7 +252,7 @@ def pom_xml(extra: list[tuple[str, str, str]], managed: list[tuple[str, str, str
   <packaging>pom</packaging>
   <dependencyManagement><dependencies>{mgmt}</dependencies></dependencyManagement>
   <dependencies>
-    {chr(10).join('    ' + d for d in deps).strip()}
+    {(chr(10) + "    ").join(deps)}
   </dependencies>
 </project>
 """
@@ -248,14 +261,25 @@ def pom_xml(extra: list[tuple[str, str, str]], managed: list[tuple[str, str, str
 def mvn_copy(work: Path, pom: str, out: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "pom.xml").write_text(pom)
-    run(["mvn", "-q", "-B", "-f", str(work / "pom.xml"), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-         f"-DoutputDirectory={out}", "-DincludeScope=runtime"],
-        what="maven dependency resolution", cwd=work)
+    run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(work / "pom.xml"),
+            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+            f"-DoutputDirectory={out}",
+            "-DincludeScope=runtime",
+        ],
+        what="maven dependency resolution",
+        cwd=work,
+    )
 
 
 def jar_version(libs: Path, artifact: str) -> str | None:
     for jar in libs.glob(f"{artifact}-*.jar"):
-        rest = jar.name[len(artifact) + 1:-4]
+        rest = jar.name[len(artifact) + 1 : -4]
         if rest[:1].isdigit():
             return rest
     return None
@@ -267,6 +291,9 @@ def ensure_kafka_libs() -> Path:
     if libs.is_dir():
         return libs
     libs.parent.mkdir(parents=True, exist_ok=True)
+    for stale in libs.parent.glob(".resolve-*"):  # left by an interrupted run
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     log(f"resolving Kafka {KAFKA_VERSION} from Maven Central into {libs} (first run only)")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=libs.parent, prefix=".resolve-") as tmp:
@@ -283,16 +310,25 @@ def ensure_kafka_libs() -> Path:
         managed = [(lg, "log4j-api", log4j), ("org.slf4j", "slf4j-api", slf4j)]
         staged = tmpd / "libs"
         mvn_copy(tmpd / "full", pom_xml(extra, managed), staged)
-        if len(list(staged.glob("slf4j-api-*.jar"))) != 1 or not list(staged.glob(f"{binding}-*.jar")):
+        if len(list(staged.glob("slf4j-api-*.jar"))) != 1 or not list(
+            staged.glob(f"{binding}-*.jar")
+        ):
             raise DevstackError(f"unexpected logging jars in {staged}")
         (staged / "SLF4J-BINDING").write_text(f"slf4j-api {slf4j} -> {binding} {log4j}\n")
-        os.rename(staged, libs)
-    log(f"resolved {len(list(libs.glob('*.jar')))} jars in {time.monotonic() - started:.0f}s "
-        f"(slf4j-api {slf4j} -> {binding} {log4j})")
+        try:
+            os.rename(staged, libs)
+        except OSError:
+            if not libs.is_dir():  # else another checkout finished the same resolution first
+                raise
+    log(
+        f"resolved {len(list(libs.glob('*.jar')))} jars in {time.monotonic() - started:.0f}s "
+        f"(slf4j-api {slf4j} -> {binding} {log4j})"
+    )
     return libs
 
 
-# ----------------------------------------------------------------------------- kafka: config and process
+# --- kafka: config and process
+
 
 def kafka_server_properties(data_dir: Path) -> str:
     port, cport = kafka_port(), kafka_controller_port()
@@ -348,10 +384,22 @@ logger.state.level = WARN
 """
 
 
-def java_cmd(libs: Path, main: str, *args: str, heap: tuple[str, str] = ("64m", "256m")) -> list[str]:
-    return ["java", f"-Xms{heap[0]}", f"-Xmx{heap[1]}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={LOGS}", "-cp", f"{libs}/*", main, *args]
+def java_cmd(
+    libs: Path, main: str, *args: str, heap: tuple[str, str] = ("64m", "256m")
+) -> list[str]:
+    return [
+        "java",
+        f"-Xms{heap[0]}",
+        f"-Xmx{heap[1]}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={LOGS}",
+        "-cp",
+        f"{libs}/*",
+        main,
+        *args,
+    ]
 
 
 def kafka_pid() -> int | None:
@@ -379,12 +427,20 @@ def format_kafka(libs: Path, data_dir: Path) -> None:
         return
     staging = data_dir.with_name(data_dir.name + ".formatting")
     shutil.rmtree(staging, ignore_errors=True)
-    cluster_id = run(java_cmd(libs, "kafka.tools.StorageTool", "random-uuid"),
-                     what="kafka StorageTool random-uuid").stdout.strip().splitlines()[-1]
+    cluster_id = (
+        run(
+            java_cmd(libs, "kafka.tools.StorageTool", "random-uuid"),
+            what="kafka StorageTool random-uuid",
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     props = KAFKA_DIR / "format.properties"
     write_atomic(props, kafka_server_properties(staging))
-    run(java_cmd(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
-        what="kafka StorageTool format")
+    run(
+        java_cmd(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+        what="kafka StorageTool format",
+    )
     props.unlink()
     shutil.rmtree(data_dir, ignore_errors=True)
     os.rename(staging, data_dir)
@@ -398,8 +454,14 @@ def start_kafka(libs: Path) -> int:
     cmd = java_cmd(libs, "kafka.Kafka", str(props), heap=("256m", "512m"))
     cmd.insert(4, "-XX:+ExitOnOutOfMemoryError")
     with open(KAFKA_OUT, "ab") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=KAFKA_DIR, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=KAFKA_DIR,
+            start_new_session=True,
+        )
     write_atomic(KAFKA_PID, f"{proc.pid}\n")
     return proc.pid
 
@@ -422,7 +484,8 @@ def stop_kafka() -> bool:
     return True
 
 
-# ----------------------------------------------------------------------------- kafka: wire protocol probe
+# --- kafka: wire protocol probe
+
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     buf = b""
@@ -439,40 +502,76 @@ def kafka_request(sock: socket.socket, api_key: int, version: int, corr: int, bo
     client = b"slipway-devstack"
     msg = struct.pack(">hhih", api_key, version, corr, len(client)) + client + body
     sock.sendall(struct.pack(">i", len(msg)) + msg)
-    size, = struct.unpack(">i", _recv_exact(sock, 4))
+    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
     data = _recv_exact(sock, size)
     if struct.unpack_from(">i", data)[0] != corr:
         raise ConnectionError("correlation id mismatch")
     return data[4:]
 
 
-def kafka_brokers(port: int, timeout: float = 3.0) -> list[tuple[int, str, int]]:
-    """ApiVersions v0, then Metadata (v4 layout, no topics): the registered brokers."""
+def _kstr(value: str) -> bytes:
+    raw = value.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def _pick_version(ranges: Ranges, api_key: int, lo: int, hi: int, name: str) -> int:
+    """Lowest version the broker supports within the range whose layout is implemented here."""
+    blo, bhi = ranges.get(api_key, (0, -1))
+    version = max(blo, lo)
+    if version > min(bhi, hi):
+        raise ConnectionError(f"broker supports {name} v{blo}-v{bhi} only")
+    return version
+
+
+def kafka_api_versions(sock: socket.socket) -> Ranges:
+    data = kafka_request(sock, 18, 0, 1, b"")  # ApiVersions v0
+    err, count = struct.unpack_from(">hi", data)
+    if err:
+        raise ConnectionError(f"ApiVersions error {err}")
+    return {
+        k: (lo, hi)
+        for k, lo, hi in (struct.unpack_from(">hhh", data, 6 + 6 * i) for i in range(count))
+    }
+
+
+def kafka_brokers(sock: socket.socket, ranges: Ranges) -> list[tuple[int, str, int]]:
+    """Metadata v4..v7 (same request, same response prefix) for no topics: the brokers."""
+    version = _pick_version(ranges, 3, 4, 7, "Metadata")
+    data = kafka_request(sock, 3, version, 2, struct.pack(">i?", 0, False))
+    off = 4  # throttle_time_ms
+    (n,) = struct.unpack_from(">i", data, off)
+    off += 4
+    brokers = []
+    for _ in range(n):
+        node, hlen = struct.unpack_from(">ih", data, off)
+        host = data[off + 6 : off + 6 + hlen].decode()
+        off += 6 + hlen
+        bport, rlen = struct.unpack_from(">ih", data, off)
+        off += 6 + max(rlen, 0)
+        brokers.append((node, host, bport))
+    return brokers
+
+
+def kafka_coordinator_error(sock: socket.socket, ranges: Ranges, key: str, key_type: int) -> int:
+    """FindCoordinator v1/v2 (creates __consumer_offsets / __transaction_state on first use)."""
+    version = _pick_version(ranges, 10, 1, 2, "FindCoordinator")
+    data = kafka_request(sock, 10, version, 3, _kstr(key) + struct.pack(">b", key_type))
+    (error,) = struct.unpack_from(">h", data, 4)
+    return int(error)
+
+
+def kafka_not_ready_reason(port: int, timeout: float = 3.0) -> str | None:
+    """None when the broker is registered and its group/transaction coordinators answer."""
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        data = kafka_request(sock, 18, 0, 1, b"")
-        err, count = struct.unpack_from(">hi", data)
-        if err:
-            raise ConnectionError(f"ApiVersions error {err}")
-        ranges = {k: (lo, hi) for k, lo, hi in
-                  (struct.unpack_from(">hhh", data, 6 + 6 * i) for i in range(count))}
-        lo, hi = ranges.get(3, (0, -1))
-        version = max(lo, 4)  # v4..v8 share the response prefix parsed below
-        if version > min(hi, 8):
-            raise ConnectionError(f"broker supports Metadata v{lo}-v{hi} only")
-        data = kafka_request(sock, 3, version, 2, struct.pack(">i?", 0, False))
-        off = 4  # throttle_time_ms
-        n, = struct.unpack_from(">i", data, off)
-        off += 4
-        brokers = []
-        for _ in range(n):
-            node, hlen = struct.unpack_from(">ih", data, off)
-            host = data[off + 6: off + 6 + hlen].decode()
-            off += 6 + hlen
-            bport, rlen = struct.unpack_from(">ih", data, off)
-            off += 6 + max(rlen, 0)
-            brokers.append((node, host, bport))
-        return brokers
+        ranges = kafka_api_versions(sock)
+        if not any(b[2] == port for b in kafka_brokers(sock, ranges)):
+            return "metadata lists no broker yet"
+        for key_type, what in ((0, "group"), (1, "transaction")):
+            error = kafka_coordinator_error(sock, ranges, "slipway-devstack-probe", key_type)
+            if error:
+                return f"{what} coordinator not available yet (error {error})"
+    return None
 
 
 def wait_kafka(pid: int) -> None:
@@ -481,21 +580,26 @@ def wait_kafka(pid: int) -> None:
     last = "port closed"
     while time.monotonic() < deadline:
         if not pid_alive(pid):
-            raise DevstackError(f"Kafka exited during startup; see {KAFKA_LOG} and {KAFKA_OUT}:\n"
-                                f"{tail(KAFKA_OUT)}\n{tail(KAFKA_LOG)}")
+            raise DevstackError(
+                f"Kafka exited during startup; see {KAFKA_LOG} and {KAFKA_OUT}:\n"
+                f"{tail(KAFKA_OUT)}\n{tail(KAFKA_LOG)}"
+            )
         if port_open(port, 0.5):
             try:
-                if any(b[2] == port for b in kafka_brokers(port)):
+                last = kafka_not_ready_reason(port) or ""
+                if not last:
                     return
-                last = "metadata returned no broker yet"
             except (OSError, ConnectionError, struct.error) as exc:
                 last = f"metadata request failed: {exc}"
         time.sleep(0.5)
-    raise DevstackError(f"Kafka not ready after {KAFKA_READY_TIMEOUT:.0f}s ({last}); "
-                        f"see {KAFKA_LOG} and {KAFKA_OUT}")
+    raise DevstackError(
+        f"Kafka not ready after {KAFKA_READY_TIMEOUT:.0f}s ({last}); "
+        f"see {KAFKA_LOG} and {KAFKA_OUT}"
+    )
 
 
-# ----------------------------------------------------------------------------- postgres: layout
+# --- postgres: layout
+
 
 def short_hash() -> str:
     return hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
@@ -505,7 +609,7 @@ def as_pg_user(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", PG_SYSTEM_USER, "--", *cmd] if is_root() else cmd
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pg_can_traverse(path: Path) -> bool:
     if not is_root():
         return True
@@ -520,7 +624,7 @@ def pg_fallback_dir() -> Path:
 
 
 def pg_base() -> Path:
-    """`.devstack/pg`: a real dir, or a symlink into the fallback dir when postgres can't reach the repo."""
+    """`.devstack/pg`: a real dir, or a symlink to the fallback dir if postgres can't reach it."""
     if PG_LINK.is_symlink() or PG_LINK.is_dir():
         return PG_LINK
     if pg_can_traverse(STATE):
@@ -534,7 +638,7 @@ def pg_base() -> Path:
 
 
 def pg_socket_dir() -> Path:
-    """`.devstack/run` unless the postgres user can't reach it or the socket path would be too long."""
+    """`.devstack/run`, unless the postgres user can't reach it or the socket path is too long."""
     sock_name = f".s.PGSQL.{pg_port()}"
     if pg_can_traverse(STATE) and len(str(RUN / sock_name)) < 100:
         return RUN
@@ -564,7 +668,8 @@ def pg_pid() -> int | None:
     return pid if pid_alive(pid) and Path(f"/proc/{pid}/exe").resolve().name == "postgres" else None
 
 
-# ----------------------------------------------------------------------------- postgres: cluster
+# --- postgres: cluster
+
 
 def pg_conf(sock_dir: Path) -> str:
     return f"""# written by deploy/devstack/devstack.py on every start
@@ -598,10 +703,26 @@ def init_pg() -> None:
         return
     staging = base / "data.initdb"
     shutil.rmtree(staging, ignore_errors=True)
+    base.mkdir(parents=True, exist_ok=True)  # a fallback target may have been removed
     chown_pg(base)
-    run(as_pg_user([str(PG_BIN / "initdb"), "-D", str(staging), "-U", PG_ADMIN, "--no-locale",
-                    "-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256"]),
-        what="initdb", cwd="/")
+    run(
+        as_pg_user(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(staging),
+                "-U",
+                PG_ADMIN,
+                "--no-locale",
+                "-E",
+                "UTF8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ]
+        ),
+        what="initdb",
+        cwd="/",
+    )
     with open(staging / "postgresql.conf", "a") as fh:
         fh.write("\ninclude 'slipway-devstack.conf'\n")
     shutil.rmtree(data, ignore_errors=True)
@@ -624,10 +745,27 @@ def start_pg() -> int:
     log_file.touch()
     chown_pg(sock_dir, log_file)
     write_pg_config(sock_dir)
-    cmd = as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(pg_data()), "-l", str(log_file),
-                      "-w", "-t", str(int(PG_READY_TIMEOUT)), "start"])
-    res = subprocess.run(cmd, cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         start_new_session=True)
+    cmd = as_pg_user(
+        [
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(pg_data()),
+            "-l",
+            str(log_file),
+            "-w",
+            "-t",
+            str(int(PG_READY_TIMEOUT)),
+            "start",
+        ]
+    )
+    res = subprocess.run(
+        cmd,
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+    )
     if res.returncode != 0:
         raise DevstackError(f"PostgreSQL failed to start; see {log_file}:\n{tail(log_file)}")
     pid = pg_pid()
@@ -639,16 +777,21 @@ def start_pg() -> int:
 def stop_pg() -> bool:
     if pg_pid() is None:
         return False
-    run(as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(pg_data()), "-m", "fast", "-w", "-t", "60",
-                    "stop"]), what="pg_ctl stop", cwd="/")
+    run(
+        as_pg_user(
+            [str(PG_BIN / "pg_ctl"), "-D", str(pg_data()), "-m", "fast", "-w", "-t", "60", "stop"]
+        ),
+        what="pg_ctl stop",
+        cwd="/",
+    )
     return True
 
 
-def load_secrets() -> dict:
-    try:
-        data = json.loads(SECRETS_FILE.read_text())
-    except (OSError, ValueError):
-        data = {}
+def load_secrets() -> Secrets:
+    """Passwords generated once (first init) and kept in .devstack/secrets.json."""
+    data: Secrets = {}
+    with contextlib.suppress(OSError, ValueError):
+        data = {str(k): str(v) for k, v in json.loads(SECRETS_FILE.read_text()).items()}
     changed = False
     for key in ("admin", *SERVICES):
         if not data.get(key):
@@ -659,7 +802,7 @@ def load_secrets() -> dict:
     return data
 
 
-def provisioning_sql(pw: dict) -> str:
+def provisioning_sql(pw: Secrets) -> str:
     lines = [
         "\\set ON_ERROR_STOP on",
         f"ALTER ROLE {PG_ADMIN} WITH PASSWORD '{pw['admin']}';",
@@ -689,54 +832,88 @@ WHERE r.rolname = ANY(%s) AND d.datallowconn
 
 
 def admin_socket_psql(*args: str, sql: str | None = None, what: str) -> str:
-    cmd = [psql_bin(), "-X", "-q", "-A", "-t", "-h", str(pg_socket_dir()), "-p", str(pg_port()),
-           "-U", PG_ADMIN, "-d", "postgres", *args]
-    return run(cmd, what=what, input=sql, stdin=None if sql is not None else subprocess.DEVNULL,
-               cwd="/").stdout
+    cmd = [
+        psql_bin(),
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-h",
+        str(pg_socket_dir()),
+        "-p",
+        str(pg_port()),
+        "-U",
+        PG_ADMIN,
+        "-d",
+        "postgres",
+        *args,
+    ]
+    return run(
+        cmd, what=what, input=sql, stdin=None if sql is not None else subprocess.DEVNULL, cwd="/"
+    ).stdout
 
 
-def provision_pg(pw: dict) -> None:
+def provision_pg(pw: Secrets) -> None:
     """Idempotently create roles/databases, then verify each role reaches only its database."""
     admin_socket_psql("-f", "-", sql=provisioning_sql(pw), what="PostgreSQL provisioning")
     roles = "ARRAY[" + ",".join(f"'slipway_{s}'" for s in SERVICES) + "]"
-    bad = admin_socket_psql("-c", ISOLATION_CHECK % roles, what="PostgreSQL isolation check").strip()
+    bad = admin_socket_psql(
+        "-c", ISOLATION_CHECK % roles, what="PostgreSQL isolation check"
+    ).strip()
     if bad:
-        raise DevstackError(f"database isolation check failed (unexpected CONNECT privilege):\n{bad}")
+        raise DevstackError(
+            f"database isolation check failed (unexpected CONNECT privilege):\n{bad}"
+        )
 
 
-def wait_pg(pw: dict) -> None:
+def wait_pg(pw: Secrets) -> None:
     env = dict(os.environ, PGPASSWORD=pw["admin"], PGCONNECT_TIMEOUT="3")
     url = f"postgresql://{PG_ADMIN}@{HOST}:{pg_port()}/postgres"
     deadline = time.monotonic() + PG_READY_TIMEOUT
     while True:
-        res = subprocess.run([psql_bin(), "-X", "-At", url, "-c", "select 1"], env=env, cwd="/",
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            [psql_bin(), "-X", "-At", url, "-c", "select 1"],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         if res.returncode == 0 and res.stdout.strip() == "1":
             return
         if time.monotonic() > deadline:
-            raise DevstackError(f"PostgreSQL not answering on {HOST}:{pg_port()}: "
-                                f"{res.stderr.strip()}; see {pg_log_file()}")
+            raise DevstackError(
+                f"PostgreSQL not answering on {HOST}:{pg_port()}: "
+                f"{res.stderr.strip()}; see {pg_log_file()}"
+            )
         time.sleep(0.5)
 
 
-# ----------------------------------------------------------------------------- env file and status
+# --- env file and status
 
-def env_text(pw: dict) -> str:
+
+def env_text(pw: Secrets) -> str:
     bootstrap = f"{HOST}:{kafka_port()}"
     pg = f"{HOST}:{pg_port()}"
-    lines = [f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
-             f"SLIPWAY_KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
-             f"SLIPWAY_PG_ADMIN_URL=postgresql://{PG_ADMIN}:{pw['admin']}@{pg}/postgres"]
-    lines += [f"SLIPWAY_{s.upper()}_DATABASE_URL=postgresql://slipway_{s}:{pw[s]}@{pg}/slipway_{s}"
-              for s in SERVICES]
+    lines = [
+        f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+        f"SLIPWAY_KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+        f"SLIPWAY_PG_ADMIN_URL=postgresql://{PG_ADMIN}:{pw['admin']}@{pg}/postgres",
+    ]
+    lines += [
+        f"SLIPWAY_{s.upper()}_DATABASE_URL=postgresql://slipway_{s}:{pw[s]}@{pg}/slipway_{s}"
+        for s in SERVICES
+    ]
     return "\n".join(lines) + "\n"
 
 
 def status_lines() -> tuple[list[str], bool]:
     kpid, ppid = kafka_pid(), pg_pid() if PG_LINK.exists() else None
     kport, cport, pport = kafka_port(), kafka_controller_port(), pg_port()
-    rows = [("kafka", kpid, f"{HOST}:{kport} (controller {cport})", KAFKA_LOG),
-            ("postgres", ppid, f"{HOST}:{pport}", pg_log_file() if PG_LINK.exists() else None)]
+    rows = [
+        ("kafka", kpid, f"{HOST}:{kport} (controller {cport})", KAFKA_LOG),
+        ("postgres", ppid, f"{HOST}:{pport}", pg_log_file() if PG_LINK.exists() else None),
+    ]
     lines = []
     for name, pid, addr, logf in rows:
         state = f"running  pid {pid:<7}" if pid else "stopped  pid -      "
@@ -744,20 +921,25 @@ def status_lines() -> tuple[list[str], bool]:
     return lines, bool(kpid and ppid)
 
 
-# ----------------------------------------------------------------------------- commands
+# --- commands
+
 
 def check_ports_free(kafka: bool, pg: bool) -> None:
     """Before starting anything: the ports of the components to start must not be taken."""
     wanted = []
     if kafka:
-        wanted += [(kafka_port(), "Kafka", "SLIPWAY_KAFKA_PORT"),
-                   (kafka_controller_port(), "Kafka controller", "SLIPWAY_KAFKA_CONTROLLER_PORT")]
+        wanted += [
+            (kafka_port(), "Kafka", "SLIPWAY_KAFKA_PORT"),
+            (kafka_controller_port(), "Kafka controller", "SLIPWAY_KAFKA_CONTROLLER_PORT"),
+        ]
     if pg:
         wanted.append((pg_port(), "PostgreSQL", "SLIPWAY_PG_PORT"))
     for port, name, var in wanted:
         if not port_free(port):
-            raise DevstackError(f"port {HOST}:{port} is already in use by a process that is not this "
-                                f"devstack's {name} (see `ss -ltnp`); stop it or set {var}")
+            raise DevstackError(
+                f"port {HOST}:{port} is already in use by a process that is not this "
+                f"devstack's {name} (see `ss -ltnp`); stop it or set {var}"
+            )
 
 
 def cmd_up() -> int:
@@ -796,9 +978,14 @@ def cmd_up() -> int:
 
 def cmd_down() -> int:
     with state_lock():
-        stopped = [name for name, fn in (("kafka", stop_kafka),
-                                         ("postgres", lambda: PG_LINK.exists() and stop_pg()))
-                   if fn()]
+        stopped = [
+            name
+            for name, fn in (
+                ("kafka", stop_kafka),
+                ("postgres", lambda: PG_LINK.exists() and stop_pg()),
+            )
+            if fn()
+        ]
     print(f"devstack down; stopped: {', '.join(stopped) if stopped else 'nothing (not running)'}")
     return 0
 
@@ -822,12 +1009,20 @@ def cmd_clean() -> int:
     fallback = pg_fallback_dir()  # data (untraversable repo) or socket dir (long repo path)
     if fallback.exists():
         shutil.rmtree(fallback, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            fallback.parent.rmdir()  # only when empty
     shutil.rmtree(STATE, ignore_errors=True)
     print(f"devstack cleaned: removed {STATE} (cache {cache_dir()} kept)")
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "clean": cmd_clean}
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "env": cmd_env,
+    "clean": cmd_clean,
+}
 
 
 def main(argv: list[str]) -> int:

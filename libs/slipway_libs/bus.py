@@ -8,7 +8,8 @@ Kafka default would commit first, which is at-most-once). Auto-commit is off.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -19,7 +20,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from slipway_contracts.topics import TopicSpec, dead_letter_spec, dead_letter_topic
-from slipway_libs.inbox import InboxConsumer, Record, dead_letter_value
+import asyncpg
+
+from slipway_libs.inbox import Handler, InboxConsumer, Record, dead_letter_value
 
 log = structlog.get_logger(__name__)
 
@@ -109,3 +112,44 @@ def subscribe(broker: KafkaBroker, consumer: InboxConsumer, topics: Sequence[str
             await message.nack()  # rewind: nothing after the unprocessed records gets committed
             raise
         await message.ack()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerSpec:
+    """One consumer group: the topics it reads and a handler per event type it cares about."""
+
+    group_id: str
+    topics: Sequence[str]
+    handlers: Mapping[str, Handler]
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    bootstrap_servers: str,
+    pool: asyncpg.Pool,
+    specs: Sequence[ConsumerSpec],
+    *,
+    client_id: str,
+    max_retries: int = 5,
+    backoff_s: float = 0.2,
+    batch_size: int = 500,
+) -> AsyncIterator[list[InboxConsumer]]:
+    """Run inbox consumers for ``specs`` (dead-letter topics created first) until the block ends."""
+    await ensure_topics(bootstrap_servers, dead_letter_topics(s.group_id for s in specs))
+    dlq = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-dlq",
+                           acks="all", enable_idempotence=True)
+    await dlq.start()
+    broker = make_broker(bootstrap_servers, client_id=client_id)
+    consumers = []
+    for spec in specs:
+        consumer = InboxConsumer(group_id=spec.group_id, pool=pool, handlers=spec.handlers,
+                                 dead_letters=KafkaDeadLetters(dlq), max_retries=max_retries,
+                                 backoff_s=backoff_s)
+        subscribe(broker, consumer, spec.topics, max_records=batch_size)
+        consumers.append(consumer)
+    try:
+        await broker.start()
+        yield consumers
+    finally:
+        await broker.stop()
+        await dlq.stop()

@@ -108,15 +108,18 @@ class InboxConsumer:
         async with self._pool.acquire() as conn, conn.transaction():
             envelopes = [item.envelope for item in batch if item.envelope is not None]
             fresh = await self._claim(conn, envelopes)
+            applied = len(fresh)
             for item in batch:
+                # a batch may hold the same event twice: only its first copy is applied
                 if item.envelope is not None and item.envelope.id in fresh:
+                    fresh.discard(item.envelope.id)
                     try:
                         await self._handle(conn, item)
                     except TRANSIENT_DB_ERRORS:
                         raise
                     except Exception as exc:
                         raise _HandlerFailed from exc
-        self.applied += len(fresh)
+        self.applied += applied
 
     async def _apply_alone(self, item: _Decoded) -> None:
         attempt = 0

@@ -13,7 +13,7 @@ import asyncpg
 
 from slipway_contracts import Envelope, EventPayload, new_event
 from slipway_libs.logging import correlation_id
-from slipway_libs.telemetry import current_carrier
+from slipway_libs.telemetry import current_carrier, tracer
 
 NOTIFY_CHANNEL = "slipway_outbox"
 
@@ -27,7 +27,15 @@ async def append(conn: asyncpg.Connection, items: Sequence[tuple[str, Envelope]]
     """Write ``(topic, envelope)`` pairs; the key is the envelope's subject."""
     if not items:
         return
-    headers = current_carrier()
+    with tracer().start_as_current_span(
+            "outbox append", attributes={"slipway.events": len(items),
+                                         "slipway.event_type": items[0][1].type}):
+        headers = current_carrier()
+        await _insert(conn, items, headers)
+
+
+async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[str, Envelope]],
+                  headers: dict[str, str]) -> None:
     await conn.execute(
         _INSERT,
         [topic for topic, _ in items],

@@ -26,21 +26,12 @@ from typing import Any
 import asyncpg
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
-from faststream.kafka import KafkaBroker
 
 from slipway_contracts import TOPICS, TopicSpec
 from slipway_libs import db, migrations
-from slipway_libs.bus import (
-    KafkaDeadLetters,
-    dead_letter_topics,
-    ensure_topics,
-    make_broker,
-    subscribe,
-)
+from slipway_libs.bus import ConsumerSpec, consuming, ensure_topics
 from slipway_libs.http import ReadinessCheck, create_app
-from slipway_libs.inbox import Handler, InboxConsumer
 from slipway_libs.logging import configure_logging
 from slipway_libs.relay import OutboxRelay, producer_factory
 from slipway_libs.settings import PlatformSettings, ServiceSettings, load
@@ -49,13 +40,6 @@ from slipway_libs.telemetry import configure_tracing
 log = structlog.get_logger(__name__)
 
 COMMANDS = ("migrate", "api", "worker", "relay", "run")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConsumerSpec:
-    group_id: str
-    topics: Sequence[str]
-    handlers: Mapping[str, Handler]
 
 
 @dataclass
@@ -176,24 +160,13 @@ async def serve_worker(container: Container, stop: asyncio.Event) -> None:
     if not specs:
         await stop.wait()
         return
-    bootstrap = container.platform.kafka_bootstrap_servers
-    await ensure_topics(bootstrap, dead_letter_topics(s.group_id for s in specs))
-    dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await dlq.start()
-    broker: KafkaBroker = make_broker(bootstrap, client_id=f"{container.definition.name}-worker")
     settings = container.settings
-    for spec in specs:
-        consumer = InboxConsumer(group_id=spec.group_id, pool=container.require_pool(),
-                                 handlers=spec.handlers, dead_letters=KafkaDeadLetters(dlq),
-                                 max_retries=settings.consumer_max_retries,
-                                 backoff_s=settings.consumer_backoff_s)
-        subscribe(broker, consumer, spec.topics, max_records=settings.consumer_batch_size)
-    try:
-        await broker.start()
+    async with consuming(container.platform.kafka_bootstrap_servers, container.require_pool(),
+                         specs, client_id=f"{container.definition.name}-worker",
+                         max_retries=settings.consumer_max_retries,
+                         backoff_s=settings.consumer_backoff_s,
+                         batch_size=settings.consumer_batch_size):
         await stop.wait()
-    finally:
-        await broker.stop()
-        await dlq.stop()
 
 
 async def _until(stop: asyncio.Event, task: asyncio.Task[Any]) -> None:

@@ -1,0 +1,63 @@
+# Slipway's entry points. `make up` and `make test` work on a fresh machine: they install what
+# is missing (uv, Python packages, Debian packages, Kafka jars) and start what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEVSTACK := $(PYTHON) deploy/devstack/devstack.py
+SERVICES := identity catalog builder deployer scheduler logs gateway
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: sync
+sync: ## install the Python workspace into .venv (uv, one lock file)
+	@"$$(bash deploy/ensure-uv.sh)" sync --frozen --quiet
+
+.PHONY: infra-up
+infra-up: ## start PostgreSQL and Kafka in the background (state in .devstack/)
+	@$(DEVSTACK) up
+
+.PHONY: infra-down
+infra-down: ## stop the infrastructure
+	@$(DEVSTACK) down
+
+.PHONY: infra-status
+infra-status:
+	@$(DEVSTACK) status
+
+.PHONY: migrate
+migrate: sync infra-up ## apply every service's migrations
+	@set -a; . .devstack/env; set +a; for s in $(SERVICES); do $(PY) -m slipway_$$s migrate || exit 1; done
+
+.PHONY: up
+up: sync infra-up migrate ## run the whole platform in the foreground; Ctrl-C stops it
+	@$(PY) deploy/supervisor.py
+
+.PHONY: lint
+lint: sync ## ruff, mypy (strict) and import-linter
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy contracts/slipway_contracts libs/slipway_libs $(foreach s,$(SERVICES),services/$(s)/slipway_$(s)) cli/slipway_cli
+	$(VENV)/bin/lint-imports
+
+.PHONY: test
+test: sync infra-up lint ## the whole suite against the real infrastructure
+	$(PY) -m pytest -n 2 -m "not fault" --dist loadfile
+	$(PY) -m pytest -m fault
+
+.PHONY: bench
+bench: sync infra-up ## benchmarks; tables in bench/results/
+	$(PY) bench/run.py
+
+.PHONY: schemas
+schemas: sync ## refresh the event JSON Schema snapshots and the AsyncAPI document
+	$(PY) -m slipway_contracts write
+
+.PHONY: fmt
+fmt: sync
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,1 @@
+"""Test support shared by every service's tests: a pytest plugin using the devstack."""

@@ -1,0 +1,162 @@
+"""The pipeline against the real PostgreSQL and the real Kafka broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+
+import asyncpg
+import pytest
+
+from slipway_contracts import Envelope
+from slipway_libs import db
+from slipway_libs.errors import PermanentError
+from tests.pipeline_support import (
+    EFFECTS_DDL,
+    counted,
+    read_topic,
+    record_effect,
+    running_consumer,
+    running_relay,
+    wait_until,
+    write_events,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(database_factory) -> asyncpg.Pool:
+    dsn = await database_factory("pipeline")
+    pool = await db.create_pool(dsn, max_size=5)
+    async with pool.acquire() as conn:
+        await conn.execute(EFFECTS_DDL)
+    yield pool
+    await pool.close()
+
+
+async def test_relay_publishes_every_row_in_per_key_order_then_deletes_it(
+        pool, devstack, topic_factory) -> None:
+    topic = await topic_factory(partitions=3)
+    sent = []
+    for batch in range(6):
+        envs = [counted(f"k{i % 5}", batch * 50 + i) for i in range(50)]
+        await write_events(pool, topic, envs)
+        sent += envs
+    async with running_relay(pool_dsn(pool), devstack.kafka):
+        records = await read_topic(devstack.kafka, topic, len(sent))
+        await wait_until(lambda: _outbox_empty(pool))
+    got = [Envelope.from_json(r.value) for r in records]
+    assert sorted(e.id for e in got) == sorted(e.id for e in sent)
+    by_key = defaultdict(list)
+    for env in got:
+        by_key[env.subject].append(env.data["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_key.values())
+    assert all(r.key.decode() == Envelope.from_json(r.value).subject for r in records)
+
+
+async def test_rolled_back_transaction_publishes_nothing(pool) -> None:
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            from slipway_libs import outbox
+
+            await outbox.append(conn, [("t", counted("k", 1))])
+            raise RuntimeError("use case failed")
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_redelivered_events_are_applied_once(pool, devstack, topic_factory) -> None:
+    topic = await topic_factory()
+    envs = [counted("k", i) for i in range(20)]
+    # the same events written twice, as a relay that crashed after sending would do
+    await write_events(pool, topic, envs)
+    async with running_relay(pool_dsn(pool), devstack.kafka):
+        await read_topic(devstack.kafka, topic, 20)
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=devstack.kafka)
+    await producer.start()
+    for env in envs[:10]:
+        await producer.send_and_wait(topic, env.to_json(), key=env.subject.encode())
+    await producer.stop()
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    async with running_consumer(pool, devstack.kafka, topic, group,
+                                {"test.Counted": record_effect}) as consumer:
+        await wait_until(lambda: _effects(pool, 20))
+        await wait_until(lambda: _inbox_rows(pool, group, 20))
+    assert consumer.applied == 20
+    assert await pool.fetchval("SELECT count(DISTINCT event_id) FROM effects") == 20
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 20
+
+
+async def test_poison_event_is_dead_lettered_after_retries_and_the_rest_goes_on(
+        pool, devstack, topic_factory) -> None:
+    topic = await topic_factory(partitions=1)
+    envs = [counted("k", i) for i in range(10)]
+    poison, permanent = envs[3], envs[6]
+    attempts: defaultdict[uuid.UUID, int] = defaultdict(int)
+
+    async def handler(conn: asyncpg.Connection, env: Envelope) -> None:
+        if env.id == poison.id:
+            attempts[env.id] += 1
+            raise RuntimeError("cannot handle this one")
+        if env.id == permanent.id:
+            attempts[env.id] += 1
+            raise PermanentError("never valid")
+        await record_effect(conn, env)
+
+    await write_events(pool, topic, envs)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    async with running_relay(pool_dsn(pool), devstack.kafka), running_consumer(
+            pool, devstack.kafka, topic, group, {"test.Counted": handler},
+            max_retries=2, backoff_s=0.01) as consumer:
+        await wait_until(lambda: _effects(pool, 8))
+        dead = await read_topic(devstack.kafka, f"dlq.{group}", 2)
+    assert consumer.dead_lettered == 2
+    # alone: a first try and 2 retries (plus, maybe, one try inside a batch before isolating it)
+    assert attempts[poison.id] in (3, 4)
+    # a permanent error is never retried once isolated
+    assert attempts[permanent.id] in (1, 2)
+    bodies = {json.loads(r.value)["event"]["id"]: json.loads(r.value) for r in dead}
+    assert set(bodies) == {str(poison.id), str(permanent.id)}
+    assert "cannot handle this one" in bodies[str(poison.id)]["reason"]
+    seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM effects ORDER BY id")]
+    assert seqs == [0, 1, 2, 4, 5, 7, 8, 9]
+    outcomes = dict(await pool.fetch(
+        "SELECT event_id, outcome FROM inbox WHERE consumer_group = $1", group))
+    assert outcomes[poison.id] == "dead_lettered"
+
+
+async def test_undecodable_record_is_dead_lettered(pool, devstack, topic_factory) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    topic = await topic_factory(partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=devstack.kafka)
+    await producer.start()
+    await producer.send_and_wait(topic, b"{not json", key=b"k")
+    good = counted("k", 1)
+    await producer.send_and_wait(topic, good.to_json(), key=b"k")
+    await producer.stop()
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    async with running_consumer(pool, devstack.kafka, topic, group,
+                                {"test.Counted": record_effect}, backoff_s=0.01):
+        await wait_until(lambda: _effects(pool, 1))
+        dead = await read_topic(devstack.kafka, f"dlq.{group}", 1)
+    assert json.loads(dead[0].value)["raw"] == "{not json"
+
+
+def pool_dsn(pool: asyncpg.Pool) -> str:
+    return pool._connect_args[0]  # the DSN the pool was created with
+
+
+async def _effects(pool: asyncpg.Pool, n: int) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM effects") >= n
+
+
+async def _inbox_rows(pool: asyncpg.Pool, group: str, n: int) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM inbox WHERE consumer_group = $1", group) >= n
+
+
+async def _outbox_empty(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM outbox") == 0

@@ -12,7 +12,7 @@ import pytest
 from slipway_contracts import Envelope
 from slipway_libs import db
 from slipway_libs.errors import PermanentError
-from tests.pipeline_support import (
+from slipway_libs.testing.pipeline import (
     EFFECTS_DDL,
     counted,
     read_topic,

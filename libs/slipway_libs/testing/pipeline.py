@@ -1,4 +1,4 @@
-"""Helpers for tests of the outbox → relay → Kafka → inbox pipeline (imported by test modules)."""
+"""Helpers for tests and benchmarks of the outbox → relay → Kafka → inbox pipeline."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Slipway local dev stack: a single-node Kafka (KRaft) and a PostgreSQL 15 cluster.
 
-Usage: python3 deploy/devstack/devstack.py up | down | status | env | clean
+Usage: python3 deploy/devstack/devstack.py up | down | status | env | clean | stop kafka|postgres
 
 Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack/,
 the Kafka jars are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
@@ -825,9 +825,12 @@ def provisioning_sql(pw: Secrets) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Only the platform's own databases (and postgres/template1) are checked: test fixtures create
+# throwaway databases through the admin role, and those are theirs to manage.
 ISOLATION_CHECK = """SELECT r.rolname || ' -> ' || d.datname
 FROM pg_roles r CROSS JOIN pg_database d
 WHERE r.rolname = ANY(%s) AND d.datallowconn
+  AND (d.datname LIKE 'slipway\\_%%' OR d.datname IN ('postgres', 'template1'))
   AND has_database_privilege(r.oid, d.oid, 'CONNECT') <> (d.datname = r.rolname);"""
 
 
@@ -990,6 +993,18 @@ def cmd_down() -> int:
     return 0
 
 
+def cmd_stop(component: str) -> int:
+    """Stop one component (fault tests use it to make Kafka or PostgreSQL briefly unavailable)."""
+    stoppers = {"kafka": stop_kafka, "postgres": lambda: PG_LINK.exists() and stop_pg()}
+    if component not in stoppers:
+        print(f"devstack: stop takes one of {', '.join(stoppers)}", file=sys.stderr)
+        return 2
+    with state_lock():
+        stopped = stoppers[component]()
+    print(f"devstack: {component} {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
 def cmd_status() -> int:
     lines, all_up = status_lines()
     print("\n".join(lines))
@@ -1026,6 +1041,8 @@ COMMANDS = {
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "stop":
+        return cmd_stop(argv[1])
     if len(argv) != 1 or argv[0] not in COMMANDS:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2

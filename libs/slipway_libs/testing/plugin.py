@@ -18,11 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from slipway_contracts import TopicSpec
 from slipway_libs.bus import delete_topics, ensure_topics
 from slipway_libs.migrations import apply_migrations, service_migrations
 from slipway_libs.settings import devstack_env_file, read_env_file
+from slipway_libs.telemetry import configure_tracing
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,19 @@ DatabaseFactory = Callable[..., Awaitable[str]]
 async def database_factory(devstack: Devstack) -> AsyncIterator[DatabaseFactory]:
     """``await database_factory(service, migrations_dir)`` → the DSN of a fresh migrated database."""
     created: list[str] = []
-    admin = await asyncpg.connect(devstack.admin_url)
+
+    async def admin(sql: str) -> None:
+        # a connection per statement: fault tests restart PostgreSQL under this fixture
+        conn = await asyncpg.connect(devstack.admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
 
     async def make(service: str = "test", migrations: Path | None = None) -> str:
         name = f"t_{_worker()}_{service}_{uuid.uuid4().hex[:10]}"
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin(f'CREATE DATABASE "{name}"')
+        await admin(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
         created.append(name)
         dsn = devstack.database_url(name)
         conn = await asyncpg.connect(dsn)
@@ -76,12 +86,9 @@ async def database_factory(devstack: Devstack) -> AsyncIterator[DatabaseFactory]
             await conn.close()
         return dsn
 
-    try:
-        yield make
-    finally:
-        for name in created:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    yield make
+    for name in created:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 TopicFactory = Callable[..., Awaitable[str]]
@@ -102,6 +109,22 @@ async def topic_factory(devstack: Devstack) -> AsyncIterator[TopicFactory]:
     yield make
     if created:
         await delete_topics(devstack.kafka, created)
+
+
+@pytest.fixture(scope="session")
+def _tracer_provider() -> InMemorySpanExporter:
+    # OpenTelemetry allows one global provider per process: install it once, clear per test.
+    exporter = InMemorySpanExporter()
+    configure_tracing("tests", exporter=exporter)
+    return exporter
+
+
+@pytest.fixture
+def span_exporter(_tracer_provider: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """The spans finished during this test (in-memory exporter)."""
+    _tracer_provider.clear()
+    yield _tracer_provider
+    _tracer_provider.clear()
 
 
 @pytest.fixture

@@ -52,8 +52,12 @@ def build_document(registry: EventRegistry = REGISTRY) -> dict[str, Any]:
             "address": topic.name,
             "description": topic.description,
             "messages": refs,
-            "bindings": {"kafka": {"partitions": topic.partitions,
-                                   "topicConfiguration": {"cleanup.policy": [topic.config()["cleanup.policy"]]}}},
+            "bindings": {
+                "kafka": {
+                    "partitions": topic.partitions,
+                    "topicConfiguration": {"cleanup.policy": [topic.config()["cleanup.policy"]]},
+                }
+            },
         }
         operations[f"receive_{topic.name.replace('.', '_')}"] = {
             "action": "receive",

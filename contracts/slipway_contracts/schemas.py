@@ -32,7 +32,9 @@ def render(schema: Schema) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-def write_snapshots(registry: EventRegistry = REGISTRY, directory: Path = SNAPSHOT_DIR) -> list[Path]:
+def write_snapshots(
+    registry: EventRegistry = REGISTRY, directory: Path = SNAPSHOT_DIR
+) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for payload in registry:
@@ -71,8 +73,14 @@ def _shape(node: Schema, root: Schema) -> Any:
     return out
 
 
-def breaking_changes(old: Schema, new: Schema, *, path: str = "", old_root: Schema | None = None,
-                     new_root: Schema | None = None) -> list[str]:
+def breaking_changes(
+    old: Schema,
+    new: Schema,
+    *,
+    path: str = "",
+    old_root: Schema | None = None,
+    new_root: Schema | None = None,
+) -> list[str]:
     old_root = old_root if old_root is not None else old
     new_root = new_root if new_root is not None else new
     old, new = _resolve(old, old_root), _resolve(new, new_root)
@@ -90,8 +98,9 @@ def breaking_changes(old: Schema, new: Schema, *, path: str = "", old_root: Sche
         new_prop = new_props[name]
         old_shape, new_shape = _resolve(old_prop, old_root), _resolve(new_prop, new_root)
         if "properties" in old_shape and "properties" in new_shape:
-            problems += breaking_changes(old_shape, new_shape, path=where,
-                                         old_root=old_root, new_root=new_root)
+            problems += breaking_changes(
+                old_shape, new_shape, path=where, old_root=old_root, new_root=new_root
+            )
         elif _shape(old_prop, old_root) != _shape(new_prop, new_root):
             problems.append(f"{where}: type changed")
     for name in new_props.keys() - old_props.keys():

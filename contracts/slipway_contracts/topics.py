@@ -44,7 +44,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         name="logs.lines.v1",
-        description="Build, deployment and live log lines, keyed by the owning deployment or service.",
+        description="Build, deployment and live log lines, keyed by deployment or service.",
         partitions=6,
         retention_ms=2 * DAY_MS,
     ),

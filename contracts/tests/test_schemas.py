@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+
 from slipway_contracts import REGISTRY, EventPayload, EventRegistry, new_event
 from slipway_contracts.schemas import (
     SNAPSHOT_DIR,
@@ -22,7 +23,9 @@ def test_every_event_matches_its_committed_snapshot(payload: type[EventPayload])
     committed = json.loads(path.read_text())
     current = schema_of(payload)
     problems = breaking_changes(committed, current)
-    assert not problems, f"breaking change to {payload.event_type} v{payload.event_version}: {problems}"
+    assert not problems, (
+        f"breaking change to {payload.event_type} v{payload.event_version}: {problems}"
+    )
     assert render(current) == path.read_text(), "additive change: run `make schemas` and commit"
 
 
@@ -100,8 +103,9 @@ def test_envelope_round_trips_and_parses_to_its_payload() -> None:
     from slipway_contracts.events.identity import OrganizationCreated
 
     org, owner = uuid.uuid4(), uuid.uuid4()
-    payload = OrganizationCreated(organization_id=org, name="Acme", owner_id=owner,
-                                  created_at=datetime.now(UTC))
+    payload = OrganizationCreated(
+        organization_id=org, name="Acme", owner_id=owner, created_at=datetime.now(UTC)
+    )
     env = new_event(payload, subject=str(org), source="identity", organization_id=org)
     again = type(env).from_json(env.to_json())
     assert again == env

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,8 +21,6 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
 from slipway_contracts.topics import TopicSpec, dead_letter_spec, dead_letter_topic
-import asyncpg
-
 from slipway_libs.inbox import Handler, InboxConsumer, Record, dead_letter_value
 
 log = structlog.get_logger(__name__)
@@ -49,8 +48,9 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> l
         created = []
         for spec in missing:
             try:
-                await admin.create_topics([NewTopic(spec.name, spec.partitions, 1,
-                                                    topic_configs=spec.config())])
+                await admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config())]
+                )
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
@@ -90,8 +90,9 @@ def dead_letter_topics(groups: Iterable[str]) -> list[TopicSpec]:
     return [dead_letter_spec(g) for g in groups]
 
 
-def subscribe(broker: KafkaBroker, consumer: InboxConsumer, topics: Sequence[str], *,
-              max_records: int = 500) -> None:
+def subscribe(
+    broker: KafkaBroker, consumer: InboxConsumer, topics: Sequence[str], *, max_records: int = 500
+) -> None:
     """Attach an inbox consumer to the broker as a batch subscriber with manual commits."""
 
     @broker.subscriber(
@@ -136,15 +137,24 @@ async def consuming(
 ) -> AsyncIterator[list[InboxConsumer]]:
     """Run inbox consumers for ``specs`` (dead-letter topics created first) until the block ends."""
     await ensure_topics(bootstrap_servers, dead_letter_topics(s.group_id for s in specs))
-    dlq = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-dlq",
-                           acks="all", enable_idempotence=True)
+    dlq = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=f"{client_id}-dlq",
+        acks="all",
+        enable_idempotence=True,
+    )
     await dlq.start()
     broker = make_broker(bootstrap_servers, client_id=client_id)
     consumers = []
     for spec in specs:
-        consumer = InboxConsumer(group_id=spec.group_id, pool=pool, handlers=spec.handlers,
-                                 dead_letters=KafkaDeadLetters(dlq), max_retries=max_retries,
-                                 backoff_s=backoff_s)
+        consumer = InboxConsumer(
+            group_id=spec.group_id,
+            pool=pool,
+            handlers=spec.handlers,
+            dead_letters=KafkaDeadLetters(dlq),
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+        )
         subscribe(broker, consumer, spec.topics, max_records=batch_size)
         consumers.append(consumer)
     try:

@@ -17,8 +17,14 @@ class BusinessError(Exception):
     status_code = 400
     code = "BAD_REQUEST"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None,
-                 details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        details: Any = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -34,24 +34,44 @@ log = structlog.get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[Any]]
 
-_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                 405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
-                 415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED"}
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(code, message, details), status_code=status,
-                        headers=dict(headers or {}))
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(code, message, details), status_code=status, headers=dict(headers or {})
+    )
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    return [{"path": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
-             "type": err.get("type"), "message": err.get("msg")} for err in exc.errors()]
+    return [
+        {
+            "path": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+            "type": err.get("type"),
+            "message": err.get("msg"),
+        }
+        for err in exc.errors()
+    ]
 
 
 async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,8 +94,7 @@ async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("http.unhandled", error=repr(exc))
     ids = current_ids()
-    return error_response(500, "INTERNAL", "Internal error.",
-                          {"trace_id": ids[0]} if ids else None)
+    return error_response(500, "INTERNAL", "Internal error.", {"trace_id": ids[0]} if ids else None)
 
 
 class BodyLimitMiddleware:
@@ -107,8 +126,9 @@ class BodyLimitMiddleware:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "PAYLOAD_TOO_LARGE",
-                                  f"The request body exceeds {self.max_bytes} bytes.")
+        response = error_response(
+            413, "PAYLOAD_TOO_LARGE", f"The request body exceeds {self.max_bytes} bytes."
+        )
         await response(scope, receive, send)
 
 
@@ -142,16 +162,19 @@ class CorrelationMiddleware:
             correlation_id.reset(token)
 
 
-async def run_checks(checks: Mapping[str, ReadinessCheck], timeout_s: float = 3.0
-                     ) -> tuple[bool, dict[str, Any]]:
+async def run_checks(
+    checks: Mapping[str, ReadinessCheck], timeout_s: float = 3.0
+) -> tuple[bool, dict[str, Any]]:
     async def one(check: ReadinessCheck) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             detail = await asyncio.wait_for(check(), timeout_s)
         except Exception as exc:
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-        out: dict[str, Any] = {"ok": True,
-                               "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        out: dict[str, Any] = {
+            "ok": True,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
         if isinstance(detail, dict):
             out.update(detail)
         return out
@@ -188,8 +211,10 @@ def create_app(
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         ok, report = await run_checks(checks)
-        return JSONResponse({"status": "ready" if ok else "not_ready", "service": service,
-                             "checks": report}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": service, "checks": report},
+            status_code=200 if ok else 503,
+        )
 
     for router in routers:
         app.include_router(router)

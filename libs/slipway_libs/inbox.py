@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,9 +70,17 @@ def _decode(record: Record) -> _Decoded:
 
 
 class InboxConsumer:
-    def __init__(self, *, group_id: str, pool: asyncpg.Pool, handlers: Mapping[str, Handler],
-                 dead_letters: DeadLetterSink, max_retries: int = 5, backoff_s: float = 0.2,
-                 max_backoff_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        pool: asyncpg.Pool,
+        handlers: Mapping[str, Handler],
+        dead_letters: DeadLetterSink,
+        max_retries: int = 5,
+        backoff_s: float = 0.2,
+        max_backoff_s: float = 10.0,
+    ) -> None:
         self.group_id = group_id
         self._pool = pool
         self._handlers = dict(handlers)
@@ -97,8 +106,12 @@ class InboxConsumer:
             try:
                 return await action()
             except TRANSIENT_DB_ERRORS as exc:
-                log.warning("inbox.database_unavailable", group=self.group_id, error=repr(exc),
-                            retry_in_s=delay)
+                log.warning(
+                    "inbox.database_unavailable",
+                    group=self.group_id,
+                    error=repr(exc),
+                    retry_in_s=delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff_s)
 
@@ -130,12 +143,17 @@ class InboxConsumer:
             permanent, reason = failure
             attempt += 1
             if permanent or attempt > self._max_retries:
-                await self._retry_outages(lambda: self._dead_letter(item, reason))
+                await self._retry_outages(functools.partial(self._dead_letter, item, reason))
                 return
             delay = min(self._backoff_s * 2 ** (attempt - 1), self._max_backoff_s)
-            log.warning("inbox.handler_failed", group=self.group_id, attempt=attempt,
-                        event_id=str(item.envelope.id) if item.envelope else None,
-                        reason=reason, retry_in_s=delay)
+            log.warning(
+                "inbox.handler_failed",
+                group=self.group_id,
+                attempt=attempt,
+                event_id=str(item.envelope.id) if item.envelope else None,
+                reason=reason,
+                retry_in_s=delay,
+            )
             await asyncio.sleep(delay)
 
     async def _attempt_alone(self, item: _Decoded) -> tuple[bool, str] | None:
@@ -161,15 +179,22 @@ class InboxConsumer:
     async def _dead_letter(self, item: _Decoded, reason: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             if item.envelope is not None and not await self._claim(
-                    conn, [item.envelope], outcome="dead_lettered"):
+                conn, [item.envelope], outcome="dead_lettered"
+            ):
                 return
             await self._dead.send(item.record, group_id=self.group_id, reason=reason)
         self.dead_lettered += 1
-        log.error("inbox.dead_lettered", group=self.group_id, topic=item.record.topic,
-                  offset=item.record.offset, reason=reason)
+        log.error(
+            "inbox.dead_lettered",
+            group=self.group_id,
+            topic=item.record.topic,
+            offset=item.record.offset,
+            reason=reason,
+        )
 
-    async def _claim(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope],
-                     outcome: str = "applied") -> set[Any]:
+    async def _claim(
+        self, conn: asyncpg.Connection, envelopes: Sequence[Envelope], outcome: str = "applied"
+    ) -> set[Any]:
         rows = await conn.fetch(
             """
             INSERT INTO inbox (consumer_group, event_id, event_type, outcome)
@@ -177,7 +202,11 @@ class InboxConsumer:
             ON CONFLICT DO NOTHING
             RETURNING event_id
             """,
-            self.group_id, [e.id for e in envelopes], [e.type for e in envelopes], outcome)
+            self.group_id,
+            [e.id for e in envelopes],
+            [e.type for e in envelopes],
+            outcome,
+        )
         return {r["event_id"] for r in rows}
 
     async def _handle(self, conn: asyncpg.Connection, item: _Decoded) -> None:
@@ -190,11 +219,14 @@ class InboxConsumer:
             f"{item.record.topic} process",
             context=context_from(carrier_from_kafka(item.record.headers)),
             kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka",
-                        "messaging.destination.name": item.record.topic,
-                        "messaging.consumer.group.name": self.group_id,
-                        "messaging.message.id": str(envelope.id),
-                        "slipway.event_type": envelope.type})
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": item.record.topic,
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.message.id": str(envelope.id),
+                "slipway.event_type": envelope.type,
+            },
+        )
         token = correlation_id.set(envelope.correlation_id)
         try:
             with trace.use_span(span, end_on_exit=True, record_exception=True):
@@ -211,9 +243,23 @@ def dead_letter_value(record: Record, *, group_id: str, reason: str) -> bytes:
     """The dead-letter record: the original bytes plus where they came from and why they failed."""
     with contextlib.suppress(Exception):
         original: Any = json.loads(record.value or b"")
-        return json.dumps({"group_id": group_id, "reason": reason, "topic": record.topic,
-                           "partition": record.partition, "offset": record.offset,
-                           "event": original}).encode()
-    return json.dumps({"group_id": group_id, "reason": reason, "topic": record.topic,
-                       "partition": record.partition, "offset": record.offset,
-                       "raw": (record.value or b"").decode(errors="replace")}).encode()
+        return json.dumps(
+            {
+                "group_id": group_id,
+                "reason": reason,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "event": original,
+            }
+        ).encode()
+    return json.dumps(
+        {
+            "group_id": group_id,
+            "reason": reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "raw": (record.value or b"").decode(errors="replace"),
+        }
+    ).encode()

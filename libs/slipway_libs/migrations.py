@@ -82,11 +82,16 @@ async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
         await conn.execute(
             "INSERT INTO schema_migrations (namespace, version, name, checksum)"
             " VALUES ($1, $2, $3, $4)",
-            migration.namespace, migration.version, migration.name, migration.checksum,
+            migration.namespace,
+            migration.version,
+            migration.name,
+            migration.checksum,
         )
 
 
-async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
+async def apply_migrations(
+    conn: asyncpg.Connection, migrations: list[Migration]
+) -> list[Migration]:
     """Apply what is missing, in order; returns what was applied now."""
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
@@ -99,11 +104,16 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
                 if applied[key] != migration.checksum:
                     raise MigrationError(
                         f"{migration.namespace} {migration.version:04d}_{migration.name} changed "
-                        "after it was applied; write a new migration instead")
+                        "after it was applied; write a new migration instead"
+                    )
                 continue
             await _apply(conn, migration)
-            log.info("migration.applied", namespace=migration.namespace,
-                     version=migration.version, name=migration.name)
+            log.info(
+                "migration.applied",
+                namespace=migration.namespace,
+                version=migration.version,
+                name=migration.name,
+            )
             done.append(migration)
         return done
     finally:

@@ -28,14 +28,16 @@ async def append(conn: asyncpg.Connection, items: Sequence[tuple[str, Envelope]]
     if not items:
         return
     with tracer().start_as_current_span(
-            "outbox append", attributes={"slipway.events": len(items),
-                                         "slipway.event_type": items[0][1].type}):
+        "outbox append",
+        attributes={"slipway.events": len(items), "slipway.event_type": items[0][1].type},
+    ):
         headers = current_carrier()
         await _insert(conn, items, headers)
 
 
-async def _insert(conn: asyncpg.Connection, items: Sequence[tuple[str, Envelope]],
-                  headers: dict[str, str]) -> None:
+async def _insert(
+    conn: asyncpg.Connection, items: Sequence[tuple[str, Envelope]], headers: dict[str, str]
+) -> None:
     await conn.execute(
         _INSERT,
         [topic for topic, _ in items],

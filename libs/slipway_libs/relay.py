@@ -64,8 +64,15 @@ def producer_factory(bootstrap_servers: str, *, client_id: str) -> ProducerFacto
 
 
 class OutboxRelay:
-    def __init__(self, *, dsn: str, producer: ProducerFactory, batch_size: int = 500,
-                 poll_interval_s: float = 0.5, max_backoff_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        producer: ProducerFactory,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.5,
+        max_backoff_s: float = 5.0,
+    ) -> None:
         self._dsn = dsn
         self._make_producer = producer
         self._batch_size = batch_size
@@ -109,7 +116,8 @@ class OutboxRelay:
                 await asyncio.wait_for(conn.close(), 2)
 
     async def _become_leader(self, conn: asyncpg.Connection) -> None:
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+        # polling, not an event: the lock's release happens in another process
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):  # noqa: ASYNC110
             await asyncio.sleep(self._poll_interval_s)
 
     def _on_notify(self, *_: Any) -> None:
@@ -126,7 +134,9 @@ class OutboxRelay:
             return 0
         pending = [await self._send(producer, row) for row in rows]
         await asyncio.gather(*pending)
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        await conn.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
         self.published += len(rows)
         return len(rows)
 
@@ -148,6 +158,10 @@ class OutboxRelay:
         with trace.use_span(span, end_on_exit=True):
             headers = kafka_headers(current_carrier())
             headers.append(("event_type", row["event_type"].encode()))
-            return await producer.send(
-                row["topic"], value=row["payload"].encode(), key=row["key"].encode(),
-                headers=headers)
+            delivery: asyncio.Future[Any] = await producer.send(
+                row["topic"],
+                value=row["payload"].encode(),
+                key=row["key"].encode(),
+                headers=headers,
+            )
+            return delivery

@@ -82,9 +82,12 @@ def build_app(container: Container) -> FastAPI:
     bootstrap = container.platform.kafka_bootstrap_servers
     checks["kafka"] = lambda: kafka_check(bootstrap)
     checks.update(container.definition.readiness(container))
-    return create_app(service=container.definition.name,
-                      routers=container.definition.routers(container), readiness=checks,
-                      **container.definition.app_options)
+    return create_app(
+        service=container.definition.name,
+        routers=container.definition.routers(container),
+        readiness=checks,
+        **container.definition.app_options,
+    )
 
 
 async def kafka_check(bootstrap_servers: str) -> dict[str, Any]:
@@ -101,16 +104,18 @@ async def kafka_check(bootstrap_servers: str) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def open_container(definition: ServiceDefinition, *, with_pool: bool = True
-                         ) -> AsyncIterator[Container]:
+async def open_container(
+    definition: ServiceDefinition, *, with_pool: bool = True
+) -> AsyncIterator[Container]:
     settings = load(definition.settings_cls)
     platform = load(PlatformSettings)
     configure_logging(definition.name, level=platform.log_level, json=platform.log_json)
     configure_tracing(definition.name, otlp_endpoint=platform.otlp_endpoint)
     container = Container(definition=definition, settings=settings, platform=platform)
     if with_pool and definition.has_database:
-        container.pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
-                                              max_size=settings.db_pool_max)
+        container.pool = await db.create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
     try:
         yield container
     finally:
@@ -132,8 +137,14 @@ class _Server(uvicorn.Server):
 
 async def serve_api(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings
-    config = uvicorn.Config(build_app(container), host=settings.http_host, port=settings.http_port,
-                            log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        build_app(container),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     await _until(stop, task)
@@ -145,9 +156,13 @@ async def serve_relay(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings
     relay = OutboxRelay(
         dsn=settings.database_url,
-        producer=producer_factory(container.platform.kafka_bootstrap_servers,
-                                  client_id=f"{container.definition.name}-relay"),
-        batch_size=settings.relay_batch_size, poll_interval_s=settings.relay_poll_interval_s)
+        producer=producer_factory(
+            container.platform.kafka_bootstrap_servers,
+            client_id=f"{container.definition.name}-relay",
+        ),
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_interval_s,
+    )
     task = asyncio.create_task(relay.run())
     await _until(stop, task)
     task.cancel()
@@ -161,11 +176,15 @@ async def serve_worker(container: Container, stop: asyncio.Event) -> None:
         await stop.wait()
         return
     settings = container.settings
-    async with consuming(container.platform.kafka_bootstrap_servers, container.require_pool(),
-                         specs, client_id=f"{container.definition.name}-worker",
-                         max_retries=settings.consumer_max_retries,
-                         backoff_s=settings.consumer_backoff_s,
-                         batch_size=settings.consumer_batch_size):
+    async with consuming(
+        container.platform.kafka_bootstrap_servers,
+        container.require_pool(),
+        specs,
+        client_id=f"{container.definition.name}-worker",
+        max_retries=settings.consumer_max_retries,
+        backoff_s=settings.consumer_backoff_s,
+        batch_size=settings.consumer_batch_size,
+    ):
         await stop.wait()
 
 
@@ -187,18 +206,21 @@ async def run_command(definition: ServiceDefinition, command: str) -> None:
     if command == "migrate":
         async with open_container(definition, with_pool=False) as container:
             if definition.migrations is not None:
-                applied = await migrations.migrate(container.settings.database_url, definition.name,
-                                                   definition.migrations)
+                applied = await migrations.migrate(
+                    container.settings.database_url, definition.name, definition.migrations
+                )
                 log.info("migrate.done", applied=len(applied))
         return
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with open_container(definition) as container:
         await ensure_topics(container.platform.kafka_bootstrap_servers, definition.topics)
-        parts = {"api": [serve_api], "worker": [serve_worker],
-                 "relay": [serve_relay] if definition.has_database else [],
-                 "run": [serve_api, serve_worker] + ([serve_relay] if definition.has_database else [])
-                 }[command]
+        parts = {
+            "api": [serve_api],
+            "worker": [serve_worker],
+            "relay": [serve_relay] if definition.has_database else [],
+            "run": [serve_api, serve_worker] + ([serve_relay] if definition.has_database else []),
+        }[command]
         log.info("service.starting", command=command, parts=[p.__name__ for p in parts])
         tasks = [asyncio.create_task(part(container, stop)) for part in parts]
         try:

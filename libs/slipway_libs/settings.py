@@ -72,7 +72,7 @@ class ServiceSettings(BaseSettings):
 def load(cls: type[BaseSettings], **overrides: Any) -> Any:
     """Build a settings object from the process environment, falling back to the devstack file."""
     env_file = devstack_env_file()
-    return cls(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    return cls(_env_file=env_file, **overrides)
 
 
 class DatabaseServiceSettings(ServiceSettings):

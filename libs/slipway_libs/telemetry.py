@@ -24,8 +24,9 @@ from opentelemetry.sdk.trace.export import (
 TRACER_NAME = "slipway"
 
 
-def configure_tracing(service_name: str, *, otlp_endpoint: str | None = None,
-                      exporter: SpanExporter | None = None) -> TracerProvider:
+def configure_tracing(
+    service_name: str, *, otlp_endpoint: str | None = None, exporter: SpanExporter | None = None
+) -> TracerProvider:
     """Install the global tracer provider of this process (call once, from the composition root)."""
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is not None:
@@ -34,7 +35,8 @@ def configure_tracing(service_name: str, *, otlp_endpoint: str | None = None,
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces")))
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces"))
+        )
     trace.set_tracer_provider(provider)
     return provider
 

@@ -22,13 +22,21 @@ from slipway_libs.relay import OutboxRelay, producer_factory
 
 
 async def record_effect(conn: asyncpg.Connection, envelope: Envelope) -> None:
-    await conn.execute("INSERT INTO effects (key, seq, event_id) VALUES ($1, $2, $3)",
-                       envelope.data["key"], envelope.data["seq"], envelope.id)
+    await conn.execute(
+        "INSERT INTO effects (key, seq, event_id) VALUES ($1, $2, $3)",
+        envelope.data["key"],
+        envelope.data["seq"],
+        envelope.id,
+    )
 
 
 async def relay(dsn: str, bootstrap: str) -> None:
-    await OutboxRelay(dsn=dsn, producer=producer_factory(bootstrap, client_id="fault-relay"),
-                      batch_size=200, poll_interval_s=0.2).run()
+    await OutboxRelay(
+        dsn=dsn,
+        producer=producer_factory(bootstrap, client_id="fault-relay"),
+        batch_size=200,
+        poll_interval_s=0.2,
+    ).run()
 
 
 async def consumer(dsn: str, bootstrap: str, topic: str, group: str) -> None:

@@ -48,7 +48,8 @@ async def _write(dsn: str, topic: str, start: int, count: int) -> None:
 
 
 async def test_relay_and_consumer_resume_after_kafka_and_postgres_outages(
-        database_factory, devstack, topic_factory) -> None:
+    database_factory, devstack, topic_factory
+) -> None:
     producer_dsn = await database_factory("outage_producer")
     consumer_dsn = await database_factory("outage_consumer")
     topic = await topic_factory(partitions=3)
@@ -57,8 +58,9 @@ async def test_relay_and_consumer_resume_after_kafka_and_postgres_outages(
     await setup.execute(EFFECTS_DDL)
     await setup.close()
     relay = ProcessUnderTest([sys.executable, str(PROC), "relay", producer_dsn, devstack.kafka])
-    consumer = ProcessUnderTest([sys.executable, str(PROC), "consumer", consumer_dsn,
-                                 devstack.kafka, topic, group])
+    consumer = ProcessUnderTest(
+        [sys.executable, str(PROC), "consumer", consumer_dsn, devstack.kafka, topic, group]
+    )
     check = await db.create_pool(consumer_dsn, min_size=0, max_size=1)
     try:
         relay.start()
@@ -81,7 +83,8 @@ async def test_relay_and_consumer_resume_after_kafka_and_postgres_outages(
         assert relay.process is not None and relay.process.poll() is None, "relay died"
         assert consumer.process is not None and consumer.process.poll() is None, "consumer died"
         total, distinct = await check.fetchrow(
-            "SELECT count(*), count(DISTINCT event_id) FROM effects")
+            "SELECT count(*), count(DISTINCT event_id) FROM effects"
+        )
         assert (total, distinct) == (1500, 1500)
         seqs = [r["seq"] for r in await check.fetch("SELECT seq FROM effects ORDER BY id")]
         assert seqs == list(range(1, 1501))

@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 
 from slipway_libs import db
-from tests.fault.support import ProcessUnderTest
 from slipway_libs.testing.pipeline import EFFECTS_DDL, counted, wait_until, write_events
+from tests.fault.support import ProcessUnderTest
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
@@ -46,15 +46,17 @@ async def _write_all(pool: asyncpg.Pool, topic: str, rng: random.Random) -> None
         await asyncio.sleep(rng.uniform(0, 0.03))
 
 
-async def _kill_repeatedly(proc: ProcessUnderTest, times: int, rng: random.Random,
-                           pause: tuple[float, float]) -> None:
+async def _kill_repeatedly(
+    proc: ProcessUnderTest, times: int, rng: random.Random, pause: tuple[float, float]
+) -> None:
     for _ in range(times):
         await asyncio.sleep(rng.uniform(*pause))
         await proc.kill_and_restart(rng.uniform(0.05, 0.5))
 
 
 async def test_outbox_to_inbox_is_exactly_once_and_ordered_under_sigkill(
-        database_factory, devstack, topic_factory) -> None:
+    database_factory, devstack, topic_factory
+) -> None:
     rng = random.Random(int(os.environ.get("SLIPWAY_FAULT_SEED", random.randrange(1 << 30))))
     producer_dsn = await database_factory("fault_producer")
     consumer_dsn = await database_factory("fault_consumer")
@@ -64,8 +66,9 @@ async def test_outbox_to_inbox_is_exactly_once_and_ordered_under_sigkill(
     consumer_pool = await db.create_pool(consumer_dsn, max_size=3)
     await consumer_pool.execute(EFFECTS_DDL)
     relay = ProcessUnderTest([sys.executable, str(PROC), "relay", producer_dsn, devstack.kafka])
-    consumer = ProcessUnderTest([sys.executable, str(PROC), "consumer", consumer_dsn,
-                                 devstack.kafka, topic, group])
+    consumer = ProcessUnderTest(
+        [sys.executable, str(PROC), "consumer", consumer_dsn, devstack.kafka, topic, group]
+    )
     try:
         relay.start()
         consumer.start()

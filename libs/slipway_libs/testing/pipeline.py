@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -44,14 +45,22 @@ async def write_events(pool: asyncpg.Pool, topic: str, envelopes: Sequence[Envel
 
 
 async def record_effect(conn: asyncpg.Connection, envelope: Envelope) -> None:
-    await conn.execute("INSERT INTO effects (key, seq, event_id) VALUES ($1, $2, $3)",
-                       envelope.data["key"], envelope.data["seq"], envelope.id)
+    await conn.execute(
+        "INSERT INTO effects (key, seq, event_id) VALUES ($1, $2, $3)",
+        envelope.data["key"],
+        envelope.data["seq"],
+        envelope.id,
+    )
 
 
 @contextlib.asynccontextmanager
-async def running_relay(dsn: str, bootstrap: str, **kwargs: object) -> AsyncIterator[OutboxRelay]:
-    relay = OutboxRelay(dsn=dsn, producer=producer_factory(bootstrap, client_id="test-relay"),
-                        poll_interval_s=0.2, **kwargs)  # type: ignore[arg-type]
+async def running_relay(dsn: str, bootstrap: str, **kwargs: Any) -> AsyncIterator[OutboxRelay]:
+    relay = OutboxRelay(
+        dsn=dsn,
+        producer=producer_factory(bootstrap, client_id="test-relay"),
+        poll_interval_s=0.2,
+        **kwargs,
+    )
     task = asyncio.create_task(relay.run())
     try:
         yield relay
@@ -62,19 +71,29 @@ async def running_relay(dsn: str, bootstrap: str, **kwargs: object) -> AsyncIter
 
 
 @contextlib.asynccontextmanager
-async def running_consumer(pool: asyncpg.Pool, bootstrap: str, topic: str, group_id: str,
-                           handlers: dict[str, Handler], **kwargs: object
-                           ) -> AsyncIterator[InboxConsumer]:
+async def running_consumer(
+    pool: asyncpg.Pool,
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    handlers: dict[str, Handler],
+    **kwargs: Any,
+) -> AsyncIterator[InboxConsumer]:
     spec = ConsumerSpec(group_id=group_id, topics=[topic], handlers=handlers)
-    async with consuming(bootstrap, pool, [spec], client_id="test-consumer",
-                         **kwargs) as consumers:  # type: ignore[arg-type]
+    async with consuming(bootstrap, pool, [spec], client_id="test-consumer", **kwargs) as consumers:
         yield consumers[0]
 
 
-async def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30
-                     ) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+async def read_topic(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 30
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await consumer.start()
     got: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout_s
@@ -88,8 +107,9 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 
         await consumer.stop()
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30,
-                     interval_s: float = 0.1) -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30, interval_s: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await predicate():

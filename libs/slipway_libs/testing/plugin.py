@@ -51,7 +51,10 @@ def _worker() -> str:
 @pytest.fixture(scope="session")
 def devstack() -> Devstack:
     path = devstack_env_file()
-    env = {**read_env_file(path), **{k: v for k, v in os.environ.items() if k.startswith("SLIPWAY_")}}
+    env = {
+        **read_env_file(path),
+        **{k: v for k, v in os.environ.items() if k.startswith("SLIPWAY_")},
+    }
     if "SLIPWAY_PG_ADMIN_URL" not in env or "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS" not in env:
         pytest.fail("the devstack is not running: run `make infra-up` (make test does it for you)")
     return Devstack(env)
@@ -62,7 +65,7 @@ DatabaseFactory = Callable[..., Awaitable[str]]
 
 @pytest.fixture(scope="session")
 async def database_factory(devstack: Devstack) -> AsyncIterator[DatabaseFactory]:
-    """``await database_factory(service, migrations_dir)`` → the DSN of a fresh migrated database."""
+    """``await database_factory(service, migrations_dir)``: the DSN of a fresh migrated database."""
     created: list[str] = []
 
     async def admin(sql: str) -> None:
@@ -101,8 +104,9 @@ async def topic_factory(devstack: Devstack) -> AsyncIterator[TopicFactory]:
 
     async def make(partitions: int = 3, prefix: str = "test") -> str:
         name = f"{prefix}.{_worker()}.{uuid.uuid4().hex[:12]}.v1"
-        await ensure_topics(devstack.kafka, [TopicSpec(name=name, description="test",
-                                                       partitions=partitions)])
+        await ensure_topics(
+            devstack.kafka, [TopicSpec(name=name, description="test", partitions=partitions)]
+        )
         created.append(name)
         return name
 

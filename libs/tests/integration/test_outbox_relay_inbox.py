@@ -37,7 +37,8 @@ async def pool(database_factory) -> asyncpg.Pool:
 
 
 async def test_relay_publishes_every_row_in_per_key_order_then_deletes_it(
-        pool, devstack, topic_factory) -> None:
+    pool, devstack, topic_factory
+) -> None:
     topic = await topic_factory(partitions=3)
     sent = []
     for batch in range(6):
@@ -81,8 +82,9 @@ async def test_redelivered_events_are_applied_once(pool, devstack, topic_factory
         await producer.send_and_wait(topic, env.to_json(), key=env.subject.encode())
     await producer.stop()
     group = f"g-{uuid.uuid4().hex[:8]}"
-    async with running_consumer(pool, devstack.kafka, topic, group,
-                                {"test.Counted": record_effect}) as consumer:
+    async with running_consumer(
+        pool, devstack.kafka, topic, group, {"test.Counted": record_effect}
+    ) as consumer:
         await wait_until(lambda: _effects(pool, 20))
         await wait_until(lambda: _inbox_rows(pool, group, 20))
     assert consumer.applied == 20
@@ -91,7 +93,8 @@ async def test_redelivered_events_are_applied_once(pool, devstack, topic_factory
 
 
 async def test_poison_event_is_dead_lettered_after_retries_and_the_rest_goes_on(
-        pool, devstack, topic_factory) -> None:
+    pool, devstack, topic_factory
+) -> None:
     topic = await topic_factory(partitions=1)
     envs = [counted("k", i) for i in range(10)]
     poison, permanent = envs[3], envs[6]
@@ -108,9 +111,18 @@ async def test_poison_event_is_dead_lettered_after_retries_and_the_rest_goes_on(
 
     await write_events(pool, topic, envs)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    async with running_relay(pool_dsn(pool), devstack.kafka), running_consumer(
-            pool, devstack.kafka, topic, group, {"test.Counted": handler},
-            max_retries=2, backoff_s=0.01) as consumer:
+    async with (
+        running_relay(pool_dsn(pool), devstack.kafka),
+        running_consumer(
+            pool,
+            devstack.kafka,
+            topic,
+            group,
+            {"test.Counted": handler},
+            max_retries=2,
+            backoff_s=0.01,
+        ) as consumer,
+    ):
         await wait_until(lambda: _effects(pool, 8))
         dead = await read_topic(devstack.kafka, f"dlq.{group}", 2)
     assert consumer.dead_lettered == 2
@@ -123,8 +135,9 @@ async def test_poison_event_is_dead_lettered_after_retries_and_the_rest_goes_on(
     assert "cannot handle this one" in bodies[str(poison.id)]["reason"]
     seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM effects ORDER BY id")]
     assert seqs == [0, 1, 2, 4, 5, 7, 8, 9]
-    outcomes = dict(await pool.fetch(
-        "SELECT event_id, outcome FROM inbox WHERE consumer_group = $1", group))
+    outcomes = dict(
+        await pool.fetch("SELECT event_id, outcome FROM inbox WHERE consumer_group = $1", group)
+    )
     assert outcomes[poison.id] == "dead_lettered"
 
 
@@ -139,8 +152,9 @@ async def test_undecodable_record_is_dead_lettered(pool, devstack, topic_factory
     await producer.send_and_wait(topic, good.to_json(), key=b"k")
     await producer.stop()
     group = f"g-{uuid.uuid4().hex[:8]}"
-    async with running_consumer(pool, devstack.kafka, topic, group,
-                                {"test.Counted": record_effect}, backoff_s=0.01):
+    async with running_consumer(
+        pool, devstack.kafka, topic, group, {"test.Counted": record_effect}, backoff_s=0.01
+    ):
         await wait_until(lambda: _effects(pool, 1))
         dead = await read_topic(devstack.kafka, f"dlq.{group}", 1)
     assert json.loads(dead[0].value)["raw"] == "{not json"

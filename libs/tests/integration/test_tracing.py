@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 
 
 async def test_one_trace_links_request_outbox_kafka_and_consumer(
-        database_factory, devstack, topic_factory, span_exporter) -> None:
+    database_factory, devstack, topic_factory, span_exporter
+) -> None:
     dsn = await database_factory("tracing")
     pool = await db.create_pool(dsn, max_size=4)
     await pool.execute(EFFECTS_DDL)
@@ -51,12 +52,15 @@ async def test_one_trace_links_request_outbox_kafka_and_consumer(
         await record_effect(conn, env)
 
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
             response = await client.post("/things", headers={"x-correlation-id": "corr-42"})
         assert response.status_code == 202
-        async with running_relay(dsn, devstack.kafka), running_consumer(
-                pool, devstack.kafka, topic, group, {"test.Counted": handler}):
+        async with (
+            running_relay(dsn, devstack.kafka),
+            running_consumer(pool, devstack.kafka, topic, group, {"test.Counted": handler}),
+        ):
             await wait_until(lambda: _applied(pool))
     finally:
         await pool.close()

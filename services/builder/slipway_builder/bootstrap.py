@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from slipway_libs.service import ServiceDefinition
-
 from slipway_builder.config import BuilderSettings
+from slipway_libs.service import ServiceDefinition
 
 DEFINITION = ServiceDefinition(
     name="builder",

@@ -1,1 +1,3 @@
-"""The catalog service: owns clusters, projects, environments, services, variables, stages and deployment rules."""
+"""The catalog service: owns clusters, projects, environments, services, variables, stages and
+deployment rules.
+"""

@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from slipway_libs.service import ServiceDefinition
-
 from slipway_catalog.config import CatalogSettings
+from slipway_libs.service import ServiceDefinition
 
 DEFINITION = ServiceDefinition(
     name="catalog",

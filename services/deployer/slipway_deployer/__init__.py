@@ -1,1 +1,3 @@
-"""The deployer service: owns deployment requests, deployments, stage and service runs, environment status and the runtimes."""
+"""The deployer service: owns deployment requests, deployments, stage and service runs, environment
+status and the runtimes.
+"""

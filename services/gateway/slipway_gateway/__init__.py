@@ -1,1 +1,3 @@
-"""The gateway service: owns the public HTTP API: authentication, authorization, routing to the owning services, streaming."""
+"""The gateway service: owns the public HTTP API: authentication, authorization, routing to the
+owning services, streaming.
+"""

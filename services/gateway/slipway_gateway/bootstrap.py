@@ -6,11 +6,10 @@ from collections.abc import Mapping
 
 import httpx
 
-from slipway_libs.http import ReadinessCheck
-from slipway_libs.service import Container, ServiceDefinition
-
 from slipway_gateway.api.health import upstream_checks
 from slipway_gateway.config import GatewaySettings
+from slipway_libs.http import ReadinessCheck
+from slipway_libs.service import Container, ServiceDefinition
 
 
 def _http_client(container: Container) -> httpx.AsyncClient:
@@ -31,6 +30,10 @@ DEFINITION = ServiceDefinition(
     settings_cls=GatewaySettings,
     migrations=None,
     readiness=_readiness,
-    app_options={"openapi_url": "/api/v1/openapi.json", "docs_url": "/docs",
-                 "title": "Slipway API", "version": "1"},
+    app_options={
+        "openapi_url": "/api/v1/openapi.json",
+        "docs_url": "/docs",
+        "title": "Slipway API",
+        "version": "1",
+    },
 )

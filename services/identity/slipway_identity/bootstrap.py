@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from slipway_libs.service import ServiceDefinition
-
 from slipway_identity.config import IdentitySettings
+from slipway_libs.service import ServiceDefinition
 
 DEFINITION = ServiceDefinition(
     name="identity",

@@ -1,1 +1,3 @@
-"""The logs service: owns log lines (partitioned by day), their retention, reading back and following."""
+"""The logs service: owns log lines (partitioned by day), their retention, reading back and
+following.
+"""

@@ -1,1 +1,3 @@
-"""The scheduler service: owns schedules, timers, git webhook deliveries, previews and outbound webhook deliveries."""
+"""The scheduler service: owns schedules, timers, git webhook deliveries, previews and outbound
+webhook deliveries.
+"""

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from slipway_libs.service import ServiceDefinition
-
 from slipway_scheduler.config import SchedulerSettings
 
 DEFINITION = ServiceDefinition(

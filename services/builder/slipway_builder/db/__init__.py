@@ -1,1 +1,1 @@
-"""Persistence of the builder service: all its SQL lives in `queries.py`; schema in `migrations/`."""
+"""Persistence of the builder service: SQL in `queries.py`, schema in `migrations/`."""

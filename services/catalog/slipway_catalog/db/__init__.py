@@ -1,1 +1,1 @@
-"""Persistence of the catalog service: all its SQL lives in `queries.py`; schema in `migrations/`."""
+"""Persistence of the catalog service: SQL in `queries.py`, schema in `migrations/`."""

@@ -1,1 +1,1 @@
-"""Persistence of the deployer service: all its SQL lives in `queries.py`; schema in `migrations/`."""
+"""Persistence of the deployer service: SQL in `queries.py`, schema in `migrations/`."""

@@ -10,8 +10,9 @@ import httpx
 from slipway_libs.http import ReadinessCheck
 
 
-def upstream_checks(client: httpx.AsyncClient, upstreams: Mapping[str, str]
-                    ) -> dict[str, ReadinessCheck]:
+def upstream_checks(
+    client: httpx.AsyncClient, upstreams: Mapping[str, str]
+) -> dict[str, ReadinessCheck]:
     def check(base_url: str) -> Callable[[], Coroutine[Any, Any, dict[str, Any]]]:
         async def ready() -> dict[str, Any]:
             response = await client.get(f"{base_url}/readyz")

@@ -1,1 +1,1 @@
-"""Persistence of the identity service: all its SQL lives in `queries.py`; schema in `migrations/`."""
+"""Persistence of the identity service: SQL in `queries.py`, schema in `migrations/`."""

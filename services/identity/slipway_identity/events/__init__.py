@@ -1,1 +1,3 @@
-"""Kafka subscribers of the identity service (thin: decode, call a use case in the inbox transaction)."""
+"""Kafka subscribers of the identity service (thin: decode, call a use case in the inbox
+transaction).
+"""

@@ -1,1 +1,1 @@
-"""Persistence of the logs service: all its SQL lives in `queries.py`; schema in `migrations/`."""
+"""Persistence of the logs service: SQL in `queries.py`, schema in `migrations/`."""

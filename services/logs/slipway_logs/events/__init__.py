@@ -1,1 +1,1 @@
-"""Kafka subscribers of the logs service (thin: decode, call a use case in the inbox transaction)."""
+"""Kafka subscribers of the logs service (thin: decode, call a use case in the inbox txn)."""

@@ -1,1 +1,3 @@
-"""Persistence of the scheduler service: all its SQL lives in `queries.py`; schema in `migrations/`."""
+"""Persistence of the scheduler service: all its SQL lives in `queries.py`; schema in
+`migrations/`.
+"""

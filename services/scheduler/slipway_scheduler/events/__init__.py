@@ -1,1 +1,3 @@
-"""Kafka subscribers of the scheduler service (thin: decode, call a use case in the inbox transaction)."""
+"""Kafka subscribers of the scheduler service (thin: decode, call a use case in the inbox
+transaction).
+"""

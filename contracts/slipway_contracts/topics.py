@@ -43,6 +43,19 @@ TOPICS: tuple[TopicSpec, ...] = (
         public=True,
     ),
     TopicSpec(
+        name="identity.access.v1",
+        description="Memberships, custom roles, API tokens, revoked sessions and signing keys, "
+        "as versioned state, for access projections such as the gateway's.",
+    ),
+    *(
+        TopicSpec(
+            name=f"{producer}.audit.v1",
+            description=f"Audit records of the {producer} service's state-changing actions.",
+            retention_ms=30 * DAY_MS,
+        )
+        for producer in ("identity", "catalog", "builder", "deployer", "scheduler")
+    ),
+    TopicSpec(
         name="logs.lines.v1",
         description="Build, deployment and live log lines, keyed by deployment or service.",
         partitions=6,

@@ -10,6 +10,7 @@ the Kafka jars are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import functools
@@ -797,6 +798,16 @@ def load_secrets() -> Secrets:
         if not data.get(key):
             data[key] = secrets.token_hex(16)
             changed = True
+    # application secrets of the dev platform: the internal-call token and AES-256 sealing keys
+    app_secrets = {
+        "internal_token": lambda: secrets.token_urlsafe(32),
+        "identity_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "catalog_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    for key, make in app_secrets.items():
+        if not data.get(key):
+            data[key] = make()
+            changed = True
     if changed:
         write_atomic(SECRETS_FILE, json.dumps(data, indent=2) + "\n", 0o600)
     return data
@@ -906,6 +917,11 @@ def env_text(pw: Secrets) -> str:
     lines += [
         f"SLIPWAY_{s.upper()}_DATABASE_URL=postgresql://slipway_{s}:{pw[s]}@{pg}/slipway_{s}"
         for s in SERVICES
+    ]
+    lines += [
+        f"SLIPWAY_INTERNAL_TOKEN={pw['internal_token']}",
+        f"SLIPWAY_IDENTITY_SEALING_KEYS=dev1:{pw['identity_sealing_key']}",
+        f"SLIPWAY_CATALOG_SEALING_KEYS=dev1:{pw['catalog_sealing_key']}",
     ]
     return "\n".join(lines) + "\n"
 

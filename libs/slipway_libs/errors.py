@@ -24,6 +24,7 @@ class BusinessError(Exception):
         code: str | None = None,
         status_code: int | None = None,
         details: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -32,6 +33,7 @@ class BusinessError(Exception):
         if status_code is not None:
             self.status_code = status_code
         self.details = details
+        self.headers = headers or {}
 
 
 class NotFound(BusinessError):

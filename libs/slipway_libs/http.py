@@ -82,7 +82,7 @@ async def _on_validation(_: Request, exc: RequestValidationError) -> JSONRespons
 
 
 async def _on_business(_: Request, exc: BusinessError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -51,6 +51,7 @@ class PlatformSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     environment: str = "dev"
+    internal_token: str | None = None
 
 
 class ServiceSettings(BaseSettings):

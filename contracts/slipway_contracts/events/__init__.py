@@ -1,8 +1,12 @@
-"""Event payloads, one module per producing service."""
+"""Event payloads, one module per producing service (audit records: one module for all)."""
 
 from slipway_contracts.envelope import EventPayload
-from slipway_contracts.events import identity, logs
+from slipway_contracts.events import audit, identity, logs
 
-ALL_PAYLOADS: tuple[type[EventPayload], ...] = (*identity.PAYLOADS, *logs.PAYLOADS)
+ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
+    *identity.PAYLOADS,
+    *logs.PAYLOADS,
+    *audit.PAYLOADS,
+)
 
 __all__ = ["ALL_PAYLOADS"]

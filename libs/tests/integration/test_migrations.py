@@ -28,9 +28,13 @@ async def test_applies_in_order_once_and_records_checksums(database_factory, tmp
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            "SELECT namespace, version, checksum FROM schema_migrations ORDER BY 1, 2")
+            "SELECT namespace, version, checksum FROM schema_migrations ORDER BY 1, 2"
+        )
         assert [(r["namespace"], r["version"]) for r in rows] == [
-            ("slipway_libs", 1), ("svc", 1), ("svc", 2)]
+            ("slipway_libs", 1),
+            ("svc", 1),
+            ("svc", 2),
+        ]
         assert await conn.fetchval("SELECT count(*) FROM t") == 0
     finally:
         await conn.close()
@@ -61,8 +65,12 @@ async def test_a_failing_migration_leaves_nothing_behind(database_factory, tmp_p
     conn = await asyncpg.connect(dsn)
     try:
         assert await conn.fetchval("SELECT to_regclass('u')") is None
-        assert await conn.fetchval(
-            "SELECT max(version) FROM schema_migrations WHERE namespace = 'svc'") == 1
+        assert (
+            await conn.fetchval(
+                "SELECT max(version) FROM schema_migrations WHERE namespace = 'svc'"
+            )
+            == 1
+        )
     finally:
         await conn.close()
 

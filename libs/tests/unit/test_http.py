@@ -22,7 +22,9 @@ def _app() -> httpx.AsyncClient:
     @router.post("/things", status_code=201)
     async def create(thing: Thing) -> Thing:
         if thing.name == "taken":
-            raise Conflict("That name is taken.", code="THING_NAME_TAKEN", details={"name": "taken"})
+            raise Conflict(
+                "That name is taken.", code="THING_NAME_TAKEN", details={"name": "taken"}
+            )
         if thing.name == "boom":
             raise RuntimeError("secret internals")
         return thing
@@ -33,8 +35,9 @@ def _app() -> httpx.AsyncClient:
     async def fine() -> dict[str, int]:
         return {"brokers": 1}
 
-    app = create_app(service="t", routers=[router], readiness={"db": failing, "kafka": fine},
-                     max_body_bytes=1000)
+    app = create_app(
+        service="t", routers=[router], readiness={"db": failing, "kafka": fine}, max_body_bytes=1000
+    )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://t")
 
@@ -49,8 +52,9 @@ async def test_valid_request_passes() -> None:
 
 async def test_malformed_json_is_a_400_with_a_stable_code() -> None:
     async with _app() as client:
-        response = await client.post("/things", content=b'{"name": ',
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/things", content=b'{"name": ', headers={"content-type": "application/json"}
+        )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "MALFORMED_JSON"
 
@@ -72,8 +76,11 @@ async def test_oversized_body_is_refused(chunked: bool) -> None:
         yield body
 
     async with _app() as client:
-        response = await client.post("/things", content=stream() if chunked else body,
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/things",
+            content=stream() if chunked else body,
+            headers={"content-type": "application/json"},
+        )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
@@ -82,9 +89,13 @@ async def test_business_errors_keep_their_status_and_code() -> None:
     async with _app() as client:
         response = await client.post("/things", json={"name": "taken", "size": 1})
     assert response.status_code == 409
-    assert response.json() == {"error": {"code": "THING_NAME_TAKEN",
-                                         "message": "That name is taken.",
-                                         "details": {"name": "taken"}}}
+    assert response.json() == {
+        "error": {
+            "code": "THING_NAME_TAKEN",
+            "message": "That name is taken.",
+            "details": {"name": "taken"},
+        }
+    }
 
 
 async def test_unexpected_errors_answer_500_without_internals() -> None:

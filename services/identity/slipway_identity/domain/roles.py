@@ -1,0 +1,46 @@
+"""Built-in roles and the membership rules that do not depend on storage."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from slipway_identity.domain.errors import Conflict, Forbidden
+
+BuiltinRole = Literal["owner", "admin", "devops", "viewer", "billing"]
+BUILTIN_ROLES: tuple[str, ...] = get_args(BuiltinRole)
+
+DESCRIPTIONS = {
+    "owner": "Everything, including deleting the organization and transferring ownership.",
+    "admin": "Everything except deleting the organization and transferring ownership.",
+    "devops": "Clusters, API tokens, webhooks, projects; deploy and configure any environment.",
+    "viewer": "Read the organization, its projects and environments.",
+    "billing": "Read the organization and manage billing.",
+}
+
+
+# How far a role reaches; nobody grants (to a member or an API token) more than they hold.
+_RANK = {"owner": 4, "admin": 3, "devops": 2, "viewer": 1, "billing": 1}
+
+
+def check_can_grant(
+    *, actor_role: str | None, granted_role: str | None, previous_role: str | None = None
+) -> None:
+    """Only an owner makes (or unmakes) an owner; nobody grants a role above their own.
+
+    ``None`` stands for a custom role, which never reaches the organization-level powers.
+    ``actor_role`` None means the system itself (no limit).
+    """
+    if actor_role is None:
+        return
+    if "owner" in (granted_role, previous_role) and actor_role != "owner":
+        raise Forbidden("OWNER_ONLY", "Only an owner can grant or take away the owner role.")
+    if granted_role is not None and _RANK[granted_role] > _RANK.get(actor_role, 0):
+        raise Forbidden("ROLE_TOO_HIGH", "You cannot grant a role above your own.")
+
+
+def check_keeps_an_owner(*, owners: int, losing_owner: bool) -> None:
+    """An organization always keeps at least one owner."""
+    if losing_owner and owners <= 1:
+        raise Conflict(
+            "LAST_OWNER", "The last owner cannot be removed or demoted; transfer ownership first."
+        )

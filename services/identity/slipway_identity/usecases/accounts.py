@@ -1,0 +1,185 @@
+"""Sign-up, login with throttling, refresh-token rotation, logout, signing keys."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from slipway_contracts.events.identity import UserSignedUp
+from slipway_identity import security
+from slipway_identity.db import queries as q
+from slipway_identity.domain.accounts import check_password, clean_name, normalize_email
+from slipway_identity.domain.errors import Conflict, NotFound, RateLimited, Unauthenticated
+from slipway_identity.usecases import access
+from slipway_identity.usecases.deps import SOURCE, Deps
+from slipway_libs import outbox
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+        }
+
+
+async def sign_up(
+    conn: asyncpg.Connection, deps: Deps, *, email: str, password: str, name: str
+) -> asyncpg.Record:
+    email = normalize_email(email)
+    name = clean_name(name, field="name")
+    check_password(password, email=email, name=name)
+    user = await q.insert_user(
+        conn,
+        user_id=uuid.uuid4(),
+        email=email,
+        name=name,
+        password_hash=await deps.passwords.hash(password),
+    )
+    if user is None:
+        raise Conflict("EMAIL_TAKEN", "An account with this email already exists.", field="email")
+    await outbox.publish(
+        conn,
+        UserSignedUp(
+            user_id=user["id"],
+            email=user["email"],
+            name=user["name"],
+            created_at=user["created_at"],
+        ),
+        subject=str(user["id"]),
+        source=SOURCE,
+    )
+    return user
+
+
+async def check_throttle(conn: asyncpg.Connection, deps: Deps, *, email: str, address: str) -> None:
+    since = datetime.now(UTC) - deps.login_window
+    for count, first, limit in (
+        (*await q.login_failures(conn, email=email, since=since), deps.max_failures_per_account),
+        (
+            *await q.login_attempts_from(conn, address=address, since=since),
+            deps.max_failures_per_address,
+        ),
+    ):
+        if count >= limit and first is not None:
+            retry = int((first + deps.login_window - datetime.now(UTC)).total_seconds()) + 1
+            raise RateLimited(
+                "Too many failed logins; try again later.", retry_after_s=max(retry, 1)
+            )
+
+
+async def verify_credentials(
+    conn: asyncpg.Connection, deps: Deps, *, email: str, password: str, address: str
+) -> asyncpg.Record | None:
+    """The user if the password matches; records the attempt either way."""
+    user = await q.user_by_email(conn, email.strip())
+    if user is None:
+        await deps.passwords.dummy_verify()
+        ok = False
+    else:
+        ok = await deps.passwords.verify(user["password_hash"], password)
+    await q.record_login_attempt(conn, email=email.strip(), address=address, succeeded=ok)
+    return user if ok else None
+
+
+async def open_session(conn: asyncpg.Connection, deps: Deps, user_id: uuid.UUID) -> Tokens:
+    refresh = security.new_refresh_token()
+    session_id = uuid.uuid4()
+    await q.insert_session(
+        conn,
+        session_id=session_id,
+        user_id=user_id,
+        refresh_hash=security.sha256(refresh),
+        expires_at=datetime.now(UTC) + deps.refresh_ttl,
+    )
+    return await _tokens(conn, deps, user_id=user_id, session_id=session_id, refresh=refresh)
+
+
+async def _tokens(
+    conn: asyncpg.Connection, deps: Deps, *, user_id: uuid.UUID, session_id: uuid.UUID, refresh: str
+) -> Tokens:
+    key = await ensure_signing_key(conn, deps)
+    pem = deps.sealer.open(bytes(key["private_key_sealed"]), aad=key["kid"].encode())
+    token, expires_in = security.sign_access_token(
+        kid=key["kid"], private_pem=pem, user_id=user_id, session_id=session_id, ttl=deps.access_ttl
+    )
+    return Tokens(token, refresh, expires_in, session_id, user_id)
+
+
+async def refresh(conn: asyncpg.Connection, deps: Deps, *, refresh_token: str) -> Tokens:
+    """Rotate the refresh token; presenting an already-rotated one revokes the whole session."""
+    digest = security.sha256(refresh_token)
+    session = await q.session_by_refresh(conn, digest)
+    if session is None:
+        raise Unauthenticated("INVALID_REFRESH_TOKEN", "This refresh token is not valid.")
+    if session["revoked_at"] is not None or session["expires_at"] <= datetime.now(UTC):
+        raise Unauthenticated("INVALID_REFRESH_TOKEN", "This session has ended.")
+    new = security.new_refresh_token()
+    await q.rotate_session(
+        conn, session_id=session["id"], old_hash=digest, new_hash=security.sha256(new)
+    )
+    return await _tokens(
+        conn, deps, user_id=session["user_id"], session_id=session["id"], refresh=new
+    )
+
+
+async def revoke_if_reused(conn: asyncpg.Connection, *, refresh_token: str) -> None:
+    """A refresh token presented after it was rotated was stolen or replayed: end the session."""
+    reused = await q.session_by_previous_refresh(conn, security.sha256(refresh_token))
+    if reused is not None:
+        await revoke(conn, reused["id"])
+
+
+async def revoke(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
+    row = await q.revoke_session(conn, session_id)
+    if row is not None:
+        await access.session_revoked(conn, row)
+
+
+async def logout(conn: asyncpg.Connection, *, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    session = await q.session_by_id(conn, session_id)
+    if session is None or session["user_id"] != user_id:
+        raise NotFound("SESSION_NOT_FOUND", "No such session.")
+    await revoke(conn, session_id)
+
+
+async def ensure_signing_key(conn: asyncpg.Connection, deps: Deps) -> asyncpg.Record:
+    key = await q.active_signing_key(conn)
+    if key is not None:
+        return key
+    await q.lock_signing_keys(conn)
+    key = await q.active_signing_key(conn)
+    if key is None:
+        await _new_key(conn, deps)
+        key = await q.active_signing_key(conn)
+    assert key is not None
+    return key
+
+
+async def rotate_signing_key(conn: asyncpg.Connection, deps: Deps, *, revoke_previous: bool) -> str:
+    """A new active key; the previous one keeps verifying until its tokens expire, unless
+    ``revoke_previous`` (a leaked key), which makes every token it signed invalid at once."""
+    await q.lock_signing_keys(conn)
+    await q.retire_signing_keys(conn, revoke=revoke_previous)
+    return await _new_key(conn, deps)
+
+
+async def _new_key(conn: asyncpg.Connection, deps: Deps) -> str:
+    pair = security.new_key_pair()
+    sealed = deps.sealer.seal(pair.private_pem, aad=pair.kid.encode())
+    await q.insert_signing_key(conn, kid=pair.kid, sealed=sealed, jwk=pair.public_jwk)
+    await access.signing_keys_changed(conn)
+    return pair.kid

@@ -70,14 +70,14 @@ SELF = "supervisor"
 COLORS = ("36", "32", "33", "35", "34", "96", "92", "93")  # ANSI foreground codes
 SIGNUP_BODY = '{"email":"you@example.com","password":"a long passphrase","name":"You"}'
 
-# Run as ``python -c DIE_WITH_PARENT <parent pid> <module> <command>``: on Linux, ask the kernel
-# to SIGTERM this process when the supervisor dies, then become ``python -m <module> <command>``.
+# Run as ``python -c DIE_WITH_PARENT <parent pid> <python args>``: on Linux, ask the kernel to
+# SIGTERM this process when the supervisor dies, then become ``python <python args>``.
 DIE_WITH_PARENT = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG\n"
     "if os.getppid() != int(sys.argv[1]):\n"
     "    sys.exit(0)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', *sys.argv[2:]])\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
 )
 
 
@@ -166,11 +166,15 @@ def ports_in_use(services: Sequence[Service]) -> list[Service]:
     return taken
 
 
-def service_command(name: str) -> list[str]:
-    module_args = [f"slipway_{name}", "run"]
+def python_command(args: Sequence[str]) -> list[str]:
+    """``python <args>`` that, on Linux, dies with this process even if it is SIGKILLed."""
     if sys.platform.startswith("linux"):
-        return [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *module_args]
-    return [sys.executable, "-m", *module_args]
+        return [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *args]
+    return [sys.executable, *args]
+
+
+def service_command(name: str) -> list[str]:
+    return python_command(["-m", f"slipway_{name}", "run"])
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -192,8 +196,9 @@ class Printer:
         return f"\x1b[{code}m{label}\x1b[0m" if code else label
 
     def line(self, name: str, text: str) -> None:
-        self.out.write(f"{self.prefix(name)} {text}\n")
-        self.out.flush()
+        with contextlib.suppress(OSError, ValueError):  # a closed stdout must not stop anything
+            self.out.write(f"{self.prefix(name)} {text}\n")
+            self.out.flush()
 
     def say(self, text: str) -> None:
         self.line(SELF, text)
@@ -203,16 +208,31 @@ def use_color(stream: TextIO, env: Mapping[str, str]) -> bool:
     return stream.isatty() and not env.get("NO_COLOR")
 
 
-async def pump(name: str, stream: asyncio.StreamReader, printer: Printer) -> None:
+async def open_reader(read_fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader, transport
+
+
+async def pump(
+    name: str, reader: asyncio.StreamReader, transport: asyncio.BaseTransport, printer: Printer
+) -> None:
+    """Print the lines of one child until end of file; close the pipe however it ends."""
+    try:
+        while raw := await readline(reader, name, printer):
+            printer.line(name, raw.decode(errors="replace").rstrip("\r\n"))
+    finally:
+        transport.close()
+
+
+async def readline(reader: asyncio.StreamReader, name: str, printer: Printer) -> bytes:
     while True:
         try:
-            raw = await stream.readline()
+            return await reader.readline()
         except ValueError:  # longer than LINE_LIMIT: the reader dropped it
             printer.line(name, f"[a line longer than {LINE_LIMIT} bytes was dropped]")
-            continue
-        if not raw:
-            return
-        printer.line(name, raw.decode(errors="replace").rstrip("\r\n"))
 
 
 def describe_exit(code: int) -> str:
@@ -293,7 +313,7 @@ async def wait_until_ready(
             printer.say(f"still not ready after {timeout_s:.0f} s (waiting on):")
             for name, why in pending.items():
                 printer.say(f"  {name}: {why}")
-        elif pending and now - last_report > WAITING_REPORT_EVERY_S:
+        elif pending and now - last_report > WAITING_REPORT_EVERY_S * (6 if warned else 1):
             last_report = now
             printer.say(f"waiting for /readyz: {', '.join(pending)}")
         if pending:
@@ -347,18 +367,27 @@ class Supervisor:
     async def spawn(
         self, service: Service
     ) -> tuple[asyncio.subprocess.Process, asyncio.Task[None]]:
-        process = await asyncio.create_subprocess_exec(
-            *self.command(service.name),
-            cwd=ROOT,
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            limit=LINE_LIMIT,
-        )
-        assert process.stdout is not None
-        return process, asyncio.create_task(pump(service.name, process.stdout, self.printer))
+        """Start one child, its output going to a pipe of ours (not asyncio's: waiting for the
+        child must not wait for whatever else it left holding its stdout)."""
+        read_fd, write_fd = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command(service.name),
+                cwd=ROOT,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        reader, transport = await open_reader(read_fd)
+        output = asyncio.create_task(pump(service.name, reader, transport, self.printer))
+        return process, output
 
     async def exited_or_stopped(self, process: asyncio.subprocess.Process) -> int | None:
         """The exit code, or None if a stop was requested first (the child still runs)."""
@@ -383,6 +412,14 @@ class Supervisor:
             await exited
 
     async def supervise(self, service: Service) -> None:
+        try:
+            await self.keep_running(service)
+        except Exception as exc:  # a bug here must stop everything, not leave a service behind
+            self.printer.say(f"supervising {service.name} failed: {type(exc).__name__}: {exc}")
+            self.failed = service.name
+            self.stop.set()
+
+    async def keep_running(self, service: Service) -> None:
         """Run one service until a stop is requested, restarting it when it dies."""
         failures = 0
         while not self.stop.is_set():

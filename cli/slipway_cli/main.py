@@ -44,7 +44,9 @@ def health(
         table = Table("component", "ready", "detail")
         for name, check in sorted(report.get("checks", {}).items()):
             detail = check.get("error") or check.get("url") or ""
-            table.add_row(name, "[green]yes[/green]" if check.get("ok") else "[red]no[/red]", detail)
+            table.add_row(
+                name, "[green]yes[/green]" if check.get("ok") else "[red]no[/red]", detail
+            )
         console.print(table)
     raise typer.Exit(0 if response.status_code == 200 else 1)
 

@@ -134,9 +134,16 @@ async def consuming(
     max_retries: int = 5,
     backoff_s: float = 0.2,
     batch_size: int = 500,
+    topic_prefix: str = "",
 ) -> AsyncIterator[list[InboxConsumer]]:
-    """Run inbox consumers for ``specs`` (dead-letter topics created first) until the block ends."""
-    await ensure_topics(bootstrap_servers, dead_letter_topics(s.group_id for s in specs))
+    """Run inbox consumers for ``specs`` (dead-letter topics created first) until the block ends.
+
+    ``topic_prefix`` is prepended to the topics and the consumer groups (and so to the
+    dead-letter topics and the groups recorded in the inbox).
+    """
+    await ensure_topics(
+        bootstrap_servers, dead_letter_topics(topic_prefix + s.group_id for s in specs)
+    )
     dlq = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=f"{client_id}-dlq",
@@ -148,14 +155,15 @@ async def consuming(
     consumers = []
     for spec in specs:
         consumer = InboxConsumer(
-            group_id=spec.group_id,
+            group_id=topic_prefix + spec.group_id,
             pool=pool,
             handlers=spec.handlers,
             dead_letters=KafkaDeadLetters(dlq),
             max_retries=max_retries,
             backoff_s=backoff_s,
         )
-        subscribe(broker, consumer, spec.topics, max_records=batch_size)
+        topics = [topic_prefix + t for t in spec.topics]
+        subscribe(broker, consumer, topics, max_records=batch_size)
         consumers.append(consumer)
     try:
         await broker.start()

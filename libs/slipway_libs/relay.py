@@ -72,12 +72,14 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.5,
         max_backoff_s: float = 5.0,
+        topic_prefix: str = "",
     ) -> None:
         self._dsn = dsn
         self._make_producer = producer
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._max_backoff_s = max_backoff_s
+        self._prefix = topic_prefix
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -159,7 +161,7 @@ class OutboxRelay:
             headers = kafka_headers(current_carrier())
             headers.append(("event_type", row["event_type"].encode()))
             delivery: asyncio.Future[Any] = await producer.send(
-                row["topic"],
+                self._prefix + row["topic"],
                 value=row["payload"].encode(),
                 key=row["key"].encode(),
                 headers=headers,

@@ -18,8 +18,8 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from slipway_libs.telemetry import configure_tracing
 log = structlog.get_logger(__name__)
 
 COMMANDS = ("migrate", "api", "worker", "relay", "run")
+ApiTask = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -67,6 +68,8 @@ class ServiceDefinition:
     consumers: Callable[[Container], Sequence[ConsumerSpec]] = lambda _: ()
     readiness: Callable[[Container], Mapping[str, ReadinessCheck]] = lambda _: {}
     topics: Sequence[TopicSpec] = TOPICS
+    # long-running coroutines that live beside the HTTP API (e.g. a projection follower)
+    api_tasks: Callable[[Container], Sequence[ApiTask]] = lambda _: ()
     app_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -146,10 +149,18 @@ async def serve_api(container: Container, stop: asyncio.Event) -> None:
         lifespan="on",
     )
     server = _Server(config)
+    helpers: list[asyncio.Task[None]] = [
+        asyncio.create_task(run()) for run in container.definition.api_tasks(container)
+    ]
     task = asyncio.create_task(server.serve())
-    await _until(stop, task)
-    server.should_exit = True
-    await task
+    try:
+        await _until(stop, task)
+        server.should_exit = True
+        await task
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
 
 
 async def serve_relay(container: Container, stop: asyncio.Event) -> None:
@@ -162,6 +173,7 @@ async def serve_relay(container: Container, stop: asyncio.Event) -> None:
         ),
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
+        topic_prefix=container.platform.topic_prefix,
     )
     task = asyncio.create_task(relay.run())
     await _until(stop, task)
@@ -184,6 +196,7 @@ async def serve_worker(container: Container, stop: asyncio.Event) -> None:
         max_retries=settings.consumer_max_retries,
         backoff_s=settings.consumer_backoff_s,
         batch_size=settings.consumer_batch_size,
+        topic_prefix=container.platform.topic_prefix,
     ):
         await stop.wait()
 
@@ -214,7 +227,10 @@ async def run_command(definition: ServiceDefinition, command: str) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with open_container(definition) as container:
-        await ensure_topics(container.platform.kafka_bootstrap_servers, definition.topics)
+        await ensure_topics(
+            container.platform.kafka_bootstrap_servers,
+            [replace(t, name=container.platform.topic_prefix + t.name) for t in definition.topics],
+        )
         parts = {
             "api": [serve_api],
             "worker": [serve_worker],

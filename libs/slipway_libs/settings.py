@@ -52,6 +52,9 @@ class PlatformSettings(BaseSettings):
     log_json: bool = True
     environment: str = "dev"
     internal_token: str | None = None
+    # prepended to every topic and consumer group: several installations (or test runs) can
+    # share one Kafka cluster without seeing each other's events
+    topic_prefix: str = ""
 
 
 class ServiceSettings(BaseSettings):

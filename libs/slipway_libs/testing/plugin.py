@@ -25,6 +25,7 @@ from slipway_libs.bus import delete_topics, ensure_topics
 from slipway_libs.migrations import apply_migrations, service_migrations
 from slipway_libs.settings import devstack_env_file, read_env_file
 from slipway_libs.telemetry import configure_tracing
+from slipway_libs.testing.platform import WITH_DATABASE, Platform, start_platform
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,24 @@ def span_exporter(_tracer_provider: InMemorySpanExporter) -> Iterator[InMemorySp
 @pytest.fixture
 def unique() -> Iterator[str]:
     yield uuid.uuid4().hex[:12]
+
+
+PlatformFactory = Callable[..., Awaitable[Platform]]
+
+
+@pytest.fixture(scope="session")
+async def platform_factory(devstack: Devstack, database_factory: DatabaseFactory
+                           ) -> AsyncIterator[PlatformFactory]:
+    """``await platform_factory(["identity", "gateway"])``: real service processes, ready."""
+    started: list[Platform] = []
+
+    async def make(names: list[str], extra_env: dict[str, str] | None = None) -> Platform:
+        databases = {name: await database_factory(name) for name in names
+                     if name in WITH_DATABASE}
+        platform = await start_platform(devstack.kafka, databases, names, extra_env)
+        started.append(platform)
+        return platform
+
+    yield make
+    for platform in started:
+        platform.stop_all()

@@ -1,35 +1,118 @@
-"""Composition root of the gateway: stateless, so no database, no relay, no consumers."""
+"""Composition root of the gateway: stateless (no database, no relay, no consumer group).
+
+It holds an in-memory access projection, followed from identity's events, so that deciding a
+request needs no call to identity.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 import httpx
+import structlog
+from fastapi import APIRouter
 
+from slipway_gateway.access.follower import AccessFollower
 from slipway_gateway.api.health import upstream_checks
+from slipway_gateway.api.proxy import Upstreams
+from slipway_gateway.api.routes import Gateway, TokenUsage
 from slipway_gateway.config import GatewaySettings
+from slipway_gateway.domain.projection import AccessProjection
+from slipway_libs.actor import INTERNAL_TOKEN_HEADER
 from slipway_libs.http import ReadinessCheck
 from slipway_libs.service import Container, ServiceDefinition
 
+log = structlog.get_logger(__name__)
 
-def _http_client(container: Container) -> httpx.AsyncClient:
-    client = container.extras.get("http")
-    if client is None:
+
+def _parts(container: Container) -> Gateway:
+    gateway = container.extras.get("gateway")
+    if gateway is None:
         settings: GatewaySettings = container.settings
-        client = httpx.AsyncClient(timeout=settings.upstream_timeout_s)
-        container.extras["http"] = client
-    return client
+        http = httpx.AsyncClient(timeout=settings.upstream_timeout_s)
+        container.extras["http"] = http
+        gateway = Gateway(
+            projection=AccessProjection(),
+            upstreams=Upstreams(
+                http=http,
+                urls=settings.upstreams(),
+                internal_token=container.platform.internal_token,
+            ),
+            usage=TokenUsage(),
+        )
+        container.extras["gateway"] = gateway
+    assert isinstance(gateway, Gateway)
+    return gateway
+
+
+def _routers(container: Container) -> Sequence[APIRouter]:
+    return [_parts(container).router()]
 
 
 def _readiness(container: Container) -> Mapping[str, ReadinessCheck]:
-    return upstream_checks(_http_client(container), container.settings.upstreams())
+    gateway = _parts(container)
+    checks = upstream_checks(gateway.upstreams.http, container.settings.upstreams())
+
+    async def projection() -> dict[str, int]:
+        if not gateway.projection.loaded:
+            raise RuntimeError("access projection not loaded yet")
+        return {"organizations": len(gateway.projection.organizations)}
+
+    checks["access_projection"] = projection
+    return checks
+
+
+def _tasks(container: Container) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
+    gateway = _parts(container)
+    settings: GatewaySettings = container.settings
+    follower = AccessFollower(
+        projection=gateway.projection,
+        bootstrap_servers=container.platform.kafka_bootstrap_servers,
+        identity_url=settings.identity_url,
+        http=gateway.upstreams.http,
+        internal_token=container.platform.internal_token,
+        topic_prefix=container.platform.topic_prefix,
+    )
+    return [
+        follower.run,
+        lambda: _flush_token_usage(gateway, settings.token_usage_flush_s),
+        lambda: _prune_sessions(gateway),
+    ]
+
+
+async def _flush_token_usage(gateway: Gateway, every_s: float) -> None:
+    upstreams = gateway.upstreams
+    headers = {INTERNAL_TOKEN_HEADER: upstreams.internal_token} if upstreams.internal_token else {}
+    while True:
+        await asyncio.sleep(every_s)
+        used = gateway.usage.take()
+        if not used:
+            continue
+        body = {"used": {str(k): v.isoformat() for k, v in used.items()}}
+        with contextlib.suppress(httpx.HTTPError):
+            await upstreams.http.post(
+                f"{upstreams.urls['identity']}/internal/v1/api-tokens/usage",
+                json=body,
+                headers=headers,
+            )
+
+
+async def _prune_sessions(gateway: Gateway) -> None:
+    while True:
+        await asyncio.sleep(60)
+        gateway.projection.prune_sessions()
 
 
 DEFINITION = ServiceDefinition(
     name="gateway",
     settings_cls=GatewaySettings,
     migrations=None,
+    routers=_routers,
     readiness=_readiness,
+    api_tasks=_tasks,
     app_options={
         "openapi_url": "/api/v1/openapi.json",
         "docs_url": "/docs",

@@ -15,10 +15,16 @@ class GatewaySettings(ServiceSettings):
     deployer_url: str = "http://127.0.0.1:8084"
     scheduler_url: str = "http://127.0.0.1:8085"
     logs_url: str = "http://127.0.0.1:8086"
-    upstream_timeout_s: float = 5.0
+    upstream_timeout_s: float = 10.0
+    token_usage_flush_s: float = 5.0
+
+    # the services this gateway routes to and waits for (all by default; a subset for tests or
+    # a partial deployment), comma-separated
+    services: str = ",".join(("identity", "catalog", "builder", "deployer", "scheduler", "logs"))
 
     def upstreams(self) -> dict[str, str]:
-        return {name: getattr(self, f"{name}_url") for name in UPSTREAMS}
+        enabled = {s.strip() for s in self.services.split(",") if s.strip()}
+        return {name: getattr(self, f"{name}_url") for name in UPSTREAMS if name in enabled}
 
 
 UPSTREAMS = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")

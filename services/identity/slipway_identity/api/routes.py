@@ -50,6 +50,11 @@ def build_router(pool: asyncpg.Pool, deps: Deps, internal_token: str | None) -> 
     _tokens(router, tx)
     _audit(router, tx)
 
+    @router.get("/signing-keys")
+    async def signing_keys() -> dict[str, Any]:
+        async with tx() as conn:
+            return await access.signing_keys_state(conn)
+
     @router.get("/access-snapshot")
     async def snapshot() -> dict[str, Any]:
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -100,6 +101,15 @@ async def signing_keys_changed(conn: asyncpg.Connection) -> None:
     version = await q.next_access_version(conn)
     payload = ev.SigningKeysChanged(keys=signing_key_states(rows), version=version)
     await _publish(conn, payload, key="signing-keys", org_id=None)
+
+
+async def signing_keys_state(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The current key set, for a verifier that met a ``kid`` it does not know yet."""
+    rows = await q.signing_keys(conn)
+    version = await q.next_access_version(conn)
+    return ev.SigningKeysChanged(keys=signing_key_states(rows), version=version).model_dump(
+        mode="json"
+    )
 
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, object]:

@@ -10,15 +10,14 @@ import httpx
 import pytest
 
 from slipway_contracts import api_tokens
-from slipway_libs import db
-from slipway_libs.actor import ACTOR_HEADER, Actor
-from slipway_libs.crypto import new_key_setting
-from slipway_libs.http import create_app
-
 from slipway_identity.api.routes import build_router
 from slipway_identity.bootstrap import DEFINITION
 from slipway_identity.config import IdentitySettings
 from slipway_identity.usecases.deps import Deps
+from slipway_libs import db
+from slipway_libs.actor import ACTOR_HEADER, Actor
+from slipway_libs.crypto import new_key_setting
+from slipway_libs.http import create_app
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
@@ -34,13 +33,19 @@ async def pool(database_factory) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def api(pool) -> AsyncIterator[httpx.AsyncClient]:
-    settings = IdentitySettings(database_url="unused", sealing_keys=new_key_setting("t1"),
-                                argon2_memory_kib=1024, argon2_time_cost=1,
-                                login_max_failures_per_account=3)
-    app = create_app(service="identity", routers=[build_router(pool, Deps.from_settings(settings),
-                                                              None)])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://identity/internal/v1") as client:
+    settings = IdentitySettings(
+        database_url="unused",
+        sealing_keys=new_key_setting("t1"),
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+        login_max_failures_per_account=3,
+    )
+    app = create_app(
+        service="identity", routers=[build_router(pool, Deps.from_settings(settings), None)]
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://identity/internal/v1"
+    ) as client:
         yield client
 
 
@@ -58,8 +63,9 @@ async def sign_up(api: httpx.AsyncClient, name: str = "Ada") -> dict[str, str]:
 
 async def test_sign_up_then_login_and_refresh_rotation(api) -> None:
     user = await sign_up(api)
-    dup = await api.post("/users", json={"email": user["email"].upper(), "password": PASSWORD,
-                                         "name": "X"})
+    dup = await api.post(
+        "/users", json={"email": user["email"].upper(), "password": PASSWORD, "name": "X"}
+    )
     assert (dup.status_code, dup.json()["error"]["code"]) == (409, "EMAIL_TAKEN")
     login = await api.post("/sessions", json={"email": user["email"], "password": PASSWORD})
     assert login.status_code == 200
@@ -70,20 +76,24 @@ async def test_sign_up_then_login_and_refresh_rotation(api) -> None:
     replay = await api.post("/sessions/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert (replay.status_code, replay.json()["error"]["code"]) == (401, "INVALID_REFRESH_TOKEN")
     # the replay ended the session: the legitimately rotated token is dead too
-    second = await api.post("/sessions/refresh",
-                            json={"refresh_token": first.json()["refresh_token"]})
+    second = await api.post(
+        "/sessions/refresh", json={"refresh_token": first.json()["refresh_token"]}
+    )
     assert second.status_code == 401
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"email": "not-an-email", "password": PASSWORD, "name": "A"}, "INVALID_EMAIL"),
-    ({"email": "a@example.com", "password": "short", "name": "A"}, "WEAK_PASSWORD"),
-    ({"email": "a@example.com", "password": "aaaaaaaaaaaa", "name": "A"}, "WEAK_PASSWORD"),
-    ({"email": "a@example.com", "password": "password123", "name": "A"}, "WEAK_PASSWORD"),
-    ({"email": "a@example.com", "password": PASSWORD, "name": "  "}, "INVALID_NAME"),
-    ({"email": "a@example.com", "password": 12345678901, "name": "A"}, "VALIDATION_ERROR"),
-    ({"email": "a@example.com", "password": PASSWORD}, "VALIDATION_ERROR"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"email": "not-an-email", "password": PASSWORD, "name": "A"}, "INVALID_EMAIL"),
+        ({"email": "a@example.com", "password": "short", "name": "A"}, "WEAK_PASSWORD"),
+        ({"email": "a@example.com", "password": "aaaaaaaaaaaa", "name": "A"}, "WEAK_PASSWORD"),
+        ({"email": "a@example.com", "password": "password123", "name": "A"}, "WEAK_PASSWORD"),
+        ({"email": "a@example.com", "password": PASSWORD, "name": "  "}, "INVALID_NAME"),
+        ({"email": "a@example.com", "password": 12345678901, "name": "A"}, "VALIDATION_ERROR"),
+        ({"email": "a@example.com", "password": PASSWORD}, "VALIDATION_ERROR"),
+    ],
+)
 async def test_bad_sign_ups_are_refused_with_stable_codes(api, body, code) -> None:
     response = await api.post("/users", json=body)
     assert response.status_code == 422
@@ -93,8 +103,11 @@ async def test_bad_sign_ups_are_refused_with_stable_codes(api, body, code) -> No
 async def test_failed_logins_are_throttled_per_account(api) -> None:
     user = await sign_up(api)
     for _ in range(3):
-        bad = await api.post("/sessions", json={"email": user["email"], "password": "wrong!pass1"},
-                             headers={"x-slipway-client-address": "10.0.0.1"})
+        bad = await api.post(
+            "/sessions",
+            json={"email": user["email"], "password": "wrong!pass1"},
+            headers={"x-slipway-client-address": "10.0.0.1"},
+        )
         assert bad.status_code == 401
     blocked = await api.post("/sessions", json={"email": user["email"], "password": PASSWORD})
     assert blocked.status_code == 429
@@ -104,61 +117,81 @@ async def test_failed_logins_are_throttled_per_account(api) -> None:
 
 async def test_organization_owner_rules_invitations_and_transfer(api) -> None:
     ada, bob = await sign_up(api, "Ada"), await sign_up(api, "Bob")
-    org = (await api.post("/organizations", json={"name": "Acme"},
-                          headers=as_user(ada["id"]))).json()
+    org = (
+        await api.post("/organizations", json={"name": "Acme"}, headers=as_user(ada["id"]))
+    ).json()
     ada_owner = as_user(ada["id"], "owner")
     members = (await api.get(f"/organizations/{org['id']}/members")).json()["items"]
     assert [(m["user_id"], m["role"]) for m in members] == [(ada["id"], "owner")]
-    demote = await api.patch(f"/organizations/{org['id']}/members/{ada['id']}",
-                             json={"role": "admin"}, headers=ada_owner)
+    demote = await api.patch(
+        f"/organizations/{org['id']}/members/{ada['id']}", json={"role": "admin"}, headers=ada_owner
+    )
     assert (demote.status_code, demote.json()["error"]["code"]) == (409, "LAST_OWNER")
     leave = await api.delete(f"/organizations/{org['id']}/members/{ada['id']}", headers=ada_owner)
     assert leave.status_code == 409
-    invitation = await api.post(f"/organizations/{org['id']}/members",
-                                json={"email": bob["email"], "role": "devops"}, headers=ada_owner)
+    invitation = await api.post(
+        f"/organizations/{org['id']}/members",
+        json={"email": bob["email"], "role": "devops"},
+        headers=ada_owner,
+    )
     assert invitation.status_code == 201
     assert invitation.json()["status"] == "pending"
     stranger = await sign_up(api, "Eve")
-    wrong = await api.post(f"/invitations/{invitation.json()['id']}/accept",
-                           headers=as_user(stranger["id"]))
+    wrong = await api.post(
+        f"/invitations/{invitation.json()['id']}/accept", headers=as_user(stranger["id"])
+    )
     assert wrong.status_code == 404
-    accepted = await api.post(f"/invitations/{invitation.json()['id']}/accept",
-                              headers=as_user(bob["id"]))
+    accepted = await api.post(
+        f"/invitations/{invitation.json()['id']}/accept", headers=as_user(bob["id"])
+    )
     assert accepted.status_code == 200 and accepted.json()["role"] == "devops"
-    escalate = await api.post(f"/organizations/{org['id']}/api-tokens",
-                              json={"name": "ci", "role": "admin"},
-                              headers=as_user(bob["id"], "devops"))
+    escalate = await api.post(
+        f"/organizations/{org['id']}/api-tokens",
+        json={"name": "ci", "role": "admin"},
+        headers=as_user(bob["id"], "devops"),
+    )
     assert (escalate.status_code, escalate.json()["error"]["code"]) == (403, "ROLE_TOO_HIGH")
-    moved = await api.post(f"/organizations/{org['id']}/transfer-ownership",
-                           json={"user_id": bob["id"]}, headers=ada_owner)
+    moved = await api.post(
+        f"/organizations/{org['id']}/transfer-ownership",
+        json={"user_id": bob["id"]},
+        headers=ada_owner,
+    )
     assert moved.status_code == 200 and moved.json()["owner_id"] == bob["id"]
-    roles = {m["user_id"]: m["role"] for m in
-             (await api.get(f"/organizations/{org['id']}/members")).json()["items"]}
+    roles = {
+        m["user_id"]: m["role"]
+        for m in (await api.get(f"/organizations/{org['id']}/members")).json()["items"]
+    }
     assert roles == {ada["id"]: "admin", bob["id"]: "owner"}
 
 
 async def test_api_token_is_shown_once_and_stored_as_a_hash(api, pool) -> None:
     ada = await sign_up(api)
-    org = (await api.post("/organizations", json={"name": "Acme"},
-                          headers=as_user(ada["id"]))).json()
-    created = await api.post(f"/organizations/{org['id']}/api-tokens",
-                             json={"name": "ci", "role": "devops"},
-                             headers=as_user(ada["id"], "owner"))
+    org = (
+        await api.post("/organizations", json={"name": "Acme"}, headers=as_user(ada["id"]))
+    ).json()
+    created = await api.post(
+        f"/organizations/{org['id']}/api-tokens",
+        json={"name": "ci", "role": "devops"},
+        headers=as_user(ada["id"], "owner"),
+    )
     assert created.status_code == 201
     token = created.json()["token"]
     assert api_tokens.is_well_formed(token)
     listed = (await api.get(f"/organizations/{org['id']}/api-tokens")).json()["items"]
     assert [t["name"] for t in listed] == ["ci"] and "token" not in listed[0]
-    stored = await pool.fetchrow("SELECT * FROM api_tokens WHERE id = $1",
-                                 uuid.UUID(created.json()["id"]))
+    stored = await pool.fetchrow(
+        "SELECT * FROM api_tokens WHERE id = $1", uuid.UUID(created.json()["id"])
+    )
     assert token not in [str(v) for v in stored.values()]
     assert stored["token_sha256"] == api_tokens.fingerprint(token)
     snapshot = (await api.get("/access-snapshot")).json()
     assert api_tokens.fingerprint(token) in [t["token_sha256"] for t in snapshot["api_tokens"]]
-    assert {m["user_id"] for m in snapshot["memberships"]
-            if m["organization_id"] == org["id"]} == {ada["id"]}
+    assert {m["user_id"] for m in snapshot["memberships"] if m["organization_id"] == org["id"]} == {
+        ada["id"]
+    }
     assert snapshot["signing_keys"]["keys"] == [] or all(
-        "d" not in k["jwk"] for k in snapshot["signing_keys"]["keys"])
+        "d" not in k["jwk"] for k in snapshot["signing_keys"]["keys"]
+    )
 
 
 def test_api_token_checksum_catches_typos() -> None:

@@ -1,0 +1,151 @@
+"""Real service processes for cross-service tests: ``python -m slipway_<name> run`` on free ports.
+
+Each platform gets fresh databases (migrated by the service's own ``migrate`` command), its own
+topic prefix (so it sees only its own events on the shared broker) and a fresh internal token and
+sealing keys. Output goes to a log file per service, whose tail is shown when a start fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from slipway_libs.crypto import new_key_setting
+
+WITH_DATABASE = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Platform:
+    kafka: str
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"t{secrets.token_hex(4)}.")
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def start(self, name: str) -> None:
+        service = self.services[name]
+        log = service.log_path.open("ab")
+        service.process = subprocess.Popen(
+            [sys.executable, "-m", f"slipway_{name}", "run"], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.services[name].process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.services)):
+            self.stop(name)
+
+    async def wait_ready(self, name: str, timeout_s: float = 60) -> None:
+        service = self.services[name]
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if service.process is not None and service.process.poll() is not None:
+                    raise RuntimeError(f"{name} exited:\n{service.tail()}")
+                try:
+                    if (await client.get(f"{service.url}/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"{name} not ready after {timeout_s}s:\n{service.tail()}")
+
+
+def platform_env(kafka: str, databases: dict[str, str], ports: dict[str, int],
+                 prefix: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    env.update({
+        "SLIPWAY_DEVSTACK_ENV": os.devnull,
+        "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "SLIPWAY_TOPIC_PREFIX": prefix,
+        "SLIPWAY_INTERNAL_TOKEN": secrets.token_urlsafe(24),
+        "SLIPWAY_LOG_LEVEL": "WARNING",
+        "SLIPWAY_IDENTITY_SEALING_KEYS": new_key_setting("t1"),
+        "SLIPWAY_CATALOG_SEALING_KEYS": new_key_setting("t1"),
+        # fast password hashing in tests (the production default is OWASP's minimum)
+        "SLIPWAY_IDENTITY_ARGON2_MEMORY_KIB": "1024",
+        "SLIPWAY_IDENTITY_ARGON2_TIME_COST": "1",
+    })
+    env["SLIPWAY_GATEWAY_SERVICES"] = ",".join(n for n in ports if n != "gateway")
+    for name, dsn in databases.items():
+        env[f"SLIPWAY_{name.upper()}_DATABASE_URL"] = dsn
+    for name, port in ports.items():
+        env[f"SLIPWAY_{name.upper()}_HTTP_PORT"] = str(port)
+        env[f"SLIPWAY_GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+    return env
+
+
+def migrate(name: str, env: dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, "-m", f"slipway_{name}", "migrate"], env=env,
+                            capture_output=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} migrate failed:\n{result.stderr.decode(errors='replace')}")
+
+
+async def start_platform(kafka: str, databases: dict[str, str], names: list[str],
+                         extra_env: dict[str, str] | None = None) -> Platform:
+    platform = Platform(kafka=kafka)
+    logs = Path(tempfile.mkdtemp(prefix="slipway-platform-"))
+    ports = {name: free_port() for name in names}
+    platform.env = platform_env(kafka, databases, ports, platform.prefix) | (extra_env or {})
+    for name in names:
+        platform.services[name] = ServiceProcess(name, ports[name], logs / f"{name}.log")
+        if name in WITH_DATABASE:
+            await asyncio.to_thread(migrate, name, platform.env)
+    try:
+        for name in names:
+            platform.start(name)
+        for name in names:
+            await platform.wait_ready(name)
+    except BaseException:
+        platform.stop_all()
+        raise
+    return platform

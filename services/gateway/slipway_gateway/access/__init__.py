@@ -1,0 +1,1 @@
+"""Keeping the gateway's access projection current, and deciding who a request comes from."""

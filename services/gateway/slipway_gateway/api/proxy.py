@@ -1,0 +1,105 @@
+"""Forwarding an authorized request to the owning service's internal API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
+from slipway_libs.errors import BusinessError
+from slipway_libs.logging import correlation_id
+from slipway_libs.telemetry import current_carrier
+
+log = structlog.get_logger(__name__)
+
+_PASSED_BACK = ("content-type", "retry-after", "www-authenticate")
+
+
+class Upstreams:
+    def __init__(
+        self, *, http: httpx.AsyncClient, urls: Mapping[str, str], internal_token: str | None
+    ) -> None:
+        self.http = http
+        self.urls = dict(urls)
+        self.internal_token = internal_token
+
+    def _internal(self) -> dict[str, str]:
+        return {INTERNAL_TOKEN_HEADER: self.internal_token} if self.internal_token else {}
+
+    async def signing_keys(self) -> dict[str, Any]:
+        response = await self.http.get(
+            f"{self.urls['identity']}/internal/v1/signing-keys", headers=self._internal(), timeout=2
+        )
+        response.raise_for_status()
+        keys: dict[str, Any] = response.json()
+        return keys
+
+    async def forward(
+        self,
+        request: Request,
+        *,
+        service: str,
+        path: str,
+        actor: Actor | None,
+        body: bytes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+    ) -> Response:
+        headers = {**current_carrier(), **(extra_headers or {})}
+        if self.internal_token:
+            headers[INTERNAL_TOKEN_HEADER] = self.internal_token
+        if actor is not None:
+            headers[ACTOR_HEADER] = actor.header()
+        cid = correlation_id.get()
+        if cid:
+            headers["x-correlation-id"] = cid
+        content = await request.body() if body is None else body
+        if content:
+            headers["content-type"] = request.headers.get("content-type", "application/json")
+        try:
+            upstream = await self.http.request(
+                method or request.method,
+                f"{self.urls[service]}{path}",
+                params=request.query_params,
+                content=content,
+                headers=headers,
+            )
+        except httpx.TimeoutException:
+            raise BusinessError(
+                f"The {service} service did not answer in time.",
+                code="UPSTREAM_TIMEOUT",
+                status_code=504,
+            ) from None
+        except httpx.HTTPError as exc:
+            log.warning("gateway.upstream_unavailable", service=service, error=repr(exc))
+            raise BusinessError(
+                f"The {service} service is unavailable.",
+                code="UPSTREAM_UNAVAILABLE",
+                status_code=503,
+            ) from None
+        passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}
+        return Response(upstream.content, status_code=upstream.status_code, headers=passed)
+
+
+def check_json(body: bytes, content_type: str | None) -> None:
+    """Malformed JSON is refused here, before any service sees it."""
+    if not body:
+        return
+    if content_type and "json" not in content_type:
+        raise BusinessError(
+            "Send JSON (Content-Type: application/json).",
+            code="UNSUPPORTED_MEDIA_TYPE",
+            status_code=415,
+        )
+    try:
+        json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BusinessError(
+            "The request body is not valid JSON.", code="MALFORMED_JSON", status_code=400
+        ) from None

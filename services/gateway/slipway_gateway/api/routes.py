@@ -1,0 +1,198 @@
+"""The public API: one handler per route of the table, all through the same policy point."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from slipway_gateway.access.authenticate import Authenticator
+from slipway_gateway.api.proxy import Upstreams, check_json
+from slipway_gateway.api.table import ROUTES, RouteSpec
+from slipway_gateway.domain.policy import Decision, Resource, Standing, decide
+from slipway_gateway.domain.principal import Principal, TokenPrincipal, UserPrincipal
+from slipway_gateway.domain.projection import AccessProjection
+from slipway_libs.actor import Actor
+from slipway_libs.errors import BusinessError
+
+PREFIX = "/api/v1"
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class TokenUsage:
+    """Last use of each API token, flushed to identity in batches (not on the request path)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[uuid.UUID, datetime] = {}
+
+    def mark(self, token_id: uuid.UUID) -> None:
+        self.pending[token_id] = datetime.now(UTC)
+
+    def take(self) -> dict[uuid.UUID, datetime]:
+        taken, self.pending = self.pending, {}
+        return taken
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        projection: AccessProjection,
+        upstreams: Upstreams,
+        usage: TokenUsage,
+        authorize: bool = True,
+    ) -> None:
+        self.projection = projection
+        self.authenticator = Authenticator(projection)
+        self.upstreams = upstreams
+        self.usage = usage
+        self.authorize = authorize  # False only in the overhead benchmark
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix=PREFIX)
+        for spec in ROUTES:
+            router.add_api_route(
+                spec.path,
+                self._handler(spec),
+                methods=[spec.method],
+                summary=spec.summary,
+                name=f"{spec.method} {spec.path}",
+                status_code=spec.success,
+                openapi_extra={"x-slipway-action": spec.action or spec.access},
+            )
+        return router
+
+    def _handler(self, spec: RouteSpec) -> Handler:
+        async def handle(request: Request) -> Response:
+            return await self.handle(spec, request)
+
+        return handle
+
+    async def handle(self, spec: RouteSpec, request: Request) -> Response:
+        body = await request.body()
+        check_json(body, request.headers.get("content-type"))
+        params = dict(request.path_params)
+        if spec.access == "public":
+            address = request.client.host if request.client else "unknown"
+            return await self.upstreams.forward(
+                request,
+                service=spec.upstream,
+                path=spec.upstream_path.format(**params),
+                actor=None,
+                body=body,
+                extra_headers={"x-slipway-client-address": address},
+            )
+        principal = await self.authenticator.principal(request.headers.get("authorization"))
+        if isinstance(principal, TokenPrincipal):
+            self.usage.mark(principal.token_id)
+        if spec.access == "user":
+            return await self._as_user(spec, request, principal, params, body)
+        org_id = _uuid(params.get("org"))
+        standing = self._authorize(spec, principal, org_id)
+        actor = _actor(principal, standing, request)
+        return await self.upstreams.forward(
+            request,
+            service=spec.upstream,
+            path=spec.upstream_path.format(**params),
+            actor=actor,
+            body=body,
+        )
+
+    def _authorize(
+        self, spec: RouteSpec, principal: Principal, org_id: uuid.UUID | None
+    ) -> Standing | None:
+        standing = self.projection.standing(principal, org_id) if org_id else None
+        if not self.authorize:
+            return standing
+        assert spec.action is not None
+        decision = (
+            decide(standing, spec.action, Resource(organization_id=org_id))
+            if org_id
+            else Decision.HIDE
+        )
+        if decision is Decision.HIDE:
+            raise BusinessError(
+                "No such organization.", code="ORGANIZATION_NOT_FOUND", status_code=404
+            )
+        if decision is Decision.FORBID:
+            raise BusinessError(
+                "Your role does not allow this.",
+                code="FORBIDDEN",
+                status_code=403,
+                details={"action": spec.action.value},
+            )
+        return standing
+
+    async def _as_user(
+        self,
+        spec: RouteSpec,
+        request: Request,
+        principal: Principal,
+        params: dict[str, Any],
+        body: bytes,
+    ) -> Response:
+        if isinstance(principal, TokenPrincipal):
+            if spec.method == "GET" and spec.path == "/organizations":
+                return await self._token_organizations(request, principal)
+            raise BusinessError(
+                "This needs a signed-in user, not an API token.", code="USERS_ONLY", status_code=403
+            )
+        assert isinstance(principal, UserPrincipal)
+        path = spec.upstream_path.format(
+            **params, user_id=principal.user_id, session_id=principal.session_id
+        )
+        return await self.upstreams.forward(
+            request,
+            service=spec.upstream,
+            path=path,
+            actor=_actor(principal, None, request),
+            body=body,
+            method=spec.upstream_method,
+        )
+
+    async def _token_organizations(self, request: Request, principal: TokenPrincipal) -> Response:
+        upstream = await self.upstreams.forward(
+            request,
+            service="identity",
+            path=f"/internal/v1/organizations/{principal.organization_id}",
+            actor=_actor(principal, None, request),
+            body=b"",
+        )
+        if upstream.status_code != 200:
+            return upstream
+        return JSONResponse({"items": [json.loads(bytes(upstream.body))], "next_cursor": None})
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def _actor(principal: Principal, standing: Standing | None, request: Request) -> Actor:
+    origin = "cli" if request.headers.get("x-slipway-origin", "").lower() == "cli" else "api"
+    role = None
+    if standing is not None:
+        role = standing.role or "custom"
+    if isinstance(principal, TokenPrincipal):
+        return Actor(
+            type="api_token",
+            id=str(principal.token_id),
+            name=principal.name,
+            organization_role=role or principal.role,
+            origin=origin,
+        )
+    return Actor(
+        type="user",
+        id=str(principal.user_id),
+        user_id=principal.user_id,
+        organization_role=role,
+        origin=origin,
+    )

@@ -1,0 +1,194 @@
+"""Authentication and authorization through the gateway, against real identity and gateway
+processes, the real broker and database. Changes of access take effect within one second."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from slipway_libs.actor import INTERNAL_TOKEN_HEADER
+from slipway_libs.testing.platform import Platform
+
+from .support import PASSWORD, add_member, create_org, eventually, sign_up, token_auth
+
+pytestmark = pytest.mark.integration
+
+REFUSED_WITHIN_S = 1.0
+
+
+async def test_signup_login_me_and_own_organization(api) -> None:
+    ada = await sign_up(api)
+    me = await api.get("/me", headers=ada.auth)
+    assert me.status_code == 200 and me.json()["email"] == ada.email
+    org = await create_org(api, ada)
+    mine = (await api.get("/organizations", headers=ada.auth)).json()["items"]
+    assert [(o["id"], o["role"]) for o in mine] == [(org, "owner")]
+
+
+async def test_another_tenants_organization_is_not_found(api) -> None:
+    ada, eve = await sign_up(api, "Ada"), await sign_up(api, "Eve")
+    org = await create_org(api, ada)
+    for method, path in [
+        ("GET", ""),
+        ("PATCH", ""),
+        ("GET", "/members"),
+        ("DELETE", ""),
+        ("GET", "/api-tokens"),
+        ("POST", "/api-tokens"),
+    ]:
+        response = await api.request(
+            method,
+            f"/organizations/{org}{path}",
+            headers=eve.auth,
+            json={} if method in ("POST", "PATCH") else None,
+        )
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"]["code"] == "ORGANIZATION_NOT_FOUND"
+
+
+async def test_api_token_is_shown_once_and_refused_within_a_second_of_revocation(api) -> None:
+    ada = await sign_up(api)
+    org = await create_org(api, ada)
+    created = await api.post(
+        f"/organizations/{org}/api-tokens", json={"name": "ci", "role": "viewer"}, headers=ada.auth
+    )
+    assert created.status_code == 201
+    token = created.json()["token"]
+    assert token.startswith("slw_")
+    listed = (await api.get(f"/organizations/{org}/api-tokens", headers=ada.auth)).json()
+    assert all("token" not in t for t in listed["items"])
+
+    async def accepted() -> bool:
+        response = await api.get(f"/organizations/{org}", headers=token_auth(token))
+        return response.status_code == 200
+
+    await eventually(accepted)
+    mine = await api.get("/organizations", headers=token_auth(token))
+    assert [o["id"] for o in mine.json()["items"]] == [org]
+    forbidden = await api.patch(
+        f"/organizations/{org}", json={"name": "x"}, headers=token_auth(token)
+    )
+    assert forbidden.status_code == 403
+    revoked = await api.delete(
+        f"/organizations/{org}/api-tokens/{created.json()['id']}", headers=ada.auth
+    )
+    assert revoked.status_code == 204
+
+    async def refused() -> bool:
+        response = await api.get(f"/organizations/{org}", headers=token_auth(token))
+        return response.status_code == 401
+
+    await eventually(refused, within_s=REFUSED_WITHIN_S)
+
+
+async def test_removed_member_and_role_changes_take_effect_within_a_second(api) -> None:
+    ada, bob = await sign_up(api, "Ada"), await sign_up(api, "Bob")
+    org = await create_org(api, ada)
+    await add_member(api, org, ada, bob, "viewer")
+    assert (
+        await api.patch(f"/organizations/{org}", json={"name": "B"}, headers=bob.auth)
+    ).status_code == 403
+    changed = await api.patch(
+        f"/organizations/{org}/members/{bob.id}", json={"role": "admin"}, headers=ada.auth
+    )
+    assert changed.status_code == 200
+
+    async def can_edit() -> bool:
+        response = await api.patch(
+            f"/organizations/{org}", json={"description": "by bob"}, headers=bob.auth
+        )
+        return response.status_code == 200
+
+    await eventually(can_edit, within_s=REFUSED_WITHIN_S)
+    removed = await api.delete(f"/organizations/{org}/members/{bob.id}", headers=ada.auth)
+    assert removed.status_code == 204
+
+    async def hidden() -> bool:
+        response = await api.get(f"/organizations/{org}", headers=bob.auth)
+        return response.status_code == 404
+
+    await eventually(hidden, within_s=REFUSED_WITHIN_S)
+
+
+async def test_logout_and_key_rotation_refuse_stale_session_tokens(api, platform: Platform) -> None:
+    ada = await sign_up(api)
+    assert (await api.get("/me", headers=ada.auth)).status_code == 200
+    out = await api.post("/auth/logout", headers=ada.auth)
+    assert out.status_code == 204
+
+    async def me_refused(user_auth: dict[str, str]) -> bool:
+        return (await api.get("/me", headers=user_auth)).status_code == 401
+
+    await eventually(lambda: me_refused(ada.auth), within_s=REFUSED_WITHIN_S)
+
+    bob = await sign_up(api, "Bob")
+    assert (await api.get("/me", headers=bob.auth)).status_code == 200
+    async with httpx.AsyncClient(base_url=platform.url("identity")) as identity:
+        rotated = await identity.post(
+            "/internal/v1/keys/rotate",
+            params={"revoke_previous": "true"},
+            headers={INTERNAL_TOKEN_HEADER: platform.env["SLIPWAY_INTERNAL_TOKEN"]},
+        )
+    assert rotated.status_code == 200
+    await eventually(lambda: me_refused(bob.auth), within_s=REFUSED_WITHIN_S)
+    again = await api.post("/auth/login", json={"email": bob.email, "password": PASSWORD})
+    fresh = {"authorization": f"Bearer {again.json()['access_token']}"}
+    await eventually(lambda: _ok(api, fresh))
+
+
+async def _ok(api: httpx.AsyncClient, auth: dict[str, str]) -> bool:
+    return (await api.get("/me", headers=auth)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/auth/signup", b'{"email": ', 400, "MALFORMED_JSON"),
+        (
+            "POST",
+            "/auth/signup",
+            b'{"email": "a@b.co", "password": 5, "name": "A"}',
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "POST",
+            "/auth/signup",
+            b'{"email": "a@b.co", "password": "short", "name": "A"}',
+            422,
+            "WEAK_PASSWORD",
+        ),
+        (
+            "POST",
+            "/auth/login",
+            b'{"email": "nobody@b.co", "password": "whatever-pass"}',
+            401,
+            "INVALID_CREDENTIALS",
+        ),
+        ("POST", "/auth/signup", b"x" * 2_000_000, 413, "PAYLOAD_TOO_LARGE"),
+        ("GET", "/me", None, 401, "UNAUTHENTICATED"),
+        ("GET", "/nope", None, 404, "NOT_FOUND"),
+    ],
+)
+async def test_bad_input_gets_a_clear_4xx(api, method, path, body, status, code) -> None:
+    response = await api.request(
+        method, path, content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+async def test_unknown_and_malformed_ids_and_bad_credentials(api) -> None:
+    ada = await sign_up(api)
+    for org in (str(uuid.uuid4()), "not-a-uuid", "../../etc"):
+        response = await api.get(f"/organizations/{org}", headers=ada.auth)
+        assert response.status_code == 404, org
+    for header in ("Bearer not.a.jwt", "Token slw_fake", "Basic abc", "Token " + "slw_" + "A" * 36):
+        response = await api.get("/me", headers={"authorization": header})
+        assert response.status_code == 401, header
+    duplicate = await api.post(
+        "/auth/signup", json={"email": ada.email, "password": PASSWORD, "name": "Again"}
+    )
+    assert (duplicate.status_code, duplicate.json()["error"]["code"]) == (409, "EMAIL_TAKEN")

@@ -1,0 +1,193 @@
+"""The role-by-route matrix, generated from the route table and the permission table.
+
+For every route of the public table and every kind of principal (each built-in role as a member
+and as an API token, a custom role, a stranger, another organization's token), the gateway's
+answer must match the table: allowed (the request reaches the service: any answer but 401/403
+or a hidden organization), forbidden (403 ``FORBIDDEN``), or hidden (404
+``ORGANIZATION_NOT_FOUND``, for every cross-organization attempt). Requests are built not to
+change anything: empty bodies the services refuse (422), unknown sub-resource ids (404) — except
+the destructive route, which is checked on an organization created for that one cell.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from slipway_gateway.api.table import ROUTES, RouteSpec
+from slipway_gateway.domain.policy import BUILTIN_MATRIX, BUILTIN_ROLES, Action
+
+from .support import User, add_member, create_org, eventually, sign_up, token_auth
+
+pytestmark = pytest.mark.integration
+
+# what a custom role may do at the organization level (it holds no project or cluster here)
+CUSTOM_ALLOWED = {Action.ORG_READ, Action.MEMBERS_READ, Action.ROLES_READ}
+MATRIX_ROUTES = [r for r in ROUTES if r.access != "public" and r.path != "/auth/logout"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    headers: dict[str, str]
+    kind: str  # "user" | "token"
+    role: str | None  # built-in role in the org, "custom", or None for outsiders
+
+
+PRINCIPALS = (
+    [f"user:{r}" for r in BUILTIN_ROLES]
+    + [f"token:{r}" for r in BUILTIN_ROLES]
+    + ["user:custom", "token:custom", "user:stranger", "token:other-org"]
+)
+
+
+@pytest.fixture(scope="module")
+async def cast(platform) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=f"{platform.url('gateway')}/api/v1", timeout=10) as api:
+        owner = await sign_up(api, "Owner")
+        org = await create_org(api, owner)
+        custom = await api.post(
+            f"/organizations/{org}/roles",
+            json={"name": "Auditor", "projects": [], "clusters": []},
+            headers=owner.auth,
+        )
+        assert custom.status_code == 201, custom.text
+        principals: dict[str, Principal] = {
+            "user:owner": Principal("user:owner", owner.auth, "user", "owner")
+        }
+        for role in [*BUILTIN_ROLES[1:], "custom"]:
+            member = await sign_up(api, role.capitalize())
+            await add_member(
+                api, org, owner, member, custom.json()["id"] if role == "custom" else role
+            )
+            principals[f"user:{role}"] = Principal(f"user:{role}", member.auth, "user", role)
+        for role in [*BUILTIN_ROLES, "custom"]:
+            made = await api.post(
+                f"/organizations/{org}/api-tokens",
+                headers=owner.auth,
+                json={"name": role, "role": custom.json()["id"] if role == "custom" else role},
+            )
+            assert made.status_code == 201, made.text
+            principals[f"token:{role}"] = Principal(
+                f"token:{role}", token_auth(made.json()["token"]), "token", role
+            )
+        stranger = await sign_up(api, "Stranger")
+        elsewhere = await create_org(api, stranger, "Elsewhere")
+        foreign = await api.post(
+            f"/organizations/{elsewhere}/api-tokens",
+            headers=stranger.auth,
+            json={"name": "x", "role": "owner"},
+        )
+        principals["user:stranger"] = Principal("user:stranger", stranger.auth, "user", None)
+        principals["token:other-org"] = Principal(
+            "token:other-org", token_auth(foreign.json()["token"]), "token", None
+        )
+        for p in principals.values():  # every credential is known to the gateway
+            await eventually(lambda p=p: _known(api, p))
+        return {"org": org, "owner": owner, "principals": principals}
+
+
+async def _known(api: httpx.AsyncClient, principal: Principal) -> bool:
+    return (await api.get("/organizations", headers=principal.headers)).status_code == 200
+
+
+def expected(route: RouteSpec, principal: Principal) -> str:
+    if route.access == "user":
+        if principal.kind == "token" and (route.method, route.path) != ("GET", "/organizations"):
+            return "users_only"
+        return "allowed"
+    assert route.action is not None, f"{route.method} {route.path} declares no action"
+    if principal.role is None:
+        return "hidden"
+    if principal.role == "custom":
+        return "allowed" if route.action in CUSTOM_ALLOWED else "forbidden"
+    return "allowed" if principal.role in BUILTIN_MATRIX[route.action] else "forbidden"
+
+
+def _path(route: RouteSpec, org: str) -> str:
+    ids = {name: str(uuid.uuid4()) for name in ("user", "role", "token", "invitation")}
+    return "/api/v1" + route.path.format(org=org, **ids)
+
+
+@pytest.mark.parametrize("principal_name", PRINCIPALS)
+@pytest.mark.parametrize("route", MATRIX_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+async def test_matrix_cell(platform, cast, route: RouteSpec, principal_name: str) -> None:
+    principal: Principal = cast["principals"][principal_name]  # type: ignore[index]
+    want = expected(route, principal)
+    async with httpx.AsyncClient(base_url=platform.url("gateway"), timeout=10) as client:
+        org = str(cast["org"])
+        if route.destructive and want == "allowed":
+            org = await _throwaway_org(client, cast, principal)
+            principal = cast["throwaway"]  # type: ignore[index,assignment]
+        body = {} if route.method in ("POST", "PATCH") else None
+        response = await client.request(
+            route.method, _path(route, org), json=body, headers=principal.headers
+        )
+    code = response.json().get("error", {}).get("code") if response.content else None
+    got = (
+        "hidden"
+        if (response.status_code, code) == (404, "ORGANIZATION_NOT_FOUND")
+        else "forbidden"
+        if (response.status_code, code) == (403, "FORBIDDEN")
+        else "users_only"
+        if code == "USERS_ONLY"
+        else "unauthenticated"
+        if response.status_code == 401
+        else "allowed"
+    )
+    assert got == want, (
+        f"{principal_name} {route.method} {route.path}: {response.status_code} {code}"
+    )
+    if got == "allowed" and route.destructive:
+        assert response.status_code == route.success
+
+
+async def _throwaway_org(
+    client: httpx.AsyncClient, cast: dict[str, object], principal: Principal
+) -> str:
+    """A fresh organization the principal may destroy (owner user, or an owner token of it)."""
+    api = httpx.AsyncClient(base_url=f"{str(client.base_url).rstrip('/')}/api/v1", timeout=10)
+    async with api:
+        owner: User = cast["owner"]  # type: ignore[assignment]
+        org = await create_org(api, owner, "Doomed")
+        headers = owner.auth
+        if principal.kind == "token":
+            made = await api.post(
+                f"/organizations/{org}/api-tokens",
+                headers=owner.auth,
+                json={"name": "doom", "role": "owner"},
+            )
+            headers = token_auth(made.json()["token"])
+        cast["throwaway"] = Principal("throwaway", headers, principal.kind, "owner")
+        await eventually(lambda: _can_read(api, org, headers))
+        return org
+
+
+async def _can_read(api: httpx.AsyncClient, org: str, headers: dict[str, str]) -> bool:
+    return (await api.get(f"/organizations/{org}", headers=headers)).status_code == 200
+
+
+def test_every_public_route_is_in_the_table_with_a_declared_action() -> None:
+    from slipway_gateway.api.proxy import Upstreams
+    from slipway_gateway.api.routes import Gateway, TokenUsage
+    from slipway_gateway.domain.projection import AccessProjection
+
+    gateway = Gateway(
+        projection=AccessProjection(),
+        upstreams=Upstreams(http=httpx.AsyncClient(), urls={}, internal_token=None),
+        usage=TokenUsage(),
+    )
+    router = gateway.router()
+    declared = {(r.method, "/api/v1" + r.path) for r in ROUTES}
+    for route in router.routes:
+        methods = getattr(route, "methods", set())
+        for method in methods:
+            assert (method, route.path) in declared, f"{method} {route.path} is not in the table"
+    for spec in ROUTES:
+        if spec.access == "member":
+            assert isinstance(spec.action, Action), f"{spec.method} {spec.path} has no action"
+        else:
+            assert spec.action is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -18,6 +18,9 @@ from slipway_libs.telemetry import current_carrier
 
 log = structlog.get_logger(__name__)
 
+# identity answers a change of access with the change itself: applied here at once, so the
+# caller can use what it just created (read-your-writes) without waiting for the event
+ACCESS_CHANGES_HEADER = "x-slipway-access-changes"
 _PASSED_BACK = ("content-type", "retry-after", "www-authenticate")
 
 
@@ -28,6 +31,7 @@ class Upstreams:
         self.http = http
         self.urls = dict(urls)
         self.internal_token = internal_token
+        self.on_access_changes: Callable[[list[dict[str, Any]]], None] | None = None
 
     def _internal(self) -> dict[str, str]:
         return {INTERNAL_TOKEN_HEADER: self.internal_token} if self.internal_token else {}
@@ -83,6 +87,9 @@ class Upstreams:
                 code="UPSTREAM_UNAVAILABLE",
                 status_code=503,
             ) from None
+        changes = upstream.headers.get(ACCESS_CHANGES_HEADER)
+        if changes and self.on_access_changes is not None:
+            self.on_access_changes(json.loads(changes))
         passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}
         return Response(upstream.content, status_code=upstream.status_code, headers=passed)
 

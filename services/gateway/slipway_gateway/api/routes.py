@@ -49,10 +49,15 @@ class Gateway:
         authorize: bool = True,
     ) -> None:
         self.projection = projection
-        self.authenticator = Authenticator(projection)
+        self.authenticator = Authenticator(projection, upstreams.signing_keys)
+        upstreams.on_access_changes = self._apply_changes
         self.upstreams = upstreams
         self.usage = usage
         self.authorize = authorize  # False only in the overhead benchmark
+
+    def _apply_changes(self, changes: list[dict[str, Any]]) -> None:
+        for change in changes:
+            self.projection.apply(change["type"], change["data"])
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix=PREFIX)

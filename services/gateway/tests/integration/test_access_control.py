@@ -192,3 +192,79 @@ async def test_unknown_and_malformed_ids_and_bad_credentials(api) -> None:
         "/auth/signup", json={"email": ada.email, "password": PASSWORD, "name": "Again"}
     )
     assert (duplicate.status_code, duplicate.json()["error"]["code"]) == (409, "EMAIL_TAKEN")
+
+
+async def test_every_change_reaches_the_audit_log_with_actor_and_origin(api) -> None:
+    ada, bob = await sign_up(api, "Ada"), await sign_up(api, "Bob")
+    org = await create_org(api, ada)
+    await add_member(api, org, ada, bob, "viewer")
+    token = await api.post(
+        f"/organizations/{org}/api-tokens",
+        json={"name": "deployer", "role": "devops"},
+        headers={**ada.auth, "x-slipway-origin": "cli"},
+    )
+    assert token.status_code == 201
+    renamed = await api.patch(
+        f"/organizations/{org}", json={"name": "Acme 2"}, headers=token_auth(token.json()["token"])
+    )
+    assert renamed.status_code == 403  # devops may not edit the organization
+
+    async def logged() -> list[dict[str, object]]:
+        response = await api.get(f"/organizations/{org}/audit-events", headers=ada.auth)
+        return response.json()["items"]
+
+    async def complete() -> bool:
+        kinds = {(e["target_type"], e["action"]) for e in await logged()}
+        return {
+            ("ORGANIZATION", "CREATE"),
+            ("INVITATION", "CREATE"),
+            ("INVITATION", "ACCEPT"),
+            ("API_TOKEN", "CREATE"),
+        } <= kinds
+
+    await eventually(complete, within_s=10)
+    events = await logged()
+    created = next(e for e in events if e["target_type"] == "API_TOKEN")
+    assert created["actor"]["id"] == ada.id and created["origin"] == "cli"
+    accepted = next(e for e in events if e["action"] == "ACCEPT")
+    assert accepted["actor"]["id"] == bob.id
+    only_tokens = await api.get(
+        f"/organizations/{org}/audit-events", params={"target_type": "API_TOKEN"}, headers=ada.auth
+    )
+    assert [e["target_type"] for e in only_tokens.json()["items"]] == ["API_TOKEN"]
+    page = await api.get(
+        f"/organizations/{org}/audit-events", params={"limit": 2}, headers=ada.auth
+    )
+    assert len(page.json()["items"]) == 2 and page.json()["next_cursor"]
+    rest = await api.get(
+        f"/organizations/{org}/audit-events",
+        params={"limit": 200, "cursor": page.json()["next_cursor"]},
+        headers=ada.auth,
+    )
+    ids = [e["id"] for e in page.json()["items"] + rest.json()["items"]]
+    assert len(ids) == len(set(ids)) == len(events)
+    viewer = await api.get(f"/organizations/{org}/audit-events", headers=bob.auth)
+    assert viewer.status_code == 403
+    bad = await api.get(
+        f"/organizations/{org}/audit-events", params={"cursor": "garbage"}, headers=ada.auth
+    )
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "INVALID_CURSOR")
+
+
+async def test_read_your_writes_what_you_create_is_usable_at_once(api) -> None:
+    ada = await sign_up(api)
+    created = await api.post("/organizations", json={"name": "Instant"}, headers=ada.auth)
+    org = created.json()["id"]
+    # no waiting: the gateway applied the change identity answered with
+    assert (await api.get(f"/organizations/{org}", headers=ada.auth)).status_code == 200
+    token = await api.post(
+        f"/organizations/{org}/api-tokens", json={"name": "now", "role": "viewer"}, headers=ada.auth
+    )
+    used = await api.get(f"/organizations/{org}/members", headers=token_auth(token.json()["token"]))
+    assert used.status_code == 200
+    revoked = await api.delete(
+        f"/organizations/{org}/api-tokens/{token.json()['id']}", headers=ada.auth
+    )
+    assert revoked.status_code == 204
+    refused = await api.get(f"/organizations/{org}", headers=token_auth(token.json()["token"]))
+    assert refused.status_code == 401

@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 COMMANDS = ("migrate", "api", "worker", "relay", "run")
 ApiTask = Callable[[], Coroutine[Any, Any, None]]
+OperatorCommand = Callable[["Container", list[str]], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -71,6 +72,8 @@ class ServiceDefinition:
     # long-running coroutines that live beside the HTTP API (e.g. a projection follower)
     api_tasks: Callable[[Container], Sequence[ApiTask]] = lambda _: ()
     app_options: Mapping[str, Any] = field(default_factory=dict)
+    # operator commands beside migrate/api/worker/relay/run: name -> (container, args)
+    commands: Mapping[str, OperatorCommand] = field(default_factory=dict)
 
     @property
     def has_database(self) -> bool:
@@ -248,8 +251,20 @@ async def run_command(definition: ServiceDefinition, command: str) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def run_operator_command(
+    definition: ServiceDefinition, command: str, args: list[str]
+) -> None:
+    """A one-off operator command of the service (e.g. identity's ``rotate-keys``)."""
+    async with open_container(definition) as container:
+        await definition.commands[command](container, args)
+
+
 def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m slipway_{definition.name}")
-    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("command", choices=[*COMMANDS, *definition.commands])
+    parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    asyncio.run(run_command(definition, args.command))
+    if args.command in definition.commands:
+        asyncio.run(run_operator_command(definition, args.command, args.args))
+    else:
+        asyncio.run(run_command(definition, args.command))

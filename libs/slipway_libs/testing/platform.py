@@ -65,8 +65,12 @@ class Platform:
         service = self.services[name]
         log = service.log_path.open("ab")
         service.process = subprocess.Popen(
-            [sys.executable, "-m", f"slipway_{name}", "run"], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", f"slipway_{name}", "run"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.services[name].process
@@ -99,21 +103,24 @@ class Platform:
         raise TimeoutError(f"{name} not ready after {timeout_s}s:\n{service.tail()}")
 
 
-def platform_env(kafka: str, databases: dict[str, str], ports: dict[str, int],
-                 prefix: str) -> dict[str, str]:
+def platform_env(
+    kafka: str, databases: dict[str, str], ports: dict[str, int], prefix: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
-    env.update({
-        "SLIPWAY_DEVSTACK_ENV": os.devnull,
-        "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": kafka,
-        "SLIPWAY_TOPIC_PREFIX": prefix,
-        "SLIPWAY_INTERNAL_TOKEN": secrets.token_urlsafe(24),
-        "SLIPWAY_LOG_LEVEL": "WARNING",
-        "SLIPWAY_IDENTITY_SEALING_KEYS": new_key_setting("t1"),
-        "SLIPWAY_CATALOG_SEALING_KEYS": new_key_setting("t1"),
-        # fast password hashing in tests (the production default is OWASP's minimum)
-        "SLIPWAY_IDENTITY_ARGON2_MEMORY_KIB": "1024",
-        "SLIPWAY_IDENTITY_ARGON2_TIME_COST": "1",
-    })
+    env.update(
+        {
+            "SLIPWAY_DEVSTACK_ENV": os.devnull,
+            "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "SLIPWAY_TOPIC_PREFIX": prefix,
+            "SLIPWAY_INTERNAL_TOKEN": secrets.token_urlsafe(24),
+            "SLIPWAY_LOG_LEVEL": "WARNING",
+            "SLIPWAY_IDENTITY_SEALING_KEYS": new_key_setting("t1"),
+            "SLIPWAY_CATALOG_SEALING_KEYS": new_key_setting("t1"),
+            # fast password hashing in tests (the production default is OWASP's minimum)
+            "SLIPWAY_IDENTITY_ARGON2_MEMORY_KIB": "1024",
+            "SLIPWAY_IDENTITY_ARGON2_TIME_COST": "1",
+        }
+    )
     env["SLIPWAY_GATEWAY_SERVICES"] = ",".join(n for n in ports if n != "gateway")
     for name, dsn in databases.items():
         env[f"SLIPWAY_{name.upper()}_DATABASE_URL"] = dsn
@@ -124,14 +131,19 @@ def platform_env(kafka: str, databases: dict[str, str], ports: dict[str, int],
 
 
 def migrate(name: str, env: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-m", f"slipway_{name}", "migrate"], env=env,
-                            capture_output=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", f"slipway_{name}", "migrate"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{name} migrate failed:\n{result.stderr.decode(errors='replace')}")
 
 
-async def start_platform(kafka: str, databases: dict[str, str], names: list[str],
-                         extra_env: dict[str, str] | None = None) -> Platform:
+async def start_platform(
+    kafka: str, databases: dict[str, str], names: list[str], extra_env: dict[str, str] | None = None
+) -> Platform:
     platform = Platform(kafka=kafka)
     logs = Path(tempfile.mkdtemp(prefix="slipway-platform-"))
     ports = {name: free_port() for name in names}

@@ -141,14 +141,14 @@ PlatformFactory = Callable[..., Awaitable[Platform]]
 
 
 @pytest.fixture(scope="session")
-async def platform_factory(devstack: Devstack, database_factory: DatabaseFactory
-                           ) -> AsyncIterator[PlatformFactory]:
+async def platform_factory(
+    devstack: Devstack, database_factory: DatabaseFactory
+) -> AsyncIterator[PlatformFactory]:
     """``await platform_factory(["identity", "gateway"])``: real service processes, ready."""
     started: list[Platform] = []
 
     async def make(names: list[str], extra_env: dict[str, str] | None = None) -> Platform:
-        databases = {name: await database_factory(name) for name in names
-                     if name in WITH_DATABASE}
+        databases = {name: await database_factory(name) for name in names if name in WITH_DATABASE}
         platform = await start_platform(devstack.kafka, databases, names, extra_env)
         started.append(platform)
         return platform

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
 from fastapi import APIRouter
 
 from slipway_identity.api.routes import build_router
@@ -42,6 +44,28 @@ def _api_tasks(container: Container) -> Sequence[ApiTask]:
     return [ensure_signing_key]
 
 
+async def _rotate_keys(container: Container, args: list[str]) -> None:
+    """``rotate-keys [--revoke-previous]``: a new signing key; with ``--revoke-previous`` (a
+    leaked key) every session token signed before is refused at once."""
+    parser = argparse.ArgumentParser(prog="python -m slipway_identity rotate-keys")
+    parser.add_argument("--revoke-previous", action="store_true")
+    options = parser.parse_args(args)
+    async with container.require_pool().acquire() as conn, conn.transaction():
+        kid = await accounts.rotate_signing_key(
+            conn, _deps(container), revoke_previous=options.revoke_previous
+        )
+    structlog.get_logger(__name__).info(
+        "identity.key_rotated", kid=kid, revoked_previous=options.revoke_previous
+    )
+
+
+async def _reseal(container: Container, args: list[str]) -> None:
+    """``reseal``: re-encrypt sealed private keys with the first (active) sealing key."""
+    async with container.require_pool().acquire() as conn, conn.transaction():
+        count = await accounts.reseal_signing_keys(conn, _deps(container))
+    structlog.get_logger(__name__).info("identity.resealed", keys=count)
+
+
 DEFINITION = ServiceDefinition(
     name="identity",
     settings_cls=IdentitySettings,
@@ -49,4 +73,5 @@ DEFINITION = ServiceDefinition(
     routers=_routers,
     consumers=_consumers,
     api_tasks=_api_tasks,
+    commands={"rotate-keys": _rotate_keys, "reseal": _reseal},
 )

@@ -122,6 +122,12 @@ async def insert_signing_key(
     )
 
 
+async def set_sealed_key(conn: asyncpg.Connection, kid: str, sealed: bytes) -> None:
+    await conn.execute(
+        "UPDATE signing_keys SET private_key_sealed = $2 WHERE kid = $1", kid, sealed
+    )
+
+
 async def retire_signing_keys(conn: asyncpg.Connection, *, revoke: bool) -> None:
     status = "revoked" if revoke else "retired"
     await conn.execute(

@@ -183,3 +183,16 @@ async def _new_key(conn: asyncpg.Connection, deps: Deps) -> str:
     await q.insert_signing_key(conn, kid=pair.kid, sealed=sealed, jwk=pair.public_jwk)
     await access.signing_keys_changed(conn)
     return pair.kid
+
+
+async def reseal_signing_keys(conn: asyncpg.Connection, deps: Deps) -> int:
+    """After adding a new sealing key in front: re-encrypt every private key with it."""
+    count = 0
+    for key in await q.signing_keys(conn):
+        sealed = bytes(key["private_key_sealed"])
+        if deps.sealer.needs_reseal(sealed):
+            await q.set_sealed_key(
+                conn, key["kid"], deps.sealer.reseal(sealed, aad=key["kid"].encode())
+            )
+            count += 1
+    return count

@@ -47,6 +47,18 @@ TOPICS: tuple[TopicSpec, ...] = (
         description="Memberships, custom roles, API tokens, revoked sessions and signing keys, "
         "as versioned state, for access projections such as the gateway's.",
     ),
+    TopicSpec(
+        name="catalog.cluster.v1",
+        description="Clusters of every organization, as full state (credentials never included).",
+        public=True,
+    ),
+    TopicSpec(
+        name="catalog.project.v1",
+        description="Everything inside a project, as full state with tombstones: the project, "
+        "its environments, services, stages, deployment rules and variables (secrets sealed).",
+        partitions=6,
+        public=True,
+    ),
     *(
         TopicSpec(
             name=f"{producer}.audit.v1",

@@ -46,6 +46,43 @@ class Conflict(BusinessError):
     code = "CONFLICT"
 
 
+class DomainError(BusinessError):
+    """A business rule broken, with a stable code and (when one field is at fault) its path."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, code=code, details={"field": field} if field else None)
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    status_code = 422
+
+
+class Missing(DomainError):
+    status_code = 404
+
+
+class Clash(DomainError):
+    status_code = 409
+
+
+class Denied(DomainError):
+    status_code = 403
+
+
+class Unauthenticated(DomainError):
+    status_code = 401
+
+
+class RateLimited(DomainError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__("RATE_LIMITED", message)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 class RetryableError(Exception):
     """Try again later; ``delay_s`` suggests when."""
 

@@ -12,18 +12,22 @@ Errors always answer ``{"error": {"code": "STABLE_CODE", "message": "...", "deta
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slipway_libs.errors import BusinessError
@@ -220,3 +224,34 @@ def create_app(
         app.include_router(router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app
+
+
+# A service answers a change with the changed state (the same payloads its events carry), so the
+# gateway that forwarded the request applies it to its projections at once: read-your-writes
+# without waiting for the events. Too large a list is left to the events.
+CHANGES_HEADER = "x-slipway-changes"
+_MAX_CHANGES_HEADER = 16_000
+
+
+def changes_route(collector: ContextVar[list[dict[str, Any]] | None]) -> type[APIRoute]:
+    """An ``APIRoute`` class whose answers carry what ``collector`` gathered during the call."""
+
+    class ChangesRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def with_changes(request: Request) -> Response:
+                collected: list[dict[str, Any]] = []
+                token = collector.set(collected)
+                try:
+                    response = await handle(request)
+                finally:
+                    collector.reset(token)
+                encoded = json.dumps(collected, separators=(",", ":"))
+                if collected and response.status_code < 400 and len(encoded) <= _MAX_CHANGES_HEADER:
+                    response.headers[CHANGES_HEADER] = encoded
+                return response
+
+            return with_changes
+
+    return ChangesRoute

@@ -1,11 +1,20 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
 
 
 class CatalogSettings(DatabaseServiceSettings):
-    """Environment variables prefixed `SLIPWAY_CATALOG_`."""
+    """Environment variables prefixed ``SLIPWAY_CATALOG_``."""
 
     model_config = SettingsConfigDict(env_prefix="SLIPWAY_CATALOG_", extra="ignore")
 
     http_port: int = 8082
+    # kid:base64(32 bytes)[,...]: seals secrets and cluster credentials at rest (first = active)
+    sealing_keys: str = Field(min_length=8)
+    # seals secret values inside events, for the consumers that hold it (the deployer);
+    # defaults to the sealing keys on a single machine
+    transport_keys: str | None = None
+    # every organization lists the machine running Slipway as its "local" cluster
+    local_runtime: bool = True
+    cluster_check_timeout_s: float = 5.0

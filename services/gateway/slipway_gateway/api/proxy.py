@@ -13,14 +13,12 @@ from starlette.responses import Response
 
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.errors import BusinessError
+from slipway_libs.http import CHANGES_HEADER
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import current_carrier
 
 log = structlog.get_logger(__name__)
 
-# identity answers a change of access with the change itself: applied here at once, so the
-# caller can use what it just created (read-your-writes) without waiting for the event
-ACCESS_CHANGES_HEADER = "x-slipway-access-changes"
 _PASSED_BACK = ("content-type", "retry-after", "www-authenticate")
 
 
@@ -87,7 +85,7 @@ class Upstreams:
                 code="UPSTREAM_UNAVAILABLE",
                 status_code=503,
             ) from None
-        changes = upstream.headers.get(ACCESS_CHANGES_HEADER)
+        changes = upstream.headers.get(CHANGES_HEADER)
         if changes and self.on_access_changes is not None:
             self.on_access_changes(json.loads(changes))
         passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}

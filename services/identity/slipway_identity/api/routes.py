@@ -5,16 +5,14 @@ Routes are thin: parse, open the transaction, call a use case, shape the answer.
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.routing import APIRoute
 
 from slipway_identity.api import schemas as s
 from slipway_identity.domain.errors import Forbidden, NotFound, Unauthenticated
@@ -31,40 +29,16 @@ from slipway_identity.usecases import (
 from slipway_identity.usecases import organizations as orgs
 from slipway_identity.usecases.deps import Deps
 from slipway_libs.actor import Actor, actor_from, internal_guard
+from slipway_libs.http import changes_route
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
-
-
-ACCESS_CHANGES_HEADER = "x-slipway-access-changes"
-_MAX_HEADER = 16_000
-
-
-class _AccessChangesRoute(APIRoute):
-    """Answers carry the access changes they committed (see ``usecases.access.changes``)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def with_changes(request: Request) -> Response:
-            collected: list[dict[str, Any]] = []
-            token = access.changes.set(collected)
-            try:
-                response = await handle(request)
-            finally:
-                access.changes.reset(token)
-            encoded = json.dumps(collected, separators=(",", ":"))
-            if collected and response.status_code < 400 and len(encoded) <= _MAX_HEADER:
-                response.headers[ACCESS_CHANGES_HEADER] = encoded
-            return response
-
-        return with_changes
 
 
 def build_router(pool: asyncpg.Pool, deps: Deps, internal_token: str | None) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
         dependencies=[Depends(internal_guard(internal_token))],
-        route_class=_AccessChangesRoute,
+        route_class=changes_route(access.changes),
     )
 
     @asynccontextmanager

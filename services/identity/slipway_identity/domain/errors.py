@@ -1,40 +1,16 @@
-"""Domain errors of the identity service, each with a stable code and the failing field."""
+"""Domain errors of the identity service (the shared family, under the names used here)."""
 
-from __future__ import annotations
+from slipway_libs.errors import Clash as Conflict
+from slipway_libs.errors import Denied as Forbidden
+from slipway_libs.errors import DomainError, InvalidInput, RateLimited, Unauthenticated
+from slipway_libs.errors import Missing as NotFound
 
-from slipway_libs.errors import BusinessError
-
-
-class DomainError(BusinessError):
-    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
-        super().__init__(message, code=code, details={"field": field} if field else None)
-        self.field = field
-
-
-class InvalidInput(DomainError):
-    status_code = 422
-
-
-class NotFound(DomainError):
-    status_code = 404
-
-
-class Conflict(DomainError):
-    status_code = 409
-
-
-class Forbidden(DomainError):
-    status_code = 403
-
-
-class Unauthenticated(DomainError):
-    status_code = 401
-
-
-class RateLimited(DomainError):
-    status_code = 429
-
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
-        super().__init__("RATE_LIMITED", message)
-        self.retry_after_s = retry_after_s
-        self.headers = {"Retry-After": str(retry_after_s)}
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "RateLimited",
+    "Unauthenticated",
+]

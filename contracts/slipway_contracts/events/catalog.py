@@ -1,0 +1,147 @@
+"""Events produced by the catalog service: the full new state of each entity it owns.
+
+Event-carried state transfer: every change publishes the entity's complete current state with a
+monotonic ``version`` (newer wins), and a delete publishes a tombstone (``deleted: true``), so
+that the deployer, the scheduler and the gateway keep their own projections without calling the
+catalog. Secrets never travel in clear: a secret variable's value is sealed with the
+installation's transport key (``value_sealed``, base64) and only its holders can open it.
+
+Two topics: ``catalog.cluster.v1`` (key: cluster id) and ``catalog.project.v1`` (key: project
+id) which carries everything inside a project (the project, its environments, services, stages,
+deployment rules and variables), so that one project's changes arrive in the order they were
+made and a consumer never sees a service before its environment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from slipway_contracts.envelope import EventPayload
+
+CLUSTER_TOPIC = "catalog.cluster.v1"
+PROJECT_TOPIC = "catalog.project.v1"
+
+EnvironmentMode = Literal["production", "staging", "development", "preview"]
+
+
+class ClusterChanged(EventPayload):
+    """A cluster's current state (credentials never included)."""
+
+    event_type = "catalog.ClusterChanged"
+    topic = CLUSTER_TOPIC
+
+    cluster_id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    kind: Literal["local", "self_managed"]
+    api_url: str | None = None
+    deleted: bool = False
+    version: int
+
+
+class ProjectChanged(EventPayload):
+    event_type = "catalog.ProjectChanged"
+    topic = PROJECT_TOPIC
+
+    project_id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str = ""
+    deleted: bool = False
+    version: int
+
+
+class EnvironmentChanged(EventPayload):
+    event_type = "catalog.EnvironmentChanged"
+    topic = PROJECT_TOPIC
+
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    mode: EnvironmentMode
+    cluster_id: uuid.UUID
+    cloned_from: uuid.UUID | None = None
+    deleted: bool = False
+    version: int
+
+
+class ServiceChanged(EventPayload):
+    """A service's full configuration (``spec``: the validated kind-specific settings)."""
+
+    event_type = "catalog.ServiceChanged"
+    topic = PROJECT_TOPIC
+
+    service_id: uuid.UUID
+    organization_id: uuid.UUID
+    project_id: uuid.UUID
+    environment_id: uuid.UUID
+    name: str
+    kind: Literal["application", "container", "database", "cronjob", "lifecycle", "helm"]
+    spec: dict[str, Any]
+    stage_id: uuid.UUID | None = None
+    deleted: bool = False
+    version: int
+
+
+class StageChanged(EventPayload):
+    event_type = "catalog.StageChanged"
+    topic = PROJECT_TOPIC
+
+    stage_id: uuid.UUID
+    organization_id: uuid.UUID
+    environment_id: uuid.UUID
+    name: str
+    position: int
+    deleted: bool = False
+    version: int
+
+
+class DeploymentRuleChanged(EventPayload):
+    event_type = "catalog.DeploymentRuleChanged"
+    topic = PROJECT_TOPIC
+
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    auto_stop: bool = False
+    auto_start: bool = False
+    timezone: str = "UTC"
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []
+    start_time: str | None = None
+    stop_time: str | None = None
+    auto_preview: bool = False
+    version: int
+
+
+class VariableChanged(EventPayload):
+    """A variable's state; a secret's value only as ``value_sealed`` (transport key)."""
+
+    event_type = "catalog.VariableChanged"
+    topic = PROJECT_TOPIC
+
+    variable_id: uuid.UUID
+    organization_id: uuid.UUID
+    scope: Literal["project", "environment", "service"]
+    parent_id: uuid.UUID
+    project_id: uuid.UUID
+    environment_id: uuid.UUID | None = None
+    key: str
+    kind: Literal["value", "alias", "override", "file"]
+    value: str | None = None
+    value_sealed: str | None = None
+    is_secret: bool = False
+    mount_path: str | None = None
+    deleted: bool = False
+    version: int
+
+
+PAYLOADS: tuple[type[EventPayload], ...] = (
+    ClusterChanged,
+    ProjectChanged,
+    EnvironmentChanged,
+    ServiceChanged,
+    StageChanged,
+    DeploymentRuleChanged,
+    VariableChanged,
+)

@@ -1,0 +1,324 @@
+"""The catalog's internal HTTP API (the gateway authorizes first, then forwards here).
+
+Paths mirror the public ones under ``/internal/v1``. Routes are thin: parse, open the
+transaction, call a use case, shape the answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Body, Depends, Query, Response
+
+from slipway_catalog.api import schemas as s
+from slipway_catalog.domain.clusters import ClusterIn, ClusterPatch
+from slipway_catalog.domain.rules import DeploymentRule
+from slipway_catalog.usecases import (
+    clone,
+    clusters,
+    environments,
+    projects,
+    publish,
+    rules,
+    services,
+    stages,
+    variables,
+)
+from slipway_catalog.usecases import queries as reads
+from slipway_catalog.usecases.clusters import ClusterProbe
+from slipway_catalog.usecases.deps import Deps
+from slipway_libs.actor import Actor, actor_from, internal_guard
+from slipway_libs.http import changes_route
+
+CurrentActor = Annotated[Actor, Depends(actor_from)]
+Tx = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+NO_CONTENT = Response(status_code=204)
+
+
+def build_router(
+    pool: asyncpg.Pool, deps: Deps, probe: ClusterProbe, internal_token: str | None
+) -> APIRouter:
+    router = APIRouter(
+        prefix="/internal/v1",
+        dependencies=[Depends(internal_guard(internal_token))],
+        route_class=changes_route(publish.changes),
+    )
+
+    @asynccontextmanager
+    async def tx() -> AsyncIterator[asyncpg.Connection]:
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    _clusters(router, tx, deps, probe)
+    _projects(router, tx, deps)
+    _environments(router, tx, deps)
+    _services(router, tx, deps)
+    _variables(router, tx, deps)
+    return router
+
+
+def _items(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"items": rows, "next_cursor": None}
+
+
+def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> None:
+    @router.get("/organizations/{org_id}/clusters")
+    async def list_clusters(org_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return _items([s.cluster_out(r) for r in await clusters.list_for(conn, deps, org_id)])
+
+    @router.post("/organizations/{org_id}/clusters", status_code=201)
+    async def create_cluster(
+        org_id: uuid.UUID, body: ClusterIn, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.cluster_out(await clusters.create(conn, deps, actor, org_id, body))
+
+    @router.get("/clusters/{cluster_id}")
+    async def read_cluster(cluster_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.cluster_out(await clusters.get(conn, cluster_id))
+
+    @router.patch("/clusters/{cluster_id}")
+    async def update_cluster(
+        cluster_id: uuid.UUID, body: ClusterPatch, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.cluster_out(await clusters.update(conn, deps, actor, cluster_id, body))
+
+    @router.delete("/clusters/{cluster_id}", status_code=204)
+    async def delete_cluster(cluster_id: uuid.UUID, actor: CurrentActor) -> Response:
+        async with tx() as conn:
+            await clusters.delete(conn, actor, cluster_id)
+        return NO_CONTENT
+
+    @router.post("/clusters/{cluster_id}/check")
+    async def check_cluster(cluster_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await clusters.get(conn, cluster_id)
+        return await clusters.check(deps, row, probe)  # no transaction held over the network
+
+
+def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
+    @router.get("/organizations/{org_id}/projects")
+    async def list_projects(org_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return _items([s.project_out(r) for r in await reads.projects_of(conn, deps, org_id)])
+
+    @router.post("/organizations/{org_id}/projects", status_code=201)
+    async def create_project(
+        org_id: uuid.UUID, body: s.ProjectIn, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await projects.create(
+                conn, deps, actor, org_id, name=body.name, description=body.description
+            )
+        return s.project_out(row)
+
+    @router.get("/projects/{project_id}")
+    async def read_project(project_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.project_out(await projects.get(conn, project_id))
+
+    @router.patch("/projects/{project_id}")
+    async def update_project(
+        project_id: uuid.UUID, body: s.ProjectPatch, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await projects.update(
+                conn, actor, project_id, name=body.name, description=body.description
+            )
+        return s.project_out(row)
+
+    @router.delete("/projects/{project_id}", status_code=204)
+    async def delete_project(project_id: uuid.UUID, actor: CurrentActor) -> Response:
+        async with tx() as conn:
+            await projects.delete(conn, deps, actor, project_id)
+        return NO_CONTENT
+
+
+def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
+    @router.get("/projects/{project_id}/environments")
+    async def list_environments(project_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            rows = await reads.environments_of(conn, project_id)
+        return _items([s.environment_out(r) for r in rows])
+
+    @router.post("/projects/{project_id}/environments", status_code=201)
+    async def create_environment(
+        project_id: uuid.UUID, body: s.EnvironmentIn, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await environments.create(
+                conn, actor, project_id, name=body.name, mode=body.mode, cluster_id=body.cluster_id
+            )
+        return s.environment_out(row)
+
+    @router.get("/environments/{env_id}")
+    async def read_environment(env_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.environment_out(await environments.get(conn, env_id))
+
+    @router.patch("/environments/{env_id}")
+    async def update_environment(
+        env_id: uuid.UUID, body: s.EnvironmentPatch, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await environments.update(
+                conn, actor, env_id, name=body.name, mode=body.mode, cluster_id=body.cluster_id
+            )
+        return s.environment_out(row)
+
+    @router.delete("/environments/{env_id}", status_code=204)
+    async def delete_environment(env_id: uuid.UUID, actor: CurrentActor) -> Response:
+        async with tx() as conn:
+            await environments.delete(conn, deps, actor, env_id)
+        return NO_CONTENT
+
+    @router.post("/environments/{env_id}/clone", status_code=201)
+    async def clone_environment(
+        env_id: uuid.UUID, body: s.CloneIn, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await clone.clone(
+                conn,
+                deps,
+                actor,
+                env_id,
+                name=body.name,
+                mode=body.mode,
+                cluster_id=body.cluster_id,
+            )
+        return s.environment_out(row)
+
+    @router.get("/environments/{env_id}/stages")
+    async def list_stages(env_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return _items([s.stage_out(r) for r in await reads.stages_of(conn, env_id)])
+
+    @router.post("/environments/{env_id}/stages", status_code=201)
+    async def create_stage(
+        env_id: uuid.UUID, body: s.StageIn, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await stages.create(conn, actor, env_id, name=body.name, position=body.position)
+        return s.stage_out(row)
+
+    @router.put("/environments/{env_id}/stages/order")
+    async def order_stages(
+        env_id: uuid.UUID, body: s.StageOrder, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            rows = await stages.set_order(conn, actor, env_id, body.stage_ids)
+        return _items([s.stage_out(r) for r in rows])
+
+    @router.patch("/stages/{stage_id}")
+    async def rename_stage(
+        stage_id: uuid.UUID, body: s.StagePatch, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.stage_out(await stages.rename(conn, actor, stage_id, name=body.name))
+
+    @router.delete("/stages/{stage_id}", status_code=204)
+    async def delete_stage(stage_id: uuid.UUID, actor: CurrentActor) -> Response:
+        async with tx() as conn:
+            await stages.delete(conn, actor, stage_id)
+        return NO_CONTENT
+
+    @router.get("/environments/{env_id}/deployment-rule")
+    async def read_rule(env_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.rule_out(await rules.get(conn, env_id))
+
+    @router.put("/environments/{env_id}/deployment-rule")
+    async def put_rule(
+        env_id: uuid.UUID, body: DeploymentRule, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.rule_out(await rules.put(conn, actor, env_id, body))
+
+
+def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
+    @router.get("/environments/{env_id}/services")
+    async def list_services(env_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return _items([s.service_out(r) for r in await reads.services_of(conn, env_id)])
+
+    @router.post("/environments/{env_id}/services", status_code=201)
+    async def create_service(
+        env_id: uuid.UUID, actor: CurrentActor, body: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.service_out(await services.create(conn, actor, env_id, body))
+
+    @router.get("/services/{service_id}")
+    async def read_service(service_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.service_out(await services.get(conn, service_id))
+
+    @router.patch("/services/{service_id}")
+    async def update_service(
+        service_id: uuid.UUID, actor: CurrentActor, body: Annotated[dict[str, Any], Body()]
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.service_out(await services.update(conn, actor, service_id, body))
+
+    @router.delete("/services/{service_id}", status_code=204)
+    async def delete_service(service_id: uuid.UUID, actor: CurrentActor) -> Response:
+        async with tx() as conn:
+            await services.delete(conn, deps, actor, service_id)
+        return NO_CONTENT
+
+    @router.put("/services/{service_id}/stage")
+    async def move_service(
+        service_id: uuid.UUID, body: s.ServiceStage, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.service_out(await services.move(conn, actor, service_id, body.stage_id))
+
+    @router.get("/services/{service_id}/variables/resolved")
+    async def resolved(service_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return _items(await variables.resolved(conn, deps, service_id))
+
+
+def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
+    @router.get("/variables")
+    async def list_variables(
+        scope: Annotated[str, Query(pattern="^(project|environment|service)$")],
+        parent_id: uuid.UUID,
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            await variables.parent(conn, scope, parent_id)
+            return _items([s.variable_out(r) for r in await reads.variables_of(conn, parent_id)])
+
+    @router.post("/variables", status_code=201)
+    async def create_variable(body: s.VariableIn, actor: CurrentActor) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await variables.create(conn, deps, actor, body.model_dump())
+        return s.variable_out(row)
+
+    @router.get("/variables/{variable_id}")
+    async def read_variable(variable_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            return s.variable_out(await variables.get(conn, variable_id))
+
+    @router.patch("/variables/{variable_id}")
+    async def update_variable(
+        variable_id: uuid.UUID, body: s.VariablePatch, actor: CurrentActor
+    ) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await variables.update(
+                conn, deps, actor, variable_id, body.model_dump(exclude_unset=True)
+            )
+        return s.variable_out(row)
+
+    @router.delete("/variables/{variable_id}", status_code=204)
+    async def delete_variable(variable_id: uuid.UUID, actor: CurrentActor) -> Response:
+        async with tx() as conn:
+            await variables.delete(conn, deps, actor, variable_id)
+        return NO_CONTENT

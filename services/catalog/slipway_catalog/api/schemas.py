@@ -1,0 +1,173 @@
+"""Request bodies and answers of the catalog's internal API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectIn(Body):
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=1000)
+
+
+class ProjectPatch(Body):
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class EnvironmentIn(Body):
+    name: str = Field(max_length=200)
+    mode: str = Field(max_length=20)
+    cluster_id: uuid.UUID
+
+
+class EnvironmentPatch(Body):
+    name: str | None = Field(default=None, max_length=200)
+    mode: str | None = Field(default=None, max_length=20)
+    cluster_id: uuid.UUID | None = None
+
+
+class CloneIn(Body):
+    name: str = Field(max_length=200)
+    mode: str | None = Field(default=None, max_length=20)
+    cluster_id: uuid.UUID | None = None
+
+
+class StageIn(Body):
+    name: str = Field(max_length=100)
+    position: int | None = Field(default=None, ge=0, le=1000)
+
+
+class StagePatch(Body):
+    name: str = Field(max_length=100)
+
+
+class StageOrder(Body):
+    stage_ids: list[uuid.UUID] = Field(max_length=100)
+
+
+class ServiceStage(Body):
+    stage_id: uuid.UUID
+
+
+class VariableIn(Body):
+    scope: Literal["project", "environment", "service"]
+    parent_id: uuid.UUID
+    key: str = Field(max_length=128)
+    value: str = Field(max_length=1024 * 1024)
+    kind: Literal["value", "alias", "override", "file"] = "value"
+    is_secret: bool = False
+    mount_path: str | None = Field(default=None, max_length=4096)
+    description: str = Field(default="", max_length=255)
+
+
+class VariablePatch(Body):
+    value: str | None = Field(default=None, max_length=1024 * 1024)
+    mount_path: str | None = Field(default=None, max_length=4096)
+    description: str | None = Field(default=None, max_length=255)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _id(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def cluster_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "kind": row["kind"],
+        "api_url": row["api_url"],
+        "organization_id": str(row["organization_id"]),
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+def project_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "description": row["description"],
+        "organization_id": str(row["organization_id"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def environment_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "mode": row["mode"],
+        "cluster_id": str(row["cluster_id"]),
+        "project_id": str(row["project_id"]),
+        "organization_id": str(row["organization_id"]),
+        "cloned_from": _id(row["cloned_from"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def service_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        **row["spec"],
+        "id": str(row["id"]),
+        "name": row["name"],
+        "kind": row["kind"],
+        "environment_id": str(row["environment_id"]),
+        "project_id": str(row["project_id"]),
+        "stage_id": _id(row["stage_id"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def stage_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "position": row["position"],
+        "environment_id": str(row["environment_id"]),
+    }
+
+
+def rule_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "environment_id": str(row["environment_id"]),
+        "auto_stop": row["auto_stop"],
+        "auto_start": row["auto_start"],
+        "timezone": row["timezone"],
+        "weekdays": list(row["weekdays"]),
+        "start_time": row["start_time"],
+        "stop_time": row["stop_time"],
+        "auto_preview": row["auto_preview"],
+    }
+
+
+def variable_out(row: asyncpg.Record) -> dict[str, Any]:
+    out = {
+        "id": str(row["id"]),
+        "key": row["key"],
+        "scope": row["scope"],
+        "parent_id": str(row["parent_id"]),
+        "kind": row["kind"],
+        "is_secret": row["is_secret"],
+        "mount_path": row["mount_path"],
+        "description": row["description"],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+    if not row["is_secret"]:
+        out["value"] = row["value"]
+    return out

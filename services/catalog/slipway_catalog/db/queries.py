@@ -1,0 +1,504 @@
+"""All SQL of the catalog service: small functions, connection first, ``$n`` parameters.
+
+Every organization-owned read filters on ``organization_id`` or reaches it through its parent;
+every change takes a new ``catalog_version`` (the events' "newer wins" order).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeAlias
+
+import asyncpg
+
+Row: TypeAlias = asyncpg.Record
+_NEXT = "nextval('catalog_version')"
+
+# --- organizations (a projection of identity's) and clusters
+
+
+async def upsert_organization(conn: asyncpg.Connection, org_id: uuid.UUID, name: str) -> bool:
+    """True when the organization is new here."""
+    row = await conn.fetchrow(
+        "INSERT INTO organizations (id, name) VALUES ($1, $2)"
+        " ON CONFLICT (id) DO UPDATE SET name = $2 RETURNING (xmax = 0) AS inserted",
+        org_id,
+        name,
+    )
+    return bool(row["inserted"])
+
+
+async def ensure_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool:
+    """True when the organization was not known yet (recorded now, name to follow)."""
+    row = await conn.fetchrow(
+        "INSERT INTO organizations (id, name) VALUES ($1, '') ON CONFLICT DO NOTHING RETURNING id",
+        org_id,
+    )
+    return row is not None
+
+
+async def delete_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE organizations SET deleted_at = now() WHERE id = $1", org_id)
+
+
+async def organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL", org_id
+    )
+
+
+async def insert_cluster(
+    conn: asyncpg.Connection,
+    *,
+    cluster_id: uuid.UUID,
+    org_id: uuid.UUID,
+    name: str,
+    kind: str,
+    api_url: str | None,
+    sealed: bytes | None,
+) -> Row | None:
+    return await conn.fetchrow(
+        "INSERT INTO clusters (id, organization_id, name, kind, api_url, credentials_sealed)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING *",
+        cluster_id,
+        org_id,
+        name,
+        kind,
+        api_url,
+        sealed,
+    )
+
+
+async def clusters(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM clusters WHERE organization_id = $1 AND deleted_at IS NULL"
+        " ORDER BY created_at",
+        org_id,
+    )
+
+
+async def cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM clusters WHERE id = $1 AND deleted_at IS NULL", cluster_id
+    )
+
+
+async def update_cluster(
+    conn: asyncpg.Connection,
+    cluster_id: uuid.UUID,
+    *,
+    name: str,
+    api_url: str | None,
+    sealed: bytes | None,
+) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE clusters SET name = $2, api_url = $3, credentials_sealed = $4,"
+        f" updated_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        cluster_id,
+        name,
+        api_url,
+        sealed,
+    )
+
+
+async def delete_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE clusters SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        cluster_id,
+    )
+
+
+async def environments_on_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> int:
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM environments WHERE cluster_id = $1 AND deleted_at IS NULL", cluster_id
+    )
+    return n
+
+
+# --- projects
+
+
+async def insert_project(
+    conn: asyncpg.Connection,
+    *,
+    project_id: uuid.UUID,
+    org_id: uuid.UUID,
+    name: str,
+    description: str,
+) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO projects (id, organization_id, name, description) VALUES ($1, $2, $3, $4)"
+        " RETURNING *",
+        project_id,
+        org_id,
+        name,
+        description,
+    )
+
+
+async def projects(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM projects WHERE organization_id = $1 AND deleted_at IS NULL"
+        " ORDER BY created_at",
+        org_id,
+    )
+
+
+async def project(
+    conn: asyncpg.Connection, project_id: uuid.UUID, *, lock: bool = False
+) -> Row | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(
+        f"SELECT * FROM projects WHERE id = $1 AND deleted_at IS NULL{suffix}", project_id
+    )
+
+
+async def update_project(
+    conn: asyncpg.Connection, project_id: uuid.UUID, *, name: str, description: str
+) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE projects SET name = $2, description = $3, updated_at = now(), version = {_NEXT}"
+        " WHERE id = $1 RETURNING *",
+        project_id,
+        name,
+        description,
+    )
+
+
+async def delete_project(conn: asyncpg.Connection, project_id: uuid.UUID) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE projects SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        project_id,
+    )
+
+
+# --- environments
+
+
+async def insert_environment(
+    conn: asyncpg.Connection,
+    *,
+    env_id: uuid.UUID,
+    org_id: uuid.UUID,
+    project_id: uuid.UUID,
+    name: str,
+    mode: str,
+    cluster_id: uuid.UUID,
+    cloned_from: uuid.UUID | None = None,
+) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO environments (id, organization_id, project_id, name, mode, cluster_id,"
+        " cloned_from) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+        env_id,
+        org_id,
+        project_id,
+        name,
+        mode,
+        cluster_id,
+        cloned_from,
+    )
+
+
+async def environments(conn: asyncpg.Connection, project_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM environments WHERE project_id = $1 AND deleted_at IS NULL"
+        " ORDER BY created_at",
+        project_id,
+    )
+
+
+async def environment(
+    conn: asyncpg.Connection, env_id: uuid.UUID, *, lock: bool = False
+) -> Row | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(
+        f"SELECT * FROM environments WHERE id = $1 AND deleted_at IS NULL{suffix}", env_id
+    )
+
+
+async def update_environment(
+    conn: asyncpg.Connection, env_id: uuid.UUID, *, name: str, mode: str
+) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE environments SET name = $2, mode = $3, updated_at = now(), version = {_NEXT}"
+        " WHERE id = $1 RETURNING *",
+        env_id,
+        name,
+        mode,
+    )
+
+
+async def delete_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE environments SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        env_id,
+    )
+
+
+# --- stages
+
+
+async def insert_stage(
+    conn: asyncpg.Connection,
+    *,
+    stage_id: uuid.UUID,
+    org_id: uuid.UUID,
+    env_id: uuid.UUID,
+    name: str,
+    position: int,
+) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO stages (id, organization_id, environment_id, name, position)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        stage_id,
+        org_id,
+        env_id,
+        name,
+        position,
+    )
+
+
+async def stages(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM stages WHERE environment_id = $1 AND deleted_at IS NULL ORDER BY position",
+        env_id,
+    )
+
+
+async def stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM stages WHERE id = $1 AND deleted_at IS NULL", stage_id
+    )
+
+
+async def update_stage(
+    conn: asyncpg.Connection, stage_id: uuid.UUID, *, name: str, position: int
+) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE stages SET name = $2, position = $3, version = {_NEXT} WHERE id = $1 RETURNING *",
+        stage_id,
+        name,
+        position,
+    )
+
+
+async def delete_stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE stages SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        stage_id,
+    )
+
+
+async def services_in_stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> int:
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM services WHERE stage_id = $1 AND deleted_at IS NULL", stage_id
+    )
+    return n
+
+
+# --- services
+
+
+async def insert_service(
+    conn: asyncpg.Connection,
+    *,
+    service_id: uuid.UUID,
+    org_id: uuid.UUID,
+    project_id: uuid.UUID,
+    env_id: uuid.UUID,
+    name: str,
+    kind: str,
+    spec: dict[str, Any],
+    stage_id: uuid.UUID | None,
+) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO services (id, organization_id, project_id, environment_id, name, kind,"
+        " spec, stage_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        service_id,
+        org_id,
+        project_id,
+        env_id,
+        name,
+        kind,
+        spec,
+        stage_id,
+    )
+
+
+async def services(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM services WHERE environment_id = $1 AND deleted_at IS NULL"
+        " ORDER BY created_at",
+        env_id,
+    )
+
+
+async def service(
+    conn: asyncpg.Connection, service_id: uuid.UUID, *, lock: bool = False
+) -> Row | None:
+    suffix = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(
+        f"SELECT * FROM services WHERE id = $1 AND deleted_at IS NULL{suffix}", service_id
+    )
+
+
+async def update_service(
+    conn: asyncpg.Connection,
+    service_id: uuid.UUID,
+    *,
+    name: str,
+    spec: dict[str, Any],
+    stage_id: uuid.UUID | None,
+) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE services SET name = $2, spec = $3, stage_id = $4, updated_at = now(),"
+        f" version = {_NEXT} WHERE id = $1 RETURNING *",
+        service_id,
+        name,
+        spec,
+        stage_id,
+    )
+
+
+async def delete_service(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE services SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        service_id,
+    )
+
+
+# --- variables
+
+
+async def insert_variable(
+    conn: asyncpg.Connection,
+    *,
+    variable_id: uuid.UUID,
+    org_id: uuid.UUID,
+    project_id: uuid.UUID,
+    env_id: uuid.UUID | None,
+    service_id: uuid.UUID | None,
+    scope: str,
+    parent_id: uuid.UUID,
+    key: str,
+    kind: str,
+    value: str | None,
+    sealed: bytes | None,
+    is_secret: bool,
+    mount_path: str | None,
+    description: str,
+) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO variables (id, organization_id, project_id, environment_id, service_id,"
+        " scope, parent_id, key, kind, value, value_sealed, is_secret, mount_path, description)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
+        variable_id,
+        org_id,
+        project_id,
+        env_id,
+        service_id,
+        scope,
+        parent_id,
+        key,
+        kind,
+        value,
+        sealed,
+        is_secret,
+        mount_path,
+        description,
+    )
+
+
+async def variables_of_parent(conn: asyncpg.Connection, parent_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM variables WHERE parent_id = $1 AND deleted_at IS NULL ORDER BY key",
+        parent_id,
+    )
+
+
+async def variables_visible(
+    conn: asyncpg.Connection,
+    *,
+    project_id: uuid.UUID,
+    env_id: uuid.UUID | None,
+    service_id: uuid.UUID | None,
+) -> list[Row]:
+    """Project, environment and service variables one service (or environment) sees."""
+    return await conn.fetch(
+        "SELECT * FROM variables WHERE deleted_at IS NULL AND project_id = $1 AND ("
+        " scope = 'project' OR (scope = 'environment' AND environment_id = $2)"
+        " OR (scope = 'service' AND service_id = $3)) ORDER BY key",
+        project_id,
+        env_id,
+        service_id,
+    )
+
+
+async def variable(conn: asyncpg.Connection, variable_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM variables WHERE id = $1 AND deleted_at IS NULL", variable_id
+    )
+
+
+async def update_variable(
+    conn: asyncpg.Connection,
+    variable_id: uuid.UUID,
+    *,
+    value: str | None,
+    sealed: bytes | None,
+    mount_path: str | None,
+    description: str,
+) -> Row:
+    return await conn.fetchrow(
+        "UPDATE variables SET value = $2, value_sealed = $3, mount_path = $4, description = $5,"
+        f" updated_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        variable_id,
+        value,
+        sealed,
+        mount_path,
+        description,
+    )
+
+
+async def delete_variable(conn: asyncpg.Connection, variable_id: uuid.UUID) -> Row:
+    return await conn.fetchrow(
+        f"UPDATE variables SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
+        variable_id,
+    )
+
+
+async def secret_variables(conn: asyncpg.Connection) -> list[Row]:
+    return await conn.fetch("SELECT id, value_sealed FROM variables WHERE is_secret FOR UPDATE")
+
+
+async def set_sealed_value(conn: asyncpg.Connection, variable_id: uuid.UUID, sealed: bytes) -> None:
+    await conn.execute("UPDATE variables SET value_sealed = $2 WHERE id = $1", variable_id, sealed)
+
+
+# --- deployment rules
+
+
+async def upsert_rule(
+    conn: asyncpg.Connection, *, env_id: uuid.UUID, org_id: uuid.UUID, rule: dict[str, Any]
+) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO deployment_rules (environment_id, organization_id, auto_stop, auto_start,"
+        " timezone, weekdays, start_time, stop_time, auto_preview)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (environment_id) DO UPDATE SET auto_stop = $3, auto_start = $4,"
+        " timezone = $5, weekdays = $6, start_time = $7, stop_time = $8, auto_preview = $9,"
+        f" updated_at = now(), version = {_NEXT} RETURNING *",
+        env_id,
+        org_id,
+        rule["auto_stop"],
+        rule["auto_start"],
+        rule["timezone"],
+        rule["weekdays"],
+        rule["start_time"],
+        rule["stop_time"],
+        rule["auto_preview"],
+    )
+
+
+async def rule(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM deployment_rules WHERE environment_id = $1", env_id)

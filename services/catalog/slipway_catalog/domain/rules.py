@@ -1,0 +1,60 @@
+"""A deployment rule, validated: a weekly schedule in an IANA timezone."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class DeploymentRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    auto_stop: bool = False
+    auto_start: bool = False
+    timezone: str = Field(default="UTC", max_length=64)
+    weekdays: list[Weekday] = Field(default_factory=list, max_length=7)
+    start_time: str | None = None
+    stop_time: str | None = None
+    auto_preview: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+    @field_validator("start_time", "stop_time")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        if value is not None and not _TIME.match(value):
+            raise ValueError("use HH:MM, 24-hour clock")
+        return value
+
+    @field_validator("weekdays")
+    @classmethod
+    def _days(cls, value: list[Weekday]) -> list[Weekday]:
+        if len(set(value)) != len(value):
+            raise ValueError("each weekday once")
+        order = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        return sorted(value, key=order.index)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> DeploymentRule:
+        if self.auto_stop and not self.stop_time:
+            raise ValueError("auto_stop needs stop_time")
+        if self.auto_start and not self.start_time:
+            raise ValueError("auto_start needs start_time")
+        if (self.auto_stop or self.auto_start) and not self.weekdays:
+            raise ValueError("a schedule needs at least one weekday")
+        if self.start_time and self.stop_time and self.start_time == self.stop_time:
+            raise ValueError("start_time and stop_time must differ")
+        return self

@@ -1,0 +1,33 @@
+"""Kafka subscribers of the catalog: organizations from identity (each gets the local cluster)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from slipway_catalog.usecases import organizations
+from slipway_catalog.usecases.deps import Deps
+from slipway_contracts import Envelope
+from slipway_contracts.events.identity import (
+    ORGANIZATION_TOPIC,
+    OrganizationCreated,
+    OrganizationDeleted,
+)
+from slipway_libs.bus import ConsumerSpec
+
+ORGANIZATIONS_GROUP = "catalog.organizations"
+
+
+def consumers(deps: Deps) -> list[ConsumerSpec]:
+    async def created(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await organizations.on_created(conn, deps, envelope)
+
+    return [
+        ConsumerSpec(
+            group_id=ORGANIZATIONS_GROUP,
+            topics=[ORGANIZATION_TOPIC],
+            handlers={
+                OrganizationCreated.event_type: created,
+                OrganizationDeleted.event_type: organizations.on_deleted,
+            },
+        )
+    ]

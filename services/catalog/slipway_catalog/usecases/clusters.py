@@ -1,0 +1,142 @@
+"""Clusters: the local one (every organization has it) and self-managed Kubernetes clusters.
+
+Credentials (token, CA, kubeconfig) are sealed at rest, bound to the cluster's id, and never
+returned by the API nor carried by events.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Protocol
+
+import asyncpg
+
+from slipway_catalog.db import queries as q
+from slipway_catalog.domain.clusters import ClusterIn, ClusterPatch
+from slipway_catalog.usecases import organizations, publish
+from slipway_catalog.usecases.deps import Deps
+from slipway_libs import audit
+from slipway_libs.actor import Actor
+from slipway_libs.errors import Clash, InvalidInput, Missing
+
+
+class ClusterProbe(Protocol):
+    async def version(self, *, api_url: str, credentials: dict[str, Any]) -> str: ...
+
+
+def not_found() -> Missing:
+    return Missing("CLUSTER_NOT_FOUND", "No such cluster.")
+
+
+async def get(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> asyncpg.Record:
+    row = await q.cluster(conn, cluster_id)
+    if row is None:
+        raise not_found()
+    return row
+
+
+async def list_for(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> list[asyncpg.Record]:
+    await organizations.require(conn, deps, org_id)
+    return await q.clusters(conn, org_id)
+
+
+async def create(
+    conn: asyncpg.Connection, deps: Deps, actor: Actor, org_id: uuid.UUID, body: ClusterIn
+) -> asyncpg.Record:
+    await organizations.require(conn, deps, org_id)
+    cluster_id = uuid.uuid4()
+    sealed = deps.at_rest.seal(json.dumps(body.credentials()).encode(), aad=cluster_id.bytes)
+    row = await q.insert_cluster(
+        conn,
+        cluster_id=cluster_id,
+        org_id=org_id,
+        name=body.name,
+        kind="self_managed",
+        api_url=body.server(),
+        sealed=sealed,
+    )
+    if row is None:
+        raise Clash("CLUSTER_NAME_TAKEN", "A cluster with this name exists.", field="name")
+    await publish.cluster(conn, row)
+    await _audit(conn, actor, row, "CREATE", {"name": row["name"], "api_url": row["api_url"]})
+    return row
+
+
+async def update(
+    conn: asyncpg.Connection, deps: Deps, actor: Actor, cluster_id: uuid.UUID, patch: ClusterPatch
+) -> asyncpg.Record:
+    current = await get(conn, cluster_id)
+    if current["kind"] == "local":
+        raise InvalidInput("LOCAL_CLUSTER_READ_ONLY", "The local cluster cannot be edited.")
+    merged = patch.apply(
+        credentials(deps, current), name=current["name"], api_url=current["api_url"]
+    )
+    sealed = deps.at_rest.seal(json.dumps(merged.credentials()).encode(), aad=cluster_id.bytes)
+    try:
+        async with conn.transaction():
+            row = await q.update_cluster(
+                conn, cluster_id, name=merged.name, api_url=merged.server(), sealed=sealed
+            )
+    except asyncpg.UniqueViolationError:
+        raise Clash(
+            "CLUSTER_NAME_TAKEN", "A cluster with this name exists.", field="name"
+        ) from None
+    await publish.cluster(conn, row)
+    await _audit(conn, actor, row, "UPDATE", {"name": row["name"], "api_url": row["api_url"]})
+    return row
+
+
+async def delete(conn: asyncpg.Connection, actor: Actor, cluster_id: uuid.UUID) -> None:
+    current = await get(conn, cluster_id)
+    if current["kind"] == "local":
+        raise InvalidInput("LOCAL_CLUSTER_READ_ONLY", "The local cluster cannot be deleted.")
+    if await q.environments_on_cluster(conn, cluster_id):
+        raise Clash("CLUSTER_IN_USE", "Environments still run on this cluster.")
+    row = await q.delete_cluster(conn, cluster_id)
+    await publish.cluster(conn, row)
+    await _audit(conn, actor, row, "DELETE", None)
+
+
+def credentials(deps: Deps, row: asyncpg.Record) -> dict[str, Any]:
+    if row["credentials_sealed"] is None:
+        return {}
+    opened = deps.at_rest.open(bytes(row["credentials_sealed"]), aad=row["id"].bytes)
+    creds: dict[str, Any] = json.loads(opened)
+    return creds
+
+
+async def check(deps: Deps, row: asyncpg.Record, probe: ClusterProbe) -> dict[str, Any]:
+    """Connectivity: the Kubernetes version, or a clear reason why it could not be read."""
+    if row["kind"] == "local":
+        return {
+            "ok": True,
+            "kind": "local",
+            "kubernetes_version": None,
+            "message": "The local runtime runs on this machine.",
+        }
+    try:
+        version = await probe.version(api_url=row["api_url"], credentials=credentials(deps, row))
+    except ConnectionError as exc:
+        return {"ok": False, "kind": "self_managed", "error": str(exc)}
+    return {"ok": True, "kind": "self_managed", "kubernetes_version": version}
+
+
+async def _audit(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    row: asyncpg.Record,
+    action: str,
+    change: dict[str, Any] | None,
+) -> None:
+    await audit.record(
+        conn,
+        producer=publish.SOURCE,
+        actor=actor,
+        organization_id=row["organization_id"],
+        action=action,
+        target_type="CLUSTER",
+        target_id=row["id"],
+        target_name=row["name"],
+        change=change,
+    )

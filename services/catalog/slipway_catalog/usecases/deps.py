@@ -1,0 +1,23 @@
+"""What the catalog's use cases need besides a connection, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slipway_catalog.config import CatalogSettings
+from slipway_libs.crypto import Sealer
+
+
+@dataclass(frozen=True)
+class Deps:
+    at_rest: Sealer
+    transport: Sealer
+    local_runtime: bool
+
+    @classmethod
+    def from_settings(cls, settings: CatalogSettings) -> Deps:
+        at_rest = Sealer.from_setting(settings.sealing_keys)
+        transport = (
+            Sealer.from_setting(settings.transport_keys) if settings.transport_keys else at_rest
+        )
+        return cls(at_rest=at_rest, transport=transport, local_runtime=settings.local_runtime)

@@ -1,0 +1,111 @@
+"""Projects: named per organization (unique, case-insensitive)."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from slipway_catalog.db import queries as q
+from slipway_catalog.domain.names import display_name
+from slipway_catalog.usecases import organizations, publish
+from slipway_catalog.usecases.deps import Deps
+from slipway_libs import audit
+from slipway_libs.actor import Actor
+from slipway_libs.errors import Clash, Missing
+
+
+async def get(
+    conn: asyncpg.Connection, project_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record:
+    row = await q.project(conn, project_id, lock=lock)
+    if row is None:
+        raise Missing("PROJECT_NOT_FOUND", "No such project.")
+    return row
+
+
+async def create(
+    conn: asyncpg.Connection,
+    deps: Deps,
+    actor: Actor,
+    org_id: uuid.UUID,
+    *,
+    name: str,
+    description: str,
+) -> asyncpg.Record:
+    await organizations.require(conn, deps, org_id)
+    try:
+        async with conn.transaction():
+            row = await q.insert_project(
+                conn,
+                project_id=uuid.uuid4(),
+                org_id=org_id,
+                name=display_name(name),
+                description=description,
+            )
+    except asyncpg.UniqueViolationError:
+        raise _taken() from None
+    await publish.project(conn, row)
+    await _audit(conn, actor, row, "CREATE")
+    return row
+
+
+async def update(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    project_id: uuid.UUID,
+    *,
+    name: str | None,
+    description: str | None,
+) -> asyncpg.Record:
+    current = await get(conn, project_id, lock=True)
+    try:
+        async with conn.transaction():
+            row = await q.update_project(
+                conn,
+                project_id,
+                name=display_name(name) if name else current["name"],
+                description=current["description"] if description is None else description,
+            )
+    except asyncpg.UniqueViolationError:
+        raise _taken() from None
+    await publish.project(conn, row)
+    await _audit(conn, actor, row, "UPDATE")
+    return row
+
+
+async def delete(conn: asyncpg.Connection, deps: Deps, actor: Actor, project_id: uuid.UUID) -> None:
+    from slipway_catalog.usecases import environments
+
+    await get(conn, project_id, lock=True)
+    for env in await q.environments(conn, project_id):
+        await environments.delete(conn, deps, actor, env["id"])
+    for variable in await q.variables_of_parent(conn, project_id):
+        await publish.variable(
+            conn,
+            await q.delete_variable(conn, variable["id"]),
+            transport=deps.transport,
+            at_rest=deps.at_rest,
+        )
+    row = await q.delete_project(conn, project_id)
+    await publish.project(conn, row)
+    await _audit(conn, actor, row, "DELETE")
+
+
+def _taken() -> Clash:
+    return Clash("PROJECT_NAME_TAKEN", "A project with this name exists.", field="name")
+
+
+async def _audit(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str) -> None:
+    await audit.record(
+        conn,
+        producer=publish.SOURCE,
+        actor=actor,
+        organization_id=row["organization_id"],
+        action=action,
+        target_type="PROJECT",
+        target_id=row["id"],
+        target_name=row["name"],
+        project_id=row["id"],
+        change={"name": row["name"], "description": row["description"]},
+    )

@@ -1,0 +1,168 @@
+"""From rows to the catalog's full-state events (event-carried state transfer), via the outbox."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+import asyncpg
+
+from slipway_contracts import EventPayload
+from slipway_contracts.events import catalog as ev
+from slipway_libs import outbox
+from slipway_libs.crypto import Sealer
+
+SOURCE = "catalog"
+
+# the changes of one request, handed back to the gateway (read-your-writes of its index)
+changes: ContextVar[list[dict[str, Any]] | None] = ContextVar("catalog_changes", default=None)
+
+
+async def _publish(
+    conn: asyncpg.Connection, payload: EventPayload, *, key: uuid.UUID, org_id: uuid.UUID
+) -> None:
+    await outbox.publish(conn, payload, subject=str(key), source=SOURCE, organization_id=org_id)
+    collected = changes.get()
+    if collected is not None:
+        collected.append({"type": payload.event_type, "data": payload.model_dump(mode="json")})
+
+
+def cluster_state(row: asyncpg.Record) -> ev.ClusterChanged:
+    return ev.ClusterChanged(
+        cluster_id=row["id"],
+        organization_id=row["organization_id"],
+        name=row["name"],
+        kind=row["kind"],
+        api_url=row["api_url"],
+        deleted=row["deleted_at"] is not None,
+        version=row["version"],
+    )
+
+
+def project_state(row: asyncpg.Record) -> ev.ProjectChanged:
+    return ev.ProjectChanged(
+        project_id=row["id"],
+        organization_id=row["organization_id"],
+        name=row["name"],
+        description=row["description"],
+        deleted=row["deleted_at"] is not None,
+        version=row["version"],
+    )
+
+
+def environment_state(row: asyncpg.Record) -> ev.EnvironmentChanged:
+    return ev.EnvironmentChanged(
+        environment_id=row["id"],
+        organization_id=row["organization_id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        mode=row["mode"],
+        cluster_id=row["cluster_id"],
+        cloned_from=row["cloned_from"],
+        deleted=row["deleted_at"] is not None,
+        version=row["version"],
+    )
+
+
+def service_state(row: asyncpg.Record) -> ev.ServiceChanged:
+    return ev.ServiceChanged(
+        service_id=row["id"],
+        organization_id=row["organization_id"],
+        project_id=row["project_id"],
+        environment_id=row["environment_id"],
+        name=row["name"],
+        kind=row["kind"],
+        spec=row["spec"],
+        stage_id=row["stage_id"],
+        deleted=row["deleted_at"] is not None,
+        version=row["version"],
+    )
+
+
+def stage_state(row: asyncpg.Record) -> ev.StageChanged:
+    return ev.StageChanged(
+        stage_id=row["id"],
+        organization_id=row["organization_id"],
+        environment_id=row["environment_id"],
+        name=row["name"],
+        position=row["position"],
+        deleted=row["deleted_at"] is not None,
+        version=row["version"],
+    )
+
+
+def rule_state(row: asyncpg.Record) -> ev.DeploymentRuleChanged:
+    return ev.DeploymentRuleChanged(
+        environment_id=row["environment_id"],
+        organization_id=row["organization_id"],
+        auto_stop=row["auto_stop"],
+        auto_start=row["auto_start"],
+        timezone=row["timezone"],
+        weekdays=list(row["weekdays"]),
+        start_time=row["start_time"],
+        stop_time=row["stop_time"],
+        auto_preview=row["auto_preview"],
+        version=row["version"],
+    )
+
+
+def variable_state(row: asyncpg.Record, transport: Sealer, at_rest: Sealer) -> ev.VariableChanged:
+    sealed = None
+    if row["is_secret"] and row["deleted_at"] is None:
+        clear = at_rest.open(bytes(row["value_sealed"]), aad=row["id"].bytes)
+        sealed = base64.b64encode(transport.seal(clear, aad=row["id"].bytes)).decode()
+    return ev.VariableChanged(
+        variable_id=row["id"],
+        organization_id=row["organization_id"],
+        scope=row["scope"],
+        parent_id=row["parent_id"],
+        project_id=row["project_id"],
+        environment_id=row["environment_id"],
+        key=row["key"],
+        kind=row["kind"],
+        value=None if row["is_secret"] else row["value"],
+        value_sealed=sealed,
+        is_secret=row["is_secret"],
+        mount_path=row["mount_path"],
+        deleted=row["deleted_at"] is not None,
+        version=row["version"],
+    )
+
+
+async def cluster(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await _publish(conn, cluster_state(row), key=row["id"], org_id=row["organization_id"])
+
+
+async def project(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await _publish(conn, project_state(row), key=row["id"], org_id=row["organization_id"])
+
+
+async def environment(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await _publish(
+        conn, environment_state(row), key=row["project_id"], org_id=row["organization_id"]
+    )
+
+
+async def service(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    await _publish(conn, service_state(row), key=row["project_id"], org_id=row["organization_id"])
+
+
+async def stage(conn: asyncpg.Connection, row: asyncpg.Record, project_id: uuid.UUID) -> None:
+    await _publish(conn, stage_state(row), key=project_id, org_id=row["organization_id"])
+
+
+async def rule(conn: asyncpg.Connection, row: asyncpg.Record, project_id: uuid.UUID) -> None:
+    await _publish(conn, rule_state(row), key=project_id, org_id=row["organization_id"])
+
+
+async def variable(
+    conn: asyncpg.Connection, row: asyncpg.Record, *, transport: Sealer, at_rest: Sealer
+) -> None:
+    await _publish(
+        conn,
+        variable_state(row, transport, at_rest),
+        key=row["project_id"],
+        org_id=row["organization_id"],
+    )

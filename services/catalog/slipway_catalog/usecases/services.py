@@ -1,0 +1,169 @@
+"""Services of every kind: validated specs, unique names per environment, a stage each."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from slipway_catalog.db import queries as q
+from slipway_catalog.domain import service_specs
+from slipway_catalog.domain.stages import STAGE_OF_KIND
+from slipway_catalog.usecases import environments, publish
+from slipway_catalog.usecases.deps import Deps
+from slipway_libs import audit
+from slipway_libs.actor import Actor
+from slipway_libs.errors import Clash, InvalidInput, Missing
+
+
+class SpecInvalid(InvalidInput):
+    """422 with every failing field path, as the API's validation errors have."""
+
+    def __init__(self, exc: ValidationError) -> None:
+        super().__init__("VALIDATION_ERROR", "The service is invalid.")
+        self.details = [
+            {"path": ".".join(str(p) for p in e["loc"]), "type": e["type"], "message": e["msg"]}
+            for e in exc.errors()
+        ]
+
+
+async def get(
+    conn: asyncpg.Connection, service_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record:
+    row = await q.service(conn, service_id, lock=lock)
+    if row is None:
+        raise Missing("SERVICE_NOT_FOUND", "No such service.")
+    return row
+
+
+def _parse(data: dict[str, Any]) -> Any:
+    try:
+        return service_specs.parse_spec(data)
+    except ValidationError as exc:
+        raise SpecInvalid(exc) from None
+
+
+async def create(
+    conn: asyncpg.Connection, actor: Actor, env_id: uuid.UUID, data: dict[str, Any]
+) -> asyncpg.Record:
+    env = await environments.get(conn, env_id, lock=True)
+    spec = _parse(data)
+    stage_id = await _default_stage(conn, env_id, spec.kind)
+    try:
+        async with conn.transaction():
+            row = await q.insert_service(
+                conn,
+                service_id=uuid.uuid4(),
+                org_id=env["organization_id"],
+                project_id=env["project_id"],
+                env_id=env_id,
+                name=spec.name,
+                kind=spec.kind,
+                spec=spec.model_dump(mode="json"),
+                stage_id=stage_id,
+            )
+    except asyncpg.UniqueViolationError:
+        raise _taken() from None
+    await publish.service(conn, row)
+    await _audit(conn, actor, row, "CREATE")
+    return row
+
+
+async def _default_stage(
+    conn: asyncpg.Connection, env_id: uuid.UUID, kind: str
+) -> uuid.UUID | None:
+    stages = await q.stages(conn, env_id)
+    wanted = STAGE_OF_KIND.get(kind)
+    for stage in stages:
+        if stage["name"] == wanted:
+            return stage["id"]
+    return stages[-1]["id"] if stages else None
+
+
+async def update(
+    conn: asyncpg.Connection, actor: Actor, service_id: uuid.UUID, patch: dict[str, Any]
+) -> asyncpg.Record:
+    current = await get(conn, service_id, lock=True)
+    if "kind" in patch and patch["kind"] != current["kind"]:
+        raise InvalidInput("KIND_IMMUTABLE", "A service's kind cannot change.", field="kind")
+    try:
+        spec = service_specs.merge_update(_parse(current["spec"]), patch)
+    except ValidationError as exc:
+        raise SpecInvalid(exc) from None
+    try:
+        async with conn.transaction():
+            row = await q.update_service(
+                conn,
+                service_id,
+                name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                stage_id=current["stage_id"],
+            )
+    except asyncpg.UniqueViolationError:
+        raise _taken() from None
+    await publish.service(conn, row)
+    await _audit(conn, actor, row, "UPDATE")
+    return row
+
+
+async def delete(conn: asyncpg.Connection, deps: Deps, actor: Actor, service_id: uuid.UUID) -> None:
+    await get(conn, service_id, lock=True)
+    for variable in await q.variables_of_parent(conn, service_id):
+        await publish.variable(
+            conn,
+            await q.delete_variable(conn, variable["id"]),
+            transport=deps.transport,
+            at_rest=deps.at_rest,
+        )
+    row = await q.delete_service(conn, service_id)
+    await publish.service(conn, row)
+    await _audit(conn, actor, row, "DELETE")
+
+
+async def move(
+    conn: asyncpg.Connection, actor: Actor, service_id: uuid.UUID, stage_id: uuid.UUID
+) -> asyncpg.Record:
+    current = await get(conn, service_id, lock=True)
+    stage = await q.stage(conn, stage_id)
+    if stage is None or stage["environment_id"] != current["environment_id"]:
+        raise InvalidInput(
+            "STAGE_NOT_FOUND", "No such stage in the service's environment.", field="stage_id"
+        )
+    row = await q.update_service(
+        conn, service_id, name=current["name"], spec=current["spec"], stage_id=stage_id
+    )
+    await publish.service(conn, row)
+    await _audit(conn, actor, row, "UPDATE")
+    return row
+
+
+def _taken() -> Clash:
+    return Clash(
+        "SERVICE_NAME_TAKEN", "A service with this name exists in the environment.", field="name"
+    )
+
+
+async def _audit(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str) -> None:
+    target = {
+        "application": "APPLICATION",
+        "container": "CONTAINER",
+        "database": "DATABASE",
+        "cronjob": "JOB",
+        "lifecycle": "JOB",
+        "helm": "HELM",
+    }[row["kind"]]
+    await audit.record(
+        conn,
+        producer=publish.SOURCE,
+        actor=actor,
+        organization_id=row["organization_id"],
+        action=action,
+        target_type=target,
+        target_id=row["id"],
+        target_name=row["name"],
+        project_id=row["project_id"],
+        environment_id=row["environment_id"],
+        change=row["spec"] if action != "DELETE" else None,
+    )

@@ -1,0 +1,245 @@
+"""Variables and secrets: write-only secrets sealed at rest, checked against the set each
+service sees before saving, and the resolved view of a service (built-ins included)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from slipway_catalog.db import queries as q
+from slipway_catalog.domain import variables as v
+from slipway_catalog.domain.builtins import built_ins
+from slipway_catalog.usecases import environments, projects, publish
+from slipway_catalog.usecases import services as services_uc
+from slipway_catalog.usecases.deps import Deps
+from slipway_libs import audit
+from slipway_libs.actor import Actor
+from slipway_libs.errors import InvalidInput, Missing
+
+
+class Parent:
+    """Where a variable hangs: its scope's entity and the project/environment/service above."""
+
+    def __init__(
+        self,
+        *,
+        scope: str,
+        row: asyncpg.Record,
+        project_id: uuid.UUID,
+        env_id: uuid.UUID | None,
+        service_id: uuid.UUID | None,
+    ) -> None:
+        self.scope, self.row = scope, row
+        self.project_id, self.env_id, self.service_id = project_id, env_id, service_id
+        self.org_id: uuid.UUID = row["organization_id"]
+
+
+async def parent(conn: asyncpg.Connection, scope: str, parent_id: uuid.UUID) -> Parent:
+    if scope == "project":
+        row = await projects.get(conn, parent_id)
+        return Parent(scope=scope, row=row, project_id=row["id"], env_id=None, service_id=None)
+    if scope == "environment":
+        row = await environments.get(conn, parent_id)
+        return Parent(
+            scope=scope, row=row, project_id=row["project_id"], env_id=row["id"], service_id=None
+        )
+    if scope == "service":
+        row = await services_uc.get(conn, parent_id)
+        return Parent(
+            scope=scope,
+            row=row,
+            project_id=row["project_id"],
+            env_id=row["environment_id"],
+            service_id=row["id"],
+        )
+    raise InvalidInput(
+        "INVALID_SCOPE", "Scope must be project, environment or service.", field="scope"
+    )
+
+
+def _invalid(exc: v.ResolutionError) -> InvalidInput:
+    error = InvalidInput(exc.code, exc.message, field="key")
+    error.details = exc.details
+    return error
+
+
+def _domain(deps: Deps, row: asyncpg.Record) -> v.VariableIn:
+    value = row["value"]
+    if row["is_secret"]:
+        value = deps.at_rest.open(bytes(row["value_sealed"]), aad=row["id"].bytes).decode()
+    return v.VariableIn(
+        id=row["id"],
+        scope=row["scope"],
+        key=row["key"],
+        kind=row["kind"],
+        value=value or "",
+        is_secret=row["is_secret"],
+        mount_path=row["mount_path"],
+    )
+
+
+async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[v.VariableIn]:
+    """Everything visible from ``where`` (plus the built-ins when it is a service)."""
+    rows = await q.variables_visible(
+        conn, project_id=where.project_id, env_id=where.env_id, service_id=where.service_id
+    )
+    found = [_domain(deps, r) for r in rows]
+    if where.service_id is not None and where.env_id is not None:
+        env = await environments.get(conn, where.env_id)
+        found += built_ins(
+            project_id=where.project_id,
+            environment=env,
+            services=await q.services(conn, where.env_id),
+            service=where.row,
+        )
+    return found
+
+
+async def create(
+    conn: asyncpg.Connection, deps: Deps, actor: Actor, body: dict[str, Any]
+) -> asyncpg.Record:
+    where = await parent(conn, body["scope"], body["parent_id"])
+    candidate = v.VariableIn(
+        id=uuid.uuid4(),
+        scope=body["scope"],
+        key=body["key"],
+        kind=body["kind"],
+        value=body["value"],
+        is_secret=body["is_secret"],
+        mount_path=body.get("mount_path"),
+    )
+    try:
+        v.validate_key(candidate.key)
+        v.check_can_save(existing=await view(conn, deps, where), candidate=candidate)
+    except v.ResolutionError as exc:
+        raise _invalid(exc) from None
+    sealed = (
+        deps.at_rest.seal(candidate.value.encode(), aad=candidate.id.bytes)
+        if candidate.is_secret
+        else None
+    )
+    row = await q.insert_variable(
+        conn,
+        variable_id=candidate.id,
+        org_id=where.org_id,
+        project_id=where.project_id,
+        env_id=where.env_id,
+        service_id=where.service_id,
+        scope=candidate.scope,
+        parent_id=body["parent_id"],
+        key=candidate.key,
+        kind=candidate.kind,
+        value=None if candidate.is_secret else candidate.value,
+        sealed=sealed,
+        is_secret=candidate.is_secret,
+        mount_path=candidate.mount_path,
+        description=body.get("description", ""),
+    )
+    await publish.variable(conn, row, transport=deps.transport, at_rest=deps.at_rest)
+    await _audit(conn, actor, row, "CREATE")
+    return row
+
+
+async def get(conn: asyncpg.Connection, variable_id: uuid.UUID) -> asyncpg.Record:
+    row = await q.variable(conn, variable_id)
+    if row is None:
+        raise Missing("VARIABLE_NOT_FOUND", "No such variable.")
+    return row
+
+
+async def update(
+    conn: asyncpg.Connection,
+    deps: Deps,
+    actor: Actor,
+    variable_id: uuid.UUID,
+    patch: dict[str, Any],
+) -> asyncpg.Record:
+    current = await get(conn, variable_id)
+    where = await parent(conn, current["scope"], current["parent_id"])
+    old = _domain(deps, current)
+    candidate = old.model_copy(
+        update={k: patch[k] for k in ("value", "mount_path") if patch.get(k) is not None}
+    )
+    try:
+        v.check_can_save(existing=await view(conn, deps, where), candidate=candidate)
+    except v.ResolutionError as exc:
+        raise _invalid(exc) from None
+    sealed = (
+        deps.at_rest.seal(candidate.value.encode(), aad=variable_id.bytes)
+        if candidate.is_secret
+        else None
+    )
+    row = await q.update_variable(
+        conn,
+        variable_id,
+        value=None if candidate.is_secret else candidate.value,
+        sealed=sealed,
+        mount_path=candidate.mount_path,
+        description=patch.get("description") or current["description"],
+    )
+    await publish.variable(conn, row, transport=deps.transport, at_rest=deps.at_rest)
+    await _audit(conn, actor, row, "UPDATE")
+    return row
+
+
+async def delete(
+    conn: asyncpg.Connection, deps: Deps, actor: Actor, variable_id: uuid.UUID
+) -> None:
+    current = await get(conn, variable_id)
+    where = await parent(conn, current["scope"], current["parent_id"])
+    try:
+        v.check_can_delete(existing=await view(conn, deps, where), variable_id=variable_id)
+    except v.ResolutionError as exc:
+        raise _invalid(exc) from None
+    row = await q.delete_variable(conn, variable_id)
+    await publish.variable(conn, row, transport=deps.transport, at_rest=deps.at_rest)
+    await _audit(conn, actor, row, "DELETE")
+
+
+async def resolved(
+    conn: asyncpg.Connection, deps: Deps, service_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    where = await parent(conn, "service", service_id)
+    try:
+        return v.masked(v.resolve(await view(conn, deps, where)))
+    except v.ResolutionError as exc:
+        raise _invalid(exc) from None
+
+
+async def reseal_all(conn: asyncpg.Connection, deps: Deps) -> int:
+    """After putting a new sealing key first: re-encrypt every secret with it."""
+    count = 0
+    for row in await q.secret_variables(conn):
+        sealed = bytes(row["value_sealed"])
+        if deps.at_rest.needs_reseal(sealed):
+            await q.set_sealed_value(
+                conn, row["id"], deps.at_rest.reseal(sealed, aad=row["id"].bytes)
+            )
+            count += 1
+    return count
+
+
+async def _audit(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str) -> None:
+    change = {
+        "key": row["key"],
+        "scope": row["scope"],
+        "kind": row["kind"],
+        "is_secret": row["is_secret"],
+    }
+    if not row["is_secret"] and action != "DELETE":
+        change["value"] = row["value"]
+    await audit.record(
+        conn,
+        producer=publish.SOURCE,
+        actor=actor,
+        organization_id=row["organization_id"],
+        action=action,
+        target_type="VARIABLE",
+        target_id=row["id"],
+        target_name=row["key"],
+        project_id=row["project_id"],
+        environment_id=row["environment_id"],
+        change=change,
+    )

@@ -15,11 +15,14 @@ import httpx
 import structlog
 from fastapi import APIRouter
 
-from slipway_gateway.access.follower import AccessFollower
+from slipway_contracts.events.catalog import CLUSTER_TOPIC, PROJECT_TOPIC
+from slipway_contracts.events.identity import ACCESS_TOPIC
+from slipway_gateway.access.follower import ProjectionFollower
 from slipway_gateway.api.health import upstream_checks
 from slipway_gateway.api.proxy import Upstreams
 from slipway_gateway.api.routes import Gateway, TokenUsage
 from slipway_gateway.config import GatewaySettings
+from slipway_gateway.domain.catalog_index import CatalogIndex
 from slipway_gateway.domain.projection import AccessProjection
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER
 from slipway_libs.http import ReadinessCheck
@@ -36,6 +39,7 @@ def _parts(container: Container) -> Gateway:
         container.extras["http"] = http
         gateway = Gateway(
             projection=AccessProjection(),
+            index=CatalogIndex(),
             upstreams=Upstreams(
                 http=http,
                 urls=settings.upstreams(),
@@ -62,22 +66,55 @@ def _readiness(container: Container) -> Mapping[str, ReadinessCheck]:
         return {"organizations": len(gateway.projection.organizations)}
 
     checks["access_projection"] = projection
+    if "catalog" in container.settings.upstreams():
+
+        async def index() -> dict[str, int]:
+            if not gateway.index.loaded:
+                raise RuntimeError("catalog index not loaded yet")
+            return {"entries": len(gateway.index.entries)}
+
+        checks["catalog_index"] = index
     return checks
 
 
 def _tasks(container: Container) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
     gateway = _parts(container)
     settings: GatewaySettings = container.settings
-    follower = AccessFollower(
-        projection=gateway.projection,
-        bootstrap_servers=container.platform.kafka_bootstrap_servers,
-        identity_url=settings.identity_url,
-        http=gateway.upstreams.http,
-        internal_token=container.platform.internal_token,
-        topic_prefix=container.platform.topic_prefix,
-    )
+
+    def follower(name: str, topics: list[str], url: str, load: Any, apply: Any) -> Any:
+        return ProjectionFollower(
+            name=name,
+            topics=topics,
+            snapshot_url=url,
+            load=load,
+            apply=apply,
+            bootstrap_servers=container.platform.kafka_bootstrap_servers,
+            http=gateway.upstreams.http,
+            internal_token=container.platform.internal_token,
+            topic_prefix=container.platform.topic_prefix,
+        ).run
+
+    followers = [
+        follower(
+            "access",
+            [ACCESS_TOPIC],
+            f"{settings.identity_url}/internal/v1/access-snapshot",
+            gateway.projection.load_snapshot,
+            gateway.projection.apply,
+        )
+    ]
+    if "catalog" in settings.upstreams():
+        followers.append(
+            follower(
+                "catalog",
+                [CLUSTER_TOPIC, PROJECT_TOPIC],
+                f"{settings.catalog_url}/internal/v1/index-snapshot",
+                gateway.index.load_snapshot,
+                gateway.index.apply,
+            )
+        )
     return [
-        follower.run,
+        *followers,
         lambda: _flush_token_usage(gateway, settings.token_usage_flush_s),
         lambda: _prune_sessions(gateway),
     ]

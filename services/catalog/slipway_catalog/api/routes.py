@@ -53,6 +53,11 @@ def build_router(
         async with pool.acquire() as conn, conn.transaction():
             yield conn
 
+    @router.get("/index-snapshot")
+    async def index_snapshot() -> dict[str, Any]:
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            return {"changes": await reads.index_snapshot(conn, deps)}
+
     _clusters(router, tx, deps, probe)
     _projects(router, tx, deps)
     _environments(router, tx, deps)

@@ -502,3 +502,15 @@ async def upsert_rule(
 
 async def rule(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
     return await conn.fetchrow("SELECT * FROM deployment_rules WHERE environment_id = $1", env_id)
+
+
+_LIVE_TABLES = frozenset(
+    {"clusters", "projects", "environments", "services", "stages", "variables"}
+)
+
+
+async def all_live(conn: asyncpg.Connection, table: str) -> list[Row]:
+    """Every row not deleted, of one of the catalog's entity tables (a fixed list)."""
+    if table not in _LIVE_TABLES:
+        raise ValueError(table)
+    return await conn.fetch(f"SELECT * FROM {table} WHERE deleted_at IS NULL")

@@ -718,7 +718,7 @@ AnyServiceSpec = (
     ApplicationSpec | ContainerSpec | DatabaseSpec | CronJobSpec | LifecycleSpec | HelmSpec
 )
 ServiceSpec = Annotated[AnyServiceSpec, Field(discriminator="kind")]
-SpecT = TypeVar("SpecT", bound=AnyServiceSpec)
+SpecT = TypeVar("SpecT", bound=_ServiceBase)
 _SPECS: Final[dict[str, type[AnyServiceSpec]]] = {
     "application": ApplicationSpec,
     "container": ContainerSpec,
@@ -772,8 +772,8 @@ def merge_update(current: SpecT, patch: Mapping[str, Any]) -> SpecT:
         if field in base and field in patch and patch[field] != base[field]:
             raise _invalid([((field,), "immutable", f"the {field} cannot change", patch[field])])
     _drop_stale_values(base, patch)
-    updated = type(current).model_validate(_merge(base, patch))
-    if isinstance(current, DatabaseSpec) and isinstance(updated, DatabaseSpec):
+    updated = current.model_validate(_merge(base, patch))  # the same model: the kind is kept
+    if isinstance(current, DatabaseSpec):
         _check(_database_growth(current, updated))
     return updated
 
@@ -805,8 +805,9 @@ def _drop_stale_values(base: dict[str, Any], patch: Mapping[str, Any]) -> None:
         base.pop("chart", None)  # another kind of chart: nothing to merge with
 
 
-def _database_growth(current: DatabaseSpec, updated: DatabaseSpec) -> list[Problem]:
+def _database_growth(current: DatabaseSpec, updated: _ServiceBase) -> list[Problem]:
     problems: list[Problem] = []
+    assert isinstance(updated, DatabaseSpec)  # merge_update keeps the kind
     versions = DATABASE_VERSIONS[current.engine]
     if versions.index(updated.version) < versions.index(current.version):
         message = f"cannot go back from {current.version}: data files only upgrade"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 
 from slipway_catalog.db import queries as q
-from slipway_catalog.usecases import environments, organizations, projects
+from slipway_catalog.usecases import environments, organizations, projects, publish
 from slipway_catalog.usecases.deps import Deps
 
 
@@ -35,3 +36,25 @@ async def services_of(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[async
 
 async def variables_of(conn: asyncpg.Connection, parent_id: uuid.UUID) -> list[asyncpg.Record]:
     return await q.variables_of_parent(conn, parent_id)
+
+
+async def index_snapshot(conn: asyncpg.Connection, deps: Deps) -> list[dict[str, Any]]:
+    """Every live entity as the event its last change published (for the gateway's index)."""
+    out: list[dict[str, Any]] = []
+
+    def add(payload: Any) -> None:
+        out.append({"type": payload.event_type, "data": payload.model_dump(mode="json")})
+
+    for row in await q.all_live(conn, "clusters"):
+        add(publish.cluster_state(row))
+    for row in await q.all_live(conn, "projects"):
+        add(publish.project_state(row))
+    for row in await q.all_live(conn, "environments"):
+        add(publish.environment_state(row))
+    for row in await q.all_live(conn, "services"):
+        add(publish.service_state(row))
+    for row in await q.all_live(conn, "stages"):
+        add(publish.stage_state(row))
+    for row in await q.all_live(conn, "variables"):
+        add(publish.variable_state(row, deps.transport, deps.at_rest))
+    return out

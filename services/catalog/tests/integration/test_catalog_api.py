@@ -9,9 +9,12 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-APP = {"name": "web", "kind": "application",
-       "git": {"url": "https://example.com/acme/web.git", "branch": "main"},
-       "ports": [{"port": 8080, "protocol": "http", "public": True}]}
+APP = {
+    "name": "web",
+    "kind": "application",
+    "git": {"url": "https://example.com/acme/web.git", "branch": "main"},
+    "ports": [{"port": 8080, "protocol": "http", "public": True}],
+}
 DB = {"name": "db", "kind": "database", "engine": "postgresql", "version": "16"}
 
 
@@ -21,15 +24,16 @@ async def org_with_env(api: httpx.AsyncClient) -> tuple[str, str, str, str]:
     assert [(c["name"], c["kind"]) for c in clusters] == [("local", "local")]
     project = await api.post(f"/organizations/{org}/projects", json={"name": "Shop"})
     assert project.status_code == 201, project.text
-    env = await api.post(f"/projects/{project.json()['id']}/environments",
-                         json={"name": "staging", "mode": "staging",
-                               "cluster_id": clusters[0]["id"]})
+    env = await api.post(
+        f"/projects/{project.json()['id']}/environments",
+        json={"name": "staging", "mode": "staging", "cluster_id": clusters[0]["id"]},
+    )
     assert env.status_code == 201, env.text
     return org, project.json()["id"], env.json()["id"], clusters[0]["id"]
 
 
 async def test_projects_are_unique_per_organization_case_insensitive(api) -> None:
-    org, project, _, _ = await org_with_env(api)
+    org, _, _, _ = await org_with_env(api)
     again = await api.post(f"/organizations/{org}/projects", json={"name": "SHOP"})
     assert (again.status_code, again.json()["error"]["code"]) == (409, "PROJECT_NAME_TAKEN")
     other_org = await api.post(f"/organizations/{uuid.uuid4()}/projects", json={"name": "Shop"})
@@ -38,18 +42,26 @@ async def test_projects_are_unique_per_organization_case_insensitive(api) -> Non
 
 async def test_environment_rules_mode_and_cluster(api) -> None:
     _, project, env, cluster = await org_with_env(api)
-    preview = await api.post(f"/projects/{project}/environments",
-                             json={"name": "pr-1", "mode": "preview", "cluster_id": cluster})
+    preview = await api.post(
+        f"/projects/{project}/environments",
+        json={"name": "pr-1", "mode": "preview", "cluster_id": cluster},
+    )
     assert (preview.status_code, preview.json()["error"]["code"]) == (422, "INVALID_MODE")
-    foreign = await api.post(f"/projects/{project}/environments",
-                             json={"name": "x", "mode": "staging",
-                                   "cluster_id": str(uuid.uuid4())})
+    foreign = await api.post(
+        f"/projects/{project}/environments",
+        json={"name": "x", "mode": "staging", "cluster_id": str(uuid.uuid4())},
+    )
     assert foreign.json()["error"]["code"] == "CLUSTER_NOT_FOUND"
     moved = await api.patch(f"/environments/{env}", json={"cluster_id": str(uuid.uuid4())})
     assert moved.json()["error"]["code"] == "CLUSTER_IMMUTABLE"
     stages = (await api.get(f"/environments/{env}/stages")).json()["items"]
-    assert [s["name"] for s in stages] == ["databases", "jobs", "containers", "applications",
-                                           "helm"]
+    assert [s["name"] for s in stages] == [
+        "databases",
+        "jobs",
+        "containers",
+        "applications",
+        "helm",
+    ]
 
 
 async def test_services_validation_names_and_default_stages(api) -> None:
@@ -59,17 +71,20 @@ async def test_services_validation_names_and_default_stages(api) -> None:
     assert web.json()["ports"][0]["port"] == 8080 and web.json()["kind"] == "application"
     dup = await api.post(f"/environments/{env}/services", json=APP)
     assert (dup.status_code, dup.json()["error"]["code"]) == (409, "SERVICE_NAME_TAKEN")
-    bad = await api.post(f"/environments/{env}/services",
-                         json={**APP, "name": "api", "ports": [{"port": 70000}]})
+    bad = await api.post(
+        f"/environments/{env}/services", json={**APP, "name": "api", "ports": [{"port": 70000}]}
+    )
     assert bad.status_code == 422
     assert "ports.0.port" in [d["path"] for d in bad.json()["error"]["details"]]
     database = await api.post(f"/environments/{env}/services", json=DB)
-    stages = {s["id"]: s["name"] for s in
-              (await api.get(f"/environments/{env}/stages")).json()["items"]}
+    stages = {
+        s["id"]: s["name"] for s in (await api.get(f"/environments/{env}/stages")).json()["items"]
+    }
     assert stages[database.json()["stage_id"]] == "databases"
     assert stages[web.json()["stage_id"]] == "applications"
-    patched = await api.patch(f"/services/{web.json()['id']}", json={"min_instances": 2,
-                                                                     "max_instances": 3})
+    patched = await api.patch(
+        f"/services/{web.json()['id']}", json={"min_instances": 2, "max_instances": 3}
+    )
     assert patched.status_code == 200 and patched.json()["max_instances"] == 3
     kind = await api.patch(f"/services/{web.json()['id']}", json={"kind": "container"})
     assert kind.json()["error"]["code"] == "KIND_IMMUTABLE"
@@ -78,19 +93,36 @@ async def test_services_validation_names_and_default_stages(api) -> None:
 async def test_secrets_are_write_only_and_sealed_at_rest(api, catalog_db) -> None:
     _, project, env, _ = await org_with_env(api)
     web = (await api.post(f"/environments/{env}/services", json=APP)).json()
-    secret = await api.post("/variables", json={
-        "scope": "environment", "parent_id": env, "key": "API_KEY", "value": "hunter2-very-secret",
-        "is_secret": True})
+    secret = await api.post(
+        "/variables",
+        json={
+            "scope": "environment",
+            "parent_id": env,
+            "key": "API_KEY",
+            "value": "hunter2-very-secret",
+            "is_secret": True,
+        },
+    )
     assert secret.status_code == 201 and "value" not in secret.json()
-    greeting = await api.post("/variables", json={"scope": "environment", "parent_id": env,
-                                                  "key": "GREETING", "value": "hi {{API_KEY}}"})
+    greeting = await api.post(
+        "/variables",
+        json={
+            "scope": "environment",
+            "parent_id": env,
+            "key": "GREETING",
+            "value": "hi {{API_KEY}}",
+        },
+    )
     assert greeting.status_code == 201, greeting.text
     # a project variable cannot see an environment's: refused, naming the missing key
-    blind = await api.post("/variables", json={"scope": "project", "parent_id": project,
-                                               "key": "OOPS", "value": "{{API_KEY}}"})
+    blind = await api.post(
+        "/variables",
+        json={"scope": "project", "parent_id": project, "key": "OOPS", "value": "{{API_KEY}}"},
+    )
     assert blind.json()["error"]["code"] == "INTERPOLATION_MISSING"
-    listed = (await api.get("/variables", params={"scope": "environment",
-                                                  "parent_id": env})).json()["items"]
+    listed = (
+        await api.get("/variables", params={"scope": "environment", "parent_id": env})
+    ).json()["items"]
     assert "value" not in listed[0]
     raw = await catalog_db[1].fetchrow("SELECT * FROM variables WHERE key = 'API_KEY'")
     assert raw["value"] is None and b"hunter2" not in bytes(raw["value_sealed"])
@@ -104,19 +136,31 @@ async def test_secrets_are_write_only_and_sealed_at_rest(api, catalog_db) -> Non
 
 async def test_variable_cycles_and_reserved_keys_are_refused(api) -> None:
     _, project, env, _ = await org_with_env(api)
-    ok = await api.post("/variables", json={"scope": "project", "parent_id": project,
-                                            "key": "A", "value": "{{B}}-x"})
+    ok = await api.post(
+        "/variables",
+        json={"scope": "project", "parent_id": project, "key": "A", "value": "{{B}}-x"},
+    )
     assert ok.status_code == 422 and ok.json()["error"]["code"] == "INTERPOLATION_MISSING"
-    await api.post("/variables", json={"scope": "project", "parent_id": project, "key": "B",
-                                       "value": "b"})
-    await api.post("/variables", json={"scope": "project", "parent_id": project, "key": "A",
-                                       "value": "{{B}}-x"})
-    b_id = next(v["id"] for v in (await api.get("/variables", params={
-        "scope": "project", "parent_id": project})).json()["items"] if v["key"] == "B")
+    await api.post(
+        "/variables", json={"scope": "project", "parent_id": project, "key": "B", "value": "b"}
+    )
+    await api.post(
+        "/variables",
+        json={"scope": "project", "parent_id": project, "key": "A", "value": "{{B}}-x"},
+    )
+    b_id = next(
+        v["id"]
+        for v in (
+            await api.get("/variables", params={"scope": "project", "parent_id": project})
+        ).json()["items"]
+        if v["key"] == "B"
+    )
     cycle = await api.patch(f"/variables/{b_id}", json={"value": "{{A}}"})
     assert (cycle.status_code, cycle.json()["error"]["code"]) == (422, "VARIABLE_CYCLE")
-    reserved = await api.post("/variables", json={"scope": "environment", "parent_id": env,
-                                                  "key": "SLIPWAY_X", "value": "1"})
+    reserved = await api.post(
+        "/variables",
+        json={"scope": "environment", "parent_id": env, "key": "SLIPWAY_X", "value": "1"},
+    )
     assert reserved.json()["error"]["code"] == "RESERVED_KEY"
 
 
@@ -124,23 +168,39 @@ async def test_clone_copies_everything_and_is_independent(api, catalog_db, deps)
     _, _, env, _ = await org_with_env(api)
     web = (await api.post(f"/environments/{env}/services", json=APP)).json()
     await api.post(f"/environments/{env}/services", json=DB)
-    await api.post("/variables", json={"scope": "service", "parent_id": web["id"],
-                                       "key": "TOKEN", "value": "s3cr3t-value", "is_secret": True})
-    await api.post("/variables", json={"scope": "environment", "parent_id": env,
-                                       "key": "LEVEL", "value": "debug"})
-    await api.put(f"/environments/{env}/deployment-rule", json={
-        "auto_stop": True, "timezone": "Europe/Paris", "weekdays": ["mon", "fri"],
-        "stop_time": "19:00"})
-    cloned = await api.post(f"/environments/{env}/clone", json={"name": "copy",
-                                                                "mode": "development"})
+    await api.post(
+        "/variables",
+        json={
+            "scope": "service",
+            "parent_id": web["id"],
+            "key": "TOKEN",
+            "value": "s3cr3t-value",
+            "is_secret": True,
+        },
+    )
+    await api.post(
+        "/variables",
+        json={"scope": "environment", "parent_id": env, "key": "LEVEL", "value": "debug"},
+    )
+    await api.put(
+        f"/environments/{env}/deployment-rule",
+        json={
+            "auto_stop": True,
+            "timezone": "Europe/Paris",
+            "weekdays": ["mon", "fri"],
+            "stop_time": "19:00",
+        },
+    )
+    cloned = await api.post(
+        f"/environments/{env}/clone", json={"name": "copy", "mode": "development"}
+    )
     assert cloned.status_code == 201, cloned.text
     copy = cloned.json()["id"]
     assert cloned.json()["mode"] == "development" and cloned.json()["cloned_from"] == env
 
     def strip(items: list[dict[str, object]]) -> list[dict[str, object]]:
         ignored = {"id", "environment_id", "stage_id", "created_at", "updated_at", "parent_id"}
-        return sorted(({k: v for k, v in i.items() if k not in ignored} for i in items),
-                      key=str)
+        return sorted(({k: v for k, v in i.items() if k not in ignored} for i in items), key=str)
 
     source_services = (await api.get(f"/environments/{env}/services")).json()["items"]
     copy_services = (await api.get(f"/environments/{copy}/services")).json()["items"]
@@ -148,9 +208,12 @@ async def test_clone_copies_everything_and_is_independent(api, catalog_db, deps)
     rule = (await api.get(f"/environments/{copy}/deployment-rule")).json()
     assert rule["timezone"] == "Europe/Paris" and rule["weekdays"] == ["mon", "fri"]
     secrets = await catalog_db[1].fetch(
-        "SELECT id, environment_id, value_sealed FROM variables WHERE key = 'TOKEN'")
-    clear = {r["environment_id"]: deps.at_rest.open(bytes(r["value_sealed"]),
-                                                    aad=r["id"].bytes) for r in secrets}
+        "SELECT id, environment_id, value_sealed FROM variables WHERE key = 'TOKEN'"
+    )
+    clear = {
+        r["environment_id"]: deps.at_rest.open(bytes(r["value_sealed"]), aad=r["id"].bytes)
+        for r in secrets
+    }
     assert clear == {uuid.UUID(env): b"s3cr3t-value", uuid.UUID(copy): b"s3cr3t-value"}
     copy_web = next(s for s in copy_services if s["name"] == "web")
     await api.patch(f"/services/{copy_web['id']}", json={"min_instances": 3, "max_instances": 3})
@@ -166,34 +229,40 @@ async def test_stages_reorder_move_and_rules_validation(api) -> None:
     assert first.status_code == 201
     order = [s["id"] for s in (await api.get(f"/environments/{env}/stages")).json()["items"]]
     assert order[0] == first.json()["id"]
-    reordered = await api.put(f"/environments/{env}/stages/order",
-                              json={"stage_ids": list(reversed(order))})
+    reordered = await api.put(
+        f"/environments/{env}/stages/order", json={"stage_ids": list(reversed(order))}
+    )
     assert [s["id"] for s in reordered.json()["items"]] == list(reversed(order))
-    incomplete = await api.put(f"/environments/{env}/stages/order",
-                               json={"stage_ids": order[:2]})
+    incomplete = await api.put(f"/environments/{env}/stages/order", json={"stage_ids": order[:2]})
     assert incomplete.json()["error"]["code"] == "INVALID_STAGE_ORDER"
     moved = await api.put(f"/services/{web['id']}/stage", json={"stage_id": first.json()["id"]})
     assert moved.json()["stage_id"] == first.json()["id"]
     busy = await api.delete(f"/stages/{first.json()['id']}")
     assert busy.json()["error"]["code"] == "STAGE_NOT_EMPTY"
     assert stages
-    bad_rule = await api.put(f"/environments/{env}/deployment-rule",
-                             json={"auto_stop": True, "timezone": "Mars/Base"})
+    bad_rule = await api.put(
+        f"/environments/{env}/deployment-rule", json={"auto_stop": True, "timezone": "Mars/Base"}
+    )
     assert bad_rule.status_code == 422
 
 
 async def test_self_managed_cluster_credentials_are_sealed_and_checked(api, catalog_db) -> None:
     org = str(uuid.uuid4())
-    created = await api.post(f"/organizations/{org}/clusters", json={
-        "name": "prod-k8s", "api_url": "https://127.0.0.1:9", "token": "kube-token-123"})
+    created = await api.post(
+        f"/organizations/{org}/clusters",
+        json={"name": "prod-k8s", "api_url": "https://127.0.0.1:9", "token": "kube-token-123"},
+    )
     assert created.status_code == 201, created.text
     assert "token" not in created.json()
-    raw = await catalog_db[1].fetchrow("SELECT credentials_sealed FROM clusters WHERE id = $1",
-                                       uuid.UUID(created.json()["id"]))
+    raw = await catalog_db[1].fetchrow(
+        "SELECT credentials_sealed FROM clusters WHERE id = $1", uuid.UUID(created.json()["id"])
+    )
     assert b"kube-token-123" not in bytes(raw["credentials_sealed"])
     check = await api.post(f"/clusters/{created.json()['id']}/check")
     assert check.status_code == 200 and check.json()["ok"] is False
     assert "cannot reach https://127.0.0.1:9" in check.json()["error"]
-    insecure = await api.post(f"/organizations/{org}/clusters", json={
-        "name": "x", "api_url": "http://plain", "token": "t"})
+    insecure = await api.post(
+        f"/organizations/{org}/clusters",
+        json={"name": "x", "api_url": "http://plain", "token": "t"},
+    )
     assert insecure.status_code == 422

@@ -12,6 +12,7 @@ from slipway_catalog.domain.service_specs import (
     DATABASE_VERSIONS,
     DEFAULT_STAGES,
     SERVICE_KINDS,
+    ApplicationSpec,
     ContainerSpec,
     CronJobSpec,
     DatabaseSpec,
@@ -676,6 +677,7 @@ def test_an_update_merges_objects_and_replaces_lists() -> None:
 def test_null_resets_a_field_to_its_default() -> None:
     current = parse_spec(app(description="x", git={**GIT, "commit": "abcdef1"}, cpu_millicores=900))
     patch = {"description": None, "git": {"commit": None}, "cpu_millicores": None}
+    assert isinstance(current, ApplicationSpec)
     updated = merge_update(current, patch)
     assert (updated.description, updated.git.commit, updated.cpu_millicores) == ("", None, 500)
 

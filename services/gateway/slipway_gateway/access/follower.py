@@ -1,16 +1,17 @@
-"""Follows ``identity.access.v1`` into the in-memory access projection.
+"""Follows topics into an in-memory projection: identity's access state, the catalog's index.
 
 Start-up order matters: the consumer is positioned at the end of every partition *before* the
 snapshot is read, so every change committed after the snapshot is also in the stream; changes in
 both are deduplicated by their versions. No consumer group: every gateway instance reads every
 partition. On any failure the follower starts over (position, snapshot, follow), which is safe
-for the same reason. Latency from an identity commit to this projection is the relay's (it
-wakes on NOTIFY) plus one fetch (at most ``poll_ms``): well under a second.
+for the same reason. Latency from a commit to the projection is the relay's (it wakes on
+NOTIFY) plus one fetch: well under a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -18,33 +19,37 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from slipway_contracts import Envelope
-from slipway_contracts.events.identity import ACCESS_TOPIC
 from slipway_contracts.topics import TOPICS_BY_NAME
-from slipway_gateway.domain.projection import AccessProjection
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER
 
 log = structlog.get_logger(__name__)
 
 
-class AccessFollower:
+class ProjectionFollower:
     def __init__(
         self,
         *,
-        projection: AccessProjection,
+        name: str,
+        topics: Sequence[str],
+        snapshot_url: str,
+        load: Callable[[dict[str, Any]], None],
+        apply: Callable[[str, dict[str, Any]], None],
         bootstrap_servers: str,
-        identity_url: str,
         http: httpx.AsyncClient,
         internal_token: str | None,
         topic_prefix: str = "",
         poll_ms: int = 100,
     ) -> None:
-        self.projection = projection
+        self.name = name
+        self._topics = list(topics)
+        self._prefix = topic_prefix
+        self._snapshot_url = snapshot_url
+        self._load = load
+        self._apply_change = apply
         self._bootstrap = bootstrap_servers
-        self._identity = identity_url
         self._http = http
         self._internal_token = internal_token
         self._poll_ms = poll_ms
-        self._topic = topic_prefix + ACCESS_TOPIC
         self.applied = 0
 
     async def run(self) -> None:
@@ -55,7 +60,12 @@ class AccessFollower:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("access.follow_failed", error=repr(exc), retry_in_s=delay)
+                log.warning(
+                    "projection.follow_failed",
+                    projection=self.name,
+                    error=repr(exc),
+                    retry_in_s=delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -64,13 +74,13 @@ class AccessFollower:
             bootstrap_servers=self._bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            client_id="gateway-access",
+            client_id=f"gateway-{self.name}",
         )
         await consumer.start()
         try:
             await self._position_at_end(consumer)
-            self.projection.load_snapshot(await self._snapshot())
-            log.info("access.projection_loaded", organizations=len(self.projection.organizations))
+            self._load(await self._snapshot())
+            log.info("projection.loaded", projection=self.name)
             while True:
                 batches = await consumer.getmany(timeout_ms=self._poll_ms)
                 for records in batches.values():
@@ -80,11 +90,14 @@ class AccessFollower:
             await consumer.stop()
 
     async def _position_at_end(self, consumer: AIOKafkaConsumer) -> None:
-        if self._topic not in await consumer.topics():
-            raise RuntimeError(f"topic {self._topic} not found")
-        # the partition count is the one the topic spec creates the topic with
-        partitions = TOPICS_BY_NAME[ACCESS_TOPIC].partitions
-        tps = [TopicPartition(self._topic, p) for p in range(partitions)]
+        existing = await consumer.topics()
+        tps = []
+        for topic in self._topics:
+            name = self._prefix + topic
+            if name not in existing:
+                raise RuntimeError(f"topic {name} not found")
+            # the partition count is the one the topic spec creates the topic with
+            tps += [TopicPartition(name, p) for p in range(TOPICS_BY_NAME[topic].partitions)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:
@@ -92,9 +105,7 @@ class AccessFollower:
 
     async def _snapshot(self) -> dict[str, Any]:
         headers = {INTERNAL_TOKEN_HEADER: self._internal_token} if self._internal_token else {}
-        response = await self._http.get(
-            f"{self._identity}/internal/v1/access-snapshot", headers=headers
-        )
+        response = await self._http.get(self._snapshot_url, headers=headers)
         response.raise_for_status()
         snapshot: dict[str, Any] = response.json()
         return snapshot
@@ -103,7 +114,7 @@ class AccessFollower:
         try:
             envelope = Envelope.from_json(raw or b"")
         except ValueError:
-            log.error("access.undecodable_event")
+            log.error("projection.undecodable_event", projection=self.name)
             return
-        self.projection.apply(envelope.type, envelope.data)
+        self._apply_change(envelope.type, envelope.data)
         self.applied += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,8 @@ from starlette.responses import JSONResponse, Response
 from slipway_gateway.access.authenticate import Authenticator
 from slipway_gateway.api.proxy import Upstreams, check_json
 from slipway_gateway.api.table import ROUTES, RouteSpec
-from slipway_gateway.domain.policy import Decision, Resource, Standing, decide
+from slipway_gateway.domain.catalog_index import CatalogIndex
+from slipway_gateway.domain.policy import Action, Decision, Resource, Standing, decide
 from slipway_gateway.domain.principal import Principal, TokenPrincipal, UserPrincipal
 from slipway_gateway.domain.projection import AccessProjection
 from slipway_libs.actor import Actor
@@ -46,9 +48,11 @@ class Gateway:
         projection: AccessProjection,
         upstreams: Upstreams,
         usage: TokenUsage,
+        index: CatalogIndex | None = None,
         authorize: bool = True,
     ) -> None:
         self.projection = projection
+        self.index = index or CatalogIndex()
         self.authenticator = Authenticator(projection, upstreams.signing_keys)
         upstreams.on_access_changes = self._apply_changes
         self.upstreams = upstreams
@@ -57,7 +61,10 @@ class Gateway:
 
     def _apply_changes(self, changes: list[dict[str, Any]]) -> None:
         for change in changes:
-            self.projection.apply(change["type"], change["data"])
+            if change["type"].startswith("catalog."):
+                self.index.apply(change["type"], change["data"])
+            else:
+                self.projection.apply(change["type"], change["data"])
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix=PREFIX)
@@ -98,33 +105,54 @@ class Gateway:
             self.usage.mark(principal.token_id)
         if spec.access == "user":
             return await self._as_user(spec, request, principal, params, body)
-        org_id = _uuid(params.get("org"))
-        standing = self._authorize(spec, principal, org_id)
+        resource = self._resource(spec, params, request, body)
+        standing = self._authorize(spec, principal, resource)
         actor = _actor(principal, standing, request)
-        return await self.upstreams.forward(
+        response = await self.upstreams.forward(
             request,
             service=spec.upstream,
             path=spec.upstream_path.format(**params),
             actor=actor,
             body=body,
         )
+        if spec.filter_items and standing is not None and standing.custom is not None:
+            return _filtered(response, spec.filter_items, standing, resource)
+        return response
+
+    def _resource(
+        self, spec: RouteSpec, params: dict[str, Any], request: Request, body: bytes
+    ) -> Resource | None:
+        """What the request touches, from the path, the query or the body (None: unknown)."""
+        target = spec.target
+        if target == "org":
+            org_id = _uuid(params.get("org"))
+            return Resource(organization_id=org_id) if org_id else None
+        if target in ("variable_query", "variable_body"):
+            source: Any = request.query_params if target == "variable_query" else _json(body)
+            return self.index.parent(str(source.get("scope")), _uuid(source.get("parent_id")))
+        resource = self.index.resource(target, _uuid(params.get(target)))
+        if resource is not None and spec.target_from_body:
+            wanted = _json(body)
+            mode = wanted.get("mode") if isinstance(wanted.get("mode"), str) else None
+            cluster = _uuid(wanted.get("cluster_id"))
+            resource = replace(
+                resource,
+                environment_mode=mode or resource.environment_mode,
+                cluster_id=cluster or resource.cluster_id,
+            )
+        return resource
 
     def _authorize(
-        self, spec: RouteSpec, principal: Principal, org_id: uuid.UUID | None
+        self, spec: RouteSpec, principal: Principal, resource: Resource | None
     ) -> Standing | None:
+        org_id = resource.organization_id if resource else None
         standing = self.projection.standing(principal, org_id) if org_id else None
         if not self.authorize:
             return standing
         assert spec.action is not None
-        decision = (
-            decide(standing, spec.action, Resource(organization_id=org_id))
-            if org_id
-            else Decision.HIDE
-        )
+        decision = decide(standing, spec.action, resource) if resource else Decision.HIDE
         if decision is Decision.HIDE:
-            raise BusinessError(
-                "No such organization.", code="ORGANIZATION_NOT_FOUND", status_code=404
-            )
+            raise _not_found(spec.target)
         if decision is Decision.FORBID:
             raise BusinessError(
                 "Your role does not allow this.",
@@ -174,11 +202,63 @@ class Gateway:
         return JSONResponse({"items": [json.loads(bytes(upstream.body))], "next_cursor": None})
 
 
-def _uuid(value: str | None) -> uuid.UUID | None:
+def _uuid(value: Any) -> uuid.UUID | None:
     try:
-        return uuid.UUID(value) if value else None
+        return uuid.UUID(str(value)) if value else None
     except ValueError:
         return None
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+_NOT_FOUND = {
+    "org": "ORGANIZATION",
+    "cluster": "CLUSTER",
+    "project": "PROJECT",
+    "environment": "ENVIRONMENT",
+    "service": "SERVICE",
+    "stage": "STAGE",
+    "variable": "VARIABLE",
+    "variable_query": "PARENT",
+    "variable_body": "PARENT",
+}
+
+
+def _not_found(target: str) -> BusinessError:
+    """Unknown, deleted and other tenants' resources answer the same 404."""
+    what = _NOT_FOUND.get(target, "RESOURCE")
+    return BusinessError(f"No such {what.lower()}.", code=f"{what}_NOT_FOUND", status_code=404)
+
+
+def _filtered(
+    response: Response, kind: str, standing: Standing, resource: Resource | None
+) -> Response:
+    """A list answer, without the items a custom role may not read."""
+    if response.status_code != 200 or resource is None:
+        return response
+    body = json.loads(bytes(response.body))
+    action = Action.PROJECT_READ if kind == "project" else Action.ENV_READ
+
+    def readable(item: dict[str, Any]) -> bool:
+        target = (
+            replace(resource, project_id=_uuid(item.get("id")))
+            if kind == "project"
+            else replace(
+                resource,
+                environment_mode=item.get("mode"),
+                cluster_id=_uuid(item.get("cluster_id")),
+            )
+        )
+        return decide(standing, action, target) is Decision.ALLOW
+
+    body["items"] = [item for item in body.get("items", []) if readable(item)]
+    return JSONResponse(body, status_code=200)
 
 
 def _actor(principal: Principal, standing: Standing | None, request: Request) -> Actor:

@@ -29,6 +29,14 @@ class RouteSpec:
     # for the test matrix: calling it with an allowed principal destroys its organization
     destructive: bool = False
     upstream_method: str | None = None  # when the internal API uses another verb
+    # what the request touches, for the policy: the path parameter naming it ("org",
+    # "cluster", "project", "environment", "service", "stage", "variable"), or where a variable's
+    # parent is named ("variable_query", "variable_body")
+    target: str = "org"
+    # the mode and cluster of the environment to be created come from the body
+    target_from_body: bool = False
+    # list answers: keep only the items the principal may read (custom roles)
+    filter_items: str | None = None  # "project" | "environment"
 
 
 ORG = "/organizations/{org}"
@@ -60,6 +68,210 @@ def _identity(
         upstream_method=upstream_method,
     )
 
+
+def _catalog(
+    method: str,
+    path: str,
+    summary: str,
+    action: Action,
+    target: str,
+    *,
+    success: int = 200,
+    target_from_body: bool = False,
+    filter_items: str | None = None,
+) -> RouteSpec:
+    return RouteSpec(
+        method=method,
+        path=path,
+        upstream="catalog",
+        upstream_path=I + path,
+        summary=summary,
+        action=action,
+        target=target,
+        success=success,
+        target_from_body=target_from_body,
+        filter_items=filter_items,
+    )
+
+
+A = Action
+CATALOG_ROUTES: tuple[RouteSpec, ...] = (
+    _catalog("GET", f"{ORG}/clusters", "List clusters", A.CLUSTER_READ, "org"),
+    _catalog(
+        "POST",
+        f"{ORG}/clusters",
+        "Register a self-managed cluster",
+        A.CLUSTER_MANAGE,
+        "org",
+        success=201,
+    ),
+    _catalog("GET", "/clusters/{cluster}", "Read a cluster", A.CLUSTER_READ, "cluster"),
+    _catalog("PATCH", "/clusters/{cluster}", "Update a cluster", A.CLUSTER_MANAGE, "cluster"),
+    _catalog(
+        "DELETE",
+        "/clusters/{cluster}",
+        "Delete a cluster",
+        A.CLUSTER_MANAGE,
+        "cluster",
+        success=204,
+    ),
+    _catalog(
+        "POST",
+        "/clusters/{cluster}/check",
+        "Check connectivity (Kubernetes version)",
+        A.CLUSTER_READ,
+        "cluster",
+    ),
+    _catalog("GET", f"{ORG}/projects", "List projects", A.ORG_READ, "org", filter_items="project"),
+    _catalog("POST", f"{ORG}/projects", "Create a project", A.PROJECT_CREATE, "org", success=201),
+    _catalog("GET", "/projects/{project}", "Read a project", A.PROJECT_READ, "project"),
+    _catalog("PATCH", "/projects/{project}", "Update a project", A.PROJECT_MANAGE, "project"),
+    _catalog(
+        "DELETE",
+        "/projects/{project}",
+        "Delete a project and everything in it",
+        A.PROJECT_MANAGE,
+        "project",
+        success=204,
+    ),
+    _catalog(
+        "GET",
+        "/projects/{project}/environments",
+        "List environments",
+        A.PROJECT_READ,
+        "project",
+        filter_items="environment",
+    ),
+    _catalog(
+        "POST",
+        "/projects/{project}/environments",
+        "Create an environment",
+        A.ENV_CREATE,
+        "project",
+        success=201,
+        target_from_body=True,
+    ),
+    _catalog(
+        "GET", "/environments/{environment}", "Read an environment", A.ENV_READ, "environment"
+    ),
+    _catalog(
+        "PATCH", "/environments/{environment}", "Update an environment", A.ENV_MANAGE, "environment"
+    ),
+    _catalog(
+        "DELETE",
+        "/environments/{environment}",
+        "Delete an environment",
+        A.ENV_DELETE,
+        "environment",
+        success=204,
+    ),
+    _catalog(
+        "POST",
+        "/environments/{environment}/clone",
+        "Clone an environment",
+        A.ENV_CREATE,
+        "environment",
+        success=201,
+        target_from_body=True,
+    ),
+    _catalog(
+        "GET", "/environments/{environment}/services", "List services", A.ENV_READ, "environment"
+    ),
+    _catalog(
+        "POST",
+        "/environments/{environment}/services",
+        "Create a service",
+        A.ENV_MANAGE,
+        "environment",
+        success=201,
+    ),
+    _catalog(
+        "GET",
+        "/environments/{environment}/stages",
+        "List deployment stages",
+        A.ENV_READ,
+        "environment",
+    ),
+    _catalog(
+        "POST",
+        "/environments/{environment}/stages",
+        "Create a stage",
+        A.ENV_MANAGE,
+        "environment",
+        success=201,
+    ),
+    _catalog(
+        "PUT",
+        "/environments/{environment}/stages/order",
+        "Reorder stages",
+        A.ENV_MANAGE,
+        "environment",
+    ),
+    _catalog("PATCH", "/stages/{stage}", "Rename a stage", A.ENV_MANAGE, "stage"),
+    _catalog(
+        "DELETE", "/stages/{stage}", "Delete an empty stage", A.ENV_MANAGE, "stage", success=204
+    ),
+    _catalog(
+        "GET",
+        "/environments/{environment}/deployment-rule",
+        "Read the deployment rule",
+        A.ENV_READ,
+        "environment",
+    ),
+    _catalog(
+        "PUT",
+        "/environments/{environment}/deployment-rule",
+        "Set the deployment rule",
+        A.ENV_MANAGE,
+        "environment",
+    ),
+    _catalog("GET", "/services/{service}", "Read a service", A.ENV_READ, "service"),
+    _catalog("PATCH", "/services/{service}", "Update a service", A.ENV_MANAGE, "service"),
+    _catalog(
+        "DELETE", "/services/{service}", "Delete a service", A.ENV_MANAGE, "service", success=204
+    ),
+    _catalog(
+        "PUT", "/services/{service}/stage", "Move a service to a stage", A.ENV_MANAGE, "service"
+    ),
+    _catalog(
+        "GET",
+        "/services/{service}/variables/resolved",
+        "Every variable the service receives and where it comes from (secrets masked)",
+        A.ENV_READ,
+        "service",
+    ),
+    _catalog(
+        "GET",
+        "/variables",
+        "List variables of a scope (?scope=&parent_id=)",
+        A.ENV_READ,
+        "variable_query",
+    ),
+    _catalog(
+        "POST",
+        "/variables",
+        "Create a variable or secret",
+        A.ENV_MANAGE,
+        "variable_body",
+        success=201,
+    ),
+    _catalog(
+        "GET",
+        "/variables/{variable}",
+        "Read a variable (a secret's value never)",
+        A.ENV_READ,
+        "variable",
+    ),
+    _catalog("PATCH", "/variables/{variable}", "Update a variable", A.ENV_MANAGE, "variable"),
+    _catalog(
+        "DELETE",
+        "/variables/{variable}",
+        "Delete a variable",
+        A.ENV_MANAGE,
+        "variable",
+        success=204,
+    ),
+)
 
 ROUTES: tuple[RouteSpec, ...] = (
     _identity(
@@ -171,4 +383,5 @@ ROUTES: tuple[RouteSpec, ...] = (
         success=204,
     ),
     _identity("GET", f"{ORG}/audit-events", "The organization's audit log", Action.AUDIT_READ),
+    *CATALOG_ROUTES,
 )

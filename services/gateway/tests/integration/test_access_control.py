@@ -10,8 +10,14 @@ import pytest
 
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER
 from slipway_libs.testing.platform import Platform
-
-from .support import PASSWORD, add_member, create_org, eventually, sign_up, token_auth
+from slipway_libs.testing.public_api import (
+    PASSWORD,
+    add_member,
+    create_org,
+    eventually,
+    sign_up,
+    token_auth,
+)
 
 pytestmark = pytest.mark.integration
 

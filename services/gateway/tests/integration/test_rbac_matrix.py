@@ -19,8 +19,14 @@ import pytest
 
 from slipway_gateway.api.table import ROUTES, RouteSpec
 from slipway_gateway.domain.policy import BUILTIN_MATRIX, BUILTIN_ROLES, Action
-
-from .support import User, add_member, create_org, eventually, sign_up, token_auth
+from slipway_libs.testing.public_api import (
+    User,
+    add_member,
+    create_org,
+    eventually,
+    sign_up,
+    token_auth,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""A client of the public API for gateway tests: sign-up, login, organizations, members."""
+"""Driving the public API in tests: sign-up, login, organizations, members, waiting."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 (test users)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pytest
 
 from slipway_gateway.api.table import ROUTES, RouteSpec
 from slipway_gateway.domain.policy import BUILTIN_MATRIX, BUILTIN_ROLES, Action
+from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import (
     User,
     add_member,
@@ -48,6 +49,83 @@ PRINCIPALS = (
     + [f"token:{r}" for r in BUILTIN_ROLES]
     + ["user:custom", "token:custom", "user:stranger", "token:other-org"]
 )
+
+
+@pytest.fixture(scope="module")
+async def platform(platform_factory) -> Platform:
+    return await platform_factory(["identity", "catalog", "gateway"])
+
+
+APP = {"name": "web", "kind": "application", "git": {"url": "https://example.com/a/b.git"}}
+
+
+async def _catalog_fixtures(api: httpx.AsyncClient, owner: User, org: str) -> dict[str, str]:
+    """One of each catalog resource, for the cells to point at."""
+    clusters = (await api.get(f"/organizations/{org}/clusters", headers=owner.auth)).json()
+    cluster = clusters["items"][0]["id"]
+    project = (
+        await api.post(f"/organizations/{org}/projects", json={"name": "P"}, headers=owner.auth)
+    ).json()["id"]
+    ids = {"cluster": cluster, "project": project}
+    ids.update(await _fresh_in_project(api, owner, project, cluster))
+    return ids
+
+
+async def _fresh_in_project(
+    api: httpx.AsyncClient, owner: User, project: str, cluster: str
+) -> dict[str, str]:
+    name = uuid.uuid4().hex[:8]
+    env = (
+        await api.post(
+            f"/projects/{project}/environments",
+            headers=owner.auth,
+            json={"name": name, "mode": "staging", "cluster_id": cluster},
+        )
+    ).json()
+    service = (
+        await api.post(f"/environments/{env['id']}/services", headers=owner.auth, json=APP)
+    ).json()
+    stage = (
+        await api.post(
+            f"/environments/{env['id']}/stages", headers=owner.auth, json={"name": "extra"}
+        )
+    ).json()
+    variable = (
+        await api.post(
+            "/variables",
+            headers=owner.auth,
+            json={"scope": "environment", "parent_id": env["id"], "key": "K", "value": "v"},
+        )
+    ).json()
+    return {
+        "environment": env["id"],
+        "service": service["id"],
+        "stage": stage["id"],
+        "variable": variable["id"],
+    }
+
+
+async def _fresh(api: httpx.AsyncClient, cast: dict[str, object], target: str) -> dict[str, str]:
+    """A new resource of ``target``'s kind for a destructive cell (deleted by it, or not)."""
+    owner: User = cast["owner"]  # type: ignore[assignment]
+    org, ids = str(cast["org"]), dict(cast["ids"])  # type: ignore[call-overload]
+    if target == "cluster":
+        made = await api.post(
+            f"/organizations/{org}/clusters",
+            headers=owner.auth,
+            json={"name": uuid.uuid4().hex[:10], "api_url": "https://127.0.0.1:9", "token": "t"},
+        )
+        ids["cluster"] = made.json()["id"]
+    elif target == "project":
+        made = await api.post(
+            f"/organizations/{org}/projects",
+            headers=owner.auth,
+            json={"name": uuid.uuid4().hex[:10]},
+        )
+        ids["project"] = made.json()["id"]
+    else:
+        ids.update(await _fresh_in_project(api, owner, ids["project"], ids["cluster"]))
+    return ids
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +171,8 @@ async def cast(platform) -> dict[str, object]:
         )
         for p in principals.values():  # every credential is known to the gateway
             await eventually(lambda p=p: _known(api, p))
-        return {"org": org, "owner": owner, "principals": principals}
+        ids = await _catalog_fixtures(api, owner, org)
+        return {"org": org, "owner": owner, "principals": principals, "ids": ids}
 
 
 async def _known(api: httpx.AsyncClient, principal: Principal) -> bool:
@@ -113,9 +192,31 @@ def expected(route: RouteSpec, principal: Principal) -> str:
     return "allowed" if principal.role in BUILTIN_MATRIX[route.action] else "forbidden"
 
 
-def _path(route: RouteSpec, org: str) -> str:
-    ids = {name: str(uuid.uuid4()) for name in ("user", "role", "token", "invitation")}
-    return "/api/v1" + route.path.format(org=org, **ids)
+def _path(route: RouteSpec, org: str, ids: dict[str, str]) -> str:
+    unknown = {name: str(uuid.uuid4()) for name in ("user", "role", "token", "invitation")}
+    path = "/api/v1" + route.path.format(org=org, **unknown, **ids)
+    if route.target == "variable_query":
+        path += f"?scope=environment&parent_id={ids['environment']}"
+    return path
+
+
+def _body(route: RouteSpec, ids: dict[str, str]) -> dict[str, str] | None:
+    """Bodies the services refuse (422) once authorized, so that no cell changes anything."""
+    if route.target == "variable_body":
+        return {"scope": "environment", "parent_id": ids["environment"]}
+    return {} if route.method in ("POST", "PATCH", "PUT") else None
+
+
+HIDDEN = {
+    "ORGANIZATION_NOT_FOUND",
+    "CLUSTER_NOT_FOUND",
+    "PROJECT_NOT_FOUND",
+    "ENVIRONMENT_NOT_FOUND",
+    "SERVICE_NOT_FOUND",
+    "STAGE_NOT_FOUND",
+    "VARIABLE_NOT_FOUND",
+    "PARENT_NOT_FOUND",
+}
 
 
 @pytest.mark.parametrize("principal_name", PRINCIPALS)
@@ -125,17 +226,22 @@ async def test_matrix_cell(platform, cast, route: RouteSpec, principal_name: str
     want = expected(route, principal)
     async with httpx.AsyncClient(base_url=platform.url("gateway"), timeout=10) as client:
         org = str(cast["org"])
+        ids: dict[str, str] = cast["ids"]  # type: ignore[assignment]
         if route.destructive and want == "allowed":
             org = await _throwaway_org(client, cast, principal)
             principal = cast["throwaway"]  # type: ignore[index,assignment]
-        body = {} if route.method in ("POST", "PATCH") else None
+        if route.upstream == "catalog" and route.method == "DELETE":
+            async with httpx.AsyncClient(
+                base_url=f"{platform.url('gateway')}/api/v1", timeout=10
+            ) as api:
+                ids = await _fresh(api, cast, route.target)
         response = await client.request(
-            route.method, _path(route, org), json=body, headers=principal.headers
+            route.method, _path(route, org, ids), json=_body(route, ids), headers=principal.headers
         )
     code = response.json().get("error", {}).get("code") if response.content else None
     got = (
         "hidden"
-        if (response.status_code, code) == (404, "ORGANIZATION_NOT_FOUND")
+        if response.status_code == 404 and code in HIDDEN
         else "forbidden"
         if (response.status_code, code) == (403, "FORBIDDEN")
         else "users_only"
@@ -147,7 +253,9 @@ async def test_matrix_cell(platform, cast, route: RouteSpec, principal_name: str
     assert got == want, (
         f"{principal_name} {route.method} {route.path}: {response.status_code} {code}"
     )
-    if got == "allowed" and route.destructive:
+    if got == "allowed" and (
+        route.destructive or (route.upstream, route.method) == ("catalog", "DELETE")
+    ):
         assert response.status_code == route.success
 
 

@@ -1,18 +1,10 @@
-"""Deployment stages: the default order, and moving stages around."""
+"""Deployment stages: the default order (from the service kinds), and moving stages around."""
 
 from __future__ import annotations
 
-DEFAULT_STAGES = ("databases", "jobs", "containers", "applications", "helm")
+from slipway_catalog.domain.service_specs import DEFAULT_STAGES, default_stage
 
-# where a new service goes, by kind
-STAGE_OF_KIND = {
-    "database": "databases",
-    "cronjob": "jobs",
-    "lifecycle": "jobs",
-    "container": "containers",
-    "application": "applications",
-    "helm": "helm",
-}
+__all__ = ["DEFAULT_STAGES", "default_stage", "reorder"]
 
 
 def reorder(current: list[str], wanted: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from slipway_catalog.db import queries as q
 from slipway_catalog.domain import service_specs
-from slipway_catalog.domain.stages import STAGE_OF_KIND
+from slipway_catalog.domain.stages import default_stage
 from slipway_catalog.usecases import environments, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
@@ -75,7 +75,7 @@ async def _default_stage(
     conn: asyncpg.Connection, env_id: uuid.UUID, kind: str
 ) -> uuid.UUID | None:
     stages = await q.stages(conn, env_id)
-    wanted = STAGE_OF_KIND.get(kind)
+    wanted = default_stage(kind)
     for stage in stages:
         if stage["name"] == wanted:
             return stage["id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import httpx
@@ -266,3 +267,40 @@ async def test_self_managed_cluster_credentials_are_sealed_and_checked(api, cata
         json={"name": "x", "api_url": "http://plain", "token": "t"},
     )
     assert insecure.status_code == 422
+
+
+async def test_sealing_key_rotation_keeps_old_and_new_secrets_readable(
+    api, catalog_db, deps
+) -> None:
+    from slipway_catalog.usecases import variables
+    from slipway_catalog.usecases.deps import Deps
+    from slipway_libs.crypto import Sealer, new_key_setting
+
+    _, _, env, _ = await org_with_env(api)
+    old = await api.post(
+        "/variables",
+        json={
+            "scope": "environment",
+            "parent_id": env,
+            "key": "OLD",
+            "value": "old-value",
+            "is_secret": True,
+        },
+    )
+    old_kid, old_secret = next(iter(deps.at_rest.keys.items()))
+    new_item = new_key_setting("t2")
+    # the new key goes first (it seals from now on); the old one stays to open what it sealed
+    rotated_sealer = Sealer.from_setting(
+        f"{new_item},{old_kid}:{base64.b64encode(old_secret).decode()}"
+    )
+    rotated = Deps(at_rest=rotated_sealer, transport=rotated_sealer, local_runtime=True)
+    pool = catalog_db[1]
+    async with pool.acquire() as conn, conn.transaction():
+        moved = await variables.reseal_all(conn, rotated)
+    assert moved >= 1
+    row = await pool.fetchrow(
+        "SELECT id, value_sealed FROM variables WHERE id = $1", uuid.UUID(old.json()["id"])
+    )
+    assert rotated_sealer.key_id(bytes(row["value_sealed"])) == "t2"
+    only_new = Sealer.from_setting(new_item)
+    assert only_new.open(bytes(row["value_sealed"]), aad=row["id"].bytes) == b"old-value"

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Slipway local dev stack: a single-node Kafka (KRaft) and a PostgreSQL 15 cluster.
+"""Slipway local dev stack: single-node Kafka (KRaft), PostgreSQL 15, an OCI registry.
 
-Usage: python3 deploy/devstack/devstack.py up | down | status | env | clean | stop kafka|postgres
+Usage: python3 deploy/devstack/devstack.py up|down|status|env|clean|stop kafka|postgres|registry
 
-Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack/,
-the Kafka jars are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
-`up` writes <repo>/.devstack/env with the bootstrap servers and database URLs.
+Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack/, the Kafka
+jars and the buildah storage are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
+`up` pushes the base image slipway/busybox:latest (from Debian's busybox-static) to the registry
+and writes <repo>/.devstack/env with the bootstrap servers, database URLs and registry.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import http.client
 import json
 import os
 import secrets
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +48,24 @@ HOST = "127.0.0.1"
 KAFKA_READY_TIMEOUT = 120.0
 PG_READY_TIMEOUT = 60.0
 KAFKA_STOP_TIMEOUT = 30.0
+REGISTRY_READY_TIMEOUT = 30.0
+REGISTRY_STOP_TIMEOUT = 10.0
 APT_PACKAGES = {
     "java": "openjdk-17-jre-headless",
     "mvn": "maven",
     "postgres": "postgresql-15",
     "psql": "postgresql-client-15",
+    "buildah": "buildah",
+    "docker-registry": "docker-registry",
+    "busybox": "busybox-static",
 }
+BUSYBOX = Path("/bin/busybox")  # from busybox-static: must be a static executable
+BASE_REPOSITORY = "slipway/busybox"
+BASE_TAG = "latest"
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json"
+)
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".devstack"
@@ -64,6 +78,10 @@ SECRETS_FILE = STATE / "secrets.json"
 KAFKA_PID = RUN / "kafka.pid"
 KAFKA_LOG = LOGS / "kafka.log"
 KAFKA_OUT = LOGS / "kafka.out"
+REGISTRY_DIR = STATE / "registry"
+REGISTRY_CONFIG = REGISTRY_DIR / "config.yml"
+REGISTRY_PID = RUN / "registry.pid"
+REGISTRY_LOG = LOGS / "registry.log"
 
 
 class DevstackError(Exception):
@@ -101,6 +119,10 @@ def kafka_controller_port() -> int:
 
 def pg_port() -> int:
     return env_port("SLIPWAY_PG_PORT", 15432)
+
+
+def registry_port() -> int:
+    return env_port("SLIPWAY_REGISTRY_PORT", 15000)
 
 
 def cache_dir() -> Path:
@@ -162,6 +184,61 @@ def port_free(port: int) -> bool:
     return True
 
 
+def http_status(port: int, path: str, headers: dict[str, str] | None = None) -> int | None:
+    """Status of a GET on loopback (no proxy), or None when nothing answers."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=3.0)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def daemon_pid(pid_file: Path, marker: str) -> int | None:
+    """Pid from a pid file if that process runs with `marker` in its argv (else the file goes)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid_alive(pid) and marker in proc_cmdline(pid):
+        return pid
+    pid_file.unlink(missing_ok=True)
+    return None
+
+
+def spawn(cmd: list[str], out: Path, cwd: Path, pid_file: Path) -> int:
+    """Start a detached daemon (own session), output appended to `out`; writes its pid file."""
+    with open(out, "ab") as fh:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    write_atomic(pid_file, f"{proc.pid}\n")
+    return proc.pid
+
+
+def terminate(pid: int, name: str, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds; returns once the process is gone."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        log(f"{name} (pid {pid}) did not stop within {timeout:.0f}s, sending SIGKILL")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.1)
+
+
 def port_open(port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=timeout):
@@ -200,10 +277,36 @@ def psql_bin() -> str:
     return str(own) if own.exists() else (shutil.which("psql") or "psql")
 
 
+def elf_is_static(path: Path) -> bool:
+    """True for an ELF executable without a program interpreter (no dynamic loader needed)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if head[:4] != b"\x7fELF":
+                return False
+            end = "<" if head[5] == 1 else ">"
+            if head[4] == 2:  # ELFCLASS64
+                (phoff,) = struct.unpack_from(end + "Q", head, 32)
+                phentsize, phnum = struct.unpack_from(end + "HH", head, 54)
+            else:
+                (phoff,) = struct.unpack_from(end + "I", head, 28)
+                phentsize, phnum = struct.unpack_from(end + "HH", head, 42)
+            for i in range(phnum):
+                fh.seek(phoff + i * phentsize)
+                if struct.unpack(end + "I", fh.read(4))[0] == 3:  # PT_INTERP
+                    return False
+            return bool(phnum)
+    except (OSError, struct.error):
+        return False
+
+
 def missing_tools() -> list[str]:
-    missing = [t for t in ("java", "mvn", "psql") if shutil.which(t) is None]
+    commands = ("java", "mvn", "psql", "buildah", "docker-registry")
+    missing = [t for t in commands if shutil.which(t) is None]
     if not all((PG_BIN / b).exists() for b in ("initdb", "pg_ctl", "postgres")):
         missing.append("postgres")
+    if not elf_is_static(BUSYBOX):  # absent, or the dynamic one of Debian's `busybox`
+        missing.append("busybox")
     return missing
 
 
@@ -405,14 +508,7 @@ def java_cmd(
 
 def kafka_pid() -> int | None:
     """Pid of our running broker, or None (stale pid files are removed)."""
-    try:
-        pid = int(KAFKA_PID.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if pid_alive(pid) and "kafka.Kafka" in proc_cmdline(pid):
-        return pid
-    KAFKA_PID.unlink(missing_ok=True)
-    return None
+    return daemon_pid(KAFKA_PID, "kafka.Kafka")
 
 
 def write_kafka_config(data_dir: Path) -> Path:
@@ -454,33 +550,14 @@ def start_kafka(libs: Path) -> int:
     format_kafka(libs, data_dir)
     cmd = java_cmd(libs, "kafka.Kafka", str(props), heap=("256m", "512m"))
     cmd.insert(4, "-XX:+ExitOnOutOfMemoryError")
-    with open(KAFKA_OUT, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=KAFKA_DIR,
-            start_new_session=True,
-        )
-    write_atomic(KAFKA_PID, f"{proc.pid}\n")
-    return proc.pid
+    return spawn(cmd, KAFKA_OUT, KAFKA_DIR, KAFKA_PID)
 
 
 def stop_kafka() -> bool:
     pid = kafka_pid()
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + KAFKA_STOP_TIMEOUT
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(pid):
-        log(f"Kafka (pid {pid}) did not stop within {KAFKA_STOP_TIMEOUT:.0f}s, sending SIGKILL")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while pid_alive(pid):
-            time.sleep(0.1)
+    terminate(pid, "Kafka", KAFKA_STOP_TIMEOUT)
     KAFKA_PID.unlink(missing_ok=True)
     return True
 
@@ -799,7 +876,7 @@ def load_secrets() -> Secrets:
             data[key] = secrets.token_hex(16)
             changed = True
     # application secrets of the dev platform: the internal-call token and AES-256 sealing keys
-    app_secrets = {
+    app_secrets: dict[str, Callable[[], str]] = {
         "internal_token": lambda: secrets.token_urlsafe(32),
         "identity_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
         "catalog_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -903,6 +980,159 @@ def wait_pg(pw: Secrets) -> None:
         time.sleep(0.5)
 
 
+# --- registry
+
+
+def registry_address() -> str:
+    return f"{HOST}:{registry_port()}"
+
+
+def registry_config() -> str:
+    data = json.dumps(str(REGISTRY_DIR / "data"))  # a JSON string is a YAML string
+    return f"""# written by deploy/devstack/devstack.py on every start
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {data}
+  delete:
+    enabled: true
+http:
+  addr: {registry_address()}
+  secret: {secrets.token_hex(16)}
+"""
+
+
+def registry_pid() -> int | None:
+    return daemon_pid(REGISTRY_PID, str(REGISTRY_CONFIG))
+
+
+def start_registry() -> int:
+    (REGISTRY_DIR / "data").mkdir(parents=True, exist_ok=True)
+    write_atomic(REGISTRY_CONFIG, registry_config(), 0o600)
+    cmd = ["docker-registry", "serve", str(REGISTRY_CONFIG)]
+    return spawn(cmd, REGISTRY_LOG, REGISTRY_DIR, REGISTRY_PID)
+
+
+def wait_registry(pid: int) -> None:
+    deadline = time.monotonic() + REGISTRY_READY_TIMEOUT
+    while http_status(registry_port(), "/v2/") != 200:
+        if not pid_alive(pid):
+            raise DevstackError(f"the registry exited during startup:\n{tail(REGISTRY_LOG)}")
+        if time.monotonic() > deadline:
+            raise DevstackError(
+                f"registry not answering GET http://{registry_address()}/v2/ after "
+                f"{REGISTRY_READY_TIMEOUT:.0f}s; see {REGISTRY_LOG}"
+            )
+        time.sleep(0.2)
+
+
+def stop_registry() -> bool:
+    pid = registry_pid()
+    if pid is None:
+        return False
+    terminate(pid, "the registry", REGISTRY_STOP_TIMEOUT)
+    REGISTRY_PID.unlink(missing_ok=True)
+    return True
+
+
+# --- base image (buildah, storage in the cache: the same flags the builder gets via the env)
+
+
+def buildah_root() -> Path:
+    return cache_dir() / "buildah" / "root"
+
+
+def buildah_runroot() -> Path:
+    return cache_dir() / "buildah" / "runroot"
+
+
+def buildah(*args: str, what: str) -> str:
+    storage = ["--root", str(buildah_root()), "--runroot", str(buildah_runroot())]
+    cmd = ["buildah", *storage, "--storage-driver", "vfs", *args]
+    return run(cmd, what=f"buildah {what}", cwd="/").stdout.strip()
+
+
+def base_image_ref() -> str:
+    return f"{registry_address()}/{BASE_REPOSITORY}:{BASE_TAG}"
+
+
+def base_image_present() -> bool:
+    path = f"/v2/{BASE_REPOSITORY}/manifests/{BASE_TAG}"
+    return http_status(registry_port(), path, {"Accept": MANIFEST_TYPES}) == 200
+
+
+def install_applets(ctr: str) -> None:
+    """/bin/sh, httpd, ... as symlinks to /bin/busybox: by busybox itself, else prepared here."""
+    try:
+        buildah(
+            "run",
+            "--isolation",
+            "chroot",
+            ctr,
+            "--",
+            str(BUSYBOX),
+            "--install",
+            "-s",
+            "/bin",
+            what="run busybox --install",
+        )
+        return
+    except DevstackError as exc:
+        log(f"`buildah run` is not possible here, copying prepared symlinks instead ({exc})")
+    applets = run([str(BUSYBOX), "--list"], what="busybox --list").stdout.split()
+    with tempfile.TemporaryDirectory(prefix="slipway-busybox-") as tmp:
+        for name in applets:
+            if name != "busybox" and "/" not in name:
+                os.symlink(str(BUSYBOX), Path(tmp) / name)
+        buildah("copy", ctr, tmp, "/bin", what="copy applet symlinks")
+
+
+def build_base_image() -> None:
+    """scratch + static busybox and its applets, committed and pushed to the devstack registry."""
+    started = time.monotonic()
+    name = f"{BASE_REPOSITORY}:{BASE_TAG}"
+    log(f"building {name} from {BUSYBOX} (busybox-static) and pushing it to {registry_address()}")
+    ctr = buildah("from", "scratch", what="from scratch")
+    try:
+        buildah("copy", ctr, str(BUSYBOX), str(BUSYBOX), what="copy busybox")
+        install_applets(ctr)
+        buildah(
+            "config",
+            "--entrypoint",
+            "[]",
+            "--cmd",
+            '["/bin/sh"]',
+            "--env",
+            "PATH=/bin:/usr/bin",
+            "--label",
+            "org.opencontainers.image.title=slipway-busybox",
+            ctr,
+            what="config",
+        )
+        buildah("commit", "--quiet", ctr, name, what="commit")
+    finally:
+        with contextlib.suppress(DevstackError):
+            buildah("rm", ctr, what="rm")
+    buildah(
+        "push", "--quiet", "--tls-verify=false", name, f"docker://{base_image_ref()}", what="push"
+    )
+    log(f"pushed {base_image_ref()} in {time.monotonic() - started:.1f}s")
+
+
+def ensure_base_image() -> bool:
+    """Build and push the base image unless the registry already has it; True when built."""
+    if base_image_present():
+        return False
+    build_base_image()
+    if not base_image_present():
+        raise DevstackError(f"{base_image_ref()} is not in the registry after the push")
+    return True
+
+
 # --- env file and status
 
 
@@ -922,28 +1152,35 @@ def env_text(pw: Secrets) -> str:
         f"SLIPWAY_INTERNAL_TOKEN={pw['internal_token']}",
         f"SLIPWAY_IDENTITY_SEALING_KEYS=dev1:{pw['identity_sealing_key']}",
         f"SLIPWAY_CATALOG_SEALING_KEYS=dev1:{pw['catalog_sealing_key']}",
+        f"SLIPWAY_REGISTRY={registry_address()}",
+        f"SLIPWAY_BASE_IMAGE={base_image_ref()}",
+        f"SLIPWAY_BUILDAH_ROOT={buildah_root()}",
+        f"SLIPWAY_BUILDAH_RUNROOT={buildah_runroot()}",
+        "SLIPWAY_BUILDAH_STORAGE_DRIVER=vfs",
     ]
     return "\n".join(lines) + "\n"
 
 
 def status_lines() -> tuple[list[str], bool]:
     kpid, ppid = kafka_pid(), pg_pid() if PG_LINK.exists() else None
+    rpid = registry_pid()
     kport, cport, pport = kafka_port(), kafka_controller_port(), pg_port()
     rows = [
         ("kafka", kpid, f"{HOST}:{kport} (controller {cport})", KAFKA_LOG),
         ("postgres", ppid, f"{HOST}:{pport}", pg_log_file() if PG_LINK.exists() else None),
+        ("registry", rpid, registry_address(), REGISTRY_LOG),
     ]
     lines = []
     for name, pid, addr, logf in rows:
         state = f"running  pid {pid:<7}" if pid else "stopped  pid -      "
         lines.append(f"{name:<9}{state} {addr}" + (f"  log {logf}" if pid and logf else ""))
-    return lines, bool(kpid and ppid)
+    return lines, bool(kpid and ppid and rpid)
 
 
 # --- commands
 
 
-def check_ports_free(kafka: bool, pg: bool) -> None:
+def check_ports_free(kafka: bool, pg: bool, registry: bool) -> None:
     """Before starting anything: the ports of the components to start must not be taken."""
     wanted = []
     if kafka:
@@ -953,6 +1190,8 @@ def check_ports_free(kafka: bool, pg: bool) -> None:
         ]
     if pg:
         wanted.append((pg_port(), "PostgreSQL", "SLIPWAY_PG_PORT"))
+    if registry:
+        wanted.append((registry_port(), "registry", "SLIPWAY_REGISTRY_PORT"))
     for port, name, var in wanted:
         if not port_free(port):
             raise DevstackError(
@@ -965,26 +1204,32 @@ def cmd_up() -> int:
     started_at = time.monotonic()
     with state_lock():
         lines, all_up = status_lines()
-        if all_up and ENV_FILE.exists() and SECRETS_FILE.exists():
+        if all_up and ENV_FILE.exists() and SECRETS_FILE.exists() and base_image_present():
             print("devstack already running:")
             print("\n".join("  " + line for line in lines))
             return 0
         ensure_tools()
-        for d in (RUN, LOGS, KAFKA_DIR):
+        for d in (RUN, LOGS, KAFKA_DIR, REGISTRY_DIR):
             d.mkdir(parents=True, exist_ok=True)
         libs = ensure_kafka_libs()
         pw = load_secrets()
         started = []
-        kpid = kafka_pid()
-        check_ports_free(kafka=kpid is None, pg=pg_pid() is None)
+        kpid, rpid = kafka_pid(), registry_pid()
+        check_ports_free(kafka=kpid is None, pg=pg_pid() is None, registry=rpid is None)
         if kpid is None:
             kpid = start_kafka(libs)  # boots in the background while Postgres starts
             started.append("kafka")
+        if rpid is None:
+            rpid = start_registry()
+            started.append("registry")
         if pg_pid() is None:
             start_pg()
             started.append("postgres")
         provision_pg(pw)
         wait_pg(pw)
+        wait_registry(rpid)
+        if ensure_base_image():
+            started.append(f"base image {BASE_REPOSITORY}:{BASE_TAG} (built and pushed)")
         wait_kafka(kpid)
         write_atomic(ENV_FILE, env_text(pw), 0o600)
         lines, _ = status_lines()
@@ -1002,6 +1247,7 @@ def cmd_down() -> int:
             for name, fn in (
                 ("kafka", stop_kafka),
                 ("postgres", lambda: PG_LINK.exists() and stop_pg()),
+                ("registry", stop_registry),
             )
             if fn()
         ]
@@ -1011,7 +1257,11 @@ def cmd_down() -> int:
 
 def cmd_stop(component: str) -> int:
     """Stop one component (fault tests use it to make Kafka or PostgreSQL briefly unavailable)."""
-    stoppers = {"kafka": stop_kafka, "postgres": lambda: PG_LINK.exists() and stop_pg()}
+    stoppers: dict[str, Callable[[], bool]] = {
+        "kafka": stop_kafka,
+        "postgres": lambda: PG_LINK.exists() and stop_pg(),
+        "registry": stop_registry,
+    }
     if component not in stoppers:
         print(f"devstack: stop takes one of {', '.join(stoppers)}", file=sys.stderr)
         return 2
@@ -1043,7 +1293,7 @@ def cmd_clean() -> int:
         with contextlib.suppress(OSError):
             fallback.parent.rmdir()  # only when empty
     shutil.rmtree(STATE, ignore_errors=True)
-    print(f"devstack cleaned: removed {STATE} (cache {cache_dir()} kept)")
+    print(f"devstack cleaned: removed {STATE} (cache {cache_dir()}, with buildah's images, kept)")
     return 0
 
 

@@ -59,6 +59,16 @@ TOPICS: tuple[TopicSpec, ...] = (
         partitions=6,
         public=True,
     ),
+    TopicSpec(
+        name="deployer.build.v1",
+        description="Build commands from the deployer to the builder, keyed by build.",
+    ),
+    TopicSpec(
+        name="builder.build.v1",
+        description="A build's life: queued, started, succeeded (image and digest), failed "
+        "(reason and last lines), canceled; keyed by build.",
+        public=True,
+    ),
     *(
         TopicSpec(
             name=f"{producer}.audit.v1",

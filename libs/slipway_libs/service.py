@@ -71,6 +71,8 @@ class ServiceDefinition:
     topics: Sequence[TopicSpec] = TOPICS
     # long-running coroutines that live beside the HTTP API (e.g. a projection follower)
     api_tasks: Callable[[Container], Sequence[ApiTask]] = lambda _: ()
+    # long-running coroutines that live beside the consumers (e.g. a build executor)
+    worker_tasks: Callable[[Container], Sequence[ApiTask]] = lambda _: ()
     app_options: Mapping[str, Any] = field(default_factory=dict)
     # operator commands beside migrate/api/worker/relay/run: name -> (container, args)
     commands: Mapping[str, OperatorCommand] = field(default_factory=dict)
@@ -186,6 +188,18 @@ async def serve_relay(container: Container, stop: asyncio.Event) -> None:
 
 
 async def serve_worker(container: Container, stop: asyncio.Event) -> None:
+    helpers: list[asyncio.Task[None]] = [
+        asyncio.create_task(run()) for run in container.definition.worker_tasks(container)
+    ]
+    try:
+        await _consume(container, stop)
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+
+
+async def _consume(container: Container, stop: asyncio.Event) -> None:
     specs = container.definition.consumers(container)
     if not specs:
         await stop.wait()

@@ -1,11 +1,13 @@
 """Event payloads, one module per producing service (audit records: one module for all)."""
 
 from slipway_contracts.envelope import EventPayload
-from slipway_contracts.events import audit, catalog, identity, logs
+from slipway_contracts.events import audit, builder, catalog, deployer, identity, logs
 
 ALL_PAYLOADS: tuple[type[EventPayload], ...] = (
     *identity.PAYLOADS,
     *catalog.PAYLOADS,
+    *deployer.PAYLOADS,
+    *builder.PAYLOADS,
     *logs.PAYLOADS,
     *audit.PAYLOADS,
 )

@@ -1,11 +1,49 @@
+import os
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
 
 
+def _cache() -> str:
+    return os.environ.get("SLIPWAY_CACHE_DIR", os.path.expanduser("~/.cache/slipway"))
+
+
 class BuilderSettings(DatabaseServiceSettings):
-    """Environment variables prefixed `SLIPWAY_BUILDER_`."""
+    """Environment variables prefixed ``SLIPWAY_BUILDER_`` (registry and buildah storage also
+    read from the devstack's ``SLIPWAY_REGISTRY`` and ``SLIPWAY_BUILDAH_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="SLIPWAY_BUILDER_", extra="ignore")
 
     http_port: int = 8083
+    registry: str = Field(
+        default="127.0.0.1:15000",
+        validation_alias=AliasChoices("SLIPWAY_BUILDER_REGISTRY", "SLIPWAY_REGISTRY"),
+    )
+    registry_tls: bool = False
+    buildah_root: str = Field(
+        default_factory=lambda: f"{_cache()}/buildah/root",
+        validation_alias=AliasChoices("SLIPWAY_BUILDER_BUILDAH_ROOT", "SLIPWAY_BUILDAH_ROOT"),
+    )
+    buildah_runroot: str = Field(
+        default_factory=lambda: f"{_cache()}/buildah/runroot",
+        validation_alias=AliasChoices("SLIPWAY_BUILDER_BUILDAH_RUNROOT", "SLIPWAY_BUILDAH_RUNROOT"),
+    )
+    workspace: str = Field(default_factory=lambda: f"{_cache()}/builds")
+    # local git repositories may be built only from under these roots (os.pathsep-separated)
+    git_local_roots: str = Field(
+        default="",
+        validation_alias=AliasChoices("SLIPWAY_BUILDER_GIT_LOCAL_ROOTS", "SLIPWAY_GIT_LOCAL_ROOTS"),
+    )
+    max_parallel_builds: int = Field(default=2, ge=1, le=64)
+    build_timeout_s: float = 1800
+    clone_timeout_s: float = 300
+    max_repository_bytes: int = 2 * 1024**3
+    # seals git tokens inside build commands (shared with the deployer); optional on one machine
+    transport_keys: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SLIPWAY_BUILDER_TRANSPORT_KEYS", "SLIPWAY_CATALOG_SEALING_KEYS"
+        ),
+    )

@@ -1,0 +1,123 @@
+"""All SQL of the builder service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeAlias
+
+import asyncpg
+
+Row: TypeAlias = asyncpg.Record
+_CLAIM_LOCK = 727_301  # serializes claims, so the parallel cap holds across worker processes
+
+
+async def insert_build(
+    conn: asyncpg.Connection,
+    *,
+    build_id: uuid.UUID,
+    org_id: uuid.UUID,
+    env_id: uuid.UUID | None,
+    service_id: uuid.UUID,
+    deployment_id: uuid.UUID | None,
+    source: dict[str, Any],
+    build_args: dict[str, str],
+    image_repository: str,
+    git_token_sealed: str | None,
+) -> Row | None:
+    return await conn.fetchrow(
+        "INSERT INTO builds (id, organization_id, environment_id, service_id, deployment_id,"
+        " source, build_args, image_repository, git_token_sealed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING RETURNING *",
+        build_id,
+        org_id,
+        env_id,
+        service_id,
+        deployment_id,
+        source,
+        build_args,
+        image_repository,
+        git_token_sealed,
+    )
+
+
+async def queued_before(conn: asyncpg.Connection, build_id: uuid.UUID) -> int:
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM builds WHERE status = 'QUEUED' AND queued_at <"
+        " (SELECT queued_at FROM builds WHERE id = $1)",
+        build_id,
+    )
+    return n
+
+
+async def build(conn: asyncpg.Connection, build_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM builds WHERE id = $1", build_id)
+
+
+async def claim_next(conn: asyncpg.Connection, *, cap: int, host: str, pid: int) -> Row | None:
+    """The oldest queued build, now RUNNING for this worker, unless ``cap`` builds run."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
+    running: int = await conn.fetchval("SELECT count(*) FROM builds WHERE status = 'RUNNING'")
+    if running >= cap:
+        return None
+    return await conn.fetchrow(
+        "UPDATE builds SET status = 'RUNNING', started_at = now(), worker_host = $1,"
+        " worker_pid = $2 WHERE id = (SELECT id FROM builds WHERE status = 'QUEUED'"
+        " ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
+        host,
+        pid,
+    )
+
+
+async def set_pgid(conn: asyncpg.Connection, build_id: uuid.UUID, pgid: int | None) -> None:
+    await conn.execute("UPDATE builds SET pgid = $2 WHERE id = $1", build_id, pgid)
+
+
+async def set_commit(conn: asyncpg.Connection, build_id: uuid.UUID, commit: str) -> None:
+    await conn.execute("UPDATE builds SET commit = $2 WHERE id = $1", build_id, commit)
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    build_id: uuid.UUID,
+    *,
+    status: str,
+    image: str | None = None,
+    digest: str | None = None,
+    skipped: bool | None = None,
+    reason: str | None = None,
+    message: str | None = None,
+) -> Row | None:
+    """Only a build not yet final can end (a late cancel or a duplicate end changes nothing)."""
+    return await conn.fetchrow(
+        "UPDATE builds SET status = $2, image = $3, digest = $4, skipped = $5, reason = $6,"
+        " message = $7, finished_at = now(), pgid = NULL"
+        " WHERE id = $1 AND status IN ('QUEUED', 'RUNNING') RETURNING *",
+        build_id,
+        status,
+        image,
+        digest,
+        skipped,
+        reason,
+        message,
+    )
+
+
+async def request_cancel(conn: asyncpg.Connection, build_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "UPDATE builds SET cancel_requested = true WHERE id = $1"
+        " AND status IN ('QUEUED', 'RUNNING') RETURNING *",
+        build_id,
+    )
+
+
+async def cancel_requested(conn: asyncpg.Connection, build_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT id FROM builds WHERE id = ANY($1::uuid[]) AND cancel_requested", build_ids
+    )
+    return [r["id"] for r in rows]
+
+
+async def running_on(conn: asyncpg.Connection, host: str) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM builds WHERE status = 'RUNNING' AND worker_host = $1 FOR UPDATE", host
+    )

@@ -1,0 +1,418 @@
+"""The build executor: takes queued builds in order, at most ``max_parallel_builds`` at once
+(across worker processes: claims are serialized in the database), and runs each one:
+fetch the source at its commit, skip when the registry already has that image, else build with
+buildah (chroot isolation, no daemon) and push, reporting the digest.
+
+Invariants:
+- Every build that leaves QUEUED ends in exactly one final status (SUCCEEDED, FAILED, CANCELED)
+  with its event, written in the same transaction; a late or duplicate end changes nothing.
+- Cancel and timeout kill the build's whole process group; nothing is left running.
+- A worker that died mid-build leaves a RUNNING row naming its host, pid and the tools' process
+  group: the next worker on that host kills the group and fails the build (``WORKER_LOST``),
+  so no build stays RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import os
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from slipway_builder import process
+from slipway_builder.config import BuilderSettings
+from slipway_builder.db import queries as q
+from slipway_builder.logsink import BuildLog
+from slipway_builder.registry import Registry
+from slipway_builder.sources import FetchedSource, GitSource, SourceError, fetch
+from slipway_contracts import EventPayload
+from slipway_contracts.events import builder as ev
+from slipway_libs import outbox
+from slipway_libs.crypto import Sealer
+
+log = structlog.get_logger(__name__)
+SOURCE = "builder"
+WAKE_CHANNEL = "slipway_builds"  # notified when a build is queued
+
+
+class BuildError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    image: str
+    digest: str
+    commit: str
+    skipped: bool
+
+
+def _common(row: asyncpg.Record) -> dict[str, object]:
+    return {
+        "build_id": row["id"],
+        "organization_id": row["organization_id"],
+        "service_id": row["service_id"],
+        "deployment_id": row["deployment_id"],
+        "environment_id": row["environment_id"],
+    }
+
+
+async def publish(conn: asyncpg.Connection, row: asyncpg.Record, payload: EventPayload) -> None:
+    await outbox.publish(
+        conn, payload, subject=str(row["id"]), source=SOURCE, organization_id=row["organization_id"]
+    )
+
+
+class Executor:
+    def __init__(
+        self, *, pool: asyncpg.Pool, settings: BuilderSettings, sealer: Sealer | None
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._sealer = sealer
+        self._registry = Registry(settings.registry, tls=settings.registry_tls)
+        self._host, self._pid = socket.gethostname(), os.getpid()
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        await self.recover()
+        watcher = asyncio.create_task(self._watch_cancels())
+        listener = await self._pool.acquire()
+        await listener.add_listener(WAKE_CHANNEL, self._on_notify)
+        try:
+            while True:
+                while len(self._running) < self._settings.max_parallel_builds:
+                    row = await self._claim()
+                    if row is None:
+                        break
+                    task = asyncio.create_task(self._execute(row))
+                    self._running[row["id"]] = task
+                    task.add_done_callback(functools.partial(self._done, row["id"]))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                self._wake.clear()
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(WAKE_CHANNEL, self._on_notify)
+            await self._pool.release(listener)
+            watcher.cancel()
+            for task in self._running.values():
+                task.cancel()
+            await asyncio.gather(watcher, *self._running.values(), return_exceptions=True)
+
+    def _done(self, build_id: uuid.UUID, _: object = None) -> None:
+        self._running.pop(build_id, None)
+        self._wake.set()
+
+    async def _claim(self) -> asyncpg.Record | None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await q.claim_next(
+                conn, cap=self._settings.max_parallel_builds, host=self._host, pid=self._pid
+            )
+            if row is not None:
+                await publish(conn, row, ev.BuildStarted(**_common(row)))
+            return row
+
+    async def recover(self) -> None:
+        """Fail the builds a dead worker on this host left RUNNING, and stop their tools."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row in await q.running_on(conn, self._host):
+                if row["worker_pid"] == self._pid or _alive(row["worker_pid"]):
+                    continue
+                if row["pgid"]:
+                    process.kill_group(row["pgid"])
+                await self._end(
+                    conn,
+                    row,
+                    "FAILED",
+                    reason="WORKER_LOST",
+                    message="The builder stopped during this build.",
+                )
+
+    async def _watch_cancels(self) -> None:
+        while True:
+            await asyncio.sleep(0.3)
+            if not self._running:
+                continue
+            async with self._pool.acquire() as conn:
+                for build_id in await q.cancel_requested(conn, list(self._running)):
+                    task = self._running.get(build_id)
+                    if task is not None:
+                        task.cancel()
+
+    async def _execute(self, row: asyncpg.Record) -> None:
+        started = time.monotonic()
+        token = self._token(row)
+        async with BuildLog(pool=self._pool, build=row, secrets=_forms(token)) as build_log:
+            try:
+                outcome = await asyncio.wait_for(
+                    self._build(row, build_log, token), self._settings.build_timeout_s
+                )
+            except asyncio.CancelledError:
+                await build_log.system("build canceled")
+                await self._finish(row, "CANCELED", started)
+                return
+            except (TimeoutError, process.ProcessTimeout):
+                await build_log.system(f"build exceeded {self._settings.build_timeout_s:.0f}s")
+                await self._finish(
+                    row,
+                    "FAILED",
+                    started,
+                    reason="TIMEOUT",
+                    message="The build took too long.",
+                    log_lines=build_log,
+                )
+                return
+            except SourceError as exc:
+                await build_log.system(exc.message)
+                await self._finish(
+                    row,
+                    "FAILED",
+                    started,
+                    reason=exc.reason,
+                    message=exc.message,
+                    log_lines=build_log,
+                )
+                return
+            except BuildError as exc:
+                await build_log.system(exc.message)
+                await self._finish(
+                    row,
+                    "FAILED",
+                    started,
+                    reason=exc.reason,
+                    message=exc.message,
+                    log_lines=build_log,
+                )
+                return
+            except Exception as exc:
+                log.exception("build.crashed", build_id=str(row["id"]))
+                await self._finish(
+                    row,
+                    "FAILED",
+                    started,
+                    reason="INTERNAL",
+                    message=f"Unexpected error: {type(exc).__name__}",
+                    log_lines=build_log,
+                )
+                return
+            await self._finish(row, "SUCCEEDED", started, outcome=outcome)
+
+    def _token(self, row: asyncpg.Record) -> str | None:
+        sealed = row["git_token_sealed"]
+        if not sealed or self._sealer is None:
+            return None
+        return self._sealer.open(base64.b64decode(sealed), aad=row["id"].bytes).decode()
+
+    async def _build(self, row: asyncpg.Record, build_log: BuildLog, token: str | None) -> Outcome:
+        workdir = Path(self._settings.workspace) / str(row["id"])
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        try:
+            return await self._build_in(row, build_log, token, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _build_in(
+        self, row: asyncpg.Record, build_log: BuildLog, token: str | None, workdir: Path
+    ) -> Outcome:
+        spec = row["source"]
+        source = GitSource(
+            url=spec["url"],
+            branch=spec.get("branch") or "main",
+            commit=spec.get("commit"),
+            root_path=spec.get("root_path") or "/",
+            dockerfile_path=spec.get("dockerfile_path") or "Dockerfile",
+            token=token,
+        )
+        await build_log.system(f"fetching {spec['url']} ({spec.get('commit') or source.branch})")
+        fetched = await fetch(
+            source,
+            into=workdir / "src",
+            local_roots=self._roots(),
+            max_bytes=self._settings.max_repository_bytes,
+            timeout_s=self._settings.clone_timeout_s,
+            on_line=build_log.line,
+        )
+        async with self._pool.acquire() as conn:
+            await q.set_commit(conn, row["id"], fetched.commit)
+        repository, tag = row["image_repository"], fetched.commit
+        image = self._registry.image(repository, tag)
+        existing = await self._registry.digest(repository, tag)
+        if existing is not None:
+            await build_log.system(f"{image} is already in the registry: build skipped")
+            return Outcome(image, existing, fetched.commit, skipped=True)
+        await self._buildah(row, build_log, self._bud_args(row, image, fetched), "BUILD_FAILED")
+        digest_file = workdir / "digest"
+        await self._buildah(
+            row,
+            build_log,
+            ["push", *self._tls(), "--digestfile", str(digest_file), image, f"docker://{image}"],
+            "PUSH_FAILED",
+        )
+        await self._buildah(row, build_log, ["rmi", image], None)
+        return Outcome(image, digest_file.read_text().strip(), fetched.commit, skipped=False)
+
+    def _bud_args(self, row: asyncpg.Record, image: str, fetched: FetchedSource) -> list[str]:
+        args = [
+            "bud",
+            "--isolation",
+            "chroot",
+            *self._tls(),
+            "--layers=false",
+            "-f",
+            str(fetched.dockerfile),
+            "-t",
+            image,
+        ]
+        for key, value in sorted(row["build_args"].items()):
+            args += ["--build-arg", f"{key}={value}"]
+        return [*args, str(fetched.context_dir)]
+
+    def _tls(self) -> list[str]:
+        return [] if self._settings.registry_tls else ["--tls-verify=false"]
+
+    def _roots(self) -> list[Path]:
+        return [Path(p) for p in self._settings.git_local_roots.split(os.pathsep) if p]
+
+    async def _buildah(
+        self, row: asyncpg.Record, build_log: BuildLog, args: list[str], failure: str | None
+    ) -> None:
+        argv = [
+            "buildah",
+            "--root",
+            self._settings.buildah_root,
+            "--runroot",
+            self._settings.buildah_runroot,
+            "--storage-driver",
+            "vfs",
+            *args,
+        ]
+
+        async def remember(pgid: int) -> None:
+            async with self._pool.acquire() as conn:
+                await q.set_pgid(conn, row["id"], pgid)
+
+        code = await process.run(
+            argv,
+            sink=build_log.line,
+            timeout_s=self._settings.build_timeout_s,
+            on_start=remember,
+            env=_buildah_env(),
+        )
+        if code != 0 and failure is not None:
+            step = "the build" if failure == "BUILD_FAILED" else "pushing the image"
+            raise BuildError(failure, f"{step} failed (exit {code}); see the build log")
+
+    async def _finish(
+        self,
+        row: asyncpg.Record,
+        status: str,
+        started: float,
+        *,
+        outcome: Outcome | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        log_lines: BuildLog | None = None,
+    ) -> None:
+        duration = round(time.monotonic() - started, 3)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._end(
+                conn,
+                row,
+                status,
+                outcome=outcome,
+                reason=reason,
+                message=message,
+                duration=duration,
+                last_lines=list(log_lines.last_lines) if log_lines else [],
+            )
+
+    async def _end(
+        self,
+        conn: asyncpg.Connection,
+        row: asyncpg.Record,
+        status: str,
+        *,
+        outcome: Outcome | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        duration: float = 0.0,
+        last_lines: list[str] | None = None,
+    ) -> None:
+        ended = await q.finish(
+            conn,
+            row["id"],
+            status=status,
+            image=outcome.image if outcome else None,
+            digest=outcome.digest if outcome else None,
+            skipped=outcome.skipped if outcome else None,
+            reason=reason,
+            message=message,
+        )
+        if ended is None:
+            return
+        common = _common(row)
+        payload: EventPayload
+        if status == "SUCCEEDED" and outcome is not None:
+            payload = ev.BuildSucceeded(
+                **common,
+                image=outcome.image,
+                digest=outcome.digest,
+                commit=outcome.commit,
+                duration_s=duration,
+                skipped=outcome.skipped,
+            )
+        elif status == "CANCELED":
+            payload = ev.BuildCanceled(**common, duration_s=duration)
+        else:
+            payload = ev.BuildFailed(
+                **common,
+                reason=reason or "FAILED",
+                message=message or "",
+                last_lines=last_lines or [],
+                duration_s=duration,
+            )
+        await publish(conn, row, payload)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forms(token: str | None) -> list[str]:
+    if not token:
+        return []
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return [token, basic]
+
+
+def _buildah_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
+    env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    return env

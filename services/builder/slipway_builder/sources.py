@@ -1,0 +1,645 @@
+"""Fetching a build's source from git, safely.
+
+Invariants:
+- Nothing runs before `validate` accepted the source: the transport is https, ssh (URL or
+  scp-like) or a local path whose real path lies under an allowed root; the branch, commit,
+  root path and Dockerfile path are well formed. No argument can be read as an option.
+- Every git command runs with a clean environment (no system or global config, no prompts, no
+  credential helpers, HOME in a temporary directory), protocols pinned by both `-c protocol.*`
+  and GIT_ALLOW_PROTOCOL, hooks, fsmonitor and submodules off, and `--` before positionals.
+- A token never reaches argv, a file or a line we hand out: it travels as an `http.extraHeader`
+  scoped to the source's origin through the GIT_CONFIG_* environment variables, and every line
+  and message built from git's output is redacted.
+- Each process leads its own process group, killed as a whole on timeout or cancellation.
+- The repository stays under `max_bytes` (polled during fetch and checkout, and the tree's size is
+  checked before checkout); the build context and the Dockerfile stay inside the checkout after
+  resolving symlinks, and no symlink in the context points outside it.
+- On failure `fetch` removes its work directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import codecs
+import contextlib
+import enum
+import os
+import posixpath
+import re
+import shutil
+import signal
+import tempfile
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import SplitResult, unquote, urlsplit
+
+LineSink = Callable[[str, str], Awaitable[None]]
+"""``on_line(stream, text)``: stream is "stdout" or "stderr"; text is one redacted line."""
+
+_Watch = Callable[[], None] | None
+_T = TypeVar("_T")
+
+
+class SourceErrorReason(enum.StrEnum):
+    INVALID_URL = "INVALID_URL"
+    TRANSPORT_NOT_ALLOWED = "TRANSPORT_NOT_ALLOWED"
+    LOCAL_PATH_NOT_ALLOWED = "LOCAL_PATH_NOT_ALLOWED"
+    INVALID_REF = "INVALID_REF"
+    REF_NOT_FOUND = "REF_NOT_FOUND"
+    CLONE_FAILED = "CLONE_FAILED"
+    REPOSITORY_TOO_LARGE = "REPOSITORY_TOO_LARGE"
+    ROOT_PATH_NOT_FOUND = "ROOT_PATH_NOT_FOUND"
+    DOCKERFILE_NOT_FOUND = "DOCKERFILE_NOT_FOUND"
+    SYMLINK_ESCAPES_CONTEXT = "SYMLINK_ESCAPES_CONTEXT"
+    TIMEOUT = "TIMEOUT"
+
+
+Reason = SourceErrorReason
+_RETRYABLE = frozenset({Reason.CLONE_FAILED, Reason.TIMEOUT})
+
+
+class SourceError(Exception):
+    """A source that cannot be fetched: `reason` is a stable code, `message` never has a token."""
+
+    def __init__(self, reason: SourceErrorReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        """Network failures and timeouts may pass on a retry; everything else is permanent."""
+        return self.reason in _RETRYABLE
+
+
+@dataclass(frozen=True)
+class GitSource:
+    url: str
+    branch: str = "main"
+    commit: str | None = None
+    root_path: str = "/"
+    dockerfile_path: str = "Dockerfile"
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class FetchedSource:
+    commit: str
+    workdir: Path
+    context_dir: Path
+    dockerfile: Path
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    returncode: int
+    stdout: str
+    stderr_tail: tuple[str, ...]
+
+
+def local_roots_from_setting(value: str) -> tuple[Path, ...]:
+    """`SLIPWAY_GIT_LOCAL_ROOTS`: os.pathsep-separated absolute paths; empty allows none."""
+    return tuple(Path(part) for part in value.split(os.pathsep) if os.path.isabs(part))
+
+
+def redact(text: str, *, secrets: Sequence[str]) -> str:
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+# --- validation (pure: nothing is executed) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Remote:
+    kind: Literal["https", "ssh", "local"]
+    target: str  # what git is given after `--`: the URL, or the local repository's real path
+    origin: str = ""  # https only: scheme://host[:port]/, the scope of the auth header
+
+
+_TRANSPORT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_OPTION_TEXT = re.compile(
+    r"--(upload-pack|receive-pack|exec|config|template|separate-git-dir|reference)", re.I
+)
+_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-f]|7f)", re.I)
+_SCP_LIKE = re.compile(r"(?:[\w.~+][\w.~+-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*:(?!-)[^:].*")
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|\.lock(/|$)|(^|/)\.")
+_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
+
+
+def validate(source: GitSource, *, local_roots: Sequence[Path]) -> None:
+    """Raise SourceError unless the source is safe to fetch; runs nothing."""
+    _checked_remote(source, local_roots)
+
+
+def _checked_remote(source: GitSource, local_roots: Sequence[Path]) -> _Remote:
+    remote = _parse_url(source.url, local_roots)
+    _check_branch(source.branch)
+    if source.commit is not None and not _COMMIT.fullmatch(source.commit):
+        raise SourceError(Reason.INVALID_REF, "the commit must be 7 to 40 hexadecimal characters")
+    _relative_paths(source)
+    return remote
+
+
+def _parse_url(url: str, local_roots: Sequence[Path]) -> _Remote:
+    if not url or len(url) > 2048:
+        raise SourceError(Reason.INVALID_URL, "the repository URL is empty or too long")
+    if _TRANSPORT_PREFIX.match(url):
+        raise SourceError(Reason.TRANSPORT_NOT_ALLOWED, "transport helpers (xxx::) are refused")
+    if not url.isprintable() or any(c.isspace() for c in url) or _ENCODED_CONTROL.search(url):
+        raise SourceError(Reason.INVALID_URL, "the URL contains whitespace or control text")
+    if url.startswith("-") or _OPTION_TEXT.search(url) or "\\" in url:
+        raise SourceError(Reason.INVALID_URL, "the repository URL looks like a command-line option")
+    if scheme := _SCHEME.match(url):
+        return _parse_scheme_url(scheme.group(1), url, local_roots)
+    if url.startswith("/"):
+        return _local(url, local_roots)
+    if _SCP_LIKE.fullmatch(url):
+        return _Remote("ssh", url)
+    raise SourceError(
+        Reason.INVALID_URL, "use https://, ssh://, user@host:path or an absolute path"
+    )
+
+
+def _parse_scheme_url(scheme: str, url: str, local_roots: Sequence[Path]) -> _Remote:
+    parts = urlsplit(url)
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+            raise SourceError(Reason.INVALID_URL, "a file:// URL names a path on this machine only")
+        return _local(unquote(parts.path), local_roots)
+    if scheme not in ("https", "ssh"):
+        raise SourceError(Reason.TRANSPORT_NOT_ALLOWED, f"{scheme}:// is refused: use https or ssh")
+    _check_netloc(parts)
+    if len(parts.path) < 2:
+        raise SourceError(Reason.INVALID_URL, "the repository URL has no path")
+    if scheme == "ssh":
+        return _Remote("ssh", url)
+    if parts.password is not None:
+        raise SourceError(Reason.INVALID_URL, "credentials in the URL are refused: use the token")
+    return _Remote("https", url, origin=f"https://{parts.netloc.rpartition('@')[2]}/")
+
+
+def _check_netloc(parts: SplitResult) -> None:
+    try:
+        parts.port  # noqa: B018 -- parsing it validates it
+    except ValueError:
+        raise SourceError(Reason.INVALID_URL, "the repository URL has an invalid port") from None
+    host, user = parts.hostname or "", parts.username or ""
+    if not host or host.startswith("-") or user.startswith("-") or "%" in parts.netloc:
+        raise SourceError(Reason.INVALID_URL, "the repository URL has an invalid host or user")
+
+
+def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
+    if not path.startswith("/") or not path.isprintable():
+        raise SourceError(Reason.INVALID_URL, "a local repository must be an absolute path")
+    real = Path(os.path.realpath(path))
+    for root in local_roots:
+        if root.is_absolute() and real.is_relative_to(os.path.realpath(root)):
+            return _Remote("local", str(real))
+    raise SourceError(Reason.LOCAL_PATH_NOT_ALLOWED, f"{path} is not under an allowed local root")
+
+
+def _check_branch(branch: str) -> None:
+    # `git check-ref-format --branch` rules, plus: printable, bounded, never an option or HEAD
+    if (
+        not branch
+        or len(branch) > 255
+        or not branch.isprintable()
+        or branch.startswith(("-", "/"))
+        or branch.endswith(("/", "."))
+        or branch in ("HEAD", "@")
+        or _REF_FORBIDDEN.search(branch)
+    ):
+        raise SourceError(Reason.INVALID_REF, "the branch name is not a valid git branch name")
+
+
+def _relative_paths(source: GitSource) -> tuple[str, str]:
+    """(root, dockerfile) relative to the checkout; neither may leave it or enter `.git`."""
+    root = _inside_checkout(source.root_path or "/")
+    if root is None:
+        raise SourceError(Reason.ROOT_PATH_NOT_FOUND, f"root path {source.root_path!r} is invalid")
+    dockerfile = source.dockerfile_path.lstrip("/")
+    joined = _inside_checkout(posixpath.join(root, dockerfile)) if dockerfile else None
+    if joined is None or joined == ".":
+        raise SourceError(
+            Reason.DOCKERFILE_NOT_FOUND, f"Dockerfile path {source.dockerfile_path!r} is invalid"
+        )
+    return root, joined
+
+
+def _inside_checkout(path: str) -> str | None:
+    if not path.isprintable():
+        return None
+    relative = posixpath.normpath(path.lstrip("/") or ".")
+    first = relative.split("/", 1)[0]
+    return None if first in ("..", ".git") else relative
+
+
+# --- running processes ------------------------------------------------------------------------
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout_s: float | None = None,
+    on_line: LineSink | None = None,
+    capture_stdout: bool = False,
+    watch: Callable[[], None] | None = None,
+    secrets: Sequence[str] = (),
+) -> ProcessResult:
+    """Run argv (no shell) in its own process group, streaming redacted lines to `on_line`.
+
+    Lines end at \\n or \\r (progress). With `capture_stdout`, stdout is returned instead of
+    streamed. `watch` is called every 0.2 s and may raise to abort. On timeout (TIMEOUT),
+    cancellation or any error the whole process group is killed.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+    )
+    finished = False
+    try:
+        work = _collect(proc, on_line=on_line, capture=capture_stdout, secrets=secrets)
+        result = await _within(timeout_s, _watching(work, watch), f"`{' '.join(argv[:1])}`")
+        finished = True
+        return result
+    finally:
+        if not finished:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await work
+    except TimeoutError:
+        raise SourceError(Reason.TIMEOUT, f"{what} did not finish within {timeout_s:g} s") from None
+
+
+async def _watching(work: Awaitable[_T], watch: Callable[[], None] | None) -> _T:
+    task = asyncio.ensure_future(work)
+    try:
+        while watch is not None and not task.done():
+            await asyncio.wait({task}, timeout=0.2)
+            if not task.done():
+                watch()
+        return await task
+    finally:
+        task.cancel()
+
+
+async def _collect(
+    proc: asyncio.subprocess.Process,
+    *,
+    on_line: LineSink | None,
+    capture: bool,
+    secrets: Sequence[str],
+) -> ProcessResult:
+    if proc.stdout is None or proc.stderr is None:
+        raise RuntimeError("the process has no pipes")
+    stdout_stream, stderr_stream = proc.stdout, proc.stderr
+    tail: deque[str] = deque(maxlen=20)
+
+    async def emit(stream: str, line: str) -> None:
+        line = redact(line, secrets=secrets)
+        if stream == "stderr":
+            tail.append(line)
+        if on_line is not None:
+            await on_line(stream, line)
+
+    async def read_stdout() -> str:
+        if capture:
+            return (await stdout_stream.read()).decode(errors="replace")
+        await _pump_lines(stdout_stream, "stdout", emit)
+        return ""
+
+    stdout, _, returncode = await asyncio.gather(
+        read_stdout(), _pump_lines(stderr_stream, "stderr", emit), proc.wait()
+    )
+    return ProcessResult(returncode, stdout, tuple(tail))
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_MAX_LINE = 16_384
+
+
+async def _pump_lines(
+    stream: asyncio.StreamReader, name: str, emit: Callable[[str, str], Awaitable[None]]
+) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    while chunk := await stream.read(65_536):
+        *lines, pending = _LINE_BREAK.split(pending + decoder.decode(chunk))
+        if len(pending) > _MAX_LINE:
+            lines, pending = [*lines, pending], ""
+        for line in lines:
+            if line:
+                await emit(name, line)
+    if rest := pending + decoder.decode(b"", final=True):
+        await emit(name, rest)
+
+
+# --- git --------------------------------------------------------------------------------------
+
+_HARDENING = (
+    "protocol.allow=never",
+    "protocol.https.allow=always",
+    "protocol.ssh.allow=always",
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.askPass=",
+    "credential.helper=",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "transfer.credentialsInUrl=die",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "advice.detachedHead=false",
+    "init.defaultBranch=main",
+)
+_PASSED_THROUGH = (
+    "PATH", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+)  # fmt: skip
+
+
+def _basic_credentials(token: str) -> str:
+    return base64.b64encode(f"x-access-token:{token}".encode()).decode()
+
+
+def _secrets(token: str | None) -> tuple[str, ...]:
+    return (token, _basic_credentials(token)) if token else ()
+
+
+@dataclass(frozen=True)
+class _Git:
+    remote: _Remote
+    cwd: Path
+    home: Path
+    on_line: LineSink | None
+    token: str | None = field(default=None, repr=False)
+
+    def argv(self, *args: str) -> list[str]:
+        file_policy = "always" if self.remote.kind == "local" else "never"
+        config = (*_HARDENING, f"protocol.file.allow={file_policy}")
+        return ["git", *(arg for item in config for arg in ("-c", item)), *args]
+
+    def env(self) -> dict[str, str]:
+        env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+        env.setdefault("PATH", os.defpath)
+        env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        env |= {
+            "HOME": str(self.home),
+            "LC_ALL": "C",
+            "GIT_CEILING_DIRECTORIES": str(self.cwd.parent),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "SSH_ASKPASS_REQUIRE": "never",
+            "GIT_ALLOW_PROTOCOL": "https:ssh:file" if self.remote.kind == "local" else "https:ssh",
+        }
+        if self.remote.kind == "https" and self.token:
+            env |= {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": f"http.{self.remote.origin}.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {_basic_credentials(self.token)}",
+            }
+        return env
+
+    async def run(
+        self, *args: str, capture: bool = False, check: bool = True, watch: _Watch = None
+    ) -> ProcessResult:
+        result = await run_process(
+            self.argv(*args),
+            env=self.env(),
+            cwd=self.cwd,
+            on_line=None if capture else self.on_line,
+            capture_stdout=capture,
+            watch=watch,
+            secrets=_secrets(self.token),
+        )
+        if check and result.returncode != 0:
+            raise SourceError(Reason.CLONE_FAILED, _failure(f"git {args[0]}", result))
+        return result
+
+    async def fetch(self, refspec: str, *options: str, watch: _Watch = None) -> None:
+        result = await self.run(
+            "fetch", "--no-tags", "--no-recurse-submodules", "--progress", *options,
+            "--", self.remote.target, refspec, check=False, watch=watch,
+        )  # fmt: skip
+        if result.returncode == 0:
+            return
+        if any("couldn't find remote ref" in line for line in result.stderr_tail):
+            raise SourceError(Reason.REF_NOT_FOUND, f"{refspec} does not exist in the repository")
+        raise SourceError(Reason.CLONE_FAILED, _failure("git fetch", result))
+
+
+def _failure(what: str, result: ProcessResult) -> str:
+    detail = "; ".join(result.stderr_tail[-3:]) or f"exit status {result.returncode}"
+    return f"{what} failed: {detail}"
+
+
+@contextlib.contextmanager
+def _scratch_home() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="slipway-git-") as home:
+        yield Path(home)
+
+
+# --- resolving and fetching -------------------------------------------------------------------
+
+
+async def resolve_commit(
+    source: GitSource,
+    *,
+    local_roots: Sequence[Path],
+    on_line: LineSink | None = None,
+    timeout_s: float = 60,
+) -> str:
+    """The full sha the source designates: the branch head (`git ls-remote`) when no commit is
+    given, the commit itself when it is full, else the one commit of the branch it abbreviates
+    (which needs a fetch of the branch into a scratch repository)."""
+    remote = _checked_remote(source, local_roots)
+    if source.commit is not None and len(source.commit) == 40:
+        return source.commit.lower()
+    return await _within(timeout_s, _resolve(source, remote, on_line), "resolving the commit")
+
+
+async def _resolve(source: GitSource, remote: _Remote, on_line: LineSink | None) -> str:
+    branch_ref = f"refs/heads/{source.branch}"
+    with _scratch_home() as scratch:
+        repo = scratch / "repo"
+        repo.mkdir()
+        git = _Git(remote, repo, scratch, on_line, source.token)
+        if source.commit is None:
+            listed = await git.run("ls-remote", "--", remote.target, branch_ref, capture=True)
+            for line in listed.stdout.splitlines():
+                sha, _, ref = line.partition("\t")
+                if ref == branch_ref:
+                    return sha
+            raise SourceError(Reason.REF_NOT_FOUND, f"branch {source.branch!r} does not exist")
+        await git.run("init", "--quiet", "--template=")
+        await git.fetch(branch_ref)
+        return await _full_sha(git, source)
+
+
+async def fetch(
+    source: GitSource,
+    *,
+    into: Path,
+    local_roots: Sequence[Path],
+    max_bytes: int,
+    timeout_s: float,
+    on_line: LineSink | None = None,
+) -> FetchedSource:
+    """Check the source out in `into` (created; must be empty) at the designated commit."""
+    remote = _checked_remote(source, local_roots)
+    workdir = _prepare_workdir(into)
+    try:
+        work = _fetch_into(workdir, source, remote, max_bytes=max_bytes, on_line=on_line)
+        return await _within(timeout_s, work, "fetching the source")
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _prepare_workdir(into: Path) -> Path:
+    if into.exists() and any(into.iterdir()):
+        raise ValueError(f"{into} is not empty")
+    into.mkdir(parents=True, exist_ok=True)
+    return into.resolve()
+
+
+async def _fetch_into(
+    workdir: Path,
+    source: GitSource,
+    remote: _Remote,
+    *,
+    max_bytes: int,
+    on_line: LineSink | None,
+) -> FetchedSource:
+    with _scratch_home() as home:
+        git = _Git(remote, workdir, home, on_line, source.token)
+        guard = _size_guard(workdir, max_bytes)
+        await git.run("init", "--quiet", "--template=")
+        commit = await _fetch_commit(git, source, guard)
+        listing = await git.run("ls-tree", "-r", "-l", "-z", "--full-tree", commit, capture=True)
+        _ensure_size(_tree_bytes(listing.stdout) + _disk_usage(workdir), max_bytes)
+        await git.run("checkout", "--detach", "--progress", commit, watch=guard)
+        guard()
+    context, dockerfile = _locate(workdir, source)
+    return FetchedSource(commit=commit, workdir=workdir, context_dir=context, dockerfile=dockerfile)
+
+
+async def _fetch_commit(git: _Git, source: GitSource, guard: _Watch) -> str:
+    branch_ref = f"refs/heads/{source.branch}"
+    if source.commit is None:
+        await git.fetch(branch_ref, "--depth", "1", watch=guard)
+        return await _rev_parse(git, "FETCH_HEAD^{commit}")
+    if len(source.commit) == 40:
+        try:
+            await git.fetch(source.commit.lower(), "--depth", "1", watch=guard)
+        except SourceError as error:
+            if error.reason is Reason.REPOSITORY_TOO_LARGE:
+                raise
+            # the server refuses wants by sha (or the commit is gone): try the whole branch
+        else:
+            return await _full_sha(git, source)
+    await git.fetch(branch_ref, watch=guard)
+    return await _full_sha(git, source)
+
+
+async def _full_sha(git: _Git, source: GitSource) -> str:
+    commit = (source.commit or "").lower()
+    found = await git.run("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", check=False)
+    if found.returncode == 0:
+        return await _rev_parse(git, f"{commit}^{{commit}}")
+    candidates = await git.run("rev-parse", f"--disambiguate={commit}", capture=True, check=False)
+    if len(candidates.stdout.split()) > 1:
+        raise SourceError(Reason.INVALID_REF, f"commit {commit} is ambiguous: give more characters")
+    raise SourceError(Reason.REF_NOT_FOUND, f"commit {commit} is not in branch {source.branch!r}")
+
+
+async def _rev_parse(git: _Git, name: str) -> str:
+    result = await git.run("rev-parse", "--verify", name, capture=True)
+    return result.stdout.strip()
+
+
+# --- checking the checkout --------------------------------------------------------------------
+
+
+def _size_guard(workdir: Path, max_bytes: int) -> Callable[[], None]:
+    def check() -> None:
+        _ensure_size(_disk_usage(workdir), max_bytes)
+
+    return check
+
+
+def _ensure_size(used: int, max_bytes: int) -> None:
+    if used > max_bytes:
+        raise SourceError(Reason.REPOSITORY_TOO_LARGE, f"the repository exceeds {max_bytes} bytes")
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # git renames its temporary files as it goes
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
+
+
+def _tree_bytes(listing: str) -> int:
+    """Sum of blob sizes in `git ls-tree -r -l -z` output (submodules have size "-")."""
+    sizes = (entry.split("\t", 1)[0].split()[3] for entry in listing.split("\0") if entry)
+    return sum(int(size) for size in sizes if size.isdigit())
+
+
+def _locate(workdir: Path, source: GitSource) -> tuple[Path, Path]:
+    root, dockerfile_path = _relative_paths(source)
+    context = _contained(workdir, root, Reason.ROOT_PATH_NOT_FOUND)
+    if not context.is_dir():
+        raise SourceError(Reason.ROOT_PATH_NOT_FOUND, f"{source.root_path!r} is not a directory")
+    dockerfile = _contained(workdir, dockerfile_path, Reason.DOCKERFILE_NOT_FOUND)
+    if not dockerfile.is_file():
+        raise SourceError(Reason.DOCKERFILE_NOT_FOUND, f"no Dockerfile at {dockerfile_path!r}")
+    _check_symlinks(context, workdir / ".git")
+    return context, dockerfile
+
+
+def _contained(workdir: Path, relative: str, missing: SourceErrorReason) -> Path:
+    path = workdir / relative
+    real = Path(os.path.realpath(path))
+    if real.is_relative_to(workdir) and not real.is_relative_to(workdir / ".git"):
+        return real
+    if os.path.lexists(path):
+        raise SourceError(Reason.SYMLINK_ESCAPES_CONTEXT, f"{relative} leads out of the repository")
+    raise SourceError(missing, f"{relative} does not exist")
+
+
+def _check_symlinks(context: Path, git_dir: Path) -> None:
+    for directory, dirs, files in os.walk(context):
+        dirs[:] = [name for name in dirs if Path(directory, name) != git_dir]
+        for name in (*dirs, *files):
+            entry = Path(directory, name)
+            if entry.is_symlink() and not Path(os.path.realpath(entry)).is_relative_to(context):
+                raise SourceError(
+                    Reason.SYMLINK_ESCAPES_CONTEXT,
+                    f"{entry.relative_to(context)} points outside the build context",
+                )

@@ -1,0 +1,42 @@
+"""The builder's use cases: commands from the deployer become queued builds or cancellations."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from slipway_builder.db import queries as q
+from slipway_builder.executor import WAKE_CHANNEL, _common, publish
+from slipway_contracts import Envelope
+from slipway_contracts.events import builder as ev
+from slipway_contracts.events.deployer import BuildCancelRequested, BuildRequested
+
+
+async def on_build_requested(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    command = BuildRequested.model_validate(envelope.data)
+    row = await q.insert_build(
+        conn,
+        build_id=command.build_id,
+        org_id=command.organization_id,
+        env_id=command.environment_id,
+        service_id=command.service_id,
+        deployment_id=command.deployment_id,
+        source=command.source.model_dump(),
+        build_args=command.build_args,
+        image_repository=command.image_repository,
+        git_token_sealed=command.git_token_sealed,
+    )
+    if row is None:
+        return  # the same build asked twice
+    position = await q.queued_before(conn, row["id"])
+    await publish(conn, row, ev.BuildQueued(**_common(row), position=position))
+    await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)  # delivered at commit
+
+
+async def on_cancel_requested(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    command = BuildCancelRequested.model_validate(envelope.data)
+    row = await q.request_cancel(conn, command.build_id)
+    if row is None or row["status"] != "QUEUED":
+        return  # unknown, already final, or running (the executor stops it)
+    ended = await q.finish(conn, row["id"], status="CANCELED")
+    if ended is not None:
+        await publish(conn, row, ev.BuildCanceled(**_common(row)))

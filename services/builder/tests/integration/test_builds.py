@@ -294,3 +294,31 @@ RUN ["/bin/sh", "-c", "echo started-{i} && {marker}"]
         final = (await events(builder, command.build_id, until=FINAL))[-1]
         assert final.type == "builder.BuildCanceled", final.data
         assert not _build_processes(marker), f"{marker} left running"
+
+
+async def test_a_builder_killed_mid_build_fails_it_on_restart_and_leaves_nothing_running(
+    builder, repos, devstack
+) -> None:
+    import signal
+
+    marker = "sleep 53"
+    repo = make_repo(
+        repos,
+        "crash",
+        f"""FROM {devstack.env["SLIPWAY_BASE_IMAGE"]}
+RUN ["/bin/sh", "-c", "echo long && {marker}"]
+""",
+    )
+    command = request(repo)
+    await send(builder, command, command.build_id)
+    await events(builder, command.build_id, until={"builder.BuildStarted"})
+    deadline = time.monotonic() + 120
+    while not _build_processes(marker) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert _build_processes(marker)
+    builder.stop("builder", signal.SIGKILL)
+    builder.start("builder")
+    await builder.wait_ready("builder")
+    final = (await events(builder, command.build_id, until=FINAL))[-1]
+    assert (final.type, final.data["reason"]) == ("builder.BuildFailed", "WORKER_LOST")
+    assert not _build_processes(marker)

@@ -430,7 +430,7 @@ class _Git:
             self.argv(*args),
             env=self.env(),
             cwd=self.cwd,
-            on_line=None if capture else self.on_line,
+            on_line=self.on_line,
             capture_stdout=capture,
             watch=watch,
             secrets=_secrets(self.token),

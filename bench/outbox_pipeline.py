@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -25,16 +24,17 @@ from pipeline_workers import (
     tick,
 )
 from support import (
-    SPAWN,
+    Batches,
+    Call,
     Devstack,
+    Flag,
     Latencies,
     Mailbox,
     Pacing,
     paced,
-    run_worker,
+    record_timestamps,
     throwaway_databases,
     throwaway_topics,
-    worker,
 )
 
 from slipway_contracts import Envelope, dead_letter_topic
@@ -74,121 +74,214 @@ class PipelineResult:
     apply_rate: float  # events/s, first effect → last effect
     prefill_rate: float  # events/s written into the outbox (1,000 per transaction)
     latency: Latencies
+    to_kafka: Latencies  # the same events: occurred_at → the relay's send (record timestamp)
+    from_kafka: Latencies  # the same events: the relay's send → applied_at
     pacing: Pacing
+    relay_batches: tuple[Batches, Batches]  # OutboxRelay._publish_batch: (throughput, latency)
+    consumer_batches: tuple[Batches, Batches]  # InboxConsumer.process: (throughput, latency)
+    consumer_commits: tuple[Batches, Batches]  # AIOKafkaConsumer.commit after every batch
     payload_bytes: int
     postgres_version: str
 
 
 async def run(devstack: Devstack, params: Params) -> PipelineResult:
-    async with (throwaway_databases(devstack, "outbox", "effects") as dsns,
-                throwaway_topics(devstack.kafka) as topics):
+    async with (
+        throwaway_databases(devstack, "outbox", "effects") as dsns,
+        throwaway_topics(devstack.kafka) as topics,
+    ):
         topic = await topics.create(params.partitions, "pipeline")
         group = f"bench-{uuid.uuid4().hex[:10]}"
         topics.delete_later(dead_letter_topic(group))  # created by consuming()
-        outbox_pool = await db.create_pool(dsns["outbox"], min_size=1, max_size=2)
-        effects_pool = await db.create_pool(dsns["effects"], min_size=1, max_size=2)
+        bench = _Bench(
+            devstack.kafka,
+            topic,
+            params,
+            Mailbox(),
+            await db.create_pool(dsns["outbox"], min_size=1, max_size=2),
+            await db.create_pool(dsns["effects"], min_size=1, max_size=2),
+        )
         try:
-            await effects_pool.execute(EFFECTS_DDL)
-            configs = (RelayConfig(dsns["outbox"], devstack.kafka, params.relay_batch,
-                                   params.events),
-                       ConsumerConfig(dsns["effects"], devstack.kafka, topic, group,
-                                      params.consumer_batch))
-            return await _measure(devstack, params, topic, configs, (outbox_pool, effects_pool))
+            await bench.effects.execute(EFFECTS_DDL)
+            return await _measure(
+                bench,
+                RelayConfig(dsns["outbox"], devstack.kafka, params.relay_batch, params.events),
+                ConsumerConfig(
+                    dsns["effects"], devstack.kafka, topic, group, params.consumer_batch
+                ),
+            )
         finally:
-            await outbox_pool.close()
-            await effects_pool.close()
+            await bench.outbox.close()
+            await bench.effects.close()
 
 
-async def _measure(devstack: Devstack, params: Params, topic: str,
-                   configs: tuple[RelayConfig, ConsumerConfig],
-                   pools: tuple[asyncpg.Pool, asyncpg.Pool]) -> PipelineResult:
-    outbox_pool, effects_pool = pools
-    mailbox, go, stop = Mailbox(), SPAWN.Event(), SPAWN.Event()
-    with (worker(run_worker, consumer_main, mailbox.queue, configs[1], stop),
-          worker(run_worker, relay_main, mailbox.queue, configs[0], go, stop)):
-        await mailbox.wait("consumer_started", 60)
-        await mailbox.wait("relay_ready", 60)
-        await _warm_up_consumer(devstack.kafka, topic, params, effects_pool, mailbox)
-        prefill_rate = await _prefill(outbox_pool, topic, params)
+@dataclass(frozen=True)
+class _Bench:
+    kafka: str
+    topic: str
+    params: Params
+    mailbox: Mailbox
+    outbox: asyncpg.Pool  # the producing service's database
+    effects: asyncpg.Pool  # the consuming service's database (inbox + effects)
+
+
+async def _measure(bench: _Bench, relay: RelayConfig, consumer: ConsumerConfig) -> PipelineResult:
+    go, stop = Flag(), Flag()
+    with (
+        bench.mailbox.worker(consumer_main, consumer, stop),
+        bench.mailbox.worker(relay_main, relay, go, stop),
+    ):
+        await bench.mailbox.wait("consumer_started", 60)
+        await bench.mailbox.wait("relay_ready", 60)
+        await _warm_up_consumer(bench)
+        prefill_rate = await _prefill(bench)
         go.set()
-        started = await mailbox.wait("relay_started", 30)
-        await _wait_for_effects(effects_pool, "throughput", params.events, mailbox, params)
-        drained = await mailbox.wait("relay_drained", 30)
-        first, last = await effects_pool.fetchrow(
-            "SELECT extract(epoch FROM min(applied_at))::float8,"
-            " extract(epoch FROM max(applied_at))::float8 FROM effects WHERE phase = $1",
-            "throughput")
-        latency, pacing = await _latency_phase(outbox_pool, effects_pool, topic, params, mailbox)
+        run = await _throughput_phase(bench)
+        await _settle(bench)
+        pacing, warm_until = await _write_paced(bench)
+        latency_window = (warm_until.timestamp(), time.time())
+        latency, to_kafka, from_kafka = await _latencies(bench, warm_until)
+        stop.set()
+        relayed = await bench.mailbox.wait("relay_batches", 30)
+        applied = await bench.mailbox.wait("consumer_batches", 30)
+        commits = await bench.mailbox.wait("consumer_commits", 30)
+    events = bench.params.events
     return PipelineResult(
-        throughput=params.events / (last - started),
-        relay_rate=params.events / (drained - started),
-        apply_rate=params.events / (last - first),
+        throughput=events / (run.last_effect - run.relay_started),
+        relay_rate=events / (run.relay_drained - run.relay_started),
+        apply_rate=events / (run.last_effect - run.first_effect),
         prefill_rate=prefill_rate,
         latency=latency,
+        to_kafka=to_kafka,
+        from_kafka=from_kafka,
         pacing=pacing,
-        payload_bytes=len(tick("throughput", 0, params.key(0)).to_json()),
-        postgres_version=await effects_pool.fetchval("SELECT version()"),
+        relay_batches=_windows(relayed, run, latency_window),
+        consumer_batches=_windows(applied, run, latency_window),
+        consumer_commits=_windows(commits, run, latency_window),
+        payload_bytes=len(tick("throughput", 0, bench.params.key(0)).to_json()),
+        postgres_version=await bench.effects.fetchval("SHOW server_version"),
     )
 
 
-async def _warm_up_consumer(kafka: str, topic: str, params: Params, pool: asyncpg.Pool,
-                            mailbox: Mailbox) -> None:
+def _windows(
+    calls: list[Call], run: _ThroughputRun, latency_window: tuple[float, float]
+) -> tuple[Batches, Batches]:
+    """A worker's calls split into (throughput run, latency run after its warm-up)."""
+    return (
+        Batches.within(calls, run.relay_started, run.last_effect),
+        Batches.within(calls, *latency_window),
+    )
+
+
+async def _warm_up_consumer(bench: _Bench) -> None:
     """One event straight onto every partition: once all are applied, the consumer group has
     its partitions and the throughput clock does not include the group join."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, client_id="bench-warmup")
+    producer = AIOKafkaProducer(bootstrap_servers=bench.kafka, client_id="bench-warmup")
     await producer.start()
     try:
-        for partition in range(params.partitions):
-            env = tick("warmup", partition, params.key(partition))
-            await producer.send_and_wait(topic, env.to_json(), key=env.subject.encode(),
-                                         partition=partition)
+        for partition in range(bench.params.partitions):
+            env = tick("warmup", partition, bench.params.key(partition))
+            await producer.send_and_wait(
+                bench.topic, env.to_json(), key=env.subject.encode(), partition=partition
+            )
     finally:
         await producer.stop()
-    await _wait_for_effects(pool, "warmup", params.partitions, mailbox, params)
+    await _wait_for_effects(bench, "warmup", bench.params.partitions)
 
 
-async def _prefill(pool: asyncpg.Pool, topic: str, params: Params) -> float:
+async def _prefill(bench: _Bench) -> float:
+    """Write the throughput phase's events into the outbox (the relay is not running yet)."""
+    events, batch = bench.params.events, bench.params.prefill_batch
     started = time.monotonic()
-    for first in range(0, params.events, params.prefill_batch):
-        last = min(params.events, first + params.prefill_batch)
-        await _append(pool, topic, [tick("throughput", s, params.key(s)) for s in range(first, last)])
-    return params.events / (time.monotonic() - started)
+    for first in range(0, events, batch):
+        await _append(
+            bench,
+            [
+                tick("throughput", s, bench.params.key(s))
+                for s in range(first, min(events, first + batch))
+            ],
+        )
+    return events / (time.monotonic() - started)
 
 
-async def _append(pool: asyncpg.Pool, topic: str, envelopes: Sequence[Envelope]) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await outbox.append(conn, [(topic, env) for env in envelopes])
+async def _append(bench: _Bench, envelopes: Sequence[Envelope]) -> None:
+    async with bench.outbox.acquire() as conn, conn.transaction():
+        await outbox.append(conn, [(bench.topic, env) for env in envelopes])
 
 
-async def _wait_for_effects(pool: asyncpg.Pool, phase: str, count: int, mailbox: Mailbox,
-                            params: Params) -> None:
-    deadline = time.monotonic() + params.timeout_s
+@dataclass(frozen=True)
+class _ThroughputRun:
+    """Wall-clock instants of the throughput phase (seconds since the epoch)."""
+
+    relay_started: float
+    relay_drained: float  # every row acknowledged by Kafka
+    first_effect: float
+    last_effect: float
+
+
+async def _throughput_phase(bench: _Bench) -> _ThroughputRun:
+    """Wait for the relay (already told to go) and the consumer to get through every event."""
+    started = await bench.mailbox.wait("relay_started", 30)
+    await _wait_for_effects(bench, "throughput", bench.params.events)
+    drained = await bench.mailbox.wait("relay_drained", 30)
+    first, last = await bench.effects.fetchrow(
+        "SELECT extract(epoch FROM min(applied_at))::float8,"
+        " extract(epoch FROM max(applied_at))::float8 FROM effects WHERE phase = 'throughput'"
+    )
+    return _ThroughputRun(started, drained, first, last)
+
+
+async def _settle(bench: _Bench) -> None:
+    """Between the runs: vacuum what the throughput run left (50,000 dead outbox rows, fresh
+    inbox and effects rows) and checkpoint, so that the latency run measures the pipeline and
+    not autovacuum and a checkpoint catching up with the previous run."""
+    await bench.outbox.execute("VACUUM ANALYZE outbox")
+    await bench.effects.execute("VACUUM ANALYZE inbox, effects")
+    await bench.effects.execute("CHECKPOINT")
+
+
+async def _wait_for_effects(bench: _Bench, phase: str, count: int) -> None:
+    deadline = time.monotonic() + bench.params.timeout_s
     done = 0
     while time.monotonic() < deadline:
-        mailbox.check()
-        done = await pool.fetchval("SELECT count(*) FROM effects WHERE phase = $1", phase)
+        bench.mailbox.check()
+        done = await bench.effects.fetchval("SELECT count(*) FROM effects WHERE phase = $1", phase)
         if done >= count:
             return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"{phase}: only {done} of {count} effects after {params.timeout_s:.0f}s")
+        await asyncio.sleep(0.5)  # the end time comes from applied_at, not from here
+    raise TimeoutError(f"{phase}: {done} of {count} effects after {bench.params.timeout_s:.0f}s")
 
 
-async def _latency_phase(outbox_pool: asyncpg.Pool, effects_pool: asyncpg.Pool, topic: str,
-                         params: Params, mailbox: Mailbox) -> tuple[Latencies, Pacing]:
-    """``params.rate`` events/s in transactions of ``params.per_tick``, while the relay and the
-    consumer run; latency = the effect's ``applied_at`` − the event's ``occurred_at``."""
+async def _write_paced(bench: _Bench) -> tuple[Pacing, datetime]:
+    """``rate`` events/s in transactions of ``per_tick`` events, while the relay and the consumer
+    run; returns when every event is applied, with the end of the warm-up (wall clock)."""
+    params = bench.params
 
     async def send(i: int) -> None:
         first = i * params.per_tick
-        await _append(outbox_pool, topic, [tick("latency", s, params.key(s))
-                                           for s in range(first, first + params.per_tick)])
+        await _append(
+            bench,
+            [tick("latency", s, params.key(s)) for s in range(first, first + params.per_tick)],
+        )
 
-    began = datetime.now(UTC)
+    warm_until = datetime.now(UTC) + timedelta(seconds=params.warmup_s)
     pacing = await paced(params.ticks, params.tick_s, params.per_tick, send)
-    await _wait_for_effects(effects_pool, "latency", params.ticks * params.per_tick, mailbox,
-                            params)
-    rows: list[Any] = await effects_pool.fetch(
-        "SELECT (extract(epoch FROM applied_at - occurred_at) * 1000)::float8 AS ms"
-        " FROM effects WHERE phase = 'latency' AND occurred_at >= $1",
-        began + timedelta(seconds=params.warmup_s))
-    return Latencies.of([r["ms"] for r in rows]), pacing
+    await _wait_for_effects(bench, "latency", params.ticks * params.per_tick)
+    return pacing, warm_until
+
+
+async def _latencies(bench: _Bench, warm_until: datetime) -> tuple[Latencies, Latencies, Latencies]:
+    """applied_at minus occurred_at per event after the warm-up, then the same cut in two at the
+    relay's send (the Kafka record's timestamp, in ms): before Kafka, and after."""
+    rows = await bench.effects.fetch(
+        "SELECT event_id, extract(epoch FROM occurred_at)::float8 * 1000 AS occurred,"
+        " extract(epoch FROM applied_at)::float8 * 1000 AS applied FROM effects"
+        " WHERE phase = 'latency' AND occurred_at >= $1",
+        warm_until,
+    )
+    stamps = await record_timestamps(bench.kafka, bench.topic, bench.params.partitions)
+    sent = [float(stamps[str(r["event_id"])]) for r in rows]
+    return (
+        Latencies.of([r["applied"] - r["occurred"] for r in rows]),
+        Latencies.of([s - r["occurred"] for s, r in zip(sent, rows, strict=True)]),
+        Latencies.of([r["applied"] - s for s, r in zip(sent, rows, strict=True)]),
+    )

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from support import wait_event
+from aiokafka import AIOKafkaConsumer
+from support import Flag, record_calls, wait_flag
 
 from slipway_contracts import Envelope, EventPayload, new_event
 from slipway_libs import db
 from slipway_libs.bus import ConsumerSpec, consuming
+from slipway_libs.inbox import InboxConsumer
 from slipway_libs.relay import OutboxRelay, producer_factory
 
 EFFECTS_DDL = """
@@ -79,22 +81,25 @@ class ConsumerConfig:
     batch_size: int
 
 
-async def relay_main(mailbox: Any, cfg: RelayConfig, go: Any, stop: Any) -> None:
-    """Wait for ``go``, then relay; report the start time and when ``cfg.events`` were sent."""
+async def relay_main(mailbox: Any, cfg: RelayConfig, go: Flag, stop: Flag) -> None:
+    """Wait for ``go``, then relay; report the start time, when ``cfg.events`` were sent, and at
+    ``stop`` every batch the relay published."""
+    batches = record_calls(OutboxRelay, "_publish_batch", lambda _, sent: int(sent))
     relay = OutboxRelay(
         dsn=cfg.dsn,
         batch_size=cfg.batch_size,
         producer=producer_factory(cfg.kafka, client_id="bench-relay"),
     )
     mailbox.put(("relay_ready", None))
-    if not await wait_event(go, stop):
+    if not await wait_flag(go, stop):
         return
     started = time.time()
     task = asyncio.create_task(relay.run())
     mailbox.put(("relay_started", started))
     watcher = asyncio.create_task(_report_published(mailbox, relay, cfg.events))
     try:
-        await wait_event(stop, stop)
+        await wait_flag(stop, stop)
+        mailbox.put(("relay_batches", batches))
     finally:
         for running in (watcher, task):
             running.cancel()
@@ -103,23 +108,28 @@ async def relay_main(mailbox: Any, cfg: RelayConfig, go: Any, stop: Any) -> None
 
 
 async def _report_published(mailbox: Any, relay: OutboxRelay, events: int) -> None:
-    while relay.published < events:
+    while relay.published < events:  # noqa: ASYNC110 - the relay offers a counter, no event
         await asyncio.sleep(0.005)
     mailbox.put(("relay_drained", time.time()))
 
 
-async def consumer_main(mailbox: Any, cfg: ConsumerConfig, stop: Any) -> None:
-    """The inbox consumer of the effects database, until ``stop``."""
+async def consumer_main(mailbox: Any, cfg: ConsumerConfig, stop: Flag) -> None:
+    """The inbox consumer of the effects database until ``stop``, then its batches."""
+    batches = record_calls(InboxConsumer, "process", lambda args, _: len(args[1]))
+    commits = record_calls(AIOKafkaConsumer, "commit", lambda *_: 1)  # bus acks every batch
     pool = await db.create_pool(cfg.dsn, max_size=2)
     spec = ConsumerSpec(
-        group_id=cfg.group_id, topics=[cfg.topic], handlers={BenchTick.event_type: record_effect}
+        group_id=cfg.group_id,
+        topics=[cfg.topic],
+        handlers={BenchTick.event_type: record_effect},
     )
     try:
         async with consuming(
             cfg.kafka, pool, [spec], client_id="bench-consumer", batch_size=cfg.batch_size
-        ) as consumers:
+        ):
             mailbox.put(("consumer_started", None))
-            await wait_event(stop, stop)
-            mailbox.put(("consumer_applied", consumers[0].applied))
+            await wait_flag(stop, stop)
+            mailbox.put(("consumer_batches", batches))
+            mailbox.put(("consumer_commits", commits))
     finally:
         await pool.close()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import math
 import multiprocessing
 import os
 import platform
 import queue
+import sys
 import time
 import traceback
 import uuid
@@ -24,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from slipway_contracts import TopicSpec
 from slipway_libs.bus import delete_topics, ensure_topics
@@ -72,21 +76,36 @@ def quiet_logging(verbose: bool = False) -> None:
 async def throwaway_databases(devstack: Devstack, *labels: str) -> AsyncIterator[dict[str, str]]:
     """Fresh databases ``bench_<run>_<label>`` with the libs migrations; dropped at the end."""
     run = uuid.uuid4().hex[:10]
-    admin = await asyncpg.connect(devstack.admin_url)
-    created: list[str] = []
+    names = {label: f"bench_{run}_{label}" for label in labels}
     try:
-        dsns = {}
-        for label in labels:
-            name = f"bench_{run}_{label}"
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            created.append(name)
-            dsns[label] = devstack.database_url(name)
-            await _migrate(dsns[label])
+        for name in names.values():
+            await _admin(devstack, f'CREATE DATABASE "{name}"')
+        dsns = {label: devstack.database_url(name) for label, name in names.items()}
+        for dsn in dsns.values():
+            await _migrate(dsn)
         yield dsns
     finally:
-        for name in created:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        for name in names.values():
+            await _cleanup(
+                f"database {name}",
+                _admin(devstack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
+            )
+
+
+async def _admin(devstack: Devstack, sql: str) -> None:
+    conn = await asyncpg.connect(devstack.admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _cleanup(what: str, action: Awaitable[None]) -> None:
+    """Clean up without hiding the error that brought us here; say what is left behind."""
+    try:
+        await action
+    except Exception as exc:
+        print(f"benchmark cleanup: could not remove {what}: {exc!r}", file=sys.stderr)
 
 
 async def _migrate(dsn: str) -> None:
@@ -121,27 +140,10 @@ async def throwaway_topics(kafka: str) -> AsyncIterator[Topics]:
         yield topics
     finally:
         if topics.names:
-            await delete_topics(kafka, topics.names)
+            await _cleanup(f"topics {topics.names}", delete_topics(kafka, topics.names))
 
 
 # --- worker processes -----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def worker(target: Callable[..., None], *args: Any) -> Iterator[SpawnProcess]:
-    """Run ``target(*args)`` in a spawned process; on exit ``stop`` (args[-1]) is set, then the
-    process is joined, terminated if it does not stop within 15 s."""
-    stop = args[-1]
-    proc = SPAWN.Process(target=target, args=args, daemon=True)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        stop.set()
-        proc.join(15)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
 
 
 def run_worker(main: Callable[..., Any], mailbox: Any, *args: Any) -> None:
@@ -154,25 +156,63 @@ def run_worker(main: Callable[..., Any], mailbox: Any, *args: Any) -> None:
         raise
 
 
-async def wait_event(event: Any, stop: Any) -> bool:
-    """Wait in a worker until ``event`` is set (True), or stop / the parent is gone (False)."""
+class Flag:
+    """A one-way signal between processes: a byte in shared memory, no lock. (A
+    ``multiprocessing.Event`` deadlocks ``set()`` when a process waiting on it was killed.)"""
+
+    def __init__(self) -> None:
+        self._value: Any = SPAWN.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+
+async def wait_flag(flag: Flag, stop: Flag) -> bool:
+    """Wait in a worker until ``flag`` is set (True), or stop / the parent is gone (False)."""
     parent = multiprocessing.parent_process()
-    while not await asyncio.to_thread(event.wait, 0.5):
+    while not flag.is_set():
         if stop.is_set() or (parent is not None and not parent.is_alive()):
             return False
+        await asyncio.sleep(0.01)
     return True
 
 
 class Mailbox:
-    """The parent's end of the workers' queue: ``(kind, value)`` messages, errors raise."""
+    """Worker processes and the parent's end of their queue: ``(kind, value)`` messages; a
+    worker that crashed (reported or not) raises in the parent at its next look."""
 
     def __init__(self) -> None:
         self.queue: Any = SPAWN.Queue()
         self._seen: dict[str, Any] = {}
+        self._workers: list[tuple[SpawnProcess, Any]] = []
+
+    @contextlib.contextmanager
+    def worker(self, main: Callable[..., Any], *args: Any) -> Iterator[SpawnProcess]:
+        """Run the coroutine ``main(queue, *args)`` in a spawned process; ``args[-1]`` is its
+        stop event: set on exit, then the process is joined (terminated after 15 s)."""
+        stop = args[-1]
+        proc = SPAWN.Process(
+            target=run_worker, args=(main, self.queue, *args), daemon=True, name=main.__name__
+        )
+        proc.start()
+        self._workers.append((proc, stop))
+        try:
+            yield proc
+        finally:
+            self._workers.remove((proc, stop))
+            stop.set()
+            proc.join(15)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
 
     async def wait(self, kind: str, timeout_s: float) -> Any:
         deadline = time.monotonic() + timeout_s
         while kind not in self._seen:
+            self.check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no {kind!r} from the workers within {timeout_s:.0f}s")
@@ -181,10 +221,13 @@ class Mailbox:
         return self._seen.pop(kind)
 
     def check(self) -> None:
-        """Raise now if a worker reported a crash."""
+        """Raise now if a worker reported a crash or is gone before it was told to stop."""
         with contextlib.suppress(queue.Empty):
             while True:
                 self._take(self.queue.get_nowait())
+        for proc, stop in self._workers:
+            if proc.exitcode is not None and not stop.is_set():
+                raise RuntimeError(f"worker {proc.name} died (exit code {proc.exitcode})")
 
     def _take(self, message: tuple[str, Any]) -> None:
         kind, value = message
@@ -243,6 +286,23 @@ def machine_facts(devstack: Devstack, postgres_version: str) -> dict[str, str]:
     }
 
 
+async def cpu_busy(seconds: float = 2.0) -> float:
+    """The share of all cores busy over ``seconds`` (from /proc/stat; NaN elsewhere): taken
+    before a benchmark, it says how much other work the figures will share the machine with."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        await asyncio.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return math.nan
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -278,8 +338,9 @@ class Pacing:
     worst_lag_ms: float
 
 
-async def paced(ticks: int, tick_s: float, per_tick: int,
-                send: Callable[[int], Awaitable[None]]) -> Pacing:
+async def paced(
+    ticks: int, tick_s: float, per_tick: int, send: Callable[[int], Awaitable[None]]
+) -> Pacing:
     """Call ``send(i)`` for i in range(ticks) on a monotonic schedule, one every ``tick_s``; a
     late tick is sent at once (no skipping), so the schedule catches up."""
     start = time.monotonic()
@@ -293,3 +354,82 @@ async def paced(ticks: int, tick_s: float, per_tick: int,
         await send(i)
     elapsed = time.monotonic() - start + tick_s  # the last tick owns one period too
     return Pacing(ticks * per_tick / elapsed, late, worst * 1000)
+
+
+async def record_timestamps(kafka: str, topic: str, partitions: int) -> dict[str, int]:
+    """Every record of ``topic`` so far: envelope id → its Kafka timestamp (ms, the producer's
+    clock at ``send``); the first copy wins when the relay published an event twice."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        ends = await consumer.end_offsets(assigned)
+        stamps: dict[str, int] = {}
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5_000)).values():
+                for record in records:
+                    stamps.setdefault(json.loads(record.value)["id"], record.timestamp)
+        return stamps
+    finally:
+        await consumer.stop()
+
+
+Call = tuple[float, float, int]  # (wall-clock start, seconds, items)
+
+
+def record_calls(
+    owner: type, name: str, items: Callable[[tuple[Any, ...], Any], int]
+) -> list[Call]:
+    """Instrument the async method ``owner.name`` in this (worker) process: every call is
+    appended to the returned list. Measures the real code, changes nothing in what it does."""
+    calls: list[Call] = []
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        began, clock = time.time(), time.perf_counter()
+        result = await original(*args, **kwargs)
+        calls.append((began, time.perf_counter() - clock, items(args, result)))
+        return result
+
+    setattr(owner, name, timed)
+    return calls
+
+
+@dataclass(frozen=True)
+class Batches:
+    """What a batch loop did inside a time window."""
+
+    count: int
+    items: int
+    seconds: float  # inside the calls
+    window_s: float
+
+    @classmethod
+    def within(cls, calls: Sequence[Call], start: float, end: float) -> Batches:
+        inside = [c for c in calls if start <= c[0] <= end and c[2] > 0]
+        return cls(len(inside), sum(c[2] for c in inside), sum(c[1] for c in inside), end - start)
+
+    def describe(self) -> str:
+        if not self.count:
+            return "no batches"
+        return (
+            f"{self.count:,} batches, {self.items / self.count:,.0f} events each, "
+            f"{self.seconds / self.count * 1000:,.1f} ms each "
+            f"({self.seconds / self.items * 1e6:,.0f} µs/event), "
+            f"busy {self.seconds / self.window_s:.0%} of the time"
+        )
+
+    def describe_calls(self) -> str:
+        if not self.count:
+            return "no calls"
+        return (
+            f"{self.count:,} calls, {self.seconds / self.count * 1000:,.1f} ms each, "
+            f"busy {self.seconds / self.window_s:.0%} of the time"
+        )

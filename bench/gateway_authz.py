@@ -1,0 +1,742 @@
+"""Gateway authorization overhead: an authorized read against the same read with the policy
+decision bypassed, in one run; then the authorization step alone, in-process.
+
+    .venv/bin/python bench/gateway_authz.py [--rounds 4] [--requests 1250] [--heavy 8]
+
+Starts a fresh identity (its own database, migrated by ``python -m slipway_identity migrate``,
+its own topic prefix) and two gateway processes (``bench/gateway_server.py``) in front of it,
+one as shipped and one with ``Gateway.authorize = False``. Signs a user up, creates an
+organization, then reads it (``GET /api/v1/organizations/{org}``) through each gateway in turn,
+closed loop, at concurrency 1 (the added latency) and 8 (saturated: throughput), in rounds
+whose order reverses every other round so that machine noise hits both variants alike. Prints
+the table and writes ``bench/results/gateway_authz.md``. Everything it started is stopped, its
+database dropped and its topics deleted, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from support import Devstack, Latencies, load_devstack, machine_facts, quiet_logging
+
+from slipway_gateway.access.authenticate import Authenticator
+from slipway_gateway.api.table import ORG, ROUTES
+from slipway_gateway.domain.policy import Decision, Resource, decide
+from slipway_gateway.domain.projection import AccessProjection
+from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
+from slipway_libs.testing.platform import Platform, ServiceProcess, free_port, start_platform
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+SERVER = HERE / "gateway_server.py"
+
+TARGET_P99_ADDED_MS = 2.0
+PASSWORD = "correct horse battery"  # noqa: S105 (a throwaway benchmark user)
+AUTHORIZED, BYPASSED, IDENTITY = "authorized", "bypassed", "identity"
+HEAVY_CHUNKS = 4  # per round: the heavy phase of each gateway, in chunks taken in turn
+GATEWAYS = ("gateway-1", "gateway-2")  # started authorizing and bypassing; swapped every round
+READ_ORG = next(r for r in ROUTES if r.method == "GET" and r.path == ORG)
+
+
+@dataclass(frozen=True)
+class Params:
+    rounds: int = 4
+    requests: int = 1_250  # per variant, per concurrency, per round
+    heavy: int = 8  # concurrency where the gateway is saturated: throughput
+    warmup: int = 300  # per variant and concurrency, before the first round, not counted
+    iterations: int = 20_000  # in-process authorization steps
+
+
+# --- fresh identity + two gateways ----------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(devstack: Devstack) -> AsyncIterator[str]:
+    """An empty database for identity (as ``database_factory`` makes them); dropped at the end."""
+    name = f"bench_{uuid.uuid4().hex[:10]}_identity"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(devstack.admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        await admin(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
+        yield devstack.database_url(name)
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.asynccontextmanager
+async def platform_with_gateways(devstack: Devstack) -> AsyncIterator[Platform]:
+    """identity (``run``: API, worker, relay) and the two benchmark gateways, all ready. Their
+    logs are removed afterwards, kept (and named) when something failed."""
+    async with fresh_database(devstack) as dsn:
+        platform: Platform | None = None
+        done = False
+        try:
+            platform = await start_platform(devstack.kafka, {"identity": dsn}, ["identity"])
+            logs = platform.services["identity"].log_path.parent
+            for name, flag in zip(GATEWAYS, ("on", "off"), strict=True):
+                service = ServiceProcess(name, free_port(), logs / f"{name}.log")
+                platform.services[name] = service
+                argv = [sys.executable, str(SERVER), "--port", str(service.port)]
+                with service.log_path.open("ab") as log:
+                    service.process = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
+                        [*argv, "--authorize", flag],
+                        env=platform.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+            for name in GATEWAYS:
+                await platform.wait_ready(name)
+            yield platform
+            done = True
+        finally:
+            if platform is not None:
+                platform.stop_all()
+                try:
+                    await delete_prefixed(devstack.kafka, platform.prefix)
+                except Exception as exc:  # report, and still drop the database
+                    print(
+                        f"gateway_authz: topics {platform.prefix}* left: {exc!r}", file=sys.stderr
+                    )
+                logs = platform.services["identity"].log_path.parent
+                if done:
+                    shutil.rmtree(logs, ignore_errors=True)
+                else:
+                    print(f"gateway_authz: the service logs are in {logs}", file=sys.stderr)
+
+
+async def delete_prefixed(kafka: str, prefix: str) -> None:
+    """The topics identity created under this run's prefix, its dead-letter topics
+    (``dlq.<prefix>...``) included. (Its consumer group stays, as the tests' do: aiokafka's
+    admin client cannot delete groups; the broker expires their offsets.)"""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, client_id="bench-cleanup")
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith((prefix, f"dlq.{prefix}"))]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Setup:
+    org_id: str
+    user_id: str
+    access_token: str
+    outsider_token: str  # a signed-in user who is not a member of the organization
+    snapshot: dict[str, Any]
+    internal_token: str
+    ports: dict[str, int]  # gateway-1, gateway-2, identity
+    processes: dict[str, subprocess.Popen[bytes]]
+    roles: dict[str, str] = field(default_factory=dict)  # variant -> the gateway playing it
+
+    def port(self, variant: str) -> int:
+        return self.ports[IDENTITY if variant == IDENTITY else self.roles[variant]]
+
+
+async def set_up(platform: Platform) -> Setup:
+    """A user and an organization, through the first gateway; both gateways able to serve
+    the read (the second one learns the organization from identity's events), and each playing
+    the role it was started with (``check_roles``)."""
+    services = platform.services
+    base = services[GATEWAYS[0]].url
+    async with httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=10) as api:
+        user_id, token = await sign_up(api)
+        auth = {"authorization": f"Bearer {token}"}
+        org = await api.post("/organizations", json={"name": "Bench"}, headers=auth)
+        _expect(org, 201)
+        org_id = org.json()["id"]
+        outsider = (await sign_up(api))[1]
+    async with httpx.AsyncClient(timeout=5) as client:
+        for name in GATEWAYS:
+            url = services[name].url
+
+            async def served(url: str = url) -> bool:
+                ready = await client.get(f"{url}/readyz")
+                projection = ready.json()["checks"].get("access_projection")
+                if not isinstance(projection, dict) or projection.get("organizations", 0) < 1:
+                    return False
+                read = await client.get(f"{url}/api/v1/organizations/{org_id}", headers=auth)
+                return read.status_code == 200
+
+            await eventually(served, within_s=30)
+        await asyncio.sleep(0.5)  # the membership event lands with (or just after) the org's
+        snapshot = await client.get(
+            f"{services['identity'].url}/internal/v1/access-snapshot",
+            headers={INTERNAL_TOKEN_HEADER: platform.env["SLIPWAY_INTERNAL_TOKEN"]},
+        )
+        _expect(snapshot, 200)
+    processes = {}
+    for name in GATEWAYS:
+        process = services[name].process
+        assert process is not None
+        processes[name] = process
+    setup = Setup(
+        org_id=org_id,
+        user_id=user_id,
+        access_token=token,
+        outsider_token=outsider,
+        snapshot=snapshot.json(),
+        internal_token=platform.env["SLIPWAY_INTERNAL_TOKEN"],
+        ports={name: services[name].port for name in (*GATEWAYS, IDENTITY)},
+        processes=processes,
+        roles={AUTHORIZED: GATEWAYS[0], BYPASSED: GATEWAYS[1]},
+    )
+    await check_roles(setup)
+    return setup
+
+
+async def check_roles(setup: Setup) -> None:
+    """Each gateway plays its role: a signed-in outsider gets 404 through the authorizing one,
+    200 through the bypassing one (identity itself does not check membership)."""
+    outsider = {"authorization": f"Bearer {setup.outsider_token}"}
+    async with httpx.AsyncClient(timeout=5) as client:
+        for variant, name in setup.roles.items():
+            want = 404 if variant == AUTHORIZED else 200
+            url = f"http://127.0.0.1:{setup.ports[name]}/api/v1/organizations/{setup.org_id}"
+
+            async def plays(url: str = url, want: int = want) -> bool:
+                return (await client.get(url, headers=outsider)).status_code == want
+
+            await eventually(plays, within_s=5)
+
+
+async def swap_roles(setup: Setup) -> None:
+    """Flip ``Gateway.authorize`` in both processes (SIGUSR1), then check it took."""
+    for process in setup.processes.values():
+        process.send_signal(signal.SIGUSR1)
+    setup.roles = {AUTHORIZED: setup.roles[BYPASSED], BYPASSED: setup.roles[AUTHORIZED]}
+    await check_roles(setup)
+
+
+async def sign_up(api: httpx.AsyncClient) -> tuple[str, str]:
+    """A new user, signed in: their id and session (access) token."""
+    email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
+    created = await api.post(
+        "/auth/signup", json={"email": email, "password": PASSWORD, "name": "Bench"}
+    )
+    _expect(created, 201)
+    login = await api.post("/auth/login", json={"email": email, "password": PASSWORD})
+    _expect(login, 200)
+    return created.json()["id"], login.json()["access_token"]
+
+
+def _expect(response: httpx.Response, status: int) -> None:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {response.text[:300]}"
+        )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true within {within_s:g}s")
+        await asyncio.sleep(0.05)
+
+
+# --- load: closed loop over keep-alive connections ------------------------------------------
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client: the load generator shares the 2 cores with the
+    services, so it spends as little CPU per request as it can (httpx costs several times more)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = -1
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length < 0:
+            raise RuntimeError(f"no Content-Length in {head[:200]!r}")
+        await self.reader.readexactly(length)
+        return int(head[9:12])
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One variant loaded at one concurrency, in one round."""
+
+    variant: str
+    concurrency: int
+    latencies_ms: list[float]
+    elapsed_s: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.elapsed_s
+
+
+async def load(variant: str, port: int, raw: bytes, total: int, concurrency: int) -> Phase:
+    """``total`` requests by ``concurrency`` workers, each sending its next request as soon as
+    its previous one is answered; every latency from write to last body byte."""
+    connections = [await Connection.open(port) for _ in range(concurrency)]
+    latencies: list[float] = []
+    remaining = total
+    clock = time.perf_counter
+
+    async def worker(connection: Connection) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            began = clock()
+            status = await connection.request(raw)
+            latencies.append((clock() - began) * 1000)
+            if status != 200:
+                raise RuntimeError(f"{variant}: answered {status}")
+
+    try:
+        began = clock()
+        await asyncio.gather(*(worker(c) for c in connections))
+        elapsed = clock() - began
+    finally:
+        for connection in connections:
+            await connection.close()
+    return Phase(variant, concurrency, latencies, elapsed)
+
+
+async def load_alternating(targets: dict[str, tuple[int, bytes]], each: int) -> list[Phase]:
+    """One request at a time, taking the variants in turn (A B I, I B A, A B I, ...): every
+    variant meets the same machine noise at nearly the same moments. ``each`` requests per
+    variant; its time under load is the sum of its own latencies."""
+    connections = {v: await Connection.open(port) for v, (port, _) in targets.items()}
+    latencies: dict[str, list[float]] = {v: [] for v in targets}
+    order = list(targets)
+    clock = time.perf_counter
+    try:
+        for index in range(each):
+            for variant in order if index % 2 == 0 else order[::-1]:
+                began = clock()
+                status = await connections[variant].request(targets[variant][1])
+                latencies[variant].append((clock() - began) * 1000)
+                if status != 200:
+                    raise RuntimeError(f"{variant}: answered {status}")
+    finally:
+        for connection in connections.values():
+            await connection.close()
+    return [Phase(v, 1, ms, sum(ms) / 1000) for v, ms in latencies.items()]
+
+
+def read_requests(setup: Setup) -> dict[str, bytes]:
+    """The raw read per variant: the public route with the session token through a gateway;
+    for identity alone, its internal route with what a gateway would send (internal token,
+    actor header)."""
+    public = (
+        f"GET /api/v1/organizations/{setup.org_id} HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\n"
+        f"Authorization: Bearer {setup.access_token}\r\n"
+        "Accept: application/json\r\n\r\n"
+    ).encode()
+    actor = Actor(
+        type="user", id=setup.user_id, user_id=uuid.UUID(setup.user_id), organization_role="owner"
+    )
+    internal = (
+        f"GET {READ_ORG.upstream_path.format(org=setup.org_id)} HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\n"
+        f"{INTERNAL_TOKEN_HEADER}: {setup.internal_token}\r\n"
+        f"{ACTOR_HEADER}: {actor.header()}\r\n"
+        "Accept: application/json\r\n\r\n"
+    ).encode()
+    return {AUTHORIZED: public, BYPASSED: public, IDENTITY: internal}
+
+
+Runs = dict[tuple[int, str], list[Phase]]  # (concurrency, variant) -> one phase per round
+
+
+async def measure_http(setup: Setup, params: Params) -> tuple[Runs, list[str]]:
+    """Rounds of: one request at a time through each variant in turn (the latencies), then
+    each gateway alone at the heavy concurrency (the throughput). The gateways swap roles every
+    round, and the order within a round reverses every other two rounds, so that over 4 rounds
+    each variant runs on each process, first and last, alike. Also: which gateway authorized in
+    each round."""
+    raws = read_requests(setup)
+    light = [AUTHORIZED, BYPASSED, IDENTITY]
+    heavy = [AUTHORIZED, BYPASSED]
+    runs: Runs = {(1, v): [] for v in light} | {(params.heavy, v): [] for v in heavy}
+
+    def targets() -> dict[str, tuple[int, bytes]]:
+        return {v: (setup.port(v), raws[v]) for v in light}
+
+    async def run_light() -> None:
+        for phase in await load_alternating(targets(), params.requests):
+            runs[(1, phase.variant)].append(phase)
+
+    async def run_heavy(order: list[str]) -> None:
+        """Each gateway alone at the heavy concurrency, in chunks taken in turn (A B, B A,
+        ...), so that a slow spell of the machine hits both."""
+        chunks: dict[str, list[Phase]] = {v: [] for v in heavy}
+        size = -(-params.requests // HEAVY_CHUNKS)
+        for index in range(HEAVY_CHUNKS):
+            for variant in order if index % 2 == 0 else order[::-1]:
+                port, raw = setup.port(variant), raws[variant]
+                chunks[variant].append(await load(variant, port, raw, size, params.heavy))
+        for variant, phases in chunks.items():
+            latencies = [x for phase in phases for x in phase.latencies_ms]
+            elapsed = sum(phase.elapsed_s for phase in phases)
+            runs[(params.heavy, variant)].append(Phase(variant, params.heavy, latencies, elapsed))
+
+    await load_alternating(targets(), params.warmup)
+    for variant in heavy:
+        await load(variant, setup.port(variant), raws[variant], params.warmup, params.heavy)
+    authorizing = []
+    for index in range(params.rounds):
+        if index > 0:
+            await swap_roles(setup)
+        authorizing.append(setup.roles[AUTHORIZED])
+        if index % 4 < 2:
+            await run_light()
+            await run_heavy(heavy)
+        else:
+            await run_heavy(heavy[::-1])
+            await run_light()
+        print(
+            f"gateway_authz: round {index + 1}/{params.rounds}: "
+            + ", ".join(
+                f"c{c} {v[:5]} p99 {Latencies.of(p[-1].latencies_ms).p99:.1f} ms "
+                f"{p[-1].rate:,.0f}/s"
+                for (c, v), p in runs.items()
+            ),
+            flush=True,
+        )
+    return runs, authorizing
+
+
+# --- the authorization step alone, in-process -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    authenticate: Latencies  # µs
+    standing: Latencies
+    decide: Latencies
+    total: Latencies
+    mean_total_us: float
+
+
+async def measure_in_process(setup: Setup, iterations: int) -> StepTimes:
+    """What the gateway does per request to authorize this read, from the ``Authorization``
+    header to the decision, against a projection loaded from identity's real snapshot."""
+    projection = AccessProjection()
+    projection.load_snapshot(setup.snapshot)
+    authenticator = Authenticator(projection)  # the snapshot has the signing keys
+    header = f"Bearer {setup.access_token}"
+    org_id = uuid.UUID(setup.org_id)
+    assert READ_ORG.action is not None
+    action = READ_ORG.action
+    clock = time.perf_counter
+    parts: list[list[float]] = [[], [], [], []]
+    for index in range(iterations + 1_000):  # the first 1,000 warm the caches, not counted
+        t0 = clock()
+        principal = await authenticator.principal(header)
+        t1 = clock()
+        standing = projection.standing(principal, org_id)
+        t2 = clock()
+        decision = decide(standing, action, Resource(organization_id=org_id))
+        t3 = clock()
+        if decision is not Decision.ALLOW:
+            raise RuntimeError(f"in-process decision: {decision}")
+        if index >= 1_000:
+            for part, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                part.append(seconds * 1e6)
+    return StepTimes(*(Latencies.of(p) for p in parts), sum(parts[3]) / len(parts[3]))
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+async def postgres_version(devstack: Devstack) -> str:
+    conn = await asyncpg.connect(devstack.admin_url)
+    try:
+        version: str = await conn.fetchval("SELECT version()")
+        return version.split(" on ")[0]
+    finally:
+        await conn.close()
+
+
+def _verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def _pooled(phases: list[Phase]) -> Latencies:
+    return Latencies.of([x for phase in phases for x in phase.latencies_ms])
+
+
+def _rate(phases: list[Phase]) -> float:
+    return sum(len(p.latencies_ms) for p in phases) / sum(p.elapsed_s for p in phases)
+
+
+def _latency_rows(a: Latencies, b: Latencies, extra: Latencies | None) -> list[str]:
+    rows = []
+    for label, x, y, z in (
+        ("p50", a.p50, b.p50, extra.p50 if extra else None),
+        ("p95", a.p95, b.p95, extra.p95 if extra else None),
+        ("p99", a.p99, b.p99, extra.p99 if extra else None),
+        ("max", a.max, b.max, extra.max if extra else None),
+    ):
+        cells = [f"{label}, ms", f"{x:.2f}", f"{y:.2f}", f"{x - y:+.2f}"]
+        if extra is not None:
+            cells.append(f"{z:.2f}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def render(
+    params: Params,
+    runs: Runs,
+    authorizing: list[str],
+    steps: StepTimes,
+    machine: dict[str, str],
+) -> str:
+    light, heavy = 1, params.heavy
+    la, lb = _pooled(runs[(light, AUTHORIZED)]), _pooled(runs[(light, BYPASSED)])
+    li = _pooled(runs[(light, IDENTITY)])
+    ha, hb = _pooled(runs[(heavy, AUTHORIZED)]), _pooled(runs[(heavy, BYPASSED)])
+    ha_rate, hb_rate = _rate(runs[(heavy, AUTHORIZED)]), _rate(runs[(heavy, BYPASSED)])
+    target = f"< {TARGET_P99_ADDED_MS:g} ms"
+    http_ok = la.p99 - lb.p99 < TARGET_P99_ADDED_MS
+    step_ok = steps.total.p99 / 1000 < TARGET_P99_ADDED_MS
+
+    def spread(concurrency: int) -> str:
+        added = sorted(
+            Latencies.of(a.latencies_ms).p99 - Latencies.of(b.latencies_ms).p99
+            for a, b in zip(
+                runs[(concurrency, AUTHORIZED)], runs[(concurrency, BYPASSED)], strict=True
+            )
+        )
+        return ", ".join(f"{x:+.2f}" for x in added)
+
+    def p99(concurrency: int, variant: str, index: int) -> str:
+        return f"{Latencies.of(runs[(concurrency, variant)][index].latencies_ms).p99:.2f}"
+
+    def rate(concurrency: int, variant: str, index: int) -> str:
+        return f"{runs[(concurrency, variant)][index].rate:,.0f}"
+
+    return "\n".join(
+        [
+            "# Gateway authorization overhead",
+            "",
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/gateway_authz.py`, on "
+            f"**{os.cpu_count()} cores (nproc)** shared by everything: the load generator, both "
+            "gateways, identity, PostgreSQL and Kafka. Target: authorization adds "
+            f"**{target} at p99**. Verdict: {_verdict(http_ok and step_ok)} (added p99 "
+            f"through the gateway {la.p99 - lb.p99:+.2f} ms; the whole authentication + "
+            f"authorization step {steps.total.p99 / 1000:.2f} ms at p99 in-process). "
+            f"Authorized throughput: **{ha_rate:,.0f} requests/s**.",
+            "",
+            "The two variants differ only in `Gateway.authorize`; the bypass skips the policy "
+            "decision, not authentication (see *How it was measured*). The in-process table is "
+            "the cost of the whole step.",
+            "",
+            "## `GET /api/v1/organizations/{org}`, one request at a time, the variants in turn",
+            "",
+            "| | Authorized (as shipped) | Decision bypassed | Added | identity alone, no "
+            "gateway |",
+            "|---|---:|---:|---:|---:|",
+            *_latency_rows(la, lb, li),
+            f"| requests/s (1 / mean latency) | {_rate(runs[(light, AUTHORIZED)]):,.0f} | "
+            f"{_rate(runs[(light, BYPASSED)]):,.0f} | | {_rate(runs[(light, IDENTITY)]):,.0f} |",
+            f"| requests | {la.samples:,} | {lb.samples:,} | | {li.samples:,} |",
+            "",
+            f"Added p99 {la.p99 - lb.p99:+.2f} ms against the target {target}: "
+            f"{_verdict(http_ok)}. Per round (sorted): {spread(light)} ms.",
+            "",
+            f"## The same read, saturated (concurrency {heavy})",
+            "",
+            "| | Authorized (as shipped) | Decision bypassed | Added |",
+            "|---|---:|---:|---:|",
+            *_latency_rows(ha, hb, None),
+            f"| **requests/s** | **{ha_rate:,.0f}** | {hb_rate:,.0f} | "
+            f"{ha_rate / hb_rate - 1:+.1%} |",
+            f"| requests | {ha.samples:,} | {hb.samples:,} | |",
+            "",
+            f"Added p99 per round (sorted): {spread(heavy)} ms. Saturated, latency is queueing: "
+            "its p99 is set by how the gateway's event loop and its upstream connection pool "
+            "treat waiting requests, and by garbage collection, not by a fixed cost per "
+            "request; the spread across rounds is the noise floor, far above 2 ms. The figure "
+            "to read here is requests/s.",
+            "",
+            "## The authorization step alone (in-process, no network)",
+            "",
+            f"{steps.total.samples:,} iterations after 1,000 warm-up ones, against a projection "
+            "loaded from this identity's real access snapshot; each part timed with "
+            "`time.perf_counter`.",
+            "",
+            "| Step | p50, µs | p99, µs | max, µs |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {label} | {lat.p50:,.1f} | {lat.p99:,.1f} | {lat.max:,.0f} |"
+                for label, lat in (
+                    (
+                        "`await authenticator.principal('Bearer …')`: JWT header, EdDSA "
+                        "signature, claims, session not revoked",
+                        steps.authenticate,
+                    ),
+                    ("`projection.standing(principal, org)`", steps.standing),
+                    ("`decide(standing, ORG_READ, resource)`", steps.decide),
+                    ("**All three**", steps.total),
+                )
+            ),
+            "",
+            f"Mean {steps.mean_total_us:,.1f} µs per request: one core could authorize "
+            f"{1e6 / steps.mean_total_us:,.0f} requests/s if it did nothing else. p99 "
+            f"{steps.total.p99 / 1000:.3f} ms against the target {target}: "
+            f"{_verdict(step_ok)}.",
+            "",
+            "## Per round",
+            "",
+            "| Round | Authorizing | Order | one-at-a-time authorized p99 | bypassed p99 | "
+            f"c{heavy} authorized p99 | c{heavy} bypassed p99 | c{heavy} authorized req/s | "
+            f"c{heavy} bypassed req/s |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+            *(
+                f"| {i + 1} | {authorizing[i]} | {'forward' if i % 4 < 2 else 'reversed'} | "
+                f"{p99(light, AUTHORIZED, i)} | {p99(light, BYPASSED, i)} | "
+                f"{p99(heavy, AUTHORIZED, i)} | {p99(heavy, BYPASSED, i)} | "
+                f"{rate(heavy, AUTHORIZED, i)} | {rate(heavy, BYPASSED, i)} |"
+                for i in range(params.rounds)
+            ),
+            "",
+            "## How it was measured",
+            "",
+            "- One fresh identity (`python -m slipway_identity run`: its own database, migrated "
+            "by `python -m slipway_identity migrate`, its own topic prefix, the tests' fast "
+            "password hashing) and two gateway processes in front of it "
+            "(`bench/gateway_server.py`), each built by the shipped composition root "
+            "(`slipway_gateway.bootstrap`, served by `slipway_libs.service.serve_api` with its "
+            "projection follower). One authorizes as shipped, the other runs with "
+            "`Gateway.authorize = False`; they swap roles every round (`SIGUSR1` flips the "
+            "flag), so that a difference between the two processes themselves weighs on both "
+            "variants alike. The bypass exists only in the benchmark process, there is no "
+            "setting for it.",
+            "- **What the bypass skips**: the policy decision (`decide` and its 404/403 "
+            "answers). Authentication (the session token's EdDSA signature) and the standing "
+            "lookup run in both gateways, because the actor header forwarded to identity "
+            "carries the user and role. So *Added* above is the decision's cost through the "
+            "network; the in-process table is the whole authentication + authorization step, "
+            "an upper bound on what any bypass could save per request.",
+            "- A user signed up, logged in and created an organization through a gateway; both "
+            "gateways answered the owner's read with 200 before measuring. At the start of "
+            "every round a signed-in outsider got 404 from the authorizing gateway and 200 "
+            "from the bypassing one (each plays its role, and the bypass is real).",
+            "- Load: closed loop over keep-alive connections (a request is sent when the previous "
+            f"answer is in), {params.rounds} rounds after a warm-up of {params.warmup:,} "
+            "requests per variant. Each round: one request at a time through authorized, "
+            "bypassed, identity alone in turn (A B I, I B A, ...), "
+            f"{params.requests:,} each (the latency tables: every variant meets the same noise "
+            f"at nearly the same moments); then each gateway alone at concurrency {heavy}, "
+            f"{params.requests:,} requests each, in {HEAVY_CHUNKS} chunks taken in turn "
+            "(throughput). Every other two rounds the round "
+            "runs backwards. Latency from writing the request to reading the last body byte "
+            "(`time.perf_counter`); percentiles (nearest rank) pooled over all rounds; "
+            "requests/s = requests / time under load. Every answer had to be 200.",
+            "- *identity alone* is identity's internal route with the headers a gateway sends: "
+            "what the read costs without the gateway hop.",
+            "- Each read goes gateway → identity → PostgreSQL (identity reads the organization "
+            f"in a transaction). The load generator is a minimal asyncio HTTP/1.1 client, to "
+            f"keep its own CPU use low; it still competes for the same {os.cpu_count()} cores.",
+            "",
+            "## Machine",
+            "",
+            "| | |",
+            "|---|---|",
+            *(f"| {k} | {v} |" for k, v in machine.items()),
+            "",
+        ]
+    )
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+async def run(params: Params | None = None) -> str:
+    """Run the benchmark; the markdown table."""
+    params = params or Params()
+    devstack = load_devstack()
+    print("gateway_authz: starting identity and two gateways...", flush=True)
+    async with platform_with_gateways(devstack) as platform:
+        setup = await set_up(platform)
+        print(
+            f"gateway_authz: {params.rounds} rounds x {params.requests:,} requests per variant, "
+            f"one at a time, then concurrency {params.heavy}...",
+            flush=True,
+        )
+        runs, authorizing = await measure_http(setup, params)
+        print(f"gateway_authz: {params.iterations:,} in-process authorizations...", flush=True)
+        steps = await measure_in_process(setup, params.iterations)
+    facts = machine_facts(devstack, await postgres_version(devstack))
+    return render(params, runs, authorizing, steps, facts)
+
+
+def parse_args() -> Params:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = Params()
+    parser.add_argument("--rounds", type=int, default=defaults.rounds)
+    parser.add_argument("--requests", type=int, default=defaults.requests)
+    parser.add_argument("--heavy", type=int, default=defaults.heavy, help="throughput concurrency")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup)
+    parser.add_argument("--iterations", type=int, default=defaults.iterations)
+    args = parser.parse_args()
+    return Params(args.rounds, args.requests, args.heavy, args.warmup, args.iterations)
+
+
+async def main(params: Params) -> None:
+    # SIGTERM cancels like Ctrl-C does, so the processes, database and topics are cleaned up
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+    table = await run(params)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "gateway_authz.md"
+    path.write_text(table)
+    print(f"\n{table}\n(written to {path})", flush=True)
+
+
+if __name__ == "__main__":
+    quiet_logging()
+    try:
+        asyncio.run(main(parse_args()))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: benchmark resources cleaned up", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,218 @@
+"""The markdown of ``bench/results/outbox_pipeline.md``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from outbox_pipeline import Params, PipelineResult
+from raw_kafka import RawResult
+from support import Latencies
+
+TARGET_THROUGHPUT = 5_000  # events/s sustained end to end
+TARGET_P99_MS = 100.0  # at 1,000 events/s
+
+
+BUSY_BEFORE = 0.25  # share of the cores used by other work before the run
+LATE_TICKS = 0.01  # share of the latency writer's ticks more than one period late
+
+
+def outbox_pipeline(
+    params: Params,
+    pipeline: PipelineResult,
+    raw: RawResult,
+    machine: dict[str, str],
+    busy_before: float,
+) -> str:
+    return "\n".join(
+        [
+            "# Outbox pipeline benchmark",
+            "",
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (`bench/run.py`): every "
+            "figure below comes from one run on one broker. See `bench/README.md` for what each "
+            "figure measures.",
+            "",
+            *_validity(params, pipeline, busy_before),
+            *_results(params, pipeline, raw),
+            "",
+            *_breakdown(params, pipeline, raw),
+            "",
+            *_parameters(params, pipeline),
+            "",
+            "## Machine",
+            "",
+            *_table(("", ""), list(machine.items())),
+            "",
+        ]
+    )
+
+
+def _validity(params: Params, pipeline: PipelineResult, busy_before: float) -> list[str]:
+    """A warning when the figures were taken on a machine busy with other work."""
+    late = pipeline.pacing.late_ticks / max(1, params.ticks)
+    reasons = []
+    if busy_before > BUSY_BEFORE:
+        reasons.append(f"other work kept {busy_before:.0%} of the cores busy just before the run")
+    if late > LATE_TICKS:
+        reasons.append(f"the latency writer was late on {late:.0%} of its ticks")
+    if not reasons:
+        return []
+    return [
+        f"> **Noisy run**: {'; '.join(reasons)}. The figures are pessimistic; run again on "
+        "a quiet machine before drawing conclusions.",
+        "",
+    ]
+
+
+def _results(params: Params, pipeline: PipelineResult, raw: RawResult) -> list[str]:
+    tp_ok = pipeline.throughput >= TARGET_THROUGHPUT
+    p99_ok = pipeline.latency.p99 < TARGET_P99_MS
+    lat = f"at {params.rate:,}/s"
+    pl, rl = pipeline.latency, raw.latency
+    rows = [
+        (
+            f"Throughput end to end, events/s (N = {params.events:,})",
+            _n(pipeline.throughput),
+            _n(raw.throughput),
+            f"{pipeline.throughput / raw.throughput:.2f}",
+            f"≥ {TARGET_THROUGHPUT:,}",
+            _verdict(tp_ok),
+        ),
+        (f"Latency p50 {lat}, ms", _ms(pl.p50), _ms(rl.p50), _x(pl.p50, rl.p50), "", ""),
+        (f"Latency p95 {lat}, ms", _ms(pl.p95), _ms(rl.p95), _x(pl.p95, rl.p95), "", ""),
+        (
+            f"Latency p99 {lat}, ms",
+            _ms(pl.p99),
+            _ms(rl.p99),
+            _x(pl.p99, rl.p99),
+            f"< {TARGET_P99_MS:.0f}",
+            _verdict(p99_ok),
+        ),
+        (f"Latency max {lat}, ms", _ms(pl.max), _ms(rl.max), _x(pl.max, rl.max), "", ""),
+    ]
+    header = (
+        "Measure",
+        "Outbox pipeline",
+        "Raw aiokafka (ceiling)",
+        "Pipeline / raw",
+        "Target",
+        "Verdict",
+    )
+    return ["## Results", "", *_table(header, rows, numeric=3)]
+
+
+def _breakdown(params: Params, pipeline: PipelineResult, raw: RawResult) -> list[str]:
+    throughput = [
+        ("Relay: start → every row acknowledged by Kafka", f"{_n(pipeline.relay_rate)} events/s"),
+        ("Relay batches (OutboxRelay._publish_batch)", pipeline.relay_batches[0].describe()),
+        ("Inbox consumer: first effect → last effect", f"{_n(pipeline.apply_rate)} events/s"),
+        ("Inbox consumer batches (InboxConsumer.process)", pipeline.consumer_batches[0].describe()),
+        (
+            "Inbox consumer offset commits (one per batch)",
+            pipeline.consumer_commits[0].describe_calls(),
+        ),
+        (
+            f"Outbox writes before the relay starts ({params.prefill_batch:,} per transaction)",
+            f"{_n(pipeline.prefill_rate)} events/s",
+        ),
+        ("Raw producer: first send → every send acknowledged", f"{_n(raw.acked_rate)} msgs/s"),
+    ]
+    latency = [
+        ("occurred_at → the relay's send (Kafka record timestamp)", _spread(pipeline.to_kafka)),
+        ("the relay's send → effect applied", _spread(pipeline.from_kafka)),
+        ("Relay batches", pipeline.relay_batches[1].describe()),
+        ("Inbox consumer batches", pipeline.consumer_batches[1].describe()),
+        ("Inbox consumer offset commits", pipeline.consumer_commits[1].describe_calls()),
+        (
+            "Writers: rate achieved (pipeline / raw)",
+            f"{_n(pipeline.pacing.rate)} / {_n(raw.pacing.rate)} events/s",
+        ),
+        (
+            "Writers: ticks late by more than one period, worst lag (pipeline / raw)",
+            f"{pipeline.pacing.late_ticks} ({pipeline.pacing.worst_lag_ms:.1f} ms) / "
+            f"{raw.pacing.late_ticks} ({raw.pacing.worst_lag_ms:.1f} ms)",
+        ),
+        (
+            f"Samples after the {params.warmup_s:g} s warm-up (pipeline / raw)",
+            f"{pipeline.latency.samples:,} / {raw.latency.samples:,}",
+        ),
+    ]
+    return [
+        "## Where the time goes",
+        "",
+        "Throughput run:",
+        "",
+        *_table(("Stage", "Figure"), throughput),
+        "",
+        f"Latency run at {params.rate:,} events/s (after the warm-up; latency as p50 / p99 / max):",
+        "",
+        *_table(("Stage", "Figure"), latency),
+    ]
+
+
+def _parameters(params: Params, pipeline: PipelineResult) -> list[str]:
+    rows = [
+        (
+            "Throughput run",
+            f"{params.events:,} events pre-written into the outbox, then relayed "
+            "and applied; clock from relay start to the last effect",
+        ),
+        (
+            "Latency run",
+            f"{params.rate:,} events/s for {params.duration_s:g} s, "
+            f"{params.per_tick} events per transaction every "
+            f"{params.tick_s * 1000:g} ms; first {params.warmup_s:g} s discarded",
+        ),
+        (
+            "Keys, partitions",
+            f"{params.keys} aggregate ids over one fresh topic of "
+            f"{params.partitions} partitions (one per benchmark)",
+        ),
+        ("Event size", f"{pipeline.payload_bytes} bytes of envelope JSON (raw: the same size)"),
+        (
+            "Relay",
+            f"OutboxRelay batch {params.relay_batch}, producer idempotent, acks=all, "
+            "linger 2 ms (raw producer: the same settings)",
+        ),
+        (
+            "Inbox consumer",
+            f"consuming(): batch {params.consumer_batch}, poll timeout 100 ms, "
+            "one effect row per event (raw consumer: the same batch and timeout)",
+        ),
+        (
+            "Processes",
+            "relay and consumer in one process each; writer and raw producer in the "
+            "measuring process; tracing off, logs at ERROR",
+        ),
+    ]
+    return ["## Parameters", "", *_table(("", ""), rows)]
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], numeric: int = 0) -> list[str]:
+    """A markdown table; the ``numeric`` columns after the first are right-aligned."""
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    align = ["---", *["--:"] * numeric, *["---"] * (len(header) - 1 - numeric)]
+    return [line(header), line(tuple(align)), *(line(row) for row in rows)]
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def _x(pipeline: float, raw: float) -> str:
+    return f"{pipeline / raw:.1f}x" if raw > 0 else "n/a"
+
+
+def _spread(latency: Latencies) -> str:
+    return f"{_ms(latency.p50)} / {_ms(latency.p99)} / {_ms(latency.max)} ms"
+
+
+def _verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"

@@ -1,0 +1,99 @@
+"""Run every benchmark against the devstack; each writes its table to ``bench/results/``.
+
+    .venv/bin/python bench/run.py [--events 50000] [--duration 15] ...
+
+Exits 0 whenever the benchmarks ran, targets met or not (benchmarks report, tests assert);
+1 when one of them could not run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import outbox_pipeline
+import raw_kafka
+import report
+from support import Devstack, cpu_busy, load_devstack, machine_facts, quiet_logging
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+Benchmark = Callable[[Devstack, argparse.Namespace], Awaitable[str]]
+
+
+async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The outbox pipeline end to end, then the raw aiokafka ceiling, on the same broker."""
+    params = outbox_pipeline.Params(
+        events=args.events,
+        rate=args.rate,
+        duration_s=args.duration,
+        relay_batch=args.relay_batch,
+        consumer_batch=args.consumer_batch,
+    )
+    busy = await cpu_busy()
+    print(
+        f"outbox_pipeline: pipeline ({params.events:,} events, then "
+        f"{params.rate:,}/s for {params.duration_s:g} s)...",
+        flush=True,
+    )
+    pipeline = await outbox_pipeline.run(devstack, params)
+    print("outbox_pipeline: raw aiokafka ceiling...", flush=True)
+    raw = await raw_kafka.run(devstack, params, pipeline.payload_bytes)
+    facts = machine_facts(devstack, pipeline.postgres_version)
+    facts["CPU busy just before the run"] = f"{busy:.0%} of all cores (2 s sample)"
+    return report.outbox_pipeline(params, pipeline, raw, facts, busy)
+
+
+BENCHMARKS: dict[str, Benchmark] = {"outbox_pipeline": outbox_pipeline_benchmark}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--events", type=int, default=50_000, help="throughput run size")
+    parser.add_argument("--rate", type=int, default=1_000, help="latency run, events/s")
+    parser.add_argument("--duration", type=float, default=15.0, help="latency run, seconds")
+    parser.add_argument("--relay-batch", type=int, default=500)
+    parser.add_argument("--consumer-batch", type=int, default=500)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the tables go")
+    parser.add_argument("--verbose", action="store_true", help="keep INFO logs")
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> int:
+    devstack = load_devstack()
+    # SIGTERM cancels like Ctrl-C does, so the databases and topics are still cleaned up
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+    failed = []
+    for name in args.only or BENCHMARKS:
+        try:
+            table = await BENCHMARKS[name](devstack, args)
+        except Exception:
+            print(f"{name}: could not run:\n{traceback.format_exc()}", file=sys.stderr)
+            failed.append(name)
+            continue
+        args.results.mkdir(parents=True, exist_ok=True)
+        path = args.results / f"{name}.md"
+        path.write_text(table)
+        print(f"\n{table}\n(written to {path})", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.verbose:
+        os.environ["SLIPWAY_BENCH_VERBOSE"] = "1"  # inherited by the worker processes
+    quiet_logging(arguments.verbose)
+    try:
+        sys.exit(asyncio.run(main(arguments)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: benchmark resources cleaned up", file=sys.stderr)
+        sys.exit(130)

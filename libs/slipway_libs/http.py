@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -30,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from slipway_libs import changes
 from slipway_libs.errors import BusinessError
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import current_ids
@@ -226,32 +226,27 @@ def create_app(
     return app
 
 
-# A service answers a change with the changed state (the same payloads its events carry), so the
-# gateway that forwarded the request applies it to its projections at once: read-your-writes
-# without waiting for the events. Too large a list is left to the events.
-CHANGES_HEADER = "x-slipway-changes"
-_MAX_CHANGES_HEADER = 16_000
+class ChangesRoute(APIRoute):
+    """An ``APIRoute`` whose answers carry the changes announced during the call (see
+    ``slipway_libs.changes``)."""
 
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
 
-def changes_route(collector: ContextVar[list[dict[str, Any]] | None]) -> type[APIRoute]:
-    """An ``APIRoute`` class whose answers carry what ``collector`` gathered during the call."""
+        async def with_changes(request: Request) -> Response:
+            announced: list[dict[str, Any]] = []
+            token = changes.collected.set(announced)
+            try:
+                response = await handle(request)
+            finally:
+                changes.collected.reset(token)
+            encoded = json.dumps(announced, separators=(",", ":"))
+            if (
+                announced
+                and response.status_code < 400
+                and (len(encoded) <= changes.MAX_HEADER_BYTES)
+            ):
+                response.headers[changes.CHANGES_HEADER] = encoded
+            return response
 
-    class ChangesRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handle = super().get_route_handler()
-
-            async def with_changes(request: Request) -> Response:
-                collected: list[dict[str, Any]] = []
-                token = collector.set(collected)
-                try:
-                    response = await handle(request)
-                finally:
-                    collector.reset(token)
-                encoded = json.dumps(collected, separators=(",", ":"))
-                if collected and response.status_code < 400 and len(encoded) <= _MAX_CHANGES_HEADER:
-                    response.headers[CHANGES_HEADER] = encoded
-                return response
-
-            return with_changes
-
-    return ChangesRoute
+        return with_changes

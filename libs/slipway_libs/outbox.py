@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from slipway_contracts import Envelope, EventPayload, new_event
+from slipway_libs import changes
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import current_carrier, tracer
 
@@ -58,6 +59,7 @@ async def publish(
     source: str,
     organization_id: uuid.UUID | None = None,
     causation_id: str | None = None,
+    announce: bool = False,
 ) -> Envelope:
     """Wrap ``payload`` in an envelope (correlation id from the current request) and write it."""
     envelope = new_event(
@@ -69,4 +71,6 @@ async def publish(
         causation_id=causation_id,
     )
     await append(conn, [(payload.topic, envelope)])
+    if announce:  # full-state events the caller's gateway applies at once (read-your-writes)
+        changes.announce(envelope.type, envelope.data)
     return envelope

@@ -22,7 +22,6 @@ from slipway_catalog.usecases import (
     clusters,
     environments,
     projects,
-    publish,
     rules,
     services,
     stages,
@@ -32,7 +31,7 @@ from slipway_catalog.usecases import queries as reads
 from slipway_catalog.usecases.clusters import ClusterProbe
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs.actor import Actor, actor_from, internal_guard
-from slipway_libs.http import changes_route
+from slipway_libs.http import ChangesRoute
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 Tx = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
@@ -45,7 +44,7 @@ def build_router(
     router = APIRouter(
         prefix="/internal/v1",
         dependencies=[Depends(internal_guard(internal_token))],
-        route_class=changes_route(publish.changes),
+        route_class=ChangesRoute,
     )
 
     @asynccontextmanager

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from contextvars import ContextVar
-from typing import Any
 
 import asyncpg
 
@@ -16,17 +14,13 @@ from slipway_libs.crypto import Sealer
 
 SOURCE = "catalog"
 
-# the changes of one request, handed back to the gateway (read-your-writes of its index)
-changes: ContextVar[list[dict[str, Any]] | None] = ContextVar("catalog_changes", default=None)
-
 
 async def _publish(
     conn: asyncpg.Connection, payload: EventPayload, *, key: uuid.UUID, org_id: uuid.UUID
 ) -> None:
-    await outbox.publish(conn, payload, subject=str(key), source=SOURCE, organization_id=org_id)
-    collected = changes.get()
-    if collected is not None:
-        collected.append({"type": payload.event_type, "data": payload.model_dump(mode="json")})
+    await outbox.publish(
+        conn, payload, subject=str(key), source=SOURCE, organization_id=org_id, announce=True
+    )
 
 
 def cluster_state(row: asyncpg.Record) -> ev.ClusterChanged:

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
+from slipway_libs.changes import CHANGES_HEADER
 from slipway_libs.errors import BusinessError
-from slipway_libs.http import CHANGES_HEADER
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import current_carrier
 

@@ -29,7 +29,7 @@ from slipway_identity.usecases import (
 from slipway_identity.usecases import organizations as orgs
 from slipway_identity.usecases.deps import Deps
 from slipway_libs.actor import Actor, actor_from, internal_guard
-from slipway_libs.http import changes_route
+from slipway_libs.http import ChangesRoute
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 
@@ -38,7 +38,7 @@ def build_router(pool: asyncpg.Pool, deps: Deps, internal_token: str | None) -> 
     router = APIRouter(
         prefix="/internal/v1",
         dependencies=[Depends(internal_guard(internal_token))],
-        route_class=changes_route(access.changes),
+        route_class=ChangesRoute,
     )
 
     @asynccontextmanager

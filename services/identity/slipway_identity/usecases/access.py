@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
@@ -14,18 +13,13 @@ from slipway_identity.db import queries as q
 from slipway_identity.usecases.deps import SOURCE
 from slipway_libs import outbox
 
-# The access changes made while handling one request, handed back to the gateway that asked,
-# so that it applies them at once (read-your-writes) instead of waiting for the events.
-changes: ContextVar[list[dict[str, Any]] | None] = ContextVar("access_changes", default=None)
-
 
 async def _publish(
     conn: asyncpg.Connection, payload: EventPayload, *, key: str, org_id: uuid.UUID | None
 ) -> None:
-    await outbox.publish(conn, payload, subject=key, source=SOURCE, organization_id=org_id)
-    collected = changes.get()
-    if collected is not None:
-        collected.append({"type": payload.event_type, "data": payload.model_dump(mode="json")})
+    await outbox.publish(
+        conn, payload, subject=key, source=SOURCE, organization_id=org_id, announce=True
+    )
 
 
 def organization_state(row: asyncpg.Record) -> ev.OrganizationChanged:

@@ -310,13 +310,14 @@ class Executor:
             async with self._pool.acquire() as conn:
                 await q.set_pgid(conn, row["id"], pgid)
 
-        code = await process.run(
+        result = await process.run_process(
             argv,
-            sink=build_log.line,
+            env=_buildah_env(),
+            on_line=build_log.line,
             timeout_s=self._settings.build_timeout_s,
             on_start=remember,
-            env=_buildah_env(),
         )
+        code = result.returncode
         if code != 0 and failure is not None:
             step = "the build" if failure == "BUILD_FAILED" else "pushing the image"
             raise BuildError(failure, f"{step} failed (exit {code}); see the build log")

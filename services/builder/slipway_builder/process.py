@@ -1,33 +1,39 @@
-"""Running build tools as child processes: output streamed line by line, the whole process
-group killed on cancel or timeout, never a shell."""
+"""Running tools (git, buildah) as child processes: no shell, output streamed line by line with
+secrets redacted, and the whole process group killed on timeout, cancellation or error."""
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
+import re
 import signal
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 LineSink = Callable[[str, str], Awaitable[None]]
+_T = TypeVar("_T")
 
 
 class ProcessTimeout(Exception):
-    pass
+    """The process ran longer than allowed (its group was killed)."""
 
 
-async def _pump(stream: asyncio.StreamReader | None, name: str, sink: LineSink) -> None:
-    if stream is None:
-        return
-    buffer = b""
-    while chunk := await stream.read(4096):
-        buffer += chunk
-        *lines, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
-        for line in lines:
-            if line.strip():
-                await sink(name, line.decode(errors="replace"))
-    if buffer.strip():
-        await sink(name, buffer.decode(errors="replace"))
+@dataclass(frozen=True)
+class ProcessResult:
+    returncode: int
+    stdout: str
+    stderr_tail: tuple[str, ...]
+
+
+def redact(text: str, *, secrets: Sequence[str]) -> str:
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def kill_group(pgid: int) -> None:
@@ -35,44 +41,114 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-async def run(
+async def run_process(
     argv: Sequence[str],
     *,
-    sink: LineSink,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    timeout_s: float,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout_s: float | None = None,
+    on_line: LineSink | None = None,
+    capture_stdout: bool = False,
+    watch: Callable[[], None] | None = None,
+    secrets: Sequence[str] = (),
     on_start: Callable[[int], Awaitable[None]] | None = None,
-) -> int:
-    """The exit code; raises ``ProcessTimeout`` (group killed); on cancellation kills the group."""
-    process = await asyncio.create_subprocess_exec(
+) -> ProcessResult:
+    """Run argv (no shell) in its own process group, streaming redacted lines to `on_line`.
+
+    Lines end at \\n or \\r (progress). With `capture_stdout`, stdout is returned instead of
+    streamed. `watch` is called every 0.2 s and may raise to abort. On timeout (TIMEOUT),
+    cancellation or any error the whole process group is killed. `on_start` gets the process
+    group id (so that a successor can kill it after a crash).
+    """
+    proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=dict(env) if env is not None else None,
+        env=dict(env),
         cwd=cwd,
         start_new_session=True,
     )
-    pgid = process.pid  # a new session: the group id is the child's pid
-    if on_start is not None:
-        await on_start(pgid)
-    pumps = asyncio.gather(
-        _pump(process.stdout, "stdout", sink), _pump(process.stderr, "stderr", sink)
-    )
+    finished = False
     try:
-        await asyncio.wait_for(asyncio.shield(pumps), timeout_s)
-        return await process.wait()
-    except TimeoutError:
-        kill_group(pgid)
-        await process.wait()
-        raise ProcessTimeout(f"{argv[0]} exceeded {timeout_s}s") from None
-    except asyncio.CancelledError:
-        kill_group(pgid)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(process.wait(), 10)
-        raise
+        if on_start is not None:
+            await on_start(proc.pid)  # a new session: the group id is the child's pid
+        work = _collect(proc, on_line=on_line, capture=capture_stdout, secrets=secrets)
+        result = await _within(timeout_s, _watching(work, watch), f"`{' '.join(argv[:1])}`")
+        finished = True
+        return result
     finally:
-        pumps.cancel()
-        with contextlib.suppress(BaseException):
-            await pumps
+        if not finished:
+            kill_group(proc.pid)
+            await proc.wait()
+
+
+async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await work
+    except TimeoutError:
+        raise ProcessTimeout(f"{what} did not finish within {timeout_s:g} s") from None
+
+
+async def _watching(work: Awaitable[_T], watch: Callable[[], None] | None) -> _T:
+    task = asyncio.ensure_future(work)
+    try:
+        while watch is not None and not task.done():
+            await asyncio.wait({task}, timeout=0.2)
+            if not task.done():
+                watch()
+        return await task
+    finally:
+        task.cancel()
+
+
+async def _collect(
+    proc: asyncio.subprocess.Process,
+    *,
+    on_line: LineSink | None,
+    capture: bool,
+    secrets: Sequence[str],
+) -> ProcessResult:
+    if proc.stdout is None or proc.stderr is None:
+        raise RuntimeError("the process has no pipes")
+    stdout_stream, stderr_stream = proc.stdout, proc.stderr
+    tail: deque[str] = deque(maxlen=20)
+
+    async def emit(stream: str, line: str) -> None:
+        line = redact(line, secrets=secrets)
+        if stream == "stderr":
+            tail.append(line)
+        if on_line is not None:
+            await on_line(stream, line)
+
+    async def read_stdout() -> str:
+        if capture:
+            return (await stdout_stream.read()).decode(errors="replace")
+        await _pump_lines(stdout_stream, "stdout", emit)
+        return ""
+
+    stdout, _, returncode = await asyncio.gather(
+        read_stdout(), _pump_lines(stderr_stream, "stderr", emit), proc.wait()
+    )
+    return ProcessResult(returncode, stdout, tuple(tail))
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_MAX_LINE = 16_384
+
+
+async def _pump_lines(
+    stream: asyncio.StreamReader, name: str, emit: Callable[[str, str], Awaitable[None]]
+) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    while chunk := await stream.read(65_536):
+        *lines, pending = _LINE_BREAK.split(pending + decoder.decode(chunk))
+        if len(pending) > _MAX_LINE:
+            lines, pending = [*lines, pending], ""
+        for line in lines:
+            if line:
+                await emit(name, line)
+    if rest := pending + decoder.decode(b"", final=True):
+        await emit(name, rest)

@@ -21,23 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import codecs
 import contextlib
 import enum
 import os
 import posixpath
 import re
 import shutil
-import signal
 import tempfile
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
-LineSink = Callable[[str, str], Awaitable[None]]
+from slipway_builder.process import (
+    LineSink,
+    ProcessResult,
+    ProcessTimeout,
+)
+from slipway_builder.process import run_process as _run_process
+
 """``on_line(stream, text)``: stream is "stdout" or "stderr"; text is one redacted line."""
 
 _Watch = Callable[[], None] | None
@@ -94,22 +97,9 @@ class FetchedSource:
     dockerfile: Path
 
 
-@dataclass(frozen=True)
-class ProcessResult:
-    returncode: int
-    stdout: str
-    stderr_tail: tuple[str, ...]
-
-
 def local_roots_from_setting(value: str) -> tuple[Path, ...]:
     """`SLIPWAY_GIT_LOCAL_ROOTS`: os.pathsep-separated absolute paths; empty allows none."""
     return tuple(Path(part) for part in value.split(os.pathsep) if os.path.isabs(part))
-
-
-def redact(text: str, *, secrets: Sequence[str]) -> str:
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 # --- validation (pure: nothing is executed) -------------------------------------------------
@@ -244,43 +234,12 @@ def _inside_checkout(path: str) -> str | None:
 # --- running processes ------------------------------------------------------------------------
 
 
-async def run_process(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    cwd: Path | None = None,
-    timeout_s: float | None = None,
-    on_line: LineSink | None = None,
-    capture_stdout: bool = False,
-    watch: Callable[[], None] | None = None,
-    secrets: Sequence[str] = (),
-) -> ProcessResult:
-    """Run argv (no shell) in its own process group, streaming redacted lines to `on_line`.
-
-    Lines end at \\n or \\r (progress). With `capture_stdout`, stdout is returned instead of
-    streamed. `watch` is called every 0.2 s and may raise to abort. On timeout (TIMEOUT),
-    cancellation or any error the whole process group is killed.
-    """
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(env),
-        cwd=cwd,
-        start_new_session=True,
-    )
-    finished = False
+async def run_process(argv: Sequence[str], **kwargs: Any) -> ProcessResult:
+    """``process.run_process``, with a timeout reported as a source error (TIMEOUT)."""
     try:
-        work = _collect(proc, on_line=on_line, capture=capture_stdout, secrets=secrets)
-        result = await _within(timeout_s, _watching(work, watch), f"`{' '.join(argv[:1])}`")
-        finished = True
-        return result
-    finally:
-        if not finished:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        return await _run_process(argv, **kwargs)
+    except ProcessTimeout as exc:
+        raise SourceError(Reason.TIMEOUT, str(exc)) from None
 
 
 async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T:
@@ -289,69 +248,6 @@ async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T
             return await work
     except TimeoutError:
         raise SourceError(Reason.TIMEOUT, f"{what} did not finish within {timeout_s:g} s") from None
-
-
-async def _watching(work: Awaitable[_T], watch: Callable[[], None] | None) -> _T:
-    task = asyncio.ensure_future(work)
-    try:
-        while watch is not None and not task.done():
-            await asyncio.wait({task}, timeout=0.2)
-            if not task.done():
-                watch()
-        return await task
-    finally:
-        task.cancel()
-
-
-async def _collect(
-    proc: asyncio.subprocess.Process,
-    *,
-    on_line: LineSink | None,
-    capture: bool,
-    secrets: Sequence[str],
-) -> ProcessResult:
-    if proc.stdout is None or proc.stderr is None:
-        raise RuntimeError("the process has no pipes")
-    stdout_stream, stderr_stream = proc.stdout, proc.stderr
-    tail: deque[str] = deque(maxlen=20)
-
-    async def emit(stream: str, line: str) -> None:
-        line = redact(line, secrets=secrets)
-        if stream == "stderr":
-            tail.append(line)
-        if on_line is not None:
-            await on_line(stream, line)
-
-    async def read_stdout() -> str:
-        if capture:
-            return (await stdout_stream.read()).decode(errors="replace")
-        await _pump_lines(stdout_stream, "stdout", emit)
-        return ""
-
-    stdout, _, returncode = await asyncio.gather(
-        read_stdout(), _pump_lines(stderr_stream, "stderr", emit), proc.wait()
-    )
-    return ProcessResult(returncode, stdout, tuple(tail))
-
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_MAX_LINE = 16_384
-
-
-async def _pump_lines(
-    stream: asyncio.StreamReader, name: str, emit: Callable[[str, str], Awaitable[None]]
-) -> None:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
-    while chunk := await stream.read(65_536):
-        *lines, pending = _LINE_BREAK.split(pending + decoder.decode(chunk))
-        if len(pending) > _MAX_LINE:
-            lines, pending = [*lines, pending], ""
-        for line in lines:
-            if line:
-                await emit(name, line)
-    if rest := pending + decoder.decode(b"", final=True):
-        await emit(name, rest)
 
 
 # --- git --------------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
+from slipway_builder.process import redact
 from slipway_builder.sources import (
     FetchedSource,
     GitSource,
     SourceError,
     fetch,
     local_roots_from_setting,
-    redact,
     resolve_commit,
     run_process,
     validate,

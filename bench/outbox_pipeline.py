@@ -31,6 +31,8 @@ from support import (
     Latencies,
     Mailbox,
     Pacing,
+    cores_used,
+    cpu_snapshot,
     paced,
     record_timestamps,
     throwaway_databases,
@@ -80,6 +82,7 @@ class PipelineResult:
     relay_batches: tuple[Batches, Batches]  # OutboxRelay._publish_batch: (throughput, latency)
     consumer_batches: tuple[Batches, Batches]  # InboxConsumer.process: (throughput, latency)
     consumer_commits: tuple[Batches, Batches]  # AIOKafkaConsumer.commit after every batch
+    cores: tuple[dict[str, float], dict[str, float]]  # CPU used per process group, per run
     payload_bytes: int
     postgres_version: str
 
@@ -93,6 +96,7 @@ async def run(devstack: Devstack, params: Params) -> PipelineResult:
         group = f"bench-{uuid.uuid4().hex[:10]}"
         topics.delete_later(dead_letter_topic(group))  # created by consuming()
         bench = _Bench(
+            devstack,
             devstack.kafka,
             topic,
             params,
@@ -116,6 +120,7 @@ async def run(devstack: Devstack, params: Params) -> PipelineResult:
 
 @dataclass(frozen=True)
 class _Bench:
+    devstack: Devstack
     kafka: str
     topic: str
     params: Params
@@ -127,17 +132,22 @@ class _Bench:
 async def _measure(bench: _Bench, relay: RelayConfig, consumer: ConsumerConfig) -> PipelineResult:
     go, stop = Flag(), Flag()
     with (
-        bench.mailbox.worker(consumer_main, consumer, stop),
-        bench.mailbox.worker(relay_main, relay, go, stop),
+        bench.mailbox.worker(consumer_main, consumer, stop) as consumer_process,
+        bench.mailbox.worker(relay_main, relay, go, stop) as relay_process,
     ):
+        pids = {"relay": relay_process.pid or 0, "consumer": consumer_process.pid or 0}
         await bench.mailbox.wait("consumer_started", 60)
         await bench.mailbox.wait("relay_ready", 60)
         await _warm_up_consumer(bench)
         prefill_rate = await _prefill(bench)
+        cpu = [cpu_snapshot(pids, bench.devstack)]
         go.set()
         run = await _throughput_phase(bench)
+        cpu.append(cpu_snapshot(pids, bench.devstack))
         await _settle(bench)
+        cpu.append(cpu_snapshot(pids, bench.devstack))
         pacing, warm_until = await _write_paced(bench)
+        cpu.append(cpu_snapshot(pids, bench.devstack))
         latency_window = (warm_until.timestamp(), time.time())
         latency, to_kafka, from_kafka = await _latencies(bench, warm_until)
         stop.set()
@@ -157,6 +167,7 @@ async def _measure(bench: _Bench, relay: RelayConfig, consumer: ConsumerConfig) 
         relay_batches=_windows(relayed, run, latency_window),
         consumer_batches=_windows(applied, run, latency_window),
         consumer_commits=_windows(commits, run, latency_window),
+        cores=(cores_used(cpu[0], cpu[1]), cores_used(cpu[2], cpu[3])),
         payload_bytes=len(tick("throughput", 0, bench.params.key(0)).to_json()),
         postgres_version=await bench.effects.fetchval("SHOW server_version"),
     )

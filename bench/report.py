@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ TARGET_THROUGHPUT = 5_000  # events/s sustained end to end
 TARGET_P99_MS = 100.0  # at 1,000 events/s
 
 
-BUSY_BEFORE = 0.25  # share of the cores used by other work before the run
+OTHER_WORK = 0.10  # share of the cores used by other processes during the run
 LATE_TICKS = 0.01  # share of the latency writer's ticks more than one period late
 
 
@@ -22,7 +23,7 @@ def outbox_pipeline(
     pipeline: PipelineResult,
     raw: RawResult,
     machine: dict[str, str],
-    busy_before: float,
+    other_work: float,
 ) -> str:
     return "\n".join(
         [
@@ -32,7 +33,7 @@ def outbox_pipeline(
             "figure below comes from one run on one broker. See `bench/README.md` for what each "
             "figure measures.",
             "",
-            *_validity(params, pipeline, busy_before),
+            *_validity(params, pipeline, other_work),
             *_results(params, pipeline, raw),
             "",
             *_breakdown(params, pipeline, raw),
@@ -47,12 +48,12 @@ def outbox_pipeline(
     )
 
 
-def _validity(params: Params, pipeline: PipelineResult, busy_before: float) -> list[str]:
+def _validity(params: Params, pipeline: PipelineResult, other_work: float) -> list[str]:
     """A warning when the figures were taken on a machine busy with other work."""
     late = pipeline.pacing.late_ticks / max(1, params.ticks)
     reasons = []
-    if busy_before > BUSY_BEFORE:
-        reasons.append(f"other work kept {busy_before:.0%} of the cores busy just before the run")
+    if other_work > OTHER_WORK:
+        reasons.append(f"other processes used {other_work:.0%} of the cores during the run")
     if late > LATE_TICKS:
         reasons.append(f"the latency writer was late on {late:.0%} of its ticks")
     if not reasons:
@@ -116,6 +117,7 @@ def _breakdown(params: Params, pipeline: PipelineResult, raw: RawResult) -> list
             f"{_n(pipeline.prefill_rate)} events/s",
         ),
         ("Raw producer: first send → every send acknowledged", f"{_n(raw.acked_rate)} msgs/s"),
+        ("CPU used, in cores (1.0 = one core busy)", _cores(pipeline.cores[0])),
     ]
     latency = [
         ("occurred_at → the relay's send (Kafka record timestamp)", _spread(pipeline.to_kafka)),
@@ -123,6 +125,7 @@ def _breakdown(params: Params, pipeline: PipelineResult, raw: RawResult) -> list
         ("Relay batches", pipeline.relay_batches[1].describe()),
         ("Inbox consumer batches", pipeline.consumer_batches[1].describe()),
         ("Inbox consumer offset commits", pipeline.consumer_commits[1].describe_calls()),
+        ("CPU used, in cores, while writing", _cores(pipeline.cores[1])),
         (
             "Writers: rate achieved (pipeline / raw)",
             f"{_n(pipeline.pacing.rate)} / {_n(raw.pacing.rate)} events/s",
@@ -212,6 +215,14 @@ def _x(pipeline: float, raw: float) -> str:
 
 def _spread(latency: Latencies) -> str:
     return f"{_ms(latency.p50)} / {_ms(latency.p99)} / {_ms(latency.max)} ms"
+
+
+def _cores(cores: dict[str, float]) -> str:
+    parts = [f"{name} {max(0.0, used):.2f}" for name, used in cores.items()]
+    return (
+        ", ".join(parts)
+        + f" (PostgreSQL and Kafka: all their users); {_n(os.cpu_count() or 0)} available"
+    )
 
 
 def _verdict(ok: bool) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import outbox_pipeline
 import raw_kafka
 import report
-from support import Devstack, cpu_busy, load_devstack, machine_facts, quiet_logging
+from support import Devstack, load_devstack, machine_facts, other_work, quiet_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,18 +36,21 @@ async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace
         relay_batch=args.relay_batch,
         consumer_batch=args.consumer_batch,
     )
-    busy = await cpu_busy()
     print(
         f"outbox_pipeline: pipeline ({params.events:,} events, then "
         f"{params.rate:,}/s for {params.duration_s:g} s)...",
         flush=True,
     )
-    pipeline = await outbox_pipeline.run(devstack, params)
-    print("outbox_pipeline: raw aiokafka ceiling...", flush=True)
-    raw = await raw_kafka.run(devstack, params, pipeline.payload_bytes)
+    async with other_work(devstack) as other:
+        pipeline = await outbox_pipeline.run(devstack, params)
+        print("outbox_pipeline: raw aiokafka ceiling...", flush=True)
+        raw = await raw_kafka.run(devstack, params, pipeline.payload_bytes)
     facts = machine_facts(devstack, pipeline.postgres_version)
-    facts["CPU busy just before the run"] = f"{busy:.0%} of all cores (2 s sample)"
-    return report.outbox_pipeline(params, pipeline, raw, facts, busy)
+    facts["Other work during the run"] = (
+        f"{other.share:.0%} of all cores ({other.cpu_s:.0f} CPU-s in {other.wall_s:.0f} s) used by "
+        "processes other than the benchmark's and the devstack's"
+    )
+    return report.outbox_pipeline(params, pipeline, raw, facts, other.share)
 
 
 BENCHMARKS: dict[str, Benchmark] = {"outbox_pipeline": outbox_pipeline_benchmark}

@@ -286,23 +286,6 @@ def machine_facts(devstack: Devstack, postgres_version: str) -> dict[str, str]:
     }
 
 
-async def cpu_busy(seconds: float = 2.0) -> float:
-    """The share of all cores busy over ``seconds`` (from /proc/stat; NaN elsewhere): taken
-    before a benchmark, it says how much other work the figures will share the machine with."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        await asyncio.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return math.nan
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
-
-
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -433,3 +416,112 @@ class Batches:
             f"{self.count:,} calls, {self.seconds / self.count * 1000:,.1f} ms each, "
             f"busy {self.seconds / self.window_s:.0%} of the time"
         )
+
+
+# --- other work on the machine --------------------------------------------------------------
+
+
+@dataclass
+class OtherWork:
+    """CPU used during a benchmark by processes that are neither the benchmark's own nor the
+    devstack's (PostgreSQL, its Kafka), e.g. tests or another benchmark: what the figures
+    had to share the cores with. Known when the ``other_work()`` block has ended."""
+
+    cpu_s: float = math.nan
+    wall_s: float = math.nan
+
+    @property
+    def share(self) -> float:
+        """Of all the machine's cores over the block."""
+        return self.cpu_s / (self.wall_s * (os.cpu_count() or 1))
+
+
+@contextlib.asynccontextmanager
+async def other_work(devstack: Devstack) -> AsyncIterator[OtherWork]:
+    """Sample every process's CPU time once a second from a worker process (so the scan
+    disturbs neither this process's event loop nor its GIL) while the block runs."""
+    result, mailbox, stop = OtherWork(), Mailbox(), Flag()
+    home = str(devstack.env_file.parent) if devstack.env_file else "/nonexistent"
+    with mailbox.worker(_sample_other_work, os.getpid(), home, stop):
+        await mailbox.wait("sampling", 30)
+        yield result
+        stop.set()
+        result.cpu_s, result.wall_s = await mailbox.wait("other_work", 30)
+
+
+async def _sample_other_work(mailbox: Any, bench_pid: int, devstack_home: str, stop: Flag) -> None:
+    tick = os.sysconf("SC_CLK_TCK")
+    started, last = time.monotonic(), _cpu_ticks(bench_pid, devstack_home)
+    mailbox.put(("sampling", None))
+    used = 0
+    while not stop.is_set():
+        await asyncio.sleep(1)
+        now = _cpu_ticks(bench_pid, devstack_home)
+        used += sum(_used_since(last.get(pid), born, ticks) for pid, (born, ticks) in now.items())
+        last = now
+    mailbox.put(("other_work", (used / tick, time.monotonic() - started)))
+
+
+def _used_since(before: tuple[int, int] | None, born: int, ticks: int) -> int:
+    """Ticks since the last look; a process born since then (or a recycled pid) from zero."""
+    return ticks - before[1] if before is not None and before[0] == born else ticks
+
+
+def _cpu_ticks(bench_pid: int, devstack_home: str) -> dict[int, tuple[int, int]]:
+    """pid → (start time, user + system ticks) of every process but the benchmark's own
+    (``bench_pid`` and its children) and the devstack's PostgreSQL and Kafka."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(entry.path, "stat").read_text()
+            comm, f = (
+                stat[stat.find("(") + 1 : stat.rfind(")")],
+                stat[stat.rfind(")") + 2 :].split(),
+            )
+            pid, ppid = int(entry.name), int(f[1])
+            if bench_pid in (pid, ppid) or comm == "postgres":
+                continue
+            if (
+                comm == "java"
+                and devstack_home.encode() in Path(entry.path, "cmdline").read_bytes()
+            ):
+                continue  # the devstack's Kafka
+            found[pid] = (int(f[19]), int(f[11]) + int(f[12]))
+    return found
+
+
+# --- CPU used by the pipeline's processes ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    at: float  # monotonic
+    seconds: dict[str, float]  # CPU seconds so far, per group of processes
+
+
+def cpu_snapshot(workers: dict[str, int], devstack: Devstack) -> CpuSnapshot:
+    """CPU seconds so far of each worker (by pid) and of the devstack's PostgreSQL (every
+    ``postgres`` process, other users' backends included) and Kafka."""
+    home = str(devstack.env_file.parent).encode() if devstack.env_file else b"/nonexistent"
+    seconds = dict.fromkeys([*workers, "PostgreSQL", "Kafka"], 0.0)
+    by_pid = {pid: name for name, pid in workers.items()}
+    for entry in os.scandir("/proc"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int(entry.name)
+            stat = Path(entry.path, "stat").read_text()
+            comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+            name = by_pid.get(pid) or ("PostgreSQL" if comm == "postgres" else None)
+            if name is None and comm == "java":
+                name = "Kafka" if home in Path(entry.path, "cmdline").read_bytes() else None
+            if name is not None:
+                f = stat[stat.rfind(")") + 2 :].split()
+                seconds[name] += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return CpuSnapshot(time.monotonic(), seconds)
+
+
+def cores_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """Per group: CPU seconds per wall-clock second between the snapshots (1.0 = one core)."""
+    wall = max(1e-9, after.at - before.at)
+    return {name: (after.seconds[name] - before.seconds[name]) / wall for name in after.seconds}

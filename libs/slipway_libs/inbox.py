@@ -7,6 +7,8 @@ Invariants:
 - **Fast path:** a whole batch in one transaction (one bulk insert into the inbox, then the
   handlers). **Slow path** when a handler fails: every event of the batch in its own transaction,
   so the failing event is isolated and the others go on.
+- **Batch handlers** (``batch(fn)``) get every consecutive event of their type at once, in
+  order, to write them with one statement; in the slow path they get one event at a time.
 - **Errors.** A handler's ``PermanentError`` (or an undecodable event) goes straight to the
   dead-letter topic; any other handler error is retried with exponential backoff and goes to the
   dead-letter topic after ``max_retries``. The dead-letter record is sent *before* the inbox row
@@ -37,7 +39,23 @@ from slipway_libs.telemetry import carrier_from_kafka, context_from, tracer
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+EventHandler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+RunHandler = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler given every consecutive event of its type in a batch at once (in order), so
+    that it can write them with one statement; see ``batch``."""
+
+    handle: RunHandler
+
+
+def batch(handle: RunHandler) -> BatchHandler:
+    return BatchHandler(handle)
+
+
+Handler = EventHandler | BatchHandler
 
 
 class Record(Protocol):
@@ -122,17 +140,34 @@ class InboxConsumer:
             envelopes = [item.envelope for item in batch if item.envelope is not None]
             fresh = await self._claim(conn, envelopes)
             applied = len(fresh)
+            todo = []
             for item in batch:
                 # a batch may hold the same event twice: only its first copy is applied
                 if item.envelope is not None and item.envelope.id in fresh:
                     fresh.discard(item.envelope.id)
-                    try:
-                        await self._handle(conn, item)
-                    except TRANSIENT_DB_ERRORS:
-                        raise
-                    except Exception as exc:
-                        raise _HandlerFailed from exc
+                    todo.append(item)
+            for run in self._runs(todo):
+                try:
+                    await self._handle(conn, run)
+                except TRANSIENT_DB_ERRORS:
+                    raise
+                except Exception as exc:
+                    raise _HandlerFailed from exc
         self.applied += applied
+
+    def _runs(self, items: Sequence[_Decoded]) -> list[list[_Decoded]]:
+        """Consecutive events of one type whose handler takes batches go together; the order
+        of the batch is kept."""
+        runs: list[list[_Decoded]] = []
+        for item in items:
+            kind = item.envelope.type if item.envelope else None
+            batched = isinstance(self._handlers.get(kind or ""), BatchHandler)
+            last = runs[-1][-1].envelope if runs else None
+            if batched and last is not None and last.type == kind:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        return runs
 
     async def _apply_alone(self, item: _Decoded) -> None:
         attempt = 0
@@ -165,7 +200,7 @@ class InboxConsumer:
         async def once() -> None:
             async with self._pool.acquire() as conn, conn.transaction():
                 if await self._claim(conn, [envelope]):
-                    await self._handle(conn, item)
+                    await self._handle(conn, [item])
                     self.applied += 1
 
         try:
@@ -209,28 +244,34 @@ class InboxConsumer:
         )
         return {r["event_id"] for r in rows}
 
-    async def _handle(self, conn: asyncpg.Connection, item: _Decoded) -> None:
-        envelope = item.envelope
-        assert envelope is not None
-        handler = self._handlers.get(envelope.type)
+    async def _handle(self, conn: asyncpg.Connection, run: list[_Decoded]) -> None:
+        first = run[0]
+        assert first.envelope is not None
+        handler = self._handlers.get(first.envelope.type)
         if handler is None:
             return  # not an event this consumer cares about: recorded, nothing to do
+        envelopes = [item.envelope for item in run if item.envelope is not None]
         span = tracer().start_span(
-            f"{item.record.topic} process",
-            context=context_from(carrier_from_kafka(item.record.headers)),
+            f"{first.record.topic} process",
+            context=context_from(carrier_from_kafka(first.record.headers)),
             kind=trace.SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
-                "messaging.destination.name": item.record.topic,
+                "messaging.destination.name": first.record.topic,
                 "messaging.consumer.group.name": self.group_id,
-                "messaging.message.id": str(envelope.id),
-                "slipway.event_type": envelope.type,
+                "messaging.message.id": str(first.envelope.id),
+                "messaging.batch.message_count": len(envelopes),
+                "slipway.event_type": first.envelope.type,
             },
         )
-        token = correlation_id.set(envelope.correlation_id)
+        token = correlation_id.set(first.envelope.correlation_id)
         try:
             with trace.use_span(span, end_on_exit=True, record_exception=True):
-                await handler(conn, envelope)
+                if isinstance(handler, BatchHandler):
+                    await handler.handle(conn, envelopes)
+                else:
+                    for envelope in envelopes:  # a non-batch handler is always a run of one
+                        await handler(conn, envelope)
         finally:
             correlation_id.reset(token)
 

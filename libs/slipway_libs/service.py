@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -255,6 +256,7 @@ async def run_command(definition: ServiceDefinition, command: str) -> None:
             "run": [serve_api, serve_worker] + ([serve_relay] if definition.has_database else []),
         }[command]
         log.info("service.starting", command=command, parts=[p.__name__ for p in parts])
+        gc.freeze()  # start-up objects live forever: keep them out of the collector's way
         tasks = [asyncio.create_task(part(container, stop)) for part in parts]
         try:
             await asyncio.gather(*tasks)

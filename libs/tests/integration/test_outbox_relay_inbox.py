@@ -174,3 +174,46 @@ async def _inbox_rows(pool: asyncpg.Pool, group: str, n: int) -> bool:
 
 async def _outbox_empty(pool: asyncpg.Pool) -> bool:
     return await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_batch_handlers_get_runs_in_order_and_fall_back_to_one_at_a_time(
+    pool, devstack, topic_factory
+) -> None:
+    from slipway_libs.inbox import batch
+
+    topic = await topic_factory(partitions=1)
+    envs = [counted("k", i) for i in range(30)]
+    poison = envs[17]
+    runs: list[int] = []
+
+    async def insert_all(conn: asyncpg.Connection, batch_envs: list[Envelope]) -> None:
+        if any(e.id == poison.id for e in batch_envs):
+            raise PermanentError("poison in the run")
+        runs.append(len(batch_envs))
+        await conn.execute(
+            "INSERT INTO effects (key, seq, event_id) SELECT * FROM"
+            " unnest($1::text[], $2::int[], $3::uuid[])",
+            [e.data["key"] for e in batch_envs],
+            [e.data["seq"] for e in batch_envs],
+            [e.id for e in batch_envs],
+        )
+
+    await write_events(pool, topic, envs[:15])  # a clean run first: written at once
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    async with (
+        running_relay(pool_dsn(pool), devstack.kafka),
+        running_consumer(
+            pool, devstack.kafka, topic, group, {"test.Counted": batch(insert_all)}, backoff_s=0.01
+        ) as consumer,
+    ):
+        await wait_until(lambda: _effects(pool, 15))
+        await write_events(pool, topic, envs[15:])  # then a run holding a poison event
+        await wait_until(lambda: _effects(pool, 29))
+        await wait_until(lambda: _dead(consumer))
+    seqs = [r["seq"] for r in await pool.fetch("SELECT seq FROM effects ORDER BY id")]
+    assert seqs == [i for i in range(30) if i != 17]
+    assert max(runs) > 1  # whole runs were written at once
+
+
+async def _dead(consumer) -> bool:
+    return consumer.dead_lettered >= 1

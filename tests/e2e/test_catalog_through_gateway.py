@@ -8,6 +8,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -36,7 +37,7 @@ APP = {
 
 @pytest.fixture(scope="module")
 async def platform(platform_factory) -> Platform:
-    return await platform_factory(["identity", "catalog", "gateway"])
+    return await platform_factory(["identity", "catalog", "deployer", "gateway"])
 
 
 @pytest.fixture
@@ -259,3 +260,65 @@ async def _rebuild(platform: Platform, org: str) -> dict[str, Any]:
                 state["environment_id"],
             )
     return dict(view)
+
+
+async def test_the_deployer_keeps_its_own_copy_of_the_catalog(api, platform) -> None:
+    owner, _, project, cluster = await setup_org(api)
+    env = (
+        await api.post(
+            f"/projects/{project}/environments",
+            headers=owner.auth,
+            json={"name": "staging", "mode": "staging", "cluster_id": cluster},
+        )
+    ).json()
+    web = (
+        await api.post(f"/environments/{env['id']}/services", json=APP, headers=owner.auth)
+    ).json()
+    await api.post(
+        "/variables",
+        headers=owner.auth,
+        json={
+            "scope": "service",
+            "parent_id": web["id"],
+            "key": "TOKEN",
+            "value": "s3cr3t",
+            "is_secret": True,
+        },
+    )
+    await api.patch(
+        f"/services/{web['id']}", json={"min_instances": 2, "max_instances": 2}, headers=owner.auth
+    )
+    deployer = await asyncpg.connect(platform.env["SLIPWAY_DEPLOYER_DATABASE_URL"])
+    try:
+
+        async def copied() -> bool:
+            row = await deployer.fetchrow(
+                "SELECT * FROM catalog_services WHERE id = $1", uuid.UUID(web["id"])
+            )
+            return row is not None and json.loads(row["spec"])["min_instances"] == 2
+
+        await eventually(copied, within_s=10)
+        secret = await deployer.fetchrow(
+            "SELECT value, value_sealed, is_secret FROM catalog_variables WHERE key = 'TOKEN'"
+            " AND parent_id = $1",
+            uuid.UUID(web["id"]),
+        )
+        assert secret["is_secret"] and secret["value"] is None and secret["value_sealed"]
+        assert "s3cr3t" not in secret["value_sealed"]
+        stages = await deployer.fetch(
+            "SELECT name FROM catalog_stages WHERE environment_id = $1 ORDER BY position",
+            uuid.UUID(env["id"]),
+        )
+        assert [s["name"] for s in stages][:2] == ["databases", "jobs"]
+        await api.delete(f"/services/{web['id']}", headers=owner.auth)
+
+        async def tombstoned() -> bool:
+            return bool(
+                await deployer.fetchval(
+                    "SELECT deleted FROM catalog_services WHERE id = $1", uuid.UUID(web["id"])
+                )
+            )
+
+        await eventually(tombstoned, within_s=10)
+    finally:
+        await deployer.close()

@@ -218,7 +218,8 @@ def _spread(latency: Latencies) -> str:
 
 
 def _cores(cores: dict[str, float]) -> str:
-    parts = [f"{name} {max(0.0, used):.2f}" for name, used in cores.items()]
+    order = ("relay", "consumer", "PostgreSQL", "Kafka")
+    parts = [f"{name} {cores.get(name, 0.0):.2f}" for name in order]
     return (
         ", ".join(parts)
         + f" (PostgreSQL and Kafka: all their users); {_n(os.cpu_count() or 0)} available"

@@ -498,15 +498,15 @@ def _cpu_ticks(bench_pid: int, devstack_home: str) -> dict[int, tuple[int, int]]
 @dataclass(frozen=True)
 class CpuSnapshot:
     at: float  # monotonic
-    seconds: dict[str, float]  # CPU seconds so far, per group of processes
+    processes: dict[int, tuple[str, int, int]]  # pid → (group, start time, CPU ticks so far)
 
 
 def cpu_snapshot(workers: dict[str, int], devstack: Devstack) -> CpuSnapshot:
-    """CPU seconds so far of each worker (by pid) and of the devstack's PostgreSQL (every
+    """CPU ticks so far of each worker (by pid) and of the devstack's PostgreSQL (every
     ``postgres`` process, other users' backends included) and Kafka."""
     home = str(devstack.env_file.parent).encode() if devstack.env_file else b"/nonexistent"
-    seconds = dict.fromkeys([*workers, "PostgreSQL", "Kafka"], 0.0)
     by_pid = {pid: name for name, pid in workers.items()}
+    found = {}
     for entry in os.scandir("/proc"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int(entry.name)
@@ -517,11 +517,22 @@ def cpu_snapshot(workers: dict[str, int], devstack: Devstack) -> CpuSnapshot:
                 name = "Kafka" if home in Path(entry.path, "cmdline").read_bytes() else None
             if name is not None:
                 f = stat[stat.rfind(")") + 2 :].split()
-                seconds[name] += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    return CpuSnapshot(time.monotonic(), seconds)
+                # own + reaped children's ticks: a backend that ended moves into the postmaster's
+                found[pid] = (name, int(f[19]), sum(int(v) for v in f[11:15]))
+    return CpuSnapshot(time.monotonic(), found)
 
 
 def cores_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-    """Per group: CPU seconds per wall-clock second between the snapshots (1.0 = one core)."""
-    wall = max(1e-9, after.at - before.at)
-    return {name: (after.seconds[name] - before.seconds[name]) / wall for name in after.seconds}
+    """Per group: CPU seconds per wall-clock second between the snapshots (1.0 = one core). A
+    process that started in between counts from zero; one that ended took its ticks to its
+    parent's (the postmaster reaps its backends), so only what it had used before is removed."""
+    used: dict[str, float] = {}
+    for pid, (name, born, ticks) in after.processes.items():
+        earlier = before.processes.get(pid)
+        start = earlier[2] if earlier is not None and earlier[1] == born else 0
+        used[name] = used.get(name, 0) + ticks - start
+    for pid, (name, born, ticks) in before.processes.items():
+        if after.processes.get(pid, ("", -1, 0))[1] != born:
+            used[name] = used.get(name, 0) - ticks
+    wall = max(1e-9, after.at - before.at) * os.sysconf("SC_CLK_TCK")
+    return {name: ticks / wall for name, ticks in used.items()}

@@ -100,7 +100,9 @@ def subscribe(
         group_id=consumer.group_id,
         batch=True,
         max_records=max_records,
-        batch_timeout_ms=100,
+        # FastStream sleeps this long again after an empty poll: keep it short, it is the
+        # latency an idle consumer adds to the next event
+        batch_timeout_ms=20,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
     )

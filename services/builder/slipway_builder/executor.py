@@ -19,6 +19,7 @@ import base64
 import contextlib
 import functools
 import os
+import re
 import shutil
 import socket
 import time
@@ -43,6 +44,8 @@ from slipway_libs.crypto import Sealer
 log = structlog.get_logger(__name__)
 SOURCE = "builder"
 WAKE_CHANNEL = "slipway_builds"  # notified when a build is queued
+_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
+STOP_GRACE_S = 8.0  # buildah removes its working container on SIGTERM; SIGKILL leaks it
 
 
 class BuildError(Exception):
@@ -137,7 +140,7 @@ class Executor:
                 if row["worker_pid"] == self._pid or _alive(row["worker_pid"]):
                     continue
                 if row["pgid"]:
-                    process.kill_group(row["pgid"])
+                    await process.terminate_group(row["pgid"], STOP_GRACE_S)
                 await self._end(
                     conn,
                     row,
@@ -242,6 +245,13 @@ class Executor:
             dockerfile_path=spec.get("dockerfile_path") or "Dockerfile",
             token=token,
         )
+        commit = spec.get("commit") or ""
+        if _FULL_SHA.fullmatch(commit):  # the image may exist already: no need to fetch then
+            existing = await self._registry.digest(row["image_repository"], commit.lower())
+            if existing is not None:
+                image = self._registry.image(row["image_repository"], commit.lower())
+                await build_log.system(f"{image} is already in the registry: build skipped")
+                return Outcome(image, existing, commit.lower(), skipped=True)
         await build_log.system(f"fetching {spec['url']} ({spec.get('commit') or source.branch})")
         fetched = await fetch(
             source,
@@ -316,6 +326,7 @@ class Executor:
             on_line=build_log.line,
             timeout_s=self._settings.build_timeout_s,
             on_start=remember,
+            grace_s=STOP_GRACE_S,
         )
         code = result.returncode
         if code != 0 and failure is not None:

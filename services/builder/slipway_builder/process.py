@@ -36,9 +36,32 @@ def redact(text: str, *, secrets: Sequence[str]) -> str:
     return text
 
 
-def kill_group(pgid: int) -> None:
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(pgid, sig)
+
+
+async def terminate_group(pgid: int, grace_s: float) -> None:
+    """Like ``stop_group`` for a group this process did not start (left by a dead worker)."""
+    kill_group(pgid, signal.SIGTERM)
+    deadline = asyncio.get_running_loop().time() + grace_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        await asyncio.sleep(0.2)
+    kill_group(pgid)
+
+
+async def stop_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
+    """SIGTERM the group, so that tools clean up after themselves (buildah removes its working
+    container), then SIGKILL whatever is left after ``grace_s``."""
+    kill_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace_s)
+    kill_group(proc.pid)
+    await proc.wait()
 
 
 async def run_process(
@@ -52,6 +75,7 @@ async def run_process(
     watch: Callable[[], None] | None = None,
     secrets: Sequence[str] = (),
     on_start: Callable[[int], Awaitable[None]] | None = None,
+    grace_s: float = 0.0,
 ) -> ProcessResult:
     """Run argv (no shell) in its own process group, streaming redacted lines to `on_line`.
 
@@ -79,8 +103,7 @@ async def run_process(
         return result
     finally:
         if not finished:
-            kill_group(proc.pid)
-            await proc.wait()
+            await stop_group(proc, grace_s)
 
 
 async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T:

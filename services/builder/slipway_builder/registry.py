@@ -17,17 +17,17 @@ class Registry:
     def __init__(self, address: str, *, tls: bool = False, timeout_s: float = 10) -> None:
         self.address = address
         self._base = f"{'https' if tls else 'http'}://{address}/v2"
-        self._timeout = timeout_s
+        # one client for the life of the process: creating one costs tens of milliseconds
+        self._client = httpx.AsyncClient(timeout=timeout_s)
 
     def image(self, repository: str, tag: str) -> str:
         return f"{self.address}/{repository}:{tag}"
 
     async def digest(self, repository: str, tag: str) -> str | None:
         """The manifest digest of ``repository:tag``, or None when it is not there."""
-        async with httpx.AsyncClient(timeout=self._timeout) as client:
-            response = await client.head(
-                f"{self._base}/{repository}/manifests/{tag}", headers={"Accept": ACCEPT}
-            )
+        response = await self._client.head(
+            f"{self._base}/{repository}/manifests/{tag}", headers={"Accept": ACCEPT}
+        )
         if response.status_code == 404:
             return None
         response.raise_for_status()

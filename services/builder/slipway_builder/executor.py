@@ -30,7 +30,6 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from slipway_builder import process
 from slipway_builder.config import BuilderSettings
 from slipway_builder.db import queries as q
 from slipway_builder.logsink import BuildLog
@@ -38,7 +37,7 @@ from slipway_builder.registry import Registry
 from slipway_builder.sources import FetchedSource, GitSource, SourceError, fetch
 from slipway_contracts import EventPayload
 from slipway_contracts.events import builder as ev
-from slipway_libs import outbox
+from slipway_libs import outbox, process
 from slipway_libs.crypto import Sealer
 
 log = structlog.get_logger(__name__)

@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from slipway_builder.process import (
+from slipway_libs.process import (
     LineSink,
     ProcessResult,
     ProcessTimeout,
 )
-from slipway_builder.process import run_process as _run_process
+from slipway_libs.process import run_process as _run_process
 
 """``on_line(stream, text)``: stream is "stdout" or "stderr"; text is one redacted line."""
 

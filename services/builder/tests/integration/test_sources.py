@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from slipway_builder.process import redact
 from slipway_builder.sources import (
     FetchedSource,
     GitSource,
@@ -29,6 +28,7 @@ from slipway_builder.sources import (
     run_process,
     validate,
 )
+from slipway_libs.process import redact
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from slipway_builder.process import ProcessTimeout, run_process
+from slipway_libs.process import ProcessTimeout, run_process
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 

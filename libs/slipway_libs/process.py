@@ -1,5 +1,6 @@
-"""Running tools (git, buildah) as child processes: no shell, output streamed line by line with
-secrets redacted, and the whole process group killed on timeout, cancellation or error."""
+"""Running tools (git, buildah, the local runtime's containers) as child processes: no shell,
+output streamed line by line with secrets redacted, and the whole process group stopped on
+timeout, cancellation or error (SIGTERM first when a grace period is given, then SIGKILL)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,14 @@ def redact(text: str, *, secrets: Sequence[str]) -> str:
     return text
 
 
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to the process group; a group that is already gone is not an error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    signal_group(pgid, sig)
 
 
 async def terminate_group(pgid: int, grace_s: float) -> None:

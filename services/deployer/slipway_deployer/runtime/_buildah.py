@@ -1,0 +1,128 @@
+"""buildah as the local runtime drives it: working containers made from registry images, their
+image config, their rootfs, and the argv that runs a process in them with chroot isolation.
+
+Invariants: every call uses the same storage flags (``--root/--runroot/--storage-driver``, shared
+with the builder and the devstack); buildah runs without a shell, with a minimal environment (no
+inherited secrets); environment values reach buildah's argv only through ``set_env``, the
+documented fallback for images without ``/bin/sh`` (buildah 1.28 has no ``--env-file``), and are
+redacted from anything it reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slipway_deployer.runtime.base import FailureReason, RuntimeFailure
+from slipway_libs.process import ProcessTimeout, run_process
+
+
+@dataclass(frozen=True)
+class BuildahStorage:
+    root: str
+    runroot: str
+    driver: str = "vfs"
+    tls_verify: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BuildahStorage:
+        """From ``SLIPWAY_BUILDAH_ROOT``/``_RUNROOT``/``_STORAGE_DRIVER`` (see .devstack/env)."""
+        return cls(
+            root=env["SLIPWAY_BUILDAH_ROOT"],
+            runroot=env["SLIPWAY_BUILDAH_RUNROOT"],
+            driver=env.get("SLIPWAY_BUILDAH_STORAGE_DRIVER", "vfs"),
+        )
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    entrypoint: list[str]
+    cmd: list[str]
+
+
+class Buildah:
+    def __init__(self, storage: BuildahStorage, *, timeout_s: float = 300.0) -> None:
+        self._storage = storage
+        self._timeout_s = timeout_s
+
+    def command(self, *args: str) -> list[str]:
+        s = self._storage
+        base = ["buildah", "--root", s.root, "--runroot", s.runroot, "--storage-driver", s.driver]
+        return [*base, *args]
+
+    def env(self, tmpdir: Path | None = None) -> dict[str, str]:
+        """buildah's environment: PATH and locale only; ``TMPDIR`` (where ``buildah run`` writes
+        the OCI spec of the process) when given."""
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
+        env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        if tmpdir is not None:
+            env["TMPDIR"] = str(tmpdir)
+        return env
+
+    def run_argv(
+        self, container: str, argv: Sequence[str], *, volumes: Sequence[tuple[Path, str]] = ()
+    ) -> list[str]:
+        """``buildah run`` of ``argv`` in ``container`` on the host network, chroot isolation."""
+        mounts = [arg for host, inside in volumes for arg in ("-v", f"{host}:{inside}:ro")]
+        return self.command("run", "--isolation", "chroot", *mounts, container, "--", *argv)
+
+    async def from_image(self, image: str, name: str) -> str:
+        tls = "--tls-verify=true" if self._storage.tls_verify else "--tls-verify=false"
+        args = ["from", "--pull", tls, "--quiet", "--name", name, image]
+        out = await self._run(args, FailureReason.PULL_FAILED, f"pulling {image}")
+        return out.strip().splitlines()[-1]
+
+    async def image_config(self, container: str) -> ImageConfig:
+        out = await self._run(["inspect", "--type", "container", container], None, "inspect")
+        config: dict[str, Any] = json.loads(out).get("OCIv1", {}).get("config") or {}
+        return ImageConfig(
+            entrypoint=list(config.get("Entrypoint") or []), cmd=list(config.get("Cmd") or [])
+        )
+
+    async def mount(self, container: str) -> Path:
+        return Path((await self._run(["mount", container], None, "mount")).strip())
+
+    async def set_env(self, container: str, env: Mapping[str, str]) -> None:
+        """Store ``env`` in the container's config (values are visible in buildah's argv for
+        the few milliseconds this takes): only for images without ``/bin/sh``."""
+        args = ["config", *(a for k, v in env.items() for a in ("--env", f"{k}={v}")), container]
+        await self._run(args, None, "setting the environment", secrets=list(env.values()))
+
+    async def remove(self, container: str) -> None:
+        """Remove the working container; a container that no longer exists is not an error."""
+        result = await run_process(
+            self.command("rm", container), env=self.env(), timeout_s=self._timeout_s
+        )
+        if result.returncode != 0 and container in await self.containers():
+            raise RuntimeFailure(FailureReason.RUNTIME_ERROR, f"buildah rm {container} failed")
+
+    async def containers(self) -> list[str]:
+        args = ["containers", "--all", "--format", "{{.ContainerName}}"]
+        return (await self._run(args, None, "listing containers")).split()
+
+    async def _run(
+        self,
+        args: list[str],
+        reason: FailureReason | None,
+        what: str,
+        *,
+        secrets: Sequence[str] = (),
+    ) -> str:
+        try:
+            result = await run_process(
+                self.command(*args),
+                env=self.env(),
+                timeout_s=self._timeout_s,
+                capture_stdout=True,
+                secrets=secrets,
+            )
+        except ProcessTimeout as exc:
+            raise RuntimeFailure(FailureReason.TIMEOUT, f"{what}: {exc}") from None
+        if result.returncode != 0:
+            detail = " | ".join(result.stderr_tail[-3:])
+            raise RuntimeFailure(reason or FailureReason.RUNTIME_ERROR, f"{what} failed ({detail})")
+        return result.stdout

@@ -1,0 +1,147 @@
+"""The runtime port: what the deployer asks of the place where services run (``local``,
+``kubernetes``).
+
+Invariants every implementation keeps:
+- ``Workload.env`` holds resolved values, secrets included: they are never logged, never put in an
+  exception message, a status or a ``repr`` (the field is ``repr=False``).
+- ``apply`` returns only once the service answers its health check; otherwise it raises
+  ``RuntimeFailure`` with a stable ``reason`` (``FailureReason``) and a human message.
+- Everything is keyed by ``service_id``. ``apply`` on a known service replaces it (new image, new
+  env); ``stop`` keeps the definition so ``restart`` can bring it back; ``delete`` removes
+  everything and is idempotent; ``status``/``restart``/``logs`` of an unknown service raise
+  ``RuntimeFailure(NOT_FOUND)``.
+- ``logs`` yields the recent buffered lines, then live lines as they come, until the service is
+  deleted or the consumer stops iterating.
+- The default port of a workload is the port marked ``default``, else the first declared one; the
+  runtime sets ``PORT`` to the port the app must listen on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, Protocol
+
+
+class RunStatus(StrEnum):
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    WARNING = "WARNING"  # crashed recently and being restarted
+    ERROR = "ERROR"  # failed to start, or gave up restarting
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    COMPLETED = "COMPLETED"  # a job that exited 0
+
+
+class FailureReason(StrEnum):
+    INVALID_WORKLOAD = "INVALID_WORKLOAD"
+    PULL_FAILED = "PULL_FAILED"
+    START_FAILED = "START_FAILED"
+    CRASHED = "CRASHED"
+    HEALTHCHECK_FAILED = "HEALTHCHECK_FAILED"
+    TIMEOUT = "TIMEOUT"
+    NOT_FOUND = "NOT_FOUND"
+    RUNTIME_ERROR = "RUNTIME_ERROR"
+
+
+class RuntimeFailure(Exception):
+    """A runtime operation failed; ``reason`` is stable, ``message`` is for people (no secrets)."""
+
+    def __init__(self, reason: FailureReason, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    port: int
+    protocol: str = "http"
+    public: bool = False
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """``http``: GET ``path`` must answer 2xx; ``tcp``: the port must accept a connection.
+    ``port`` is a declared port (the default port when None)."""
+
+    type: Literal["http", "tcp"] = "tcp"
+    path: str = "/"
+    port: int | None = None
+    initial_delay_s: float = 0.0
+    period_s: float = 10.0
+    timeout_s: float = 1.0
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class Workload:
+    service_id: str
+    environment_id: str
+    name: str
+    image: str  # a registry reference, e.g. 127.0.0.1:15000/org/svc:commit
+    command: list[str] | None = None  # replaces the image's entrypoint
+    args: list[str] | None = None  # replaces the image's cmd
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # secrets included
+    ports: list[PortSpec] = field(default_factory=list)
+    health: HealthSpec | None = None
+    kind: Literal["service", "job"] = "service"
+
+    @property
+    def default_port(self) -> PortSpec | None:
+        marked = [p for p in self.ports if p.default]
+        return (marked or self.ports)[0] if self.ports else None
+
+
+@dataclass(frozen=True)
+class Deployed:
+    service_id: str
+    host_ports: dict[int, int]  # declared port -> port on the host
+    urls: dict[int, str]  # declared port -> http://host:port
+    default_port: int | None = None  # declared
+
+    @property
+    def url(self) -> str | None:
+        """The URL of the default port, if the workload declares ports."""
+        return None if self.default_port is None else self.urls.get(self.default_port)
+
+
+@dataclass(frozen=True)
+class RunningState:
+    status: RunStatus
+    restarts: int
+    urls: dict[int, str]
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: Literal["stdout", "stderr"]
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class JobResult:
+    exit_code: int
+    output: str | None  # the content of /slipway/output.json, if the job wrote it
+    duration_s: float
+
+
+class Runtime(Protocol):
+    async def apply(self, workload: Workload) -> Deployed: ...
+
+    async def stop(self, service_id: str) -> None: ...
+
+    async def restart(self, service_id: str) -> None: ...
+
+    async def delete(self, service_id: str) -> None: ...
+
+    async def status(self, service_id: str) -> RunningState: ...
+
+    def logs(self, service_id: str) -> AsyncIterator[LogLine]: ...
+
+    async def run_job(self, workload: Workload, *, timeout_s: float) -> JobResult: ...

@@ -55,6 +55,7 @@ class Params:
     warmup_s: float = 2.0  # latency samples of the first seconds are discarded
     relay_batch: int = 500
     consumer_batch: int = 500
+    batch_handler: bool = True  # the effect handler writes a whole run at once
     timeout_s: float = 240.0  # per phase: a stuck pipeline fails the run instead of hanging
 
     @property
@@ -110,7 +111,12 @@ async def run(devstack: Devstack, params: Params) -> PipelineResult:
                 bench,
                 RelayConfig(dsns["outbox"], devstack.kafka, params.relay_batch, params.events),
                 ConsumerConfig(
-                    dsns["effects"], devstack.kafka, topic, group, params.consumer_batch
+                    dsns["effects"],
+                    devstack.kafka,
+                    topic,
+                    group,
+                    params.consumer_batch,
+                    params.batch_handler,
                 ),
             )
         finally:

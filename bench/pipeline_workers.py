@@ -17,7 +17,7 @@ from support import Flag, record_calls, wait_flag
 from slipway_contracts import Envelope, EventPayload, new_event
 from slipway_libs import db
 from slipway_libs.bus import ConsumerSpec, consuming
-from slipway_libs.inbox import InboxConsumer
+from slipway_libs.inbox import InboxConsumer, batch
 from slipway_libs.relay import OutboxRelay, producer_factory
 
 EFFECTS_DDL = """
@@ -52,6 +52,26 @@ def tick(phase: str, seq: int, key: str) -> Envelope:
     return new_event(BenchTick(phase=phase, seq=seq), subject=key, source="bench")
 
 
+_INSERT_EFFECTS = """
+INSERT INTO effects (event_id, phase, key, seq, occurred_at, applied_at)
+SELECT id, phase, key, seq, occurred_at, clock_timestamp()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
+    AS e(id, phase, key, seq, occurred_at)
+"""
+
+
+async def record_effects(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+    """The batch handler: one statement for every consecutive event of the batch."""
+    await conn.execute(
+        _INSERT_EFFECTS,
+        [e.id for e in envelopes],
+        [e.data["phase"] for e in envelopes],
+        [e.subject for e in envelopes],
+        [e.data["seq"] for e in envelopes],
+        [e.occurred_at for e in envelopes],
+    )
+
+
 async def record_effect(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """The handler: one effect row per event, stamped with the database's clock at apply time."""
     await conn.execute(
@@ -79,6 +99,7 @@ class ConsumerConfig:
     topic: str
     group_id: str
     batch_size: int
+    batch_handler: bool = True  # one statement per run of events; False: one per event
 
 
 async def relay_main(mailbox: Any, cfg: RelayConfig, go: Flag, stop: Flag) -> None:
@@ -121,7 +142,9 @@ async def consumer_main(mailbox: Any, cfg: ConsumerConfig, stop: Flag) -> None:
     spec = ConsumerSpec(
         group_id=cfg.group_id,
         topics=[cfg.topic],
-        handlers={BenchTick.event_type: record_effect},
+        handlers={
+            BenchTick.event_type: batch(record_effects) if cfg.batch_handler else record_effect
+        },
     )
     try:
         async with consuming(

@@ -179,8 +179,14 @@ def _parameters(params: Params, pipeline: PipelineResult) -> list[str]:
         ),
         (
             "Inbox consumer",
-            f"consuming(): batch {params.consumer_batch}, poll timeout 100 ms, "
-            "one effect row per event (raw consumer: the same batch and timeout)",
+            f"consuming(): batch {params.consumer_batch}, poll timeout 20 ms, one effect row per "
+            "event, written "
+            + (
+                "by a batch handler (one INSERT per run of events)"
+                if params.batch_handler
+                else "one INSERT per event"
+            )
+            + " (raw consumer: the same batch)",
         ),
         (
             "Processes",

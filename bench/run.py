@@ -17,6 +17,8 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import builder_overhead
+import gateway_authz
 import outbox_pipeline
 import raw_kafka
 import report
@@ -35,6 +37,7 @@ async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace
         duration_s=args.duration,
         relay_batch=args.relay_batch,
         consumer_batch=args.consumer_batch,
+        batch_handler=not args.per_event_handler,
     )
     print(
         f"outbox_pipeline: pipeline ({params.events:,} events, then "
@@ -53,7 +56,23 @@ async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace
     return report.outbox_pipeline(params, pipeline, raw, facts, other.share)
 
 
-BENCHMARKS: dict[str, Benchmark] = {"outbox_pipeline": outbox_pipeline_benchmark}
+async def gateway_authz_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """Gateway authorization overhead (identity and two gateways as real processes)."""
+    print("gateway_authz: identity + two gateways...", flush=True)
+    return await gateway_authz.run(devstack=devstack)
+
+
+async def builder_overhead_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The builder versus the same clone + buildah build + push run directly."""
+    print("builder_overhead: direct vs builder builds...", flush=True)
+    return await builder_overhead.run()
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "outbox_pipeline": outbox_pipeline_benchmark,
+    "gateway_authz": gateway_authz_benchmark,
+    "builder_overhead": builder_overhead_benchmark,
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,6 +83,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=15.0, help="latency run, seconds")
     parser.add_argument("--relay-batch", type=int, default=500)
     parser.add_argument("--consumer-batch", type=int, default=500)
+    parser.add_argument(
+        "--per-event-handler",
+        action="store_true",
+        help="outbox pipeline: one INSERT per event instead of a batch handler",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the tables go")
     parser.add_argument("--verbose", action="store_true", help="keep INFO logs")
     return parser.parse_args()

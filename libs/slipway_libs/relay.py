@@ -106,8 +106,19 @@ class OutboxRelay:
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
             producer = await self._make_producer()
             log.info("relay.leading")
+            held_back = 0.0
             while True:
+                woken = self._wake.is_set()
                 sent = await self._publish_batch(conn, producer)
+                if sent == 0 and woken and held_back < self._poll_interval_s:
+                    # rows were announced but are not visible yet: a transaction that began
+                    # earlier (in any database of the cluster) holds the snapshot's xmin back.
+                    # Look again soon, backing off, rather than after a whole poll interval.
+                    held_back = min(max(held_back * 2, 0.005), self._poll_interval_s)
+                    await asyncio.sleep(held_back)
+                    self._wake.set()
+                    continue
+                held_back = 0.0
                 if sent < self._batch_size:
                     await self._wait_for_work()
         finally:
@@ -128,9 +139,9 @@ class OutboxRelay:
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-        self._wake.clear()
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        self._wake.clear()  # a notification from now on means rows this fetch may not see
         rows = await conn.fetch(_FETCH, self._batch_size)
         if not rows:
             return 0

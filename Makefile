@@ -35,7 +35,9 @@ migrate: sync infra-up ## apply every service's migrations
 
 .PHONY: up
 up: sync infra-up migrate ## run the whole platform in the foreground; Ctrl-C stops it
-	@$(PY) deploy/supervisor.py
+	@# a newcomer may deploy a repository from their home or the temp directory (DESIGN §5)
+	@SLIPWAY_GIT_LOCAL_ROOTS="$${SLIPWAY_GIT_LOCAL_ROOTS:-$$HOME:$${TMPDIR:-/tmp}}" \
+		$(PY) deploy/supervisor.py
 
 .PHONY: lint
 lint: sync ## ruff, mypy (strict) and import-linter

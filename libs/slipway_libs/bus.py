@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 import structlog
@@ -72,22 +72,28 @@ async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
 
 
 class KafkaDeadLetters:
-    """Sends a failed record to ``dlq.<group>`` and waits for the broker's acknowledgement."""
+    """Sends a failed record to ``<prefix>dlq.<group>`` and waits for the broker's
+    acknowledgement (``group_id`` arrives with the prefix, as the consumer knows it)."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic_prefix: str = "") -> None:
         self._producer = producer
+        self._prefix = topic_prefix
+
+    def topic(self, group_id: str) -> str:
+        return self._prefix + dead_letter_topic(group_id.removeprefix(self._prefix))
 
     async def send(self, record: Record, *, group_id: str, reason: str) -> None:
         await self._producer.send_and_wait(
-            dead_letter_topic(group_id),
+            self.topic(group_id),
             value=dead_letter_value(record, group_id=group_id, reason=reason),
             key=record.key,
             headers=[*list(record.headers or ()), ("dlq_reason", reason.encode()[:1000])],
         )
 
 
-def dead_letter_topics(groups: Iterable[str]) -> list[TopicSpec]:
-    return [dead_letter_spec(g) for g in groups]
+def dead_letter_topics(groups: Iterable[str], topic_prefix: str = "") -> list[TopicSpec]:
+    specs = [dead_letter_spec(g) for g in groups]
+    return [replace(s, name=topic_prefix + s.name) for s in specs]
 
 
 def subscribe(
@@ -144,7 +150,7 @@ async def consuming(
     dead-letter topics and the groups recorded in the inbox).
     """
     await ensure_topics(
-        bootstrap_servers, dead_letter_topics(topic_prefix + s.group_id for s in specs)
+        bootstrap_servers, dead_letter_topics((s.group_id for s in specs), topic_prefix)
     )
     dlq = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
@@ -160,7 +166,7 @@ async def consuming(
             group_id=topic_prefix + spec.group_id,
             pool=pool,
             handlers=spec.handlers,
-            dead_letters=KafkaDeadLetters(dlq),
+            dead_letters=KafkaDeadLetters(dlq, topic_prefix),
             max_retries=max_retries,
             backoff_s=backoff_s,
         )

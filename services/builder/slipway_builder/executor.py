@@ -171,51 +171,24 @@ class Executor:
                 await build_log.system("build canceled")
                 await self._finish(row, "CANCELED", started)
                 return
-            except (TimeoutError, process.ProcessTimeout):
-                await build_log.system(f"build exceeded {self._settings.build_timeout_s:.0f}s")
-                await self._finish(
-                    row,
-                    "FAILED",
-                    started,
-                    reason="TIMEOUT",
-                    message="The build took too long.",
-                    log_lines=build_log,
-                )
-                return
-            except SourceError as exc:
-                await build_log.system(exc.message)
-                await self._finish(
-                    row,
-                    "FAILED",
-                    started,
-                    reason=exc.reason,
-                    message=exc.message,
-                    log_lines=build_log,
-                )
-                return
-            except BuildError as exc:
-                await build_log.system(exc.message)
-                await self._finish(
-                    row,
-                    "FAILED",
-                    started,
-                    reason=exc.reason,
-                    message=exc.message,
-                    log_lines=build_log,
-                )
-                return
             except Exception as exc:
-                log.exception("build.crashed", build_id=str(row["id"]))
+                reason, message = self._failure(row, exc)
+                await build_log.system(message)
                 await self._finish(
-                    row,
-                    "FAILED",
-                    started,
-                    reason="INTERNAL",
-                    message=f"Unexpected error: {type(exc).__name__}",
-                    log_lines=build_log,
+                    row, "FAILED", started, reason=reason, message=message, log_lines=build_log
                 )
                 return
             await self._finish(row, "SUCCEEDED", started, outcome=outcome)
+
+    def _failure(self, row: asyncpg.Record, exc: Exception) -> tuple[str, str]:
+        """The failed event's reason code and message for what ended the build."""
+        if isinstance(exc, (TimeoutError, process.ProcessTimeout)):
+            limit = self._settings.build_timeout_s
+            return "TIMEOUT", f"The build took longer than {limit:.0f}s."
+        if isinstance(exc, (SourceError, BuildError)):
+            return str(exc.reason), exc.message
+        log.exception("build.crashed", build_id=str(row["id"]))
+        return "INTERNAL", f"Unexpected error: {type(exc).__name__}"
 
     def _token(self, row: asyncpg.Record) -> str | None:
         sealed = row["git_token_sealed"]

@@ -322,3 +322,42 @@ async def test_the_deployer_keeps_its_own_copy_of_the_catalog(api, platform) -> 
         await eventually(tombstoned, within_s=10)
     finally:
         await deployer.close()
+
+
+async def test_the_cli_drives_the_public_api(platform, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        **os.environ,
+        "SLIPWAY_API_URL": platform.url("gateway"),
+        "SLIPWAY_CONFIG_DIR": str(tmp_path),
+    }
+    slipway = str(Path(sys.executable).with_name("slipway"))
+
+    def run(*args: str) -> str:
+        done = subprocess.run([slipway, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.strip()
+
+    email = f"cli-{uuid.uuid4().hex[:8]}@example.com"
+    run("signup", "--email", email, "--name", "Cli User", "--password", "correct horse battery")
+    run("login", "--email", email, "--password", "correct horse battery")
+    assert oct((tmp_path / "session.json").stat().st_mode & 0o777) == "0o600"
+    org = run("orgs", "create", "Cli Org")
+    project = run("projects", "create", "--org", org, "Cli Project")
+    env_id = run("envs", "create", "--project", project, "--org", org, "--mode", "staging", "dev")
+    assert "dev" in run("envs", "list", "--project", project)
+    me = json.loads(run("api", "GET", "/me"))
+    assert me["email"] == email
+    wrong = subprocess.run(
+        [slipway, "api", "GET", f"/environments/{uuid.uuid4()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode == 1 and "ENVIRONMENT_NOT_FOUND" in wrong.stderr
+    assert env_id

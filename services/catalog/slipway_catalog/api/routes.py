@@ -6,9 +6,10 @@ transaction, call a use case, shape the answer.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import asyncpg
@@ -30,6 +31,7 @@ from slipway_catalog.usecases import (
 from slipway_catalog.usecases import queries as reads
 from slipway_catalog.usecases.clusters import ClusterProbe
 from slipway_catalog.usecases.deps import Deps
+from slipway_libs import db
 from slipway_libs.actor import Actor, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
 
@@ -47,10 +49,7 @@ def build_router(
         route_class=ChangesRoute,
     )
 
-    @asynccontextmanager
-    async def tx() -> AsyncIterator[asyncpg.Connection]:
-        async with pool.acquire() as conn, conn.transaction():
-            yield conn
+    tx = functools.partial(db.transaction, pool)
 
     @router.get("/index-snapshot")
     async def index_snapshot() -> dict[str, Any]:

@@ -5,9 +5,8 @@ Routes are thin: parse, open the transaction, call a use case, shape the answer.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from slipway_identity.usecases import (
 )
 from slipway_identity.usecases import organizations as orgs
 from slipway_identity.usecases.deps import Deps
+from slipway_libs import db
 from slipway_libs.actor import Actor, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
 
@@ -41,10 +41,7 @@ def build_router(pool: asyncpg.Pool, deps: Deps, internal_token: str | None) -> 
         route_class=ChangesRoute,
     )
 
-    @asynccontextmanager
-    async def tx() -> AsyncIterator[asyncpg.Connection]:
-        async with pool.acquire() as conn, conn.transaction():
-            yield conn
+    tx = functools.partial(db.transaction, pool)
 
     _accounts(router, tx, deps)
     _organizations(router, tx)

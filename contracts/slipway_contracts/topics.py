@@ -69,6 +69,19 @@ TOPICS: tuple[TopicSpec, ...] = (
         "(reason and last lines), canceled; keyed by build.",
         public=True,
     ),
+    TopicSpec(
+        name="deployer.deployment.v1",
+        description="Deployments of every environment: queued, started, stage changes, service "
+        "status changes, succeeded, failed, canceled; keyed by environment (one queue, in order).",
+        partitions=6,
+        public=True,
+    ),
+    TopicSpec(
+        name="deployer.service.v1",
+        description="What deployed services expose to the rest of the platform, such as a "
+        "database's connection (password sealed), as full state; keyed by service.",
+        public=True,
+    ),
     *(
         TopicSpec(
             name=f"{producer}.audit.v1",

@@ -49,4 +49,119 @@ class BuildCancelRequested(EventPayload):
     organization_id: uuid.UUID
 
 
-PAYLOADS: tuple[type[EventPayload], ...] = (BuildRequested, BuildCancelRequested)
+
+
+# --- deployments, for outside subscribers (keyed by environment id: one queue, in order) ------
+
+DEPLOYMENT_TOPIC = "deployer.deployment.v1"
+SERVICE_TOPIC = "deployer.service.v1"
+
+
+class _DeploymentEvent(EventPayload):
+    topic = DEPLOYMENT_TOPIC
+
+    deployment_id: uuid.UUID
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    action: str  # DEPLOY | STOP | RESTART | DELETE
+
+
+class DeploymentQueued(_DeploymentEvent):
+    """A request was accepted (202). ``trigger``: user | git_push | schedule | preview |
+    rollback; ``requested_by``: the actor (user or token id), when there is one."""
+
+    event_type = "deployer.DeploymentQueued"
+
+    trigger: str
+    service_ids: list[uuid.UUID] = []
+    requested_by: str | None = None
+    rollback_of: uuid.UUID | None = None
+
+
+class DeploymentStarted(_DeploymentEvent):
+    event_type = "deployer.DeploymentStarted"
+
+    stages: list[str] = []
+
+
+class DeploymentStageChanged(_DeploymentEvent):
+    """``status``: QUEUED | ONGOING | DONE | ERROR | SKIPPED | CANCELED."""
+
+    event_type = "deployer.DeploymentStageChanged"
+
+    stage_id: uuid.UUID | None = None
+    stage_name: str
+    position: int
+    status: str
+
+
+class ServiceStatusChanged(_DeploymentEvent):
+    """A service's deployment state (DESIGN §1 vocabulary) and what it runs now."""
+
+    event_type = "deployer.ServiceStatusChanged"
+
+    service_id: uuid.UUID
+    state: str
+    running_status: str | None = None
+    urls: list[str] = []
+    message: str | None = None
+
+
+class DeploymentSucceeded(_DeploymentEvent):
+    event_type = "deployer.DeploymentSucceeded"
+
+    duration_s: float
+
+
+class DeploymentFailed(_DeploymentEvent):
+    """``reason`` is stable (BUILD_FAILED, HEALTHCHECK_FAILED, TIMEOUT, WORKER_LOST, ...)."""
+
+    event_type = "deployer.DeploymentFailed"
+
+    reason: str
+    message: str
+    duration_s: float
+
+
+class DeploymentCanceled(_DeploymentEvent):
+    event_type = "deployer.DeploymentCanceled"
+
+    duration_s: float
+
+
+class DatabaseConnectionChanged(EventPayload):
+    """Where a deployed database answers and how to log in, for the catalog's built-in variables.
+
+    ``password_sealed``: sealed with the installation's transport key (base64), the service id's
+    bytes as associated data. ``deleted``: the database is gone (its variables too). Full state;
+    ``version`` grows with every change, so a consumer keeps the newest.
+    """
+
+    event_type = "deployer.DatabaseConnectionChanged"
+    topic = SERVICE_TOPIC
+
+    service_id: uuid.UUID
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    engine: str
+    host: str
+    port: int
+    user: str
+    database: str
+    password_sealed: str
+    version: int
+    deleted: bool = False
+
+
+PAYLOADS: tuple[type[EventPayload], ...] = (
+    BuildRequested,
+    BuildCancelRequested,
+    DeploymentQueued,
+    DeploymentStarted,
+    DeploymentStageChanged,
+    ServiceStatusChanged,
+    DeploymentSucceeded,
+    DeploymentFailed,
+    DeploymentCanceled,
+    DatabaseConnectionChanged,
+)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slipway_catalog.domain.variables import Scope, VariableIn
+from slipway_contracts.variables import Scope, VariableIn
 
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mongodb": 27017, "redis": 6379}
 

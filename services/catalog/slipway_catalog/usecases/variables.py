@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 
 from slipway_catalog.db import queries as q
-from slipway_catalog.domain import variables as v
 from slipway_catalog.domain.builtins import built_ins
 from slipway_catalog.usecases import environments, projects, publish
 from slipway_catalog.usecases import services as services_uc
 from slipway_catalog.usecases.deps import Deps
+from slipway_contracts import variables as v
 from slipway_libs import audit
 from slipway_libs.actor import Actor
 from slipway_libs.errors import InvalidInput, Missing

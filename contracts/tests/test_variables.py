@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slipway_catalog.domain.variables import (
+from slipway_contracts.variables import (
     MAX_ENV_STRING_BYTES,
     ResolutionError,
     Resolved,

@@ -1,8 +1,12 @@
 """Resolve the environment variables one service receives. Pure: no I/O.
 
+Shared by the catalog (its API's checks and resolved view) and the deployer (what it hands to a
+running service), so both resolve exactly alike: the resolver, and ``built_ins`` that generates
+the ``SLIPWAY_*`` variables from an environment's state.
+
 The caller passes every variable *visible* from one place (a service: its project's, its
-environment's and its own variables, plus the built-ins the catalog generated for it; or an
-environment: its project's and its own). So "same scope" here means "same scope and same parent".
+environment's and its own variables, plus its ``built_ins``; or an environment: its project's and
+its own). So "same scope" here means "same scope and same parent".
 
 Rules:
 - Precedence: for one key, ``service`` beats ``environment`` beats ``project``. Only the winner of
@@ -29,10 +33,12 @@ Every error is a ``ResolutionError`` with a stable ``code``; the API answers it 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Literal
+from urllib.parse import quote
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,7 +84,21 @@ class ResolutionError(ValueError):
         return (self.code, self.key, self.message)
 
 
-class VariableIn(BaseModel):
+class _Masked:
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+class _MasksSecrets(BaseModel):
+    """A secret's value stays out of ``repr`` and ``str`` (logs, tracebacks, test reports)."""
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        secret = getattr(self, "is_secret", False)
+        for name, item in super().__repr_args__():
+            yield name, _Masked() if secret and name == "value" else item
+
+
+class VariableIn(_MasksSecrets):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: UUID
@@ -90,7 +110,7 @@ class VariableIn(BaseModel):
     mount_path: str | None = None  # file variables only
 
 
-class Resolved(BaseModel):
+class Resolved(_MasksSecrets):
     model_config = ConfigDict(frozen=True)
 
     key: str
@@ -498,3 +518,133 @@ def _new_problems(
 ) -> list[ResolutionError]:
     known = {p.identity for p in find_problems(before)}
     return [p for p in find_problems(after) if p.identity not in known]
+
+
+# --- built-ins: what the platform generates for a service --------------------------------------
+
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mongodb": 27017, "redis": 6379}
+_URL_SCHEMES = {
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "mongodb": "mongodb",
+    "redis": "redis",
+}
+
+
+class DatabaseConnectionInfo(BaseModel):
+    """Where a deployed database answers and how to log in (reported by the deployer)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str
+    port: int
+    user: str
+    database: str
+    password: str = Field(repr=False)
+
+
+def env_name(service_name: str) -> str:
+    """The part of a built-in's key that names a service: ``my-db`` gives ``MY_DB``."""
+    return re.sub(r"[^A-Z0-9]", "_", service_name.upper())
+
+
+def built_ins(
+    *,
+    project_id: UUID,
+    environment: Mapping[str, Any],
+    services: Sequence[Mapping[str, Any]],
+    service: Mapping[str, Any],
+    connections: Mapping[UUID, DatabaseConnectionInfo] | None = None,
+) -> list[VariableIn]:
+    """The ``SLIPWAY_*`` variables ``service`` receives, in a stable order.
+
+    ``environment`` and the ``services`` of the environment (``service`` among them) are rows
+    with ``id``, ``name`` and, for services, ``kind`` and ``spec``. Each other service that can
+    be reached gives ``SLIPWAY_<NAME>_HOST`` and ``_PORT``: a private port of an application or
+    container, or a database. A database with a known connection (``connections``, by service
+    id: it is deployed) gives its real host and port, plus ``_USER``, ``_DATABASE``, and the
+    secrets ``_PASSWORD`` and ``_URL``; without one, its service name and the engine's port.
+
+    Ids are deterministic, so the resolved view names the same source on every read; a secret's
+    id is derived from its key and its database, never from its value.
+    """
+    known = connections or {}
+    out = [
+        _builtin("environment", "SLIPWAY_PROJECT_ID", str(project_id)),
+        _builtin("environment", "SLIPWAY_ENVIRONMENT_ID", str(environment["id"])),
+        _builtin("environment", "SLIPWAY_ENVIRONMENT_NAME", str(environment["name"])),
+        _builtin("service", "SLIPWAY_SERVICE_ID", str(service["id"])),
+        _builtin("service", "SLIPWAY_SERVICE_NAME", str(service["name"])),
+    ]
+    for other in services:
+        out += _reach(other, known)
+    return out
+
+
+def database_url(engine: str, connection: DatabaseConnectionInfo) -> str | None:
+    """``<engine>://user:password@host:port/database`` (user, password and database
+    percent-encoded); ``None`` for an engine without a known URL form."""
+    scheme = _URL_SCHEMES.get(engine)
+    if scheme is None:
+        return None
+    host = connection.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    user, password = quote(connection.user, safe=""), quote(connection.password, safe="")
+    return f"{scheme}://{user}:{password}@{host}:{connection.port}/{quote(connection.database)}"
+
+
+def _builtin(scope: Scope, key: str, value: str) -> VariableIn:
+    vid = uuid.uuid5(uuid.NAMESPACE_URL, f"slipway-builtin:{scope}:{key}:{value}")
+    return VariableIn(id=vid, scope=scope, key=key, kind="built_in", value=value)
+
+
+def _secret_builtin(scope: Scope, key: str, value: str, *, owner: UUID) -> VariableIn:
+    vid = uuid.uuid5(uuid.NAMESPACE_URL, f"slipway-builtin-secret:{scope}:{key}:{owner}")
+    return VariableIn(id=vid, scope=scope, key=key, kind="built_in", value=value, is_secret=True)
+
+
+def _reach(
+    service: Mapping[str, Any], connections: Mapping[UUID, DatabaseConnectionInfo]
+) -> list[VariableIn]:
+    name, spec = env_name(str(service["name"])), service["spec"]
+    if service["kind"] == "database":
+        engine = str(spec.get("engine", ""))
+        service_id = _as_uuid(service["id"])
+        connection = connections.get(service_id)
+        if connection is not None:
+            return _database(name, engine, service_id, connection)
+        port = DATABASE_PORTS.get(engine, 0)
+        return [
+            _builtin("environment", f"SLIPWAY_{name}_HOST", str(service["name"])),
+            _builtin("environment", f"SLIPWAY_{name}_PORT", str(port)),
+        ]
+    private = [p for p in spec.get("ports", []) if not p.get("public")]
+    if not private:
+        return []
+    port = next((p for p in private if p.get("default")), private[0])
+    return [
+        _builtin("environment", f"SLIPWAY_{name}_HOST", str(service["name"])),
+        _builtin("environment", f"SLIPWAY_{name}_PORT", str(port["port"])),
+    ]
+
+
+def _database(
+    name: str, engine: str, service_id: UUID, connection: DatabaseConnectionInfo
+) -> list[VariableIn]:
+    prefix = f"SLIPWAY_{name}_"
+    out = [
+        _builtin("environment", f"{prefix}HOST", connection.host),
+        _builtin("environment", f"{prefix}PORT", str(connection.port)),
+        _builtin("environment", f"{prefix}USER", connection.user),
+        _builtin("environment", f"{prefix}DATABASE", connection.database),
+        _secret_builtin("environment", f"{prefix}PASSWORD", connection.password, owner=service_id),
+    ]
+    url = database_url(engine, connection)
+    if url is not None:
+        out.append(_secret_builtin("environment", f"{prefix}URL", url, owner=service_id))
+    return out
+
+
+def _as_uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))

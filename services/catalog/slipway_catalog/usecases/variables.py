@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from slipway_catalog.db import queries as q
-from slipway_catalog.domain.builtins import built_ins
 from slipway_catalog.usecases import environments, projects, publish
 from slipway_catalog.usecases import services as services_uc
 from slipway_catalog.usecases.deps import Deps
@@ -88,7 +87,7 @@ async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[v.Va
     found = [_domain(deps, r) for r in rows]
     if where.service_id is not None and where.env_id is not None:
         env = await environments.get(conn, where.env_id)
-        found += built_ins(
+        found += v.built_ins(
             project_id=where.project_id,
             environment=env,
             services=await q.services(conn, where.env_id),

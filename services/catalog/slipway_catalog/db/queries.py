@@ -475,6 +475,86 @@ async def set_sealed_value(conn: asyncpg.Connection, variable_id: uuid.UUID, sea
     await conn.execute("UPDATE variables SET value_sealed = $2 WHERE id = $1", variable_id, sealed)
 
 
+# --- database connections (a projection of the deployer's DatabaseConnectionChanged)
+
+
+async def database_connection_version(
+    conn: asyncpg.Connection, service_id: uuid.UUID
+) -> int | None:
+    """The version stored for a database (its row locked until the transaction ends), if any."""
+    version: int | None = await conn.fetchval(
+        "SELECT version FROM database_connections WHERE service_id = $1 FOR UPDATE", service_id
+    )
+    return version
+
+
+async def upsert_database_connection(
+    conn: asyncpg.Connection,
+    *,
+    service_id: uuid.UUID,
+    org_id: uuid.UUID,
+    env_id: uuid.UUID,
+    engine: str,
+    host: str | None,
+    port: int | None,
+    user: str | None,
+    database: str | None,
+    sealed: bytes | None,
+    version: int,
+    deleted: bool,
+) -> bool:
+    """Store this state unless the same or a newer version is there; True when written."""
+    status: str = await conn.execute(
+        "INSERT INTO database_connections (service_id, organization_id, environment_id, engine,"
+        ' host, port, "user", database, password_sealed, version, deleted)'
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " ON CONFLICT (service_id) DO UPDATE SET organization_id = EXCLUDED.organization_id,"
+        " environment_id = EXCLUDED.environment_id, engine = EXCLUDED.engine,"
+        ' host = EXCLUDED.host, port = EXCLUDED.port, "user" = EXCLUDED."user",'
+        " database = EXCLUDED.database, password_sealed = EXCLUDED.password_sealed,"
+        " version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = now()"
+        " WHERE database_connections.version < EXCLUDED.version",
+        service_id,
+        org_id,
+        env_id,
+        engine,
+        host,
+        port,
+        user,
+        database,
+        sealed,
+        version,
+        deleted,
+    )
+    return status.endswith(" 1")
+
+
+async def database_connections(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+    """The connections of an environment's deployed databases (not the deleted ones)."""
+    return await conn.fetch(
+        "SELECT * FROM database_connections WHERE environment_id = $1 AND NOT deleted"
+        " ORDER BY service_id",
+        env_id,
+    )
+
+
+async def sealed_database_passwords(conn: asyncpg.Connection) -> list[Row]:
+    return await conn.fetch(
+        "SELECT service_id, password_sealed FROM database_connections"
+        " WHERE password_sealed IS NOT NULL FOR UPDATE"
+    )
+
+
+async def set_sealed_database_password(
+    conn: asyncpg.Connection, service_id: uuid.UUID, sealed: bytes
+) -> None:
+    await conn.execute(
+        "UPDATE database_connections SET password_sealed = $2 WHERE service_id = $1",
+        service_id,
+        sealed,
+    )
+
+
 # --- deployment rules
 
 

@@ -1,12 +1,14 @@
-"""Kafka subscribers of the catalog: organizations from identity (each gets the local cluster)."""
+"""Kafka subscribers of the catalog: organizations from identity (each gets the local cluster),
+and deployed databases' connections from the deployer (their built-in variables)."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from slipway_catalog.usecases import organizations
+from slipway_catalog.usecases import connections, organizations
 from slipway_catalog.usecases.deps import Deps
 from slipway_contracts import Envelope
+from slipway_contracts.events.deployer import SERVICE_TOPIC, DatabaseConnectionChanged
 from slipway_contracts.events.identity import (
     ORGANIZATION_TOPIC,
     OrganizationCreated,
@@ -15,11 +17,15 @@ from slipway_contracts.events.identity import (
 from slipway_libs.bus import ConsumerSpec
 
 ORGANIZATIONS_GROUP = "catalog.organizations"
+DEPLOYER_GROUP = "catalog.deployer"
 
 
 def consumers(deps: Deps) -> list[ConsumerSpec]:
     async def created(conn: asyncpg.Connection, envelope: Envelope) -> None:
         await organizations.on_created(conn, deps, envelope)
+
+    async def connection_changed(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await connections.on_changed(conn, deps, envelope)
 
     return [
         ConsumerSpec(
@@ -29,5 +35,10 @@ def consumers(deps: Deps) -> list[ConsumerSpec]:
                 OrganizationCreated.event_type: created,
                 OrganizationDeleted.event_type: organizations.on_deleted,
             },
-        )
+        ),
+        ConsumerSpec(
+            group_id=DEPLOYER_GROUP,
+            topics=[SERVICE_TOPIC],
+            handlers={DatabaseConnectionChanged.event_type: connection_changed},
+        ),
     ]

@@ -12,7 +12,7 @@ from slipway_catalog.adapters import KubernetesProbe
 from slipway_catalog.api.routes import build_router
 from slipway_catalog.config import CatalogSettings
 from slipway_catalog.events.subscribers import consumers
-from slipway_catalog.usecases import variables
+from slipway_catalog.usecases import connections, variables
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.service import Container, ServiceDefinition
@@ -42,10 +42,15 @@ def _consumers(container: Container) -> Sequence[ConsumerSpec]:
 
 
 async def _reseal(container: Container, args: list[str]) -> None:
-    """``reseal``: after putting a new sealing key first, re-encrypt every secret with it."""
+    """``reseal``: after putting a new sealing key first, re-encrypt every secret with it (secret
+    variables and deployed databases' passwords)."""
+    deps = _deps(container)
     async with container.require_pool().acquire() as conn, conn.transaction():
-        count = await variables.reseal_all(conn, _deps(container))
-    structlog.get_logger(__name__).info("catalog.resealed", secrets=count)
+        secrets = await variables.reseal_all(conn, deps)
+        passwords = await connections.reseal_all(conn, deps)
+    structlog.get_logger(__name__).info(
+        "catalog.resealed", secrets=secrets, database_passwords=passwords
+    )
 
 
 DEFINITION = ServiceDefinition(

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from slipway_catalog.db import queries as q
-from slipway_catalog.usecases import environments, projects, publish
+from slipway_catalog.usecases import connections, environments, projects, publish
 from slipway_catalog.usecases import services as services_uc
 from slipway_catalog.usecases.deps import Deps
 from slipway_contracts import variables as v
@@ -92,6 +92,7 @@ async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[v.Va
             environment=env,
             services=await q.services(conn, where.env_id),
             service=where.row,
+            connections=await connections.of_environment(conn, deps, where.env_id),
         )
     return found
 
@@ -208,7 +209,8 @@ async def resolved(
 
 
 async def reseal_all(conn: asyncpg.Connection, deps: Deps) -> int:
-    """After putting a new sealing key first: re-encrypt every secret with it."""
+    """After putting a new sealing key first: re-encrypt every secret variable with it (the
+    databases' passwords: ``connections.reseal_all``)."""
     count = 0
     for row in await q.secret_variables(conn):
         sealed = bytes(row["value_sealed"])

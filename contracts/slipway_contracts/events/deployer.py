@@ -49,8 +49,6 @@ class BuildCancelRequested(EventPayload):
     organization_id: uuid.UUID
 
 
-
-
 # --- deployments, for outside subscribers (keyed by environment id: one queue, in order) ------
 
 DEPLOYMENT_TOPIC = "deployer.deployment.v1"

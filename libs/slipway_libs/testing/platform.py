@@ -121,6 +121,11 @@ def platform_env(
             "SLIPWAY_IDENTITY_ARGON2_TIME_COST": "1",
         }
     )
+    # the deployer's local runtime: a state dir of its own (one live runtime per dir)
+    state = tempfile.mkdtemp(prefix="slipway-deployer-")
+    # databases run as the postgres user, which must reach their data
+    os.chmod(state, 0o711)  # noqa: S103
+    env["SLIPWAY_DEPLOYER_STATE_DIR"] = state
     env["SLIPWAY_GATEWAY_SERVICES"] = ",".join(n for n in ports if n != "gateway")
     for name, dsn in databases.items():
         env[f"SLIPWAY_{name.upper()}_DATABASE_URL"] = dsn

@@ -149,7 +149,14 @@ async def platform_factory(
 
     async def make(names: list[str], extra_env: dict[str, str] | None = None) -> Platform:
         databases = {name: await database_factory(name) for name in names if name in WITH_DATABASE}
-        platform = await start_platform(devstack.kafka, databases, names, extra_env)
+        # the devstack's registry and image storage (builder and deployer use them)
+        shared = ("REGISTRY", "BUILDAH_ROOT", "BUILDAH_RUNROOT", "BUILDAH_STORAGE_DRIVER")
+        env = {
+            f"SLIPWAY_{k}": devstack.env[f"SLIPWAY_{k}"]
+            for k in shared
+            if f"SLIPWAY_{k}" in devstack.env
+        }
+        platform = await start_platform(devstack.kafka, databases, names, env | (extra_env or {}))
         started.append(platform)
         return platform
 

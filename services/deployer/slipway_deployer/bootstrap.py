@@ -1,21 +1,86 @@
 """Composition root of the deployer service: the one place that wires its parts together."""
 
+from __future__ import annotations
+
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from fastapi import APIRouter
+
 from slipway_deployer import projection
+from slipway_deployer.api.routes import build_router
 from slipway_deployer.config import DeployerSettings
+from slipway_deployer.execution import Tools
+from slipway_deployer.livelogs import LiveLogs
+from slipway_deployer.runtime._buildah import BuildahStorage
+from slipway_deployer.runtime.local import LocalRuntime
+from slipway_deployer.runtime.postgres import LocalDatabases
+from slipway_deployer.signals import Signals
+from slipway_deployer.usecases import builds
+from slipway_deployer.worker import Worker
 from slipway_libs.bus import ConsumerSpec
-from slipway_libs.service import Container, ServiceDefinition
+from slipway_libs.crypto import Sealer
+from slipway_libs.service import ApiTask, Container, ServiceDefinition
 
 
 def _consumers(container: Container) -> Sequence[ConsumerSpec]:
-    return [projection.consumer()]
+    return [projection.consumer(), builds.consumer()]
+
+
+def _routers(container: Container) -> Sequence[APIRouter]:
+    settings: DeployerSettings = container.settings
+    return [
+        build_router(
+            container.require_pool(),
+            container.platform.internal_token,
+            catalog_wait_s=settings.catalog_wait_s,
+        )
+    ]
+
+
+def _tools(container: Container) -> Tools:
+    settings: DeployerSettings = container.settings
+    pool = container.require_pool()
+    state = Path(settings.state_dir)
+    storage = BuildahStorage(
+        root=settings.buildah_root,
+        runroot=settings.buildah_runroot,
+        driver=settings.buildah_storage_driver,
+    )
+    runtime = LocalRuntime(state / "local", storage)
+    databases = LocalDatabases(Path(settings.databases_dir or _databases_dir(state)))
+    transport = Sealer.from_setting(settings.transport_keys)
+    at_rest = Sealer.from_setting(settings.sealing_keys) if settings.sealing_keys else transport
+    return Tools(
+        pool=pool,
+        settings=settings,
+        runtime=runtime,
+        databases=databases,
+        transport=transport,
+        at_rest=at_rest,
+        signals=Signals(),
+        live=LiveLogs(pool, runtime, databases),
+    )
+
+
+def _databases_dir(state: Path) -> Path:
+    if os.geteuid() == 0 and not str(state).startswith(tempfile.gettempdir()):
+        return Path("/var/lib/slipway/databases")
+    return state / "databases"
+
+
+def _worker_tasks(container: Container) -> Sequence[ApiTask]:
+    worker = Worker(container.require_pool(), lambda: _tools(container))
+    return [worker.run]
 
 
 DEFINITION = ServiceDefinition(
     name="deployer",
     settings_cls=DeployerSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
+    routers=_routers,
     consumers=_consumers,
+    worker_tasks=_worker_tasks,
 )

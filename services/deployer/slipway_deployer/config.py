@@ -1,11 +1,61 @@
+import os
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
 
 
+def _cache() -> str:
+    return os.environ.get("SLIPWAY_CACHE_DIR", os.path.expanduser("~/.cache/slipway"))
+
+
 class DeployerSettings(DatabaseServiceSettings):
-    """Environment variables prefixed `SLIPWAY_DEPLOYER_`."""
+    """Environment variables prefixed ``SLIPWAY_DEPLOYER_`` (buildah storage and keys also read
+    from the devstack's ``SLIPWAY_BUILDAH_*`` and the catalog's keys on one machine)."""
 
     model_config = SettingsConfigDict(env_prefix="SLIPWAY_DEPLOYER_", extra="ignore")
 
     http_port: int = 8084
+    # opens the secrets the catalog seals inside its events (shared with the catalog)
+    transport_keys: str = Field(
+        min_length=8,
+        validation_alias=AliasChoices(
+            "SLIPWAY_DEPLOYER_TRANSPORT_KEYS",
+            "SLIPWAY_CATALOG_TRANSPORT_KEYS",
+            "SLIPWAY_CATALOG_SEALING_KEYS",
+        ),
+    )
+    # seals database passwords and job outputs at rest; defaults to the transport keys
+    sealing_keys: str | None = None
+    # where the local runtime keeps its state (running services)
+    state_dir: str = Field(default_factory=lambda: f"{_cache()}/deployer")
+    # database data: the host's PostgreSQL runs as the ``postgres`` user, which must be able to
+    # reach it (a home directory is usually closed to it); default: under the state dir, or
+    # /var/lib/slipway/databases when running as root
+    databases_dir: str | None = None
+    buildah_root: str = Field(
+        default_factory=lambda: f"{_cache()}/buildah/root",
+        validation_alias=AliasChoices("SLIPWAY_DEPLOYER_BUILDAH_ROOT", "SLIPWAY_BUILDAH_ROOT"),
+    )
+    buildah_runroot: str = Field(
+        default_factory=lambda: f"{_cache()}/buildah/runroot",
+        validation_alias=AliasChoices(
+            "SLIPWAY_DEPLOYER_BUILDAH_RUNROOT", "SLIPWAY_BUILDAH_RUNROOT"
+        ),
+    )
+    buildah_storage_driver: str = Field(
+        default="vfs",
+        validation_alias=AliasChoices(
+            "SLIPWAY_DEPLOYER_BUILDAH_STORAGE_DRIVER", "SLIPWAY_BUILDAH_STORAGE_DRIVER"
+        ),
+    )
+    max_parallel_deployments: int = Field(default=200, ge=1, le=10_000)
+    parallel_per_stage: int = Field(default=4, ge=1, le=100)
+    poll_s: float = 0.5
+    monitor_s: float = 2.0
+    build_timeout_s: float = 3600
+    apply_timeout_s: float = 300
+    deployment_timeout_s: float = 7200
+    # how long a request waits for the catalog's events to name a new environment
+    catalog_wait_s: float = 5.0

@@ -103,3 +103,345 @@ async def variables_of(conn: asyncpg.Connection, project_id: uuid.UUID) -> list[
         "SELECT * FROM catalog_variables WHERE project_id = $1 AND NOT deleted ORDER BY key",
         project_id,
     )
+
+
+async def service(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM catalog_services WHERE id = $1 AND NOT deleted", service_id
+    )
+
+
+async def variables_visible(
+    conn: asyncpg.Connection, project_id: uuid.UUID, parents: list[uuid.UUID]
+) -> list[Row]:
+    """The project's variables, and those whose parent is one of ``parents`` (environments or
+    services)."""
+    return await conn.fetch(
+        "SELECT * FROM catalog_variables WHERE project_id = $1 AND NOT deleted"
+        " AND (scope = 'project' OR parent_id = ANY($2::uuid[])) ORDER BY key",
+        project_id,
+        parents,
+    )
+
+
+# --- deployments -------------------------------------------------------------------------------
+
+
+async def lock_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> None:
+    """Serialize requests on one environment (their order is the queue's order)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 7))", env_id)
+
+
+async def environment_status(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM environment_status WHERE environment_id = $1", env_id)
+
+
+async def save_environment_status(
+    conn: asyncpg.Connection,
+    env_id: uuid.UUID,
+    org_id: uuid.UUID,
+    state: str,
+    *,
+    action: str | None = None,
+    deployment_id: uuid.UUID | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO environment_status AS s"
+        " (environment_id, organization_id, state, last_action, last_deployment_id)"
+        " VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (environment_id) DO UPDATE SET state = $3,"
+        " last_action = COALESCE($4, s.last_action),"
+        " last_deployment_id = COALESCE($5, s.last_deployment_id), updated_at = now()",
+        env_id,
+        org_id,
+        state,
+        action,
+        deployment_id,
+    )
+
+
+async def service_statuses(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch("SELECT * FROM service_status WHERE environment_id = $1", env_id)
+
+
+async def service_status(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM service_status WHERE service_id = $1", service_id)
+
+
+async def save_service_status(
+    conn: asyncpg.Connection,
+    *,
+    service_id: uuid.UUID,
+    environment_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    state: str,
+    action: str | None = None,
+    running_status: str | None = None,
+    urls: list[str] | None = None,
+    message: str | None = None,
+    deployed_config: str | None = None,
+    deployed_image: str | None = None,
+    deployment_id: uuid.UUID | None = None,
+) -> None:
+    """Upsert; ``None`` keeps the current value (except ``message``, replaced every time)."""
+    await conn.execute(
+        "INSERT INTO service_status AS s (service_id, environment_id, organization_id, state,"
+        " last_action, running_status, urls, message, deployed_config, deployed_image,"
+        " last_deployment_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7::jsonb, '[]'), $8, $9, $10, $11)"
+        " ON CONFLICT (service_id) DO UPDATE SET state = $4,"
+        " last_action = COALESCE($5, s.last_action),"
+        " running_status = COALESCE($6, s.running_status),"
+        " urls = COALESCE($7::jsonb, s.urls), message = $8,"
+        " deployed_config = COALESCE($9, s.deployed_config),"
+        " deployed_image = COALESCE($10, s.deployed_image),"
+        " last_deployment_id = COALESCE($11, s.last_deployment_id), updated_at = now()",
+        service_id,
+        environment_id,
+        organization_id,
+        state,
+        action,
+        running_status,
+        urls,
+        message,
+        deployed_config,
+        deployed_image,
+        deployment_id,
+    )
+
+
+async def set_running_status(
+    conn: asyncpg.Connection, service_id: uuid.UUID, running_status: str | None, urls: list[str]
+) -> bool:
+    """True when it changed."""
+    status: str = await conn.execute(
+        "UPDATE service_status SET running_status = $2, urls = $3::jsonb, updated_at = now()"
+        " WHERE service_id = $1 AND (running_status IS DISTINCT FROM $2 OR urls <> $3::jsonb)",
+        service_id,
+        running_status,
+        urls,
+    )
+    return status.endswith(" 1")
+
+
+async def queued(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM deployments WHERE environment_id = $1 AND status = 'QUEUED' ORDER BY seq",
+        env_id,
+    )
+
+
+async def running(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM deployments WHERE environment_id = $1"
+        " AND status IN ('ONGOING', 'CANCELING')",
+        env_id,
+    )
+
+
+async def insert_deployment(conn: asyncpg.Connection, row: dict[str, Any]) -> Row:
+    columns = list(row)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return await conn.fetchrow(
+        f"INSERT INTO deployments ({', '.join(columns)}) VALUES ({values}) RETURNING *",
+        *row.values(),
+    )
+
+
+async def deployment(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM deployments WHERE id = $1", deployment_id)
+
+
+async def history(
+    conn: asyncpg.Connection,
+    env_id: uuid.UUID,
+    *,
+    service_id: uuid.UUID | None,
+    before_seq: int | None,
+    limit: int,
+) -> list[Row]:
+    return await conn.fetch(
+        "SELECT d.* FROM deployments d WHERE d.environment_id = $1"
+        " AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM deployment_services s"
+        "      WHERE s.deployment_id = d.id AND s.service_id = $2))"
+        " AND ($3::bigint IS NULL OR d.seq < $3) ORDER BY d.seq DESC LIMIT $4",
+        env_id,
+        service_id,
+        before_seq,
+        limit,
+    )
+
+
+async def claimable(conn: asyncpg.Connection, limit: int) -> list[Row]:
+    """The head of each environment's queue whose environment runs nothing, oldest first."""
+    return await conn.fetch(
+        "SELECT d.* FROM deployments d WHERE d.status = 'QUEUED'"
+        " AND d.seq = (SELECT min(q.seq) FROM deployments q"
+        "              WHERE q.environment_id = d.environment_id AND q.status = 'QUEUED')"
+        " AND NOT EXISTS (SELECT 1 FROM deployments r WHERE r.environment_id = d.environment_id"
+        "                 AND r.status IN ('ONGOING', 'CANCELING'))"
+        " ORDER BY d.seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+
+
+async def unfinished(conn: asyncpg.Connection) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM deployments WHERE status IN ('ONGOING', 'CANCELING') ORDER BY seq"
+    )
+
+
+async def update_deployment(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, **fields: Any
+) -> Row:
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
+    return await conn.fetchrow(
+        f"UPDATE deployments SET {sets} WHERE id = $1 RETURNING *",
+        deployment_id,
+        *fields.values(),
+    )
+
+
+async def heartbeat(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
+    await conn.execute(
+        "UPDATE deployments SET heartbeat_at = now() WHERE id = ANY($1::uuid[])", ids
+    )
+
+
+async def insert_stages(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO deployment_stages (deployment_id, position, stage_id, name, status)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+async def stages(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM deployment_stages WHERE deployment_id = $1 ORDER BY position",
+        deployment_id,
+    )
+
+
+async def set_stage_status(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, position: int, status: str
+) -> None:
+    await conn.execute(
+        "UPDATE deployment_stages SET status = $3,"
+        " started_at = CASE WHEN $3 = 'ONGOING' THEN now() ELSE started_at END,"
+        " finished_at = CASE WHEN $3 IN ('DONE', 'ERROR', 'SKIPPED', 'CANCELED') THEN now()"
+        "                    ELSE finished_at END"
+        " WHERE deployment_id = $1 AND position = $2",
+        deployment_id,
+        position,
+        status,
+    )
+
+
+async def insert_service_runs(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO deployment_services (deployment_id, service_id, position, name, kind,"
+        " status) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+async def service_runs(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM deployment_services WHERE deployment_id = $1 ORDER BY position, name",
+        deployment_id,
+    )
+
+
+async def update_service_run(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID, **fields: Any
+) -> Row:
+    sets = ", ".join(
+        f"{name} = ${i}{'::jsonb' if name == 'steps' else ''}"
+        for i, name in enumerate(fields, start=3)
+    )
+    return await conn.fetchrow(
+        f"UPDATE deployment_services SET {sets}"
+        " WHERE deployment_id = $1 AND service_id = $2 RETURNING *",
+        deployment_id,
+        service_id,
+        *fields.values(),
+    )
+
+
+async def record_build(conn: asyncpg.Connection, build_id: uuid.UUID, **fields: Any) -> Row | None:
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
+    return await conn.fetchrow(
+        f"UPDATE deployment_services SET {sets} WHERE build_id = $1 RETURNING *",
+        build_id,
+        *fields.values(),
+    )
+
+
+async def notify(conn: asyncpg.Connection, channel: str, payload: str) -> None:
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+# --- what runs where ---------------------------------------------------------------------------
+
+
+async def database_instances(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM database_instances WHERE environment_id = $1 AND NOT deleted", env_id
+    )
+
+
+async def save_database_instance(conn: asyncpg.Connection, row: dict[str, Any]) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO database_instances AS d (service_id, organization_id, environment_id,"
+        " engine, host, port, db_user, db_name, password_sealed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (service_id) DO UPDATE SET host = $5, port = $6, db_user = $7,"
+        " db_name = $8, password_sealed = $9, deleted = false, version = d.version + 1"
+        " RETURNING *",
+        row["service_id"],
+        row["organization_id"],
+        row["environment_id"],
+        row["engine"],
+        row["host"],
+        row["port"],
+        row["db_user"],
+        row["db_name"],
+        row["password_sealed"],
+    )
+
+
+async def delete_database_instance(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "UPDATE database_instances SET deleted = true, version = version + 1"
+        " WHERE service_id = $1 AND NOT deleted RETURNING *",
+        service_id,
+    )
+
+
+async def job_outputs(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM job_outputs WHERE environment_id = $1 ORDER BY updated_at", env_id
+    )
+
+
+async def save_job_outputs(
+    conn: asyncpg.Connection, env_id: uuid.UUID, service_id: uuid.UUID, sealed: bytes
+) -> None:
+    await conn.execute(
+        "INSERT INTO job_outputs (environment_id, service_id, outputs_sealed) VALUES ($1, $2, $3)"
+        " ON CONFLICT (environment_id, service_id) DO UPDATE SET outputs_sealed = $3,"
+        " updated_at = now()",
+        env_id,
+        service_id,
+        sealed,
+    )
+
+
+async def forget_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> None:
+    """After a deletion: what ran there is gone (the history stays)."""
+    await conn.execute("DELETE FROM job_outputs WHERE environment_id = $1", env_id)
+    await conn.execute(
+        "UPDATE service_status SET running_status = NULL, urls = '[]' WHERE environment_id = $1",
+        env_id,
+    )

@@ -227,6 +227,10 @@ def request_event(action: Action) -> Event:
     return REQUEST_EVENTS[action]
 
 
+def queued_state(action: Action) -> State:
+    return _QUEUED_AS[action]
+
+
 def is_busy(state: State) -> bool:
     """Something is queued, running or being canceled: new requests wait in the queue."""
     return state not in _IDLE

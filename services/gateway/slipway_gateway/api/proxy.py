@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,6 +42,18 @@ class Upstreams:
         response.raise_for_status()
         keys: dict[str, Any] = response.json()
         return keys
+
+    async def deployment_environment(self, deployment_id: uuid.UUID) -> uuid.UUID | None:
+        """Which environment a deployment belongs to (None: no such deployment)."""
+        response = await self.http.get(
+            f"{self.urls['deployer']}/internal/v1/deployment-index",
+            params={"ids": str(deployment_id)},
+            headers=self._internal(),
+            timeout=5,
+        )
+        response.raise_for_status()
+        items = response.json()["items"]
+        return uuid.UUID(items[0]["environment_id"]) if items else None
 
     async def forward(
         self,

@@ -58,6 +58,7 @@ class Gateway:
         self.upstreams = upstreams
         self.usage = usage
         self.authorize = authorize  # False only in the overhead benchmark
+        self._deployments: dict[uuid.UUID, uuid.UUID] = {}  # deployment -> its environment
 
     def _apply_changes(self, changes: list[dict[str, Any]]) -> None:
         for change in changes:
@@ -105,6 +106,8 @@ class Gateway:
             self.usage.mark(principal.token_id)
         if spec.access == "user":
             return await self._as_user(spec, request, principal, params, body)
+        if spec.target == "deployment":
+            params["deployment_environment"] = await self._deployment_environment(params)
         resource = self._resource(spec, params, request, body)
         standing = self._authorize(spec, principal, resource)
         actor = _actor(principal, standing, request)
@@ -127,6 +130,8 @@ class Gateway:
         if target == "org":
             org_id = _uuid(params.get("org"))
             return Resource(organization_id=org_id) if org_id else None
+        if target == "deployment":
+            return self.index.resource("environment", params.get("deployment_environment"))
         if target in ("variable_query", "variable_body"):
             source: Any = request.query_params if target == "variable_query" else _json(body)
             return self.index.parent(str(source.get("scope")), _uuid(source.get("parent_id")))
@@ -141,6 +146,20 @@ class Gateway:
                 cluster_id=cluster or resource.cluster_id,
             )
         return resource
+
+    async def _deployment_environment(self, params: dict[str, Any]) -> uuid.UUID | None:
+        """A deployment never moves: its environment is asked once, then remembered."""
+        deployment_id = _uuid(params.get("deployment"))
+        if deployment_id is None:
+            return None
+        known = self._deployments.get(deployment_id)
+        if known is None:
+            known = await self.upstreams.deployment_environment(deployment_id)
+            if known is not None:
+                if len(self._deployments) >= 100_000:
+                    self._deployments.pop(next(iter(self._deployments)))
+                self._deployments[deployment_id] = known
+        return known
 
     def _authorize(
         self, spec: RouteSpec, principal: Principal, resource: Resource | None
@@ -225,6 +244,7 @@ _NOT_FOUND = {
     "service": "SERVICE",
     "stage": "STAGE",
     "variable": "VARIABLE",
+    "deployment": "DEPLOYMENT",
     "variable_query": "PARENT",
     "variable_body": "PARENT",
 }

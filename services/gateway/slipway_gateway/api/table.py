@@ -273,6 +273,106 @@ CATALOG_ROUTES: tuple[RouteSpec, ...] = (
     ),
 )
 
+
+def _deployer(
+    method: str, path: str, summary: str, action: Action, target: str, *, success: int = 200
+) -> RouteSpec:
+    return RouteSpec(
+        method=method,
+        path=path,
+        upstream="deployer",
+        upstream_path=I + path,
+        summary=summary,
+        action=action,
+        target=target,
+        success=success,
+    )
+
+
+ENV = "/environments/{environment}"
+SVC = "/services/{service}"
+DEPLOYER_ROUTES: tuple[RouteSpec, ...] = (
+    _deployer(
+        "POST", f"{ENV}/deploy", "Deploy the environment", A.ENV_DEPLOY, "environment", success=202
+    ),
+    _deployer(
+        "POST",
+        f"{ENV}/redeploy",
+        "Deploy again what the last successful deployment deployed",
+        A.ENV_DEPLOY,
+        "environment",
+        success=202,
+    ),
+    _deployer(
+        "POST", f"{ENV}/stop", "Stop the environment", A.ENV_DEPLOY, "environment", success=202
+    ),
+    _deployer(
+        "POST",
+        f"{ENV}/restart",
+        "Restart the environment",
+        A.ENV_DEPLOY,
+        "environment",
+        success=202,
+    ),
+    _deployer(
+        "POST",
+        f"{ENV}/delete",
+        "Delete what runs of the environment (its configuration stays)",
+        A.ENV_DELETE,
+        "environment",
+        success=202,
+    ),
+    _deployer(
+        "POST",
+        f"{ENV}/cancel",
+        "Cancel the running (else the next queued) deployment",
+        A.ENV_DEPLOY,
+        "environment",
+        success=202,
+    ),
+    _deployer(
+        "GET",
+        f"{ENV}/status",
+        "Deployment state, running status and URLs of the environment and its services",
+        A.ENV_READ,
+        "environment",
+    ),
+    _deployer(
+        "GET", f"{ENV}/deployments", "Deployment history, newest first", A.ENV_READ, "environment"
+    ),
+    _deployer(
+        "POST",
+        f"{SVC}/deploy",
+        "Deploy one service (optionally at a commit or image tag)",
+        A.ENV_DEPLOY,
+        "service",
+        success=202,
+    ),
+    _deployer("POST", f"{SVC}/stop", "Stop one service", A.ENV_DEPLOY, "service", success=202),
+    _deployer(
+        "POST", f"{SVC}/restart", "Restart one service", A.ENV_DEPLOY, "service", success=202
+    ),
+    _deployer("GET", f"{SVC}/status", "One service's status", A.ENV_READ, "service"),
+    _deployer(
+        "GET", f"{SVC}/deployments", "Deployments that touched the service", A.ENV_READ, "service"
+    ),
+    _deployer(
+        "GET",
+        "/deployments/{deployment}",
+        "One deployment: stages, services, steps and durations",
+        A.ENV_READ,
+        "deployment",
+    ),
+    _deployer(
+        "POST",
+        "/deployments/{deployment}/rollback",
+        "Deploy that deployment's snapshot again",
+        A.ENV_DEPLOY,
+        "deployment",
+        success=202,
+    ),
+)
+
 ROUTES: tuple[RouteSpec, ...] = (
     _identity(
         "POST",
@@ -384,4 +484,5 @@ ROUTES: tuple[RouteSpec, ...] = (
     ),
     _identity("GET", f"{ORG}/audit-events", "The organization's audit log", Action.AUDIT_READ),
     *CATALOG_ROUTES,
+    *DEPLOYER_ROUTES,
 )

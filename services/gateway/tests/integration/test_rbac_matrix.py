@@ -53,7 +53,7 @@ PRINCIPALS = (
 
 @pytest.fixture(scope="module")
 async def platform(platform_factory) -> Platform:
-    return await platform_factory(["identity", "catalog", "gateway"])
+    return await platform_factory(["identity", "catalog", "deployer", "gateway"])
 
 
 APP = {"name": "web", "kind": "application", "git": {"url": "https://example.com/a/b.git"}}
@@ -68,6 +68,9 @@ async def _catalog_fixtures(api: httpx.AsyncClient, owner: User, org: str) -> di
     ).json()["id"]
     ids = {"cluster": cluster, "project": project}
     ids.update(await _fresh_in_project(api, owner, project, cluster))
+    deployed = await api.post(f"/environments/{ids['environment']}/deploy", headers=owner.auth)
+    assert deployed.status_code == 202, deployed.text
+    ids["deployment"] = deployed.json()["request_id"]
     return ids
 
 
@@ -216,6 +219,7 @@ HIDDEN = {
     "STAGE_NOT_FOUND",
     "VARIABLE_NOT_FOUND",
     "PARENT_NOT_FOUND",
+    "DEPLOYMENT_NOT_FOUND",
 }
 
 

@@ -1,0 +1,233 @@
+"""The deployer's internal HTTP API (the gateway authorizes first, then forwards here).
+
+Actions answer 202 with the deployment request (a merged request answers the pending one's id);
+a state that forbids the action answers 409 with a stable code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from slipway_deployer.db import queries as q
+from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.usecases import requests, status
+from slipway_libs import db
+from slipway_libs.actor import Actor, actor_from, internal_guard
+from slipway_libs.errors import Missing
+from slipway_libs.http import ChangesRoute
+
+CurrentActor = Annotated[Actor, Depends(actor_from)]
+Tx = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+A = sm.Action
+
+
+class ServiceDeployIn(BaseModel):
+    """Deploy one service, optionally at a commit (applications, git jobs) or an image tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}$")
+    image_tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    chart_version: str | None = Field(default=None, max_length=128)
+
+    def version(self) -> str | None:
+        return self.commit or self.image_tag or self.chart_version
+
+
+def build_router(
+    pool: asyncpg.Pool, internal_token: str | None, *, catalog_wait_s: float
+) -> APIRouter:
+    router = APIRouter(
+        prefix="/internal/v1",
+        dependencies=[Depends(internal_guard(internal_token))],
+        route_class=ChangesRoute,
+    )
+    tx = functools.partial(db.transaction, pool)
+
+    async def when_known(work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """The catalog's events may trail a resource just created: wait a little for them."""
+        deadline = time.monotonic() + catalog_wait_s
+        while True:
+            try:
+                async with tx() as conn:
+                    return await work(conn)
+            except Missing as exc:
+                if exc.code not in ("ENVIRONMENT_NOT_FOUND", "SERVICE_NOT_FOUND"):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.05)
+
+    _environment_actions(router, when_known)
+    _service_actions(router, when_known)
+    _deployments(router, tx, when_known)
+    return router
+
+
+Known = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
+
+
+def _accepted(row: asyncpg.Record, merged: bool) -> dict[str, Any]:
+    return {
+        "request_id": str(row["id"]),
+        "deployment_id": str(row["id"]),
+        "environment_id": str(row["environment_id"]),
+        "action": row["action"],
+        "status": row["status"],
+        "trigger": row["trigger"],
+        "service_ids": [str(s) for s in row["service_ids"]],
+        "merged": merged,
+    }
+
+
+def _environment_actions(router: APIRouter, when_known: Known) -> None:
+    def action_route(name: str, action: sm.Action) -> None:
+        @router.post(f"/environments/{{env_id}}/{name}", status_code=202, name=f"env_{name}")
+        async def act(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+            row, merged = await when_known(
+                lambda conn: requests.request(
+                    conn, environment_id=env_id, action=action, actor=actor
+                )
+            )
+            return _accepted(row, merged)
+
+    for name, action in (
+        ("deploy", A.DEPLOY),
+        ("stop", A.STOP),
+        ("restart", A.RESTART),
+        ("delete", A.DELETE),
+    ):
+        action_route(name, action)
+
+    @router.post("/environments/{env_id}/redeploy", status_code=202)
+    async def redeploy(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+        row, merged = await when_known(lambda conn: requests.redeploy(conn, env_id, actor))
+        return _accepted(row, merged)
+
+    @router.post("/environments/{env_id}/cancel", status_code=202)
+    async def cancel(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+        row = await when_known(lambda conn: requests.cancel(conn, env_id, actor))
+        return _accepted(row, False)
+
+    @router.get("/environments/{env_id}/status")
+    async def environment_status(env_id: uuid.UUID) -> dict[str, Any]:
+        return await when_known(lambda conn: status.environment(conn, env_id))
+
+    @router.get("/environments/{env_id}/deployments")
+    async def environment_history(
+        env_id: uuid.UUID,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        async def read(conn: asyncpg.Connection) -> dict[str, Any]:
+            await requests.environment_or_404(conn, env_id)
+            return await status.history(conn, env_id, cursor=cursor, limit=limit)
+
+        return await when_known(read)
+
+
+def _service_actions(router: APIRouter, when_known: Known) -> None:
+    @router.post("/services/{service_id}/deploy", status_code=202)
+    async def deploy_service(
+        service_id: uuid.UUID,
+        actor: CurrentActor,
+        body: Annotated[ServiceDeployIn | None, Body()] = None,
+    ) -> dict[str, Any]:
+        version = body.version() if body else None
+        return await _service_request(when_known, service_id, A.DEPLOY, actor, version)
+
+    @router.post("/services/{service_id}/stop", status_code=202)
+    async def stop_service(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+        return await _service_request(when_known, service_id, A.STOP, actor, None)
+
+    @router.post("/services/{service_id}/restart", status_code=202)
+    async def restart_service(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+        return await _service_request(when_known, service_id, A.RESTART, actor, None)
+
+    @router.get("/services/{service_id}/status")
+    async def service_status(service_id: uuid.UUID) -> dict[str, Any]:
+        return await when_known(lambda conn: status.service(conn, service_id))
+
+    @router.get("/services/{service_id}/deployments")
+    async def service_history(
+        service_id: uuid.UUID,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        async def read(conn: asyncpg.Connection) -> dict[str, Any]:
+            svc = await requests.service_or_404(conn, service_id)
+            return await status.history(
+                conn, svc["environment_id"], service_id=service_id, cursor=cursor, limit=limit
+            )
+
+        return await when_known(read)
+
+
+async def _service_request(
+    when_known: Known,
+    service_id: uuid.UUID,
+    action: sm.Action,
+    actor: Actor,
+    version: str | None,
+) -> dict[str, Any]:
+    async def act(conn: asyncpg.Connection) -> tuple[asyncpg.Record, bool]:
+        svc = await requests.service_or_404(conn, service_id)
+        return await requests.request(
+            conn,
+            environment_id=svc["environment_id"],
+            action=action,
+            actor=actor,
+            service_id=service_id,
+            version=version,
+        )
+
+    row, merged = await when_known(act)
+    return _accepted(row, merged)
+
+
+def _deployments(router: APIRouter, tx: Tx, when_known: Known) -> None:
+    @router.get("/deployments/{deployment_id}")
+    async def read_deployment(deployment_id: uuid.UUID) -> dict[str, Any]:
+        async with tx() as conn:
+            row = await q.deployment(conn, deployment_id)
+            if row is None:
+                raise Missing("DEPLOYMENT_NOT_FOUND", "No such deployment.")
+            return await status.deployment(conn, row)
+
+    @router.post("/deployments/{deployment_id}/rollback", status_code=202)
+    async def rollback(deployment_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+        async with tx() as conn:
+            row, merged = await requests.rollback(conn, deployment_id, actor)
+        return _accepted(row, merged)
+
+    @router.get("/deployment-index")
+    async def deployment_index(
+        ids: Annotated[list[uuid.UUID], Query(max_length=500)],
+    ) -> dict[str, Any]:
+        """Which environment each deployment belongs to (the gateway's authorization)."""
+        async with tx() as conn:
+            rows = await conn.fetch(
+                "SELECT id, environment_id, organization_id FROM deployments"
+                " WHERE id = ANY($1::uuid[])",
+                ids,
+            )
+        return {
+            "items": [
+                {
+                    "id": str(r["id"]),
+                    "environment_id": str(r["environment_id"]),
+                    "organization_id": str(r["organization_id"]),
+                }
+                for r in rows
+            ]
+        }

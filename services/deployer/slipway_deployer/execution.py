@@ -1,0 +1,751 @@
+"""Running one deployment: its stages in order, the services of a stage in parallel (up to a
+limit), each step with a timeout and a stable reason when it fails.
+
+Level-triggered: what is done is recorded in the database as it happens (stage and service runs),
+so a deployer that died mid-way resumes the deployment where it stood — a service already DONE is
+not touched again, a build already asked for is awaited rather than asked again, a service caught
+mid-apply is applied again (``apply`` replaces, so nothing runs twice).
+
+DEPLOY asks the builder for every image it needs at the start (builds overlap the earlier stages),
+then waits for each service's image when its stage comes. A failure stops the deployment: the
+stage is ERROR, later stages SKIPPED, builds still running are canceled. A cancel (the user's)
+stops the work in progress and marks what is left CANCELED; the services already deployed stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from slipway_contracts.events import deployer as ev
+from slipway_contracts.variables import DatabaseConnectionInfo
+from slipway_deployer import workloads
+from slipway_deployer.config import DeployerSettings
+from slipway_deployer.db import queries as q
+from slipway_deployer.domain import plan as p
+from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.livelogs import LiveLogs
+from slipway_deployer.runtime import RunStatus, RuntimeFailure
+from slipway_deployer.runtime.local import LocalRuntime
+from slipway_deployer.runtime.postgres import LocalDatabases
+from slipway_deployer.signals import Signals
+from slipway_deployer.usecases import progress
+from slipway_libs import outbox
+from slipway_libs.crypto import Sealer
+from slipway_libs.db import transaction
+
+log = structlog.get_logger(__name__)
+A, E, S = sm.Action, sm.Event, sm.State
+BUILD_CHANNEL = "deployer_builds"
+
+
+class StepFailed(Exception):
+    def __init__(self, reason: str, message: str, *, build: bool = False) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason, self.message, self.build = reason, message, build
+
+
+@dataclass
+class Tools:
+    """What every execution uses (built once by the composition root)."""
+
+    pool: asyncpg.Pool
+    settings: DeployerSettings
+    runtime: LocalRuntime
+    databases: LocalDatabases
+    transport: Sealer
+    at_rest: Sealer
+    signals: Signals
+    live: LiveLogs
+
+
+@dataclass
+class Execution:
+    tools: Tools
+    deployment: asyncpg.Record
+    canceling: bool = False
+    started: float = field(default_factory=time.monotonic)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> uuid.UUID:
+        return uuid.UUID(str(self.deployment["id"]))
+
+    @property
+    def action(self) -> sm.Action:
+        return sm.Action(self.deployment["action"])
+
+    def tx(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return transaction(self.tools.pool)
+
+    async def run(self) -> None:
+        log.info("deployment.run", deployment_id=str(self.id), action=self.action)
+        try:
+            async with asyncio.timeout(self.tools.settings.deployment_timeout_s):
+                await self._run()
+        except TimeoutError:
+            await self._fail(StepFailed("TIMEOUT", "the deployment took too long"))
+        except StepFailed as failure:
+            await self._fail(failure)
+        except asyncio.CancelledError:
+            if not self.canceling:
+                raise  # the deployer is stopping: the deployment resumes when it is back
+            await self._canceled()
+        except Exception as exc:  # the deployment must end, whatever broke
+            log.exception("deployment.crashed", deployment_id=str(self.id))
+            await self._fail(StepFailed("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
+        else:
+            await self._succeeded()
+
+    async def _run(self) -> None:
+        async with self.tx() as conn:
+            stages = await q.stages(conn, self.id)
+            runs = {r["service_id"]: r for r in await q.service_runs(conn, self.id)}
+            self.outputs = workloads.open_outputs(
+                await q.job_outputs(conn, self.deployment["environment_id"]), self.tools.at_rest
+            )
+        items = {i.id: i for i in _items(self.deployment["snapshot"])}
+        if self.action is A.DEPLOY:
+            await self._request_builds(runs, items)
+        for stage in stages:
+            if stage["status"] == "DONE":
+                continue
+            members = [
+                items[r["service_id"]] for r in runs.values() if r["position"] == stage["position"]
+            ]
+            await self._stage(stage, members, runs)
+
+    # -- stages ------------------------------------------------------------------------------
+
+    async def _stage(
+        self, stage: asyncpg.Record, members: list[p.ServiceItem], runs: Mapping[uuid.UUID, Any]
+    ) -> None:
+        async with self.tx() as conn:
+            await progress.stage_status(conn, self.deployment, stage, sm.StageStatus.ONGOING)
+            await progress.deploy_log(conn, self.deployment, f"Stage {stage['name']} started")
+        limit = asyncio.Semaphore(self.tools.settings.parallel_per_stage)
+
+        async def one(item: p.ServiceItem) -> None:
+            async with limit:
+                await self._service(item, runs[item.id])
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in members:
+                    if runs[item.id]["status"] != "DONE":
+                        group.create_task(one(item))
+        except* StepFailed as failed:
+            first = failed.exceptions[0]
+            assert isinstance(first, StepFailed)
+            async with self.tx() as conn:
+                await progress.stage_status(conn, self.deployment, stage, sm.StageStatus.ERROR)
+            raise first from None
+        async with self.tx() as conn:
+            await progress.stage_status(conn, self.deployment, stage, sm.StageStatus.DONE)
+
+    async def _service(self, item: p.ServiceItem, run: Mapping[str, Any]) -> None:
+        steps: dict[str, float] = dict(run["steps"] or {})
+        try:
+            if self.action is A.DEPLOY:
+                await self._deploy(item, run, steps)
+            elif self.action is A.STOP:
+                await self._stop(item, steps)
+            elif self.action is A.RESTART:
+                await self._restart(item, steps)
+            else:
+                await self._delete(item, steps)
+        except StepFailed as failure:
+            await self._service_failed(item, failure, steps)
+            raise
+        except RuntimeFailure as exc:
+            step = StepFailed(exc.reason.value, exc.message)
+            await self._service_failed(item, step, steps)
+            raise step from None
+
+    async def _service_failed(
+        self, item: p.ServiceItem, failure: StepFailed, steps: dict[str, float]
+    ) -> None:
+        event = {
+            A.DEPLOY: E.BUILD_FAILED if failure.build else E.DEPLOY_FAILED,
+            A.STOP: E.STOP_FAILED,
+            A.RESTART: E.RESTART_FAILED,
+            A.DELETE: E.DELETE_FAILED,
+        }[self.action]
+        async with self.tx() as conn:
+            await q.update_service_run(
+                conn,
+                self.id,
+                item.id,
+                status="ERROR",
+                reason=failure.reason,
+                message=failure.message[:2000],
+                steps=steps,
+                finished_at=datetime.now(UTC),
+            )
+            await progress.service_event(
+                conn, self.deployment, item.id, event, message=failure.message[:500]
+            )
+            await progress.deploy_log(
+                conn,
+                self.deployment,
+                f"{item.name}: {failure.reason}: {failure.message}",
+                service_id=item.id,
+            )
+
+    async def _mark(self, item: p.ServiceItem, status: str, **fields: Any) -> None:
+        async with self.tx() as conn:
+            await q.update_service_run(conn, self.id, item.id, status=status, **fields)
+
+    # -- DEPLOY ------------------------------------------------------------------------------
+
+    async def _request_builds(
+        self, runs: dict[uuid.UUID, Any], items: Mapping[uuid.UUID, p.ServiceItem]
+    ) -> None:
+        images = self.deployment["snapshot"].get("images", {})
+        needed = [
+            items[sid]
+            for sid, run in runs.items()
+            if items[sid].needs_build and run["build_id"] is None and str(sid) not in images
+        ]
+        if not needed:
+            return
+        async with self.tx() as conn:
+            for item in needed:
+                runs[item.id] = await self._request_build(conn, item)
+            await progress.environment_event(conn, self.deployment, E.START_BUILD)
+
+    async def _request_build(self, conn: asyncpg.Connection, item: p.ServiceItem) -> Any:
+        build_id = uuid.uuid4()
+        git = dict(item.spec["git"])
+        if self.deployment["version"] and self.deployment["service_ids"]:
+            git["commit"] = self.deployment["version"]  # deploy one service at a commit
+        await outbox.publish(
+            conn,
+            ev.BuildRequested(
+                build_id=build_id,
+                organization_id=self.deployment["organization_id"],
+                environment_id=self.deployment["environment_id"],
+                service_id=item.id,
+                deployment_id=self.id,
+                source=ev.GitSourceSpec.model_validate(git),
+                build_args=git.get("build_args") or {},
+                image_repository=p.image_repository(self.deployment["organization_id"], item.id),
+            ),
+            subject=str(build_id),
+            source=progress.SOURCE,
+            organization_id=self.deployment["organization_id"],
+        )
+        await progress.service_event(conn, self.deployment, item.id, E.START_BUILD)
+        await progress.deploy_log(
+            conn,
+            self.deployment,
+            f"{item.name}: build requested ({git.get('branch')})",
+            service_id=item.id,
+        )
+        return await q.update_service_run(
+            conn,
+            self.id,
+            item.id,
+            status="BUILDING",
+            build_id=build_id,
+            build_status="REQUESTED",
+            started_at=datetime.now(UTC),
+        )
+
+    async def _deploy(
+        self, item: p.ServiceItem, run: Mapping[str, Any], steps: dict[str, float]
+    ) -> None:
+        image = await self._image(item, run, steps)
+        async with self.tx() as conn:
+            await q.update_service_run(conn, self.id, item.id, status="DEPLOYING", image=image)
+            await progress.environment_event(conn, self.deployment, E.START_DEPLOY)
+            await progress.service_event(conn, self.deployment, item.id, E.START_DEPLOY)
+        started = time.monotonic()
+        outcome = await self._deploy_kind(item, image)
+        steps["deploy"] = round(time.monotonic() - started, 3)
+        async with self.tx() as conn:
+            await q.update_service_run(
+                conn, self.id, item.id, status="DONE", steps=steps, finished_at=datetime.now(UTC)
+            )
+            await progress.service_event(
+                conn,
+                self.deployment,
+                item.id,
+                E.DEPLOY_SUCCEEDED,
+                running_status=outcome.running_status,
+                urls=outcome.urls,
+                deployed_config=self._digest(item),
+                deployed_image=image,
+            )
+            await progress.deploy_log(
+                conn,
+                self.deployment,
+                f"{item.name}: deployed {outcome.summary}",
+                service_id=item.id,
+            )
+
+    async def _image(
+        self, item: p.ServiceItem, run: Mapping[str, Any], steps: dict[str, float]
+    ) -> str | None:
+        images = self.deployment["snapshot"].get("images", {})
+        if str(item.id) in images:
+            return str(images[str(item.id)])
+        if item.needs_build:
+            return await self._await_build(item, run, steps)
+        if item.spec.get("image"):
+            version = self.deployment["version"] if self.deployment["service_ids"] else None
+            return p.image_reference(item.spec, version)
+        return None
+
+    async def _await_build(
+        self, item: p.ServiceItem, run: Mapping[str, Any], steps: dict[str, float]
+    ) -> str:
+        build_id = run["build_id"]
+        if build_id is None:  # resumed before the request was recorded
+            async with self.tx() as conn:
+                run = await self._request_build(conn, item)
+            build_id = run["build_id"]
+        started = time.monotonic()
+        deadline = started + self.tools.settings.build_timeout_s
+        while True:
+            async with self.tools.pool.acquire() as conn:
+                current = await conn.fetchrow(
+                    "SELECT build_status, image, message FROM deployment_services"
+                    " WHERE deployment_id = $1 AND service_id = $2",
+                    self.id,
+                    item.id,
+                )
+            status = current["build_status"]
+            if status == "SUCCEEDED":
+                steps.setdefault("build", round(time.monotonic() - started, 3))
+                await self._record_image(item, current["image"])
+                return str(current["image"])
+            if status in ("FAILED", "CANCELED"):
+                raise StepFailed(
+                    "BUILD_FAILED" if status == "FAILED" else "BUILD_CANCELED",
+                    current["message"] or f"the build of {item.name} did not succeed",
+                    build=True,
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StepFailed("TIMEOUT", f"the build of {item.name} took too long", build=True)
+            await self.tools.signals.wait(str(build_id), timeout_s=min(remaining, 1.0))
+
+    async def _record_image(self, item: p.ServiceItem, image: str) -> None:
+        """Images go into the snapshot, so deploying it again (rollback) builds nothing."""
+        async with self.tx() as conn:
+            row = await conn.fetchrow(
+                "UPDATE deployments SET snapshot = jsonb_set(snapshot, ARRAY['images', $2::text],"
+                " to_jsonb($3::text)) WHERE id = $1 RETURNING snapshot",
+                self.id,
+                str(item.id),
+                image,
+            )
+        self.deployment = _with(self.deployment, snapshot=row["snapshot"])
+
+    async def _deploy_kind(self, item: p.ServiceItem, image: str | None) -> _Outcome:
+        settings = self.tools.settings
+        if item.kind in p.LONG_RUNNING:
+            assert image is not None
+            work = workloads.workload(
+                item,
+                image=image,
+                environment_id=self.deployment["environment_id"],
+                env=await self._env(item),
+            )
+            deployed = await _within(
+                settings.apply_timeout_s,
+                f"{item.name} did not start",
+                self.tools.runtime.apply(work),
+            )
+            self.tools.live.follow_service(self.deployment, item.id)
+            urls = [deployed.urls[port] for port in sorted(deployed.urls)]
+            if deployed.url:
+                urls = [deployed.url, *[u for u in urls if u != deployed.url]]
+            return _Outcome(
+                RunStatus.RUNNING.value, urls, f"{image} at {', '.join(urls) or 'no port'}"
+            )
+        if item.kind == p.DATABASE:
+            return await self._database(item)
+        if item.kind == p.LIFECYCLE:
+            if "start" not in item.triggers:
+                return _Outcome(None, [], "(runs on " + ", ".join(sorted(item.triggers)) + ")")
+            return await self._job(item, image)
+        if item.kind == p.CRONJOB:
+            return _Outcome(None, [], f"(runs on schedule {item.spec.get('schedule')})")
+        raise StepFailed(
+            "KIND_NOT_SUPPORTED",
+            f"the local runtime does not run {item.kind} services; use a Kubernetes cluster",
+        )
+
+    async def _database(self, item: p.ServiceItem) -> _Outcome:
+        engine = str(item.spec.get("engine", ""))
+        connection = await _within(
+            self.tools.settings.apply_timeout_s,
+            f"{item.name} did not start",
+            self.tools.databases.apply(
+                str(item.id), engine=engine, version=None, name=_db_name(item.name)
+            ),
+        )
+        sealed = self.tools.at_rest.seal(connection.password.encode(), aad=item.id.bytes)
+        async with self.tx() as conn:
+            row = await q.save_database_instance(
+                conn,
+                {
+                    "service_id": item.id,
+                    "organization_id": self.deployment["organization_id"],
+                    "environment_id": self.deployment["environment_id"],
+                    "engine": engine,
+                    "host": connection.host,
+                    "port": connection.port,
+                    "db_user": connection.user,
+                    "db_name": connection.database,
+                    "password_sealed": sealed,
+                },
+            )
+            await publish_connection(conn, row, self.tools.transport, connection.password)
+        self.tools.live.follow_database(self.deployment, item.id)
+        where = f"{connection.host}:{connection.port}"
+        return _Outcome(
+            RunStatus.RUNNING.value,
+            [f"postgresql://{where}/{connection.database}"],
+            f"{engine} at {where}",
+        )
+
+    async def _job(self, item: p.ServiceItem, image: str | None) -> _Outcome:
+        assert image is not None
+        work = workloads.workload(
+            item,
+            image=image,
+            environment_id=self.deployment["environment_id"],
+            env=await self._env(item),
+        )
+        timeout_s = float(item.spec.get("max_duration_s", 3600))
+        self.tools.live.follow_job(self.deployment, item.id)
+        result = await self.tools.runtime.run_job(work, timeout_s=timeout_s)
+        if result.exit_code != 0:
+            raise StepFailed("JOB_FAILED", f"{item.name} exited with code {result.exit_code}")
+        if item.spec.get("output_variables"):
+            try:
+                outputs = p.output_variables(result.output)
+            except ValueError as exc:
+                raise StepFailed("JOB_OUTPUT_INVALID", str(exc)) from None
+            async with self.tx() as conn:
+                await q.save_job_outputs(
+                    conn,
+                    self.deployment["environment_id"],
+                    item.id,
+                    workloads.seal_outputs(outputs, self.tools.at_rest, item.id),
+                )
+            self.outputs.update(outputs)
+        return _Outcome(RunStatus.COMPLETED.value, [], f"job done in {result.duration_s:.1f}s")
+
+    async def _env(self, item: p.ServiceItem) -> dict[str, str]:
+        async with self.tools.pool.acquire() as conn:
+            rows = await q.database_instances(conn, self.deployment["environment_id"])
+        connections: dict[uuid.UUID, DatabaseConnectionInfo] = {
+            row["service_id"]: workloads.connection_info(row, self.tools.at_rest) for row in rows
+        }
+        context = workloads.Context(
+            self.deployment["snapshot"], connections, self.outputs, self.tools.transport
+        )
+        try:
+            return workloads.variables(context, item)
+        except ValueError as exc:  # a ResolutionError: the set changed since it was checked
+            raise StepFailed("VARIABLES_INVALID", str(exc)) from None
+
+    def _digest(self, item: p.ServiceItem) -> str:
+        snapshot = self.deployment["snapshot"]
+        svc = {"spec": item.spec}
+        visible = p.visible_variables(
+            snapshot.get("variables", []),
+            environment_id=snapshot["environment"]["id"],
+            service_id=item.id,
+        )
+        return p.config_digest(svc, visible)
+
+    # -- STOP, RESTART, DELETE -------------------------------------------------------------------
+
+    async def _stop(self, item: p.ServiceItem, steps: dict[str, float]) -> None:
+        await self._begin(item, E.START_STOP)
+        started = time.monotonic()
+        if item.kind == p.LIFECYCLE and "stop" in item.triggers:
+            await self._job(item, self._snapshot_image(item))
+        elif item.kind in p.LONG_RUNNING:
+            await self.tools.runtime.stop(str(item.id))
+        elif item.kind == p.DATABASE:
+            await self.tools.databases.stop(str(item.id))
+        steps["stop"] = round(time.monotonic() - started, 3)
+        await self._end(
+            item, E.STOP_SUCCEEDED, steps, running_status=RunStatus.STOPPED.value, urls=[]
+        )
+
+    async def _restart(self, item: p.ServiceItem, steps: dict[str, float]) -> None:
+        await self._begin(item, E.START_RESTART)
+        started = time.monotonic()
+        running: str | None = RunStatus.RUNNING.value
+        if item.kind in p.LONG_RUNNING:
+            await _within(
+                self.tools.settings.apply_timeout_s,
+                f"{item.name} did not restart",
+                self.tools.runtime.restart(str(item.id)),
+            )
+        elif item.kind == p.DATABASE:
+            await self.tools.databases.restart(str(item.id))
+        else:
+            running = None  # jobs have nothing running to restart
+        steps["restart"] = round(time.monotonic() - started, 3)
+        await self._end(item, E.RESTART_SUCCEEDED, steps, running_status=running)
+
+    async def _delete(self, item: p.ServiceItem, steps: dict[str, float]) -> None:
+        await self._begin(item, E.START_DELETE)
+        started = time.monotonic()
+        if item.kind == p.LIFECYCLE and "delete" in item.triggers:
+            await self._job(item, self._snapshot_image(item))
+        self.tools.live.forget(item.id)
+        await self.tools.runtime.delete(str(item.id))
+        if item.kind == p.DATABASE:
+            await self.tools.databases.delete(str(item.id))
+            async with self.tx() as conn:
+                row = await q.delete_database_instance(conn, item.id)
+                if row is not None:
+                    await publish_connection(conn, row, self.tools.transport, "")
+        steps["delete"] = round(time.monotonic() - started, 3)
+        await self._end(
+            item, E.DELETE_SUCCEEDED, steps, running_status=RunStatus.STOPPED.value, urls=[]
+        )
+
+    def _snapshot_image(self, item: p.ServiceItem) -> str | None:
+        image = self.deployment["snapshot"].get("images", {}).get(str(item.id))
+        if image is None and item.spec.get("image"):
+            return p.image_reference(item.spec)
+        if image is None:
+            raise StepFailed("IMAGE_UNKNOWN", f"{item.name} was never built: deploy it first")
+        return str(image)
+
+    async def _begin(self, item: p.ServiceItem, event: sm.Event) -> None:
+        async with self.tx() as conn:
+            await q.update_service_run(
+                conn, self.id, item.id, status="DEPLOYING", started_at=datetime.now(UTC)
+            )
+            await progress.environment_event(conn, self.deployment, event)
+            await progress.service_event(conn, self.deployment, item.id, event)
+
+    async def _end(
+        self,
+        item: p.ServiceItem,
+        event: sm.Event,
+        steps: dict[str, float],
+        *,
+        running_status: str | None = None,
+        urls: list[str] | None = None,
+    ) -> None:
+        async with self.tx() as conn:
+            await q.update_service_run(
+                conn, self.id, item.id, status="DONE", steps=steps, finished_at=datetime.now(UTC)
+            )
+            await progress.service_event(
+                conn, self.deployment, item.id, event, running_status=running_status, urls=urls
+            )
+
+    # -- endings -----------------------------------------------------------------------------
+
+    async def _succeeded(self) -> None:
+        event = {
+            A.DEPLOY: E.DEPLOY_SUCCEEDED,
+            A.STOP: E.STOP_SUCCEEDED,
+            A.RESTART: E.RESTART_SUCCEEDED,
+            A.DELETE: E.DELETE_SUCCEEDED,
+        }[self.action]
+        async with self.tx() as conn:
+            await progress.environment_event(conn, self.deployment, self._start_event())
+            await progress.environment_event(conn, self.deployment, event)
+            if self.action is A.DELETE and not self.deployment["service_ids"]:
+                await q.forget_environment(conn, self.deployment["environment_id"])
+            await self._finish(conn, "SUCCESS", None, None)
+            await progress.publish(
+                conn,
+                self.deployment,
+                ev.DeploymentSucceeded(**progress.ids(self.deployment), duration_s=self._elapsed()),
+            )
+
+    def _start_event(self) -> sm.Event:
+        """Reaching the end of an empty plan still goes through the running state."""
+        return {
+            A.DEPLOY: E.START_DEPLOY,
+            A.STOP: E.START_STOP,
+            A.RESTART: E.START_RESTART,
+            A.DELETE: E.START_DELETE,
+        }[self.action]
+
+    async def _fail(self, failure: StepFailed) -> None:
+        log.warning("deployment.failed", deployment_id=str(self.id), reason=failure.reason)
+        async with self.tx() as conn:
+            await self._close_leftovers(conn, "SKIPPED")
+            event = E.TIMEOUT if failure.reason == "TIMEOUT" else self._failure_event(failure)
+            await progress.environment_event(conn, self.deployment, event)
+            await self._finish(conn, "ERROR", failure.reason, failure.message[:2000])
+            await progress.deploy_log(
+                conn, self.deployment, f"Deployment failed: {failure.reason}: {failure.message}"
+            )
+            await progress.publish(
+                conn,
+                self.deployment,
+                ev.DeploymentFailed(
+                    **progress.ids(self.deployment),
+                    reason=failure.reason,
+                    message=failure.message[:2000],
+                    duration_s=self._elapsed(),
+                ),
+            )
+        await self._cancel_builds()
+
+    def _failure_event(self, failure: StepFailed) -> sm.Event:
+        if self.action is A.DEPLOY:
+            return E.BUILD_FAILED if failure.build else E.DEPLOY_FAILED
+        return {A.STOP: E.STOP_FAILED, A.RESTART: E.RESTART_FAILED, A.DELETE: E.DELETE_FAILED}[
+            self.action
+        ]
+
+    async def _canceled(self) -> None:
+        log.info("deployment.canceled", deployment_id=str(self.id))
+        await self._cancel_builds()
+        async with self.tx() as conn:
+            await self._close_leftovers(conn, "CANCELED")
+            await progress.environment_event(conn, self.deployment, E.CANCELED)
+            await self._finish(conn, "CANCELED", "CANCELED", "canceled by a user")
+            await progress.deploy_log(conn, self.deployment, "Deployment canceled")
+            await progress.publish(
+                conn,
+                self.deployment,
+                ev.DeploymentCanceled(**progress.ids(self.deployment), duration_s=self._elapsed()),
+            )
+
+    async def _close_leftovers(self, conn: asyncpg.Connection, status: str) -> None:
+        """Stages and services that did not run: SKIPPED after a failure, CANCELED on cancel."""
+        for stage in await q.stages(conn, self.id):
+            if stage["status"] == "QUEUED" or (
+                status == "CANCELED" and stage["status"] == "ONGOING"
+            ):
+                await progress.stage_status(conn, self.deployment, stage, sm.StageStatus(status))
+        for run in await q.service_runs(conn, self.id):
+            if run["status"] in ("QUEUED", "BUILDING", "DEPLOYING"):
+                await q.update_service_run(
+                    conn, self.id, run["service_id"], status=status, finished_at=datetime.now(UTC)
+                )
+                if status == "CANCELED":
+                    await progress.service_event(
+                        conn, self.deployment, run["service_id"], E.CANCEL_REQUESTED
+                    )
+                    await progress.service_event(
+                        conn, self.deployment, run["service_id"], E.CANCELED
+                    )
+                else:
+                    await self._settle_skipped(conn, run)
+
+    async def _settle_skipped(self, conn: asyncpg.Connection, run: asyncpg.Record) -> None:
+        """A skipped service goes back to where it was before this deployment queued it."""
+        status = await q.service_status(conn, run["service_id"])
+        if status is not None and sm.is_busy(S(status["state"])):
+            await progress.service_event(
+                conn, self.deployment, run["service_id"], E.CANCEL_REQUESTED
+            )
+            await progress.service_event(conn, self.deployment, run["service_id"], E.CANCELED)
+
+    async def _cancel_builds(self) -> None:
+        async with self.tx() as conn:
+            for run in await q.service_runs(conn, self.id):
+                if run["build_id"] and run["build_status"] in ("REQUESTED", "QUEUED", "STARTED"):
+                    await outbox.publish(
+                        conn,
+                        ev.BuildCancelRequested(
+                            build_id=run["build_id"],
+                            organization_id=self.deployment["organization_id"],
+                        ),
+                        subject=str(run["build_id"]),
+                        source=progress.SOURCE,
+                        organization_id=self.deployment["organization_id"],
+                    )
+
+    async def _finish(
+        self, conn: asyncpg.Connection, status: str, reason: str | None, message: str | None
+    ) -> None:
+        self.deployment = await q.update_deployment(
+            conn,
+            self.id,
+            status=status,
+            reason=reason,
+            message=message,
+            finished_at=datetime.now(UTC),
+        )
+        await q.notify(conn, "deployer_queue", str(self.id))  # the next request may start
+
+    def _elapsed(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    running_status: str | None
+    urls: list[str]
+    summary: str
+
+
+def _items(snapshot: Mapping[str, Any]) -> list[p.ServiceItem]:
+    return [item for stage in p.plan(snapshot, A.DEPLOY) for item in stage.services]
+
+
+def _with(row: Any, **fields: Any) -> Any:
+    data = dict(row)
+    data.update(fields)
+    return data
+
+
+def _db_name(service_name: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in service_name.lower()).strip("_")
+    return (cleaned or "app")[:63]
+
+
+async def _within(timeout_s: float, message: str, work: Awaitable[Any]) -> Any:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await work
+    except TimeoutError:
+        raise StepFailed("TIMEOUT", f"{message} within {timeout_s:.0f}s") from None
+
+
+async def publish_connection(
+    conn: asyncpg.Connection, row: asyncpg.Record, transport: Sealer, password: str
+) -> None:
+    sealed = base64.b64encode(
+        transport.seal(password.encode(), aad=row["service_id"].bytes)
+    ).decode()
+    await outbox.publish(
+        conn,
+        ev.DatabaseConnectionChanged(
+            service_id=row["service_id"],
+            environment_id=row["environment_id"],
+            organization_id=row["organization_id"],
+            engine=row["engine"],
+            host=row["host"],
+            port=row["port"],
+            user=row["db_user"],
+            database=row["db_name"],
+            password_sealed=sealed,
+            version=row["version"],
+            deleted=row["deleted"],
+        ),
+        subject=str(row["service_id"]),
+        source=progress.SOURCE,
+        organization_id=row["organization_id"],
+    )

@@ -1,0 +1,248 @@
+"""Deployment requests: accepted (202) into the environment's queue, or refused (409).
+
+One transaction per request, serialized per environment by an advisory lock, so the queue's order
+is the order requests were accepted in. A request identical to the last pending one merges into
+it (the caller gets that request's id). The worker is woken by a NOTIFY when the request commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from slipway_contracts.events import deployer as ev
+from slipway_deployer.db import queries as q
+from slipway_deployer.domain import state_machine as sm
+from slipway_libs import audit, outbox
+from slipway_libs.actor import Actor
+from slipway_libs.errors import Clash, Missing
+
+SOURCE = "deployer"
+QUEUE_CHANNEL = "deployer_queue"
+CANCEL_CHANNEL = "deployer_cancel"
+A, S = sm.Action, sm.State
+
+
+async def environment_or_404(conn: asyncpg.Connection, env_id: uuid.UUID) -> asyncpg.Record:
+    env = await q.environment(conn, env_id)
+    if env is None:
+        raise Missing("ENVIRONMENT_NOT_FOUND", "No such environment.")
+    return env
+
+
+async def service_or_404(conn: asyncpg.Connection, service_id: uuid.UUID) -> asyncpg.Record:
+    svc = await q.service(conn, service_id)
+    if svc is None:
+        raise Missing("SERVICE_NOT_FOUND", "No such service.")
+    return svc
+
+
+async def request(
+    conn: asyncpg.Connection,
+    *,
+    environment_id: uuid.UUID,
+    action: sm.Action,
+    actor: Actor,
+    service_id: uuid.UUID | None = None,
+    version: str | None = None,
+    trigger: str = "user",
+    rollback_of: asyncpg.Record | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """Queue one request; returns the deployment row that answers for it and whether it merged."""
+    env = await environment_or_404(conn, environment_id)
+    await q.lock_environment(conn, environment_id)
+    env_state = await _environment_state(conn, environment_id)
+    if service_id is not None:
+        env_next = await _check_service(conn, env_state, service_id, action)
+    else:
+        env_next = sm.transition(env_state, sm.request_event(action))
+    pending = [_as_request(row) for row in await q.queued(conn, environment_id)]
+    wanted = sm.DeploymentRequest(
+        id=uuid.uuid4(),
+        action=action,
+        service_ids=frozenset({service_id}) if service_id else frozenset(),
+        version=str(rollback_of["id"]) if rollback_of is not None else version,
+        trigger=sm.TriggerKind.USER if trigger == "rollback" else sm.TriggerKind(trigger),
+    )
+    queued = sm.enqueue(pending, wanted)
+    if queued.merged:
+        row = await q.deployment(conn, queued.request.id)
+        assert row is not None
+        return row, True
+    row = await q.insert_deployment(
+        conn,
+        {
+            "id": wanted.id,
+            "organization_id": env["organization_id"],
+            "project_id": env["project_id"],
+            "environment_id": environment_id,
+            "action": action.value,
+            "service_ids": sorted(wanted.service_ids),
+            "version": version,
+            "trigger": trigger,
+            "rollback_of": rollback_of["id"] if rollback_of is not None else None,
+            "requested_by": actor.model_dump(mode="json", exclude_none=True),
+            "status": "QUEUED",
+            "snapshot": rollback_of["snapshot"] if rollback_of is not None else None,
+        },
+    )
+    if env_next is not env_state:
+        await q.save_environment_status(
+            conn, environment_id, env["organization_id"], env_next.value, action=action.value
+        )
+    await _announce(conn, row, actor)
+    return row, False
+
+
+async def _environment_state(conn: asyncpg.Connection, env_id: uuid.UUID) -> sm.State:
+    status = await q.environment_status(conn, env_id)
+    return sm.State(status["state"]) if status is not None else S.READY
+
+
+async def _check_service(
+    conn: asyncpg.Connection, env_state: sm.State, service_id: uuid.UUID, action: sm.Action
+) -> sm.State:
+    """A service's request is judged on the service's own state; the environment only refuses
+    it while being deleted. Returns the environment's next state."""
+    status = await q.service_status(conn, service_id)
+    state = sm.State(status["state"]) if status is not None else S.READY
+    if not sm.is_busy(state):
+        sm.transition(state, sm.request_event(action))  # raises the 409 when refused
+    if env_state in (S.DELETE_QUEUED, S.DELETING, S.DELETED):
+        sm.transition(env_state, sm.request_event(action))  # raises the right refusal
+    return env_state if sm.is_busy(env_state) else sm.queued_state(action)
+
+
+def _as_request(row: asyncpg.Record) -> sm.DeploymentRequest:
+    trigger = "user" if row["trigger"] == "rollback" else row["trigger"]
+    rollback = row["rollback_of"]
+    return sm.DeploymentRequest(
+        id=row["id"],
+        action=sm.Action(row["action"]),
+        service_ids=frozenset(row["service_ids"]),
+        version=str(rollback) if rollback is not None else row["version"],
+        trigger=sm.TriggerKind(trigger),
+    )
+
+
+async def _announce(conn: asyncpg.Connection, row: asyncpg.Record, actor: Actor) -> None:
+    await outbox.publish(
+        conn,
+        ev.DeploymentQueued(
+            deployment_id=row["id"],
+            environment_id=row["environment_id"],
+            organization_id=row["organization_id"],
+            action=row["action"],
+            trigger=row["trigger"],
+            service_ids=list(row["service_ids"]),
+            requested_by=actor.id,
+            rollback_of=row["rollback_of"],
+        ),
+        subject=str(row["environment_id"]),
+        source=SOURCE,
+        organization_id=row["organization_id"],
+        announce=True,
+    )
+    await audit.record(
+        conn,
+        producer=SOURCE,
+        actor=actor,
+        organization_id=row["organization_id"],
+        action=row["action"],
+        target_type="ENVIRONMENT",
+        target_id=row["environment_id"],
+        project_id=row["project_id"],
+        environment_id=row["environment_id"],
+        change=_audit_change(row),
+    )
+    await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))
+
+
+def _audit_change(row: asyncpg.Record) -> dict[str, Any]:
+    change: dict[str, Any] = {"deployment_id": str(row["id"]), "trigger": row["trigger"]}
+    if row["service_ids"]:
+        change["service_ids"] = [str(s) for s in row["service_ids"]]
+    if row["version"]:
+        change["version"] = row["version"]
+    if row["rollback_of"]:
+        change["rollback_of"] = str(row["rollback_of"])
+    return change
+
+
+async def rollback(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, actor: Actor
+) -> tuple[asyncpg.Record, bool]:
+    """Deploy again the snapshot an earlier deployment deployed."""
+    earlier = await q.deployment(conn, deployment_id)
+    if earlier is None:
+        raise Missing("DEPLOYMENT_NOT_FOUND", "No such deployment.")
+    if earlier["action"] != A.DEPLOY or earlier["status"] != "SUCCESS" or not earlier["snapshot"]:
+        raise Clash("NOT_ROLLBACKABLE", "Only a deployment that succeeded can be deployed again.")
+    return await request(
+        conn,
+        environment_id=earlier["environment_id"],
+        action=A.DEPLOY,
+        actor=actor,
+        trigger="rollback",
+        rollback_of=earlier,
+    )
+
+
+async def redeploy(
+    conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor
+) -> tuple[asyncpg.Record, bool]:
+    """Deploy again what the environment's last successful deployment deployed."""
+    await environment_or_404(conn, env_id)
+    for row in await q.history(conn, env_id, service_id=None, before_seq=None, limit=50):
+        if row["action"] == A.DEPLOY and row["status"] == "SUCCESS" and row["snapshot"]:
+            return await rollback(conn, row["id"], actor)
+    raise Clash("NOTHING_TO_REDEPLOY", "This environment has no successful deployment yet.")
+
+
+async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> asyncpg.Record:
+    """Cancel the running deployment (it goes through CANCELING until the worker stopped what
+    runs), else the next queued one (canceled at once)."""
+    env = await environment_or_404(conn, env_id)
+    await q.lock_environment(conn, env_id)
+    state = await _environment_state(conn, env_id)
+    current = await q.running(conn, env_id)
+    if current is not None:
+        next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED)
+        if current["action"] == A.DELETE:
+            raise sm.TransitionRefused(
+                sm.RefusalCode.DELETE_NOT_CANCELABLE, "a running deletion cannot be canceled"
+            )
+        row = await q.update_deployment(conn, current["id"], status="CANCELING")
+        await q.notify(conn, CANCEL_CHANNEL, str(row["id"]))
+    else:
+        queue = await q.queued(conn, env_id)
+        if not queue:
+            raise sm.TransitionRefused(
+                sm.RefusalCode.NOTHING_TO_CANCEL, "nothing is queued or running", state=state
+            )
+        next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED) if sm.is_busy(state) else state
+        row = await q.update_deployment(
+            conn,
+            queue[0]["id"],
+            status="CANCELED",
+            reason="CANCELED",
+            finished_at=datetime.now(UTC),
+        )
+        await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))  # the next one may start
+    await q.save_environment_status(conn, env_id, env["organization_id"], next_state.value)
+    await audit.record(
+        conn,
+        producer=SOURCE,
+        actor=actor,
+        organization_id=env["organization_id"],
+        action="CANCEL",
+        target_type="ENVIRONMENT",
+        target_id=env_id,
+        project_id=env["project_id"],
+        environment_id=env_id,
+        change={"deployment_id": str(row["id"])},
+    )
+    return row

@@ -1,0 +1,200 @@
+"""Read views: environment and service status, deployment history and one deployment's detail."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from slipway_deployer.db import queries as q
+from slipway_deployer.domain import plan as p
+from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.usecases.requests import environment_or_404, service_or_404
+
+S = sm.State
+
+
+async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> dict[str, Any]:
+    env = await environment_or_404(conn, env_id)
+    status = await q.environment_status(conn, env_id)
+    state = S(status["state"]) if status is not None else S.READY
+    services = await _services(conn, env)
+    last = status["last_deployment_id"] if status is not None else None
+    current = await q.running(conn, env_id)
+    queued = await q.queued(conn, env_id)
+    action, action_status = sm.action_status(state, canceled_action=_canceled_action(status))
+    return {
+        "environment_id": str(env_id),
+        "state": state.value,
+        "action": action.value if action else None,
+        "status": action_status.value,
+        "freshness": _overall([s["freshness"] for s in services]),
+        "deployment_id": str(current["id"]) if current else (str(last) if last else None),
+        "queued": [str(row["id"]) for row in queued],
+        "stages": await _stages(conn, current["id"] if current else last),
+        "services": services,
+        "allowed_actions": sorted(a.value for a in sm.allowed_actions(state)),
+    }
+
+
+async def service(conn: asyncpg.Connection, service_id: uuid.UUID) -> dict[str, Any]:
+    svc = await service_or_404(conn, service_id)
+    env = await environment_or_404(conn, svc["environment_id"])
+    for view in await _services(conn, env):
+        if view["id"] == str(service_id):
+            return view
+    raise AssertionError("a service of the environment is missing from its view")
+
+
+def _canceled_action(status: asyncpg.Record | None) -> sm.Action:
+    action = status["last_action"] if status is not None else None
+    return sm.Action(action) if action else sm.Action.DEPLOY
+
+
+async def _services(conn: asyncpg.Connection, env: asyncpg.Record) -> list[dict[str, Any]]:
+    services = await q.services_of(conn, env["id"])
+    statuses = {r["service_id"]: r for r in await q.service_statuses(conn, env["id"])}
+    parents = [env["id"], *(s["id"] for s in services)]
+    variables = [dict(v) for v in await q.variables_visible(conn, env["project_id"], parents)]
+    views = []
+    for svc in services:
+        status = statuses.get(svc["id"])
+        state = S(status["state"]) if status is not None else S.READY
+        action, action_status = sm.action_status(state, canceled_action=_canceled_action(status))
+        visible = p.visible_variables(variables, environment_id=env["id"], service_id=svc["id"])
+        desired = p.config_digest({"spec": svc["spec"]}, visible)
+        deployed = status["deployed_config"] if status is not None else None
+        views.append(
+            {
+                "id": str(svc["id"]),
+                "name": svc["name"],
+                "kind": svc["kind"],
+                "state": state.value,
+                "action": action.value if action else None,
+                "status": action_status.value,
+                "running_status": status["running_status"] if status is not None else None,
+                "urls": list(status["urls"]) if status is not None else [],
+                "message": status["message"] if status is not None else None,
+                "freshness": sm.freshness(deployed, desired).value,
+                "image": status["deployed_image"] if status is not None else None,
+                "deployment_id": _str(status["last_deployment_id"]) if status is not None else None,
+                "updated_at": status["updated_at"].isoformat() if status is not None else None,
+            }
+        )
+    return views
+
+
+def _overall(freshness: list[str]) -> str:
+    if not freshness or all(f == sm.Freshness.NEVER_DEPLOYED for f in freshness):
+        return sm.Freshness.NEVER_DEPLOYED.value
+    if all(f == sm.Freshness.UP_TO_DATE for f in freshness):
+        return sm.Freshness.UP_TO_DATE.value
+    return sm.Freshness.OUT_OF_DATE.value
+
+
+async def _stages(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID | None
+) -> list[dict[str, Any]]:
+    if deployment_id is None:
+        return []
+    runs = await q.service_runs(conn, deployment_id)
+    return [
+        {
+            "position": stage["position"],
+            "stage_id": _str(stage["stage_id"]),
+            "name": stage["name"],
+            "status": stage["status"],
+            "started_at": _iso(stage["started_at"]),
+            "finished_at": _iso(stage["finished_at"]),
+            "duration_s": _duration(stage["started_at"], stage["finished_at"]),
+            "services": [_run(r) for r in runs if r["position"] == stage["position"]],
+        }
+        for stage in await q.stages(conn, deployment_id)
+    ]
+
+
+def _run(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "service_id": str(row["service_id"]),
+        "name": row["name"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "build_id": _str(row["build_id"]),
+        "build_status": row["build_status"],
+        "image": row["image"],
+        "commit": row["commit"],
+        "reason": row["reason"],
+        "message": row["message"],
+        "steps": dict(row["steps"] or {}),
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+    }
+
+
+async def history(
+    conn: asyncpg.Connection,
+    env_id: uuid.UUID,
+    *,
+    service_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> dict[str, Any]:
+    before = int(cursor) if cursor and cursor.isdigit() else None
+    rows = await q.history(conn, env_id, service_id=service_id, before_seq=before, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [summary(row) for row in rows],
+        "next_cursor": str(rows[-1]["seq"]) if more and rows else None,
+    }
+
+
+def summary(row: asyncpg.Record) -> dict[str, Any]:
+    actor = row["requested_by"] or {}
+    return {
+        "id": str(row["id"]),
+        "request_id": str(row["id"]),
+        "environment_id": str(row["environment_id"]),
+        "action": row["action"],
+        "status": row["status"],
+        "trigger": row["trigger"],
+        "triggered_by": {k: actor.get(k) for k in ("type", "id", "name", "origin") if k in actor},
+        "service_ids": [str(s) for s in row["service_ids"]],
+        "version": row["version"],
+        "rollback_of": _str(row["rollback_of"]),
+        "reason": row["reason"],
+        "message": row["message"],
+        "created_at": _iso(row["created_at"]),
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+        "duration_s": _duration(row["started_at"], row["finished_at"]),
+    }
+
+
+async def deployment(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
+    out = summary(row)
+    out["stages"] = await _stages(conn, row["id"])
+    snapshot = row["snapshot"] or {}
+    out["snapshot"] = {
+        "services": [
+            {"id": s["id"], "name": s["name"], "kind": s["kind"]}
+            for s in snapshot.get("services", [])
+        ],
+        "images": snapshot.get("images", {}),
+    }
+    return out
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _duration(started: Any, finished: Any) -> float | None:
+    if started is None or finished is None:
+        return None
+    return round((finished - started).total_seconds(), 3)

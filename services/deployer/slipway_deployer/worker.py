@@ -1,0 +1,302 @@
+"""The deployment worker: takes the head of each environment's queue, runs it, and keeps what it
+runs watched.
+
+- One worker per installation drives the local runtime (a session advisory lock: a second
+  deployer process waits as a standby and takes over when the first dies).
+- Woken by PostgreSQL notifications (a request queued, a build finished, a cancel asked) and by
+  a short poll, so a lost notification costs at most ``poll_s``.
+- On start (and on taking over) it adopts what the runtime still runs, then resumes every
+  deployment left ONGOING or CANCELING: nothing stays ONGOING because a deployer died.
+- A monitor keeps each service's running status (RUNNING, WARNING after a crash, ERROR...) in the
+  database and tells subscribers when it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from slipway_contracts.events import deployer as ev
+from slipway_deployer.db import queries as q
+from slipway_deployer.domain import plan as p
+from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.execution import BUILD_CHANNEL, Execution, Tools
+from slipway_deployer.runtime import RuntimeFailure
+from slipway_deployer.usecases import progress
+from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
+
+log = structlog.get_logger(__name__)
+_WORKER_LOCK = 0x5D3B_0001
+A, S = sm.Action, sm.State
+
+
+class Worker:
+    """``make_tools`` runs once this worker leads: the local runtime locks its state dir."""
+
+    def __init__(self, pool: asyncpg.Pool, make_tools: Callable[[], Tools]) -> None:
+        self._pool = pool
+        self._make_tools = make_tools
+        self.tools: Tools
+        self._running: dict[uuid.UUID, tuple[Execution, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        pool = self._pool
+        async with pool.acquire() as lock_conn:
+            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _WORKER_LOCK):  # noqa: ASYNC110
+                await asyncio.sleep(1)
+            log.info("worker.leader")
+            self.tools = self._make_tools()
+            async with pool.acquire() as listener:
+                await self._listen(listener)
+                try:
+                    await self._take_over()
+                    await self._loop()
+                finally:
+                    await listener.remove_listener(QUEUE_CHANNEL, self._on_queue)
+                    await listener.remove_listener(CANCEL_CHANNEL, self._on_cancel)
+                    await listener.remove_listener(BUILD_CHANNEL, self._on_build)
+                    await self._stop_executions()
+                    await self.tools.live.aclose()
+                    await self.tools.runtime.close()
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener(QUEUE_CHANNEL, self._on_queue)
+        await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        await conn.add_listener(BUILD_CHANNEL, self._on_build)
+
+    def _on_queue(self, *_: object) -> None:
+        self._wake.set()
+
+    def _on_build(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.tools.signals.set(payload)
+
+    async def _take_over(self) -> None:
+        adopted = await self.tools.runtime.adopt()
+        databases = await self.tools.databases.adopt()
+        log.info("worker.adopted", services=len(adopted), databases=len(databases))
+        async with self.tools.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM service_status WHERE running_status IN ('RUNNING', 'WARNING',"
+                " 'STARTING', 'ERROR')"
+            )
+            unfinished = await q.unfinished(conn)
+        for row in rows:
+            sid = str(row["service_id"])
+            if sid in adopted:
+                self.tools.live.follow_service(row, row["service_id"])
+            elif sid in databases:
+                self.tools.live.follow_database(row, row["service_id"])
+        for row in unfinished:
+            log.info("worker.resume", deployment_id=str(row["id"]), status=row["status"])
+            self._start(Execution(self.tools, row, canceling=row["status"] == "CANCELING"))
+
+    async def _loop(self) -> None:
+        monitor = asyncio.create_task(self._monitor())
+        try:
+            beat = 0.0
+            while True:
+                await self._claim()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.tools.settings.poll_s):
+                        await self._wake.wait()
+                self._wake.clear()
+                beat += self.tools.settings.poll_s
+                if beat >= 5:
+                    beat = 0.0
+                    await self._heartbeat()
+        finally:
+            monitor.cancel()
+
+    async def _claim(self) -> None:
+        free = self.tools.settings.max_parallel_deployments - len(self._running)
+        if free <= 0:
+            return
+        async with self.tools.pool.acquire() as conn, conn.transaction():
+            started = [await start(conn, row) for row in await q.claimable(conn, free)]
+        for row in started:
+            if row is not None:
+                self._start(Execution(self.tools, row))
+
+    def _start(self, execution: Execution) -> None:
+        async def run() -> None:
+            try:
+                if execution.canceling:
+                    await execution._canceled()
+                else:
+                    await execution.run()
+            finally:
+                self._running.pop(execution.id, None)
+                self._wake.set()
+
+        self._running[execution.id] = (execution, asyncio.create_task(run()))
+
+    def _on_cancel(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        entry = self._running.get(uuid.UUID(payload))
+        if entry is not None and not entry[0].canceling:
+            entry[0].canceling = True
+            entry[1].cancel()
+
+    async def _stop_executions(self) -> None:
+        tasks = [task for _, task in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _heartbeat(self) -> None:
+        if self._running:
+            async with self.tools.pool.acquire() as conn:
+                await q.heartbeat(conn, list(self._running))
+
+    async def _monitor(self) -> None:
+        while True:
+            await asyncio.sleep(self.tools.settings.monitor_s)
+            try:
+                await self._observe()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("worker.monitor_failed", error=str(exc))
+
+    async def _observe(self) -> None:
+        async with self.tools.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT s.*, c.kind FROM service_status s JOIN catalog_services c"
+                " ON c.id = s.service_id WHERE s.running_status IS NOT NULL"
+                " AND s.running_status <> 'STOPPED' AND c.kind IN ('application', 'container')"
+            )
+        for row in rows:
+            try:
+                state = await self.tools.runtime.status(str(row["service_id"]))
+            except RuntimeFailure:
+                continue
+            urls = [state.urls[port] for port in sorted(state.urls)] or list(row["urls"])
+            async with self.tools.pool.acquire() as conn, conn.transaction():
+                if await q.set_running_status(conn, row["service_id"], state.status.value, urls):
+                    await progress.publish(
+                        conn,
+                        _owner(row),
+                        ev.ServiceStatusChanged(
+                            **progress.ids(_owner(row)),
+                            service_id=row["service_id"],
+                            state=row["state"],
+                            running_status=state.status.value,
+                            urls=urls,
+                            message=state.message,
+                        ),
+                    )
+
+
+def _owner(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["last_deployment_id"],
+        "environment_id": row["environment_id"],
+        "organization_id": row["organization_id"],
+        "action": row["last_action"] or A.DEPLOY.value,
+    }
+
+
+async def start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:
+    """Take one queued request: judge it again on the state it finds, freeze its snapshot, plan
+    its stages. Returns the ONGOING deployment, or None when it cannot run (it is then ended)."""
+    action = sm.Action(row["action"])
+    status = await q.environment_status(conn, row["environment_id"])
+    env_state = S(status["state"]) if status is not None else S.READY
+    try:
+        if not sm.is_busy(env_state):
+            env_state = sm.transition(env_state, sm.request_event(action))
+        snapshot = row["snapshot"] or await build_snapshot(conn, row)
+    except (sm.TransitionRefused, LookupError) as exc:
+        code = getattr(exc, "code", "ENVIRONMENT_NOT_FOUND")
+        await q.update_deployment(
+            conn, row["id"], status="ERROR", reason=code, message=str(exc), finished_at=_now()
+        )
+        log.info("worker.refused", deployment_id=str(row["id"]), reason=code)
+        return None
+    stages = p.plan(snapshot, action)
+    await q.insert_stages(
+        conn, [(row["id"], s.position, s.stage_id, s.name, "QUEUED") for s in stages]
+    )
+    await q.insert_service_runs(
+        conn,
+        [
+            (row["id"], item.id, s.position, item.name, item.kind, "QUEUED")
+            for s in stages
+            for item in s.services
+        ],
+    )
+    deployment = await q.update_deployment(
+        conn, row["id"], status="ONGOING", started_at=_now(), heartbeat_at=_now(), snapshot=snapshot
+    )
+    await progress.set_environment_state(conn, deployment, env_state)
+    for stage in stages:
+        for item in stage.services:
+            await progress.service_queued(conn, deployment, item.id)
+    await progress.publish(
+        conn,
+        deployment,
+        ev.DeploymentStarted(**progress.ids(deployment), stages=[s.name for s in stages]),
+    )
+    await progress.deploy_log(conn, deployment, f"{action.value} started: {len(stages)} stage(s)")
+    return deployment
+
+
+async def build_snapshot(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
+    env = await q.environment(conn, row["environment_id"])
+    if env is None:
+        raise LookupError("the environment is not in the deployer's catalog")
+    all_services = [_service(s) for s in await q.services_of(conn, env["id"])]
+    services = p.in_scope(all_services, row["service_ids"])
+    stages = [
+        {"id": str(s["id"]), "name": s["name"], "position": s["position"]}
+        for s in await q.stages_of(conn, env["id"])
+    ]
+    parents = [env["id"], *(uuid.UUID(s["id"]) for s in all_services)]
+    variables = [_variable(v) for v in await q.variables_visible(conn, env["project_id"], parents)]
+    images = {}
+    if row["action"] != A.DEPLOY:  # jobs that run on stop or delete use the image deployed
+        for status in await q.service_statuses(conn, env["id"]):
+            if status["deployed_image"]:
+                images[str(status["service_id"])] = status["deployed_image"]
+    return {
+        "environment": {
+            "id": str(env["id"]),
+            "name": env["name"],
+            "project_id": str(env["project_id"]),
+            "organization_id": str(env["organization_id"]),
+        },
+        "services": services,
+        "all_services": all_services,
+        "stages": stages,
+        "variables": variables,
+        "images": images,
+    }
+
+
+def _service(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "kind": row["kind"],
+        "spec": row["spec"],
+        "stage_id": str(row["stage_id"]) if row["stage_id"] else None,
+        "version": row["version"],
+    }
+
+
+def _variable(row: asyncpg.Record) -> dict[str, Any]:
+    keep = ("key", "scope", "kind", "value", "value_sealed", "is_secret", "mount_path", "version")
+    out: dict[str, Any] = {k: row[k] for k in keep}
+    out["id"], out["parent_id"] = str(row["id"]), str(row["parent_id"])
+    return out
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -726,8 +726,11 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
 
 
 def _remove_output(rootfs: Path) -> None:
+    """A job starts without an output file, in an existing directory it can write it to."""
     with contextlib.suppress(OSError):
         rootfs.joinpath(*OUTPUT_FILE).unlink()
+    with contextlib.suppress(OSError):
+        rootfs.joinpath(*OUTPUT_FILE[:-1]).mkdir(mode=0o777)
 
 
 def _read_output(rootfs: Path, max_bytes: int) -> str | None:

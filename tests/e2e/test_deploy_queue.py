@@ -1,0 +1,261 @@
+"""Deployments that do not go straight: the queue and its merging, a cancel during a build, a
+failing build, and a deployer killed in the middle — all through the public API, against the
+real services, broker, database, git, buildah and registry."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from slipway_libs.testing.platform import Platform
+from tests.e2e.test_deploy_story import Story, git, image_source, new_environment
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("queue-repos")
+
+
+@pytest.fixture(scope="module")
+async def platform(platform_factory, repos, devstack) -> Platform:
+    if "SLIPWAY_BASE_IMAGE" not in devstack.env:
+        pytest.fail("the devstack has no registry/base image: run `make infra-up`")
+    return await platform_factory(
+        ["identity", "catalog", "builder", "deployer", "gateway"],
+        extra_env={"SLIPWAY_GIT_LOCAL_ROOTS": str(repos)},
+    )
+
+
+@pytest.fixture
+async def api(platform: Platform):
+    async with httpx.AsyncClient(
+        base_url=f"{platform.url('gateway')}/api/v1", timeout=30
+    ) as client:
+        yield client
+
+
+def repo_with(root: Path, name: str, dockerfile: str) -> Path:
+    repo = root / name
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "Dockerfile").write_text(dockerfile)
+    (repo / "index.html").write_text(name)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", name)
+    return repo
+
+
+def container(base: str, name: str = "box") -> dict[str, object]:
+    return {
+        "name": name,
+        "kind": "container",
+        "image": image_source(base),
+        "command": [
+            "sh",
+            "-c",
+            "mkdir -p /www && echo up > /www/index.html && exec httpd -f -p $PORT -h /www",
+        ],
+        "ports": [{"port": 8080}],
+    }
+
+
+async def ready(story: Story, count: int) -> None:
+    for _ in range(100):
+        if len((await story.status())["services"]) == count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the deployer never saw the services")
+
+
+async def test_requests_queue_in_order_and_identical_ones_merge(api, devstack) -> None:
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    await story.post(
+        f"/environments/{env}/services", container(devstack.env["SLIPWAY_BASE_IMAGE"]), expect=201
+    )
+    await ready(story, 1)
+
+    first = await story.post(f"/environments/{env}/deploy")
+    second = await story.post(f"/environments/{env}/deploy")
+    third = await story.post(f"/environments/{env}/deploy")
+    stop = await story.post(f"/environments/{env}/stop")
+    assert not first["merged"]
+    # the first is running or queued; the second waits behind it; the third is the same ask
+    assert third["request_id"] == second["request_id"] and third["merged"]
+    assert stop["request_id"] != second["request_id"]
+
+    for request in (first, second, stop):
+        done = await story.settle(request["request_id"])
+        assert done["status"] == "SUCCESS", done
+    history = await story.get(f"/environments/{env}/deployments")
+    assert [d["id"] for d in history["items"]] == [
+        stop["request_id"],
+        second["request_id"],
+        first["request_id"],
+    ]
+    started = [
+        (await story.get(f"/deployments/{r['request_id']}"))["started_at"]
+        for r in (first, second, stop)
+    ]
+    assert started == sorted(started)  # one at a time, in the order asked
+    assert (await story.status())["state"] == "STOPPED"
+    # nothing left to stop: refused with a stable code, nothing queued
+    refused = await api.post(f"/environments/{env}/stop", headers=owner.auth)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "NOTHING_TO_STOP"
+
+
+async def test_cancel_during_a_build_stops_it_and_cancels_the_rest(api, repos, devstack) -> None:
+    base = devstack.env["SLIPWAY_BASE_IMAGE"]
+    repo = repo_with(repos, "slow", f"FROM {base}\nRUN sleep 120\n")
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    await story.post(
+        f"/environments/{env}/services",
+        {"name": "slow", "kind": "application", "git": {"url": str(repo)}, "ports": [{"port": 80}]},
+        expect=201,
+    )
+    await ready(story, 1)
+    deploy = await story.post(f"/environments/{env}/deploy")
+    for _ in range(600):
+        detail = await story.get(f"/deployments/{deploy['request_id']}")
+        runs = [s for stage in detail["stages"] for s in stage["services"]]
+        if runs and runs[0]["build_status"] == "STARTED":
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"the build never started: {detail}")
+    assert (await story.status())["state"] == "BUILDING"
+
+    canceled = await story.post(f"/environments/{env}/cancel")
+    assert canceled["request_id"] == deploy["request_id"]
+    done = await story.settle(deploy["request_id"], timeout_s=60)
+    assert done["status"] == "CANCELED", done
+    assert [s["status"] for s in done["stages"]] == ["CANCELED"]
+    assert (await story.status())["state"] == "CANCELED"
+    # the builder was told: its build ends canceled, not after its two minutes
+    for _ in range(300):
+        detail = await story.get(f"/deployments/{deploy['request_id']}")
+        if detail["stages"][0]["services"][0]["build_status"] == "CANCELED":
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"the build was not canceled: {detail}")
+
+
+async def test_a_failing_build_fails_its_stage_and_skips_the_later_ones(
+    api, repos, devstack
+) -> None:
+    base = devstack.env["SLIPWAY_BASE_IMAGE"]
+    repo = repo_with(repos, "broken", f"FROM {base}\nRUN false\n")
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    await story.post(
+        f"/environments/{env}/services",
+        {
+            "name": "broken",
+            "kind": "application",
+            "git": {"url": str(repo)},
+            "ports": [{"port": 80}],
+        },
+        expect=201,
+    )
+    late = await story.post(f"/environments/{env}/stages", {"name": "late"}, expect=201)
+    box = await story.post(f"/environments/{env}/services", container(base), expect=201)
+    moved = await api.put(
+        f"/services/{box['id']}/stage", json={"stage_id": late["id"]}, headers=owner.auth
+    )
+    assert moved.status_code == 200, moved.text
+    await ready(story, 2)
+    for _ in range(50):  # the move reached the deployer
+        status = await story.get(f"/environments/{env}/stages")
+        if any(s["id"] == late["id"] for s in status["items"]):
+            break
+    await asyncio.sleep(0.5)
+
+    deploy = await story.post(f"/environments/{env}/deploy")
+    done = await story.settle(deploy["request_id"])
+    assert done["status"] == "ERROR" and done["reason"] == "BUILD_FAILED", done
+    assert [(s["name"], s["status"]) for s in done["stages"]] == [
+        ("applications", "ERROR"),
+        ("late", "SKIPPED"),
+    ]
+    assert "RUN false" in done["stages"][0]["services"][0]["message"]
+    status = await story.status()
+    assert status["state"] == "BUILD_ERROR"
+    box_status = next(s for s in status["services"] if s["name"] == "box")
+    assert box_status["running_status"] is None  # never started
+
+
+async def test_a_deployer_killed_mid_deployment_finishes_it_without_duplicates(
+    api, platform: Platform, repos, devstack
+) -> None:
+    base = devstack.env["SLIPWAY_BASE_IMAGE"]
+    repo = repo_with(
+        repos,
+        "steady",
+        f"FROM {base}\nRUN sleep 3\nCOPY index.html /www/index.html\n"
+        'CMD ["sh", "-c", "exec httpd -f -p $PORT -h /www"]\n',
+    )
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    made = await story.post(
+        f"/environments/{env}/services",
+        {
+            "name": "steady",
+            "kind": "application",
+            "git": {"url": str(repo)},
+            "ports": [{"port": 80}],
+        },
+        expect=201,
+    )
+    await ready(story, 1)
+    deploy = await story.post(f"/environments/{env}/deploy")
+    for _ in range(600):
+        if (await story.status())["state"] == "BUILDING":
+            break
+        await asyncio.sleep(0.1)
+    platform.stop("deployer", signal.SIGKILL)
+    platform.start("deployer")
+    await platform.wait_ready("deployer")
+
+    done = await story.settle(deploy["request_id"])
+    assert done["status"] == "SUCCESS", done
+    web = await story.service("steady")
+    assert web["state"] == "DEPLOYED" and web["running_status"] == "RUNNING"
+    async with httpx.AsyncClient(timeout=5) as http:
+        assert (await http.get(web["urls"][0])).text == "steady"
+    assert service_processes(made["id"]) == 1
+
+    # killed again while it runs: adopted, not started twice
+    platform.stop("deployer", signal.SIGKILL)
+    platform.start("deployer")
+    await platform.wait_ready("deployer")
+    restarted = await story.post(f"/services/{made['id']}/restart")
+    assert (await story.settle(restarted["request_id"]))["status"] == "SUCCESS"
+    assert service_processes(made["id"]) == 1
+
+
+def service_processes(service_id: str) -> int:
+    """``buildah run`` processes of that service (the runtime names containers after it)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"run" in argv
+            and any(service_id.encode() in a for a in argv)
+            and any(a.endswith(b"buildah") for a in argv)
+        ):
+            count += 1
+    return count

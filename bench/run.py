@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import builder_overhead
+import deploy_overhead
 import gateway_authz
 import outbox_pipeline
 import raw_kafka
@@ -68,10 +69,26 @@ async def builder_overhead_benchmark(devstack: Devstack, args: argparse.Namespac
     return await builder_overhead.run()
 
 
+async def deploy_overhead_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The deployer's control-plane overhead, N environments deployed at once."""
+    params = deploy_overhead.Params(
+        container_envs=args.deploy_envs,
+        plane_envs=args.deploy_plane_envs,
+        max_containers=args.deploy_max_containers,
+    )
+    print(
+        f"deploy_overhead: containers {params.container_envs}, "
+        f"control plane only {params.plane_envs}...",
+        flush=True,
+    )
+    return await deploy_overhead.run(devstack, params)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "outbox_pipeline": outbox_pipeline_benchmark,
     "gateway_authz": gateway_authz_benchmark,
     "builder_overhead": builder_overhead_benchmark,
+    "deploy_overhead": deploy_overhead_benchmark,
 }
 
 
@@ -87,6 +104,25 @@ def parse_args() -> argparse.Namespace:
         "--per-event-handler",
         action="store_true",
         help="outbox pipeline: one INSERT per event instead of a batch handler",
+    )
+    deploy = deploy_overhead.Params()
+    parser.add_argument(
+        "--deploy-envs",
+        type=deploy_overhead.sizes,
+        default=deploy.container_envs,
+        help="deploy overhead: environments with a container, per round (e.g. 10,100)",
+    )
+    parser.add_argument(
+        "--deploy-plane-envs",
+        type=deploy_overhead.sizes,
+        default=deploy.plane_envs,
+        help="deploy overhead: environments with nothing to start (control plane only)",
+    )
+    parser.add_argument(
+        "--deploy-max-containers",
+        type=int,
+        default=deploy.max_containers,
+        help="deploy overhead: a container round above this is reported as not run",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the tables go")
     parser.add_argument("--verbose", action="store_true", help="keep INFO logs")

@@ -82,6 +82,10 @@ TOPICS: tuple[TopicSpec, ...] = (
         "database's connection (password sealed), as full state; keyed by service.",
         public=True,
     ),
+    TopicSpec(
+        name="scheduler.command.v1",
+        description="Commands from the scheduler: run a cron job now (its schedule fired).",
+    ),
     *(
         TopicSpec(
             name=f"{producer}.audit.v1",

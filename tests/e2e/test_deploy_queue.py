@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from slipway_contracts import new_event
+from slipway_contracts.events.scheduler import JobRunRequested
 from slipway_libs.testing.platform import Platform
 from tests.e2e.test_deploy_story import Story, git, image_source, new_environment
 
@@ -254,3 +259,68 @@ def service_processes(service_id: str) -> int:
         ):
             count += 1
     return count
+
+
+async def test_a_cron_job_runs_when_forced_and_when_its_schedule_fires_once_per_firing(
+    api, platform: Platform, devstack
+) -> None:
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    cron = await story.post(
+        f"/environments/{env}/services",
+        {
+            "name": "nightly",
+            "kind": "cronjob",
+            "image": image_source(devstack.env["SLIPWAY_BASE_IMAGE"]),
+            "schedule": "0 3 * * *",
+            "command": ["sh", "-c", 'echo ran-at-$(date +%s) && test -n "$SLIPWAY_SERVICE_ID"'],
+        },
+        expect=201,
+    )
+    await ready(story, 1)
+    refused = await api.post(f"/services/{cron['id']}/run", headers=owner.auth)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "JOB_NOT_DEPLOYED"
+
+    deploy = await story.post(f"/environments/{env}/deploy")
+    assert (await story.settle(deploy["request_id"]))["status"] == "SUCCESS"
+    forced = await story.post(f"/services/{cron['id']}/run")
+    assert forced["trigger"] == "user"
+    await finished_run(story, cron["id"], forced["run_id"], "SUCCEEDED")
+
+    # the scheduler's command, delivered twice: one run
+    fired_at = datetime.now(UTC).replace(microsecond=0)
+    command = JobRunRequested(
+        service_id=uuid.UUID(cron["id"]),
+        organization_id=uuid.UUID((await story.get(f"/environments/{env}"))["organization_id"]),
+        environment_id=uuid.UUID(env),
+        scheduled_at=fired_at,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=platform.kafka)
+    await producer.start()
+    try:
+        for _ in range(2):
+            envelope = new_event(command, subject=cron["id"], source="scheduler")
+            await producer.send_and_wait(
+                platform.prefix + command.topic, envelope.to_json(), key=cron["id"].encode()
+            )
+    finally:
+        await producer.stop()
+    for _ in range(300):
+        runs = (await story.get(f"/services/{cron['id']}/runs"))["items"]
+        scheduled = [r for r in runs if r["trigger"] == "schedule"]
+        if scheduled and scheduled[0]["status"] not in ("QUEUED", "RUNNING"):
+            break
+        await asyncio.sleep(0.2)
+    assert len(scheduled) == 1, runs
+    assert scheduled[0]["status"] == "SUCCEEDED", scheduled
+
+
+async def finished_run(story: Story, service_id: str, run_id: str, expected: str) -> None:
+    for _ in range(300):
+        runs = (await story.get(f"/services/{service_id}/runs"))["items"]
+        run = next(r for r in runs if r["run_id"] == run_id)
+        if run["status"] not in ("QUEUED", "RUNNING"):
+            assert run["status"] == expected, run
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the run never finished: {run}")

@@ -127,6 +127,24 @@ class DeploymentCanceled(_DeploymentEvent):
     duration_s: float
 
 
+class JobRunFinished(EventPayload):
+    """One run of a cron (or lifecycle) job outside a deployment: forced through the API or
+    fired by its schedule. ``status``: SUCCEEDED | FAILED | SKIPPED."""
+
+    event_type = "deployer.JobRunFinished"
+    topic = DEPLOYMENT_TOPIC
+
+    run_id: uuid.UUID
+    service_id: uuid.UUID
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    trigger: str  # user | schedule
+    status: str
+    exit_code: int | None = None
+    message: str | None = None
+    duration_s: float = 0.0
+
+
 class DatabaseConnectionChanged(EventPayload):
     """Where a deployed database answers and how to log in, for the catalog's built-in variables.
 
@@ -161,5 +179,6 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     DeploymentSucceeded,
     DeploymentFailed,
     DeploymentCanceled,
+    JobRunFinished,
     DatabaseConnectionChanged,
 )

@@ -18,7 +18,7 @@ from slipway_deployer.runtime._buildah import BuildahStorage
 from slipway_deployer.runtime.local import LocalRuntime
 from slipway_deployer.runtime.postgres import LocalDatabases
 from slipway_deployer.signals import Signals
-from slipway_deployer.usecases import builds
+from slipway_deployer.usecases import builds, jobs
 from slipway_deployer.worker import Worker
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.crypto import Sealer
@@ -26,7 +26,7 @@ from slipway_libs.service import ApiTask, Container, ServiceDefinition
 
 
 def _consumers(container: Container) -> Sequence[ConsumerSpec]:
-    return [projection.consumer(), builds.consumer()]
+    return [projection.consumer(), builds.consumer(), jobs.consumer()]
 
 
 def _routers(container: Container) -> Sequence[APIRouter]:

@@ -451,18 +451,7 @@ class Execution:
         return _Outcome(RunStatus.COMPLETED.value, [], f"job done in {result.duration_s:.1f}s")
 
     async def _env(self, item: p.ServiceItem) -> dict[str, str]:
-        async with self.tools.pool.acquire() as conn:
-            rows = await q.database_instances(conn, self.deployment["environment_id"])
-        connections: dict[uuid.UUID, DatabaseConnectionInfo] = {
-            row["service_id"]: workloads.connection_info(row, self.tools.at_rest) for row in rows
-        }
-        context = workloads.Context(
-            self.deployment["snapshot"], connections, self.outputs, self.tools.transport
-        )
-        try:
-            return workloads.variables(context, item)
-        except ValueError as exc:  # a ResolutionError: the set changed since it was checked
-            raise StepFailed("VARIABLES_INVALID", str(exc)) from None
+        return await service_env(self.tools, self.deployment["snapshot"], item, self.outputs)
 
     def _digest(self, item: p.ServiceItem) -> str:
         snapshot = self.deployment["snapshot"]
@@ -714,6 +703,23 @@ def _with(row: Any, **fields: Any) -> Any:
 def _db_name(service_name: str) -> str:
     cleaned = "".join(c if c.isalnum() else "_" for c in service_name.lower()).strip("_")
     return (cleaned or "app")[:63]
+
+
+async def service_env(
+    tools: Tools, snapshot: Mapping[str, Any], item: p.ServiceItem, outputs: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables one service receives now: its snapshot's, the environment's databases'
+    connections, and the job outputs of earlier stages."""
+    async with tools.pool.acquire() as conn:
+        rows = await q.database_instances(conn, uuid.UUID(str(snapshot["environment"]["id"])))
+    connections: dict[uuid.UUID, DatabaseConnectionInfo] = {
+        row["service_id"]: workloads.connection_info(row, tools.at_rest) for row in rows
+    }
+    context = workloads.Context(snapshot, connections, outputs, tools.transport)
+    try:
+        return workloads.variables(context, item)
+    except ValueError as exc:  # a ResolutionError: the set changed since it was checked
+        raise StepFailed("VARIABLES_INVALID", str(exc)) from None
 
 
 async def _within(timeout_s: float, message: str, work: Awaitable[Any]) -> Any:

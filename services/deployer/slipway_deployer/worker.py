@@ -28,6 +28,7 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.execution import BUILD_CHANNEL, Execution, Tools
+from slipway_deployer.jobs import JobRunner
 from slipway_deployer.runtime import RuntimeFailure
 from slipway_deployer.usecases import progress
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
@@ -44,6 +45,7 @@ class Worker:
         self._pool = pool
         self._make_tools = make_tools
         self.tools: Tools
+        self._jobs: JobRunner
         self._running: dict[uuid.UUID, tuple[Execution, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
 
@@ -54,12 +56,14 @@ class Worker:
                 await asyncio.sleep(1)
             log.info("worker.leader")
             self.tools = self._make_tools()
+            self._jobs = JobRunner(self.tools)
             async with pool.acquire() as listener:
                 await self._listen(listener)
                 try:
                     await self._take_over()
                     await self._loop()
                 finally:
+                    await self._jobs.aclose()
                     await listener.remove_listener(QUEUE_CHANNEL, self._on_queue)
                     await listener.remove_listener(CANCEL_CHANNEL, self._on_cancel)
                     await listener.remove_listener(BUILD_CHANNEL, self._on_build)
@@ -94,6 +98,7 @@ class Worker:
                 self.tools.live.follow_service(row, row["service_id"])
             elif sid in databases:
                 self.tools.live.follow_database(row, row["service_id"])
+        await self._jobs.recover()
         for row in unfinished:
             log.info("worker.resume", deployment_id=str(row["id"]), status=row["status"])
             self._start(Execution(self.tools, row, canceling=row["status"] == "CANCELING"))
@@ -104,6 +109,7 @@ class Worker:
             beat = 0.0
             while True:
                 await self._claim()
+                await self._jobs.claim()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.tools.settings.poll_s):
                         await self._wake.wait()

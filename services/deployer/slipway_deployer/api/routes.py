@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
-from slipway_deployer.usecases import requests, status
+from slipway_deployer.usecases import jobs, requests, status
 from slipway_libs import db
 from slipway_libs.actor import Actor, actor_from, internal_guard
 from slipway_libs.errors import Missing
@@ -153,6 +153,22 @@ def _service_actions(router: APIRouter, when_known: Known) -> None:
     @router.post("/services/{service_id}/restart", status_code=202)
     async def restart_service(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
         return await _service_request(when_known, service_id, A.RESTART, actor, None)
+
+    @router.post("/services/{service_id}/run", status_code=202)
+    async def run_job(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+        row = await when_known(lambda conn: jobs.request_run(conn, service_id, actor=actor))
+        return jobs.run_view(row)
+
+    @router.get("/services/{service_id}/runs")
+    async def job_runs(
+        service_id: uuid.UUID, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    ) -> dict[str, Any]:
+        async def read(conn: asyncpg.Connection) -> dict[str, Any]:
+            await requests.service_or_404(conn, service_id)
+            rows = await q.job_runs(conn, service_id, limit)
+            return {"items": [jobs.run_view(r) for r in rows], "next_cursor": None}
+
+        return await when_known(read)
 
     @router.get("/services/{service_id}/status")
     async def service_status(service_id: uuid.UUID) -> dict[str, Any]:

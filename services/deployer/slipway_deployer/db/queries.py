@@ -445,3 +445,64 @@ async def forget_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Non
         "UPDATE service_status SET running_status = NULL, urls = '[]' WHERE environment_id = $1",
         env_id,
     )
+
+
+# --- job runs ----------------------------------------------------------------------------------
+
+
+async def insert_job_run(conn: asyncpg.Connection, row: dict[str, Any]) -> Row | None:
+    """None when that scheduled run exists already."""
+    columns = list(row)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return await conn.fetchrow(
+        f"INSERT INTO job_runs ({', '.join(columns)}) VALUES ({values})"
+        " ON CONFLICT (service_id, scheduled_at) WHERE scheduled_at IS NOT NULL DO NOTHING"
+        " RETURNING *",
+        *row.values(),
+    )
+
+
+async def active_job_run(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM job_runs WHERE service_id = $1 AND status IN ('QUEUED', 'RUNNING') LIMIT 1",
+        service_id,
+    )
+
+
+async def claim_job_runs(conn: asyncpg.Connection, limit: int) -> list[Row]:
+    return await conn.fetch(
+        "UPDATE job_runs SET status = 'RUNNING', started_at = now() WHERE id IN ("
+        " SELECT id FROM job_runs WHERE status = 'QUEUED' ORDER BY seq LIMIT $1"
+        " FOR UPDATE SKIP LOCKED) RETURNING *",
+        limit,
+    )
+
+
+async def running_job_runs(conn: asyncpg.Connection) -> list[Row]:
+    return await conn.fetch("SELECT * FROM job_runs WHERE status = 'RUNNING' ORDER BY seq")
+
+
+async def finish_job_run(
+    conn: asyncpg.Connection,
+    run_id: uuid.UUID,
+    status: str,
+    *,
+    exit_code: int | None,
+    message: str | None,
+) -> Row:
+    return await conn.fetchrow(
+        "UPDATE job_runs SET status = $2, exit_code = $3, message = $4, finished_at = now()"
+        " WHERE id = $1 RETURNING *",
+        run_id,
+        status,
+        exit_code,
+        message,
+    )
+
+
+async def job_runs(conn: asyncpg.Connection, service_id: uuid.UUID, limit: int) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM job_runs WHERE service_id = $1 ORDER BY seq DESC LIMIT $2",
+        service_id,
+        limit,
+    )

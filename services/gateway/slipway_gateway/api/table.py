@@ -352,6 +352,15 @@ DEPLOYER_ROUTES: tuple[RouteSpec, ...] = (
     _deployer(
         "POST", f"{SVC}/restart", "Restart one service", A.ENV_DEPLOY, "service", success=202
     ),
+    _deployer(
+        "POST",
+        f"{SVC}/run",
+        "Run a deployed cron or lifecycle job now",
+        A.ENV_DEPLOY,
+        "service",
+        success=202,
+    ),
+    _deployer("GET", f"{SVC}/runs", "A job's runs outside deployments", A.ENV_READ, "service"),
     _deployer("GET", f"{SVC}/status", "One service's status", A.ENV_READ, "service"),
     _deployer(
         "GET", f"{SVC}/deployments", "Deployments that touched the service", A.ENV_READ, "service"

@@ -1,0 +1,102 @@
+"""Job runs outside deployments: a cron job forced through the API, or fired by its schedule
+(the scheduler's ``JobRunRequested``). The worker runs them (``jobs.JobRunner``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from slipway_contracts import REGISTRY, Envelope
+from slipway_contracts.events import scheduler as sev
+from slipway_deployer.db import queries as q
+from slipway_deployer.usecases.requests import QUEUE_CHANNEL, service_or_404
+from slipway_libs.actor import Actor
+from slipway_libs.bus import ConsumerSpec
+from slipway_libs.errors import Clash, InvalidInput
+
+JOB_KINDS = ("cronjob", "lifecycle")
+GROUP = "deployer.schedules"
+
+
+async def request_run(
+    conn: asyncpg.Connection,
+    service_id: uuid.UUID,
+    *,
+    actor: Actor | None,
+    scheduled_at: Any = None,
+) -> asyncpg.Record | None:
+    """Queue a run (202). A run asked by a user is refused while one runs (409); a scheduled one
+    is then recorded SKIPPED (the job's ``forbid`` policy). None: that scheduled run exists."""
+    svc = await service_or_404(conn, service_id)
+    if svc["kind"] not in JOB_KINDS:
+        raise InvalidInput("NOT_A_JOB", "Only cron and lifecycle jobs can be run.")
+    status = await q.service_status(conn, service_id)
+    deployed = status is not None and status["state"] in ("DEPLOYED", "RESTARTED")
+    busy = await q.active_job_run(conn, service_id)
+    scheduled = scheduled_at is not None
+    if not scheduled and not deployed:
+        raise Clash("JOB_NOT_DEPLOYED", "Deploy the job first: its image is not known yet.")
+    if not scheduled and busy is not None:
+        raise Clash("JOB_ALREADY_RUNNING", "A run of this job is queued or running.")
+    skipped = None
+    if not deployed:
+        skipped = "the job is not deployed"
+    elif busy is not None:
+        skipped = "a run was still running (concurrency policy forbid)"
+    row = await q.insert_job_run(
+        conn,
+        {
+            "id": uuid.uuid4(),
+            "service_id": service_id,
+            "environment_id": svc["environment_id"],
+            "organization_id": svc["organization_id"],
+            "trigger": "schedule" if scheduled else "user",
+            "scheduled_at": scheduled_at,
+            "requested_by": actor.model_dump(mode="json", exclude_none=True) if actor else None,
+            "status": "SKIPPED" if skipped else "QUEUED",
+            "message": skipped,
+        },
+    )
+    if row is not None and not skipped:
+        await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))
+    return row
+
+
+def run_view(row: asyncpg.Record) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "run_id": str(row["id"]),
+        "service_id": str(row["service_id"]),
+        "environment_id": str(row["environment_id"]),
+        "trigger": row["trigger"],
+        "status": row["status"],
+        "exit_code": row["exit_code"],
+        "message": row["message"],
+        "scheduled_at": iso(row["scheduled_at"]),
+        "created_at": iso(row["created_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+    }
+
+
+async def on_run_requested(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    command = REGISTRY.parse(envelope)
+    assert isinstance(command, sev.JobRunRequested)
+    if await q.service(conn, command.service_id) is None:
+        return  # deleted since the schedule fired
+    try:
+        await request_run(conn, command.service_id, actor=None, scheduled_at=command.scheduled_at)
+    except (Clash, InvalidInput):
+        return  # no longer a job
+
+
+def consumer() -> ConsumerSpec:
+    return ConsumerSpec(
+        group_id=GROUP,
+        topics=[sev.COMMANDS_TOPIC],
+        handlers={sev.JobRunRequested.event_type: on_run_requested},
+    )

@@ -174,6 +174,20 @@ async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> 
         expect=201,
     )
 
+    for variable in (
+        {"key": "API_KEY", "value": "s3cr3t-value", "is_secret": True},
+        {
+            "key": "CONFIG",
+            "kind": "file",
+            "mount_path": "/www/config.txt",
+            "value": "greeting={{API_KEY}}",
+            "is_secret": True,
+        },
+    ):
+        await story.post(
+            "/variables", {"scope": "environment", "parent_id": env, **variable}, expect=201
+        )
+
     async def knows_all() -> bool:
         return len((await story.status())["services"]) == 3
 
@@ -201,6 +215,9 @@ async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> 
     assert variables["SLIPWAY_DB_HOST"] == "127.0.0.1"
     assert variables["SLIPWAY_DB_URL"].startswith("postgresql://")
     assert variables["GREETING"] == "hello"  # the lifecycle job's output
+    assert variables["API_KEY"] == "s3cr3t-value"  # a secret, unsealed only for the app
+    async with httpx.AsyncClient(timeout=5) as http:
+        assert (await http.get(f"{url}/config.txt")).text == "greeting=s3cr3t-value"
     import asyncpg
 
     conn = await asyncpg.connect(variables["SLIPWAY_DB_URL"])  # the app could reach it

@@ -361,7 +361,7 @@ class Execution:
                 item,
                 image=image,
                 environment_id=self.deployment["environment_id"],
-                env=await self._env(item),
+                delivery=await self._env(item),
             )
             deployed = await _within(
                 settings.apply_timeout_s,
@@ -428,7 +428,7 @@ class Execution:
             item,
             image=image,
             environment_id=self.deployment["environment_id"],
-            env=await self._env(item),
+            delivery=await self._env(item),
         )
         timeout_s = float(item.spec.get("max_duration_s", 3600))
         self.tools.live.follow_job(self.deployment, item.id)
@@ -450,7 +450,7 @@ class Execution:
             self.outputs.update(outputs)
         return _Outcome(RunStatus.COMPLETED.value, [], f"job done in {result.duration_s:.1f}s")
 
-    async def _env(self, item: p.ServiceItem) -> dict[str, str]:
+    async def _env(self, item: p.ServiceItem) -> workloads.Delivery:
         return await service_env(self.tools, self.deployment["snapshot"], item, self.outputs)
 
     def _digest(self, item: p.ServiceItem) -> str:
@@ -707,7 +707,7 @@ def _db_name(service_name: str) -> str:
 
 async def service_env(
     tools: Tools, snapshot: Mapping[str, Any], item: p.ServiceItem, outputs: Mapping[str, str]
-) -> dict[str, str]:
+) -> workloads.Delivery:
     """The variables one service receives now: its snapshot's, the environment's databases'
     connections, and the job outputs of earlier stages."""
     async with tools.pool.acquire() as conn:
@@ -717,7 +717,7 @@ async def service_env(
     }
     context = workloads.Context(snapshot, connections, outputs, tools.transport)
     try:
-        return workloads.variables(context, item)
+        return workloads.deliver(context, item)
     except ValueError as exc:  # a ResolutionError: the set changed since it was checked
         raise StepFailed("VARIABLES_INVALID", str(exc)) from None
 

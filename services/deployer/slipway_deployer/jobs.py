@@ -77,8 +77,10 @@ class JobRunner:
             outputs = workloads.open_outputs(
                 await q.job_outputs(conn, row["environment_id"]), self.tools.at_rest
             )
-        env = await service_env(self.tools, snapshot, item, outputs)
-        work = workloads.workload(item, image=image, environment_id=row["environment_id"], env=env)
+        delivery = await service_env(self.tools, snapshot, item, outputs)
+        work = workloads.workload(
+            item, image=image, environment_id=row["environment_id"], delivery=delivery
+        )
         self.tools.live.follow_job(row, item.id)
         timeout_s = float(item.spec.get("max_duration_s", 3600))
         result = await self.tools.runtime.run_job(work, timeout_s=timeout_s)

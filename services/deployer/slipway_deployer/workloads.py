@@ -9,7 +9,7 @@ import base64
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slipway_contracts.variables import DatabaseConnectionInfo, VariableIn, built_ins, resolve
@@ -28,11 +28,17 @@ class Context:
     transport: Sealer
 
 
-def variables(context: Context, item: ServiceItem) -> dict[str, str]:
-    """The environment the service receives, by name (secrets in clear: never log it).
+@dataclass(frozen=True)
+class Delivery:
+    """What one service receives: environment values and files (secrets in clear: never log)."""
 
-    Output variables of lifecycle jobs come last and never replace a variable the user set.
-    """
+    env: dict[str, str] = field(repr=False)
+    files: dict[str, str] = field(repr=False)  # path inside the container -> content
+
+
+def deliver(context: Context, item: ServiceItem) -> Delivery:
+    """Resolve the service's variables. Output variables of lifecycle jobs come last and never
+    replace a variable the user set."""
     snapshot = context.snapshot
     env = snapshot["environment"]
     rows = visible_variables(
@@ -50,7 +56,8 @@ def variables(context: Context, item: ServiceItem) -> dict[str, str]:
     values = {key: r.value for key, r in resolved.items() if not r.is_file}
     for key, value in context.outputs.items():
         values.setdefault(key, value)
-    return values
+    files = {str(r.mount_path): r.value for r in resolved.values() if r.is_file}
+    return Delivery(values, files)
 
 
 def _variable_in(row: Mapping[str, Any], transport: Sealer) -> VariableIn:
@@ -70,7 +77,7 @@ def _variable_in(row: Mapping[str, Any], transport: Sealer) -> VariableIn:
 
 
 def workload(
-    item: ServiceItem, *, image: str, environment_id: uuid.UUID, env: dict[str, str]
+    item: ServiceItem, *, image: str, environment_id: uuid.UUID, delivery: Delivery
 ) -> Workload:
     spec = item.spec
     return Workload(
@@ -80,7 +87,8 @@ def workload(
         image=image,
         command=spec.get("command") or None,
         args=spec.get("args") or None,
-        env=env,
+        env=delivery.env,
+        files=delivery.files,
         ports=[_port(p) for p in spec.get("ports", [])],
         health=_health(spec.get("healthchecks") or {}),
         kind="job" if item.kind in ("cronjob", "lifecycle") else "service",

@@ -86,6 +86,8 @@ class Workload:
     command: list[str] | None = None  # replaces the image's entrypoint
     args: list[str] | None = None  # replaces the image's cmd
     env: dict[str, str] = field(default_factory=dict, repr=False)  # secrets included
+    # file variables: absolute path inside the container -> content (secrets included)
+    files: dict[str, str] = field(default_factory=dict, repr=False)
     ports: list[PortSpec] = field(default_factory=list)
     health: HealthSpec | None = None
     kind: Literal["service", "job"] = "service"

@@ -293,6 +293,7 @@ class LocalRuntime:
         try:
             config = await self._buildah.image_config(container)
             rootfs = await self._buildah.mount(container)
+            _write_files(rootfs, workload.files)
             ports = self._assign_ports(workload, previous)
             env = {**workload.env, **_port_env(workload, dict(ports))}
             slot = self._state.new_slot(workload.service_id, kind)
@@ -723,6 +724,39 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _write_files(rootfs: Path, files: dict[str, str]) -> None:
+    """File variables, written into the container's own filesystem (0600, the image's files may
+    be replaced). Each directory is opened without following symlinks, so an image cannot point
+    a path at the host: the write stays inside ``rootfs``."""
+    for mount_path, content in files.items():
+        parts = [p for p in mount_path.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise RuntimeFailure(FailureReason.INVALID_WORKLOAD, f"bad file path {mount_path!r}")
+        directory = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts[:-1]:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=directory)
+                inner = os.open(
+                    part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory
+                )
+                os.close(directory)
+                directory = inner
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(parts[-1], dir_fd=directory)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(parts[-1], flags, 0o600, dir_fd=directory)
+            with os.fdopen(fd, "w") as out:
+                out.write(content)
+        except OSError as exc:
+            raise RuntimeFailure(
+                FailureReason.INVALID_WORKLOAD,
+                f"cannot write the file {mount_path}: {exc.strerror}",
+            ) from None
+        finally:
+            os.close(directory)
 
 
 def _remove_output(rootfs: Path) -> None:

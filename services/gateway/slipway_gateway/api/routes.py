@@ -62,7 +62,10 @@ class Gateway:
 
     def _apply_changes(self, changes: list[dict[str, Any]]) -> None:
         for change in changes:
-            if change["type"].startswith("catalog."):
+            if change["type"] == "deployer.DeploymentQueued":  # read-your-writes: authorize
+                data = change["data"]  # the new deployment's routes at once, without asking
+                self._remember(uuid.UUID(data["deployment_id"]), uuid.UUID(data["environment_id"]))
+            elif change["type"].startswith("catalog."):
                 self.index.apply(change["type"], change["data"])
             else:
                 self.projection.apply(change["type"], change["data"])
@@ -156,10 +159,13 @@ class Gateway:
         if known is None:
             known = await self.upstreams.deployment_environment(deployment_id)
             if known is not None:
-                if len(self._deployments) >= 100_000:
-                    self._deployments.pop(next(iter(self._deployments)))
-                self._deployments[deployment_id] = known
+                self._remember(deployment_id, known)
         return known
+
+    def _remember(self, deployment_id: uuid.UUID, environment_id: uuid.UUID) -> None:
+        if len(self._deployments) >= 100_000:  # bounded: the oldest is asked again if needed
+            self._deployments.pop(next(iter(self._deployments)))
+        self._deployments[deployment_id] = environment_id
 
     def _authorize(
         self, spec: RouteSpec, principal: Principal, resource: Resource | None

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from slipway_contracts import new_event
 from slipway_contracts.events.scheduler import JobRunRequested
 from slipway_libs.testing.platform import Platform
-from tests.e2e.test_deploy_story import Story, git, image_source, new_environment
+from tests.e2e.test_deploy_story import Story, git, image_source, new_environment, port_open
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -324,3 +324,45 @@ async def finished_run(story: Story, service_id: str, run_id: str, expected: str
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"the run never finished: {run}")
+
+
+async def test_what_the_catalog_deletes_stops_running(api, devstack) -> None:
+    base = devstack.env["SLIPWAY_BASE_IMAGE"]
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    one = await story.post(f"/environments/{env}/services", container(base, "one"), expect=201)
+    await story.post(f"/environments/{env}/services", container(base, "two"), expect=201)
+    await story.post(
+        f"/environments/{env}/services",
+        {"name": "db", "kind": "database", "engine": "postgresql", "version": "15"},
+        expect=201,
+    )
+    await ready(story, 3)
+    deploy = await story.post(f"/environments/{env}/deploy")
+    assert (await story.settle(deploy["request_id"]))["status"] == "SUCCESS"
+    urls = {s["name"]: s["urls"][0] for s in (await story.status())["services"]}
+
+    # one service deleted in the catalog: only it stops
+    deleted = await api.delete(f"/services/{one['id']}", headers=owner.auth)
+    assert deleted.status_code == 204, deleted.text
+    await until(lambda: not port_open(urls["one"]))
+    assert port_open(urls["two"])
+    history = (await story.get(f"/environments/{env}/deployments"))["items"]
+    assert history[0]["action"] == "DELETE" and history[0]["trigger"] == "system"
+    assert (await story.settle(history[0]["id"]))["status"] == "SUCCESS"
+    assert history[0]["service_ids"] == [one["id"]]
+    assert (await story.status())["state"] == "DEPLOYED"  # the others still run
+
+    # the whole environment deleted in the catalog: everything stops, the database too
+    deleted = await api.delete(f"/environments/{env}", headers=owner.auth)
+    assert deleted.status_code == 204, deleted.text
+    db_port = int(urls["db"].rsplit(":", 1)[1].split("/")[0])
+    await until(lambda: not port_open(urls["two"]) and not port_open(f"http://127.0.0.1:{db_port}"))
+
+
+async def until(check, timeout_s: float = 60) -> None:
+    for _ in range(int(timeout_s / 0.2)):
+        if check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("never happened")

@@ -54,6 +54,8 @@ class DeployerSettings(DatabaseServiceSettings):
     parallel_per_stage: int = Field(default=4, ge=1, le=100)
     poll_s: float = 0.5
     monitor_s: float = 2.0
+    # how often the worker looks for what runs of services the catalog deleted (and heartbeats)
+    reconcile_s: float = 3.0
     build_timeout_s: float = 3600
     apply_timeout_s: float = 300
     deployment_timeout_s: float = 7200

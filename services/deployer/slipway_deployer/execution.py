@@ -559,6 +559,8 @@ class Execution:
         async with self.tx() as conn:
             await progress.environment_event(conn, self.deployment, self._start_event())
             await progress.environment_event(conn, self.deployment, event)
+            if self.deployment["service_ids"] and self.action in (A.STOP, A.DELETE):
+                await progress.environment_still_runs(conn, self.deployment)
             if self.action is A.DELETE and not self.deployment["service_ids"]:
                 await q.forget_environment(conn, self.deployment["environment_id"])
             await self._finish(conn, "SUCCESS", None, None)

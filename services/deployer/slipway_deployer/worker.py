@@ -30,7 +30,7 @@ from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.execution import BUILD_CHANNEL, Execution, Tools
 from slipway_deployer.jobs import JobRunner
 from slipway_deployer.runtime import RuntimeFailure
-from slipway_deployer.usecases import progress
+from slipway_deployer.usecases import progress, requests, snapshots
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -105,8 +105,9 @@ class Worker:
 
     async def _loop(self) -> None:
         monitor = asyncio.create_task(self._monitor())
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
         try:
-            beat = 0.0
             while True:
                 await self._claim()
                 await self._jobs.claim()
@@ -114,10 +115,10 @@ class Worker:
                     async with asyncio.timeout(self.tools.settings.poll_s):
                         await self._wake.wait()
                 self._wake.clear()
-                beat += self.tools.settings.poll_s
-                if beat >= 5:
-                    beat = 0.0
+                if loop.time() >= next_beat:
+                    next_beat = loop.time() + self.tools.settings.reconcile_s
                     await self._heartbeat()
+                    await self._reconcile()
         finally:
             monitor.cancel()
 
@@ -157,6 +158,20 @@ class Worker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def _reconcile(self) -> None:
+        try:
+            async with self.tools.pool.acquire() as conn, conn.transaction():
+                queued = await requests.tear_down_orphans(conn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("worker.reconcile_failed", error=str(exc))
+            return
+        for row in queued:
+            log.info(
+                "worker.teardown",
+                deployment_id=str(row["id"]),
+                environment_id=str(row["environment_id"]),
+            )
 
     async def _heartbeat(self) -> None:
         if self._running:
@@ -215,10 +230,12 @@ async def start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record
     action = sm.Action(row["action"])
     status = await q.environment_status(conn, row["environment_id"])
     env_state = S(status["state"]) if status is not None else S.READY
+    leftovers = env_state is S.DELETED and row["trigger"] == sm.TriggerKind.SYSTEM
     try:
-        if not sm.is_busy(env_state):
+        # tearing down leftovers of a deleted environment: its state stays DELETED
+        if not sm.is_busy(env_state) and not leftovers:
             env_state = sm.transition(env_state, sm.request_event(action))
-        snapshot = row["snapshot"] or await build_snapshot(conn, row)
+        snapshot = row["snapshot"] or await snapshots.build(conn, row)
     except (sm.TransitionRefused, LookupError) as exc:
         code = getattr(exc, "code", "ENVIRONMENT_NOT_FOUND")
         await q.update_deployment(
@@ -252,56 +269,6 @@ async def start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record
     )
     await progress.deploy_log(conn, deployment, f"{action.value} started: {len(stages)} stage(s)")
     return deployment
-
-
-async def build_snapshot(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
-    env = await q.environment(conn, row["environment_id"])
-    if env is None:
-        raise LookupError("the environment is not in the deployer's catalog")
-    all_services = [_service(s) for s in await q.services_of(conn, env["id"])]
-    services = p.in_scope(all_services, row["service_ids"])
-    stages = [
-        {"id": str(s["id"]), "name": s["name"], "position": s["position"]}
-        for s in await q.stages_of(conn, env["id"])
-    ]
-    parents = [env["id"], *(uuid.UUID(s["id"]) for s in all_services)]
-    variables = [_variable(v) for v in await q.variables_visible(conn, env["project_id"], parents)]
-    images = {}
-    if row["action"] != A.DEPLOY:  # jobs that run on stop or delete use the image deployed
-        for status in await q.service_statuses(conn, env["id"]):
-            if status["deployed_image"]:
-                images[str(status["service_id"])] = status["deployed_image"]
-    return {
-        "environment": {
-            "id": str(env["id"]),
-            "name": env["name"],
-            "project_id": str(env["project_id"]),
-            "organization_id": str(env["organization_id"]),
-        },
-        "services": services,
-        "all_services": all_services,
-        "stages": stages,
-        "variables": variables,
-        "images": images,
-    }
-
-
-def _service(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "kind": row["kind"],
-        "spec": row["spec"],
-        "stage_id": str(row["stage_id"]) if row["stage_id"] else None,
-        "version": row["version"],
-    }
-
-
-def _variable(row: asyncpg.Record) -> dict[str, Any]:
-    keep = ("key", "scope", "kind", "value", "value_sealed", "is_secret", "mount_path", "version")
-    out: dict[str, Any] = {k: row[k] for k in keep}
-    out["id"], out["parent_id"] = str(row["id"]), str(row["parent_id"])
-    return out
 
 
 def _now() -> datetime:

@@ -506,3 +506,32 @@ async def job_runs(conn: asyncpg.Connection, service_id: uuid.UUID, limit: int) 
         service_id,
         limit,
     )
+
+
+# --- reconciliation ----------------------------------------------------------------------------
+
+
+async def orphans(conn: asyncpg.Connection) -> list[Row]:
+    """Services the catalog deleted that may still run here (deployed once, not torn down),
+    in environments with no deletion pending."""
+    return await conn.fetch(
+        "SELECT c.*, e.deleted AS environment_deleted FROM catalog_services c"
+        " JOIN catalog_environments e ON e.id = c.environment_id"
+        " WHERE c.deleted AND ("
+        "   EXISTS (SELECT 1 FROM service_status s WHERE s.service_id = c.id"
+        "           AND s.state NOT IN ('READY', 'DELETED'))"
+        "   OR EXISTS (SELECT 1 FROM database_instances i WHERE i.service_id = c.id"
+        "              AND NOT i.deleted))"
+        " AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.environment_id = c.environment_id"
+        "   AND d.action = 'DELETE' AND d.status IN ('QUEUED', 'ONGOING', 'CANCELING'))"
+        # a teardown that failed is tried again after a while, not in a loop
+        " AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.environment_id = c.environment_id"
+        "   AND d.action = 'DELETE' AND d.trigger = 'system' AND d.status = 'ERROR'"
+        "   AND d.finished_at > now() - interval '5 minutes')"
+        " ORDER BY c.environment_id, c.name"
+    )
+
+
+async def environment_any(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
+    """Also a deleted one (a tombstone)."""
+    return await conn.fetchrow("SELECT * FROM catalog_environments WHERE id = $1", env_id)

@@ -423,6 +423,7 @@ class TriggerKind(StrEnum):
     GIT_PUSH = "git_push"
     SCHEDULE = "schedule"
     PREVIEW = "preview"
+    SYSTEM = "system"  # the deployer itself: tearing down what the catalog deleted
 
 
 @dataclass(frozen=True, kw_only=True)

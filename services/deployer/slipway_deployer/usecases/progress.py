@@ -74,6 +74,16 @@ async def set_environment_state(
     )
 
 
+async def environment_still_runs(conn: asyncpg.Connection, deployment: Mapping[str, Any]) -> None:
+    """After some services were stopped or deleted, an environment whose other services still
+    run reads DEPLOYED, not STOPPED or DELETED."""
+    acted = set(deployment["service_ids"])
+    for status in await q.service_statuses(conn, deployment["environment_id"]):
+        if status["service_id"] not in acted and status["state"] in (S.DEPLOYED, S.RESTARTED):
+            await set_environment_state(conn, deployment, S.DEPLOYED)
+            return
+
+
 async def service_event(
     conn: asyncpg.Connection,
     deployment: Mapping[str, Any],

@@ -16,8 +16,9 @@ import asyncpg
 from slipway_contracts.events import deployer as ev
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.usecases import snapshots
 from slipway_libs import audit, outbox
-from slipway_libs.actor import Actor
+from slipway_libs.actor import SYSTEM, Actor
 from slipway_libs.errors import Clash, Missing
 
 SOURCE = "deployer"
@@ -246,3 +247,36 @@ async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> a
         change={"deployment_id": str(row["id"])},
     )
     return row
+
+
+async def tear_down_orphans(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Level-triggered garbage collection: what still runs of services (or whole environments)
+    the catalog deleted is deleted by a system request, once (none while one is pending)."""
+    by_environment: dict[uuid.UUID, list[asyncpg.Record]] = {}
+    for row in await q.orphans(conn):
+        by_environment.setdefault(row["environment_id"], []).append(row)
+    queued = []
+    for env_id, services in by_environment.items():
+        await q.lock_environment(conn, env_id)
+        env = await q.environment_any(conn, env_id)
+        if env is None:
+            continue
+        whole = bool(env["deleted"])
+        row = await q.insert_deployment(
+            conn,
+            {
+                "id": uuid.uuid4(),
+                "organization_id": env["organization_id"],
+                "project_id": env["project_id"],
+                "environment_id": env_id,
+                "action": A.DELETE.value,
+                "service_ids": [] if whole else sorted(s["id"] for s in services),
+                "trigger": sm.TriggerKind.SYSTEM.value,
+                "requested_by": SYSTEM.model_dump(mode="json", exclude_none=True),
+                "status": "QUEUED",
+                "snapshot": await snapshots.teardown(conn, env, services),
+            },
+        )
+        await _announce(conn, row, SYSTEM)
+        queued.append(row)
+    return queued

@@ -56,7 +56,8 @@ def repo_with(root: Path, name: str, dockerfile: str) -> Path:
     return repo
 
 
-def container(base: str, name: str = "box") -> dict[str, object]:
+def container(base: str, name: str = "box", *, start_s: int = 0) -> dict[str, object]:
+    """busybox httpd; ``start_s``: how long it takes to open its port."""
     return {
         "name": name,
         "kind": "container",
@@ -64,15 +65,21 @@ def container(base: str, name: str = "box") -> dict[str, object]:
         "command": [
             "sh",
             "-c",
-            "mkdir -p /www && echo up > /www/index.html && exec httpd -f -p $PORT -h /www",
+            f"sleep {start_s} && mkdir -p /www && echo up > /www/index.html"
+            " && exec httpd -f -p $PORT -h /www",
         ],
         "ports": [{"port": 8080}],
     }
 
 
 async def ready(story: Story, count: int) -> None:
-    for _ in range(100):
-        if len((await story.status())["services"]) == count:
+    """The deployer learned the services from the catalog's events (404 until it knows the
+    environment: a loaded machine may take more than the request's own wait)."""
+    for _ in range(300):
+        response = await story.api.get(
+            f"/environments/{story.env}/status", headers=story.owner.auth
+        )
+        if response.status_code == 200 and len(response.json()["services"]) == count:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the deployer never saw the services")
@@ -81,9 +88,9 @@ async def ready(story: Story, count: int) -> None:
 async def test_requests_queue_in_order_and_identical_ones_merge(api, devstack) -> None:
     owner, _, env = await new_environment(api)
     story = Story(api, owner, env)
-    await story.post(
-        f"/environments/{env}/services", container(devstack.env["SLIPWAY_BASE_IMAGE"]), expect=201
-    )
+    # the first deployment takes a few seconds: the next requests find it running
+    slow = container(devstack.env["SLIPWAY_BASE_IMAGE"], start_s=3)
+    await story.post(f"/environments/{env}/services", slow, expect=201)
     await ready(story, 1)
 
     first = await story.post(f"/environments/{env}/deploy")

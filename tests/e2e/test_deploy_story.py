@@ -188,10 +188,11 @@ async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> 
             "/variables", {"scope": "environment", "parent_id": env, **variable}, expect=201
         )
 
-    async def knows_all() -> bool:
-        return len((await story.status())["services"]) == 3
+    async def knows_all() -> bool:  # 404 until the deployer learned the environment
+        response = await api.get(f"/environments/{env}/status", headers=owner.auth)
+        return response.status_code == 200 and len(response.json()["services"]) == 3
 
-    await eventually(knows_all, within_s=10)
+    await eventually(knows_all, within_s=30)
     assert (await story.status())["freshness"] == "NEVER_DEPLOYED"
 
     first = await story.post(f"/environments/{env}/deploy")

@@ -8,6 +8,7 @@ sealing keys. Output goes to a log file per service, whose tail is shown when a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -86,6 +87,9 @@ class Platform:
     def stop_all(self) -> None:
         for name in reversed(list(self.services)):
             self.stop(name)
+        state = self.env.get("SLIPWAY_DEPLOYER_STATE_DIR")
+        if state:
+            reap(state)
 
     async def wait_ready(self, name: str, timeout_s: float = 60) -> None:
         service = self.services[name]
@@ -101,6 +105,33 @@ class Platform:
                     pass
                 await asyncio.sleep(0.2)
         raise TimeoutError(f"{name} not ready after {timeout_s}s:\n{service.tail()}")
+
+
+def reap(marker: str, grace_s: float = 3.0) -> None:
+    """Stop what a test deployer left running (services outlive the deployer by design): every
+    process whose command line names its state dir (``buildah run``, database servers)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _naming(marker)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while pids and _naming(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _naming(marker: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def platform_env(

@@ -17,32 +17,9 @@ from aiokafka import AIOKafkaProducer
 from slipway_contracts import new_event
 from slipway_contracts.events.scheduler import JobRunRequested
 from slipway_libs.testing.platform import Platform
-from tests.e2e.test_deploy_story import Story, git, image_source, new_environment, port_open
+from tests.e2e.deploying import Story, git, image_source, new_environment, port_open
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("queue-repos")
-
-
-@pytest.fixture(scope="module")
-async def platform(platform_factory, repos, devstack) -> Platform:
-    if "SLIPWAY_BASE_IMAGE" not in devstack.env:
-        pytest.fail("the devstack has no registry/base image: run `make infra-up`")
-    return await platform_factory(
-        ["identity", "catalog", "builder", "deployer", "gateway"],
-        extra_env={"SLIPWAY_GIT_LOCAL_ROOTS": str(repos)},
-    )
-
-
-@pytest.fixture
-async def api(platform: Platform):
-    async with httpx.AsyncClient(
-        base_url=f"{platform.url('gateway')}/api/v1", timeout=30
-    ) as client:
-        yield client
 
 
 def repo_with(root: Path, name: str, dockerfile: str) -> Path:

@@ -1,0 +1,111 @@
+"""Helpers of the deployment tests: git repositories, a user's environment, the public API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from slipway_libs.testing.public_api import User, create_org, sign_up
+
+DEPLOY_TIMEOUT_S = 300
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    )
+    return done.stdout.strip()
+
+
+def web_repo(root: Path, base_image: str, page: str) -> Path:
+    """An app that serves ``index.html`` and, at ``/env.txt``, the variables it started with."""
+    repo = root / "web"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "Dockerfile").write_text(
+        f"FROM {base_image}\n"
+        "COPY index.html /www/index.html\n"
+        'CMD ["sh", "-c", "env > /www/env.txt && exec httpd -f -p $PORT -h /www"]\n'
+    )
+    commit_page(repo, page)
+    return repo
+
+
+def commit_page(repo: Path, page: str) -> None:
+    (repo / "index.html").write_text(page)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", page)
+
+
+class Story:
+    def __init__(self, api: httpx.AsyncClient, owner: User, env: str) -> None:
+        self.api, self.owner, self.env = api, owner, env
+
+    async def post(self, path: str, body: Any = None, expect: int = 202) -> dict[str, Any]:
+        response = await self.api.post(path, json=body, headers=self.owner.auth)
+        assert response.status_code == expect, response.text
+        return response.json() if response.content else {}
+
+    async def get(self, path: str) -> dict[str, Any]:
+        response = await self.api.get(path, headers=self.owner.auth)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def status(self) -> dict[str, Any]:
+        return await self.get(f"/environments/{self.env}/status")
+
+    async def settle(self, request_id: str, timeout_s: float = DEPLOY_TIMEOUT_S) -> dict[str, Any]:
+        """Wait until that deployment ended; return it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            deployment = await self.get(f"/deployments/{request_id}")
+            if deployment["status"] in ("SUCCESS", "ERROR", "CANCELED"):
+                return deployment
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"deployment {request_id} still {deployment['status']}")
+
+    async def service(self, name: str) -> dict[str, Any]:
+        return next(s for s in (await self.status())["services"] if s["name"] == name)
+
+
+async def new_environment(api: httpx.AsyncClient) -> tuple[User, str, str]:
+    owner = await sign_up(api, "Dev")
+    org = await create_org(api, owner)
+    clusters = (await api.get(f"/organizations/{org}/clusters", headers=owner.auth)).json()
+    project = await api.post(
+        f"/organizations/{org}/projects", json={"name": "Shop"}, headers=owner.auth
+    )
+    env = await api.post(
+        f"/projects/{project.json()['id']}/environments",
+        headers=owner.auth,
+        json={"name": "staging", "mode": "staging", "cluster_id": clusters["items"][0]["id"]},
+    )
+    assert env.status_code == 201, env.text
+    return owner, project.json()["id"], env.json()["id"]
+
+
+def image_source(base_image: str) -> dict[str, str]:
+    registry, _, rest = base_image.partition("/")
+    name, _, tag = rest.partition(":")
+    return {"registry": registry, "name": name, "tag": tag or "latest"}
+
+
+def port_open(url: str) -> bool:
+    host, port = url.removeprefix("http://").split("/")[0].split(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0

@@ -12,12 +12,12 @@ from fastapi import APIRouter
 from slipway_deployer import projection
 from slipway_deployer.api.routes import build_router
 from slipway_deployer.config import DeployerSettings
-from slipway_deployer.execution import Tools
 from slipway_deployer.livelogs import LiveLogs
 from slipway_deployer.runtime._buildah import BuildahStorage
 from slipway_deployer.runtime.local import LocalRuntime
 from slipway_deployer.runtime.postgres import LocalDatabases
 from slipway_deployer.signals import Signals
+from slipway_deployer.steps import Tools
 from slipway_deployer.usecases import builds, jobs
 from slipway_deployer.worker import Worker
 from slipway_libs.bus import ConsumerSpec

@@ -15,11 +15,10 @@ stops the work in progress and marks what is left CANCELED; the services already
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,20 +27,13 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events import deployer as ev
-from slipway_contracts.variables import DatabaseConnectionInfo
-from slipway_deployer import workloads
-from slipway_deployer.config import DeployerSettings
+from slipway_deployer import steps, workloads
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
-from slipway_deployer.livelogs import LiveLogs
 from slipway_deployer.runtime import RunStatus, RuntimeFailure
-from slipway_deployer.runtime.local import LocalRuntime
-from slipway_deployer.runtime.postgres import LocalDatabases
-from slipway_deployer.signals import Signals
 from slipway_deployer.usecases import progress
 from slipway_libs import outbox
-from slipway_libs.crypto import Sealer
 from slipway_libs.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -49,29 +41,9 @@ A, E, S = sm.Action, sm.Event, sm.State
 BUILD_CHANNEL = "deployer_builds"
 
 
-class StepFailed(Exception):
-    def __init__(self, reason: str, message: str, *, build: bool = False) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason, self.message, self.build = reason, message, build
-
-
-@dataclass
-class Tools:
-    """What every execution uses (built once by the composition root)."""
-
-    pool: asyncpg.Pool
-    settings: DeployerSettings
-    runtime: LocalRuntime
-    databases: LocalDatabases
-    transport: Sealer
-    at_rest: Sealer
-    signals: Signals
-    live: LiveLogs
-
-
 @dataclass
 class Execution:
-    tools: Tools
+    tools: steps.Tools
     deployment: asyncpg.Record
     canceling: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -94,8 +66,8 @@ class Execution:
             async with asyncio.timeout(self.tools.settings.deployment_timeout_s):
                 await self._run()
         except TimeoutError:
-            await self._fail(StepFailed("TIMEOUT", "the deployment took too long"))
-        except StepFailed as failure:
+            await self._fail(steps.StepFailed("TIMEOUT", "the deployment took too long"))
+        except steps.StepFailed as failure:
             await self._fail(failure)
         except asyncio.CancelledError:
             if not self.canceling:
@@ -103,7 +75,7 @@ class Execution:
             await self._canceled()
         except Exception as exc:  # the deployment must end, whatever broke
             log.exception("deployment.crashed", deployment_id=str(self.id))
-            await self._fail(StepFailed("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
+            await self._fail(steps.StepFailed("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
         else:
             await self._succeeded()
 
@@ -144,9 +116,9 @@ class Execution:
                 for item in members:
                     if runs[item.id]["status"] != "DONE":
                         group.create_task(one(item))
-        except* StepFailed as failed:
+        except* steps.StepFailed as failed:
             first = failed.exceptions[0]
-            assert isinstance(first, StepFailed)
+            assert isinstance(first, steps.StepFailed)
             async with self.tx() as conn:
                 await progress.stage_status(conn, self.deployment, stage, sm.StageStatus.ERROR)
             raise first from None
@@ -154,26 +126,26 @@ class Execution:
             await progress.stage_status(conn, self.deployment, stage, sm.StageStatus.DONE)
 
     async def _service(self, item: p.ServiceItem, run: Mapping[str, Any]) -> None:
-        steps: dict[str, float] = dict(run["steps"] or {})
+        timings: dict[str, float] = dict(run["steps"] or {})
         try:
             if self.action is A.DEPLOY:
-                await self._deploy(item, run, steps)
+                await self._deploy(item, run, timings)
             elif self.action is A.STOP:
-                await self._stop(item, steps)
+                await self._stop(item, timings)
             elif self.action is A.RESTART:
-                await self._restart(item, steps)
+                await self._restart(item, timings)
             else:
-                await self._delete(item, steps)
-        except StepFailed as failure:
-            await self._service_failed(item, failure, steps)
+                await self._delete(item, timings)
+        except steps.StepFailed as failure:
+            await self._service_failed(item, failure, timings)
             raise
         except RuntimeFailure as exc:
-            step = StepFailed(exc.reason.value, exc.message)
-            await self._service_failed(item, step, steps)
+            step = steps.StepFailed(exc.reason.value, exc.message)
+            await self._service_failed(item, step, timings)
             raise step from None
 
     async def _service_failed(
-        self, item: p.ServiceItem, failure: StepFailed, steps: dict[str, float]
+        self, item: p.ServiceItem, failure: steps.StepFailed, timings: dict[str, float]
     ) -> None:
         event = {
             A.DEPLOY: E.BUILD_FAILED if failure.build else E.DEPLOY_FAILED,
@@ -189,7 +161,7 @@ class Execution:
                 status="ERROR",
                 reason=failure.reason,
                 message=failure.message[:2000],
-                steps=steps,
+                steps=timings,
                 finished_at=datetime.now(UTC),
             )
             await progress.service_event(
@@ -201,10 +173,6 @@ class Execution:
                 f"{item.name}: {failure.reason}: {failure.message}",
                 service_id=item.id,
             )
-
-    async def _mark(self, item: p.ServiceItem, status: str, **fields: Any) -> None:
-        async with self.tx() as conn:
-            await q.update_service_run(conn, self.id, item.id, status=status, **fields)
 
     # -- DEPLOY ------------------------------------------------------------------------------
 
@@ -263,19 +231,19 @@ class Execution:
         )
 
     async def _deploy(
-        self, item: p.ServiceItem, run: Mapping[str, Any], steps: dict[str, float]
+        self, item: p.ServiceItem, run: Mapping[str, Any], timings: dict[str, float]
     ) -> None:
-        image = await self._image(item, run, steps)
+        image = await self._image(item, run, timings)
         async with self.tx() as conn:
             await q.update_service_run(conn, self.id, item.id, status="DEPLOYING", image=image)
             await progress.environment_event(conn, self.deployment, E.START_DEPLOY)
             await progress.service_event(conn, self.deployment, item.id, E.START_DEPLOY)
         started = time.monotonic()
         outcome = await self._deploy_kind(item, image)
-        steps["deploy"] = round(time.monotonic() - started, 3)
+        timings["deploy"] = round(time.monotonic() - started, 3)
         async with self.tx() as conn:
             await q.update_service_run(
-                conn, self.id, item.id, status="DONE", steps=steps, finished_at=datetime.now(UTC)
+                conn, self.id, item.id, status="DONE", steps=timings, finished_at=datetime.now(UTC)
             )
             await progress.service_event(
                 conn,
@@ -295,20 +263,20 @@ class Execution:
             )
 
     async def _image(
-        self, item: p.ServiceItem, run: Mapping[str, Any], steps: dict[str, float]
+        self, item: p.ServiceItem, run: Mapping[str, Any], timings: dict[str, float]
     ) -> str | None:
         images = self.deployment["snapshot"].get("images", {})
         if str(item.id) in images:
             return str(images[str(item.id)])
         if item.needs_build:
-            return await self._await_build(item, run, steps)
+            return await self._await_build(item, run, timings)
         if item.spec.get("image"):
             version = self.deployment["version"] if self.deployment["service_ids"] else None
             return p.image_reference(item.spec, version)
         return None
 
     async def _await_build(
-        self, item: p.ServiceItem, run: Mapping[str, Any], steps: dict[str, float]
+        self, item: p.ServiceItem, run: Mapping[str, Any], timings: dict[str, float]
     ) -> str:
         build_id = run["build_id"]
         if build_id is None:  # resumed before the request was recorded
@@ -327,18 +295,20 @@ class Execution:
                 )
             status = current["build_status"]
             if status == "SUCCEEDED":
-                steps.setdefault("build", round(time.monotonic() - started, 3))
+                timings.setdefault("build", round(time.monotonic() - started, 3))
                 await self._record_image(item, current["image"])
                 return str(current["image"])
             if status in ("FAILED", "CANCELED"):
-                raise StepFailed(
+                raise steps.StepFailed(
                     "BUILD_FAILED" if status == "FAILED" else "BUILD_CANCELED",
                     current["message"] or f"the build of {item.name} did not succeed",
                     build=True,
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise StepFailed("TIMEOUT", f"the build of {item.name} took too long", build=True)
+                raise steps.StepFailed(
+                    "TIMEOUT", f"the build of {item.name} took too long", build=True
+                )
             await self.tools.signals.wait(str(build_id), timeout_s=min(remaining, 1.0))
 
     async def _record_image(self, item: p.ServiceItem, image: str) -> None:
@@ -353,105 +323,28 @@ class Execution:
             )
         self.deployment = _with(self.deployment, snapshot=row["snapshot"])
 
-    async def _deploy_kind(self, item: p.ServiceItem, image: str | None) -> _Outcome:
-        settings = self.tools.settings
-        if item.kind in p.LONG_RUNNING:
-            assert image is not None
-            work = workloads.workload(
-                item,
-                image=image,
-                environment_id=self.deployment["environment_id"],
-                delivery=await self._env(item),
-            )
-            deployed = await _within(
-                settings.apply_timeout_s,
-                f"{item.name} did not start",
-                self.tools.runtime.apply(work),
-            )
-            self.tools.live.follow_service(self.deployment, item.id)
-            urls = [deployed.urls[port] for port in sorted(deployed.urls)]
-            if deployed.url:
-                urls = [deployed.url, *[u for u in urls if u != deployed.url]]
-            return _Outcome(
-                RunStatus.RUNNING.value, urls, f"{image} at {', '.join(urls) or 'no port'}"
-            )
+    async def _deploy_kind(self, item: p.ServiceItem, image: str | None) -> steps.Outcome:
+        if item.kind in p.LONG_RUNNING or (item.kind == p.LIFECYCLE and "start" in item.triggers):
+            assert image is not None  # applications are built, the others name their image
+            delivery = await self._env(item)
+            if item.kind == p.LIFECYCLE:
+                return await steps.run_job(
+                    self.tools, self.deployment, item, image, delivery, self.outputs
+                )
+            return await steps.start_service(self.tools, self.deployment, item, image, delivery)
         if item.kind == p.DATABASE:
-            return await self._database(item)
+            return await steps.start_database(self.tools, self.deployment, item)
         if item.kind == p.LIFECYCLE:
-            if "start" not in item.triggers:
-                return _Outcome(None, [], "(runs on " + ", ".join(sorted(item.triggers)) + ")")
-            return await self._job(item, image)
+            return steps.Outcome(None, [], "(runs on " + ", ".join(sorted(item.triggers)) + ")")
         if item.kind == p.CRONJOB:
-            return _Outcome(None, [], f"(runs on schedule {item.spec.get('schedule')})")
-        raise StepFailed(
+            return steps.Outcome(None, [], f"(runs on schedule {item.spec.get('schedule')})")
+        raise steps.StepFailed(
             "KIND_NOT_SUPPORTED",
             f"the local runtime does not run {item.kind} services; use a Kubernetes cluster",
         )
 
-    async def _database(self, item: p.ServiceItem) -> _Outcome:
-        engine = str(item.spec.get("engine", ""))
-        connection = await _within(
-            self.tools.settings.apply_timeout_s,
-            f"{item.name} did not start",
-            self.tools.databases.apply(
-                str(item.id), engine=engine, version=None, name=_db_name(item.name)
-            ),
-        )
-        sealed = self.tools.at_rest.seal(connection.password.encode(), aad=item.id.bytes)
-        async with self.tx() as conn:
-            row = await q.save_database_instance(
-                conn,
-                {
-                    "service_id": item.id,
-                    "organization_id": self.deployment["organization_id"],
-                    "environment_id": self.deployment["environment_id"],
-                    "engine": engine,
-                    "host": connection.host,
-                    "port": connection.port,
-                    "db_user": connection.user,
-                    "db_name": connection.database,
-                    "password_sealed": sealed,
-                },
-            )
-            await publish_connection(conn, row, self.tools.transport, connection.password)
-        self.tools.live.follow_database(self.deployment, item.id)
-        where = f"{connection.host}:{connection.port}"
-        return _Outcome(
-            RunStatus.RUNNING.value,
-            [f"postgresql://{where}/{connection.database}"],
-            f"{engine} at {where}",
-        )
-
-    async def _job(self, item: p.ServiceItem, image: str | None) -> _Outcome:
-        assert image is not None
-        work = workloads.workload(
-            item,
-            image=image,
-            environment_id=self.deployment["environment_id"],
-            delivery=await self._env(item),
-        )
-        timeout_s = float(item.spec.get("max_duration_s", 3600))
-        self.tools.live.follow_job(self.deployment, item.id)
-        result = await self.tools.runtime.run_job(work, timeout_s=timeout_s)
-        if result.exit_code != 0:
-            raise StepFailed("JOB_FAILED", f"{item.name} exited with code {result.exit_code}")
-        if item.spec.get("output_variables"):
-            try:
-                outputs = p.output_variables(result.output)
-            except ValueError as exc:
-                raise StepFailed("JOB_OUTPUT_INVALID", str(exc)) from None
-            async with self.tx() as conn:
-                await q.save_job_outputs(
-                    conn,
-                    self.deployment["environment_id"],
-                    item.id,
-                    workloads.seal_outputs(outputs, self.tools.at_rest, item.id),
-                )
-            self.outputs.update(outputs)
-        return _Outcome(RunStatus.COMPLETED.value, [], f"job done in {result.duration_s:.1f}s")
-
     async def _env(self, item: p.ServiceItem) -> workloads.Delivery:
-        return await service_env(self.tools, self.deployment["snapshot"], item, self.outputs)
+        return await steps.service_env(self.tools, self.deployment["snapshot"], item, self.outputs)
 
     def _digest(self, item: p.ServiceItem) -> str:
         snapshot = self.deployment["snapshot"]
@@ -465,26 +358,26 @@ class Execution:
 
     # -- STOP, RESTART, DELETE -------------------------------------------------------------------
 
-    async def _stop(self, item: p.ServiceItem, steps: dict[str, float]) -> None:
+    async def _stop(self, item: p.ServiceItem, timings: dict[str, float]) -> None:
         await self._begin(item, E.START_STOP)
         started = time.monotonic()
         if item.kind == p.LIFECYCLE and "stop" in item.triggers:
-            await self._job(item, self._snapshot_image(item))
+            await self._stop_job(item)
         elif item.kind in p.LONG_RUNNING:
             await self.tools.runtime.stop(str(item.id))
         elif item.kind == p.DATABASE:
             await self.tools.databases.stop(str(item.id))
-        steps["stop"] = round(time.monotonic() - started, 3)
+        timings["stop"] = round(time.monotonic() - started, 3)
         await self._end(
-            item, E.STOP_SUCCEEDED, steps, running_status=RunStatus.STOPPED.value, urls=[]
+            item, E.STOP_SUCCEEDED, timings, running_status=RunStatus.STOPPED.value, urls=[]
         )
 
-    async def _restart(self, item: p.ServiceItem, steps: dict[str, float]) -> None:
+    async def _restart(self, item: p.ServiceItem, timings: dict[str, float]) -> None:
         await self._begin(item, E.START_RESTART)
         started = time.monotonic()
         running: str | None = RunStatus.RUNNING.value
         if item.kind in p.LONG_RUNNING:
-            await _within(
+            await steps.within(
                 self.tools.settings.apply_timeout_s,
                 f"{item.name} did not restart",
                 self.tools.runtime.restart(str(item.id)),
@@ -493,14 +386,14 @@ class Execution:
             await self.tools.databases.restart(str(item.id))
         else:
             running = None  # jobs have nothing running to restart
-        steps["restart"] = round(time.monotonic() - started, 3)
-        await self._end(item, E.RESTART_SUCCEEDED, steps, running_status=running)
+        timings["restart"] = round(time.monotonic() - started, 3)
+        await self._end(item, E.RESTART_SUCCEEDED, timings, running_status=running)
 
-    async def _delete(self, item: p.ServiceItem, steps: dict[str, float]) -> None:
+    async def _delete(self, item: p.ServiceItem, timings: dict[str, float]) -> None:
         await self._begin(item, E.START_DELETE)
         started = time.monotonic()
         if item.kind == p.LIFECYCLE and "delete" in item.triggers:
-            await self._job(item, self._snapshot_image(item))
+            await self._stop_job(item)
         self.tools.live.forget(item.id)
         await self.tools.runtime.delete(str(item.id))
         if item.kind == p.DATABASE:
@@ -508,18 +401,24 @@ class Execution:
             async with self.tx() as conn:
                 row = await q.delete_database_instance(conn, item.id)
                 if row is not None:
-                    await publish_connection(conn, row, self.tools.transport, "")
-        steps["delete"] = round(time.monotonic() - started, 3)
+                    await steps.publish_connection(conn, row, self.tools.transport, "")
+        timings["delete"] = round(time.monotonic() - started, 3)
         await self._end(
-            item, E.DELETE_SUCCEEDED, steps, running_status=RunStatus.STOPPED.value, urls=[]
+            item, E.DELETE_SUCCEEDED, timings, running_status=RunStatus.STOPPED.value, urls=[]
         )
 
-    def _snapshot_image(self, item: p.ServiceItem) -> str | None:
+    async def _stop_job(self, item: p.ServiceItem) -> None:
+        """A lifecycle job that runs when its environment stops or is deleted."""
+        image = self._snapshot_image(item)
+        delivery = await self._env(item)
+        await steps.run_job(self.tools, self.deployment, item, image, delivery, self.outputs)
+
+    def _snapshot_image(self, item: p.ServiceItem) -> str:
         image = self.deployment["snapshot"].get("images", {}).get(str(item.id))
         if image is None and item.spec.get("image"):
             return p.image_reference(item.spec)
         if image is None:
-            raise StepFailed("IMAGE_UNKNOWN", f"{item.name} was never built: deploy it first")
+            raise steps.StepFailed("IMAGE_UNKNOWN", f"{item.name} was never built: deploy it first")
         return str(image)
 
     async def _begin(self, item: p.ServiceItem, event: sm.Event) -> None:
@@ -534,14 +433,14 @@ class Execution:
         self,
         item: p.ServiceItem,
         event: sm.Event,
-        steps: dict[str, float],
+        timings: dict[str, float],
         *,
         running_status: str | None = None,
         urls: list[str] | None = None,
     ) -> None:
         async with self.tx() as conn:
             await q.update_service_run(
-                conn, self.id, item.id, status="DONE", steps=steps, finished_at=datetime.now(UTC)
+                conn, self.id, item.id, status="DONE", steps=timings, finished_at=datetime.now(UTC)
             )
             await progress.service_event(
                 conn, self.deployment, item.id, event, running_status=running_status, urls=urls
@@ -579,7 +478,7 @@ class Execution:
             A.DELETE: E.START_DELETE,
         }[self.action]
 
-    async def _fail(self, failure: StepFailed) -> None:
+    async def _fail(self, failure: steps.StepFailed) -> None:
         log.warning("deployment.failed", deployment_id=str(self.id), reason=failure.reason)
         async with self.tx() as conn:
             await self._close_leftovers(conn, "SKIPPED")
@@ -601,7 +500,7 @@ class Execution:
             )
         await self._cancel_builds()
 
-    def _failure_event(self, failure: StepFailed) -> sm.Event:
+    def _failure_event(self, failure: steps.StepFailed) -> sm.Event:
         if self.action is A.DEPLOY:
             return E.BUILD_FAILED if failure.build else E.DEPLOY_FAILED
         return {A.STOP: E.STOP_FAILED, A.RESTART: E.RESTART_FAILED, A.DELETE: E.DELETE_FAILED}[
@@ -685,13 +584,6 @@ class Execution:
         return round(time.monotonic() - self.started, 3)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    running_status: str | None
-    urls: list[str]
-    summary: str
-
-
 def _items(snapshot: Mapping[str, Any]) -> list[p.ServiceItem]:
     return [item for stage in p.plan(snapshot, A.DEPLOY) for item in stage.services]
 
@@ -700,60 +592,3 @@ def _with(row: Any, **fields: Any) -> Any:
     data = dict(row)
     data.update(fields)
     return data
-
-
-def _db_name(service_name: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "_" for c in service_name.lower()).strip("_")
-    return (cleaned or "app")[:63]
-
-
-async def service_env(
-    tools: Tools, snapshot: Mapping[str, Any], item: p.ServiceItem, outputs: Mapping[str, str]
-) -> workloads.Delivery:
-    """The variables one service receives now: its snapshot's, the environment's databases'
-    connections, and the job outputs of earlier stages."""
-    async with tools.pool.acquire() as conn:
-        rows = await q.database_instances(conn, uuid.UUID(str(snapshot["environment"]["id"])))
-    connections: dict[uuid.UUID, DatabaseConnectionInfo] = {
-        row["service_id"]: workloads.connection_info(row, tools.at_rest) for row in rows
-    }
-    context = workloads.Context(snapshot, connections, outputs, tools.transport)
-    try:
-        return workloads.deliver(context, item)
-    except ValueError as exc:  # a ResolutionError: the set changed since it was checked
-        raise StepFailed("VARIABLES_INVALID", str(exc)) from None
-
-
-async def _within(timeout_s: float, message: str, work: Awaitable[Any]) -> Any:
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await work
-    except TimeoutError:
-        raise StepFailed("TIMEOUT", f"{message} within {timeout_s:.0f}s") from None
-
-
-async def publish_connection(
-    conn: asyncpg.Connection, row: asyncpg.Record, transport: Sealer, password: str
-) -> None:
-    sealed = base64.b64encode(
-        transport.seal(password.encode(), aad=row["service_id"].bytes)
-    ).decode()
-    await outbox.publish(
-        conn,
-        ev.DatabaseConnectionChanged(
-            service_id=row["service_id"],
-            environment_id=row["environment_id"],
-            organization_id=row["organization_id"],
-            engine=row["engine"],
-            host=row["host"],
-            port=row["port"],
-            user=row["db_user"],
-            database=row["db_name"],
-            password_sealed=sealed,
-            version=row["version"],
-            deleted=row["deleted"],
-        ),
-        subject=str(row["service_id"]),
-        source=progress.SOURCE,
-        organization_id=row["organization_id"],
-    )

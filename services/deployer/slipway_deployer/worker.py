@@ -27,9 +27,10 @@ from slipway_contracts.events import deployer as ev
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
-from slipway_deployer.execution import BUILD_CHANNEL, Execution, Tools
+from slipway_deployer.execution import BUILD_CHANNEL, Execution
 from slipway_deployer.jobs import JobRunner
 from slipway_deployer.runtime import RuntimeFailure
+from slipway_deployer.steps import Tools
 from slipway_deployer.usecases import progress, requests, snapshots
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
 

@@ -1,0 +1,206 @@
+"""The steps a deployment takes on one service, by kind, and what they share: the tools of the
+composition root, the failure with a stable reason, the variables a service receives."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from slipway_contracts.events import deployer as ev
+from slipway_contracts.variables import DatabaseConnectionInfo
+from slipway_deployer import workloads
+from slipway_deployer.config import DeployerSettings
+from slipway_deployer.db import queries as q
+from slipway_deployer.domain import plan as p
+from slipway_deployer.livelogs import LiveLogs
+from slipway_deployer.runtime import RunStatus
+from slipway_deployer.runtime.local import LocalRuntime
+from slipway_deployer.runtime.postgres import LocalDatabases
+from slipway_deployer.signals import Signals
+from slipway_deployer.usecases import progress
+from slipway_libs import outbox
+from slipway_libs.crypto import Sealer
+from slipway_libs.db import transaction
+
+
+class StepFailed(Exception):
+    def __init__(self, reason: str, message: str, *, build: bool = False) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason, self.message, self.build = reason, message, build
+
+
+@dataclass
+class Tools:
+    """What every execution uses (built once by the composition root)."""
+
+    pool: asyncpg.Pool
+    settings: DeployerSettings
+    runtime: LocalRuntime
+    databases: LocalDatabases
+    transport: Sealer
+    at_rest: Sealer
+    signals: Signals
+    live: LiveLogs
+
+
+@dataclass(frozen=True)
+class Outcome:
+    running_status: str | None
+    urls: list[str]
+    summary: str
+
+
+async def service_env(
+    tools: Tools, snapshot: Mapping[str, Any], item: p.ServiceItem, outputs: Mapping[str, str]
+) -> workloads.Delivery:
+    """The variables one service receives now: its snapshot's, the environment's databases'
+    connections, and the job outputs of earlier stages."""
+    async with tools.pool.acquire() as conn:
+        rows = await q.database_instances(conn, uuid.UUID(str(snapshot["environment"]["id"])))
+    connections: dict[uuid.UUID, DatabaseConnectionInfo] = {
+        row["service_id"]: workloads.connection_info(row, tools.at_rest) for row in rows
+    }
+    context = workloads.Context(snapshot, connections, outputs, tools.transport)
+    try:
+        return workloads.deliver(context, item)
+    except ValueError as exc:  # a ResolutionError: the set changed since it was checked
+        raise StepFailed("VARIABLES_INVALID", str(exc)) from None
+
+
+async def within(timeout_s: float, message: str, work: Awaitable[Any]) -> Any:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await work
+    except TimeoutError:
+        raise StepFailed("TIMEOUT", f"{message} within {timeout_s:.0f}s") from None
+
+
+async def publish_connection(
+    conn: asyncpg.Connection, row: asyncpg.Record, transport: Sealer, password: str
+) -> None:
+    sealed = base64.b64encode(
+        transport.seal(password.encode(), aad=row["service_id"].bytes)
+    ).decode()
+    await outbox.publish(
+        conn,
+        ev.DatabaseConnectionChanged(
+            service_id=row["service_id"],
+            environment_id=row["environment_id"],
+            organization_id=row["organization_id"],
+            engine=row["engine"],
+            host=row["host"],
+            port=row["port"],
+            user=row["db_user"],
+            database=row["db_name"],
+            password_sealed=sealed,
+            version=row["version"],
+            deleted=row["deleted"],
+        ),
+        subject=str(row["service_id"]),
+        source=progress.SOURCE,
+        organization_id=row["organization_id"],
+    )
+
+
+def db_name(service_name: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in service_name.lower()).strip("_")
+    return (cleaned or "app")[:63]
+
+
+async def start_service(
+    tools: Tools,
+    deployment: Mapping[str, Any],
+    item: p.ServiceItem,
+    image: str,
+    delivery: workloads.Delivery,
+) -> Outcome:
+    """An application or container: applied, healthy, followed."""
+    work = workloads.workload(
+        item, image=image, environment_id=deployment["environment_id"], delivery=delivery
+    )
+    deployed = await within(
+        tools.settings.apply_timeout_s, f"{item.name} did not start", tools.runtime.apply(work)
+    )
+    tools.live.follow_service(deployment, item.id)
+    urls = [deployed.urls[port] for port in sorted(deployed.urls)]
+    if deployed.url:
+        urls = [deployed.url, *[u for u in urls if u != deployed.url]]
+    return Outcome(RunStatus.RUNNING.value, urls, f"{image} at {', '.join(urls) or 'no port'}")
+
+
+async def start_database(
+    tools: Tools, deployment: Mapping[str, Any], item: p.ServiceItem
+) -> Outcome:
+    """A PostgreSQL server of the host's; its connection kept (password sealed) and told to the
+    catalog. The host's major version runs, whatever the service asks (the local runtime has no
+    other)."""
+    engine = str(item.spec.get("engine", ""))
+    connection = await within(
+        tools.settings.apply_timeout_s,
+        f"{item.name} did not start",
+        tools.databases.apply(str(item.id), engine=engine, version=None, name=db_name(item.name)),
+    )
+    sealed = tools.at_rest.seal(connection.password.encode(), aad=item.id.bytes)
+    async with transaction(tools.pool) as conn:
+        row = await q.save_database_instance(
+            conn,
+            {
+                "service_id": item.id,
+                "organization_id": deployment["organization_id"],
+                "environment_id": deployment["environment_id"],
+                "engine": engine,
+                "host": connection.host,
+                "port": connection.port,
+                "db_user": connection.user,
+                "db_name": connection.database,
+                "password_sealed": sealed,
+            },
+        )
+        await publish_connection(conn, row, tools.transport, connection.password)
+    tools.live.follow_database(deployment, item.id)
+    where = f"{connection.host}:{connection.port}"
+    return Outcome(
+        RunStatus.RUNNING.value,
+        [f"postgresql://{where}/{connection.database}"],
+        f"{engine} at {where}",
+    )
+
+
+async def run_job(
+    tools: Tools,
+    deployment: Mapping[str, Any],
+    item: p.ServiceItem,
+    image: str,
+    delivery: workloads.Delivery,
+    outputs: dict[str, str],
+) -> Outcome:
+    """A lifecycle job run to completion; its output file, when it declares one, becomes
+    variables of later stages (added to ``outputs``, and kept sealed for later deployments)."""
+    work = workloads.workload(
+        item, image=image, environment_id=deployment["environment_id"], delivery=delivery
+    )
+    timeout_s = float(item.spec.get("max_duration_s", 3600))
+    tools.live.follow_job(deployment, item.id)
+    result = await tools.runtime.run_job(work, timeout_s=timeout_s)
+    if result.exit_code != 0:
+        raise StepFailed("JOB_FAILED", f"{item.name} exited with code {result.exit_code}")
+    if item.spec.get("output_variables"):
+        try:
+            written = p.output_variables(result.output)
+        except ValueError as exc:
+            raise StepFailed("JOB_OUTPUT_INVALID", str(exc)) from None
+        async with transaction(tools.pool) as conn:
+            await q.save_job_outputs(
+                conn,
+                deployment["environment_id"],
+                item.id,
+                workloads.seal_outputs(written, tools.at_rest, item.id),
+            )
+        outputs.update(written)
+    return Outcome(RunStatus.COMPLETED.value, [], f"job done in {result.duration_s:.1f}s")

@@ -7,11 +7,15 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 
+from slipway_contracts import Envelope
+from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import User, create_org, sign_up
 
 DEPLOY_TIMEOUT_S = 300
@@ -109,3 +113,36 @@ def port_open(url: str) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((host, int(port))) == 0
+
+
+async def read_topic(
+    platform: Platform,
+    topic: str,
+    done: Callable[[list[tuple[Envelope, dict[str, str]]]], bool],
+    timeout_s: float = 60,
+) -> list[tuple[Envelope, dict[str, str]]]:
+    """A topic of the platform from its start, as (event, Kafka headers), until ``done``."""
+    consumer = AIOKafkaConsumer(
+        platform.prefix + topic,
+        bootstrap_servers=platform.kafka,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    seen: list[tuple[Envelope, dict[str, str]]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    headers = {k: (v or b"").decode() for k, v in record.headers or ()}
+                    seen.append((Envelope.from_json(record.value), headers))
+            if done(seen):
+                return seen
+        raise AssertionError(f"{topic}: not there after {timeout_s}s; saw {len(seen)} events")
+    finally:
+        await consumer.stop()
+
+
+def trace_id(headers: dict[str, str]) -> str:
+    return headers["traceparent"].split("-")[1]

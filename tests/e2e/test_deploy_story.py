@@ -5,10 +5,16 @@ runtime running what is deployed on this machine (busybox httpd, a PostgreSQL se
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import httpx
 import pytest
 
+from slipway_contracts import Envelope
+from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
+from slipway_contracts.events.logs import LINES_TOPIC
+from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import eventually
 from tests.e2e.deploying import (
     Story,
@@ -16,13 +22,15 @@ from tests.e2e.deploying import (
     image_source,
     new_environment,
     port_open,
+    read_topic,
+    trace_id,
     web_repo,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> None:
+async def test_deploy_update_roll_back_stop_and_delete(api, platform, repos, devstack) -> None:
     base = devstack.env["SLIPWAY_BASE_IMAGE"]
     repo = web_repo(repos / "story", base, "<h1>one</h1>")
     owner, _, env = await new_environment(api)
@@ -42,13 +50,17 @@ async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> 
         {"name": "db", "kind": "database", "engine": "postgresql", "version": "15"},
         expect=201,
     )
-    await story.post(
+    seed = await story.post(
         f"/environments/{env}/services",
         {
             "name": "seed",
             "kind": "lifecycle",
             "image": image_source(base),
-            "command": ["sh", "-c", 'echo \'{"GREETING": "hello"}\' > /slipway/output.json'],
+            "command": [
+                "sh",
+                "-c",
+                'echo seeding && echo \'{"GREETING": "hello"}\' > /slipway/output.json',
+            ],
             "triggers": ["start"],
             "output_variables": True,
         },
@@ -68,6 +80,8 @@ async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> 
         await story.post(
             "/variables", {"scope": "environment", "parent_id": env, **variable}, expect=201
         )
+
+    seed_id = seed["id"]
 
     async def knows_all() -> bool:  # 404 until the deployer learned the environment
         response = await api.get(f"/environments/{env}/status", headers=owner.auth)
@@ -104,6 +118,8 @@ async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> 
     assert await conn.fetchval("SELECT 1") == 1
     await conn.close()
 
+    await outside_subscribers_saw_it(platform, env, first["request_id"], seed_id)
+
     commit_page(repo, "<h1>two</h1>")
     second = await story.post(f"/environments/{env}/deploy")
     assert (await story.settle(second["request_id"]))["status"] == "SUCCESS"
@@ -139,3 +155,44 @@ async def test_deploy_update_roll_back_stop_and_delete(api, repos, devstack) -> 
     await story.post(f"/environments/{env}/deploy", expect=409)
     deleted = await api.delete(f"/environments/{env}", headers=owner.auth)
     assert deleted.status_code == 204, deleted.text
+
+
+async def outside_subscribers_saw_it(
+    platform: Platform, env: str, deployment_id: str, job_id: str
+) -> None:
+    """The deployment's events on deployer.deployment.v1, in order and in the request's trace,
+    and what the job printed on the log topic."""
+
+    def of_deployment(seen: list[tuple[Envelope, dict[str, str]]]) -> list[Any]:
+        return [(e, h) for e, h in seen if e.data.get("deployment_id") == deployment_id]
+
+    events = of_deployment(
+        await read_topic(
+            platform,
+            DEPLOYMENT_TOPIC,
+            lambda seen: any(
+                e.type == "deployer.DeploymentSucceeded" for e, _ in of_deployment(seen)
+            ),
+        )
+    )
+    types = [e.type for e, _ in events]
+    assert types[0] == "deployer.DeploymentQueued" and types[1] == "deployer.DeploymentStarted"
+    assert types[-1] == "deployer.DeploymentSucceeded"
+    assert "deployer.DeploymentStageChanged" in types and "deployer.ServiceStatusChanged" in types
+    assert all(e.subject == env for e, _ in events)  # keyed by environment: one queue, in order
+    assert {trace_id(h) for _, h in events} == {trace_id(events[0][1])}  # one trace
+
+    lines = await read_topic(
+        platform,
+        LINES_TOPIC,
+        lambda seen: any(
+            e.data["kind"] == "live"
+            and e.data.get("service_id") == job_id
+            and any(line["text"] == "seeding" for line in e.data["lines"])
+            for e, _ in seen
+        ),
+    )
+    assert any(
+        e.data["kind"] == "deploy" and e.data.get("deployment_id") == deployment_id
+        for e, _ in lines
+    )

@@ -35,6 +35,7 @@ from slipway_deployer.runtime import RunStatus, RuntimeFailure
 from slipway_deployer.usecases import progress
 from slipway_libs import outbox
 from slipway_libs.db import transaction
+from slipway_libs.telemetry import context_from, tracer
 
 log = structlog.get_logger(__name__)
 A, E, S = sm.Action, sm.Event, sm.State
@@ -61,7 +62,20 @@ class Execution:
         return transaction(self.tools.pool)
 
     async def run(self) -> None:
+        """Within the trace of the request that asked for it (a resumed one too)."""
+        carrier = self.deployment["trace_carrier"] or {}
+        with tracer().start_as_current_span(
+            "deployment.run",
+            context=context_from(carrier),
+            attributes={"deployment.id": str(self.id), "deployment.action": self.action.value},
+        ):
+            await self._run_to_the_end()
+
+    async def _run_to_the_end(self) -> None:
         log.info("deployment.run", deployment_id=str(self.id), action=self.action)
+        if self.canceling:  # found CANCELING after a restart: only the ending is left to do
+            await self._canceled()
+            return
         try:
             async with asyncio.timeout(self.tools.settings.deployment_timeout_s):
                 await self._run()

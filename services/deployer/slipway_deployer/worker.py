@@ -33,6 +33,7 @@ from slipway_deployer.runtime import RuntimeFailure
 from slipway_deployer.steps import Tools
 from slipway_deployer.usecases import progress, requests, snapshots
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
+from slipway_libs.telemetry import context_from, tracer
 
 log = structlog.get_logger(__name__)
 _WORKER_LOCK = 0x5D3B_0001
@@ -110,8 +111,12 @@ class Worker:
         next_beat = loop.time()
         try:
             while True:
-                await self._claim()
-                await self._jobs.claim()
+                try:
+                    await self._claim()
+                    await self._jobs.claim()
+                except Exception:  # a bad row or a lost connection must not stop the queue
+                    log.exception("worker.claim_failed")
+                    await asyncio.sleep(1)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.tools.settings.poll_s):
                         await self._wake.wait()
@@ -128,7 +133,7 @@ class Worker:
         if free <= 0:
             return
         async with self.tools.pool.acquire() as conn, conn.transaction():
-            started = [await start(conn, row) for row in await q.claimable(conn, free)]
+            started = [await _traced_start(conn, row) for row in await q.claimable(conn, free)]
         for row in started:
             if row is not None:
                 self._start(Execution(self.tools, row))
@@ -136,10 +141,7 @@ class Worker:
     def _start(self, execution: Execution) -> None:
         async def run() -> None:
             try:
-                if execution.canceling:
-                    await execution._canceled()
-                else:
-                    await execution.run()
+                await execution.run()
             finally:
                 self._running.pop(execution.id, None)
                 self._wake.set()
@@ -225,6 +227,16 @@ def _owner(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+async def _traced_start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:
+    """In the trace of the request that asked for it."""
+    with tracer().start_as_current_span(
+        "deployment.start",
+        context=context_from(row["trace_carrier"] or {}),
+        attributes={"deployment.id": str(row["id"])},
+    ):
+        return await start(conn, row)
+
+
 async def start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:
     """Take one queued request: judge it again on the state it finds, freeze its snapshot, plan
     its stages. Returns the ONGOING deployment, or None when it cannot run (it is then ended)."""
@@ -260,14 +272,14 @@ async def start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record
         conn, row["id"], status="ONGOING", started_at=_now(), heartbeat_at=_now(), snapshot=snapshot
     )
     await progress.set_environment_state(conn, deployment, env_state)
-    for stage in stages:
-        for item in stage.services:
-            await progress.service_queued(conn, deployment, item.id)
     await progress.publish(
         conn,
         deployment,
         ev.DeploymentStarted(**progress.ids(deployment), stages=[s.name for s in stages]),
     )
+    for stage in stages:
+        for item in stage.services:
+            await progress.service_queued(conn, deployment, item.id)
     await progress.deploy_log(conn, deployment, f"{action.value} started: {len(stages)} stage(s)")
     return deployment
 

@@ -20,6 +20,7 @@ from slipway_deployer.usecases import snapshots
 from slipway_libs import audit, outbox
 from slipway_libs.actor import SYSTEM, Actor
 from slipway_libs.errors import Clash, Missing
+from slipway_libs.telemetry import current_carrier
 
 SOURCE = "deployer"
 QUEUE_CHANNEL = "deployer_queue"
@@ -88,6 +89,7 @@ async def request(
             "requested_by": actor.model_dump(mode="json", exclude_none=True),
             "status": "QUEUED",
             "snapshot": rollback_of["snapshot"] if rollback_of is not None else None,
+            "trace_carrier": current_carrier(),
         },
     )
     if env_next is not env_state:

@@ -120,9 +120,19 @@ async def test_deploy_update_roll_back_stop_and_delete(api, platform, repos, dev
 
     await outside_subscribers_saw_it(platform, env, first["request_id"], seed_id)
 
+    # a configuration change makes what runs out of date, until deployed
+    await story.post(
+        "/variables", {"scope": "environment", "parent_id": env, "key": "MODE", "value": "b"}, 201
+    )
+
+    async def out_of_date() -> bool:
+        return (await story.service("web"))["freshness"] == "OUT_OF_DATE"
+
+    await eventually(out_of_date, within_s=30)
     commit_page(repo, "<h1>two</h1>")
     second = await story.post(f"/environments/{env}/deploy")
     assert (await story.settle(second["request_id"]))["status"] == "SUCCESS"
+    assert (await story.status())["freshness"] == "UP_TO_DATE"
     web = await story.service("web")
     assert web["urls"][0] == url  # a redeploy keeps the URL
     async with httpx.AsyncClient(timeout=5) as http:

@@ -133,7 +133,7 @@ class Worker:
         if free <= 0:
             return
         async with self.tools.pool.acquire() as conn, conn.transaction():
-            started = [await _traced_start(conn, row) for row in await q.claimable(conn, free)]
+            started = [await _start_or_end(conn, row) for row in await q.claimable(conn, free)]
         for row in started:
             if row is not None:
                 self._start(Execution(self.tools, row))
@@ -225,6 +225,27 @@ def _owner(row: asyncpg.Record) -> dict[str, Any]:
         "organization_id": row["organization_id"],
         "action": row["last_action"] or A.DEPLOY.value,
     }
+
+
+async def _start_or_end(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:
+    """A request that cannot even start (a bug, bad data) ends ERROR instead of blocking the
+    queue: its start runs in a savepoint."""
+    try:
+        async with conn.transaction():
+            return await _traced_start(conn, row)
+    except (asyncpg.PostgresConnectionError, OSError):
+        raise
+    except Exception as exc:
+        log.exception("worker.start_failed", deployment_id=str(row["id"]))
+        await q.update_deployment(
+            conn,
+            row["id"],
+            status="ERROR",
+            reason="INTERNAL_ERROR",
+            message=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=_now(),
+        )
+        return None
 
 
 async def _traced_start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:

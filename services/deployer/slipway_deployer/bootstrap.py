@@ -72,7 +72,8 @@ def _databases_dir(state: Path) -> Path:
 
 
 def _worker_tasks(container: Container) -> Sequence[ApiTask]:
-    worker = Worker(container.require_pool(), lambda: _tools(container))
+    settings: DeployerSettings = container.settings
+    worker = Worker(container.require_pool(), settings.database_url, lambda: _tools(container))
     return [worker.run]
 
 

@@ -17,6 +17,8 @@ class DeployerSettings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SLIPWAY_DEPLOYER_", extra="ignore")
 
     http_port: int = 8084
+    # the API, the executions and the consumers share it (the worker's lock has its own)
+    db_pool_max: int = 20
     # opens the secrets the catalog seals inside its events (shared with the catalog)
     transport_keys: str = Field(
         min_length=8,

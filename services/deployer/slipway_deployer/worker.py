@@ -33,18 +33,21 @@ from slipway_deployer.runtime import RuntimeFailure
 from slipway_deployer.steps import Tools
 from slipway_deployer.usecases import progress, requests, snapshots
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
+from slipway_libs import db
 from slipway_libs.telemetry import context_from, tracer
 
 log = structlog.get_logger(__name__)
 _WORKER_LOCK = 0x5D3B_0001
+_CLAIM_BATCH = 10
 A, S = sm.Action, sm.State
 
 
 class Worker:
     """``make_tools`` runs once this worker leads: the local runtime locks its state dir."""
 
-    def __init__(self, pool: asyncpg.Pool, make_tools: Callable[[], Tools]) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, make_tools: Callable[[], Tools]) -> None:
         self._pool = pool
+        self._dsn = dsn
         self._make_tools = make_tools
         self.tools: Tools
         self._jobs: JobRunner
@@ -52,26 +55,35 @@ class Worker:
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        pool = self._pool
-        async with pool.acquire() as lock_conn:
-            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _WORKER_LOCK):  # noqa: ASYNC110
+        """Lead while the database lets it; after losing it (an outage), lead again."""
+        while True:
+            try:
+                await self._lead()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("worker.database_lost", error=str(exc))
+                await asyncio.sleep(1)
+
+    async def _lead(self) -> None:
+        # its own connection, out of the pool: it holds the leader's lock and the LISTEN
+        conn = await db.connect(self._dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _WORKER_LOCK):  # noqa: ASYNC110
                 await asyncio.sleep(1)
             log.info("worker.leader")
             self.tools = self._make_tools()
             self._jobs = JobRunner(self.tools)
-            async with pool.acquire() as listener:
-                await self._listen(listener)
-                try:
-                    await self._take_over()
-                    await self._loop()
-                finally:
-                    await self._jobs.aclose()
-                    await listener.remove_listener(QUEUE_CHANNEL, self._on_queue)
-                    await listener.remove_listener(CANCEL_CHANNEL, self._on_cancel)
-                    await listener.remove_listener(BUILD_CHANNEL, self._on_build)
-                    await self._stop_executions()
-                    await self.tools.live.aclose()
-                    await self.tools.runtime.close()
+            await self._listen(conn)
+            try:
+                await self._take_over()
+                await self._loop(conn)
+            finally:
+                await self._jobs.aclose()
+                await self._stop_executions()
+                await self.tools.live.aclose()
+                await self.tools.runtime.close()
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
 
     async def _listen(self, conn: asyncpg.Connection) -> None:
         await conn.add_listener(QUEUE_CHANNEL, self._on_queue)
@@ -105,7 +117,7 @@ class Worker:
             log.info("worker.resume", deployment_id=str(row["id"]), status=row["status"])
             self._start(Execution(self.tools, row, canceling=row["status"] == "CANCELING"))
 
-    async def _loop(self) -> None:
+    async def _loop(self, conn: asyncpg.Connection) -> None:
         monitor = asyncio.create_task(self._monitor())
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
@@ -123,6 +135,7 @@ class Worker:
                 self._wake.clear()
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + self.tools.settings.reconcile_s
+                    await conn.execute("SELECT 1", timeout=5)  # still the leader?
                     await self._heartbeat()
                     await self._reconcile()
         finally:
@@ -132,8 +145,13 @@ class Worker:
         free = self.tools.settings.max_parallel_deployments - len(self._running)
         if free <= 0:
             return
+        # small batches: the first deployments run while the next are being taken
+        batch = min(free, _CLAIM_BATCH)
         async with self.tools.pool.acquire() as conn, conn.transaction():
-            started = [await _start_or_end(conn, row) for row in await q.claimable(conn, free)]
+            claimed = await q.claimable(conn, batch)
+            started = [await _start_or_end(conn, row) for row in claimed]
+        if len(claimed) == batch:
+            self._wake.set()  # there may be more: look again at once
         for row in started:
             if row is not None:
                 self._start(Execution(self.tools, row))

@@ -23,6 +23,11 @@ Two kinds of rounds:
   1,000 environments on this machine.
 
 overhead = (finished_at - created_at) - steps.deploy; queue pickup = started_at - created_at.
+A deploy request the gateway answers 504 is sent again a second later (as a client would) and
+counted. While a batch deploys, the deployer is watched from outside: its main thread's system
+call and scheduler statistics (``/proc``), ``GET /healthz`` latency, its database connections
+(``pg_stat_activity``), the CPU of every process involved. A container round larger than
+``--max-containers`` is reported as not run, with the memory it would take.
 Benchmarks report, they do not assert: the targets get a verdict, never an exception. Every
 process, container, database and topic the run made is removed at the end, also on failure,
 Ctrl-C or SIGTERM (the service logs are kept, and named, when something failed).
@@ -35,10 +40,12 @@ import asyncio
 import contextlib
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -46,6 +53,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -57,8 +65,10 @@ from slipway_contracts import Envelope
 from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
 from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_deployer.config import DeployerSettings
+from slipway_deployer.runtime._health import tcp_ok
+from slipway_deployer.runtime._procfs import kill_rooted
 from slipway_libs.settings import read_env_file
-from slipway_libs.testing.platform import Platform, start_platform
+from slipway_libs.testing.platform import Platform, free_port, start_platform
 from slipway_libs.testing.public_api import User, create_org, sign_up
 
 HERE = Path(__file__).resolve().parent
@@ -77,11 +87,12 @@ FINAL = {
 SHARED_ENV = ("REGISTRY", "BUILDAH_ROOT", "BUILDAH_RUNROOT", "BUILDAH_STORAGE_DRIVER")
 CONTAINER_PREFIX = "slipway-rt-"  # the local runtime's working containers: slipway-rt-<service>-
 DIRECT_SAMPLES = 5
+RETRY_S = 1.0  # before sending again a deploy request the gateway answered 504
 
 
 @dataclass(frozen=True)
 class Params:
-    container_envs: tuple[int, ...] = (10, 100)
+    container_envs: tuple[int, ...] = (10, 100, 1000)
     plane_envs: tuple[int, ...] = (10, 100, 1000)
     # a container round above this is not run: each running container is a `buildah run`
     # process (see the report's memory figure); 1,000 of them do not fit this machine
@@ -477,6 +488,7 @@ def cpu_snapshot(services: dict[str, int], devstack_home: bytes) -> CpuSnapshot:
             stats[int(entry.name)] = (comm, int(f[1]), int(f[19]), [int(v) for v in f[11:15]])
     names = {pid: name for name, pid in services.items()}
     deployer = services.get("deployer")
+    postmaster = _postmaster(stats, devstack_home)
     bench = os.getpid()
     parts: dict[tuple[int, str], tuple[str, int, int]] = {}
     for pid, (comm, _, start, ticks) in stats.items():
@@ -490,13 +502,23 @@ def cpu_snapshot(services: dict[str, int], devstack_home: bytes) -> CpuSnapshot:
             parts[(pid, "all")] = (TOOLS, start, own + children)
         elif pid == bench:
             parts[(pid, "own")] = (CLIENT, start, own)
-        elif comm == "postgres":
+        elif postmaster is not None and postmaster in (pid, stats[pid][1]):
             parts[(pid, "all")] = ("PostgreSQL", start, own + children)
         elif comm == "java":
             with contextlib.suppress(OSError):
                 if devstack_home in Path(f"/proc/{pid}/cmdline").read_bytes():
                     parts[(pid, "all")] = ("Kafka", start, own + children)
     return CpuSnapshot(time.monotonic(), _busy_ticks(), parts)
+
+
+def _postmaster(stats: dict[int, tuple[str, int, int, list[int]]], home: bytes) -> int | None:
+    """The devstack's PostgreSQL server (not the ones the tests' deployers run)."""
+    for pid, (comm, ppid, _, _) in stats.items():
+        if comm == "postgres" and stats.get(ppid, ("",))[0] != "postgres":
+            with contextlib.suppress(OSError):
+                if home in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+    return None
 
 
 def _descends(pid: int, ancestor: int, stats: dict[int, tuple[str, int, int, list[int]]]) -> bool:
@@ -565,6 +587,158 @@ def container_memory(deployer: int) -> Memory:
     return Memory(under, pss_kib / 1024)
 
 
+# --- the deployer's event loop ----------------------------------------------------------------
+
+SYSCALLS = {  # x86_64: the ones an asyncio service's main thread is usually found in
+    0: "read",
+    1: "write",
+    3: "close",
+    4: "stat",
+    5: "fstat",
+    7: "poll",
+    35: "nanosleep",
+    56: "clone",
+    58: "vfork",
+    59: "execve",
+    61: "wait4",
+    62: "kill",
+    74: "fsync",
+    75: "fdatasync",
+    82: "rename",
+    87: "unlink",
+    202: "futex",
+    217: "getdents64",
+    232: "epoll_wait",
+    257: "openat",
+    262: "newfstatat",
+    281: "epoll_pwait",
+    435: "clone3",
+    436: "close_range",
+}
+
+
+@dataclass
+class LoopReport:
+    states: dict[str, int]  # what the main thread was found doing → samples
+    healthz_s: list[float]  # GET /healthz straight to the deployer, one every 0.1 s
+    on_cpu_s: float = math.nan  # the main thread, over the batch (schedstat)
+    runnable_s: float = math.nan  # ... waiting for a CPU while runnable
+    window_s: float = math.nan
+    connections: list[tuple[int, int, int]] = field(default_factory=list)  # active, in tx, idle
+    inbound: list[int] = field(default_factory=list)  # TCP connections open to its API
+
+    def share(self, state: str) -> float:
+        return self.states.get(state, 0) / max(1, sum(self.states.values()))
+
+    def busy(self) -> list[int]:
+        return [active + in_tx for active, in_tx, _ in self.connections]
+
+
+class LoopProbe:
+    """Watches the deployer's event loop while a batch deploys, from outside: its main
+    thread's current system call (``/proc/<pid>/syscall``, 100 times a second: ``epoll_wait``
+    is the loop waiting for work, ``running`` is Python running, anything else is the loop
+    blocked in that call) and how long a trivial ``GET /healthz`` takes (10 times a second:
+    the loop's stalls, as any request meets them)."""
+
+    def __init__(self, pid: int, url: str, admin_url: str, database: str) -> None:
+        self._port = f":{urlsplit(url).port:04X}"
+        self._path = Path(f"/proc/{pid}/syscall")
+        self._schedstat = Path(f"/proc/{pid}/task/{pid}/schedstat")
+        self._url = url
+        self._admin_url, self._database = admin_url, database
+        self._stop = threading.Event()
+        self.report = LoopReport({}, [])
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._began: tuple[float, list[int]] = (0.0, [])
+
+    async def start(self) -> None:
+        self._began = (time.monotonic(), self._sched())
+        self._thread.start()
+        self._tasks = [
+            asyncio.create_task(self._healthz()),
+            asyncio.create_task(self._connections()),
+        ]
+
+    async def stop(self) -> LoopReport:
+        self._stop.set()
+        ended, sched = time.monotonic(), self._sched()
+        if sched and self._began[1]:
+            self.report.on_cpu_s = (sched[0] - self._began[1][0]) / 1e9
+            self.report.runnable_s = (sched[1] - self._began[1][1]) / 1e9
+        self.report.window_s = ended - self._began[0]
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._thread.join, 5)
+        return self.report
+
+    def _inbound(self) -> int:
+        """Established TCP connections whose server side is the deployer's port (its API's
+        callers: the gateway, and this probe's one)."""
+        count = 0
+        with contextlib.suppress(OSError), open("/proc/net/tcp") as table:
+            next(table, None)
+            for line in table:
+                fields = line.split()
+                if fields[3] == "01" and fields[1].endswith(self._port):
+                    count += 1
+        return count
+
+    def _sched(self) -> list[int]:
+        """ns on a CPU, ns waiting for one while runnable, time slices (``schedstat``)."""
+        try:
+            return [int(v) for v in self._schedstat.read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    async def _connections(self) -> None:
+        """The deployer's connections to its database, by state, 10 times a second."""
+        conn = await asyncpg.connect(self._admin_url)
+        try:
+            while True:
+                rows = await conn.fetch(
+                    "SELECT state, count(*) AS n FROM pg_stat_activity WHERE datname = $1"
+                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    " GROUP BY state",
+                    self._database,
+                )
+                by = {r["state"]: r["n"] for r in rows}
+                in_tx = by.get("idle in transaction", 0) + by.get(
+                    "idle in transaction (aborted)", 0
+                )
+                self.report.connections.append((by.get("active", 0), in_tx, by.get("idle", 0)))
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+
+    def _sample(self) -> None:
+        states = self.report.states
+        ticks = 0
+        while not self._stop.wait(0.01):
+            ticks += 1
+            if ticks % 10 == 0:
+                self.report.inbound.append(self._inbound())
+            try:
+                first = self._path.read_text().split(maxsplit=1)[0]
+            except (OSError, IndexError):
+                continue
+            if first.lstrip("-").isdigit():
+                number = int(first)
+                first = SYSCALLS.get(number, f"syscall {number}") if number >= 0 else "in kernel"
+            states[first] = states.get(first, 0) + 1
+
+    async def _healthz(self) -> None:
+        async with httpx.AsyncClient(timeout=60) as client:
+            while True:
+                began = time.perf_counter()
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.get(f"{self._url}/healthz")
+                    self.report.healthz_s.append(time.perf_counter() - began)
+                await asyncio.sleep(0.1)
+
+
 # --- one round --------------------------------------------------------------------------------
 
 
@@ -575,6 +749,7 @@ class Sample:
     request_id: str = ""
     sent: float = math.nan  # wall clock
     answered: float = math.nan  # wall clock: the 202
+    timeouts: int = 0  # 504 UPSTREAM_TIMEOUT answers before the 202 (each retried)
     detail: dict[str, Any] = field(default_factory=dict)
     final: Final | None = None
 
@@ -636,6 +811,8 @@ class Round:
     teardown_s: float
     unfinished: list[str]
     leftovers: int  # processes of this round's containers still alive after the deletions
+    loop: LoopReport
+    ghosts: dict[str, int]  # deployments made for requests the client got an error for → status
     errors: list[str] = field(default_factory=list)
 
     def ok(self) -> list[Sample]:
@@ -653,7 +830,7 @@ class Env:
     platform: Platform
     stack: Stack
     outcomes: Outcomes
-    devstack_home: bytes
+    devstack: Devstack
     services: set[str]  # every service id created, for the final clean-up
     params: Params
 
@@ -690,18 +867,26 @@ async def create_environments(env: Env, kind: str, n: int, label: str) -> list[S
 
 
 async def deploy_all(env: Env, samples: list[Sample]) -> list[str]:
-    """Every deploy request at once; the errors of those not accepted."""
+    """Every deploy request at once; one answered 504 UPSTREAM_TIMEOUT (the gateway gave up
+    on the deployer) is sent again after ``RETRY_S``, as a client would, until accepted or the
+    round's time is up. The errors of those never accepted."""
     errors: list[str] = []
 
     async def one(sample: Sample) -> None:
         sample.sent = time.time()
-        try:
-            response = await env.api.client.post(
-                f"/environments/{sample.env_id}/deploy", headers=env.api.auth
-            )
-        except httpx.HTTPError as exc:
-            errors.append(f"deploy {sample.env_id}: {exc!r}")
-            return
+        deadline = time.monotonic() + env.params.round_timeout_s
+        while True:
+            try:
+                response = await env.api.client.post(
+                    f"/environments/{sample.env_id}/deploy", headers=env.api.auth
+                )
+            except httpx.HTTPError as exc:
+                errors.append(f"deploy {sample.env_id}: {exc!r}")
+                return
+            if response.status_code != 504 or time.monotonic() > deadline:
+                break
+            sample.timeouts += 1
+            await asyncio.sleep(RETRY_S)
         sample.answered = time.time()
         if response.status_code != 202:
             errors.append(f"deploy {sample.env_id}: {response.status_code} {response.text[:200]}")
@@ -736,12 +921,35 @@ async def delete_all(env: Env, samples: list[Sample], timeout_s: float) -> list[
     return problems
 
 
+async def refused_yet_queued(env: Env, refused: list[Sample]) -> dict[str, int]:
+    """The deploy requests the client got an error for (a 504 from the gateway, say): did the
+    deployer queue them anyway (a deployment besides the one the client was given)? Those
+    found, by the status they ended in, once every one of them ended."""
+    found: dict[str, str] = {}
+
+    async def history(sample: Sample) -> None:
+        items = (await env.api.call("GET", f"/environments/{sample.env_id}/deployments"))["items"]
+        for item in items:
+            if item["action"] == "DEPLOY" and item["id"] != sample.request_id:
+                found[item["id"]] = item["status"]
+
+    await bounded(env.params.setup_concurrency, (history(s) for s in refused))
+    await env.outcomes.wait(list(found), env.params.round_timeout_s)
+    ended: dict[str, int] = {}
+    for deployment in found:
+        final = env.outcomes.finals.get(deployment)
+        status = final.status if final is not None else "not finished"
+        ended[status] = ended.get(status, 0) + 1
+    return ended
+
+
 def snapshot(env: Env) -> CpuSnapshot:
     pids = {}
     for name, service in env.platform.services.items():
         if service.process is not None:
             pids[name] = service.process.pid
-    return cpu_snapshot(pids, env.devstack_home)
+    home = env.devstack.env_file.parent if env.devstack.env_file else "/nonexistent"
+    return cpu_snapshot(pids, str(home).encode())
 
 
 async def run_round(env: Env, kind: str, n: int, label: str) -> Round:
@@ -752,11 +960,23 @@ async def run_round(env: Env, kind: str, n: int, label: str) -> Round:
     setup_s = time.monotonic() - began
     await asyncio.sleep(2)  # let the creations' events and relays settle
     print(f"deploy_overhead: {kind}, {n} environments: deploying them at once...", flush=True)
+    deployer = env.platform.services["deployer"]
+    assert deployer.process is not None
+    probe = LoopProbe(
+        deployer.process.pid,
+        deployer.url,
+        env.devstack.admin_url,
+        urlsplit(env.platform.env["SLIPWAY_DEPLOYER_DATABASE_URL"]).path.lstrip("/"),
+    )
+    await probe.start()
     before = await asyncio.to_thread(snapshot, env)
-    errors = await deploy_all(env, samples)
-    asked = [s.request_id for s in samples if s.request_id]
-    unfinished = await env.outcomes.wait(asked, params.round_timeout_s)
-    after = await asyncio.to_thread(snapshot, env)
+    try:
+        errors = await deploy_all(env, samples)
+        asked = [s.request_id for s in samples if s.request_id]
+        unfinished = await env.outcomes.wait(asked, params.round_timeout_s)
+        after = await asyncio.to_thread(snapshot, env)
+    finally:
+        loop = await probe.stop()
     for sample in samples:
         sample.final = env.outcomes.finals.get(sample.request_id)
     first_sent = min(s.sent for s in samples)
@@ -767,10 +987,9 @@ async def run_round(env: Env, kind: str, n: int, label: str) -> Round:
     rest_before = await asyncio.to_thread(snapshot, env)
     await asyncio.sleep(5)
     rest_after = await asyncio.to_thread(snapshot, env)
-    deployer = env.platform.services["deployer"].process
     memory = (
-        await asyncio.to_thread(container_memory, deployer.pid)
-        if kind == CONTAINER and deployer is not None
+        await asyncio.to_thread(container_memory, deployer.process.pid)
+        if kind == CONTAINER
         else None
     )
 
@@ -779,6 +998,7 @@ async def run_round(env: Env, kind: str, n: int, label: str) -> Round:
             sample.detail = await env.api.call("GET", f"/deployments/{sample.request_id}")
 
     await bounded(params.setup_concurrency, (read(s) for s in samples))
+    ghosts = await refused_yet_queued(env, [s for s in samples if s.timeouts or not s.request_id])
     errors += [
         f"{s.request_id}: {s.status} {s.detail.get('reason')}: {s.detail.get('message')}"
         for s in samples
@@ -801,6 +1021,8 @@ async def run_round(env: Env, kind: str, n: int, label: str) -> Round:
         teardown_s,
         unfinished,
         leftovers,
+        loop,
+        ghosts,
         errors,
     )
     overhead, pickup = result.stats("overhead"), result.stats("pickup")
@@ -819,7 +1041,13 @@ async def direct_buildah(stack: Stack, samples: int) -> dict[str, list[float]]:
     """What the local runtime runs before it starts a container (``LocalRuntime._prepare``):
     ``buildah from --pull``, ``inspect``, ``mount``, then the ``rm`` a deletion runs; one
     container at a time, on the same storage, while nothing is being deployed."""
-    times: dict[str, list[float]] = {"from --pull": [], "inspect": [], "mount": [], "rm": []}
+    times: dict[str, list[float]] = {
+        "from --pull": [],
+        "inspect": [],
+        "mount": [],
+        "run → port open": [],
+        "rm": [],
+    }
     env = _buildah_env()
 
     async def step(name: str, *args: str) -> str:
@@ -850,10 +1078,44 @@ async def direct_buildah(stack: Stack, samples: int) -> dict[str, list[float]]:
         )
         try:
             await step("inspect", "inspect", "--type", "container", name)
-            await step("mount", "mount", name)
+            rootfs = Path((await step("mount", "mount", name)).strip())
+            times["run → port open"].append(await serve_once(stack, name, rootfs))
         finally:
             await step("rm", "rm", name)
     return times
+
+
+async def serve_once(stack: Stack, container: str, rootfs: Path) -> float:
+    """``buildah run`` of the benchmark's httpd in ``container`` (chroot isolation, host
+    network, its own session, as the runtime starts a service) until its port accepts a
+    connection; then it is stopped as the runtime stops one."""
+    port = free_port()
+    command = f"mkdir -p /www && echo up > /www/index.html && exec httpd -f -p {port} -h /www"
+    argv = stack.buildah("run", "--isolation", "chroot", container, "--", "sh", "-c", command)
+    began = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=_buildah_env(),
+        start_new_session=True,
+    )
+    try:
+        while not await tcp_ok("127.0.0.1", port, 1.0):
+            if proc.returncode is not None or time.perf_counter() - began > 60:
+                raise RuntimeError(f"buildah run exited ({proc.returncode}) or never listened")
+            await asyncio.sleep(0.01)
+        return time.perf_counter() - began
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        kill_rooted(rootfs)  # what left the group, as the runtime does
+        await proc.wait()
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -871,14 +1133,13 @@ class Results:
 async def measure(devstack: Devstack, params: Params) -> Results:
     stack = Stack.of(devstack)
     started = datetime.now(UTC)
-    home = str(devstack.env_file.parent).encode() if devstack.env_file else b"/nonexistent"
     services: set[str] = set()
     skipped = [
         (
             CONTAINER,
             n,
             f"more than {params.max_containers} containers (`--deploy-max-containers`): each is "
-            "a `buildah run` process plus its app; see the memory figure below",
+            "a `buildah run` process plus its app, all running at once",
         )
         for n in params.container_envs
         if n > params.max_containers
@@ -895,7 +1156,7 @@ async def measure(devstack: Devstack, params: Params) -> Results:
         try:
             await outcomes.start()
             tenant = await set_up_tenant(api)
-            env = Env(tenant, api, platform, stack, outcomes, home, services, params)
+            env = Env(tenant, api, platform, stack, outcomes, devstack, services, params)
             settings = deployer_knobs(platform.env)
             if plan:
                 print("deploy_overhead: warm-up (one environment each way, not counted)...")
@@ -937,9 +1198,11 @@ async def run(devstack: Devstack | None = None, params: Params | None = None) ->
     devstack = devstack or load_devstack()
     params = params or Params()
     load_before = os.getloadavg()[0]
+    code = await code_version()  # what the services are about to run
     results = await measure(devstack, params)
     facts = machine_facts(devstack, await postgres_version(devstack))
     facts["buildah"] = await tool_version(["buildah", "--version"])
+    facts["Code"] = code
     facts["Load average (1 min)"] = (
         f"{load_before:.2f} before the run, {os.getloadavg()[0]:.2f} at its end"
     )
@@ -953,6 +1216,17 @@ async def postgres_version(devstack: Devstack) -> str:
         return version.split(" on ")[0]
     finally:
         await conn.close()
+
+
+async def code_version() -> str:
+    """The commit the services ran from, and whether the code they run differed from it."""
+    root = str(HERE.parent)
+    head = (await tool_version(["git", "-C", root, "rev-parse", "--short=10", "HEAD"])).strip()
+    changed = await tool_version(
+        ["git", "-C", root, "status", "--porcelain", "--", "services", "libs", "contracts"]
+    )
+    dirty = "" if changed in ("", "unknown") else " + uncommitted changes in the services' code"
+    return f"commit {head}{dirty}"
 
 
 async def tool_version(argv: list[str]) -> str:
@@ -1017,7 +1291,10 @@ def render(params: Params, results: Results, machine: dict[str, str]) -> str:
                 f"{_trio(r.stats('apply'))} | {_trio(r.stats('client'))} | {r.batch_s:.1f} |"
                 for r in rounds
             ),
-            *(f"| {kind}, {n:,} | not run | {why} |||||| " for kind, n, why in results.skipped),
+            *(
+                f"| {kind}, {n:,} | not run | {why}{_memory_estimate(rounds, n, machine)} |||||| "
+                for kind, n, why in results.skipped
+            ),
             "",
             "## Targets",
             "",
@@ -1032,9 +1309,11 @@ def render(params: Params, results: Results, machine: dict[str, str]) -> str:
                 if r.ok()
             ),
             "",
+            *_dominates(rounds),
             *_timings(rounds),
             *_breakdown(rounds),
             *_resources(rounds),
+            *_event_loop(rounds),
             *_direct(results.direct, rounds),
             *_problems(rounds),
             *_how_measured(params, results),
@@ -1045,6 +1324,20 @@ def render(params: Params, results: Results, machine: dict[str, str]) -> str:
             *(f"| {k} | {v} |" for k, v in machine.items()),
             "",
         ]
+    )
+
+
+def _memory_estimate(rounds: Sequence[Round], n: int, machine: dict[str, str]) -> str:
+    """What ``n`` running containers would take, from the largest container round's memory."""
+    measured = [r for r in rounds if r.memory is not None and r.memory.processes]
+    if not measured:
+        return ""
+    largest = max(measured, key=lambda r: r.n)
+    assert largest.memory is not None
+    per = largest.memory.pss_mib / largest.n
+    return (
+        f": {per:.0f} MiB each at N = {largest.n} makes {per * n / 1024:.0f} GiB for {n:,}, "
+        f"on a machine of {machine.get('Memory', 'unknown memory')}"
     )
 
 
@@ -1061,6 +1354,45 @@ def _noise(rounds: Sequence[Round]) -> list[str]:
         f"{'; '.join(noisy)} (see *CPU* below). The figures are pessimistic.",
         "",
     ]
+
+
+def _dominates(rounds: Sequence[Round]) -> list[str]:
+    """What the figures below say dominates, round by round (the tables have the detail)."""
+    lines = []
+    for r in rounds:
+        if not r.ok():
+            continue
+        total, loop = r.stats("total"), r.loop
+        window = loop.window_s if loop.window_s > 0 else math.nan
+        waiting, on_cpu = loop.runnable_s / window, loop.on_cpu_s / window
+        parts = {title: r.stats(key).p50 for key, title in PARTS if key != "apply"}
+        biggest = max(parts, key=lambda k: -1 if math.isnan(parts[k]) else parts[k])
+        text = f"- **{_label(r)}**: "
+        if r.kind == CONTAINER:
+            text += (
+                f"the runtime's apply is {r.stats('apply').p50 / total.p50:.0%} of the median "
+                f"deployment ({_s(r.stats('apply').p50)} of {_s(total.p50)} s). "
+            )
+        text += (
+            f"Largest overhead part at p50: {biggest.split(' (')[0]} ({_s(parts[biggest])} s). "
+            f"The deployer's event loop was on a CPU {on_cpu:.0%} of the batch, runnable but "
+            f"waiting for one {waiting:.0%}, blocked in `vfork` {loop.share('vfork'):.0%} of "
+            f"the samples, idle (`epoll_wait`) {loop.share('epoll_wait'):.0%}"
+        )
+        if r.kind == CONTAINER:
+            text += f"; its buildah tools and containers used {r.cores.get(TOOLS, 0):.2f} cores"
+        text += f". {r.n / r.batch_s:.1f} deployments/s over the batch."
+        if any(x.timeouts for x in r.samples):
+            text += (
+                f" The gateway refused {sum(1 for x in r.samples if x.timeouts)} of the "
+                f"{r.n} first requests (504, see *Problems*) with at most "
+                f"{max(loop.inbound, default=0)} connections open to the deployer and "
+                f"{r.cores.get('gateway', 0):.2f} cores busy in the gateway."
+            )
+        lines.append(text)
+    if not lines:
+        return []
+    return ["## What dominates", "", *lines, ""]
 
 
 def _timings(rounds: Sequence[Round]) -> list[str]:
@@ -1173,10 +1505,90 @@ def _resources(rounds: Sequence[Round]) -> list[str]:
     return lines
 
 
+POOL_BUSY = int(DeployerSettings.model_fields["db_pool_max"].default)
+
+
+def _event_loop(rounds: Sequence[Round]) -> list[str]:
+    if not rounds:
+        return []
+    totals: dict[str, int] = {}
+    for r in rounds:
+        for state, count in r.loop.states.items():
+            totals[state] = totals.get(state, 0) + count
+    shown = sorted(totals, key=lambda k: -totals[k])[:8]
+    by_round = [(r, Latencies.of(r.loop.healthz_s)) for r in rounds]
+    return [
+        "## The deployer's event loop during the batch",
+        "",
+        "What the deployer's main thread (its asyncio event loop) was found doing, sampled "
+        "from `/proc/<pid>/syscall` 100 times a second while the batch deployed (share of "
+        "the samples): `epoll_wait` = the loop waiting for work, `running` = Python code "
+        "running, anything else = the whole loop blocked in that system call (no request, "
+        "no transaction, no claim moves meanwhile). Then `GET /healthz` straight to the "
+        "deployer, one every 0.1 s: a trivial route, so its latency is the loop's stalls.",
+        "",
+        "| Main thread in | " + " | ".join(_label(r) for r in rounds) + " |",
+        "|---|" + "---:|" * len(rounds),
+        *(
+            f"| `{state}` | " + " | ".join(f"{r.loop.share(state):.0%}" for r in rounds) + " |"
+            for state in shown
+        ),
+        "| samples | " + " | ".join(f"{sum(r.loop.states.values()):,}" for r in rounds) + " |",
+        "| main thread on a CPU / runnable but waiting for one, share of the batch (schedstat) | "
+        + " | ".join(
+            f"{r.loop.on_cpu_s / r.loop.window_s:.0%} / {r.loop.runnable_s / r.loop.window_s:.0%}"
+            for r in rounds
+        )
+        + " |",
+        "| `GET /healthz` p50 / p99 / max, s | "
+        + " | ".join(f"{_s(h.p50)} / {_s(h.p99)} / {_s(h.max)}" for _, h in by_round)
+        + " |",
+        "| `GET /healthz` slower than 0.5 s | "
+        + " | ".join(
+            f"{sum(1 for v in r.loop.healthz_s if v > 0.5)} of {len(r.loop.healthz_s)}"
+            for r in rounds
+        )
+        + " |",
+        "| TCP connections open to the deployer's API (the gateway's, + 1 probe): max | "
+        + " | ".join(f"{max(r.loop.inbound, default=0)}" for r in rounds)
+        + " |",
+        "| database connections busy (in a query or a transaction): mean / max | "
+        + " | ".join(
+            f"{statistics.fmean(r.loop.busy()):.1f} / {max(r.loop.busy())}"
+            if r.loop.connections
+            else "-"
+            for r in rounds
+        )
+        + " |",
+        "| ... of which idle in a transaction (waiting for the deployer's Python), mean | "
+        + " | ".join(
+            f"{statistics.fmean(c[1] for c in r.loop.connections):.1f}"
+            if r.loop.connections
+            else "-"
+            for r in rounds
+        )
+        + " |",
+        f"| samples with {POOL_BUSY}+ connections busy (the pool's usable ones all taken) | "
+        + " | ".join(
+            f"{sum(1 for b in r.loop.busy() if b >= POOL_BUSY) / len(r.loop.busy()):.0%}"
+            if r.loop.connections
+            else "-"
+            for r in rounds
+        )
+        + " |",
+        "",
+        "The deployer's database connections were read from `pg_stat_activity` 10 times a "
+        f"second: its pool (`db_pool_max` = {POOL_BUSY} connections) and the few it opens "
+        "beside it (the outbox relay's; the worker's leader lock and LISTEN), mostly idle. "
+        f"{POOL_BUSY} busy at once means the pool had (about) nothing left to lend.",
+        "",
+    ]
+
+
 def _direct(direct: dict[str, list[float]], rounds: Sequence[Round]) -> list[str]:
     if not direct or not any(direct.values()):
         return []
-    total = sum(statistics.median(v) for k, v in direct.items() if k != "rm")
+    total = sum(statistics.median(v) for k, v in direct.items() if v and k != "rm")
     containers = [r for r in rounds if r.kind == CONTAINER and r.ok()]
     compare = (
         "; the apply p50 was "
@@ -1188,30 +1600,53 @@ def _direct(direct: dict[str, list[float]], rounds: Sequence[Round]) -> list[str
         "## The runtime's buildah steps, alone",
         "",
         f"One working container at a time, {DIRECT_SAMPLES} times, before the rounds, with the "
-        "runtime's flags and storage (median seconds):",
+        "runtime's flags and storage, the same busybox `httpd` (seconds):",
         "",
         "| `buildah` step | Median | Max |",
         "|---|---:|---:|",
         *(f"| `{k}` | {_s(statistics.median(v))} | {_s(max(v))} |" for k, v in direct.items()),
         "",
-        f"`from` + `inspect` + `mount` = {total:.3f} s of every container's apply before its "
-        f"process even starts{compare}.",
+        f"`from` + `inspect` + `mount` + `run` until the port answers = {total:.3f} s: one "
+        f"container's apply on an otherwise idle runtime (the runtime then probes the port "
+        f"every 0.2 s){compare}.",
         "",
     ]
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _problems(rounds: Sequence[Round]) -> list[str]:
     lines = []
     for r in rounds:
-        if r.errors or r.unfinished or r.leftovers:
+        if r.errors or r.unfinished or r.leftovers or any(x.timeouts for x in r.samples):
             lines.append(f"- {_label(r)}:")
-            lines += [f"  - {e}" for e in r.errors[:10]]
-            if len(r.errors) > 10:
-                lines.append(f"  - ... and {len(r.errors) - 10} more")
+            kinds: dict[str, int] = {}
+            for error in r.errors:
+                kind = _UUID.sub("<id>", error)
+                kinds[kind] = kinds.get(kind, 0) + 1
+            lines += [f"  - {count} x `{kind}`" for kind, count in kinds.items()]
             if r.unfinished:
                 lines.append(f"  - {len(r.unfinished)} deployments did not finish in time")
             if r.leftovers:
                 lines.append(f"  - {r.leftovers} container processes alive after the deletions")
+            timeouts = sum(s.timeouts for s in r.samples)
+            if timeouts:
+                retried = [s.timeouts for s in r.samples if s.timeouts]
+                ran = ", ".join(f"{count} {status}" for status, count in r.ghosts.items())
+                lines.append(
+                    f"  - the gateway answered {timeouts} deploy requests `504 UPSTREAM_TIMEOUT` "
+                    f"({len(retried)} environments, up to {max(retried)} times for one); each "
+                    f"was sent again {RETRY_S:g} s later until accepted (*request sent → 202* "
+                    "counts from the first send). "
+                    + (
+                        f"{sum(r.ghosts.values())} of them had been queued by the deployer all "
+                        f"the same, and ran ({ran})"
+                        if r.ghosts
+                        else "None of the refused ones had reached the deployer: no deployment "
+                        "besides the accepted one in any of those environments' histories"
+                    )
+                )
     if not lines:
         return []
     return ["## Problems seen", "", *lines, ""]
@@ -1228,8 +1663,8 @@ def _how_measured(params: Params, results: Results) -> list[str]:
         "topic prefix of their own), the devstack's registry and buildah storage. No builder: "
         "the image is the devstack's base image, already in the registry. Deployer settings "
         f"as shipped: {knobs} (`db_pool_max`: its asyncpg pool, shared by the API, the "
-        "worker, the executions and the consumers; the worker holds two of them for good, its "
-        "advisory lock and its LISTEN connection).",
+        "executions and the consumers). The deployer's code is the working tree's at the "
+        "start of the run (*Code* below).",
         "- A user, an organization and a project; then, per round, N environments (mode "
         "staging, the organization's local cluster), each with one service: a `container` "
         "(busybox `httpd` on `$PORT`, port 8080, TCP health check) or a `cronjob` (same image, "
@@ -1238,7 +1673,9 @@ def _how_measured(params: Params, results: Results) -> list[str]:
         "the deployer listed its service (it learns the catalog from events). A warm-up round "
         "of one environment per kind ran first and is not counted.",
         "- The N `POST /api/v1/environments/{env}/deploy` were sent at once (one asyncio task "
-        "each, no connection limit) after a 2 s pause. A consumer on the deployer's "
+        "each, no connection limit) after a 2 s pause; one the gateway answered "
+        f"`504 UPSTREAM_TIMEOUT` was sent again {RETRY_S:g} s later, as a client would, until "
+        "accepted (see *Problems*). A consumer on the deployer's "
         "`deployer.deployment.v1` topic, positioned at its end before the round, timed each "
         "deployment's final event; then `GET /api/v1/deployments/{id}` gave `created_at` "
         "(PostgreSQL's `now()` of the request transaction), `started_at`, `finished_at`, the "

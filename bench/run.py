@@ -110,7 +110,7 @@ def parse_args() -> argparse.Namespace:
         "--deploy-envs",
         type=deploy_overhead.sizes,
         default=deploy.container_envs,
-        help="deploy overhead: environments with a container, per round (e.g. 10,100)",
+        help="deploy overhead: environments with a container, per round (e.g. 10,100,1000)",
     )
     parser.add_argument(
         "--deploy-plane-envs",

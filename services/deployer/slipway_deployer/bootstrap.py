@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ def _tools(container: Container) -> Tools:
         at_rest=at_rest,
         signals=Signals(),
         live=LiveLogs(pool, runtime, databases),
+        runtime_slots=asyncio.Semaphore(settings.parallel_starts),
     )
 
 

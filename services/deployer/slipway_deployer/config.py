@@ -54,6 +54,8 @@ class DeployerSettings(DatabaseServiceSettings):
     )
     max_parallel_deployments: int = Field(default=200, ge=1, le=10_000)
     parallel_per_stage: int = Field(default=4, ge=1, le=100)
+    # services, databases and jobs being started at once, across every deployment
+    parallel_starts: int = Field(default=4, ge=1, le=100)
     poll_s: float = 0.5
     monitor_s: float = 2.0
     # how often the worker looks for what runs of services the catalog deleted (and heartbeats)

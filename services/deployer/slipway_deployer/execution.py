@@ -249,12 +249,21 @@ class Execution:
     ) -> None:
         image = await self._image(item, run, timings)
         async with self.tx() as conn:
-            await q.update_service_run(conn, self.id, item.id, status="DEPLOYING", image=image)
+            await q.update_service_run(
+                conn,
+                self.id,
+                item.id,
+                status="DEPLOYING",
+                image=image,
+                started_at=run["started_at"] or datetime.now(UTC),
+            )
             await progress.environment_event(conn, self.deployment, E.START_DEPLOY)
             await progress.service_event(conn, self.deployment, item.id, E.START_DEPLOY)
         started = time.monotonic()
         outcome = await self._deploy_kind(item, image)
-        timings["deploy"] = round(time.monotonic() - started, 3)
+        if outcome.waited_s:
+            timings["wait"] = round(outcome.waited_s, 3)  # for a runtime slot
+        timings["deploy"] = round(time.monotonic() - started - outcome.waited_s, 3)
         async with self.tx() as conn:
             await q.update_service_run(
                 conn, self.id, item.id, status="DONE", steps=timings, finished_at=datetime.now(UTC)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import time
 import uuid
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -47,6 +49,17 @@ class Tools:
     at_rest: Sealer
     signals: Signals
     live: LiveLogs
+    # starting processes costs this machine's CPU: a few at a time across every deployment, so
+    # that a hundred deployments at once do not starve the deployer's own loop
+    runtime_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+
+    @contextlib.asynccontextmanager
+    async def slot(self, waited: list[float]) -> AsyncIterator[None]:
+        """A runtime slot; the time spent waiting for it is appended to ``waited``."""
+        asked = time.monotonic()
+        async with self.runtime_slots:
+            waited.append(time.monotonic() - asked)
+            yield
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Outcome:
     running_status: str | None
     urls: list[str]
     summary: str
+    waited_s: float = 0.0  # for a runtime slot (the machine busy starting others)
 
 
 async def service_env(
@@ -124,14 +138,17 @@ async def start_service(
     work = workloads.workload(
         item, image=image, environment_id=deployment["environment_id"], delivery=delivery
     )
-    deployed = await within(
-        tools.settings.apply_timeout_s, f"{item.name} did not start", tools.runtime.apply(work)
-    )
+    waited: list[float] = []
+    async with tools.slot(waited):
+        deployed = await within(
+            tools.settings.apply_timeout_s, f"{item.name} did not start", tools.runtime.apply(work)
+        )
     tools.live.follow_service(deployment, item.id)
     urls = [deployed.urls[port] for port in sorted(deployed.urls)]
     if deployed.url:
         urls = [deployed.url, *[u for u in urls if u != deployed.url]]
-    return Outcome(RunStatus.RUNNING.value, urls, f"{image} at {', '.join(urls) or 'no port'}")
+    summary = f"{image} at {', '.join(urls) or 'no port'}"
+    return Outcome(RunStatus.RUNNING.value, urls, summary, sum(waited))
 
 
 async def start_database(
@@ -141,11 +158,15 @@ async def start_database(
     catalog. The host's major version runs, whatever the service asks (the local runtime has no
     other)."""
     engine = str(item.spec.get("engine", ""))
-    connection = await within(
-        tools.settings.apply_timeout_s,
-        f"{item.name} did not start",
-        tools.databases.apply(str(item.id), engine=engine, version=None, name=db_name(item.name)),
-    )
+    waited: list[float] = []
+    async with tools.slot(waited):
+        connection = await within(
+            tools.settings.apply_timeout_s,
+            f"{item.name} did not start",
+            tools.databases.apply(
+                str(item.id), engine=engine, version=None, name=db_name(item.name)
+            ),
+        )
     sealed = tools.at_rest.seal(connection.password.encode(), aad=item.id.bytes)
     async with transaction(tools.pool) as conn:
         row = await q.save_database_instance(
@@ -169,6 +190,7 @@ async def start_database(
         RunStatus.RUNNING.value,
         [f"postgresql://{where}/{connection.database}"],
         f"{engine} at {where}",
+        sum(waited),
     )
 
 
@@ -187,7 +209,15 @@ async def run_job(
     )
     timeout_s = float(item.spec.get("max_duration_s", 3600))
     tools.live.follow_job(deployment, item.id)
-    result = await tools.runtime.run_job(work, timeout_s=timeout_s)
+    waited: list[float] = []
+    job = asyncio.create_task(tools.runtime.run_job(work, timeout_s=timeout_s))
+    try:
+        async with tools.slot(waited):  # the slot covers the start; a long job does not hold it
+            await _started_or_done(job)
+        result = await job
+    except BaseException:
+        job.cancel()  # a canceled deployment stops its job
+        raise
     if result.exit_code != 0:
         raise StepFailed("JOB_FAILED", f"{item.name} exited with code {result.exit_code}")
     if item.spec.get("output_variables"):
@@ -203,4 +233,11 @@ async def run_job(
                 workloads.seal_outputs(written, tools.at_rest, item.id),
             )
         outputs.update(written)
-    return Outcome(RunStatus.COMPLETED.value, [], f"job done in {result.duration_s:.1f}s")
+    summary = f"job done in {result.duration_s:.1f}s"
+    return Outcome(RunStatus.COMPLETED.value, [], summary, sum(waited))
+
+
+async def _started_or_done(job: asyncio.Task[Any], settle_s: float = 1.0) -> None:
+    """Hold the slot while the job's process is being made (about a second), not its whole run."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(job), settle_s)

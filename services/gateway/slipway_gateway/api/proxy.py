@@ -85,6 +85,14 @@ class Upstreams:
                 content=content,
                 headers=headers,
             )
+        except httpx.PoolTimeout:
+            # never sent: every connection to that service stayed busy; safe to send again
+            raise BusinessError(
+                f"The gateway is busy: the request was not sent to the {service} service.",
+                code="GATEWAY_BUSY",
+                status_code=503,
+                headers={"Retry-After": "1"},
+            ) from None
         except httpx.TimeoutException:
             raise BusinessError(
                 f"The {service} service did not answer in time.",

@@ -749,7 +749,7 @@ class Sample:
     request_id: str = ""
     sent: float = math.nan  # wall clock
     answered: float = math.nan  # wall clock: the 202
-    timeouts: int = 0  # 504 UPSTREAM_TIMEOUT answers before the 202 (each retried)
+    timeouts: int = 0  # 504 UPSTREAM_TIMEOUT / 503 GATEWAY_BUSY answers before the 202 (retried)
     detail: dict[str, Any] = field(default_factory=dict)
     final: Final | None = None
 
@@ -868,8 +868,9 @@ async def create_environments(env: Env, kind: str, n: int, label: str) -> list[S
 
 async def deploy_all(env: Env, samples: list[Sample]) -> list[str]:
     """Every deploy request at once; one answered 504 UPSTREAM_TIMEOUT (the gateway gave up
-    on the deployer) is sent again after ``RETRY_S``, as a client would, until accepted or the
-    round's time is up. The errors of those never accepted."""
+    on the deployer) or 503 GATEWAY_BUSY (not sent: no free connection) is sent again after
+    ``RETRY_S``, as a client would, until accepted or the round's time is up. The errors of those
+    never accepted."""
     errors: list[str] = []
 
     async def one(sample: Sample) -> None:
@@ -883,7 +884,9 @@ async def deploy_all(env: Env, samples: list[Sample]) -> list[str]:
             except httpx.HTTPError as exc:
                 errors.append(f"deploy {sample.env_id}: {exc!r}")
                 return
-            if response.status_code != 504 or time.monotonic() > deadline:
+            # 504: the gateway gave up waiting; 503 GATEWAY_BUSY: it had no free connection to
+            # the deployer and did not send the request (Retry-After): both are sent again
+            if response.status_code not in (503, 504) or time.monotonic() > deadline:
                 break
             sample.timeouts += 1
             await asyncio.sleep(RETRY_S)
@@ -1635,7 +1638,8 @@ def _problems(rounds: Sequence[Round]) -> list[str]:
                 retried = [s.timeouts for s in r.samples if s.timeouts]
                 ran = ", ".join(f"{count} {status}" for status, count in r.ghosts.items())
                 lines.append(
-                    f"  - the gateway answered {timeouts} deploy requests `504 UPSTREAM_TIMEOUT` "
+                    f"  - the gateway answered {timeouts} deploy requests "
+                    "`504 UPSTREAM_TIMEOUT` or `503 GATEWAY_BUSY` "
                     f"({len(retried)} environments, up to {max(retried)} times for one); each "
                     f"was sent again {RETRY_S:g} s later until accepted (*request sent → 202* "
                     "counts from the first send). "
@@ -1674,7 +1678,8 @@ def _how_measured(params: Params, results: Results) -> list[str]:
         "of one environment per kind ran first and is not counted.",
         "- The N `POST /api/v1/environments/{env}/deploy` were sent at once (one asyncio task "
         "each, no connection limit) after a 2 s pause; one the gateway answered "
-        f"`504 UPSTREAM_TIMEOUT` was sent again {RETRY_S:g} s later, as a client would, until "
+        f"`504 UPSTREAM_TIMEOUT` or `503 GATEWAY_BUSY` was sent again {RETRY_S:g} s later, as a "
+        "client would, until "
         "accepted (see *Problems*). A consumer on the deployer's "
         "`deployer.deployment.v1` topic, positioned at its end before the round, timed each "
         "deployment's final event; then `GET /api/v1/deployments/{id}` gave `created_at` "

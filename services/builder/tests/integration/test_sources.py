@@ -734,7 +734,8 @@ def is_gone(pid: int) -> bool:
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:
-    for _ in range(200):
+    """Up to 10 s: a loaded CI machine can take seconds to deliver and reap."""
+    for _ in range(500):
         if condition():
             return
         await asyncio.sleep(0.02)

@@ -52,8 +52,14 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from support import Devstack, load_devstack, machine_facts, percentile, quiet_logging
+from support import (
+    Devstack,
+    delete_prefixed,
+    load_devstack,
+    machine_facts,
+    percentile,
+    quiet_logging,
+)
 
 from slipway_contracts import Envelope, new_event
 from slipway_contracts.events.builder import BUILD_TOPIC
@@ -629,19 +635,6 @@ async def builder_process(
             shutil.rmtree(logs, ignore_errors=True)
         else:
             print(f"builder_overhead: the builder's log is in {logs}", file=sys.stderr)
-
-
-async def delete_prefixed(kafka: str, prefix: str) -> None:
-    """The topics the builder created under this run's prefix, dead-letter topics included.
-    (Its consumer group stays: aiokafka's admin client cannot delete groups.)"""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, client_id="bench-cleanup")
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith((prefix, f"dlq.{prefix}"))]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
 
 
 @contextlib.asynccontextmanager

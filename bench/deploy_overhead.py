@@ -58,8 +58,14 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from support import Devstack, Latencies, load_devstack, machine_facts, quiet_logging
+from support import (
+    Devstack,
+    Latencies,
+    delete_prefixed,
+    load_devstack,
+    machine_facts,
+    quiet_logging,
+)
 
 from slipway_contracts import Envelope
 from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
@@ -250,19 +256,6 @@ async def deploy_platform(
                     shutil.rmtree(logs, ignore_errors=True)
                 else:
                     print(f"deploy_overhead: the service logs are in {logs}", file=sys.stderr)
-
-
-async def delete_prefixed(kafka: str, prefix: str) -> None:
-    """The topics the services created under this run's prefix, dead-letter topics included.
-    (Their consumer groups stay: aiokafka's admin client cannot delete groups.)"""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, client_id="bench-cleanup")
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith((prefix, f"dlq.{prefix}"))]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
 
 
 def our_processes(services: Iterable[str]) -> list[int]:

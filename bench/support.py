@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from slipway_contracts import TopicSpec
 from slipway_libs.bus import delete_topics, ensure_topics
@@ -536,3 +537,16 @@ def cores_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
             used[name] = used.get(name, 0) - ticks
     wall = max(1e-9, after.at - before.at) * os.sysconf("SC_CLK_TCK")
     return {name: ticks / wall for name, ticks in used.items()}
+
+
+async def delete_prefixed(kafka: str, prefix: str) -> None:
+    """The topics the services created under this run's prefix, dead-letter topics included.
+    (Their consumer groups stay: aiokafka's admin client cannot delete groups.)"""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, client_id="bench-cleanup")
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith((prefix, f"dlq.{prefix}"))]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()

@@ -310,12 +310,7 @@ class Execution:
         deadline = started + self.tools.settings.build_timeout_s
         while True:
             async with self.tools.pool.acquire() as conn:
-                current = await conn.fetchrow(
-                    "SELECT build_status, image, message FROM deployment_services"
-                    " WHERE deployment_id = $1 AND service_id = $2",
-                    self.id,
-                    item.id,
-                )
+                current = await q.build_of_run(conn, self.id, item.id)
             status = current["build_status"]
             if status == "SUCCEEDED":
                 timings.setdefault("build", round(time.monotonic() - started, 3))
@@ -337,13 +332,7 @@ class Execution:
     async def _record_image(self, item: p.ServiceItem, image: str) -> None:
         """Images go into the snapshot, so deploying it again (rollback) builds nothing."""
         async with self.tx() as conn:
-            row = await conn.fetchrow(
-                "UPDATE deployments SET snapshot = jsonb_set(snapshot, ARRAY['images', $2::text],"
-                " to_jsonb($3::text)) WHERE id = $1 RETURNING snapshot",
-                self.id,
-                str(item.id),
-                image,
-            )
+            row = await q.snapshot_image(conn, self.id, item.id, image)
         self.deployment = _with(self.deployment, snapshot=row["snapshot"])
 
     async def _deploy_kind(self, item: p.ServiceItem, image: str | None) -> steps.Outcome:

@@ -101,10 +101,7 @@ class Worker:
         databases = await self.tools.databases.adopt()
         log.info("worker.adopted", services=len(adopted), databases=len(databases))
         async with self.tools.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT * FROM service_status WHERE running_status IN ('RUNNING', 'WARNING',"
-                " 'STARTING', 'ERROR')"
-            )
+            rows = await q.believed_running(conn)
             unfinished = await q.unfinished(conn)
         for row in rows:
             sid = str(row["service_id"])
@@ -209,17 +206,18 @@ class Worker:
 
     async def _observe(self) -> None:
         async with self.tools.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT s.*, c.kind FROM service_status s JOIN catalog_services c"
-                " ON c.id = s.service_id WHERE s.running_status IS NOT NULL"
-                " AND s.running_status <> 'STOPPED' AND c.kind IN ('application', 'container')"
-            )
+            rows = await q.watched(conn)
         for row in rows:
             try:
                 state = await self.tools.runtime.status(str(row["service_id"]))
             except RuntimeFailure:
                 continue
-            urls = [state.urls[port] for port in sorted(state.urls)] or list(row["urls"])
+            known = list(row["urls"])
+            urls = [state.urls[port] for port in sorted(state.urls)]
+            if not urls or set(urls) == set(known):
+                urls = known  # the deployment's order: the default port's URL first
+            if state.status.value == row["running_status"] and urls == known:
+                continue  # nothing changed: no round trip
             async with self.tools.pool.acquire() as conn, conn.transaction():
                 if await q.set_running_status(conn, row["service_id"], state.status.value, urls):
                     await progress.publish(

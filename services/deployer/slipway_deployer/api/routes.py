@@ -232,11 +232,7 @@ def _deployments(router: APIRouter, tx: Tx, when_known: Known) -> None:
     ) -> dict[str, Any]:
         """Which environment each deployment belongs to (the gateway's authorization)."""
         async with tx() as conn:
-            rows = await conn.fetch(
-                "SELECT id, environment_id, organization_id FROM deployments"
-                " WHERE id = ANY($1::uuid[])",
-                ids,
-            )
+            rows = await q.deployment_owners(conn, ids)
         return {
             "items": [
                 {

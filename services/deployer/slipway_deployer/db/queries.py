@@ -239,13 +239,24 @@ async def running(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
     )
 
 
-async def insert_deployment(conn: asyncpg.Connection, row: dict[str, Any]) -> Row:
-    columns = list(row)
-    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    return await conn.fetchrow(
-        f"INSERT INTO deployments ({', '.join(columns)}) VALUES ({values}) RETURNING *",
-        *row.values(),
+# Column names in the two helpers below come from this service's code, never from a request.
+
+
+def _insert(table: str, row: dict[str, Any]) -> str:
+    values = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({values})"
+
+
+def _assignments(fields: dict[str, Any], first: int) -> str:
+    """``a = $first, b = $first+1, ...`` (``steps`` is jsonb)."""
+    return ", ".join(
+        f"{name} = ${i}{'::jsonb' if name == 'steps' else ''}"
+        for i, name in enumerate(fields, start=first)
     )
+
+
+async def insert_deployment(conn: asyncpg.Connection, row: dict[str, Any]) -> Row:
+    return await conn.fetchrow(f"{_insert('deployments', row)} RETURNING *", *row.values())
 
 
 async def deployment(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> Row | None:
@@ -294,9 +305,8 @@ async def unfinished(conn: asyncpg.Connection) -> list[Row]:
 async def update_deployment(
     conn: asyncpg.Connection, deployment_id: uuid.UUID, **fields: Any
 ) -> Row:
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
     return await conn.fetchrow(
-        f"UPDATE deployments SET {sets} WHERE id = $1 RETURNING *",
+        f"UPDATE deployments SET {_assignments(fields, 2)} WHERE id = $1 RETURNING *",
         deployment_id,
         *fields.values(),
     )
@@ -356,12 +366,8 @@ async def service_runs(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> li
 async def update_service_run(
     conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID, **fields: Any
 ) -> Row:
-    sets = ", ".join(
-        f"{name} = ${i}{'::jsonb' if name == 'steps' else ''}"
-        for i, name in enumerate(fields, start=3)
-    )
     return await conn.fetchrow(
-        f"UPDATE deployment_services SET {sets}"
+        f"UPDATE deployment_services SET {_assignments(fields, 3)}"
         " WHERE deployment_id = $1 AND service_id = $2 RETURNING *",
         deployment_id,
         service_id,
@@ -370,9 +376,8 @@ async def update_service_run(
 
 
 async def record_build(conn: asyncpg.Connection, build_id: uuid.UUID, **fields: Any) -> Row | None:
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
     return await conn.fetchrow(
-        f"UPDATE deployment_services SET {sets} WHERE build_id = $1 RETURNING *",
+        f"UPDATE deployment_services SET {_assignments(fields, 2)} WHERE build_id = $1 RETURNING *",
         build_id,
         *fields.values(),
     )
@@ -452,10 +457,8 @@ async def forget_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Non
 
 async def insert_job_run(conn: asyncpg.Connection, row: dict[str, Any]) -> Row | None:
     """None when that scheduled run exists already."""
-    columns = list(row)
-    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     return await conn.fetchrow(
-        f"INSERT INTO job_runs ({', '.join(columns)}) VALUES ({values})"
+        f"{_insert('job_runs', row)}"
         " ON CONFLICT (service_id, scheduled_at) WHERE scheduled_at IS NOT NULL DO NOTHING"
         " RETURNING *",
         *row.values(),
@@ -535,3 +538,59 @@ async def orphans(conn: asyncpg.Connection) -> list[Row]:
 async def environment_any(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
     """Also a deleted one (a tombstone)."""
     return await conn.fetchrow("SELECT * FROM catalog_environments WHERE id = $1", env_id)
+
+
+# --- read by the worker, the executions and the gateway's index -------------------------------
+
+
+async def believed_running(conn: asyncpg.Connection) -> list[Row]:
+    """Services last seen running (or trying to): what a new leader follows again."""
+    return await conn.fetch(
+        "SELECT * FROM service_status"
+        " WHERE running_status IN ('RUNNING', 'WARNING', 'STARTING', 'ERROR')"
+    )
+
+
+async def watched(conn: asyncpg.Connection) -> list[Row]:
+    """Long-running services the runtime may run now: the monitor's round."""
+    return await conn.fetch(
+        "SELECT s.*, c.kind FROM service_status s JOIN catalog_services c"
+        " ON c.id = s.service_id WHERE s.running_status IS NOT NULL"
+        " AND s.running_status <> 'STOPPED' AND c.kind IN ('application', 'container')"
+    )
+
+
+async def build_of_run(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID
+) -> Row:
+    return await conn.fetchrow(
+        "SELECT build_status, image, message FROM deployment_services"
+        " WHERE deployment_id = $1 AND service_id = $2",
+        deployment_id,
+        service_id,
+    )
+
+
+async def lock_build(conn: asyncpg.Connection, build_id: uuid.UUID) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT build_status FROM deployment_services WHERE build_id = $1 FOR UPDATE", build_id
+    )
+
+
+async def snapshot_image(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID, image: str
+) -> Row:
+    return await conn.fetchrow(
+        "UPDATE deployments SET snapshot = jsonb_set(snapshot, ARRAY['images', $2::text],"
+        " to_jsonb($3::text)) WHERE id = $1 RETURNING snapshot",
+        deployment_id,
+        str(service_id),
+        image,
+    )
+
+
+async def deployment_owners(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[Row]:
+    return await conn.fetch(
+        "SELECT id, environment_id, organization_id FROM deployments WHERE id = ANY($1::uuid[])",
+        ids,
+    )

@@ -53,7 +53,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -68,6 +67,7 @@ from slipway_deployer.runtime import _procfs as procfs
 from slipway_deployer.runtime._buildah import Buildah, BuildahStorage, ImageConfig
 from slipway_deployer.runtime._health import http_ok, tcp_ok
 from slipway_deployer.runtime._logs import FileTail, LogHub
+from slipway_deployer.runtime._ports import free_port
 from slipway_deployer.runtime._state import Phase, ServiceRecord, StateDir, shell_safe_names
 from slipway_deployer.runtime.base import (
     Deployed,
@@ -345,7 +345,7 @@ class LocalRuntime:
         for spec in workload.ports:
             host = previous.get(spec.port)
             if host is None or host in taken:
-                host = _free_port(taken)
+                host = free_port(taken)
             taken.add(host)
             assigned.append((spec.port, host))
         return assigned
@@ -689,15 +689,6 @@ def _deployed(record: ServiceRecord, host: str) -> Deployed:
     ports = record.port_map
     urls = {declared: f"http://{host}:{port}" for declared, port in ports.items()}
     return Deployed(record.service_id, ports, urls, record.default_port)
-
-
-def _free_port(taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("0.0.0.0", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken:
-            return port
 
 
 def _safe(service_id: str) -> str:

@@ -45,7 +45,6 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +55,7 @@ import asyncpg
 import structlog
 
 from slipway_deployer.runtime import _procfs as procfs
+from slipway_deployer.runtime._ports import free_port
 from slipway_deployer.runtime.base import FailureReason, RunningState, RunStatus, RuntimeFailure
 from slipway_libs.process import ProcessResult, ProcessTimeout, run_process
 
@@ -274,7 +274,7 @@ class LocalDatabases:
         if not (directory / "password").exists():
             _write_private(directory / "password", secrets.token_urlsafe(24))
         taken = {record.port for record in _load_all(self._root)}
-        record = DatabaseRecord(service_id, ENGINE, major, name, _free_port(taken))
+        record = DatabaseRecord(service_id, ENGINE, major, name, free_port(taken))
         _save(directory, record)
         log.info("database.create", service_id=service_id, version=major, port=record.port)
         return record
@@ -640,15 +640,6 @@ def _pg_user() -> pwd.struct_passwd:
             FailureReason.RUNTIME_ERROR,
             f"no {PG_SYSTEM_USER!r} system user: PostgreSQL refuses to run as root",
         ) from None
-
-
-def _free_port(taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("0.0.0.0", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken:
-            return port
 
 
 async def _ensure_database(session: asyncpg.Connection, name: str) -> None:

@@ -19,10 +19,7 @@ _ORDER = {"REQUESTED": 0, "QUEUED": 1, "STARTED": 2, "SUCCEEDED": 3, "FAILED": 3
 async def on_build_event(conn: asyncpg.Connection, envelope: Envelope) -> None:
     event = REGISTRY.parse(envelope)
     assert isinstance(event, ev._BuildEvent)
-    current = await conn.fetchrow(
-        "SELECT build_status FROM deployment_services WHERE build_id = $1 FOR UPDATE",
-        event.build_id,
-    )
+    current = await q.lock_build(conn, event.build_id)
     if current is None:
         return
     status, fields = _outcome(event)

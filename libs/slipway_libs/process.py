@@ -90,15 +90,7 @@ async def run_process(
     cancellation or any error the whole process group is killed. `on_start` gets the process
     group id (so that a successor can kill it after a crash).
     """
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(env),
-        cwd=cwd,
-        start_new_session=True,
-    )
+    proc = await _spawn(argv, env=env, cwd=cwd, grace_s=grace_s)
     finished = False
     try:
         if on_start is not None:
@@ -110,6 +102,31 @@ async def run_process(
     finally:
         if not finished:
             await stop_group(proc, grace_s)
+
+
+async def _spawn(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None, grace_s: float
+) -> asyncio.subprocess.Process:
+    """Start argv in a new session. The child runs before its pipes are connected: a cancel
+    arriving in between would make asyncio kill only the child, leaving anything it had already
+    started alive. So the start is shielded and, when cancelled, the whole group is stopped."""
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    )
+    try:
+        return await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await stop_group(await spawning, grace_s)
+        raise
 
 
 async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T:

@@ -43,10 +43,24 @@ async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        **kwargs,
     )
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a released connection gets besides asyncpg's own cleanup (an open transaction rolled
+    back, listener callbacks dropped): nothing. The default reset (``UNLISTEN *``, ``RESET ALL``,
+    advisory unlock...) is a round trip on every release, a tenth of a busy deployer's queries,
+    for session state pool users never leave: they use ``SET LOCAL`` and transaction-scoped
+    advisory locks; session locks and LISTEN live on connections of their own (``connect``), and
+    a pooled connection that LISTENs removes its listener (hence the UNLISTEN) before release."""
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -18,9 +18,13 @@ from slipway_libs.telemetry import current_carrier, tracer
 
 NOTIFY_CHANNEL = "slipway_outbox"
 
+# the relay is woken in the same round trip (a data-modifying CTE runs whether or not it is read)
 _INSERT = """
-INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
-SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])
+WITH written AS (
+    INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[])
+)
+SELECT pg_notify($7, '')
 """
 
 
@@ -47,8 +51,8 @@ async def _insert(
         [env.type for _, env in items],
         [env.model_dump_json() for _, env in items],
         [headers] * len(items),
+        NOTIFY_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 async def publish(

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -226,6 +227,43 @@ async def test_a_deployer_killed_mid_deployment_finishes_it_without_duplicates(
     restarted = await story.post(f"/services/{made['id']}/restart")
     assert (await story.settle(restarted["request_id"]))["status"] == "SUCCESS"
     assert service_processes(made["id"]) == 1
+
+
+async def test_a_deployment_claimed_but_not_yet_planned_runs_when_the_deployer_is_back(
+    api, platform: Platform, devstack
+) -> None:
+    """A claim only takes the request (ONGOING); its execution plans it. A deployer that died in
+    between leaves a deployment with no stages: when it is back, it plans and runs it."""
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    await story.post(
+        f"/environments/{env}/services", container(devstack.env["SLIPWAY_BASE_IMAGE"]), expect=201
+    )
+    await ready(story, 1)
+    platform.stop("deployer", signal.SIGKILL)
+    conn = await asyncpg.connect(platform.env["SLIPWAY_DEPLOYER_DATABASE_URL"])
+    try:  # what the claim wrote, and nothing more
+        claimed = await conn.fetchval(
+            "INSERT INTO deployments (id, organization_id, project_id, environment_id, action,"
+            " trigger, requested_by, status, started_at, heartbeat_at)"
+            " SELECT $2, organization_id, project_id, id, 'DEPLOY', 'user',"
+            " '{\"type\": \"user\"}'::jsonb, 'ONGOING', now(), now()"
+            " FROM catalog_environments WHERE id = $1 RETURNING id",
+            uuid.UUID(env),
+            uuid.uuid4(),
+        )
+    finally:
+        await conn.close()
+    platform.start("deployer")
+    await platform.wait_ready("deployer")
+
+    done = await story.settle(str(claimed))
+    assert done["status"] == "SUCCESS", done
+    assert [stage["status"] for stage in done["stages"]] == ["DONE"]
+    box = await story.service("box")
+    assert box["state"] == "DEPLOYED" and box["running_status"] == "RUNNING"
+    assert port_open(box["urls"][0])
+    assert (await story.status())["state"] == "DEPLOYED"
 
 
 def service_processes(service_id: str) -> int:

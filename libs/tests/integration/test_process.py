@@ -48,7 +48,7 @@ async def test_a_cancel_while_the_pipes_connect_still_stops_the_group(tmp_path: 
     deadline = time.monotonic() + 10
     while not (pid_file.exists() and pid_file.read_text().strip()):  # the loop stays blocked
         assert time.monotonic() < deadline, "the shell never started its child"
-        time.sleep(0.01)
+        time.sleep(0.01)  # noqa: ASYNC251 (blocking on purpose: nothing else may run)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -32,7 +32,7 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.runtime import RunStatus, RuntimeFailure
-from slipway_deployer.usecases import progress
+from slipway_deployer.usecases import planning, progress
 from slipway_libs import outbox
 from slipway_libs.db import transaction
 from slipway_libs.telemetry import context_from, tracer
@@ -73,12 +73,13 @@ class Execution:
 
     async def _run_to_the_end(self) -> None:
         log.info("deployment.run", deployment_id=str(self.id), action=self.action)
-        if self.canceling:  # found CANCELING after a restart: only the ending is left to do
-            await self._canceled()
-            return
         try:
             async with asyncio.timeout(self.tools.settings.deployment_timeout_s):
-                await self._run()
+                # found CANCELING (after a restart, or by its plan): only the ending is left
+                if not self.canceling and not await self._planned():
+                    return  # refused at its start: it ended there (and `else` does not run)
+                if not self.canceling:
+                    await self._run()
         except TimeoutError:
             await self._fail(steps.StepFailed("TIMEOUT", "the deployment took too long"))
         except steps.StepFailed as failure:
@@ -91,7 +92,18 @@ class Execution:
             log.exception("deployment.crashed", deployment_id=str(self.id))
             await self._fail(steps.StepFailed("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"))
         else:
-            await self._succeeded()
+            await (self._canceled() if self.canceling else self._succeeded())
+
+    async def _planned(self) -> bool:
+        """Plan a deployment the worker has just claimed (or one resumed unplanned). False when
+        it cannot run: it ended ERROR."""
+        if self.deployment["planned_at"] is not None:
+            return True
+        with tracer().start_as_current_span("deployment.start"):
+            async with self.tx() as conn:
+                self.deployment = await planning.plan(conn, self.deployment)
+        self.canceling = self.deployment["status"] == "CANCELING"
+        return self.deployment["status"] in ("ONGOING", "CANCELING")
 
     async def _run(self) -> None:
         async with self.tx() as conn:

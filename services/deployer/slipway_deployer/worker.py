@@ -25,20 +25,17 @@ import structlog
 
 from slipway_contracts.events import deployer as ev
 from slipway_deployer.db import queries as q
-from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.execution import BUILD_CHANNEL, Execution
 from slipway_deployer.jobs import JobRunner
 from slipway_deployer.runtime import RuntimeFailure
 from slipway_deployer.steps import Tools
-from slipway_deployer.usecases import progress, requests, snapshots
+from slipway_deployer.usecases import progress, requests
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
 from slipway_libs import db
-from slipway_libs.telemetry import context_from, tracer
 
 log = structlog.get_logger(__name__)
 _WORKER_LOCK = 0x5D3B_0001
-_CLAIM_BATCH = 10
 A, S = sm.Action, sm.State
 
 
@@ -142,16 +139,10 @@ class Worker:
         free = self.tools.settings.max_parallel_deployments - len(self._running)
         if free <= 0:
             return
-        # small batches: the first deployments run while the next are being taken
-        batch = min(free, _CLAIM_BATCH)
-        async with self.tools.pool.acquire() as conn, conn.transaction():
-            claimed = await q.claimable(conn, batch)
-            started = [await _start_or_end(conn, row) for row in claimed]
-        if len(claimed) == batch:
-            self._wake.set()  # there may be more: look again at once
-        for row in started:
-            if row is not None:
-                self._start(Execution(self.tools, row))
+        async with self.tools.pool.acquire() as conn:
+            claimed = await q.claim(conn, free)
+        for row in claimed:  # each plans itself: many start at once without holding the queue
+            self._start(Execution(self.tools, row))
 
     def _start(self, execution: Execution) -> None:
         async def run() -> None:
@@ -241,84 +232,6 @@ def _owner(row: asyncpg.Record) -> dict[str, Any]:
         "organization_id": row["organization_id"],
         "action": row["last_action"] or A.DEPLOY.value,
     }
-
-
-async def _start_or_end(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:
-    """A request that cannot even start (a bug, bad data) ends ERROR instead of blocking the
-    queue: its start runs in a savepoint."""
-    try:
-        async with conn.transaction():
-            return await _traced_start(conn, row)
-    except (asyncpg.PostgresConnectionError, OSError):
-        raise
-    except Exception as exc:
-        log.exception("worker.start_failed", deployment_id=str(row["id"]))
-        await q.update_deployment(
-            conn,
-            row["id"],
-            status="ERROR",
-            reason="INTERNAL_ERROR",
-            message=f"{type(exc).__name__}: {exc}"[:2000],
-            finished_at=_now(),
-        )
-        return None
-
-
-async def _traced_start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:
-    """In the trace of the request that asked for it."""
-    with tracer().start_as_current_span(
-        "deployment.start",
-        context=context_from(row["trace_carrier"] or {}),
-        attributes={"deployment.id": str(row["id"])},
-    ):
-        return await start(conn, row)
-
-
-async def start(conn: asyncpg.Connection, row: asyncpg.Record) -> asyncpg.Record | None:
-    """Take one queued request: judge it again on the state it finds, freeze its snapshot, plan
-    its stages. Returns the ONGOING deployment, or None when it cannot run (it is then ended)."""
-    action = sm.Action(row["action"])
-    status = await q.environment_status(conn, row["environment_id"])
-    env_state = S(status["state"]) if status is not None else S.READY
-    leftovers = env_state is S.DELETED and row["trigger"] == sm.TriggerKind.SYSTEM
-    try:
-        # tearing down leftovers of a deleted environment: its state stays DELETED
-        if not sm.is_busy(env_state) and not leftovers:
-            env_state = sm.transition(env_state, sm.request_event(action))
-        snapshot = row["snapshot"] or await snapshots.build(conn, row)
-    except (sm.TransitionRefused, LookupError) as exc:
-        code = getattr(exc, "code", "ENVIRONMENT_NOT_FOUND")
-        await q.update_deployment(
-            conn, row["id"], status="ERROR", reason=code, message=str(exc), finished_at=_now()
-        )
-        log.info("worker.refused", deployment_id=str(row["id"]), reason=code)
-        return None
-    stages = p.plan(snapshot, action)
-    await q.insert_stages(
-        conn, [(row["id"], s.position, s.stage_id, s.name, "QUEUED") for s in stages]
-    )
-    await q.insert_service_runs(
-        conn,
-        [
-            (row["id"], item.id, s.position, item.name, item.kind, "QUEUED")
-            for s in stages
-            for item in s.services
-        ],
-    )
-    deployment = await q.update_deployment(
-        conn, row["id"], status="ONGOING", started_at=_now(), heartbeat_at=_now(), snapshot=snapshot
-    )
-    await progress.set_environment_state(conn, deployment, env_state)
-    await progress.publish(
-        conn,
-        deployment,
-        ev.DeploymentStarted(**progress.ids(deployment), stages=[s.name for s in stages]),
-    )
-    for stage in stages:
-        for item in stage.services:
-            await progress.service_queued(conn, deployment, item.id)
-    await progress.deploy_log(conn, deployment, f"{action.value} started: {len(stages)} stage(s)")
-    return deployment
 
 
 def _now() -> datetime:

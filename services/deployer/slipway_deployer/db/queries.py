@@ -283,16 +283,30 @@ async def history(
     )
 
 
-async def claimable(conn: asyncpg.Connection, limit: int) -> list[Row]:
-    """The head of each environment's queue whose environment runs nothing, oldest first."""
-    return await conn.fetch(
-        "SELECT d.* FROM deployments d WHERE d.status = 'QUEUED'"
-        " AND d.seq = (SELECT min(q.seq) FROM deployments q"
-        "              WHERE q.environment_id = d.environment_id AND q.status = 'QUEUED')"
-        " AND NOT EXISTS (SELECT 1 FROM deployments r WHERE r.environment_id = d.environment_id"
-        "                 AND r.status IN ('ONGOING', 'CANCELING'))"
-        " ORDER BY d.seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+async def claim(conn: asyncpg.Connection, limit: int) -> list[Row]:
+    """Take the head of each environment's queue whose environment runs nothing, oldest first:
+    ONGOING from now on, planned by its execution. One statement, whatever the number."""
+    rows = await conn.fetch(
+        "UPDATE deployments SET status = 'ONGOING', started_at = clock_timestamp(),"
+        " heartbeat_at = clock_timestamp()"
+        " WHERE id IN (SELECT d.id FROM deployments d WHERE d.status = 'QUEUED'"
+        "   AND d.seq = (SELECT min(q.seq) FROM deployments q"
+        "                WHERE q.environment_id = d.environment_id AND q.status = 'QUEUED')"
+        "   AND NOT EXISTS (SELECT 1 FROM deployments r WHERE r.environment_id = d.environment_id"
+        "                   AND r.status IN ('ONGOING', 'CANCELING'))"
+        "   ORDER BY d.seq LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING *",
         limit,
+    )
+    return sorted(rows, key=lambda row: row["seq"])
+
+
+async def cancel_queued(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> Row | None:
+    """Cancel a request still queued; None when the worker has just taken it."""
+    return await conn.fetchrow(
+        "UPDATE deployments SET status = 'CANCELED', reason = 'CANCELED',"
+        " finished_at = clock_timestamp() WHERE id = $1 AND status = 'QUEUED' RETURNING *",
+        deployment_id,
     )
 
 

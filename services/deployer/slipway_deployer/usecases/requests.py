@@ -8,7 +8,6 @@ it (the caller gets that request's id). The worker is woken by a NOTIFY when the
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -212,29 +211,10 @@ async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> a
     await q.lock_environment(conn, env_id)
     state = await _environment_state(conn, env_id)
     current = await q.running(conn, env_id)
-    if current is not None:
-        next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED)
-        if current["action"] == A.DELETE:
-            raise sm.TransitionRefused(
-                sm.RefusalCode.DELETE_NOT_CANCELABLE, "a running deletion cannot be canceled"
-            )
-        row = await q.update_deployment(conn, current["id"], status="CANCELING")
-        await q.notify(conn, CANCEL_CHANNEL, str(row["id"]))
-    else:
-        queue = await q.queued(conn, env_id)
-        if not queue:
-            raise sm.TransitionRefused(
-                sm.RefusalCode.NOTHING_TO_CANCEL, "nothing is queued or running", state=state
-            )
-        next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED) if sm.is_busy(state) else state
-        row = await q.update_deployment(
-            conn,
-            queue[0]["id"],
-            status="CANCELED",
-            reason="CANCELED",
-            finished_at=datetime.now(UTC),
-        )
-        await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))  # the next one may start
+    taken = await _cancel_queued(conn, env_id, state) if current is None else None
+    if taken is None:  # running, or taken by the worker in between (a claim takes no lock)
+        taken = await _cancel_running(conn, state, current or await q.running(conn, env_id))
+    row, next_state = taken
     await q.save_environment_status(conn, env_id, env["organization_id"], next_state.value)
     await audit.record(
         conn,
@@ -249,6 +229,41 @@ async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> a
         change={"deployment_id": str(row["id"])},
     )
     return row
+
+
+async def _cancel_queued(
+    conn: asyncpg.Connection, env_id: uuid.UUID, state: sm.State
+) -> tuple[asyncpg.Record, sm.State] | None:
+    """The next queued request, canceled at once; None when the worker has just taken it."""
+    queue = await q.queued(conn, env_id)
+    if not queue:
+        raise sm.TransitionRefused(
+            sm.RefusalCode.NOTHING_TO_CANCEL, "nothing is queued or running", state=state
+        )
+    row = await q.cancel_queued(conn, queue[0]["id"])
+    if row is None:
+        return None
+    await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))  # the next one may start
+    next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED) if sm.is_busy(state) else state
+    return row, next_state
+
+
+async def _cancel_running(
+    conn: asyncpg.Connection, state: sm.State, current: asyncpg.Record | None
+) -> tuple[asyncpg.Record, sm.State]:
+    """The running deployment goes CANCELING; its execution stops and ends it."""
+    if current is None:  # taken and already over
+        raise sm.TransitionRefused(
+            sm.RefusalCode.NOTHING_TO_CANCEL, "nothing is queued or running", state=state
+        )
+    next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED)
+    if current["action"] == A.DELETE:
+        raise sm.TransitionRefused(
+            sm.RefusalCode.DELETE_NOT_CANCELABLE, "a running deletion cannot be canceled"
+        )
+    row = await q.update_deployment(conn, current["id"], status="CANCELING")
+    await q.notify(conn, CANCEL_CHANNEL, str(row["id"]))
+    return row, next_state
 
 
 async def tear_down_orphans(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -764,6 +764,12 @@ class Sample:
         runs = [s for stage in self.detail.get("stages", []) for s in stage["services"]]
         return sum(float(r["steps"].get("deploy", 0.0)) for r in runs) if runs else math.nan
 
+    @property
+    def slot_wait_s(self) -> float:
+        """Waiting for a runtime start slot (``steps.wait``): the machine starting others."""
+        runs = [s for stage in self.detail.get("stages", []) for s in stage["services"]]
+        return sum(float(r["steps"].get("wait", 0.0)) for r in runs) if runs else math.nan
+
     def parts(self) -> dict[str, float]:
         created, started, finished = (
             self.at("created_at"),
@@ -781,10 +787,12 @@ class Sample:
             "pickup": started - created,
             "apply": self.apply_s,
             "overhead": finished - created - self.apply_s,
+            "plane": finished - created - self.apply_s - self.slot_wait_s,
+            "slot_wait": self.slot_wait_s,
             "api": self.answered - self.sent,
             "client": seen - self.sent,
             "claimed_to_stage": stage - started,
-            "stage_to_apply": service_done - self.apply_s - stage,
+            "stage_to_apply": service_done - self.apply_s - self.slot_wait_s - stage,
             "apply_to_finished": finished - service_done,
             "finished_to_published": published - finished,
             "published_to_seen": seen - published,
@@ -1294,16 +1302,25 @@ def render(params: Params, results: Results, machine: dict[str, str]) -> str:
             "",
             "## Targets",
             "",
-            "| Round | Queue pickup p95 | < 0.5 s | Overhead p95 | < 2 s |",
-            "|---|---:|---|---:|---|",
+            "| Round | Queue pickup p95 | < 0.5 s | Overhead p95 | < 2 s | "
+            "Overhead less the start-slot wait, p95 | < 2 s |",
+            "|---|---:|---|---:|---|---:|---|",
             *(
                 f"| {_label(r)} | {_s(r.stats('pickup').p95)} | "
                 f"{_verdict(r.stats('pickup').p95 < TARGET_PICKUP_P95_S)} | "
                 f"{_s(r.stats('overhead').p95)} | "
-                f"{_verdict(r.stats('overhead').p95 < TARGET_OVERHEAD_P95_S)} |"
+                f"{_verdict(r.stats('overhead').p95 < TARGET_OVERHEAD_P95_S)} | "
+                f"{_s(r.stats('plane').p95)} | "
+                f"{_verdict(r.stats('plane').p95 < TARGET_OVERHEAD_P95_S)} |"
                 for r in rounds
                 if r.ok()
             ),
+            "",
+            "The start-slot wait is time a deployment's container waited for one of the runtime's "
+            "4 start slots while the machine started the others (`steps.wait`). It is container "
+            "start time under load rather than control-plane work: with no limit, the same "
+            "starts would share the 2 cores and each apply would take as much longer. Both "
+            "figures are given; the target is judged on the first.",
             "",
             *_dominates(rounds),
             *_timings(rounds),
@@ -1412,8 +1429,9 @@ def _timings(rounds: Sequence[Round]) -> list[str]:
 PARTS = (
     ("api", "request sent → 202 (gateway + deployer API, request transaction)"),
     ("pickup", "created → picked up (`started_at`: the worker's claim)"),
-    ("claimed_to_stage", "picked up → stage started (claim batch commits, execution starts)"),
-    ("stage_to_apply", "stage started → apply begins (snapshot, variables, DEPLOYING)"),
+    ("claimed_to_stage", "picked up → stage started (the plan: snapshot, stages, started)"),
+    ("stage_to_apply", "stage started → apply begins, less the slot wait (variables, DEPLOYING)"),
+    ("slot_wait", "waiting for a start slot (`steps.wait`: 4 starts at once, the machine busy)"),
     ("apply", "apply (the runtime: `steps.deploy`, not overhead)"),
     ("apply_to_finished", "apply done → `finished_at` (DONE, stage DONE, succeeded)"),
     ("finished_to_published", "`finished_at` → event on Kafka (outbox relay)"),

@@ -9,9 +9,11 @@ Layout (the root and every directory 0700, every file 0600, all owned by the dep
     <root>/services/<key>/tmp/        buildah's TMPDIR (the OCI spec of the running process)
     <root>/jobs/<key>-<token>/...     the same for a job while it runs
 
-Invariants: state.json is replaced atomically (write + fsync + rename), so a crash leaves the old
-or the new record, never half of one; secrets are only in ``env`` (and buildah's own files under
-``tmp/``), both removed with the service.
+Invariants: state.json is replaced atomically (write + rename), so a crashed deployer leaves the
+old or the new record, never half of one (no fsync: it stalled the event loop when many services
+started at once, and a machine crash, the one case it covers, also ends what the record
+describes; a record that does not parse is not adopted); secrets are only in ``env`` (and
+buildah's own files under ``tmp/``), both removed with the service.
 """
 
 from __future__ import annotations
@@ -152,5 +154,3 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())

@@ -15,7 +15,7 @@ from slipway_deployer.api.routes import build_router
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.livelogs import LiveLogs
 from slipway_deployer.runtime._buildah import BuildahStorage
-from slipway_deployer.runtime.local import LocalRuntime
+from slipway_deployer.runtime.local import LocalRuntime, LocalRuntimeConfig
 from slipway_deployer.runtime.postgres import LocalDatabases
 from slipway_deployer.signals import Signals
 from slipway_deployer.steps import Tools
@@ -50,7 +50,9 @@ def _tools(container: Container) -> Tools:
         runroot=settings.buildah_runroot,
         driver=settings.buildah_storage_driver,
     )
-    runtime = LocalRuntime(state / "local", storage)
+    runtime = LocalRuntime(
+        state / "local", storage, LocalRuntimeConfig(nice=settings.workload_nice)
+    )
     databases = LocalDatabases(Path(settings.databases_dir or _databases_dir(state)))
     transport = Sealer.from_setting(settings.transport_keys)
     at_rest = Sealer.from_setting(settings.sealing_keys) if settings.sealing_keys else transport

@@ -56,6 +56,8 @@ class DeployerSettings(DatabaseServiceSettings):
     parallel_per_stage: int = Field(default=4, ge=1, le=100)
     # services, databases and jobs being started at once, across every deployment
     parallel_starts: int = Field(default=4, ge=1, le=100)
+    # the local runtime's buildah and containers run this much nicer than the deployer
+    workload_nice: int = Field(default=10, ge=0, le=19)
     poll_s: float = 0.5
     monitor_s: float = 2.0
     # how often the worker looks for what runs of services the catalog deleted (and heartbeats)

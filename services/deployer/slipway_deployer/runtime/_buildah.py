@@ -45,14 +45,17 @@ class ImageConfig:
 
 
 class Buildah:
-    def __init__(self, storage: BuildahStorage, *, timeout_s: float = 300.0) -> None:
+    def __init__(self, storage: BuildahStorage, *, timeout_s: float = 300.0, nice: int = 0) -> None:
         self._storage = storage
         self._timeout_s = timeout_s
+        self._nice = nice
 
     def command(self, *args: str) -> list[str]:
+        """``nice`` execs buildah: the pid, and what /proc shows of it, are buildah's."""
         s = self._storage
         base = ["buildah", "--root", s.root, "--runroot", s.runroot, "--storage-driver", s.driver]
-        return [*base, *args]
+        niced = ["nice", "-n", str(self._nice)] if self._nice else []
+        return [*niced, *base, *args]
 
     def env(self, tmpdir: Path | None = None) -> dict[str, str]:
         """buildah's environment: PATH and locale only; ``TMPDIR`` (where ``buildah run`` writes

@@ -104,6 +104,9 @@ class LocalRuntimeConfig:
     poll_s: float = 0.1
     output_max_bytes: int = 1 << 20
     buildah_timeout_s: float = 300.0
+    # buildah and what it runs get this much less CPU priority than the deployer: starting many
+    # containers must not starve the control plane (queue pickup, API) on a small machine
+    nice: int = 10
 
 
 class _Handle(Protocol):
@@ -159,7 +162,7 @@ class LocalRuntime:
         self._cfg = config or LocalRuntimeConfig()
         self._state = StateDir(state_dir)
         self._state.lock()
-        self._buildah = Buildah(storage, timeout_s=self._cfg.buildah_timeout_s)
+        self._buildah = Buildah(storage, timeout_s=self._cfg.buildah_timeout_s, nice=self._cfg.nice)
         self._services: dict[str, _Service] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._job_hubs: dict[str, LogHub] = {}

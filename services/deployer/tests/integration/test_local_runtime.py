@@ -189,6 +189,18 @@ async def test_apply_serves_the_env_then_stop_restart_and_redeploy(
     assert apply_s < 15, f"apply took {apply_s:.1f} s"
 
 
+async def test_what_a_service_runs_is_nicer_than_the_deployer(
+    runtime: LocalRuntime, image: str
+) -> None:
+    spec = workload(image, "nice", command=serve("nice"))
+    await runtime.apply(spec)
+    pids = our_pids(spec.service_id)  # `buildah run` and what it started for the service
+    assert pids
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {
+        os.getpriority(os.PRIO_PROCESS, 0) + FAST.nice
+    }
+
+
 async def test_a_crashing_service_is_restarted_with_backoff(
     runtime: LocalRuntime, image: str
 ) -> None:

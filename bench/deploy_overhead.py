@@ -22,7 +22,8 @@ Two kinds of rounds:
   runtime has nothing to start (``steps.deploy`` is ~0): the control plane alone, cheap enough for
   1,000 environments on this machine.
 
-overhead = (finished_at - created_at) - steps.deploy; queue pickup = started_at - created_at.
+overhead = (finished_at - created_at) - steps.deploy; queue pickup = started_at - created_at;
+also the overhead less the wait for a runtime start slot (steps.wait), shown apart.
 A deploy request the gateway answers 504 is sent again a second later (as a client would) and
 counted. While a batch deploys, the deployer is watched from outside: its main thread's system
 call and scheduler statistics (``/proc``), ``GET /healthz`` latency, its database connections

@@ -43,6 +43,16 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def lower_session_priority(pid: int, nice: int) -> None:
+    """Make the session ``pid`` leads (started with ``start_new_session``) ``nice`` to the CPU
+    scheduler. With autogroup (Debian's default) Linux weighs each session against the others
+    and a process's own nice only ranks it inside its session, so ``nice`` alone does not yield
+    the CPU to other sessions. Best effort: no autogroup, no change."""
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+
+
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     signal_group(pgid, sig)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway_deployer.runtime.base import FailureReason, RuntimeFailure
-from slipway_libs.process import ProcessTimeout, run_process
+from slipway_libs.process import ProcessTimeout, lower_session_priority, run_process
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,13 @@ class Buildah:
         base = ["buildah", "--root", s.root, "--runroot", s.runroot, "--storage-driver", s.driver]
         niced = ["nice", "-n", str(self._nice)] if self._nice else []
         return [*niced, *base, *args]
+
+    def deprioritize(self, pid: int) -> None:
+        """The session of a process started from ``command`` (see ``lower_session_priority``)."""
+        lower_session_priority(pid, self._nice)
+
+    async def _started(self, pgid: int) -> None:
+        self.deprioritize(pgid)
 
     def env(self, tmpdir: Path | None = None) -> dict[str, str]:
         """buildah's environment: PATH and locale only; ``TMPDIR`` (where ``buildah run`` writes
@@ -98,7 +105,10 @@ class Buildah:
     async def remove(self, container: str) -> None:
         """Remove the working container; a container that no longer exists is not an error."""
         result = await run_process(
-            self.command("rm", container), env=self.env(), timeout_s=self._timeout_s
+            self.command("rm", container),
+            env=self.env(),
+            timeout_s=self._timeout_s,
+            on_start=self._started,
         )
         if result.returncode != 0 and container in await self.containers():
             raise RuntimeFailure(FailureReason.RUNTIME_ERROR, f"buildah rm {container} failed")
@@ -122,6 +132,7 @@ class Buildah:
                 timeout_s=self._timeout_s,
                 capture_stdout=True,
                 secrets=secrets,
+                on_start=self._started,
             )
         except ProcessTimeout as exc:
             raise RuntimeFailure(FailureReason.TIMEOUT, f"{what}: {exc}") from None

@@ -391,6 +391,7 @@ class LocalRuntime:
             proc = self._spawn(record)
         except OSError as exc:
             raise RuntimeFailure(FailureReason.START_FAILED, f"cannot start: {exc}") from None
+        self._buildah.deprioritize(proc.pid)
         svc.handle, svc.started_at = _Owned(proc), time.monotonic()
         record.pid, record.start_ticks = proc.pid, procfs.start_ticks(proc.pid)
         record.phase = "running"
@@ -624,6 +625,7 @@ class LocalRuntime:
             hub.publish("stderr" if stream == "stderr" else "stdout", line)
 
         async def on_start(pgid: int) -> None:
+            self._buildah.deprioritize(pgid)
             record.pid, record.start_ticks = pgid, procfs.start_ticks(pgid)
             self._state.save(record)
 

@@ -199,6 +199,9 @@ async def test_what_a_service_runs_is_nicer_than_the_deployer(
     assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {
         os.getpriority(os.PRIO_PROCESS, 0) + FAST.nice
     }
+    if Path("/proc/self/autogroup").exists():  # where sessions are weighed against each other
+        groups = {Path(f"/proc/{pid}/autogroup").read_text().split()[-1] for pid in pids}
+        assert groups == {str(FAST.nice)}
 
 
 async def test_a_crashing_service_is_restarted_with_backoff(

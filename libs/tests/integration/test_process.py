@@ -11,19 +11,9 @@ from pathlib import Path
 import pytest
 
 from slipway_libs.process import run_process
+from slipway_libs.testing.processes import is_gone
 
 SHELL_ENV = {"PATH": os.environ["PATH"]}
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # killed but not yet reaped by its new parent
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except OSError:
-        return True
 
 
 def children() -> list[str]:

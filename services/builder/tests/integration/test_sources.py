@@ -28,6 +28,7 @@ from slipway_builder.sources import (
     validate,
 )
 from slipway_libs.process import redact
+from slipway_libs.testing.processes import is_gone
 
 pytestmark = pytest.mark.integration
 
@@ -720,17 +721,6 @@ async def test_a_token_goes_only_to_https(
 # --- processes and timeouts -------------------------------------------------------------------
 
 SHELL_ENV = {"PATH": os.environ["PATH"]}
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # killed but not yet reaped by its new parent
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except OSError:
-        return True
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:

@@ -16,8 +16,8 @@ from slipway_libs.testing.processes import is_gone
 SHELL_ENV = {"PATH": os.environ["PATH"]}
 
 
-def children() -> list[str]:
-    return Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+def children() -> set[str]:
+    return set(Path(f"/proc/self/task/{os.getpid()}/children").read_text().split())
 
 
 async def eventually_gone(pid: int) -> None:
@@ -32,8 +32,9 @@ async def eventually_gone(pid: int) -> None:
 async def test_a_cancel_while_the_pipes_connect_still_stops_the_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     script = f"sleep 30 >/dev/null 2>&1 & echo $! > {pid_file}; wait"
+    before = children()  # an earlier test of this worker may have left children of its own
     task = asyncio.create_task(run_process(["sh", "-c", script], env=SHELL_ENV))
-    while not children():  # forked, and its pipes connect on later turns of the loop
+    while children() <= before:  # forked, and its pipes connect on later turns of the loop
         await asyncio.sleep(0)
     deadline = time.monotonic() + 10
     while not (pid_file.exists() and pid_file.read_text().strip()):  # the loop stays blocked

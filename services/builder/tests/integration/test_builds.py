@@ -266,7 +266,7 @@ async def test_cancel_stops_the_whole_build_and_the_cap_queues_a_third(
     base = devstack.env["SLIPWAY_BASE_IMAGE"]
     commands = []
     for i in range(3):
-        marker = f"sleep {31 + i}"
+        marker = f"sleep {301 + i}"  # long: a loaded machine may take 30 s to look
         repo = make_repo(
             repos,
             f"slow{i}",
@@ -286,7 +286,9 @@ RUN ["/bin/sh", "-c", "echo started-{i} && {marker}"]
     deadline = time.monotonic() + 120
     while not _build_processes(commands[0][1]) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-    assert _build_processes(commands[0][1]), "the long RUN step never started"
+    if not _build_processes(commands[0][1]):  # say what became of the build
+        seen = await events(builder, commands[0][0].build_id, until=FINAL, timeout_s=5)
+        raise AssertionError(f"the long RUN step never started: {[e.data for e in seen]}")
     for command, _ in commands:
         cancel = BuildCancelRequested(build_id=command.build_id, organization_id=ORG)
         await send(builder, cancel, command.build_id)

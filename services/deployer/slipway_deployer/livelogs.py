@@ -17,7 +17,7 @@ import structlog
 from slipway_contracts.events.logs import LogLine, LogLinesAppended
 from slipway_deployer.runtime import LogLine as RuntimeLine
 from slipway_deployer.runtime import RuntimeFailure
-from slipway_deployer.runtime._logs import FileTail, LogHub
+from slipway_deployer.runtime._logs import FileTail, LogHub, size
 from slipway_deployer.runtime.local import LocalRuntime
 from slipway_deployer.runtime.postgres import LocalDatabases
 from slipway_libs import outbox
@@ -166,7 +166,7 @@ async def _empty() -> AsyncIterator[RuntimeLine]:
 async def _tail(path: Path) -> AsyncIterator[RuntimeLine]:
     """A database server's log file, from its current end."""
     hub = LogHub(capacity=100)
-    tail = FileTail(path, "stderr", hub, max_bytes=64 << 20, from_end=True)
+    tail = FileTail(path, "stderr", hub, max_bytes=64 << 20, offset=size(path))
 
     async def poll() -> None:
         while True:

@@ -75,11 +75,11 @@ class FileTail:
     """Publishes the complete lines appended to ``path`` since the last ``poll``."""
 
     def __init__(
-        self, path: Path, stream: Stream, hub: LogHub, *, max_bytes: int, from_end: bool
+        self, path: Path, stream: Stream, hub: LogHub, *, max_bytes: int, offset: int = 0
     ) -> None:
         self._path, self._stream, self._hub = path, stream, hub
         self._max_bytes = max_bytes
-        self._offset = _size(path) if from_end else 0
+        self._offset = offset
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
 
@@ -112,6 +112,11 @@ class FileTail:
         while True:
             self.poll()
             await asyncio.sleep(interval_s)
+
+
+def size(path: Path) -> int:
+    """Where a tail of ``path`` starting now begins (0 for a file not written yet)."""
+    return _size(path)
 
 
 def _size(path: Path) -> int:

@@ -56,17 +56,18 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
 import structlog
 
+from slipway_deployer.runtime import _logs
 from slipway_deployer.runtime import _procfs as procfs
 from slipway_deployer.runtime._buildah import Buildah, BuildahStorage, ImageConfig
 from slipway_deployer.runtime._health import http_ok, tcp_ok
-from slipway_deployer.runtime._logs import FileTail, LogHub
+from slipway_deployer.runtime._logs import FileTail, LogHub, Stream
 from slipway_deployer.runtime._ports import free_port
 from slipway_deployer.runtime._state import Phase, ServiceRecord, StateDir, shell_safe_names
 from slipway_deployer.runtime.base import (
@@ -82,6 +83,7 @@ from slipway_deployer.runtime.base import (
 from slipway_libs.process import ProcessTimeout, kill_group, run_process, signal_group
 
 log = structlog.get_logger(__name__)
+_STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
 
 ENV_MOUNT = "/.slipway/env"
 OUTPUT_FILE = ("slipway", "output.json")
@@ -387,6 +389,9 @@ class LocalRuntime:
     async def _launch(self, svc: _Service) -> None:
         record = svc.record
         self._state.clear_tmp(record)
+        # the tails start where the files end now: a process that fails at once may have
+        # written its last words before the tails exist
+        offsets = self._log_sizes(record)
         try:
             proc = self._spawn(record)
         except OSError as exc:
@@ -396,7 +401,7 @@ class LocalRuntime:
         record.pid, record.start_ticks = proc.pid, procfs.start_ticks(proc.pid)
         record.phase = "running"
         self._state.save(record)
-        self._ensure_tails(svc)
+        self._ensure_tails(svc, offsets)
 
     def _spawn(self, record: ServiceRecord) -> subprocess.Popen[bytes]:
         """``buildah run`` in a new session, appending to the log files (fork + exec: quick)."""
@@ -561,18 +566,23 @@ class LocalRuntime:
 
     # -- logs ----------------------------------------------------------------------------------
 
-    def _ensure_tails(self, svc: _Service) -> None:
+    def _log_sizes(self, record: ServiceRecord) -> dict[Stream, int]:
+        return {s: _logs.size(self._state.path(record, f"{s}.log")) for s in _STREAMS}
+
+    def _ensure_tails(self, svc: _Service, offsets: Mapping[Stream, int] | None = None) -> None:
+        """Follow the service's log files from ``offsets`` (by default, from their ends)."""
         if svc.tail_tasks:
             return
+        start = offsets or self._log_sizes(svc.record)
         svc.tails = [
             FileTail(
                 self._state.path(svc.record, f"{stream}.log"),
                 stream,
                 svc.hub,
                 max_bytes=self._cfg.log_max_bytes,
-                from_end=True,
+                offset=start[stream],
             )
-            for stream in ("stdout", "stderr")
+            for stream in _STREAMS
         ]
         svc.tail_tasks = [asyncio.create_task(t.run(self._cfg.poll_s)) for t in svc.tails]
 

@@ -29,6 +29,7 @@ from slipway_deployer.runtime import (
     Workload,
 )
 from slipway_deployer.runtime._buildah import BuildahStorage
+from slipway_deployer.runtime._state import ServiceRecord
 from slipway_deployer.runtime.local import LocalRuntime, LocalRuntimeConfig
 from slipway_libs.testing.plugin import Devstack
 
@@ -261,6 +262,29 @@ async def test_startup_failures_are_reported(
             await rt.apply(sick)
         assert unhealthy.value.reason is FailureReason.HEALTHCHECK_FAILED
         assert our_pids(sick.service_id) == []
+    finally:
+        for service_id in list(rt._services):
+            await rt.delete(service_id)
+        await rt.close()
+
+
+async def test_what_a_process_failing_at_once_printed_is_in_its_failure(
+    tmp_path: Path, storage: BuildahStorage, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = LocalRuntime(tmp_path / "state", storage, FAST)
+    save = rt._state.save
+
+    def slow_save(record: ServiceRecord) -> None:  # the process prints and dies meanwhile
+        save(record)
+        if record.pid is not None:
+            time.sleep(1)
+
+    monkeypatch.setattr(rt._state, "save", slow_save)
+    try:
+        early = workload(image, "early", command=sh('echo "cannot connect to db" >&2; exit 2'))
+        with pytest.raises(RuntimeFailure) as crashed:
+            await rt.apply(early)
+        assert "cannot connect to db" in crashed.value.message
     finally:
         for service_id in list(rt._services):
             await rt.delete(service_id)

@@ -61,8 +61,7 @@ class Worker:
                 await asyncio.sleep(1)
 
     async def _lead(self) -> None:
-        # its own connection, out of the pool: it holds the leader's lock and the LISTEN, and
-        # makes the claims
+        # its own connection, out of the pool: it holds the leader's lock and the LISTEN
         conn = await db.connect(self._dsn)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _WORKER_LOCK):  # noqa: ASYNC110
@@ -119,7 +118,7 @@ class Worker:
         try:
             while True:
                 try:
-                    await self._claim(conn)
+                    await self._claim()
                     await self._jobs.claim()
                 except Exception:  # a bad row or a lost connection must not stop the queue
                     log.exception("worker.claim_failed")
@@ -136,13 +135,12 @@ class Worker:
         finally:
             monitor.cancel()
 
-    async def _claim(self, conn: asyncpg.Connection) -> None:
-        """On the leader's own connection: the pool may be queued up with the API's requests and
-        the executions' plans, and a claim must not wait behind them."""
+    async def _claim(self) -> None:
         free = self.tools.settings.max_parallel_deployments - len(self._running)
         if free <= 0:
             return
-        claimed = await q.claim(conn, free)
+        async with self.tools.pool.acquire() as conn:
+            claimed = await q.claim(conn, free)
         for row in claimed:  # each plans itself: many start at once without holding the queue
             self._start(Execution(self.tools, row))
 

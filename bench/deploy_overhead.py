@@ -762,14 +762,16 @@ class Sample:
 
     @property
     def apply_s(self) -> float:
-        runs = [s for stage in self.detail.get("stages", []) for s in stage["services"]]
-        return sum(float(r["steps"].get("deploy", 0.0)) for r in runs) if runs else math.nan
+        return self._steps("deploy")
 
     @property
     def slot_wait_s(self) -> float:
         """Waiting for a runtime start slot (``steps.wait``): the machine starting others."""
+        return self._steps("wait")
+
+    def _steps(self, step: str) -> float:
         runs = [s for stage in self.detail.get("stages", []) for s in stage["services"]]
-        return sum(float(r["steps"].get("wait", 0.0)) for r in runs) if runs else math.nan
+        return sum(float(r["steps"].get(step, 0.0)) for r in runs) if runs else math.nan
 
     def parts(self) -> dict[str, float]:
         created, started, finished = (

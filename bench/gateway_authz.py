@@ -34,8 +34,14 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
-from support import Devstack, Latencies, load_devstack, machine_facts, quiet_logging
+from support import (
+    Devstack,
+    Latencies,
+    delete_prefixed,
+    load_devstack,
+    machine_facts,
+    quiet_logging,
+)
 
 from slipway_gateway.access.authenticate import Authenticator
 from slipway_gateway.api.table import ORG, ROUTES
@@ -128,20 +134,6 @@ async def platform_with_gateways(devstack: Devstack) -> AsyncIterator[Platform]:
                     shutil.rmtree(logs, ignore_errors=True)
                 else:
                     print(f"gateway_authz: the service logs are in {logs}", file=sys.stderr)
-
-
-async def delete_prefixed(kafka: str, prefix: str) -> None:
-    """The topics identity created under this run's prefix, its dead-letter topics
-    (``dlq.<prefix>...``) included. (Its consumer group stays, as the tests' do: aiokafka's
-    admin client cannot delete groups; the broker expires their offsets.)"""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, client_id="bench-cleanup")
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith((prefix, f"dlq.{prefix}"))]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
 
 
 @dataclass

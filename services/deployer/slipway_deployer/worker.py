@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -232,7 +231,3 @@ def _owner(row: asyncpg.Record) -> dict[str, Any]:
         "organization_id": row["organization_id"],
         "action": row["last_action"] or A.DEPLOY.value,
     }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

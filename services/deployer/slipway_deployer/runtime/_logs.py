@@ -84,10 +84,10 @@ class FileTail:
         self._pending = ""
 
     def poll(self) -> None:
-        size = _size(self._path)
-        if size < self._offset:  # truncated
+        size_now = size(self._path)
+        if size_now < self._offset:  # truncated
             self._offset = 0
-        while self._offset < size:
+        while self._offset < size_now:
             with open(self._path, "rb") as f:
                 f.seek(self._offset)
                 chunk = f.read(_CHUNK)
@@ -116,10 +116,6 @@ class FileTail:
 
 def size(path: Path) -> int:
     """Where a tail of ``path`` starting now begins (0 for a file not written yet)."""
-    return _size(path)
-
-
-def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:

@@ -11,7 +11,9 @@ Invariants:
 - **At least once.** Rows are deleted only after Kafka acknowledged every record of the batch. A
   crash between the two republishes the batch; consumers deduplicate by event id (the inbox).
 - **Self-healing.** Kafka or PostgreSQL errors are logged; the relay backs off, reconnects and
-  goes on from the rows still in the table.
+  goes on from the rows still in the table. A batch Kafka has not acknowledged within
+  ``delivery_timeout_s`` counts as such an error: the producer can wait on a delivery forever
+  (aiokafka#1101), and a relay stuck on one batch stalls every event of the service behind it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ ORDER BY id
 LIMIT $1
 """
 
+
+class DeliveryTimeout(Exception):
+    """Kafka did not acknowledge a batch in time; the relay starts over with a new producer."""
+
+
 ProducerFactory = Callable[[], Awaitable[AIOKafkaProducer]]
 
 
@@ -73,6 +80,7 @@ class OutboxRelay:
         poll_interval_s: float = 0.5,
         max_backoff_s: float = 5.0,
         topic_prefix: str = "",
+        delivery_timeout_s: float = 30.0,
     ) -> None:
         self._dsn = dsn
         self._make_producer = producer
@@ -80,6 +88,7 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._max_backoff_s = max_backoff_s
         self._prefix = topic_prefix
+        self._delivery_timeout_s = delivery_timeout_s
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -145,8 +154,15 @@ class OutboxRelay:
         rows = await conn.fetch(_FETCH, self._batch_size)
         if not rows:
             return 0
-        pending = [await self._send(producer, row) for row in rows]
-        await asyncio.gather(*pending)
+        try:
+            async with asyncio.timeout(self._delivery_timeout_s):
+                pending = [await self._send(producer, row) for row in rows]
+                await asyncio.gather(*pending)
+        except TimeoutError:
+            raise DeliveryTimeout(
+                f"Kafka acknowledged no batch of {len(rows)} records"
+                f" within {self._delivery_timeout_s:g} s"
+            ) from None
         await conn.execute(
             "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )

@@ -160,7 +160,7 @@ async def serve_api(container: Container, stop: asyncio.Event) -> None:
     ]
     task = asyncio.create_task(server.serve())
     try:
-        await _until(stop, task)
+        await _until(stop, task, *helpers)
         server.should_exit = True
         await task
     finally:
@@ -192,12 +192,14 @@ async def serve_worker(container: Container, stop: asyncio.Event) -> None:
     helpers: list[asyncio.Task[None]] = [
         asyncio.create_task(run()) for run in container.definition.worker_tasks(container)
     ]
+    consumer = asyncio.create_task(_consume(container, stop))
     try:
-        await _consume(container, stop)
+        await _until(stop, consumer, *helpers)
+        await consumer
     finally:
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
+        for task in (consumer, *helpers):
+            task.cancel()
+        await asyncio.gather(consumer, *helpers, return_exceptions=True)
 
 
 async def _consume(container: Container, stop: asyncio.Event) -> None:
@@ -219,12 +221,21 @@ async def _consume(container: Container, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
-async def _until(stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
+async def _until(stop: asyncio.Event, main: asyncio.Task[Any], *helpers: asyncio.Task[Any]) -> None:
+    """Until a stop is requested or ``main`` ends; a helper may end, but a crash of any of them
+    is raised: the process then stops (its supervisor restarts it) rather than living on with a
+    part silently dead, e.g. a consumer queueing builds that no executor will ever start."""
     waiter = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if task in done:
-        task.result()  # surface a crash
+    pending: set[asyncio.Task[Any]] = {waiter, main, *helpers}
+    try:
+        while True:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {waiter}:
+                task.result()
+            if waiter in done or main in done:
+                return
+    finally:
+        waiter.cancel()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections import defaultdict
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from slipway_contracts import Envelope
 from slipway_libs import db
 from slipway_libs.errors import PermanentError
+from slipway_libs.relay import OutboxRelay, producer_factory
 from slipway_libs.testing.pipeline import (
     EFFECTS_DDL,
     counted,
@@ -55,6 +59,45 @@ async def test_relay_publishes_every_row_in_per_key_order_then_deletes_it(
         by_key[env.subject].append(env.data["seq"])
     assert all(seqs == sorted(seqs) for seqs in by_key.values())
     assert all(r.key.decode() == Envelope.from_json(r.value).subject for r in records)
+
+
+class _Unacknowledged:
+    """A producer whose deliveries never complete, as aiokafka's can (aiokafka#1101)."""
+
+    async def send(self, *_: object, **__: object) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    async def stop(self) -> None:
+        pass
+
+
+async def test_a_batch_kafka_never_acknowledges_is_sent_again_by_a_new_producer(
+    pool, devstack, topic_factory
+) -> None:
+    topic = await topic_factory()
+    envs = [counted("k", i) for i in range(5)]
+    await write_events(pool, topic, envs)
+    made = 0
+    real = producer_factory(devstack.kafka, client_id="test-relay")
+
+    async def first_stuck() -> Any:
+        nonlocal made
+        made += 1
+        return _Unacknowledged() if made == 1 else await real()
+
+    relay = OutboxRelay(
+        dsn=pool_dsn(pool), producer=first_stuck, poll_interval_s=0.2, delivery_timeout_s=1
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        records = await read_topic(devstack.kafka, topic, len(envs))
+        await wait_until(lambda: _outbox_empty(pool))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert made == 2
+    assert [Envelope.from_json(r.value).data["seq"] for r in records] == list(range(5))
 
 
 async def test_rolled_back_transaction_publishes_nothing(pool) -> None:

@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 SOURCE = "builder"
 WAKE_CHANNEL = "slipway_builds"  # notified when a build is queued
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 STOP_GRACE_S = 8.0  # buildah removes its working container on SIGTERM; SIGKILL leaks it
 
 
@@ -88,6 +89,7 @@ class Executor:
         self._registry = Registry(settings.registry, tls=settings.registry_tls)
         self._host, self._pid = socket.gethostname(), os.getpid()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._canceled: set[uuid.UUID] = set()
         self._wake = asyncio.Event()
 
     def _on_notify(self, *_: object) -> None:
@@ -100,13 +102,10 @@ class Executor:
         await listener.add_listener(WAKE_CHANNEL, self._on_notify)
         try:
             while True:
-                while len(self._running) < self._settings.max_parallel_builds:
-                    row = await self._claim()
-                    if row is None:
-                        break
-                    task = asyncio.create_task(self._execute(row))
-                    self._running[row["id"]] = task
-                    task.add_done_callback(functools.partial(self._done, row["id"]))
+                try:
+                    await self._fill_slots()
+                except DATABASE_ERRORS as exc:  # the builds running go on; claims resume later
+                    log.warning("executor.claim_failed", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.5)
                 self._wake.clear()
@@ -119,8 +118,18 @@ class Executor:
                 task.cancel()
             await asyncio.gather(watcher, *self._running.values(), return_exceptions=True)
 
+    async def _fill_slots(self) -> None:
+        while len(self._running) < self._settings.max_parallel_builds:
+            row = await self._claim()
+            if row is None:
+                return
+            task = asyncio.create_task(self._execute(row))
+            self._running[row["id"]] = task
+            task.add_done_callback(functools.partial(self._done, row["id"]))
+
     def _done(self, build_id: uuid.UUID, _: object = None) -> None:
         self._running.pop(build_id, None)
+        self._canceled.discard(build_id)
         self._wake.set()
 
     async def _claim(self) -> asyncpg.Record | None:
@@ -153,11 +162,18 @@ class Executor:
             await asyncio.sleep(0.3)
             if not self._running:
                 continue
-            async with self._pool.acquire() as conn:
-                for build_id in await q.cancel_requested(conn, list(self._running)):
-                    task = self._running.get(build_id)
-                    if task is not None:
-                        task.cancel()
+            try:
+                async with self._pool.acquire() as conn:
+                    requested = await q.cancel_requested(conn, list(self._running))
+            except DATABASE_ERRORS as exc:
+                log.warning("executor.cancel_watch_failed", error=repr(exc))
+                continue
+            for build_id in requested:
+                task = self._running.get(build_id)
+                if task is not None and build_id not in self._canceled:
+                    # once: a second cancel would cut short the group's stop or the end's record
+                    self._canceled.add(build_id)
+                    task.cancel()
 
     async def _execute(self, row: asyncpg.Record) -> None:
         started = time.monotonic()
@@ -317,17 +333,26 @@ class Executor:
         log_lines: BuildLog | None = None,
     ) -> None:
         duration = round(time.monotonic() - started, 3)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await self._end(
-                conn,
-                row,
-                status,
-                outcome=outcome,
-                reason=reason,
-                message=message,
-                duration=duration,
-                last_lines=list(log_lines.last_lines) if log_lines else [],
-            )
+        last_lines = list(log_lines.last_lines) if log_lines else []
+        backoff = 0.2
+        while True:  # an end not recorded would hold a build slot until the builder restarts
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await self._end(
+                        conn,
+                        row,
+                        status,
+                        outcome=outcome,
+                        reason=reason,
+                        message=message,
+                        duration=duration,
+                        last_lines=last_lines,
+                    )
+                return
+            except DATABASE_ERRORS as exc:
+                log.warning("build.end_not_recorded", build_id=str(row["id"]), error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def _end(
         self,

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -134,9 +135,33 @@ async def events(
                         found.append(env)
                         if env.type in until:
                             return found
-        raise AssertionError(f"no {until} for {build_id}; got {[e.type for e in found]}")
+        seen = [e.type for e in found]
+        raise AssertionError(f"no {until} for {build_id}; got {seen}\n{await state(platform)}")
     finally:
         await consumer.stop()
+
+
+async def state(platform: Platform) -> str:
+    """What the builder's database and log say, for a failure message."""
+    conn = await asyncpg.connect(platform.env["SLIPWAY_BUILDER_DATABASE_URL"])
+    try:
+        builds = await conn.fetch(
+            "SELECT id, status, cancel_requested, worker_pid, pgid, queued_at, started_at,"
+            " finished_at FROM builds ORDER BY queued_at"
+        )
+        outbox = await conn.fetchrow(
+            "SELECT count(*) AS rows, min(created_at) AS oldest, min(xid::text) AS min_xid,"
+            " pg_snapshot_xmin(pg_current_snapshot())::text AS xmin FROM outbox"
+        )
+        writers = await conn.fetch(
+            "SELECT pid, datname, state, backend_xid::text AS xid, xact_start, left(query, 120)"
+            " AS query FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+        )
+    finally:
+        await conn.close()
+    lines = ["builds:", *map(str, map(dict, builds)), f"outbox: {dict(outbox)}", "writers:"]
+    lines += [str(dict(w)) for w in writers]
+    return "\n".join([*lines, "builder log:", platform.services["builder"].tail(60)])
 
 
 FINAL = {"builder.BuildSucceeded", "builder.BuildFailed", "builder.BuildCanceled"}

@@ -246,15 +246,25 @@ async def test_a_service_failing_its_health_check_is_restarted(
 async def test_startup_failures_are_reported(
     tmp_path: Path, storage: BuildahStorage, image: str
 ) -> None:
-    config = LocalRuntimeConfig(start_timeout_s=1.5, stop_grace_s=2, poll_s=0.05)
-    rt = LocalRuntime(tmp_path / "state", storage, config)
+    # a crash ends the start at once, however long the start may take: a loaded machine
+    # (buildah is niced) must not turn it into a start timeout
+    patient = LocalRuntime(
+        tmp_path / "patient",
+        storage,
+        LocalRuntimeConfig(start_timeout_s=60, stop_grace_s=2, poll_s=0.05),
+    )
+    rt = LocalRuntime(
+        tmp_path / "state",
+        storage,
+        LocalRuntimeConfig(start_timeout_s=1.5, stop_grace_s=2, poll_s=0.05),
+    )
     try:
         early = workload(image, "early", command=sh('echo "cannot connect to db" >&2; exit 2'))
         with pytest.raises(RuntimeFailure) as crashed:
-            await rt.apply(early)
+            await patient.apply(early)
         assert crashed.value.reason is FailureReason.CRASHED
         assert "cannot connect to db" in crashed.value.message
-        assert (await rt.status(early.service_id)).status is RunStatus.ERROR
+        assert (await patient.status(early.service_id)).status is RunStatus.ERROR
 
         health = HealthSpec(type="http", path="/nothing-here")
         sick = workload(image, "sick", command=serve(), health=health)
@@ -263,9 +273,10 @@ async def test_startup_failures_are_reported(
         assert unhealthy.value.reason is FailureReason.HEALTHCHECK_FAILED
         assert our_pids(sick.service_id) == []
     finally:
-        for service_id in list(rt._services):
-            await rt.delete(service_id)
-        await rt.close()
+        for runtime in (patient, rt):
+            for service_id in list(runtime._services):
+                await runtime.delete(service_id)
+            await runtime.close()
 
 
 async def test_what_a_process_failing_at_once_printed_is_in_its_failure(

@@ -24,6 +24,7 @@ async def on_build_requested(conn: asyncpg.Connection, envelope: Envelope) -> No
         build_args=command.build_args,
         image_repository=command.image_repository,
         git_token_sealed=command.git_token_sealed,
+        requested_at=envelope.occurred_at,
     )
     if row is None:
         return  # the same build asked twice

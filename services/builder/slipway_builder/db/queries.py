@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -23,11 +24,13 @@ async def insert_build(
     build_args: dict[str, str],
     image_repository: str,
     git_token_sealed: str | None,
+    requested_at: datetime,
 ) -> Row | None:
     return await conn.fetchrow(
         "INSERT INTO builds (id, organization_id, environment_id, service_id, deployment_id,"
-        " source, build_args, image_repository, git_token_sealed)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING RETURNING *",
+        " source, build_args, image_repository, git_token_sealed, requested_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"
+        " RETURNING *",
         build_id,
         org_id,
         env_id,
@@ -37,13 +40,14 @@ async def insert_build(
         build_args,
         image_repository,
         git_token_sealed,
+        requested_at,
     )
 
 
 async def queued_before(conn: asyncpg.Connection, build_id: uuid.UUID) -> int:
     n: int = await conn.fetchval(
-        "SELECT count(*) FROM builds WHERE status = 'QUEUED' AND queued_at <"
-        " (SELECT queued_at FROM builds WHERE id = $1)",
+        "SELECT count(*) FROM builds b, (SELECT requested_at, id FROM builds WHERE id = $1) me"
+        " WHERE b.status = 'QUEUED' AND (b.requested_at, b.id) < (me.requested_at, me.id)",
         build_id,
     )
     return n
@@ -54,7 +58,7 @@ async def build(conn: asyncpg.Connection, build_id: uuid.UUID) -> Row | None:
 
 
 async def claim_next(conn: asyncpg.Connection, *, cap: int, host: str, pid: int) -> Row | None:
-    """The oldest queued build, now RUNNING for this worker, unless ``cap`` builds run."""
+    """The first requested queued build, now RUNNING for this worker, unless ``cap`` run."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
     running: int = await conn.fetchval("SELECT count(*) FROM builds WHERE status = 'RUNNING'")
     if running >= cap:
@@ -62,7 +66,7 @@ async def claim_next(conn: asyncpg.Connection, *, cap: int, host: str, pid: int)
     return await conn.fetchrow(
         "UPDATE builds SET status = 'RUNNING', started_at = now(), worker_host = $1,"
         " worker_pid = $2 WHERE id = (SELECT id FROM builds WHERE status = 'QUEUED'"
-        " ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
+        " ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *",
         host,
         pid,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -327,17 +328,23 @@ RUN ["/bin/sh", "-c", "echo started-{i} && {marker}"]
 """,
         )
         commands.append((request(repo), marker))
-    for command, _ in commands:
-        await send(builder, command, command.build_id)
-    # two start and the third waits for a free slot. Which two is the order the builder got the
-    # commands in: keyed by build, they travel on different partitions of the command topic,
-    # so a builder that fetches them together may get the third before the second.
+    # the builder gets the three commands together (paused while they are sent): keyed by build,
+    # they travel on different partitions and come in any order, yet the first two requested
+    # are the two that start; the third waits for a free slot
+    paused = builder.services["builder"].process
+    assert paused is not None
+    os.kill(paused.pid, signal.SIGSTOP)
+    try:
+        for command, _ in commands:
+            await send(builder, command, command.build_id)
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
     ids = [command.build_id for command, _ in commands]
     started = await builds_started(builder, ids, want=2)
-    assert len(started) == 2, await state(builder)
+    assert started == set(ids[:2]), await state(builder)
     await asyncio.sleep(3)
     assert await builds_started(builder, ids, want=3, timeout_s=3) == started
-    marker = next(marker for command, marker in commands if command.build_id in started)
+    marker = commands[0][1]
     deadline = time.monotonic() + 120
     while not _build_processes(marker) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -355,8 +362,6 @@ RUN ["/bin/sh", "-c", "echo started-{i} && {marker}"]
 async def test_a_builder_killed_mid_build_fails_it_on_restart_and_leaves_nothing_running(
     builder, repos, devstack
 ) -> None:
-    import signal
-
     marker = "sleep 53"
     repo = make_repo(
         repos,

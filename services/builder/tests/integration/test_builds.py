@@ -7,11 +7,13 @@ outcome is read back from the build topic and the registry's own API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,25 @@ def request(repo: Path, *, service: uuid.UUID | None = None, **source: Any) -> B
     )
 
 
+async def read(platform: Platform, topic: str, timeout_s: float) -> AsyncIterator[Envelope]:
+    """Every event of the (test-prefixed) topic from its start, as they come, for a while."""
+    consumer = AIOKafkaConsumer(
+        platform.prefix + topic,
+        bootstrap_servers=platform.kafka,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    yield Envelope.from_json(record.value)
+    finally:
+        await consumer.stop()
+
+
 async def events(
     platform: Platform,
     build_id: uuid.UUID,
@@ -118,28 +139,15 @@ async def events(
     topic: str = BUILD_TOPIC,
 ) -> list[Envelope]:
     """The build's events, in order, up to the first whose type is in ``until``."""
-    consumer = AIOKafkaConsumer(
-        platform.prefix + topic,
-        bootstrap_servers=platform.kafka,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
     found: list[Envelope] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    env = Envelope.from_json(record.value)
-                    if env.data.get("build_id") == str(build_id):
-                        found.append(env)
-                        if env.type in until:
-                            return found
-        seen = [e.type for e in found]
-        raise AssertionError(f"no {until} for {build_id}; got {seen}\n{await state(platform)}")
-    finally:
-        await consumer.stop()
+    async with contextlib.aclosing(read(platform, topic, timeout_s)) as envelopes:
+        async for env in envelopes:
+            if env.data.get("build_id") == str(build_id):
+                found.append(env)
+                if env.type in until:
+                    return found
+    seen = [e.type for e in found]
+    raise AssertionError(f"no {until} for {build_id}; got {seen}\n{await state(platform)}")
 
 
 async def state(platform: Platform) -> str:
@@ -285,27 +293,16 @@ async def builds_started(
     platform: Platform, build_ids: list[uuid.UUID], *, want: int, timeout_s: float = 240
 ) -> set[uuid.UUID]:
     """Which of the builds have started, once ``want`` have or the time is up."""
-    consumer = AIOKafkaConsumer(
-        platform.prefix + BUILD_TOPIC,
-        bootstrap_servers=platform.kafka,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
     wanted = {str(build_id): build_id for build_id in build_ids}
     started: set[uuid.UUID] = set()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(started) < want and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    env = Envelope.from_json(record.value)
-                    build_id = wanted.get(str(env.data.get("build_id")))
-                    if env.type == "builder.BuildStarted" and build_id is not None:
-                        started.add(build_id)
-        return started
-    finally:
-        await consumer.stop()
+    async with contextlib.aclosing(read(platform, BUILD_TOPIC, timeout_s)) as envelopes:
+        async for env in envelopes:
+            build_id = wanted.get(str(env.data.get("build_id")))
+            if env.type == "builder.BuildStarted" and build_id is not None:
+                started.add(build_id)
+                if len(started) >= want:
+                    break
+    return started
 
 
 def _build_processes(marker: str) -> list[str]:

@@ -39,12 +39,12 @@ from slipway_contracts import EventPayload
 from slipway_contracts.events import builder as ev
 from slipway_libs import outbox, process
 from slipway_libs.crypto import Sealer
+from slipway_libs.db import TRANSIENT_DB_ERRORS
 
 log = structlog.get_logger(__name__)
 SOURCE = "builder"
 WAKE_CHANNEL = "slipway_builds"  # notified when a build is queued
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
-DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 STOP_GRACE_S = 8.0  # buildah removes its working container on SIGTERM; SIGKILL leaks it
 
 
@@ -104,7 +104,7 @@ class Executor:
             while True:
                 try:
                     await self._fill_slots()
-                except DATABASE_ERRORS as exc:  # the builds running go on; claims resume later
+                except TRANSIENT_DB_ERRORS as exc:  # the builds running go on; claims resume later
                     log.warning("executor.claim_failed", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.5)
@@ -165,7 +165,7 @@ class Executor:
             try:
                 async with self._pool.acquire() as conn:
                     requested = await q.cancel_requested(conn, list(self._running))
-            except DATABASE_ERRORS as exc:
+            except TRANSIENT_DB_ERRORS as exc:
                 log.warning("executor.cancel_watch_failed", error=repr(exc))
                 continue
             for build_id in requested:
@@ -349,7 +349,7 @@ class Executor:
                         last_lines=last_lines,
                     )
                 return
-            except DATABASE_ERRORS as exc:
+            except TRANSIENT_DB_ERRORS as exc:
                 log.warning("build.end_not_recorded", build_id=str(row["id"]), error=repr(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -35,6 +35,23 @@ async def test_deploy_update_roll_back_stop_and_delete(api, platform, repos, dev
     repo = web_repo(repos / "story", base, "<h1>one</h1>")
     owner, _, env = await new_environment(api)
     story = Story(api, owner, env)
+    # variables first: the catalog's events of a project reach the deployer in order, so once it
+    # knows the services below (``knows_all``) it knows these too, and the first deployment's
+    # snapshot has them (a variable created after the last service could still be in flight)
+    for variable in (
+        {"key": "API_KEY", "value": "s3cr3t-value", "is_secret": True},
+        {
+            "key": "CONFIG",
+            "kind": "file",
+            "mount_path": "/www/config.txt",
+            "value": "greeting={{API_KEY}}",
+            "is_secret": True,
+        },
+    ):
+        await story.post(
+            "/variables", {"scope": "environment", "parent_id": env, **variable}, expect=201
+        )
+
     await story.post(
         f"/environments/{env}/services",
         {
@@ -66,20 +83,6 @@ async def test_deploy_update_roll_back_stop_and_delete(api, platform, repos, dev
         },
         expect=201,
     )
-
-    for variable in (
-        {"key": "API_KEY", "value": "s3cr3t-value", "is_secret": True},
-        {
-            "key": "CONFIG",
-            "kind": "file",
-            "mount_path": "/www/config.txt",
-            "value": "greeting={{API_KEY}}",
-            "is_secret": True,
-        },
-    ):
-        await story.post(
-            "/variables", {"scope": "environment", "parent_id": env, **variable}, expect=201
-        )
 
     seed_id = seed["id"]
 

@@ -146,3 +146,51 @@ async def read_topic(
 
 def trace_id(headers: dict[str, str]) -> str:
     return headers["traceparent"].split("-")[1]
+
+
+def container(base: str, name: str = "box", *, start_s: int = 0) -> dict[str, object]:
+    """busybox httpd; ``start_s``: how long it takes to open its port."""
+    return {
+        "name": name,
+        "kind": "container",
+        "image": image_source(base),
+        "command": [
+            "sh",
+            "-c",
+            f"sleep {start_s} && mkdir -p /www && echo up > /www/index.html"
+            " && exec httpd -f -p $PORT -h /www",
+        ],
+        "ports": [{"port": 8080}],
+    }
+
+
+async def ready(story: Story, count: int) -> None:
+    """The deployer learned the services from the catalog's events (404 until it knows the
+    environment: a loaded machine may take more than the request's own wait)."""
+    for _ in range(300):
+        response = await story.api.get(
+            f"/environments/{story.env}/status", headers=story.owner.auth
+        )
+        if response.status_code == 200 and len(response.json()["services"]) == count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the deployer never saw the services")
+
+
+def service_processes(service_id: str) -> int:
+    """``buildah run`` processes of that service (the runtime names containers after it)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"run" in argv
+            and any(service_id.encode() in a for a in argv)
+            and any(a.endswith(b"buildah") for a in argv)
+        ):
+            count += 1
+    return count

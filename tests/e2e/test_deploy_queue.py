@@ -18,7 +18,16 @@ from aiokafka import AIOKafkaProducer
 from slipway_contracts import new_event
 from slipway_contracts.events.scheduler import JobRunRequested
 from slipway_libs.testing.platform import Platform
-from tests.e2e.deploying import Story, git, image_source, new_environment, port_open
+from tests.e2e.deploying import (
+    Story,
+    container,
+    git,
+    image_source,
+    new_environment,
+    port_open,
+    ready,
+    service_processes,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -32,35 +41,6 @@ def repo_with(root: Path, name: str, dockerfile: str) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", name)
     return repo
-
-
-def container(base: str, name: str = "box", *, start_s: int = 0) -> dict[str, object]:
-    """busybox httpd; ``start_s``: how long it takes to open its port."""
-    return {
-        "name": name,
-        "kind": "container",
-        "image": image_source(base),
-        "command": [
-            "sh",
-            "-c",
-            f"sleep {start_s} && mkdir -p /www && echo up > /www/index.html"
-            " && exec httpd -f -p $PORT -h /www",
-        ],
-        "ports": [{"port": 8080}],
-    }
-
-
-async def ready(story: Story, count: int) -> None:
-    """The deployer learned the services from the catalog's events (404 until it knows the
-    environment: a loaded machine may take more than the request's own wait)."""
-    for _ in range(300):
-        response = await story.api.get(
-            f"/environments/{story.env}/status", headers=story.owner.auth
-        )
-        if response.status_code == 200 and len(response.json()["services"]) == count:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the deployer never saw the services")
 
 
 async def test_requests_queue_in_order_and_identical_ones_merge(api, devstack) -> None:
@@ -264,25 +244,6 @@ async def test_a_deployment_claimed_but_not_yet_planned_runs_when_the_deployer_i
     assert box["state"] == "DEPLOYED" and box["running_status"] == "RUNNING"
     assert port_open(box["urls"][0])
     assert (await story.status())["state"] == "DEPLOYED"
-
-
-def service_processes(service_id: str) -> int:
-    """``buildah run`` processes of that service (the runtime names containers after it)."""
-    count = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            b"run" in argv
-            and any(service_id.encode() in a for a in argv)
-            and any(a.endswith(b"buildah") for a in argv)
-        ):
-            count += 1
-    return count
 
 
 async def test_a_cron_job_runs_when_forced_and_when_its_schedule_fires_once_per_firing(

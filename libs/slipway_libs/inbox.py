@@ -32,7 +32,7 @@ from opentelemetry import trace
 from pydantic import ValidationError
 
 from slipway_contracts import Envelope
-from slipway_libs.db import TRANSIENT_DB_ERRORS
+from slipway_libs.db import TRANSIENT_DB_ERRORS, retry_while_unreachable
 from slipway_libs.errors import PermanentError
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import carrier_from_kafka, context_from, tracer
@@ -119,19 +119,13 @@ class InboxConsumer:
                 await self._apply_alone(item)
 
     async def _retry_outages(self, action: Callable[[], Awaitable[None]]) -> None:
-        delay = self._backoff_s
-        while True:
-            try:
-                return await action()
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning(
-                    "inbox.database_unavailable",
-                    group=self.group_id,
-                    error=repr(exc),
-                    retry_in_s=delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff_s)
+        await retry_while_unreachable(
+            action,
+            event="inbox.database_unavailable",
+            backoff_s=self._backoff_s,
+            max_backoff_s=self._max_backoff_s,
+            group=self.group_id,
+        )
 
     async def _apply_batch(self, batch: Sequence[_Decoded]) -> None:
         if any(item.envelope is None for item in batch):

@@ -1,4 +1,4 @@
-"""Processes that fault tests start, SIGKILL and restart."""
+"""Processes that fault tests start, SIGKILL and restart, and the devstack they stop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,27 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+DEVSTACK = [
+    sys.executable,
+    str(Path(__file__).resolve().parents[2] / "deploy" / "devstack" / "devstack.py"),
+]
+
+
+def devstack_command(*args: str) -> None:
+    subprocess.run([*DEVSTACK, *args], check=True, capture_output=True, timeout=180)
+
+
+async def outage(component: str, for_s: float) -> None:
+    """The devstack's ``component`` stopped for ``for_s`` seconds, then started again."""
+    try:
+        devstack_command("stop", component)
+        await asyncio.sleep(for_s)
+    finally:
+        devstack_command("up")
 
 
 class ProcessUnderTest:

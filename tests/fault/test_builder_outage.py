@@ -8,9 +8,7 @@ fault phase of ``make test``.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,16 +23,11 @@ from slipway_contracts.events.logs import LINES_TOPIC
 from slipway_libs.testing.pipeline import read_topic, wait_until
 from slipway_libs.testing.platform import Platform
 from tests.e2e.deploying import git
+from tests.fault.support import outage
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
-DEVSTACK = [sys.executable, str(ROOT / "deploy" / "devstack" / "devstack.py")]
 ORG = uuid.uuid4()
-
-
-def devstack_command(*args: str) -> None:
-    subprocess.run([*DEVSTACK, *args], check=True, capture_output=True, timeout=180)
 
 
 def repo_printing_around(root: Path, base_image: str, marker: str) -> Path:
@@ -108,11 +101,7 @@ async def test_a_build_rides_out_a_database_outage(
 
     await wait_until(in_run_step, timeout_s=120, interval_s=0.5)
     started = time.monotonic()
-    try:
-        devstack_command("stop", "postgres")
-        await asyncio.sleep(4)
-    finally:
-        devstack_command("up")
+    await outage("postgres", 4)
     assert running(marker), "the RUN step did not outlive the outage"
     assert time.monotonic() - started < 17, "the outage outlasted the RUN step: nothing tested"
 

@@ -14,7 +14,7 @@ import pytest
 
 from slipway_libs.testing.platform import Platform
 from tests.e2e.deploying import Story, container, new_environment, ready, service_processes
-from tests.fault.test_builder_outage import devstack_command
+from tests.fault.support import outage
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
@@ -39,11 +39,7 @@ async def test_a_deployment_rides_out_a_database_outage(platform: Platform, devs
                 break
             await asyncio.sleep(0.1)
         assert service_processes(made["id"]) == 1, await story.status()
-        try:
-            devstack_command("stop", "postgres")
-            await asyncio.sleep(4)
-        finally:
-            devstack_command("up")
+        await outage("postgres", 4)
 
         done = await story.settle(deploy["request_id"], timeout_s=180)
         assert done["status"] == "SUCCESS", done

@@ -8,7 +8,6 @@ they run in the serial fault phase of ``make test``.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -18,17 +17,11 @@ import pytest
 
 from slipway_libs import db
 from slipway_libs.testing.pipeline import EFFECTS_DDL, counted, wait_until, write_events
-from tests.fault.support import ProcessUnderTest
+from tests.fault.support import ProcessUnderTest, devstack_command, outage
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
-DEVSTACK = [sys.executable, str(ROOT / "deploy" / "devstack" / "devstack.py")]
 PROC = Path(__file__).with_name("pipeline_proc.py")
-
-
-def devstack(*args: str) -> None:
-    subprocess.run([*DEVSTACK, *args], check=True, capture_output=True, timeout=180)
 
 
 async def _applied(pool: asyncpg.Pool, n: int) -> bool:
@@ -68,16 +61,14 @@ async def test_relay_and_consumer_resume_after_kafka_and_postgres_outages(
         await _write(producer_dsn, topic, 1, 500)
         await wait_until(lambda: _applied(check, 500), timeout_s=60)
 
-        globals()["devstack"]("stop", "kafka")
+        devstack_command("stop", "kafka")
         await _write(producer_dsn, topic, 501, 500)  # the outbox keeps them meanwhile
         await asyncio.sleep(3)
-        globals()["devstack"]("up")
+        devstack_command("up")
         await wait_until(lambda: _applied(check, 1000), timeout_s=120, interval_s=0.5)
 
         await _write(producer_dsn, topic, 1001, 500)
-        globals()["devstack"]("stop", "postgres")
-        await asyncio.sleep(3)
-        globals()["devstack"]("up")
+        await outage("postgres", 3)
         await wait_until(lambda: _applied(check, 1500), timeout_s=120, interval_s=0.5)
 
         assert relay.process is not None and relay.process.poll() is None, "relay died"
@@ -92,4 +83,4 @@ async def test_relay_and_consumer_resume_after_kafka_and_postgres_outages(
         relay.stop()
         consumer.stop()
         await check.close()
-        globals()["devstack"]("up")
+        devstack_command("up")

@@ -39,7 +39,7 @@ from slipway_contracts import EventPayload
 from slipway_contracts.events import builder as ev
 from slipway_libs import outbox, process
 from slipway_libs.crypto import Sealer
-from slipway_libs.db import TRANSIENT_DB_ERRORS
+from slipway_libs.db import TRANSIENT_DB_ERRORS, retry_while_unreachable
 
 log = structlog.get_logger(__name__)
 SOURCE = "builder"
@@ -334,25 +334,24 @@ class Executor:
     ) -> None:
         duration = round(time.monotonic() - started, 3)
         last_lines = list(log_lines.last_lines) if log_lines else []
-        backoff = 0.2
-        while True:  # an end not recorded would hold a build slot until the builder restarts
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    await self._end(
-                        conn,
-                        row,
-                        status,
-                        outcome=outcome,
-                        reason=reason,
-                        message=message,
-                        duration=duration,
-                        last_lines=last_lines,
-                    )
-                return
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning("build.end_not_recorded", build_id=str(row["id"]), error=repr(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+
+        async def record() -> None:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._end(
+                    conn,
+                    row,
+                    status,
+                    outcome=outcome,
+                    reason=reason,
+                    message=message,
+                    duration=duration,
+                    last_lines=last_lines,
+                )
+
+        # an end not recorded would hold a build slot until the builder restarts
+        await retry_while_unreachable(
+            record, event="build.end_not_recorded", max_backoff_s=5.0, build_id=str(row["id"])
+        )
 
     async def _end(
         self,

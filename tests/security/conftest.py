@@ -1,0 +1,25 @@
+"""Fixtures of the security regression tests: identity, catalog and the gateway as real processes
+(one platform per test module) and a client of the public API. A module that needs other
+services defines its own ``platform``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from slipway_libs.testing.platform import Platform
+
+
+@pytest.fixture(scope="module")
+async def platform(platform_factory) -> Platform:
+    return await platform_factory(["identity", "catalog", "gateway"])
+
+
+@pytest.fixture
+async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=f"{platform.url('gateway')}/api/v1", timeout=30
+    ) as client:
+        yield client

@@ -2,7 +2,8 @@
 
 Access tokens are short-lived JWTs signed with the active Ed25519 key; the ``kid`` header names
 the key so that verifiers (the gateway) can pick it from the published key set. Refresh tokens
-are opaque random strings, stored hashed, rotated on every use.
+are opaque random strings, stored hashed, rotated on every use; so are invitation link tokens
+(single-use).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -112,6 +114,17 @@ def sign_access_token(
 
 def new_refresh_token() -> str:
     return "slr_" + secrets.token_urlsafe(32)
+
+
+def new_invitation_token() -> str:
+    return "sli_" + secrets.token_urlsafe(32)
+
+
+def token_matches(presented: str, stored_sha256: str | None) -> bool:
+    """Constant-time: how much of a guess matched must not show in the answer's timing."""
+    if stored_sha256 is None:
+        return False
+    return hmac.compare_digest(sha256(presented), stored_sha256)
 
 
 def sha256(value: str) -> str:

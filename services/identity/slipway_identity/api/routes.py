@@ -21,6 +21,7 @@ from slipway_identity.usecases import (
     accounts,
     api_tokens,
     audit_log,
+    invitations,
     members,
     reads,
     roles,
@@ -186,8 +187,15 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
     @router.post("/organizations/{org_id}/members", status_code=201)
     async def invite(org_id: uuid.UUID, body: s.Invite, actor: CurrentActor) -> dict[str, Any]:
         async with tx() as conn:
-            row = await members.invite(conn, deps, actor, org_id, email=body.email, role=body.role)
-        return s.invitation_out(row, members.invitation_status(row))
+            invitation = await invitations.invite(
+                conn, deps, actor, org_id, email=body.email, role=body.role
+            )
+        delivery = await invitations.deliver(deps, invitation)  # after the commit
+        out = s.invitation_out(invitation.row, invitations.invitation_status(invitation.row))
+        out["delivery"] = delivery
+        if delivery == "inviter":  # no mailer: shown this once, for the inviter to pass on
+            out["accept_token"] = invitation.token
+        return out
 
     @router.patch("/organizations/{org_id}/members/{user_id}")
     async def change_role(
@@ -204,12 +212,12 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
         return Response(status_code=204)
 
     @router.get("/organizations/{org_id}/invitations")
-    async def invitations(org_id: uuid.UUID) -> dict[str, Any]:
+    async def list_invitations(org_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             await orgs.get(conn, org_id)
             rows = await reads.invitations_of(conn, org_id)
         return {
-            "items": [s.invitation_out(r, members.invitation_status(r)) for r in rows],
+            "items": [s.invitation_out(r, invitations.invitation_status(r)) for r in rows],
             "next_cursor": None,
         }
 
@@ -218,14 +226,17 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
         org_id: uuid.UUID, invitation_id: uuid.UUID, actor: CurrentActor
     ) -> Response:
         async with tx() as conn:
-            await members.revoke_invitation(conn, actor, org_id, invitation_id)
+            await invitations.revoke(conn, actor, org_id, invitation_id)
         return Response(status_code=204)
 
     @router.post("/invitations/{invitation_id}/accept")
-    async def accept(invitation_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
+    async def accept(
+        invitation_id: uuid.UUID, actor: CurrentActor, body: s.AcceptInvitation | None = None
+    ) -> dict[str, Any]:
         _user(actor)
+        token = body.token if body is not None else None
         async with tx() as conn:
-            row = await members.accept(conn, actor, invitation_id)
+            row = await invitations.accept(conn, actor, invitation_id, token=token)
         return s.member_out(row) | {"organization_id": str(row["organization_id"])}
 
 

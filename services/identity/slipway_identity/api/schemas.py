@@ -50,6 +50,11 @@ class Invite(Body):
     role: str = Field(max_length=64)
 
 
+class AcceptInvitation(Body):
+    # the invitation link's token; optional here so that its absence answers a stable code
+    token: str | None = Field(default=None, max_length=200)
+
+
 class RoleChange(Body):
     role: str = Field(max_length=64)
 

@@ -1,7 +1,9 @@
 """All SQL of the identity service: small functions, connection first, ``$n`` parameters.
 
 Tenant scoping is in the ``WHERE`` of every organization-owned row. Every change to something
-the gateway's access projection holds takes a new ``access_version``.
+the gateway's access projection holds takes a new ``access_version``. Emails arrive in their one
+normalized form (``domain.accounts.normalize_email``: lowercase) and are compared as
+``lower(email) = $n`` so that the ``lower(email)`` indexes serve.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ async def insert_user(
 
 
 async def user_by_email(conn: asyncpg.Connection, email: str) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1)", email)
+    return await conn.fetchrow("SELECT * FROM users WHERE lower(email) = $1", email)
 
 
 async def user_by_id(conn: asyncpg.Connection, user_id: uuid.UUID) -> Row | None:
@@ -146,35 +148,70 @@ async def next_access_version(conn: asyncpg.Connection) -> int:
     return value
 
 
-# --- login throttling
+# --- login throttling (emails and addresses arrive normalized; domain/login_throttle.py)
 
 
 async def record_login_attempt(
     conn: asyncpg.Connection, *, email: str, address: str, succeeded: bool
 ) -> None:
     await conn.execute(
-        "INSERT INTO login_attempts (email, address, succeeded) VALUES (lower($1), $2, $3)",
+        "INSERT INTO login_attempts (email, address, succeeded) VALUES ($1, $2, $3)",
         email,
         address,
         succeeded,
     )
 
 
-async def login_failures(
-    conn: asyncpg.Connection, *, email: str, since: datetime
+async def remember_login_address(conn: asyncpg.Connection, *, email: str, address: str) -> None:
+    await conn.execute(
+        "INSERT INTO login_addresses (email, address) VALUES ($1, $2)"
+        " ON CONFLICT (email, address) DO UPDATE SET last_succeeded_at = now()",
+        email,
+        address,
+    )
+
+
+async def signed_in_from(conn: asyncpg.Connection, *, email: str, address: str) -> bool:
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM login_addresses WHERE email = $1 AND address = $2)",
+        email,
+        address,
+    )
+    return found
+
+
+async def account_failures_from(
+    conn: asyncpg.Connection, *, email: str, address: str, since: datetime
 ) -> tuple[int, datetime | None]:
+    """Failures against the account from one address."""
     row = await conn.fetchrow(
         "SELECT count(*) AS n, min(at) AS first FROM login_attempts"
-        " WHERE lower(email) = lower($1) AND NOT succeeded AND at > $2",
+        " WHERE lower(email) = $1 AND address = $2 AND NOT succeeded AND at > $3",
+        email,
+        address,
+        since,
+    )
+    return row["n"], row["first"]
+
+
+async def account_failures_from_strangers(
+    conn: asyncpg.Connection, *, email: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """Failures against the account from the addresses it never signed in from."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, min(at) AS first FROM login_attempts"
+        " WHERE lower(email) = $1 AND NOT succeeded AND at > $2"
+        " AND address NOT IN (SELECT address FROM login_addresses WHERE email = $1)",
         email,
         since,
     )
     return row["n"], row["first"]
 
 
-async def login_attempts_from(
+async def login_failures_from(
     conn: asyncpg.Connection, *, address: str, since: datetime
 ) -> tuple[int, datetime | None]:
+    """Failures from one address, whatever the accounts."""
     row = await conn.fetchrow(
         "SELECT count(*) AS n, min(at) AS first FROM login_attempts"
         " WHERE address = $1 AND NOT succeeded AND at > $2",
@@ -416,7 +453,7 @@ async def delete_custom_role(
 # --- invitations
 
 
-async def insert_invitation(
+async def upsert_pending_invitation(
     conn: asyncpg.Connection,
     *,
     invitation_id: uuid.UUID,
@@ -425,17 +462,24 @@ async def insert_invitation(
     role: str | None,
     custom_role_id: uuid.UUID | None,
     invited_by: uuid.UUID | None,
+    token_sha256: str,
     expires_at: datetime,
-) -> Row | None:
+) -> Row:
+    """A new pending invitation, or the address's pending one renewed (new token, role, expiry);
+    ``created`` tells which."""
     return await conn.fetchrow(
         "INSERT INTO invitations (id, organization_id, email, role, custom_role_id, invited_by,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING *",
+        " token_sha256, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (organization_id, lower(email)) WHERE status = 'pending' DO UPDATE SET"
+        " role = $4, custom_role_id = $5, invited_by = $6, token_sha256 = $7, expires_at = $8"
+        " RETURNING *, (xmax = 0) AS created",
         invitation_id,
         org_id,
         email,
         role,
         custom_role_id,
         invited_by,
+        token_sha256,
         expires_at,
     )
 
@@ -445,7 +489,7 @@ async def expire_pending_invitation(
 ) -> None:
     await conn.execute(
         "UPDATE invitations SET status = 'revoked' WHERE organization_id = $1"
-        " AND lower(email) = lower($2) AND status = 'pending' AND expires_at <= now()",
+        " AND lower(email) = $2 AND status = 'pending' AND expires_at <= now()",
         org_id,
         email,
     )
@@ -474,7 +518,7 @@ async def invitations_for_email(conn: asyncpg.Connection, email: str) -> list[Ro
     return await conn.fetch(
         "SELECT i.*, o.name AS organization_name FROM invitations i"
         " JOIN organizations o ON o.id = i.organization_id AND o.deleted_at IS NULL"
-        " WHERE lower(i.email) = lower($1) AND i.status = 'pending' AND i.expires_at > now()"
+        " WHERE lower(i.email) = $1 AND i.status = 'pending' AND i.expires_at > now()"
         " ORDER BY i.created_at",
         email,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from slipway_identity.domain.errors import InvalidInput
 
@@ -34,11 +35,21 @@ _COMMON = frozenset(
 
 
 def normalize_email(email: str) -> str:
-    email = email.strip()
-    if len(email) > 254 or not _EMAIL.match(email):
+    """The one form of an email address, used for every write and every lookup: sign-up, login,
+    login throttling, invitations and their acceptance. Surrounding whitespace is dropped and the
+    whole address lowercased: addresses are case-insensitive here, as on most platforms (and as
+    the unique index on ``lower(email)`` always was), so ``Ada@Example.com `` and
+    ``ada@example.com`` are one account, one throttle key and one invitee. Control and format
+    characters (NUL, bidirectional overrides, zero-width spaces) are refused, not stripped: an
+    address that only looks like another must not become it."""
+    email = email.strip().lower()
+    if (
+        len(email) > 254
+        or not _EMAIL.match(email)
+        or any(unicodedata.category(c).startswith("C") for c in email)
+    ):
         raise InvalidInput("INVALID_EMAIL", "This is not a valid email address.", field="email")
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    return email
 
 
 def check_password(password: str, *, email: str = "", name: str = "") -> None:

@@ -14,6 +14,7 @@ from slipway_identity import security
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import check_password, clean_name, normalize_email
 from slipway_identity.domain.errors import Conflict, NotFound, RateLimited, Unauthenticated
+from slipway_identity.domain.login_throttle import Failures, address_key, retry_after_s
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE, Deps
 from slipway_libs import outbox
@@ -66,32 +67,40 @@ async def sign_up(
 
 
 async def check_throttle(conn: asyncpg.Connection, deps: Deps, *, email: str, address: str) -> None:
-    since = datetime.now(UTC) - deps.login_window
-    for count, first, limit in (
-        (*await q.login_failures(conn, email=email, since=since), deps.max_failures_per_account),
-        (
-            *await q.login_attempts_from(conn, address=address, since=since),
-            deps.max_failures_per_address,
-        ),
-    ):
-        if count >= limit and first is not None:
-            retry = int((first + deps.login_window - datetime.now(UTC)).total_seconds()) + 1
-            raise RateLimited(
-                "Too many failed logins; try again later.", retry_after_s=max(retry, 1)
-            )
+    """429 when this address, or this account from this address, failed too often lately."""
+    email, address = normalize_email(email), address_key(address)
+    now = datetime.now(UTC)
+    since = now - deps.login_limits.window
+    if await q.signed_in_from(conn, email=email, address=address):
+        by_account = await q.account_failures_from(conn, email=email, address=address, since=since)
+    else:
+        by_account = await q.account_failures_from_strangers(conn, email=email, since=since)
+    by_address = await q.login_failures_from(conn, address=address, since=since)
+    wait = retry_after_s(
+        deps.login_limits,
+        by_address=Failures(*by_address),
+        by_account=Failures(*by_account),
+        now=now,
+    )
+    if wait is not None:
+        raise RateLimited("Too many failed logins; try again later.", retry_after_s=wait)
 
 
 async def verify_credentials(
     conn: asyncpg.Connection, deps: Deps, *, email: str, password: str, address: str
 ) -> asyncpg.Record | None:
-    """The user if the password matches; records the attempt either way."""
-    user = await q.user_by_email(conn, email.strip())
+    """The user if the password matches; records the attempt either way, and on success the
+    address as one the account signs in from."""
+    email, address = normalize_email(email), address_key(address)
+    user = await q.user_by_email(conn, email)
     if user is None:
         await deps.passwords.dummy_verify()
         ok = False
     else:
         ok = await deps.passwords.verify(user["password_hash"], password)
-    await q.record_login_attempt(conn, email=email.strip(), address=address, succeeded=ok)
+    await q.record_login_attempt(conn, email=email, address=address, succeeded=ok)
+    if ok:
+        await q.remember_login_address(conn, email=email, address=address)
     return user if ok else None
 
 

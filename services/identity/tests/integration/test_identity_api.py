@@ -137,12 +137,15 @@ async def test_organization_owner_rules_invitations_and_transfer(api) -> None:
     assert invitation.status_code == 201
     assert invitation.json()["status"] == "pending"
     stranger = await sign_up(api, "Eve")
+    token = {"token": invitation.json()["accept_token"]}
     wrong = await api.post(
-        f"/invitations/{invitation.json()['id']}/accept", headers=as_user(stranger["id"])
+        f"/invitations/{invitation.json()['id']}/accept",
+        json=token,
+        headers=as_user(stranger["id"]),
     )
     assert wrong.status_code == 404
     accepted = await api.post(
-        f"/invitations/{invitation.json()['id']}/accept", headers=as_user(bob["id"])
+        f"/invitations/{invitation.json()['id']}/accept", json=token, headers=as_user(bob["id"])
     )
     assert accepted.status_code == 200 and accepted.json()["role"] == "devops"
     escalate = await api.post(

@@ -98,7 +98,45 @@ async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("http.unhandled", error=repr(exc))
     ids = current_ids()
-    return error_response(500, "INTERNAL", "Internal error.", {"trace_id": ids[0]} if ids else None)
+    return error_response(
+        500,
+        "INTERNAL",
+        "Internal error.",
+        {"trace_id": ids[0]} if ids else None,
+        # the client must not send another request on this connection: a server that
+        # saw an unhandled error may drop it, and a pooled client would reuse it blindly
+        headers={"connection": "close"},
+    )
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an unhandled error with the 500 error body and keeps it from the server.
+
+    Starlette's own handler answers, then re-raises to the server, which closes the
+    connection without a word: a gateway holding it in its pool then failed the *next*
+    request, another caller's, with 503. Here the error ends with the answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # too late for an answer: the server closes the connection
+                raise
+            response = await _on_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -199,6 +237,9 @@ def create_app(
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     fastapi_kwargs.setdefault("title", f"slipway-{service}")
+    # no redirect from `…/x/` to `…/x`: an answer to a malformed path is its 404 or 422, never
+    # a Location built from what the client sent (`…/%2e%2e%2f` redirected to `…/..`)
+    fastapi_kwargs.setdefault("redirect_slashes", False)
     app = FastAPI(lifespan=lifespan, **fastapi_kwargs)
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(BusinessError, _on_business)  # type: ignore[arg-type]
@@ -206,6 +247,7 @@ def create_app(
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(UnexpectedErrorMiddleware)  # outermost of ours: sees every error
     checks = dict(readiness or {})
 
     @app.get("/healthz", include_in_schema=False)

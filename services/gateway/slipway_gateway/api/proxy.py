@@ -77,9 +77,10 @@ class Upstreams:
         content = await request.body() if body is None else body
         if content:
             headers["content-type"] = request.headers.get("content-type", "application/json")
+        verb = method or request.method
         try:
-            upstream = await self.http.request(
-                method or request.method,
+            upstream = await self._send(
+                verb,
                 f"{self.urls[service]}{path}",
                 params=request.query_params,
                 content=content,
@@ -111,6 +112,24 @@ class Upstreams:
             self.on_access_changes(json.loads(changes))
         passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}
         return Response(upstream.content, status_code=upstream.status_code, headers=passed)
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request, sent again once when a kept-alive connection turned out dead and the
+        request is idempotent: an upstream may close a connection the pool still holds (after
+        its own error, or an idle timeout), and that must not fail the next caller's request.
+        """
+        try:
+            return await self.http.request(method, url, **kwargs)
+        except _STALE_CONNECTION as exc:
+            if method.upper() not in _IDEMPOTENT:
+                raise
+            log.info("gateway.upstream_retry", url=url, error=repr(exc))
+            return await self.http.request(method, url, **kwargs)
+
+
+# errors of a connection that died under the request, before any answer came back
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def check_json(body: bytes, content_type: str | None) -> None:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from slipway_gateway.access.authenticate import Authenticator
+from slipway_gateway.api.paths import internal_path, path_ids
 from slipway_gateway.api.proxy import Upstreams, check_json
 from slipway_gateway.api.table import ROUTES, RouteSpec
 from slipway_gateway.domain.catalog_index import CatalogIndex
@@ -91,15 +92,17 @@ class Gateway:
         return handle
 
     async def handle(self, spec: RouteSpec, request: Request) -> Response:
+        # ids first: a raw parameter formatted into the internal URL let `..` climb out of
+        # it (DELETE …/api-tokens/%2E%2E deleted the organization); only UUIDs go further
+        params: dict[str, Any] = path_ids(request.path_params)
         body = await request.body()
         check_json(body, request.headers.get("content-type"))
-        params = dict(request.path_params)
         if spec.access == "public":
             address = request.client.host if request.client else "unknown"
             return await self.upstreams.forward(
                 request,
                 service=spec.upstream,
-                path=spec.upstream_path.format(**params),
+                path=internal_path(spec.upstream_path, params),
                 actor=None,
                 body=body,
                 extra_headers={"x-slipway-client-address": address},
@@ -117,7 +120,7 @@ class Gateway:
         response = await self.upstreams.forward(
             request,
             service=spec.upstream,
-            path=spec.upstream_path.format(**params),
+            path=internal_path(spec.upstream_path, params),
             actor=actor,
             body=body,
         )
@@ -202,8 +205,9 @@ class Gateway:
                 "This needs a signed-in user, not an API token.", code="USERS_ONLY", status_code=403
             )
         assert isinstance(principal, UserPrincipal)
-        path = spec.upstream_path.format(
-            **params, user_id=principal.user_id, session_id=principal.session_id
+        path = internal_path(
+            spec.upstream_path,
+            {**params, "user_id": principal.user_id, "session_id": principal.session_id},
         )
         return await self.upstreams.forward(
             request,
@@ -218,7 +222,9 @@ class Gateway:
         upstream = await self.upstreams.forward(
             request,
             service="identity",
-            path=f"/internal/v1/organizations/{principal.organization_id}",
+            path=internal_path(
+                "/internal/v1/organizations/{org}", {"org": principal.organization_id}
+            ),
             actor=_actor(principal, None, request),
             body=b"",
         )

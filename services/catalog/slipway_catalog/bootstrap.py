@@ -31,7 +31,7 @@ def _routers(container: Container) -> Sequence[APIRouter]:
         build_router(
             container.require_pool(),
             _deps(container),
-            KubernetesProbe(settings.cluster_check_timeout_s),
+            KubernetesProbe(settings.cluster_check_timeout_s, _deps(container).egress),
             container.platform.internal_token,
         )
     ]

@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
@@ -18,3 +18,9 @@ class CatalogSettings(DatabaseServiceSettings):
     # every organization lists the machine running Slipway as its "local" cluster
     local_runtime: bool = True
     cluster_check_timeout_s: float = 5.0
+    # loopback, private, link-local and metadata targets (cluster API servers) the platform may
+    # connect to anyway: exact host:port entries, comma-separated; empty allows none
+    egress_allow: str = Field(
+        default="",
+        validation_alias=AliasChoices("SLIPWAY_CATALOG_EGRESS_ALLOW", "SLIPWAY_EGRESS_ALLOW"),
+    )

@@ -1,42 +1,73 @@
-"""What a user gives to register a self-managed Kubernetes cluster, validated."""
+"""What a user gives to register a self-managed Kubernetes cluster, validated.
+
+The request models check shapes only; ``access`` reads the API server and credentials strictly
+(``domain.kubeconfig``) and raises a 422 with a stable code. Whether the API server's address may
+be connected to is the use case's question (it needs the resolver and the platform's allow-list).
+"""
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from slipway_catalog.domain.kubeconfig import (
+    ClusterAccess,
+    api_server,
+    bearer_token,
+    ca_certificate,
+    parse_kubeconfig,
+)
+from slipway_libs.errors import InvalidInput
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")
 
 
-def _https(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-        raise ValueError("the API URL must be https://host[:port] without credentials")
-    return url.rstrip("/")
+class CheckReason(enum.StrEnum):
+    """Why a connectivity check failed, as a user sees it: a stable code and a fixed message,
+    never the low-level error (which would tell an open port from a closed one)."""
+
+    UNREACHABLE = "UNREACHABLE"
+    TLS_ERROR = "TLS_ERROR"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    NOT_KUBERNETES = "NOT_KUBERNETES"
+    TARGET_NOT_ALLOWED = "TARGET_NOT_ALLOWED"
 
 
-def server_of(kubeconfig: str) -> tuple[str, dict[str, Any]]:
-    """The current context's API server URL and credentials from a kubeconfig document."""
-    try:
-        doc = yaml.safe_load(kubeconfig)
-        current = doc.get("current-context")
-        context = next(c["context"] for c in doc["contexts"] if c["name"] == current)
-        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
-        user: dict[str, Any] = next(
-            (u["user"] for u in doc.get("users", []) if u["name"] == context.get("user")), {}
-        )
-    except (yaml.YAMLError, AttributeError, KeyError, StopIteration, TypeError) as exc:
-        raise ValueError(f"not a usable kubeconfig (current context not found): {exc}") from None
-    creds = {
-        "token": user.get("token"),
-        "ca_data": cluster.get("certificate-authority-data"),
-        "insecure": bool(cluster.get("insecure-skip-tls-verify", False)),
-    }
-    return _https(str(cluster["server"])), creds
+CHECK_MESSAGES = {
+    CheckReason.UNREACHABLE: "The cluster's API server could not be reached.",
+    CheckReason.TLS_ERROR: "The TLS handshake with the API server failed: check its CA "
+    "certificate.",
+    CheckReason.UNAUTHORIZED: "The API server refused the credentials.",
+    CheckReason.NOT_KUBERNETES: "The address answered, but not as a Kubernetes API server.",
+    CheckReason.TARGET_NOT_ALLOWED: "The API server's address is one the platform does not "
+    "connect to (loopback, private, link-local or metadata): only the platform's operator can "
+    "allow-list it.",
+}
+
+
+class ClusterCheckFailed(Exception):
+    """Raised by a cluster probe; ``detail`` is for the server's log only."""
+
+    def __init__(self, reason: CheckReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def access(credentials: dict[str, Any], *, api_url: str | None) -> ClusterAccess:
+    """The API server and credentials from the sealed inputs (a kubeconfig wins over the rest)."""
+    if credentials.get("kubeconfig"):
+        return parse_kubeconfig(credentials["kubeconfig"])
+    token, ca_cert = credentials.get("token"), credentials.get("ca_cert")
+    if not (api_url and token):
+        raise InvalidInput("CLUSTER_ACCESS_MISSING", "Give api_url and token, or a kubeconfig.")
+    return ClusterAccess(
+        api_server(api_url),
+        token=bearer_token(token),
+        ca_pem=ca_certificate(ca_cert) if ca_cert else None,
+    )
 
 
 class ClusterIn(BaseModel):
@@ -53,19 +84,12 @@ class ClusterIn(BaseModel):
     def _check(self) -> ClusterIn:
         if not _NAME.match(self.name):
             raise ValueError("name: letters, digits, space, '.', '_' or '-', up to 63")
-        if self.kubeconfig:
-            server_of(self.kubeconfig)
-        elif not (self.api_url and self.token):
+        if not self.kubeconfig and not (self.api_url and self.token):
             raise ValueError("give api_url and token, or a kubeconfig")
-        else:
-            _https(self.api_url)
         return self
 
-    def server(self) -> str:
-        if self.kubeconfig:
-            return server_of(self.kubeconfig)[0]
-        assert self.api_url is not None
-        return _https(self.api_url)
+    def access(self) -> ClusterAccess:
+        return access(self.credentials(), api_url=self.api_url)
 
     def credentials(self) -> dict[str, Any]:
         return {"ca_cert": self.ca_cert, "token": self.token, "kubeconfig": self.kubeconfig}
@@ -89,4 +113,13 @@ class ClusterPatch(BaseModel):
             and (self.api_url or self.token)
         ):
             merged["kubeconfig"] = None
-        return ClusterIn.model_validate(merged)
+        if not _NAME.match(merged["name"] or ""):
+            raise InvalidInput(
+                "INVALID_CLUSTER_NAME",
+                "name: letters, digits, space, '.', '_' or '-', up to 63",
+                field="name",
+            )
+        if not merged.get("kubeconfig") and not (merged.get("api_url") and merged.get("token")):
+            raise InvalidInput("CLUSTER_ACCESS_MISSING", "Give api_url and token, or a kubeconfig.")
+        # already checked: built without running the request validators again
+        return ClusterIn.model_construct(**merged)

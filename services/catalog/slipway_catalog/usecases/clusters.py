@@ -2,27 +2,46 @@
 
 Credentials (token, CA, kubeconfig) are sealed at rest, bound to the cluster's id, and never
 returned by the API nor carried by events.
+
+A cluster's API server is a target the user chose: saving it refuses an address the platform does
+not connect to (loopback, private, link-local, metadata... unless allow-listed) for an early, clear
+422, and the probe checks again, on the address it connects to, at every check (DNS rebinding).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any, Protocol
 
 import asyncpg
+import structlog
 
 from slipway_catalog.db import queries as q
-from slipway_catalog.domain.clusters import ClusterIn, ClusterPatch
+from slipway_catalog.domain import clusters as domain
+from slipway_catalog.domain.clusters import (
+    CHECK_MESSAGES,
+    ClusterCheckFailed,
+    ClusterIn,
+    ClusterPatch,
+)
+from slipway_catalog.domain.kubeconfig import ApiServer, ClusterAccess
 from slipway_catalog.usecases import organizations, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
 from slipway_libs.actor import Actor
+from slipway_libs.egress import TargetNotAllowed, TargetUnresolved, checked_addresses
 from slipway_libs.errors import Clash, InvalidInput, Missing
+
+log = structlog.get_logger(__name__)
+_RESOLVE_AT_SAVE_S = 5.0
 
 
 class ClusterProbe(Protocol):
-    async def version(self, *, api_url: str, credentials: dict[str, Any]) -> str: ...
+    async def version(self, access: ClusterAccess) -> str:
+        """The Kubernetes version; raises ClusterCheckFailed."""
+        ...
 
 
 def not_found() -> Missing:
@@ -45,6 +64,8 @@ async def create(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, org_id: uuid.UUID, body: ClusterIn
 ) -> asyncpg.Record:
     await organizations.require(conn, deps, org_id)
+    server = body.access().server
+    await _ensure_allowed(deps, server)
     cluster_id = uuid.uuid4()
     sealed = deps.at_rest.seal(json.dumps(body.credentials()).encode(), aad=cluster_id.bytes)
     row = await q.insert_cluster(
@@ -53,7 +74,7 @@ async def create(
         org_id=org_id,
         name=body.name,
         kind="self_managed",
-        api_url=body.server(),
+        api_url=server.url,
         sealed=sealed,
     )
     if row is None:
@@ -72,11 +93,13 @@ async def update(
     merged = patch.apply(
         credentials(deps, current), name=current["name"], api_url=current["api_url"]
     )
+    server = merged.access().server
+    await _ensure_allowed(deps, server)
     sealed = deps.at_rest.seal(json.dumps(merged.credentials()).encode(), aad=cluster_id.bytes)
     try:
         async with conn.transaction():
             row = await q.update_cluster(
-                conn, cluster_id, name=merged.name, api_url=merged.server(), sealed=sealed
+                conn, cluster_id, name=merged.name, api_url=server.url, sealed=sealed
             )
     except asyncpg.UniqueViolationError:
         raise Clash(
@@ -115,11 +138,40 @@ async def check(deps: Deps, row: asyncpg.Record, probe: ClusterProbe) -> dict[st
             "kubernetes_version": None,
             "message": "The local runtime runs on this machine.",
         }
+    access = domain.access(credentials(deps, row), api_url=row["api_url"])
     try:
-        version = await probe.version(api_url=row["api_url"], credentials=credentials(deps, row))
-    except ConnectionError as exc:
-        return {"ok": False, "kind": "self_managed", "error": str(exc)}
+        version = await probe.version(access)
+    except ClusterCheckFailed as failed:
+        log.info(
+            "cluster.check_failed",
+            cluster_id=str(row["id"]),
+            reason=str(failed.reason),
+            detail=failed.detail,
+        )
+        return {
+            "ok": False,
+            "kind": "self_managed",
+            "reason": str(failed.reason),
+            "message": CHECK_MESSAGES[failed.reason],
+        }
     return {"ok": True, "kind": "self_managed", "kubernetes_version": version}
+
+
+async def _ensure_allowed(deps: Deps, server: ApiServer) -> None:
+    """422 unless the platform may connect to the API server: https, or an allow-listed http
+    target; no address it resolves to now is refused. A name that does not resolve now is
+    accepted: it may later, and every connection is checked again."""
+    if server.scheme != "https" and not deps.egress.names(server.host, server.port):
+        raise InvalidInput(
+            "INVALID_API_URL", "The API server URL must be https://host[:port].", field="api_url"
+        )
+    try:
+        async with asyncio.timeout(_RESOLVE_AT_SAVE_S):
+            await checked_addresses(server.host, server.port, policy=deps.egress)
+    except TargetNotAllowed as refused:
+        raise InvalidInput("TARGET_NOT_ALLOWED", refused.message, field="api_url") from None
+    except (TargetUnresolved, TimeoutError):
+        pass
 
 
 async def _audit(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slipway_catalog.config import CatalogSettings
 from slipway_libs.crypto import Sealer
+from slipway_libs.egress import EgressPolicy
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,8 @@ class Deps:
     at_rest: Sealer
     transport: Sealer
     local_runtime: bool
+    # the non-public targets (cluster API servers) the platform may connect to: exact host:port
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     @classmethod
     def from_settings(cls, settings: CatalogSettings) -> Deps:
@@ -20,4 +23,9 @@ class Deps:
         transport = (
             Sealer.from_setting(settings.transport_keys) if settings.transport_keys else at_rest
         )
-        return cls(at_rest=at_rest, transport=transport, local_runtime=settings.local_runtime)
+        return cls(
+            at_rest=at_rest,
+            transport=transport,
+            local_runtime=settings.local_runtime,
+            egress=EgressPolicy.from_setting(settings.egress_allow),
+        )

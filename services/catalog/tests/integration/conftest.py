@@ -34,7 +34,7 @@ def deps() -> Deps:
 
 @pytest.fixture
 async def api(catalog_db, deps) -> AsyncIterator[httpx.AsyncClient]:
-    router = build_router(catalog_db[1], deps, KubernetesProbe(2.0), None)
+    router = build_router(catalog_db[1], deps, KubernetesProbe(2.0, deps.egress), None)
     app = create_app(service="catalog", routers=[router])
     actor = Actor(
         type="user", id=str(uuid.uuid4()), user_id=uuid.uuid4(), organization_role="owner"

@@ -36,6 +36,12 @@ class BuilderSettings(DatabaseServiceSettings):
         default="",
         validation_alias=AliasChoices("SLIPWAY_BUILDER_GIT_LOCAL_ROOTS", "SLIPWAY_GIT_LOCAL_ROOTS"),
     )
+    # loopback, private, link-local and metadata git remotes the builder may reach anyway: exact
+    # host:port entries, comma-separated; empty allows none (local paths: git_local_roots)
+    egress_allow: str = Field(
+        default="",
+        validation_alias=AliasChoices("SLIPWAY_BUILDER_EGRESS_ALLOW", "SLIPWAY_EGRESS_ALLOW"),
+    )
     max_parallel_builds: int = Field(default=2, ge=1, le=64)
     build_timeout_s: float = 1800
     clone_timeout_s: float = 300

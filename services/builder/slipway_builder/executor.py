@@ -34,12 +34,13 @@ from slipway_builder.config import BuilderSettings
 from slipway_builder.db import queries as q
 from slipway_builder.logsink import BuildLog
 from slipway_builder.registry import Registry
-from slipway_builder.sources import FetchedSource, GitSource, SourceError, fetch
+from slipway_builder.sources import Egress, FetchedSource, GitSource, SourceError, fetch
 from slipway_contracts import EventPayload
 from slipway_contracts.events import builder as ev
 from slipway_libs import outbox, process
 from slipway_libs.crypto import Sealer
 from slipway_libs.db import TRANSIENT_DB_ERRORS, retry_while_unreachable
+from slipway_libs.egress import EgressPolicy
 
 log = structlog.get_logger(__name__)
 SOURCE = "builder"
@@ -87,6 +88,7 @@ class Executor:
         self._settings = settings
         self._sealer = sealer
         self._registry = Registry(settings.registry, tls=settings.registry_tls)
+        self._egress = Egress(EgressPolicy.from_setting(settings.egress_allow))
         self._host, self._pid = socket.gethostname(), os.getpid()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._canceled: set[uuid.UUID] = set()
@@ -247,6 +249,7 @@ class Executor:
             local_roots=self._roots(),
             max_bytes=self._settings.max_repository_bytes,
             timeout_s=self._settings.clone_timeout_s,
+            egress=self._egress,
             on_line=build_log.line,
         )
         async with self._pool.acquire() as conn:

@@ -4,6 +4,11 @@ Invariants:
 - Nothing runs before `validate` accepted the source: the transport is https, ssh (URL or
   scp-like) or a local path whose real path lies under an allowed root; the branch, commit,
   root path and Dockerfile path are well formed. No argument can be read as an option.
+- Nor before the remote's host was resolved and every address checked by the egress guard
+  (`slipway_libs.egress`: no loopback, private, link-local or metadata address unless the
+  platform's allow-list names that host:port). For https, git's curl is pinned to the checked
+  addresses (`http.curloptResolve`) and follows no redirect, so the name cannot resolve elsewhere
+  between the check and the connection. ssh resolves the name again itself: checked just before.
 - Every git command runs with a clean environment (no system or global config, no prompts, no
   credential helpers, HOME in a temporary directory), protocols pinned by both `-c protocol.*`
   and GIT_ALLOW_PROTOCOL, hooks, fsmonitor and submodules off, and `--` before positionals.
@@ -23,6 +28,7 @@ import asyncio
 import base64
 import contextlib
 import enum
+import ipaddress
 import os
 import posixpath
 import re
@@ -34,6 +40,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from slipway_libs.egress import (
+    EgressError,
+    EgressPolicy,
+    IPAddress,
+    Resolver,
+    TargetNotAllowed,
+    checked_addresses,
+    system_resolver,
+)
 from slipway_libs.process import (
     LineSink,
     ProcessResult,
@@ -59,6 +74,7 @@ class SourceErrorReason(enum.StrEnum):
     DOCKERFILE_NOT_FOUND = "DOCKERFILE_NOT_FOUND"
     SYMLINK_ESCAPES_CONTEXT = "SYMLINK_ESCAPES_CONTEXT"
     TIMEOUT = "TIMEOUT"
+    TARGET_NOT_ALLOWED = "TARGET_NOT_ALLOWED"
 
 
 Reason = SourceErrorReason
@@ -110,6 +126,8 @@ class _Remote:
     kind: Literal["https", "ssh", "local"]
     target: str  # what git is given after `--`: the URL, or the local repository's real path
     origin: str = ""  # https only: scheme://host[:port]/, the scope of the auth header
+    host: str = ""  # https and ssh: the host git connects to, checked by the egress guard
+    port: int = 0
 
 
 _TRANSPORT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
@@ -151,7 +169,8 @@ def _parse_url(url: str, local_roots: Sequence[Path]) -> _Remote:
     if url.startswith("/"):
         return _local(url, local_roots)
     if _SCP_LIKE.fullmatch(url):
-        return _Remote("ssh", url)
+        host = url.partition(":")[0].rpartition("@")[2]
+        return _Remote("ssh", url, host=host, port=22)
     raise SourceError(
         Reason.INVALID_URL, "use https://, ssh://, user@host:path or an absolute path"
     )
@@ -168,11 +187,13 @@ def _parse_scheme_url(scheme: str, url: str, local_roots: Sequence[Path]) -> _Re
     _check_netloc(parts)
     if len(parts.path) < 2:
         raise SourceError(Reason.INVALID_URL, "the repository URL has no path")
+    host = parts.hostname or ""
     if scheme == "ssh":
-        return _Remote("ssh", url)
+        return _Remote("ssh", url, host=host, port=parts.port or 22)
     if parts.password is not None:
         raise SourceError(Reason.INVALID_URL, "credentials in the URL are refused: use the token")
-    return _Remote("https", url, origin=f"https://{parts.netloc.rpartition('@')[2]}/")
+    origin = f"https://{parts.netloc.rpartition('@')[2]}/"
+    return _Remote("https", url, origin=origin, host=host, port=parts.port or 443)
 
 
 def _check_netloc(parts: SplitResult) -> None:
@@ -263,6 +284,8 @@ _HARDENING = (
     "submodule.recurse=false",
     "fetch.recurseSubmodules=false",
     "transfer.credentialsInUrl=die",
+    # a redirect could lead to a host that was never checked nor pinned
+    "http.followRedirects=false",
     "gc.auto=0",
     "maintenance.auto=false",
     "advice.detachedHead=false",
@@ -289,10 +312,11 @@ class _Git:
     home: Path
     on_line: LineSink | None
     token: str | None = field(default=None, repr=False)
+    pins: tuple[str, ...] = ()  # `-c` settings that pin the remote's host to checked addresses
 
     def argv(self, *args: str) -> list[str]:
         file_policy = "always" if self.remote.kind == "local" else "never"
-        config = (*_HARDENING, f"protocol.file.allow={file_policy}")
+        config = (*_HARDENING, f"protocol.file.allow={file_policy}", *self.pins)
         return ["git", *(arg for item in config for arg in ("-c", item)), *args]
 
     def env(self) -> dict[str, str]:
@@ -358,6 +382,49 @@ def _scratch_home() -> Iterator[Path]:
         yield Path(home)
 
 
+# --- the egress guard ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Egress:
+    """Which non-public targets git may reach (the platform's allow-list), and how names are
+    resolved (the system's resolver; tests give a stub)."""
+
+    policy: EgressPolicy = field(default_factory=EgressPolicy)
+    resolver: Resolver = system_resolver
+
+
+async def _pins(remote: _Remote, egress: Egress) -> tuple[str, ...]:
+    """Resolve the remote's host once, refuse it if any address is not allowed, and pin git's
+    curl to the checked addresses (nothing to pin for a local path or an address literal)."""
+    if remote.kind == "local":
+        return ()
+    try:
+        addresses = await checked_addresses(
+            remote.host, remote.port, policy=egress.policy, resolver=egress.resolver
+        )
+    except TargetNotAllowed as refused:
+        raise SourceError(Reason.TARGET_NOT_ALLOWED, refused.message) from None
+    except EgressError as failed:  # a name that does not resolve (now): worth a retry
+        raise SourceError(Reason.CLONE_FAILED, failed.message) from None
+    if remote.kind != "https" or _is_address(remote.host):
+        return ()
+    listed = ",".join(_curl_address(address) for address in addresses)
+    return (f"http.curloptResolve={remote.host}:{remote.port}:{listed}",)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _curl_address(address: IPAddress) -> str:
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
 # --- resolving and fetching -------------------------------------------------------------------
 
 
@@ -365,6 +432,7 @@ async def resolve_commit(
     source: GitSource,
     *,
     local_roots: Sequence[Path],
+    egress: Egress = Egress(),
     on_line: LineSink | None = None,
     timeout_s: float = 60,
 ) -> str:
@@ -374,15 +442,19 @@ async def resolve_commit(
     remote = _checked_remote(source, local_roots)
     if source.commit is not None and len(source.commit) == 40:
         return source.commit.lower()
-    return await _within(timeout_s, _resolve(source, remote, on_line), "resolving the commit")
+    work = _resolve(source, remote, egress, on_line)
+    return await _within(timeout_s, work, "resolving the commit")
 
 
-async def _resolve(source: GitSource, remote: _Remote, on_line: LineSink | None) -> str:
+async def _resolve(
+    source: GitSource, remote: _Remote, egress: Egress, on_line: LineSink | None
+) -> str:
     branch_ref = f"refs/heads/{source.branch}"
+    pins = await _pins(remote, egress)
     with _scratch_home() as scratch:
         repo = scratch / "repo"
         repo.mkdir()
-        git = _Git(remote, repo, scratch, on_line, source.token)
+        git = _Git(remote, repo, scratch, on_line, source.token, pins)
         if source.commit is None:
             listed = await git.run("ls-remote", "--", remote.target, branch_ref, capture=True)
             for line in listed.stdout.splitlines():
@@ -402,13 +474,16 @@ async def fetch(
     local_roots: Sequence[Path],
     max_bytes: int,
     timeout_s: float,
+    egress: Egress = Egress(),
     on_line: LineSink | None = None,
 ) -> FetchedSource:
     """Check the source out in `into` (created; must be empty) at the designated commit."""
     remote = _checked_remote(source, local_roots)
     workdir = _prepare_workdir(into)
     try:
-        work = _fetch_into(workdir, source, remote, max_bytes=max_bytes, on_line=on_line)
+        work = _fetch_into(
+            workdir, source, remote, egress=egress, max_bytes=max_bytes, on_line=on_line
+        )
         return await _within(timeout_s, work, "fetching the source")
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -427,11 +502,13 @@ async def _fetch_into(
     source: GitSource,
     remote: _Remote,
     *,
+    egress: Egress,
     max_bytes: int,
     on_line: LineSink | None,
 ) -> FetchedSource:
+    pins = await _pins(remote, egress)
     with _scratch_home() as home:
-        git = _Git(remote, workdir, home, on_line, source.token)
+        git = _Git(remote, workdir, home, on_line, source.token, pins)
         guard = _size_guard(workdir, max_bytes)
         await git.run("init", "--quiet", "--template=")
         commit = await _fetch_commit(git, source, guard)

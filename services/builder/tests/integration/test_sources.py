@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import os
 import socket
 import ssl
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from slipway_builder.sources import (
+    Egress,
     FetchedSource,
     GitSource,
     SourceError,
@@ -27,6 +29,7 @@ from slipway_builder.sources import (
     run_process,
     validate,
 )
+from slipway_libs.egress import EgressPolicy, IPAddress
 from slipway_libs.process import redact
 from slipway_libs.testing.processes import is_gone
 
@@ -552,17 +555,24 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def allowing(*targets: str, resolver: Any = None) -> Egress:
+    """The egress settings of a builder whose allow-list names these host:port targets."""
+    policy = EgressPolicy.from_setting(",".join(targets))
+    return Egress(policy, resolver) if resolver else Egress(policy)
+
+
 async def test_a_failing_https_fetch_never_reveals_the_token(
     tmp_path: Path, roots: Path, spawned: list[Call]
 ) -> None:
     port = closed_port()
     source = GitSource(url=f"https://127.0.0.1:{port}/org/repo.git", token=TOKEN)
     lines = Lines()
+    egress = allowing(f"127.0.0.1:{port}")
 
     with pytest.raises(SourceError) as caught:
-        await fetch_into(tmp_path, source, roots, on_line=lines)
+        await fetch_into(tmp_path, source, roots, on_line=lines, egress=egress)
     with pytest.raises(SourceError) as resolving:
-        await resolve_commit(source, local_roots=[roots], on_line=lines)
+        await resolve_commit(source, local_roots=[roots], on_line=lines, egress=egress)
 
     for error in (caught.value, resolving.value):
         assert error.reason == "CLONE_FAILED" and error.retryable
@@ -616,6 +626,13 @@ class Forge:
     url: str
     authorizations: list[str] = field(default_factory=list)
     token_in_a_process_list: list[bool] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # "host-header path"
+    port: int = 0
+    answer: bytes = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
 
 def token_in_any_cmdline() -> bool:
@@ -631,7 +648,7 @@ def token_in_any_cmdline() -> bool:
 
 @pytest.fixture
 def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, which git is told to trust."""
+    """A self-signed certificate for 127.0.0.1 and forge.test, which git is told to trust."""
     import datetime
     import ipaddress
 
@@ -652,7 +669,9 @@ def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, 
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("forge.test")]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -679,16 +698,21 @@ async def forge(certificate: tuple[Path, Path]) -> AsyncIterator[Forge]:
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        host = ""
         for header in head.split("\r\n"):
             if header.lower().startswith("authorization:"):
                 recorded.authorizations.append(header.split(":", 1)[1].strip())
+            if header.lower().startswith("host:"):
+                host = header.split(":", 1)[1].strip()
+        recorded.requests.append(f"{host} {head.split(' ')[1]}")
         recorded.token_in_a_process_list.append(token_in_any_cmdline())
-        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        writer.write(recorded.answer)
         await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
-    recorded.url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/org/repo.git"
+    recorded.port = server.sockets[0].getsockname()[1]
+    recorded.url = f"https://127.0.0.1:{recorded.port}/org/repo.git"
     async with server:
         yield recorded
 
@@ -698,10 +722,11 @@ async def test_the_token_reaches_the_server_as_a_header_and_never_a_process_list
 ) -> None:
     source = GitSource(url=forge.url, token=TOKEN)
     lines = Lines()
+    egress = allowing(forge.target)
     with pytest.raises(SourceError) as caught:
-        await fetch_into(tmp_path, source, roots, on_line=lines)
+        await fetch_into(tmp_path, source, roots, on_line=lines, egress=egress)
     with pytest.raises(SourceError):
-        await resolve_commit(source, local_roots=[roots], on_line=lines)
+        await resolve_commit(source, local_roots=[roots], on_line=lines, egress=egress)
 
     assert caught.value.reason == "CLONE_FAILED"
     assert "not found" in caught.value.message
@@ -716,6 +741,116 @@ async def test_a_token_goes_only_to_https(
 ) -> None:
     await fetch_into(tmp_path, GitSource(url=str(repo.path), token=TOKEN), roots)
     assert spawned and all("GIT_CONFIG_COUNT" not in env for _, env in spawned)
+
+
+# --- the egress guard -------------------------------------------------------------------------
+
+
+@dataclass
+class Listener:
+    """A TCP listener on 127.0.0.1 that counts the connections it accepted."""
+
+    port: int = 0
+    accepted: int = 0
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[Listener]:
+    seen = Listener()
+
+    async def count(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    seen.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield seen
+
+
+def resolving_to(*addresses: str) -> Any:
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address(a) for a in addresses]
+
+    return resolve
+
+
+REFUSED_REMOTES = [
+    "https://127.0.0.1:{port}/org/repo.git",
+    "https://127.1:{port}/org/repo.git",
+    "https://localhost:{port}/org/repo.git",
+    "https://[::ffff:127.0.0.1]:{port}/org/repo.git",
+    "https://[::1]:{port}/org/repo.git",
+    "ssh://git@127.0.0.1:{port}/org/repo.git",
+    "git@localhost:org/repo.git",
+    "https://169.254.169.254/latest/meta-data",
+    "https://10.1.2.3/org/repo.git",
+    "https://0.0.0.0:{port}/org/repo.git",
+]
+
+
+@pytest.mark.parametrize("template", REFUSED_REMOTES)
+async def test_a_remote_on_a_refused_address_is_refused_before_git_runs(
+    tmp_path: Path, roots: Path, spawned: list[Call], listener: Listener, template: str
+) -> None:
+    source = GitSource(url=template.format(port=listener.port))
+    # another port of the same host is allow-listed: not this one
+    egress = allowing(f"127.0.0.1:{listener.port + 1}")
+
+    assert await refused(source, tmp_path, roots, spawned, egress=egress) == "TARGET_NOT_ALLOWED"
+    with pytest.raises(SourceError) as caught:
+        await resolve_commit(source, local_roots=[roots], egress=egress)
+    assert caught.value.reason == "TARGET_NOT_ALLOWED" and not caught.value.retryable
+    assert "allow-lists" in caught.value.message
+    assert spawned == [] and listener.accepted == 0
+
+
+async def test_a_name_that_resolves_to_any_refused_address_is_refused(
+    tmp_path: Path, roots: Path, spawned: list[Call]
+) -> None:
+    # e.g. rebound since the service was saved: the check is made now, before git runs
+    egress = Egress(resolver=resolving_to("93.184.215.14", "127.0.0.1"))
+    source = GitSource(url="https://rebound.example/org/repo.git")
+    assert await refused(source, tmp_path, roots, spawned, egress=egress) == "TARGET_NOT_ALLOWED"
+    assert spawned == []
+
+
+async def test_git_connects_to_the_checked_address_and_nowhere_else(
+    tmp_path: Path, roots: Path, forge: Forge, spawned: list[Call]
+) -> None:
+    """The system knows no forge.test: git reaches the forge only through the pin."""
+    egress = allowing(forge.target, resolver=resolving_to("127.0.0.1"))
+    source = GitSource(url=f"https://forge.test:{forge.port}/org/repo.git")
+
+    with pytest.raises(SourceError) as caught:
+        await fetch_into(tmp_path, source, roots, egress=egress)
+    with pytest.raises(SourceError):
+        await resolve_commit(source, local_roots=[roots], egress=egress)
+
+    assert caught.value.reason == "CLONE_FAILED" and "not found" in caught.value.message
+    assert forge.requests and {r.split()[0] for r in forge.requests} == {f"forge.test:{forge.port}"}
+    pin = f"http.curloptResolve=forge.test:{forge.port}:127.0.0.1"
+    remote_calls = [argv for argv, _ in spawned if source.url in argv]
+    assert len(remote_calls) == 2
+    for argv in remote_calls:
+        assert pin in argv and "http.followRedirects=false" in argv
+
+
+async def test_git_follows_no_redirect(
+    tmp_path: Path, roots: Path, forge: Forge, listener: Listener
+) -> None:
+    elsewhere = f"https://127.0.0.1:{listener.port}/org/repo.git/info/refs"
+    forge.answer = (
+        f"HTTP/1.1 302 Found\r\nLocation: {elsewhere}\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    # both allow-listed: only the refusal to follow redirects keeps git away from the listener
+    egress = allowing(forge.target, f"127.0.0.1:{listener.port}")
+
+    with pytest.raises(SourceError) as caught:
+        await fetch_into(tmp_path, GitSource(url=forge.url), roots, egress=egress)
+    assert caught.value.reason == "CLONE_FAILED"
+    assert forge.requests and listener.accepted == 0
 
 
 # --- processes and timeouts -------------------------------------------------------------------

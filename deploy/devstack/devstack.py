@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Slipway local dev stack: single-node Kafka (KRaft), PostgreSQL 15, an OCI registry.
+"""Slipway local dev stack: single-node Kafka (KRaft), PostgreSQL 15, an OCI registry, SMTP catcher.
 
-Usage: python3 deploy/devstack/devstack.py up|down|status|env|clean|stop kafka|postgres|registry
+Usage: python3 deploy/devstack/devstack.py up|down|status|env|clean|stop <component>
+
+`stop` takes kafka, postgres, registry or mailcatcher. The SMTP catcher writes every mail it gets
+to .devstack/mail/ instead of delivering it.
 
 Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack/, the Kafka
 jars and the buildah storage are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
@@ -82,6 +85,11 @@ REGISTRY_DIR = STATE / "registry"
 REGISTRY_CONFIG = REGISTRY_DIR / "config.yml"
 REGISTRY_PID = RUN / "registry.pid"
 REGISTRY_LOG = LOGS / "registry.log"
+MAIL_CATCHER = Path(__file__).resolve().with_name("mailcatcher.py")
+MAIL_DIR = STATE / "mail"
+MAIL_PID = RUN / "mailcatcher.pid"
+MAIL_LOG = LOGS / "mailcatcher.log"
+MAIL_READY_TIMEOUT = 10.0
 
 
 class DevstackError(Exception):
@@ -123,6 +131,10 @@ def pg_port() -> int:
 
 def registry_port() -> int:
     return env_port("SLIPWAY_REGISTRY_PORT", 15000)
+
+
+def smtp_port() -> int:
+    return env_port("SLIPWAY_SMTP_PORT", 15025)
 
 
 def cache_dir() -> Path:
@@ -1039,6 +1051,38 @@ def stop_registry() -> bool:
     return True
 
 
+# --- SMTP catcher (invitation mails of the dev platform land in .devstack/mail/*.eml)
+
+
+def mail_pid() -> int | None:
+    return daemon_pid(MAIL_PID, str(MAIL_CATCHER))
+
+
+def start_mail() -> None:
+    if not port_free(smtp_port()):
+        raise DevstackError(
+            f"port {HOST}:{smtp_port()} is already in use by a process that is not this "
+            "devstack's SMTP catcher (see `ss -ltnp`); stop it or set SLIPWAY_SMTP_PORT"
+        )
+    MAIL_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(MAIL_CATCHER), "--port", str(smtp_port()), "--dir", str(MAIL_DIR)]
+    pid = spawn(cmd, MAIL_LOG, STATE, MAIL_PID)
+    deadline = time.monotonic() + MAIL_READY_TIMEOUT
+    while not port_open(smtp_port(), 0.5):
+        if not pid_alive(pid) or time.monotonic() > deadline:
+            raise DevstackError(f"the SMTP catcher did not start:\n{tail(MAIL_LOG)}")
+        time.sleep(0.1)
+
+
+def stop_mail() -> bool:
+    pid = mail_pid()
+    if pid is None:
+        return False
+    terminate(pid, "the SMTP catcher", REGISTRY_STOP_TIMEOUT)
+    MAIL_PID.unlink(missing_ok=True)
+    return True
+
+
 # --- base image (buildah, storage in the cache: the same flags the builder gets via the env)
 
 
@@ -1157,24 +1201,28 @@ def env_text(pw: Secrets) -> str:
         f"SLIPWAY_BUILDAH_ROOT={buildah_root()}",
         f"SLIPWAY_BUILDAH_RUNROOT={buildah_runroot()}",
         "SLIPWAY_BUILDAH_STORAGE_DRIVER=vfs",
+        # invitation mails go to the SMTP catcher (the platform started by tests sends none)
+        f"SLIPWAY_IDENTITY_SMTP_HOST={HOST}",
+        f"SLIPWAY_IDENTITY_SMTP_PORT={smtp_port()}",
     ]
     return "\n".join(lines) + "\n"
 
 
 def status_lines() -> tuple[list[str], bool]:
     kpid, ppid = kafka_pid(), pg_pid() if PG_LINK.exists() else None
-    rpid = registry_pid()
+    rpid, mpid = registry_pid(), mail_pid()
     kport, cport, pport = kafka_port(), kafka_controller_port(), pg_port()
     rows = [
         ("kafka", kpid, f"{HOST}:{kport} (controller {cport})", KAFKA_LOG),
         ("postgres", ppid, f"{HOST}:{pport}", pg_log_file() if PG_LINK.exists() else None),
         ("registry", rpid, registry_address(), REGISTRY_LOG),
+        ("mail", mpid, f"{HOST}:{smtp_port()} -> {MAIL_DIR}", MAIL_LOG),
     ]
     lines = []
     for name, pid, addr, logf in rows:
         state = f"running  pid {pid:<7}" if pid else "stopped  pid -      "
         lines.append(f"{name:<9}{state} {addr}" + (f"  log {logf}" if pid and logf else ""))
-    return lines, bool(kpid and ppid and rpid)
+    return lines, bool(kpid and ppid and rpid and mpid)
 
 
 # --- commands
@@ -1222,6 +1270,9 @@ def cmd_up() -> int:
         if rpid is None:
             rpid = start_registry()
             started.append("registry")
+        if mail_pid() is None:
+            start_mail()
+            started.append("mailcatcher")
         if pg_pid() is None:
             start_pg()
             started.append("postgres")
@@ -1248,6 +1299,7 @@ def cmd_down() -> int:
                 ("kafka", stop_kafka),
                 ("postgres", lambda: PG_LINK.exists() and stop_pg()),
                 ("registry", stop_registry),
+                ("mailcatcher", stop_mail),
             )
             if fn()
         ]
@@ -1261,6 +1313,7 @@ def cmd_stop(component: str) -> int:
         "kafka": stop_kafka,
         "postgres": lambda: PG_LINK.exists() and stop_pg(),
         "registry": stop_registry,
+        "mailcatcher": stop_mail,
     }
     if component not in stoppers:
         print(f"devstack: stop takes one of {', '.join(stoppers)}", file=sys.stderr)

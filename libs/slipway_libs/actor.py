@@ -30,6 +30,8 @@ class Actor(BaseModel):
     name: str | None = None
     user_id: uuid.UUID | None = None
     organization_role: str | None = None
+    # the organization the gateway resolved for the request: services scope to it again
+    organization_id: uuid.UUID | None = None
     origin: Literal["api", "cli", "git", "scheduler", "system"] = "api"
 
     def header(self) -> str:

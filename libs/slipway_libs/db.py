@@ -15,6 +15,7 @@ import asyncpg
 import structlog
 
 from slipway_libs.errors import RetryableError
+from slipway_libs.tenancy import GUC, current_organization
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
@@ -96,8 +97,13 @@ async def connect(dsn: str) -> asyncpg.Connection:
 
 @contextlib.asynccontextmanager
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """One connection from the pool inside one transaction; commits on success."""
+    """One connection from the pool inside one transaction; commits on success. The
+    transaction sees only the rows of the request's organization, when one is bound
+    (``slipway_libs.tenancy``)."""
     async with pool.acquire() as conn, conn.transaction():
+        organization = current_organization.get()
+        if organization is not None:
+            await conn.execute("SELECT set_config($1, $2, true)", GUC, str(organization))
         yield conn
 
 

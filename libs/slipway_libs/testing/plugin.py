@@ -10,6 +10,7 @@ Ids are unique per test, so tests can run in parallel (pytest-xdist).
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -40,8 +41,10 @@ class Devstack:
     def admin_url(self) -> str:
         return self.env["SLIPWAY_PG_ADMIN_URL"]
 
-    def database_url(self, name: str) -> str:
+    def database_url(self, name: str, *, role: str | None = None, password: str = "") -> str:
         parts = urlsplit(self.admin_url)
+        if role is not None:
+            parts = parts._replace(netloc=f"{role}:{password}@{parts.hostname}:{parts.port}")
         return urlunsplit(parts._replace(path=f"/{name}"))
 
 
@@ -79,10 +82,17 @@ async def database_factory(devstack: Devstack) -> AsyncIterator[DatabaseFactory]
 
     async def make(service: str = "test", migrations: Path | None = None) -> str:
         name = f"t_{_worker()}_{service}_{uuid.uuid4().hex[:10]}"
-        await admin(f'CREATE DATABASE "{name}"')
+        # the database's own role, as in the devstack: no superuser, no BYPASSRLS, so that
+        # tests see what production sees (row-level tenant policies hold)
+        password = secrets.token_hex(16)
+        await admin(
+            f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+            " NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"
+        )
+        await admin(f'CREATE DATABASE "{name}" OWNER "{name}"')
         await admin(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
         created.append(name)
-        dsn = devstack.database_url(name)
+        dsn = devstack.database_url(name, role=name, password=password)
         conn = await asyncpg.connect(dsn)
         try:
             await apply_migrations(conn, service_migrations(service, migrations))
@@ -93,6 +103,7 @@ async def database_factory(devstack: Devstack) -> AsyncIterator[DatabaseFactory]
     yield make
     for name in created:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin(f'DROP ROLE IF EXISTS "{name}"')
 
 
 TopicFactory = Callable[..., Awaitable[str]]

@@ -34,6 +34,7 @@ from slipway_catalog.usecases.deps import Deps
 from slipway_libs import db
 from slipway_libs.actor import Actor, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
+from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 Tx = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
@@ -45,7 +46,7 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
-        dependencies=[Depends(internal_guard(internal_token))],
+        dependencies=[Depends(internal_guard(internal_token)), Depends(tenant_scope())],
         route_class=ChangesRoute,
     )
 

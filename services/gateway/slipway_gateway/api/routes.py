@@ -116,7 +116,7 @@ class Gateway:
             params["deployment_environment"] = await self._deployment_environment(params)
         resource = self._resource(spec, params, request, body)
         standing = self._authorize(spec, principal, resource)
-        actor = _actor(principal, standing, request)
+        actor = _actor(principal, standing, request, resource.organization_id if resource else None)
         response = await self.upstreams.forward(
             request,
             service=spec.upstream,
@@ -225,7 +225,7 @@ class Gateway:
             path=internal_path(
                 "/internal/v1/organizations/{org}", {"org": principal.organization_id}
             ),
-            actor=_actor(principal, None, request),
+            actor=_actor(principal, None, request, principal.organization_id),
             body=b"",
         )
         if upstream.status_code != 200:
@@ -293,7 +293,12 @@ def _filtered(
     return JSONResponse(body, status_code=200)
 
 
-def _actor(principal: Principal, standing: Standing | None, request: Request) -> Actor:
+def _actor(
+    principal: Principal,
+    standing: Standing | None,
+    request: Request,
+    organization_id: uuid.UUID | None = None,
+) -> Actor:
     origin = "cli" if request.headers.get("x-slipway-origin", "").lower() == "cli" else "api"
     role = None
     if standing is not None:
@@ -304,6 +309,7 @@ def _actor(principal: Principal, standing: Standing | None, request: Request) ->
             id=str(principal.token_id),
             name=principal.name,
             organization_role=role or principal.role,
+            organization_id=organization_id,
             origin=origin,
         )
     return Actor(
@@ -311,5 +317,6 @@ def _actor(principal: Principal, standing: Standing | None, request: Request) ->
         id=str(principal.user_id),
         user_id=principal.user_id,
         organization_role=role,
+        organization_id=organization_id,
         origin=origin,
     )

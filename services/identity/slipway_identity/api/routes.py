@@ -31,6 +31,7 @@ from slipway_identity.usecases.deps import Deps
 from slipway_libs import db
 from slipway_libs.actor import Actor, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
+from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 
@@ -38,7 +39,10 @@ CurrentActor = Annotated[Actor, Depends(actor_from)]
 def build_router(pool: asyncpg.Pool, deps: Deps, internal_token: str | None) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
-        dependencies=[Depends(internal_guard(internal_token))],
+        dependencies=[
+            Depends(internal_guard(internal_token)),
+            Depends(tenant_scope(required=False)),
+        ],
         route_class=ChangesRoute,
     )
 

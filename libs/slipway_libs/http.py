@@ -5,6 +5,8 @@ Errors always answer ``{"error": {"code": "STABLE_CODE", "message": "...", "deta
 - malformed JSON → 400 ``MALFORMED_JSON``; schema violations → 422 ``VALIDATION_ERROR`` with the
   failing field paths; unknown route → 404 ``NOT_FOUND``; wrong method → 405;
 - bodies above the limit → 413 ``PAYLOAD_TOO_LARGE`` (checked while reading, not only the header);
+- JSON nested deeper than ``max_json_depth`` → 400 ``JSON_TOO_DEEP``, a NUL in the query → 400
+  ``INVALID_QUERY``, both before any route parses them;
 - anything unexpected → 500 ``INTERNAL`` without a stack trace (the trace id is in the details,
   the exception in the log).
 """
@@ -31,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slipway_libs import changes
 from slipway_libs.errors import BusinessError
+from slipway_libs.json_nesting import MAX_DEPTH, check_nesting
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import current_ids
 
@@ -55,6 +58,14 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+class _ErrorJSON(JSONResponse):
+    """ASCII-escaped: an error may echo a client's field name, and a lone surrogate in it could
+    not be encoded as UTF-8 (the 422 would become a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def error_response(
     status: int,
     code: str,
@@ -62,7 +73,7 @@ def error_response(
     details: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
+    return _ErrorJSON(
         error_body(code, message, details), status_code=status, headers=dict(headers or {})
     )
 
@@ -178,6 +189,57 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+class HostileInputMiddleware:
+    """Refuses, before any route parses them, a JSON body nested deeper than ``max_depth`` (the
+    parser and recursive code after it would raise ``RecursionError``) and a NUL in the query
+    (PostgreSQL refuses it in text). Sits inside ``BodyLimitMiddleware``: what it buffers is
+    bounded."""
+
+    def __init__(self, app: ASGIApp, max_depth: int) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if b"%00" in scope.get("query_string", b""):
+            response = error_response(400, "INVALID_QUERY", "The query has a NUL character.")
+            return await response(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+        if not declared or b"json" not in headers.get(b"content-type", b"json"):
+            return await self.app(scope, receive, send)  # no body (an SSE stream), or not JSON
+        body = await _read_body(receive)
+        if body is None:
+            return None  # the client left, or the body limit has answered
+        try:
+            check_nesting(body, limit=self.max_depth)
+        except BusinessError as exc:
+            response = error_response(exc.status_code, exc.code, exc.message, exc.details)
+            return await response(scope, receive, send)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: the disconnect, when it comes
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 class CorrelationMiddleware:
     """Binds ``X-Correlation-Id`` (or a new one) to the logs and outgoing events of a request."""
 
@@ -234,6 +296,7 @@ def create_app(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     max_body_bytes: int = 1024 * 1024,
+    max_json_depth: int = MAX_DEPTH,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     fastapi_kwargs.setdefault("title", f"slipway-{service}")
@@ -245,6 +308,7 @@ def create_app(
     app.add_exception_handler(BusinessError, _on_business)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(HostileInputMiddleware, max_depth=max_json_depth)  # inside the limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
     app.add_middleware(UnexpectedErrorMiddleware)  # outermost of ours: sees every error

@@ -1,78 +1,82 @@
-"""Request bodies and answers of the catalog's internal API."""
+"""Request bodies and answers of the catalog's internal API.
+
+Request bodies are ``slipway_libs.fields`` models: text fields typed by what they hold (names,
+one-line values, free text, opaque values), numbers and booleans strict.
+"""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from slipway_libs.fields import Id, Line, Model, Name, Text, Value
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Body = Model
 
 
 class ProjectIn(Body):
-    name: str = Field(max_length=200)
-    description: str = Field(default="", max_length=1000)
+    name: Name = Field(max_length=200)
+    description: Text = Field(default="", max_length=1000)
 
 
 class ProjectPatch(Body):
-    name: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=1000)
+    name: Name | None = Field(default=None, max_length=200)
+    description: Text | None = Field(default=None, max_length=1000)
 
 
 class EnvironmentIn(Body):
-    name: str = Field(max_length=200)
-    mode: str = Field(max_length=20)
-    cluster_id: uuid.UUID
+    name: Name = Field(max_length=200)
+    mode: Line = Field(max_length=20)
+    cluster_id: Id
 
 
 class EnvironmentPatch(Body):
-    name: str | None = Field(default=None, max_length=200)
-    mode: str | None = Field(default=None, max_length=20)
-    cluster_id: uuid.UUID | None = None
+    name: Name | None = Field(default=None, max_length=200)
+    mode: Line | None = Field(default=None, max_length=20)
+    cluster_id: Id | None = None
 
 
 class CloneIn(Body):
-    name: str = Field(max_length=200)
-    mode: str | None = Field(default=None, max_length=20)
-    cluster_id: uuid.UUID | None = None
+    name: Name = Field(max_length=200)
+    mode: Line | None = Field(default=None, max_length=20)
+    cluster_id: Id | None = None
 
 
 class StageIn(Body):
-    name: str = Field(max_length=100)
+    name: Name = Field(max_length=100)
     position: int | None = Field(default=None, ge=0, le=1000)
 
 
 class StagePatch(Body):
-    name: str = Field(max_length=100)
+    name: Name = Field(max_length=100)
 
 
 class StageOrder(Body):
-    stage_ids: list[uuid.UUID] = Field(max_length=100)
+    stage_ids: list[Id] = Field(max_length=100)
 
 
 class ServiceStage(Body):
-    stage_id: uuid.UUID
+    stage_id: Id
 
 
 class VariableIn(Body):
     scope: Literal["project", "environment", "service"]
-    parent_id: uuid.UUID
-    key: str = Field(max_length=128)
-    value: str = Field(max_length=1024 * 1024)
+    parent_id: Id
+    key: Line = Field(max_length=128)
+    # a value may hold anything an environment variable or a file can (newlines, escapes)
+    value: Value = Field(max_length=1024 * 1024)
     kind: Literal["value", "alias", "override", "file"] = "value"
     is_secret: bool = False
-    mount_path: str | None = Field(default=None, max_length=4096)
-    description: str = Field(default="", max_length=255)
+    mount_path: Line | None = Field(default=None, max_length=4096)
+    description: Text = Field(default="", max_length=255)
 
 
 class VariablePatch(Body):
-    value: str | None = Field(default=None, max_length=1024 * 1024)
-    mount_path: str | None = Field(default=None, max_length=4096)
-    description: str | None = Field(default=None, max_length=255)
+    value: Value | None = Field(default=None, max_length=1024 * 1024)
+    mount_path: Line | None = Field(default=None, max_length=4096)
+    description: Text | None = Field(default=None, max_length=255)
 
 
 def _iso(value: Any) -> str | None:

@@ -8,19 +8,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from slipway_libs.fields import Line
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 class DeploymentRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "auto_stop": "yes" is refused
 
     auto_stop: bool = False
     auto_start: bool = False
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: Line = Field(default="UTC", max_length=64)
     weekdays: list[Weekday] = Field(default_factory=list, max_length=7)
-    start_time: str | None = None
-    stop_time: str | None = None
+    start_time: Line | None = None
+    stop_time: Line | None = None
     auto_preview: bool = False
 
     @field_validator("timezone")

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Body, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
 
+from slipway_deployer.api.schemas import ServiceDeployIn
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.usecases import jobs, requests, status
@@ -25,24 +25,10 @@ from slipway_libs import db
 from slipway_libs.actor import Actor, actor_from, internal_guard
 from slipway_libs.errors import Missing
 from slipway_libs.http import ChangesRoute
-from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 Tx = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 A = sm.Action
-
-
-class ServiceDeployIn(BaseModel):
-    """Deploy one service, optionally at a commit (applications, git jobs) or an image tag."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}$")
-    image_tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-    chart_version: str | None = Field(default=None, max_length=128)
-
-    def version(self) -> str | None:
-        return self.commit or self.image_tag or self.chart_version
 
 
 def build_router(
@@ -50,7 +36,7 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
-        dependencies=[Depends(internal_guard(internal_token)), Depends(tenant_scope())],
+        dependencies=[Depends(internal_guard(internal_token))],
         route_class=ChangesRoute,
     )
     tx = functools.partial(db.transaction, pool)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.changes import CHANGES_HEADER
 from slipway_libs.errors import BusinessError
+from slipway_libs.json_nesting import check_nesting
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import current_carrier
 
@@ -133,7 +134,8 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def check_json(body: bytes, content_type: str | None) -> None:
-    """Malformed JSON is refused here, before any service sees it."""
+    """Malformed or too deeply nested JSON is refused here, before authentication and before
+    any service sees it (the services check the nesting again)."""
     if not body:
         return
     if content_type and "json" not in content_type:
@@ -142,6 +144,7 @@ def check_json(body: bytes, content_type: str | None) -> None:
             code="UNSUPPORTED_MEDIA_TYPE",
             status_code=415,
         )
+    check_nesting(body)  # first: the parser recurses once per level
     try:
         json.loads(body)
     except (ValueError, UnicodeDecodeError):

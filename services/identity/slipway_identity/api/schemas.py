@@ -1,86 +1,114 @@
-"""Request and response bodies of the identity service's internal API."""
+"""Request and response bodies of the identity service's internal API.
+
+Request bodies are ``slipway_libs.fields`` models: text fields typed by what they hold (names,
+one-line values, free text, opaque values), numbers and booleans strict.
+"""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
-from slipway_contracts.events.identity import ClusterGrant, ProjectGrant
+from slipway_contracts.events.identity import (
+    ClusterGrant,
+    ClusterPermission,
+    EnvironmentMode,
+    ProjectGrant,
+    ProjectPermission,
+)
+from slipway_libs.fields import Id, Instant, Line, Model, Name, Text, Value
 
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Body = Model
 
 
 class SignUp(Body):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=256)
-    name: str = Field(max_length=200)
+    email: Line = Field(max_length=254)
+    password: Value = Field(max_length=256)
+    name: Name = Field(max_length=200)
 
 
 class Login(Body):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=256)
+    email: Line = Field(max_length=254)
+    password: Value = Field(max_length=256)
 
 
 class Refresh(Body):
-    refresh_token: str = Field(max_length=200)
+    refresh_token: Line = Field(max_length=200)
 
 
 class OrganizationIn(Body):
-    name: str = Field(max_length=200)
-    description: str = Field(default="", max_length=1000)
+    name: Name = Field(max_length=200)
+    description: Text = Field(default="", max_length=1000)
 
 
 class OrganizationPatch(Body):
-    name: str | None = Field(default=None, max_length=200)
-    description: str | None = Field(default=None, max_length=1000)
+    name: Name | None = Field(default=None, max_length=200)
+    description: Text | None = Field(default=None, max_length=1000)
 
 
 class Transfer(Body):
-    user_id: uuid.UUID
+    user_id: Id
 
 
 class Invite(Body):
-    email: str = Field(max_length=254)
-    role: str = Field(max_length=64)
+    email: Line = Field(max_length=254)
+    role: Line = Field(max_length=64)
 
 
 class AcceptInvitation(Body):
     # the invitation link's token; optional here so that its absence answers a stable code
-    token: str | None = Field(default=None, max_length=200)
+    token: Line | None = Field(default=None, max_length=200)
 
 
 class RoleChange(Body):
-    role: str = Field(max_length=64)
+    role: Line = Field(max_length=64)
+
+
+class _ClusterGrantIn(Body):
+    cluster_id: Id
+    permission: ClusterPermission
+
+
+class _ProjectGrantIn(Body):
+    project_id: Id
+    is_admin: bool = False
+    environments: dict[EnvironmentMode, ProjectPermission] = Field(default_factory=dict)
+
+
+def _strictly(model: type[Body]) -> BeforeValidator:
+    """The contract's grant models are lax (events are trusted); a request's grant is first
+    validated by the strict twin, so that ``"is_admin": "yes"`` or an unknown field is refused."""
+    return BeforeValidator(lambda value: model.model_validate(value).model_dump())
+
+
+ClusterGrantIn = Annotated[ClusterGrant, _strictly(_ClusterGrantIn)]
+ProjectGrantIn = Annotated[ProjectGrant, _strictly(_ProjectGrantIn)]
 
 
 class CustomRoleIn(Body):
-    name: str = Field(max_length=100)
-    description: str = Field(default="", max_length=500)
-    clusters: list[ClusterGrant] = Field(default_factory=list, max_length=500)
-    projects: list[ProjectGrant] = Field(default_factory=list, max_length=500)
+    name: Name = Field(max_length=100)
+    description: Text = Field(default="", max_length=500)
+    clusters: list[ClusterGrantIn] = Field(default_factory=list, max_length=500)
+    projects: list[ProjectGrantIn] = Field(default_factory=list, max_length=500)
 
 
 class CustomRolePatch(Body):
-    name: str | None = Field(default=None, max_length=100)
-    description: str | None = Field(default=None, max_length=500)
-    clusters: list[ClusterGrant] | None = Field(default=None, max_length=500)
-    projects: list[ProjectGrant] | None = Field(default=None, max_length=500)
+    name: Name | None = Field(default=None, max_length=100)
+    description: Text | None = Field(default=None, max_length=500)
+    clusters: list[ClusterGrantIn] | None = Field(default=None, max_length=500)
+    projects: list[ProjectGrantIn] | None = Field(default=None, max_length=500)
 
 
 class ApiTokenIn(Body):
-    name: str = Field(max_length=100)
-    role: str = Field(max_length=64)
-    description: str = Field(default="", max_length=500)
+    name: Name = Field(max_length=100)
+    role: Line = Field(max_length=64)
+    description: Text = Field(default="", max_length=500)
 
 
 class TokenUsage(Body):
-    used: dict[uuid.UUID, datetime] = Field(max_length=10_000)
+    used: dict[Id, Instant] = Field(max_length=10_000)
 
 
 def user_out(row: asyncpg.Record) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from slipway_libs.fields import Text, Value
+
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str, str, Any]  # (loc, stable code, message, offending value)
 
@@ -46,7 +48,13 @@ def _matching(code: str, pattern: str, message: str, max_length: int) -> AfterVa
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a port is a number, not `true` (stored as 1) or "80"; specs hold no ids or times
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# A spec is stored as jsonb, which refuses NUL and unpaired surrogates: every free-form string of
+# a spec is a Text or a Value, or a pattern that excludes them (the ones below and the ASCII ones).
+Description = Annotated[Text, Field(max_length=500)]
 
 
 def _optional_in_schema(*fields: str) -> ConfigDict:
@@ -65,7 +73,7 @@ _NAME_RULE = "1-63 lowercase letters, digits and '-', starting with a letter, no
 ServiceName = Annotated[str, _matching("invalid_name", _DNS_LABEL, _NAME_RULE, 63)]
 _ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 EnvName = Annotated[str, _matching("invalid_env_name", _ENV_NAME, "letters, digits and '_'", 256)]
-_NO_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NO_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _segments(value: str) -> list[str]:
@@ -90,15 +98,9 @@ def _repo_file(value: str) -> str:
     return "/".join(parts)
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise PydanticCustomError("invalid_argument", "NUL characters are not allowed")
-    return value
-
-
 RepoDir = Annotated[str, AfterValidator(_repo_dir)]
 RepoFile = Annotated[str, AfterValidator(_repo_file)]
-Argument = Annotated[str, Field(max_length=4096), AfterValidator(_no_nul)]
+Argument = Annotated[Value, Field(max_length=4096)]
 # null keeps the image's own entrypoint or arguments; an empty list would be ambiguous: refused
 Argv = Annotated[list[Argument], Field(min_length=1, max_length=256)]
 Cpu = Annotated[int, Field(ge=10, le=64000)]
@@ -110,7 +112,7 @@ Memory = Annotated[int, Field(ge=16, le=262144)]
 _SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9._~-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^:].*)")
 _REMOTE_HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
 _OPTION_LIKE = re.compile(r"(^|[/:@?&=#;])-|--")
-_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _GIT_FORMS = "https://host/repo.git, ssh://host/repo.git, git@host:org/repo.git or a local path"
 
 
@@ -154,7 +156,9 @@ def _git_url(value: str) -> str:
     return value
 
 
-_BAD_REF = re.compile(r"^[-/.]|[/.]$|\.lock$|\.\.|//|/\.|\.lock/|@\{|[\x00-\x20\x7f~^:?*\[\\]")
+_BAD_REF = re.compile(
+    r"^[-/.]|[/.]$|\.lock$|\.\.|//|/\.|\.lock/|@\{|[\x00-\x20\x7f-\x9f\ud800-\udfff~^:?*\[\\]"
+)
 
 
 def _git_ref(value: str) -> str:

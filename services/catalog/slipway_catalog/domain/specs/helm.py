@@ -36,6 +36,7 @@ from slipway_catalog.domain.specs.common import (
 from slipway_catalog.domain.specs.runtime import (
     _ServiceBase,
 )
+from slipway_libs.fields import Value
 
 # --- helm -----------------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class HelmSpec(_ServiceBase):
 
     kind: Literal["helm"]
     chart: Annotated[RepositoryChart | GitChart, Field(discriminator="source")]
-    values_yaml: Annotated[str, AfterValidator(_values_yaml)] = ""
+    values_yaml: Annotated[Value, AfterValidator(_values_yaml)] = ""
     set: HelmValues = Field(default_factory=dict)
     set_string: HelmValues = Field(default_factory=dict)
     # Absent: the service name at creation; kept on rename so the release is not orphaned.

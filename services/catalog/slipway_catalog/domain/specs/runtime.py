@@ -14,6 +14,7 @@ from slipway_catalog.domain.specs.common import (
     _SPACE_OR_CONTROL,
     Argv,
     Cpu,
+    Description,
     GitSource,
     ImageSource,
     Loc,
@@ -109,7 +110,7 @@ def _as_int(value: Any) -> int | None:
 class _ServiceBase(_Model):
     name: ServiceName
     kind: str
-    description: Annotated[str, Field(max_length=500)] = ""
+    description: Description = ""
 
 
 class _Resources(_ServiceBase):

@@ -49,8 +49,15 @@ async def api(pool) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def as_user(user_id: str, role: str | None = None) -> dict[str, str]:
-    actor = Actor(type="user", id=user_id, user_id=uuid.UUID(user_id), organization_role=role)
+def as_user(user_id: str, role: str | None = None, org: str | None = None) -> dict[str, str]:
+    """The actor header the gateway sends: with the organization it resolved, if any."""
+    actor = Actor(
+        type="user",
+        id=user_id,
+        user_id=uuid.UUID(user_id),
+        organization_role=role,
+        organization_id=uuid.UUID(org) if org else None,
+    )
     return {ACTOR_HEADER: actor.header()}
 
 
@@ -120,7 +127,7 @@ async def test_organization_owner_rules_invitations_and_transfer(api) -> None:
     org = (
         await api.post("/organizations", json={"name": "Acme"}, headers=as_user(ada["id"]))
     ).json()
-    ada_owner = as_user(ada["id"], "owner")
+    ada_owner = as_user(ada["id"], "owner", org["id"])
     members = (await api.get(f"/organizations/{org['id']}/members")).json()["items"]
     assert [(m["user_id"], m["role"]) for m in members] == [(ada["id"], "owner")]
     demote = await api.patch(
@@ -151,7 +158,7 @@ async def test_organization_owner_rules_invitations_and_transfer(api) -> None:
     escalate = await api.post(
         f"/organizations/{org['id']}/api-tokens",
         json={"name": "ci", "role": "admin"},
-        headers=as_user(bob["id"], "devops"),
+        headers=as_user(bob["id"], "devops", org["id"]),
     )
     assert (escalate.status_code, escalate.json()["error"]["code"]) == (403, "ROLE_TOO_HIGH")
     moved = await api.post(
@@ -175,7 +182,7 @@ async def test_api_token_is_shown_once_and_stored_as_a_hash(api, pool) -> None:
     created = await api.post(
         f"/organizations/{org['id']}/api-tokens",
         json={"name": "ci", "role": "devops"},
-        headers=as_user(ada["id"], "owner"),
+        headers=as_user(ada["id"], "owner", org["id"]),
     )
     assert created.status_code == 201
     token = created.json()["token"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -36,12 +37,32 @@ def deps() -> Deps:
 async def api(catalog_db, deps) -> AsyncIterator[httpx.AsyncClient]:
     router = build_router(catalog_db[1], deps, KubernetesProbe(2.0, deps.egress), None)
     app = create_app(service="catalog", routers=[router])
-    actor = Actor(
-        type="user", id=str(uuid.uuid4()), user_id=uuid.uuid4(), organization_role="owner"
-    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://catalog/internal/v1",
-        headers={ACTOR_HEADER: actor.header()},
+        auth=AsGateway(),
     ) as client:
         yield client
+
+
+class AsGateway(httpx.Auth):
+    """The actor header the gateway would send: an owner of the organization the test last
+    named in a path (the gateway resolves it for every request; the catalog scopes to it)."""
+
+    def __init__(self) -> None:
+        self.user_id = uuid.uuid4()
+        self.organization: uuid.UUID | None = None
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        named = re.match(r"^/internal/v1/organizations/([0-9a-f-]{36})", request.url.path)
+        if named:
+            self.organization = uuid.UUID(named.group(1))
+        actor = Actor(
+            type="user",
+            id=str(self.user_id),
+            user_id=self.user_id,
+            organization_role="owner",
+            organization_id=self.organization,
+        )
+        request.headers[ACTOR_HEADER] = actor.header()
+        yield request

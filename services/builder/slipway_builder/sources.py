@@ -6,9 +6,11 @@ Invariants:
   root path and Dockerfile path are well formed. No argument can be read as an option.
 - Nor before the remote's host was resolved and every address checked by the egress guard
   (`slipway_libs.egress`: no loopback, private, link-local or metadata address unless the
-  platform's allow-list names that host:port). For https, git's curl is pinned to the checked
-  addresses (`http.curloptResolve`) and follows no redirect, so the name cannot resolve elsewhere
-  between the check and the connection. ssh resolves the name again itself: checked just before.
+  platform's allow-list names that host:port). Git then connects to a checked address, so the
+  name cannot resolve elsewhere between the check and the connection (DNS rebinding): for https
+  its curl is pinned to the checked addresses (`http.curloptResolve`) and follows no redirect;
+  for ssh the remote names the checked address and `HostKeyAlias` keeps the host key checked
+  against the name.
 - Every git command runs with a clean environment (no system or global config, no prompts, no
   credential helpers, HOME in a temporary directory), protocols pinned by both `-c protocol.*`
   and GIT_ALLOW_PROTOCOL, hooks, fsmonitor and submodules off, and `--` before positionals.
@@ -32,10 +34,11 @@ import ipaddress
 import os
 import posixpath
 import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -128,6 +131,8 @@ class _Remote:
     origin: str = ""  # https only: scheme://host[:port]/, the scope of the auth header
     host: str = ""  # https and ssh: the host git connects to, checked by the egress guard
     port: int = 0
+    pins: tuple[str, ...] = ()  # https: `-c` settings pinning curl to the checked addresses
+    ssh_alias: str = ""  # ssh: the name the host key is checked against (target names the IP)
 
 
 _TRANSPORT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
@@ -312,17 +317,19 @@ class _Git:
     home: Path
     on_line: LineSink | None
     token: str | None = field(default=None, repr=False)
-    pins: tuple[str, ...] = ()  # `-c` settings that pin the remote's host to checked addresses
 
     def argv(self, *args: str) -> list[str]:
         file_policy = "always" if self.remote.kind == "local" else "never"
-        config = (*_HARDENING, f"protocol.file.allow={file_policy}", *self.pins)
+        config = (*_HARDENING, f"protocol.file.allow={file_policy}", *self.remote.pins)
         return ["git", *(arg for item in config for arg in ("-c", item)), *args]
 
     def env(self) -> dict[str, str]:
         env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
         env.setdefault("PATH", os.defpath)
         env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        if self.remote.ssh_alias:  # git runs the command through a shell: quoted
+            alias = shlex.quote(self.remote.ssh_alias)
+            env["GIT_SSH_COMMAND"] += f" -o HostKeyAlias={alias} -o CheckHostIP=no"
         env |= {
             "HOME": str(self.home),
             "LC_ALL": "C",
@@ -394,11 +401,11 @@ class Egress:
     resolver: Resolver = system_resolver
 
 
-async def _pins(remote: _Remote, egress: Egress) -> tuple[str, ...]:
-    """Resolve the remote's host once, refuse it if any address is not allowed, and pin git's
-    curl to the checked addresses (nothing to pin for a local path or an address literal)."""
+async def _pinned(remote: _Remote, egress: Egress) -> _Remote:
+    """Resolve the remote's host once, refuse it if any address is not allowed, and pin git to
+    the checked addresses (nothing to pin for a local path or an address literal)."""
     if remote.kind == "local":
-        return ()
+        return remote
     try:
         addresses = await checked_addresses(
             remote.host, remote.port, policy=egress.policy, resolver=egress.resolver
@@ -407,10 +414,27 @@ async def _pins(remote: _Remote, egress: Egress) -> tuple[str, ...]:
         raise SourceError(Reason.TARGET_NOT_ALLOWED, refused.message) from None
     except EgressError as failed:  # a name that does not resolve (now): worth a retry
         raise SourceError(Reason.CLONE_FAILED, failed.message) from None
-    if remote.kind != "https" or _is_address(remote.host):
-        return ()
-    listed = ",".join(_curl_address(address) for address in addresses)
-    return (f"http.curloptResolve={remote.host}:{remote.port}:{listed}",)
+    if _is_address(remote.host):
+        return remote
+    if remote.kind == "ssh":
+        return _ssh_to(remote, addresses[0])
+    listed = ",".join(_bracketed(address) for address in addresses)
+    return replace(remote, pins=(f"http.curloptResolve={remote.host}:{remote.port}:{listed}",))
+
+
+def _ssh_to(remote: _Remote, address: IPAddress) -> _Remote:
+    """The same ssh remote naming ``address`` instead of the host (ssh takes one address); its
+    host key stays checked against the name (and port, as known_hosts writes it)."""
+    if remote.target.startswith("ssh://"):
+        parts = urlsplit(remote.target)
+        user = f"{parts.username}@" if parts.username is not None else ""
+        port = f":{parts.port}" if parts.port is not None else ""
+        target = f"ssh://{user}{_bracketed(address)}{port}{parts.path}"
+    else:  # scp-like: [user@]host:path
+        user, at, _ = remote.target.partition(":")[0].rpartition("@")
+        target = f"{user}{at}{_bracketed(address)}:{remote.target.partition(':')[2]}"
+    alias = remote.host if remote.port == 22 else f"[{remote.host}]:{remote.port}"
+    return replace(remote, target=target, ssh_alias=alias)
 
 
 def _is_address(host: str) -> bool:
@@ -421,7 +445,7 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def _curl_address(address: IPAddress) -> str:
+def _bracketed(address: IPAddress) -> str:
     return f"[{address}]" if address.version == 6 else str(address)
 
 
@@ -450,11 +474,11 @@ async def _resolve(
     source: GitSource, remote: _Remote, egress: Egress, on_line: LineSink | None
 ) -> str:
     branch_ref = f"refs/heads/{source.branch}"
-    pins = await _pins(remote, egress)
+    remote = await _pinned(remote, egress)
     with _scratch_home() as scratch:
         repo = scratch / "repo"
         repo.mkdir()
-        git = _Git(remote, repo, scratch, on_line, source.token, pins)
+        git = _Git(remote, repo, scratch, on_line, source.token)
         if source.commit is None:
             listed = await git.run("ls-remote", "--", remote.target, branch_ref, capture=True)
             for line in listed.stdout.splitlines():
@@ -506,9 +530,9 @@ async def _fetch_into(
     max_bytes: int,
     on_line: LineSink | None,
 ) -> FetchedSource:
-    pins = await _pins(remote, egress)
+    remote = await _pinned(remote, egress)
     with _scratch_home() as home:
-        git = _Git(remote, workdir, home, on_line, source.token, pins)
+        git = _Git(remote, workdir, home, on_line, source.token)
         guard = _size_guard(workdir, max_bytes)
         await git.run("init", "--quiet", "--template=")
         commit = await _fetch_commit(git, source, guard)

@@ -836,6 +836,47 @@ async def test_git_connects_to_the_checked_address_and_nowhere_else(
         assert pin in argv and "http.followRedirects=false" in argv
 
 
+async def test_ssh_connects_to_the_checked_address_and_checks_the_host_key_by_name(
+    tmp_path: Path, roots: Path, listener: Listener, spawned: list[Call]
+) -> None:
+    """The system knows no forge.test: ssh reaches the listener only through the pin."""
+    egress = allowing(f"127.0.0.1:{listener.port}", resolver=resolving_to("127.0.0.1"))
+    source = GitSource(url=f"ssh://git@forge.test:{listener.port}/org/repo.git")
+
+    assert await refused(source, tmp_path, roots, spawned, egress=egress) == "CLONE_FAILED"
+    assert listener.accepted >= 1
+    pinned = f"ssh://git@127.0.0.1:{listener.port}/org/repo.git"
+    calls = [(argv, env) for argv, env in spawned if pinned in argv]
+    assert calls and not any(source.url in argv for argv, _ in spawned)
+    for _, env in calls:
+        alias = f"'[forge.test]:{listener.port}'"
+        assert env["GIT_SSH_COMMAND"].endswith(f"-o HostKeyAlias={alias} -o CheckHostIP=no")
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "pinned", "alias"),
+    [
+        ("git@forge.test:org/repo.git", "127.0.0.1", "git@127.0.0.1:org/repo.git", "forge.test"),
+        ("forge.test:repo.git", "::1", "[::1]:repo.git", "forge.test"),
+        ("ssh://forge.test/~u/r.git", "::1", "ssh://[::1]/~u/r.git", "forge.test"),
+    ],
+)
+async def test_ssh_remotes_are_rewritten_to_the_checked_address(
+    tmp_path: Path,
+    roots: Path,
+    spawned: list[Call],
+    url: str,
+    address: str,
+    pinned: str,
+    alias: str,
+) -> None:
+    shown = f"[{address}]" if ":" in address else address
+    egress = allowing(f"{shown}:22", resolver=resolving_to(address))
+    await refused(GitSource(url=url), tmp_path, roots, spawned, egress=egress)
+    calls = [env for argv, env in spawned if pinned in argv]
+    assert calls and all(f"HostKeyAlias={alias} " in env["GIT_SSH_COMMAND"] for env in calls)
+
+
 async def test_git_follows_no_redirect(
     tmp_path: Path, roots: Path, forge: Forge, listener: Listener
 ) -> None:

@@ -236,3 +236,72 @@ async def test_an_httpx_client_on_the_guarded_transport_connects_only_where_allo
     async with httpx.AsyncClient(transport=guarded_transport(allowed)) as client:
         assert (await client.get(url)).text == "ok"
     assert listener.accepted == 1
+
+
+def certificate_for(name: str, directory: Any) -> tuple[str, Any, Any]:
+    """A self-signed certificate for a DNS name: (PEM, cert file, key file)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_text(pem)
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pem, cert_file, key_file
+
+
+async def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_address(
+    tmp_path: Any,
+) -> None:
+    import ssl
+
+    pem, cert_file, key_file = certificate_for("kube.test", tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    names: list[str | None] = []  # the names clients asked for (SNI)
+    server_context.sni_callback = lambda _socket, name, _context: names.append(name)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    client_context = ssl.create_default_context()
+    client_context.load_verify_locations(cadata=pem)
+    policy = EgressPolicy.from_setting(f"127.0.0.1:{port}")
+    # the system knows no kube.test: the connection goes to the address the stub resolved
+    transport = guarded_transport(policy, verify=client_context, resolver=stub(["127.0.0.1"]))
+    async with server, httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get(f"https://kube.test:{port}/version")).text == "ok"
+        # the certificate names kube.test, not the address: asking by address fails TLS
+        with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED"):
+            await client.get(f"https://127.0.0.1:{port}/version")
+    assert names == ["kube.test", None]  # no SNI for an address

@@ -209,6 +209,8 @@ def _check_netloc(parts: SplitResult) -> None:
     host, user = parts.hostname or "", parts.username or ""
     if not host or host.startswith("-") or user.startswith("-") or "%" in parts.netloc:
         raise SourceError(Reason.INVALID_URL, "the repository URL has an invalid host or user")
+    if not host.isascii():  # git's curl would look up the IDNA form, which the pin would miss
+        raise SourceError(Reason.INVALID_URL, "give the host name in its ASCII (punycode) form")
 
 
 def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
@@ -429,7 +431,7 @@ def _ssh_to(remote: _Remote, address: IPAddress) -> _Remote:
         parts = urlsplit(remote.target)
         user = f"{parts.username}@" if parts.username is not None else ""
         port = f":{parts.port}" if parts.port is not None else ""
-        target = f"ssh://{user}{_bracketed(address)}{port}{parts.path}"
+        target = parts._replace(netloc=f"{user}{_bracketed(address)}{port}").geturl()
     else:  # scp-like: [user@]host:path
         user, at, _ = remote.target.partition(":")[0].rpartition("@")
         target = f"{user}{at}{_bracketed(address)}:{remote.target.partition(':')[2]}"

@@ -406,6 +406,7 @@ HOSTILE_URLS = [
     ("https://example.com:99999/repo.git", "INVALID_URL"),
     ("https:///repo.git", "INVALID_URL"),
     ("https://exa%2dmple.com/repo.git", "INVALID_URL"),
+    ("https://bücher.example/repo.git", "INVALID_URL"),
     ("https://example.com\\@evil/repo.git", "INVALID_URL"),
     ("relative/repo", "INVALID_URL"),
     ("", "INVALID_URL"),

@@ -150,6 +150,8 @@ class Gateway:
                 resource,
                 environment_mode=mode or resource.environment_mode,
                 cluster_id=cluster or resource.cluster_id,
+                # a clone copies its source, secrets included: the source must be readable
+                copied_mode=resource.environment_mode if target == "environment" else None,
             )
         return resource
 

@@ -1,10 +1,13 @@
 """The one policy point: may this principal do this action on this resource?
 
 Built-in roles are decided by ``BUILTIN_MATRIX``, a plain table (action → roles allowed); the
-test suite generates its role-by-route matrix from it. Custom roles are decided from their grants:
+tests hold it, route by route, to an expectation written apart from it, from the documented roles
+(``services/gateway/tests/expected_permissions.py``). Custom roles are decided from their grants:
 per project and environment mode a level (``no_access < viewer < deployer < manager``) plus
 ``is_admin``; per cluster ``viewer < env_creator < admin``. A custom role never reaches the
-organization-level powers (members, roles, API tokens, webhooks, billing, settings).
+organization-level powers (members, roles, API tokens, webhooks, billing, settings). Creating an
+environment by copying another (a clone: services, variables, secrets) also needs to read the
+copy's source: ``manager`` on the new mode does not open a mode held at ``no_access``.
 
 Answers: ``ALLOW``; ``FORBID`` (a member without the right: 403); ``HIDE`` (not a member, or
 another tenant's resource: 404, so ids cannot be probed).
@@ -13,7 +16,7 @@ another tenant's resource: 404, so ids cannot be probed).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 
 
@@ -121,6 +124,9 @@ class Resource:
     project_id: uuid.UUID | None = None
     environment_mode: str | None = None
     cluster_id: uuid.UUID | None = None
+    # a clone: the mode of the environment it copies (every built-in role that may create an
+    # environment may read one, so only custom roles are decided on it)
+    copied_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,10 @@ def _custom_allows(grants: CustomGrants, action: Action, resource: Resource) -> 
         return False
     project_need, cluster_need = needs
     if project_need is not None and not _project_allows(grants, project_need, resource):
+        return False
+    if resource.copied_mode is not None and not _project_allows(
+        grants, "viewer", replace(resource, environment_mode=resource.copied_mode)
+    ):
         return False
     if cluster_need is None:
         return True

@@ -1,215 +1,83 @@
-"""The role-by-route matrix, generated from the route table and the permission table.
+"""The role-by-route matrix: every public route called by every kind of principal, each answer held
+to the expectation written independently of the policy (``tests/expected_permissions.py``).
 
-For every route of the public table and every kind of principal (each built-in role as a member
-and as an API token, a custom role, a stranger, another organization's token), the gateway's
-answer must match the table: allowed (the request reaches the service: any answer but 401/403
-or a hidden organization), forbidden (403 ``FORBIDDEN``), or hidden (404
-``ORGANIZATION_NOT_FOUND``, for every cross-organization attempt). Requests are built not to
-change anything: empty bodies the services refuse (422), unknown sub-resource ids (404) — except
-the destructive route, which is checked on an organization created for that one cell.
+Principals: each built-in role as a member and as an API token; custom roles that hold nothing,
+a level on the shared environment's mode (viewer, deployer, manager), ``is_admin``, or levels on
+other modes only; a stranger and another organization's token. An allowed cell must answer the
+route's success status, or a business refusal its call names (``rbac_calls.CALLS``) — never
+401/403/404 and never a 5xx; a forbidden cell 403 ``FORBIDDEN``; an outsider 404 (the
+organization is hidden); an API token on a route for people 403 ``USERS_ONLY``. The lists a
+custom role receives hold exactly what it may read.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 
-from slipway_gateway.api.table import ROUTES, RouteSpec
-from slipway_gateway.domain.policy import BUILTIN_MATRIX, BUILTIN_ROLES, Action
-from slipway_libs.testing.platform import Platform
-from slipway_libs.testing.public_api import (
-    User,
-    add_member,
-    create_org,
-    eventually,
-    sign_up,
-    token_auth,
+from services.gateway.tests.expected_permissions import (
+    BUILTIN_ROLES,
+    EXPECTED,
+    Grants,
+    ProjectGrant,
+    Target,
+    custom_allows,
 )
+from services.gateway.tests.integration.rbac_calls import (
+    APP,
+    CALLS,
+    KUBE_API,
+    MODE,
+    Call,
+    Caller,
+    Cast,
+    Ids,
+    default_target,
+    join,
+    request_path,
+)
+from slipway_libs.testing.platform import Platform
+from slipway_libs.testing.public_api import create_org, eventually, sign_up, token_auth
 
 pytestmark = pytest.mark.integration
-
-# what a custom role may do at the organization level (it holds no project or cluster here)
-CUSTOM_ALLOWED = {Action.ORG_READ, Action.MEMBERS_READ, Action.ROLES_READ}
-MATRIX_ROUTES = [r for r in ROUTES if r.access != "public" and r.path != "/auth/logout"]
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
-    headers: dict[str, str]
-    kind: str  # "user" | "token"
-    role: str | None  # built-in role in the org, "custom", or None for outsiders
+    caller: Caller
+    role: str | None  # a built-in role, "custom", or None for outsiders
+    grants: Grants = field(default_factory=Grants)
 
 
+# custom roles, by the grants they hold on the shared project and clusters
+CUSTOM_ROLES: dict[str, Callable[[Ids], Grants]] = {
+    "custom": lambda ids: Grants(),
+    "custom-viewer": lambda ids: _grants(ids, {MODE: "viewer"}, "viewer"),
+    "custom-deployer": lambda ids: _grants(ids, {MODE: "deployer"}, "env_creator"),
+    "custom-manager": lambda ids: _grants(ids, {MODE: "manager"}, "env_creator"),
+    "custom-admin": lambda ids: _grants(ids, {}, "admin", is_admin=True),
+    # manager elsewhere: the shared environment's mode stays closed, and so do clones of it
+    "custom-elsewhere": lambda ids: Grants(
+        projects={
+            ids["project"]: ProjectGrant(modes={"production": "manager", "development": "manager"})
+        },
+        clusters={ids["local"]: "env_creator"},
+    ),
+}
 PRINCIPALS = (
     [f"user:{r}" for r in BUILTIN_ROLES]
     + [f"token:{r}" for r in BUILTIN_ROLES]
-    + ["user:custom", "token:custom", "user:stranger", "token:other-org"]
+    + ["user:custom"]
+    + [f"token:{c}" for c in CUSTOM_ROLES]
+    + ["user:stranger", "token:other-org"]
 )
-
-
-@pytest.fixture(scope="module")
-async def platform(platform_factory) -> Platform:
-    return await platform_factory(["identity", "catalog", "deployer", "gateway"])
-
-
-APP = {"name": "web", "kind": "application", "git": {"url": "https://example.com/a/b.git"}}
-
-
-async def _catalog_fixtures(api: httpx.AsyncClient, owner: User, org: str) -> dict[str, str]:
-    """One of each catalog resource, for the cells to point at."""
-    clusters = (await api.get(f"/organizations/{org}/clusters", headers=owner.auth)).json()
-    cluster = clusters["items"][0]["id"]
-    project = (
-        await api.post(f"/organizations/{org}/projects", json={"name": "P"}, headers=owner.auth)
-    ).json()["id"]
-    ids = {"cluster": cluster, "project": project}
-    ids.update(await _fresh_in_project(api, owner, project, cluster))
-    deployed = await api.post(f"/environments/{ids['environment']}/deploy", headers=owner.auth)
-    assert deployed.status_code == 202, deployed.text
-    ids["deployment"] = deployed.json()["request_id"]
-    return ids
-
-
-async def _fresh_in_project(
-    api: httpx.AsyncClient, owner: User, project: str, cluster: str
-) -> dict[str, str]:
-    name = uuid.uuid4().hex[:8]
-    env = (
-        await api.post(
-            f"/projects/{project}/environments",
-            headers=owner.auth,
-            json={"name": name, "mode": "staging", "cluster_id": cluster},
-        )
-    ).json()
-    service = (
-        await api.post(f"/environments/{env['id']}/services", headers=owner.auth, json=APP)
-    ).json()
-    stage = (
-        await api.post(
-            f"/environments/{env['id']}/stages", headers=owner.auth, json={"name": "extra"}
-        )
-    ).json()
-    variable = (
-        await api.post(
-            "/variables",
-            headers=owner.auth,
-            json={"scope": "environment", "parent_id": env["id"], "key": "K", "value": "v"},
-        )
-    ).json()
-    return {
-        "environment": env["id"],
-        "service": service["id"],
-        "stage": stage["id"],
-        "variable": variable["id"],
-    }
-
-
-async def _fresh(api: httpx.AsyncClient, cast: dict[str, object], target: str) -> dict[str, str]:
-    """A new resource of ``target``'s kind for a destructive cell (deleted by it, or not)."""
-    owner: User = cast["owner"]  # type: ignore[assignment]
-    org, ids = str(cast["org"]), dict(cast["ids"])  # type: ignore[call-overload]
-    if target == "cluster":
-        made = await api.post(
-            f"/organizations/{org}/clusters",
-            headers=owner.auth,
-            json={"name": uuid.uuid4().hex[:10], "api_url": "https://127.0.0.1:9", "token": "t"},
-        )
-        ids["cluster"] = made.json()["id"]
-    elif target == "project":
-        made = await api.post(
-            f"/organizations/{org}/projects",
-            headers=owner.auth,
-            json={"name": uuid.uuid4().hex[:10]},
-        )
-        ids["project"] = made.json()["id"]
-    else:
-        ids.update(await _fresh_in_project(api, owner, ids["project"], ids["cluster"]))
-    return ids
-
-
-@pytest.fixture(scope="module")
-async def cast(platform) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=f"{platform.url('gateway')}/api/v1", timeout=10) as api:
-        owner = await sign_up(api, "Owner")
-        org = await create_org(api, owner)
-        custom = await api.post(
-            f"/organizations/{org}/roles",
-            json={"name": "Auditor", "projects": [], "clusters": []},
-            headers=owner.auth,
-        )
-        assert custom.status_code == 201, custom.text
-        principals: dict[str, Principal] = {
-            "user:owner": Principal("user:owner", owner.auth, "user", "owner")
-        }
-        for role in [*BUILTIN_ROLES[1:], "custom"]:
-            member = await sign_up(api, role.capitalize())
-            await add_member(
-                api, org, owner, member, custom.json()["id"] if role == "custom" else role
-            )
-            principals[f"user:{role}"] = Principal(f"user:{role}", member.auth, "user", role)
-        for role in [*BUILTIN_ROLES, "custom"]:
-            made = await api.post(
-                f"/organizations/{org}/api-tokens",
-                headers=owner.auth,
-                json={"name": role, "role": custom.json()["id"] if role == "custom" else role},
-            )
-            assert made.status_code == 201, made.text
-            principals[f"token:{role}"] = Principal(
-                f"token:{role}", token_auth(made.json()["token"]), "token", role
-            )
-        stranger = await sign_up(api, "Stranger")
-        elsewhere = await create_org(api, stranger, "Elsewhere")
-        foreign = await api.post(
-            f"/organizations/{elsewhere}/api-tokens",
-            headers=stranger.auth,
-            json={"name": "x", "role": "owner"},
-        )
-        principals["user:stranger"] = Principal("user:stranger", stranger.auth, "user", None)
-        principals["token:other-org"] = Principal(
-            "token:other-org", token_auth(foreign.json()["token"]), "token", None
-        )
-        for p in principals.values():  # every credential is known to the gateway
-            await eventually(lambda p=p: _known(api, p))
-        ids = await _catalog_fixtures(api, owner, org)
-        return {"org": org, "owner": owner, "principals": principals, "ids": ids}
-
-
-async def _known(api: httpx.AsyncClient, principal: Principal) -> bool:
-    return (await api.get("/organizations", headers=principal.headers)).status_code == 200
-
-
-def expected(route: RouteSpec, principal: Principal) -> str:
-    if route.access == "user":
-        if principal.kind == "token" and (route.method, route.path) != ("GET", "/organizations"):
-            return "users_only"
-        return "allowed"
-    assert route.action is not None, f"{route.method} {route.path} declares no action"
-    if principal.role is None:
-        return "hidden"
-    if principal.role == "custom":
-        return "allowed" if route.action in CUSTOM_ALLOWED else "forbidden"
-    return "allowed" if principal.role in BUILTIN_MATRIX[route.action] else "forbidden"
-
-
-def _path(route: RouteSpec, org: str, ids: dict[str, str]) -> str:
-    unknown = {name: str(uuid.uuid4()) for name in ("user", "role", "token", "invitation")}
-    path = "/api/v1" + route.path.format(org=org, **unknown, **ids)
-    if route.target == "variable_query":
-        path += f"?scope=environment&parent_id={ids['environment']}"
-    return path
-
-
-def _body(route: RouteSpec, ids: dict[str, str]) -> dict[str, str] | None:
-    """Bodies the services refuse (422) once authorized, so that no cell changes anything."""
-    if route.target == "variable_body":
-        return {"scope": "environment", "parent_id": ids["environment"]}
-    return {} if route.method in ("POST", "PATCH", "PUT") else None
-
-
+MATRIX_ROUTES = [key for key, rule in EXPECTED.items() if rule.access != "public"]
 HIDDEN = {
     "ORGANIZATION_NOT_FOUND",
     "CLUSTER_NOT_FOUND",
@@ -223,72 +91,267 @@ HIDDEN = {
 }
 
 
-@pytest.mark.parametrize("principal_name", PRINCIPALS)
-@pytest.mark.parametrize("route", MATRIX_ROUTES, ids=lambda r: f"{r.method} {r.path}")
-async def test_matrix_cell(platform, cast, route: RouteSpec, principal_name: str) -> None:
-    principal: Principal = cast["principals"][principal_name]  # type: ignore[index]
-    want = expected(route, principal)
-    async with httpx.AsyncClient(base_url=platform.url("gateway"), timeout=10) as client:
-        org = str(cast["org"])
-        ids: dict[str, str] = cast["ids"]  # type: ignore[assignment]
-        if route.destructive and want == "allowed":
-            org = await _throwaway_org(client, cast, principal)
-            principal = cast["throwaway"]  # type: ignore[index,assignment]
-        if route.upstream == "catalog" and route.method == "DELETE":
-            async with httpx.AsyncClient(
-                base_url=f"{platform.url('gateway')}/api/v1", timeout=10
-            ) as api:
-                ids = await _fresh(api, cast, route.target)
-        response = await client.request(
-            route.method, _path(route, org, ids), json=_body(route, ids), headers=principal.headers
+def _grants(ids: Ids, modes: dict[str, str], cluster: str, *, is_admin: bool = False) -> Grants:
+    return Grants(
+        projects={ids["project"]: ProjectGrant(is_admin=is_admin, modes=modes)},
+        clusters={ids["local"]: cluster, ids["managed"]: cluster},
+    )
+
+
+def _role_body(name: str, grants: Grants) -> dict[str, Any]:
+    return {
+        "name": name,
+        "projects": [
+            {"project_id": p, "is_admin": g.is_admin, "environments": dict(g.modes)}
+            for p, g in grants.projects.items()
+        ],
+        "clusters": [{"cluster_id": c, "permission": lvl} for c, lvl in grants.clusters.items()],
+    }
+
+
+@pytest.fixture(scope="module")
+async def platform(platform_factory) -> Platform:
+    return await platform_factory(["identity", "catalog", "deployer", "gateway"])
+
+
+@pytest.fixture(scope="module")
+async def client(platform: Platform) -> httpx.AsyncClient:
+    async with httpx.AsyncClient(base_url=platform.url("gateway"), timeout=30) as client:
+        yield client  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module")
+async def cast(platform: Platform) -> Any:
+    async with httpx.AsyncClient(base_url=f"{platform.url('gateway')}/api/v1", timeout=30) as api:
+        owner = await sign_up(api, "Owner")
+        org = await create_org(api, owner)
+        the_cast = Cast(
+            api=api,
+            org=org,
+            owner=owner,
+            heir=await sign_up(api, "Heir"),
+            leaver=await sign_up(api, "Leaver"),
         )
-    code = response.json().get("error", {}).get("code") if response.content else None
-    got = (
-        "hidden"
-        if response.status_code == 404 and code in HIDDEN
-        else "forbidden"
-        if (response.status_code, code) == (403, "FORBIDDEN")
-        else "users_only"
-        if code == "USERS_ONLY"
-        else "unauthenticated"
-        if response.status_code == 401
-        else "allowed"
+        the_cast.ids = {"org": org, "heir": the_cast.heir.id, "leaver": the_cast.leaver.id}
+        await _catalog(the_cast)
+        await _identity(the_cast)
+        principals = await _principals(the_cast)
+        await _deployed(the_cast)
+        yield the_cast, principals
+
+
+async def _made(api: httpx.AsyncClient, owner_auth: dict[str, str], path: str, body: Any) -> Any:
+    made = await api.post(path, json=body, headers=owner_auth)
+    assert made.status_code == 201, f"{path}: {made.text}"
+    return made.json()
+
+
+async def _catalog(cast: Cast) -> None:
+    """A local and a self-managed cluster, a project with a staging environment holding a
+    service, a stage and a variable; a spare cluster and project no custom role holds."""
+    api, auth, org, ids = cast.api, cast.owner.auth, cast.org, cast.ids
+    clusters = (await api.get(f"/organizations/{org}/clusters", headers=auth)).json()["items"]
+    ids["local"] = next(c["id"] for c in clusters if c["kind"] == "local")
+    for key in ("managed", "spare_cluster"):
+        body = {"name": key.replace("_", "-"), "api_url": KUBE_API, "token": "t"}
+        ids[key] = (await _made(api, auth, f"/organizations/{org}/clusters", body))["id"]
+    for key in ("project", "spare_project"):
+        body = {"name": key.replace("_", "-")}
+        ids[key] = (await _made(api, auth, f"/organizations/{org}/projects", body))["id"]
+    env_body = {"name": "shared", "mode": MODE, "cluster_id": ids["local"]}
+    env = ids["environment"] = (
+        await _made(api, auth, f"/projects/{ids['project']}/environments", env_body)
+    )["id"]
+    service_body = {**APP, "name": "web"}
+    ids["service"] = (await _made(api, auth, f"/environments/{env}/services", service_body))["id"]
+    ids["stage"] = (await _made(api, auth, f"/environments/{env}/stages", {"name": "extra"}))["id"]
+    variable = {"scope": "environment", "parent_id": env, "key": "K", "value": "v"}
+    ids["variable"] = (await _made(api, auth, "/variables", variable))["id"]
+
+
+async def _identity(cast: Cast) -> None:
+    """A spare custom role, an API token and a pending invitation for the cells to point at."""
+    api, auth, org, ids = cast.api, cast.owner.auth, cast.org, cast.ids
+    ids["role"] = (await _made(api, auth, f"/organizations/{org}/roles", {"name": "Spare"}))["id"]
+    token_body = {"name": "spare", "role": "viewer"}
+    ids["token"] = (await _made(api, auth, f"/organizations/{org}/api-tokens", token_body))["id"]
+    invite = {"email": f"pending-{uuid.uuid4().hex[:8]}@example.com", "role": "viewer"}
+    ids["invitation"] = (await _made(api, auth, f"/organizations/{org}/members", invite))["id"]
+
+
+async def _principals(cast: Cast) -> dict[str, Principal]:
+    api, auth, org = cast.api, cast.owner.auth, cast.org
+    found = {"user:owner": Principal("user:owner", Caller(auth, "user", cast.owner), "owner")}
+    roles = {role: role for role in BUILTIN_ROLES}
+    for name, grants_of in CUSTOM_ROLES.items():
+        body = _role_body(name, grants_of(cast.ids))
+        roles[name] = (await _made(api, auth, f"/organizations/{org}/roles", body))["id"]
+    for role in [*BUILTIN_ROLES[1:], "custom"]:
+        user = await sign_up(api, role.capitalize())
+        await join(cast, org, user, roles[role])
+        caller = Caller(user.auth, "user", user)
+        found[f"user:{role}"] = _principal(f"user:{role}", caller, role, cast.ids)
+        cast.ids[f"{role}_user"] = user.id
+    for role in [*BUILTIN_ROLES, *CUSTOM_ROLES]:
+        body = {"name": role, "role": roles[role]}
+        made = await _made(api, auth, f"/organizations/{org}/api-tokens", body)
+        caller = Caller(token_auth(made["token"]), "token")
+        found[f"token:{role}"] = _principal(f"token:{role}", caller, role, cast.ids)
+    stranger = await sign_up(api, "Stranger")
+    elsewhere = await create_org(api, stranger, "Elsewhere")
+    body = {"name": "x", "role": "owner"}
+    foreign = await _made(api, stranger.auth, f"/organizations/{elsewhere}/api-tokens", body)
+    found["user:stranger"] = Principal(
+        "user:stranger", Caller(stranger.auth, "user", stranger), None
     )
-    assert got == want, (
-        f"{principal_name} {route.method} {route.path}: {response.status_code} {code}"
+    found["token:other-org"] = Principal(
+        "token:other-org", Caller(token_auth(foreign["token"]), "token"), None
     )
-    if got == "allowed" and (
-        route.destructive or (route.upstream, route.method) == ("catalog", "DELETE")
-    ):
-        assert response.status_code == route.success
+    for principal in found.values():  # every credential and grant is known to the gateway
+        await eventually(lambda p=principal: _settled(api, cast, p))
+    return found
 
 
-async def _throwaway_org(
-    client: httpx.AsyncClient, cast: dict[str, object], principal: Principal
-) -> str:
-    """A fresh organization the principal may destroy (owner user, or an owner token of it)."""
-    api = httpx.AsyncClient(base_url=f"{str(client.base_url).rstrip('/')}/api/v1", timeout=10)
-    async with api:
-        owner: User = cast["owner"]  # type: ignore[assignment]
-        org = await create_org(api, owner, "Doomed")
-        headers = owner.auth
-        if principal.kind == "token":
-            made = await api.post(
-                f"/organizations/{org}/api-tokens",
-                headers=owner.auth,
-                json={"name": "doom", "role": "owner"},
-            )
-            headers = token_auth(made.json()["token"])
-        cast["throwaway"] = Principal("throwaway", headers, principal.kind, "owner")
-        await eventually(lambda: _can_read(api, org, headers))
-        return org
+def _principal(name: str, caller: Caller, role: str, ids: Ids) -> Principal:
+    if role in CUSTOM_ROLES:
+        return Principal(name, caller, "custom", CUSTOM_ROLES[role](ids))
+    return Principal(name, caller, role)
 
 
-async def _can_read(api: httpx.AsyncClient, org: str, headers: dict[str, str]) -> bool:
-    return (await api.get(f"/organizations/{org}", headers=headers)).status_code == 200
+async def _settled(api: httpx.AsyncClient, cast: Cast, principal: Principal) -> bool:
+    if (await api.get("/organizations", headers=principal.caller.headers)).status_code != 200:
+        return False
+    if principal.role != "custom" or not principal.grants.projects:
+        return True
+    project = await api.get(f"/projects/{cast.ids['project']}", headers=principal.caller.headers)
+    return project.status_code == 200
 
 
-def test_every_public_route_is_in_the_table_with_a_declared_action() -> None:
+async def _deployed(cast: Cast) -> None:
+    env = cast.ids["environment"]
+    deployed = await cast.api.post(f"/environments/{env}/deploy", headers=cast.owner.auth)
+    assert deployed.status_code == 202, deployed.text
+    cast.ids["deployment"] = deployed.json()["request_id"]
+
+
+def expected(key: tuple[str, str], principal: Principal, ids: Ids) -> str:
+    rule = EXPECTED[key]
+    if rule.access == "user":
+        allowed = principal.caller.kind == "user" or rule.tokens_too
+        return "allowed" if allowed else "users_only"
+    if principal.role is None:
+        return "hidden"
+    if principal.role == "custom":
+        return (
+            "allowed"
+            if custom_allows(rule.custom, principal.grants, _target(key, ids))
+            else ("forbidden")
+        )
+    return "allowed" if principal.role in rule.roles else "forbidden"
+
+
+def _target(key: tuple[str, str], ids: Ids) -> Target:
+    call = CALLS[key]
+    return call.target(ids) if call.target else default_target(key[1], ids, call.params)
+
+
+def outcome(response: httpx.Response, success: int, call: Call) -> str:
+    code = _code(response)
+    if response.status_code == 404 and code in HIDDEN:
+        return "hidden"
+    if (response.status_code, code) == (403, "FORBIDDEN"):
+        return "forbidden"
+    if (response.status_code, code) == (403, "USERS_ONLY"):
+        return "users_only"
+    if response.status_code == success or (response.status_code, code) in call.accepts:
+        return "allowed"
+    return f"unexpected {response.status_code} {code}: {response.text[:300]}"
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
+@pytest.mark.parametrize("principal_name", PRINCIPALS)
+@pytest.mark.parametrize("key", MATRIX_ROUTES, ids=lambda k: f"{k[0]} {k[1]}")
+async def test_matrix_cell(
+    client: httpx.AsyncClient, cast: Any, key: tuple[str, str], principal_name: str
+) -> None:
+    the_cast, principals = cast
+    principal: Principal = principals[principal_name]
+    call, rule = CALLS[key], EXPECTED[key]
+    want = expected(key, principal, the_cast.ids)
+    ids, caller = the_cast.ids, principal.caller
+    if want == "allowed" and call.fresh is not None:
+        ids, caller = await call.fresh(the_cast, caller)
+    response = await client.request(
+        key[0],
+        request_path(key[1], call, ids),
+        json=call.body(ids) if call.body else None,
+        headers=caller.headers,
+    )
+    got = outcome(response, rule.success, call)
+    assert got == want, f"{principal_name} {key[0]} {key[1]}: {got}"
+    if want == "allowed" and principal.role == "custom" and key in LISTS:
+        await _only_readable(the_cast, key, response, principal)
+
+
+# lists a custom role receives filtered: the route, and the route that reads one item
+LISTS = {
+    ("GET", "/organizations/{org}/projects"): ("GET", "/projects/{project}"),
+    ("GET", "/projects/{project}/environments"): ("GET", "/environments/{environment}"),
+}
+
+
+async def _only_readable(
+    cast: Cast, key: tuple[str, str], response: httpx.Response, principal: Principal
+) -> None:
+    """The list holds every item, as the owner sees it, that the principal may read, and no
+    other."""
+    everything = await cast.api.get(
+        request_path(key[1], CALLS[key], cast.ids).removeprefix("/api/v1"),
+        headers=cast.owner.auth,
+    )
+    need = EXPECTED[LISTS[key]].custom
+    project = key == ("GET", "/organizations/{org}/projects")
+    readable = {
+        item["id"]
+        for item in everything.json()["items"]
+        if custom_allows(
+            need,
+            principal.grants,
+            Target(project=item["id"])
+            if project
+            else Target(cast.ids["project"], item["mode"], item["cluster_id"]),
+        )
+    }
+    assert {item["id"] for item in response.json()["items"]} == readable, principal.name
+
+
+async def test_public_routes_answer_without_credentials(client: httpx.AsyncClient) -> None:
+    email = f"pub-{uuid.uuid4().hex[:10]}@example.com"
+    credentials = {"email": email, "password": "correct horse battery"}
+    answers = {}
+    signup = await client.post("/api/v1/auth/signup", json={**credentials, "name": "Pub"})
+    answers[("POST", "/auth/signup")] = signup.status_code
+    login = await client.post("/api/v1/auth/login", json=credentials)
+    answers[("POST", "/auth/login")] = login.status_code
+    refresh = {"refresh_token": login.json()["refresh_token"]}
+    answers[("POST", "/auth/refresh")] = (
+        await client.post("/api/v1/auth/refresh", json=refresh)
+    ).status_code
+    public = {key: rule.success for key, rule in EXPECTED.items() if rule.access == "public"}
+    assert answers == public
+
+
+def test_every_public_route_has_an_expectation_and_a_call() -> None:
+    """The routes the gateway really serves (its router, not its table), each with a row in the
+    expectation and a way to call it: a new route cannot go untested."""
     from slipway_gateway.api.proxy import Upstreams
     from slipway_gateway.api.routes import Gateway, TokenUsage
     from slipway_gateway.domain.projection import AccessProjection
@@ -298,14 +361,12 @@ def test_every_public_route_is_in_the_table_with_a_declared_action() -> None:
         upstreams=Upstreams(http=httpx.AsyncClient(), urls={}, internal_token=None),
         usage=TokenUsage(),
     )
-    router = gateway.router()
-    declared = {(r.method, "/api/v1" + r.path) for r in ROUTES}
-    for route in router.routes:
-        methods = getattr(route, "methods", set())
-        for method in methods:
-            assert (method, route.path) in declared, f"{method} {route.path} is not in the table"
-    for spec in ROUTES:
-        if spec.access == "member":
-            assert isinstance(spec.action, Action), f"{spec.method} {spec.path} has no action"
-        else:
-            assert spec.action is None
+    served = {
+        (method, route.path.removeprefix("/api/v1"))
+        for route in gateway.router().routes
+        for method in getattr(route, "methods", set())
+    }
+    assert served, "the router serves no route"
+    assert served - set(EXPECTED) == set(), "routes without an expected row"
+    assert set(EXPECTED) - served == set(), "expected rows for routes the gateway lacks"
+    assert set(MATRIX_ROUTES) - set(CALLS) == set(), "routes the matrix cannot call"

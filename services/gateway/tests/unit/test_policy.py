@@ -1,160 +1,165 @@
-"""The policy point, exhaustively: every action for every built-in role (from the table) and
-custom-role grants per environment mode and cluster."""
+"""The policy point, route by route, against the expectation written apart from it
+(``tests/expected_permissions.py``).
+
+The unit under test is ``decide`` fed with each member route's action as the route table tags it:
+a wrong grant in ``BUILTIN_MATRIX``, a wrong custom-role rule or a route tagged with the wrong
+action all fail here. The expected answer always comes from the expectation, never from the
+policy module: every built-in role, outsiders, and custom grant sets at every level and
+combination against environments of every mode, other projects and other clusters.
+"""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Mapping
 
 import pytest
 
-from slipway_gateway.domain.policy import (
-    BUILTIN_MATRIX,
+from services.gateway.tests.expected_permissions import (
     BUILTIN_ROLES,
     CLUSTER_LEVELS,
-    PROJECT_LEVELS,
-    Action,
-    CustomGrants,
-    Decision,
+    EXPECTED,
+    EXPECTED_WITHOUT_ROUTE,
+    MODE_LEVELS,
+    CustomNeed,
+    Grants,
     ProjectGrant,
-    Resource,
-    Standing,
-    decide,
+    Target,
+    custom_allows,
 )
+from slipway_gateway.api.table import ROUTES, RouteSpec
+from slipway_gateway.domain import policy
+from slipway_gateway.domain.policy import Action, Decision, Resource, Standing, decide
 
-ORG, PROJECT, OTHER_PROJECT, CLUSTER = (uuid.uuid4() for _ in range(4))
+ORG = uuid.uuid4()
+PROJECT, OTHER_PROJECT, CLUSTER, OTHER_CLUSTER = (str(uuid.uuid4()) for _ in range(4))
 MODES = ("production", "staging", "development", "preview")
-ORG_ONLY = {
-    Action.ORG_UPDATE,
-    Action.ORG_DELETE,
-    Action.ORG_TRANSFER,
-    Action.MEMBERS_MANAGE,
-    Action.ROLES_MANAGE,
-    Action.BILLING_MANAGE,
-    Action.API_TOKENS_MANAGE,
-    Action.WEBHOOKS_MANAGE,
-    Action.AUDIT_READ,
-    Action.PROJECT_CREATE,
-}
+MEMBER_ROUTES = [spec for spec in ROUTES if spec.access == "member"]
 
 
-def test_every_action_is_in_the_table() -> None:
-    assert set(BUILTIN_MATRIX) == set(Action)
+def _route_id(spec: RouteSpec) -> str:
+    return f"{spec.method} {spec.path}"
 
 
-@pytest.mark.parametrize(("role", "action"), list(itertools.product(BUILTIN_ROLES, Action)))
-def test_builtin_roles_follow_the_table(role: str, action: Action) -> None:
-    expected = Decision.ALLOW if role in BUILTIN_MATRIX[action] else Decision.FORBID
-    assert decide(Standing(role=role), action, Resource(ORG, PROJECT, "production")) is expected
+def _action(spec: RouteSpec) -> Action:
+    assert spec.action is not None, f"{_route_id(spec)} declares no action"
+    return spec.action
 
 
-def test_issue_matrix_spot_checks() -> None:
-    allowed = {a: sorted(r) for a, r in BUILTIN_MATRIX.items()}
-    assert allowed[Action.ORG_READ] == sorted(BUILTIN_ROLES)
-    assert allowed[Action.ORG_UPDATE] == ["admin", "owner"]
-    assert allowed[Action.ORG_DELETE] == allowed[Action.ORG_TRANSFER] == ["owner"]
-    assert allowed[Action.MEMBERS_MANAGE] == allowed[Action.ROLES_MANAGE] == ["admin", "owner"]
-    for action in (
-        Action.CLUSTER_MANAGE,
-        Action.API_TOKENS_MANAGE,
-        Action.WEBHOOKS_MANAGE,
-        Action.PROJECT_CREATE,
-        Action.ENV_DEPLOY,
-        Action.ENV_MANAGE,
-    ):
-        assert allowed[action] == ["admin", "devops", "owner"]
-    assert allowed[Action.ENV_READ] == ["admin", "devops", "owner", "viewer"]
+def test_every_member_route_has_an_action_and_an_expected_row() -> None:
+    for spec in MEMBER_ROUTES:
+        _action(spec)
+        assert EXPECTED[(spec.method, spec.path)].access == "member", _route_id(spec)
 
 
-@pytest.mark.parametrize("action", list(Action))
-def test_strangers_are_hidden_not_forbidden(action: Action) -> None:
-    assert decide(None, action, Resource(ORG)) is Decision.HIDE
+def test_every_action_is_pinned_by_a_route_or_by_name() -> None:
+    """A new action needs an expectation before it can be granted to anyone."""
+    pinned = {_action(spec).value for spec in MEMBER_ROUTES} | set(EXPECTED_WITHOUT_ROUTE)
+    assert pinned == {action.value for action in Action}
 
 
-@pytest.mark.parametrize("action", sorted(ORG_ONLY))
-def test_a_custom_role_never_reaches_organization_powers(action: Action) -> None:
-    everything = CustomGrants(
-        projects={
-            PROJECT: ProjectGrant(is_admin=True, environments=dict.fromkeys(MODES, "manager"))
-        },
+@pytest.mark.parametrize("spec", MEMBER_ROUTES, ids=_route_id)
+def test_builtin_roles_and_outsiders(spec: RouteSpec) -> None:
+    rule = EXPECTED[(spec.method, spec.path)]
+    for target in _targets(spec.path, rule.custom):
+        resource = _resource(target)
+        for role in BUILTIN_ROLES:
+            want = Decision.ALLOW if role in rule.roles else Decision.FORBID
+            assert decide(Standing(role=role), _action(spec), resource) is want, (role, target)
+        # not a member: the organization is hidden, whatever the action
+        assert decide(None, _action(spec), resource) is Decision.HIDE
+        assert decide(Standing(), _action(spec), resource) is Decision.HIDE
+
+
+@pytest.mark.parametrize("action_name", sorted(EXPECTED_WITHOUT_ROUTE))
+def test_powers_without_a_route(action_name: str) -> None:
+    """Billing and webhooks: built-in roles as documented; custom roles never, whatever they
+    hold (the README: custom roles never reach webhooks or billing)."""
+    action = Action(action_name)
+    resource = Resource(ORG, uuid.UUID(PROJECT), "production", uuid.UUID(CLUSTER))
+    for role in BUILTIN_ROLES:
+        want = Decision.ALLOW if role in EXPECTED_WITHOUT_ROUTE[action_name] else Decision.FORBID
+        assert decide(Standing(role=role), action, resource) is want, role
+    everything = Grants(
+        projects={PROJECT: ProjectGrant(is_admin=True, modes=dict.fromkeys(MODES, "manager"))},
         clusters={CLUSTER: "admin"},
     )
-    resource = Resource(ORG, PROJECT, "production", CLUSTER)
-    assert decide(Standing(custom=everything), action, resource) is Decision.FORBID
-
-
-NEEDS = {
-    Action.ENV_READ: "viewer",
-    Action.ENV_DEPLOY: "deployer",
-    Action.ENV_MANAGE: "manager",
-    Action.ENV_CREATE: "manager",
-}
-
-
-@pytest.mark.parametrize(
-    ("level", "mode", "action"), list(itertools.product(PROJECT_LEVELS, MODES, sorted(NEEDS)))
-)
-def test_custom_role_per_environment_mode(level: str, mode: str, action: Action) -> None:
-    """The grant on ``mode`` decides for ``mode`` only; other modes stay closed."""
-    grants = CustomGrants(
-        projects={PROJECT: ProjectGrant(environments={mode: level})},
-        clusters={CLUSTER: "env_creator"},
-    )
-    for target in MODES:
-        resource = Resource(ORG, PROJECT, target, CLUSTER)
-        held = level if target == mode else "no_access"
-        ok = PROJECT_LEVELS.index(held) >= PROJECT_LEVELS.index(NEEDS[action])
-        assert decide(Standing(custom=grants), action, resource) is (
-            Decision.ALLOW if ok else Decision.FORBID
-        ), (target, held)
-    other = Resource(ORG, OTHER_PROJECT, mode, CLUSTER)
-    assert decide(Standing(custom=grants), action, other) is Decision.FORBID
-
-
-@pytest.mark.parametrize(
-    ("cluster_level", "action"),
-    list(
-        itertools.product(
-            CLUSTER_LEVELS,
-            [Action.ENV_DEPLOY, Action.ENV_CREATE, Action.CLUSTER_READ, Action.CLUSTER_MANAGE],
-        )
-    ),
-)
-def test_custom_role_cluster_levels(cluster_level: str, action: Action) -> None:
-    clusters = {} if cluster_level == "none" else {CLUSTER: cluster_level}
-    grants = CustomGrants(
-        projects={PROJECT: ProjectGrant(environments={"staging": "manager"})}, clusters=clusters
-    )
-    need = {
-        Action.ENV_DEPLOY: "env_creator",
-        Action.ENV_CREATE: "env_creator",
-        Action.CLUSTER_READ: "viewer",
-        Action.CLUSTER_MANAGE: "admin",
-    }[action]
-    ok = CLUSTER_LEVELS.index(cluster_level) >= CLUSTER_LEVELS.index(need)
-    resource = Resource(ORG, PROJECT, "staging", CLUSTER)
-    assert decide(Standing(custom=grants), action, resource) is (
-        Decision.ALLOW if ok else Decision.FORBID
+    assert decide(Standing(custom=_policy_grants(everything)), action, resource) is (
+        Decision.FORBID
     )
 
 
-def test_project_admin_can_delete_environments_and_manage_the_project() -> None:
-    admin = CustomGrants(projects={PROJECT: ProjectGrant(is_admin=True)})
-    manager = CustomGrants(
-        projects={PROJECT: ProjectGrant(environments=dict.fromkeys(MODES, "manager"))}
+# custom grant sets: on PROJECT, levels on one or two modes, with and without is_admin; on
+# CLUSTER, every level (OTHER_PROJECT and OTHER_CLUSTER are never granted)
+_MODE_GRANTS: list[Mapping[str, str]] = [
+    {},
+    *({"staging": level} for level in MODE_LEVELS[1:]),
+    {"development": "manager"},
+    {"staging": "viewer", "production": "deployer"},
+]
+GRANT_SETS = [
+    Grants(
+        projects={PROJECT: ProjectGrant(is_admin=is_admin, modes=modes)},
+        clusters={} if cluster == "none" else {CLUSTER: cluster},
     )
-    resource = Resource(ORG, PROJECT, "production")
-    for action in (Action.ENV_DELETE, Action.PROJECT_MANAGE):
-        assert decide(Standing(custom=admin), action, resource) is Decision.ALLOW
-        assert decide(Standing(custom=manager), action, resource) is Decision.FORBID
+    for modes, is_admin, cluster in itertools.product(_MODE_GRANTS, (False, True), CLUSTER_LEVELS)
+] + [Grants()]
 
 
-def test_project_read_needs_some_environment_grant() -> None:
-    nothing = CustomGrants(
-        projects={PROJECT: ProjectGrant(environments=dict.fromkeys(MODES, "no_access"))}
+@pytest.mark.parametrize("spec", MEMBER_ROUTES, ids=_route_id)
+def test_custom_roles(spec: RouteSpec) -> None:
+    rule = EXPECTED[(spec.method, spec.path)]
+    wrong = []
+    for grants, target in itertools.product(GRANT_SETS, _targets(spec.path, rule.custom)):
+        want = custom_allows(rule.custom, grants, target)
+        got = decide(Standing(custom=_policy_grants(grants)), _action(spec), _resource(target))
+        if got is not (Decision.ALLOW if want else Decision.FORBID):
+            wrong.append(f"{grants} on {target}: {got.value}, expected allowed={want}")
+    assert not wrong, f"{len(wrong)} wrong answers, e.g.\n" + "\n".join(wrong[:5])
+
+
+def _targets(path: str, need: CustomNeed) -> list[Target]:
+    """What a request on ``path`` may touch: each shape the gateway resolves, granted or not."""
+    clusters = (CLUSTER, OTHER_CLUSTER)
+    if need.where == "new_environment":
+        sources = MODES if need.reads_source else (None,)
+        return [
+            Target(PROJECT, mode, cluster, source_mode=source)
+            for mode, cluster, source in itertools.product(MODES, clusters, sources)
+        ] + [Target(OTHER_PROJECT, "staging", CLUSTER)]
+    if "{cluster}" in path:
+        return [Target(cluster=cluster) for cluster in clusters]
+    if "{project}" in path:
+        return [Target(project=PROJECT), Target(project=OTHER_PROJECT)]
+    if path.startswith("/organizations/{org}"):
+        return [Target()]
+    return [
+        *(Target(PROJECT, mode, cluster) for mode, cluster in itertools.product(MODES, clusters)),
+        Target(OTHER_PROJECT, "staging", CLUSTER),
+    ]
+
+
+def _resource(target: Target) -> Resource:
+    def as_uuid(value: str | None) -> uuid.UUID | None:
+        return uuid.UUID(value) if value else None
+
+    return Resource(
+        organization_id=ORG,
+        project_id=as_uuid(target.project),
+        environment_mode=target.mode,
+        cluster_id=as_uuid(target.cluster),
+        copied_mode=target.source_mode,
     )
-    preview = CustomGrants(projects={PROJECT: ProjectGrant(environments={"preview": "viewer"})})
-    resource = Resource(ORG, PROJECT)
-    assert decide(Standing(custom=nothing), Action.PROJECT_READ, resource) is Decision.FORBID
-    assert decide(Standing(custom=preview), Action.PROJECT_READ, resource) is Decision.ALLOW
-    assert decide(Standing(custom=preview), Action.ORG_READ, Resource(ORG)) is Decision.ALLOW
+
+
+def _policy_grants(grants: Grants) -> policy.CustomGrants:
+    return policy.CustomGrants(
+        projects={
+            uuid.UUID(project): policy.ProjectGrant(
+                is_admin=grant.is_admin, environments=dict(grant.modes)
+            )
+            for project, grant in grants.projects.items()
+        },
+        clusters={uuid.UUID(cluster): level for cluster, level in grants.clusters.items()},
+    )

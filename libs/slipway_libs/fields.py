@@ -13,8 +13,9 @@ field's path):
 - ``Line``: a one-line value compared as given (an email, a role, a key, a version, a path): the
   same refusals as ``Name``, but nothing is rewritten.
 - ``Text``: free text (descriptions): tabs and newlines allowed; no other control character, no
-  bidi embedding, override or isolate (the "trojan source" ones), no surrogate. Other format
-  characters stay allowed: joiners build emoji and some scripts need them.
+  bidi embedding, override or isolate (the "trojan source" ones), no zero-width space, word
+  joiner or byte order mark, no surrogate. The joiners (ZWJ, ZWNJ) and direction marks stay
+  allowed: emoji, some scripts and mixed-direction text need them.
 - ``Value``: data handed on untouched (variable values, passwords, command arguments): only NUL
   and lone surrogates are refused.
 
@@ -42,7 +43,9 @@ _NAME_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 # letters and symbols that render as blank space, the classic look-alike padding
 _INVISIBLE: Final = frozenset("\u034f\u115f\u1160\u2800\u3164\uffa0")
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TEXT_REFUSED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_TEXT_REFUSED = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _VALUE_REFUSED = re.compile(r"[\x00\ud800-\udfff]")
 
 
@@ -71,7 +74,9 @@ def _name(value: str) -> str:
 
 def _text(value: str) -> str:
     if _TEXT_REFUSED.search(value):
-        raise _refuse("no control characters other than tab and newline, no bidi controls")
+        raise _refuse(
+            "no control characters but tab and newline, no bidi controls or zero-width space"
+        )
     return value
 
 

@@ -71,7 +71,10 @@ def test_a_line_is_kept_as_given() -> None:
     assert Thing.model_validate({"line": " a  b "}).line == " a  b "
 
 
-@pytest.mark.parametrize("char", ["\x00", "\x1b", "\r", "\x85", "\u202e", "\u2067", "\ud800"])
+@pytest.mark.parametrize(
+    "char",
+    ["\x00", "\x1b", "\r", "\x85", "\u202e", "\u2067", "\u200b", "\u2060", "\ufeff", "\ud800"],
+)
 def test_text_refuses_controls_and_bidi_controls(char: str) -> None:
     assert _refused(text=f"notes{char}") in (["invalid_characters"], ["string_unicode"])
 

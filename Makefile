@@ -45,7 +45,7 @@ up: sync infra-up migrate ## run the whole platform in the foreground; Ctrl-C st
 lint: sync ## ruff, mypy (strict) and import-linter
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy -p slipway_contracts -p slipway_libs $(foreach s,$(SERVICES),-p slipway_$(s)) -p slipway_cli
+	$(VENV)/bin/mypy -p slipway_contracts -p slipway_resolver -p slipway_libs $(foreach s,$(SERVICES),-p slipway_$(s)) -p slipway_cli
 	$(VENV)/bin/lint-imports
 
 .PHONY: test

@@ -1229,9 +1229,8 @@ async def code_version() -> str:
     """The commit the services ran from, and whether the code they run differed from it."""
     root = str(HERE.parent)
     head = (await tool_version(["git", "-C", root, "rev-parse", "--short=10", "HEAD"])).strip()
-    changed = await tool_version(
-        ["git", "-C", root, "status", "--porcelain", "--", "services", "libs", "contracts"]
-    )
+    code = ["services", "libs", "contracts", "resolver"]
+    changed = await tool_version(["git", "-C", root, "status", "--porcelain", "--", *code])
     dirty = "" if changed in ("", "unknown") else " + uncommitted changes in the services' code"
     return f"commit {head}{dirty}"
 

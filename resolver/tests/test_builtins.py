@@ -8,16 +8,8 @@ from typing import Any
 
 import pytest
 
-from slipway_contracts.variables import (
-    DATABASE_PORTS,
-    DatabaseConnectionInfo,
-    VariableIn,
-    built_ins,
-    database_url,
-    env_name,
-    masked,
-    resolve,
-)
+from slipway_contracts.variables import DatabaseConnectionInfo, VariableIn
+from slipway_resolver import DATABASE_PORTS, built_ins, database_url, env_name, masked, resolve
 
 PROJECT = uuid.UUID("00000000-0000-0000-0000-0000000000aa")
 ENV = {"id": uuid.UUID("00000000-0000-0000-0000-0000000000bb"), "name": "staging"}

@@ -13,11 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slipway_contracts.variables import (
+from slipway_contracts.variables import Resolved, VariableIn
+from slipway_resolver import (
     MAX_ENV_STRING_BYTES,
     ResolutionError,
-    Resolved,
-    VariableIn,
     check_can_delete,
     check_can_save,
     find_problems,

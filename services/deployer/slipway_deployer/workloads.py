@@ -1,6 +1,6 @@
 """From a deployment's snapshot to what the runtime runs: the workload of one service, with its
 variables resolved exactly as the catalog resolves them (the shared rules of
-``slipway_contracts.variables``), secrets unsealed only here, in memory, for the runtime.
+``slipway_resolver``), secrets unsealed only here, in memory, for the runtime.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slipway_contracts.variables import DatabaseConnectionInfo, VariableIn, built_ins, resolve
+from slipway_contracts.variables import DatabaseConnectionInfo, VariableIn
 from slipway_deployer.domain.plan import ServiceItem, visible_variables
 from slipway_deployer.runtime.base import HealthSpec, PortSpec, Workload
 from slipway_libs.crypto import Sealer
+from slipway_resolver import built_ins, resolve
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,19 @@ from slipway_catalog.db import queries as q
 from slipway_catalog.usecases import connections, environments, projects, publish
 from slipway_catalog.usecases import services as services_uc
 from slipway_catalog.usecases.deps import Deps
-from slipway_contracts import variables as v
+from slipway_contracts.variables import VariableIn
 from slipway_libs import audit
 from slipway_libs.actor import Actor
 from slipway_libs.errors import InvalidInput, Missing
+from slipway_resolver import (
+    ResolutionError,
+    built_ins,
+    check_can_delete,
+    check_can_save,
+    masked,
+    resolve,
+    validate_key,
+)
 
 
 class Parent:
@@ -58,17 +67,17 @@ async def parent(conn: asyncpg.Connection, scope: str, parent_id: uuid.UUID) -> 
     )
 
 
-def _invalid(exc: v.ResolutionError) -> InvalidInput:
+def _invalid(exc: ResolutionError) -> InvalidInput:
     error = InvalidInput(exc.code, exc.message, field="key")
     error.details = exc.details
     return error
 
 
-def _domain(deps: Deps, row: asyncpg.Record) -> v.VariableIn:
+def _domain(deps: Deps, row: asyncpg.Record) -> VariableIn:
     value = row["value"]
     if row["is_secret"]:
         value = deps.at_rest.open(bytes(row["value_sealed"]), aad=row["id"].bytes).decode()
-    return v.VariableIn(
+    return VariableIn(
         id=row["id"],
         scope=row["scope"],
         key=row["key"],
@@ -79,7 +88,7 @@ def _domain(deps: Deps, row: asyncpg.Record) -> v.VariableIn:
     )
 
 
-async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[v.VariableIn]:
+async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[VariableIn]:
     """Everything visible from ``where`` (plus the built-ins when it is a service)."""
     rows = await q.variables_visible(
         conn, project_id=where.project_id, env_id=where.env_id, service_id=where.service_id
@@ -87,7 +96,7 @@ async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[v.Va
     found = [_domain(deps, r) for r in rows]
     if where.service_id is not None and where.env_id is not None:
         env = await environments.get(conn, where.env_id)
-        found += v.built_ins(
+        found += built_ins(
             project_id=where.project_id,
             environment=env,
             services=await q.services(conn, where.env_id),
@@ -101,7 +110,7 @@ async def create(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, body: dict[str, Any]
 ) -> asyncpg.Record:
     where = await parent(conn, body["scope"], body["parent_id"])
-    candidate = v.VariableIn(
+    candidate = VariableIn(
         id=uuid.uuid4(),
         scope=body["scope"],
         key=body["key"],
@@ -111,9 +120,9 @@ async def create(
         mount_path=body.get("mount_path"),
     )
     try:
-        v.validate_key(candidate.key)
-        v.check_can_save(existing=await view(conn, deps, where), candidate=candidate)
-    except v.ResolutionError as exc:
+        validate_key(candidate.key)
+        check_can_save(existing=await view(conn, deps, where), candidate=candidate)
+    except ResolutionError as exc:
         raise _invalid(exc) from None
     sealed = (
         deps.at_rest.seal(candidate.value.encode(), aad=candidate.id.bytes)
@@ -163,8 +172,8 @@ async def update(
         update={k: patch[k] for k in ("value", "mount_path") if patch.get(k) is not None}
     )
     try:
-        v.check_can_save(existing=await view(conn, deps, where), candidate=candidate)
-    except v.ResolutionError as exc:
+        check_can_save(existing=await view(conn, deps, where), candidate=candidate)
+    except ResolutionError as exc:
         raise _invalid(exc) from None
     sealed = (
         deps.at_rest.seal(candidate.value.encode(), aad=variable_id.bytes)
@@ -190,8 +199,8 @@ async def delete(
     current = await get(conn, variable_id)
     where = await parent(conn, current["scope"], current["parent_id"])
     try:
-        v.check_can_delete(existing=await view(conn, deps, where), variable_id=variable_id)
-    except v.ResolutionError as exc:
+        check_can_delete(existing=await view(conn, deps, where), variable_id=variable_id)
+    except ResolutionError as exc:
         raise _invalid(exc) from None
     row = await q.delete_variable(conn, variable_id)
     await publish.variable(conn, row, transport=deps.transport, at_rest=deps.at_rest)
@@ -203,8 +212,8 @@ async def resolved(
 ) -> list[dict[str, Any]]:
     where = await parent(conn, "service", service_id)
     try:
-        return v.masked(v.resolve(await view(conn, deps, where)))
-    except v.ResolutionError as exc:
+        return masked(resolve(await view(conn, deps, where)))
+    except ResolutionError as exc:
         raise _invalid(exc) from None
 
 

@@ -21,11 +21,11 @@ from slipway_catalog.usecases import connections, variables
 from slipway_catalog.usecases.deps import Deps
 from slipway_contracts import Envelope, new_event
 from slipway_contracts.events.deployer import SERVICE_TOPIC, DatabaseConnectionChanged
-from slipway_contracts.variables import resolve
 from slipway_libs.crypto import Sealer, new_key_setting
 from slipway_libs.errors import PermanentError
 from slipway_libs.inbox import EventHandler
 from slipway_libs.testing.pipeline import running_consumer, wait_until
+from slipway_resolver import resolve
 
 pytestmark = pytest.mark.integration
 

@@ -279,6 +279,13 @@ async def test_the_allow_listed_host_port_passes_and_another_port_of_it_does_not
     for port in (kube.port + 1, kube.port - 1, 443):
         other = await create_cluster(api, owner_org, api_url=f"https://127.0.0.1:{port}", token="t")
         assert other.status_code == 422 and other.json()["error"]["code"] == "TARGET_NOT_ALLOWED"
+        # nor can a saved cluster be moved there
+        moved = await api.patch(
+            f"/clusters/{made.json()['id']}",
+            json={"api_url": f"https://127.0.0.1:{port}"},
+            headers=owner.auth,
+        )
+        assert moved.status_code == 422 and moved.json()["error"]["code"] == "TARGET_NOT_ALLOWED"
     # plain http is accepted for an allow-listed target only
     plain = await create_cluster(api, owner_org, api_url=f"http://127.0.0.1:{kube.port}", token="t")
     assert plain.status_code == 201, plain.text

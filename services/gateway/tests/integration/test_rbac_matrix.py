@@ -349,6 +349,23 @@ async def test_public_routes_answer_without_credentials(client: httpx.AsyncClien
     assert answers == public
 
 
+async def test_every_route_the_running_gateway_serves_has_an_expected_row(
+    client: httpx.AsyncClient,
+) -> None:
+    """What the running gateway publishes (its OpenAPI document): every operation under
+    /api/v1, however it was mounted, has a row, and so a cell in this matrix."""
+    document = (await client.get("/api/v1/openapi.json")).json()
+    published = {
+        (method.upper(), path.removeprefix("/api/v1"))
+        for path, operations in document["paths"].items()
+        if path.startswith("/api/v1/")
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    assert published, "the gateway publishes no route"
+    assert published - set(EXPECTED) == set(), "published routes without an expected row"
+
+
 def test_every_public_route_has_an_expectation_and_a_call() -> None:
     """The routes the gateway really serves (its router, not its table), each with a row in the
     expectation and a way to call it: a new route cannot go untested."""

@@ -13,7 +13,7 @@ custom role receives hold exactly what it may read.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,13 +115,16 @@ async def platform(platform_factory) -> Platform:
 
 
 @pytest.fixture(scope="module")
-async def client(platform: Platform) -> httpx.AsyncClient:
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=platform.url("gateway"), timeout=30) as client:
-        yield client  # type: ignore[misc]
+        yield client
+
+
+Scene = tuple[Cast, dict[str, Principal]]
 
 
 @pytest.fixture(scope="module")
-async def cast(platform: Platform) -> Any:
+async def cast(platform: Platform) -> AsyncIterator[Scene]:
     async with httpx.AsyncClient(base_url=f"{platform.url('gateway')}/api/v1", timeout=30) as api:
         owner = await sign_up(api, "Owner")
         org = await create_org(api, owner)
@@ -242,12 +245,10 @@ def expected(key: tuple[str, str], principal: Principal, ids: Ids) -> str:
     if principal.role is None:
         return "hidden"
     if principal.role == "custom":
-        return (
-            "allowed"
-            if custom_allows(rule.custom, principal.grants, _target(key, ids))
-            else ("forbidden")
-        )
-    return "allowed" if principal.role in rule.roles else "forbidden"
+        allowed = custom_allows(rule.custom, principal.grants, _target(key, ids))
+    else:
+        allowed = principal.role in rule.roles
+    return "allowed" if allowed else "forbidden"
 
 
 def _target(key: tuple[str, str], ids: Ids) -> Target:
@@ -280,7 +281,7 @@ def _code(response: httpx.Response) -> str | None:
 @pytest.mark.parametrize("principal_name", PRINCIPALS)
 @pytest.mark.parametrize("key", MATRIX_ROUTES, ids=lambda k: f"{k[0]} {k[1]}")
 async def test_matrix_cell(
-    client: httpx.AsyncClient, cast: Any, key: tuple[str, str], principal_name: str
+    client: httpx.AsyncClient, cast: Scene, key: tuple[str, str], principal_name: str
 ) -> None:
     the_cast, principals = cast
     principal: Principal = principals[principal_name]

@@ -21,6 +21,7 @@ from slipway_catalog.domain.kubeconfig import (
     parse_kubeconfig,
 )
 from slipway_libs.errors import InvalidInput
+from slipway_libs.fields import Line, Name, Value
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")
 
@@ -73,12 +74,12 @@ def access(credentials: dict[str, Any], *, api_url: str | None) -> ClusterAccess
 class ClusterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=63)
+    name: Name = Field(max_length=63)
     kind: str = Field(default="self_managed", pattern="^self_managed$")
-    api_url: str | None = Field(default=None, max_length=2000)
-    ca_cert: str | None = Field(default=None, max_length=20_000)
-    token: str | None = Field(default=None, max_length=10_000)
-    kubeconfig: str | None = Field(default=None, max_length=200_000)
+    api_url: Line | None = Field(default=None, max_length=2000)
+    ca_cert: Value | None = Field(default=None, max_length=20_000)
+    token: Line | None = Field(default=None, max_length=10_000)
+    kubeconfig: Value | None = Field(default=None, max_length=200_000)
 
     @model_validator(mode="after")
     def _check(self) -> ClusterIn:
@@ -98,11 +99,11 @@ class ClusterIn(BaseModel):
 class ClusterPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, max_length=63)
-    api_url: str | None = Field(default=None, max_length=2000)
-    ca_cert: str | None = Field(default=None, max_length=20_000)
-    token: str | None = Field(default=None, max_length=10_000)
-    kubeconfig: str | None = Field(default=None, max_length=200_000)
+    name: Name | None = Field(default=None, max_length=63)
+    api_url: Line | None = Field(default=None, max_length=2000)
+    ca_cert: Value | None = Field(default=None, max_length=20_000)
+    token: Line | None = Field(default=None, max_length=10_000)
+    kubeconfig: Value | None = Field(default=None, max_length=200_000)
 
     def apply(self, current: dict[str, Any], *, name: str, api_url: str | None) -> ClusterIn:
         merged = {"name": name, "api_url": api_url, **current}

@@ -21,7 +21,7 @@ from slipway_catalog.domain.kubeconfig import (
     parse_kubeconfig,
 )
 from slipway_libs.errors import InvalidInput
-from slipway_libs.fields import Line, Name, Value
+from slipway_libs.fields import Name, Value
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")
 
@@ -76,9 +76,9 @@ class ClusterIn(BaseModel):
 
     name: Name = Field(max_length=63)
     kind: str = Field(default="self_managed", pattern="^self_managed$")
-    api_url: Line | None = Field(default=None, max_length=2000)
+    api_url: str | None = Field(default=None, max_length=2000)  # checked by api_server
     ca_cert: Value | None = Field(default=None, max_length=20_000)
-    token: Line | None = Field(default=None, max_length=10_000)
+    token: str | None = Field(default=None, max_length=10_000)  # checked by bearer_token
     kubeconfig: Value | None = Field(default=None, max_length=200_000)
 
     @model_validator(mode="after")
@@ -100,9 +100,9 @@ class ClusterPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = Field(default=None, max_length=63)
-    api_url: Line | None = Field(default=None, max_length=2000)
+    api_url: str | None = Field(default=None, max_length=2000)  # checked by api_server
     ca_cert: Value | None = Field(default=None, max_length=20_000)
-    token: Line | None = Field(default=None, max_length=10_000)
+    token: str | None = Field(default=None, max_length=10_000)  # checked by bearer_token
     kubeconfig: Value | None = Field(default=None, max_length=200_000)
 
     def apply(self, current: dict[str, Any], *, name: str, api_url: str | None) -> ClusterIn:

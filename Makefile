@@ -30,8 +30,9 @@ infra-status:
 	@$(DEVSTACK) status
 
 .PHONY: migrate
-migrate: sync infra-up ## apply every service's migrations
+migrate: sync infra-up ## apply every service's migrations; Kafka's topics and ACLs
 	@set -a; . .devstack/env; set +a; for s in $(SERVICES); do $(PY) -m slipway_$$s migrate || exit 1; done
+	@set -a; . .devstack/env; set +a; $(PY) -m slipway_libs.kafka_access
 
 .PHONY: up
 up: sync infra-up migrate ## run the whole platform in the foreground; Ctrl-C stops it

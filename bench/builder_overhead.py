@@ -66,7 +66,8 @@ from slipway_contracts.events.builder import BUILD_TOPIC
 from slipway_contracts.events.deployer import BuildRequested, GitSourceSpec
 from slipway_contracts.events.logs import LINES_TOPIC
 from slipway_contracts.topics import TOPICS_BY_NAME
-from slipway_libs.settings import read_env_file
+from slipway_libs.kafka_access import grant, revoke
+from slipway_libs.settings import KafkaConnection, read_env_file
 from slipway_libs.testing.platform import (
     Platform,
     ServiceProcess,
@@ -424,10 +425,10 @@ class Watch:
     is taken at the same time, but its lines are read only at the end (``collect_lines``), so
     that this process does not decode them while a build is being timed."""
 
-    def __init__(self, kafka: str, prefix: str) -> None:
+    def __init__(self, kafka: KafkaConnection, prefix: str) -> None:
         self._prefix = prefix
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka, group_id=None, enable_auto_commit=False
+            **kafka.options(), group_id=None, enable_auto_commit=False
         )
         self._events: dict[str, list[Seen]] = {}
         self._lines: dict[str, list[Line]] = {}
@@ -608,8 +609,13 @@ async def builder_process(
     logs = Path(tempfile.mkdtemp(prefix="slipway-bench-builder-logs-"))
     port = free_port()
     platform.env = platform_env(
-        devstack.kafka, {"builder": dsn}, {"builder": port}, platform.prefix
+        devstack.kafka,
+        {"builder": dsn},
+        {"builder": port},
+        platform.prefix,
+        devstack.kafka_passwords,
     )
+    await grant(devstack.kafka, platform.prefix)  # the builder's principal's ACLs
     platform.env |= {
         "SLIPWAY_GIT_LOCAL_ROOTS": str(roots),
         "SLIPWAY_BUILDER_REGISTRY": stack.registry,
@@ -628,6 +634,7 @@ async def builder_process(
     finally:
         platform.stop_all()
         try:
+            await revoke(devstack.kafka, platform.prefix)
             await delete_prefixed(devstack.kafka, platform.prefix)
         except Exception as exc:
             print(f"builder_overhead: topics {platform.prefix}* left: {exc!r}", file=sys.stderr)
@@ -638,9 +645,11 @@ async def builder_process(
 
 
 @contextlib.asynccontextmanager
-async def watching(kafka: str, prefix: str) -> AsyncIterator[tuple[Watch, AIOKafkaProducer]]:
+async def watching(
+    kafka: KafkaConnection, prefix: str
+) -> AsyncIterator[tuple[Watch, AIOKafkaProducer]]:
     watch = Watch(kafka, prefix)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, client_id="bench-deployer")
+    producer = AIOKafkaProducer(**kafka.options(), client_id="bench-deployer")
     try:
         await watch.start()
         await producer.start()

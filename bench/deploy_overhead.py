@@ -74,8 +74,8 @@ from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.runtime._health import tcp_ok
 from slipway_deployer.runtime._procfs import kill_rooted
-from slipway_libs.settings import read_env_file
-from slipway_libs.testing.platform import Platform, free_port, start_platform
+from slipway_libs.settings import KafkaConnection, read_env_file
+from slipway_libs.testing.platform import Platform, free_port, revoke_acls, start_platform
 from slipway_libs.testing.public_api import User, create_org, sign_up
 
 HERE = Path(__file__).resolve().parent
@@ -235,7 +235,9 @@ async def deploy_platform(
         platform: Platform | None = None
         done = False
         try:
-            platform = await start_platform(devstack.kafka, dsns, SERVICES, stack.platform_env())
+            platform = await start_platform(
+                devstack.kafka, dsns, SERVICES, stack.platform_env(), devstack.kafka_passwords
+            )
             yield platform
             done = True
         finally:
@@ -246,6 +248,7 @@ async def deploy_platform(
                 except Exception as exc:  # report, and clean up the rest
                     print(f"deploy_overhead: containers left: {exc!r}", file=sys.stderr)
                 try:
+                    await revoke_acls(platform)
                     await delete_prefixed(devstack.kafka, platform.prefix)
                 except Exception as exc:
                     print(
@@ -400,9 +403,9 @@ class Outcomes:
     """Reads the deployer's deployment topic from its end, from before anything is deployed,
     and keeps when each deployment's final event (succeeded, failed, canceled) arrived."""
 
-    def __init__(self, kafka: str, prefix: str) -> None:
+    def __init__(self, kafka: KafkaConnection, prefix: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka, group_id=None, enable_auto_commit=False
+            **kafka.options(), group_id=None, enable_auto_commit=False
         )
         self._partitions = [
             TopicPartition(prefix + DEPLOYMENT_TOPIC, p)

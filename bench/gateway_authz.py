@@ -48,7 +48,13 @@ from slipway_gateway.api.table import ORG, ROUTES
 from slipway_gateway.domain.policy import Decision, Resource, decide
 from slipway_gateway.domain.projection import AccessProjection
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
-from slipway_libs.testing.platform import Platform, ServiceProcess, free_port, start_platform
+from slipway_libs.testing.platform import (
+    Platform,
+    ServiceProcess,
+    free_port,
+    revoke_acls,
+    start_platform,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -102,7 +108,9 @@ async def platform_with_gateways(devstack: Devstack) -> AsyncIterator[Platform]:
         platform: Platform | None = None
         done = False
         try:
-            platform = await start_platform(devstack.kafka, {"identity": dsn}, ["identity"])
+            platform = await start_platform(
+                devstack.kafka, {"identity": dsn}, ["identity"], None, devstack.kafka_passwords
+            )
             logs = platform.services["identity"].log_path.parent
             for name, flag in zip(GATEWAYS, ("on", "off"), strict=True):
                 service = ServiceProcess(name, free_port(), logs / f"{name}.log")
@@ -124,6 +132,7 @@ async def platform_with_gateways(devstack: Devstack) -> AsyncIterator[Platform]:
             if platform is not None:
                 platform.stop_all()
                 try:
+                    await revoke_acls(platform)
                     await delete_prefixed(devstack.kafka, platform.prefix)
                 except Exception as exc:  # report, and still drop the database
                     print(

@@ -41,6 +41,7 @@ from support import (
 
 from slipway_contracts import Envelope, dead_letter_topic
 from slipway_libs import db, outbox
+from slipway_libs.settings import KafkaConnection
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ async def run(devstack: Devstack, params: Params) -> PipelineResult:
 @dataclass(frozen=True)
 class _Bench:
     devstack: Devstack
-    kafka: str
+    kafka: KafkaConnection
     topic: str
     params: Params
     mailbox: Mailbox
@@ -192,7 +193,7 @@ def _windows(
 async def _warm_up_consumer(bench: _Bench) -> None:
     """One event straight onto every partition: once all are applied, the consumer group has
     its partitions and the throughput clock does not include the group join."""
-    producer = AIOKafkaProducer(bootstrap_servers=bench.kafka, client_id="bench-warmup")
+    producer = AIOKafkaProducer(**bench.kafka.options(), client_id="bench-warmup")
     await producer.start()
     try:
         for partition in range(bench.params.partitions):

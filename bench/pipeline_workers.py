@@ -19,6 +19,7 @@ from slipway_libs import db
 from slipway_libs.bus import ConsumerSpec, consuming
 from slipway_libs.inbox import InboxConsumer, batch
 from slipway_libs.relay import OutboxRelay, producer_factory
+from slipway_libs.settings import KafkaConnection
 
 EFFECTS_DDL = """
 CREATE TABLE effects (
@@ -87,7 +88,7 @@ async def record_effect(conn: asyncpg.Connection, envelope: Envelope) -> None:
 @dataclass(frozen=True)
 class RelayConfig:
     dsn: str
-    kafka: str
+    kafka: KafkaConnection
     batch_size: int
     events: int  # report when this many rows are published (the throughput phase)
 
@@ -95,7 +96,7 @@ class RelayConfig:
 @dataclass(frozen=True)
 class ConsumerConfig:
     dsn: str
-    kafka: str
+    kafka: KafkaConnection
     topic: str
     group_id: str
     batch_size: int

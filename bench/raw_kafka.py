@@ -27,6 +27,7 @@ from support import (
 )
 
 from slipway_libs.relay import producer_factory
+from slipway_libs.settings import KafkaConnection
 
 HEADERS = [("event_type", b"bench.Tick")]  # what the relay adds to every record
 
@@ -41,7 +42,7 @@ class RawResult:
 
 @dataclass(frozen=True)
 class RawConsumerConfig:
-    kafka: str
+    kafka: KafkaConnection
     topic: str
     partitions: int
     batch_size: int
@@ -131,7 +132,7 @@ async def _latency_phase(
 async def raw_consumer_main(mailbox: Any, cfg: RawConsumerConfig, stop: Flag) -> None:
     """Count every phase's messages; report when a phase is complete (latency: the samples)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=cfg.kafka,
+        **cfg.kafka.options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -32,8 +32,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from slipway_contracts import TopicSpec
 from slipway_libs.bus import delete_topics, ensure_topics
+from slipway_libs.kafka_access import ACCESS, admin_connection
 from slipway_libs.migrations import apply_migrations, service_migrations
-from slipway_libs.settings import devstack_env_file, read_env_file
+from slipway_libs.settings import KafkaConnection, devstack_env_file, read_env_file
 
 SPAWN: SpawnContext = multiprocessing.get_context("spawn")
 
@@ -43,9 +44,11 @@ SPAWN: SpawnContext = multiprocessing.get_context("spawn")
 
 @dataclass(frozen=True)
 class Devstack:
-    kafka: str
+    kafka: KafkaConnection  # the admin principal's (a super user)
     admin_url: str
     env_file: Path | None
+    # service -> its Kafka password: the services run as their own principals
+    kafka_passwords: dict[str, str] = field(default_factory=dict)
 
     def database_url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{name}"))
@@ -59,7 +62,12 @@ def load_devstack() -> Devstack:
     }
     if "SLIPWAY_PG_ADMIN_URL" not in env or "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS" not in env:
         raise SystemExit("the devstack is not running: run `make infra-up` (make bench does it)")
-    return Devstack(env["SLIPWAY_KAFKA_BOOTSTRAP_SERVERS"], env["SLIPWAY_PG_ADMIN_URL"], path)
+    passwords = {
+        name: env[f"SLIPWAY_{name.upper()}_KAFKA_PASSWORD"]
+        for name in ACCESS
+        if f"SLIPWAY_{name.upper()}_KAFKA_PASSWORD" in env
+    }
+    return Devstack(admin_connection(env), env["SLIPWAY_PG_ADMIN_URL"], path, passwords)
 
 
 def quiet_logging(verbose: bool = False) -> None:
@@ -119,7 +127,7 @@ async def _migrate(dsn: str) -> None:
 
 @dataclass
 class Topics:
-    kafka: str
+    kafka: KafkaConnection
     names: list[str] = field(default_factory=list)
 
     async def create(self, partitions: int, prefix: str) -> str:
@@ -135,7 +143,7 @@ class Topics:
 
 
 @contextlib.asynccontextmanager
-async def throwaway_topics(kafka: str) -> AsyncIterator[Topics]:
+async def throwaway_topics(kafka: KafkaConnection) -> AsyncIterator[Topics]:
     topics = Topics(kafka)
     try:
         yield topics
@@ -340,11 +348,11 @@ async def paced(
     return Pacing(ticks * per_tick / elapsed, late, worst * 1000)
 
 
-async def record_timestamps(kafka: str, topic: str, partitions: int) -> dict[str, int]:
+async def record_timestamps(kafka: KafkaConnection, topic: str, partitions: int) -> dict[str, int]:
     """Every record of ``topic`` so far: envelope id → its Kafka timestamp (ms, the producer's
     clock at ``send``); the first copy wins when the relay published an event twice."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka,
+        **kafka.options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -539,10 +547,10 @@ def cores_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     return {name: ticks / wall for name, ticks in used.items()}
 
 
-async def delete_prefixed(kafka: str, prefix: str) -> None:
+async def delete_prefixed(kafka: KafkaConnection, prefix: str) -> None:
     """The topics the services created under this run's prefix, dead-letter topics included.
     (Their consumer groups stay: aiokafka's admin client cannot delete groups.)"""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, client_id="bench-cleanup")
+    admin = AIOKafkaAdminClient(**kafka.options(), client_id="bench-cleanup")
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith((prefix, f"dlq.{prefix}"))]

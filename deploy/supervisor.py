@@ -117,6 +117,25 @@ def child_environment(
     return env
 
 
+# credentials of one service (or of the devstack's admin) that no other service's process gets
+_OWN_SECRETS = ("_KAFKA_PASSWORD", "_INTERNAL_TOKEN", "_DATABASE_URL")
+_ADMIN_SECRETS = ("SLIPWAY_KAFKA_ADMIN_PASSWORD", "SLIPWAY_PG_ADMIN_URL")
+
+
+def service_environment(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """One service's environment: its own credentials, not the other services' nor the admin's
+    (and not the env file, which holds them all: ``env`` already has what it needs of it)."""
+    own = f"SLIPWAY_{name.upper()}_"
+    kept = {
+        key: value
+        for key, value in env.items()
+        if key not in _ADMIN_SECRETS
+        and (key.startswith(own) or not (key.startswith("SLIPWAY_") and key.endswith(_OWN_SECRETS)))
+    }
+    kept["SLIPWAY_DEVSTACK_ENV"] = os.devnull
+    return kept
+
+
 def service_from_env(name: str, env: Mapping[str, str]) -> Service:
     prefix = f"SLIPWAY_{name.upper()}_HTTP_"
     host = env.get(prefix + "HOST", "127.0.0.1")
@@ -374,7 +393,7 @@ class Supervisor:
             process = await asyncio.create_subprocess_exec(
                 *self.command(service.name),
                 cwd=ROOT,
-                env=self.env,
+                env=service_environment(self.env, service.name),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,

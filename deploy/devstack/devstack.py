@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -39,6 +40,14 @@ Ranges = dict[int, tuple[int, int]]  # ApiVersions: api key -> (min, max)
 Secrets = dict[str, str]  # "admin" and each service -> password
 
 SERVICES = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")
+# every service has a Kafka principal (SASL/SCRAM) and an internal HTTP token of its own; the
+# gateway has no database, so it is not in SERVICES. `admin` is the devstack's, tests' and
+# tools' principal (a Kafka super user); `controller` authenticates the broker to the KRaft
+# controller (SASL/PLAIN: KRaft controllers cannot use SCRAM, its credentials live in metadata)
+PRINCIPALS = (*SERVICES, "gateway")
+KAFKA_ADMIN = "admin"
+KAFKA_CONTROLLER = "controller"
+SCRAM = "SCRAM-SHA-256"
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
@@ -79,6 +88,7 @@ PG_LINK = STATE / "pg"
 ENV_FILE = STATE / "env"
 SECRETS_FILE = STATE / "secrets.json"
 KAFKA_PID = RUN / "kafka.pid"
+KAFKA_USERS = KAFKA_DIR / "scram-users"  # digest of the SCRAM users the storage was formatted with
 KAFKA_LOG = LOGS / "kafka.log"
 KAFKA_OUT = LOGS / "kafka.out"
 REGISTRY_DIR = STATE / "registry"
@@ -446,17 +456,39 @@ def ensure_kafka_libs() -> Path:
 # --- kafka: config and process
 
 
-def kafka_server_properties(data_dir: Path) -> str:
+def kafka_server_properties(data_dir: Path, pw: Secrets) -> str:
+    """Every listener authenticates (deployed apps share the host network): clients with
+    SASL/SCRAM as their own principal, the broker to its controller with SASL/PLAIN; ACLs with
+    the StandardAuthorizer, deny unless an ACL allows (the admin and the controller are super
+    users). SASL_PLAINTEXT: the listeners are on loopback only."""
     port, cport = kafka_port(), kafka_controller_port()
+    admin, ctl = pw["kafka_admin"], pw["kafka_controller"]
+    scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain_login = "org.apache.kafka.common.security.plain.PlainLoginModule"
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{cport}",
         "controller.listener.names": "CONTROLLER",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listeners": f"CLIENT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
+        "advertised.listeners": f"CLIENT://{HOST}:{port}",
+        "inter.broker.listener.name": "CLIENT",
+        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": SCRAM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM,
+        "listener.name.client.sasl.enabled.mechanisms": SCRAM,
+        f"listener.name.client.{SCRAM.lower()}.sasl.jaas.config": (
+            f'{scram_login} required username="{KAFKA_ADMIN}" password="{admin}";'
+        ),
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": (
+            f'{plain_login} required username="{KAFKA_CONTROLLER}" password="{ctl}" '
+            f'user_{KAFKA_CONTROLLER}="{ctl}";'
+        ),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{KAFKA_ADMIN};User:{KAFKA_CONTROLLER}",
+        "allow.everyone.if.no.acl.found": "false",
         "log.dirs": str(data_dir),
         "num.partitions": "3",
         "default.replication.factor": "1",
@@ -523,17 +555,33 @@ def kafka_pid() -> int | None:
     return daemon_pid(KAFKA_PID, "kafka.Kafka")
 
 
-def write_kafka_config(data_dir: Path) -> Path:
-    props = KAFKA_DIR / "server.properties"
-    write_atomic(props, kafka_server_properties(data_dir))
+def write_kafka_config(data_dir: Path, pw: Secrets) -> Path:
+    props = KAFKA_DIR / "server.properties"  # holds passwords: 0600
+    write_atomic(props, kafka_server_properties(data_dir, pw), 0o600)
     write_atomic(KAFKA_DIR / "log4j2.properties", kafka_log4j_properties())
     return props
 
 
-def format_kafka(libs: Path, data_dir: Path) -> None:
-    """Format the KRaft storage once (into a temp dir renamed into place)."""
-    if (data_dir / "meta.properties").exists():
+def kafka_users(pw: Secrets) -> dict[str, str]:
+    """The SCRAM users: the admin and one principal per service."""
+    return {KAFKA_ADMIN: pw["kafka_admin"], **{p: pw[f"kafka_{p}"] for p in PRINCIPALS}}
+
+
+def kafka_users_digest(pw: Secrets) -> str:
+    users = sorted(kafka_users(pw).items())
+    return hashlib.sha256(json.dumps(users).encode()).hexdigest()
+
+
+def format_kafka(libs: Path, data_dir: Path, pw: Secrets) -> None:
+    """Format the KRaft storage once (into a temp dir renamed into place), seeding the SCRAM
+    users. Storage formatted for other users (or none: a broker from before SASL) is formatted
+    again: the devstack's topics are recreated by whoever uses them."""
+    digest = kafka_users_digest(pw)
+    formatted = (data_dir / "meta.properties").exists()
+    if formatted and KAFKA_USERS.exists() and KAFKA_USERS.read_text().strip() == digest:
         return
+    if formatted:
+        log("Kafka storage was formatted for other SCRAM users: formatting it again (data lost)")
     staging = data_dir.with_name(data_dir.name + ".formatting")
     shutil.rmtree(staging, ignore_errors=True)
     cluster_id = (
@@ -545,21 +593,27 @@ def format_kafka(libs: Path, data_dir: Path) -> None:
         .splitlines()[-1]
     )
     props = KAFKA_DIR / "format.properties"
-    write_atomic(props, kafka_server_properties(staging))
-    run(
-        java_cmd(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
-        what="kafka StorageTool format",
-    )
-    props.unlink()
+    write_atomic(props, kafka_server_properties(staging, pw), 0o600)
+    scram = [
+        arg
+        for name, password in kafka_users(pw).items()
+        for arg in ("--add-scram", f"{SCRAM}=[name={name},password={password}]")
+    ]
+    try:
+        fmt = ("format", "-t", cluster_id, "-c", str(props), *scram)
+        run(java_cmd(libs, "kafka.tools.StorageTool", *fmt), what="kafka StorageTool format")
+    finally:
+        props.unlink(missing_ok=True)
     shutil.rmtree(data_dir, ignore_errors=True)
     os.rename(staging, data_dir)
-    log(f"formatted Kafka storage (cluster id {cluster_id})")
+    write_atomic(KAFKA_USERS, digest + "\n", 0o600)
+    log(f"formatted Kafka storage (cluster id {cluster_id}) with {len(scram) // 2} SCRAM users")
 
 
-def start_kafka(libs: Path) -> int:
+def start_kafka(libs: Path, pw: Secrets) -> int:
     data_dir = KAFKA_DIR / "data"
-    props = write_kafka_config(data_dir)
-    format_kafka(libs, data_dir)
+    props = write_kafka_config(data_dir, pw)
+    format_kafka(libs, data_dir, pw)
     cmd = java_cmd(libs, "kafka.Kafka", str(props), heap=("256m", "512m"))
     cmd.insert(4, "-XX:+ExitOnOutOfMemoryError")
     return spawn(cmd, KAFKA_OUT, KAFKA_DIR, KAFKA_PID)
@@ -650,11 +704,59 @@ def kafka_coordinator_error(sock: socket.socket, ranges: Ranges, key: str, key_t
     return int(error)
 
 
-def kafka_not_ready_reason(port: int, timeout: float = 3.0) -> str | None:
-    """None when the broker is registered and its group/transaction coordinators answer."""
+def _kbytes(data: bytes) -> bytes:
+    return struct.pack(">i", len(data)) + data
+
+
+def _scram_hmac(key: bytes, msg: bytes) -> bytes:
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def kafka_authenticate(sock: socket.socket, ranges: Ranges, user: str, password: str) -> None:
+    """SaslHandshake v1 + SaslAuthenticate v1 with SCRAM-SHA-256 (RFC 5802/7677)."""
+    _pick_version(ranges, 17, 1, 1, "SaslHandshake")
+    data = kafka_request(sock, 17, 1, 10, _kstr(SCRAM))
+    if struct.unpack_from(">h", data)[0]:
+        raise ConnectionError(f"the broker refused the SASL mechanism {SCRAM}")
+    version = _pick_version(ranges, 36, 1, 1, "SaslAuthenticate")
+
+    def exchange(corr: int, message: str) -> str:
+        data = kafka_request(sock, 36, version, corr, _kbytes(message.encode()))
+        error, mlen = struct.unpack_from(">hh", data)
+        off = 4 + max(mlen, 0)
+        if error:
+            text = data[4:off].decode(errors="replace") if mlen > 0 else ""
+            raise ConnectionError(f"SASL authentication as {user} failed: {text or error}")
+        (alen,) = struct.unpack_from(">i", data, off)
+        return data[off + 4 : off + 4 + alen].decode()
+
+    nonce = secrets.token_urlsafe(18)
+    first_bare = f"n={user},r={nonce}"
+    server_first = exchange(11, "n,," + first_bare)
+    fields = dict(item.split("=", 1) for item in server_first.split(","))
+    if not fields["r"].startswith(nonce):
+        raise ConnectionError("SCRAM: the server's nonce does not extend ours")
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(fields["s"]), int(fields["i"])
+    )
+    client_key = _scram_hmac(salted, b"Client Key")
+    final_bare = f"c=biws,r={fields['r']}"
+    auth_message = f"{first_bare},{server_first},{final_bare}".encode()
+    signature = _scram_hmac(hashlib.sha256(client_key).digest(), auth_message)
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature, strict=True)))
+    server_final = exchange(12, f"{final_bare},p={proof.decode()}")
+    expected = _scram_hmac(_scram_hmac(salted, b"Server Key"), auth_message)
+    if server_final != "v=" + base64.b64encode(expected).decode():
+        raise ConnectionError("SCRAM: the server's signature does not verify")
+
+
+def kafka_not_ready_reason(port: int, pw: Secrets, timeout: float = 3.0) -> str | None:
+    """None when the broker is registered and its group/transaction coordinators answer (asked
+    as the admin principal: every listener requires SASL)."""
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         ranges = kafka_api_versions(sock)
+        kafka_authenticate(sock, ranges, KAFKA_ADMIN, pw["kafka_admin"])
         if not any(b[2] == port for b in kafka_brokers(sock, ranges)):
             return "metadata lists no broker yet"
         for key_type, what in ((0, "group"), (1, "transaction")):
@@ -664,7 +766,7 @@ def kafka_not_ready_reason(port: int, timeout: float = 3.0) -> str | None:
     return None
 
 
-def wait_kafka(pid: int) -> None:
+def wait_kafka(pid: int, pw: Secrets) -> None:
     port = kafka_port()
     deadline = time.monotonic() + KAFKA_READY_TIMEOUT
     last = "port closed"
@@ -676,7 +778,7 @@ def wait_kafka(pid: int) -> None:
             )
         if port_open(port, 0.5):
             try:
-                last = kafka_not_ready_reason(port) or ""
+                last = kafka_not_ready_reason(port, pw) or ""
                 if not last:
                     return
             except (OSError, ConnectionError, struct.error) as exc:
@@ -883,13 +985,15 @@ def load_secrets() -> Secrets:
     with contextlib.suppress(OSError, ValueError):
         data = {str(k): str(v) for k, v in json.loads(SECRETS_FILE.read_text()).items()}
     changed = False
-    for key in ("admin", *SERVICES):
+    # PostgreSQL roles, Kafka principals (hex: safe in JAAS and in the storage tool's syntax)
+    keys = ("admin", *SERVICES, "kafka_admin", "kafka_controller")
+    for key in (*keys, *(f"kafka_{p}" for p in PRINCIPALS)):
         if not data.get(key):
             data[key] = secrets.token_hex(16)
             changed = True
     # application secrets of the dev platform: the internal-call token and AES-256 sealing keys
     app_secrets: dict[str, Callable[[], str]] = {
-        "internal_token": lambda: secrets.token_urlsafe(32),
+        **{f"internal_token_{p}": lambda: secrets.token_urlsafe(32) for p in PRINCIPALS},
         "identity_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
         "catalog_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     }
@@ -1193,7 +1297,23 @@ def env_text(pw: Secrets) -> str:
         for s in SERVICES
     ]
     lines += [
-        f"SLIPWAY_INTERNAL_TOKEN={pw['internal_token']}",
+        # Kafka: SASL/SCRAM; the admin principal is for the devstack, the tests and the tools
+        f"SLIPWAY_KAFKA_SASL_MECHANISM={SCRAM}",
+        f"SLIPWAY_KAFKA_ADMIN_USERNAME={KAFKA_ADMIN}",
+        f"SLIPWAY_KAFKA_ADMIN_PASSWORD={pw['kafka_admin']}",
+    ]
+    for p in PRINCIPALS:
+        lines += [
+            f"SLIPWAY_{p.upper()}_KAFKA_USERNAME={p}",
+            f"SLIPWAY_{p.upper()}_KAFKA_PASSWORD={pw[f'kafka_{p}']}",
+            # the token this service presents to other services' internal APIs
+            f"SLIPWAY_{p.upper()}_INTERNAL_TOKEN={pw[f'internal_token_{p}']}",
+        ]
+    # the callers each service's internal API accepts, by the SHA-256 of their tokens (so that
+    # a service cannot present another's token): today only the gateway calls internal APIs
+    gateway = hashlib.sha256(pw["internal_token_gateway"].encode()).hexdigest()
+    lines += [f"SLIPWAY_{s.upper()}_INTERNAL_CALLERS=gateway:{gateway}" for s in SERVICES]
+    lines += [
         f"SLIPWAY_IDENTITY_SEALING_KEYS=dev1:{pw['identity_sealing_key']}",
         f"SLIPWAY_CATALOG_SEALING_KEYS=dev1:{pw['catalog_sealing_key']}",
         f"SLIPWAY_REGISTRY={registry_address()}",
@@ -1265,7 +1385,7 @@ def cmd_up() -> int:
         kpid, rpid = kafka_pid(), registry_pid()
         check_ports_free(kafka=kpid is None, pg=pg_pid() is None, registry=rpid is None)
         if kpid is None:
-            kpid = start_kafka(libs)  # boots in the background while Postgres starts
+            kpid = start_kafka(libs, pw)  # boots in the background while Postgres starts
             started.append("kafka")
         if rpid is None:
             rpid = start_registry()
@@ -1281,7 +1401,7 @@ def cmd_up() -> int:
         wait_registry(rpid)
         if ensure_base_image():
             started.append(f"base image {BASE_REPOSITORY}:{BASE_TAG} (built and pushed)")
-        wait_kafka(kpid)
+        wait_kafka(kpid, pw)
         write_atomic(ENV_FILE, env_text(pw), 0o600)
         lines, _ = status_lines()
     what = ", ".join(started) if started else "nothing (already running)"

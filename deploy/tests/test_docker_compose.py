@@ -7,6 +7,7 @@ built from its container's environment.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import re
 from pathlib import Path
@@ -57,10 +58,56 @@ def init_sql_passwords(compose: dict[str, Any]) -> dict[str, str]:
 def test_infrastructure_uses_the_official_images(compose: dict[str, Any]) -> None:
     assert compose["services"]["postgres"]["image"] == "postgres:15"
     assert compose["services"]["kafka"]["image"] == "apache/kafka:4.1.1"
-    assert set(compose["services"]) == {"postgres", "kafka", *SERVICES}
-    kafka_env = compose["services"]["kafka"]["environment"]
-    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert kafka_env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert set(compose["services"]) == {"postgres", "kafka", "kafka-acls", *SERVICES}
+    server = kafka_properties(compose)
+    assert server["process.roles"] == "broker,controller"
+    assert server["advertised.listeners"] == "CLIENT://kafka:9092"
+
+
+def kafka_properties(compose: dict[str, Any]) -> dict[str, str]:
+    lines = compose["configs"]["kafka-server"]["content"].splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_kafka_authenticates_every_listener_and_denies_without_an_acl(
+    compose: dict[str, Any],
+) -> None:
+    server = kafka_properties(compose)
+    assert server["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT"
+    )
+    assert server["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert server["allow.everyone.if.no.acl.found"] == "false"
+    assert server["super.users"] == "User:admin;User:controller"
+    acls = compose["services"]["kafka-acls"]
+    assert acls["command"] == ["python", "-m", "slipway_libs.kafka_access"]
+    assert acls["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_its_own_kafka_principal(compose: dict[str, Any], service: str) -> None:
+    env = compose["services"][service]["environment"]
+    assert env[f"SLIPWAY_{service.upper()}_KAFKA_USERNAME"] == service
+    password = env[f"SLIPWAY_{service.upper()}_KAFKA_PASSWORD"]
+    kafka = compose["services"]["kafka"]
+    seeded = kafka["environment"][f"KAFKA_{service.upper()}_PASSWORD"]
+    assert password == seeded
+    assert (
+        f"SCRAM-SHA-256=[name={service},password=${{KAFKA_{service.upper()}_PASSWORD}}]"
+        in (kafka["command"][0])
+    )
+    assert compose["services"][service]["depends_on"]["kafka-acls"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+@pytest.mark.parametrize("service", DATABASE_SERVICES)
+def test_internal_apis_accept_the_gateways_token(compose: dict[str, Any], service: str) -> None:
+    token = compose["services"]["gateway"]["environment"]["SLIPWAY_GATEWAY_INTERNAL_TOKEN"]
+    callers = compose["services"][service]["environment"][
+        f"SLIPWAY_{service.upper()}_INTERNAL_CALLERS"
+    ]
+    assert callers == f"gateway:{hashlib.sha256(token.encode()).hexdigest()}"
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -107,7 +154,8 @@ def test_each_service_reaches_its_own_database(compose: dict[str, Any], service:
     assert url.username == role
     assert url.password == init_sql_passwords(compose)[role]
     depends = compose["services"][service]["depends_on"]
-    assert depends["postgres"]["condition"] == depends["kafka"]["condition"] == "service_healthy"
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert depends["kafka-acls"]["condition"] == "service_completed_successfully"
 
 
 def test_init_sql_isolates_every_database(compose: dict[str, Any]) -> None:
@@ -131,4 +179,4 @@ def test_gateway_routes_to_every_service_and_is_published(compose: dict[str, Any
             f"http://{upstream}:{PORTS[upstream]}"
         )
     assert gateway["ports"] == ["8080:8080"]
-    assert set(gateway["depends_on"]) == {"kafka", *UPSTREAMS}
+    assert set(gateway["depends_on"]) == {"kafka-acls", *UPSTREAMS}

@@ -72,6 +72,33 @@ def test_process_environment_wins_and_logs_are_human_by_default() -> None:
     assert sup.child_environment({}, {"SLIPWAY_LOG_JSON": "true"})["SLIPWAY_LOG_JSON"] == "true"
 
 
+def test_a_service_gets_its_own_credentials_only() -> None:
+    env = {
+        "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+        "SLIPWAY_PG_ADMIN_URL": "postgresql://admin:pw@h/postgres",
+        "SLIPWAY_KAFKA_ADMIN_PASSWORD": "admin-pw",
+        "SLIPWAY_CATALOG_KAFKA_PASSWORD": "catalog-pw",
+        "SLIPWAY_CATALOG_INTERNAL_TOKEN": "catalog-token",
+        "SLIPWAY_CATALOG_DATABASE_URL": "postgresql://c:pw@h/c",
+        "SLIPWAY_CATALOG_SEALING_KEYS": "k1:x",  # the deployer opens what the catalog seals
+        "SLIPWAY_IDENTITY_KAFKA_PASSWORD": "identity-pw",
+        "SLIPWAY_IDENTITY_INTERNAL_TOKEN": "identity-token",
+        "PATH": "/bin",
+    }
+    catalog = sup.service_environment(env, "catalog")
+    assert catalog["SLIPWAY_CATALOG_KAFKA_PASSWORD"] == "catalog-pw"
+    assert catalog["SLIPWAY_CATALOG_DATABASE_URL"] == env["SLIPWAY_CATALOG_DATABASE_URL"]
+    gone = {"SLIPWAY_PG_ADMIN_URL", "SLIPWAY_KAFKA_ADMIN_PASSWORD"}
+    gone |= {"SLIPWAY_IDENTITY_KAFKA_PASSWORD", "SLIPWAY_IDENTITY_INTERNAL_TOKEN"}
+    assert not gone & set(catalog)
+    deployer = sup.service_environment(env, "deployer")
+    assert deployer["SLIPWAY_CATALOG_SEALING_KEYS"] == "k1:x"
+    assert "SLIPWAY_CATALOG_KAFKA_PASSWORD" not in deployer
+    # not the env file either: it holds every credential
+    assert deployer["SLIPWAY_DEVSTACK_ENV"] == os.devnull
+    assert deployer["SLIPWAY_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+
+
 def test_service_address_from_environment() -> None:
     assert sup.service_from_env("gateway", {}).base_url == "http://127.0.0.1:8080"
     env = {"SLIPWAY_GATEWAY_HTTP_PORT": "9090", "SLIPWAY_GATEWAY_HTTP_HOST": "0.0.0.0"}

@@ -2,17 +2,22 @@
 
 The gateway authenticates the caller and forwards the result in ``X-Slipway-Actor`` (JSON); the
 services use it for audit records and for rules that depend on the actor (only an owner may
-grant ownership). Internal APIs are reachable only with ``X-Slipway-Internal-Token`` equal to
-the shared ``SLIPWAY_INTERNAL_TOKEN`` when one is configured (the devstack configures one).
+grant ownership). Internal APIs are reachable only with an ``X-Slipway-Internal-Token`` of one
+of the callers the service accepts: each calling service has a token of its own, and a service
+knows only the SHA-256 of its callers' tokens (``SLIPWAY_<SERVICE>_INTERNAL_CALLERS``), so a
+compromised service cannot present another's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Literal
 
+import structlog
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -52,14 +57,34 @@ def actor_from(request: Request) -> Actor:
         raise BusinessError("Malformed actor header.", code="BAD_ACTOR", status_code=400) from exc
 
 
-def internal_guard(expected: str | None):  # type: ignore[no-untyped-def]
-    """A FastAPI dependency refusing internal calls without the shared token."""
+InternalCallers = Mapping[str, str]  # caller name -> SHA-256 (hex) of the caller's token
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def internal_caller(callers: InternalCallers, token: str) -> str | None:
+    """The name of the caller whose token this is, or None."""
+    given = token_digest(token).encode()
+    found = None
+    for name, digest in callers.items():  # every digest compared: no early exit to time
+        if hmac.compare_digest(given, digest.encode()):
+            found = name
+    return found
+
+
+def internal_guard(callers: InternalCallers | None):  # type: ignore[no-untyped-def]
+    """A FastAPI dependency refusing internal calls but from the accepted callers (none
+    configured: open, for in-process tests); the caller's name is bound to the request's logs."""
 
     async def guard(request: Request) -> None:
-        if not expected:
+        if not callers:
             return
-        given = request.headers.get(INTERNAL_TOKEN_HEADER, "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        caller = internal_caller(callers, request.headers.get(INTERNAL_TOKEN_HEADER, ""))
+        if caller is None:
             raise BusinessError("Internal API.", code="FORBIDDEN", status_code=403)
+        request.state.internal_caller = caller
+        structlog.contextvars.bind_contextvars(internal_caller=caller)
 
     return guard

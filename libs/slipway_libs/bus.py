@@ -19,17 +19,28 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from slipway_contracts.topics import TopicSpec, dead_letter_spec, dead_letter_topic
 from slipway_libs.inbox import Handler, InboxConsumer, Record, dead_letter_value
+from slipway_libs.settings import KafkaConnection
 
 log = structlog.get_logger(__name__)
 
 
-def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+def broker_security(kafka: KafkaConnection) -> BaseSecurity | None:
+    """FastStream's form of the connection's SASL principal (SASL_PLAINTEXT: no TLS)."""
+    if kafka.username is None:
+        return None
+    scram = SASLScram512 if kafka.mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(kafka.username, kafka.password or "", use_ssl=False)
+
+
+def make_broker(kafka: KafkaConnection, *, client_id: str) -> KafkaBroker:
     """The process's FastStream broker; its producer is idempotent with acks=all."""
     return KafkaBroker(
-        bootstrap_servers,
+        kafka.bootstrap_servers,
+        security=broker_security(kafka),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -38,9 +49,10 @@ def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create the topics that do not exist yet (never alters or deletes); returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="slipway-topics")
+async def ensure_topics(kafka: KafkaConnection, specs: Iterable[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet (never alters or deletes); returns those created.
+    A principal sees only the topics it may describe: it ensures only topics it may create."""
+    admin = AIOKafkaAdminClient(**kafka.options(), client_id="slipway-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -61,8 +73,8 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> l
         await admin.close()
 
 
-async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="slipway-topics")
+async def delete_topics(kafka: KafkaConnection, names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(**kafka.options(), client_id="slipway-topics")
     await admin.start()
     try:
         with contextlib.suppress(Exception):
@@ -134,7 +146,7 @@ class ConsumerSpec:
 
 @contextlib.asynccontextmanager
 async def consuming(
-    bootstrap_servers: str,
+    kafka: KafkaConnection,
     pool: asyncpg.Pool,
     specs: Sequence[ConsumerSpec],
     *,
@@ -149,17 +161,15 @@ async def consuming(
     ``topic_prefix`` is prepended to the topics and the consumer groups (and so to the
     dead-letter topics and the groups recorded in the inbox).
     """
-    await ensure_topics(
-        bootstrap_servers, dead_letter_topics((s.group_id for s in specs), topic_prefix)
-    )
+    await ensure_topics(kafka, dead_letter_topics((s.group_id for s in specs), topic_prefix))
     dlq = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.options(),
         client_id=f"{client_id}-dlq",
         acks="all",
         enable_idempotence=True,
     )
     await dlq.start()
-    broker = make_broker(bootstrap_servers, client_id=client_id)
+    broker = make_broker(kafka, client_id=client_id)
     consumers = []
     for spec in specs:
         consumer = InboxConsumer(

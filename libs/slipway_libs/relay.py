@@ -31,6 +31,7 @@ from opentelemetry import trace
 
 from slipway_libs.db import connect
 from slipway_libs.outbox import NOTIFY_CHANNEL
+from slipway_libs.settings import KafkaConnection
 from slipway_libs.telemetry import context_from, current_carrier, kafka_headers, tracer
 
 log = structlog.get_logger(__name__)
@@ -53,10 +54,10 @@ class DeliveryTimeout(Exception):
 ProducerFactory = Callable[[], Awaitable[AIOKafkaProducer]]
 
 
-def producer_factory(bootstrap_servers: str, *, client_id: str) -> ProducerFactory:
+def producer_factory(kafka: KafkaConnection, *, client_id: str) -> ProducerFactory:
     async def make() -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+            **kafka.options(),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,

@@ -33,9 +33,16 @@ from slipway_contracts import TOPICS, TopicSpec
 from slipway_libs import db, migrations
 from slipway_libs.bus import ConsumerSpec, consuming, ensure_topics
 from slipway_libs.http import ReadinessCheck, create_app
+from slipway_libs.kafka_access import may_create
 from slipway_libs.logging import configure_logging
 from slipway_libs.relay import OutboxRelay, producer_factory
-from slipway_libs.settings import PlatformSettings, ServiceSettings, load
+from slipway_libs.settings import (
+    KafkaConnection,
+    PlatformSettings,
+    ServiceSettings,
+    kafka_connection,
+    load,
+)
 from slipway_libs.telemetry import configure_tracing
 
 log = structlog.get_logger(__name__)
@@ -59,6 +66,11 @@ class Container:
         if self.pool is None:
             raise RuntimeError(f"{self.definition.name} has no database")
         return self.pool
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The brokers, and this service's own Kafka principal."""
+        return kafka_connection(self.platform, self.settings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,8 +100,8 @@ def build_app(container: Container) -> FastAPI:
     if container.pool is not None:
         pool = container.pool
         checks["database"] = lambda: db.check(pool)
-    bootstrap = container.platform.kafka_bootstrap_servers
-    checks["kafka"] = lambda: kafka_check(bootstrap)
+    kafka = container.kafka
+    checks["kafka"] = lambda: kafka_check(kafka)
     checks.update(container.definition.readiness(container))
     return create_app(
         service=container.definition.name,
@@ -99,11 +111,11 @@ def build_app(container: Container) -> FastAPI:
     )
 
 
-async def kafka_check(bootstrap_servers: str) -> dict[str, Any]:
+async def kafka_check(kafka: KafkaConnection) -> dict[str, Any]:
     """Readiness: a metadata round trip to the broker."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+    admin = AIOKafkaAdminClient(**kafka.options(), request_timeout_ms=2000)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -173,10 +185,7 @@ async def serve_relay(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings
     relay = OutboxRelay(
         dsn=settings.database_url,
-        producer=producer_factory(
-            container.platform.kafka_bootstrap_servers,
-            client_id=f"{container.definition.name}-relay",
-        ),
+        producer=producer_factory(container.kafka, client_id=f"{container.definition.name}-relay"),
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
         topic_prefix=container.platform.topic_prefix,
@@ -209,7 +218,7 @@ async def _consume(container: Container, stop: asyncio.Event) -> None:
         return
     settings = container.settings
     async with consuming(
-        container.platform.kafka_bootstrap_servers,
+        container.kafka,
         container.require_pool(),
         specs,
         client_id=f"{container.definition.name}-worker",
@@ -238,6 +247,19 @@ async def _until(stop: asyncio.Event, main: asyncio.Task[Any], *helpers: asyncio
         waiter.cancel()
 
 
+def _own_topics(container: Container) -> list[TopicSpec]:
+    """The topics this process ensures at start: all of them on an unauthenticated cluster, else
+    those its principal may create (the installation's admin creates the others beforehand:
+    ``slipway_libs.kafka_access``)."""
+    name, prefix = container.definition.name, container.platform.topic_prefix
+    own = container.kafka.username is None
+    return [
+        replace(t, name=prefix + t.name)
+        for t in container.definition.topics
+        if own or may_create(name, t.name)
+    ]
+
+
 def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -256,10 +278,7 @@ async def run_command(definition: ServiceDefinition, command: str) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with open_container(definition) as container:
-        await ensure_topics(
-            container.platform.kafka_bootstrap_servers,
-            [replace(t, name=container.platform.topic_prefix + t.name) for t in definition.topics],
-        )
+        await ensure_topics(container.kafka, _own_topics(container))
         parts = {
             "api": [serve_api],
             "worker": [serve_worker],

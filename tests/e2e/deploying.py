@@ -124,7 +124,7 @@ async def read_topic(
     """A topic of the platform from its start, as (event, Kafka headers), until ``done``."""
     consumer = AIOKafkaConsumer(
         platform.prefix + topic,
-        bootstrap_servers=platform.kafka,
+        **platform.kafka.options(),
         group_id=None,
         auto_offset_reset="earliest",
     )

@@ -217,7 +217,7 @@ async def _rebuild(platform: Platform, org: str) -> dict[str, Any]:
     consumer = AIOKafkaConsumer(
         platform.prefix + CLUSTER_TOPIC,
         platform.prefix + PROJECT_TOPIC,
-        bootstrap_servers=platform.kafka,
+        **platform.kafka.options(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -280,7 +280,7 @@ async def test_a_cron_job_runs_when_forced_and_when_its_schedule_fires_once_per_
         environment_id=uuid.UUID(env),
         scheduled_at=fired_at,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=platform.kafka)
+    producer = AIOKafkaProducer(**platform.kafka.options())
     await producer.start()
     try:
         for _ in range(2):

@@ -3,8 +3,10 @@
     python tests/fault/pipeline_proc.py relay    <dsn> <bootstrap>
     python tests/fault/pipeline_proc.py consumer <dsn> <bootstrap> <topic> <group>
 
-The consumer's handler inserts one ``effects`` row per event and nothing prevents a duplicate
-row there: only the inbox does, which is what the test checks.
+Both connect to Kafka at <bootstrap> as the devstack's admin principal (credentials from the
+devstack's env file, never in an argv). The consumer's handler inserts one ``effects`` row per
+event and nothing prevents a duplicate row there: only the inbox does, which is what the test
+checks.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import asyncpg
 from slipway_contracts import Envelope
 from slipway_libs import db
 from slipway_libs.bus import ConsumerSpec, consuming
+from slipway_libs.kafka_access import admin_connection
 from slipway_libs.logging import configure_logging
 from slipway_libs.relay import OutboxRelay, producer_factory
+from slipway_libs.settings import KafkaConnection, read_env_file
 
 
 async def record_effect(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -30,10 +34,14 @@ async def record_effect(conn: asyncpg.Connection, envelope: Envelope) -> None:
     )
 
 
+def kafka(bootstrap: str) -> KafkaConnection:
+    return admin_connection(read_env_file() | {"SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+
+
 async def relay(dsn: str, bootstrap: str) -> None:
     await OutboxRelay(
         dsn=dsn,
-        producer=producer_factory(bootstrap, client_id="fault-relay"),
+        producer=producer_factory(kafka(bootstrap), client_id="fault-relay"),
         batch_size=200,
         poll_interval_s=0.2,
     ).run()
@@ -42,7 +50,9 @@ async def relay(dsn: str, bootstrap: str) -> None:
 async def consumer(dsn: str, bootstrap: str, topic: str, group: str) -> None:
     pool = await db.create_pool(dsn, max_size=3)
     spec = ConsumerSpec(group_id=group, topics=[topic], handlers={"test.Counted": record_effect})
-    async with consuming(bootstrap, pool, [spec], client_id="fault-consumer", batch_size=200):
+    async with consuming(
+        kafka(bootstrap), pool, [spec], client_id="fault-consumer", batch_size=200
+    ):
         await asyncio.Event().wait()
 
 

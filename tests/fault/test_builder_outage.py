@@ -52,7 +52,7 @@ async def request_build(builder: Platform, repo: Path) -> uuid.UUID:
         source=GitSourceSpec(url=str(repo)),
         image_repository=f"test/{uuid.uuid4()}",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=builder.kafka)
+    producer = AIOKafkaProducer(**builder.kafka.options())
     await producer.start()
     try:
         envelope = new_event(command, subject=str(command.build_id), source="test")

@@ -50,9 +50,10 @@ async def test_relay_and_consumer_resume_after_kafka_and_postgres_outages(
     setup = await db.connect(consumer_dsn)
     await setup.execute(EFFECTS_DDL)
     await setup.close()
-    relay = ProcessUnderTest([sys.executable, str(PROC), "relay", producer_dsn, devstack.kafka])
+    kafka = devstack.kafka.bootstrap_servers  # the processes authenticate as the admin
+    relay = ProcessUnderTest([sys.executable, str(PROC), "relay", producer_dsn, kafka])
     consumer = ProcessUnderTest(
-        [sys.executable, str(PROC), "consumer", consumer_dsn, devstack.kafka, topic, group]
+        [sys.executable, str(PROC), "consumer", consumer_dsn, kafka, topic, group]
     )
     check = await db.create_pool(consumer_dsn, min_size=0, max_size=1)
     try:

@@ -65,9 +65,10 @@ async def test_outbox_to_inbox_is_exactly_once_and_ordered_under_sigkill(
     producer_pool = await db.create_pool(producer_dsn, max_size=3)
     consumer_pool = await db.create_pool(consumer_dsn, max_size=3)
     await consumer_pool.execute(EFFECTS_DDL)
-    relay = ProcessUnderTest([sys.executable, str(PROC), "relay", producer_dsn, devstack.kafka])
+    kafka = devstack.kafka.bootstrap_servers  # the processes authenticate as the admin
+    relay = ProcessUnderTest([sys.executable, str(PROC), "relay", producer_dsn, kafka])
     consumer = ProcessUnderTest(
-        [sys.executable, str(PROC), "consumer", consumer_dsn, devstack.kafka, topic, group]
+        [sys.executable, str(PROC), "consumer", consumer_dsn, kafka, topic, group]
     )
     try:
         relay.start()

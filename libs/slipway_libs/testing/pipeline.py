@@ -16,6 +16,7 @@ from slipway_libs import outbox
 from slipway_libs.bus import ConsumerSpec, consuming
 from slipway_libs.inbox import Handler, InboxConsumer
 from slipway_libs.relay import OutboxRelay, producer_factory
+from slipway_libs.settings import KafkaConnection
 
 EFFECTS_DDL = """
 CREATE TABLE IF NOT EXISTS effects (
@@ -54,10 +55,12 @@ async def record_effect(conn: asyncpg.Connection, envelope: Envelope) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_relay(dsn: str, bootstrap: str, **kwargs: Any) -> AsyncIterator[OutboxRelay]:
+async def running_relay(
+    dsn: str, kafka: KafkaConnection, **kwargs: Any
+) -> AsyncIterator[OutboxRelay]:
     relay = OutboxRelay(
         dsn=dsn,
-        producer=producer_factory(bootstrap, client_id="test-relay"),
+        producer=producer_factory(kafka, client_id="test-relay"),
         poll_interval_s=0.2,
         **kwargs,
     )
@@ -73,23 +76,23 @@ async def running_relay(dsn: str, bootstrap: str, **kwargs: Any) -> AsyncIterato
 @contextlib.asynccontextmanager
 async def running_consumer(
     pool: asyncpg.Pool,
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     group_id: str,
     handlers: dict[str, Handler],
     **kwargs: Any,
 ) -> AsyncIterator[InboxConsumer]:
     spec = ConsumerSpec(group_id=group_id, topics=[topic], handlers=handlers)
-    async with consuming(bootstrap, pool, [spec], client_id="test-consumer", **kwargs) as consumers:
+    async with consuming(kafka, pool, [spec], client_id="test-consumer", **kwargs) as consumers:
         yield consumers[0]
 
 
 async def read_topic(
-    bootstrap: str, topic: str, count: int, timeout_s: float = 30
+    kafka: KafkaConnection, topic: str, count: int, timeout_s: float = 30
 ) -> list[ConsumerRecord[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

@@ -1,8 +1,11 @@
 """Real service processes for cross-service tests: ``python -m slipway_<name> run`` on free ports.
 
 Each platform gets fresh databases (migrated by the service's own ``migrate`` command), its own
-topic prefix (so it sees only its own events on the shared broker) and a fresh internal token and
-sealing keys. Output goes to a log file per service, whose tail is shown when a start fails.
+topic prefix (so it sees only its own events on the shared broker), fresh internal tokens (one
+per service; ``env["SLIPWAY_INTERNAL_TOKEN"]`` is the gateway's, for tests that call internal APIs
+directly) and sealing keys. On a cluster that authenticates, each service connects as its own
+Kafka principal (the devstack's), with ACLs granted for the platform's prefix only (and revoked
+by ``revoke_acls``). Output goes to a log file per service, whose tail is shown when a start fails.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from pathlib import Path
 
 import httpx
 
+from slipway_libs.actor import token_digest
 from slipway_libs.crypto import new_key_setting
+from slipway_libs.kafka_access import ACCESS, grant, revoke
+from slipway_libs.settings import KafkaConnection
 
 WITH_DATABASE = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")
 
@@ -54,7 +60,7 @@ class ServiceProcess:
 
 @dataclass
 class Platform:
-    kafka: str
+    kafka: KafkaConnection  # the admin principal's (tests read and write any topic with it)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"t{secrets.token_hex(4)}.")
@@ -107,6 +113,12 @@ class Platform:
         raise TimeoutError(f"{name} not ready after {timeout_s}s:\n{service.tail()}")
 
 
+async def revoke_acls(platform: Platform) -> None:
+    """Remove the ACLs ``start_platform`` granted for the platform's prefix."""
+    if platform.kafka.username is not None:
+        await revoke(platform.kafka, platform.prefix)
+
+
 def reap(marker: str, grace_s: float = 3.0) -> None:
     """Stop what a test deployer left running (services outlive the deployer by design): every
     process whose command line names its state dir (``buildah run``, database servers)."""
@@ -135,15 +147,20 @@ def _naming(marker: str) -> list[int]:
 
 
 def platform_env(
-    kafka: str, databases: dict[str, str], ports: dict[str, int], prefix: str
+    kafka: KafkaConnection,
+    databases: dict[str, str],
+    ports: dict[str, int],
+    prefix: str,
+    principals: dict[str, str] | None = None,
 ) -> dict[str, str]:
+    """``principals``: service -> Kafka password (the devstack's ``SLIPWAY_<S>_KAFKA_PASSWORD``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
     env.update(
         {
             "SLIPWAY_DEVSTACK_ENV": os.devnull,
-            "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "SLIPWAY_KAFKA_SASL_MECHANISM": kafka.mechanism,
             "SLIPWAY_TOPIC_PREFIX": prefix,
-            "SLIPWAY_INTERNAL_TOKEN": secrets.token_urlsafe(24),
             "SLIPWAY_LOG_LEVEL": "WARNING",
             "SLIPWAY_IDENTITY_SEALING_KEYS": new_key_setting("t1"),
             "SLIPWAY_CATALOG_SEALING_KEYS": new_key_setting("t1"),
@@ -158,11 +175,26 @@ def platform_env(
     os.chmod(state, 0o711)  # noqa: S103
     env["SLIPWAY_DEPLOYER_STATE_DIR"] = state
     env["SLIPWAY_GATEWAY_SERVICES"] = ",".join(n for n in ports if n != "gateway")
+    env.update(internal_tokens(list(ACCESS)))
+    for name, password in (principals or {}).items():
+        env[f"SLIPWAY_{name.upper()}_KAFKA_USERNAME"] = name
+        env[f"SLIPWAY_{name.upper()}_KAFKA_PASSWORD"] = password
     for name, dsn in databases.items():
         env[f"SLIPWAY_{name.upper()}_DATABASE_URL"] = dsn
     for name, port in ports.items():
         env[f"SLIPWAY_{name.upper()}_HTTP_PORT"] = str(port)
         env[f"SLIPWAY_GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+    return env
+
+
+def internal_tokens(services: list[str]) -> dict[str, str]:
+    """A token per service, the gateway's accepted by every service's internal API (the only
+    caller today); ``SLIPWAY_INTERNAL_TOKEN`` is the gateway's too, for tests."""
+    tokens = {name: secrets.token_urlsafe(24) for name in services}
+    env = {f"SLIPWAY_{name.upper()}_INTERNAL_TOKEN": token for name, token in tokens.items()}
+    callers = f"gateway:{token_digest(tokens['gateway'])}"
+    env.update({f"SLIPWAY_{n.upper()}_INTERNAL_CALLERS": callers for n in services})
+    env["SLIPWAY_INTERNAL_TOKEN"] = tokens["gateway"]
     return env
 
 
@@ -178,12 +210,19 @@ def migrate(name: str, env: dict[str, str]) -> None:
 
 
 async def start_platform(
-    kafka: str, databases: dict[str, str], names: list[str], extra_env: dict[str, str] | None = None
+    kafka: KafkaConnection,
+    databases: dict[str, str],
+    names: list[str],
+    extra_env: dict[str, str] | None = None,
+    principals: dict[str, str] | None = None,
 ) -> Platform:
     platform = Platform(kafka=kafka)
     logs = Path(tempfile.mkdtemp(prefix="slipway-platform-"))
     ports = {name: free_port() for name in names}
-    platform.env = platform_env(kafka, databases, ports, platform.prefix) | (extra_env or {})
+    env = platform_env(kafka, databases, ports, platform.prefix, principals)
+    platform.env = env | (extra_env or {})
+    if kafka.username is not None:
+        await grant(kafka, platform.prefix)
     for name in names:
         platform.services[name] = ServiceProcess(name, ports[name], logs / f"{name}.log")
         if name in WITH_DATABASE:

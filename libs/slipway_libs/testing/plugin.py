@@ -13,7 +13,7 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,10 +23,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from slipway_contracts import TopicSpec
 from slipway_libs.bus import delete_topics, ensure_topics
+from slipway_libs.kafka_access import ACCESS, admin_connection
 from slipway_libs.migrations import apply_migrations, service_migrations
-from slipway_libs.settings import devstack_env_file, read_env_file
+from slipway_libs.settings import KafkaConnection, devstack_env_file, read_env_file
 from slipway_libs.telemetry import configure_tracing
-from slipway_libs.testing.platform import WITH_DATABASE, Platform, start_platform
+from slipway_libs.testing.platform import WITH_DATABASE, Platform, revoke_acls, start_platform
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,25 @@ class Devstack:
     env: dict[str, str]
 
     @property
-    def kafka(self) -> str:
-        return self.env["SLIPWAY_KAFKA_BOOTSTRAP_SERVERS"]
+    def kafka(self) -> KafkaConnection:
+        """As the admin principal (a super user: tests create, read and write any topic)."""
+        return admin_connection(self.env)
+
+    def kafka_principal(self, service: str) -> KafkaConnection:
+        """As one service's own principal (confined by its ACLs)."""
+        return replace(
+            self.kafka,
+            username=self.env.get(f"SLIPWAY_{service.upper()}_KAFKA_USERNAME"),
+            password=self.env.get(f"SLIPWAY_{service.upper()}_KAFKA_PASSWORD"),
+        )
+
+    def kafka_passwords(self) -> dict[str, str]:
+        """Service -> its Kafka password, for the services the devstack has principals for."""
+        return {
+            name: self.env[f"SLIPWAY_{name.upper()}_KAFKA_PASSWORD"]
+            for name in ACCESS
+            if f"SLIPWAY_{name.upper()}_KAFKA_PASSWORD" in self.env
+        }
 
     @property
     def admin_url(self) -> str:
@@ -167,10 +185,13 @@ async def platform_factory(
             for k in shared
             if f"SLIPWAY_{k}" in devstack.env
         }
-        platform = await start_platform(devstack.kafka, databases, names, env | (extra_env or {}))
+        platform = await start_platform(
+            devstack.kafka, databases, names, env | (extra_env or {}), devstack.kafka_passwords()
+        )
         started.append(platform)
         return platform
 
     yield make
     for platform in started:
         platform.stop_all()
+        await revoke_acls(platform)

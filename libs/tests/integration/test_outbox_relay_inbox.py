@@ -119,7 +119,7 @@ async def test_redelivered_events_are_applied_once(pool, devstack, topic_factory
         await read_topic(devstack.kafka, topic, 20)
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=devstack.kafka)
+    producer = AIOKafkaProducer(**devstack.kafka.options())
     await producer.start()
     for env in envs[:10]:
         await producer.send_and_wait(topic, env.to_json(), key=env.subject.encode())
@@ -188,7 +188,7 @@ async def test_undecodable_record_is_dead_lettered(pool, devstack, topic_factory
     from aiokafka import AIOKafkaProducer
 
     topic = await topic_factory(partitions=1)
-    producer = AIOKafkaProducer(bootstrap_servers=devstack.kafka)
+    producer = AIOKafkaProducer(**devstack.kafka.options())
     await producer.start()
     await producer.send_and_wait(topic, b"{not json", key=b"k")
     good = counted("k", 1)

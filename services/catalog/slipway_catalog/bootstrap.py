@@ -32,7 +32,7 @@ def _routers(container: Container) -> Sequence[APIRouter]:
             container.require_pool(),
             _deps(container),
             KubernetesProbe(settings.cluster_check_timeout_s, _deps(container).egress),
-            container.platform.internal_token,
+            container.settings.internal_caller_digests(),
         )
     ]
 

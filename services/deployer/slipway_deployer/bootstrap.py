@@ -35,7 +35,7 @@ def _routers(container: Container) -> Sequence[APIRouter]:
     return [
         build_router(
             container.require_pool(),
-            container.platform.internal_token,
+            container.settings.internal_caller_digests(),
             catalog_wait_s=settings.catalog_wait_s,
         )
     ]

@@ -43,7 +43,7 @@ def _parts(container: Container) -> Gateway:
             upstreams=Upstreams(
                 http=http,
                 urls=settings.upstreams(),
-                internal_token=container.platform.internal_token,
+                internal_token=container.settings.internal_token_value(),
             ),
             usage=TokenUsage(),
         )
@@ -88,9 +88,9 @@ def _tasks(container: Container) -> Sequence[Callable[[], Coroutine[Any, Any, No
             snapshot_url=url,
             load=load,
             apply=apply,
-            bootstrap_servers=container.platform.kafka_bootstrap_servers,
+            kafka=container.kafka,
             http=gateway.upstreams.http,
-            internal_token=container.platform.internal_token,
+            internal_token=container.settings.internal_token_value(),
             topic_prefix=container.platform.topic_prefix,
         ).run
 

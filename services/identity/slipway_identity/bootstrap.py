@@ -27,7 +27,9 @@ def _deps(container: Container) -> Deps:
 
 def _routers(container: Container) -> Sequence[APIRouter]:
     return [
-        build_router(container.require_pool(), _deps(container), container.platform.internal_token)
+        build_router(
+            container.require_pool(), _deps(container), container.settings.internal_caller_digests()
+        )
     ]
 
 

@@ -88,7 +88,7 @@ async def builder(platform_factory, repos, devstack) -> Platform:
 
 
 async def send(platform: Platform, payload: Any, build_id: uuid.UUID) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=platform.kafka)
+    producer = AIOKafkaProducer(**platform.kafka.options())
     await producer.start()
     try:
         envelope = new_event(payload, subject=str(build_id), source="test", organization_id=ORG)
@@ -115,7 +115,7 @@ async def read(platform: Platform, topic: str, timeout_s: float) -> AsyncIterato
     """Every event of the (test-prefixed) topic from its start, as they come, for a while."""
     consumer = AIOKafkaConsumer(
         platform.prefix + topic,
-        bootstrap_servers=platform.kafka,
+        **platform.kafka.options(),
         group_id=None,
         auto_offset_reset="earliest",
     )

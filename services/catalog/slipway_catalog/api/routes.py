@@ -32,7 +32,7 @@ from slipway_catalog.usecases import queries as reads
 from slipway_catalog.usecases.clusters import ClusterProbe
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import db
-from slipway_libs.actor import Actor, actor_from, internal_guard
+from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
 from slipway_libs.tenancy import tenant_scope
 
@@ -42,11 +42,11 @@ NO_CONTENT = Response(status_code=204)
 
 
 def build_router(
-    pool: asyncpg.Pool, deps: Deps, probe: ClusterProbe, internal_token: str | None
+    pool: asyncpg.Pool, deps: Deps, probe: ClusterProbe, internal_callers: InternalCallers
 ) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
-        dependencies=[Depends(internal_guard(internal_token)), Depends(tenant_scope())],
+        dependencies=[Depends(internal_guard(internal_callers)), Depends(tenant_scope())],
         route_class=ChangesRoute,
     )
 

@@ -280,7 +280,7 @@ async def test_the_consumer_applies_redelivered_and_out_of_order_events_from_kaf
     topic = await topic_factory(partitions=1)
     newest = changed(deps, s, 4, host="h4")
     events = [changed(deps, s, 2, host="h2"), newest, changed(deps, s, 3, host="h3"), newest]
-    producer = AIOKafkaProducer(bootstrap_servers=devstack.kafka)
+    producer = AIOKafkaProducer(**devstack.kafka.options())
     await producer.start()
     try:
         for envelope in events:

@@ -22,7 +22,7 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.usecases import jobs, requests, status
 from slipway_libs import db
-from slipway_libs.actor import Actor, actor_from, internal_guard
+from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.errors import Missing
 from slipway_libs.http import ChangesRoute
 
@@ -32,11 +32,11 @@ A = sm.Action
 
 
 def build_router(
-    pool: asyncpg.Pool, internal_token: str | None, *, catalog_wait_s: float
+    pool: asyncpg.Pool, internal_callers: InternalCallers, *, catalog_wait_s: float
 ) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
-        dependencies=[Depends(internal_guard(internal_token))],
+        dependencies=[Depends(internal_guard(internal_callers))],
         route_class=ChangesRoute,
     )
     tx = functools.partial(db.transaction, pool)

@@ -74,11 +74,20 @@ class Buildah:
         return env
 
     def run_argv(
-        self, container: str, argv: Sequence[str], *, volumes: Sequence[tuple[Path, str]] = ()
+        self,
+        container: str,
+        argv: Sequence[str],
+        *,
+        volumes: Sequence[tuple[Path, str]] = (),
+        user: str | None = None,
     ) -> list[str]:
-        """``buildah run`` of ``argv`` in ``container`` on the host network, chroot isolation."""
+        """``buildah run`` of ``argv`` in ``container`` on the host network, chroot isolation,
+        as ``user`` (``uid:gid``) when given."""
         mounts = [arg for host, inside in volumes for arg in ("-v", f"{host}:{inside}:ro")]
-        return self.command("run", "--isolation", "chroot", *mounts, container, "--", *argv)
+        as_user = ["--user", user] if user else []
+        return self.command(
+            "run", "--isolation", "chroot", *as_user, *mounts, container, "--", *argv
+        )
 
     async def from_image(self, image: str, name: str) -> str:
         tls = "--tls-verify=true" if self._storage.tls_verify else "--tls-verify=false"

@@ -121,11 +121,17 @@ class StateDir:
         _write_private(target.with_suffix(".tmp"), record.to_json())
         os.replace(target.with_suffix(".tmp"), target)
 
-    def write_env(self, record: ServiceRecord, env: Mapping[str, str]) -> Path:
-        """The env file a POSIX shell sources (``export NAME='value'`` lines)."""
+    def write_env(
+        self, record: ServiceRecord, env: Mapping[str, str], *, owner: int | None = None
+    ) -> Path:
+        """The env file a POSIX shell sources (``export NAME='value'`` lines); 0400 and owned
+        by ``owner``, the workload's uid, when given (the workload reads it, no other user)."""
         text = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
         target = self.path(record, "env")
         _write_private(target, text)
+        if owner is not None:
+            os.chown(target, owner, owner)
+            os.chmod(target, 0o400)
         return target
 
     def load_all(self) -> list[ServiceRecord]:

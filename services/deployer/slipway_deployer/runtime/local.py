@@ -42,14 +42,22 @@ How a service runs:
 - Jobs (``run_job``): a fresh working container, run to completion with a timeout (the group is
   killed, TIMEOUT); ``/slipway/output.json`` is read from the rootfs (no symlink followed), then the
   container is removed.
-- Not isolation: processes run as the image's user (often root) in a chroot, sharing the host's
-  network, pids and resources; no cgroup limits (the sandbox here refuses them).
+- Users: every process of a service (and of its jobs) runs as an unprivileged uid of its own
+  (``workload_uid``, never root, whatever the image's ``USER`` says): root in a chroot can leave
+  it, and could then read the platform's state and credentials; an unprivileged uid cannot, nor
+  read another user's ``/proc/<pid>/environ``. The working container's filesystem (its own copy)
+  is given to that uid, as a user-namespaced container's root owns its image's files, so images
+  that write into their filesystem still work; its env file and file variables are owned by
+  that uid too (0400/0600); the state dir stays 0700 root.
+- Not isolation beyond that: processes share the host's network, pids and resources (the
+  platform's own listeners all authenticate); no cgroup limits (the sandbox here refuses them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import signal
@@ -109,6 +117,16 @@ class LocalRuntimeConfig:
     # buildah and what it runs get this much less CPU priority than the deployer: starting many
     # containers must not starve the control plane (queue pickup, API) on a small machine
     nice: int = 10
+    # workloads run as uid (= gid) uid_base + a hash of the service id modulo uid_count: one
+    # unprivileged user per service, none of the host's own users
+    uid_base: int = 200_000
+    uid_count: int = 1 << 20
+
+
+def workload_uid(service_id: str, cfg: LocalRuntimeConfig) -> int:
+    """The unprivileged uid (and gid) a service's processes run as (stable across deploys)."""
+    digest = hashlib.sha256(service_id.encode()).digest()
+    return cfg.uid_base + int.from_bytes(digest[:8], "big") % cfg.uid_count
 
 
 class _Handle(Protocol):
@@ -251,7 +269,7 @@ class LocalRuntime:
         started = time.monotonic()
         try:
             self._write_env(record, env)
-            _remove_output(rootfs)
+            _remove_output(rootfs, workload_uid(record.service_id, self._cfg))
             code = await self._run_job_process(record, timeout_s)
             output = _read_output(rootfs, self._cfg.output_max_bytes)
         finally:
@@ -298,11 +316,14 @@ class LocalRuntime:
         try:
             config = await self._buildah.image_config(container)
             rootfs = await self._buildah.mount(container)
-            _write_files(rootfs, workload.files)
+            uid = workload_uid(workload.service_id, self._cfg)
+            await asyncio.to_thread(_give_rootfs, rootfs, uid)
+            _write_files(rootfs, workload.files, uid)
             ports = self._assign_ports(workload, previous)
             env = {**workload.env, **_port_env(workload, dict(ports))}
             slot = self._state.new_slot(workload.service_id, kind)
-            run_argv = await self._run_argv(container, rootfs, _argv(workload, config), env, slot)
+            argv = _argv(workload, config)
+            run_argv = await self._run_argv(container, rootfs, argv, env, slot, uid)
         except BaseException:
             await self._buildah.remove(container)
             raise
@@ -324,20 +345,29 @@ class LocalRuntime:
         return record, env
 
     async def _run_argv(
-        self, container: str, rootfs: Path, argv: list[str], env: dict[str, str], slot: str
+        self,
+        container: str,
+        rootfs: Path,
+        argv: list[str],
+        env: dict[str, str],
+        slot: str,
+        uid: int,
     ) -> list[str]:
+        user = f"{uid}:{uid}"
         if _has_shell(rootfs) and shell_safe_names(env):
             env_file = self._state.root / slot / "env"
             shim = ["/bin/sh", "-c", _SHIM, "slipway", *argv]
-            return self._buildah.run_argv(container, shim, volumes=[(env_file, ENV_MOUNT)])
+            return self._buildah.run_argv(
+                container, shim, volumes=[(env_file, ENV_MOUNT)], user=user
+            )
         if env:
             log.warning("runtime.env_in_config", container=container, names=sorted(env))
             await self._buildah.set_env(container, env)
-        return self._buildah.run_argv(container, argv)
+        return self._buildah.run_argv(container, argv, user=user)
 
     def _write_env(self, record: ServiceRecord, env: dict[str, str]) -> None:
         if any(ENV_MOUNT in arg for arg in record.run_argv):
-            self._state.write_env(record, env)
+            self._state.write_env(record, env, owner=workload_uid(record.service_id, self._cfg))
 
     def _assign_ports(self, workload: Workload, previous: dict[int, int]) -> list[tuple[int, int]]:
         taken = {
@@ -732,10 +762,31 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
         await task
 
 
-def _write_files(rootfs: Path, files: dict[str, str]) -> None:
-    """File variables, written into the container's own filesystem (0600, the image's files may
-    be replaced). Each directory is opened without following symlinks, so an image cannot point
-    a path at the host: the write stays inside ``rootfs``."""
+def _give_rootfs(rootfs: Path, uid: int) -> None:
+    """Every file of the working container's filesystem to ``uid`` (and gid), writable by its
+    owner (root in a container writes whatever the modes say), symlinks never followed: the
+    image cannot point the change at the host."""
+    _give(str(rootfs), uid)
+    for top, dirs, files in os.walk(rootfs, followlinks=False):
+        for name in (*dirs, *files):
+            with contextlib.suppress(FileNotFoundError):
+                _give(os.path.join(top, name), uid)
+
+
+def _give(path: str, uid: int) -> None:
+    os.lchown(path, uid, uid)
+    mode = os.lstat(path).st_mode
+    if stat.S_ISDIR(mode):  # never a symlink: lstat
+        os.chmod(path, stat.S_IMODE(mode) | stat.S_IRWXU)
+    elif stat.S_ISREG(mode):
+        os.chmod(path, stat.S_IMODE(mode) | stat.S_IRUSR | stat.S_IWUSR)
+
+
+def _write_files(rootfs: Path, files: dict[str, str], uid: int | None = None) -> None:
+    """File variables, written into the container's own filesystem (0600, owned by the
+    workload's uid; the image's files may be replaced). Each directory is opened without
+    following symlinks, so an image cannot point a path at the host: the write stays inside
+    ``rootfs``."""
     for mount_path, content in files.items():
         parts = [p for p in mount_path.split("/") if p]
         if not parts or any(p in (".", "..") for p in parts):
@@ -754,6 +805,8 @@ def _write_files(rootfs: Path, files: dict[str, str]) -> None:
                 os.unlink(parts[-1], dir_fd=directory)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
             fd = os.open(parts[-1], flags, 0o600, dir_fd=directory)
+            if uid is not None:
+                os.fchown(fd, uid, uid)
             with os.fdopen(fd, "w") as out:
                 out.write(content)
         except OSError as exc:
@@ -765,12 +818,15 @@ def _write_files(rootfs: Path, files: dict[str, str]) -> None:
             os.close(directory)
 
 
-def _remove_output(rootfs: Path) -> None:
-    """A job starts without an output file, in an existing directory it can write it to."""
+def _remove_output(rootfs: Path, uid: int) -> None:
+    """A job starts without an output file, in an existing directory it (its uid) can write."""
     with contextlib.suppress(OSError):
         rootfs.joinpath(*OUTPUT_FILE).unlink()
+    directory = rootfs.joinpath(*OUTPUT_FILE[:-1])
     with contextlib.suppress(OSError):
-        rootfs.joinpath(*OUTPUT_FILE[:-1]).mkdir(mode=0o777)
+        directory.mkdir(mode=0o700)
+    if directory.is_dir() and not directory.is_symlink():
+        os.chown(directory, uid, uid)
 
 
 def _read_output(rootfs: Path, max_bytes: int) -> str | None:

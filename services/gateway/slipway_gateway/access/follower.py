@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from slipway_contracts import Envelope
 from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER
+from slipway_libs.settings import KafkaConnection
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +35,7 @@ class ProjectionFollower:
         snapshot_url: str,
         load: Callable[[dict[str, Any]], None],
         apply: Callable[[str, dict[str, Any]], None],
-        bootstrap_servers: str,
+        kafka: KafkaConnection,
         http: httpx.AsyncClient,
         internal_token: str | None,
         topic_prefix: str = "",
@@ -46,7 +47,7 @@ class ProjectionFollower:
         self._snapshot_url = snapshot_url
         self._load = load
         self._apply_change = apply
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._http = http
         self._internal_token = internal_token
         self._poll_ms = poll_ms
@@ -71,7 +72,7 @@ class ProjectionFollower:
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.options(),
             group_id=None,
             enable_auto_commit=False,
             client_id=f"gateway-{self.name}",

@@ -29,18 +29,18 @@ from slipway_identity.usecases import (
 from slipway_identity.usecases import organizations as orgs
 from slipway_identity.usecases.deps import Deps
 from slipway_libs import db
-from slipway_libs.actor import Actor, actor_from, internal_guard
+from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
 from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 
 
-def build_router(pool: asyncpg.Pool, deps: Deps, internal_token: str | None) -> APIRouter:
+def build_router(pool: asyncpg.Pool, deps: Deps, internal_callers: InternalCallers) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
         dependencies=[
-            Depends(internal_guard(internal_token)),
+            Depends(internal_guard(internal_callers)),
             Depends(tenant_scope(required=False)),
         ],
         route_class=ChangesRoute,

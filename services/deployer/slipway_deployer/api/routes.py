@@ -25,6 +25,7 @@ from slipway_libs import db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.errors import Missing
 from slipway_libs.http import ChangesRoute
+from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 Tx = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
@@ -36,7 +37,7 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
-        dependencies=[Depends(internal_guard(internal_callers))],
+        dependencies=[Depends(internal_guard(internal_callers)), Depends(tenant_scope())],
         route_class=ChangesRoute,
     )
     tx = functools.partial(db.transaction, pool)

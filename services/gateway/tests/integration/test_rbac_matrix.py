@@ -39,6 +39,7 @@ from services.gateway.tests.integration.rbac_calls import (
     Ids,
     default_target,
     join,
+    new_environment,
     request_path,
 )
 from slipway_libs.testing.platform import Platform
@@ -231,10 +232,23 @@ async def _settled(api: httpx.AsyncClient, cast: Cast, principal: Principal) -> 
 
 
 async def _deployed(cast: Cast) -> None:
+    """The shared environment's deployment stays under way (no builder runs here); an empty
+    environment of the same mode and cluster deploys at once, so that redeploy and rollback
+    have a successful deployment to start from."""
     env = cast.ids["environment"]
     deployed = await cast.api.post(f"/environments/{env}/deploy", headers=cast.owner.auth)
     assert deployed.status_code == 202, deployed.text
+    quiet = cast.ids["quiet_environment"] = await new_environment(cast)
+    deployed = await cast.api.post(f"/environments/{quiet}/deploy", headers=cast.owner.auth)
+    assert deployed.status_code == 202, deployed.text
     cast.ids["deployment"] = deployed.json()["request_id"]
+
+    async def succeeded() -> bool:
+        path = f"/deployments/{cast.ids['deployment']}"
+        read = await cast.api.get(path, headers=cast.owner.auth)
+        return read.status_code == 200 and read.json()["status"] == "SUCCESS"
+
+    await eventually(succeeded, within_s=20)
 
 
 def expected(key: tuple[str, str], principal: Principal, ids: Ids) -> str:

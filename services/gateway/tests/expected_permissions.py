@@ -4,14 +4,14 @@ Written by hand from the roles as the project documents them, never derived from
 test (nothing here imports ``slipway_gateway``): the README's "Identity and access" (five built-in
 roles; custom roles grant per project and environment mode ``no_access | viewer | deployer |
 manager`` + ``is_admin`` and per cluster ``viewer | env_creator | admin``, and never reach
-members, roles, API tokens, webhooks, billing or organization settings), DESIGN.md §1, the
-descriptions identity serves for the built-in roles, and the Qovery role table the project follows
-(docs/reference: owner everything; admin everything but deleting or handing over the
-organization; devops clusters, API tokens, webhooks, projects and every environment; viewer reads
-the organization, projects and environments; billing reads the organization and clusters and
-manages billing; a custom ``deployer`` needs ``env_creator`` on the cluster; ``manager`` edits
-configuration and creates environments; ``is_admin`` also deletes environments and manages the
-project).
+members, roles, API tokens, webhooks, billing or organization settings), the design's domain
+section, the descriptions identity serves for the built-in roles, and the role table of Qovery's
+members-and-RBAC documentation, which the project follows (owner everything; admin everything
+but deleting or handing over the organization; devops clusters, API tokens, webhooks, projects
+and every environment; viewer reads the organization, projects and environments; billing reads
+the organization and clusters and manages billing; a custom ``deployer`` needs ``env_creator``
+on the cluster; ``manager`` edits configuration and creates environments; ``is_admin`` also
+deletes environments and manages the project).
 
 Where those texts are silent, the row says what was decided and why in a ``# judgement:``
 comment. A row per (method, public path template): a new route without a row fails the suite.

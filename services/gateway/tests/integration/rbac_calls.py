@@ -109,6 +109,23 @@ async def new_environment(cast: Cast) -> str:
     return str((await _post(cast, f"/projects/{cast.ids['project']}/environments", body))["id"])
 
 
+async def deployer_knows(cast: Cast, status_path: str) -> None:
+    """Until the deployer has heard of a new environment or service (over Kafka: under load,
+    later than its own wait for an unknown one lasts)."""
+
+    async def known() -> bool:
+        status = await cast.api.get(status_path, headers=cast.owner.auth)
+        return status.status_code == 200
+
+    await eventually(known, within_s=30)
+
+
+async def _environment_the_deployer_knows(cast: Cast) -> str:
+    env = await new_environment(cast)
+    await deployer_knows(cast, f"/environments/{env}/status")
+    return env
+
+
 async def _new_cluster(cast: Cast) -> str:
     body = {"name": _name(), "api_url": KUBE_API, "token": "t"}
     return str((await _post(cast, f"/organizations/{cast.org}/clusters", body))["id"])
@@ -221,12 +238,8 @@ async def _deploying(cast: Cast, caller: Caller) -> tuple[Ids, Caller]:
     environment, requests merge and earlier cancels race with the queue."""
     env = await new_environment(cast)
     service = (await _post(cast, f"/environments/{env}/services", {**APP, "name": "web"}))["id"]
-
-    async def service_known() -> bool:  # else the deployment, of nothing, succeeds at once
-        status = await cast.api.get(f"/services/{service}/status", headers=cast.owner.auth)
-        return status.status_code == 200
-
-    await eventually(service_known)
+    # else the deployment, of nothing, is over at once
+    await deployer_knows(cast, f"/services/{service}/status")
     deployed = await cast.api.post(f"/environments/{env}/deploy", headers=cast.owner.auth)
     assert deployed.status_code == 202, deployed.text
 
@@ -356,7 +369,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", f"{ENV}/redeploy"): Call(params={"environment": "quiet_environment"}),
     ("POST", f"{ENV}/stop"): Call(fresh=_busy),
     ("POST", f"{ENV}/restart"): Call(fresh=_busy),
-    ("POST", f"{ENV}/delete"): Call(fresh=_fresh("environment", new_environment)),
+    ("POST", f"{ENV}/delete"): Call(fresh=_fresh("environment", _environment_the_deployer_knows)),
     ("POST", f"{ENV}/cancel"): Call(fresh=_deploying),
     ("GET", f"{ENV}/status"): Call(),
     ("GET", f"{ENV}/deployments"): Call(),

@@ -38,6 +38,7 @@ from services.gateway.tests.integration.rbac_calls import (
     Cast,
     Ids,
     default_target,
+    deployer_knows,
     join,
     new_environment,
     request_path,
@@ -236,9 +237,11 @@ async def _deployed(cast: Cast) -> None:
     environment of the same mode and cluster deploys at once, so that redeploy and rollback
     have a successful deployment to start from."""
     env = cast.ids["environment"]
+    await deployer_knows(cast, f"/services/{cast.ids['service']}/status")
     deployed = await cast.api.post(f"/environments/{env}/deploy", headers=cast.owner.auth)
     assert deployed.status_code == 202, deployed.text
     quiet = cast.ids["quiet_environment"] = await new_environment(cast)
+    await deployer_knows(cast, f"/environments/{quiet}/status")
     deployed = await cast.api.post(f"/environments/{quiet}/deploy", headers=cast.owner.auth)
     assert deployed.status_code == 202, deployed.text
     cast.ids["deployment"] = deployed.json()["request_id"]

@@ -190,9 +190,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("DELETE", SVC): member(204, OPERATORS, MANAGE_ENV),
     ("PUT", f"{SVC}/stage"): member(200, OPERATORS, MANAGE_ENV),
     ("GET", f"{SVC}/variables/resolved"): member(200, READERS, READ_ENV),
-    # variables of an environment or a service follow the environment's mode; judgement
-    # (ambiguous, kept): a project-scoped variable, in no mode, needs the level on some mode of
-    # the project (the tests use environment-scoped ones)
+    # variables of an environment or a service follow the environment's mode; a
+    # project-scoped variable reaches every environment, so changing one needs the level on
+    # every mode (is_admin here; tests/unit/test_project_scope.py pins the mode rule) and
+    # reading one the level on some mode (the matrix uses environment-scoped ones)
     ("GET", "/variables"): member(200, READERS, READ_ENV),
     ("POST", "/variables"): member(201, OPERATORS, MANAGE_ENV),
     ("GET", "/variables/{variable}"): member(200, READERS, READ_ENV),

@@ -78,6 +78,7 @@ BUILTIN_MATRIX: dict[Action, frozenset[str]] = {
 }
 
 PROJECT_LEVELS = ("no_access", "viewer", "deployer", "manager")
+ENVIRONMENT_MODES = ("production", "staging", "development", "preview")
 CLUSTER_LEVELS = ("none", "viewer", "env_creator", "admin")
 
 # What a custom role needs, per action: (level in the environment mode, level on the cluster).
@@ -184,8 +185,16 @@ def _project_allows(grants: CustomGrants, need: str, resource: Resource) -> bool
     if need == "admin":
         return False
     if resource.environment_mode is None:
-        # project-level read: any environment mode granting at least ``need``
-        levels = [PROJECT_LEVELS.index(v) for v in grant.environments.values()]
-        return bool(levels) and max(levels) >= PROJECT_LEVELS.index(need)
-    held = grant.environments.get(resource.environment_mode, "no_access")
+        # the project as a whole (its variables reach every environment): reading it needs
+        # ``need`` on some mode, changing it on every mode — else a manager of development
+        # could set a project variable that production's services receive
+        if need == "viewer":
+            return any(_at_least(held, need) for held in grant.environments.values())
+        return all(
+            _at_least(grant.environments.get(mode, "no_access"), need) for mode in ENVIRONMENT_MODES
+        )
+    return _at_least(grant.environments.get(resource.environment_mode, "no_access"), need)
+
+
+def _at_least(held: str, need: str) -> bool:
     return PROJECT_LEVELS.index(held) >= PROJECT_LEVELS.index(need)

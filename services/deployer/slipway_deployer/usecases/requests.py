@@ -234,12 +234,12 @@ async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> a
 async def _cancel_queued(
     conn: asyncpg.Connection, env_id: uuid.UUID, state: sm.State
 ) -> tuple[asyncpg.Record, sm.State] | None:
-    """The next queued request, canceled at once; None when the worker has just taken it."""
+    """The next queued request, canceled at once; None when the worker has just taken it
+    (also when the queue is empty: the worker may have claimed the only request between our
+    read of the running one and this one, and the caller looks for it running again)."""
     queue = await q.queued(conn, env_id)
     if not queue:
-        raise sm.TransitionRefused(
-            sm.RefusalCode.NOTHING_TO_CANCEL, "nothing is queued or running", state=state
-        )
+        return None
     row = await q.cancel_queued(conn, queue[0]["id"])
     if row is None:
         return None

@@ -118,8 +118,12 @@ def child_environment(
 
 
 # credentials of one service (or of the devstack's admin) that no other service's process gets
-_OWN_SECRETS = ("_KAFKA_PASSWORD", "_INTERNAL_TOKEN", "_DATABASE_URL")
-_ADMIN_SECRETS = ("SLIPWAY_KAFKA_ADMIN_PASSWORD", "SLIPWAY_PG_ADMIN_URL")
+_OWN_SECRETS = ("_KAFKA_PASSWORD", "_INTERNAL_TOKEN", "_DATABASE_URL", "_REGISTRY_PASSWORD")
+_ADMIN_SECRETS = (
+    "SLIPWAY_KAFKA_ADMIN_PASSWORD",
+    "SLIPWAY_PG_ADMIN_URL",
+    "SLIPWAY_REGISTRY_PASSWORD",
+)
 
 
 def service_environment(env: Mapping[str, str], name: str) -> dict[str, str]:

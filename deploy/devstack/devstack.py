@@ -10,6 +10,11 @@ Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack
 jars and the buildah storage are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).
 `up` pushes the base image slipway/busybox:latest (from Debian's busybox-static) to the registry
 and writes <repo>/.devstack/env with the bootstrap servers, database URLs and registry.
+
+The registry requires authentication (htpasswd, bcrypt): a deployed workload runs on the host
+network and must not push or overwrite images. Its users are `admin` (the devstack, tests and
+tools), `builder` and `deployer`, each with a password of its own in .devstack/secrets.json.
+docker-registry's htpasswd has no per-user rights: every user may push and pull.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ APT_PACKAGES = {
     "buildah": "buildah",
     "docker-registry": "docker-registry",
     "busybox": "busybox-static",
+    "htpasswd": "apache2-utils",
 }
 BUSYBOX = Path("/bin/busybox")  # from busybox-static: must be a static executable
 BASE_REPOSITORY = "slipway/busybox"
@@ -93,7 +99,11 @@ KAFKA_LOG = LOGS / "kafka.log"
 KAFKA_OUT = LOGS / "kafka.out"
 REGISTRY_DIR = STATE / "registry"
 REGISTRY_CONFIG = REGISTRY_DIR / "config.yml"
+REGISTRY_HTPASSWD = REGISTRY_DIR / "htpasswd"
 REGISTRY_PID = RUN / "registry.pid"
+# the registry's users: the admin (devstack, tests, tools), and the two services that reach it
+REGISTRY_ADMIN = "admin"
+REGISTRY_SERVICES = ("builder", "deployer")
 REGISTRY_LOG = LOGS / "registry.log"
 MAIL_CATCHER = Path(__file__).resolve().with_name("mailcatcher.py")
 MAIL_DIR = STATE / "mail"
@@ -323,7 +333,7 @@ def elf_is_static(path: Path) -> bool:
 
 
 def missing_tools() -> list[str]:
-    commands = ("java", "mvn", "psql", "buildah", "docker-registry")
+    commands = ("java", "mvn", "psql", "buildah", "docker-registry", "htpasswd")
     missing = [t for t in commands if shutil.which(t) is None]
     if not all((PG_BIN / b).exists() for b in ("initdb", "pg_ctl", "postgres")):
         missing.append("postgres")
@@ -987,7 +997,8 @@ def load_secrets() -> Secrets:
     changed = False
     # PostgreSQL roles, Kafka principals (hex: safe in JAAS and in the storage tool's syntax)
     keys = ("admin", *SERVICES, "kafka_admin", "kafka_controller")
-    for key in (*keys, *(f"kafka_{p}" for p in PRINCIPALS)):
+    registry = (f"registry_{u}" for u in (REGISTRY_ADMIN, *REGISTRY_SERVICES))
+    for key in (*keys, *(f"kafka_{p}" for p in PRINCIPALS), *registry):
         if not data.get(key):
             data[key] = secrets.token_hex(16)
             changed = True
@@ -1103,8 +1114,29 @@ def registry_address() -> str:
     return f"{HOST}:{registry_port()}"
 
 
+def registry_users(pw: Secrets) -> dict[str, str]:
+    return {u: pw[f"registry_{u}"] for u in (REGISTRY_ADMIN, *REGISTRY_SERVICES)}
+
+
+def registry_basic(pw: Secrets) -> str:
+    """The admin's `Authorization` header value (Basic)."""
+    raw = f"{REGISTRY_ADMIN}:{pw[f'registry_{REGISTRY_ADMIN}']}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def write_htpasswd(pw: Secrets) -> None:
+    """bcrypt entries made by apache2-utils' htpasswd, the password on its stdin (not argv)."""
+    lines = []
+    for user, password in registry_users(pw).items():
+        cmd = ["htpasswd", "-niB", "-C", "10", user]
+        out = run(cmd, what=f"htpasswd {user}", input=password, stdin=None).stdout
+        lines.append(out.strip())
+    write_atomic(REGISTRY_HTPASSWD, "\n".join(lines) + "\n", 0o600)
+
+
 def registry_config() -> str:
     data = json.dumps(str(REGISTRY_DIR / "data"))  # a JSON string is a YAML string
+    htpasswd = json.dumps(str(REGISTRY_HTPASSWD))
     return f"""# written by deploy/devstack/devstack.py on every start
 version: 0.1
 log:
@@ -1119,6 +1151,10 @@ storage:
 http:
   addr: {registry_address()}
   secret: {secrets.token_hex(16)}
+auth:
+  htpasswd:
+    realm: slipway-devstack
+    path: {htpasswd}
 """
 
 
@@ -1126,16 +1162,24 @@ def registry_pid() -> int | None:
     return daemon_pid(REGISTRY_PID, str(REGISTRY_CONFIG))
 
 
-def start_registry() -> int:
+def registry_authenticates() -> bool:
+    """True when the running registry refuses a request without credentials (a registry started
+    by an older devstack did not: it is restarted)."""
+    return http_status(registry_port(), "/v2/") == 401
+
+
+def start_registry(pw: Secrets) -> int:
     (REGISTRY_DIR / "data").mkdir(parents=True, exist_ok=True)
+    write_htpasswd(pw)
     write_atomic(REGISTRY_CONFIG, registry_config(), 0o600)
     cmd = ["docker-registry", "serve", str(REGISTRY_CONFIG)]
     return spawn(cmd, REGISTRY_LOG, REGISTRY_DIR, REGISTRY_PID)
 
 
-def wait_registry(pid: int) -> None:
+def wait_registry(pid: int, pw: Secrets) -> None:
     deadline = time.monotonic() + REGISTRY_READY_TIMEOUT
-    while http_status(registry_port(), "/v2/") != 200:
+    auth = {"Authorization": registry_basic(pw)}
+    while http_status(registry_port(), "/v2/", auth) != 200:
         if not pid_alive(pid):
             raise DevstackError(f"the registry exited during startup:\n{tail(REGISTRY_LOG)}")
         if time.monotonic() > deadline:
@@ -1208,9 +1252,10 @@ def base_image_ref() -> str:
     return f"{registry_address()}/{BASE_REPOSITORY}:{BASE_TAG}"
 
 
-def base_image_present() -> bool:
+def base_image_present(pw: Secrets) -> bool:
     path = f"/v2/{BASE_REPOSITORY}/manifests/{BASE_TAG}"
-    return http_status(registry_port(), path, {"Accept": MANIFEST_TYPES}) == 200
+    headers = {"Accept": MANIFEST_TYPES, "Authorization": registry_basic(pw)}
+    return http_status(registry_port(), path, headers) == 200
 
 
 def install_applets(ctr: str) -> None:
@@ -1239,7 +1284,23 @@ def install_applets(ctr: str) -> None:
         buildah("copy", ctr, tmp, "/bin", what="copy applet symlinks")
 
 
-def build_base_image() -> None:
+@contextlib.contextmanager
+def registry_authfile(pw: Secrets) -> Iterator[Path]:
+    """A 0600 containers-auth.json with the admin's credentials, removed afterwards (buildah's
+    `--creds` would put the password in its argv, which every user can read)."""
+    raw = f"{REGISTRY_ADMIN}:{pw[f'registry_{REGISTRY_ADMIN}']}".encode()
+    auths = {"auths": {registry_address(): {"auth": base64.b64encode(raw).decode()}}}
+    fd, name = tempfile.mkstemp(prefix=".auth-", suffix=".json", dir=RUN)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(auths, fh)
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def build_base_image(pw: Secrets) -> None:
     """scratch + static busybox and its applets, committed and pushed to the devstack registry."""
     started = time.monotonic()
     name = f"{BASE_REPOSITORY}:{BASE_TAG}"
@@ -1265,18 +1326,26 @@ def build_base_image() -> None:
     finally:
         with contextlib.suppress(DevstackError):
             buildah("rm", ctr, what="rm")
-    buildah(
-        "push", "--quiet", "--tls-verify=false", name, f"docker://{base_image_ref()}", what="push"
-    )
+    with registry_authfile(pw) as authfile:
+        buildah(
+            "push",
+            "--quiet",
+            "--tls-verify=false",
+            "--authfile",
+            str(authfile),
+            name,
+            f"docker://{base_image_ref()}",
+            what="push",
+        )
     log(f"pushed {base_image_ref()} in {time.monotonic() - started:.1f}s")
 
 
-def ensure_base_image() -> bool:
+def ensure_base_image(pw: Secrets) -> bool:
     """Build and push the base image unless the registry already has it; True when built."""
-    if base_image_present():
+    if base_image_present(pw):
         return False
-    build_base_image()
-    if not base_image_present():
+    build_base_image(pw)
+    if not base_image_present(pw):
         raise DevstackError(f"{base_image_ref()} is not in the registry after the push")
     return True
 
@@ -1317,6 +1386,17 @@ def env_text(pw: Secrets) -> str:
         f"SLIPWAY_IDENTITY_SEALING_KEYS=dev1:{pw['identity_sealing_key']}",
         f"SLIPWAY_CATALOG_SEALING_KEYS=dev1:{pw['catalog_sealing_key']}",
         f"SLIPWAY_REGISTRY={registry_address()}",
+        # the registry's admin (tests, tools); the builder and the deployer have users of their own
+        f"SLIPWAY_REGISTRY_USERNAME={REGISTRY_ADMIN}",
+        f"SLIPWAY_REGISTRY_PASSWORD={pw[f'registry_{REGISTRY_ADMIN}']}",
+        *(
+            line
+            for s in REGISTRY_SERVICES
+            for line in (
+                f"SLIPWAY_{s.upper()}_REGISTRY_USERNAME={s}",
+                f"SLIPWAY_{s.upper()}_REGISTRY_PASSWORD={pw[f'registry_{s}']}",
+            )
+        ),
         f"SLIPWAY_BASE_IMAGE={base_image_ref()}",
         f"SLIPWAY_BUILDAH_ROOT={buildah_root()}",
         f"SLIPWAY_BUILDAH_RUNROOT={buildah_runroot()}",
@@ -1372,7 +1452,14 @@ def cmd_up() -> int:
     started_at = time.monotonic()
     with state_lock():
         lines, all_up = status_lines()
-        if all_up and ENV_FILE.exists() and SECRETS_FILE.exists() and base_image_present():
+        pw = load_secrets()  # generated once, kept in .devstack/secrets.json
+        if (
+            all_up
+            and ENV_FILE.exists()
+            and "SLIPWAY_REGISTRY_PASSWORD=" in ENV_FILE.read_text()
+            and registry_authenticates()
+            and base_image_present(pw)
+        ):
             print("devstack already running:")
             print("\n".join("  " + line for line in lines))
             return 0
@@ -1380,15 +1467,18 @@ def cmd_up() -> int:
         for d in (RUN, LOGS, KAFKA_DIR, REGISTRY_DIR):
             d.mkdir(parents=True, exist_ok=True)
         libs = ensure_kafka_libs()
-        pw = load_secrets()
         started = []
         kpid, rpid = kafka_pid(), registry_pid()
+        if rpid is not None and not registry_authenticates():
+            log("the registry runs without authentication (an older devstack): restarting it")
+            stop_registry()
+            rpid = None
         check_ports_free(kafka=kpid is None, pg=pg_pid() is None, registry=rpid is None)
         if kpid is None:
             kpid = start_kafka(libs, pw)  # boots in the background while Postgres starts
             started.append("kafka")
         if rpid is None:
-            rpid = start_registry()
+            rpid = start_registry(pw)
             started.append("registry")
         if mail_pid() is None:
             start_mail()
@@ -1398,8 +1488,8 @@ def cmd_up() -> int:
             started.append("postgres")
         provision_pg(pw)
         wait_pg(pw)
-        wait_registry(rpid)
-        if ensure_base_image():
+        wait_registry(rpid, pw)
+        if ensure_base_image(pw):
             started.append(f"base image {BASE_REPOSITORY}:{BASE_TAG} (built and pushed)")
         wait_kafka(kpid, pw)
         write_atomic(ENV_FILE, env_text(pw), 0o600)

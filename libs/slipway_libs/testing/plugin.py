@@ -56,6 +56,12 @@ class Devstack:
         }
 
     @property
+    def registry_auth(self) -> tuple[str, str] | None:
+        """The registry admin's (username, password), for tests that read the registry."""
+        user, password = (self.env.get(f"SLIPWAY_REGISTRY_{k}") for k in ("USERNAME", "PASSWORD"))
+        return (user, password) if user and password else None
+
+    @property
     def admin_url(self) -> str:
         return self.env["SLIPWAY_PG_ADMIN_URL"]
 
@@ -178,8 +184,19 @@ async def platform_factory(
 
     async def make(names: list[str], extra_env: dict[str, str] | None = None) -> Platform:
         databases = {name: await database_factory(name) for name in names if name in WITH_DATABASE}
-        # the devstack's registry and image storage (builder and deployer use them)
-        shared = ("REGISTRY", "BUILDAH_ROOT", "BUILDAH_RUNROOT", "BUILDAH_STORAGE_DRIVER")
+        # the devstack's registry and image storage (builder and deployer use them), and the
+        # registry users of the builder and the deployer (the registry refuses anonymous ones)
+        shared = (
+            "REGISTRY",
+            "BUILDAH_ROOT",
+            "BUILDAH_RUNROOT",
+            "BUILDAH_STORAGE_DRIVER",
+            *(
+                f"{s}_REGISTRY_{k}"
+                for s in ("BUILDER", "DEPLOYER")
+                for k in ("USERNAME", "PASSWORD")
+            ),
+        )
         env = {
             f"SLIPWAY_{k}": devstack.env[f"SLIPWAY_{k}"]
             for k in shared

@@ -1,6 +1,6 @@
 import os
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
@@ -22,6 +22,10 @@ class BuilderSettings(DatabaseServiceSettings):
         validation_alias=AliasChoices("SLIPWAY_BUILDER_REGISTRY", "SLIPWAY_REGISTRY"),
     )
     registry_tls: bool = False
+    # the builder's own user of the registry (SLIPWAY_BUILDER_REGISTRY_USERNAME / _PASSWORD):
+    # it pushes the images it builds and pulls the platform's base images
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
     buildah_root: str = Field(
         default_factory=lambda: f"{_cache()}/buildah/root",
         validation_alias=AliasChoices("SLIPWAY_BUILDER_BUILDAH_ROOT", "SLIPWAY_BUILDAH_ROOT"),

@@ -7,6 +7,11 @@ Invariants:
 - Every build that leaves QUEUED ends in exactly one final status (SUCCEEDED, FAILED, CANCELED)
   with its event, written in the same transaction; a late or duplicate end changes nothing.
 - Cancel and timeout kill the build's whole process group; nothing is left running.
+- The registries a Dockerfile pulls from (``FROM``, ``COPY --from``, ``RUN --mount=from``) pass
+  the egress guard before buildah runs: one on a loopback, private, link-local or metadata
+  address fails the build (TARGET_NOT_ALLOWED) unless it is the platform's registry or the
+  operator allow-listed it. The platform registry's credentials are in a 0600 auth file under the
+  workspace (``--authfile``), never in an argv.
 - A worker that died mid-build leaves a RUNNING row naming its host, pid and the tools' process
   group: the next worker on that host kills the group and fails the build (``WORKER_LOST``),
   so no build stays RUNNING forever.
@@ -32,6 +37,7 @@ import structlog
 
 from slipway_builder.config import BuilderSettings
 from slipway_builder.db import queries as q
+from slipway_builder.dockerfile import UnreadableImage, pulled_images
 from slipway_builder.logsink import BuildLog
 from slipway_builder.registry import Registry
 from slipway_builder.sources import Egress, FetchedSource, GitSource, SourceError, fetch
@@ -40,13 +46,20 @@ from slipway_contracts.events import builder as ev
 from slipway_libs import outbox, process
 from slipway_libs.crypto import Sealer
 from slipway_libs.db import TRANSIENT_DB_ERRORS, retry_while_unreachable
-from slipway_libs.egress import EgressPolicy
+from slipway_libs.egress import EgressError, EgressPolicy, TargetNotAllowed
+from slipway_libs.registries import (
+    RegistryCredentials,
+    check_registry,
+    registry_of,
+    write_authfile,
+)
 
 log = structlog.get_logger(__name__)
 SOURCE = "builder"
 WAKE_CHANNEL = "slipway_builds"  # notified when a build is queued
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 STOP_GRACE_S = 8.0  # buildah removes its working container on SIGTERM; SIGKILL leaks it
+DOCKERFILE_MAX_BYTES = 1 << 20  # read whole to find the images it pulls
 
 
 class BuildError(Exception):
@@ -87,7 +100,20 @@ class Executor:
         self._pool = pool
         self._settings = settings
         self._sealer = sealer
-        self._registry = Registry(settings.registry, tls=settings.registry_tls)
+        password = settings.registry_password
+        credentials = RegistryCredentials.of(
+            settings.registry_username, password.get_secret_value() if password else None
+        )
+        self._registry = Registry(
+            settings.registry, tls=settings.registry_tls, credentials=credentials
+        )
+        self._authfile = (
+            write_authfile(
+                Path(settings.workspace) / ".registry" / "auth.json", settings.registry, credentials
+            )
+            if credentials is not None
+            else None
+        )
         self._egress = Egress(EgressPolicy.from_setting(settings.egress_allow))
         self._host, self._pid = socket.gethostname(), os.getpid()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -260,12 +286,21 @@ class Executor:
         if existing is not None:
             await build_log.system(f"{image} is already in the registry: build skipped")
             return Outcome(image, existing, fetched.commit, skipped=True)
+        await self._check_pulled_images(row, fetched)
         await self._buildah(row, build_log, self._bud_args(row, image, fetched), "BUILD_FAILED")
         digest_file = workdir / "digest"
         await self._buildah(
             row,
             build_log,
-            ["push", *self._tls(), "--digestfile", str(digest_file), image, f"docker://{image}"],
+            [
+                "push",
+                *self._tls(),
+                *self._auth(),
+                "--digestfile",
+                str(digest_file),
+                image,
+                f"docker://{image}",
+            ],
             "PUSH_FAILED",
         )
         await self._buildah(row, build_log, ["rmi", image], None)
@@ -277,6 +312,7 @@ class Executor:
             "--isolation",
             "chroot",
             *self._tls(),
+            *self._auth(),
             "--layers=false",
             "-f",
             str(fetched.dockerfile),
@@ -289,6 +325,34 @@ class Executor:
 
     def _tls(self) -> list[str]:
         return [] if self._settings.registry_tls else ["--tls-verify=false"]
+
+    def _auth(self) -> list[str]:
+        return ["--authfile", str(self._authfile)] if self._authfile is not None else []
+
+    async def _check_pulled_images(self, row: asyncpg.Record, fetched: FetchedSource) -> None:
+        """Fail the build before buildah runs if the Dockerfile pulls from a registry the
+        platform does not connect to (a name that does not resolve is left to buildah)."""
+        with fetched.dockerfile.open("rb") as fh:
+            raw = fh.read(DOCKERFILE_MAX_BYTES + 1)
+        if len(raw) > DOCKERFILE_MAX_BYTES:
+            raise BuildError("BUILD_FAILED", "The Dockerfile is larger than 1 MiB.")
+        try:
+            images = pulled_images(raw.decode(errors="replace"), dict(row["build_args"]))
+        except UnreadableImage as exc:
+            raise BuildError("TARGET_NOT_ALLOWED", f"{exc}: give the image literally") from None
+        for image in images:
+            try:
+                await check_registry(
+                    registry_of(image),
+                    platform_registry=self._settings.registry,
+                    policy=self._egress.policy,
+                    resolver=self._egress.resolver,
+                )
+            except TargetNotAllowed as refused:
+                message = f"The Dockerfile pulls {image}: {refused.message}."
+                raise BuildError("TARGET_NOT_ALLOWED", message) from None
+            except EgressError:
+                continue  # does not resolve: buildah's pull fails on its own
 
     def _roots(self) -> list[Path]:
         return [Path(p) for p in self._settings.git_local_roots.split(os.pathsep) if p]

@@ -1,8 +1,11 @@
-"""The OCI registry, over its HTTP API: does an image exist, and what is its digest."""
+"""The OCI registry, over its HTTP API: does an image exist, and what is its digest (with the
+builder's credentials: the platform's registry refuses anonymous requests)."""
 
 from __future__ import annotations
 
 import httpx
+
+from slipway_libs.registries import RegistryCredentials
 
 ACCEPT = ", ".join(
     (
@@ -14,11 +17,19 @@ ACCEPT = ", ".join(
 
 
 class Registry:
-    def __init__(self, address: str, *, tls: bool = False, timeout_s: float = 10) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        tls: bool = False,
+        timeout_s: float = 10,
+        credentials: RegistryCredentials | None = None,
+    ) -> None:
         self.address = address
         self._base = f"{'https' if tls else 'http'}://{address}/v2"
+        auth = (credentials.username, credentials.password) if credentials else None
         # one client for the life of the process: creating one costs tens of milliseconds
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._client = httpx.AsyncClient(timeout=timeout_s, auth=auth, trust_env=False)
 
     def image(self, repository: str, tag: str) -> str:
         return f"{self.address}/{repository}:{tag}"

@@ -24,3 +24,9 @@ class CatalogSettings(DatabaseServiceSettings):
         default="",
         validation_alias=AliasChoices("SLIPWAY_CATALOG_EGRESS_ALLOW", "SLIPWAY_EGRESS_ALLOW"),
     )
+    # the platform's own registry (where built images live): a container image may name it
+    # whatever the egress rules say
+    registry: str = Field(
+        default="127.0.0.1:15000",
+        validation_alias=AliasChoices("SLIPWAY_CATALOG_REGISTRY", "SLIPWAY_REGISTRY"),
+    )

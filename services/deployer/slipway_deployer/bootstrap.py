@@ -14,7 +14,7 @@ from slipway_deployer import projection
 from slipway_deployer.api.routes import build_router
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.livelogs import LiveLogs
-from slipway_deployer.runtime._buildah import BuildahStorage
+from slipway_deployer.runtime._buildah import BuildahStorage, RegistryAccess
 from slipway_deployer.runtime.local import LocalRuntime, LocalRuntimeConfig
 from slipway_deployer.runtime.postgres import LocalDatabases
 from slipway_deployer.signals import Signals
@@ -23,6 +23,8 @@ from slipway_deployer.usecases import builds, jobs
 from slipway_deployer.worker import Worker
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.crypto import Sealer
+from slipway_libs.egress import EgressPolicy
+from slipway_libs.registries import RegistryCredentials
 from slipway_libs.service import ApiTask, Container, ServiceDefinition
 
 
@@ -49,6 +51,7 @@ def _tools(container: Container) -> Tools:
         root=settings.buildah_root,
         runroot=settings.buildah_runroot,
         driver=settings.buildah_storage_driver,
+        registry=_registry_access(settings),
     )
     runtime = LocalRuntime(
         state / "local", storage, LocalRuntimeConfig(nice=settings.workload_nice)
@@ -66,6 +69,18 @@ def _tools(container: Container) -> Tools:
         signals=Signals(),
         live=LiveLogs(pool, runtime, databases),
         runtime_slots=asyncio.Semaphore(settings.parallel_starts),
+    )
+
+
+def _registry_access(settings: DeployerSettings) -> RegistryAccess:
+    password = settings.registry_password
+    return RegistryAccess(
+        platform=settings.registry,
+        platform_tls=settings.registry_tls,
+        credentials=RegistryCredentials.of(
+            settings.registry_username, password.get_secret_value() if password else None
+        ),
+        egress=EgressPolicy.from_setting(settings.egress_allow),
     )
 
 

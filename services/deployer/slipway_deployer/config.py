@@ -1,6 +1,6 @@
 import os
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
@@ -51,6 +51,22 @@ class DeployerSettings(DatabaseServiceSettings):
         validation_alias=AliasChoices(
             "SLIPWAY_DEPLOYER_BUILDAH_STORAGE_DRIVER", "SLIPWAY_BUILDAH_STORAGE_DRIVER"
         ),
+    )
+    # the platform's registry (where the builder pushes): always allowed, reached with the
+    # deployer's own user (SLIPWAY_DEPLOYER_REGISTRY_USERNAME / _PASSWORD), plain http unless
+    # registry_tls; every other registry an image names is reached over verified TLS only
+    registry: str = Field(
+        default="127.0.0.1:15000",
+        validation_alias=AliasChoices("SLIPWAY_DEPLOYER_REGISTRY", "SLIPWAY_REGISTRY"),
+    )
+    registry_tls: bool = False
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+    # loopback, private, link-local and metadata registries the deployer may pull from anyway:
+    # exact host:port entries, comma-separated; empty allows none
+    egress_allow: str = Field(
+        default="",
+        validation_alias=AliasChoices("SLIPWAY_DEPLOYER_EGRESS_ALLOW", "SLIPWAY_EGRESS_ALLOW"),
     )
     max_parallel_deployments: int = Field(default=200, ge=1, le=10_000)
     parallel_per_stage: int = Field(default=4, ge=1, le=100)

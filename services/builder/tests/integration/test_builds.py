@@ -176,12 +176,14 @@ async def state(platform: Platform) -> str:
 FINAL = {"builder.BuildSucceeded", "builder.BuildFailed", "builder.BuildCanceled"}
 
 
-async def image_config(registry: str, repository: str, tag: str) -> tuple[str, dict[str, Any]]:
+async def image_config(
+    registry: str, repository: str, tag: str, auth: tuple[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
     accept = (
         "application/vnd.oci.image.manifest.v1+json, "
         "application/vnd.docker.distribution.manifest.v2+json"
     )
-    async with httpx.AsyncClient(base_url=f"http://{registry}/v2") as client:
+    async with httpx.AsyncClient(base_url=f"http://{registry}/v2", auth=auth) as client:
         manifest = await client.get(f"/{repository}/manifests/{tag}", headers={"Accept": accept})
         manifest.raise_for_status()
         config = await client.get(f"/{repository}/blobs/{manifest.json()['config']['digest']}")
@@ -219,7 +221,7 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
         result["image"] == f"{devstack.env['SLIPWAY_REGISTRY']}/{first.image_repository}:{commit}"
     )
     digest, config = await image_config(
-        devstack.env["SLIPWAY_REGISTRY"], first.image_repository, commit
+        devstack.env["SLIPWAY_REGISTRY"], first.image_repository, commit, devstack.registry_auth
     )
     assert result["digest"] == digest
     assert "GREETING=hello" in config["Env"]

@@ -257,7 +257,7 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
         env_id: uuid.UUID, actor: CurrentActor, body: Annotated[dict[str, Any], Body()]
     ) -> dict[str, Any]:
         async with tx() as conn:
-            return s.service_out(await services.create(conn, actor, env_id, body))
+            return s.service_out(await services.create(conn, deps, actor, env_id, body))
 
     @router.get("/services/{service_id}")
     async def read_service(service_id: uuid.UUID) -> dict[str, Any]:
@@ -269,7 +269,7 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
         service_id: uuid.UUID, actor: CurrentActor, body: Annotated[dict[str, Any], Body()]
     ) -> dict[str, Any]:
         async with tx() as conn:
-            return s.service_out(await services.update(conn, actor, service_id, body))
+            return s.service_out(await services.update(conn, deps, actor, service_id, body))
 
     @router.delete("/services/{service_id}", status_code=204)
     async def delete_service(service_id: uuid.UUID, actor: CurrentActor) -> Response:

@@ -177,3 +177,9 @@ def _database_growth(current: DatabaseSpec, updated: _ServiceBase) -> list[Probl
         message = f"a volume cannot shrink below {current.storage_gib} GiB"
         problems.append((("storage_gib",), "storage_shrink", message, updated.storage_gib))
     return problems
+
+
+def image_registry(spec: _ServiceBase) -> str | None:
+    """The registry a container or job image is pulled from (a target the user chose), if any."""
+    image = getattr(spec, "image", None)
+    return image.registry if isinstance(image, ImageSource) else None

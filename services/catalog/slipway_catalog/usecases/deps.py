@@ -16,6 +16,8 @@ class Deps:
     local_runtime: bool
     # the non-public targets (cluster API servers) the platform may connect to: exact host:port
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # the platform's own registry, which images may always name
+    platform_registry: str = "127.0.0.1:15000"
 
     @classmethod
     def from_settings(cls, settings: CatalogSettings) -> Deps:
@@ -28,4 +30,5 @@ class Deps:
             transport=transport,
             local_runtime=settings.local_runtime,
             egress=EgressPolicy.from_setting(settings.egress_allow),
+            platform_registry=settings.registry,
         )

@@ -1,7 +1,13 @@
-"""Services of every kind: validated specs, unique names per environment, a stage each."""
+"""Services of every kind: validated specs, unique names per environment, a stage each.
+
+A container's or job's image registry is a target the user chose: saving one the platform does
+not connect to (loopback, private, link-local, metadata... unless allow-listed, or the platform's
+own registry) is refused early with a clear 422; the deployer checks it again when it pulls.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -15,7 +21,11 @@ from slipway_catalog.usecases import environments, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
 from slipway_libs.actor import Actor
+from slipway_libs.egress import TargetNotAllowed, TargetUnresolved
 from slipway_libs.errors import Clash, InvalidInput, Missing
+from slipway_libs.registries import check_registry
+
+_RESOLVE_AT_SAVE_S = 5.0
 
 
 class SpecInvalid(InvalidInput):
@@ -45,11 +55,30 @@ def _parse(data: dict[str, Any]) -> Any:
         raise SpecInvalid(exc) from None
 
 
+async def _ensure_registry_allowed(deps: Deps, registry: str | None) -> None:
+    """422 unless the platform may pull from ``registry``. A name that does not resolve now is
+    accepted: it may later, and the deployer checks again before it pulls."""
+    if registry is None:
+        return
+    try:
+        async with asyncio.timeout(_RESOLVE_AT_SAVE_S):
+            await check_registry(
+                registry, platform_registry=deps.platform_registry, policy=deps.egress
+            )
+    except TargetNotAllowed as refused:
+        raise InvalidInput(
+            "TARGET_NOT_ALLOWED", f"The image registry {refused.message}.", field="image.registry"
+        ) from None
+    except (TargetUnresolved, TimeoutError):
+        pass
+
+
 async def create(
-    conn: asyncpg.Connection, actor: Actor, env_id: uuid.UUID, data: dict[str, Any]
+    conn: asyncpg.Connection, deps: Deps, actor: Actor, env_id: uuid.UUID, data: dict[str, Any]
 ) -> asyncpg.Record:
     env = await environments.get(conn, env_id, lock=True)
     spec = _parse(data)
+    await _ensure_registry_allowed(deps, service_specs.image_registry(spec))
     stage_id = await _default_stage(conn, env_id, spec.kind)
     try:
         async with conn.transaction():
@@ -83,15 +112,23 @@ async def _default_stage(
 
 
 async def update(
-    conn: asyncpg.Connection, actor: Actor, service_id: uuid.UUID, patch: dict[str, Any]
+    conn: asyncpg.Connection,
+    deps: Deps,
+    actor: Actor,
+    service_id: uuid.UUID,
+    patch: dict[str, Any],
 ) -> asyncpg.Record:
     current = await get(conn, service_id, lock=True)
     if "kind" in patch and patch["kind"] != current["kind"]:
         raise InvalidInput("KIND_IMMUTABLE", "A service's kind cannot change.", field="kind")
+    stored = _parse(current["spec"])
     try:
-        spec = service_specs.merge_update(_parse(current["spec"]), patch)
+        spec = service_specs.merge_update(stored, patch)
     except ValidationError as exc:
         raise SpecInvalid(exc) from None
+    registry = service_specs.image_registry(spec)
+    if registry != service_specs.image_registry(stored):  # an unrelated edit is not refused
+        await _ensure_registry_allowed(deps, registry)
     try:
         async with conn.transaction():
             row = await q.update_service(

@@ -6,6 +6,13 @@ with the builder and the devstack); buildah runs without a shell, with a minimal
 inherited secrets); environment values reach buildah's argv only through ``set_env``, the
 documented fallback for images without ``/bin/sh`` (buildah 1.28 has no ``--env-file``), and are
 redacted from anything it reports.
+
+Pulls: the image's registry passes the egress guard first (``slipway_libs.registries``): a
+registry a user named on a loopback, private, link-local or metadata address is refused with
+TARGET_NOT_ALLOWED before buildah connects, unless it is the platform's own registry or the
+operator allow-listed its exact host:port. Only the platform's registry may be plain http (when it
+has no TLS); every other one is pulled over verified TLS. The platform registry's credentials are
+in a 0600 auth file (``--authfile``), never in an argv.
 """
 
 from __future__ import annotations
@@ -13,12 +20,43 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slipway_deployer.runtime.base import FailureReason, RuntimeFailure
+from slipway_libs.egress import EgressError, EgressPolicy, TargetNotAllowed
 from slipway_libs.process import ProcessTimeout, lower_session_priority, run_process
+from slipway_libs.registries import (
+    RegistryCredentials,
+    check_registry,
+    is_platform,
+    registry_of,
+    write_authfile,
+)
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """The platform's registry (``SLIPWAY_REGISTRY``: always allowed, the one with credentials)
+    and the egress rules for every other registry an image names."""
+
+    platform: str | None = None
+    platform_tls: bool = False
+    credentials: RegistryCredentials | None = field(default=None, repr=False)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RegistryAccess:
+        """From the devstack's ``SLIPWAY_REGISTRY`` and the deployer's registry user."""
+        return cls(
+            platform=env.get("SLIPWAY_REGISTRY"),
+            credentials=RegistryCredentials.of(
+                env.get("SLIPWAY_DEPLOYER_REGISTRY_USERNAME"),
+                env.get("SLIPWAY_DEPLOYER_REGISTRY_PASSWORD"),
+            ),
+            egress=EgressPolicy.from_setting(env.get("SLIPWAY_EGRESS_ALLOW", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -26,15 +64,17 @@ class BuildahStorage:
     root: str
     runroot: str
     driver: str = "vfs"
-    tls_verify: bool = False
+    registry: RegistryAccess = field(default_factory=RegistryAccess)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BuildahStorage:
-        """From ``SLIPWAY_BUILDAH_ROOT``/``_RUNROOT``/``_STORAGE_DRIVER`` (see .devstack/env)."""
+        """From ``SLIPWAY_BUILDAH_ROOT``/``_RUNROOT``/``_STORAGE_DRIVER`` and the registry
+        settings (see .devstack/env)."""
         return cls(
             root=env["SLIPWAY_BUILDAH_ROOT"],
             runroot=env["SLIPWAY_BUILDAH_RUNROOT"],
             driver=env.get("SLIPWAY_BUILDAH_STORAGE_DRIVER", "vfs"),
+            registry=RegistryAccess.from_env(env),
         )
 
 
@@ -45,10 +85,25 @@ class ImageConfig:
 
 
 class Buildah:
-    def __init__(self, storage: BuildahStorage, *, timeout_s: float = 300.0, nice: int = 0) -> None:
+    def __init__(
+        self,
+        storage: BuildahStorage,
+        *,
+        timeout_s: float = 300.0,
+        nice: int = 0,
+        authfile: Path | None = None,
+    ) -> None:
+        """``authfile``: where the platform registry's credentials are written (0600), in a
+        directory only the deployer reads."""
         self._storage = storage
         self._timeout_s = timeout_s
         self._nice = nice
+        access = storage.registry
+        self._authfile = (
+            write_authfile(authfile, access.platform, access.credentials)
+            if authfile is not None and access.platform and access.credentials
+            else None
+        )
 
     def command(self, *args: str) -> list[str]:
         """``nice`` execs buildah: the pid, and what /proc shows of it, are buildah's."""
@@ -90,8 +145,23 @@ class Buildah:
         )
 
     async def from_image(self, image: str, name: str) -> str:
-        tls = "--tls-verify=true" if self._storage.tls_verify else "--tls-verify=false"
-        args = ["from", "--pull", tls, "--quiet", "--name", name, image]
+        access = self._storage.registry
+        registry = registry_of(image)
+        platform = access.platform is not None and is_platform(registry, access.platform)
+        try:
+            await check_registry(
+                registry, platform_registry=access.platform or "", policy=access.egress
+            )
+        except EgressError as refused:
+            reason = (
+                FailureReason.TARGET_NOT_ALLOWED
+                if isinstance(refused, TargetNotAllowed)
+                else FailureReason.PULL_FAILED  # a name that does not resolve
+            )
+            raise RuntimeFailure(reason, f"pulling {image}: {refused.message}") from None
+        tls = "--tls-verify=false" if platform and not access.platform_tls else "--tls-verify=true"
+        auth = ["--authfile", str(self._authfile)] if self._authfile is not None else []
+        args = ["from", "--pull", tls, *auth, "--quiet", "--name", name, image]
         out = await self._run(args, FailureReason.PULL_FAILED, f"pulling {image}")
         return out.strip().splitlines()[-1]
 

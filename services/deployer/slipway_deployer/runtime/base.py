@@ -38,6 +38,7 @@ class RunStatus(StrEnum):
 class FailureReason(StrEnum):
     INVALID_WORKLOAD = "INVALID_WORKLOAD"
     PULL_FAILED = "PULL_FAILED"
+    TARGET_NOT_ALLOWED = "TARGET_NOT_ALLOWED"  # an image's registry the platform may not reach
     START_FAILED = "START_FAILED"
     CRASHED = "CRASHED"
     HEALTHCHECK_FAILED = "HEALTHCHECK_FAILED"

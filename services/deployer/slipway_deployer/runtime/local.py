@@ -182,7 +182,12 @@ class LocalRuntime:
         self._cfg = config or LocalRuntimeConfig()
         self._state = StateDir(state_dir)
         self._state.lock()
-        self._buildah = Buildah(storage, timeout_s=self._cfg.buildah_timeout_s, nice=self._cfg.nice)
+        self._buildah = Buildah(
+            storage,
+            timeout_s=self._cfg.buildah_timeout_s,
+            nice=self._cfg.nice,
+            authfile=state_dir / "registry-auth.json",  # the state dir is 0700, the deployer's
+        )
         self._services: dict[str, _Service] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._job_hubs: dict[str, LogHub] = {}

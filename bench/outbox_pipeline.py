@@ -7,9 +7,11 @@ and the consumer each run in their own process, this process writes and measures
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -89,7 +91,24 @@ class PipelineResult:
     postgres_version: str
 
 
-async def run(devstack: Devstack, params: Params) -> PipelineResult:
+# (topic, consumer group) -> the relay's and the consumer's connections, for the block
+Principals = Callable[
+    [str, str], AbstractAsyncContextManager[tuple[KafkaConnection, KafkaConnection]]
+]
+
+
+@contextlib.asynccontextmanager
+async def _as_admin(
+    kafka: KafkaConnection,
+) -> AsyncIterator[tuple[KafkaConnection, KafkaConnection]]:
+    yield kafka, kafka
+
+
+async def run(
+    devstack: Devstack, params: Params, principals: Principals | None = None
+) -> PipelineResult:
+    """The benchmark on ``devstack.kafka``'s broker; the relay and the consumer connect as
+    ``devstack.kafka`` (the admin principal) unless ``principals`` gives them their own."""
     async with (
         throwaway_databases(devstack, "outbox", "effects") as dsns,
         throwaway_topics(devstack.kafka) as topics,
@@ -97,32 +116,46 @@ async def run(devstack: Devstack, params: Params) -> PipelineResult:
         topic = await topics.create(params.partitions, "pipeline")
         group = f"bench-{uuid.uuid4().hex[:10]}"
         topics.delete_later(dead_letter_topic(group))  # created by consuming()
-        bench = _Bench(
-            devstack,
-            devstack.kafka,
-            topic,
-            params,
-            Mailbox(),
-            await db.create_pool(dsns["outbox"], min_size=1, max_size=2),
-            await db.create_pool(dsns["effects"], min_size=1, max_size=2),
+        connect = principals or (lambda _topic, _group: _as_admin(devstack.kafka))
+        async with connect(topic, group) as (relay_kafka, consumer_kafka):
+            return await _run(devstack, params, dsns, topic, group, relay_kafka, consumer_kafka)
+
+
+async def _run(
+    devstack: Devstack,
+    params: Params,
+    dsns: dict[str, str],
+    topic: str,
+    group: str,
+    relay_kafka: KafkaConnection,
+    consumer_kafka: KafkaConnection,
+) -> PipelineResult:
+    bench = _Bench(
+        devstack,
+        devstack.kafka,
+        topic,
+        params,
+        Mailbox(),
+        await db.create_pool(dsns["outbox"], min_size=1, max_size=2),
+        await db.create_pool(dsns["effects"], min_size=1, max_size=2),
+    )
+    try:
+        await bench.effects.execute(EFFECTS_DDL)
+        return await _measure(
+            bench,
+            RelayConfig(dsns["outbox"], relay_kafka, params.relay_batch, params.events),
+            ConsumerConfig(
+                dsns["effects"],
+                consumer_kafka,
+                topic,
+                group,
+                params.consumer_batch,
+                params.batch_handler,
+            ),
         )
-        try:
-            await bench.effects.execute(EFFECTS_DDL)
-            return await _measure(
-                bench,
-                RelayConfig(dsns["outbox"], devstack.kafka, params.relay_batch, params.events),
-                ConsumerConfig(
-                    dsns["effects"],
-                    devstack.kafka,
-                    topic,
-                    group,
-                    params.consumer_batch,
-                    params.batch_handler,
-                ),
-            )
-        finally:
-            await bench.outbox.close()
-            await bench.effects.close()
+    finally:
+        await bench.outbox.close()
+        await bench.effects.close()
 
 
 @dataclass(frozen=True)

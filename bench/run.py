@@ -20,6 +20,7 @@ from pathlib import Path
 import builder_overhead
 import deploy_overhead
 import gateway_authz
+import kafka_sasl
 import outbox_pipeline
 import raw_kafka
 import report
@@ -57,6 +58,25 @@ async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace
     return report.outbox_pipeline(params, pipeline, raw, facts, other.share)
 
 
+async def kafka_sasl_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The outbox pipeline against the devstack's SASL/SCRAM broker and a plain one, in turn."""
+    pipeline = outbox_pipeline.Params(
+        events=args.sasl_events,
+        rate=args.rate,
+        duration_s=args.sasl_duration,
+        relay_batch=args.relay_batch,
+        consumer_batch=args.consumer_batch,
+        batch_handler=not args.per_event_handler,
+    )
+    params = kafka_sasl.Params(rounds=args.sasl_rounds, pipeline=pipeline)
+    print(
+        f"kafka_sasl: {params.rounds} rounds of the pipeline ({pipeline.events:,} events, then "
+        f"{pipeline.rate:,}/s for {pipeline.duration_s:g} s) per broker, SASL and plain...",
+        flush=True,
+    )
+    return kafka_sasl.render(await kafka_sasl.run(devstack, params))
+
+
 async def gateway_authz_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
     """Gateway authorization overhead (identity and two gateways as real processes)."""
     print("gateway_authz: identity + two gateways...", flush=True)
@@ -86,6 +106,7 @@ async def deploy_overhead_benchmark(devstack: Devstack, args: argparse.Namespace
 
 BENCHMARKS: dict[str, Benchmark] = {
     "outbox_pipeline": outbox_pipeline_benchmark,
+    "kafka_sasl": kafka_sasl_benchmark,
     "gateway_authz": gateway_authz_benchmark,
     "builder_overhead": builder_overhead_benchmark,
     "deploy_overhead": deploy_overhead_benchmark,
@@ -105,6 +126,15 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="outbox pipeline: one INSERT per event instead of a batch handler",
     )
+    sasl = kafka_sasl.Params()
+    parser.add_argument(
+        "--sasl-rounds",
+        type=int,
+        default=sasl.rounds,
+        help="kafka_sasl: rounds, each one pipeline run per broker (SASL, plain)",
+    )
+    parser.add_argument("--sasl-events", type=int, default=sasl.pipeline.events)
+    parser.add_argument("--sasl-duration", type=float, default=sasl.pipeline.duration_s)
     deploy = deploy_overhead.Params()
     parser.add_argument(
         "--deploy-envs",

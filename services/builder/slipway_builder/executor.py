@@ -353,6 +353,9 @@ class Executor:
                 raise BuildError("TARGET_NOT_ALLOWED", message) from None
             except EgressError:
                 continue  # does not resolve: buildah's pull fails on its own
+            except ValueError:
+                message = f"The Dockerfile names an invalid image reference: {image!r}."
+                raise BuildError("BUILD_FAILED", message) from None
 
     def _roots(self) -> list[Path]:
         return [Path(p) for p in self._settings.git_local_roots.split(os.pathsep) if p]

@@ -67,6 +67,7 @@ from slipway_contracts.events.deployer import BuildRequested, GitSourceSpec
 from slipway_contracts.events.logs import LINES_TOPIC
 from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_libs.kafka_access import grant, revoke
+from slipway_libs.registries import RegistryCredentials, write_authfile
 from slipway_libs.settings import KafkaConnection, read_env_file
 from slipway_libs.testing.platform import (
     Platform,
@@ -115,6 +116,9 @@ class BuildStack:
     base_image: str
     buildah_root: str
     buildah_runroot: str
+    # the builder's registry user (the registry refuses anonymous pushes and pulls)
+    registry_username: str = ""
+    registry_password: str = field(default="", repr=False)
 
     @classmethod
     def of(cls, devstack: Devstack) -> BuildStack:
@@ -130,7 +134,30 @@ class BuildStack:
             base_image=env["SLIPWAY_BASE_IMAGE"],
             buildah_root=env.get("SLIPWAY_BUILDAH_ROOT", f"{cache}/buildah/root"),
             buildah_runroot=env.get("SLIPWAY_BUILDAH_RUNROOT", f"{cache}/buildah/runroot"),
+            registry_username=env.get("SLIPWAY_BUILDER_REGISTRY_USERNAME", ""),
+            registry_password=env.get("SLIPWAY_BUILDER_REGISTRY_PASSWORD", ""),
         )
+
+    def registry_env(self) -> dict[str, str]:
+        """The builder's registry user, for a builder process."""
+        return {
+            "SLIPWAY_BUILDER_REGISTRY_USERNAME": self.registry_username,
+            "SLIPWAY_BUILDER_REGISTRY_PASSWORD": self.registry_password,
+        }
+
+    def registry_args(self, work: Path) -> list[str]:
+        """What the executor gives buildah to reach the registry: a 0600 auth file (and, in
+        ``registry_conf``, the registries.conf that lets it use plain http)."""
+        if not self.registry_username:
+            return ["--tls-verify=false"]
+        credentials = RegistryCredentials(self.registry_username, self.registry_password)
+        authfile = write_authfile(work / ".registry-auth.json", self.registry, credentials)
+        return ["--authfile", str(authfile)]
+
+    def registry_conf(self, work: Path) -> dict[str, str]:
+        path = work / ".registries.conf"
+        path.write_text(f'[[registry]]\nlocation = "{self.registry}"\ninsecure = true\n')
+        return {"CONTAINERS_REGISTRIES_CONF": str(path)}
 
     def buildah(self, *args: str) -> list[str]:
         """The executor's buildah command line (``Executor._buildah``)."""
@@ -382,7 +409,8 @@ async def direct_build(stack: BuildStack, repo: Path, work: Path, commit: str) -
     checkout = work / commit
     image = f"{stack.registry}/{DIRECT_REPOSITORY}:{commit}"
     digest = work / f"{commit}.digest"
-    env, lines, steps = buildah_env(), list[Line](), dict[str, float]()
+    env, lines, steps = buildah_env() | stack.registry_conf(work), list[Line](), dict[str, float]()
+    registry = stack.registry_args(work)
     clock = time.monotonic
     start, start_wall = clock(), time.time()
     mark = start
@@ -398,11 +426,11 @@ async def direct_build(stack: BuildStack, repo: Path, work: Path, commit: str) -
     step("git clone --depth 1")
     await tool(["git", "-C", str(checkout), "checkout", "-q", "--detach", commit], GIT_ENV, lines)
     step("git checkout")
-    bud = ["bud", "--isolation", "chroot", "--tls-verify=false", "--layers=false"]
+    bud = ["bud", "--isolation", "chroot", *registry, "--layers=false"]
     dockerfile = str(checkout / "Dockerfile")
     await tool(stack.buildah(*bud, "-f", dockerfile, "-t", image, str(checkout)), env, lines)
     step("buildah bud")
-    push = ["push", "--tls-verify=false", "--digestfile", str(digest)]
+    push = ["push", *registry, "--digestfile", str(digest)]
     await tool(stack.buildah(*push, image, f"docker://{image}"), env, lines)
     step("buildah push")
     pushed = clock()
@@ -619,6 +647,7 @@ async def builder_process(
     platform.env |= {
         "SLIPWAY_GIT_LOCAL_ROOTS": str(roots),
         "SLIPWAY_BUILDER_REGISTRY": stack.registry,
+        **stack.registry_env(),
         "SLIPWAY_BUILDER_BUILDAH_ROOT": stack.buildah_root,
         "SLIPWAY_BUILDER_BUILDAH_RUNROOT": stack.buildah_runroot,
         "SLIPWAY_BUILDER_WORKSPACE": str(workspace),

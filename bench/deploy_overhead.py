@@ -91,7 +91,14 @@ FINAL = {
     "deployer.DeploymentFailed": "ERROR",
     "deployer.DeploymentCanceled": "CANCELED",
 }
-SHARED_ENV = ("REGISTRY", "BUILDAH_ROOT", "BUILDAH_RUNROOT", "BUILDAH_STORAGE_DRIVER")
+SHARED_ENV = (
+    "REGISTRY",
+    "BUILDAH_ROOT",
+    "BUILDAH_RUNROOT",
+    "BUILDAH_STORAGE_DRIVER",
+    "DEPLOYER_REGISTRY_USERNAME",  # the registry refuses anonymous pulls
+    "DEPLOYER_REGISTRY_PASSWORD",
+)
 CONTAINER_PREFIX = "slipway-rt-"  # the local runtime's working containers: slipway-rt-<service>-
 DIRECT_SAMPLES = 5
 RETRY_S = 1.0  # before sending again a deploy request the gateway answered 504

@@ -100,3 +100,14 @@ async def check_registry(
         return
     host, port = host_port("registry-1.docker.io" if registry == DOCKER_HUB else registry)
     await checked_addresses(host, port, policy=policy, resolver=resolver)
+
+
+def builds_of_another(image: str, *, platform_registry: str, organization_id: str) -> bool:
+    """True when ``image`` names another organization's builds: in the platform's registry,
+    ``slipway/<organization>/...`` holds that organization's images only (the builder pushes
+    them there), and every service may pull from it with the platform's credentials."""
+    registry = registry_of(image)
+    if not is_platform(registry, platform_registry):
+        return False
+    parts = image[len(registry) + 1 :].split("/")
+    return len(parts) >= 3 and parts[0] == "slipway" and parts[1].lower() != organization_id.lower()

@@ -9,11 +9,14 @@
   the catalog (allow-listed there, not in the deployer: as an allow-list entry removed after the
   save, or a name rebound to an internal address), when the deployer pulls: the deployment fails
   with TARGET_NOT_ALLOWED and nothing connects. The same holds for a Dockerfile's ``FROM``.
+- The platform registry's ``slipway/<organization>/...`` images are that organization's builds:
+  another tenant may name them neither in a container image nor in a ``FROM``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +172,20 @@ async def test_an_image_on_an_internal_registry_is_refused_when_saved(
     assert listener.accepted == []
 
 
+async def test_another_organizations_builds_are_refused_when_saved(
+    api: httpx.AsyncClient, devstack
+) -> None:
+    """The platform registry's ``slipway/<organization>/...`` holds that organization's builds;
+    the deployer may pull anything there, so a tenant may not name another's."""
+    owner, _, env = await new_environment(api)
+    foreign = container(devstack.env["SLIPWAY_REGISTRY"])
+    foreign["image"]["name"] = f"slipway/{uuid.uuid4()}/{uuid.uuid4()}"
+    made = await api.post(f"/environments/{env}/services", json=foreign, headers=owner.auth)
+    assert made.status_code == 422, made.text
+    assert made.json()["error"]["code"] == "TARGET_NOT_ALLOWED"
+    assert made.json()["error"]["details"] == {"field": "image.name"}
+
+
 async def test_a_pull_from_an_internal_registry_fails_the_deployment_and_connects_nowhere(
     api: httpx.AsyncClient, listener: Listener
 ) -> None:
@@ -219,6 +236,26 @@ async def test_a_dockerfile_from_an_internal_registry_fails_the_build_and_connec
     assert f"127.0.0.1:{listener.port}/team/tools:1" in message, message
     assert "does not connect to" in message, message
     assert listener.accepted == []
+
+
+async def test_a_dockerfile_from_another_organizations_build_fails_the_build(
+    api: httpx.AsyncClient, devstack, repos: Path
+) -> None:
+    foreign = f"{devstack.env['SLIPWAY_REGISTRY']}/slipway/{uuid.uuid4()}/{uuid.uuid4()}:abc"
+    repo = repos / "from-foreign"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "Dockerfile").write_text(f'FROM {foreign}\nCMD ["true"]\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "another tenant's image")
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    body = {"name": "app", "kind": "application", "git": {"url": str(repo), "branch": "main"}}
+    await story.post(f"/environments/{env}/services", body, expect=201)
+    done = await deploy_and_settle(story, owner, env)
+    assert done["status"] == "ERROR" and done["reason"] == "BUILD_FAILED", done
+    message = done["stages"][0]["services"][0]["message"]
+    assert "another organization's build" in message, message
 
 
 async def deploy_and_settle(story: Story, owner: User, env: str) -> dict[str, Any]:

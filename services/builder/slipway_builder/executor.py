@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import json
 import os
 import re
 import shutil
@@ -49,6 +50,7 @@ from slipway_libs.db import TRANSIENT_DB_ERRORS, retry_while_unreachable
 from slipway_libs.egress import EgressError, EgressPolicy, TargetNotAllowed
 from slipway_libs.registries import (
     RegistryCredentials,
+    builds_of_another,
     check_registry,
     registry_of,
     write_authfile,
@@ -115,6 +117,13 @@ class Executor:
             else None
         )
         self._egress = Egress(EgressPolicy.from_setting(settings.egress_allow))
+        # only the platform's registry may be plain http (``--tls-verify=false`` would allow it
+        # for every registry a Dockerfile pulls from): a registries.conf marks it insecure
+        self._registries_conf = (
+            None
+            if settings.registry_tls
+            else _insecure_registry_conf(Path(settings.workspace) / ".registry", settings.registry)
+        )
         self._host, self._pid = socket.gethostname(), os.getpid()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._canceled: set[uuid.UUID] = set()
@@ -294,7 +303,6 @@ class Executor:
             build_log,
             [
                 "push",
-                *self._tls(),
                 *self._auth(),
                 "--digestfile",
                 str(digest_file),
@@ -311,7 +319,6 @@ class Executor:
             "bud",
             "--isolation",
             "chroot",
-            *self._tls(),
             *self._auth(),
             "--layers=false",
             "-f",
@@ -322,9 +329,6 @@ class Executor:
         for key, value in sorted(row["build_args"].items()):
             args += ["--build-arg", f"{key}={value}"]
         return [*args, str(fetched.context_dir)]
-
-    def _tls(self) -> list[str]:
-        return [] if self._settings.registry_tls else ["--tls-verify=false"]
 
     def _auth(self) -> list[str]:
         return ["--authfile", str(self._authfile)] if self._authfile is not None else []
@@ -340,7 +344,13 @@ class Executor:
             images = pulled_images(raw.decode(errors="replace"), dict(row["build_args"]))
         except UnreadableImage as exc:
             raise BuildError("TARGET_NOT_ALLOWED", f"{exc}: give the image literally") from None
+        organization = str(row["organization_id"])
         for image in images:
+            if builds_of_another(
+                image, platform_registry=self._settings.registry, organization_id=organization
+            ):
+                message = f"The Dockerfile pulls {image}: another organization's build."
+                raise BuildError("TARGET_NOT_ALLOWED", message)
             try:
                 await check_registry(
                     registry_of(image),
@@ -380,7 +390,7 @@ class Executor:
 
         result = await process.run_process(
             argv,
-            env=_buildah_env(),
+            env=_buildah_env(self._registries_conf),
             on_line=build_log.line,
             timeout_s=self._settings.build_timeout_s,
             on_start=remember,
@@ -490,7 +500,18 @@ def _forms(token: str | None) -> list[str]:
     return [token, basic]
 
 
-def _buildah_env() -> dict[str, str]:
+def _buildah_env(registries_conf: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
     env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    if registries_conf is not None:
+        env["CONTAINERS_REGISTRIES_CONF"] = str(registries_conf)
     return env
+
+
+def _insecure_registry_conf(directory: Path, registry: str) -> Path:
+    """A registries.conf (replacing the system's; its registries.conf.d short-name aliases still
+    apply) that lets buildah reach ``registry`` over plain http, and no other registry."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / "registries.conf"
+    path.write_text(f"[[registry]]\nlocation = {json.dumps(registry)}\ninsecure = true\n")
+    return path

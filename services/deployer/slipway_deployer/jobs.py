@@ -79,7 +79,11 @@ class JobRunner:
             )
         delivery = await service_env(self.tools, snapshot, item, outputs)
         work = workloads.workload(
-            item, image=image, environment_id=row["environment_id"], delivery=delivery
+            item,
+            image=image,
+            environment_id=row["environment_id"],
+            delivery=delivery,
+            organization_id=row["organization_id"],
         )
         self.tools.live.follow_job(row, item.id)
         timeout_s = float(item.spec.get("max_duration_s", 3600))

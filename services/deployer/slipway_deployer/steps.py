@@ -136,7 +136,11 @@ async def start_service(
 ) -> Outcome:
     """An application or container: applied, healthy, followed."""
     work = workloads.workload(
-        item, image=image, environment_id=deployment["environment_id"], delivery=delivery
+        item,
+        image=image,
+        environment_id=deployment["environment_id"],
+        delivery=delivery,
+        organization_id=deployment["organization_id"],
     )
     waited: list[float] = []
     async with tools.slot(waited):
@@ -205,7 +209,11 @@ async def run_job(
     """A lifecycle job run to completion; its output file, when it declares one, becomes
     variables of later stages (added to ``outputs``, and kept sealed for later deployments)."""
     work = workloads.workload(
-        item, image=image, environment_id=deployment["environment_id"], delivery=delivery
+        item,
+        image=image,
+        environment_id=deployment["environment_id"],
+        delivery=delivery,
+        organization_id=deployment["organization_id"],
     )
     timeout_s = float(item.spec.get("max_duration_s", 3600))
     tools.live.follow_job(deployment, item.id)

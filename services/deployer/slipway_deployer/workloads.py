@@ -78,7 +78,12 @@ def _variable_in(row: Mapping[str, Any], transport: Sealer) -> VariableIn:
 
 
 def workload(
-    item: ServiceItem, *, image: str, environment_id: uuid.UUID, delivery: Delivery
+    item: ServiceItem,
+    *,
+    image: str,
+    environment_id: uuid.UUID,
+    delivery: Delivery,
+    organization_id: uuid.UUID | None = None,
 ) -> Workload:
     spec = item.spec
     return Workload(
@@ -93,6 +98,7 @@ def workload(
         ports=[_port(p) for p in spec.get("ports", [])],
         health=_health(spec.get("healthchecks") or {}),
         kind="job" if item.kind in ("cronjob", "lifecycle") else "service",
+        organization_id=str(organization_id) if organization_id is not None else None,
     )
 
 

@@ -179,7 +179,7 @@ def _database_growth(current: DatabaseSpec, updated: _ServiceBase) -> list[Probl
     return problems
 
 
-def image_registry(spec: _ServiceBase) -> str | None:
-    """The registry a container or job image is pulled from (a target the user chose), if any."""
+def image_source(spec: _ServiceBase) -> ImageSource | None:
+    """The image a container or job is pulled from (its registry a target the user chose)."""
     image = getattr(spec, "image", None)
-    return image.registry if isinstance(image, ImageSource) else None
+    return image if isinstance(image, ImageSource) else None

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from slipway_catalog.db import queries as q
 from slipway_catalog.domain import service_specs
+from slipway_catalog.domain.specs.common import ImageSource
 from slipway_catalog.domain.stages import default_stage
 from slipway_catalog.usecases import environments, publish
 from slipway_catalog.usecases.deps import Deps
@@ -23,7 +24,7 @@ from slipway_libs import audit
 from slipway_libs.actor import Actor
 from slipway_libs.egress import TargetNotAllowed, TargetUnresolved
 from slipway_libs.errors import Clash, InvalidInput, Missing
-from slipway_libs.registries import check_registry
+from slipway_libs.registries import builds_of_another, check_registry
 
 _RESOLVE_AT_SAVE_S = 5.0
 
@@ -55,11 +56,24 @@ def _parse(data: dict[str, Any]) -> Any:
         raise SpecInvalid(exc) from None
 
 
-async def _ensure_registry_allowed(deps: Deps, registry: str | None) -> None:
-    """422 unless the platform may pull from ``registry``. A name that does not resolve now is
-    accepted: it may later, and the deployer checks again before it pulls."""
-    if registry is None:
+async def _ensure_image_allowed(
+    deps: Deps, organization_id: uuid.UUID, image: ImageSource | None
+) -> None:
+    """422 unless the platform may pull ``image``: not another organization's builds, from a
+    registry the platform connects to. A name that does not resolve now is accepted: it may
+    later, and the deployer checks again before it pulls."""
+    if image is None:
         return
+    registry = image.registry
+    reference = f"{registry}/{image.name}"
+    if builds_of_another(
+        reference, platform_registry=deps.platform_registry, organization_id=str(organization_id)
+    ):
+        raise InvalidInput(
+            "TARGET_NOT_ALLOWED",
+            "The platform registry's slipway/<organization>/ images are that organization's only.",
+            field="image.name",
+        )
     try:
         async with asyncio.timeout(_RESOLVE_AT_SAVE_S):
             await check_registry(
@@ -78,7 +92,7 @@ async def create(
 ) -> asyncpg.Record:
     env = await environments.get(conn, env_id, lock=True)
     spec = _parse(data)
-    await _ensure_registry_allowed(deps, service_specs.image_registry(spec))
+    await _ensure_image_allowed(deps, env["organization_id"], service_specs.image_source(spec))
     stage_id = await _default_stage(conn, env_id, spec.kind)
     try:
         async with conn.transaction():
@@ -126,9 +140,9 @@ async def update(
         spec = service_specs.merge_update(stored, patch)
     except ValidationError as exc:
         raise SpecInvalid(exc) from None
-    registry = service_specs.image_registry(spec)
-    if registry != service_specs.image_registry(stored):  # an unrelated edit is not refused
-        await _ensure_registry_allowed(deps, registry)
+    image = service_specs.image_source(spec)
+    if image != service_specs.image_source(stored):  # an unrelated edit is not refused
+        await _ensure_image_allowed(deps, current["organization_id"], image)
     try:
         async with conn.transaction():
             row = await q.update_service(

@@ -29,6 +29,7 @@ from slipway_libs.egress import EgressError, EgressPolicy, TargetNotAllowed
 from slipway_libs.process import ProcessTimeout, lower_session_priority, run_process
 from slipway_libs.registries import (
     RegistryCredentials,
+    builds_of_another,
     check_registry,
     is_platform,
     registry_of,
@@ -144,10 +145,24 @@ class Buildah:
             "run", "--isolation", "chroot", *as_user, *mounts, container, "--", *argv
         )
 
-    async def from_image(self, image: str, name: str) -> str:
+    async def from_image(self, image: str, name: str, *, organization_id: str | None = None) -> str:
+        """A working container from ``image``, pulled unless its registry is refused, or it is
+        another organization's build (``organization_id``: whose workload it is)."""
         access = self._storage.registry
         registry = registry_of(image)
         platform = access.platform is not None and is_platform(registry, access.platform)
+        if (
+            platform
+            and organization_id is not None
+            and builds_of_another(
+                image, platform_registry=access.platform or "", organization_id=organization_id
+            )
+        ):
+            raise RuntimeFailure(
+                FailureReason.TARGET_NOT_ALLOWED,
+                f"pulling {image}: the platform registry's slipway/<organization>/ images are "
+                "that organization's only",
+            )
         try:
             await check_registry(
                 registry, platform_registry=access.platform or "", policy=access.egress

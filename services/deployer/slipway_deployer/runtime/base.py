@@ -92,6 +92,9 @@ class Workload:
     ports: list[PortSpec] = field(default_factory=list)
     health: HealthSpec | None = None
     kind: Literal["service", "job"] = "service"
+    # whose workload it is: the platform registry's slipway/<organization>/... images are only
+    # that organization's to pull (None: not checked)
+    organization_id: str | None = None
 
     @property
     def default_port(self) -> PortSpec | None:

@@ -317,7 +317,9 @@ class LocalRuntime:
         kind: Literal["service", "job"] = "service",
     ) -> tuple[ServiceRecord, dict[str, str]]:
         name = f"{_CONTAINER_PREFIX}{_safe(workload.service_id)}-{secrets.token_hex(4)}"
-        container = await self._buildah.from_image(workload.image, name)
+        container = await self._buildah.from_image(
+            workload.image, name, organization_id=workload.organization_id
+        )
         try:
             config = await self._buildah.image_config(container)
             rootfs = await self._buildah.mount(container)

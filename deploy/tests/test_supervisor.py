@@ -99,6 +99,26 @@ def test_a_service_gets_its_own_credentials_only() -> None:
     assert deployer["SLIPWAY_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
 
 
+def test_registry_passwords_reach_their_own_service_only() -> None:
+    env = {
+        "SLIPWAY_REGISTRY": "127.0.0.1:15000",
+        "SLIPWAY_REGISTRY_USERNAME": "admin",
+        "SLIPWAY_REGISTRY_PASSWORD": "admin-pw",
+        "SLIPWAY_BUILDER_REGISTRY_USERNAME": "builder",
+        "SLIPWAY_BUILDER_REGISTRY_PASSWORD": "builder-pw",
+        "SLIPWAY_DEPLOYER_REGISTRY_USERNAME": "deployer",
+        "SLIPWAY_DEPLOYER_REGISTRY_PASSWORD": "deployer-pw",
+    }
+    builder = sup.service_environment(env, "builder")
+    assert builder["SLIPWAY_BUILDER_REGISTRY_PASSWORD"] == "builder-pw"
+    assert builder["SLIPWAY_REGISTRY"] == "127.0.0.1:15000"
+    assert not {"SLIPWAY_REGISTRY_PASSWORD", "SLIPWAY_DEPLOYER_REGISTRY_PASSWORD"} & set(builder)
+    deployer = sup.service_environment(env, "deployer")
+    assert deployer["SLIPWAY_DEPLOYER_REGISTRY_PASSWORD"] == "deployer-pw"
+    assert "SLIPWAY_BUILDER_REGISTRY_PASSWORD" not in deployer
+    assert not any("REGISTRY_PASSWORD" in k for k in sup.service_environment(env, "catalog"))
+
+
 def test_service_address_from_environment() -> None:
     assert sup.service_from_env("gateway", {}).base_url == "http://127.0.0.1:8080"
     env = {"SLIPWAY_GATEWAY_HTTP_PORT": "9090", "SLIPWAY_GATEWAY_HTTP_HOST": "0.0.0.0"}

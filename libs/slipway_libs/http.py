@@ -333,19 +333,24 @@ def create_app(
 
 
 class ChangesRoute(APIRoute):
-    """An ``APIRoute`` whose answers carry the changes announced during the call (see
-    ``slipway_libs.changes``)."""
+    """An ``APIRoute`` whose answers carry the changes announced during the call and the
+    catalog revisions its writes reached (see ``slipway_libs.changes``)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def with_changes(request: Request) -> Response:
             announced: list[dict[str, Any]] = []
+            revisions: dict[uuid.UUID, int] = {}
             token = changes.collected.set(announced)
+            noted = changes.reached.set(revisions)
             try:
                 response = await handle(request)
             finally:
                 changes.collected.reset(token)
+                changes.reached.reset(noted)
+            if revisions and response.status_code < 400:
+                response.headers[changes.REVISION_HEADER] = changes.format_revisions(revisions)
             encoded = json.dumps(announced, separators=(",", ":"))
             if (
                 announced

@@ -10,6 +10,13 @@ Two topics: ``catalog.cluster.v1`` (key: cluster id) and ``catalog.project.v1`` 
 id) which carries everything inside a project (the project, its environments, services, stages,
 deployment rules and variables), so that one project's changes arrive in the order they were
 made and a consumer never sees a service before its environment.
+
+Every event of ``catalog.project.v1`` also carries the project's ``revision``: a counter the
+catalog increments in the transaction of each change it makes inside the project, so a
+consumer's projection has reached revision *n* once it applied the event that carries *n*. A
+catalog write answers it (``X-Slipway-Catalog-Revision: <project id>:<n>``), and a caller that
+hands it back to the deployer is served from a projection at least that fresh (read-your-writes
+across services). Optional (added in v1): absent from events written before it existed.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ class ProjectChanged(EventPayload):
     description: str = ""
     deleted: bool = False
     version: int
+    revision: int | None = None
 
 
 class EnvironmentChanged(EventPayload):
@@ -65,6 +73,7 @@ class EnvironmentChanged(EventPayload):
     cloned_from: uuid.UUID | None = None
     deleted: bool = False
     version: int
+    revision: int | None = None
 
 
 class ServiceChanged(EventPayload):
@@ -83,6 +92,7 @@ class ServiceChanged(EventPayload):
     stage_id: uuid.UUID | None = None
     deleted: bool = False
     version: int
+    revision: int | None = None
 
 
 class StageChanged(EventPayload):
@@ -96,6 +106,7 @@ class StageChanged(EventPayload):
     position: int
     deleted: bool = False
     version: int
+    revision: int | None = None
 
 
 class DeploymentRuleChanged(EventPayload):
@@ -112,6 +123,7 @@ class DeploymentRuleChanged(EventPayload):
     stop_time: str | None = None
     auto_preview: bool = False
     version: int
+    revision: int | None = None
 
 
 class VariableChanged(EventPayload):
@@ -134,6 +146,7 @@ class VariableChanged(EventPayload):
     mount_path: str | None = None
     deleted: bool = False
     version: int
+    revision: int | None = None
 
 
 PAYLOADS: tuple[type[EventPayload], ...] = (

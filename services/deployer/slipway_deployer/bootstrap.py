@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from slipway_deployer import projection
+from slipway_deployer.adapters.catalog_revisions import CatalogRevisions
 from slipway_deployer.api.routes import build_router
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.livelogs import LiveLogs
@@ -32,15 +33,33 @@ def _consumers(container: Container) -> Sequence[ConsumerSpec]:
     return [projection.consumer(), builds.consumer(), jobs.consumer()]
 
 
+def _catalog_revisions(container: Container) -> CatalogRevisions:
+    """One per API process: the routes wait on it, its listener feeds it."""
+    revisions = container.extras.get("catalog_revisions")
+    if revisions is None:
+        settings: DeployerSettings = container.settings
+        revisions = CatalogRevisions(
+            container.require_pool(), settings.database_url, poll_s=settings.poll_s
+        )
+        container.extras["catalog_revisions"] = revisions
+    assert isinstance(revisions, CatalogRevisions)
+    return revisions
+
+
 def _routers(container: Container) -> Sequence[APIRouter]:
     settings: DeployerSettings = container.settings
     return [
         build_router(
             container.require_pool(),
             container.settings.internal_caller_digests(),
+            revisions=_catalog_revisions(container),
             catalog_wait_s=settings.catalog_wait_s,
         )
     ]
+
+
+def _api_tasks(container: Container) -> Sequence[ApiTask]:
+    return [_catalog_revisions(container).listen]
 
 
 def _tools(container: Container) -> Tools:
@@ -101,6 +120,7 @@ DEFINITION = ServiceDefinition(
     settings_cls=DeployerSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
     routers=_routers,
+    api_tasks=_api_tasks,
     consumers=_consumers,
     worker_tasks=_worker_tasks,
 )

@@ -81,5 +81,6 @@ class DeployerSettings(DatabaseServiceSettings):
     build_timeout_s: float = 3600
     apply_timeout_s: float = 300
     deployment_timeout_s: float = 7200
-    # how long a request waits for the catalog's events to name a new environment
+    # how long a request that names catalog revisions (the caller's last writes) waits for the
+    # projection to reach them before 409 CATALOG_NOT_CAUGHT_UP
     catalog_wait_s: float = 5.0

@@ -2,17 +2,21 @@
 
 Handlers run in the inbox transaction of the ``deployer.catalog`` consumer group. Each event
 carries an entity's whole state and version; the row is replaced only by a newer version, so
-the projection converges whatever the redeliveries (and a tombstone stays a tombstone).
+the projection converges whatever the redeliveries (and a tombstone stays a tombstone). The
+project's ``revision`` an event carries is recorded in the same transaction: a request that
+names a revision is served once the projection has reached it (read-your-writes).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
 
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
+from slipway_deployer.adapters import catalog_revisions
 from slipway_deployer.db import queries as q
 from slipway_libs.bus import ConsumerSpec
 
@@ -30,6 +34,15 @@ _TABLES: dict[str, tuple[str, dict[str, str]]] = {
 
 
 async def apply(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    await _project(conn, envelope)
+    revision = envelope.data.get("revision")
+    if isinstance(revision, int) and envelope.organization_id is not None:
+        # the project's events are keyed by the project: the subject names it
+        project_id = uuid.UUID(envelope.subject)
+        await catalog_revisions.record(conn, project_id, envelope.organization_id, revision)
+
+
+async def _project(conn: asyncpg.Connection, envelope: Envelope) -> None:
     if envelope.type == ev.DeploymentRuleChanged.event_type:
         rule = ev.DeploymentRuleChanged.model_validate(envelope.data)
         state = {
@@ -37,7 +50,8 @@ async def apply(conn: asyncpg.Connection, envelope: Envelope) -> None:
             "organization_id": rule.organization_id,
             "version": rule.version,
             "rule": rule.model_dump(
-                mode="json", exclude={"environment_id", "organization_id", "version"}
+                mode="json",
+                exclude={"environment_id", "organization_id", "version", "revision"},
             ),
         }
         await q.project(conn, "catalog_rules", state)

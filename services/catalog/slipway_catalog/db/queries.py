@@ -14,6 +14,22 @@ import asyncpg
 Row: TypeAlias = asyncpg.Record
 _NEXT = "nextval('catalog_version')"
 
+# --- project revisions (the causal token of read-your-writes across services)
+
+
+async def next_revision(conn: asyncpg.Connection, project_id: uuid.UUID, org_id: uuid.UUID) -> int:
+    """The project's next revision; the row stays locked until the transaction ends, so
+    revisions commit in the order they were taken (the order of the project's events)."""
+    revision: int = await conn.fetchval(
+        "INSERT INTO project_revisions (project_id, organization_id, revision) VALUES ($1, $2, 1)"
+        " ON CONFLICT (project_id) DO UPDATE SET revision = project_revisions.revision + 1"
+        " RETURNING revision",
+        project_id,
+        org_id,
+    )
+    return revision
+
+
 # --- organizations (a projection of identity's) and clusters
 
 

@@ -7,9 +7,10 @@ import uuid
 
 import asyncpg
 
+from slipway_catalog.db import queries as q
 from slipway_contracts import EventPayload
 from slipway_contracts.events import catalog as ev
-from slipway_libs import outbox
+from slipway_libs import changes, outbox
 from slipway_libs.crypto import Sealer
 
 SOURCE = "catalog"
@@ -18,6 +19,10 @@ SOURCE = "catalog"
 async def _publish(
     conn: asyncpg.Connection, payload: EventPayload, *, key: uuid.UUID, org_id: uuid.UUID
 ) -> None:
+    if payload.topic == ev.PROJECT_TOPIC:  # keyed by project: the project's next revision
+        revision = await q.next_revision(conn, key, org_id)
+        payload = payload.model_copy(update={"revision": revision})
+        changes.note_revision(key, revision)
     await outbox.publish(
         conn, payload, subject=str(key), source=SOURCE, organization_id=org_id, announce=True
     )

@@ -1,27 +1,28 @@
 """The deployer's internal HTTP API (the gateway authorizes first, then forwards here).
 
 Actions answer 202 with the deployment request (a merged request answers the pending one's id);
-a state that forbids the action answers 409 with a stable code.
+a state that forbids the action answers 409 with a stable code. A request that carries the
+caller's catalog revisions (``X-Slipway-Catalog-Revision``, added by the gateway) is served once
+the deployer's copy of the catalog has reached them, else 409 ``CATALOG_NOT_CAUGHT_UP``
+(``usecases.freshness``); without one it is served from the copy as it stands.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from slipway_deployer.api.schemas import ServiceDeployIn
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
-from slipway_deployer.usecases import jobs, requests, status
-from slipway_libs import db
+from slipway_deployer.usecases import freshness, jobs, requests, status
+from slipway_libs import changes, db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.errors import Missing
 from slipway_libs.http import ChangesRoute
@@ -33,36 +34,40 @@ A = sm.Action
 
 
 def build_router(
-    pool: asyncpg.Pool, internal_callers: InternalCallers, *, catalog_wait_s: float
+    pool: asyncpg.Pool,
+    internal_callers: InternalCallers,
+    *,
+    revisions: freshness.Revisions,
+    catalog_wait_s: float,
 ) -> APIRouter:
+    async def caught_up(request: Request) -> None:
+        """After the tenant is bound: the revisions are read under its row security."""
+        wanted = changes.parse_revisions(request.headers.get(changes.REVISION_HEADER))
+        if wanted:
+            await freshness.caught_up(revisions, wanted, wait_s=catalog_wait_s)
+
     router = APIRouter(
         prefix="/internal/v1",
-        dependencies=[Depends(internal_guard(internal_callers)), Depends(tenant_scope())],
+        dependencies=[
+            Depends(internal_guard(internal_callers)),
+            Depends(tenant_scope()),
+            Depends(caught_up),
+        ],
         route_class=ChangesRoute,
     )
     tx = functools.partial(db.transaction, pool)
 
-    async def when_known(work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
-        """The catalog's events may trail a resource just created: wait a little for them."""
-        deadline = time.monotonic() + catalog_wait_s
-        while True:
-            try:
-                async with tx() as conn:
-                    return await work(conn)
-            except Missing as exc:
-                if exc.code not in ("ENVIRONMENT_NOT_FOUND", "SERVICE_NOT_FOUND"):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise
-            await asyncio.sleep(0.05)
+    async def in_tx(work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        async with tx() as conn:
+            return await work(conn)
 
-    _environment_actions(router, when_known)
-    _service_actions(router, when_known)
-    _deployments(router, tx, when_known)
+    _environment_actions(router, in_tx)
+    _service_actions(router, in_tx)
+    _deployments(router, tx)
     return router
 
 
-Known = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
+InTx = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
 
 
 def _accepted(row: asyncpg.Record, merged: bool) -> dict[str, Any]:
@@ -78,11 +83,11 @@ def _accepted(row: asyncpg.Record, merged: bool) -> dict[str, Any]:
     }
 
 
-def _environment_actions(router: APIRouter, when_known: Known) -> None:
+def _environment_actions(router: APIRouter, in_tx: InTx) -> None:
     def action_route(name: str, action: sm.Action) -> None:
         @router.post(f"/environments/{{env_id}}/{name}", status_code=202, name=f"env_{name}")
         async def act(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-            row, merged = await when_known(
+            row, merged = await in_tx(
                 lambda conn: requests.request(
                     conn, environment_id=env_id, action=action, actor=actor
                 )
@@ -99,17 +104,17 @@ def _environment_actions(router: APIRouter, when_known: Known) -> None:
 
     @router.post("/environments/{env_id}/redeploy", status_code=202)
     async def redeploy(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        row, merged = await when_known(lambda conn: requests.redeploy(conn, env_id, actor))
+        row, merged = await in_tx(lambda conn: requests.redeploy(conn, env_id, actor))
         return _accepted(row, merged)
 
     @router.post("/environments/{env_id}/cancel", status_code=202)
     async def cancel(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        row = await when_known(lambda conn: requests.cancel(conn, env_id, actor))
+        row = await in_tx(lambda conn: requests.cancel(conn, env_id, actor))
         return _accepted(row, False)
 
     @router.get("/environments/{env_id}/status")
     async def environment_status(env_id: uuid.UUID) -> dict[str, Any]:
-        return await when_known(lambda conn: status.environment(conn, env_id))
+        return await in_tx(lambda conn: status.environment(conn, env_id))
 
     @router.get("/environments/{env_id}/deployments")
     async def environment_history(
@@ -121,10 +126,10 @@ def _environment_actions(router: APIRouter, when_known: Known) -> None:
             await requests.environment_or_404(conn, env_id)
             return await status.history(conn, env_id, cursor=cursor, limit=limit)
 
-        return await when_known(read)
+        return await in_tx(read)
 
 
-def _service_actions(router: APIRouter, when_known: Known) -> None:
+def _service_actions(router: APIRouter, in_tx: InTx) -> None:
     @router.post("/services/{service_id}/deploy", status_code=202)
     async def deploy_service(
         service_id: uuid.UUID,
@@ -132,19 +137,19 @@ def _service_actions(router: APIRouter, when_known: Known) -> None:
         body: Annotated[ServiceDeployIn | None, Body()] = None,
     ) -> dict[str, Any]:
         version = body.version() if body else None
-        return await _service_request(when_known, service_id, A.DEPLOY, actor, version)
+        return await _service_request(in_tx, service_id, A.DEPLOY, actor, version)
 
     @router.post("/services/{service_id}/stop", status_code=202)
     async def stop_service(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        return await _service_request(when_known, service_id, A.STOP, actor, None)
+        return await _service_request(in_tx, service_id, A.STOP, actor, None)
 
     @router.post("/services/{service_id}/restart", status_code=202)
     async def restart_service(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        return await _service_request(when_known, service_id, A.RESTART, actor, None)
+        return await _service_request(in_tx, service_id, A.RESTART, actor, None)
 
     @router.post("/services/{service_id}/run", status_code=202)
     async def run_job(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        row = await when_known(lambda conn: jobs.request_run(conn, service_id, actor=actor))
+        row = await in_tx(lambda conn: jobs.request_run(conn, service_id, actor=actor))
         return jobs.run_view(row)
 
     @router.get("/services/{service_id}/runs")
@@ -156,11 +161,11 @@ def _service_actions(router: APIRouter, when_known: Known) -> None:
             rows = await q.job_runs(conn, service_id, limit)
             return {"items": [jobs.run_view(r) for r in rows], "next_cursor": None}
 
-        return await when_known(read)
+        return await in_tx(read)
 
     @router.get("/services/{service_id}/status")
     async def service_status(service_id: uuid.UUID) -> dict[str, Any]:
-        return await when_known(lambda conn: status.service(conn, service_id))
+        return await in_tx(lambda conn: status.service(conn, service_id))
 
     @router.get("/services/{service_id}/deployments")
     async def service_history(
@@ -174,11 +179,11 @@ def _service_actions(router: APIRouter, when_known: Known) -> None:
                 conn, svc["environment_id"], service_id=service_id, cursor=cursor, limit=limit
             )
 
-        return await when_known(read)
+        return await in_tx(read)
 
 
 async def _service_request(
-    when_known: Known,
+    in_tx: InTx,
     service_id: uuid.UUID,
     action: sm.Action,
     actor: Actor,
@@ -195,11 +200,11 @@ async def _service_request(
             version=version,
         )
 
-    row, merged = await when_known(act)
+    row, merged = await in_tx(act)
     return _accepted(row, merged)
 
 
-def _deployments(router: APIRouter, tx: Tx, when_known: Known) -> None:
+def _deployments(router: APIRouter, tx: Tx) -> None:
     @router.get("/deployments/{deployment_id}")
     async def read_deployment(deployment_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:

@@ -78,6 +78,28 @@ async def project(conn: asyncpg.Connection, table: str, state: dict[str, Any]) -
     return status.endswith(" 1")
 
 
+async def reach_revision(
+    conn: asyncpg.Connection, project_id: uuid.UUID, org_id: uuid.UUID, revision: int
+) -> None:
+    """The projection has applied that revision of the project (never moves back)."""
+    await conn.execute(
+        "INSERT INTO catalog_revisions (project_id, organization_id, revision)"
+        " VALUES ($1, $2, $3) ON CONFLICT (project_id) DO UPDATE"
+        " SET revision = GREATEST(catalog_revisions.revision, EXCLUDED.revision)",
+        project_id,
+        org_id,
+        revision,
+    )
+
+
+async def catalog_revision(conn: asyncpg.Connection, project_id: uuid.UUID) -> int:
+    """The highest revision of the project the projection has applied (0: none yet)."""
+    revision = await conn.fetchval(
+        "SELECT revision FROM catalog_revisions WHERE project_id = $1", project_id
+    )
+    return int(revision or 0)
+
+
 async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
     return await conn.fetchrow(
         "SELECT * FROM catalog_environments WHERE id = $1 AND NOT deleted", env_id

@@ -182,6 +182,11 @@ async def deployment(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str,
             for s in snapshot.get("services", [])
         ],
         "images": snapshot.get("images", {}),
+        # which variables it deployed with, never their values
+        "variables": [
+            {"id": v["id"], "key": v["key"], "scope": v["scope"], "parent_id": v["parent_id"]}
+            for v in snapshot.get("variables", [])
+        ],
     }
     return out
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
-from slipway_libs.changes import CHANGES_HEADER
+from slipway_libs.changes import CHANGES_HEADER, REVISION_HEADER
 from slipway_libs.errors import BusinessError
 from slipway_libs.json_nesting import check_nesting
 from slipway_libs.logging import correlation_id
@@ -21,7 +21,8 @@ from slipway_libs.telemetry import current_carrier
 
 log = structlog.get_logger(__name__)
 
-_PASSED_BACK = ("content-type", "retry-after", "www-authenticate")
+# the catalog's revision: the caller may hand it back with a later request (read-your-writes)
+_PASSED_BACK = ("content-type", "retry-after", "www-authenticate", REVISION_HEADER)
 
 
 class Upstreams:

@@ -21,6 +21,8 @@ from slipway_gateway.domain.catalog_index import CatalogIndex
 from slipway_gateway.domain.policy import Action, Decision, Resource, Standing, decide
 from slipway_gateway.domain.principal import Principal, TokenPrincipal, UserPrincipal
 from slipway_gateway.domain.projection import AccessProjection
+from slipway_gateway.domain.revisions import CallerRevisions
+from slipway_libs import changes
 from slipway_libs.actor import Actor
 from slipway_libs.errors import BusinessError
 
@@ -60,6 +62,7 @@ class Gateway:
         self.usage = usage
         self.authorize = authorize  # False only in the overhead benchmark
         self._deployments: dict[uuid.UUID, uuid.UUID] = {}  # deployment -> its environment
+        self.revisions = CallerRevisions()
 
     def _apply_changes(self, changes: list[dict[str, Any]]) -> None:
         for change in changes:
@@ -123,10 +126,28 @@ class Gateway:
             path=internal_path(spec.upstream_path, params),
             actor=actor,
             body=body,
+            extra_headers=self._freshness(spec, principal, resource, request),
         )
+        answered = response.headers.get(changes.REVISION_HEADER)
+        if answered and spec.upstream == "catalog":
+            self.revisions.saw(_principal_key(principal), changes.parse_revisions(answered))
         if spec.filter_items and standing is not None and standing.custom is not None:
             return _filtered(response, spec.filter_items, standing, resource)
         return response
+
+    def _freshness(
+        self, spec: RouteSpec, principal: Principal, resource: Resource | None, request: Request
+    ) -> dict[str, str]:
+        """A deployer request carries the caller's latest catalog revision of its project: the
+        deployer serves it from a copy of the catalog that has the caller's writes."""
+        if spec.upstream != "deployer" or resource is None or resource.project_id is None:
+            return {}
+        handed_back = changes.parse_revisions(request.headers.get(changes.REVISION_HEADER))
+        project = resource.project_id
+        revision = self.revisions.wanted(_principal_key(principal), project, handed_back)
+        if not revision:
+            return {}
+        return {changes.REVISION_HEADER: changes.format_revisions({project: revision})}
 
     def _resource(
         self, spec: RouteSpec, params: dict[str, Any], request: Request, body: bytes
@@ -233,6 +254,10 @@ class Gateway:
         if upstream.status_code != 200:
             return upstream
         return JSONResponse({"items": [json.loads(bytes(upstream.body))], "next_cursor": None})
+
+
+def _principal_key(principal: Principal) -> uuid.UUID:
+    return principal.user_id if isinstance(principal, UserPrincipal) else principal.token_id
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

@@ -1,0 +1,1 @@
+"""The deployer's adapters: what talks to the world outside its domain (the database, ...)."""

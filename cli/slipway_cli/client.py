@@ -51,6 +51,50 @@ def _authorization() -> dict[str, str]:
     return {}
 
 
+# read-your-writes: the catalog answers each write with its project's revision; handed back
+# with the next requests, it makes the deployer serve them from a copy of the catalog that has
+# the write (one CLI command after another may reach different gateways)
+REVISION_HEADER = "x-slipway-catalog-revision"
+_REVISIONS_KEPT = 16  # projects, the most recently written
+
+
+def _revisions_path() -> Path:
+    return config_dir() / "catalog-revisions.json"
+
+
+def _load_revisions() -> dict[str, int]:
+    try:
+        saved = json.loads(_revisions_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return (
+        {str(k): v for k, v in saved.items() if isinstance(v, int)}
+        if isinstance(saved, dict)
+        else {}
+    )
+
+
+def _remember_revisions(header: str) -> None:
+    revisions = _load_revisions()
+    for item in header.split(","):
+        project, _, number = item.strip().partition(":")
+        if project and number.isdigit():
+            revisions[project] = max(int(number), revisions.pop(project, 0))  # now the newest
+    kept = dict(list(revisions.items())[-_REVISIONS_KEPT:])
+    directory = config_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(_revisions_path(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(kept, handle)
+
+
+def _revision_headers() -> dict[str, str]:
+    revisions = _load_revisions()
+    if not revisions:
+        return {}
+    return {REVISION_HEADER: ",".join(f"{p}:{n}" for p, n in revisions.items())}
+
+
 def call(
     method: str,
     path: str,
@@ -59,7 +103,11 @@ def call(
     *,
     auth: bool = True,
 ) -> Any:
-    headers = {"x-slipway-origin": "cli", **(_authorization() if auth else {})}
+    headers = {
+        "x-slipway-origin": "cli",
+        **(_authorization() if auth else {}),
+        **_revision_headers(),
+    }
     try:
         response = httpx.request(
             method,
@@ -71,6 +119,8 @@ def call(
         )
     except httpx.HTTPError as exc:
         raise ApiError(0, "UNREACHABLE", f"cannot reach {api_url()}: {exc}") from None
+    if response.headers.get(REVISION_HEADER):
+        _remember_revisions(response.headers[REVISION_HEADER])
     if response.status_code >= 400:
         try:
             error = response.json()["error"]

@@ -1,5 +1,7 @@
+import httpx
 from typer.testing import CliRunner
 
+from slipway_cli import client
 from slipway_cli.main import app
 
 
@@ -7,3 +9,27 @@ def test_health_reports_an_unreachable_gateway_clearly() -> None:
     result = CliRunner().invoke(app, ["health", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2
     assert "cannot reach http://127.0.0.1:9" in result.output
+
+
+def test_the_catalog_revision_a_write_answered_is_handed_back_with_the_next_requests(
+    tmp_path, monkeypatch
+) -> None:
+    """So the deployer serves a deploy asked right after a create from a catalog that has it,
+    whichever gateway the next command reaches."""
+    monkeypatch.setenv("SLIPWAY_CONFIG_DIR", str(tmp_path))
+    sent: list[dict[str, str]] = []
+    answers = iter(["p1:3", "p1:2, p2:5", None])
+
+    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
+        sent.append(dict(kwargs["headers"]))  # type: ignore[call-overload]
+        answer = next(answers)
+        headers = {client.REVISION_HEADER: answer} if answer else {}
+        return httpx.Response(200, json={}, headers=headers)
+
+    monkeypatch.setattr(httpx, "request", request)
+    for _ in range(3):
+        client.call("POST", "/anything", auth=False)
+    assert client.REVISION_HEADER not in sent[0]
+    assert sent[1][client.REVISION_HEADER] == "p1:3"
+    assert sent[2][client.REVISION_HEADER] == "p1:3,p2:5"  # never lowered
+    assert (tmp_path / "catalog-revisions.json").stat().st_mode & 0o777 == 0o600

@@ -19,12 +19,10 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from slipway_deployer.api.schemas import ServiceDeployIn
-from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.usecases import freshness, jobs, requests, status
 from slipway_libs import changes, db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
-from slipway_libs.errors import Missing
 from slipway_libs.http import ChangesRoute
 from slipway_libs.tenancy import tenant_scope
 
@@ -156,12 +154,7 @@ def _service_actions(router: APIRouter, in_tx: InTx) -> None:
     async def job_runs(
         service_id: uuid.UUID, limit: Annotated[int, Query(ge=1, le=100)] = 20
     ) -> dict[str, Any]:
-        async def read(conn: asyncpg.Connection) -> dict[str, Any]:
-            await requests.service_or_404(conn, service_id)
-            rows = await q.job_runs(conn, service_id, limit)
-            return {"items": [jobs.run_view(r) for r in rows], "next_cursor": None}
-
-        return await in_tx(read)
+        return await in_tx(lambda conn: jobs.runs(conn, service_id, limit))
 
     @router.get("/services/{service_id}/status")
     async def service_status(service_id: uuid.UUID) -> dict[str, Any]:
@@ -208,10 +201,7 @@ def _deployments(router: APIRouter, tx: Tx) -> None:
     @router.get("/deployments/{deployment_id}")
     async def read_deployment(deployment_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
-            row = await q.deployment(conn, deployment_id)
-            if row is None:
-                raise Missing("DEPLOYMENT_NOT_FOUND", "No such deployment.")
-            return await status.deployment(conn, row)
+            return await status.deployment_by_id(conn, deployment_id)
 
     @router.post("/deployments/{deployment_id}/rollback", status_code=202)
     async def rollback(deployment_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
@@ -225,14 +215,4 @@ def _deployments(router: APIRouter, tx: Tx) -> None:
     ) -> dict[str, Any]:
         """Which environment each deployment belongs to (the gateway's authorization)."""
         async with tx() as conn:
-            rows = await q.deployment_owners(conn, ids)
-        return {
-            "items": [
-                {
-                    "id": str(r["id"]),
-                    "environment_id": str(r["environment_id"]),
-                    "organization_id": str(r["organization_id"]),
-                }
-                for r in rows
-            ]
-        }
+            return {"items": await status.deployment_owners(conn, ids)}

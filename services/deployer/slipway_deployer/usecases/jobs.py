@@ -64,6 +64,13 @@ async def request_run(
     return row
 
 
+async def runs(conn: asyncpg.Connection, service_id: uuid.UUID, limit: int) -> dict[str, Any]:
+    """The service's latest runs, newest first."""
+    await service_or_404(conn, service_id)
+    rows = await q.job_runs(conn, service_id, limit)
+    return {"items": [run_view(r) for r in rows], "next_cursor": None}
+
+
 def run_view(row: asyncpg.Record) -> dict[str, Any]:
     def iso(value: Any) -> str | None:
         return None if value is None else value.isoformat()

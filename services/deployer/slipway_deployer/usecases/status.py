@@ -11,6 +11,7 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.usecases.requests import environment_or_404, service_or_404
+from slipway_libs.errors import Missing
 
 S = sm.State
 
@@ -170,6 +171,25 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
         "finished_at": _iso(row["finished_at"]),
         "duration_s": _duration(row["started_at"], row["finished_at"]),
     }
+
+
+async def deployment_by_id(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> dict[str, Any]:
+    row = await q.deployment(conn, deployment_id)
+    if row is None:
+        raise Missing("DEPLOYMENT_NOT_FOUND", "No such deployment.")
+    return await deployment(conn, row)
+
+
+async def deployment_owners(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[dict[str, str]]:
+    """Which environment and organization each deployment belongs to (unknown ids: absent)."""
+    return [
+        {
+            "id": str(r["id"]),
+            "environment_id": str(r["environment_id"]),
+            "organization_id": str(r["organization_id"]),
+        }
+        for r in await q.deployment_owners(conn, ids)
+    ]
 
 
 async def deployment(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:

@@ -135,11 +135,15 @@ class Buildah:
         argv: Sequence[str],
         *,
         volumes: Sequence[tuple[Path, str]] = (),
+        writable: Sequence[tuple[Path, str]] = (),
         user: str | None = None,
     ) -> list[str]:
         """``buildah run`` of ``argv`` in ``container`` on the host network, chroot isolation,
-        as ``user`` (``uid:gid``) when given."""
-        mounts = [arg for host, inside in volumes for arg in ("-v", f"{host}:{inside}:ro")]
+        as ``user`` (``uid:gid``) when given; ``volumes`` mounted read-only, ``writable`` not."""
+        mounts = [
+            *(arg for host, inside in volumes for arg in ("-v", f"{host}:{inside}:ro")),
+            *(arg for host, inside in writable for arg in ("-v", f"{host}:{inside}:rw")),
+        ]
         as_user = ["--user", user] if user else []
         return self.command(
             "run", "--isolation", "chroot", *as_user, *mounts, container, "--", *argv

@@ -16,7 +16,10 @@ How a service runs:
   working container: the values are then in that short command's argv for a few milliseconds.
   Values are never logged; the app's own output is not redacted.
 - Logs: stdout/stderr are appended to files in the state dir (not pipes, so a service survives the
-  deployer) and tailed into a bounded buffer fanned out to ``logs()`` subscribers.
+  deployer) and tailed into a bounded buffer fanned out to ``logs()`` subscribers. The service
+  appends to them itself (bind-mounted at ``/.slipway/std{out,err}.log``, owned by its uid):
+  ``buildah run`` only adds its own lines, so what a process printed just before dying is never
+  lost in buildah's stdio relay (images without ``/bin/sh`` still go through it).
 - Health: ``apply``/``restart`` return once the health check passes (the HTTP path answers 2xx,
   or the port accepts TCP; a workload without ports once it has stayed up ``settle_s``), else
   raise HEALTHCHECK_FAILED after ``start_timeout_s``, or CRASHED (with the last lines) if the
@@ -96,6 +99,14 @@ _STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
 ENV_MOUNT = "/.slipway/env"
 OUTPUT_FILE = ("slipway", "output.json")
 _SHIM = f'. {ENV_MOUNT} && exec "$@"'
+# A service's own output goes straight to its log files (bind-mounted, its uid's): through
+# ``buildah run`` it would pass chroot isolation's stdio relay, which exits without draining, so
+# the last lines of a process that printed and died at once could be lost.
+_LOG_MOUNTS: dict[Stream, str] = {
+    "stdout": "/.slipway/stdout.log",
+    "stderr": "/.slipway/stderr.log",
+}
+_SERVICE_SHIM = f"{_SHIM} >>{_LOG_MOUNTS['stdout']} 2>>{_LOG_MOUNTS['stderr']}"
 _CONTAINER_PREFIX = "slipway-rt-"
 
 
@@ -330,7 +341,7 @@ class LocalRuntime:
             env = {**workload.env, **_port_env(workload, dict(ports))}
             slot = self._state.new_slot(workload.service_id, kind)
             argv = _argv(workload, config)
-            run_argv = await self._run_argv(container, rootfs, argv, env, slot, uid)
+            run_argv = await self._run_argv(container, rootfs, argv, env, slot, uid, kind)
         except BaseException:
             await self._buildah.remove(container)
             raise
@@ -359,13 +370,20 @@ class LocalRuntime:
         env: dict[str, str],
         slot: str,
         uid: int,
+        kind: Literal["service", "job"],
     ) -> list[str]:
         user = f"{uid}:{uid}"
         if _has_shell(rootfs) and shell_safe_names(env):
-            env_file = self._state.root / slot / "env"
-            shim = ["/bin/sh", "-c", _SHIM, "slipway", *argv]
+            files = self._state.root / slot
+            # a job's lines are read from its pipes (``run_process``), a service's from its files
+            logs = [(files / f"{s}.log", inside) for s, inside in _LOG_MOUNTS.items()]
+            shim = _SERVICE_SHIM if kind == "service" else _SHIM
             return self._buildah.run_argv(
-                container, shim, volumes=[(env_file, ENV_MOUNT)], user=user
+                container,
+                ["/bin/sh", "-c", shim, "slipway", *argv],
+                volumes=[(files / "env", ENV_MOUNT)],
+                writable=logs if kind == "service" else (),
+                user=user,
             )
         if env:
             log.warning("runtime.env_in_config", container=container, names=sorted(env))
@@ -441,11 +459,16 @@ class LocalRuntime:
         self._ensure_tails(svc, offsets)
 
     def _spawn(self, record: ServiceRecord) -> subprocess.Popen[bytes]:
-        """``buildah run`` in a new session, appending to the log files (fork + exec: quick)."""
+        """``buildah run`` in a new session, appending to the log files (fork + exec: quick);
+        the files are the workload's, which appends to them itself (``_SERVICE_SHIM``)."""
+        uid = workload_uid(record.service_id, self._cfg)
         with (
             open(self._state.path(record, "stdout.log"), "ab") as stdout,
             open(self._state.path(record, "stderr.log"), "ab") as stderr,
         ):
+            for log_file in (stdout, stderr):
+                os.fchown(log_file.fileno(), uid, uid)
+                os.fchmod(log_file.fileno(), 0o600)
             return subprocess.Popen(
                 record.run_argv,
                 stdin=subprocess.DEVNULL,

@@ -161,9 +161,7 @@ async def test_apply_serves_the_env_then_stop_restart_and_redeploy(
         env={"GREETING": SECRET},
         health=HealthSpec(type="http", path="/index.html", period_s=1),
     )
-    started = time.monotonic()
-    deployed = await runtime.apply(spec)
-    apply_s = time.monotonic() - started
+    deployed = await runtime.apply(spec)  # how long it takes: bench/deploy_overhead.py
     assert deployed.url is not None and deployed.url.startswith("http://127.0.0.1:")
     port = deployed.host_ports[8080]
     page = (await get(deployed.url)).text
@@ -187,7 +185,6 @@ async def test_apply_serves_the_env_then_stop_restart_and_redeploy(
     assert again.url == deployed.url, "a redeploy keeps its host port"
     assert (await get(deployed.url)).text.strip() == "v2 two"
     assert first_container not in our_containers(storage)
-    assert apply_s < 15, f"apply took {apply_s:.1f} s"
 
 
 async def test_what_a_service_runs_is_nicer_than_the_deployer(
@@ -296,6 +293,23 @@ async def test_what_a_process_failing_at_once_printed_is_in_its_failure(
         with pytest.raises(RuntimeFailure) as crashed:
             await rt.apply(early)
         assert "cannot connect to db" in crashed.value.message
+    finally:
+        for service_id in list(rt._services):
+            await rt.delete(service_id)
+        await rt.close()
+
+
+async def test_what_a_service_prints_goes_straight_to_its_log_files(
+    tmp_path: Path, storage: BuildahStorage, image: str
+) -> None:
+    """Not through ``buildah run``'s stdio relay, which exits without draining it: what a
+    process printed just before it died could be lost (a flaky failure message under load)."""
+    rt = LocalRuntime(tmp_path / "state", storage, FAST)
+    script = 'echo "out=$(readlink /proc/$$/fd/1) err=$(readlink /proc/$$/fd/2)" >&2; exit 2'
+    try:
+        with pytest.raises(RuntimeFailure) as crashed:
+            await rt.apply(workload(image, "direct", command=sh(script)))
+        assert "out=/.slipway/stdout.log err=/.slipway/stderr.log" in crashed.value.message
     finally:
         for service_id in list(rt._services):
             await rt.delete(service_id)

@@ -1,5 +1,7 @@
 """Authentication and authorization through the gateway, against real identity and gateway
-processes, the real broker and database. Changes of access take effect within one second."""
+processes, the real broker and database. Changes of access take effect once the gateway's
+projection has them: the tests wait for that with a generous deadline (how fast it is, is
+measured by ``bench/``, never asserted by a test)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from slipway_libs.testing.public_api import (
 
 pytestmark = pytest.mark.integration
 
-REFUSED_WITHIN_S = 1.0
+# a deadline for a failure message, not a speed: a loaded machine must not fail these tests
+TAKES_EFFECT_WITHIN_S = 30.0
 
 
 async def test_signup_login_me_and_own_organization(api) -> None:
@@ -54,7 +57,7 @@ async def test_another_tenants_organization_is_not_found(api) -> None:
         assert response.json()["error"]["code"] == "ORGANIZATION_NOT_FOUND"
 
 
-async def test_api_token_is_shown_once_and_refused_within_a_second_of_revocation(api) -> None:
+async def test_api_token_is_shown_once_and_refused_once_revoked(api) -> None:
     ada = await sign_up(api)
     org = await create_org(api, ada)
     created = await api.post(
@@ -86,10 +89,10 @@ async def test_api_token_is_shown_once_and_refused_within_a_second_of_revocation
         response = await api.get(f"/organizations/{org}", headers=token_auth(token))
         return response.status_code == 401
 
-    await eventually(refused, within_s=REFUSED_WITHIN_S)
+    await eventually(refused, within_s=TAKES_EFFECT_WITHIN_S)
 
 
-async def test_removed_member_and_role_changes_take_effect_within_a_second(api) -> None:
+async def test_removed_member_and_role_changes_take_effect(api) -> None:
     ada, bob = await sign_up(api, "Ada"), await sign_up(api, "Bob")
     org = await create_org(api, ada)
     await add_member(api, org, ada, bob, "viewer")
@@ -107,7 +110,7 @@ async def test_removed_member_and_role_changes_take_effect_within_a_second(api) 
         )
         return response.status_code == 200
 
-    await eventually(can_edit, within_s=REFUSED_WITHIN_S)
+    await eventually(can_edit, within_s=TAKES_EFFECT_WITHIN_S)
     removed = await api.delete(f"/organizations/{org}/members/{bob.id}", headers=ada.auth)
     assert removed.status_code == 204
 
@@ -115,7 +118,7 @@ async def test_removed_member_and_role_changes_take_effect_within_a_second(api) 
         response = await api.get(f"/organizations/{org}", headers=bob.auth)
         return response.status_code == 404
 
-    await eventually(hidden, within_s=REFUSED_WITHIN_S)
+    await eventually(hidden, within_s=TAKES_EFFECT_WITHIN_S)
 
 
 async def test_logout_and_key_rotation_refuse_stale_session_tokens(api, platform: Platform) -> None:
@@ -127,7 +130,7 @@ async def test_logout_and_key_rotation_refuse_stale_session_tokens(api, platform
     async def me_refused(user_auth: dict[str, str]) -> bool:
         return (await api.get("/me", headers=user_auth)).status_code == 401
 
-    await eventually(lambda: me_refused(ada.auth), within_s=REFUSED_WITHIN_S)
+    await eventually(lambda: me_refused(ada.auth), within_s=TAKES_EFFECT_WITHIN_S)
 
     bob = await sign_up(api, "Bob")
     assert (await api.get("/me", headers=bob.auth)).status_code == 200
@@ -138,7 +141,7 @@ async def test_logout_and_key_rotation_refuse_stale_session_tokens(api, platform
             headers={INTERNAL_TOKEN_HEADER: platform.env["SLIPWAY_INTERNAL_TOKEN"]},
         )
     assert rotated.status_code == 200
-    await eventually(lambda: me_refused(bob.auth), within_s=REFUSED_WITHIN_S)
+    await eventually(lambda: me_refused(bob.auth), within_s=TAKES_EFFECT_WITHIN_S)
     again = await api.post("/auth/login", json={"email": bob.email, "password": PASSWORD})
     fresh = {"authorization": f"Bearer {again.json()['access_token']}"}
     await eventually(lambda: _ok(api, fresh))

@@ -199,9 +199,20 @@ async def test_api_token_is_shown_once_and_stored_as_a_hash(api, pool) -> None:
     assert {m["user_id"] for m in snapshot["memberships"] if m["organization_id"] == org["id"]} == {
         ada["id"]
     }
-    assert snapshot["signing_keys"]["keys"] == [] or all(
-        "d" not in k["jwk"] for k in snapshot["signing_keys"]["keys"]
-    )
+
+
+async def test_access_snapshot_carries_public_signing_keys_only(api, pool) -> None:
+    ada = await sign_up(api)
+    login = await api.post("/sessions", json={"email": ada["email"], "password": PASSWORD})
+    assert login.status_code == 200  # signing the access token created the first key
+    rotated = await api.post("/keys/rotate")
+    assert rotated.status_code == 200  # and a retired key is published too
+    stored = await pool.fetch("SELECT kid, private_key_sealed FROM signing_keys")
+    assert len(stored) == 2 and all(row["private_key_sealed"] for row in stored)
+    keys = (await api.get("/access-snapshot")).json()["signing_keys"]["keys"]
+    assert sorted(k["kid"] for k in keys) == sorted(row["kid"] for row in stored)
+    # An Ed25519 JWK's private half is ``d``: only the public members may leave the service.
+    assert all(set(k["jwk"]) == {"kty", "crv", "x", "kid", "alg", "use"} for k in keys)
 
 
 def test_api_token_checksum_catches_typos() -> None:

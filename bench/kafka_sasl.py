@@ -254,6 +254,12 @@ def render(result: Result) -> str:
         row("the relay's send → effect applied, p99, ms", lambda r: r.from_kafka.p99, ",.1f"),
         row("Kafka's CPU, cores, throughput run", lambda r: kafka_cores(r, 0), ".2f"),
         row("Kafka's CPU, cores, latency run", lambda r: kafka_cores(r, 1), ".2f"),
+        row("Relay's CPU, cores, latency run", lambda r: r.cores[1].get("relay", 0.0), ".2f"),
+        row(
+            "Consumer's CPU, cores, latency run",
+            lambda r: r.cores[1].get("consumer", 0.0),
+            ".2f",
+        ),
         "",
         "## Per round",
         "",

@@ -5,6 +5,10 @@ A service answers a change with the changed state (the same payloads its events 
 forwarded the request applies them to its projections at once, instead of waiting for the
 events. Other gateways converge through the events as usual. A list too large for a header is
 left to the events.
+
+Another service's copy (the deployer's projection of the catalog) cannot be handed the changes:
+for it the answer carries a causal token instead, ``X-Slipway-Catalog-Revision`` (below), which
+the caller's next request to that service names and the service waits for.
 """
 
 from __future__ import annotations

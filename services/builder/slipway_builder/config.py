@@ -34,6 +34,12 @@ class BuilderSettings(DatabaseServiceSettings):
         default_factory=lambda: f"{_cache()}/buildah/runroot",
         validation_alias=AliasChoices("SLIPWAY_BUILDER_BUILDAH_RUNROOT", "SLIPWAY_BUILDAH_RUNROOT"),
     )
+    # a Dockerfile's RUN steps run as root of a user namespace mapped onto these unprivileged
+    # host ids (uid = gid, container id i is host id build_id_base + i): never the host's root,
+    # nor the deployer's workload uids (200000 + up to 2^20), nor the subordinate ranges useradd
+    # hands out (100000 to 600100000); images with files of several uids need 65536 of them
+    build_id_base: int = Field(default=700_000_000, ge=65_536, le=(1 << 31) - (1 << 16))
+    build_id_count: int = Field(default=65_536, ge=1_024, le=1 << 16)
     workspace: str = Field(default_factory=lambda: f"{_cache()}/builds")
     # local git repositories may be built only from under these roots (os.pathsep-separated)
     git_local_roots: str = Field(

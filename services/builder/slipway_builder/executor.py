@@ -12,6 +12,10 @@ Invariants:
   address fails the build (TARGET_NOT_ALLOWED) unless it is the platform's registry or the
   operator allow-listed it. The platform registry's credentials are in a 0600 auth file under the
   workspace (``--authfile``), never in an argv.
+- A Dockerfile's ``RUN`` steps are workloads: they run as root of a user namespace mapped onto
+  unprivileged host ids (``build_id_base``), without ``CAP_SYS_CHROOT``. They cannot signal or
+  read (``/proc/<pid>/environ``) the platform's processes, leave their chroot, or read root's
+  files (the auth file, the workspace, every service's state); buildah itself stays root.
 - A worker that died mid-build leaves a RUNNING row naming its host, pid and the tools' process
   group: the next worker on that host kills the group and fails the build (``WORKER_LOST``),
   so no build stays RUNNING forever.
@@ -319,6 +323,11 @@ class Executor:
             "bud",
             "--isolation",
             "chroot",
+            # root of a user namespace may still chroot: into a subdirectory, then up with ``..``
+            # out of the build's root (it stays an unprivileged host uid there, but could read
+            # every world-readable file of the host)
+            "--cap-drop",
+            "CAP_SYS_CHROOT",
             *self._auth(),
             "--layers=false",
             "-f",
@@ -373,16 +382,7 @@ class Executor:
     async def _buildah(
         self, row: asyncpg.Record, build_log: BuildLog, args: list[str], failure: str | None
     ) -> None:
-        argv = [
-            "buildah",
-            "--root",
-            self._settings.buildah_root,
-            "--runroot",
-            self._settings.buildah_runroot,
-            "--storage-driver",
-            "vfs",
-            *args,
-        ]
+        argv = ["buildah", *_storage(self._settings), *args]
 
         async def remember(pgid: int) -> None:
             async with self._pool.acquire() as conn:
@@ -498,6 +498,31 @@ def _forms(token: str | None) -> list[str]:
         return []
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
     return [token, basic]
+
+
+def _storage(settings: BuilderSettings) -> list[str]:
+    """buildah's storage flags: a store of the builder's own (beside the configured one, which
+    the devstack and the deployer share) whose default id mapping is the build range. Every
+    layer is extracted there already shifted into the range (once, no copy per build), and
+    buildah runs each ``RUN`` step in a user namespace with that mapping. Given to ``bud`` alone,
+    the mapping makes the store copy each base image's top layer instead, and that copy keeps a
+    root-owned ``/`` (containers/storage 1.43's vfs: the template copy keeps the template's root
+    owner and the id shift skips ``.``): a ``RUN`` step could not write to ``/``."""
+    base, count = settings.build_id_base, settings.build_id_count
+    mapping = f"0:{base}:{count}"
+    suffix = f"-ids{base}-{count}"  # another range is another store: its files are others'
+    return [
+        "--root",
+        settings.buildah_root + suffix,
+        "--runroot",
+        settings.buildah_runroot + suffix,
+        "--storage-driver",
+        "vfs",
+        "--userns-uid-map",
+        mapping,
+        "--userns-gid-map",
+        mapping,
+    ]
 
 
 def _buildah_env(registries_conf: Path | None = None) -> dict[str, str]:

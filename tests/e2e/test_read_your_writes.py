@@ -87,7 +87,10 @@ async def test_what_a_script_creates_and_deploys_at_once_is_in_every_deployment(
         problems = await missing(Story(api, owner, r["env"]), r)
         if problems:
             wrong[r["deployment"]] = problems
-    assert not wrong, f"{len(wrong)} of {ROUNDS} deployments lack what was created: {wrong}"
+    assert not wrong, (
+        f"{len(wrong)} of {ROUNDS} deployments lack what was created ({behind} deploys asked"
+        f" while the deployer's copy was behind): {wrong}"
+    )
 
 
 class Script:

@@ -5,8 +5,10 @@ The builder runs a user's ``RUN`` steps on the platform's own host (buildah, chr
 host network). What keeps them out: they run in a user namespace whose root is an unprivileged
 host uid (the builder's id-mapped storage), without ``CAP_SYS_CHROOT``. So a ``RUN`` step can
 neither signal nor read (``/proc/<pid>/environ``: every credential is there) the platform's
-processes, nor leave its chroot; had it left, the builder's files (its registry auth file, its
-workspace) are root's, 0600/0700.
+processes, nor read their shared memory in the host's ``/dev/shm``, nor leave its chroot; had
+it left, the builder's files (its registry auth file, its workspace) are root's, 0600/0700.
+Before, root in a ``RUN`` step was the host's root: it could kill the builder, read
+PostgreSQL's shared memory and, out of its chroot, the builder's registry auth file.
 
 A real build probes all of that from a ``RUN`` step, aimed at the builder process itself, and
 prints what it could do; the build log (``logs.lines.v1``) tells. The escape probe is a static C
@@ -197,6 +199,10 @@ async def test_a_run_step_cannot_reach_the_builder_process_nor_its_files(
             " else echo probe signal=DENIED; fi",
             "if ls /proc/$PID/root/ >/dev/null 2>&1; then echo probe proc_root=READ;"
             " else echo probe proc_root=DENIED; fi",
+            # PostgreSQL's shared memory (its data pages), when the host's server keeps it there
+            "for f in /dev/shm/PostgreSQL.*; do [ -e $f ] || break;"
+            " if head -c 1 $f >/dev/null 2>&1; then echo probe shm=READ;"
+            " else echo probe shm=DENIED; fi; break; done",
             f"/escape {authfile} {workspace} /proc/$PID/environ",
             "echo probe end=1",
         ]
@@ -234,6 +240,7 @@ async def test_a_run_step_cannot_reach_the_builder_process_nor_its_files(
     assert probes["environ"] == "DENIED", probes
     assert probes["signal"] == "DENIED", probes
     assert probes["proc_root"] == "DENIED", probes
+    assert probes.get("shm", "DENIED") == "DENIED", probes
     assert probes["escape"].startswith("NO_CHROOT"), probes
     leaked = [k for k, v in probes.items() if k.startswith("read ") and v == "READ"]
     assert not leaked, probes

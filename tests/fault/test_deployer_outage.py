@@ -1,13 +1,15 @@
 """PostgreSQL stopped for a few seconds in the middle of a deployment.
 
-The deployer must ride it out by itself (no restart by the test): the deployment ends as it
-would have, the service runs once (not twice), and new requests are served. This test stops the
-shared devstack's PostgreSQL, so it runs in the serial fault phase of ``make test``.
+The deployer must ride it out by itself (no restart by the test): the deployment, ONGOING when
+PostgreSQL stops and ending after that, ends as it would have, the service runs once (not
+twice), and new requests are served. This test stops the shared devstack's PostgreSQL, so it
+runs in the serial fault phase of ``make test``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import httpx
 import pytest
@@ -39,10 +41,14 @@ async def test_a_deployment_rides_out_a_database_outage(platform: Platform, devs
                 break
             await asyncio.sleep(0.1)
         assert service_processes(made["id"]) == 1, await story.status()
-        await outage("postgres", 4)
+        ongoing = await story.get(f"/deployments/{deploy['request_id']}")
+        assert ongoing["status"] == "ONGOING", ongoing
+        down_at = await outage("postgres", 4)
 
         done = await story.settle(deploy["request_id"], timeout_s=180)
         assert done["status"] == "SUCCESS", done
+        # it ended after PostgreSQL had stopped: the outage hit it in flight, not after it
+        assert datetime.fromisoformat(done["finished_at"]) > down_at, (done, down_at)
         box = await story.service("box")
         assert box["state"] == "DEPLOYED" and box["running_status"] == "RUNNING", box
         assert service_processes(made["id"]) == 1

@@ -19,6 +19,7 @@ files from the host's root; it prints only whether it could, never what it read.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.integration
 
 ORG = uuid.uuid4()
 FINAL = {"builder.BuildSucceeded", "builder.BuildFailed", "builder.BuildCanceled"}
+LINGER_S = 400_000 + uuid.uuid4().int % 100_000  # this module's own `sleep`, found by argv
 
 # reads each path given from the host's root after leaving the chroot; prints `<path>=<result>`
 ESCAPE_C = r"""
@@ -212,6 +214,8 @@ async def test_a_run_step_cannot_reach_the_builder_process_nor_its_files(
         "ARG PID\n"
         "COPY escape /escape\n"
         f'RUN ["/bin/sh", "-c", "{steps}"]\n'
+        # a daemon outlives its step (it leaves the step's process group): the builder kills it
+        f"RUN setsid sleep {LINGER_S} </dev/null >/dev/null 2>&1 & echo started\n"
         "RUN echo built > /built.txt\n"
     )
     _git(repo, "init", "-q", "-b", "main")
@@ -244,3 +248,25 @@ async def test_a_run_step_cannot_reach_the_builder_process_nor_its_files(
     assert probes["escape"].startswith("NO_CHROOT"), probes
     leaked = [k for k, v in probes.items() if k.startswith("read ") and v == "READ"]
     assert not leaked, probes
+    assert await _gone(f"sleep {LINGER_S}", within_s=10), "a RUN step's daemon outlived the build"
+
+
+async def _gone(argv: str, *, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not _running(argv):
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+def _running(argv: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if (
+                entry.name.isdigit()
+                and (entry / "cmdline").read_bytes() == argv.encode().replace(b" ", b"\0") + b"\0"
+            ):
+                found.append(int(entry.name))
+    return found

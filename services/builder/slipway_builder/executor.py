@@ -16,6 +16,8 @@ Invariants:
   unprivileged host ids (``build_id_base``), without ``CAP_SYS_CHROOT``. They cannot signal or
   read (``/proc/<pid>/environ``) the platform's processes, leave their chroot, or read root's
   files (the auth file, the workspace, every service's state); buildah itself stays root.
+  What a step leaves running (a daemon is in no process group of ours) is killed once this
+  host runs no build.
 - A worker that died mid-build leaves a RUNNING row naming its host, pid and the tools' process
   group: the next worker on that host kills the group and fails the build (``WORKER_LOST``),
   so no build stays RUNNING forever.
@@ -31,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import time
 import uuid
@@ -197,6 +200,24 @@ class Executor:
                     reason="WORKER_LOST",
                     message="The builder stopped during this build.",
                 )
+        await self._kill_leftovers()
+
+    async def _kill_leftovers(self) -> None:
+        """Kill the processes builds' ``RUN`` steps left running on this host (a step may start
+        a daemon: it is in no process group of ours and outlives the build), but only while the
+        host runs no build: every build's steps share the ids, so a running one's are not told
+        apart from leftovers."""
+        try:
+            async with self._pool.acquire() as conn:
+                if await q.any_running_on(conn, self._host):
+                    return
+        except Exception as exc:  # best effort (also at shutdown): the next build's end tries again
+            log.warning("executor.leftovers_not_checked", error=repr(exc))
+            return
+        base, count = self._settings.build_id_base, self._settings.build_id_count
+        killed = await asyncio.to_thread(_kill_processes_of, range(base, base + count))
+        if killed:
+            log.info("executor.leftovers_killed", pids=killed)
 
     async def _watch_cancels(self) -> None:
         while True:
@@ -217,6 +238,12 @@ class Executor:
                     task.cancel()
 
     async def _execute(self, row: asyncpg.Record) -> None:
+        try:
+            await self._execute_build(row)
+        finally:
+            await self._kill_leftovers()
+
+    async def _execute_build(self, row: asyncpg.Record) -> None:
         started = time.monotonic()
         token = self._token(row)
         async with BuildLog(pool=self._pool, build=row, secrets=_forms(token)) as build_log:
@@ -491,6 +518,53 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _kill_processes_of(uids: range, rounds: int = 5) -> list[int]:
+    """SIGKILL every process whose real uid is in ``uids``; again while some remain (one may
+    fork between the scan and its kill), a few rounds at most. The pid is held by a pidfd
+    while its uid is read, so a pid reused meanwhile is never signaled."""
+    killed: list[int] = []
+    for _ in range(rounds):
+        found = [pid for pid in _pids() if _kill_if_of(pid, uids)]
+        if not found:
+            break
+        killed += found
+    return killed
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _kill_if_of(pid: int, uids: range) -> bool:
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone
+        return False
+    try:
+        uid = _live_uid(pid)
+        if uid is None or uid not in uids:
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _live_uid(pid: int) -> int | None:
+    """The process's real uid; None once it is gone or a zombie (dead, its parent has yet to
+    reap it: nothing to kill)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        if fields["State"].split()[0] in ("Z", "X"):
+            return None
+        return int(fields["Uid"].split()[0])
+    except (OSError, ValueError, IndexError, KeyError):
+        return None
 
 
 def _forms(token: str | None) -> list[str]:

@@ -121,6 +121,15 @@ async def cancel_requested(conn: asyncpg.Connection, build_ids: list[uuid.UUID])
     return [r["id"] for r in rows]
 
 
+async def any_running_on(conn: asyncpg.Connection, host: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM builds WHERE status = 'RUNNING' AND worker_host = $1)",
+            host,
+        )
+    )
+
+
 async def running_on(conn: asyncpg.Connection, host: str) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM builds WHERE status = 'RUNNING' AND worker_host = $1 FOR UPDATE", host

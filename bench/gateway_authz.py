@@ -55,7 +55,7 @@ from slipway_libs import db
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.errors import BusinessError
 from slipway_libs.json_nesting import check_nesting
-from slipway_libs.tenancy import current_organization
+from slipway_libs.tenancy import GUC, current_organization
 from slipway_libs.testing.platform import (
     Platform,
     ServiceProcess,
@@ -619,33 +619,47 @@ def _time_check(label: str, size: int, call: Callable[[], None], iterations: int
 class TenantTimes:
     bound: Latencies  # ms: identity's read in a transaction with its organization bound
     unbound: Latencies  # ms: the same, nothing bound (the platform's own calls)
+    set_config: Latencies  # ms: the statement the binding adds, alone
 
 
 async def measure_tenant_binding(dsn: str, org_id: str, iterations: int) -> TenantTimes:
     """Identity's own read of the organization (``usecases.organizations.get``) in
     ``slipway_libs.db.transaction``, with the request's organization bound (the transaction
     then runs one ``set_config`` first) and without, in turn, on one connection to identity's
-    database: the tenant binding's cost without HTTP in between."""
+    database; and, in a third transaction each time, that ``set_config`` alone (the statement
+    ``db.transaction`` sends, timed by itself): the tenant binding's cost without HTTP."""
     org = uuid.UUID(org_id)
     pool = await db.create_pool(dsn, min_size=1, max_size=1)
-    times: dict[bool, list[float]] = {True: [], False: []}
+    times: dict[str, list[float]] = {"bound": [], "unbound": [], "set_config": []}
     clock = time.perf_counter
+
+    async def read(variant: str) -> float:
+        if variant == "set_config":
+            async with pool.acquire() as conn, conn.transaction():
+                began = clock()
+                await conn.execute("SELECT set_config($1, $2, true)", GUC, str(org))
+                elapsed = clock() - began
+                await organizations.get(conn, org)
+            return elapsed
+        token = current_organization.set(org if variant == "bound" else None)
+        try:
+            began = clock()
+            async with db.transaction(pool) as conn:
+                await organizations.get(conn, org)
+            return clock() - began
+        finally:
+            current_organization.reset(token)
+
+    order = list(times)
     try:
         for index in range(iterations + 200):  # the first 200 of each warm up, not counted
-            for bound in (True, False) if index % 2 == 0 else (False, True):
-                token = current_organization.set(org if bound else None)
-                try:
-                    began = clock()
-                    async with db.transaction(pool) as conn:
-                        await organizations.get(conn, org)
-                    elapsed = clock() - began
-                finally:
-                    current_organization.reset(token)
+            for variant in order if index % 2 == 0 else order[::-1]:
+                elapsed = await read(variant)
                 if index >= 200:
-                    times[bound].append(elapsed * 1000)
+                    times[variant].append(elapsed * 1000)
     finally:
         await pool.close()
-    return TenantTimes(Latencies.of(times[True]), Latencies.of(times[False]))
+    return TenantTimes(*(Latencies.of(times[v]) for v in order))
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -690,7 +704,7 @@ class Budget:
     step_cpu: float  # authentication + standing + decision, CPU time
     path: float  # path_ids + internal_path, CPU time
     nesting: float  # the nesting scan of a 1 KB body, in the gateway and in the service
-    tenant: float  # identity's read with its organization bound - without (the set_config)
+    tenant: float  # the statement the binding adds to every transaction (its set_config)
 
     @property
     def checks(self) -> float:
@@ -707,7 +721,18 @@ def budget(steps: StepTimes, checks: list[CheckTime], tenant: TenantTimes) -> Bu
         step_cpu=steps.total_cpu.p99 / 1000,
         path=checks[0].cpu.p99 / 1000,
         nesting=2 * checks[1].cpu.p99 / 1000,
-        tenant=tenant.bound.p99 - tenant.unbound.p99,
+        tenant=tenant.set_config.p99,
+    )
+
+
+def _over_http(spent: Budget, tenant_http: float) -> str:
+    """The same budget with the tenant binding as measured through HTTP (a difference of two
+    p99s, noisier than the statement alone, but the request as a client sees it)."""
+    total = spent.total - spent.tenant + max(0.0, tenant_http)
+    return (
+        f"With the tenant binding counted as measured through HTTP instead "
+        f"({tenant_http:+.2f} ms at p99), everything would add {total:.2f} ms: "
+        f"{_verdict(total < TARGET_P99_ADDED_MS)}."
     )
 
 
@@ -758,12 +783,12 @@ def render_checks(
         f"database, {tenant.bound.samples:,} times with the organization bound (one "
         f"`set_config` more per transaction) and as many without, in turn: p50 "
         f"{tenant.bound.p50:.3f} vs {tenant.unbound.p50:.3f} ms, p99 {tenant.bound.p99:.3f} vs "
-        f"{tenant.unbound.p99:.3f} ms (added: {tenant.bound.p50 - tenant.unbound.p50:+.3f} ms "
-        f"at p50, the one more round trip to PostgreSQL; "
-        f"{tenant.bound.p99 - tenant.unbound.p99:+.3f} ms at p99, where the other work on "
-        "the machine weighs too). Identity's tables have no row-level policies (it binds "
-        "the organization, and refuses a path naming another, for its own checks); the "
-        "catalog's and the deployer's tables do, which this benchmark does not time.",
+        f"{tenant.unbound.p99:.3f} ms. The `set_config` alone, timed in a third transaction "
+        f"each time: p50 {tenant.set_config.p50:.3f} ms, p99 {tenant.set_config.p99:.3f} ms "
+        "(one round trip to PostgreSQL: under load, its tail is the machine's scheduling). "
+        "Identity's tables have no row-level policies (it binds the organization, and "
+        "refuses a path naming another, for its own checks); the catalog's and the "
+        "deployer's tables do, which this benchmark does not time.",
         "",
         "## Against the target: what the security layer adds at p99",
         "",
@@ -773,8 +798,8 @@ def render_checks(
         f"| Path ids + internal URL (issue 10) | {spent.path:.3f} | in-process, CPU time |",
         f"| JSON nesting scan, 1 KB body, gateway + service (issue 10; requests with a body) | "
         f"{spent.nesting:.3f} | in-process, CPU time |",
-        f"| Tenant binding in the service (issue 10) | {spent.tenant:+.3f} | in-process, "
-        "identity's read bound - unbound (wall clock: a database round trip) |",
+        f"| Tenant binding in the service (issue 10) | {spent.tenant:.3f} | in-process, the "
+        "`set_config` each transaction adds, alone (wall clock: a database round trip) |",
         f"| **The checks of issue 10** | **{spent.checks:.3f}** | sum of the three above |",
         f"| **Everything** | **{spent.total:.3f}** | sum |",
         "",
@@ -784,7 +809,8 @@ def render_checks(
         f"{spent.checks:.2f} ms. Through the network, one request at a time (where the "
         f"machine's noise is in every figure): the decision added {through_network[0]:+.2f} ms "
         f"at p99 (authorized - bypassed), the tenant binding {through_network[1]:+.2f} ms "
-        "(identity with a user actor - with none).",
+        "(identity with a user actor - with none). "
+        f"{_over_http(spent, through_network[1])}",
     ]
 
 
@@ -803,6 +829,7 @@ def render(
     ha, hb = _pooled(runs[(heavy, AUTHORIZED)]), _pooled(runs[(heavy, BYPASSED)])
     ha_rate, hb_rate = _rate(runs[(heavy, AUTHORIZED)]), _rate(runs[(heavy, BYPASSED)])
     spent = budget(steps, checks, tenant)
+    network = (la.p99 - lb.p99, li.p99 - ls.p99)  # decision, tenant binding, over HTTP
     target = f"< {TARGET_P99_ADDED_MS:g} ms"
     http_ok = la.p99 - lb.p99 < TARGET_P99_ADDED_MS
     step_ok = steps.total_cpu.p99 / 1000 < TARGET_P99_ADDED_MS
@@ -833,7 +860,8 @@ def render(
             f"(added p99 through the gateway {la.p99 - lb.p99:+.2f} ms; the whole "
             f"authentication + authorization step {steps.total_cpu.p99 / 1000:.2f} ms of CPU at "
             f"p99 in-process; the checks of issue 10 {spent.checks:.2f} ms; everything "
-            f"{spent.total:.2f} ms). Authorized throughput: **{ha_rate:,.0f} requests/s**.",
+            f"{spent.total:.2f} ms). {_over_http(spent, network[1])} "
+            f"Authorized throughput: **{ha_rate:,.0f} requests/s**.",
             "",
             "The two gateway variants differ only in `Gateway.authorize`; the bypass skips the "
             "policy decision, not authentication, nor the checks of issue 10 (path ids, JSON "
@@ -913,9 +941,7 @@ def render(
             "core to another process: on a shared 2-core machine it says more about the "
             "neighbours than about the code.)",
             "",
-            *render_checks(
-                checks, tenant, spent, params.iterations, (la.p99 - lb.p99, li.p99 - ls.p99)
-            ),
+            *render_checks(checks, tenant, spent, params.iterations, network),
             "",
             "## Per round",
             "",
@@ -1010,7 +1036,7 @@ async def run(params: Params | None = None, devstack: Devstack | None = None) ->
         checks = measure_checks(params.iterations)
         print("gateway_authz: the tenant binding in-process...", flush=True)
         tenant = await measure_tenant_binding(
-            setup.identity_dsn, setup.org_id, max(200, params.iterations // 10)
+            setup.identity_dsn, setup.org_id, max(200, params.iterations // 4)
         )
     facts = machine_facts(devstack, await postgres_version(devstack))
     facts["Load average (1 min)"] = (

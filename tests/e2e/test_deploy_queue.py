@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -117,7 +117,7 @@ async def test_cancel_during_a_build_stops_it_and_cancels_the_rest(api, repos, d
 
 
 async def test_a_failing_build_fails_its_stage_and_skips_the_later_ones(
-    api, repos, devstack
+    api, platform: Platform, repos, devstack
 ) -> None:
     base = devstack.env["SLIPWAY_BASE_IMAGE"]
     repo = repo_with(repos, "broken", f"FROM {base}\nRUN false\n")
@@ -140,11 +140,7 @@ async def test_a_failing_build_fails_its_stage_and_skips_the_later_ones(
     )
     assert moved.status_code == 200, moved.text
     await ready(story, 2)
-    for _ in range(50):  # the move reached the deployer
-        status = await story.get(f"/environments/{env}/stages")
-        if any(s["id"] == late["id"] for s in status["items"]):
-            break
-    await asyncio.sleep(0.5)
+    await projected_in_stage(platform, box["id"], late["id"])
 
     deploy = await story.post(f"/environments/{env}/deploy")
     done = await story.settle(deploy["request_id"])
@@ -188,7 +184,11 @@ async def test_a_deployer_killed_mid_deployment_finishes_it_without_duplicates(
         if (await story.status())["state"] == "BUILDING":
             break
         await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the build never started: {await story.status()}")
     platform.stop("deployer", signal.SIGKILL)
+    # killed in the middle: what it left is a deployment still ONGOING
+    assert await deployment_status(platform, deploy["request_id"]) == "ONGOING"
     platform.start("deployer")
     await platform.wait_ready("deployer")
 
@@ -246,7 +246,7 @@ async def test_a_deployment_claimed_but_not_yet_planned_runs_when_the_deployer_i
     assert (await story.status())["state"] == "DEPLOYED"
 
 
-async def test_a_cron_job_runs_when_forced_and_when_its_schedule_fires_once_per_firing(
+async def test_a_cron_job_runs_when_forced_and_once_for_a_scheduler_command_delivered_twice(
     api, platform: Platform, devstack
 ) -> None:
     owner, _, env = await new_environment(api)
@@ -272,18 +272,21 @@ async def test_a_cron_job_runs_when_forced_and_when_its_schedule_fires_once_per_
     assert forced["trigger"] == "user"
     await finished_run(story, cron["id"], forced["run_id"], "SUCCEEDED")
 
-    # the scheduler's command, delivered twice: one run
+    # the scheduler's command (as the scheduler would send it), delivered twice, then the next
+    # firing's: once that one is recorded, the deployer has read both copies before it
     fired_at = datetime.now(UTC).replace(microsecond=0)
-    command = JobRunRequested(
-        service_id=uuid.UUID(cron["id"]),
-        organization_id=uuid.UUID((await story.get(f"/environments/{env}"))["organization_id"]),
-        environment_id=uuid.UUID(env),
-        scheduled_at=fired_at,
-    )
+    organization_id = uuid.UUID((await story.get(f"/environments/{env}"))["organization_id"])
+    firings = [fired_at, fired_at, fired_at + timedelta(hours=1)]
     producer = AIOKafkaProducer(**platform.kafka.options())
     await producer.start()
     try:
-        for _ in range(2):
+        for scheduled_at in firings:
+            command = JobRunRequested(
+                service_id=uuid.UUID(cron["id"]),
+                organization_id=organization_id,
+                environment_id=uuid.UUID(env),
+                scheduled_at=scheduled_at,
+            )
             envelope = new_event(command, subject=cron["id"], source="scheduler")
             await producer.send_and_wait(
                 platform.prefix + command.topic, envelope.to_json(), key=cron["id"].encode()
@@ -293,11 +296,48 @@ async def test_a_cron_job_runs_when_forced_and_when_its_schedule_fires_once_per_
     for _ in range(300):
         runs = (await story.get(f"/services/{cron['id']}/runs"))["items"]
         scheduled = [r for r in runs if r["trigger"] == "schedule"]
-        if scheduled and scheduled[0]["status"] not in ("QUEUED", "RUNNING"):
+        at = {r["scheduled_at"]: r for r in scheduled}
+        first = at.get(fired_at.isoformat())
+        if firings[-1].isoformat() in at and first and first["status"] not in ("QUEUED", "RUNNING"):
             break
         await asyncio.sleep(0.2)
-    assert len(scheduled) == 1, runs
-    assert scheduled[0]["status"] == "SUCCEEDED", scheduled
+    else:
+        raise AssertionError(f"the scheduled runs never ended: {runs}")
+    assert [r["scheduled_at"] for r in scheduled].count(fired_at.isoformat()) == 1, runs
+    assert first["status"] == "SUCCEEDED", first
+
+
+async def projected_in_stage(platform: Platform, service_id: str, stage_id: str) -> None:
+    """Until the deployer's copy of the catalog has the service in that stage (the catalog
+    answered the move at once; the deployer learns it from the catalog's events)."""
+    conn = await asyncpg.connect(platform.env["SLIPWAY_DEPLOYER_DATABASE_URL"])
+    try:
+        for _ in range(300):
+            stage = await conn.fetchval(
+                "SELECT s.stage_id FROM catalog_services s"
+                " JOIN catalog_stages g ON g.id = s.stage_id AND NOT g.deleted"
+                " WHERE s.id = $1",
+                uuid.UUID(service_id),
+            )
+            if stage == uuid.UUID(stage_id):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    raise AssertionError("the deployer never learned the service's stage")
+
+
+async def deployment_status(platform: Platform, request_id: str) -> str:
+    """Read in the deployer's database: the deployer itself may be down."""
+    conn = await asyncpg.connect(platform.env["SLIPWAY_DEPLOYER_DATABASE_URL"])
+    try:
+        return str(
+            await conn.fetchval(
+                "SELECT status FROM deployments WHERE id = $1", uuid.UUID(request_id)
+            )
+        )
+    finally:
+        await conn.close()
 
 
 async def finished_run(story: Story, service_id: str, run_id: str, expected: str) -> None:

@@ -36,16 +36,6 @@ class BusinessError(Exception):
         self.headers = headers or {}
 
 
-class NotFound(BusinessError):
-    status_code = 404
-    code = "NOT_FOUND"
-
-
-class Conflict(BusinessError):
-    status_code = 409
-    code = "CONFLICT"
-
-
 class DomainError(BusinessError):
     """A business rule broken, with a stable code and (when one field is at fault) its path."""
 

@@ -7,7 +7,7 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from slipway_libs.errors import Conflict
+from slipway_libs.errors import BusinessError
 from slipway_libs.http import create_app
 
 
@@ -22,8 +22,11 @@ def _app() -> httpx.AsyncClient:
     @router.post("/things", status_code=201)
     async def create(thing: Thing) -> Thing:
         if thing.name == "taken":
-            raise Conflict(
-                "That name is taken.", code="THING_NAME_TAKEN", details={"name": "taken"}
+            raise BusinessError(
+                "That name is taken.",
+                code="THING_NAME_TAKEN",
+                status_code=409,
+                details={"name": "taken"},
             )
         if thing.name == "boom":
             raise RuntimeError("secret internals")

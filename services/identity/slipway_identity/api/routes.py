@@ -14,7 +14,6 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from slipway_identity.api import schemas as s
-from slipway_identity.domain.errors import Forbidden, NotFound, Unauthenticated
 from slipway_identity.domain.roles import BUILTIN_ROLES, DESCRIPTIONS
 from slipway_identity.usecases import (
     access,
@@ -30,6 +29,7 @@ from slipway_identity.usecases import organizations as orgs
 from slipway_identity.usecases.deps import Deps
 from slipway_libs import db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
+from slipway_libs.errors import Denied, Missing, Unauthenticated
 from slipway_libs.http import ChangesRoute
 from slipway_libs.tenancy import tenant_scope
 
@@ -70,7 +70,7 @@ def build_router(pool: asyncpg.Pool, deps: Deps, internal_callers: InternalCalle
 
 def _user(actor: Actor) -> uuid.UUID:
     if actor.type != "user" or actor.user_id is None:
-        raise Forbidden("USERS_ONLY", "This needs a signed-in user, not an API token.")
+        raise Denied("USERS_ONLY", "This needs a signed-in user, not an API token.")
     return actor.user_id
 
 
@@ -121,7 +121,7 @@ def _accounts(router: APIRouter, tx: Any, deps: Deps) -> None:
         async with tx() as conn:
             profile = await reads.profile(conn, user_id)
         if profile is None:
-            raise NotFound("USER_NOT_FOUND", "No such user.")
+            raise Missing("USER_NOT_FOUND", "No such user.")
         user, organizations, invitations = profile
         return {
             **s.user_out(user),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from slipway_identity.domain.errors import InvalidInput
+from slipway_libs.errors import InvalidInput
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from slipway_identity.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from slipway_libs.errors import Clash, Denied, InvalidInput, Missing
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def check_acceptance(
     invitation is not found (nothing about it is revealed), a wrong token says nothing about the
     invitation's state."""
     if invited_email != user_email:
-        raise NotFound("INVITATION_NOT_FOUND", "No such invitation for you.")
+        raise Missing("INVITATION_NOT_FOUND", "No such invitation for you.")
     if token_matches is None:
         raise InvalidInput(
             "INVITATION_TOKEN_REQUIRED",
@@ -45,12 +45,12 @@ def check_acceptance(
             field="token",
         )
     if not token_matches:
-        raise Forbidden(
+        raise Denied(
             "INVITATION_TOKEN_INVALID",
             "This is not the token of this invitation's link (a newer invitation replaces it).",
         )
     if status != "pending":
-        raise Conflict("INVITATION_NOT_PENDING", f"This invitation is {status}.")
+        raise Clash("INVITATION_NOT_PENDING", f"This invitation is {status}.")
 
 
 def invitation_mail(

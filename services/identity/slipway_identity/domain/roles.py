@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from slipway_identity.domain.errors import Conflict, Forbidden
+from slipway_libs.errors import Clash, Denied
 
 BuiltinRole = Literal["owner", "admin", "devops", "viewer", "billing"]
 BUILTIN_ROLES: tuple[str, ...] = get_args(BuiltinRole)
@@ -33,14 +33,14 @@ def check_can_grant(
     if actor_role is None:
         return
     if "owner" in (granted_role, previous_role) and actor_role != "owner":
-        raise Forbidden("OWNER_ONLY", "Only an owner can grant or take away the owner role.")
+        raise Denied("OWNER_ONLY", "Only an owner can grant or take away the owner role.")
     if granted_role is not None and _RANK[granted_role] > _RANK.get(actor_role, 0):
-        raise Forbidden("ROLE_TOO_HIGH", "You cannot grant a role above your own.")
+        raise Denied("ROLE_TOO_HIGH", "You cannot grant a role above your own.")
 
 
 def check_keeps_an_owner(*, owners: int, losing_owner: bool) -> None:
     """An organization always keeps at least one owner."""
     if losing_owner and owners <= 1:
-        raise Conflict(
+        raise Clash(
             "LAST_OWNER", "The last owner cannot be removed or demoted; transfer ownership first."
         )

@@ -13,11 +13,11 @@ from slipway_contracts.events.identity import UserSignedUp
 from slipway_identity import security
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import check_password, clean_name, normalize_email
-from slipway_identity.domain.errors import Conflict, NotFound, RateLimited, Unauthenticated
 from slipway_identity.domain.login_throttle import Failures, address_key, retry_after_s
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE, Deps
 from slipway_libs import outbox
+from slipway_libs.errors import Clash, Missing, RateLimited, Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ async def sign_up(
         password_hash=await deps.passwords.hash(password),
     )
     if user is None:
-        raise Conflict("EMAIL_TAKEN", "An account with this email already exists.", field="email")
+        raise Clash("EMAIL_TAKEN", "An account with this email already exists.", field="email")
     await outbox.publish(
         conn,
         UserSignedUp(
@@ -161,7 +161,7 @@ async def revoke(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
 async def logout(conn: asyncpg.Connection, *, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
     session = await q.session_by_id(conn, session_id)
     if session is None or session["user_id"] != user_id:
-        raise NotFound("SESSION_NOT_FOUND", "No such session.")
+        raise Missing("SESSION_NOT_FOUND", "No such session.")
     await revoke(conn, session_id)
 
 

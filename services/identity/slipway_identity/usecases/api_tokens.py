@@ -10,7 +10,6 @@ import asyncpg
 from slipway_contracts import api_tokens as fmt
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import clean_name
-from slipway_identity.domain.errors import NotFound
 from slipway_identity.domain.roles import check_can_grant
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
@@ -18,6 +17,7 @@ from slipway_identity.usecases.members import resolve_role
 from slipway_identity.usecases.organizations import get as get_org
 from slipway_libs import audit
 from slipway_libs.actor import Actor
+from slipway_libs.errors import Missing
 
 
 async def create(
@@ -65,7 +65,7 @@ async def revoke(
 ) -> None:
     row = await q.revoke_api_token(conn, org_id, token_id)
     if row is None:
-        raise NotFound("API_TOKEN_NOT_FOUND", "No such API token.")
+        raise Missing("API_TOKEN_NOT_FOUND", "No such API token.")
     await access.api_token_changed(conn, row)
     await audit.record(
         conn,

@@ -11,8 +11,7 @@ import asyncpg
 
 from slipway_contracts import Envelope
 from slipway_identity.db import queries as q
-from slipway_identity.domain.errors import InvalidInput
-from slipway_libs.errors import PermanentError
+from slipway_libs.errors import InvalidInput, PermanentError
 
 
 async def store(conn: asyncpg.Connection, envelope: Envelope) -> None:

@@ -19,7 +19,6 @@ import structlog
 from slipway_identity import security
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import normalize_email
-from slipway_identity.domain.errors import Conflict, NotFound
 from slipway_identity.domain.invitations import check_acceptance, invitation_mail
 from slipway_identity.domain.roles import check_can_grant
 from slipway_identity.mail import MailError
@@ -29,6 +28,7 @@ from slipway_identity.usecases.members import resolve_role, role_name
 from slipway_identity.usecases.organizations import get as get_org
 from slipway_libs import audit
 from slipway_libs.actor import Actor
+from slipway_libs.errors import Clash, Missing
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ async def invite(
     check_can_grant(actor_role=actor.organization_role, granted_role=builtin)
     existing = await q.user_by_email(conn, email)
     if existing is not None and await q.member(conn, org_id, existing["id"]) is not None:
-        raise Conflict("ALREADY_MEMBER", "This person is already a member.", field="email")
+        raise Clash("ALREADY_MEMBER", "This person is already a member.", field="email")
     await q.expire_pending_invitation(conn, org_id, email)
     token = security.new_invitation_token()
     row = await q.upsert_pending_invitation(
@@ -119,7 +119,7 @@ async def accept(
     invitation = await q.invitation(conn, invitation_id)
     user = await q.user_by_id(conn, actor.user_id) if actor.user_id else None
     if invitation is None or user is None:
-        raise NotFound("INVITATION_NOT_FOUND", "No such invitation for you.")
+        raise Missing("INVITATION_NOT_FOUND", "No such invitation for you.")
     check_acceptance(
         invited_email=invitation["email"],
         user_email=user["email"],
@@ -157,7 +157,7 @@ async def revoke(
 ) -> None:
     row = await q.invitation(conn, invitation_id, org_id=org_id)
     if row is None or row["status"] != "pending":
-        raise NotFound("INVITATION_NOT_FOUND", "No such pending invitation.")
+        raise Missing("INVITATION_NOT_FOUND", "No such pending invitation.")
     await q.set_invitation_status(conn, invitation_id, "revoked")
     await audit.record(
         conn,

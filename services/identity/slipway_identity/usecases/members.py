@@ -8,13 +8,13 @@ import uuid
 import asyncpg
 
 from slipway_identity.db import queries as q
-from slipway_identity.domain.errors import Forbidden, InvalidInput, NotFound
 from slipway_identity.domain.roles import BUILTIN_ROLES, check_can_grant, check_keeps_an_owner
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
 from slipway_identity.usecases.organizations import get as get_org
 from slipway_libs import audit
 from slipway_libs.actor import Actor
+from slipway_libs.errors import Denied, InvalidInput, Missing
 
 
 async def resolve_role(
@@ -48,7 +48,7 @@ async def change_role(
     await get_org(conn, org_id, lock=True)
     current = await q.member(conn, org_id, user_id, lock=True)
     if current is None:
-        raise NotFound("MEMBER_NOT_FOUND", "No such member.")
+        raise Missing("MEMBER_NOT_FOUND", "No such member.")
     builtin, custom = await resolve_role(conn, org_id, role)
     check_can_grant(
         actor_role=actor.organization_role, granted_role=builtin, previous_role=current["role"]
@@ -78,9 +78,9 @@ async def remove(
     await get_org(conn, org_id, lock=True)
     current = await q.member(conn, org_id, user_id, lock=True)
     if current is None:
-        raise NotFound("MEMBER_NOT_FOUND", "No such member.")
+        raise Missing("MEMBER_NOT_FOUND", "No such member.")
     if current["role"] == "owner" and actor.organization_role != "owner":
-        raise Forbidden("OWNER_ONLY", "Only an owner can remove an owner.")
+        raise Denied("OWNER_ONLY", "Only an owner can remove an owner.")
     check_keeps_an_owner(
         owners=await q.count_owners(conn, org_id), losing_owner=current["role"] == "owner"
     )

@@ -10,15 +10,15 @@ import asyncpg
 from slipway_contracts.events.identity import OrganizationCreated, OrganizationDeleted
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import clean_name
-from slipway_identity.domain.errors import Conflict, Forbidden, NotFound
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
 from slipway_libs import audit, outbox
 from slipway_libs.actor import Actor
+from slipway_libs.errors import Clash, Denied, Missing
 
 
-def org_not_found() -> NotFound:
-    return NotFound("ORGANIZATION_NOT_FOUND", "No such organization.")
+def org_not_found() -> Missing:
+    return Missing("ORGANIZATION_NOT_FOUND", "No such organization.")
 
 
 async def get(conn: asyncpg.Connection, org_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record:
@@ -32,7 +32,7 @@ async def create(
     conn: asyncpg.Connection, actor: Actor, *, name: str, description: str = ""
 ) -> asyncpg.Record:
     if actor.type != "user" or actor.user_id is None:
-        raise Forbidden("USERS_ONLY", "Only a signed-in user can create an organization.")
+        raise Denied("USERS_ONLY", "Only a signed-in user can create an organization.")
     org = await q.insert_organization(
         conn,
         org_id=uuid.uuid4(),
@@ -105,12 +105,12 @@ async def transfer(
     """The target member becomes owner; the previous owner (the actor) becomes admin."""
     await get(conn, org_id, lock=True)
     if actor.organization_role != "owner" or actor.user_id is None:
-        raise Forbidden("OWNER_ONLY", "Only an owner can transfer ownership.")
+        raise Denied("OWNER_ONLY", "Only an owner can transfer ownership.")
     target = await q.member(conn, org_id, new_owner_id, lock=True)
     if target is None:
-        raise NotFound("MEMBER_NOT_FOUND", "The new owner must be a member of the organization.")
+        raise Missing("MEMBER_NOT_FOUND", "The new owner must be a member of the organization.")
     if new_owner_id == actor.user_id:
-        raise Conflict("ALREADY_OWNER", "You already own this organization.")
+        raise Clash("ALREADY_OWNER", "You already own this organization.")
     promoted = await q.set_member_role(
         conn, org_id=org_id, user_id=new_owner_id, role="owner", custom_role_id=None
     )

@@ -10,17 +10,17 @@ import asyncpg
 from slipway_contracts.events.identity import ClusterGrant, ProjectGrant
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import clean_name
-from slipway_identity.domain.errors import Conflict, NotFound
 from slipway_identity.domain.roles import BUILTIN_ROLES
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
 from slipway_identity.usecases.organizations import get as get_org
 from slipway_libs import audit
 from slipway_libs.actor import Actor
+from slipway_libs.errors import Clash, Missing
 
 
-def _not_found() -> NotFound:
-    return NotFound("ROLE_NOT_FOUND", "No such custom role.")
+def _not_found() -> Missing:
+    return Missing("ROLE_NOT_FOUND", "No such custom role.")
 
 
 def _grants(
@@ -45,7 +45,7 @@ async def create(
     await get_org(conn, org_id)
     name = clean_name(name, field="name", max_length=60)
     if name.lower() in BUILTIN_ROLES:
-        raise Conflict("ROLE_NAME_TAKEN", "A built-in role has this name.", field="name")
+        raise Clash("ROLE_NAME_TAKEN", "A built-in role has this name.", field="name")
     cluster_rows, project_rows = _grants(clusters, projects)
     try:
         async with conn.transaction():
@@ -59,7 +59,7 @@ async def create(
                 projects=project_rows,
             )
     except asyncpg.UniqueViolationError:
-        raise Conflict("ROLE_NAME_TAKEN", "A role with this name exists.", field="name") from None
+        raise Clash("ROLE_NAME_TAKEN", "A role with this name exists.", field="name") from None
     await access.custom_role_changed(conn, row)
     await audit.record(
         conn,
@@ -107,7 +107,7 @@ async def update(
                 projects=project_rows if projects is not None else current["projects"],
             )
     except asyncpg.UniqueViolationError:
-        raise Conflict("ROLE_NAME_TAKEN", "A role with this name exists.", field="name") from None
+        raise Clash("ROLE_NAME_TAKEN", "A role with this name exists.", field="name") from None
     assert row is not None
     await access.custom_role_changed(conn, row)
     await audit.record(
@@ -129,7 +129,7 @@ async def delete(
 ) -> None:
     await get(conn, org_id, role_id)
     if await q.members_with_custom_role(conn, role_id):
-        raise Conflict("ROLE_IN_USE", "Members still have this role; change their role first.")
+        raise Clash("ROLE_IN_USE", "Members still have this role; change their role first.")
     row = await q.delete_custom_role(conn, org_id, role_id)
     assert row is not None
     await access.custom_role_changed(conn, row)

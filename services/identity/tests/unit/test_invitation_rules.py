@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from slipway_identity.domain.errors import DomainError
 from slipway_identity.domain.invitations import check_acceptance, invitation_mail
+from slipway_libs.errors import DomainError
 
 INVITED = "bob@example.com"
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from slipway_identity.domain.accounts import normalize_email
-from slipway_identity.domain.errors import InvalidInput
 from slipway_identity.domain.login_throttle import (
     UNKNOWN_ADDRESS,
     Failures,
@@ -15,6 +14,7 @@ from slipway_identity.domain.login_throttle import (
     address_key,
     retry_after_s,
 )
+from slipway_libs.errors import InvalidInput
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(window=timedelta(minutes=5), per_account=5, per_address=30)

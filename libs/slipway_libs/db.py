@@ -5,22 +5,20 @@ Use cases take a connection; only the entrypoint (route, subscriber) opens the t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import structlog
 
-from slipway_libs.errors import RetryableError
 from slipway_libs.tenancy import GUC, current_organization
 
 log = structlog.get_logger(__name__)
-_T = TypeVar("_T")
 
-# Errors that mean "the database is unreachable or restarting", not "this statement is wrong".
+# Errors that mean "the database is unreachable or restarting", not "this statement is wrong"
+# (``slipway_libs.retry`` retries them, and only them, of the database's errors).
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -34,30 +32,6 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
-
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (*TRANSIENT_DB_ERRORS, RetryableError))
-
-
-async def retry_while_unreachable(
-    action: Callable[[], Awaitable[_T]],
-    *,
-    event: str,
-    backoff_s: float = 0.2,
-    max_backoff_s: float = 10.0,
-    **fields: Any,
-) -> _T:
-    """``action()`` again, backing off, for as long as the database cannot be reached (logged
-    as ``event`` with ``fields``); any other error is raised."""
-    delay = backoff_s
-    while True:
-        try:
-            return await action()
-        except TRANSIENT_DB_ERRORS as exc:
-            log.warning(event, **fields, error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_backoff_s)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

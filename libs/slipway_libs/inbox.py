@@ -32,7 +32,8 @@ from opentelemetry import trace
 from pydantic import ValidationError
 
 from slipway_contracts import Envelope
-from slipway_libs.db import TRANSIENT_DB_ERRORS, retry_while_unreachable
+from slipway_libs import retry
+from slipway_libs.db import TRANSIENT_DB_ERRORS
 from slipway_libs.errors import PermanentError
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import carrier_from_kafka, context_from, tracer
@@ -104,8 +105,7 @@ class InboxConsumer:
         self._handlers = dict(handlers)
         self._dead = dead_letters
         self._max_retries = max_retries
-        self._backoff_s = backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._backoff = retry.Backoff(backoff_s, max_backoff_s)
         self.applied = 0
         self.dead_lettered = 0
 
@@ -119,11 +119,10 @@ class InboxConsumer:
                 await self._apply_alone(item)
 
     async def _retry_outages(self, action: Callable[[], Awaitable[None]]) -> None:
-        await retry_while_unreachable(
+        await retry.while_unreachable(
             action,
             event="inbox.database_unavailable",
-            backoff_s=self._backoff_s,
-            max_backoff_s=self._max_backoff_s,
+            backoff=self._backoff,
             group=self.group_id,
         )
 
@@ -174,7 +173,7 @@ class InboxConsumer:
             if permanent or attempt > self._max_retries:
                 await self._retry_outages(functools.partial(self._dead_letter, item, reason))
                 return
-            delay = min(self._backoff_s * 2 ** (attempt - 1), self._max_backoff_s)
+            delay = self._backoff.delay(attempt)
             log.warning(
                 "inbox.handler_failed",
                 group=self.group_id,

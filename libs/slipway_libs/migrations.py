@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
+from slipway_libs import leadership
 from slipway_libs.db import connect
 
 log = structlog.get_logger(__name__)
@@ -93,8 +94,7 @@ async def apply_migrations(
     conn: asyncpg.Connection, migrations: list[Migration]
 ) -> list[Migration]:
     """Apply what is missing, in order; returns what was applied now."""
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
-    try:
+    async with leadership.exclusive(conn, _LOCK_KEY):
         await conn.execute(_CREATE_TABLE)
         applied = await _applied(conn)
         done = []
@@ -116,8 +116,6 @@ async def apply_migrations(
             )
             done.append(migration)
         return done
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
 
 
 def service_migrations(service: str, directory: Path | None) -> list[Migration]:

@@ -1,8 +1,9 @@
 """The outbox relay: publishes outbox rows to Kafka, in order, and survives being killed anywhere.
 
 Invariants:
-- **One publisher per database.** The relay holds a session advisory lock; a second relay waits
-  as a hot standby and takes over when the first one's connection dies.
+- **One publisher per database.** The relay leads (``slipway_libs.leadership``): it holds a
+  session advisory lock, a second relay waits as a hot standby and takes over when the first
+  one's connection dies, and a relay that sees its connection closed stops publishing at once.
 - **Order.** Rows are read in id order, but only those whose writing transaction is older than
   every transaction still in flight (``xid < pg_snapshot_xmin``). A transaction that took a
   smaller id but commits later is therefore never overtaken: per-key order in the outbox is the
@@ -10,8 +11,10 @@ Invariants:
   producer session neither reorder nor duplicate.
 - **At least once.** Rows are deleted only after Kafka acknowledged every record of the batch. A
   crash between the two republishes the batch; consumers deduplicate by event id (the inbox).
-- **Self-healing.** Kafka or PostgreSQL errors are logged; the relay backs off, reconnects and
-  goes on from the rows still in the table. A batch Kafka has not acknowledged within
+- **Self-healing.** Kafka or PostgreSQL errors (the transient ones of ``slipway_libs.retry``)
+  are logged; the relay backs off, reconnects and goes on from the rows still in the table. Any
+  other error is a bug: it is raised (the process stops and is restarted) instead of being
+  retried forever. A batch Kafka has not acknowledged within
   ``delivery_timeout_s`` counts as such an error: the producer can wait on a delivery forever
   (aiokafka#1101), and a relay stuck on one batch stalls every event of the service behind it.
 """
@@ -29,7 +32,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
-from slipway_libs.db import connect
+from slipway_libs import leadership, retry
+from slipway_libs.errors import RetryableError
 from slipway_libs.outbox import NOTIFY_CHANNEL
 from slipway_libs.settings import KafkaConnection
 from slipway_libs.telemetry import context_from, current_carrier, kafka_headers, tracer
@@ -47,7 +51,7 @@ LIMIT $1
 """
 
 
-class DeliveryTimeout(Exception):
+class DeliveryTimeout(RetryableError):
     """Kafka did not acknowledge a batch in time; the relay starts over with a new producer."""
 
 
@@ -90,31 +94,27 @@ class OutboxRelay:
         self._max_backoff_s = max_backoff_s
         self._prefix = topic_prefix
         self._delivery_timeout_s = delivery_timeout_s
-        self._wake = asyncio.Event()
+        self._wake = leadership.Wake(poll_interval_s)
         self.published = 0
 
     async def run(self) -> None:
-        """Publish until cancelled; every failure leads to a back-off and a fresh start."""
-        backoff = 0.1
-        while True:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("relay.error", error=repr(exc), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
-            else:
-                backoff = 0.1
+        """Publish until cancelled; every transient failure (PostgreSQL, Kafka, a delivery
+        timeout, the lock's connection lost) leads to a back-off and a fresh start."""
+        await retry.forever(
+            lambda: leadership.lead(
+                dsn=self._dsn,
+                lock=_RELAY_LOCK,
+                work=self._lead,
+                contend_every_s=self._poll_interval_s,
+                listeners={NOTIFY_CHANNEL: self._wake},
+            ),
+            event="relay.error",
+            backoff=retry.Backoff(0.1, self._max_backoff_s),
+        )
 
-    async def _run_once(self) -> None:
-        conn = await connect(self._dsn)
-        producer: AIOKafkaProducer | None = None
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        producer = await self._make_producer()
         try:
-            await self._become_leader(conn)
-            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            producer = await self._make_producer()
             log.info("relay.leading")
             held_back = 0.0
             while True:
@@ -130,25 +130,10 @@ class OutboxRelay:
                     continue
                 held_back = 0.0
                 if sent < self._batch_size:
-                    await self._wait_for_work()
+                    await self._wake.wait()
         finally:
-            if producer is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), 5)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2)
-
-    async def _become_leader(self, conn: asyncpg.Connection) -> None:
-        # polling, not an event: the lock's release happens in another process
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):  # noqa: ASYNC110
-            await asyncio.sleep(self._poll_interval_s)
-
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
-
-    async def _wait_for_work(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                await asyncio.wait_for(producer.stop(), 5)
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         self._wake.clear()  # a notification from now on means rows this fetch may not see

@@ -51,9 +51,9 @@ from slipway_builder.registry import Registry
 from slipway_builder.sources import Egress, FetchedSource, GitSource, SourceError, fetch
 from slipway_contracts import EventPayload
 from slipway_contracts.events import builder as ev
-from slipway_libs import outbox, process
+from slipway_libs import leadership, outbox, process, retry
 from slipway_libs.crypto import Sealer
-from slipway_libs.db import TRANSIENT_DB_ERRORS, retry_while_unreachable
+from slipway_libs.db import TRANSIENT_DB_ERRORS
 from slipway_libs.egress import EgressError, EgressPolicy, TargetNotAllowed
 from slipway_libs.registries import (
     RegistryCredentials,
@@ -134,28 +134,24 @@ class Executor:
         self._host, self._pid = socket.gethostname(), os.getpid()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._canceled: set[uuid.UUID] = set()
-        self._wake = asyncio.Event()
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+        self._wake = leadership.Wake(poll_s=0.5)
 
     async def run(self) -> None:
         await self.recover()
         watcher = asyncio.create_task(self._watch_cancels())
         listener = await self._pool.acquire()
-        await listener.add_listener(WAKE_CHANNEL, self._on_notify)
+        await listener.add_listener(WAKE_CHANNEL, self._wake)
         try:
             while True:
                 try:
                     await self._fill_slots()
                 except TRANSIENT_DB_ERRORS as exc:  # the builds running go on; claims resume later
                     log.warning("executor.claim_failed", error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                await self._wake.wait()
                 self._wake.clear()
         finally:
             with contextlib.suppress(Exception):
-                await listener.remove_listener(WAKE_CHANNEL, self._on_notify)
+                await listener.remove_listener(WAKE_CHANNEL, self._wake)
             await self._pool.release(listener)
             watcher.cancel()
             for task in self._running.values():
@@ -456,8 +452,11 @@ class Executor:
                 )
 
         # an end not recorded would hold a build slot until the builder restarts
-        await retry_while_unreachable(
-            record, event="build.end_not_recorded", max_backoff_s=5.0, build_id=str(row["id"])
+        await retry.while_unreachable(
+            record,
+            event="build.end_not_recorded",
+            backoff=retry.Backoff(0.2, 5.0),
+            build_id=str(row["id"]),
         )
 
     async def _end(

@@ -16,12 +16,13 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events.logs import LogLine, LogLinesAppended
-from slipway_libs import outbox
+from slipway_libs import outbox, retry
 from slipway_libs.db import TRANSIENT_DB_ERRORS
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "builder"
+_FINAL_FLUSH = retry.Backoff(0.5, 8.0)  # the waits between the last flush's attempts
 
 
 class BuildLog:
@@ -78,10 +79,11 @@ class BuildLog:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for delay in (0.5, 1, 2, 4, 8, 0):  # the build's end is recorded: the database is back
+        # the build's end is recorded: the database is back, or is soon
+        for delay in (0.0, *_FINAL_FLUSH.delays(limit=5)):
+            await asyncio.sleep(delay)
             if await self.flush():
                 return
-            await asyncio.sleep(delay)
         log.warning("build_log.lines_lost", build_id=str(self._build["id"]), lines=self._unsent())
 
     async def _every(self) -> None:

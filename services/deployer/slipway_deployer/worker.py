@@ -28,10 +28,11 @@ from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.execution import BUILD_CHANNEL, Execution
 from slipway_deployer.jobs import JobRunner
 from slipway_deployer.runtime import RuntimeFailure
+from slipway_deployer.signals import Signals
 from slipway_deployer.steps import Tools
 from slipway_deployer.usecases import progress, requests
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
-from slipway_libs import db
+from slipway_libs import leadership, retry
 
 log = structlog.get_logger(__name__)
 _WORKER_LOCK = 0x5D3B_0001
@@ -48,49 +49,45 @@ class Worker:
         self.tools: Tools
         self._jobs: JobRunner
         self._running: dict[uuid.UUID, tuple[Execution, asyncio.Task[None]]] = {}
-        self._wake = asyncio.Event()
+        self._wake = leadership.Wake(poll_s=1.0)  # waits take the settings' ``poll_s``
+        self._signals: Signals | None = None  # this term's, while it leads
 
     async def run(self) -> None:
         """Lead while the database lets it; after losing it (an outage), lead again."""
-        while True:
-            try:
-                await self._lead()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("worker.database_lost", error=str(exc))
-                await asyncio.sleep(1)
+        await retry.forever(
+            lambda: leadership.lead(
+                dsn=self._dsn,
+                lock=_WORKER_LOCK,
+                work=self._lead,
+                contend_every_s=1.0,
+                listeners={
+                    QUEUE_CHANNEL: self._wake,
+                    CANCEL_CHANNEL: self._on_cancel,
+                    BUILD_CHANNEL: self._on_build,
+                },
+            ),
+            event="worker.database_lost",
+            backoff=retry.Backoff(1.0, 1.0),
+        )
 
-    async def _lead(self) -> None:
-        # its own connection, out of the pool: it holds the leader's lock and the LISTEN
-        conn = await db.connect(self._dsn)
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        log.info("worker.leader")
+        self.tools = self._make_tools()
+        self._jobs = JobRunner(self.tools)
+        self._signals = self.tools.signals
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _WORKER_LOCK):  # noqa: ASYNC110
-                await asyncio.sleep(1)
-            log.info("worker.leader")
-            self.tools = self._make_tools()
-            self._jobs = JobRunner(self.tools)
-            await self._listen(conn)
-            try:
-                await self._take_over()
-                await self._loop(conn)
-            finally:
-                await self._jobs.aclose()
-                await self._stop_executions()
-                await self.tools.live.aclose()
-                await self.tools.runtime.close()
+            await self._take_over()
+            await self._loop(conn)
         finally:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
-
-    async def _listen(self, conn: asyncpg.Connection) -> None:
-        await conn.add_listener(QUEUE_CHANNEL, self._on_queue)
-        await conn.add_listener(CANCEL_CHANNEL, self._on_cancel)
-        await conn.add_listener(BUILD_CHANNEL, self._on_build)
-
-    def _on_queue(self, *_: object) -> None:
-        self._wake.set()
+            self._signals = None
+            await self._jobs.aclose()
+            await self._stop_executions()
+            await self.tools.live.aclose()
+            await self.tools.runtime.close()
 
     def _on_build(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.tools.signals.set(payload)
+        if self._signals is not None:  # listening starts before the term's tools exist
+            self._signals.set(payload)
 
     async def _take_over(self) -> None:
         adopted = await self.tools.runtime.adopt()
@@ -122,9 +119,7 @@ class Worker:
                 except Exception:  # a bad row or a lost connection must not stop the queue
                     log.exception("worker.claim_failed")
                     await asyncio.sleep(1)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.tools.settings.poll_s):
-                        await self._wake.wait()
+                await self._wake.wait(self.tools.settings.poll_s)
                 self._wake.clear()
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + self.tools.settings.reconcile_s

@@ -16,8 +16,6 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections import OrderedDict
@@ -26,7 +24,7 @@ import asyncpg
 import structlog
 
 from slipway_deployer.db import queries as q
-from slipway_libs import db
+from slipway_libs import db, leadership, retry
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +44,7 @@ class CatalogRevisions:
     def __init__(self, pool: asyncpg.Pool, dsn: str, *, poll_s: float = 0.5) -> None:
         self._pool, self._dsn, self._poll_s = pool, dsn, poll_s
         self._known: OrderedDict[uuid.UUID, int] = OrderedDict()  # notified, a lower bound
-        self._waiters: dict[uuid.UUID, tuple[asyncio.Event, int]] = {}  # event, how many wait
+        self._waiters: dict[uuid.UUID, tuple[leadership.Wake, int]] = {}  # how many wait
 
     async def reached(self, project_id: uuid.UUID, revision: int, *, timeout_s: float) -> bool:
         """True once the projection has applied ``revision`` of the project; False when it has
@@ -60,18 +58,16 @@ class CatalogRevisions:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(self._poll_s, remaining)):
-                        await woken.wait()
+                await woken.wait(min(self._poll_s, remaining))
             finally:
                 self._unregister(project_id, woken)
 
-    def _register(self, project_id: uuid.UUID) -> asyncio.Event:
-        event, count = self._waiters.get(project_id) or (asyncio.Event(), 0)
+    def _register(self, project_id: uuid.UUID) -> leadership.Wake:
+        event, count = self._waiters.get(project_id) or (leadership.Wake(self._poll_s), 0)
         self._waiters[project_id] = (event, count + 1)
         return event
 
-    def _unregister(self, project_id: uuid.UUID, event: asyncio.Event) -> None:
+    def _unregister(self, project_id: uuid.UUID, event: leadership.Wake) -> None:
         current = self._waiters.get(project_id)
         if current is None or current[0] is not event:
             return  # already woken and removed
@@ -107,20 +103,8 @@ class CatalogRevisions:
     async def listen(self) -> None:
         """Beside the API, for the life of the process: follow the projection's notifications
         on a connection of its own, reconnecting after a failure (waiters poll meanwhile)."""
-        while True:
-            try:
-                await self._listen_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("catalog_revisions.listen_failed", error=repr(exc))
-            await asyncio.sleep(self._poll_s)
-
-    async def _listen_once(self) -> None:
-        """Until the connection is lost."""
-        conn = await asyncpg.connect(self._dsn)
-        try:
-            closed = asyncio.Event()
-            conn.add_termination_listener(lambda _: closed.set())
-            await conn.add_listener(CHANNEL, self._on_notify)
-            await closed.wait()
-        finally:
-            await conn.close()
+        await retry.forever(
+            lambda: leadership.follow(dsn=self._dsn, listeners={CHANNEL: self._on_notify}),
+            event="catalog_revisions.listen_failed",
+            backoff=retry.Backoff(self._poll_s, self._poll_s),
+        )

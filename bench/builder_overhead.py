@@ -50,15 +50,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from support import (
     Devstack,
     delete_prefixed,
     load_devstack,
     machine_facts,
+    machine_section,
+    main_alone,
     percentile,
-    quiet_logging,
+    postgres_version,
+    service_databases,
+    verdict,
 )
 
 from slipway_contracts import Envelope, new_event
@@ -76,9 +79,6 @@ from slipway_libs.testing.platform import (
     migrate,
     platform_env,
 )
-
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 
 TARGET_RATIO = 1.10
 TARGET_SKIP_S = 1.0
@@ -603,30 +603,6 @@ class Builder:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(devstack: Devstack) -> AsyncIterator[str]:
-    """An empty database for the builder (as ``database_factory`` makes them); dropped at the
-    end. The builder's own ``migrate`` command applies its migrations."""
-    name = f"bench_{uuid.uuid4().hex[:10]}_builder"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(devstack.admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        await admin(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
-        yield devstack.database_url(name)
-    finally:
-        try:
-            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except Exception as exc:
-            print(f"builder_overhead: database {name} left: {exc!r}", file=sys.stderr)
-
-
-@contextlib.asynccontextmanager
 async def builder_process(
     devstack: Devstack, stack: BuildStack, dsn: str, roots: Path, workspace: Path
 ) -> AsyncIterator[Platform]:
@@ -782,7 +758,8 @@ async def run(params: Params | None = None) -> str:
         work.mkdir(parents=True)
         await asyncio.to_thread(make_repo, repo, stack.base_image)
         exits.push_async_callback(remove_images, stack, (BUILDER_REPOSITORY, DIRECT_REPOSITORY))
-        dsn = await exits.enter_async_context(fresh_database(devstack))
+        dsns = await exits.enter_async_context(service_databases(devstack, "builder"))
+        dsn = dsns["builder"]
         platform = await exits.enter_async_context(
             builder_process(devstack, stack, dsn, roots, workspace)
         )
@@ -812,15 +789,6 @@ async def cpu_busy(seconds: float = 2.0) -> float:
     except (OSError, ValueError, IndexError):
         return math.nan
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
-
-
-async def postgres_version(devstack: Devstack) -> str:
-    conn = await asyncpg.connect(devstack.admin_url)
-    try:
-        version: str = await conn.fetchval("SHOW server_version")
-        return f"PostgreSQL {version.split()[0]}"
-    finally:
-        await conn.close()
 
 
 async def tool_version(argv: list[str]) -> str:
@@ -904,7 +872,7 @@ def render(
         "| Measure | Direct | Builder | Builder / direct | Target | Verdict |",
         "|---|---|---|---|---|---|",
         f"| Build a new commit, median of {n} | {_s(med_d)} | {_s(med_b)} | **{ratio:.2f}x** | "
-        f"≤ {TARGET_RATIO:.2f}x | {_verdict(ratio <= TARGET_RATIO)} |",
+        f"≤ {TARGET_RATIO:.2f}x | {verdict(ratio <= TARGET_RATIO)} |",
         f"| Build a new commit, p90 | {_s(percentile(direct, 90))} | "
         f"{_s(percentile(built, 90))} | {percentile(built, 90) / percentile(direct, 90):.2f}x "
         "| | |",
@@ -912,7 +880,7 @@ def render(
         f"{_s(built[0])} / {_s(built[-1])} | | | |",
         f"| Same, without buildah's wait for the next whole second, median | {_s(steady_d)} | "
         f"{_s(steady_b)} | **{steady:.2f}x** | ≤ {TARGET_RATIO:.2f}x | "
-        f"{_verdict(steady <= TARGET_RATIO)} |",
+        f"{verdict(steady <= TARGET_RATIO)} |",
         f"| Median of the per-round ratios (paired) | | | {paired:.2f}x | | |",
         f"| Direct timed to push done only (no rmi/cleanup), median | {_s(med_push)} | | "
         f"{med_b / med_push:.2f}x | | |",
@@ -921,7 +889,7 @@ def render(
         f"| Skip an already-built commit, p50 ({len(skips)} requests) | | "
         f"{_ms(percentile(skips, 50))} | | | |",
         f"| Skip, p95 | | {_ms(skip_p95)} | | < {TARGET_SKIP_S:g} s | "
-        f"{_verdict(skip_p95 < TARGET_SKIP_S)} |",
+        f"{verdict(skip_p95 < TARGET_SKIP_S)} |",
         f"| Skip, max | | {_ms(skips[-1])} | | | |",
         "",
         f"Builder overhead, median: **{_ms(med_b - med_d)}** per build (the target allows "
@@ -939,14 +907,8 @@ def render(
     ]
     out += _where_the_time_goes(results)
     out += _how_measured(params, stack)
-    out += ["## Machine", "", "| | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in facts.items()]
-    out.append("")
+    out += machine_section(facts)
     return "\n".join(out)
-
-
-def _verdict(ok: bool) -> str:
-    return "meets" if ok else "**misses**"
 
 
 def _steady(run: DirectRun | BuilderRun) -> float:
@@ -1065,22 +1027,6 @@ def parse_args() -> Params:
     return Params(rounds=args.rounds, skips=args.skips)
 
 
-async def main(params: Params) -> None:
-    # SIGTERM cancels like Ctrl-C does, so the builder, database and topics are cleaned up
-    this = asyncio.current_task()
-    assert this is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
-    table = await run(params)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "builder_overhead.md"
-    path.write_text(table)
-    print(f"\n{table}\n(written to {path})", flush=True)
-
-
 if __name__ == "__main__":
-    quiet_logging()
-    try:
-        asyncio.run(main(parse_args()))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted: benchmark resources cleaned up", file=sys.stderr)
-        sys.exit(130)
+    params = parse_args()
+    main_alone("builder_overhead", lambda: run(params))

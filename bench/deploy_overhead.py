@@ -60,12 +60,23 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from support import (
+    CpuSnapshot,
     Devstack,
     Latencies,
-    delete_prefixed,
+    ProcStat,
+    cmdline_has,
+    cores_used,
+    devstack_home,
+    drop_platform_logs,
+    drop_platform_topics,
     load_devstack,
     machine_facts,
-    quiet_logging,
+    machine_section,
+    main_alone,
+    postgres_version,
+    proc_stats,
+    service_databases,
+    verdict,
 )
 
 from slipway_contracts import Envelope
@@ -75,11 +86,10 @@ from slipway_deployer.config import DeployerSettings
 from slipway_deployer.runtime._health import tcp_ok
 from slipway_deployer.runtime._procfs import kill_rooted
 from slipway_libs.settings import KafkaConnection, read_env_file
-from slipway_libs.testing.platform import Platform, free_port, revoke_acls, start_platform
+from slipway_libs.testing.platform import Platform, free_port, start_platform
 from slipway_libs.testing.public_api import User, create_org, sign_up
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 
 TARGET_PICKUP_P95_S = 0.5
 TARGET_OVERHEAD_P95_S = 2.0
@@ -202,35 +212,6 @@ def service_body(kind: str, stack: Stack) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def fresh_databases(devstack: Devstack) -> AsyncIterator[dict[str, str]]:
-    """Empty databases for the services (as ``database_factory`` makes them; each service
-    migrates its own at start); dropped at the end."""
-    run = uuid.uuid4().hex[:10]
-    names = {label: f"bench_{run}_{label}" for label in WITH_DATABASE}
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(devstack.admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    created = []
-    try:
-        for name in names.values():
-            await admin(f'CREATE DATABASE "{name}"')
-            created.append(name)
-            await admin(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
-        yield {label: devstack.database_url(name) for label, name in names.items()}
-    finally:
-        for name in created:
-            try:
-                await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception as exc:  # report, and drop the others
-                print(f"deploy_overhead: database {name} left: {exc!r}", file=sys.stderr)
-
-
-@contextlib.asynccontextmanager
 async def deploy_platform(
     devstack: Devstack, stack: Stack, services: set[str]
 ) -> AsyncIterator[Platform]:
@@ -238,7 +219,7 @@ async def deploy_platform(
     or stays in buildah's storage for one of ``services`` (the service ids the run created) is
     killed and removed, the topics deleted, the deployer's state dir and the logs removed (the
     logs kept, and named, when something failed)."""
-    async with fresh_databases(devstack) as dsns:
+    async with service_databases(devstack, *WITH_DATABASE) as dsns:
         platform: Platform | None = None
         done = False
         try:
@@ -254,19 +235,9 @@ async def deploy_platform(
                     await remove_leftovers(stack, services)
                 except Exception as exc:  # report, and clean up the rest
                     print(f"deploy_overhead: containers left: {exc!r}", file=sys.stderr)
-                try:
-                    await revoke_acls(platform)
-                    await delete_prefixed(devstack.kafka, platform.prefix)
-                except Exception as exc:
-                    print(
-                        f"deploy_overhead: topics {platform.prefix}* left: {exc!r}", file=sys.stderr
-                    )
+                await drop_platform_topics(devstack, platform)
                 shutil.rmtree(platform.env["SLIPWAY_DEPLOYER_STATE_DIR"], ignore_errors=True)
-                logs = platform.services["identity"].log_path.parent
-                if done:
-                    shutil.rmtree(logs, ignore_errors=True)
-                else:
-                    print(f"deploy_overhead: the service logs are in {logs}", file=sys.stderr)
+                drop_platform_logs(platform, done=done)
 
 
 def our_processes(services: Iterable[str]) -> list[int]:
@@ -467,98 +438,54 @@ class Outcomes:
 TOOLS = "deployer's buildah tools + containers"
 CLIENT = "benchmark client"
 OTHER = "everything else (other processes, kernel)"
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class CpuSnapshot:
-    at: float  # monotonic
-    busy: int  # ticks all cores were busy since boot (/proc/stat)
-    parts: dict[tuple[int, str], tuple[str, int, int]]  # (pid, part) → (group, start, ticks)
 
 
 def cpu_snapshot(services: dict[str, int], devstack_home: bytes) -> CpuSnapshot:
     """CPU ticks so far, grouped: each service process (the deployer's own Python apart from
     what its children used: the buildah tools it ran and reaped, plus every process under it
     still running — its containers), PostgreSQL, the devstack's Kafka, this process."""
-    stats: dict[int, tuple[str, int, int, list[int]]] = {}  # pid → comm, ppid, start, ticks
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            raw = Path(entry.path, "stat").read_text()
-            comm = raw[raw.find("(") + 1 : raw.rfind(")")]
-            f = raw[raw.rfind(")") + 2 :].split()
-            stats[int(entry.name)] = (comm, int(f[1]), int(f[19]), [int(v) for v in f[11:15]])
+    stats = proc_stats()
     names = {pid: name for name, pid in services.items()}
     deployer = services.get("deployer")
     postmaster = _postmaster(stats, devstack_home)
     bench = os.getpid()
     parts: dict[tuple[int, str], tuple[str, int, int]] = {}
-    for pid, (comm, _, start, ticks) in stats.items():
-        own, children = ticks[0] + ticks[1], ticks[2] + ticks[3]
+    for pid, p in stats.items():
         if pid == deployer:
-            parts[(pid, "own")] = ("deployer", start, own)
-            parts[(pid, "children")] = (TOOLS, start, children)
+            parts[(pid, "own")] = ("deployer", p.start, p.own)
+            parts[(pid, "children")] = (TOOLS, p.start, p.children)
         elif pid in names:
-            parts[(pid, "all")] = (names[pid], start, own + children)
+            parts[(pid, "all")] = (names[pid], p.start, p.total)
         elif deployer is not None and _descends(pid, deployer, stats):
-            parts[(pid, "all")] = (TOOLS, start, own + children)
+            parts[(pid, "all")] = (TOOLS, p.start, p.total)
         elif pid == bench:
-            parts[(pid, "own")] = (CLIENT, start, own)
-        elif postmaster is not None and postmaster in (pid, stats[pid][1]):
-            parts[(pid, "all")] = ("PostgreSQL", start, own + children)
-        elif comm == "java":
-            with contextlib.suppress(OSError):
-                if devstack_home in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    parts[(pid, "all")] = ("Kafka", start, own + children)
-    return CpuSnapshot(time.monotonic(), _busy_ticks(), parts)
+            parts[(pid, "own")] = (CLIENT, p.start, p.own)
+        elif postmaster is not None and postmaster in (pid, p.ppid):
+            parts[(pid, "all")] = ("PostgreSQL", p.start, p.total)
+        elif p.comm == "java" and cmdline_has(pid, devstack_home):
+            parts[(pid, "all")] = ("Kafka", p.start, p.total)
+    return CpuSnapshot.now(parts)
 
 
-def _postmaster(stats: dict[int, tuple[str, int, int, list[int]]], home: bytes) -> int | None:
+def _postmaster(stats: dict[int, ProcStat], home: bytes) -> int | None:
     """The devstack's PostgreSQL server (not the ones the tests' deployers run)."""
-    for pid, (comm, ppid, _, _) in stats.items():
-        if comm == "postgres" and stats.get(ppid, ("",))[0] != "postgres":
-            with contextlib.suppress(OSError):
-                if home in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
+    for pid, p in stats.items():
+        parent = stats.get(p.ppid)
+        first = p.comm == "postgres" and (parent is None or parent.comm != "postgres")
+        if first and cmdline_has(pid, home):
+            return pid
     return None
 
 
-def _descends(pid: int, ancestor: int, stats: dict[int, tuple[str, int, int, list[int]]]) -> bool:
+def _descends(pid: int, ancestor: int, stats: dict[int, ProcStat]) -> bool:
     for _ in range(64):
         parent = stats.get(pid)
-        if parent is None or parent[1] <= 1:
+        if parent is None or parent.ppid <= 1:
             return False
-        if parent[1] == ancestor:
+        if parent.ppid == ancestor:
             return True
-        pid = parent[1]
+        pid = parent.ppid
     return False
-
-
-def _busy_ticks() -> int:
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
-    return user + nice + system + irq + softirq + steal
-
-
-def cores_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-    """Per group: CPU seconds per wall-clock second between the snapshots (1.0 = one core),
-    and the rest of the machine's busy time as OTHER. A process born in between counts from
-    zero; one that ended moved its ticks into its parent's (same group), so what it had used
-    before is taken out again."""
-    used: dict[str, float] = {}
-    for key, (group, start, ticks) in after.parts.items():
-        earlier = before.parts.get(key)
-        base = earlier[2] if earlier is not None and earlier[1] == start else 0
-        used[group] = used.get(group, 0) + ticks - base
-    for key, (group, start, ticks) in before.parts.items():
-        if after.parts.get(key, ("", -1, 0))[1] != start:
-            used[group] = used.get(group, 0) - ticks
-    used[OTHER] = max(0.0, after.busy - before.busy - sum(used.values()))
-    wall = max(1e-9, after.at - before.at) * _TICK
-    return {group: ticks / wall for group, ticks in used.items()}
 
 
 @dataclass(frozen=True)
@@ -965,8 +892,7 @@ def snapshot(env: Env) -> CpuSnapshot:
     for name, service in env.platform.services.items():
         if service.process is not None:
             pids[name] = service.process.pid
-    home = env.devstack.env_file.parent if env.devstack.env_file else "/nonexistent"
-    return cpu_snapshot(pids, str(home).encode())
+    return cpu_snapshot(pids, devstack_home(env.devstack))
 
 
 async def run_round(env: Env, kind: str, n: int, label: str) -> Round:
@@ -1032,8 +958,8 @@ async def run_round(env: Env, kind: str, n: int, label: str) -> Round:
         samples,
         setup_s,
         batch_s,
-        cores_used(before, after),
-        cores_used(rest_before, rest_after),
+        cores_used(before, after, rest=OTHER),
+        cores_used(rest_before, rest_after, rest=OTHER),
         memory,
         teardown_s,
         unfinished,
@@ -1226,15 +1152,6 @@ async def run(devstack: Devstack | None = None, params: Params | None = None) ->
     return render(params, results, facts)
 
 
-async def postgres_version(devstack: Devstack) -> str:
-    conn = await asyncpg.connect(devstack.admin_url)
-    try:
-        version: str = await conn.fetchval("SELECT version()")
-        return version.split(" on ")[0]
-    finally:
-        await conn.close()
-
-
 async def code_version() -> str:
     """The commit the services ran from, and whether the code they run differed from it."""
     root = str(HERE.parent)
@@ -1267,10 +1184,6 @@ def _trio(stats: Latencies) -> str:
     if not stats.samples:
         return "-"
     return f"{_s(stats.p50)} / {_s(stats.p95)} / {_s(stats.p99)}"
-
-
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**missed**"
 
 
 def _label(r: Round) -> str:
@@ -1319,11 +1232,11 @@ def render(params: Params, results: Results, machine: dict[str, str]) -> str:
             "|---|---:|---|---:|---|---:|---|",
             *(
                 f"| {_label(r)} | {_s(r.stats('pickup').p95)} | "
-                f"{_verdict(r.stats('pickup').p95 < TARGET_PICKUP_P95_S)} | "
+                f"{verdict(r.stats('pickup').p95 < TARGET_PICKUP_P95_S)} | "
                 f"{_s(r.stats('overhead').p95)} | "
-                f"{_verdict(r.stats('overhead').p95 < TARGET_OVERHEAD_P95_S)} | "
+                f"{verdict(r.stats('overhead').p95 < TARGET_OVERHEAD_P95_S)} | "
                 f"{_s(r.stats('plane').p95)} | "
-                f"{_verdict(r.stats('plane').p95 < TARGET_OVERHEAD_P95_S)} |"
+                f"{verdict(r.stats('plane').p95 < TARGET_OVERHEAD_P95_S)} |"
                 for r in rounds
                 if r.ok()
             ),
@@ -1342,12 +1255,7 @@ def render(params: Params, results: Results, machine: dict[str, str]) -> str:
             *_direct(results.direct, rounds),
             *_problems(rounds),
             *_how_measured(params, results),
-            "## Machine",
-            "",
-            "| | |",
-            "|---|---|",
-            *(f"| {k} | {v} |" for k, v in machine.items()),
-            "",
+            *machine_section(machine),
         ]
     )
 
@@ -1739,22 +1647,6 @@ def parse_args() -> Params:
     )
 
 
-async def main(params: Params) -> None:
-    # SIGTERM cancels like Ctrl-C does, so the processes, databases and topics are cleaned up
-    this = asyncio.current_task()
-    assert this is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
-    table = await run(params=params)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "deploy_overhead.md"
-    path.write_text(table)
-    print(f"\n{table}\n(written to {path})", flush=True)
-
-
 if __name__ == "__main__":
-    quiet_logging()
-    try:
-        asyncio.run(main(parse_args()))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted: benchmark resources cleaned up", file=sys.stderr)
-        sys.exit(130)
+    params = parse_args()
+    main_alone("deploy_overhead", lambda: run(params=params))

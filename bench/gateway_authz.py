@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,15 +32,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from support import (
     Devstack,
     Latencies,
-    delete_prefixed,
+    drop_platform_logs,
+    drop_platform_topics,
     load_devstack,
     machine_facts,
-    quiet_logging,
+    machine_section,
+    main_alone,
+    postgres_version,
+    service_databases,
+    verdict,
 )
 
 from slipway_gateway.access.authenticate import Authenticator
@@ -60,12 +63,10 @@ from slipway_libs.testing.platform import (
     Platform,
     ServiceProcess,
     free_port,
-    revoke_acls,
     start_platform,
 )
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 SERVER = HERE / "gateway_server.py"
 
 TARGET_P99_ADDED_MS = 2.0
@@ -91,30 +92,11 @@ class Params:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(devstack: Devstack) -> AsyncIterator[str]:
-    """An empty database for identity (as ``database_factory`` makes them); dropped at the end."""
-    name = f"bench_{uuid.uuid4().hex[:10]}_identity"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(devstack.admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        await admin(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
-        yield devstack.database_url(name)
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.asynccontextmanager
 async def platform_with_gateways(devstack: Devstack) -> AsyncIterator[Platform]:
     """identity (``run``: API, worker, relay) and the two benchmark gateways, all ready. Their
     logs are removed afterwards, kept (and named) when something failed."""
-    async with fresh_database(devstack) as dsn:
+    async with service_databases(devstack, "identity") as dsns:
+        dsn = dsns["identity"]
         platform: Platform | None = None
         done = False
         try:
@@ -141,18 +123,8 @@ async def platform_with_gateways(devstack: Devstack) -> AsyncIterator[Platform]:
         finally:
             if platform is not None:
                 platform.stop_all()
-                try:
-                    await revoke_acls(platform)
-                    await delete_prefixed(devstack.kafka, platform.prefix)
-                except Exception as exc:  # report, and still drop the database
-                    print(
-                        f"gateway_authz: topics {platform.prefix}* left: {exc!r}", file=sys.stderr
-                    )
-                logs = platform.services["identity"].log_path.parent
-                if done:
-                    shutil.rmtree(logs, ignore_errors=True)
-                else:
-                    print(f"gateway_authz: the service logs are in {logs}", file=sys.stderr)
+                await drop_platform_topics(devstack, platform)
+                drop_platform_logs(platform, done=done)
 
 
 @dataclass
@@ -665,19 +637,6 @@ async def measure_tenant_binding(dsn: str, org_id: str, iterations: int) -> Tena
 # --- report ---------------------------------------------------------------------------------
 
 
-async def postgres_version(devstack: Devstack) -> str:
-    conn = await asyncpg.connect(devstack.admin_url)
-    try:
-        version: str = await conn.fetchval("SELECT version()")
-        return version.split(" on ")[0]
-    finally:
-        await conn.close()
-
-
-def _verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**FAIL**"
-
-
 def _pooled(phases: list[Phase]) -> Latencies:
     return Latencies.of([x for phase in phases for x in phase.latencies_ms])
 
@@ -732,7 +691,7 @@ def _over_http(spent: Budget, tenant_http: float) -> str:
     return (
         f"With the tenant binding counted as measured through HTTP instead "
         f"({tenant_http:+.2f} ms at p99), everything would add {total:.2f} ms: "
-        f"{_verdict(total < TARGET_P99_ADDED_MS)}."
+        f"{verdict(total < TARGET_P99_ADDED_MS)}."
     )
 
 
@@ -805,7 +764,7 @@ def render_checks(
         "",
         f"The sum of p99s is an upper bound of the p99 of the sum. Everything the security "
         f"layer adds, {spent.total:.2f} ms at p99, against the target {target}: "
-        f"{_verdict(spent.total < TARGET_P99_ADDED_MS)}; the checks of issue 10 alone "
+        f"{verdict(spent.total < TARGET_P99_ADDED_MS)}; the checks of issue 10 alone "
         f"{spent.checks:.2f} ms. Through the network, one request at a time (where the "
         f"machine's noise is in every figure): the decision added {through_network[0]:+.2f} ms "
         f"at p99 (authorized - bypassed), the tenant binding {through_network[1]:+.2f} ms "
@@ -856,7 +815,7 @@ def render(
             f"**{os.cpu_count()} cores (nproc)** shared by everything: the load generator, both "
             "gateways, identity, PostgreSQL and Kafka (and, this run, whatever else the machine "
             "ran: see *Load average*). Target: authorization, with the checks the security "
-            f"work added (issue 10), adds **{target} at p99**. Verdict: {_verdict(all_ok)} "
+            f"work added (issue 10), adds **{target} at p99**. Verdict: {verdict(all_ok)} "
             f"(added p99 through the gateway {la.p99 - lb.p99:+.2f} ms; the whole "
             f"authentication + authorization step {steps.total_cpu.p99 / 1000:.2f} ms of CPU at "
             f"p99 in-process; the checks of issue 10 {spent.checks:.2f} ms; everything "
@@ -882,7 +841,7 @@ def render(
             f"| requests | {la.samples:,} | {lb.samples:,} | | {li.samples:,} | {ls.samples:,} |",
             "",
             f"Added p99 {la.p99 - lb.p99:+.2f} ms against the target {target}: "
-            f"{_verdict(http_ok)}. Per round (sorted): {spread(light)} ms.",
+            f"{verdict(http_ok)}. Per round (sorted): {spread(light)} ms.",
             "",
             f"The tenant binding in identity (the actor's organization checked against the path "
             f"by `tenant_scope` and set by one `set_config` per transaction; identity's tables "
@@ -937,7 +896,7 @@ def render(
             f"Mean {steps.mean_total_us:,.1f} µs per request: one core could authorize "
             f"{1e6 / steps.mean_total_us:,.0f} requests/s if it did nothing else. CPU time p99 "
             f"{steps.total_cpu.p99 / 1000:.3f} ms against the target {target}: "
-            f"{_verdict(step_ok)}. (The wall-clock p99 also counts the moments the OS gave the "
+            f"{verdict(step_ok)}. (The wall-clock p99 also counts the moments the OS gave the "
             "core to another process: on a shared 2-core machine it says more about the "
             "neighbours than about the code.)",
             "",
@@ -1003,12 +962,7 @@ def render(
             f"in a transaction). The load generator is a minimal asyncio HTTP/1.1 client, to "
             f"keep its own CPU use low; it still competes for the same {os.cpu_count()} cores.",
             "",
-            "## Machine",
-            "",
-            "| | |",
-            "|---|---|",
-            *(f"| {k} | {v} |" for k, v in machine.items()),
-            "",
+            *machine_section(machine),
         ]
     )
 
@@ -1058,22 +1012,6 @@ def parse_args() -> Params:
     return Params(args.rounds, args.requests, args.heavy, args.warmup, args.iterations)
 
 
-async def main(params: Params) -> None:
-    # SIGTERM cancels like Ctrl-C does, so the processes, database and topics are cleaned up
-    this = asyncio.current_task()
-    assert this is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
-    table = await run(params)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "gateway_authz.md"
-    path.write_text(table)
-    print(f"\n{table}\n(written to {path})", flush=True)
-
-
 if __name__ == "__main__":
-    quiet_logging()
-    try:
-        asyncio.run(main(parse_args()))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted: benchmark resources cleaned up", file=sys.stderr)
-        sys.exit(130)
+    params = parse_args()
+    main_alone("gateway_authz", lambda: run(params))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from outbox_pipeline import Params, PipelineResult
 from raw_kafka import RawResult
-from support import Latencies
+from support import Latencies, verdict
 
 TARGET_THROUGHPUT = 5_000  # events/s sustained end to end
 TARGET_P99_MS = 100.0  # at 1,000 events/s
@@ -77,7 +77,7 @@ def _results(params: Params, pipeline: PipelineResult, raw: RawResult) -> list[s
             _n(raw.throughput),
             f"{pipeline.throughput / raw.throughput:.2f}",
             f"≥ {TARGET_THROUGHPUT:,}",
-            _verdict(tp_ok),
+            verdict(tp_ok),
         ),
         (f"Latency p50 {lat}, ms", _ms(pl.p50), _ms(rl.p50), _x(pl.p50, rl.p50), "", ""),
         (f"Latency p95 {lat}, ms", _ms(pl.p95), _ms(rl.p95), _x(pl.p95, rl.p95), "", ""),
@@ -87,7 +87,7 @@ def _results(params: Params, pipeline: PipelineResult, raw: RawResult) -> list[s
             _ms(rl.p99),
             _x(pl.p99, rl.p99),
             f"< {TARGET_P99_MS:.0f}",
-            _verdict(p99_ok),
+            verdict(p99_ok),
         ),
         (f"Latency max {lat}, ms", _ms(pl.max), _ms(rl.max), _x(pl.max, rl.max), "", ""),
     ]
@@ -230,7 +230,3 @@ def _cores(cores: dict[str, float]) -> str:
         ", ".join(parts)
         + f" (PostgreSQL and Kafka: all their users); {_n(os.cpu_count() or 0)} available"
     )
-
-
-def _verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**FAIL**"

@@ -14,6 +14,8 @@ import multiprocessing
 import os
 import platform
 import queue
+import shutil
+import signal
 import sys
 import time
 import traceback
@@ -35,6 +37,7 @@ from slipway_libs.bus import delete_topics, ensure_topics
 from slipway_libs.kafka_access import ACCESS, admin_connection
 from slipway_libs.migrations import apply_migrations, service_migrations
 from slipway_libs.settings import KafkaConnection, devstack_env_file, read_env_file
+from slipway_libs.testing.platform import Platform, revoke_acls
 
 SPAWN: SpawnContext = multiprocessing.get_context("spawn")
 
@@ -99,6 +102,47 @@ async def throwaway_databases(devstack: Devstack, *labels: str) -> AsyncIterator
                 f"database {name}",
                 _admin(devstack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
             )
+
+
+@contextlib.asynccontextmanager
+async def service_databases(devstack: Devstack, *labels: str) -> AsyncIterator[dict[str, str]]:
+    """Empty databases ``bench_<run>_<label>`` for services (as ``database_factory`` makes
+    them: no PUBLIC connect; each service migrates its own); dropped at the end, each even when
+    another could not be."""
+    run = uuid.uuid4().hex[:10]
+    names = {label: f"bench_{run}_{label}" for label in labels}
+    created = []
+    try:
+        for name in names.values():
+            await _admin(devstack, f'CREATE DATABASE "{name}"')
+            created.append(name)
+            await _admin(devstack, f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
+        yield {label: devstack.database_url(name) for label, name in names.items()}
+    finally:
+        for name in created:
+            await _cleanup(
+                f"database {name}",
+                _admin(devstack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
+            )
+
+
+async def drop_platform_topics(devstack: Devstack, platform: Platform) -> None:
+    """A stopped platform's Kafka ACLs and topics (said, not raised, when they cannot go)."""
+
+    async def drop() -> None:
+        await revoke_acls(platform)
+        await delete_prefixed(devstack.kafka, platform.prefix)
+
+    await _cleanup(f"topics {platform.prefix}*", drop())
+
+
+def drop_platform_logs(platform: Platform, *, done: bool) -> None:
+    """The services' logs: removed after a run that went through, kept and named otherwise."""
+    logs = next(iter(platform.services.values())).log_path.parent
+    if done:
+        shutil.rmtree(logs, ignore_errors=True)
+    else:
+        print(f"benchmark: the service logs are in {logs}", file=sys.stderr)
 
 
 async def _admin(devstack: Devstack, sql: str) -> None:
@@ -295,6 +339,19 @@ def machine_facts(devstack: Devstack, postgres_version: str) -> dict[str, str]:
     }
 
 
+def machine_section(facts: dict[str, str]) -> list[str]:
+    """A report's ``## Machine`` section: the ``machine_facts`` (and a benchmark's own) as a
+    table."""
+    return [
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in facts.items()),
+        "",
+    ]
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -450,25 +507,23 @@ async def other_work(devstack: Devstack) -> AsyncIterator[OtherWork]:
     """Sample every process's CPU time once a second from a worker process (so the scan
     disturbs neither this process's event loop nor its GIL) while the block runs."""
     result, mailbox, stop = OtherWork(), Mailbox(), Flag()
-    home = str(devstack.env_file.parent) if devstack.env_file else "/nonexistent"
-    with mailbox.worker(_sample_other_work, os.getpid(), home, stop):
+    with mailbox.worker(_sample_other_work, os.getpid(), devstack_home(devstack), stop):
         await mailbox.wait("sampling", 30)
         yield result
         stop.set()
         result.cpu_s, result.wall_s = await mailbox.wait("other_work", 30)
 
 
-async def _sample_other_work(mailbox: Any, bench_pid: int, devstack_home: str, stop: Flag) -> None:
-    tick = os.sysconf("SC_CLK_TCK")
-    started, last = time.monotonic(), _cpu_ticks(bench_pid, devstack_home)
+async def _sample_other_work(mailbox: Any, bench_pid: int, home: bytes, stop: Flag) -> None:
+    started, last = time.monotonic(), _cpu_ticks(bench_pid, home)
     mailbox.put(("sampling", None))
     used = 0
     while not stop.is_set():
         await asyncio.sleep(1)
-        now = _cpu_ticks(bench_pid, devstack_home)
+        now = _cpu_ticks(bench_pid, home)
         used += sum(_used_since(last.get(pid), born, ticks) for pid, (born, ticks) in now.items())
         last = now
-    mailbox.put(("other_work", (used / tick, time.monotonic() - started)))
+    mailbox.put(("other_work", (used / _TICK, time.monotonic() - started)))
 
 
 def _used_since(before: tuple[int, int] | None, born: int, ticks: int) -> int:
@@ -476,75 +531,141 @@ def _used_since(before: tuple[int, int] | None, born: int, ticks: int) -> int:
     return ticks - before[1] if before is not None and before[0] == born else ticks
 
 
-def _cpu_ticks(bench_pid: int, devstack_home: str) -> dict[int, tuple[int, int]]:
+def _cpu_ticks(bench_pid: int, home: bytes) -> dict[int, tuple[int, int]]:
     """pid → (start time, user + system ticks) of every process but the benchmark's own
     (``bench_pid`` and its children) and the devstack's PostgreSQL and Kafka."""
+    return {
+        pid: (p.start, p.own)
+        for pid, p in proc_stats().items()
+        if bench_pid not in (pid, p.ppid)
+        and p.comm != "postgres"
+        and not (p.comm == "java" and cmdline_has(pid, home))  # the devstack's Kafka
+    }
+
+
+# --- CPU used by groups of processes, from /proc ------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """One process's line of ``/proc/<pid>/stat``."""
+
+    comm: str
+    ppid: int
+    start: int  # ticks after boot: with the pid, tells a recycled pid apart
+    own: int  # user + system ticks of the process itself
+    children: int  # user + system ticks of the children it reaped
+
+    @property
+    def total(self) -> int:
+        return self.own + self.children
+
+
+def proc_stats() -> dict[int, ProcStat]:
+    """Every process's CPU ticks so far (one that ends while it is read is left out)."""
     found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = Path(entry.path, "stat").read_text()
-            comm, f = (
-                stat[stat.find("(") + 1 : stat.rfind(")")],
-                stat[stat.rfind(")") + 2 :].split(),
+            raw = Path(entry.path, "stat").read_text()
+            f = raw[raw.rfind(")") + 2 :].split()
+            found[int(entry.name)] = ProcStat(
+                comm=raw[raw.find("(") + 1 : raw.rfind(")")],
+                ppid=int(f[1]),
+                start=int(f[19]),
+                own=int(f[11]) + int(f[12]),
+                children=int(f[13]) + int(f[14]),
             )
-            pid, ppid = int(entry.name), int(f[1])
-            if bench_pid in (pid, ppid) or comm == "postgres":
-                continue
-            if (
-                comm == "java"
-                and devstack_home.encode() in Path(entry.path, "cmdline").read_bytes()
-            ):
-                continue  # the devstack's Kafka
-            found[pid] = (int(f[19]), int(f[11]) + int(f[12]))
     return found
 
 
-# --- CPU used by the pipeline's processes ---------------------------------------------------
+def cmdline_has(pid: int, needle: bytes) -> bool:
+    """Whether the process's command line contains ``needle`` (False once it is gone)."""
+    with contextlib.suppress(OSError):
+        return needle in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return False
+
+
+def devstack_home(devstack: Devstack) -> bytes:
+    """The devstack's directory, as its PostgreSQL and Kafka command lines name it."""
+    return str(devstack.env_file.parent).encode() if devstack.env_file else b"/nonexistent"
+
+
+def busy_ticks() -> int:
+    """Ticks all cores were busy since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
+    return user + nice + system + irq + softirq + steal
 
 
 @dataclass(frozen=True)
 class CpuSnapshot:
     at: float  # monotonic
-    processes: dict[int, tuple[str, int, int]]  # pid → (group, start time, CPU ticks so far)
+    busy: int  # busy_ticks()
+    parts: dict[tuple[int, str], tuple[str, int, int]]  # (pid, part) → (group, start, ticks)
+
+    @classmethod
+    def now(cls, parts: dict[tuple[int, str], tuple[str, int, int]]) -> CpuSnapshot:
+        return cls(time.monotonic(), busy_ticks(), parts)
 
 
 def cpu_snapshot(workers: dict[str, int], devstack: Devstack) -> CpuSnapshot:
     """CPU ticks so far of each worker (by pid) and of the devstack's PostgreSQL (every
     ``postgres`` process, other users' backends included) and Kafka."""
-    home = str(devstack.env_file.parent).encode() if devstack.env_file else b"/nonexistent"
+    home = devstack_home(devstack)
     by_pid = {pid: name for name, pid in workers.items()}
-    found = {}
-    for entry in os.scandir("/proc"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            pid = int(entry.name)
-            stat = Path(entry.path, "stat").read_text()
-            comm = stat[stat.find("(") + 1 : stat.rfind(")")]
-            name = by_pid.get(pid) or ("PostgreSQL" if comm == "postgres" else None)
-            if name is None and comm == "java":
-                name = "Kafka" if home in Path(entry.path, "cmdline").read_bytes() else None
-            if name is not None:
-                f = stat[stat.rfind(")") + 2 :].split()
-                # own + reaped children's ticks: a backend that ended moves into the postmaster's
-                found[pid] = (name, int(f[19]), sum(int(v) for v in f[11:15]))
-    return CpuSnapshot(time.monotonic(), found)
+    parts = {}
+    for pid, p in proc_stats().items():
+        name = by_pid.get(pid) or ("PostgreSQL" if p.comm == "postgres" else None)
+        if name is None and p.comm == "java" and cmdline_has(pid, home):
+            name = "Kafka"
+        if name is not None:
+            # own + reaped children's ticks: a backend that ended moves into the postmaster's
+            parts[(pid, "all")] = (name, p.start, p.total)
+    return CpuSnapshot.now(parts)
 
 
-def cores_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-    """Per group: CPU seconds per wall-clock second between the snapshots (1.0 = one core). A
-    process that started in between counts from zero; one that ended took its ticks to its
-    parent's (the postmaster reaps its backends), so only what it had used before is removed."""
+def cores_used(
+    before: CpuSnapshot, after: CpuSnapshot, *, rest: str | None = None
+) -> dict[str, float]:
+    """Per group: CPU seconds per wall-clock second between the snapshots (1.0 = one core), and
+    with ``rest`` the rest of the machine's busy time under that name. A process that started
+    in between counts from zero; one that ended took its ticks to its parent's (the postmaster
+    reaps its backends; same group), so only what it had used before is removed."""
     used: dict[str, float] = {}
-    for pid, (name, born, ticks) in after.processes.items():
-        earlier = before.processes.get(pid)
+    for key, (group, born, ticks) in after.parts.items():
+        earlier = before.parts.get(key)
         start = earlier[2] if earlier is not None and earlier[1] == born else 0
-        used[name] = used.get(name, 0) + ticks - start
-    for pid, (name, born, ticks) in before.processes.items():
-        if after.processes.get(pid, ("", -1, 0))[1] != born:
-            used[name] = used.get(name, 0) - ticks
-    wall = max(1e-9, after.at - before.at) * os.sysconf("SC_CLK_TCK")
-    return {name: ticks / wall for name, ticks in used.items()}
+        used[group] = used.get(group, 0) + ticks - start
+    for key, (group, born, ticks) in before.parts.items():
+        if after.parts.get(key, ("", -1, 0))[1] != born:
+            used[group] = used.get(group, 0) - ticks
+    if rest is not None:
+        used[rest] = max(0.0, after.busy - before.busy - sum(used.values()))
+    wall = max(1e-9, after.at - before.at) * _TICK
+    return {group: ticks / wall for group, ticks in used.items()}
+
+
+# --- report helpers ---------------------------------------------------------------------------
+
+
+async def postgres_version(devstack: Devstack) -> str:
+    """The devstack's PostgreSQL, e.g. ``PostgreSQL 15.18 (Debian 15.18-0+deb12u1)``."""
+    conn = await asyncpg.connect(devstack.admin_url)
+    try:
+        version: str = await conn.fetchval("SELECT version()")
+        return version.split(" on ")[0]
+    finally:
+        await conn.close()
+
+
+def verdict(ok: bool) -> str:
+    """A target's verdict in a report."""
+    return "**PASS**" if ok else "**FAIL**"
 
 
 async def delete_prefixed(kafka: KafkaConnection, prefix: str) -> None:
@@ -558,3 +679,31 @@ async def delete_prefixed(kafka: KafkaConnection, prefix: str) -> None:
             await admin.delete_topics(topics)
     finally:
         await admin.close()
+
+
+# --- running one benchmark alone ----------------------------------------------------------------
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main_alone(name: str, table: Callable[[], Awaitable[str]]) -> None:
+    """``python bench/<name>.py``: run one benchmark and write its table to
+    ``results/<name>.md``. Ctrl-C and SIGTERM cancel it, so its processes, databases and topics
+    are cleaned up."""
+    quiet_logging()
+    try:
+        asyncio.run(_alone(name, table))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: benchmark resources cleaned up", file=sys.stderr)
+        sys.exit(130)
+
+
+async def _alone(name: str, table: Callable[[], Awaitable[str]]) -> None:
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+    text = await table()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    path.write_text(text)
+    print(f"\n{text}\n(written to {path})", flush=True)

@@ -121,6 +121,8 @@ class Worker:
                     await asyncio.sleep(1)
                 await self._wake.wait(self.tools.settings.poll_s)
                 self._wake.clear()
+                if monitor.done():  # it ended on a bug (it rides out outages): so does the term
+                    monitor.result()
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + self.tools.settings.reconcile_s
                     await conn.execute("SELECT 1", timeout=5)  # still the leader?
@@ -166,7 +168,7 @@ class Worker:
         try:
             async with self.tools.pool.acquire() as conn, conn.transaction():
                 queued = await requests.tear_down_orphans(conn)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except retry.TRANSIENT_ERRORS as exc:  # tried again at the next beat; a bug is raised
             log.warning("worker.reconcile_failed", error=str(exc))
             return
         for row in queued:
@@ -186,7 +188,7 @@ class Worker:
             await asyncio.sleep(self.tools.settings.monitor_s)
             try:
                 await self._observe()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except retry.TRANSIENT_ERRORS as exc:  # a bug is raised (it ends the term)
                 log.warning("worker.monitor_failed", error=str(exc))
 
     async def _observe(self) -> None:

@@ -10,7 +10,6 @@ NOTIFY) plus one fetch: well under a second.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from slipway_contracts import Envelope
 from slipway_contracts.topics import TOPICS_BY_NAME
+from slipway_libs import retry
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER
 from slipway_libs.settings import KafkaConnection
 
@@ -54,21 +54,13 @@ class ProjectionFollower:
         self.applied = 0
 
     async def run(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "projection.follow_failed",
-                    projection=self.name,
-                    error=repr(exc),
-                    retry_in_s=delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await retry.forever(
+            self._follow,
+            event="projection.follow_failed",
+            backoff=retry.Backoff(0.2, 5.0),
+            retry_on=_starting_over_heals,
+            projection=self.name,
+        )
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -119,3 +111,10 @@ class ProjectionFollower:
             return
         self._apply_change(envelope.type, envelope.data)
         self.applied += 1
+
+
+def _starting_over_heals(exc: BaseException) -> bool:
+    """Every failure: starting over rebuilds the projection from a fresh snapshot, whatever went
+    wrong (Kafka or the snapshot's service unreachable, a topic not created yet, a change that
+    would not apply), and the gateway must not stop answering for it."""
+    return isinstance(exc, Exception)

@@ -26,7 +26,7 @@ import asyncio
 import os
 import signal
 
-from slipway_gateway.bootstrap import DEFINITION, _parts
+from slipway_gateway.bootstrap import DEFINITION
 from slipway_libs.service import open_container, serve_api
 
 
@@ -37,7 +37,7 @@ async def serve(port: int, authorize: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_container(DEFINITION) as container:
-        gateway = _parts(container)  # built once, reused by the routers and tasks below
+        gateway = container.parts.gateway  # the one the routers and tasks below use
         gateway.authorize = authorize
 
         def flip() -> None:

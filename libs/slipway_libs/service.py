@@ -22,7 +22,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
@@ -37,6 +37,7 @@ from slipway_libs.kafka_access import may_create
 from slipway_libs.logging import configure_logging
 from slipway_libs.relay import OutboxRelay, producer_factory
 from slipway_libs.settings import (
+    DatabaseServiceSettings,
     KafkaConnection,
     PlatformSettings,
     ServiceSettings,
@@ -49,23 +50,31 @@ log = structlog.get_logger(__name__)
 
 COMMANDS = ("migrate", "api", "worker", "relay", "run")
 ApiTask = Callable[[], Coroutine[Any, Any, None]]
-OperatorCommand = Callable[["Container", list[str]], Coroutine[Any, Any, None]]
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+PartsT = TypeVar("PartsT")
 
 
-@dataclass
-class Container:
-    """What one process of a service has to work with."""
+@dataclass(frozen=True, kw_only=True)
+class Resources(Generic[SettingsT]):
+    """What the process opened for a service before its own parts are built: its settings, the
+    platform's, and its database pool (none for a service without a database, or for
+    ``migrate``)."""
 
-    definition: ServiceDefinition
-    settings: Any
+    name: str
+    settings: SettingsT
     platform: PlatformSettings
     pool: asyncpg.Pool | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def require_pool(self) -> asyncpg.Pool:
         if self.pool is None:
-            raise RuntimeError(f"{self.definition.name} has no database")
+            raise RuntimeError(f"{self.name} has no database")
         return self.pool
+
+    def database_settings(self) -> DatabaseServiceSettings:
+        """The settings of a service that owns a database (its URL is then required)."""
+        if not isinstance(self.settings, DatabaseServiceSettings):
+            raise RuntimeError(f"{self.name} has no database")
+        return self.settings
 
     @property
     def kafka(self) -> KafkaConnection:
@@ -74,28 +83,47 @@ class Container:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ServiceDefinition:
+class Container(Resources[SettingsT], Generic[SettingsT, PartsT]):
+    """What one process of a service has to work with: the resources plus the service's own
+    ``parts`` (e.g. its use cases' dependencies), built once by ``definition.parts`` when the
+    process starts. Parts that hold connections close them in an ``aclose()`` of theirs."""
+
+    definition: ServiceDefinition[SettingsT, PartsT]
+    parts: PartsT
+
+
+def no_parts(resources: Resources[Any]) -> None:
+    """The ``parts`` of a service that needs nothing beyond its resources."""
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceDefinition(Generic[SettingsT, PartsT]):
     name: str
-    settings_cls: type[ServiceSettings]
+    settings_cls: type[SettingsT]
     migrations: Path | None
-    routers: Callable[[Container], Sequence[APIRouter]] = lambda _: ()
-    consumers: Callable[[Container], Sequence[ConsumerSpec]] = lambda _: ()
-    readiness: Callable[[Container], Mapping[str, ReadinessCheck]] = lambda _: {}
+    # what the routes, consumers and tasks share, built once per process (``Container.parts``)
+    parts: Callable[[Resources[SettingsT]], PartsT]
+    routers: Callable[[Container[SettingsT, PartsT]], Sequence[APIRouter]] = lambda _: ()
+    consumers: Callable[[Container[SettingsT, PartsT]], Sequence[ConsumerSpec]] = lambda _: ()
+    readiness: Callable[[Container[SettingsT, PartsT]], Mapping[str, ReadinessCheck]] = lambda _: {}
     topics: Sequence[TopicSpec] = TOPICS
     # long-running coroutines that live beside the HTTP API (e.g. a projection follower)
-    api_tasks: Callable[[Container], Sequence[ApiTask]] = lambda _: ()
+    api_tasks: Callable[[Container[SettingsT, PartsT]], Sequence[ApiTask]] = lambda _: ()
     # long-running coroutines that live beside the consumers (e.g. a build executor)
-    worker_tasks: Callable[[Container], Sequence[ApiTask]] = lambda _: ()
+    worker_tasks: Callable[[Container[SettingsT, PartsT]], Sequence[ApiTask]] = lambda _: ()
     app_options: Mapping[str, Any] = field(default_factory=dict)
     # operator commands beside migrate/api/worker/relay/run: name -> (container, args)
-    commands: Mapping[str, OperatorCommand] = field(default_factory=dict)
+    commands: Mapping[
+        str, Callable[[Container[SettingsT, PartsT], list[str]], Coroutine[Any, Any, None]]
+    ] = field(default_factory=dict)
 
     @property
     def has_database(self) -> bool:
         return self.migrations is not None
 
 
-def build_app(container: Container) -> FastAPI:
+def build_app(container: Container[Any, Any]) -> FastAPI:
     checks: dict[str, ReadinessCheck] = {}
     if container.pool is not None:
         pool = container.pool
@@ -125,27 +153,48 @@ async def kafka_check(kafka: KafkaConnection) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def open_container(
-    definition: ServiceDefinition, *, with_pool: bool = True
-) -> AsyncIterator[Container]:
-    settings = load(definition.settings_cls)
-    platform = load(PlatformSettings)
+async def open_resources(
+    definition: ServiceDefinition[SettingsT, PartsT], *, with_pool: bool = True
+) -> AsyncIterator[Resources[SettingsT]]:
+    settings: SettingsT = load(definition.settings_cls)
+    platform: PlatformSettings = load(PlatformSettings)
     configure_logging(definition.name, level=platform.log_level, json=platform.log_json)
     configure_tracing(definition.name, otlp_endpoint=platform.otlp_endpoint)
-    container = Container(definition=definition, settings=settings, platform=platform)
+    resources = Resources(name=definition.name, settings=settings, platform=platform)
     if with_pool and definition.has_database:
-        container.pool = await db.create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        database = resources.database_settings()
+        resources = replace(
+            resources,
+            pool=await db.create_pool(
+                database.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            ),
         )
     try:
-        yield container
+        yield resources
     finally:
-        for extra in container.extras.values():
-            closer = getattr(extra, "aclose", None)
+        if resources.pool is not None:
+            await resources.pool.close()
+
+
+@contextlib.asynccontextmanager
+async def open_container(
+    definition: ServiceDefinition[SettingsT, PartsT],
+) -> AsyncIterator[Container[SettingsT, PartsT]]:
+    async with open_resources(definition) as resources:
+        parts = definition.parts(resources)
+        try:
+            yield Container(
+                name=resources.name,
+                settings=resources.settings,
+                platform=resources.platform,
+                pool=resources.pool,
+                definition=definition,
+                parts=parts,
+            )
+        finally:
+            closer = getattr(parts, "aclose", None)
             if closer is not None:
                 await closer()
-        if container.pool is not None:
-            await container.pool.close()
 
 
 class _Server(uvicorn.Server):
@@ -156,7 +205,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_api(container: Container, stop: asyncio.Event) -> None:
+async def serve_api(container: Container[Any, Any], stop: asyncio.Event) -> None:
     settings = container.settings
     config = uvicorn.Config(
         build_app(container),
@@ -181,8 +230,8 @@ async def serve_api(container: Container, stop: asyncio.Event) -> None:
         await asyncio.gather(*helpers, return_exceptions=True)
 
 
-async def serve_relay(container: Container, stop: asyncio.Event) -> None:
-    settings = container.settings
+async def serve_relay(container: Container[Any, Any], stop: asyncio.Event) -> None:
+    settings = container.database_settings()
     relay = OutboxRelay(
         dsn=settings.database_url,
         producer=producer_factory(container.kafka, client_id=f"{container.definition.name}-relay"),
@@ -197,7 +246,7 @@ async def serve_relay(container: Container, stop: asyncio.Event) -> None:
         await task
 
 
-async def serve_worker(container: Container, stop: asyncio.Event) -> None:
+async def serve_worker(container: Container[Any, Any], stop: asyncio.Event) -> None:
     helpers: list[asyncio.Task[None]] = [
         asyncio.create_task(run()) for run in container.definition.worker_tasks(container)
     ]
@@ -211,7 +260,7 @@ async def serve_worker(container: Container, stop: asyncio.Event) -> None:
         await asyncio.gather(consumer, *helpers, return_exceptions=True)
 
 
-async def _consume(container: Container, stop: asyncio.Event) -> None:
+async def _consume(container: Container[Any, Any], stop: asyncio.Event) -> None:
     specs = container.definition.consumers(container)
     if not specs:
         await stop.wait()
@@ -247,7 +296,7 @@ async def _until(stop: asyncio.Event, main: asyncio.Task[Any], *helpers: asyncio
         waiter.cancel()
 
 
-def _own_topics(container: Container) -> list[TopicSpec]:
+def _own_topics(container: Container[Any, Any]) -> list[TopicSpec]:
     """The topics this process ensures at start: all of them on an unauthenticated cluster, else
     those its principal may create (the installation's admin creates the others beforehand:
     ``slipway_libs.kafka_access``)."""
@@ -266,12 +315,14 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def run_command(definition: ServiceDefinition, command: str) -> None:
+async def run_command(definition: ServiceDefinition[Any, Any], command: str) -> None:
     if command == "migrate":
-        async with open_container(definition, with_pool=False) as container:
+        async with open_resources(definition, with_pool=False) as resources:
             if definition.migrations is not None:
                 applied = await migrations.migrate(
-                    container.settings.database_url, definition.name, definition.migrations
+                    resources.database_settings().database_url,
+                    definition.name,
+                    definition.migrations,
                 )
                 log.info("migrate.done", applied=len(applied))
         return
@@ -279,15 +330,15 @@ async def run_command(definition: ServiceDefinition, command: str) -> None:
     _stop_on_signals(stop)
     async with open_container(definition) as container:
         await ensure_topics(container.kafka, _own_topics(container))
-        parts = {
+        serving = {
             "api": [serve_api],
             "worker": [serve_worker],
             "relay": [serve_relay] if definition.has_database else [],
             "run": [serve_api, serve_worker] + ([serve_relay] if definition.has_database else []),
         }[command]
-        log.info("service.starting", command=command, parts=[p.__name__ for p in parts])
+        log.info("service.starting", command=command, parts=[p.__name__ for p in serving])
         gc.freeze()  # start-up objects live forever: keep them out of the collector's way
-        tasks = [asyncio.create_task(part(container, stop)) for part in parts]
+        tasks = [asyncio.create_task(part(container, stop)) for part in serving]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -298,14 +349,14 @@ async def run_command(definition: ServiceDefinition, command: str) -> None:
 
 
 async def run_operator_command(
-    definition: ServiceDefinition, command: str, args: list[str]
+    definition: ServiceDefinition[Any, Any], command: str, args: list[str]
 ) -> None:
     """A one-off operator command of the service (e.g. identity's ``rotate-keys``)."""
     async with open_container(definition) as container:
         await definition.commands[command](container, args)
 
 
-def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+def main(definition: ServiceDefinition[Any, Any], argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m slipway_{definition.name}")
     parser.add_argument("command", choices=[*COMMANDS, *definition.commands])
     parser.add_argument("args", nargs=argparse.REMAINDER)

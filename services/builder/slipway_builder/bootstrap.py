@@ -15,12 +15,12 @@ from slipway_contracts.events.deployer import (
 )
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.crypto import Sealer
-from slipway_libs.service import ApiTask, Container, ServiceDefinition
+from slipway_libs.service import ApiTask, Container, ServiceDefinition, no_parts
 
 COMMANDS_GROUP = "builder.commands"
 
 
-def _consumers(container: Container) -> Sequence[ConsumerSpec]:
+def _consumers(container: Container[BuilderSettings, None]) -> Sequence[ConsumerSpec]:
     return [
         ConsumerSpec(
             group_id=COMMANDS_GROUP,
@@ -33,8 +33,8 @@ def _consumers(container: Container) -> Sequence[ConsumerSpec]:
     ]
 
 
-def _worker_tasks(container: Container) -> Sequence[ApiTask]:
-    settings: BuilderSettings = container.settings
+def _worker_tasks(container: Container[BuilderSettings, None]) -> Sequence[ApiTask]:
+    settings = container.settings
     sealer = Sealer.from_setting(settings.transport_keys) if settings.transport_keys else None
     executor = Executor(pool=container.require_pool(), settings=settings, sealer=sealer)
     return [executor.run]
@@ -44,6 +44,7 @@ DEFINITION = ServiceDefinition(
     name="builder",
     settings_cls=BuilderSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
+    parts=no_parts,
     consumers=_consumers,
     worker_tasks=_worker_tasks,
 )

@@ -15,36 +15,36 @@ from slipway_catalog.events.subscribers import consumers
 from slipway_catalog.usecases import connections, variables
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs.bus import ConsumerSpec
-from slipway_libs.service import Container, ServiceDefinition
+from slipway_libs.service import Container, Resources, ServiceDefinition
+
+# the catalog's parts are its use cases' dependencies
+CatalogContainer = Container[CatalogSettings, Deps]
 
 
-def _deps(container: Container) -> Deps:
-    if "deps" not in container.extras:
-        container.extras["deps"] = Deps.from_settings(container.settings)
-    deps: Deps = container.extras["deps"]
-    return deps
+def _deps(resources: Resources[CatalogSettings]) -> Deps:
+    return Deps.from_settings(resources.settings)
 
 
-def _routers(container: Container) -> Sequence[APIRouter]:
-    settings: CatalogSettings = container.settings
+def _routers(container: CatalogContainer) -> Sequence[APIRouter]:
+    settings = container.settings
     return [
         build_router(
             container.require_pool(),
-            _deps(container),
-            KubernetesProbe(settings.cluster_check_timeout_s, _deps(container).egress),
-            container.settings.internal_caller_digests(),
+            container.parts,
+            KubernetesProbe(settings.cluster_check_timeout_s, container.parts.egress),
+            settings.internal_caller_digests(),
         )
     ]
 
 
-def _consumers(container: Container) -> Sequence[ConsumerSpec]:
-    return consumers(_deps(container))
+def _consumers(container: CatalogContainer) -> Sequence[ConsumerSpec]:
+    return consumers(container.parts)
 
 
-async def _reseal(container: Container, args: list[str]) -> None:
+async def _reseal(container: CatalogContainer, args: list[str]) -> None:
     """``reseal``: after putting a new sealing key first, re-encrypt every secret with it (secret
     variables and deployed databases' passwords)."""
-    deps = _deps(container)
+    deps = container.parts
     async with container.require_pool().acquire() as conn, conn.transaction():
         secrets = await variables.reseal_all(conn, deps)
         passwords = await connections.reseal_all(conn, deps)
@@ -57,6 +57,7 @@ DEFINITION = ServiceDefinition(
     name="catalog",
     settings_cls=CatalogSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
+    parts=_deps,
     routers=_routers,
     consumers=_consumers,
     commands={"reseal": _reseal},

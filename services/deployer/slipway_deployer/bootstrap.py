@@ -26,44 +26,40 @@ from slipway_libs.bus import ConsumerSpec
 from slipway_libs.crypto import Sealer
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.registries import RegistryCredentials
-from slipway_libs.service import ApiTask, Container, ServiceDefinition
+from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
+
+# the deployer's parts: the catalog revisions its projection has reached, for the routes to wait
+# on (one per process: the API's listener feeds it)
+DeployerContainer = Container[DeployerSettings, CatalogRevisions]
 
 
-def _consumers(container: Container) -> Sequence[ConsumerSpec]:
+def _consumers(container: DeployerContainer) -> Sequence[ConsumerSpec]:
     return [projection.consumer(), builds.consumer(), jobs.consumer()]
 
 
-def _catalog_revisions(container: Container) -> CatalogRevisions:
-    """One per API process: the routes wait on it, its listener feeds it."""
-    revisions = container.extras.get("catalog_revisions")
-    if revisions is None:
-        settings: DeployerSettings = container.settings
-        revisions = CatalogRevisions(
-            container.require_pool(), settings.database_url, poll_s=settings.poll_s
-        )
-        container.extras["catalog_revisions"] = revisions
-    assert isinstance(revisions, CatalogRevisions)
-    return revisions
+def _catalog_revisions(resources: Resources[DeployerSettings]) -> CatalogRevisions:
+    settings = resources.settings
+    return CatalogRevisions(resources.require_pool(), settings.database_url, poll_s=settings.poll_s)
 
 
-def _routers(container: Container) -> Sequence[APIRouter]:
-    settings: DeployerSettings = container.settings
+def _routers(container: DeployerContainer) -> Sequence[APIRouter]:
+    settings = container.settings
     return [
         build_router(
             container.require_pool(),
-            container.settings.internal_caller_digests(),
-            revisions=_catalog_revisions(container),
+            settings.internal_caller_digests(),
+            revisions=container.parts,
             catalog_wait_s=settings.catalog_wait_s,
         )
     ]
 
 
-def _api_tasks(container: Container) -> Sequence[ApiTask]:
-    return [_catalog_revisions(container).listen]
+def _api_tasks(container: DeployerContainer) -> Sequence[ApiTask]:
+    return [container.parts.listen]
 
 
-def _tools(container: Container) -> Tools:
-    settings: DeployerSettings = container.settings
+def _tools(container: DeployerContainer) -> Tools:
+    settings = container.settings
     pool = container.require_pool()
     state = Path(settings.state_dir)
     storage = BuildahStorage(
@@ -109,8 +105,8 @@ def _databases_dir(state: Path) -> Path:
     return state / "databases"
 
 
-def _worker_tasks(container: Container) -> Sequence[ApiTask]:
-    settings: DeployerSettings = container.settings
+def _worker_tasks(container: DeployerContainer) -> Sequence[ApiTask]:
+    settings = container.settings
     worker = Worker(container.require_pool(), settings.database_url, lambda: _tools(container))
     return [worker.run]
 
@@ -119,6 +115,7 @@ DEFINITION = ServiceDefinition(
     name="deployer",
     settings_cls=DeployerSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
+    parts=_catalog_revisions,
     routers=_routers,
     api_tasks=_api_tasks,
     consumers=_consumers,

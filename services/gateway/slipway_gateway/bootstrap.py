@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,38 +27,45 @@ from slipway_gateway.domain.catalog_index import CatalogIndex
 from slipway_gateway.domain.projection import AccessProjection
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER
 from slipway_libs.http import ReadinessCheck
-from slipway_libs.service import Container, ServiceDefinition
+from slipway_libs.service import Container, Resources, ServiceDefinition
 
 log = structlog.get_logger(__name__)
 
 
-def _parts(container: Container) -> Gateway:
-    gateway = container.extras.get("gateway")
-    if gateway is None:
-        settings: GatewaySettings = container.settings
-        http = httpx.AsyncClient(timeout=settings.upstream_timeout_s)
-        container.extras["http"] = http
-        gateway = Gateway(
-            projection=AccessProjection(),
-            index=CatalogIndex(),
-            upstreams=Upstreams(
-                http=http,
-                urls=settings.upstreams(),
-                internal_token=container.settings.internal_token_value(),
-            ),
-            usage=TokenUsage(),
-        )
-        container.extras["gateway"] = gateway
-    assert isinstance(gateway, Gateway)
-    return gateway
+@dataclass(frozen=True)
+class GatewayParts:
+    """The gateway's projections and upstream client, shared by its routes and tasks."""
+
+    gateway: Gateway
+
+    async def aclose(self) -> None:
+        await self.gateway.upstreams.http.aclose()
 
 
-def _routers(container: Container) -> Sequence[APIRouter]:
-    return [_parts(container).router()]
+GatewayContainer = Container[GatewaySettings, GatewayParts]
 
 
-def _readiness(container: Container) -> Mapping[str, ReadinessCheck]:
-    gateway = _parts(container)
+def _parts(resources: Resources[GatewaySettings]) -> GatewayParts:
+    settings = resources.settings
+    gateway = Gateway(
+        projection=AccessProjection(),
+        index=CatalogIndex(),
+        upstreams=Upstreams(
+            http=httpx.AsyncClient(timeout=settings.upstream_timeout_s),
+            urls=settings.upstreams(),
+            internal_token=settings.internal_token_value(),
+        ),
+        usage=TokenUsage(),
+    )
+    return GatewayParts(gateway)
+
+
+def _routers(container: GatewayContainer) -> Sequence[APIRouter]:
+    return [container.parts.gateway.router()]
+
+
+def _readiness(container: GatewayContainer) -> Mapping[str, ReadinessCheck]:
+    gateway = container.parts.gateway
     checks = upstream_checks(gateway.upstreams.http, container.settings.upstreams())
 
     async def projection() -> dict[str, int]:
@@ -77,9 +85,9 @@ def _readiness(container: Container) -> Mapping[str, ReadinessCheck]:
     return checks
 
 
-def _tasks(container: Container) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
-    gateway = _parts(container)
-    settings: GatewaySettings = container.settings
+def _tasks(container: GatewayContainer) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
+    gateway = container.parts.gateway
+    settings = container.settings
 
     def follower(name: str, topics: list[str], url: str, load: Any, apply: Any) -> Any:
         return ProjectionFollower(
@@ -147,6 +155,7 @@ DEFINITION = ServiceDefinition(
     name="gateway",
     settings_cls=GatewaySettings,
     migrations=None,
+    parts=_parts,
     routers=_routers,
     readiness=_readiness,
     api_tasks=_tasks,

@@ -258,7 +258,7 @@ async def test_reseal_moves_database_passwords_to_the_new_key(api, catalog_db, d
         f"{new_item},{old_kid}:{base64.b64encode(old_key).decode()}"
     )
     rotated = Deps(at_rest=rotated_sealer, transport=deps.transport, local_runtime=True)
-    container = SimpleNamespace(extras={"deps": rotated}, require_pool=lambda: pool)
+    container = SimpleNamespace(parts=rotated, require_pool=lambda: pool)
     await bootstrap._reseal(container, [])  # type: ignore[arg-type]  # the operator command
     async with pool.acquire() as conn, conn.transaction():
         assert await connections.reseal_all(conn, rotated) == 0  # done already

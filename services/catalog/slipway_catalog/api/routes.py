@@ -21,6 +21,7 @@ from slipway_catalog.domain.rules import DeploymentRule
 from slipway_catalog.usecases import (
     clone,
     clusters,
+    deletion,
     environments,
     projects,
     rules,
@@ -141,7 +142,7 @@ def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
     @router.delete("/projects/{project_id}", status_code=204)
     async def delete_project(project_id: uuid.UUID, actor: CurrentActor) -> Response:
         async with tx() as conn:
-            await projects.delete(conn, deps, actor, project_id)
+            await deletion.delete_project(conn, deps, actor, project_id)
         return NO_CONTENT
 
 
@@ -180,7 +181,7 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
     @router.delete("/environments/{env_id}", status_code=204)
     async def delete_environment(env_id: uuid.UUID, actor: CurrentActor) -> Response:
         async with tx() as conn:
-            await environments.delete(conn, deps, actor, env_id)
+            await deletion.delete_environment(conn, deps, actor, env_id)
         return NO_CONTENT
 
     @router.post("/environments/{env_id}/clone", status_code=201)
@@ -274,7 +275,7 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
     @router.delete("/services/{service_id}", status_code=204)
     async def delete_service(service_id: uuid.UUID, actor: CurrentActor) -> Response:
         async with tx() as conn:
-            await services.delete(conn, deps, actor, service_id)
+            await deletion.delete_service(conn, deps, actor, service_id)
         return NO_CONTENT
 
     @router.put("/services/{service_id}/stage")

@@ -10,7 +10,6 @@ from slipway_catalog.db import queries as q
 from slipway_catalog.domain.names import display_name
 from slipway_catalog.domain.stages import DEFAULT_STAGES
 from slipway_catalog.usecases import projects, publish
-from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
 from slipway_libs.actor import Actor
 from slipway_libs.errors import Clash, InvalidInput, Missing
@@ -70,7 +69,7 @@ async def create(
         conn, env_id=env["id"], org_id=env["organization_id"], rule=DEFAULT_RULE
     )
     await publish.rule(conn, rule, project_id)
-    await _audit(conn, actor, env, "CREATE")
+    await record_audit(conn, actor, env, "CREATE")
     return env
 
 
@@ -154,36 +153,13 @@ async def update(
             field="name",
         ) from None
     await publish.environment(conn, env)
-    await _audit(conn, actor, env, "UPDATE")
+    await record_audit(conn, actor, env, "UPDATE")
     return env
 
 
-async def delete(conn: asyncpg.Connection, deps: Deps, actor: Actor, env_id: uuid.UUID) -> None:
-    env = await get(conn, env_id, lock=True)
-    project_id = env["project_id"]
-    for service in await q.services(conn, env_id):
-        for variable in await q.variables_of_parent(conn, service["id"]):
-            await _delete_variable(conn, deps, variable)
-        await publish.service(conn, await q.delete_service(conn, service["id"]))
-    for variable in await q.variables_of_parent(conn, env_id):
-        await _delete_variable(conn, deps, variable)
-    for stage in await q.stages(conn, env_id):
-        await publish.stage(conn, await q.delete_stage(conn, stage["id"]), project_id)
-    row = await q.delete_environment(conn, env_id)
-    await publish.environment(conn, row)
-    await _audit(conn, actor, row, "DELETE")
-
-
-async def _delete_variable(conn: asyncpg.Connection, deps: Deps, variable: asyncpg.Record) -> None:
-    await publish.variable(
-        conn,
-        await q.delete_variable(conn, variable["id"]),
-        transport=deps.transport,
-        at_rest=deps.at_rest,
-    )
-
-
-async def _audit(conn: asyncpg.Connection, actor: Actor, env: asyncpg.Record, action: str) -> None:
+async def record_audit(
+    conn: asyncpg.Connection, actor: Actor, env: asyncpg.Record, action: str
+) -> None:
     await audit.record(
         conn,
         producer=publish.SOURCE,

@@ -46,7 +46,7 @@ async def create(
     except asyncpg.UniqueViolationError:
         raise _taken() from None
     await publish.project(conn, row)
-    await _audit(conn, actor, row, "CREATE")
+    await record_audit(conn, actor, row, "CREATE")
     return row
 
 
@@ -70,33 +70,17 @@ async def update(
     except asyncpg.UniqueViolationError:
         raise _taken() from None
     await publish.project(conn, row)
-    await _audit(conn, actor, row, "UPDATE")
+    await record_audit(conn, actor, row, "UPDATE")
     return row
-
-
-async def delete(conn: asyncpg.Connection, deps: Deps, actor: Actor, project_id: uuid.UUID) -> None:
-    from slipway_catalog.usecases import environments
-
-    await get(conn, project_id, lock=True)
-    for env in await q.environments(conn, project_id):
-        await environments.delete(conn, deps, actor, env["id"])
-    for variable in await q.variables_of_parent(conn, project_id):
-        await publish.variable(
-            conn,
-            await q.delete_variable(conn, variable["id"]),
-            transport=deps.transport,
-            at_rest=deps.at_rest,
-        )
-    row = await q.delete_project(conn, project_id)
-    await publish.project(conn, row)
-    await _audit(conn, actor, row, "DELETE")
 
 
 def _taken() -> Clash:
     return Clash("PROJECT_NAME_TAKEN", "A project with this name exists.", field="name")
 
 
-async def _audit(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str) -> None:
+async def record_audit(
+    conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str
+) -> None:
     await audit.record(
         conn,
         producer=publish.SOURCE,

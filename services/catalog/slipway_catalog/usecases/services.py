@@ -110,7 +110,7 @@ async def create(
     except asyncpg.UniqueViolationError:
         raise _taken() from None
     await publish.service(conn, row)
-    await _audit(conn, actor, row, "CREATE")
+    await record_audit(conn, actor, row, "CREATE")
     return row
 
 
@@ -155,22 +155,8 @@ async def update(
     except asyncpg.UniqueViolationError:
         raise _taken() from None
     await publish.service(conn, row)
-    await _audit(conn, actor, row, "UPDATE")
+    await record_audit(conn, actor, row, "UPDATE")
     return row
-
-
-async def delete(conn: asyncpg.Connection, deps: Deps, actor: Actor, service_id: uuid.UUID) -> None:
-    await get(conn, service_id, lock=True)
-    for variable in await q.variables_of_parent(conn, service_id):
-        await publish.variable(
-            conn,
-            await q.delete_variable(conn, variable["id"]),
-            transport=deps.transport,
-            at_rest=deps.at_rest,
-        )
-    row = await q.delete_service(conn, service_id)
-    await publish.service(conn, row)
-    await _audit(conn, actor, row, "DELETE")
 
 
 async def move(
@@ -186,7 +172,7 @@ async def move(
         conn, service_id, name=current["name"], spec=current["spec"], stage_id=stage_id
     )
     await publish.service(conn, row)
-    await _audit(conn, actor, row, "UPDATE")
+    await record_audit(conn, actor, row, "UPDATE")
     return row
 
 
@@ -196,7 +182,9 @@ def _taken() -> Clash:
     )
 
 
-async def _audit(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str) -> None:
+async def record_audit(
+    conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str
+) -> None:
     target = {
         "application": "APPLICATION",
         "container": "CONTAINER",

@@ -17,6 +17,7 @@ import pytest
 from slipway_deployer.bootstrap import DEFINITION
 from slipway_deployer.signals import Signals
 from slipway_deployer.steps import Tools
+from slipway_deployer.worker import _WORKER_LOCK as WORKER_LOCK
 from slipway_deployer.worker import Worker
 from slipway_libs import db
 
@@ -74,11 +75,29 @@ async def until(condition, what: str, timeout_s: float = 20.0) -> None:
 
 
 async def leader_backend(pool: asyncpg.Pool) -> int | None:
+    """The session holding the worker's lock (a bigint key: its low half in ``objid``), not a
+    pooled connection holding a transaction's advisory lock of the queue."""
     async with pool.acquire() as conn:
         return await conn.fetchval(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND objid = $1 AND objsubid = 1"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            WORKER_LOCK,
         )
+
+
+async def past_first_heartbeat(pool: asyncpg.Pool, backend: int) -> None:
+    """Until the leader's connection has run its first still-the-leader check: the next one is
+    ``reconcile_s`` (an hour) away."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while loop.time() < deadline:
+        async with pool.acquire() as conn:
+            last = await conn.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", backend)
+        if last == "SELECT 1":
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail("the worker never checked its leadership")
 
 
 async def test_the_worker_steps_down_as_soon_as_its_lock_s_connection_is_lost(
@@ -92,6 +111,7 @@ async def test_the_worker_steps_down_as_soon_as_its_lock_s_connection_is_lost(
         await until(lambda: runtime.adopted == 1, "the worker did not lead")
         backend = await leader_backend(pool)
         assert backend is not None
+        await past_first_heartbeat(pool, backend)
         async with pool.acquire() as conn:
             await conn.execute("SELECT pg_terminate_backend($1)", backend)
         # reconcile_s is an hour: only the connection's loss can end the term this soon

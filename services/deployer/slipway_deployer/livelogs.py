@@ -16,9 +16,8 @@ import structlog
 
 from slipway_contracts.events.logs import LogLine, LogLinesAppended
 from slipway_deployer.runtime import LogLine as RuntimeLine
-from slipway_deployer.runtime import RuntimeFailure
+from slipway_deployer.runtime import Runtime, RuntimeFailure
 from slipway_deployer.runtime._logs import FileTail, LogHub, size
-from slipway_deployer.runtime.local import LocalRuntime
 from slipway_deployer.runtime.postgres import LocalDatabases
 from slipway_libs import outbox
 
@@ -31,7 +30,7 @@ class LiveLogs:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        runtime: LocalRuntime,
+        runtime: Runtime,
         databases: LocalDatabases,
         *,
         flush_every_s: float = 0.5,

@@ -21,8 +21,7 @@ from slipway_deployer.config import DeployerSettings
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.livelogs import LiveLogs
-from slipway_deployer.runtime import RunStatus
-from slipway_deployer.runtime.local import LocalRuntime
+from slipway_deployer.runtime import RunStatus, Runtime
 from slipway_deployer.runtime.postgres import LocalDatabases
 from slipway_deployer.signals import Signals
 from slipway_deployer.usecases import progress
@@ -43,7 +42,7 @@ class Tools:
 
     pool: asyncpg.Pool
     settings: DeployerSettings
-    runtime: LocalRuntime
+    runtime: Runtime  # the port: the execution does not know which runtime it drives
     databases: LocalDatabases
     transport: Sealer
     at_rest: Sealer

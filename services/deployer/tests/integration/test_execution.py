@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -224,6 +224,21 @@ async def until(condition: Callable[[], bool], what: str, timeout_s: float = 10.
         await asyncio.sleep(0.005)
 
 
+async def until_async(
+    read: Callable[[], Awaitable[object]], expected: object, what: str, timeout_s: float = 10.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (seen := await read()) != expected:
+        if loop.time() > deadline:
+            pytest.fail(f"{what} within {timeout_s:g} s (still {seen!r})")
+        await asyncio.sleep(0.005)
+
+
+async def run_status(pool: asyncpg.Pool, deployment_id: uuid.UUID, name: str) -> str:
+    return (await runs(pool, deployment_id))[name]
+
+
 def ids(env: Environment, *names: str) -> set[str]:
     return {str(env.services[name]) for name in names}
 
@@ -321,11 +336,15 @@ async def test_a_cancel_during_a_stage_stops_it_and_cancels_the_rest(
 async def test_a_deployment_resumed_after_a_crash_finishes_without_applying_twice(
     pool: asyncpg.Pool, runtime: FakeRuntime
 ) -> None:
-    env = await environment(pool, {"first": ["db"], "second": ["api"], "third": ["web"]})
+    env = await environment(pool, {"first": ["db"], "second": ["api", "worker"], "third": ["web"]})
     runtime.hold(env.services["api"])
     claimed = await claim(pool, await queue(pool, env))
     running = asyncio.create_task(Execution(tools_for(pool, runtime), claimed).run())
+    # the crash comes with the second stage half done: worker DONE, api still applying
     await until(lambda: runtime.applying == ids(env, "api"), "the second stage applying")
+    await until_async(
+        lambda: run_status(pool, claimed["id"], "worker"), "DONE", "the worker deployed"
+    )
     # the deployer stops mid-stage (not a cancel): nothing more is written, as when it is killed
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -343,7 +362,9 @@ async def test_a_deployment_resumed_after_a_crash_finishes_without_applying_twic
     done = await deployment(pool, claimed["id"])
     assert done["status"] == "SUCCESS"
     assert await stages(pool, done["id"]) == {"first": "DONE", "second": "DONE", "third": "DONE"}
-    assert runtime.applied(env.services["db"]) == [env.image("1")]  # done: not touched again
+    # done, in a stage done or half done: not touched again
+    assert runtime.applied(env.services["db"]) == [env.image("1")]
+    assert runtime.applied(env.services["worker"]) == [env.image("1")]
     # caught mid-apply: applied again (apply replaces, so it runs once)
     assert runtime.applied(env.services["api"]) == [env.image("1")] * 2
     assert runtime.applied(env.services["web"]) == [env.image("1")]
@@ -373,3 +394,35 @@ async def test_a_rollback_deploys_the_earlier_snapshot_again(
     assert runtime.applied(env.services["api"]) == [env.image(t) for t in ("1", "2", "1")]
     assert runtime.running() == {str(sid): env.image("1") for sid in env.services.values()}
     assert await environment_state(pool, env) == "DEPLOYED"
+
+
+async def test_a_cancel_that_came_while_the_deployer_was_down_ends_the_deployment_on_resume(
+    pool: asyncpg.Pool, runtime: FakeRuntime
+) -> None:
+    env = await environment(pool, {"first": ["db"], "second": ["api"], "third": ["web"]})
+    runtime.hold(env.services["api"])
+    claimed = await claim(pool, await queue(pool, env))
+    running = asyncio.create_task(Execution(tools_for(pool, runtime), claimed).run())
+    await until(lambda: runtime.applying == ids(env, "api"), "the second stage applying")
+    running.cancel()  # the deployer stops mid-stage
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    async with pool.acquire() as conn, conn.transaction():
+        await requests.cancel(conn, env.id, SYSTEM)  # no worker hears it: none runs
+    runtime.release(env.services["api"])
+
+    async with pool.acquire() as conn:
+        row = next(r for r in await queries.unfinished(conn) if r["id"] == claimed["id"])
+    assert row["status"] == "CANCELING"
+    await Execution(tools_for(pool, runtime), row, canceling=True).run()  # as worker._take_over
+
+    done = await deployment(pool, claimed["id"])
+    assert (done["status"], done["reason"]) == ("CANCELED", "CANCELED")
+    assert await stages(pool, done["id"]) == {
+        "first": "DONE",
+        "second": "CANCELED",
+        "third": "CANCELED",
+    }
+    assert runtime.applied(env.services["api"]) == [env.image("1")]  # not applied again
+    assert runtime.applied(env.services["web"]) == []
+    assert await environment_state(pool, env) == "CANCELED"

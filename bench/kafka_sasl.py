@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import outbox_pipeline
 import raw_kafka
 from outbox_pipeline import PipelineResult, Principals
-from plain_kafka import plain_broker
+from plain_kafka import throwaway_broker
 from support import Devstack, OtherWork, machine_facts, other_work
 
 from slipway_contracts import dead_letter_topic
@@ -36,7 +36,8 @@ from slipway_libs.kafka_access import (
 )
 from slipway_libs.settings import KafkaConnection
 
-SASL, PLAIN = "sasl", "plain"
+SASL, FRESH, PLAIN = "sasl", "sasl-throwaway", "plain"
+VARIANTS = (SASL, FRESH, PLAIN)
 Connections = tuple[KafkaConnection, KafkaConnection]  # the relay's, the consumer's
 RELAY_PRINCIPAL, CONSUMER_PRINCIPAL = "identity", "catalog"
 OTHER_WORK = 0.10  # share of the cores used by other processes: above, the run is noisy
@@ -44,7 +45,7 @@ OTHER_WORK = 0.10  # share of the cores used by other processes: above, the run 
 
 @dataclass(frozen=True)
 class Params:
-    rounds: int = 8  # each: one pipeline run per broker, the order alternating
+    rounds: int = 6  # each: one pipeline run per broker, the order rotating
     pipeline: outbox_pipeline.Params = field(
         default_factory=lambda: outbox_pipeline.Params(events=30_000, duration_s=6.0)
     )
@@ -58,7 +59,7 @@ class Params:
 class Result:
     params: Params
     runs: dict[str, list[PipelineResult]]  # variant -> one per round
-    orders: list[tuple[str, str]]
+    orders: list[tuple[str, ...]]
     other: OtherWork
     load: tuple[float, float]  # 1-minute load average before and after
     facts: dict[str, str]
@@ -122,23 +123,27 @@ async def run(devstack: Devstack, params: Params) -> Result:
     if missing or devstack.kafka.username is None:
         raise RuntimeError(f"the devstack's broker has no SASL principals {sorted(missing)}")
     load_before = os.getloadavg()[0]
-    print("kafka_sasl: starting a throwaway broker without authentication...", flush=True)
-    async with plain_broker() as broker:
-        # env_file's directory names the broker's process for the CPU figures (its JVM's
+    print("kafka_sasl: starting two throwaway brokers, with and without SASL...", flush=True)
+    async with (
+        throwaway_broker(sasl=True, principals=(RELAY_PRINCIPAL, CONSUMER_PRINCIPAL)) as fresh,
+        throwaway_broker() as plain,
+    ):
+        # env_file's directory names a broker's process for the CPU figures (its JVM's
         # command line holds it); no env file is read from there
-        plain = Devstack(broker.kafka, devstack.admin_url, broker.home / "env")
+        fresh_stack = Devstack(fresh.kafka, devstack.admin_url, fresh.home / "env", fresh.passwords)
         targets: dict[str, tuple[Devstack, Principals | None]] = {
             SASL: (devstack, service_principals(devstack)),
-            PLAIN: (plain, None),
+            FRESH: (fresh_stack, service_principals(fresh_stack)),
+            PLAIN: (Devstack(plain.kafka, devstack.admin_url, plain.home / "env"), None),
         }
         for name, (where, principals) in targets.items():
             print(f"kafka_sasl: warm-up against the {name} broker...", flush=True)
             await warm_up(where, principals, params)
-        runs: dict[str, list[PipelineResult]] = {SASL: [], PLAIN: []}
-        orders: list[tuple[str, str]] = []
+        runs: dict[str, list[PipelineResult]] = {name: [] for name in VARIANTS}
+        orders: list[tuple[str, ...]] = []
         async with other_work(devstack) as other:
             for index in range(params.rounds):
-                order = (SASL, PLAIN) if index % 2 == 0 else (PLAIN, SASL)
+                order = rotation(index)
                 orders.append(order)
                 for name in order:
                     where, principals = targets[name]
@@ -150,8 +155,18 @@ async def run(devstack: Devstack, params: Params) -> Result:
                         flush=True,
                     )
     facts = machine_facts(devstack, runs[SASL][0].postgres_version)
-    facts["Kafka"] += "; and a throwaway broker of the same jars and settings, no authentication"
+    facts["Kafka"] += (
+        "; and two throwaway brokers of the same jars and settings, one with SASL, one without"
+    )
     return Result(params, runs, orders, other, (load_before, os.getloadavg()[0]), facts)
+
+
+def rotation(index: int) -> tuple[str, ...]:
+    """Round ``index``'s order: rotated by one every round, reversed every three, so that over
+    six rounds every broker runs twice in every position."""
+    shift = index % len(VARIANTS)
+    order = VARIANTS[shift:] + VARIANTS[:shift]
+    return order[::-1] if (index // len(VARIANTS)) % 2 else order
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -163,7 +178,7 @@ def _median(values: list[float]) -> float:
 
 @dataclass(frozen=True)
 class Ratios:
-    """SASL / plain of one figure, round by round (each round ran both brokers back to back,
+    """SASL / plain of one figure, round by round (each round ran every broker back to back,
     so a slow spell of the machine weighs on both sides of a ratio alike)."""
 
     values: list[float]
@@ -181,7 +196,8 @@ class Ratios:
                 "resolve on this machine."
             )
         worse = high < 1 if kind == "a rate" else low > 1
-        return f"{spread}: SASL {'costs' if worse else 'does not cost'} in every round."
+        found = "costs in every round" if worse else "is not slower in any round"
+        return f"{spread}: SASL {found}."
 
 
 def paired(
@@ -192,58 +208,70 @@ def paired(
 
 def render(result: Result) -> str:
     p = result.params.pipeline
-    sasl, plain = result.runs[SASL], result.runs[PLAIN]
-    late = max(r.pacing.late_ticks for r in (*sasl, *plain)) / max(1, p.ticks)
+    sasl, fresh, plain = (result.runs[name] for name in VARIANTS)
+    late = max(r.pacing.late_ticks for r in (*sasl, *fresh, *plain)) / max(1, p.ticks)
     noisy = []
     if result.other.share > OTHER_WORK:
         noisy.append(f"other processes used {result.other.share:.0%} of the cores during the run")
     if late > 0.01:
         noisy.append(f"a latency writer was late on up to {late:.0%} of its ticks")
 
-    def row(label: str, of: Callable[[PipelineResult], float], fmt: str = ",.0f") -> str:
-        s, q = _median([of(r) for r in sasl]), _median([of(r) for r in plain])
+    def ratio(of: Callable[[PipelineResult], float], a: list[PipelineResult]) -> str:
         if not all(of(r) for r in plain):
-            return f"| {label} | {s:{fmt}} | {q:{fmt}} | n/a | n/a |"
-        ratios = paired(sasl, plain, of)
-        low, high = min(ratios.values), max(ratios.values)
-        spread = f"{low:.2f} to {high:.2f}"
-        return f"| {label} | {s:{fmt}} | {q:{fmt}} | {ratios.median:.2f} | {spread} |"
+            return "n/a | n/a"
+        ratios = paired(a, plain, of)
+        return f"{ratios.median:.2f} | {min(ratios.values):.2f} to {max(ratios.values):.2f}"
+
+    def row(label: str, of: Callable[[PipelineResult], float], fmt: str = ",.0f") -> str:
+        medians = " | ".join(f"{_median([of(r) for r in result.runs[v]]):{fmt}}" for v in VARIANTS)
+        return f"| {label} | {medians} | {ratio(of, fresh)} | {ratio(of, sasl)} |"
 
     def kafka_cores(r: PipelineResult, run: int) -> float:
         return r.cores[run].get("Kafka", 0.0)
 
+    def summary(a: list[PipelineResult]) -> str:
+        tp = paired(a, plain, lambda r: r.throughput)
+        p99 = paired(a, plain, lambda r: r.latency.p99)
+        return (
+            f"throughput **{tp.median:.2f}**, p99 latency **{p99.median:.2f}** (throughput: "
+            f"{tp.verdict('a rate')} p99: {p99.verdict('a latency')})"
+        )
+
     lat = f"at {p.rate:,}/s"
-    tp = paired(sasl, plain, lambda r: r.throughput)
-    p99 = paired(sasl, plain, lambda r: r.latency.p99)
     lines = [
         "# Outbox pipeline: the cost of Kafka SASL/SCRAM",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (`bench/run.py --only "
-        "kafka_sasl`): the outbox pipeline benchmark (see `bench/README.md`) against the "
-        "devstack's broker (SASL/SCRAM on every listener, ACLs) and against a throwaway broker "
-        f"without authentication, in {result.params.rounds} alternating rounds of one run on "
-        f"one machine. **SASL / plain: throughput {tp.median:.2f}, p99 latency "
-        f"{p99.median:.2f}** (the median of the rounds' ratios; each round ran both brokers "
-        f"back to back). Throughput: {tp.verdict('a rate')} p99: {p99.verdict('a latency')}",
+        "kafka_sasl`): the outbox pipeline benchmark (see `bench/README.md`) against three "
+        "brokers in turn, in "
+        f"{result.params.rounds} rounds of one run on one machine: a throwaway broker without "
+        "authentication (*plain*), a throwaway broker with the devstack's SASL/SCRAM and ACLs "
+        "(*SASL, throwaway*: as fresh and as idle as the plain one), and the devstack's own "
+        "broker (*SASL, devstack*: also serving the other work on the machine).",
+        "",
+        f"- **SASL / plain, the two throwaway brokers**: {summary(fresh)}.",
+        f"- **SASL / plain, the devstack's broker**: {summary(sasl)}.",
+        "",
+        "Ratios are the median of the rounds' ratios (each round ran every broker back to back).",
         "",
     ]
     if noisy:
         lines += [
             f"> **Noisy run**: {'; '.join(noisy)}. The figures are pessimistic, the ratios "
-            "less so (both brokers met the load alike, round after round); run again on a "
+            "less so (the brokers met the load alike, round after round); run again on a "
             "quiet machine before drawing conclusions.",
             "",
         ]
     lines += [
         "## Results",
         "",
-        "Medians over the rounds of each broker's figure, and the median of the rounds' "
-        "ratios; *SASL / plain* above 1 for a latency, below 1 for a rate, is what "
-        "authentication costs.",
+        "Each broker's figure: the median over the rounds. *SASL / plain* above 1 for a "
+        "latency, below 1 for a rate, is what authentication costs; then its range over the "
+        "rounds.",
         "",
-        "| Measure | SASL/SCRAM + ACLs (devstack broker) | No authentication (throwaway "
-        "broker) | SASL / plain | its range over the rounds |",
-        "| --- | --: | --: | --: | --: |",
+        "| Measure | SASL, devstack | SASL, throwaway | plain (throwaway) | SASL / plain, "
+        "throwaway | range | SASL / plain, devstack | range |",
+        "| --- | --: | --: | --: | --: | --: | --: | --: |",
         row(f"Throughput end to end, events/s (N = {p.events:,})", lambda r: r.throughput),
         row("Relay: start → every row acknowledged by Kafka, events/s", lambda r: r.relay_rate),
         row("Inbox consumer: first → last effect, events/s", lambda r: r.apply_rate),
@@ -263,14 +291,16 @@ def render(result: Result) -> str:
         "",
         "## Per round",
         "",
-        "| Round | Order | SASL events/s | plain events/s | SASL / plain | SASL p99, ms | "
-        "plain p99, ms | SASL / plain |",
+        "| Round | Order | events/s: SASL devstack | SASL throwaway | plain | p99, ms: SASL "
+        "devstack | SASL throwaway | plain |",
         "| --: | --- | --: | --: | --: | --: | --: | --: |",
         *(
-            f"| {i + 1} | {' then '.join(result.orders[i])} | {s.throughput:,.0f} | "
-            f"{q.throughput:,.0f} | {s.throughput / q.throughput:.2f} | {s.latency.p99:.1f} | "
-            f"{q.latency.p99:.1f} | {s.latency.p99 / q.latency.p99:.2f} |"
-            for i, (s, q) in enumerate(zip(sasl, plain, strict=True))
+            f"| {i + 1} | {', '.join(result.orders[i])} | "
+            + " | ".join(f"{result.runs[v][i].throughput:,.0f}" for v in VARIANTS)
+            + " | "
+            + " | ".join(f"{result.runs[v][i].latency.p99:.1f}" for v in VARIANTS)
+            + " |"
+            for i in range(result.params.rounds)
         ),
         "",
         "## How it was measured",
@@ -280,26 +310,33 @@ def render(result: Result) -> str:
         f"{p.rate:,} events/s for {p.duration_s:g} s (latency, the first {p.warmup_s:g} s "
         f"discarded); relay batch {p.relay_batch}, consumer batch {p.consumer_batch}. Raw "
         "aiokafka is not run here.",
-        "- **SASL**: the devstack's broker as `make infra-up` configures it (SASL_PLAINTEXT "
+        "- **SASL, devstack**: the devstack's broker as `make infra-up` configures it "
+        "(SASL_PLAINTEXT "
         "with SCRAM-SHA-256 on the client listener, the StandardAuthorizer denying what no ACL "
         f"allows). The relay connects as `{RELAY_PRINCIPAL}`, the consumer as "
         f"`{CONSUMER_PRINCIPAL}`, each allowed by literal ACLs on this run's topic, consumer "
         "group and dead-letter topic only (granted by the admin before the run, deleted "
         "after): what the services do, so the authorizer checks every request against ACLs.",
-        "- **plain**: a second single-node KRaft broker started by the benchmark "
+        "- **SASL, throwaway**: a single-node KRaft broker started by the benchmark "
+        "(`bench/plain_kafka.py`) with the devstack's `server.properties` (SASL, the "
+        "authorizer) on free ports of 127.0.0.1, its storage formatted with SCRAM users of "
+        "its own (an admin and the two principals, random passwords); the same ACLs. It "
+        "serves only this benchmark, like the plain one: the pair measures authentication "
+        "alone.",
+        "- **plain**: a single-node KRaft broker started by the benchmark "
         "(`bench/plain_kafka.py`) from the same cached jars, JVM options and "
         "`server.properties` as the devstack's (`deploy/devstack/devstack.py`), minus every "
         "authentication and authorization setting, PLAINTEXT listeners on 127.0.0.1 only; "
         "stopped and its directory deleted at the end. No principal, no authorizer.",
-        f"- A warm-up per broker before the rounds, not counted (the throwaway broker's JVM "
-        f"starts cold): {result.params.warmup_raw:,} messages and {result.params.warmup_s:g} s "
+        f"- A warm-up per broker before the rounds, not counted (the throwaway brokers' JVMs "
+        f"start cold): {result.params.warmup_raw:,} messages and {result.params.warmup_s:g} s "
         f"at {p.rate:,}/s through raw aiokafka, then a pipeline run of "
         f"{result.params.warmup_events:,} events and 3 s of latency. "
-        "Then the rounds, the order alternating (*Order*), so that a slow spell of the "
-        "machine hits both brokers.",
+        "Then the rounds, the order rotating (*Order*), so that a slow spell of the "
+        "machine hits every broker.",
         "- The devstack's broker also serves whatever else uses the devstack meanwhile (other "
-        "tests or benchmarks): its *Kafka's CPU* counts all its users; the throwaway broker "
-        "serves only this benchmark. The same holds for PostgreSQL, shared by both variants.",
+        "tests or benchmarks): its *Kafka's CPU* counts all its users; the throwaway brokers "
+        "serve only this benchmark. PostgreSQL is the devstack's for all three.",
         "",
         "## Machine",
         "",

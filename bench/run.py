@@ -59,7 +59,7 @@ async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace
 
 
 async def kafka_sasl_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
-    """The outbox pipeline against the devstack's SASL/SCRAM broker and a plain one, in turn."""
+    """The outbox pipeline on SASL/SCRAM brokers (the devstack's, a fresh one) and a plain one."""
     pipeline = outbox_pipeline.Params(
         events=args.sasl_events,
         rate=args.rate,
@@ -71,7 +71,8 @@ async def kafka_sasl_benchmark(devstack: Devstack, args: argparse.Namespace) -> 
     params = kafka_sasl.Params(rounds=args.sasl_rounds, pipeline=pipeline)
     print(
         f"kafka_sasl: {params.rounds} rounds of the pipeline ({pipeline.events:,} events, then "
-        f"{pipeline.rate:,}/s for {pipeline.duration_s:g} s) per broker, SASL and plain...",
+        f"{pipeline.rate:,}/s for {pipeline.duration_s:g} s) per broker (devstack SASL, throwaway "
+        "SASL, plain)...",
         flush=True,
     )
     return kafka_sasl.render(await kafka_sasl.run(devstack, params))
@@ -131,7 +132,7 @@ def parse_args() -> argparse.Namespace:
         "--sasl-rounds",
         type=int,
         default=sasl.rounds,
-        help="kafka_sasl: rounds, each one pipeline run per broker (SASL, plain)",
+        help="kafka_sasl: rounds, each one pipeline run per broker (devstack, SASL, plain)",
     )
     parser.add_argument("--sasl-events", type=int, default=sasl.pipeline.events)
     parser.add_argument("--sasl-duration", type=float, default=sasl.pipeline.duration_s)

@@ -151,9 +151,11 @@ async def topic_factory(devstack: Devstack) -> AsyncIterator[TopicFactory]:
         await delete_topics(devstack.kafka, created)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def _tracer_provider() -> InMemorySpanExporter:
     # OpenTelemetry allows one global provider per process: install it once, clear per test.
+    # Autouse, so that it is the first: a test that opens a service's container in-process
+    # (its composition root configures tracing) would otherwise install its own, for good.
     exporter = InMemorySpanExporter()
     configure_tracing("tests", exporter=exporter)
     return exporter

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import secrets
 import signal
@@ -174,6 +175,7 @@ def platform_env(
     # databases run as the postgres user, which must reach their data
     os.chmod(state, 0o711)  # noqa: S103
     env["SLIPWAY_DEPLOYER_STATE_DIR"] = state
+    env["SLIPWAY_BUILDER_BUILD_ID_BASE"] = str(_build_id_base())
     env["SLIPWAY_GATEWAY_SERVICES"] = ",".join(n for n in ports if n != "gateway")
     env.update(internal_tokens(list(ACCESS)))
     for name, password in (principals or {}).items():
@@ -185,6 +187,22 @@ def platform_env(
         env[f"SLIPWAY_{name.upper()}_HTTP_PORT"] = str(port)
         env[f"SLIPWAY_GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
     return env
+
+
+_platforms_started = itertools.count()
+
+
+def _build_id_base() -> int:
+    """Host ids of this platform's build steps, apart from every other stack's on this host.
+
+    A builder kills the processes left in its id range once it has no build running, and it
+    can only know its own builds: platforms of parallel test workers (and a ``make up`` stack,
+    on the production default 700,000,000) sharing one range killed each other's RUN steps.
+    A small bounded set per test worker, so that the builders' id-mapped stores do not pile up.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    slot = (int(worker) if worker.isdigit() else 0) * 4 + next(_platforms_started) % 4
+    return 710_000_000 + slot * 65_536
 
 
 def internal_tokens(services: list[str]) -> dict[str, str]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import pytest
 from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import User
 from tests.e2e.deploying import Story, git, new_environment
+from tests.security.conftest import Listener
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -35,28 +35,6 @@ MANIFESTS = (
     "application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.v2+json"
 )
-
-
-@dataclass
-class Listener:
-    """Stands for an internal service or registry: records every connection it is offered."""
-
-    port: int = 0
-    accepted: list[int] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-async def listener() -> AsyncIterator[Listener]:
-    seen = Listener()
-
-    async def count(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.accepted.append(seen.port)
-        writer.close()
-
-    server = await asyncio.start_server(count, "127.0.0.1", 0)
-    seen.port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield seen
 
 
 @pytest.fixture(scope="module")

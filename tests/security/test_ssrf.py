@@ -16,7 +16,7 @@ import datetime
 import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from slipway_libs.testing.platform import Platform, free_port
 from slipway_libs.testing.public_api import User, create_org, sign_up
+from tests.security.conftest import Listener
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -91,12 +92,6 @@ class Kube:
         return f"https://127.0.0.1:{self.port}"
 
 
-@dataclass
-class Listener:
-    port: int = 0
-    accepted: list[int] = field(default_factory=list)
-
-
 async def _kube_answer(
     kube: Kube, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
@@ -130,21 +125,6 @@ async def kube(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kube]:
     )
     async with server:
         yield stub
-
-
-@pytest.fixture(scope="module")
-async def listener() -> AsyncIterator[Listener]:
-    """Stands for an internal service: counts connections (and the port they came to)."""
-    seen = Listener()
-
-    async def count(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.accepted.append(seen.port)
-        writer.close()
-
-    server = await asyncio.start_server(count, "127.0.0.1", 0)
-    seen.port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield seen
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,15 @@ Invariants:
 - **One publisher per database.** The relay leads (``slipway_libs.leadership``): it holds a
   session advisory lock, a second relay waits as a hot standby and takes over when the first
   one's connection dies, and a relay that sees its connection closed stops publishing at once.
-- **Order.** Rows are read in id order, but only those whose writing transaction is older than
-  every transaction still in flight (``xid < pg_snapshot_xmin``). A transaction that took a
-  smaller id but commits later is therefore never overtaken: per-key order in the outbox is the
-  order on the topic. The producer is idempotent with ``acks=all``, so retries inside one
-  producer session neither reorder nor duplicate.
+- **Order.** Rows are read in id order, and only the *prefix* of the table whose writing
+  transactions are older than every transaction still in flight (``xid < pg_snapshot_xmin``):
+  the first row not settled yet ends the batch (``ready_rows``). Filtering rows one by one did
+  not keep order: a transaction that took a smaller id and committed first, but began after a
+  transaction still running elsewhere in the cluster, was held back while a larger id from an
+  older transaction went out. The guarantee: when a key's writers are serialized (a lock taken
+  before the row is written, as the catalog's project revision is), the key's order in the
+  outbox is its order on the topic. The producer is idempotent with ``acks=all``, so retries
+  inside one producer session neither reorder nor duplicate.
 - **At least once.** Rows are deleted only after Kafka acknowledged every record of the batch. A
   crash between the two republishes the batch; consumers deduplicate by event id (the inbox).
 - **Self-healing.** Kafka or PostgreSQL errors (the transient ones of ``slipway_libs.retry``)
@@ -43,12 +47,22 @@ log = structlog.get_logger(__name__)
 _RELAY_LOCK = 727_002
 
 _FETCH = """
-SELECT id, topic, key, event_id, event_type, payload, headers
+SELECT id, topic, key, event_id, event_type, payload, headers,
+       xid < pg_snapshot_xmin(pg_current_snapshot()) AS settled
 FROM outbox
-WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY id
 LIMIT $1
 """
+
+
+async def ready_rows(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """The next rows to publish, in id order: up to ``limit``, and none from the first row
+    whose transaction is not settled yet (see Order above)."""
+    rows = await conn.fetch(_FETCH, limit)
+    for i, row in enumerate(rows):
+        if not row["settled"]:
+            return rows[:i]
+    return rows
 
 
 class DeliveryTimeout(RetryableError):
@@ -137,7 +151,7 @@ class OutboxRelay:
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         self._wake.clear()  # a notification from now on means rows this fetch may not see
-        rows = await conn.fetch(_FETCH, self._batch_size)
+        rows = await ready_rows(conn, self._batch_size)
         if not rows:
             return 0
         try:

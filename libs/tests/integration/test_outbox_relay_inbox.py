@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from slipway_contracts import Envelope
-from slipway_libs import db
+from slipway_libs import db, outbox, relay
 from slipway_libs.errors import PermanentError
 from slipway_libs.relay import OutboxRelay, producer_factory
 from slipway_libs.testing.pipeline import (
@@ -100,11 +100,43 @@ async def test_a_batch_kafka_never_acknowledges_is_sent_again_by_a_new_producer(
     assert [Envelope.from_json(r.value).data["seq"] for r in records] == list(range(5))
 
 
+async def test_a_row_that_committed_first_is_never_overtaken_by_an_older_transactions_row(
+    pool, devstack, topic_factory
+) -> None:
+    """Two writers of one key, serialized (the second writes after the first committed), while
+    an unrelated transaction that began between them is still running: the first row is not
+    below the horizon yet, the second one (its transaction began earlier) is. Filtering rows one
+    by one published the second row first (the read-your-writes test saw a deployment planned
+    before the variable it waited for)."""
+    topic = await topic_factory()
+    older, unrelated, newer = [await pool.acquire() for _ in range(3)]
+    try:
+        older_tx, unrelated_tx = older.transaction(), unrelated.transaction()
+        await older_tx.start()
+        await older.execute("SELECT pg_current_xact_id()")  # began first (smallest xid)
+        await unrelated_tx.start()
+        await unrelated.execute("SELECT pg_current_xact_id()")  # began in between, runs on
+        async with newer.transaction():  # began last, writes and commits first
+            await outbox.append(newer, [(topic, counted("k", 1))])
+        await outbox.append(older, [(topic, counted("k", 2))])
+        await older_tx.commit()
+        async with pool.acquire() as conn:
+            held = await relay.ready_rows(conn, 10)
+            committed = await conn.fetchval("SELECT count(*) FROM outbox")
+        assert committed == 2
+        assert held == [], "a row went out ahead of one written before it"
+        async with running_relay(pool_dsn(pool), devstack.kafka):
+            await unrelated_tx.commit()
+            records = await read_topic(devstack.kafka, topic, 2)
+    finally:
+        for conn in (older, unrelated, newer):
+            await pool.release(conn)
+    assert [Envelope.from_json(r.value).data["seq"] for r in records] == [1, 2]
+
+
 async def test_rolled_back_transaction_publishes_nothing(pool) -> None:
     with pytest.raises(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
-            from slipway_libs import outbox
-
             await outbox.append(conn, [("t", counted("k", 1))])
             raise RuntimeError("use case failed")
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0

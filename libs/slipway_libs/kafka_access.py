@@ -31,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import (
     CreateAclsRequest_v1,
     DeleteAclsRequest_v1,
+    DescribeAclsRequest_v1,
 )
 from aiokafka.protocol.api import Request
 
@@ -167,6 +168,16 @@ class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]
         return request_struct_class(self._rows)
 
 
+class _DescribeAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]
+    """Every ACL the broker's authorizer holds (filters: ANY, no name, no principal)."""
+
+    API_KEY = 29
+
+    def build(self, request_struct_class: type[DescribeAclsRequest_v1]) -> DescribeAclsRequest_v1:
+        any_ = 1
+        return request_struct_class(any_, None, any_, None, None, any_, any_)
+
+
 class AclError(RuntimeError):
     pass
 
@@ -191,6 +202,31 @@ async def create_acls(kafka: KafkaConnection, acls: Iterable[Binding]) -> None:
         raise AclError(f"CreateAcls failed: {errors[:3]}")
 
 
+async def effective_acls(kafka: KafkaConnection, prefix: str) -> set[tuple[Any, ...]]:
+    """The ACLs the broker's authorizer holds on resources named under ``prefix``, as rows."""
+    response = await _send(kafka, _DescribeAcls())
+    return {
+        (r[0], r[1], r[2], acl[0], acl[1], acl[2], acl[3])
+        for r in response.resources
+        if r[1].startswith(prefix)
+        for acl in r[3]
+    }
+
+
+async def wait_effective(
+    kafka: KafkaConnection, acls: Iterable[Binding], prefix: str, *, timeout_s: float = 30
+) -> None:
+    """Until the broker authorizes with ``acls``: a creation is acknowledged by the controller
+    before the broker has applied it, and a client that starts at once is refused (a consumer
+    that starts refused stops its process)."""
+    wanted = {b.row() for b in acls}
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while missing := wanted - await effective_acls(kafka, prefix):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AclError(f"{len(missing)} ACLs not in effect after {timeout_s:g} s")
+        await asyncio.sleep(0.1)
+
+
 async def delete_acls(kafka: KafkaConnection, acls: Iterable[Binding]) -> None:
     rows = [b.row() for b in acls]
     if rows:
@@ -202,6 +238,7 @@ async def grant(admin: KafkaConnection, prefix: str = "") -> None:
     create only its own, and its consumers need the others' to exist) and every service's ACLs."""
     await ensure_topics(admin, [replace(t, name=prefix + t.name) for t in TOPICS])
     await create_acls(admin, all_bindings(prefix))
+    await wait_effective(admin, all_bindings(prefix), prefix)
 
 
 async def revoke(admin: KafkaConnection, prefix: str) -> None:

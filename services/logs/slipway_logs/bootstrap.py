@@ -1,13 +1,69 @@
 """Composition root of the logs service: the one place that wires its parts together."""
 
-from pathlib import Path
+from __future__ import annotations
 
-from slipway_libs.service import ServiceDefinition, no_parts
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import APIRouter
+
+from slipway_libs.bus import ConsumerSpec
+from slipway_libs.service import ApiTask, Container, ServiceDefinition, no_parts
+from slipway_logs.api.routes import build_router
 from slipway_logs.config import LogsSettings
+from slipway_logs.events.subscribers import consumers
+from slipway_logs.maintenance import Maintenance
+from slipway_logs.usecases import retention
+
+LogsContainer = Container[LogsSettings, Any]
+
+
+def _routers(container: LogsContainer) -> Sequence[APIRouter]:
+    return [build_router(container.require_pool(), container.settings.internal_caller_digests())]
+
+
+def _consumers(container: LogsContainer) -> Sequence[ConsumerSpec]:
+    return consumers()
+
+
+def _worker_tasks(container: LogsContainer) -> Sequence[ApiTask]:
+    settings = container.settings
+    maintenance = Maintenance(
+        container.require_pool(),
+        settings.database_url,
+        retention_days=settings.retention_days,
+        days_ahead=settings.partitions_ahead_days,
+        every_s=settings.maintenance_every_s,
+    )
+    return [maintenance.run]
+
+
+async def _set_retention(container: LogsContainer, args: list[str]) -> None:
+    """``set-retention <organization id> <days|default>``: keep an organization's lines fewer
+    days than the installation does (``default``: as long as the installation)."""
+    if len(args) != 2:
+        raise SystemExit("usage: set-retention <organization id> <days|default>")
+    organization_id = uuid.UUID(args[0])
+    days = None if args[1] == "default" else int(args[1])
+    if days is not None and not days >= 1:
+        raise SystemExit("days must be at least 1")
+    async with container.require_pool().acquire() as conn, conn.transaction():
+        await retention.set_organization_retention(conn, organization_id, days)
+    structlog.get_logger(__name__).info(
+        "logs.retention_set", organization_id=str(organization_id), days=days
+    )
+
 
 DEFINITION = ServiceDefinition(
     name="logs",
     settings_cls=LogsSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
     parts=no_parts,
+    routers=_routers,
+    consumers=_consumers,
+    worker_tasks=_worker_tasks,
+    commands={"set-retention": _set_retention},
 )

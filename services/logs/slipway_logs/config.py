@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
@@ -9,3 +10,10 @@ class LogsSettings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SLIPWAY_LOGS_", extra="ignore")
 
     http_port: int = 8086
+    # lines are kept this many days (whole daily partitions dropped); an organization may keep
+    # them for fewer (``set-retention``)
+    retention_days: int = Field(default=30, ge=1)
+    # daily partitions created this many days in advance
+    partitions_ahead_days: int = Field(default=2, ge=1)
+    # how often the leading worker creates, drops and deletes
+    maintenance_every_s: float = Field(default=3600.0, gt=0)

@@ -1,0 +1,82 @@
+"""The logs service's internal HTTP API (the gateway authorizes first, then forwards here).
+
+Routes are thin: parse the query, open the tenant-scoped transaction, call the use case."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query
+
+from slipway_libs import db
+from slipway_libs.actor import InternalCallers, internal_guard
+from slipway_libs.tenancy import current_organization, tenant_scope
+from slipway_logs.api.schemas import PageOut, page_out
+from slipway_logs.domain.lines import StreamKind
+from slipway_logs.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, LogQuery
+from slipway_logs.usecases import reads
+
+Cursor = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+
+
+def _query(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    stream: Literal["stdout", "stderr", "system"] | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=MAX_QUERY_CHARS)] = None,
+    tail: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    after: Cursor = None,
+    before: Cursor = None,
+) -> LogQuery:
+    return LogQuery(
+        since=_utc(since),
+        until=_utc(until),
+        stream=stream,
+        q=q,
+        tail=tail,
+        limit=limit,
+        after=after,
+        before=before,
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time given without an offset is read as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+Params = Annotated[LogQuery, Depends(_query)]
+
+
+def build_router(pool: asyncpg.Pool, internal_callers: InternalCallers) -> APIRouter:
+    router = APIRouter(
+        prefix="/internal/v1",
+        dependencies=[Depends(internal_guard(internal_callers)), Depends(tenant_scope())],
+    )
+    tx = functools.partial(db.transaction, pool)
+
+    async def read(kind: StreamKind, stream_id: uuid.UUID, query: LogQuery) -> PageOut:
+        async with tx() as conn:
+            page = await reads.read(
+                conn, kind, stream_id, query, organization_id=current_organization.get()
+            )
+        return page_out(page)
+
+    @router.get("/deployments/{deployment_id}/logs")
+    async def deployment_logs(deployment_id: uuid.UUID, query: Params) -> PageOut:
+        """The deployment's build and deploy lines, in cursor order."""
+        return await read("deployment", deployment_id, query)
+
+    @router.get("/services/{service_id}/logs")
+    async def service_logs(service_id: uuid.UUID, query: Params) -> PageOut:
+        """The service's live lines (and its job runs'), in cursor order."""
+        return await read("service", service_id, query)
+
+    return router

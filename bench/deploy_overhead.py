@@ -82,9 +82,9 @@ from support import (
 from slipway_contracts import Envelope
 from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
 from slipway_contracts.topics import TOPICS_BY_NAME
+from slipway_deployer.adapters.runtime._health import tcp_ok
+from slipway_deployer.adapters.runtime._procfs import kill_rooted
 from slipway_deployer.config import DeployerSettings
-from slipway_deployer.runtime._health import tcp_ok
-from slipway_deployer.runtime._procfs import kill_rooted
 from slipway_libs.settings import KafkaConnection, read_env_file
 from slipway_libs.testing.platform import Platform, free_port, start_platform
 from slipway_libs.testing.public_api import User, create_org, sign_up

@@ -38,9 +38,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from slipway_contracts.events.identity import ACCESS_TOPIC
-from slipway_deployer.runtime import Workload
-from slipway_deployer.runtime._buildah import BuildahStorage
-from slipway_deployer.runtime.local import LocalRuntime, LocalRuntimeConfig, workload_uid
+from slipway_deployer.adapters.runtime import Workload
+from slipway_deployer.adapters.runtime._buildah import BuildahStorage
+from slipway_deployer.adapters.runtime.local import LocalRuntime, LocalRuntimeConfig, workload_uid
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER
 from slipway_libs.kafka_access import grant, revoke
 from slipway_libs.settings import KafkaConnection

@@ -10,17 +10,16 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from slipway_deployer import projection
 from slipway_deployer.adapters.catalog_revisions import CatalogRevisions
+from slipway_deployer.adapters.live_logs import LiveLogs
+from slipway_deployer.adapters.runtime._buildah import BuildahStorage, RegistryAccess
+from slipway_deployer.adapters.runtime.local import LocalRuntime, LocalRuntimeConfig
+from slipway_deployer.adapters.runtime.postgres import LocalDatabases
+from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.api.routes import build_router
 from slipway_deployer.config import DeployerSettings
-from slipway_deployer.livelogs import LiveLogs
-from slipway_deployer.runtime._buildah import BuildahStorage, RegistryAccess
-from slipway_deployer.runtime.local import LocalRuntime, LocalRuntimeConfig
-from slipway_deployer.runtime.postgres import LocalDatabases
-from slipway_deployer.signals import Signals
-from slipway_deployer.steps import Tools
-from slipway_deployer.usecases import builds, jobs
+from slipway_deployer.events.subscribers import consumers
+from slipway_deployer.usecases.steps import Tools
 from slipway_deployer.worker import Worker
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.crypto import Sealer
@@ -34,7 +33,7 @@ DeployerContainer = Container[DeployerSettings, CatalogRevisions]
 
 
 def _consumers(container: DeployerContainer) -> Sequence[ConsumerSpec]:
-    return [projection.consumer(), builds.consumer(), jobs.consumer()]
+    return consumers()
 
 
 def _catalog_revisions(resources: Resources[DeployerSettings]) -> CatalogRevisions:

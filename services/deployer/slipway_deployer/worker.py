@@ -23,15 +23,15 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events import deployer as ev
+from slipway_deployer.adapters.runtime import RuntimeFailure
+from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
-from slipway_deployer.execution import BUILD_CHANNEL, Execution
-from slipway_deployer.jobs import JobRunner
-from slipway_deployer.runtime import RuntimeFailure
-from slipway_deployer.signals import Signals
-from slipway_deployer.steps import Tools
 from slipway_deployer.usecases import progress, requests
+from slipway_deployer.usecases.execution import BUILD_CHANNEL, Execution
+from slipway_deployer.usecases.job_runs import JobRunner
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
+from slipway_deployer.usecases.steps import Tools
 from slipway_libs import leadership, retry
 
 log = structlog.get_logger(__name__)

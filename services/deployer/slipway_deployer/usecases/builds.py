@@ -9,10 +9,8 @@ import asyncpg
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import builder as ev
 from slipway_deployer.db import queries as q
-from slipway_deployer.execution import BUILD_CHANNEL
-from slipway_libs.bus import ConsumerSpec
+from slipway_deployer.usecases.execution import BUILD_CHANNEL
 
-GROUP = "deployer.builds"
 _ORDER = {"REQUESTED": 0, "QUEUED": 1, "STARTED": 2, "SUCCEEDED": 3, "FAILED": 3, "CANCELED": 3}
 
 
@@ -43,10 +41,8 @@ def _outcome(event: ev._BuildEvent) -> tuple[str, dict[str, object]]:
     return "QUEUED", {}
 
 
-def consumer() -> ConsumerSpec:
-    types = (ev.BuildQueued, ev.BuildStarted, ev.BuildSucceeded, ev.BuildFailed, ev.BuildCanceled)
-    return ConsumerSpec(
-        group_id=GROUP,
-        topics=[ev.BUILD_TOPIC],
-        handlers={t.event_type: on_build_event for t in types},
-    )
+# what the deployer.builds consumer hands to ``on_build_event``
+EVENT_TYPES = tuple(
+    t.event_type
+    for t in (ev.BuildQueued, ev.BuildStarted, ev.BuildSucceeded, ev.BuildFailed, ev.BuildCanceled)
+)

@@ -1,5 +1,5 @@
 """Job runs outside deployments: a cron job forced through the API, or fired by its schedule
-(the scheduler's ``JobRunRequested``). The worker runs them (``jobs.JobRunner``)."""
+(the scheduler's ``JobRunRequested``). The worker runs them (``job_runs.JobRunner``)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from slipway_contracts.events import scheduler as sev
 from slipway_deployer.db import queries as q
 from slipway_deployer.usecases.requests import QUEUE_CHANNEL, service_or_404
 from slipway_libs.actor import Actor
-from slipway_libs.bus import ConsumerSpec
 from slipway_libs.errors import Clash, InvalidInput
 
 JOB_KINDS = ("cronjob", "lifecycle")
-GROUP = "deployer.schedules"
 
 
 async def request_run(
@@ -99,11 +97,3 @@ async def on_run_requested(conn: asyncpg.Connection, envelope: Envelope) -> None
         await request_run(conn, command.service_id, actor=None, scheduled_at=command.scheduled_at)
     except (Clash, InvalidInput):
         return  # no longer a job
-
-
-def consumer() -> ConsumerSpec:
-    return ConsumerSpec(
-        group_id=GROUP,
-        topics=[sev.COMMANDS_TOPIC],
-        handlers={sev.JobRunRequested.event_type: on_run_requested},
-    )

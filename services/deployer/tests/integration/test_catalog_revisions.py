@@ -14,9 +14,9 @@ import pytest
 
 from slipway_contracts import new_event
 from slipway_contracts.events import catalog as ev
-from slipway_deployer import projection
 from slipway_deployer.adapters.catalog_revisions import CHANNEL, CatalogRevisions
 from slipway_deployer.bootstrap import DEFINITION
+from slipway_deployer.usecases import projection
 from slipway_libs import db
 
 pytestmark = pytest.mark.integration

@@ -21,17 +21,16 @@ import asyncpg
 import pytest
 
 from services.deployer.tests.unit.fakes import FakeLiveLogs, FakeRuntime, NoDatabases
-from slipway_deployer import steps
+from slipway_deployer.adapters.live_logs import LiveLogs
+from slipway_deployer.adapters.runtime import FailureReason
+from slipway_deployer.adapters.runtime.postgres import LocalDatabases
+from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.bootstrap import DEFINITION
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.db import queries
 from slipway_deployer.domain.state_machine import Action
-from slipway_deployer.execution import Execution
-from slipway_deployer.livelogs import LiveLogs
-from slipway_deployer.runtime import FailureReason
-from slipway_deployer.runtime.postgres import LocalDatabases
-from slipway_deployer.signals import Signals
-from slipway_deployer.usecases import requests
+from slipway_deployer.usecases import requests, steps
+from slipway_deployer.usecases.execution import Execution
 from slipway_libs import db
 from slipway_libs.actor import SYSTEM
 from slipway_libs.crypto import Sealer

@@ -24,8 +24,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from slipway_deployer.runtime import FailureReason, RunStatus, RuntimeFailure
-from slipway_deployer.runtime.postgres import DatabaseConnection, LocalDatabases
+from slipway_deployer.adapters.runtime import FailureReason, RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime.postgres import DatabaseConnection, LocalDatabases
 
 pytestmark = pytest.mark.integration
 

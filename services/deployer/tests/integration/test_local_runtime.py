@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from slipway_deployer.runtime import (
+from slipway_deployer.adapters.runtime import (
     FailureReason,
     HealthSpec,
     PortSpec,
@@ -28,9 +28,9 @@ from slipway_deployer.runtime import (
     RuntimeFailure,
     Workload,
 )
-from slipway_deployer.runtime._buildah import BuildahStorage
-from slipway_deployer.runtime._state import ServiceRecord
-from slipway_deployer.runtime.local import LocalRuntime, LocalRuntimeConfig
+from slipway_deployer.adapters.runtime._buildah import BuildahStorage
+from slipway_deployer.adapters.runtime._state import ServiceRecord
+from slipway_deployer.adapters.runtime.local import LocalRuntime, LocalRuntimeConfig
 from slipway_libs.testing.plugin import Devstack
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
+from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.bootstrap import DEFINITION
-from slipway_deployer.signals import Signals
-from slipway_deployer.steps import Tools
+from slipway_deployer.usecases.steps import Tools
 from slipway_deployer.worker import _WORKER_LOCK as WORKER_LOCK
 from slipway_deployer.worker import Worker
 from slipway_libs import db

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from slipway_deployer.runtime import (
+from slipway_deployer.adapters.runtime import (
     Deployed,
     FailureReason,
     JobResult,

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from services.deployer.tests.unit.fakes import FakeRuntime
-from slipway_deployer.runtime import (
+from slipway_deployer.adapters.runtime import (
     FailureReason,
     PortSpec,
     RunStatus,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from slipway_deployer.runtime import _buildah
-from slipway_deployer.runtime._buildah import Buildah, BuildahStorage, RegistryAccess
-from slipway_deployer.runtime.base import FailureReason, RuntimeFailure
+from slipway_deployer.adapters.runtime import _buildah
+from slipway_deployer.adapters.runtime._buildah import Buildah, BuildahStorage, RegistryAccess
+from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.process import ProcessResult
 from slipway_libs.registries import RegistryCredentials

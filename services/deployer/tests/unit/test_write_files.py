@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slipway_deployer.runtime import FailureReason, RuntimeFailure
-from slipway_deployer.runtime.local import _write_files
+from slipway_deployer.adapters.runtime import FailureReason, RuntimeFailure
+from slipway_deployer.adapters.runtime.local import _write_files
 
 
 def test_files_land_inside_the_rootfs_with_private_permissions(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from slipway_deployer.runtime.base import FailureReason, HealthSpec, RuntimeFailure
+from slipway_deployer.adapters.runtime.base import FailureReason, HealthSpec, RuntimeFailure
 
 Phase = Literal["running", "stopped", "failed"]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

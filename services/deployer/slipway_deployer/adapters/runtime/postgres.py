@@ -54,9 +54,14 @@ from urllib.parse import quote
 import asyncpg
 import structlog
 
-from slipway_deployer.runtime import _procfs as procfs
-from slipway_deployer.runtime._ports import free_port
-from slipway_deployer.runtime.base import FailureReason, RunningState, RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime import _procfs as procfs
+from slipway_deployer.adapters.runtime._ports import free_port
+from slipway_deployer.adapters.runtime.base import (
+    FailureReason,
+    RunningState,
+    RunStatus,
+    RuntimeFailure,
+)
 from slipway_libs.process import ProcessResult, ProcessTimeout, run_process
 
 log = structlog.get_logger(__name__)

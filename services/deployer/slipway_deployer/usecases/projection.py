@@ -18,9 +18,6 @@ from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
 from slipway_deployer.adapters import catalog_revisions
 from slipway_deployer.db import queries as q
-from slipway_libs.bus import ConsumerSpec
-
-GROUP = "deployer.catalog"
 
 # event type -> (table, how the event's fields map onto the table's columns)
 _TABLES: dict[str, tuple[str, dict[str, str]]] = {
@@ -31,6 +28,8 @@ _TABLES: dict[str, tuple[str, dict[str, str]]] = {
     ev.StageChanged.event_type: ("catalog_stages", {"id": "stage_id"}),
     ev.VariableChanged.event_type: ("catalog_variables", {"id": "variable_id"}),
 }
+# what the deployer.catalog consumer hands to ``apply``
+EVENT_TYPES = (*_TABLES, ev.DeploymentRuleChanged.event_type)
 
 
 async def apply(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -65,10 +64,3 @@ def _state(envelope: Envelope, renames: dict[str, str]) -> dict[str, Any]:
     for column, field in renames.items():
         payload[column] = payload[field]
     return payload
-
-
-def consumer() -> ConsumerSpec:
-    handlers = {event_type: apply for event_type in (*_TABLES, ev.DeploymentRuleChanged.event_type)}
-    return ConsumerSpec(
-        group_id=GROUP, topics=[ev.CLUSTER_TOPIC, ev.PROJECT_TOPIC], handlers=handlers
-    )

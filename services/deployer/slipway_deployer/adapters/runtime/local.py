@@ -74,14 +74,19 @@ from typing import Literal, Protocol
 
 import structlog
 
-from slipway_deployer.runtime import _logs
-from slipway_deployer.runtime import _procfs as procfs
-from slipway_deployer.runtime._buildah import Buildah, BuildahStorage, ImageConfig
-from slipway_deployer.runtime._health import http_ok, tcp_ok
-from slipway_deployer.runtime._logs import FileTail, LogHub, Stream
-from slipway_deployer.runtime._ports import free_port
-from slipway_deployer.runtime._state import Phase, ServiceRecord, StateDir, shell_safe_names
-from slipway_deployer.runtime.base import (
+from slipway_deployer.adapters.runtime import _logs
+from slipway_deployer.adapters.runtime import _procfs as procfs
+from slipway_deployer.adapters.runtime._buildah import Buildah, BuildahStorage, ImageConfig
+from slipway_deployer.adapters.runtime._health import http_ok, tcp_ok
+from slipway_deployer.adapters.runtime._logs import FileTail, LogHub, Stream
+from slipway_deployer.adapters.runtime._ports import free_port
+from slipway_deployer.adapters.runtime._state import (
+    Phase,
+    ServiceRecord,
+    StateDir,
+    shell_safe_names,
+)
+from slipway_deployer.adapters.runtime.base import (
     Deployed,
     FailureReason,
     JobResult,

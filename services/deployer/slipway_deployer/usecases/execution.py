@@ -27,12 +27,11 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events import deployer as ev
-from slipway_deployer import steps, workloads
+from slipway_deployer.adapters.runtime import RunStatus, RuntimeFailure
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
-from slipway_deployer.runtime import RunStatus, RuntimeFailure
-from slipway_deployer.usecases import planning, progress
+from slipway_deployer.usecases import planning, progress, steps, workloads
 from slipway_libs import outbox
 from slipway_libs.db import transaction
 from slipway_libs.telemetry import context_from, tracer

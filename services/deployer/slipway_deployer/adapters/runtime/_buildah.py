@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slipway_deployer.runtime.base import FailureReason, RuntimeFailure
+from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
 from slipway_libs.egress import EgressError, EgressPolicy, TargetNotAllowed
 from slipway_libs.process import ProcessTimeout, lower_session_priority, run_process
 from slipway_libs.registries import (

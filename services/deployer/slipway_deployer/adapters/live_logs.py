@@ -15,10 +15,10 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events.logs import LogLine, LogLinesAppended
-from slipway_deployer.runtime import LogLine as RuntimeLine
-from slipway_deployer.runtime import Runtime, RuntimeFailure
-from slipway_deployer.runtime._logs import FileTail, LogHub, size
-from slipway_deployer.runtime.postgres import LocalDatabases
+from slipway_deployer.adapters.runtime import LogLine as RuntimeLine
+from slipway_deployer.adapters.runtime import Runtime, RuntimeFailure
+from slipway_deployer.adapters.runtime._logs import FileTail, LogHub, size
+from slipway_deployer.adapters.runtime.postgres import LocalDatabases
 from slipway_libs import outbox
 
 log = structlog.get_logger(__name__)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slipway_contracts.variables import DatabaseConnectionInfo, VariableIn
+from slipway_deployer.adapters.runtime.base import HealthSpec, PortSpec, Workload
 from slipway_deployer.domain.plan import ServiceItem, visible_variables
-from slipway_deployer.runtime.base import HealthSpec, PortSpec, Workload
 from slipway_libs.crypto import Sealer
 from slipway_resolver import built_ins, resolve
 

@@ -1,7 +1,7 @@
 """Runtimes: where deployed services run (DESIGN.md §4). ``base`` is the port every runtime
 implements; ``local`` runs images on this machine with buildah."""
 
-from slipway_deployer.runtime.base import (
+from slipway_deployer.adapters.runtime.base import (
     Deployed,
     FailureReason,
     HealthSpec,

@@ -16,15 +16,14 @@ import asyncpg
 
 from slipway_contracts.events import deployer as ev
 from slipway_contracts.variables import DatabaseConnectionInfo
-from slipway_deployer import workloads
+from slipway_deployer.adapters.live_logs import LiveLogs
+from slipway_deployer.adapters.runtime import RunStatus, Runtime
+from slipway_deployer.adapters.runtime.postgres import LocalDatabases
+from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
-from slipway_deployer.livelogs import LiveLogs
-from slipway_deployer.runtime import RunStatus, Runtime
-from slipway_deployer.runtime.postgres import LocalDatabases
-from slipway_deployer.signals import Signals
-from slipway_deployer.usecases import progress
+from slipway_deployer.usecases import progress, workloads
 from slipway_libs import outbox
 from slipway_libs.crypto import Sealer
 from slipway_libs.db import transaction

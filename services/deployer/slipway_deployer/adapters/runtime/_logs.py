@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from slipway_deployer.runtime.base import LogLine
+from slipway_deployer.adapters.runtime.base import LogLine
 
 Stream = Literal["stdout", "stderr"]
 _MAX_LINE = 16_384

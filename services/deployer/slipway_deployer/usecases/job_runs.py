@@ -15,11 +15,11 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events import deployer as ev
-from slipway_deployer import workloads
+from slipway_deployer.adapters.runtime import RuntimeFailure
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
-from slipway_deployer.runtime import RuntimeFailure
-from slipway_deployer.steps import StepFailed, Tools, service_env
+from slipway_deployer.usecases import workloads
+from slipway_deployer.usecases.steps import StepFailed, Tools, service_env
 from slipway_libs import outbox
 from slipway_libs.db import transaction
 

@@ -382,6 +382,26 @@ DEPLOYER_ROUTES: tuple[RouteSpec, ...] = (
     ),
 )
 
+
+def _logs(path: str, summary: str, target: str) -> RouteSpec:
+    return RouteSpec(
+        method="GET",
+        path=path,
+        upstream="logs",
+        upstream_path=I + path,
+        summary=summary,
+        action=A.ENV_READ,
+        target=target,
+    )
+
+
+LOGS_ROUTES: tuple[RouteSpec, ...] = (
+    # ?since=&until= (ISO times), stream=, q= (text), tail=N, limit=, after= / before= (cursors)
+    _logs("/deployments/{deployment}/logs", "A deployment's build and deploy lines", "deployment"),
+    _logs(f"{SVC}/logs", "A service's live lines (and its job runs')", "service"),
+)
+
+
 ROUTES: tuple[RouteSpec, ...] = (
     _identity(
         "POST",
@@ -494,4 +514,5 @@ ROUTES: tuple[RouteSpec, ...] = (
     _identity("GET", f"{ORG}/audit-events", "The organization's audit log", Action.AUDIT_READ),
     *CATALOG_ROUTES,
     *DEPLOYER_ROUTES,
+    *LOGS_ROUTES,
 )

@@ -219,6 +219,9 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", f"{SVC}/deployments"): member(200, READERS, READ_ENV),
     ("GET", "/deployments/{deployment}"): member(200, READERS, READ_ENV),
     ("POST", "/deployments/{deployment}/rollback"): member(202, OPERATORS, DEPLOY_ENV),
+    # --- logs: "whoever may view the environment may read its logs" (issue 12) ---
+    ("GET", "/deployments/{deployment}/logs"): member(200, READERS, READ_ENV),
+    ("GET", f"{SVC}/logs"): member(200, READERS, READ_ENV),
 }
 
 # Powers with no public route yet; pinned so that the policy cannot drift before one appears.

@@ -384,6 +384,8 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", f"{SVC}/deployments"): Call(),
     ("GET", "/deployments/{deployment}"): Call(),
     ("POST", "/deployments/{deployment}/rollback"): Call(),
+    ("GET", "/deployments/{deployment}/logs"): Call(),
+    ("GET", f"{SVC}/logs"): Call(),
 }
 
 

@@ -160,7 +160,7 @@ class BuildStack:
         return {"CONTAINERS_REGISTRIES_CONF": str(path)}
 
     def buildah(self, *args: str) -> list[str]:
-        """The executor's buildah command line (``Executor._buildah``)."""
+        """The builder's buildah command line (``slipway_builder.adapters.buildah.Buildah.run``)."""
         return [
             "buildah",
             "--root",
@@ -174,7 +174,7 @@ class BuildStack:
 
 
 def buildah_env() -> dict[str, str]:
-    """What the executor gives buildah (``executor._buildah_env``)."""
+    """What the builder gives buildah (``slipway_builder.adapters.buildah._buildah_env``)."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
     env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     return env

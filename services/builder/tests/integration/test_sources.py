@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from slipway_builder.sources import (
+from slipway_builder.adapters.sources import (
     Egress,
     FetchedSource,
     GitSource,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from slipway_builder.adapters.buildah import storage_flags
 from slipway_builder.config import BuilderSettings
-from slipway_builder.executor import _storage
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> BuilderSettings:
@@ -19,7 +19,7 @@ def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> BuilderSettings:
 
 
 def test_root_in_a_build_is_an_unprivileged_host_id_in_a_store_of_its_own(monkeypatch) -> None:
-    flags = _storage(_settings(monkeypatch))
+    flags = storage_flags(_settings(monkeypatch))
     assert flags[flags.index("--userns-uid-map") + 1] == "0:700000000:65536"
     assert flags[flags.index("--userns-gid-map") + 1] == "0:700000000:65536"
     # not the store the devstack and the deployer share: its layers are owned by other ids

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slipway_builder.dockerfile import UnreadableImage, pulled_images
+from slipway_builder.domain.dockerfile import UnreadableImage, pulled_images
 
 
 def test_from_lines_with_flags_stages_and_scratch() -> None:

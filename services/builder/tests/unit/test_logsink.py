@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from slipway_builder.logsink import BuildLog
+from slipway_builder.adapters.build_log import BuildLog
 from slipway_contracts.events.logs import LogLine
 
 

@@ -1,14 +1,18 @@
-"""The builder's use cases: commands from the deployer become queued builds or cancellations."""
+"""The builder's use cases for the deployer's commands: a build request becomes a queued build,
+a cancel ends a queued build at once (a running one is stopped by the worker)."""
 
 from __future__ import annotations
 
 import asyncpg
 
 from slipway_builder.db import queries as q
-from slipway_builder.executor import WAKE_CHANNEL, _common, publish
+from slipway_builder.domain.builds import event_ids
+from slipway_builder.usecases.build_events import publish
 from slipway_contracts import Envelope
 from slipway_contracts.events import builder as ev
 from slipway_contracts.events.deployer import BuildCancelRequested, BuildRequested
+
+WAKE_CHANNEL = "slipway_builds"  # notified when a build is queued
 
 
 async def on_build_requested(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -29,7 +33,7 @@ async def on_build_requested(conn: asyncpg.Connection, envelope: Envelope) -> No
     if row is None:
         return  # the same build asked twice
     position = await q.queued_before(conn, row["id"])
-    await publish(conn, row, ev.BuildQueued(**_common(row), position=position))
+    await publish(conn, row, ev.BuildQueued(**event_ids(row), position=position))
     await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)  # delivered at commit
 
 
@@ -37,7 +41,7 @@ async def on_cancel_requested(conn: asyncpg.Connection, envelope: Envelope) -> N
     command = BuildCancelRequested.model_validate(envelope.data)
     row = await q.request_cancel(conn, command.build_id)
     if row is None or row["status"] != "QUEUED":
-        return  # unknown, already final, or running (the executor stops it)
+        return  # unknown, already final, or running (the worker stops it)
     ended = await q.finish(conn, row["id"], status="CANCELED")
     if ended is not None:
-        await publish(conn, row, ev.BuildCanceled(**_common(row)))
+        await publish(conn, row, ev.BuildCanceled(**event_ids(row)))

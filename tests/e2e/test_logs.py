@@ -1,0 +1,131 @@
+"""Logs through the public API (issue 12): a deployment's deploy lines and a running service's
+live output, read back in cursor order; readers of the environment may read them, another
+organization gets 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from slipway_libs.testing.platform import Platform
+from slipway_libs.testing.public_api import User, add_member, create_org, eventually, sign_up
+from tests.e2e.deploying import Story, image_source, ready
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+async def platform(platform_factory, devstack) -> Platform:
+    if "SLIPWAY_BASE_IMAGE" not in devstack.env:
+        pytest.fail("the devstack has no registry/base image: run `make infra-up`")
+    return await platform_factory(["identity", "catalog", "deployer", "logs", "gateway"])
+
+
+def _talker(base: str) -> dict[str, object]:
+    """A busybox web server that says something on stdout and on stderr first."""
+    return {
+        "name": "talker",
+        "kind": "container",
+        "image": image_source(base),
+        "command": [
+            "sh",
+            "-c",
+            "echo hello from talker && echo something odd >&2"
+            " && mkdir -p /www && echo up > /www/index.html && exec httpd -f -p $PORT -h /www",
+        ],
+        "ports": [{"port": 8080}],
+    }
+
+
+async def test_deploy_lines_and_live_output_through_the_public_api(api, devstack) -> None:
+    owner, org, env = await _environment(api)
+    story = Story(api, owner, env)
+    service = await story.post(
+        f"/environments/{env}/services", _talker(devstack.env["SLIPWAY_BASE_IMAGE"]), expect=201
+    )
+    await ready(story, 1)
+    deployment = (await story.post(f"/environments/{env}/deploy"))["request_id"]
+    done = await story.settle(deployment)
+    assert done["status"] == "SUCCESS", done
+
+    deployment_logs = f"/deployments/{deployment}/logs"
+    service_logs = f"/services/{service['id']}/logs"
+    page: dict[str, Any] = {}
+
+    async def lines_of(path: str, wanted: set[str], **params: object) -> bool:
+        nonlocal page
+        response = await api.get(path, params=params, headers=owner.auth)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        return wanted <= {line["text"] for line in page["items"]}
+
+    # the deployment's own lines (what the deployer did), in cursor order
+    async def has_deploy_lines() -> bool:
+        await lines_of(deployment_logs, set())
+        return any(line["kind"] == "deploy" for line in page["items"])
+
+    await eventually(has_deploy_lines, within_s=60)
+    cursors = [line["cursor"] for line in page["items"]]
+    assert cursors == sorted(set(cursors)) and cursors[0] == 1
+    assert all(line["stream"] == "system" for line in page["items"]), page
+    assert page["head_cursor"] >= cursors[-1]
+
+    # what the running service printed, stdout and stderr apart
+    await eventually(
+        lambda: lines_of(service_logs, {"hello from talker", "something odd"}), within_s=60
+    )
+    streams = {line["text"]: (line["stream"], line["kind"]) for line in page["items"]}
+    assert streams["hello from talker"] == ("stdout", "live")
+    assert streams["something odd"] == ("stderr", "live")
+    assert await lines_of(service_logs, {"something odd"}, stream="stderr")
+    assert [line["text"] for line in page["items"]] == ["something odd"]
+    assert await lines_of(service_logs, {"hello from talker"}, q="HELLO", tail=1)
+    assert len(page["items"]) == 1
+
+    # a viewer of the organization reads them; another organization's member does not
+    viewer = await sign_up(api, "Vic")
+    await add_member(api, org, owner, viewer, "viewer")
+    for path in (deployment_logs, service_logs):
+        response = await api.get(path, headers=viewer.auth)
+        assert response.status_code == 200 and response.json()["items"], response.text
+    stranger = await sign_up(api, "Eve")
+    await create_org(api, stranger, "Elsewhere")
+    for path, code in (
+        (deployment_logs, "DEPLOYMENT_NOT_FOUND"),
+        (service_logs, "SERVICE_NOT_FOUND"),
+    ):
+        response = await api.get(path, headers=stranger.auth)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == code
+
+    # bad parameters answer the logs service's 422 and its stable code
+    response = await api.get(service_logs, params={"tail": 3, "after": 1}, headers=owner.auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "LOGS_TAIL_WITH_CURSOR"
+
+    await story.post(f"/environments/{env}/stop")
+
+
+async def test_the_openapi_document_lists_the_log_routes(api) -> None:
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    assert "get" in paths["/api/v1/deployments/{deployment}/logs"]
+    assert "get" in paths["/api/v1/services/{service}/logs"]
+
+
+async def _environment(api: httpx.AsyncClient) -> tuple[User, str, str]:
+    """A new owner, their organization and a staging environment on the local cluster."""
+    owner = await sign_up(api, "Dev")
+    org = await create_org(api, owner)
+    clusters = (await api.get(f"/organizations/{org}/clusters", headers=owner.auth)).json()
+    project = await api.post(
+        f"/organizations/{org}/projects", json={"name": "Logs"}, headers=owner.auth
+    )
+    env = await api.post(
+        f"/projects/{project.json()['id']}/environments",
+        headers=owner.auth,
+        json={"name": "staging", "mode": "staging", "cluster_id": clusters["items"][0]["id"]},
+    )
+    assert env.status_code == 201, env.text
+    return owner, org, env.json()["id"]

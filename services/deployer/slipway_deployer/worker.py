@@ -17,17 +17,11 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 import structlog
 
-from slipway_contracts.events import deployer as ev
-from slipway_deployer.adapters.runtime import RuntimeFailure
-from slipway_deployer.adapters.signals import Signals
-from slipway_deployer.db import queries as q
-from slipway_deployer.domain import state_machine as sm
-from slipway_deployer.usecases import progress, requests
+from slipway_deployer.usecases import monitoring, queue, requests
 from slipway_deployer.usecases.execution import BUILD_CHANNEL, Execution
 from slipway_deployer.usecases.job_runs import JobRunner
 from slipway_deployer.usecases.requests import CANCEL_CHANNEL, QUEUE_CHANNEL
@@ -36,7 +30,6 @@ from slipway_libs import leadership, retry
 
 log = structlog.get_logger(__name__)
 _WORKER_LOCK = 0x5D3B_0001
-A, S = sm.Action, sm.State
 
 
 class Worker:
@@ -50,7 +43,7 @@ class Worker:
         self._jobs: JobRunner
         self._running: dict[uuid.UUID, tuple[Execution, asyncio.Task[None]]] = {}
         self._wake = leadership.Wake(poll_s=1.0)  # waits take the settings' ``poll_s``
-        self._signals: Signals | None = None  # this term's, while it leads
+        self._leading = False  # while it leads: self.tools is this term's
 
     async def run(self) -> None:
         """Lead while the database lets it; after losing it (an outage), lead again."""
@@ -74,34 +67,23 @@ class Worker:
         log.info("worker.leader")
         self.tools = self._make_tools()
         self._jobs = JobRunner(self.tools)
-        self._signals = self.tools.signals
+        self._leading = True
         try:
             await self._take_over()
             await self._loop(conn)
         finally:
-            self._signals = None
+            self._leading = False
             await self._jobs.aclose()
             await self._stop_executions()
             await self.tools.live.aclose()
             await self.tools.runtime.close()
 
     def _on_build(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        if self._signals is not None:  # listening starts before the term's tools exist
-            self._signals.set(payload)
+        if self._leading:  # listening starts before the term's tools exist
+            self.tools.signals.set(payload)
 
     async def _take_over(self) -> None:
-        adopted = await self.tools.runtime.adopt()
-        databases = await self.tools.databases.adopt()
-        log.info("worker.adopted", services=len(adopted), databases=len(databases))
-        async with self.tools.pool.acquire() as conn:
-            rows = await q.believed_running(conn)
-            unfinished = await q.unfinished(conn)
-        for row in rows:
-            sid = str(row["service_id"])
-            if sid in adopted:
-                self.tools.live.follow_service(row, row["service_id"])
-            elif sid in databases:
-                self.tools.live.follow_database(row, row["service_id"])
+        unfinished = await queue.take_over(self.tools)
         await self._jobs.recover()
         for row in unfinished:
             log.info("worker.resume", deployment_id=str(row["id"]), status=row["status"])
@@ -126,7 +108,7 @@ class Worker:
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + self.tools.settings.reconcile_s
                     await conn.execute("SELECT 1", timeout=5)  # still the leader?
-                    await self._heartbeat()
+                    await queue.heartbeat(self.tools, list(self._running))
                     await self._reconcile()
         finally:
             monitor.cancel()
@@ -135,9 +117,8 @@ class Worker:
         free = self.tools.settings.max_parallel_deployments - len(self._running)
         if free <= 0:
             return
-        async with self.tools.pool.acquire() as conn:
-            claimed = await q.claim(conn, free)
-        for row in claimed:  # each plans itself: many start at once without holding the queue
+        # each plans itself: many start at once without holding the queue
+        for row in await queue.claim(self.tools, free):
             self._start(Execution(self.tools, row))
 
     def _start(self, execution: Execution) -> None:
@@ -178,53 +159,10 @@ class Worker:
                 environment_id=str(row["environment_id"]),
             )
 
-    async def _heartbeat(self) -> None:
-        if self._running:
-            async with self.tools.pool.acquire() as conn:
-                await q.heartbeat(conn, list(self._running))
-
     async def _monitor(self) -> None:
         while True:
             await asyncio.sleep(self.tools.settings.monitor_s)
             try:
-                await self._observe()
+                await monitoring.observe(self.tools)
             except retry.TRANSIENT_ERRORS as exc:  # a bug is raised (it ends the term)
                 log.warning("worker.monitor_failed", error=str(exc))
-
-    async def _observe(self) -> None:
-        async with self.tools.pool.acquire() as conn:
-            rows = await q.watched(conn)
-        for row in rows:
-            try:
-                state = await self.tools.runtime.status(str(row["service_id"]))
-            except RuntimeFailure:
-                continue
-            known = list(row["urls"])
-            urls = [state.urls[port] for port in sorted(state.urls)]
-            if not urls or set(urls) == set(known):
-                urls = known  # the deployment's order: the default port's URL first
-            if state.status.value == row["running_status"] and urls == known:
-                continue  # nothing changed: no round trip
-            async with self.tools.pool.acquire() as conn, conn.transaction():
-                if await q.set_running_status(conn, row["service_id"], state.status.value, urls):
-                    await progress.publish(
-                        conn,
-                        _owner(row),
-                        ev.ServiceStatusChanged(
-                            **progress.ids(_owner(row)),
-                            service_id=row["service_id"],
-                            state=row["state"],
-                            running_status=state.status.value,
-                            urls=urls,
-                            message=state.message,
-                        ),
-                    )
-
-
-def _owner(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["last_deployment_id"],
-        "environment_id": row["environment_id"],
-        "organization_id": row["organization_id"],
-        "action": row["last_action"] or A.DEPLOY.value,
-    }

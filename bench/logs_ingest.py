@@ -1,0 +1,341 @@
+"""Logs ingest: lines per second the logs service stores, against a plain COPY of the same lines.
+
+The ingest side is the service's real path below Kafka: ``slipway_libs.inbox.InboxConsumer``
+with the logs service's own consumer spec (its ``batch(ingest.append)`` handler), fed the Kafka
+records the builder and the deployer would publish (``LogLinesAppended`` envelopes, one event per
+50 lines, 100 streams), 500 records per ``process`` call as ``bus.subscribe`` hands them over. Each
+call is one transaction: the inbox claim, today's partition checked, the streams' cursor counters
+moved (row locks), every line in one INSERT … unnest, a NOTIFY per stream.
+
+The baseline writes the very same rows (cursors already known, parts already split) into the same
+table, with the same indexes (primary key, trigram GIN, organization), by ``COPY`` in chunks of the
+same number of lines: what storing them costs with nothing else around it. Each variant, each
+round, gets a fresh database with the service's migrations, so both start from empty indexes.
+Both connect as the devstack's admin (a superuser, which row-level security does not apply to:
+the service's own role could not COPY into a table under row security at all).
+
+``python bench/logs_ingest.py [--lines 100000] [--rounds 3]``; ``make bench`` runs it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+from support import (
+    Devstack,
+    load_devstack,
+    machine_facts,
+    machine_section,
+    main_alone,
+    postgres_version,
+    service_databases,
+    verdict,
+)
+
+from slipway_contracts import Envelope, new_event
+from slipway_contracts.events.logs import LINES_TOPIC, LogLine, LogLinesAppended
+from slipway_libs import db
+from slipway_libs.inbox import InboxConsumer
+from slipway_libs.migrations import apply_migrations, service_migrations
+from slipway_logs.bootstrap import DEFINITION
+from slipway_logs.domain import lines as domain
+from slipway_logs.events.subscribers import consumers
+
+TARGET_LINES_PER_S = 20_000
+WORDS = [
+    "GET",
+    "POST",
+    "/api/v1/items",
+    "200",
+    "201",
+    "404",
+    "took",
+    "ms",
+    "user",
+    "session",
+    "cache",
+    "miss",
+    "hit",
+    "worker",
+    "started",
+    "stopped",
+    "error",
+    "warning",
+    "retry",
+    "connection",
+    "pool",
+    "query",
+    "SELECT",
+    "INSERT",
+    "commit",
+    "rollback",
+    "timeout",
+    "build",
+    "step",
+    "RUN",
+    "COPY",
+    "layer",
+    "pushed",
+    "digest",
+    "sha256",
+    "listening",
+    "port",
+    "ready",
+    "health",
+    "check",
+]
+
+
+@dataclass(frozen=True)
+class Params:
+    lines: int = 100_000
+    rounds: int = 3
+    streams: int = 100
+    lines_per_event: int = 50
+    batch_events: int = 500  # records per process() call: the consumer's default batch size
+
+
+@dataclass
+class _Record:
+    """A Kafka record as aiokafka hands it to the inbox."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+class _NoDeadLetters:
+    async def send(self, record: object, *, group_id: str, reason: str) -> None:
+        raise AssertionError(f"a benchmark event was dead-lettered: {reason}")
+
+
+@dataclass
+class Round:
+    ingest_s: float
+    copy_s: float
+
+
+@dataclass
+class Workload:
+    events: list[Envelope]
+    rows: list[tuple[object, ...]] = field(default_factory=list)  # for COPY
+
+    @property
+    def lines(self) -> int:
+        return sum(len(e.data["lines"]) for e in self.events)
+
+
+def workload(params: Params) -> Workload:
+    """Live lines of ``streams`` services, one event per ``lines_per_event`` lines, round robin
+    (so every batch touches every stream), texts of 8-16 words (about 70-120 bytes)."""
+    rng = random.Random(7)
+    org = uuid.uuid4()
+    services = [uuid.uuid4() for _ in range(params.streams)]
+    events = []
+    for n in range(params.lines // params.lines_per_event):
+        service = services[n % params.streams]
+        texts = [
+            " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 16)))
+            for _ in range(params.lines_per_event)
+        ]
+        payload = LogLinesAppended(
+            kind="live",
+            service_id=service,
+            lines=[LogLine(at=datetime.now(UTC), stream="stdout", text=t) for t in texts],
+        )
+        events.append(new_event(payload, subject=str(service), source="bench", organization_id=org))
+    return Workload(events, _copy_rows(events))
+
+
+def _copy_rows(events: list[Envelope]) -> list[tuple[object, ...]]:
+    """The rows the ingest stores for ``events``, cursors given as it gives them."""
+    appends = [_append(e) for e in events]
+    heads: dict[uuid.UUID, int] = {}
+    for append in appends:
+        heads[append.stream_id] = heads.get(append.stream_id, 0) + len(append.lines)
+    return [
+        (
+            r.stream_id,
+            r.part.cursor,
+            r.part.part,
+            r.part.parts,
+            r.part.at,
+            r.organization_id,
+            r.part.kind,
+            r.part.stream,
+            r.part.service_id,
+            r.part.build_id,
+            r.part.text,
+        )
+        for r in domain.rows(appends, heads)
+    ]
+
+
+def _append(envelope: Envelope) -> domain.Append:
+    payload = LogLinesAppended.model_validate(envelope.data)
+    assert payload.service_id is not None and envelope.organization_id is not None
+    return domain.Append(
+        stream_kind="service",
+        stream_id=payload.service_id,
+        organization_id=envelope.organization_id,
+        environment_id=None,
+        kind="live",
+        service_id=payload.service_id,
+        build_id=None,
+        lines=[domain.IncomingLine(at=x.at, stream=x.stream, text=x.text) for x in payload.lines],
+    )
+
+
+COLUMNS = (
+    "stream_id",
+    "cursor",
+    "part",
+    "parts",
+    "at",
+    "organization_id",
+    "kind",
+    "stream",
+    "service_id",
+    "build_id",
+    "text",
+)
+
+
+@contextlib.asynccontextmanager
+async def logs_database(devstack: Devstack, label: str) -> AsyncIterator[asyncpg.Pool]:
+    async with service_databases(devstack, label) as dsns:
+        conn = await asyncpg.connect(dsns[label])
+        try:
+            await apply_migrations(conn, service_migrations("logs", DEFINITION.migrations))
+        finally:
+            await conn.close()
+        pool = await db.create_pool(dsns[label], min_size=1, max_size=2)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
+
+async def _stored(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM log_lines"))
+
+
+async def time_ingest(devstack: Devstack, params: Params, work: Workload) -> float:
+    records = [
+        _Record(LINES_TOPIC, 0, n, e.subject.encode(), e.to_json())
+        for n, e in enumerate(work.events)
+    ]
+    async with logs_database(devstack, "logs_ingest") as pool:
+        [spec] = consumers()
+        consumer = InboxConsumer(
+            group_id=spec.group_id,
+            pool=pool,
+            handlers=spec.handlers,
+            dead_letters=_NoDeadLetters(),
+        )
+        started = time.perf_counter()
+        for start in range(0, len(records), params.batch_events):
+            await consumer.process(records[start : start + params.batch_events])
+        elapsed = time.perf_counter() - started
+        assert await _stored(pool) == work.lines, "the ingest lost or duplicated lines"
+    return elapsed
+
+
+async def time_copy(devstack: Devstack, params: Params, work: Workload) -> float:
+    chunk = params.batch_events * params.lines_per_event
+    async with logs_database(devstack, "logs_copy") as pool:
+        started = time.perf_counter()
+        for start in range(0, len(work.rows), chunk):
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.copy_records_to_table(
+                    "log_lines", records=work.rows[start : start + chunk], columns=COLUMNS
+                )
+        elapsed = time.perf_counter() - started
+        assert await _stored(pool) == work.lines
+    return elapsed
+
+
+async def run(params: Params = Params(), devstack: Devstack | None = None) -> str:
+    devstack = devstack or load_devstack()
+    work = workload(params)
+    rounds = []
+    for n in range(params.rounds):
+        # alternate which goes first, so that neither always meets a warmer cache
+        if n % 2 == 0:
+            ingest_s = await time_ingest(devstack, params, work)
+            copy_s = await time_copy(devstack, params, work)
+        else:
+            copy_s = await time_copy(devstack, params, work)
+            ingest_s = await time_ingest(devstack, params, work)
+        rounds.append(Round(ingest_s, copy_s))
+        print(f"logs_ingest: round {n + 1}: ingest {ingest_s:.2f}s, copy {copy_s:.2f}s")
+    facts = machine_facts(devstack, await postgres_version(devstack))
+    # the machine is shared: how busy it was
+    facts["Load average at the end (1, 5, 15 min)"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return render(params, work.lines, rounds, facts)
+
+
+def render(params: Params, lines: int, rounds: list[Round], facts: dict[str, str]) -> str:
+    ingest = statistics.median(lines / r.ingest_s for r in rounds)
+    copy = statistics.median(lines / r.copy_s for r in rounds)
+    ratios = sorted((r.copy_s / r.ingest_s) for r in rounds)
+    ok = ingest >= TARGET_LINES_PER_S
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    out = [
+        "# Logs ingest",
+        "",
+        f"Run {now} UTC by `bench/logs_ingest.py`: {lines:,} lines ({params.streams} streams, "
+        f"{params.lines_per_event} lines an event, {params.batch_events} events a batch), "
+        f"{params.rounds} rounds, each variant on a fresh database. Target: ingest **≥ "
+        f"{TARGET_LINES_PER_S:,} lines/s** on this machine. Verdict: {verdict(ok)} "
+        f"({ingest:,.0f} lines/s, median of the rounds).",
+        "",
+        "| | lines/s (median) | per round, s |",
+        "|---|---:|---|",
+        f"| Ingest (inbox + cursors + INSERT … unnest + NOTIFY) | {ingest:,.0f} | "
+        + ", ".join(f"{r.ingest_s:.2f}" for r in rounds)
+        + " |",
+        f"| Plain COPY of the same rows | {copy:,.0f} | "
+        + ", ".join(f"{r.copy_s:.2f}" for r in rounds)
+        + " |",
+        "",
+        f"Ingest / COPY throughput: {statistics.median(ratios):.2f} (rounds: "
+        + ", ".join(f"{x:.2f}" for x in ratios)
+        + ").",
+        "",
+        "Both write into the same partitioned table with the same indexes (primary key on "
+        "stream, cursor, part, storage time; the trigram GIN index on the text that `q` uses; "
+        "organization and storage time for the per-organization retention). The Kafka hop is "
+        "not in either figure (`outbox_pipeline` measures it).",
+        "",
+        *machine_section(facts),
+    ]
+    return "\n".join(out)
+
+
+def parse_args() -> Params:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = Params()
+    parser.add_argument("--lines", type=int, default=defaults.lines)
+    parser.add_argument("--rounds", type=int, default=defaults.rounds)
+    args = parser.parse_args()
+    return Params(lines=args.lines, rounds=args.rounds)
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    main_alone("logs", lambda: run(arguments))

@@ -21,6 +21,7 @@ import builder_overhead
 import deploy_overhead
 import gateway_authz
 import kafka_sasl
+import logs_ingest
 import outbox_pipeline
 import raw_kafka
 import report
@@ -105,12 +106,19 @@ async def deploy_overhead_benchmark(devstack: Devstack, args: argparse.Namespace
     return await deploy_overhead.run(devstack, params)
 
 
+async def logs_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The logs service's ingest against a plain COPY of the same lines."""
+    print("logs: ingest vs COPY...", flush=True)
+    return await logs_ingest.run(devstack=devstack)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "outbox_pipeline": outbox_pipeline_benchmark,
     "kafka_sasl": kafka_sasl_benchmark,
     "gateway_authz": gateway_authz_benchmark,
     "builder_overhead": builder_overhead_benchmark,
     "deploy_overhead": deploy_overhead_benchmark,
+    "logs": logs_benchmark,
 }
 
 

@@ -12,6 +12,8 @@ Invariants (the follow side relies on them):
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 import structlog
 from pydantic import ValidationError
@@ -35,7 +37,14 @@ async def append(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
     rows = domain.rows(appends, heads)
     await queries.insert_lines(conn, rows)
     await queries.notify(conn, growth, heads)
-    log.debug("logs.appended", streams=len(growth), lines=sum(g.lines for g in growth))
+    newest = max(line.at for append in appends for line in append.lines)
+    # ingest lag: how old the newest line of the batch is when it is stored
+    log.info(
+        "logs.ingested",
+        streams=len(growth),
+        lines=sum(g.lines for g in growth),
+        lag_ms=round((datetime.now(UTC) - newest).total_seconds() * 1000),
+    )
 
 
 def _append(envelope: Envelope) -> domain.Append:

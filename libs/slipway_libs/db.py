@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -85,3 +85,16 @@ async def check(pool: asyncpg.Pool) -> None:
     """Readiness: the database answers a query."""
     async with pool.acquire(timeout=2) as conn:
         await conn.fetchval("SELECT 1", timeout=2)
+
+
+async def fetchrow_unique(
+    conn: asyncpg.Connection, clash: Callable[[], Exception], sql: str, *args: Any
+) -> Any:
+    """One write whose unique violation is a clash the domain names (``clash()`` is raised), so
+    that use cases never see the driver's error. A savepoint keeps the caller's transaction
+    usable after the violation."""
+    try:
+        async with conn.transaction():
+            return await conn.fetchrow(sql, *args)
+    except asyncpg.UniqueViolationError:
+        raise clash() from None

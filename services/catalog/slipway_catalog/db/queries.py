@@ -11,6 +11,9 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from slipway_catalog.domain import clashes
+from slipway_libs import db
+
 Row: TypeAlias = asyncpg.Record
 _NEXT = "nextval('catalog_version')"
 
@@ -107,7 +110,9 @@ async def update_cluster(
     api_url: str | None,
     sealed: bytes | None,
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.cluster_name_taken,
         f"UPDATE clusters SET name = $2, api_url = $3, credentials_sealed = $4,"
         f" updated_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         cluster_id,
@@ -142,7 +147,9 @@ async def insert_project(
     name: str,
     description: str,
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.project_name_taken,
         "INSERT INTO projects (id, organization_id, name, description) VALUES ($1, $2, $3, $4)"
         " RETURNING *",
         project_id,
@@ -172,7 +179,9 @@ async def project(
 async def update_project(
     conn: asyncpg.Connection, project_id: uuid.UUID, *, name: str, description: str
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.project_name_taken,
         f"UPDATE projects SET name = $2, description = $3, updated_at = now(), version = {_NEXT}"
         " WHERE id = $1 RETURNING *",
         project_id,
@@ -202,7 +211,9 @@ async def insert_environment(
     cluster_id: uuid.UUID,
     cloned_from: uuid.UUID | None = None,
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.environment_name_taken,
         "INSERT INTO environments (id, organization_id, project_id, name, mode, cluster_id,"
         " cloned_from) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
         env_id,
@@ -235,7 +246,9 @@ async def environment(
 async def update_environment(
     conn: asyncpg.Connection, env_id: uuid.UUID, *, name: str, mode: str
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.environment_name_taken,
         f"UPDATE environments SET name = $2, mode = $3, updated_at = now(), version = {_NEXT}"
         " WHERE id = $1 RETURNING *",
         env_id,
@@ -263,7 +276,9 @@ async def insert_stage(
     name: str,
     position: int,
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.stage_name_taken,
         "INSERT INTO stages (id, organization_id, environment_id, name, position)"
         " VALUES ($1, $2, $3, $4, $5) RETURNING *",
         stage_id,
@@ -290,7 +305,9 @@ async def stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> Row | None:
 async def update_stage(
     conn: asyncpg.Connection, stage_id: uuid.UUID, *, name: str, position: int
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.stage_name_taken,
         f"UPDATE stages SET name = $2, position = $3, version = {_NEXT} WHERE id = $1 RETURNING *",
         stage_id,
         name,
@@ -327,7 +344,9 @@ async def insert_service(
     spec: dict[str, Any],
     stage_id: uuid.UUID | None,
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.service_name_taken,
         "INSERT INTO services (id, organization_id, project_id, environment_id, name, kind,"
         " spec, stage_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
         service_id,
@@ -366,7 +385,9 @@ async def update_service(
     spec: dict[str, Any],
     stage_id: uuid.UUID | None,
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        clashes.service_name_taken,
         f"UPDATE services SET name = $2, spec = $3, stage_id = $4, updated_at = now(),"
         f" version = {_NEXT} WHERE id = $1 RETURNING *",
         service_id,

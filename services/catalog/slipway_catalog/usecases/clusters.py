@@ -96,15 +96,9 @@ async def update(
     server = merged.access().server
     await _ensure_allowed(deps, server)
     sealed = deps.at_rest.seal(json.dumps(merged.credentials()).encode(), aad=cluster_id.bytes)
-    try:
-        async with conn.transaction():
-            row = await q.update_cluster(
-                conn, cluster_id, name=merged.name, api_url=server.url, sealed=sealed
-            )
-    except asyncpg.UniqueViolationError:
-        raise Clash(
-            "CLUSTER_NAME_TAKEN", "A cluster with this name exists.", field="name"
-        ) from None
+    row = await q.update_cluster(
+        conn, cluster_id, name=merged.name, api_url=server.url, sealed=sealed
+    )
     await publish.cluster(conn, row)
     await _audit(conn, actor, row, "UPDATE", {"name": row["name"], "api_url": row["api_url"]})
     return row

@@ -12,7 +12,7 @@ from slipway_catalog.domain.stages import DEFAULT_STAGES
 from slipway_catalog.usecases import projects, publish
 from slipway_libs import audit
 from slipway_libs.actor import Actor
-from slipway_libs.errors import Clash, InvalidInput, Missing
+from slipway_libs.errors import InvalidInput, Missing
 
 CREATABLE_MODES = ("production", "staging", "development")
 
@@ -93,24 +93,16 @@ async def _insert(
     cluster_id: uuid.UUID,
     cloned_from: uuid.UUID | None = None,
 ) -> asyncpg.Record:
-    try:
-        async with conn.transaction():
-            env = await q.insert_environment(
-                conn,
-                env_id=uuid.uuid4(),
-                org_id=project["organization_id"],
-                project_id=project["id"],
-                name=display_name(name),
-                mode=mode,
-                cluster_id=cluster_id,
-                cloned_from=cloned_from,
-            )
-    except asyncpg.UniqueViolationError:
-        raise Clash(
-            "ENVIRONMENT_NAME_TAKEN",
-            "An environment with this name exists in the project.",
-            field="name",
-        ) from None
+    env = await q.insert_environment(
+        conn,
+        env_id=uuid.uuid4(),
+        org_id=project["organization_id"],
+        project_id=project["id"],
+        name=display_name(name),
+        mode=mode,
+        cluster_id=cluster_id,
+        cloned_from=cloned_from,
+    )
     await publish.environment(conn, env)
     return env
 
@@ -141,17 +133,9 @@ async def update(
             else CREATABLE_MODES,
         )
     )
-    try:
-        async with conn.transaction():
-            env = await q.update_environment(
-                conn, env_id, name=display_name(name) if name else current["name"], mode=new_mode
-            )
-    except asyncpg.UniqueViolationError:
-        raise Clash(
-            "ENVIRONMENT_NAME_TAKEN",
-            "An environment with this name exists in the project.",
-            field="name",
-        ) from None
+    env = await q.update_environment(
+        conn, env_id, name=display_name(name) if name else current["name"], mode=new_mode
+    )
     await publish.environment(conn, env)
     await record_audit(conn, actor, env, "UPDATE")
     return env

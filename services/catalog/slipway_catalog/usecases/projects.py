@@ -12,7 +12,7 @@ from slipway_catalog.usecases import organizations, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
 from slipway_libs.actor import Actor
-from slipway_libs.errors import Clash, Missing
+from slipway_libs.errors import Missing
 
 
 async def get(
@@ -34,17 +34,13 @@ async def create(
     description: str,
 ) -> asyncpg.Record:
     await organizations.require(conn, deps, org_id)
-    try:
-        async with conn.transaction():
-            row = await q.insert_project(
-                conn,
-                project_id=uuid.uuid4(),
-                org_id=org_id,
-                name=display_name(name),
-                description=description,
-            )
-    except asyncpg.UniqueViolationError:
-        raise _taken() from None
+    row = await q.insert_project(
+        conn,
+        project_id=uuid.uuid4(),
+        org_id=org_id,
+        name=display_name(name),
+        description=description,
+    )
     await publish.project(conn, row)
     await record_audit(conn, actor, row, "CREATE")
     return row
@@ -59,23 +55,15 @@ async def update(
     description: str | None,
 ) -> asyncpg.Record:
     current = await get(conn, project_id, lock=True)
-    try:
-        async with conn.transaction():
-            row = await q.update_project(
-                conn,
-                project_id,
-                name=display_name(name) if name else current["name"],
-                description=current["description"] if description is None else description,
-            )
-    except asyncpg.UniqueViolationError:
-        raise _taken() from None
+    row = await q.update_project(
+        conn,
+        project_id,
+        name=display_name(name) if name else current["name"],
+        description=current["description"] if description is None else description,
+    )
     await publish.project(conn, row)
     await record_audit(conn, actor, row, "UPDATE")
     return row
-
-
-def _taken() -> Clash:
-    return Clash("PROJECT_NAME_TAKEN", "A project with this name exists.", field="name")
 
 
 async def record_audit(

@@ -23,7 +23,7 @@ from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
 from slipway_libs.actor import Actor
 from slipway_libs.egress import TargetNotAllowed, TargetUnresolved
-from slipway_libs.errors import Clash, InvalidInput, Missing
+from slipway_libs.errors import InvalidInput, Missing
 from slipway_libs.registries import builds_of_another, check_registry
 
 _RESOLVE_AT_SAVE_S = 5.0
@@ -94,21 +94,17 @@ async def create(
     spec = _parse(data)
     await _ensure_image_allowed(deps, env["organization_id"], service_specs.image_source(spec))
     stage_id = await _default_stage(conn, env_id, spec.kind)
-    try:
-        async with conn.transaction():
-            row = await q.insert_service(
-                conn,
-                service_id=uuid.uuid4(),
-                org_id=env["organization_id"],
-                project_id=env["project_id"],
-                env_id=env_id,
-                name=spec.name,
-                kind=spec.kind,
-                spec=spec.model_dump(mode="json"),
-                stage_id=stage_id,
-            )
-    except asyncpg.UniqueViolationError:
-        raise _taken() from None
+    row = await q.insert_service(
+        conn,
+        service_id=uuid.uuid4(),
+        org_id=env["organization_id"],
+        project_id=env["project_id"],
+        env_id=env_id,
+        name=spec.name,
+        kind=spec.kind,
+        spec=spec.model_dump(mode="json"),
+        stage_id=stage_id,
+    )
     await publish.service(conn, row)
     await record_audit(conn, actor, row, "CREATE")
     return row
@@ -143,17 +139,13 @@ async def update(
     image = service_specs.image_source(spec)
     if image != service_specs.image_source(stored):  # an unrelated edit is not refused
         await _ensure_image_allowed(deps, current["organization_id"], image)
-    try:
-        async with conn.transaction():
-            row = await q.update_service(
-                conn,
-                service_id,
-                name=spec.name,
-                spec=spec.model_dump(mode="json"),
-                stage_id=current["stage_id"],
-            )
-    except asyncpg.UniqueViolationError:
-        raise _taken() from None
+    row = await q.update_service(
+        conn,
+        service_id,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        stage_id=current["stage_id"],
+    )
     await publish.service(conn, row)
     await record_audit(conn, actor, row, "UPDATE")
     return row
@@ -174,12 +166,6 @@ async def move(
     await publish.service(conn, row)
     await record_audit(conn, actor, row, "UPDATE")
     return row
-
-
-def _taken() -> Clash:
-    return Clash(
-        "SERVICE_NAME_TAKEN", "A service with this name exists in the environment.", field="name"
-    )
 
 
 async def record_audit(

@@ -28,18 +28,14 @@ async def create(
     env = await environments.get(conn, env_id, lock=True)
     current = await q.stages(conn, env_id)
     at = len(current) if position is None else max(0, min(position, len(current)))
-    try:
-        async with conn.transaction():
-            row = await q.insert_stage(
-                conn,
-                stage_id=uuid.uuid4(),
-                org_id=env["organization_id"],
-                env_id=env_id,
-                name=display_name(name, max_length=60),
-                position=at,
-            )
-    except asyncpg.UniqueViolationError:
-        raise _taken() from None
+    row = await q.insert_stage(
+        conn,
+        stage_id=uuid.uuid4(),
+        org_id=env["organization_id"],
+        env_id=env_id,
+        name=display_name(name, max_length=60),
+        position=at,
+    )
     ids = [s["id"] for s in current]
     ids.insert(at, row["id"])
     await _renumber(conn, env, ids, changed=row["id"])
@@ -52,13 +48,9 @@ async def rename(
 ) -> asyncpg.Record:
     stage = await get(conn, stage_id)
     env = await environments.get(conn, stage["environment_id"], lock=True)
-    try:
-        async with conn.transaction():
-            row = await q.update_stage(
-                conn, stage_id, name=display_name(name, max_length=60), position=stage["position"]
-            )
-    except asyncpg.UniqueViolationError:
-        raise _taken() from None
+    row = await q.update_stage(
+        conn, stage_id, name=display_name(name, max_length=60), position=stage["position"]
+    )
     await publish.stage(conn, row, env["project_id"])
     await _audit(conn, actor, env, row, "UPDATE")
     return row
@@ -115,10 +107,6 @@ async def _renumber(
         if stage["position"] != position or stage_id == changed:
             row = await q.update_stage(conn, stage_id, name=stage["name"], position=position)
             await publish.stage(conn, row, env["project_id"])
-
-
-def _taken() -> Clash:
-    return Clash("STAGE_NAME_TAKEN", "A stage with this name exists.", field="name")
 
 
 async def _audit(

@@ -14,6 +14,9 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from slipway_identity.domain import roles
+from slipway_libs import db
+
 Row: TypeAlias = asyncpg.Record
 _NEXT = "nextval('access_version')"
 
@@ -386,7 +389,9 @@ async def insert_custom_role(
     clusters: list[dict[str, Any]],
     projects: list[dict[str, Any]],
 ) -> Row:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        roles.role_name_taken,
         "INSERT INTO custom_roles (id, organization_id, name, description, clusters, projects)"
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
         role_id,
@@ -426,7 +431,9 @@ async def update_custom_role(
     clusters: list[dict[str, Any]],
     projects: list[dict[str, Any]],
 ) -> Row | None:
-    return await conn.fetchrow(
+    return await db.fetchrow_unique(
+        conn,
+        roles.role_name_taken,
         "UPDATE custom_roles SET name = $3, description = $4, clusters = $5, projects = $6,"
         f" updated_at = now(), version = {_NEXT}"
         " WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING *",

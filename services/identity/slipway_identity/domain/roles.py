@@ -44,3 +44,7 @@ def check_keeps_an_owner(*, owners: int, losing_owner: bool) -> None:
         raise Clash(
             "LAST_OWNER", "The last owner cannot be removed or demoted; transfer ownership first."
         )
+
+
+def role_name_taken() -> Clash:
+    return Clash("ROLE_NAME_TAKEN", "A role with this name exists.", field="name")

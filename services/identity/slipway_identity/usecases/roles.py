@@ -47,19 +47,15 @@ async def create(
     if name.lower() in BUILTIN_ROLES:
         raise Clash("ROLE_NAME_TAKEN", "A built-in role has this name.", field="name")
     cluster_rows, project_rows = _grants(clusters, projects)
-    try:
-        async with conn.transaction():
-            row = await q.insert_custom_role(
-                conn,
-                role_id=uuid.uuid4(),
-                org_id=org_id,
-                name=name,
-                description=description.strip()[:500],
-                clusters=cluster_rows,
-                projects=project_rows,
-            )
-    except asyncpg.UniqueViolationError:
-        raise Clash("ROLE_NAME_TAKEN", "A role with this name exists.", field="name") from None
+    row = await q.insert_custom_role(
+        conn,
+        role_id=uuid.uuid4(),
+        org_id=org_id,
+        name=name,
+        description=description.strip()[:500],
+        clusters=cluster_rows,
+        projects=project_rows,
+    )
     await access.custom_role_changed(conn, row)
     await audit.record(
         conn,
@@ -95,19 +91,15 @@ async def update(
 ) -> asyncpg.Record:
     current = await get(conn, org_id, role_id)
     cluster_rows, project_rows = _grants(clusters or [], projects or [])
-    try:
-        async with conn.transaction():
-            row = await q.update_custom_role(
-                conn,
-                org_id=org_id,
-                role_id=role_id,
-                name=clean_name(name, field="name", max_length=60) if name else current["name"],
-                description=description if description is not None else current["description"],
-                clusters=cluster_rows if clusters is not None else current["clusters"],
-                projects=project_rows if projects is not None else current["projects"],
-            )
-    except asyncpg.UniqueViolationError:
-        raise Clash("ROLE_NAME_TAKEN", "A role with this name exists.", field="name") from None
+    row = await q.update_custom_role(
+        conn,
+        org_id=org_id,
+        role_id=role_id,
+        name=clean_name(name, field="name", max_length=60) if name else current["name"],
+        description=description if description is not None else current["description"],
+        clusters=cluster_rows if clusters is not None else current["clusters"],
+        projects=project_rows if projects is not None else current["projects"],
+    )
     assert row is not None
     await access.custom_role_changed(conn, row)
     await audit.record(

@@ -1,4 +1,4 @@
-"""The execution of a deployment (``execution.py``) with the runtime faked: stage order and
+"""The execution of a deployment (``usecases/execution.py``) with the runtime faked: stage order and
 parallelism, a failing service, a cancel, a resume after a crash, a rollback.
 
 The execution reads and writes its progress through the queries module itself, so the database is

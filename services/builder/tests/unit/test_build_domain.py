@@ -1,0 +1,40 @@
+"""The builder's pure build rules: the ids its events carry, which commits may be looked up in the
+registry before fetching, and the forms of a token the build log hides."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from slipway_builder.domain.builds import event_ids, is_full_commit, secret_forms
+
+
+def test_every_event_names_the_build_and_what_asked_for_it() -> None:
+    row = {
+        name: uuid.uuid4()
+        for name in ("id", "organization_id", "service_id", "deployment_id", "environment_id")
+    }
+    row["status"] = "RUNNING"  # not an id: not carried
+    assert event_ids(row) == {
+        "build_id": row["id"],
+        "organization_id": row["organization_id"],
+        "service_id": row["service_id"],
+        "deployment_id": row["deployment_id"],
+        "environment_id": row["environment_id"],
+    }
+
+
+def test_only_a_whole_sha_is_looked_up_before_fetching() -> None:
+    assert is_full_commit("a" * 40)
+    assert is_full_commit("0123456789ABCDEFabcdef0123456789abcdef01")
+    assert not is_full_commit("a" * 39)  # a prefix names no tag
+    assert not is_full_commit("a" * 41)
+    assert not is_full_commit("main")
+    assert not is_full_commit("")
+
+
+def test_the_log_hides_the_token_and_the_header_git_sends_it_in() -> None:
+    forms = secret_forms("s3cret")
+    assert forms[0] == "s3cret"
+    assert base64.b64decode(forms[1]) == b"x-access-token:s3cret"
+    assert secret_forms(None) == [] and secret_forms("") == []

@@ -325,7 +325,8 @@ def render(result: Result) -> str:
         "alone.",
         "- **plain**: a single-node KRaft broker started by the benchmark "
         "(`bench/plain_kafka.py`) from the same cached jars, JVM options and "
-        "`server.properties` as the devstack's (`deploy/devstack/devstack.py`), minus every "
+        "`server.properties` as the devstack's "
+        "(`deploy/devstack/slipway_devstack/kafka.py`), minus every "
         "authentication and authorization setting, PLAINTEXT listeners on 127.0.0.1 only; "
         "stopped and its directory deleted at the end. No principal, no authorizer.",
         f"- A warm-up per broker before the rounds, not counted (the throwaway brokers' JVMs "

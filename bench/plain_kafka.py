@@ -2,22 +2,21 @@
 devstack's SASL/SCRAM and ACLs), beside the devstack's, so that a benchmark can measure what
 SASL/SCRAM and ACLs cost in the same run, on the same machine.
 
-Built from the devstack's own pieces (``deploy/devstack/devstack.py``): its cached Kafka jars,
-its JVM command line and its ``server.properties``, with every authentication and authorization
-setting taken out and the listeners moved to two free ports on 127.0.0.1 (PLAINTEXT). So the two
-brokers differ in what is measured, not in their tuning. ``throwaway_broker(sasl=True)`` keeps
-the authentication settings instead, with SCRAM users and passwords of its own (an admin super
-user and the principals asked for): the same as the devstack's broker, but as fresh and as idle
-as the plain one. The broker lives in a temporary
-directory; it is stopped and the directory deleted when the block ends, also on failure or
-Ctrl-C. The devstack's broker is not touched: it keeps every listener authenticated.
-"""
+Built from the devstack's own pieces (``deploy/devstack/slipway_devstack/kafka.py``): its cached
+Kafka jars, its JVM command line and its ``server.properties``, with every authentication and
+authorization setting taken out and the listeners moved to two free ports on 127.0.0.1 (PLAINTEXT).
+So the two brokers differ in what is measured, not in their tuning. ``throwaway_broker(sasl=True)``
+keeps the authentication settings instead, with SCRAM users and passwords of its own (an admin
+super user and the principals asked for): the same as the devstack's broker, but as fresh and as
+idle as the plain one. The broker lives in a temporary directory; it is stopped and the directory
+deleted when the block ends, also on failure or Ctrl-C. The devstack's broker is not touched: it
+keeps every listener authenticated."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
+import importlib
 import os
 import secrets
 import shutil
@@ -25,6 +24,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -35,7 +35,7 @@ from types import ModuleType
 from slipway_libs.settings import KafkaConnection
 from slipway_libs.testing.platform import free_port
 
-DEVSTACK_PY = Path(__file__).resolve().parents[1] / "deploy" / "devstack" / "devstack.py"
+DEVSTACK_DIR = Path(__file__).resolve().parents[1] / "deploy" / "devstack"
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -58,13 +58,11 @@ class PlainBroker:
 
 
 def devstack_module() -> ModuleType:
-    """``deploy/devstack/devstack.py`` (stdlib only, not a package), imported from its path."""
-    spec = importlib.util.spec_from_file_location("slipway_devstack", DEVSTACK_PY)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot import {DEVSTACK_PY}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The devstack's Kafka module (``deploy/devstack/slipway_devstack/kafka.py``: stdlib only,
+    not installed in the workspace), imported from its directory."""
+    if str(DEVSTACK_DIR) not in sys.path:
+        sys.path.insert(0, str(DEVSTACK_DIR))
+    return importlib.import_module("slipway_devstack.kafka")
 
 
 def server_properties(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from slipway_contracts.envelope import EventPayload
 
@@ -24,4 +25,19 @@ class JobRunRequested(EventPayload):
     scheduled_at: datetime
 
 
-PAYLOADS: tuple[type[EventPayload], ...] = (JobRunRequested,)
+class EnvironmentActionRequested(EventPayload):
+    """Stop or start (deploy) an environment now: its deployment rule fired at ``scheduled_at``.
+    The deployer queues it with the trigger ``schedule``, once per ``(environment_id, action,
+    scheduled_at)`` however often the command is delivered. Where there is nothing to do (stop
+    an environment that is not running) it is done."""
+
+    event_type = "scheduler.EnvironmentActionRequested"
+    topic = COMMANDS_TOPIC
+
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    action: Literal["stop", "deploy"]
+    scheduled_at: datetime
+
+
+PAYLOADS: tuple[type[EventPayload], ...] = (JobRunRequested, EnvironmentActionRequested)

@@ -66,7 +66,7 @@ ACCESS: dict[str, Access] = {
         writes=("deployer.", LINES_TOPIC),
         reads=(BUILD_TOPIC, COMMANDS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC),
     ),
-    "scheduler": Access(writes=("scheduler.",), reads=()),
+    "scheduler": Access(writes=("scheduler.",), reads=(PROJECT_TOPIC,)),
     "logs": Access(writes=("logs.",), reads=(LINES_TOPIC,)),
     "gateway": Access(writes=(), reads=(ACCESS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC), groups=False),
 }

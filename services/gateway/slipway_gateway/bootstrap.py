@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from slipway_contracts.events.catalog import CLUSTER_TOPIC, PROJECT_TOPIC
 from slipway_contracts.events.identity import ACCESS_TOPIC
 from slipway_gateway.access.follower import ProjectionFollower
+from slipway_gateway.api.docs import docs_router
 from slipway_gateway.api.health import upstream_checks
 from slipway_gateway.api.proxy import Upstreams
 from slipway_gateway.api.routes import Gateway, TokenUsage
@@ -60,8 +61,13 @@ def _parts(resources: Resources[GatewaySettings]) -> GatewayParts:
     return GatewayParts(gateway)
 
 
+OPENAPI_URL = "/api/v1/openapi.json"
+TITLE = "Slipway API"
+
+
 def _routers(container: GatewayContainer) -> Sequence[APIRouter]:
-    return [container.parts.gateway.router()]
+    docs = docs_router(openapi_url=OPENAPI_URL, title=TITLE)
+    return [container.parts.gateway.router(), docs]
 
 
 def _readiness(container: GatewayContainer) -> Mapping[str, ReadinessCheck]:
@@ -160,9 +166,9 @@ DEFINITION = ServiceDefinition(
     readiness=_readiness,
     api_tasks=_tasks,
     app_options={
-        "openapi_url": "/api/v1/openapi.json",
-        "docs_url": "/docs",
-        "title": "Slipway API",
+        "openapi_url": OPENAPI_URL,
+        "docs_url": None,  # served by docs_router, without a CDN
+        "title": TITLE,
         "version": "1",
     },
 )

@@ -161,7 +161,9 @@ class Gateway:
             return self.index.resource("environment", params.get("deployment_environment"))
         if target in ("variable_query", "variable_body"):
             source: Any = request.query_params if target == "variable_query" else _json(body)
-            return self.index.parent(str(source.get("scope")), _uuid(source.get("parent_id")))
+            where = "query." if target == "variable_query" else ""
+            scope, parent_id = _variable_parent(source, where)
+            return self.index.parent(scope, parent_id)
         resource = self.index.resource(target, _uuid(params.get(target)))
         if resource is not None and spec.target_from_body:
             wanted = _json(body)
@@ -265,6 +267,44 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value)) if value else None
     except ValueError:
         return None
+
+
+_SCOPES = ("project", "environment", "service")
+
+
+def _variable_parent(source: Any, where: str) -> tuple[str, uuid.UUID]:
+    """The parent a variable request names, checked before any lookup: a request that lacks it
+    answers 422 naming the fields, not 404 for a parent nobody named."""
+    problems = []
+    scope, parent = source.get("scope"), source.get("parent_id")
+    if scope is None:
+        problems.append({"path": f"{where}scope", "type": "missing", "message": "Field required"})
+    elif scope not in _SCOPES:
+        problems.append(
+            {
+                "path": f"{where}scope",
+                "type": "enum",
+                "message": "Input should be 'project', 'environment' or 'service'",
+            }
+        )
+    parent_id = _uuid(parent) if isinstance(parent, str) else None
+    if parent is None:
+        problems.append(
+            {"path": f"{where}parent_id", "type": "missing", "message": "Field required"}
+        )
+    elif parent_id is None:
+        problems.append(
+            {
+                "path": f"{where}parent_id",
+                "type": "uuid_parsing",
+                "message": "Input should be a UUID",
+            }
+        )
+    if problems or parent_id is None:
+        raise BusinessError(
+            "The request is invalid.", code="VALIDATION_ERROR", status_code=422, details=problems
+        )
+    return str(scope), parent_id
 
 
 def _json(body: bytes) -> dict[str, Any]:

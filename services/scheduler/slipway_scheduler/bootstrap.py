@@ -1,13 +1,55 @@
 """Composition root of the scheduler service: the one place that wires its parts together."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
 
-from slipway_libs.service import ServiceDefinition, no_parts
+from fastapi import APIRouter
+
+from slipway_libs.bus import ConsumerSpec
+from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
+from slipway_scheduler.adapters.clock import SystemClock
+from slipway_scheduler.api.routes import build_router
 from slipway_scheduler.config import SchedulerSettings
+from slipway_scheduler.domain.timers import Clock
+from slipway_scheduler.events.subscribers import consumers
+from slipway_scheduler.worker import TimerLoop
+
+# the scheduler's parts: the clock its projection and its timer loop read
+SchedulerContainer = Container[SchedulerSettings, Clock]
+
+
+def _clock(resources: Resources[SchedulerSettings]) -> Clock:
+    return SystemClock()
+
+
+def _routers(container: SchedulerContainer) -> Sequence[APIRouter]:
+    return [build_router(container.require_pool(), container.settings.internal_caller_digests())]
+
+
+def _consumers(container: SchedulerContainer) -> Sequence[ConsumerSpec]:
+    return consumers(container.parts)
+
+
+def _worker_tasks(container: SchedulerContainer) -> Sequence[ApiTask]:
+    settings = container.settings
+    loop = TimerLoop(
+        container.require_pool(),
+        settings.database_url,
+        container.parts,
+        batch_size=settings.timer_batch_size,
+        poll_s=settings.timer_poll_s,
+    )
+    return [loop.run]
+
 
 DEFINITION = ServiceDefinition(
     name="scheduler",
     settings_cls=SchedulerSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
-    parts=no_parts,
+    parts=_clock,
+    routers=_routers,
+    consumers=_consumers,
+    worker_tasks=_worker_tasks,
 )

@@ -1,0 +1,83 @@
+"""Firing due timers: in one transaction, claim a batch of due timers (``FOR UPDATE SKIP
+LOCKED``), write each one's command to the outbox and move it to its next instant.
+
+Any number of scheduler processes may run this at once, with no leader: a timer another
+transaction holds is skipped, and once that transaction commits the timer is no longer due. A
+crash before the commit rolls back the commands with the claims, so the timers fire again in
+the next round; after it, both are durable. Either way, once per due instant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from slipway_contracts import EventPayload
+from slipway_contracts.events import scheduler as commands
+from slipway_libs import outbox
+from slipway_scheduler.db import queries as q
+from slipway_scheduler.domain import cron, timers
+from slipway_scheduler.domain.timers import Clock, Timer, TimerKind
+
+log = structlog.get_logger(__name__)
+SOURCE = "scheduler"
+# notified when a timer is armed or re-armed: a sleeping loop looks again
+TIMERS_CHANNEL = q.TIMERS_CHANNEL
+
+
+async def fire_due(conn: asyncpg.Connection, clock: Clock, *, limit: int) -> int:
+    """One round, inside the caller's transaction: how many timers fired."""
+    now = clock.now()
+    claimed = await q.claim_due(conn, now, limit)
+    for timer in claimed:
+        await _fire(conn, timer, now)
+    return len(claimed)
+
+
+async def next_due(conn: asyncpg.Connection) -> datetime | None:
+    return await q.next_due(conn)
+
+
+async def _fire(conn: asyncpg.Connection, timer: Timer, now: datetime) -> None:
+    try:
+        schedule = cron.parse(timer.expression, timer.timezone)
+    except cron.InvalidSchedule:
+        log.warning("timers.unreadable_schedule", target_id=str(timer.target_id))
+        await q.delete_timer(conn, timer.kind, timer.target_id)
+        return
+    firing = timers.fire(schedule, timer.next_fire_at, now)
+    await outbox.publish(
+        conn,
+        command(timer, firing.scheduled_at),
+        subject=str(timer.environment_id),  # one environment's commands stay in order
+        source=SOURCE,
+        organization_id=timer.organization_id,
+    )
+    await q.record_firing(conn, timer, firing, now)
+    log.info(
+        "timers.fired",
+        kind=timer.kind.value,
+        target_id=str(timer.target_id),
+        scheduled_at=firing.scheduled_at.isoformat(),
+        lateness_ms=int(firing.lateness.total_seconds() * 1000),
+        next_fire_at=firing.next_fire_at.isoformat(),
+    )
+
+
+def command(timer: Timer, scheduled_at: datetime) -> EventPayload:
+    """The command a timer's firing sends."""
+    if timer.kind is TimerKind.CRON:
+        return commands.JobRunRequested(
+            service_id=timer.target_id,
+            organization_id=timer.organization_id,
+            environment_id=timer.environment_id,
+            scheduled_at=scheduled_at,
+        )
+    return commands.EnvironmentActionRequested(
+        environment_id=timer.environment_id,
+        organization_id=timer.organization_id,
+        action="stop" if timer.kind is TimerKind.ENV_STOP else "deploy",
+        scheduled_at=scheduled_at,
+    )

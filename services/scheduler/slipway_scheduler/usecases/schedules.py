@@ -1,0 +1,54 @@
+"""What an environment's timers will do next (``GET /environments/{id}/schedule``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from slipway_scheduler.db import queries as q
+from slipway_scheduler.domain.timers import Timer, TimerKind
+
+
+async def environment_schedule(
+    conn: asyncpg.Connection, environment_id: uuid.UUID
+) -> dict[str, Any]:
+    """The next start and stop of the environment's rule and the next run of each of its cron
+    jobs. An environment the scheduler knows nothing of has nothing scheduled (the gateway has
+    checked that it exists and that the caller may read it)."""
+    rule = await q.rule(conn, environment_id)
+    by_kind: dict[TimerKind, list[Timer]] = {kind: [] for kind in TimerKind}
+    for timer in await q.environment_timers(conn, environment_id):
+        by_kind[timer.kind].append(timer)
+    stop = by_kind[TimerKind.ENV_STOP][0] if by_kind[TimerKind.ENV_STOP] else None
+    start = by_kind[TimerKind.ENV_START][0] if by_kind[TimerKind.ENV_START] else None
+    return {
+        "environment_id": str(environment_id),
+        "auto_stop": bool(rule and rule["auto_stop"]),
+        "auto_start": bool(rule and rule["auto_start"]),
+        "timezone": rule["timezone"] if rule else None,
+        "weekdays": list(rule["weekdays"]) if rule else [],
+        "next_stop_at": _iso(stop.next_fire_at if stop else None),
+        "next_start_at": _iso(start.next_fire_at if start else None),
+        "last_stop_at": _iso(stop.last_scheduled_at if stop else None),
+        "last_start_at": _iso(start.last_scheduled_at if start else None),
+        "jobs": [_job(t) for t in by_kind[TimerKind.CRON]],
+    }
+
+
+def _job(timer: Timer) -> dict[str, Any]:
+    return {
+        "service_id": str(timer.target_id),
+        "schedule": timer.expression,
+        "timezone": timer.timezone,
+        "next_run_at": _iso(timer.next_fire_at),
+        "last_scheduled_at": _iso(timer.last_scheduled_at),
+        "last_fired_at": _iso(timer.last_fired_at),
+        "last_lateness_ms": timer.last_lateness_ms,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

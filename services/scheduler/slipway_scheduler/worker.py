@@ -1,0 +1,75 @@
+"""The timer loop: fires due timers, in every scheduler worker process at once (no leader:
+``usecases.firing`` claims with ``FOR UPDATE SKIP LOCKED``, so the processes share the work and
+never fire one instant twice).
+
+It sleeps until the earliest timer is due, or ``poll_s`` at most: a timer armed or re-armed by
+the projection notifies ``scheduler_timers`` (listened to on a connection of its own,
+``slipway_libs.leadership.follow``) and wakes it at once; a lost notification costs ``poll_s``.
+A full batch is followed at once by the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from slipway_libs import leadership, retry
+from slipway_libs.db import transaction
+from slipway_scheduler.domain.timers import Clock
+from slipway_scheduler.usecases import firing
+
+log = structlog.get_logger(__name__)
+_MIN_WAIT_S = 0.02
+
+
+class TimerLoop:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        clock: Clock,
+        *,
+        batch_size: int,
+        poll_s: float,
+    ) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._clock = clock
+        self._batch_size = batch_size
+        self._wake = leadership.Wake(poll_s=poll_s)
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen())
+        try:
+            while True:
+                fired, due = await retry.while_unreachable(self._round, event="timers.unavailable")
+                if fired < self._batch_size:  # a full batch: more may be due at once
+                    await self._sleep_until(due)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _round(self) -> tuple[int, datetime | None]:
+        async with transaction(self._pool) as conn:
+            fired = await firing.fire_due(conn, self._clock, limit=self._batch_size)
+            return fired, await firing.next_due(conn)
+
+    async def _sleep_until(self, due: datetime | None) -> None:
+        timeout = self._wake.poll_s
+        if due is not None:
+            # a due timer left unfired is another process's, being fired: not a reason to spin
+            timeout = min(timeout, max((due - self._clock.now()).total_seconds(), _MIN_WAIT_S))
+        await self._wake.wait(timeout)
+        self._wake.clear()
+
+    async def _listen(self) -> None:
+        await retry.forever(
+            lambda: leadership.follow(dsn=self._dsn, listeners={firing.TIMERS_CHANNEL: self._wake}),
+            event="timers.listen_lost",
+            backoff=retry.Backoff(1.0, 10.0),
+        )

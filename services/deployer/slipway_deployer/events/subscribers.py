@@ -7,7 +7,7 @@ from __future__ import annotations
 from slipway_contracts.events import builder as build_events
 from slipway_contracts.events import catalog as catalog_events
 from slipway_contracts.events import scheduler as scheduler_events
-from slipway_deployer.usecases import builds, jobs, projection
+from slipway_deployer.usecases import builds, jobs, projection, scheduled_actions
 from slipway_libs.bus import ConsumerSpec
 
 CATALOG_GROUP = "deployer.catalog"
@@ -30,6 +30,11 @@ def consumers() -> list[ConsumerSpec]:
         ConsumerSpec(
             group_id=SCHEDULES_GROUP,
             topics=[scheduler_events.COMMANDS_TOPIC],
-            handlers={scheduler_events.JobRunRequested.event_type: jobs.on_run_requested},
+            handlers={
+                scheduler_events.JobRunRequested.event_type: jobs.on_run_requested,
+                scheduler_events.EnvironmentActionRequested.event_type: (
+                    scheduled_actions.on_action_requested
+                ),
+            },
         ),
     ]

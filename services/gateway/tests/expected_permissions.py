@@ -222,6 +222,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     # --- logs: "whoever may view the environment may read its logs" (issue 12) ---
     ("GET", "/deployments/{deployment}/logs"): member(200, READERS, READ_ENV),
     ("GET", f"{SVC}/logs"): member(200, READERS, READ_ENV),
+    # --- schedules (issue 13): whoever may view the environment may read its schedule ---
+    ("GET", f"{ENV}/schedule"): member(200, READERS, READ_ENV),
 }
 
 # Powers with no public route yet; pinned so that the policy cannot drift before one appears.

@@ -402,6 +402,20 @@ LOGS_ROUTES: tuple[RouteSpec, ...] = (
 )
 
 
+SCHEDULER_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        method="GET",
+        path=f"{ENV}/schedule",
+        upstream="scheduler",
+        upstream_path=I + f"{ENV}/schedule",
+        summary="When the deployment rule next stops and starts the environment, and its cron"
+        " jobs' next runs",
+        action=A.ENV_READ,
+        target="environment",
+    ),
+)
+
+
 ROUTES: tuple[RouteSpec, ...] = (
     _identity(
         "POST",
@@ -515,4 +529,5 @@ ROUTES: tuple[RouteSpec, ...] = (
     *CATALOG_ROUTES,
     *DEPLOYER_ROUTES,
     *LOGS_ROUTES,
+    *SCHEDULER_ROUTES,
 )

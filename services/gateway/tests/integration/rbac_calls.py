@@ -386,6 +386,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/deployments/{deployment}/rollback"): Call(),
     ("GET", "/deployments/{deployment}/logs"): Call(),
     ("GET", f"{SVC}/logs"): Call(),
+    ("GET", f"{ENV}/schedule"): Call(),
 }
 
 

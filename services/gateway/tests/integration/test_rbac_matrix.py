@@ -113,7 +113,9 @@ def _role_body(name: str, grants: Grants) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def platform(platform_factory) -> Platform:
-    return await platform_factory(["identity", "catalog", "deployer", "logs", "gateway"])
+    return await platform_factory(
+        ["identity", "catalog", "deployer", "logs", "scheduler", "gateway"]
+    )
 
 
 @pytest.fixture(scope="module")

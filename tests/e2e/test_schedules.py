@@ -1,0 +1,172 @@
+"""Schedules through the public API (issue 13): a cron job deployed from an image runs on its
+schedule (the scheduler's timer -> scheduler.JobRunRequested -> the deployer's run, shown in
+``GET /services/{id}/runs``); ``GET /environments/{id}/schedule`` shows the next runs and
+follows a schedule change; a deployment rule's stop time stops the environment with the
+trigger ``schedule``. Real time: an every-minute schedule, polled with generous deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from slipway_libs.testing.platform import Platform
+from tests.e2e.deploying import Story, image_source, new_environment, ready
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+# an every-minute schedule fires within 60 s, the run takes a few more; a loaded machine more
+RUN_DEADLINE_S = 240
+
+
+@pytest.fixture(scope="module")
+async def platform(platform_factory, devstack) -> Platform:
+    if "SLIPWAY_BASE_IMAGE" not in devstack.env:
+        pytest.fail("the devstack has no registry/base image: run `make infra-up`")
+    return await platform_factory(["identity", "catalog", "deployer", "scheduler", "gateway"])
+
+
+async def poll(check: Any, what: str, deadline_s: float = RUN_DEADLINE_S) -> Any:
+    """``await check()`` until it answers something truthy; fails naming ``what``."""
+    deadline = time.monotonic() + deadline_s
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(1)
+    raise AssertionError(f"{what}: not within {deadline_s}s (last: {last})")
+
+
+async def test_a_deployed_cron_job_runs_on_its_schedule(api, devstack) -> None:
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    job = await story.post(
+        f"/environments/{env}/services",
+        {
+            "name": "ticker",
+            "kind": "cronjob",
+            "image": image_source(devstack.env["SLIPWAY_BASE_IMAGE"]),
+            "schedule": "* * * * *",
+            "command": ["sh", "-c", "echo tick"],
+        },
+        expect=201,
+    )
+    await ready(story, 1)
+
+    async def job_scheduled() -> dict[str, Any] | None:
+        schedule = await story.get(f"/environments/{env}/schedule")
+        return next((j for j in schedule["jobs"] if j["service_id"] == job["id"]), None)
+
+    entry = await poll(job_scheduled, "the scheduler arms the job's timer", 60)
+    assert entry["schedule"] == "* * * * *" and entry["timezone"] == "UTC"
+    next_run = datetime.fromisoformat(entry["next_run_at"])
+    assert next_run.second == 0 and next_run > datetime.now(UTC) - timedelta(minutes=1)
+
+    deploy = await story.post(f"/environments/{env}/deploy")
+    assert (await story.settle(deploy["request_id"]))["status"] == "SUCCESS"
+
+    async def scheduled_run_succeeded() -> dict[str, Any] | None:
+        runs = (await story.get(f"/services/{job['id']}/runs"))["items"]
+        return next(
+            (r for r in runs if r["trigger"] == "schedule" and r["status"] == "SUCCEEDED"), None
+        )
+
+    run = await poll(scheduled_run_succeeded, "a scheduled run of the deployed job succeeds")
+    assert run["scheduled_at"] is not None
+    assert datetime.fromisoformat(run["scheduled_at"]).second == 0
+    runs = (await story.get(f"/services/{job['id']}/runs"))["items"]
+    scheduled = [r["scheduled_at"] for r in runs if r["trigger"] == "schedule"]
+    assert len(scheduled) == len(set(scheduled)), "one run per scheduled instant"
+
+    # a schedule change takes effect at once: the next run is the new schedule's
+    response = await api.patch(
+        f"/services/{job['id']}", json={"schedule": "0 0 1 1 *"}, headers=owner.auth
+    )
+    assert response.status_code == 200, response.text
+
+    async def rescheduled() -> bool:
+        entry = await job_scheduled()
+        return entry is not None and entry["schedule"] == "0 0 1 1 *"
+
+    await poll(rescheduled, "the schedule change re-arms the timer", 60)
+    entry = await job_scheduled()
+    assert entry is not None
+    next_run = datetime.fromisoformat(entry["next_run_at"])
+    assert (next_run.month, next_run.day, next_run.hour, next_run.minute) == (1, 1, 0, 0)
+
+    # a deleted job stops firing: its timer is gone
+    response = await api.delete(f"/services/{job['id']}", headers=owner.auth)
+    assert response.status_code == 204, response.text
+
+    async def unscheduled() -> bool:
+        return await job_scheduled() is None
+
+    await poll(unscheduled, "the deleted job's timer is removed", 60)
+
+
+async def test_a_deployment_rule_stops_the_environment_at_its_time(api, devstack) -> None:
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    await story.post(
+        f"/environments/{env}/services",
+        {
+            "name": "box",
+            "kind": "container",
+            "image": image_source(devstack.env["SLIPWAY_BASE_IMAGE"]),
+            "command": ["sh", "-c", "mkdir -p /www && exec httpd -f -p $PORT -h /www"],
+            "ports": [{"port": 8080}],
+        },
+        expect=201,
+    )
+    await ready(story, 1)
+    deploy = await story.post(f"/environments/{env}/deploy")
+    assert (await story.settle(deploy["request_id"]))["status"] == "SUCCESS"
+
+    # stop at the next whole minute that is at least 30 s away, every day, in UTC
+    stop_at = (datetime.now(UTC) + timedelta(seconds=90)).replace(second=0, microsecond=0)
+    everyday = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    response = await api.put(
+        f"/environments/{env}/deployment-rule",
+        json={
+            "auto_stop": True,
+            "stop_time": stop_at.strftime("%H:%M"),
+            "weekdays": everyday,
+            "timezone": "UTC",
+        },
+        headers=owner.auth,
+    )
+    assert response.status_code == 200, response.text
+
+    async def stop_announced() -> bool:
+        schedule = await story.get(f"/environments/{env}/schedule")
+        return schedule["auto_stop"] and schedule["next_stop_at"] is not None
+
+    await poll(stop_announced, "the schedule shows the next stop", 60)
+    schedule = await story.get(f"/environments/{env}/schedule")
+    assert datetime.fromisoformat(schedule["next_stop_at"]) == stop_at
+    assert schedule["next_start_at"] is None
+
+    async def stopped_by_schedule() -> dict[str, Any] | None:
+        history = (await story.get(f"/environments/{env}/deployments"))["items"]
+        return next(
+            (d for d in history if d["action"] == "STOP" and d["trigger"] == "schedule"), None
+        )
+
+    stop = await poll(stopped_by_schedule, "the rule's stop is queued with trigger schedule")
+    assert stop["triggered_by"]["origin"] == "scheduler"
+    assert (await story.settle(stop["id"]))["status"] == "SUCCESS"
+    assert (await story.status())["state"] == "STOPPED"
+    schedule = await story.get(f"/environments/{env}/schedule")
+    assert datetime.fromisoformat(schedule["last_stop_at"]) == stop_at
+    assert datetime.fromisoformat(schedule["next_stop_at"]) == stop_at + timedelta(days=1)
+
+
+async def test_another_organization_cannot_read_the_schedule(api) -> None:
+    _, _, env = await new_environment(api)
+    stranger, _, _ = await new_environment(api)
+    response = await api.get(f"/environments/{env}/schedule", headers=stranger.auth)
+    assert response.status_code == 404, response.text

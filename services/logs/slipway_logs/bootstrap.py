@@ -22,7 +22,14 @@ LogsContainer = Container[LogsSettings, Any]
 
 
 def _routers(container: LogsContainer) -> Sequence[APIRouter]:
-    return [build_router(container.require_pool(), container.settings.internal_caller_digests())]
+    settings = container.settings
+    return [
+        build_router(
+            container.require_pool(),
+            settings.internal_caller_digests(),
+            retention_days=settings.retention_days,
+        )
+    ]
 
 
 def _consumers(container: LogsContainer) -> Sequence[ConsumerSpec]:

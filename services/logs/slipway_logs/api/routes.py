@@ -15,10 +15,16 @@ from fastapi import APIRouter, Depends, Query
 from slipway_libs import db
 from slipway_libs.actor import InternalCallers, internal_guard
 from slipway_libs.tenancy import current_organization, tenant_scope
-from slipway_logs.api.schemas import PageOut, page_out
+from slipway_logs.api.schemas import (
+    PageOut,
+    RetentionIn,
+    RetentionOut,
+    page_out,
+    retention_out,
+)
 from slipway_logs.domain.lines import StreamKind
 from slipway_logs.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_CHARS, LogQuery
-from slipway_logs.usecases import reads
+from slipway_logs.usecases import reads, retention
 
 Cursor = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 
@@ -55,7 +61,9 @@ def _utc(moment: datetime | None) -> datetime | None:
 Params = Annotated[LogQuery, Depends(_query)]
 
 
-def build_router(pool: asyncpg.Pool, internal_callers: InternalCallers) -> APIRouter:
+def build_router(
+    pool: asyncpg.Pool, internal_callers: InternalCallers, *, retention_days: int = 30
+) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
         dependencies=[Depends(internal_guard(internal_callers)), Depends(tenant_scope())],
@@ -78,5 +86,23 @@ def build_router(pool: asyncpg.Pool, internal_callers: InternalCallers) -> APIRo
     async def service_logs(service_id: uuid.UUID, query: Params) -> PageOut:
         """The service's live lines (and its job runs'), in cursor order."""
         return await read("service", service_id, query)
+
+    @router.get("/organizations/{org_id}/log-retention")
+    async def log_retention(org_id: uuid.UUID) -> RetentionOut:
+        async with tx() as conn:
+            found = await retention.organization_retention(
+                conn, org_id, default_days=retention_days
+            )
+        return retention_out(found)
+
+    @router.put("/organizations/{org_id}/log-retention")
+    async def set_log_retention(org_id: uuid.UUID, body: RetentionIn) -> RetentionOut:
+        """Keep the organization's lines fewer days (the worker deletes the older ones)."""
+        async with tx() as conn:
+            done = await retention.set_organization_retention(
+                conn, org_id, body.days, default_days=retention_days
+            )
+        assert done is not None
+        return retention_out(done)
 
     return router

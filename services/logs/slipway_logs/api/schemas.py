@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from slipway_logs.domain.lines import Line, LineKind, OutputStream
 from slipway_logs.domain.paging import Page
+from slipway_logs.usecases.retention import OrganizationRetention
 
 
 class LineOut(BaseModel):
@@ -46,4 +47,25 @@ def page_out(page: Page) -> PageOut:
         next_cursor=page.next_cursor,
         prev_cursor=page.prev_cursor,
         head_cursor=page.head_cursor,
+    )
+
+
+class RetentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    # fewer days than the installation keeps lines; null: as long as the installation
+    days: int | None = Field(ge=1)
+
+
+class RetentionOut(BaseModel):
+    days: int | None
+    default_days: int
+    effective_days: int
+
+
+def retention_out(retention: OrganizationRetention) -> RetentionOut:
+    return RetentionOut(
+        days=retention.days,
+        default_days=retention.default_days,
+        effective_days=retention.effective_days,
     )

@@ -225,6 +225,15 @@ async def organization_retentions(conn: asyncpg.Connection) -> dict[uuid.UUID, i
     return {r["organization_id"]: r["days"] for r in rows}
 
 
+async def organization_retention(
+    conn: asyncpg.Connection, organization_id: uuid.UUID
+) -> int | None:
+    days: int | None = await conn.fetchval(
+        "SELECT days FROM organization_retention WHERE organization_id = $1", organization_id
+    )
+    return days
+
+
 async def set_organization_retention(
     conn: asyncpg.Connection, organization_id: uuid.UUID, days: int | None
 ) -> None:

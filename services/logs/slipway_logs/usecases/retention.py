@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
+from slipway_libs.errors import InvalidInput
 from slipway_logs.db import queries
 from slipway_logs.domain import partitions
 
@@ -55,7 +56,37 @@ async def maintain(pool: asyncpg.Pool, *, retention_days: int, days_ahead: int) 
     return done
 
 
+@dataclass(frozen=True)
+class OrganizationRetention:
+    days: int | None  # the organization's own, or None: the installation's
+    default_days: int
+
+    @property
+    def effective_days(self) -> int:
+        return min(self.days, self.default_days) if self.days else self.default_days
+
+
+async def organization_retention(
+    conn: asyncpg.Connection, organization_id: uuid.UUID, *, default_days: int
+) -> OrganizationRetention:
+    days = await queries.organization_retention(conn, organization_id)
+    return OrganizationRetention(days, default_days)
+
+
 async def set_organization_retention(
-    conn: asyncpg.Connection, organization_id: uuid.UUID, days: int | None
-) -> None:
+    conn: asyncpg.Connection,
+    organization_id: uuid.UUID,
+    days: int | None,
+    *,
+    default_days: int | None = None,
+) -> OrganizationRetention | None:
+    """``days`` None: the installation's again. An organization may keep its lines for fewer
+    days than the installation, never more (``default_days``: the installation's, when known)."""
+    if days is not None and default_days is not None and days > default_days:
+        raise InvalidInput(
+            "LOGS_RETENTION_TOO_LONG",
+            f"Lines are kept {default_days} days at most on this installation.",
+            field="days",
+        )
     await queries.set_organization_retention(conn, organization_id, days)
+    return OrganizationRetention(days, default_days) if default_days is not None else None

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
+from services.logs.tests.integration.conftest import member_of
 from services.logs.tests.integration.events import lines_event
 from slipway_libs import db
 from slipway_logs.db import queries
@@ -114,3 +115,36 @@ async def test_an_organization_with_a_shorter_retention_loses_only_its_older_lin
     assert done.deleted == {short: 1}
     assert await _texts(pool, short_service) == ["new"]
     assert await _texts(pool, usual_service) == ["old", "new"]
+
+
+async def test_an_organization_sets_its_retention_through_the_api(pool, api) -> None:
+    org = uuid.uuid4()
+    path, who = f"/organizations/{org}/log-retention", member_of(org)
+    assert (await api.get(path, headers=who)).json() == {
+        "days": None,
+        "default_days": 30,
+        "effective_days": 30,
+    }
+    answer = await api.put(path, json={"days": 7}, headers=who)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"days": 7, "default_days": 30, "effective_days": 7}
+    assert (await api.get(path, headers=who)).json()["days"] == 7
+    async with pool.acquire() as conn:
+        assert await queries.organization_retentions(conn) == {org: 7}
+
+    too_long = await api.put(path, json={"days": 31}, headers=who)
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["code"] == "LOGS_RETENTION_TOO_LONG"
+    for bad in ({"days": 0}, {"days": "7"}, {}, {"days": 7, "extra": 1}):
+        refused = await api.put(path, json=bad, headers=who)
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["code"] == "VALIDATION_ERROR"
+    # another organization's member cannot read or change it
+    stranger = member_of(uuid.uuid4())
+    assert (await api.get(path, headers=stranger)).status_code == 404
+    assert (await api.put(path, json={"days": 1}, headers=stranger)).status_code == 404
+
+    reset = await api.put(path, json={"days": None}, headers=who)
+    assert reset.json() == {"days": None, "default_days": 30, "effective_days": 30}
+    async with pool.acquire() as conn:
+        assert await queries.organization_retentions(conn) == {}

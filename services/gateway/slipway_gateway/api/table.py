@@ -399,6 +399,22 @@ LOGS_ROUTES: tuple[RouteSpec, ...] = (
     # ?since=&until= (ISO times), stream=, q= (text), tail=N, limit=, after= / before= (cursors)
     _logs("/deployments/{deployment}/logs", "A deployment's build and deploy lines", "deployment"),
     _logs(f"{SVC}/logs", "A service's live lines (and its job runs')", "service"),
+    RouteSpec(
+        method="GET",
+        path=f"{ORG}/log-retention",
+        upstream="logs",
+        upstream_path=f"{I}{ORG}/log-retention",
+        summary="How many days the organization's log lines are kept",
+        action=A.ORG_READ,
+    ),
+    RouteSpec(
+        method="PUT",
+        path=f"{ORG}/log-retention",
+        upstream="logs",
+        upstream_path=f"{I}{ORG}/log-retention",
+        summary="Keep the organization's log lines fewer days (null: the installation's)",
+        action=A.ORG_UPDATE,
+    ),
 )
 
 

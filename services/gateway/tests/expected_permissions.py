@@ -222,6 +222,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     # --- logs: "whoever may view the environment may read its logs" (issue 12) ---
     ("GET", "/deployments/{deployment}/logs"): member(200, READERS, READ_ENV),
     ("GET", f"{SVC}/logs"): member(200, READERS, READ_ENV),
+    # judgement: the organization's log retention is one of its settings: everyone reads them,
+    # owners and admins edit them ("edit organization settings")
+    ("GET", f"{ORG}/log-retention"): member(200, EVERYONE, ALWAYS),
+    ("PUT", f"{ORG}/log-retention"): member(200, OWNER_ADMIN),
     # --- schedules (issue 13): whoever may view the environment may read its schedule ---
     ("GET", f"{ENV}/schedule"): member(200, READERS, READ_ENV),
 }

@@ -386,6 +386,8 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/deployments/{deployment}/rollback"): Call(),
     ("GET", "/deployments/{deployment}/logs"): Call(),
     ("GET", f"{SVC}/logs"): Call(),
+    ("GET", f"{ORG}/log-retention"): Call(),
+    ("PUT", f"{ORG}/log-retention"): Call(body=lambda ids: {"days": 14}),
     ("GET", f"{ENV}/schedule"): Call(),
 }
 

@@ -1,8 +1,9 @@
 """Schedules through the public API (issue 13): a cron job deployed from an image runs on its
 schedule (the scheduler's timer -> scheduler.JobRunRequested -> the deployer's run, shown in
 ``GET /services/{id}/runs``); ``GET /environments/{id}/schedule`` shows the next runs and
-follows a schedule change; a deployment rule's stop time stops the environment with the
-trigger ``schedule``. Real time: an every-minute schedule, polled with generous deadlines."""
+follows a schedule change; a deployment rule's stop and start times stop the environment and
+deploy it again, with the trigger ``schedule``. Real time: an every-minute schedule, polled
+with generous deadlines."""
 
 from __future__ import annotations
 
@@ -108,7 +109,9 @@ async def test_a_deployed_cron_job_runs_on_its_schedule(api, devstack) -> None:
     await poll(unscheduled, "the deleted job's timer is removed", 60)
 
 
-async def test_a_deployment_rule_stops_the_environment_at_its_time(api, devstack) -> None:
+async def test_a_deployment_rule_stops_and_starts_the_environment_at_its_times(
+    api, devstack
+) -> None:
     owner, _, env = await new_environment(api)
     story = Story(api, owner, env)
     await story.post(
@@ -126,14 +129,18 @@ async def test_a_deployment_rule_stops_the_environment_at_its_time(api, devstack
     deploy = await story.post(f"/environments/{env}/deploy")
     assert (await story.settle(deploy["request_id"]))["status"] == "SUCCESS"
 
-    # stop at the next whole minute that is at least 30 s away, every day, in UTC
+    # stop at the next whole minute at least 30 s away and start again a minute later, every
+    # day, in UTC
     stop_at = (datetime.now(UTC) + timedelta(seconds=90)).replace(second=0, microsecond=0)
+    start_at = stop_at + timedelta(minutes=1)
     everyday = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     response = await api.put(
         f"/environments/{env}/deployment-rule",
         json={
             "auto_stop": True,
             "stop_time": stop_at.strftime("%H:%M"),
+            "auto_start": True,
+            "start_time": start_at.strftime("%H:%M"),
             "weekdays": everyday,
             "timezone": "UTC",
         },
@@ -141,28 +148,37 @@ async def test_a_deployment_rule_stops_the_environment_at_its_time(api, devstack
     )
     assert response.status_code == 200, response.text
 
-    async def stop_announced() -> bool:
+    async def rule_announced() -> dict[str, Any] | None:
         schedule = await story.get(f"/environments/{env}/schedule")
-        return schedule["auto_stop"] and schedule["next_stop_at"] is not None
+        return schedule if schedule["next_start_at"] and schedule["next_stop_at"] else None
 
-    await poll(stop_announced, "the schedule shows the next stop", 60)
-    schedule = await story.get(f"/environments/{env}/schedule")
+    schedule = await poll(rule_announced, "the schedule shows the next stop and start", 60)
+    assert schedule["auto_stop"] and schedule["auto_start"]
     assert datetime.fromisoformat(schedule["next_stop_at"]) == stop_at
-    assert schedule["next_start_at"] is None
+    assert datetime.fromisoformat(schedule["next_start_at"]) == start_at
 
-    async def stopped_by_schedule() -> dict[str, Any] | None:
-        history = (await story.get(f"/environments/{env}/deployments"))["items"]
-        return next(
-            (d for d in history if d["action"] == "STOP" and d["trigger"] == "schedule"), None
-        )
+    def by_schedule(action: str) -> Any:
+        async def find() -> dict[str, Any] | None:
+            history = (await story.get(f"/environments/{env}/deployments"))["items"]
+            return next(
+                (d for d in history if d["action"] == action and d["trigger"] == "schedule"),
+                None,
+            )
 
-    stop = await poll(stopped_by_schedule, "the rule's stop is queued with trigger schedule")
+        return find
+
+    stop = await poll(by_schedule("STOP"), "the rule's stop is queued with trigger schedule")
     assert stop["triggered_by"]["origin"] == "scheduler"
     assert (await story.settle(stop["id"]))["status"] == "SUCCESS"
-    assert (await story.status())["state"] == "STOPPED"
+    start = await poll(by_schedule("DEPLOY"), "the rule's start is queued with trigger schedule")
+    assert start["triggered_by"]["origin"] == "scheduler"
+    assert (await story.settle(start["id"]))["status"] == "SUCCESS"
+    assert (await story.status())["state"] == "DEPLOYED"
     schedule = await story.get(f"/environments/{env}/schedule")
     assert datetime.fromisoformat(schedule["last_stop_at"]) == stop_at
+    assert datetime.fromisoformat(schedule["last_start_at"]) == start_at
     assert datetime.fromisoformat(schedule["next_stop_at"]) == stop_at + timedelta(days=1)
+    assert datetime.fromisoformat(schedule["next_start_at"]) == start_at + timedelta(days=1)
 
 
 async def test_another_organization_cannot_read_the_schedule(api) -> None:

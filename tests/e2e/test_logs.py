@@ -1,9 +1,10 @@
-"""Logs through the public API (issue 12): a deployment's deploy lines and a running service's
-live output, read back in cursor order; readers of the environment may read them, another
-organization gets 404."""
+"""Logs through the public API (issue 12): one deployment of an application built from git, its
+build lines and deploy lines, then the running service's live output, read back in cursor order;
+readers of the environment may read them, another organization gets 404."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,39 +12,53 @@ import pytest
 
 from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import User, add_member, create_org, eventually, sign_up
-from tests.e2e.deploying import Story, image_source, ready
+from tests.e2e.deploying import Story, git, ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
-async def platform(platform_factory, devstack) -> Platform:
+async def platform(platform_factory, repos, devstack) -> Platform:
     if "SLIPWAY_BASE_IMAGE" not in devstack.env:
         pytest.fail("the devstack has no registry/base image: run `make infra-up`")
-    return await platform_factory(["identity", "catalog", "deployer", "logs", "gateway"])
+    return await platform_factory(
+        ["identity", "catalog", "builder", "deployer", "logs", "gateway"],
+        extra_env={"SLIPWAY_GIT_LOCAL_ROOTS": str(repos)},
+    )
 
 
-def _talker(base: str) -> dict[str, object]:
-    """A busybox web server that says something on stdout and on stderr first."""
-    return {
-        "name": "talker",
-        "kind": "container",
-        "image": image_source(base),
-        "command": [
-            "sh",
-            "-c",
-            "echo hello from talker && echo something odd >&2"
-            " && mkdir -p /www && echo up > /www/index.html && exec httpd -f -p $PORT -h /www",
-        ],
-        "ports": [{"port": 8080}],
-    }
+def _talker_repo(root: Path, base: str) -> Path:
+    """A busybox web server whose build says something, and which says something on stdout and
+    on stderr when it starts."""
+    repo = root / "talker"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "Dockerfile").write_text(
+        f"FROM {base}\n"
+        "RUN echo building the talker\n"
+        'CMD ["sh", "-c", "echo hello from talker && echo something odd >&2'
+        ' && mkdir -p /www && echo up > /www/index.html && exec httpd -f -p $PORT -h /www"]\n'
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "talker")
+    return repo
 
 
-async def test_deploy_lines_and_live_output_through_the_public_api(api, devstack) -> None:
+async def test_build_and_deploy_lines_then_live_output_through_the_public_api(
+    api, repos, devstack
+) -> None:
     owner, org, env = await _environment(api)
     story = Story(api, owner, env)
+    repo = _talker_repo(repos, devstack.env["SLIPWAY_BASE_IMAGE"])
     service = await story.post(
-        f"/environments/{env}/services", _talker(devstack.env["SLIPWAY_BASE_IMAGE"]), expect=201
+        f"/environments/{env}/services",
+        {
+            "name": "talker",
+            "kind": "application",
+            "git": {"url": str(repo), "branch": "main"},
+            "ports": [{"port": 8080}],
+        },
+        expect=201,
     )
     await ready(story, 1)
     deployment = (await story.post(f"/environments/{env}/deploy"))["request_id"]
@@ -61,16 +76,25 @@ async def test_deploy_lines_and_live_output_through_the_public_api(api, devstack
         page = response.json()
         return wanted <= {line["text"] for line in page["items"]}
 
-    # the deployment's own lines (what the deployer did), in cursor order
-    async def has_deploy_lines() -> bool:
+    # the deployment's lines: its build's output and what the deployer did, in cursor order
+    async def has_build_and_deploy_lines() -> bool:
         await lines_of(deployment_logs, set())
-        return any(line["kind"] == "deploy" for line in page["items"])
+        kinds = {line["kind"] for line in page["items"]}
+        texts = [line["text"] for line in page["items"]]
+        return kinds == {"build", "deploy"} and any("building the talker" in t for t in texts)
 
-    await eventually(has_deploy_lines, within_s=60)
-    cursors = [line["cursor"] for line in page["items"]]
+    await eventually(has_build_and_deploy_lines, within_s=60)
+    items = page["items"]
+    cursors = [line["cursor"] for line in items]
     assert cursors == sorted(set(cursors)) and cursors[0] == 1
-    assert all(line["stream"] == "system" for line in page["items"]), page
     assert page["head_cursor"] >= cursors[-1]
+    assert all(line["stream"] == "system" for line in items if line["kind"] == "deploy")
+    build = [line for line in items if line["kind"] == "build"]
+    assert all(line["build_id"] for line in build)
+    # the build ran before the deployer's last word on the deployment
+    last_deploy = max(line["cursor"] for line in items if line["kind"] == "deploy")
+    said = next(line for line in build if "building the talker" in line["text"])
+    assert said["cursor"] < last_deploy
 
     # what the running service printed, stdout and stderr apart
     await eventually(

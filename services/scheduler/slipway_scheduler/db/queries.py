@@ -176,6 +176,17 @@ async def record_firing(
     )
 
 
+async def move_timer(conn: asyncpg.Connection, claimed: Timer, next_fire_at: datetime) -> None:
+    """Move a timer to its next instant without firing it (its firing was superseded)."""
+    await conn.execute(
+        "UPDATE timers SET next_fire_at = $3, updated_at = now()"
+        " WHERE kind = $1 AND target_id = $2",
+        claimed.kind.value,
+        claimed.target_id,
+        next_fire_at,
+    )
+
+
 async def next_due(conn: asyncpg.Connection) -> datetime | None:
     """The earliest instant any timer fires."""
     due: datetime | None = await conn.fetchval("SELECT min(next_fire_at) FROM timers")

@@ -7,6 +7,9 @@ Invariants:
 - A timer fires at most once per claim, for the instant it was due (``scheduled_at``). However
   many periods passed while the scheduler was down, it fires once and its next instant is the
   first one after *now* (``fire``): a missed period is recorded as lateness, never replayed.
+- A deployment rule's side acts for the *last* instant it missed, and not at all when the other
+  side's last instant (fired or missed) is later (``superseded``): back after a weekend, an
+  environment due to stop Friday and start Monday is started, never stopped then started.
 - A schedule changed or removed takes effect at once: the next instant is computed again from
   now (``arm``), so the old schedule never fires once more.
 """
@@ -33,6 +36,15 @@ class TimerKind(StrEnum):
     ENV_STOP = "env_stop"
     ENV_START = "env_start"
 
+    @property
+    def sibling(self) -> TimerKind | None:
+        """The other side of a deployment rule."""
+        if self is TimerKind.ENV_STOP:
+            return TimerKind.ENV_START
+        if self is TimerKind.ENV_START:
+            return TimerKind.ENV_STOP
+        return None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Firing:
@@ -55,6 +67,27 @@ def fire(schedule: Schedule, due_at: datetime, now: datetime) -> Firing:
     if due_at > now:
         raise ValueError("a timer fires only once it is due")
     return Firing(scheduled_at=due_at, lateness=now - due_at, next_fire_at=schedule.next_after(now))
+
+
+def latest_due(
+    schedule: Schedule, due_at: datetime, now: datetime, *, limit: int = 1000
+) -> datetime:
+    """The last instant at or before ``now`` of a timer due since ``due_at``: what a deployment
+    rule's side last asked for while the scheduler was down (``limit`` instants at most)."""
+    latest = due_at
+    for _ in range(limit):
+        following = schedule.next_after(latest)
+        if following > now:
+            break
+        latest = following
+    return latest
+
+
+def superseded(latest: datetime, sibling_latest: datetime | None) -> bool:
+    """A rule's side whose last due instant came before the other side's (fired, or due too) is
+    out of date: after a down period, a stop due Friday is not sent when the start due Monday is
+    the later of the two, and the environment is only started."""
+    return sibling_latest is not None and sibling_latest > latest
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ the next round; after it, both are durable. Either way, once per due instant.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import asyncpg
@@ -48,6 +49,15 @@ async def _fire(conn: asyncpg.Connection, timer: Timer, now: datetime) -> None:
         await q.delete_timer(conn, timer.kind, timer.target_id)
         return
     firing = timers.fire(schedule, timer.next_fire_at, now)
+    if timer.kind.sibling is not None:
+        # a rule acts for the last instant it missed, and not at all when the other side's
+        # last instant is later
+        latest = timers.latest_due(schedule, timer.next_fire_at, now)
+        firing = replace(firing, scheduled_at=latest, lateness=now - latest)
+        if timers.superseded(latest, await _sibling_latest(conn, timer, now)):
+            await q.move_timer(conn, timer, firing.next_fire_at)
+            log.info("timers.superseded", kind=timer.kind.value, target_id=str(timer.target_id))
+            return
     await outbox.publish(
         conn,
         command(timer, firing.scheduled_at),
@@ -64,6 +74,20 @@ async def _fire(conn: asyncpg.Connection, timer: Timer, now: datetime) -> None:
         lateness_ms=int(firing.lateness.total_seconds() * 1000),
         next_fire_at=firing.next_fire_at.isoformat(),
     )
+
+
+async def _sibling_latest(conn: asyncpg.Connection, timer: Timer, now: datetime) -> datetime | None:
+    """The last instant the other side of the rule fired for, or is due for now."""
+    assert timer.kind.sibling is not None
+    sibling = await q.timer(conn, timer.kind.sibling, timer.target_id)
+    if sibling is None:
+        return None
+    latest = sibling.last_scheduled_at
+    if sibling.next_fire_at <= now:
+        schedule = cron.parse(sibling.expression, sibling.timezone)
+        due = timers.latest_due(schedule, sibling.next_fire_at, now)
+        latest = due if latest is None else max(latest, due)
+    return latest
 
 
 def command(timer: Timer, scheduled_at: datetime) -> EventPayload:

@@ -262,3 +262,32 @@ async def test_the_timer_loop_wakes_when_a_timer_is_armed(scheduler_db) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
+
+
+async def test_after_a_down_period_a_rule_acts_once_for_its_latest_side(pool) -> None:
+    catalog = Catalog()
+    env = catalog.environment_id
+    # Friday 2026-01-09 12:00: stop at 19:00, start at 08:00 on weekdays, UTC
+    clock = HandClock(utc(2026, 1, 9, 12))
+    rule = catalog.rule(
+        auto_stop=True, auto_start=True, weekdays=WEEKDAYS, stop_time="19:00", start_time="08:00"
+    )
+    await project(pool, clock, rule)
+
+    clock.at = utc(2026, 1, 12, 10)  # back Monday 10:00: Friday's stop and Monday's start missed
+    assert await fire(pool, clock) == 2
+    sent = await commands(pool)
+    assert [(c["action"], c["scheduled_at"]) for c in sent] == [("deploy", "2026-01-12T08:00:00Z")]
+    assert (await timer_row(pool, env, "env_stop"))["next_fire_at"] == utc(2026, 1, 12, 19)
+
+    clock.at = utc(2026, 1, 14, 20)  # back Wednesday 20:00: the last missed is Wednesday's stop
+    assert await fire(pool, clock) == 2
+    sent = await commands(pool)
+    assert [(c["action"], c["scheduled_at"]) for c in sent][1:] == [
+        ("stop", "2026-01-14T19:00:00Z")
+    ]
+    stop = await timer_row(pool, env, "env_stop")
+    assert stop["last_lateness_ms"] == 3600 * 1000

@@ -230,3 +230,26 @@ def test_rule_timers_each_side_on_its_own() -> None:
     assert stop is not None and stop.expression == "30 19 * * mon,tue"
     assert stop.timezone == PARIS and stop.target_id == env
     assert specs[timers.TimerKind.ENV_START] is None
+
+
+def test_latest_due_is_the_last_missed_instant() -> None:
+    schedule = cron.parse(cron.weekly(["mon", "fri"], "19:00"))
+    # due Friday 2026-01-09 19:00, back Tuesday 2026-01-13 08:00: Monday's is the last missed
+    assert timers.latest_due(schedule, utc(2026, 1, 9, 19), utc(2026, 1, 13, 8)) == utc(
+        2026, 1, 12, 19
+    )
+    assert timers.latest_due(schedule, utc(2026, 1, 9, 19), utc(2026, 1, 9, 19)) == utc(
+        2026, 1, 9, 19
+    )
+
+
+def test_a_side_older_than_the_other_sides_last_instant_is_superseded() -> None:
+    assert timers.superseded(utc(2026, 1, 9, 19), utc(2026, 1, 12, 8))
+    assert not timers.superseded(utc(2026, 1, 12, 8), utc(2026, 1, 9, 19))
+    assert not timers.superseded(utc(2026, 1, 12, 8), None)
+
+
+def test_rule_sides_are_each_others_siblings() -> None:
+    assert timers.TimerKind.ENV_STOP.sibling is timers.TimerKind.ENV_START
+    assert timers.TimerKind.ENV_START.sibling is timers.TimerKind.ENV_STOP
+    assert timers.TimerKind.CRON.sibling is None

@@ -36,7 +36,13 @@ from slipway_libs import retry
 from slipway_libs.db import TRANSIENT_DB_ERRORS
 from slipway_libs.errors import PermanentError
 from slipway_libs.logging import correlation_id
-from slipway_libs.telemetry import carrier_from_kafka, context_from, tracer
+from slipway_libs.telemetry import (
+    carrier_from_kafka,
+    context_from,
+    continued,
+    exporting,
+    tracer,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -244,22 +250,9 @@ class InboxConsumer:
         if handler is None:
             return  # not an event this consumer cares about: recorded, nothing to do
         envelopes = [item.envelope for item in run if item.envelope is not None]
-        span = tracer().start_span(
-            f"{first.record.topic} process",
-            context=context_from(carrier_from_kafka(first.record.headers)),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": first.record.topic,
-                "messaging.consumer.group.name": self.group_id,
-                "messaging.message.id": str(first.envelope.id),
-                "messaging.batch.message_count": len(envelopes),
-                "slipway.event_type": first.envelope.type,
-            },
-        )
         token = correlation_id.set(first.envelope.correlation_id)
         try:
-            with trace.use_span(span, end_on_exit=True, record_exception=True):
+            with self._process_span(first, len(envelopes)):
                 if isinstance(handler, BatchHandler):
                     await handler.handle(conn, envelopes)
                 else:
@@ -267,6 +260,28 @@ class InboxConsumer:
                         await handler(conn, envelope)
         finally:
             correlation_id.reset(token)
+
+    def _process_span(self, first: _Decoded, count: int) -> contextlib.AbstractContextManager[Any]:
+        """The CONSUMER span of a run, under the context its first record carries; none when
+        spans go nowhere (``telemetry.exporting``), only its context."""
+        carrier = carrier_from_kafka(first.record.headers)
+        if not exporting():
+            return continued(carrier)
+        assert first.envelope is not None
+        span = tracer().start_span(
+            f"{first.record.topic} process",
+            context=context_from(carrier),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": first.record.topic,
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.message.id": str(first.envelope.id),
+                "messaging.batch.message_count": count,
+                "slipway.event_type": first.envelope.type,
+            },
+        )
+        return trace.use_span(span, end_on_exit=True, record_exception=True)
 
 
 class _HandlerFailed(Exception):

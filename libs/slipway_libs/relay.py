@@ -27,20 +27,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from opentelemetry import trace
 
 from slipway_libs import leadership, retry
 from slipway_libs.errors import RetryableError
 from slipway_libs.outbox import NOTIFY_CHANNEL
 from slipway_libs.settings import KafkaConnection
-from slipway_libs.telemetry import context_from, current_carrier, kafka_headers, tracer
+from slipway_libs.telemetry import (
+    context_from,
+    current_carrier,
+    exporting,
+    kafka_headers,
+    tracer,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +79,17 @@ class DeliveryTimeout(RetryableError):
 
 ProducerFactory = Callable[[], Awaitable[AIOKafkaProducer]]
 
+# the hash of a key, remembered: aiokafka's murmur2 is pure Python, and keys (aggregate ids) recur
+_key_hash = functools.lru_cache(maxsize=65_536)(murmur2)
+
+
+def partition_of(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """aiokafka's DefaultPartitioner (the Java client's murmur2, so every producer agrees on a
+    key's partition) with the hash of each key computed once."""
+    if key is None:
+        return int(DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[(_key_hash(key) & 0x7FFFFFFF) % len(all_partitions)]
+
 
 def producer_factory(kafka: KafkaConnection, *, client_id: str) -> ProducerFactory:
     async def make() -> AIOKafkaProducer:
@@ -81,6 +100,7 @@ def producer_factory(kafka: KafkaConnection, *, client_id: str) -> ProducerFacto
             enable_idempotence=True,
             linger_ms=2,
             max_batch_size=1024 * 1024,
+            partitioner=partition_of,
             request_timeout_ms=15000,
         )
         await producer.start()
@@ -154,9 +174,10 @@ class OutboxRelay:
         rows = await ready_rows(conn, self._batch_size)
         if not rows:
             return 0
+        traced = exporting()
         try:
             async with asyncio.timeout(self._delivery_timeout_s):
-                pending = [await self._send(producer, row) for row in rows]
+                pending = [await self._send(producer, row, traced=traced) for row in rows]
                 await asyncio.gather(*pending)
         except TimeoutError:
             raise DeliveryTimeout(
@@ -169,9 +190,29 @@ class OutboxRelay:
         self.published += len(rows)
         return len(rows)
 
-    async def _send(self, producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
-        stored = row["headers"]
-        carrier = json.loads(stored) if isinstance(stored, str) else dict(stored or {})
+    async def _send(
+        self, producer: AIOKafkaProducer, row: asyncpg.Record, *, traced: bool
+    ) -> asyncio.Future[Any]:
+        carrier = _stored_carrier(row["headers"])
+        if traced:
+            with self._publish_span(row, carrier):
+                headers = kafka_headers(current_carrier())
+        else:
+            # no span to open: the context the outbox row carries goes on as it is
+            headers = kafka_headers(carrier)
+        headers.append(("event_type", row["event_type"].encode()))
+        delivery: asyncio.Future[Any] = await producer.send(
+            self._prefix + row["topic"],
+            value=row["payload"].encode(),
+            key=row["key"].encode(),
+            headers=headers,
+        )
+        return delivery
+
+    @staticmethod
+    def _publish_span(
+        row: asyncpg.Record, carrier: Mapping[str, str]
+    ) -> contextlib.AbstractContextManager[trace.Span]:
         span = tracer().start_span(
             f"{row['topic']} publish",
             context=context_from(carrier),
@@ -184,13 +225,18 @@ class OutboxRelay:
                 "slipway.event_type": row["event_type"],
             },
         )
-        with trace.use_span(span, end_on_exit=True):
-            headers = kafka_headers(current_carrier())
-            headers.append(("event_type", row["event_type"].encode()))
-            delivery: asyncio.Future[Any] = await producer.send(
-                self._prefix + row["topic"],
-                value=row["payload"].encode(),
-                key=row["key"].encode(),
-                headers=headers,
-            )
-            return delivery
+        return trace.use_span(span, end_on_exit=True)
+
+
+def _stored_carrier(stored: str | Mapping[str, str] | None) -> Mapping[str, str]:
+    """The W3C carrier of an outbox row (jsonb: text from asyncpg, unless a codec decodes it)."""
+    if isinstance(stored, str):
+        return _parsed_carrier(stored)
+    return dict(stored or {})
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_carrier(stored: str) -> Mapping[str, str]:
+    # one append writes the same carrier into all its rows: parse it once (read-only from here)
+    parsed: dict[str, str] = json.loads(stored)
+    return parsed

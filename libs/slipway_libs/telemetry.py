@@ -5,11 +5,18 @@ continues that trace with a PRODUCER span and puts its ``traceparent`` in the Ka
 consumer starts a CONSUMER span under it. So one trace runs from the HTTP request to the effect
 in another service. Exporting is OTLP over HTTP when ``SLIPWAY_OTLP_ENDPOINT`` is set; tests pass
 an in-memory exporter.
+
+When no exporter is installed (``exporting()`` is false) the relay and the inbox open no span per
+event, they only carry the W3C context on: the outbox row's carrier goes into the Kafka headers as
+it is, and the consumer's handlers run in the context of the record (``continued``), so the events
+they write go on in the trace of the request that started it all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -22,6 +29,9 @@ from opentelemetry.sdk.trace.export import (
 )
 
 TRACER_NAME = "slipway"
+
+# providers built by configure_tracing with somewhere to send spans to
+_EXPORTING: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 
 
 def configure_tracing(
@@ -37,8 +47,17 @@ def configure_tracing(
         provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces"))
         )
+    if exporter is not None or otlp_endpoint:
+        _EXPORTING.add(provider)
     trace.set_tracer_provider(provider)
     return provider
+
+
+def exporting() -> bool:
+    """Whether the process's tracer provider sends its spans anywhere. Checked against the
+    provider in force, not the last configure_tracing call: OpenTelemetry keeps the first one
+    installed (a test session's in-memory exporter beats a service's own, spanless, provider)."""
+    return trace.get_tracer_provider() in _EXPORTING
 
 
 def tracer() -> trace.Tracer:
@@ -54,6 +73,17 @@ def current_carrier() -> dict[str, str]:
 
 def context_from(carrier: Mapping[str, str]) -> otel_context.Context:
     return propagate.extract(dict(carrier))
+
+
+@contextlib.contextmanager
+def continued(carrier: Mapping[str, str]) -> Iterator[None]:
+    """Run the block in the context ``carrier`` holds, without a span of its own: what the block
+    writes to an outbox (or logs) still belongs to that trace."""
+    token = otel_context.attach(context_from(carrier))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def kafka_headers(carrier: Mapping[str, str]) -> list[tuple[str, bytes]]:

@@ -242,6 +242,38 @@ async def test_undecodable_record_is_dead_lettered(pool, devstack, topic_factory
     assert json.loads(dead[0].value)["raw"] == "{not json"
 
 
+async def test_what_was_processed_is_committed_when_consumption_stops(
+    pool, devstack, topic_factory
+) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    topic = await topic_factory(partitions=3)
+    envs = [counted(f"k{i % 7}", i) for i in range(60)]
+    producer = AIOKafkaProducer(**devstack.kafka.options())
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, e.to_json(), key=e.subject.encode()) for e in envs]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    async with running_consumer(
+        pool, devstack.kafka, topic, group, {"test.Counted": record_effect}
+    ):
+        await wait_until(lambda: _effects(pool, 60))
+    # commits run in the background while consuming: leaving the block flushed the last ones
+    reader = AIOKafkaConsumer(**devstack.kafka.options(), group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(3)]
+        ends = await reader.end_offsets(partitions)
+        committed = {tp: await reader.committed(tp) for tp in partitions}
+    finally:
+        await reader.stop()
+    assert sum(ends.values()) == 60
+    assert committed == ends
+
+
 def pool_dsn(pool: asyncpg.Pool) -> str:
     return pool._connect_args[0]  # the DSN the pool was created with
 

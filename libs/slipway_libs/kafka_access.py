@@ -39,7 +39,7 @@ from slipway_contracts import TOPICS
 from slipway_contracts.events.audit import AUDIT_PAYLOADS
 from slipway_contracts.events.builder import BUILD_TOPIC
 from slipway_contracts.events.catalog import CLUSTER_TOPIC, PROJECT_TOPIC
-from slipway_contracts.events.deployer import BUILD_COMMANDS_TOPIC, SERVICE_TOPIC
+from slipway_contracts.events.deployer import BUILD_COMMANDS_TOPIC, DEPLOYMENT_TOPIC, SERVICE_TOPIC
 from slipway_contracts.events.identity import ACCESS_TOPIC, ORGANIZATION_TOPIC
 from slipway_contracts.events.logs import LINES_TOPIC
 from slipway_contracts.events.scheduler import COMMANDS_TOPIC
@@ -66,7 +66,7 @@ ACCESS: dict[str, Access] = {
         writes=("deployer.", LINES_TOPIC),
         reads=(BUILD_TOPIC, COMMANDS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC),
     ),
-    "scheduler": Access(writes=("scheduler.",), reads=(PROJECT_TOPIC,)),
+    "scheduler": Access(writes=("scheduler.",), reads=(PROJECT_TOPIC, DEPLOYMENT_TOPIC)),
     "logs": Access(writes=("logs.",), reads=(LINES_TOPIC,)),
     "gateway": Access(writes=(), reads=(ACCESS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC), groups=False),
 }

@@ -11,8 +11,10 @@ Invariants:
   transaction still running elsewhere in the cluster, was held back while a larger id from an
   older transaction went out. The guarantee: when a key's writers are serialized (a lock taken
   before the row is written, as the catalog's project revision is), the key's order in the
-  outbox is its order on the topic. The producer is idempotent with ``acks=all``, so retries
-  inside one producer session neither reorder nor duplicate.
+  outbox is its order on the topic. A batch's rows go as one record batch per partition, in id
+  order (``partition_of`` is the default partitioner of aiokafka and the Java client). The
+  producer is idempotent with ``acks=all``, so retries inside one producer session neither
+  reorder nor duplicate.
 - **At least once.** Rows are deleted only after Kafka acknowledged every record of the batch. A
   crash between the two republishes the batch; consumers deduplicate by event id (the inbox).
 - **Self-healing.** Kafka or PostgreSQL errors (the transient ones of ``slipway_libs.retry``)
@@ -36,6 +38,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import trace
 
 from slipway_libs import leadership, retry
@@ -100,7 +103,6 @@ def producer_factory(kafka: KafkaConnection, *, client_id: str) -> ProducerFacto
             enable_idempotence=True,
             linger_ms=2,
             max_batch_size=1024 * 1024,
-            partitioner=partition_of,
             request_timeout_ms=15000,
         )
         await producer.start()
@@ -174,11 +176,9 @@ class OutboxRelay:
         rows = await ready_rows(conn, self._batch_size)
         if not rows:
             return 0
-        traced = exporting()
         try:
             async with asyncio.timeout(self._delivery_timeout_s):
-                pending = [await self._send(producer, row, traced=traced) for row in rows]
-                await asyncio.gather(*pending)
+                await asyncio.gather(*await self._send(producer, rows))
         except TimeoutError:
             raise DeliveryTimeout(
                 f"Kafka acknowledged no batch of {len(rows)} records"
@@ -191,8 +191,37 @@ class OutboxRelay:
         return len(rows)
 
     async def _send(
-        self, producer: AIOKafkaProducer, row: asyncpg.Record, *, traced: bool
-    ) -> asyncio.Future[Any]:
+        self, producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]
+    ) -> list[asyncio.Future[Any]]:
+        """The rows as record batches, one per partition (another when one is full), each in
+        id order; their deliveries. Per record, ``producer.send`` made a future, a partitioner
+        call and an accumulator lookup: a third of the relay's time."""
+        traced = exporting()
+        partitions: dict[str, list[int]] = {}
+        filling: dict[tuple[str, int], BatchBuilder] = {}
+        deliveries: list[asyncio.Future[Any]] = []
+        for row in rows:
+            topic = self._prefix + row["topic"]
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            key = row["key"].encode()
+            where = (topic, partition_of(key, partitions[topic], partitions[topic]))
+            record = {
+                "key": key,
+                "value": row["payload"].encode(),
+                "timestamp": None,
+                "headers": self._headers(row, traced=traced),
+            }
+            batch = filling.get(where) or filling.setdefault(where, producer.create_batch())
+            if batch.append(**record) is None:  # full: it goes, a new one takes the record
+                deliveries.append(await producer.send_batch(batch, topic, partition=where[1]))
+                filling[where] = batch = producer.create_batch()
+                batch.append(**record)
+        for (topic, partition), batch in filling.items():
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        return deliveries
+
+    def _headers(self, row: asyncpg.Record, *, traced: bool) -> list[tuple[str, bytes]]:
         carrier = _stored_carrier(row["headers"])
         if traced:
             with self._publish_span(row, carrier):
@@ -201,13 +230,7 @@ class OutboxRelay:
             # no span to open: the context the outbox row carries goes on as it is
             headers = kafka_headers(carrier)
         headers.append(("event_type", row["event_type"].encode()))
-        delivery: asyncio.Future[Any] = await producer.send(
-            self._prefix + row["topic"],
-            value=row["payload"].encode(),
-            key=row["key"].encode(),
-            headers=headers,
-        )
-        return delivery
+        return headers
 
     @staticmethod
     def _publish_span(

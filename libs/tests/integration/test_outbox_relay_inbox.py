@@ -64,11 +64,23 @@ async def test_relay_publishes_every_row_in_per_key_order_then_deletes_it(
 class _Unacknowledged:
     """A producer whose deliveries never complete, as aiokafka's can (aiokafka#1101)."""
 
-    async def send(self, *_: object, **__: object) -> asyncio.Future[None]:
+    async def partitions_for(self, _topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, *_: object, **__: object) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
     async def stop(self) -> None:
         pass
+
+
+class _Batch(list[dict[str, object]]):
+    def append(self, **record: object) -> bool:  # type: ignore[override]
+        super().append(record)
+        return True
 
 
 async def test_a_batch_kafka_never_acknowledges_is_sent_again_by_a_new_producer(

@@ -22,7 +22,16 @@ from slipway_libs.telemetry import current_carrier
 log = structlog.get_logger(__name__)
 
 # the catalog's revision: the caller may hand it back with a later request (read-your-writes)
-_PASSED_BACK = ("content-type", "retry-after", "www-authenticate", REVISION_HEADER)
+_PASSED_BACK = (
+    "content-type",
+    "retry-after",
+    "www-authenticate",
+    "etag",
+    "idempotent-replayed",
+    REVISION_HEADER,
+)
+# the client's safe-retry and concurrent-edit headers: the service that owns the data decides
+_PASSED_ON = ("idempotency-key", "if-match")
 
 
 class Upstreams:
@@ -69,6 +78,7 @@ class Upstreams:
         method: str | None = None,
     ) -> Response:
         headers = {**current_carrier(), **(extra_headers or {})}
+        headers.update({k: v for k in _PASSED_ON if (v := request.headers.get(k)) is not None})
         if self.internal_token:
             headers[INTERNAL_TOKEN_HEADER] = self.internal_token
         if actor is not None:

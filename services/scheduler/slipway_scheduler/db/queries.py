@@ -107,6 +107,48 @@ async def environment_deleted(conn: asyncpg.Connection, environment_id: uuid.UUI
     )
 
 
+async def set_deployed(
+    conn: asyncpg.Connection, service_id: uuid.UUID, organization_id: uuid.UUID, deployed: bool
+) -> None:
+    await conn.execute(
+        "INSERT INTO deployed_services (service_id, organization_id, deployed)"
+        " VALUES ($1, $2, $3) ON CONFLICT (service_id) DO UPDATE"
+        " SET deployed = EXCLUDED.deployed, updated_at = now()",
+        service_id,
+        organization_id,
+        deployed,
+    )
+
+
+async def is_deployed(conn: asyncpg.Connection, service_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT deployed FROM deployed_services WHERE service_id = $1", service_id
+        )
+    )
+
+
+async def cron_job(conn: asyncpg.Connection, service_id: uuid.UUID) -> asyncpg.Record | None:
+    """A cron job the catalog has (not deleted), in an environment it has not deleted."""
+    return await conn.fetchrow(
+        "SELECT service_id, organization_id, environment_id, schedule, timezone FROM cron_jobs j"
+        " WHERE service_id = $1 AND NOT deleted AND NOT EXISTS"
+        " (SELECT 1 FROM deleted_environments d WHERE d.environment_id = j.environment_id)",
+        service_id,
+    )
+
+
+async def environment_cron_jobs(
+    conn: asyncpg.Connection, environment_id: uuid.UUID
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT j.service_id, j.schedule, j.timezone, coalesce(d.deployed, false) AS deployed"
+        " FROM cron_jobs j LEFT JOIN deployed_services d USING (service_id)"
+        " WHERE j.environment_id = $1 AND NOT j.deleted ORDER BY j.service_id",
+        environment_id,
+    )
+
+
 # --- timers ------------------------------------------------------------------------------------
 
 

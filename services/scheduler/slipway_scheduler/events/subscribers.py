@@ -1,15 +1,18 @@
 """Kafka subscribers of the scheduler: the catalog's full-state events (its projection of cron
-jobs, deployment rules and environments, which arms the timers). Thin: the handler is a use
-case run in the inbox transaction of its consumer group."""
+jobs, deployment rules and environments) and the deployer's service statuses (which jobs it
+runs), which arm the timers. Thin: the handler is a use case run in the inbox transaction of
+its consumer group."""
 
 from __future__ import annotations
 
 from slipway_contracts.events import catalog as catalog_events
+from slipway_contracts.events import deployer as deployer_events
 from slipway_libs.bus import ConsumerSpec
 from slipway_scheduler.domain.timers import Clock
-from slipway_scheduler.usecases.projection import EVENT_TYPES, Projection
+from slipway_scheduler.usecases.projection import EVENT_TYPES, STATUS_TYPES, Projection
 
 CATALOG_GROUP = "scheduler.catalog"
+DEPLOYMENTS_GROUP = "scheduler.deployments"
 
 
 def consumers(clock: Clock) -> list[ConsumerSpec]:
@@ -19,5 +22,10 @@ def consumers(clock: Clock) -> list[ConsumerSpec]:
             group_id=CATALOG_GROUP,
             topics=[catalog_events.PROJECT_TOPIC],
             handlers=dict.fromkeys(EVENT_TYPES, projection.apply),
-        )
+        ),
+        ConsumerSpec(
+            group_id=DEPLOYMENTS_GROUP,
+            topics=[deployer_events.DEPLOYMENT_TOPIC],
+            handlers=dict.fromkeys(STATUS_TYPES, projection.apply),
+        ),
     ]

@@ -3,9 +3,10 @@
 Handlers run in the inbox transaction of the ``scheduler.catalog`` consumer group. Each event
 carries an entity's whole state and version; a row is replaced only by a newer version, and a
 timer is (re)armed only when the projected row changed, so redeliveries change nothing:
-- a cron job (a service of kind ``cronjob``, deployed or not: the deployer records a run of a
-  job it has not deployed as SKIPPED, so the user sees the schedule working) gets a ``cron``
-  timer; its schedule or zone changed re-arms it from now; its tombstone deletes it;
+- a cron job (a service of kind ``cronjob``) gets a ``cron`` timer while the deployer says it
+  is deployed (``deployer.ServiceStatusChanged``, state DEPLOYED or RESTARTED: what the deployer
+  runs), armed from the instant it is; its schedule or zone changed re-arms it from now; its
+  tombstone, or its stop or deletion in the deployer, deletes it;
 - a deployment rule gets an ``env_stop`` and an ``env_start`` timer for the sides it turns on;
 - an environment's tombstone deletes every timer of the environment, and events that arrive
   after it for that environment arm nothing.
@@ -13,11 +14,14 @@ timer is (re)armed only when the projected row changed, so redeliveries change n
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import structlog
 
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
+from slipway_contracts.events import deployer as deployer_events
 from slipway_scheduler.db import queries as q
 from slipway_scheduler.domain import cron, timers
 from slipway_scheduler.domain.timers import Clock, TimerKind, TimerSpec
@@ -29,6 +33,9 @@ EVENT_TYPES = (
     ev.DeploymentRuleChanged.event_type,
     ev.EnvironmentChanged.event_type,
 )
+STATUS_TYPES = (deployer_events.ServiceStatusChanged.event_type,)
+# the states in which the deployer runs a job's firing (others record it SKIPPED)
+_DEPLOYED = frozenset({"DEPLOYED", "RESTARTED"})
 
 
 class Projection:
@@ -43,6 +50,8 @@ class Projection:
             await self._service(conn, event)
         elif isinstance(event, ev.DeploymentRuleChanged):
             await self._rule(conn, event)
+        elif isinstance(event, deployer_events.ServiceStatusChanged):
+            await self._status(conn, event)
         elif isinstance(event, ev.EnvironmentChanged) and event.deleted:
             await q.mark_environment_deleted(
                 conn, event.environment_id, event.organization_id, event.version
@@ -64,18 +73,32 @@ class Projection:
                 "version": event.version,
             },
         )
-        if not written:
-            return
-        if event.deleted or await q.environment_deleted(conn, event.environment_id):
-            await q.delete_timer(conn, TimerKind.CRON, event.service_id)
+        if written:
+            await self._job_timer(conn, event.service_id)
+
+    async def _status(
+        self, conn: asyncpg.Connection, event: deployer_events.ServiceStatusChanged
+    ) -> None:
+        # one environment's events come in order (keyed by environment): the last one is true
+        deployed = event.state in _DEPLOYED
+        if deployed and await q.is_deployed(conn, event.service_id):
+            return  # e.g. a running-status change of a deployed service: nothing to re-arm
+        await q.set_deployed(conn, event.service_id, event.organization_id, deployed)
+        await self._job_timer(conn, event.service_id)
+
+    async def _job_timer(self, conn: asyncpg.Connection, service_id: uuid.UUID) -> None:
+        """A cron job's timer exists while the catalog has the job and the deployer runs it."""
+        job = await q.cron_job(conn, service_id)
+        if job is None or not await q.is_deployed(conn, service_id):
+            await q.delete_timer(conn, TimerKind.CRON, service_id)
             return
         spec = TimerSpec(
             kind=TimerKind.CRON,
-            target_id=event.service_id,
-            organization_id=event.organization_id,
-            environment_id=event.environment_id,
-            expression=str(event.spec.get("schedule", "")),
-            timezone=str(event.spec.get("timezone") or "UTC"),
+            target_id=service_id,
+            organization_id=job["organization_id"],
+            environment_id=job["environment_id"],
+            expression=job["schedule"],
+            timezone=job["timezone"],
         )
         await self._arm(conn, spec)
 

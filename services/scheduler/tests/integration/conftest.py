@@ -11,6 +11,7 @@ import pytest
 
 from slipway_contracts import Envelope, new_event
 from slipway_contracts.events import catalog as ev
+from slipway_contracts.events import deployer as deployer_events
 from slipway_libs import db
 from slipway_scheduler.bootstrap import DEFINITION
 
@@ -93,6 +94,28 @@ class Catalog:
                 version=self._version(service_id),
             )
         )
+
+    def service_status(self, service_id: uuid.UUID, state: str = "DEPLOYED") -> Envelope:
+        """The deployer's word on a service (``deployer.ServiceStatusChanged``)."""
+        return new_event(
+            deployer_events.ServiceStatusChanged(
+                deployment_id=uuid.uuid4(),
+                environment_id=self.environment_id,
+                organization_id=self.organization_id,
+                action="DEPLOY",
+                service_id=service_id,
+                state=state,
+            ),
+            subject=str(self.environment_id),
+            source="deployer",
+            organization_id=self.organization_id,
+        )
+
+    def deployed_job(
+        self, service_id: uuid.UUID, schedule: str, timezone: str = "UTC"
+    ) -> list[Envelope]:
+        """A cron job as the catalog has it, then deployed."""
+        return [self.cron_job(service_id, schedule, timezone), self.service_status(service_id)]
 
     def rule(self, **fields: Any) -> Envelope:
         return self._event(

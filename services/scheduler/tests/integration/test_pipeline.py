@@ -1,6 +1,7 @@
-"""The scheduler's pipeline on the real broker: the catalog's event on catalog.project.v1 is
-consumed (inbox) into a timer; the timer loop fires it; the relay publishes the command on
-scheduler.command.v1, where the deployer reads it."""
+"""The scheduler's pipeline on the real broker: the catalog's event on catalog.project.v1 and
+the deployer's on deployer.deployment.v1 are consumed (inbox) into a timer; the timer loop
+fires it; the relay publishes the command on scheduler.command.v1, where the deployer reads
+it."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from aiokafka import AIOKafkaProducer
 from services.scheduler.tests.integration.conftest import Catalog, HandClock
 from slipway_contracts import TOPICS, Envelope
 from slipway_contracts.events.catalog import PROJECT_TOPIC
+from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
 from slipway_contracts.events.scheduler import COMMANDS_TOPIC
 from slipway_libs.bus import consuming, delete_topics, ensure_topics
 from slipway_libs.testing.pipeline import read_topic, running_relay, wait_until
-from slipway_scheduler.events.subscribers import CATALOG_GROUP, consumers
+from slipway_scheduler.events.subscribers import CATALOG_GROUP, DEPLOYMENTS_GROUP, consumers
 from slipway_scheduler.worker import TimerLoop
 
 pytestmark = pytest.mark.integration
@@ -32,7 +34,7 @@ async def test_a_catalog_event_becomes_a_command_on_the_topic(scheduler_db, devs
     specs = [
         replace(t, name=prefix + t.name)
         for t in TOPICS
-        if t.name in (PROJECT_TOPIC, COMMANDS_TOPIC)
+        if t.name in (PROJECT_TOPIC, DEPLOYMENT_TOPIC, COMMANDS_TOPIC)
     ]
     await ensure_topics(kafka, specs)
     clock = HandClock()
@@ -48,11 +50,15 @@ async def test_a_catalog_event_becomes_a_command_on_the_topic(scheduler_db, devs
             timers = asyncio.create_task(loop.run())
             try:
                 event = catalog.cron_job(job, "*/10 * * * *", "Europe/Paris")
+                deployed = catalog.service_status(job)
                 producer = AIOKafkaProducer(**kafka.options(), acks="all")
                 await producer.start()
                 try:
                     await producer.send_and_wait(
                         prefix + PROJECT_TOPIC, event.to_json(), key=event.subject.encode()
+                    )
+                    await producer.send_and_wait(
+                        prefix + DEPLOYMENT_TOPIC, deployed.to_json(), key=deployed.subject.encode()
                     )
                 finally:
                     await producer.stop()
@@ -73,7 +79,8 @@ async def test_a_catalog_event_becomes_a_command_on_the_topic(scheduler_db, devs
                 with contextlib.suppress(asyncio.CancelledError):
                     await timers
     finally:
-        await delete_topics(kafka, [s.name for s in specs] + [f"{prefix}dlq.{CATALOG_GROUP}"])
+        dead_letters = [f"{prefix}dlq.{g}" for g in (CATALOG_GROUP, DEPLOYMENTS_GROUP)]
+        await delete_topics(kafka, [s.name for s in specs] + dead_letters)
 
     assert len(records) == 1, records
     command = Envelope.from_json(records[0].value)

@@ -57,7 +57,7 @@ def utc(*parts: int) -> datetime:
 
 async def test_a_cron_job_fires_its_command_at_each_due_minute(pool, clock) -> None:
     catalog, job = Catalog(), uuid.uuid4()
-    await project(pool, clock, catalog.cron_job(job, "* * * * *"))
+    await project(pool, clock, *catalog.deployed_job(job, "* * * * *"))
     assert (await timer_row(pool, job))["next_fire_at"] == utc(2026, 1, 5, 9, 1)
 
     assert await fire(pool, clock) == 0  # not due yet
@@ -78,7 +78,7 @@ async def test_a_cron_job_fires_its_command_at_each_due_minute(pool, clock) -> N
 
 async def test_a_down_period_fires_once_with_its_lateness(pool, clock) -> None:
     catalog, job = Catalog(), uuid.uuid4()
-    await project(pool, clock, catalog.cron_job(job, "*/5 * * * *"))
+    await project(pool, clock, *catalog.deployed_job(job, "*/5 * * * *"))
     clock.advance(hours=3)  # the scheduler was down: 36 periods missed
 
     assert await fire(pool, clock) == 1
@@ -94,7 +94,7 @@ async def test_two_claimers_on_one_database_fire_each_timer_once(scheduler_db, c
     dsn, pool = scheduler_db
     catalog = Catalog()
     jobs = [uuid.uuid4() for _ in range(300)]
-    await project(pool, clock, *(catalog.cron_job(j, "* * * * *") for j in jobs))
+    await project(pool, clock, *(e for j in jobs for e in catalog.deployed_job(j, "* * * * *")))
     other = await db.create_pool(dsn, max_size=3)
     try:
         for _ in range(3):  # three due minutes, each raced by two claimers in small batches
@@ -120,7 +120,7 @@ async def test_a_claimer_killed_mid_batch_loses_nothing_and_fires_nothing_twice(
 ) -> None:
     catalog = Catalog()
     jobs = [uuid.uuid4() for _ in range(50)]
-    await project(pool, clock, *(catalog.cron_job(j, "* * * * *") for j in jobs))
+    await project(pool, clock, *(e for j in jobs for e in catalog.deployed_job(j, "* * * * *")))
     clock.advance(minutes=1)
     # a claimer dies inside its transaction (after claiming and writing its commands)
     with pytest.raises(RuntimeError):
@@ -132,11 +132,30 @@ async def test_a_claimer_killed_mid_batch_loses_nothing_and_fires_nothing_twice(
     assert sorted(c["service_id"] for c in sent) == sorted(str(j) for j in jobs)
 
 
+async def test_a_job_fires_only_while_the_deployer_runs_it(pool, clock) -> None:
+    catalog, job = Catalog(), uuid.uuid4()
+    await project(pool, clock, catalog.cron_job(job, "*/10 * * * *"))
+    assert await timer_row(pool, job) is None  # not deployed: the deployer would skip its runs
+    clock.advance(minutes=25)  # 09:25: deployed now, the next firing counts from now
+    await project(pool, clock, catalog.service_status(job, "QUEUED"))
+    assert await timer_row(pool, job) is None
+    await project(pool, clock, catalog.service_status(job, "DEPLOYED"))
+    assert (await timer_row(pool, job))["next_fire_at"] == utc(2026, 1, 5, 9, 30)
+    # a running-status change of the deployed job leaves its timer as it is
+    clock.advance(minutes=1)
+    await project(pool, clock, catalog.service_status(job, "RESTARTED"))
+    assert (await timer_row(pool, job))["next_fire_at"] == utc(2026, 1, 5, 9, 30)
+    await project(pool, clock, catalog.service_status(job, "STOPPED"))
+    assert await timer_row(pool, job) is None
+    clock.advance(minutes=30)
+    assert await fire(pool, clock) == 0
+
+
 async def test_a_schedule_change_takes_effect_at_the_next_firing(pool, clock) -> None:
     catalog, job = Catalog(), uuid.uuid4()
-    await project(pool, clock, catalog.cron_job(job, "0 * * * *"))
+    await project(pool, clock, *catalog.deployed_job(job, "0 * * * *"))
     assert (await timer_row(pool, job))["next_fire_at"] == utc(2026, 1, 5, 10)
-    await project(pool, clock, catalog.cron_job(job, "15 9 * * *", "Europe/Paris"))
+    await project(pool, clock, *catalog.deployed_job(job, "15 9 * * *", "Europe/Paris"))
     # 09:15 in Paris is 08:15 UTC: today's is past, tomorrow's is next
     assert (await timer_row(pool, job))["next_fire_at"] == utc(2026, 1, 6, 8, 15)
     clock.advance(hours=1)
@@ -147,9 +166,10 @@ async def test_redelivered_and_older_versions_change_nothing(pool, clock) -> Non
     catalog, job = Catalog(), uuid.uuid4()
     first = catalog.cron_job(job, "0 * * * *")
     second = catalog.cron_job(job, "30 * * * *")
-    await project(pool, clock, first, second)
+    deployed = catalog.service_status(job)
+    await project(pool, clock, first, second, deployed)
     clock.advance(minutes=10)
-    await project(pool, clock, first, second)  # redelivered, in order and out of it
+    await project(pool, clock, first, second, deployed)  # redelivered, in and out of order
     row = await timer_row(pool, job)
     assert (row["expression"], row["next_fire_at"]) == ("30 * * * *", utc(2026, 1, 5, 9, 30))
 
@@ -157,12 +177,12 @@ async def test_redelivered_and_older_versions_change_nothing(pool, clock) -> Non
 async def test_a_deleted_job_and_a_deleted_environment_stop_firing(pool, clock) -> None:
     catalog = Catalog()
     gone, kept = uuid.uuid4(), uuid.uuid4()
-    await project(pool, clock, catalog.cron_job(gone, "* * * * *"))
-    await project(pool, clock, catalog.cron_job(kept, "* * * * *"))
+    await project(pool, clock, *catalog.deployed_job(gone, "* * * * *"))
+    await project(pool, clock, *catalog.deployed_job(kept, "* * * * *"))
     await project(pool, clock, catalog.cron_job(gone, "* * * * *", deleted=True))
     assert await timer_row(pool, gone) is None
     # a tombstone stays a tombstone: a late, older state does not bring it back
-    await project(pool, clock, catalog.cron_job(gone, "*/2 * * * *"))
+    await project(pool, clock, *catalog.deployed_job(gone, "*/2 * * * *"))
     assert await timer_row(pool, gone) is None
 
     await project(pool, clock, catalog.rule(auto_stop=True, weekdays=["mon"], stop_time="19:00"))
@@ -170,7 +190,7 @@ async def test_a_deleted_job_and_a_deleted_environment_stop_firing(pool, clock) 
     clock.advance(days=8)
     assert await fire(pool, clock) == 0
     # an event of the deleted environment arriving late arms nothing
-    await project(pool, clock, catalog.cron_job(uuid.uuid4(), "* * * * *"))
+    await project(pool, clock, *catalog.deployed_job(uuid.uuid4(), "* * * * *"))
     clock.advance(minutes=2)
     assert await fire(pool, clock) == 0
 
@@ -182,7 +202,7 @@ async def test_a_spring_forward_and_a_fall_back_night_each_fire_once(pool) -> No
         (utc(2026, 10, 24, 12), utc(2026, 10, 26, 12)),  # and falls back on the 25th
     ):
         clock, job = HandClock(start), uuid.uuid4()
-        await project(pool, clock, catalog.cron_job(job, "30 2 * * *", "Europe/Paris"))
+        await project(pool, clock, *catalog.deployed_job(job, "30 2 * * *", "Europe/Paris"))
         while clock.at < end:  # the loop runs every 5 minutes through both nights
             clock.advance(minutes=5)
             await fire(pool, clock)
@@ -253,7 +273,7 @@ async def test_the_timer_loop_wakes_when_a_timer_is_armed(scheduler_db) -> None:
     try:
         catalog, job = Catalog(), uuid.uuid4()
         await asyncio.sleep(0)
-        await project(pool, clock, catalog.cron_job(job, "* * * * *"))  # type: ignore[arg-type]
+        await project(pool, clock, *catalog.deployed_job(job, "* * * * *"))  # type: ignore[arg-type]
         deadline = asyncio.get_running_loop().time() + 20
         while not await commands(pool):
             assert asyncio.get_running_loop().time() < deadline, "the loop did not fire"

@@ -62,13 +62,22 @@ async def test_a_deployed_cron_job_runs_on_its_schedule(api, devstack) -> None:
         schedule = await story.get(f"/environments/{env}/schedule")
         return next((j for j in schedule["jobs"] if j["service_id"] == job["id"]), None)
 
-    entry = await poll(job_scheduled, "the scheduler arms the job's timer", 60)
+    entry = await poll(job_scheduled, "the scheduler knows the job", 60)
     assert entry["schedule"] == "* * * * *" and entry["timezone"] == "UTC"
-    next_run = datetime.fromisoformat(entry["next_run_at"])
-    assert next_run.second == 0 and next_run > datetime.now(UTC) - timedelta(minutes=1)
+    # not deployed yet: the deployer would not run it, so nothing fires
+    assert entry["deployed"] is False and entry["next_run_at"] is None
 
     deploy = await story.post(f"/environments/{env}/deploy")
     assert (await story.settle(deploy["request_id"]))["status"] == "SUCCESS"
+
+    async def armed() -> dict[str, Any] | None:
+        entry = await job_scheduled()
+        return entry if entry is not None and entry["next_run_at"] else None
+
+    entry = await poll(armed, "the deployed job's timer is armed", 60)
+    assert entry["deployed"] is True
+    next_run = datetime.fromisoformat(entry["next_run_at"])
+    assert next_run.second == 0 and next_run > datetime.now(UTC) - timedelta(minutes=1)
 
     async def scheduled_run_succeeded() -> dict[str, Any] | None:
         runs = (await story.get(f"/services/{job['id']}/runs"))["items"]
@@ -80,8 +89,10 @@ async def test_a_deployed_cron_job_runs_on_its_schedule(api, devstack) -> None:
     assert run["scheduled_at"] is not None
     assert datetime.fromisoformat(run["scheduled_at"]).second == 0
     runs = (await story.get(f"/services/{job['id']}/runs"))["items"]
-    scheduled = [r["scheduled_at"] for r in runs if r["trigger"] == "schedule"]
-    assert len(scheduled) == len(set(scheduled)), "one run per scheduled instant"
+    scheduled = [r for r in runs if r["trigger"] == "schedule"]
+    instants = [r["scheduled_at"] for r in scheduled]
+    assert len(instants) == len(set(instants)), "one run per scheduled instant"
+    assert not [r for r in scheduled if r["status"] == "SKIPPED"], scheduled
 
     # a schedule change takes effect at once: the next run is the new schedule's
     response = await api.patch(

@@ -33,6 +33,7 @@ async def test_applies_in_order_once_and_records_checksums(database_factory, tmp
         assert [(r["namespace"], r["version"]) for r in rows] == [
             ("slipway_libs", 1),
             ("slipway_libs", 2),
+            ("slipway_libs", 3),
             ("svc", 1),
             ("svc", 2),
         ]

@@ -41,6 +41,7 @@ class GatewayParts:
 
     async def aclose(self) -> None:
         await self.gateway.upstreams.http.aclose()
+        await self.gateway.streams.aclose()
 
 
 GatewayContainer = Container[GatewaySettings, GatewayParts]

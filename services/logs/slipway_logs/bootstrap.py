@@ -5,20 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 from fastapi import APIRouter
 
 from slipway_libs.bus import ConsumerSpec
-from slipway_libs.service import ApiTask, Container, ServiceDefinition, no_parts
+from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
+from slipway_logs.adapters.line_feed import LineFeed
+from slipway_logs.api.follow import build_follow_router
 from slipway_logs.api.routes import build_router
 from slipway_logs.config import LogsSettings
 from slipway_logs.events.subscribers import consumers
 from slipway_logs.maintenance import Maintenance
 from slipway_logs.usecases import retention
+from slipway_logs.usecases.follow import FollowLimits
 
-LogsContainer = Container[LogsSettings, Any]
+# the process's one feed of new lines to followers (its LISTEN runs beside the API)
+LogsContainer = Container[LogsSettings, LineFeed]
+
+
+def _feed(resources: Resources[LogsSettings]) -> LineFeed:
+    settings = resources.settings
+    return LineFeed(resources.require_pool(), settings.database_url, poll_s=settings.follow_poll_s)
 
 
 def _routers(container: LogsContainer) -> Sequence[APIRouter]:
@@ -28,8 +36,22 @@ def _routers(container: LogsContainer) -> Sequence[APIRouter]:
             container.require_pool(),
             settings.internal_caller_digests(),
             retention_days=settings.retention_days,
-        )
+        ),
+        build_follow_router(
+            container.require_pool(),
+            container.parts,
+            FollowLimits(
+                backlog_lines=settings.follow_backlog_lines,
+                heartbeat_s=settings.follow_heartbeat_s,
+                lifetime_s=settings.follow_lifetime_s,
+            ),
+            settings.internal_caller_digests(),
+        ),
     ]
+
+
+def _api_tasks(container: LogsContainer) -> Sequence[ApiTask]:
+    return [container.parts.listen]
 
 
 def _consumers(container: LogsContainer) -> Sequence[ConsumerSpec]:
@@ -68,8 +90,9 @@ DEFINITION = ServiceDefinition(
     name="logs",
     settings_cls=LogsSettings,
     migrations=Path(__file__).parent / "db" / "migrations",
-    parts=no_parts,
+    parts=_feed,
     routers=_routers,
+    api_tasks=_api_tasks,
     consumers=_consumers,
     worker_tasks=_worker_tasks,
     commands={"set-retention": _set_retention},

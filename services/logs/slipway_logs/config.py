@@ -17,3 +17,10 @@ class LogsSettings(DatabaseServiceSettings):
     partitions_ahead_days: int = Field(default=2, ge=1)
     # how often the leading worker creates, drops and deletes
     maintenance_every_s: float = Field(default=3600.0, gt=0)
+    # following (``…/logs/stream``): lines a follower's buffer holds before it skips some; a
+    # heartbeat comment after this much silence; a connection's lifetime (the client resumes)
+    follow_backlog_lines: int = Field(default=10_000, ge=1)
+    follow_heartbeat_s: float = Field(default=15.0, gt=0)
+    follow_lifetime_s: float = Field(default=3600.0, gt=0)
+    # a followed stream is read at least this often (a notification may be lost on reconnect)
+    follow_poll_s: float = Field(default=2.0, gt=0)

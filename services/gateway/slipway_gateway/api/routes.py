@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from slipway_gateway.access.authenticate import Authenticator
 from slipway_gateway.api.paths import internal_path, path_ids
 from slipway_gateway.api.proxy import Upstreams, check_json
+from slipway_gateway.api.streams import UpstreamStreams
 from slipway_gateway.api.table import ROUTES, RouteSpec
 from slipway_gateway.domain.catalog_index import CatalogIndex
 from slipway_gateway.domain.policy import Action, Decision, Resource, Standing, decide
@@ -53,6 +54,7 @@ class Gateway:
         usage: TokenUsage,
         index: CatalogIndex | None = None,
         authorize: bool = True,
+        streams: UpstreamStreams | None = None,
     ) -> None:
         self.projection = projection
         self.index = index or CatalogIndex()
@@ -60,6 +62,10 @@ class Gateway:
         upstreams.on_access_changes = self._apply_changes
         self.upstreams = upstreams
         self.usage = usage
+        # long-lived answers (log follows) on connections of their own
+        self.streams = streams or UpstreamStreams(
+            urls=upstreams.urls, internal_token=upstreams.internal_token
+        )
         self.authorize = authorize  # False only in the overhead benchmark
         self._deployments: dict[uuid.UUID, uuid.UUID] = {}  # deployment -> its environment
         self.revisions = CallerRevisions()
@@ -120,6 +126,10 @@ class Gateway:
         resource = self._resource(spec, params, request, body)
         standing = self._authorize(spec, principal, resource)
         actor = _actor(principal, standing, request, resource.organization_id if resource else None)
+        if spec.upstream == "logs" and _follows(request):
+            # authorized as the plain read; the logs service streams it from ``…/stream``
+            path = internal_path(spec.upstream_path, params) + "/stream"
+            return await self.streams.open(request, service="logs", path=path, actor=actor)
         response = await self.upstreams.forward(
             request,
             service=spec.upstream,
@@ -256,6 +266,11 @@ class Gateway:
         if upstream.status_code != 200:
             return upstream
         return JSONResponse({"items": [json.loads(bytes(upstream.body))], "next_cursor": None})
+
+
+def _follows(request: Request) -> bool:
+    """``follow=true`` (or ``1``) asks for the route's stream instead of one page."""
+    return request.query_params.get("follow", "").lower() in ("true", "1")
 
 
 def _principal_key(principal: Principal) -> uuid.UUID:

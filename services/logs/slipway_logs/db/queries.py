@@ -141,6 +141,18 @@ async def stream_head(
     return head
 
 
+async def stream_organization(
+    conn: asyncpg.Connection, stream_kind: StreamKind, stream_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The organization whose lines the stream holds (None: no line stored yet)."""
+    organization: uuid.UUID | None = await conn.fetchval(
+        "SELECT organization_id FROM log_streams WHERE stream_id = $1 AND stream_kind = $2",
+        stream_id,
+        stream_kind,
+    )
+    return organization
+
+
 @dataclass(frozen=True)
 class _Sql:
     where: list[str]

@@ -1,0 +1,117 @@
+"""Relaying a service's long-lived answer (a log follow's ``text/event-stream``) as it comes.
+
+Authorization happened before (``Gateway.handle``, exactly as for the route's plain read); this
+only opens the upstream stream and copies its bytes, unbuffered, until either side closes.
+
+- A client of their own, apart from ``Upstreams.http``: each follow holds a connection for as
+  long as it lasts, and must not take the pool the short requests share (nor its read
+  timeout: a stream may be silent between heartbeats). It times out connecting, never reading.
+- An upstream answer that is not a stream (a 4xx with its error) is read whole and passed on.
+- The upstream connection is closed when the client goes (the relay is cancelled) or the
+  upstream ends the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+import structlog
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
+from slipway_libs.errors import BusinessError
+from slipway_libs.logging import correlation_id
+from slipway_libs.telemetry import current_carrier
+
+log = structlog.get_logger(__name__)
+
+_STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_PASSED_BACK = ("content-type", "retry-after")
+
+
+class UpstreamStreams:
+    def __init__(
+        self,
+        *,
+        urls: Mapping[str, str],
+        internal_token: str | None,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        self.urls = dict(urls)
+        self.internal_token = internal_token
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=connect_timeout_s, read=None, write=connect_timeout_s, pool=None
+            ),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def open(
+        self, request: Request, *, service: str, path: str, actor: Actor | None
+    ) -> Response:
+        upstream_request = self.http.build_request(
+            "GET",
+            f"{self.urls[service]}{path}",
+            params=request.query_params,
+            headers=self._headers(request, actor),
+        )
+        try:
+            upstream = await self.http.send(upstream_request, stream=True)
+        except httpx.TimeoutException:
+            raise BusinessError(
+                f"The {service} service did not answer in time.",
+                code="UPSTREAM_TIMEOUT",
+                status_code=504,
+            ) from None
+        except httpx.HTTPError as exc:
+            log.warning("gateway.stream_unavailable", service=service, error=repr(exc))
+            raise BusinessError(
+                f"The {service} service is unavailable.",
+                code="UPSTREAM_UNAVAILABLE",
+                status_code=503,
+            ) from None
+        passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}
+        if upstream.status_code != 200:
+            try:
+                body = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            return Response(body, status_code=upstream.status_code, headers=passed)
+        return StreamingResponse(
+            _relay(upstream),
+            status_code=200,
+            headers={**passed, **_STREAM_HEADERS},
+            background=BackgroundTask(upstream.aclose),
+        )
+
+    def _headers(self, request: Request, actor: Actor | None) -> dict[str, str]:
+        headers = {**current_carrier(), "accept": "text/event-stream"}
+        if self.internal_token:
+            headers[INTERNAL_TOKEN_HEADER] = self.internal_token
+        if actor is not None:
+            headers[ACTOR_HEADER] = actor.header()
+        cid = correlation_id.get()
+        if cid:
+            headers["x-correlation-id"] = cid
+        resume = request.headers.get("last-event-id")
+        if resume is not None:
+            headers["last-event-id"] = resume
+        return headers
+
+
+async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they arrive; closed however the relay ends (a client that left
+    cancels it at its next await)."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:  # the upstream went away: end the client's stream too
+        log.info("gateway.stream_upstream_ended", error=repr(exc))
+    finally:
+        await upstream.aclose()

@@ -1,0 +1,98 @@
+"""Following a stream on the real database: the process's LISTEN feed wakes the follower on
+commit, silences get heartbeats, and the connection's lifetime ends with the cursor to resume
+after (the HTTP side, through the gateway: tests/e2e/test_logs_follow.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.logs.tests.integration.events import lines_event
+from slipway_libs import db
+from slipway_logs.adapters.line_feed import LineFeed
+from slipway_logs.domain.follow import LineFilter
+from slipway_logs.domain.lines import Line
+from slipway_logs.usecases import ingest
+from slipway_logs.usecases.follow import (
+    Expired,
+    FollowLimits,
+    FollowRequest,
+    Heartbeat,
+    follow,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def feed(logs_db) -> AsyncIterator[LineFeed]:
+    dsn, pool = logs_db
+    feed = LineFeed(pool, dsn, poll_s=30)  # only a notification can wake it in time
+    listening = asyncio.create_task(feed.listen())
+    try:
+        yield feed
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+
+
+async def store(pool: asyncpg.Pool, org: uuid.UUID, service: uuid.UUID, *texts: str) -> None:
+    async with db.transaction(pool) as conn:
+        await ingest.append(conn, [lines_event(org, *texts, kind="live", service_id=service)])
+
+
+async def test_history_then_live_lines_heartbeats_and_the_end_of_the_lifetime(pool, feed) -> None:
+    org, service = uuid.uuid4(), uuid.uuid4()
+    await store(pool, org, service, "one", "two", "three")
+    request = FollowRequest(
+        kind="service",
+        stream_id=service,
+        organization_id=org,
+        line_filter=LineFilter(),
+        tail=2,
+        after=None,
+    )
+    limits = FollowLimits(backlog_lines=100, heartbeat_s=0.05, lifetime_s=2.0)
+    seen: list[object] = []
+    events = follow(pool, feed, request, limits)
+    async with asyncio.timeout(30), contextlib.aclosing(events):
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, Line) and event.text == "three":
+                await store(pool, org, service, "four")  # while following: comes live
+            if isinstance(event, Expired):
+                break
+    lines = [e.text for e in seen if isinstance(e, Line)]
+    assert lines == ["two", "three", "four"]
+    assert any(isinstance(e, Heartbeat) for e in seen)
+    assert seen[-1] == Expired(4)  # resume after the last line sent
+    assert feed.followers == 0
+
+
+async def test_another_organizations_follower_gets_none_of_the_streams_lines(pool, feed) -> None:
+    org, service = uuid.uuid4(), uuid.uuid4()
+    await store(pool, org, service, "secret")
+    request = FollowRequest(
+        kind="service",
+        stream_id=service,
+        organization_id=uuid.uuid4(),
+        line_filter=LineFilter(),
+        tail=10,
+        after=0,
+    )
+    limits = FollowLimits(backlog_lines=100, heartbeat_s=0.05, lifetime_s=1.0)
+    seen = []
+    events = follow(pool, feed, request, limits)
+    async with asyncio.timeout(30), contextlib.aclosing(events):
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, Heartbeat) and len(seen) == 1:
+                await store(pool, org, service, "more secret")
+    assert not any(isinstance(e, Line) for e in seen)
+    assert isinstance(seen[-1], Expired)

@@ -1,10 +1,12 @@
 """The deployer's internal HTTP API (the gateway authorizes first, then forwards here).
 
 Actions answer 202 with the deployment request (a merged request answers the pending one's id);
-a state that forbids the action answers 409 with a stable code. A request that carries the
-caller's catalog revisions (``X-Slipway-Catalog-Revision``, added by the gateway) is served once
-the deployer's copy of the catalog has reached them, else 409 ``CATALOG_NOT_CAUGHT_UP``
-(``usecases.freshness``); without one it is served from the copy as it stands.
+a state that forbids the action answers 409 with a stable code. Every action honours an
+``Idempotency-Key`` (``slipway_libs.idempotency``): a retry answers the first answer again.
+A request that carries the caller's catalog revisions (``X-Slipway-Catalog-Revision``, added by
+the gateway) is served once the deployer's copy of the catalog has reached them, else 409
+``CATALOG_NOT_CAUGHT_UP`` (``usecases.freshness``); without one it is served from the copy as it
+stands.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from slipway_deployer.usecases import freshness, jobs, requests, status
 from slipway_libs import changes, db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
+from slipway_libs.idempotency import Idempotent, Once
 from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
@@ -59,8 +62,8 @@ def build_router(
         async with tx() as conn:
             return await work(conn)
 
-    _environment_actions(router, in_tx)
-    _service_actions(router, in_tx)
+    _environment_actions(router, tx, in_tx)
+    _service_actions(router, tx, in_tx)
     _deployments(router, tx)
     return router
 
@@ -81,16 +84,16 @@ def _accepted(row: asyncpg.Record, merged: bool) -> dict[str, Any]:
     }
 
 
-def _environment_actions(router: APIRouter, in_tx: InTx) -> None:
+def _environment_actions(router: APIRouter, tx: Tx, in_tx: InTx) -> None:
     def action_route(name: str, action: sm.Action) -> None:
         @router.post(f"/environments/{{env_id}}/{name}", status_code=202, name=f"env_{name}")
-        async def act(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-            row, merged = await in_tx(
-                lambda conn: requests.request(
-                    conn, environment_id=env_id, action=action, actor=actor
+        async def act(env_id: uuid.UUID, actor: CurrentActor, once: Once) -> dict[str, Any]:
+            async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+                return _accepted(
+                    *await requests.request(conn, environment_id=env_id, action=action, actor=actor)
                 )
-            )
-            return _accepted(row, merged)
+
+            return await once.run(tx, work)
 
     for name, action in (
         ("deploy", A.DEPLOY),
@@ -101,14 +104,18 @@ def _environment_actions(router: APIRouter, in_tx: InTx) -> None:
         action_route(name, action)
 
     @router.post("/environments/{env_id}/redeploy", status_code=202)
-    async def redeploy(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        row, merged = await in_tx(lambda conn: requests.redeploy(conn, env_id, actor))
-        return _accepted(row, merged)
+    async def redeploy(env_id: uuid.UUID, actor: CurrentActor, once: Once) -> dict[str, Any]:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            return _accepted(*await requests.redeploy(conn, env_id, actor))
+
+        return await once.run(tx, work)
 
     @router.post("/environments/{env_id}/cancel", status_code=202)
-    async def cancel(env_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        row = await in_tx(lambda conn: requests.cancel(conn, env_id, actor))
-        return _accepted(row, False)
+    async def cancel(env_id: uuid.UUID, actor: CurrentActor, once: Once) -> dict[str, Any]:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            return _accepted(await requests.cancel(conn, env_id, actor), False)
+
+        return await once.run(tx, work)
 
     @router.get("/environments/{env_id}/status")
     async def environment_status(env_id: uuid.UUID) -> dict[str, Any]:
@@ -127,28 +134,35 @@ def _environment_actions(router: APIRouter, in_tx: InTx) -> None:
         return await in_tx(read)
 
 
-def _service_actions(router: APIRouter, in_tx: InTx) -> None:
+def _service_actions(router: APIRouter, tx: Tx, in_tx: InTx) -> None:
     @router.post("/services/{service_id}/deploy", status_code=202)
     async def deploy_service(
         service_id: uuid.UUID,
         actor: CurrentActor,
+        once: Once,
         body: Annotated[ServiceDeployIn | None, Body()] = None,
     ) -> dict[str, Any]:
         version = body.version() if body else None
-        return await _service_request(in_tx, service_id, A.DEPLOY, actor, version)
+        return await _service_request(once, tx, service_id, A.DEPLOY, actor, version)
 
     @router.post("/services/{service_id}/stop", status_code=202)
-    async def stop_service(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        return await _service_request(in_tx, service_id, A.STOP, actor, None)
+    async def stop_service(
+        service_id: uuid.UUID, actor: CurrentActor, once: Once
+    ) -> dict[str, Any]:
+        return await _service_request(once, tx, service_id, A.STOP, actor, None)
 
     @router.post("/services/{service_id}/restart", status_code=202)
-    async def restart_service(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        return await _service_request(in_tx, service_id, A.RESTART, actor, None)
+    async def restart_service(
+        service_id: uuid.UUID, actor: CurrentActor, once: Once
+    ) -> dict[str, Any]:
+        return await _service_request(once, tx, service_id, A.RESTART, actor, None)
 
     @router.post("/services/{service_id}/run", status_code=202)
-    async def run_job(service_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        row = await in_tx(lambda conn: jobs.request_run(conn, service_id, actor=actor))
-        return jobs.run_view(row)
+    async def run_job(service_id: uuid.UUID, actor: CurrentActor, once: Once) -> dict[str, Any]:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            return jobs.run_view(await jobs.request_run(conn, service_id, actor=actor))
+
+        return await once.run(tx, work)
 
     @router.get("/services/{service_id}/runs")
     async def job_runs(
@@ -176,15 +190,16 @@ def _service_actions(router: APIRouter, in_tx: InTx) -> None:
 
 
 async def _service_request(
-    in_tx: InTx,
+    once: Idempotent,
+    tx: Tx,
     service_id: uuid.UUID,
     action: sm.Action,
     actor: Actor,
     version: str | None,
-) -> dict[str, Any]:
-    async def act(conn: asyncpg.Connection) -> tuple[asyncpg.Record, bool]:
+) -> Any:
+    async def act(conn: asyncpg.Connection) -> dict[str, Any]:
         svc = await requests.service_or_404(conn, service_id)
-        return await requests.request(
+        row, merged = await requests.request(
             conn,
             environment_id=svc["environment_id"],
             action=action,
@@ -192,9 +207,9 @@ async def _service_request(
             service_id=service_id,
             version=version,
         )
+        return _accepted(row, merged)
 
-    row, merged = await in_tx(act)
-    return _accepted(row, merged)
+    return await once.run(tx, act)
 
 
 def _deployments(router: APIRouter, tx: Tx) -> None:
@@ -204,10 +219,11 @@ def _deployments(router: APIRouter, tx: Tx) -> None:
             return await status.deployment_by_id(conn, deployment_id)
 
     @router.post("/deployments/{deployment_id}/rollback", status_code=202)
-    async def rollback(deployment_id: uuid.UUID, actor: CurrentActor) -> dict[str, Any]:
-        async with tx() as conn:
-            row, merged = await requests.rollback(conn, deployment_id, actor)
-        return _accepted(row, merged)
+    async def rollback(deployment_id: uuid.UUID, actor: CurrentActor, once: Once) -> dict[str, Any]:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            return _accepted(*await requests.rollback(conn, deployment_id, actor))
+
+        return await once.run(tx, work)
 
     @router.get("/deployment-index")
     async def deployment_index(

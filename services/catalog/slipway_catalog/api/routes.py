@@ -2,6 +2,11 @@
 
 Paths mirror the public ones under ``/internal/v1``. Routes are thin: parse, open the
 transaction, call a use case, shape the answer.
+
+Safe retries and concurrent edits: every create honours an ``Idempotency-Key``
+(``slipway_libs.idempotency``); every resource answers its version as ``ETag`` (and
+``resource_version`` in the body), and a PATCH/PUT with an ``If-Match`` naming an older version
+answers 412 instead of overwriting the newer change (``usecases.versions``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 
 from slipway_catalog.api import schemas as s
 from slipway_catalog.domain.clusters import ClusterIn, ClusterPatch
@@ -28,6 +33,7 @@ from slipway_catalog.usecases import (
     services,
     stages,
     variables,
+    versions,
 )
 from slipway_catalog.usecases import queries as reads
 from slipway_catalog.usecases.clusters import ClusterProbe
@@ -35,10 +41,13 @@ from slipway_catalog.usecases.deps import Deps
 from slipway_libs import db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.http import ChangesRoute
+from slipway_libs.idempotency import Once
+from slipway_libs.preconditions import ETAG, IF_MATCH, etag
 from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
 Tx = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+IfMatch = Annotated[str | None, Header(alias=IF_MATCH)]
 NO_CONTENT = Response(status_code=204)
 
 
@@ -70,6 +79,16 @@ def _items(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"items": rows, "next_cursor": None}
 
 
+def _tag(body: dict[str, Any]) -> dict[str, str]:
+    return {ETAG: etag(body["resource_version"])}
+
+
+def _tagged(response: Response, body: dict[str, Any]) -> dict[str, Any]:
+    """One resource's answer, with its version as the ETag."""
+    response.headers.update(_tag(body))
+    return body
+
+
 def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> None:
     @router.get("/organizations/{org_id}/clusters")
     async def list_clusters(org_id: uuid.UUID) -> dict[str, Any]:
@@ -78,22 +97,30 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
 
     @router.post("/organizations/{org_id}/clusters", status_code=201)
     async def create_cluster(
-        org_id: uuid.UUID, body: ClusterIn, actor: CurrentActor
+        org_id: uuid.UUID, body: ClusterIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
-        async with tx() as conn:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             return s.cluster_out(await clusters.create(conn, deps, actor, org_id, body))
 
+        return await once.run(tx, work, headers=_tag)
+
     @router.get("/clusters/{cluster_id}")
-    async def read_cluster(cluster_id: uuid.UUID) -> dict[str, Any]:
+    async def read_cluster(cluster_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
-            return s.cluster_out(await clusters.get(conn, cluster_id))
+            return _tagged(response, s.cluster_out(await clusters.get(conn, cluster_id)))
 
     @router.patch("/clusters/{cluster_id}")
     async def update_cluster(
-        cluster_id: uuid.UUID, body: ClusterPatch, actor: CurrentActor
+        cluster_id: uuid.UUID,
+        body: ClusterPatch,
+        actor: CurrentActor,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
-            return s.cluster_out(await clusters.update(conn, deps, actor, cluster_id, body))
+            await versions.require(conn, "clusters", cluster_id, if_match)
+            row = await clusters.update(conn, deps, actor, cluster_id, body)
+        return _tagged(response, s.cluster_out(row))
 
     @router.delete("/clusters/{cluster_id}", status_code=204)
     async def delete_cluster(cluster_id: uuid.UUID, actor: CurrentActor) -> Response:
@@ -116,28 +143,35 @@ def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
     @router.post("/organizations/{org_id}/projects", status_code=201)
     async def create_project(
-        org_id: uuid.UUID, body: s.ProjectIn, actor: CurrentActor
+        org_id: uuid.UUID, body: s.ProjectIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
-        async with tx() as conn:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             row = await projects.create(
                 conn, deps, actor, org_id, name=body.name, description=body.description
             )
-        return s.project_out(row)
+            return s.project_out(row)
+
+        return await once.run(tx, work, headers=_tag)
 
     @router.get("/projects/{project_id}")
-    async def read_project(project_id: uuid.UUID) -> dict[str, Any]:
+    async def read_project(project_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
-            return s.project_out(await projects.get(conn, project_id))
+            return _tagged(response, s.project_out(await projects.get(conn, project_id)))
 
     @router.patch("/projects/{project_id}")
     async def update_project(
-        project_id: uuid.UUID, body: s.ProjectPatch, actor: CurrentActor
+        project_id: uuid.UUID,
+        body: s.ProjectPatch,
+        actor: CurrentActor,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
+            await versions.require(conn, "projects", project_id, if_match)
             row = await projects.update(
                 conn, actor, project_id, name=body.name, description=body.description
             )
-        return s.project_out(row)
+        return _tagged(response, s.project_out(row))
 
     @router.delete("/projects/{project_id}", status_code=204)
     async def delete_project(project_id: uuid.UUID, actor: CurrentActor) -> Response:
@@ -155,28 +189,35 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
     @router.post("/projects/{project_id}/environments", status_code=201)
     async def create_environment(
-        project_id: uuid.UUID, body: s.EnvironmentIn, actor: CurrentActor
+        project_id: uuid.UUID, body: s.EnvironmentIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
-        async with tx() as conn:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             row = await environments.create(
                 conn, actor, project_id, name=body.name, mode=body.mode, cluster_id=body.cluster_id
             )
-        return s.environment_out(row)
+            return s.environment_out(row)
+
+        return await once.run(tx, work, headers=_tag)
 
     @router.get("/environments/{env_id}")
-    async def read_environment(env_id: uuid.UUID) -> dict[str, Any]:
+    async def read_environment(env_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
-            return s.environment_out(await environments.get(conn, env_id))
+            return _tagged(response, s.environment_out(await environments.get(conn, env_id)))
 
     @router.patch("/environments/{env_id}")
     async def update_environment(
-        env_id: uuid.UUID, body: s.EnvironmentPatch, actor: CurrentActor
+        env_id: uuid.UUID,
+        body: s.EnvironmentPatch,
+        actor: CurrentActor,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
+            await versions.require(conn, "environments", env_id, if_match)
             row = await environments.update(
                 conn, actor, env_id, name=body.name, mode=body.mode, cluster_id=body.cluster_id
             )
-        return s.environment_out(row)
+        return _tagged(response, s.environment_out(row))
 
     @router.delete("/environments/{env_id}", status_code=204)
     async def delete_environment(env_id: uuid.UUID, actor: CurrentActor) -> Response:
@@ -186,9 +227,9 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
     @router.post("/environments/{env_id}/clone", status_code=201)
     async def clone_environment(
-        env_id: uuid.UUID, body: s.CloneIn, actor: CurrentActor
+        env_id: uuid.UUID, body: s.CloneIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
-        async with tx() as conn:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             row = await clone.clone(
                 conn,
                 deps,
@@ -198,7 +239,9 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
                 mode=body.mode,
                 cluster_id=body.cluster_id,
             )
-        return s.environment_out(row)
+            return s.environment_out(row)
+
+        return await once.run(tx, work, headers=_tag)
 
     @router.get("/environments/{env_id}/stages")
     async def list_stages(env_id: uuid.UUID) -> dict[str, Any]:
@@ -207,11 +250,13 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
     @router.post("/environments/{env_id}/stages", status_code=201)
     async def create_stage(
-        env_id: uuid.UUID, body: s.StageIn, actor: CurrentActor
+        env_id: uuid.UUID, body: s.StageIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
-        async with tx() as conn:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             row = await stages.create(conn, actor, env_id, name=body.name, position=body.position)
-        return s.stage_out(row)
+            return s.stage_out(row)
+
+        return await once.run(tx, work, headers=_tag)
 
     @router.put("/environments/{env_id}/stages/order")
     async def order_stages(
@@ -223,10 +268,16 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
     @router.patch("/stages/{stage_id}")
     async def rename_stage(
-        stage_id: uuid.UUID, body: s.StagePatch, actor: CurrentActor
+        stage_id: uuid.UUID,
+        body: s.StagePatch,
+        actor: CurrentActor,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
-            return s.stage_out(await stages.rename(conn, actor, stage_id, name=body.name))
+            await versions.require(conn, "stages", stage_id, if_match)
+            row = await stages.rename(conn, actor, stage_id, name=body.name)
+        return _tagged(response, s.stage_out(row))
 
     @router.delete("/stages/{stage_id}", status_code=204)
     async def delete_stage(stage_id: uuid.UUID, actor: CurrentActor) -> Response:
@@ -235,16 +286,22 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
         return NO_CONTENT
 
     @router.get("/environments/{env_id}/deployment-rule")
-    async def read_rule(env_id: uuid.UUID) -> dict[str, Any]:
+    async def read_rule(env_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
-            return s.rule_out(await rules.get(conn, env_id))
+            return _tagged(response, s.rule_out(await rules.get(conn, env_id)))
 
     @router.put("/environments/{env_id}/deployment-rule")
     async def put_rule(
-        env_id: uuid.UUID, body: DeploymentRule, actor: CurrentActor
+        env_id: uuid.UUID,
+        body: DeploymentRule,
+        actor: CurrentActor,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
-            return s.rule_out(await rules.put(conn, actor, env_id, body))
+            await versions.require(conn, "deployment_rules", env_id, if_match)
+            row = await rules.put(conn, actor, env_id, body)
+        return _tagged(response, s.rule_out(row))
 
 
 def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
@@ -255,22 +312,33 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
     @router.post("/environments/{env_id}/services", status_code=201)
     async def create_service(
-        env_id: uuid.UUID, actor: CurrentActor, body: Annotated[dict[str, Any], Body()]
+        env_id: uuid.UUID,
+        actor: CurrentActor,
+        body: Annotated[dict[str, Any], Body()],
+        once: Once,
     ) -> dict[str, Any]:
-        async with tx() as conn:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             return s.service_out(await services.create(conn, deps, actor, env_id, body))
 
+        return await once.run(tx, work, headers=_tag)
+
     @router.get("/services/{service_id}")
-    async def read_service(service_id: uuid.UUID) -> dict[str, Any]:
+    async def read_service(service_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
-            return s.service_out(await services.get(conn, service_id))
+            return _tagged(response, s.service_out(await services.get(conn, service_id)))
 
     @router.patch("/services/{service_id}")
     async def update_service(
-        service_id: uuid.UUID, actor: CurrentActor, body: Annotated[dict[str, Any], Body()]
+        service_id: uuid.UUID,
+        actor: CurrentActor,
+        body: Annotated[dict[str, Any], Body()],
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
-            return s.service_out(await services.update(conn, deps, actor, service_id, body))
+            await versions.require(conn, "services", service_id, if_match)
+            row = await services.update(conn, deps, actor, service_id, body)
+        return _tagged(response, s.service_out(row))
 
     @router.delete("/services/{service_id}", status_code=204)
     async def delete_service(service_id: uuid.UUID, actor: CurrentActor) -> Response:
@@ -280,10 +348,16 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
     @router.put("/services/{service_id}/stage")
     async def move_service(
-        service_id: uuid.UUID, body: s.ServiceStage, actor: CurrentActor
+        service_id: uuid.UUID,
+        body: s.ServiceStage,
+        actor: CurrentActor,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
-            return s.service_out(await services.move(conn, actor, service_id, body.stage_id))
+            await versions.require(conn, "services", service_id, if_match)
+            row = await services.move(conn, actor, service_id, body.stage_id)
+        return _tagged(response, s.service_out(row))
 
     @router.get("/services/{service_id}/variables/resolved")
     async def resolved(service_id: uuid.UUID) -> dict[str, Any]:
@@ -302,25 +376,33 @@ def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
             return _items([s.variable_out(r) for r in await reads.variables_of(conn, parent_id)])
 
     @router.post("/variables", status_code=201)
-    async def create_variable(body: s.VariableIn, actor: CurrentActor) -> dict[str, Any]:
-        async with tx() as conn:
-            row = await variables.create(conn, deps, actor, body.model_dump())
-        return s.variable_out(row)
+    async def create_variable(
+        body: s.VariableIn, actor: CurrentActor, once: Once
+    ) -> dict[str, Any]:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            return s.variable_out(await variables.create(conn, deps, actor, body.model_dump()))
+
+        return await once.run(tx, work, headers=_tag)
 
     @router.get("/variables/{variable_id}")
-    async def read_variable(variable_id: uuid.UUID) -> dict[str, Any]:
+    async def read_variable(variable_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
-            return s.variable_out(await variables.get(conn, variable_id))
+            return _tagged(response, s.variable_out(await variables.get(conn, variable_id)))
 
     @router.patch("/variables/{variable_id}")
     async def update_variable(
-        variable_id: uuid.UUID, body: s.VariablePatch, actor: CurrentActor
+        variable_id: uuid.UUID,
+        body: s.VariablePatch,
+        actor: CurrentActor,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
         async with tx() as conn:
+            await versions.require(conn, "variables", variable_id, if_match)
             row = await variables.update(
                 conn, deps, actor, variable_id, body.model_dump(exclude_unset=True)
             )
-        return s.variable_out(row)
+        return _tagged(response, s.variable_out(row))
 
     @router.delete("/variables/{variable_id}", status_code=204)
     async def delete_variable(variable_id: uuid.UUID, actor: CurrentActor) -> Response:

@@ -95,6 +95,7 @@ def cluster_out(row: asyncpg.Record) -> dict[str, Any]:
         "api_url": row["api_url"],
         "organization_id": str(row["organization_id"]),
         "created_at": _iso(row["created_at"]),
+        "resource_version": row["version"],
     }
 
 
@@ -106,6 +107,7 @@ def project_out(row: asyncpg.Record) -> dict[str, Any]:
         "organization_id": str(row["organization_id"]),
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
+        "resource_version": row["version"],
     }
 
 
@@ -120,6 +122,7 @@ def environment_out(row: asyncpg.Record) -> dict[str, Any]:
         "cloned_from": _id(row["cloned_from"]),
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
+        "resource_version": row["version"],
     }
 
 
@@ -134,6 +137,7 @@ def service_out(row: asyncpg.Record) -> dict[str, Any]:
         "stage_id": _id(row["stage_id"]),
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
+        "resource_version": row["version"],
     }
 
 
@@ -143,6 +147,7 @@ def stage_out(row: asyncpg.Record) -> dict[str, Any]:
         "name": row["name"],
         "position": row["position"],
         "environment_id": str(row["environment_id"]),
+        "resource_version": row["version"],
     }
 
 
@@ -156,6 +161,7 @@ def rule_out(row: asyncpg.Record) -> dict[str, Any]:
         "start_time": row["start_time"],
         "stop_time": row["stop_time"],
         "auto_preview": row["auto_preview"],
+        "resource_version": row["version"],
     }
 
 
@@ -171,6 +177,7 @@ def variable_out(row: asyncpg.Record) -> dict[str, Any]:
         "description": row["description"],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
+        "resource_version": row["version"],
     }
     if not row["is_secret"]:
         out["value"] = row["value"]

@@ -631,3 +631,29 @@ async def all_live(conn: asyncpg.Connection, table: str) -> list[Row]:
     if table not in _LIVE_TABLES:
         raise ValueError(table)
     return await conn.fetch(f"SELECT * FROM {table} WHERE deleted_at IS NULL")
+
+
+# --- versions (If-Match)
+
+# what a precondition may name: the table and the column that identifies its row
+_VERSIONED = {
+    "clusters": "id",
+    "projects": "id",
+    "environments": "id",
+    "stages": "id",
+    "services": "id",
+    "variables": "id",
+    "deployment_rules": "environment_id",
+}
+
+
+async def locked_version(conn: asyncpg.Connection, table: str, row_id: uuid.UUID) -> int | None:
+    """The row's version, locked until the transaction ends (None: no such live row), so that
+    the write checked against it cannot interleave with another."""
+    column = _VERSIONED[table]  # a fixed name: never the caller's text
+    live = " AND deleted_at IS NULL" if table != "deployment_rules" else ""
+    version: int | None = await conn.fetchval(
+        f"SELECT version FROM {table} WHERE {column} = $1{live} FOR UPDATE",
+        row_id,
+    )
+    return version

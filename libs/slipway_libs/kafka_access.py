@@ -67,7 +67,7 @@ ACCESS: dict[str, Access] = {
         reads=(BUILD_TOPIC, COMMANDS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC),
     ),
     "scheduler": Access(writes=("scheduler.",), reads=(PROJECT_TOPIC, DEPLOYMENT_TOPIC)),
-    "logs": Access(writes=("logs.",), reads=(LINES_TOPIC,)),
+    "logs": Access(writes=("logs.",), reads=(LINES_TOPIC, DEPLOYMENT_TOPIC)),
     "gateway": Access(writes=(), reads=(ACCESS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC), groups=False),
 }
 

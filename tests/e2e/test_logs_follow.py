@@ -87,11 +87,7 @@ async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def service(api, platform) -> AsyncIterator[tuple[User, str, str, Lines]]:
-    """An owner, their organization, a service of theirs, and a publisher of its lines."""
-    owner = await sign_up(api, "Fay")
-    org = await create_org(api, owner)
+async def _environment(api: httpx.AsyncClient, owner: User, org: str) -> str:
     clusters = (await api.get(f"/organizations/{org}/clusters", headers=owner.auth)).json()
     project = await api.post(
         f"/organizations/{org}/projects", json={"name": "Follow"}, headers=owner.auth
@@ -102,8 +98,17 @@ async def service(api, platform) -> AsyncIterator[tuple[User, str, str, Lines]]:
         json={"name": "staging", "mode": "staging", "cluster_id": clusters["items"][0]["id"]},
     )
     assert env.status_code == 201, env.text
+    return str(env.json()["id"])
+
+
+@pytest.fixture
+async def service(api, platform) -> AsyncIterator[tuple[User, str, str, Lines]]:
+    """An owner, their organization, a service of theirs, and a publisher of its lines."""
+    owner = await sign_up(api, "Fay")
+    org = await create_org(api, owner)
+    env = await _environment(api, owner, org)
     created = await api.post(
-        f"/environments/{env.json()['id']}/services",
+        f"/environments/{env}/services",
         headers=owner.auth,
         json={
             "name": "talker",
@@ -308,3 +313,32 @@ async def test_another_organization_cannot_follow_and_an_api_token_can(api, serv
     await lines.send(["for the token"])
     seen = await _follow_until(api, token_auth(created.json()["token"]), path, "for the token")
     assert _texts(seen) == ["for the token"]
+
+
+async def test_a_deployments_follower_gets_its_lines_then_an_end_event(api) -> None:
+    owner = await sign_up(api, "Dee")
+    org = await create_org(api, owner)
+    env = await _environment(api, owner, org)
+    for _ in range(300):  # the deployer learns the environment from the catalog's events
+        deployed = await api.post(f"/environments/{env}/deploy", headers=owner.auth)
+        if deployed.status_code != 404:
+            break
+        await asyncio.sleep(0.1)
+    assert deployed.status_code == 202, deployed.text
+    deployment = deployed.json()["request_id"]
+    seen: list[Event] = []
+    async with api.stream(
+        "GET", f"/deployments/{deployment}/logs", params={"follow": "true"}, headers=owner.auth
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        async for event in events(response):
+            if event.event in ("line", "end"):
+                seen.append(event)
+            if event.event == "end":
+                break
+    end = seen[-1]
+    assert end.event == "end" and end.data["status"] in ("SUCCESS", "ERROR", "CANCELED")
+    finished = await api.get(f"/deployments/{deployment}", headers=owner.auth)
+    assert finished.json()["status"] == end.data["status"], finished.text
+    cursors = _cursors(seen[:-1])
+    assert end.data["last_cursor"] == (cursors[-1] if cursors else 0)

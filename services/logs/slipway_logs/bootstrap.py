@@ -44,6 +44,7 @@ def _routers(container: LogsContainer) -> Sequence[APIRouter]:
                 backlog_lines=settings.follow_backlog_lines,
                 heartbeat_s=settings.follow_heartbeat_s,
                 lifetime_s=settings.follow_lifetime_s,
+                end_grace_s=settings.follow_end_grace_s,
             ),
             settings.internal_caller_digests(),
         ),

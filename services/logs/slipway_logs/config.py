@@ -22,5 +22,8 @@ class LogsSettings(DatabaseServiceSettings):
     follow_backlog_lines: int = Field(default=10_000, ge=1)
     follow_heartbeat_s: float = Field(default=15.0, gt=0)
     follow_lifetime_s: float = Field(default=3600.0, gt=0)
+    # a deployment's follower is sent ``end`` this long after its end was recorded (its last
+    # lines come on another topic than its end, and may be stored a little later)
+    follow_end_grace_s: float = Field(default=2.0, ge=0)
     # a followed stream is read at least this often (a notification may be lost on reconnect)
     follow_poll_s: float = Field(default=2.0, gt=0)

@@ -15,6 +15,9 @@ Invariants:
 - A reader never waits on a follower: offering to a full backlog drops the line there.
 - Lines go only to followers of the stream's organization (a follower bound to none, the
   platform, gets them all): the gateway checks access, this checks again.
+- A deployment's end (``ended_deployments``) reaches its followers as ``Subscription.end``
+  (the status, and since when on the monotonic clock): from its notification, or read when the
+  stream is first followed and at every round of its reader (a notification may be lost).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -49,6 +53,7 @@ class Subscription:
     start: int
     backlog: Backlog
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    end: tuple[str, float] | None = None  # the deployment's status, since (monotonic s)
 
     def offer(self, lines: list[Line]) -> None:
         kept = False
@@ -76,6 +81,7 @@ class _Stream:
     position: int  # the newest cursor read (or the head when the first follower came)
     wake: leadership.Wake
     organization_id: uuid.UUID | None = None
+    end: tuple[str, float] | None = None
     followers: set[Subscription] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
 
@@ -103,10 +109,11 @@ class LineFeed:
     ) -> Subscription:
         stream = self._streams.get(stream_id)
         if stream is None:
-            organization, head = await self._owner_and_head(kind, stream_id)
+            organization, head, end = await self._state(kind, stream_id)
             stream = self._streams.get(stream_id)  # another follower may have come meanwhile
             if stream is None:
                 stream = self._start(kind, stream_id, head, organization)
+                stream.end = end
         # no await from here on: ``start`` is exactly where the reader stands
         subscription = Subscription(
             stream_id=stream_id,
@@ -114,6 +121,7 @@ class LineFeed:
             line_filter=line_filter,
             start=stream.position,
             backlog=Backlog(capacity=capacity, start=stream.position),
+            end=stream.end,
         )
         stream.followers.add(subscription)
         return subscription
@@ -132,7 +140,11 @@ class LineFeed:
         """Beside the API, for the life of the process (readers poll while it reconnects)."""
         await retry.forever(
             lambda: leadership.follow(
-                dsn=self._dsn, listeners={queries.NOTIFY_CHANNEL: self._on_notify}
+                dsn=self._dsn,
+                listeners={
+                    queries.NOTIFY_CHANNEL: self._on_notify,
+                    queries.ENDED_CHANNEL: self._on_ended,
+                },
             ),
             event="logs.follow.listen_failed",
             backoff=retry.Backoff(self._poll_s, self._poll_s),
@@ -148,6 +160,22 @@ class LineFeed:
             return
         if stream is not None and cursor > stream.position:
             stream.wake.set()
+
+    def _on_ended(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        deployment, _, status = payload.partition(":")
+        try:
+            stream = self._streams.get(uuid.UUID(deployment))
+        except ValueError:
+            log.warning("logs.follow.bad_notification", payload=payload)
+            return
+        if stream is not None and stream.end is None:
+            self._ended(stream, (status, time.monotonic()))
+
+    def _ended(self, stream: _Stream, end: tuple[str, float]) -> None:
+        stream.end = end
+        for follower in stream.followers:
+            follower.end = end
+            follower.ready.set()
 
     def _start(
         self,
@@ -176,6 +204,10 @@ class LineFeed:
             stream.wake.clear()  # before reading: a commit during the read wakes it again
             try:
                 await self._catch_up(stream)
+                if stream.kind == "deployment" and stream.end is None:
+                    _, _, end = await self._state(stream.kind, stream.stream_id)
+                    if end is not None:
+                        self._ended(stream, end)
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                 log.warning(
                     "logs.follow.read_failed", stream_id=str(stream.stream_id), error=repr(exc)
@@ -187,9 +219,7 @@ class LineFeed:
             if not page:
                 return
             if stream.organization_id is None:
-                stream.organization_id, _ = await self._owner_and_head(
-                    stream.kind, stream.stream_id
-                )
+                stream.organization_id, _, _ = await self._state(stream.kind, stream.stream_id)
             # no await from here to the new position: a subscriber joins before or after
             for follower in stream.followers:
                 if follower.organization_id in (None, stream.organization_id):
@@ -207,14 +237,19 @@ class LineFeed:
             parts = await queries.read_parts(conn, stream.stream_id, cursors[: self._page])
         return domain.join(parts)
 
-    async def _owner_and_head(
+    async def _state(
         self, kind: StreamKind, stream_id: uuid.UUID
-    ) -> tuple[uuid.UUID | None, int]:
+    ) -> tuple[uuid.UUID | None, int, tuple[str, float] | None]:
+        """The stream's organization, head and (a deployment's) end, as the platform sees them."""
         token = current_organization.set(None)
         try:
             async with db.transaction(self._pool) as conn:
                 organization = await queries.stream_organization(conn, kind, stream_id)
                 head = await queries.stream_head(conn, kind, stream_id)
+                ended = (
+                    await queries.deployment_end(conn, stream_id) if kind == "deployment" else None
+                )
         finally:
             current_organization.reset(token)
-        return organization, head or 0
+        end = None if ended is None else (ended[0], time.monotonic() - ended[1])
+        return organization, head or 0, end

@@ -32,7 +32,7 @@ from slipway_logs.domain.follow import LineFilter, Skipped
 from slipway_logs.domain.lines import Line, StreamKind
 from slipway_logs.domain.paging import MAX_LIMIT, MAX_QUERY_CHARS
 from slipway_logs.usecases import follow
-from slipway_logs.usecases.follow import End, EndCheck, Expired, FollowLimits, FollowRequest
+from slipway_logs.usecases.follow import End, Expired, FollowLimits, FollowRequest
 
 DEFAULT_TAIL = 100
 _HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -70,8 +70,6 @@ def build_follow_router(
     feed: LineFeed,
     limits: FollowLimits,
     internal_callers: InternalCallers,
-    *,
-    ended: EndCheck | None = None,
 ) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1",
@@ -88,7 +86,7 @@ def build_follow_router(
             tail=tail,
             after=after,
         )
-        events = follow.follow(pool, feed, request, limits, ended=ended)
+        events = follow.follow(pool, feed, request, limits)
         return StreamingResponse(_sse(events), media_type="text/event-stream", headers=_HEADERS)
 
     @router.get("/deployments/{deployment_id}/logs/stream")

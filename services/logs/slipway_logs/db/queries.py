@@ -278,3 +278,39 @@ async def delete_older(conn: asyncpg.Connection, organization_id: uuid.UUID, day
         days,
     )
     return int(status.split()[-1])
+
+
+ENDED_CHANNEL = "logs_deployment_ended"
+
+
+async def record_deployment_end(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, organization_id: uuid.UUID, status: str
+) -> None:
+    """Once per deployment (a later event of an ended one changes nothing); followers hear of
+    it on commit (``ENDED_CHANNEL``, payload ``<deployment id>:<status>``)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO ended_deployments (deployment_id, organization_id, status)
+        VALUES ($1, $2, $3) ON CONFLICT (deployment_id) DO NOTHING
+        RETURNING true
+        """,
+        deployment_id,
+        organization_id,
+        status,
+    )
+    if inserted:
+        await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, f"{deployment_id}:{status}")
+
+
+async def deployment_end(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID
+) -> tuple[str, float] | None:
+    """How the deployment ended and how many seconds ago that was recorded (None: not yet)."""
+    row = await conn.fetchrow(
+        """
+        SELECT status, extract(epoch FROM now() - recorded_at)::float8 AS age_s
+        FROM ended_deployments WHERE deployment_id = $1
+        """,
+        deployment_id,
+    )
+    return None if row is None else (row["status"], max(0.0, row["age_s"]))

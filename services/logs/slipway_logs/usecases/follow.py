@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -44,6 +44,9 @@ class FollowLimits:
     backlog_lines: int
     heartbeat_s: float
     lifetime_s: float
+    # a deployment's last lines may be stored after its end was (another topic): ``end`` waits
+    # this long after the end was recorded, sending what comes meanwhile
+    end_grace_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,6 @@ class End:
 
 
 Event = Line | Skipped | Heartbeat | Expired | End
-# the deployment's end status once it has ended and its last lines are in (None: not yet)
-EndCheck = Callable[[uuid.UUID], Awaitable[str | None]]
 
 _PAGE = 1000
 
@@ -75,7 +76,6 @@ async def follow(
     request: FollowRequest,
     limits: FollowLimits,
     *,
-    ended: EndCheck | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncGenerator[Event, None]:
     subscription = await feed.subscribe(
@@ -94,7 +94,7 @@ async def follow(
         deadlines = Deadlines(
             started=clock(), heartbeat_s=limits.heartbeat_s, lifetime_s=limits.lifetime_s
         )
-        async for event in _live(subscription, deadlines, clock, request, ended):
+        async for event in _live(subscription, deadlines, clock, limits.end_grace_s):
             if isinstance(event, Line):
                 if event.cursor <= last:
                     continue
@@ -111,11 +111,11 @@ async def _live(
     subscription: Subscription,
     deadlines: Deadlines,
     clock: Callable[[], float],
-    request: FollowRequest,
-    ended: EndCheck | None,
+    end_grace_s: float,
 ) -> AsyncIterator[Event]:
     """New lines (and gaps) as the feed brings them, heartbeats in silences, until the lifetime
-    is over or the deployment has ended (``Expired``/``End`` carry no cursor here)."""
+    is over or the deployment has ended (``Expired``/``End`` carry no cursor here). The clock
+    is the feed's (monotonic seconds)."""
     while True:
         taken = subscription.take()
         for item in taken:
@@ -123,11 +123,14 @@ async def _live(
         if taken:
             deadlines.sent(clock())
             continue
-        if ended is not None and request.kind == "deployment":
-            status = await ended(request.stream_id)
-            if status is not None and not subscription.ready.is_set():
+        wait_s = deadlines.wait_s(clock())
+        if subscription.end is not None:
+            status, since = subscription.end
+            grace_left = since + end_grace_s - clock()
+            if grace_left <= 0:
                 yield End(status, 0)
                 return
+            wait_s = min(wait_s, grace_left)
         due = deadlines.due(clock())
         if due == "expired":
             yield Expired(0)
@@ -136,7 +139,7 @@ async def _live(
             yield Heartbeat()
             deadlines.sent(clock())
             continue
-        await subscription.wait(deadlines.wait_s(clock()))
+        await subscription.wait(wait_s)
 
 
 async def _stored(pool: asyncpg.Pool, request: FollowRequest, *, upto: int) -> AsyncIterator[Line]:

@@ -13,12 +13,15 @@ import asyncpg
 import pytest
 
 from services.logs.tests.integration.events import lines_event
+from slipway_contracts import new_event
+from slipway_contracts.events.deployer import DeploymentSucceeded
 from slipway_libs import db
 from slipway_logs.adapters.line_feed import LineFeed
 from slipway_logs.domain.follow import LineFilter
 from slipway_logs.domain.lines import Line
-from slipway_logs.usecases import ingest
+from slipway_logs.usecases import deployment_ends, ingest
 from slipway_logs.usecases.follow import (
+    End,
     Expired,
     FollowLimits,
     FollowRequest,
@@ -96,3 +99,59 @@ async def test_another_organizations_follower_gets_none_of_the_streams_lines(poo
                 await store(pool, org, service, "more secret")
     assert not any(isinstance(e, Line) for e in seen)
     assert isinstance(seen[-1], Expired)
+
+
+async def end_deployment(pool: asyncpg.Pool, org: uuid.UUID, deployment: uuid.UUID) -> None:
+    payload = DeploymentSucceeded(
+        deployment_id=deployment,
+        environment_id=uuid.uuid4(),
+        organization_id=org,
+        action="DEPLOY",
+        duration_s=1.0,
+    )
+    event = new_event(payload, subject=str(deployment), source="test", organization_id=org)
+    async with db.transaction(pool) as conn:
+        await deployment_ends.record(conn, event)
+        await deployment_ends.record(conn, event)  # a second end changes nothing
+
+
+async def test_a_deployments_follower_gets_the_lines_stored_in_the_grace_then_its_end(
+    pool, feed
+) -> None:
+    org, deployment = uuid.uuid4(), uuid.uuid4()
+    await store_deploy(pool, org, deployment, "building")
+    request = FollowRequest(
+        kind="deployment",
+        stream_id=deployment,
+        organization_id=org,
+        line_filter=LineFilter(),
+        tail=100,
+        after=None,
+    )
+    limits = FollowLimits(backlog_lines=100, heartbeat_s=0.05, lifetime_s=60, end_grace_s=0.5)
+    seen: list[object] = []
+    events = follow(pool, feed, request, limits)
+    async with asyncio.timeout(30), contextlib.aclosing(events):
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, Line) and event.text == "building":
+                await end_deployment(pool, org, deployment)
+                # the last line comes after the end was recorded (another topic)
+                await store_deploy(pool, org, deployment, "done")
+            if isinstance(event, End):
+                break
+    assert [e.text for e in seen if isinstance(e, Line)] == ["building", "done"]
+    assert seen[-1] == End("SUCCESS", 2)
+
+    # a follower that comes long after the end gets the lines, then the end at once
+    late = follow(pool, feed, request, FollowLimits(**{**limits.__dict__, "end_grace_s": 0}))
+    async with asyncio.timeout(30), contextlib.aclosing(late):
+        got = [event async for event in late if not isinstance(event, Heartbeat)]
+    assert [type(e).__name__ for e in got] == ["Line", "Line", "End"]
+
+
+async def store_deploy(
+    pool: asyncpg.Pool, org: uuid.UUID, deployment: uuid.UUID, text: str
+) -> None:
+    async with db.transaction(pool) as conn:
+        await ingest.append(conn, [lines_event(org, text, deployment_id=deployment)])

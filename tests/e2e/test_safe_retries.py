@@ -65,7 +65,15 @@ async def test_a_deploy_sent_twice_with_one_key_queues_one_deployment(api, devst
 
 async def test_a_create_sent_twice_with_one_key_creates_one(api: httpx.AsyncClient) -> None:
     owner = await sign_up(api, "Retry")
-    org = await create_org(api, owner)
+    orgs = [
+        await api.post("/organizations", json={"name": "Acme"}, headers={**owner.auth, **key})
+        for key in ({"Idempotency-Key": "create-org-1"},) * 2
+    ]
+    assert [o.status_code for o in orgs] == [201, 201] and orgs[1].json() == orgs[0].json()
+    assert orgs[1].headers[REPLAYED] == "true"
+    org = orgs[0].json()["id"]
+    mine = (await api.get("/organizations", headers=owner.auth)).json()["items"]
+    assert [o["id"] for o in mine] == [org]
     keyed = {**owner.auth, "Idempotency-Key": "create-project-1"}
     path = f"/organizations/{org}/projects"
 

@@ -1,6 +1,11 @@
 """The identity service's internal HTTP API (called by the gateway, which authorizes first).
 
 Routes are thin: parse, open the transaction, call a use case, shape the answer.
+
+Creating an organization or a custom role honours an ``Idempotency-Key``
+(``slipway_libs.idempotency``). Not sign-up (no principal to scope the key to: anonymous clients
+would share keys) nor API tokens and invitations (their answer carries a secret shown once,
+which a stored answer would keep in clear).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from slipway_libs import db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.errors import Denied, Missing, Unauthenticated
 from slipway_libs.http import ChangesRoute
+from slipway_libs.idempotency import Once
 from slipway_libs.tenancy import tenant_scope
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
@@ -147,10 +153,12 @@ def _organizations(router: APIRouter, tx: Any) -> None:
         return {"items": [s.organization_out(r) for r in rows], "next_cursor": None}
 
     @router.post("/organizations", status_code=201)
-    async def create(body: s.OrganizationIn, actor: CurrentActor) -> dict[str, Any]:
-        async with tx() as conn:
+    async def create(body: s.OrganizationIn, actor: CurrentActor, once: Once) -> dict[str, Any]:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             org = await orgs.create(conn, actor, name=body.name, description=body.description)
-        return s.organization_out(org)
+            return s.organization_out(org)
+
+        return await once.run(tx, work)
 
     @router.get("/organizations/{org_id}")
     async def read(org_id: uuid.UUID) -> dict[str, Any]:
@@ -258,9 +266,9 @@ def _roles(router: APIRouter, tx: Any) -> None:
 
     @router.post("/organizations/{org_id}/roles", status_code=201)
     async def create(
-        org_id: uuid.UUID, body: s.CustomRoleIn, actor: CurrentActor
+        org_id: uuid.UUID, body: s.CustomRoleIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
-        async with tx() as conn:
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             row = await roles.create(
                 conn,
                 actor,
@@ -270,7 +278,9 @@ def _roles(router: APIRouter, tx: Any) -> None:
                 clusters=body.clusters,
                 projects=body.projects,
             )
-        return s.custom_role_out(row)
+            return s.custom_role_out(row)
+
+        return await once.run(tx, work)
 
     @router.get("/organizations/{org_id}/roles/{role_id}")
     async def read(org_id: uuid.UUID, role_id: uuid.UUID) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from slipway_contracts.topics import TopicSpec, dead_letter_spec, dead_letter_topic
-from slipway_libs.inbox import Handler, InboxConsumer, Record, dead_letter_value
+from slipway_libs.inbox import Decoded, Handler, InboxConsumer, Record, dead_letter_value
 from slipway_libs.settings import KafkaConnection
 
 log = structlog.get_logger(__name__)
@@ -179,18 +179,83 @@ class OffsetCommits:
                 )
 
 
-class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Commit what was processed before the group takes partitions away (aiokafka awaits this
-    after the consumer stopped fetching)."""
+class OneAhead:
+    """Feeds one subscriber's batches to its inbox consumer, decoding a batch while the one
+    before it is applied: the database round trips of a batch overlap the decoding of the next,
+    nothing else runs side by side.
 
-    def __init__(self, commits: OffsetCommits) -> None:
+    - Batches are applied one after the other, in the order they came: per-partition (so
+      per-key) order holds as it did when each batch was applied inside the handler.
+    - A batch's offsets are noted (``OffsetCommits.processed``) only once its apply returned.
+    - When an apply fails, every partition of that batch and of the batch decoded behind it
+      (which is then dropped) is rewound to its earliest record, and the failure is raised to
+      FastStream like a failing handler's: nothing after an unapplied record is applied first.
+    - ``settle`` waits for the apply in flight (before a rebalance, at shutdown); from
+      ``commits.closing`` on, each batch is applied and committed inside its handler call.
+    """
+
+    def __init__(self, consumer: InboxConsumer, commits: OffsetCommits) -> None:
+        self._consumer = consumer
+        self._commits = commits
+        self._applying: asyncio.Task[None] | None = None
+        self._applying_records: Records = ()
+
+    async def take(self, kafka: AIOKafkaConsumer, records: Records) -> None:
+        self._commits.bind(kafka)
+        decoded = self._consumer.decode(records)
+        try:
+            await self.settle()
+        except BaseException:
+            _rewind(kafka, (*self._applying_records, *records))
+            raise
+        self._applying_records = records
+        self._applying = asyncio.create_task(self._apply(kafka, decoded, records))
+        if self._commits.closing:
+            await self.settle()
+            await self._commits.flush()
+
+    async def settle(self) -> None:
+        """Wait for the apply in flight and raise what it raised. Shielded: a cancelled caller
+        (the consume loop at shutdown) leaves it to finish, for the flush to wait on."""
+        applying = self._applying
+        if applying is None:
+            return
+        try:
+            await asyncio.shield(applying)
+        finally:
+            if applying.done():  # its failure is raised once, to one caller or to several at once
+                self._applying = None
+
+    async def _apply(self, kafka: AIOKafkaConsumer, decoded: Decoded, records: Records) -> None:
+        try:
+            await self._consumer.apply(decoded)
+        except BaseException:
+            _rewind(kafka, records)
+            raise
+        self._commits.processed(records)
+
+
+class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Apply what is in flight and commit what was processed before the group takes partitions
+    away (aiokafka awaits this after the consumer stopped fetching)."""
+
+    def __init__(self, feed: OneAhead, commits: OffsetCommits) -> None:
+        self._feed = feed
         self._commits = commits
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self._commits.flush()
+        await _settle(self._feed, self._commits)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         pass
+
+
+async def _settle(feed: OneAhead, commits: OffsetCommits) -> None:
+    try:
+        await feed.settle()
+    except Exception as exc:  # rewound already; its records come again after the rebalance
+        log.warning("inbox.batch_failed", error=f"{type(exc).__name__}: {exc}")
+    await commits.flush()
 
 
 async def _records_message(raw: Records) -> KafkaMessage:
@@ -225,10 +290,11 @@ def _rewind(consumer: AIOKafkaConsumer, records: Records) -> None:
 
 def subscribe(
     broker: KafkaBroker, consumer: InboxConsumer, topics: Sequence[str], *, max_records: int = 500
-) -> OffsetCommits:
-    """Attach an inbox consumer to the broker as a batch subscriber with manual commits; the
-    returned commits are to be flushed when consumption stops."""
+) -> tuple[OneAhead, OffsetCommits]:
+    """Attach an inbox consumer to the broker as a batch subscriber with manual commits; what
+    it returns is to be settled when consumption stops (``_stop_feeding``)."""
     commits = OffsetCommits(consumer.group_id)
+    feed = OneAhead(consumer, commits)
     subscriber = broker.subscriber(
         *topics,
         group_id=consumer.group_id,
@@ -239,24 +305,16 @@ def subscribe(
         batch_timeout_ms=20,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
-        listener=_FlushOnRevoke(commits),
+        listener=_SettleOnRevoke(feed, commits),
     )
 
     @subscriber(parser=_records_message, decoder=_records_body)
     async def on_batch(records: Any) -> None:
         kafka = subscriber.consumer
         assert kafka is not None, "FastStream calls the handler of a started subscriber"
-        commits.bind(kafka)
-        try:
-            await consumer.process(records)
-        except BaseException:
-            _rewind(kafka, records)
-            raise
-        commits.processed(records)
-        if commits.closing:
-            await commits.flush()
+        await feed.take(kafka, records)
 
-    return commits
+    return feed, commits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,7 +352,7 @@ async def consuming(
     )
     await dlq.start()
     broker = make_broker(kafka, client_id=client_id)
-    consumers, commits = [], []
+    consumers, feeds = [], []
     for spec in specs:
         consumer = InboxConsumer(
             group_id=topic_prefix + spec.group_id,
@@ -305,24 +363,28 @@ async def consuming(
             backoff_s=backoff_s,
         )
         topics = [topic_prefix + t for t in spec.topics]
-        commits.append(subscribe(broker, consumer, topics, max_records=batch_size))
+        feeds.append(subscribe(broker, consumer, topics, max_records=batch_size))
         consumers.append(consumer)
     try:
         await broker.start()
         yield consumers
     finally:
-        await _flush(commits)
+        await _stop_feeding(feeds)
         await broker.stop()
+        await _stop_feeding(feeds)  # a batch that began meanwhile ends before the pool may close
         await dlq.stop()
 
 
-async def _flush(commits: Sequence[OffsetCommits], timeout_s: float = 10.0) -> None:
-    """Commit what every subscriber processed before the consumers leave their groups; bounded,
-    since a commit to an unreachable coordinator retries until it gets through."""
-    for each in commits:
-        each.closing = True
+async def _stop_feeding(
+    feeds: Sequence[tuple[OneAhead, OffsetCommits]], timeout_s: float = 10.0
+) -> None:
+    """Finish the batch in flight and commit what every subscriber processed before the
+    consumers leave their groups; bounded, since a commit to an unreachable coordinator retries
+    until it gets through (and an apply waits out a database outage)."""
+    for _, commits in feeds:
+        commits.closing = True
     try:
         async with asyncio.timeout(timeout_s):
-            await asyncio.gather(*(each.flush() for each in commits))
+            await asyncio.gather(*(_settle(feed, commits) for feed, commits in feeds))
     except TimeoutError:
-        log.warning("inbox.offset_commit_timeout", timeout_s=timeout_s)
+        log.warning("inbox.stop_timeout", timeout_s=timeout_s)

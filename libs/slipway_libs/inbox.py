@@ -87,6 +87,16 @@ class _Decoded:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A batch of records decoded by ``InboxConsumer.decode``, to be applied."""
+
+    items: list[_Decoded]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
 def _decode(record: Record) -> _Decoded:
     try:
         return _Decoded(record, Envelope.from_json(record.value or b""))
@@ -117,7 +127,16 @@ class InboxConsumer:
 
     async def process(self, records: Sequence[Record]) -> None:
         """Return only once every record is applied, skipped as a duplicate, or dead-lettered."""
-        batch = [_decode(r) for r in records]
+        await self.apply(self.decode(records))
+
+    def decode(self, records: Sequence[Record]) -> Decoded:
+        """The records as envelopes (no I/O: a caller may decode a batch while the previous
+        one is being applied)."""
+        return Decoded([_decode(r) for r in records])
+
+    async def apply(self, decoded: Decoded) -> None:
+        """``process`` for records decoded already."""
+        batch = decoded.items
         try:
             await self._retry_outages(lambda: self._apply_batch(batch))
         except _HandlerFailed:

@@ -1,5 +1,6 @@
 """Background offset commits (``bus.OffsetCommits``): never past a processed record, flushed
-when asked, against a fake consumer that checks what aiokafka checks (assigned partitions)."""
+when asked, against a fake consumer that checks what aiokafka checks (assigned partitions); and
+``bus.OneAhead``, which applies one batch while the next is decoded."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError
 
-from slipway_libs.bus import OffsetCommits, _rewind
+from slipway_libs.bus import OffsetCommits, OneAhead, _rewind
 
-A, B = TopicPartition("t", 0), TopicPartition("t", 1)
+A, B, C = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
 
 
 @dataclass
@@ -136,3 +138,87 @@ def test_rewind_seeks_every_partition_back_to_its_earliest_record_of_the_batch()
     consumer: Any = FakeConsumer({A, B})
     _rewind(consumer, (*recs(A, 5, 6), *recs(B, 9), *recs(A, 7)))
     assert consumer.seeks == {A: 5, B: 9}
+
+
+class FakeInbox:
+    """Decodes at once; each apply waits until the test lets it through (or fails it)."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.gates: dict[int, asyncio.Future[None]] = {}
+
+    def decode(self, records: tuple[Rec, ...]) -> tuple[Rec, ...]:
+        self.log.append(f"decode {records[0].offset}")
+        return records
+
+    async def apply(self, decoded: tuple[Rec, ...]) -> None:
+        first = decoded[0].offset
+        self.log.append(f"apply {first}")
+        gate = self.gates.setdefault(first, asyncio.get_running_loop().create_future())
+        await gate
+        self.log.append(f"applied {first}")
+
+    def let_through(self, first: int, failure: BaseException | None = None) -> None:
+        gate = self.gates.setdefault(first, asyncio.get_running_loop().create_future())
+        if failure is None:
+            gate.set_result(None)
+        else:
+            gate.set_exception(failure)
+
+
+def feed_for(consumer: FakeConsumer) -> tuple[OneAhead, FakeInbox, OffsetCommits]:
+    inbox = FakeInbox()
+    commits = make(consumer)
+    return OneAhead(inbox, commits), inbox, commits  # type: ignore[arg-type]
+
+
+async def test_the_next_batch_is_decoded_while_one_applies_and_applied_after_it() -> None:
+    consumer = FakeConsumer({A})
+    feed, inbox, commits = feed_for(consumer)
+    await feed.take(consumer, recs(A, 0, 1))  # type: ignore[arg-type]
+    second = asyncio.create_task(feed.take(consumer, recs(A, 2, 3)))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    assert inbox.log == ["decode 0", "apply 0", "decode 2"]  # decoded while the first applies
+    assert consumer.committed == []  # nothing applied yet, nothing committed
+    inbox.let_through(0)
+    await asyncio.wait_for(second, 5)
+    await asyncio.sleep(0.01)
+    assert inbox.log[-2:] == ["applied 0", "apply 2"]
+    assert consumer.committed == [{A: 2}]  # the first batch only: the second is not applied
+    inbox.let_through(2)
+    await feed.settle()
+    await commits.flush()
+    assert consumer.committed[-1] == {A: 4}
+
+
+async def test_a_failed_apply_rewinds_its_batch_and_the_one_behind_it_and_is_raised() -> None:
+    consumer = FakeConsumer({A, B})
+    feed, inbox, _ = feed_for(consumer)
+    await feed.take(consumer, (*recs(A, 10, 11), *recs(B, 3)))  # type: ignore[arg-type]
+    behind = asyncio.create_task(
+        feed.take(consumer, (*recs(A, 12), *recs(B, 4), *recs(C, 0)))  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(0.01)
+    inbox.let_through(10, RuntimeError("inbox bug"))
+    with pytest.raises(RuntimeError, match="inbox bug"):
+        await asyncio.wait_for(behind, 5)
+    assert consumer.seeks == {A: 10, B: 3, C: 0}
+    assert "apply 12" not in inbox.log  # the batch behind it was dropped
+    assert consumer.committed == []
+    # the records come again: consumption goes on from there
+    consumer.seeks.clear()
+    inbox.gates.clear()
+    inbox.let_through(10)
+    await feed.take(consumer, (*recs(A, 10, 11), *recs(B, 3)))  # type: ignore[arg-type]
+    await feed.settle()
+    await asyncio.sleep(0.01)
+    assert consumer.committed == [{A: 12, B: 4}]
+
+
+async def test_once_closing_a_batch_is_applied_and_committed_inside_its_call() -> None:
+    consumer = FakeConsumer({A})
+    feed, inbox, commits = feed_for(consumer)
+    commits.closing = True
+    inbox.let_through(0)
+    await feed.take(consumer, recs(A, 0))  # type: ignore[arg-type]
+    assert consumer.committed == [{A: 1}]

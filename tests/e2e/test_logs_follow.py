@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from slipway_contracts import new_event
 from slipway_contracts.events.logs import LINES_TOPIC, LogLine, LogLinesAppended
@@ -342,3 +344,50 @@ async def test_a_deployments_follower_gets_its_lines_then_an_end_event(api) -> N
     assert finished.json()["status"] == end.data["status"], finished.text
     cursors = _cursors(seen[:-1])
     assert end.data["last_cursor"] == (cursors[-1] if cursors else 0)
+
+
+async def _next_event(ws: Any) -> dict[str, Any]:
+    """The socket's next message that is not a heartbeat."""
+    while True:
+        message = json.loads(await ws.recv())
+        if message["event"] != "heartbeat":
+            return dict(message)
+
+
+async def test_a_websocket_relays_the_follow_and_refuses_another_organization(
+    api, service, platform
+) -> None:
+    owner, org, service_id, lines = service
+    url = platform.url("gateway").replace("http", "ws", 1)
+    socket_path = f"{url}/api/v1/services/{service_id}/logs/ws"
+    await lines.send(["one", "two"])
+    await eventually(lambda: _stored(api, owner, service_id, 2), within_s=30)
+    created = await api.post(
+        f"/organizations/{org}/api-tokens",
+        json={"name": "ws", "role": "viewer"},
+        headers=owner.auth,
+    )
+    assert created.status_code == 201, created.text
+
+    # an API token in the query string, as a browser has to
+    async with connect(f"{socket_path}?tail=1&token={created.json()['token']}") as ws:
+        first = await _next_event(ws)
+        assert (first["event"], first["id"], first["data"]["text"]) == ("line", "2", "two")
+        await lines.send(["three"])
+        second = await _next_event(ws)
+        assert (second["id"], second["data"]["text"]) == ("3", "three")
+
+    # the session's bearer token in the header, resuming after a cursor
+    async with connect(f"{socket_path}?after=1", additional_headers=owner.auth) as ws:
+        texts = [(await _next_event(ws))["data"]["text"] for _ in range(2)]
+        assert texts == ["two", "three"]
+
+    stranger = await sign_up(api, "Mal")
+    await create_org(api, stranger, "Elsewhere")
+    async with connect(socket_path, additional_headers=stranger.auth) as ws:
+        refusal = await _next_event(ws)
+        assert refusal["event"] == "error"
+        assert refusal["error"]["code"] == "SERVICE_NOT_FOUND"
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404

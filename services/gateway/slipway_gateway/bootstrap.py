@@ -21,6 +21,7 @@ from slipway_contracts.events.identity import ACCESS_TOPIC
 from slipway_gateway.access.follower import ProjectionFollower
 from slipway_gateway.api.docs import docs_router
 from slipway_gateway.api.health import upstream_checks
+from slipway_gateway.api.log_sockets import log_socket_router
 from slipway_gateway.api.proxy import Upstreams
 from slipway_gateway.api.routes import Gateway, TokenUsage
 from slipway_gateway.config import GatewaySettings
@@ -68,7 +69,8 @@ TITLE = "Slipway API"
 
 def _routers(container: GatewayContainer) -> Sequence[APIRouter]:
     docs = docs_router(openapi_url=OPENAPI_URL, title=TITLE)
-    return [container.parts.gateway.router(), docs]
+    gateway = container.parts.gateway
+    return [gateway.router(), log_socket_router(gateway), docs]
 
 
 def _readiness(container: GatewayContainer) -> Mapping[str, ReadinessCheck]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from slipway_gateway.access.authenticate import Authenticator
@@ -145,6 +145,23 @@ class Gateway:
             return _filtered(response, spec.filter_items, standing, resource)
         return response
 
+    async def authorize_stream(
+        self, spec: RouteSpec, connection: HTTPConnection, authorization: str | None
+    ) -> tuple[Actor, str]:
+        """A log follow that is not an HTTP request (a WebSocket), authorized as ``handle``
+        authorizes the route's plain read: the actor and the logs service's stream path."""
+        params: dict[str, Any] = path_ids(connection.path_params)
+        principal = await self.authenticator.principal(authorization)
+        if isinstance(principal, TokenPrincipal):
+            self.usage.mark(principal.token_id)
+        if spec.target == "deployment":
+            params["deployment_environment"] = await self._deployment_environment(params)
+        resource = self._resource(spec, params, connection, b"")
+        standing = self._authorize(spec, principal, resource)
+        organization = resource.organization_id if resource else None
+        actor = _actor(principal, standing, connection, organization)
+        return actor, internal_path(spec.upstream_path, params) + "/stream"
+
     def _freshness(
         self, spec: RouteSpec, principal: Principal, resource: Resource | None, request: Request
     ) -> dict[str, str]:
@@ -160,7 +177,7 @@ class Gateway:
         return {changes.REVISION_HEADER: changes.format_revisions({project: revision})}
 
     def _resource(
-        self, spec: RouteSpec, params: dict[str, Any], request: Request, body: bytes
+        self, spec: RouteSpec, params: dict[str, Any], request: HTTPConnection, body: bytes
     ) -> Resource | None:
         """What the request touches, from the path, the query or the body (None: unknown)."""
         target = spec.target
@@ -378,7 +395,7 @@ def _filtered(
 def _actor(
     principal: Principal,
     standing: Standing | None,
-    request: Request,
+    request: HTTPConnection,
     organization_id: uuid.UUID | None = None,
 ) -> Actor:
     origin = "cli" if request.headers.get("x-slipway-origin", "").lower() == "cli" else "api"

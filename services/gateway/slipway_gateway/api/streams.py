@@ -13,12 +13,14 @@ only opens the upstream stream and copies its bytes, unbuffered, until either si
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import httpx
 import structlog
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
@@ -90,7 +92,38 @@ class UpstreamStreams:
             background=BackgroundTask(upstream.aclose),
         )
 
-    def _headers(self, request: Request, actor: Actor | None) -> dict[str, str]:
+    async def events(
+        self,
+        connection: HTTPConnection,
+        *,
+        service: str,
+        path: str,
+        actor: Actor | None,
+        params: Mapping[str, str],
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The upstream stream's events as ``{"event", "id", "data"}`` (a heartbeat is
+        ``{"event": "heartbeat"}``), for a relay that is not SSE (a WebSocket). An upstream
+        refusal raises its error (``BusinessError``) before the first event."""
+        try:
+            async with self.http.stream(
+                "GET",
+                f"{self.urls[service]}{path}",
+                params=params,
+                headers=self._headers(connection, actor),
+            ) as upstream:
+                if upstream.status_code != 200:
+                    raise _refusal(upstream.status_code, await upstream.aread())
+                async for event in _parsed(upstream.aiter_lines()):
+                    yield event
+        except httpx.HTTPError as exc:
+            log.warning("gateway.stream_unavailable", service=service, error=repr(exc))
+            raise BusinessError(
+                f"The {service} service is unavailable.",
+                code="UPSTREAM_UNAVAILABLE",
+                status_code=503,
+            ) from None
+
+    def _headers(self, request: HTTPConnection, actor: Actor | None) -> dict[str, str]:
         headers = {**current_carrier(), "accept": "text/event-stream"}
         if self.internal_token:
             headers[INTERNAL_TOKEN_HEADER] = self.internal_token
@@ -115,3 +148,29 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
         log.info("gateway.stream_upstream_ended", error=repr(exc))
     finally:
         await upstream.aclose()
+
+
+async def _parsed(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """Server-Sent Events from their lines (the logs service's: one ``data`` line of JSON)."""
+    event: dict[str, Any] = {}
+    async for line in lines:
+        if line == "":
+            if "data" in event:
+                yield {"event": event.get("event", "message"), **event}
+            event = {}
+        elif line.startswith(": heartbeat"):
+            yield {"event": "heartbeat"}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            event[field] = json.loads(value) if field == "data" else value
+
+
+def _refusal(status_code: int, body: bytes) -> BusinessError:
+    try:
+        error = json.loads(body)["error"]
+        return BusinessError(error["message"], code=error["code"], status_code=status_code)
+    except (ValueError, KeyError, TypeError):
+        return BusinessError(
+            "The logs service refused the stream.", code="UPSTREAM_ERROR", status_code=502
+        )

@@ -179,3 +179,23 @@ async def test_a_malformed_key_is_refused_before_anything_runs(service, key: str
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
     assert await _runs(pool) == 0
+
+
+async def test_a_duplicate_held_up_too_long_is_told_to_retry_and_runs_nothing(
+    service, monkeypatch
+) -> None:
+    client, pool, effects = service
+    monkeypatch.setattr("slipway_libs.idempotency._WAIT", "200ms")
+    headers = {**_actor(uuid.uuid4(), "u1"), "Idempotency-Key": "k-5"}
+    effects.hold = asyncio.Event()
+    first = asyncio.create_task(client.post("/things", json={"n": 1}, headers=headers))
+    await asyncio.wait_for(effects.entered.wait(), 10)
+    second = await client.post("/things", json={"n": 1}, headers=headers)
+    effects.hold.set()
+    one = await first
+
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "IDEMPOTENCY_KEY_IN_USE"
+    assert second.headers["retry-after"] == "1"
+    assert one.status_code == 201
+    assert await _runs(pool) == 1

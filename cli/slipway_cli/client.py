@@ -51,6 +51,11 @@ def _authorization() -> dict[str, str]:
     return {}
 
 
+def auth_headers() -> dict[str, str]:
+    """The credentials (and origin) every request of the CLI carries."""
+    return {"x-slipway-origin": "cli", **_authorization()}
+
+
 # read-your-writes: the catalog answers each write with its project's revision; handed back
 # with the next requests, it makes the deployer serve them from a copy of the catalog that has
 # the write (one CLI command after another may reach different gateways)

@@ -4,6 +4,8 @@
     slipway login --email you@example.com
     slipway orgs create Acme ; slipway orgs list
     slipway projects create --org ORG Shop ; slipway envs create --project P staging ...
+    slipway logs SERVICE [-f] [--tail 100] [--since 10m] [--grep TEXT]
+    slipway deployments logs DEPLOYMENT [-f]                 (-f: until the deployment ends)
     slipway api GET /me                                      (any public route)
 
 ``SLIPWAY_API_URL`` names the gateway (default http://127.0.0.1:8080); ``SLIPWAY_TOKEN`` an API
@@ -20,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from slipway_cli import logs as log_lines
 from slipway_cli.client import ApiError, api_url, call, save_session
 
 app = typer.Typer(help="Slipway: deploy your software from the command line.", no_args_is_help=True)
@@ -29,6 +32,8 @@ envs = typer.Typer(help="Environments.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(projects, name="projects")
 app.add_typer(envs, name="envs")
+deployments = typer.Typer(help="Deployments.", no_args_is_help=True)
+app.add_typer(deployments, name="deployments")
 console = Console()
 errors = Console(stderr=True)
 
@@ -135,6 +140,70 @@ def envs_create(
         {"name": name, "mode": mode, "cluster_id": cluster},
     )
     console.print(env["id"])
+
+
+_STYLES = {"stderr": "red", "system": "cyan"}  # stdout lines keep the terminal's colour
+
+
+def _show(line: dict[str, Any]) -> None:
+    console.print(
+        line["text"],
+        style=_STYLES.get(line["stream"]),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_logs(path: str, follow: bool, tail: int, since: str | None, grep: str | None) -> None:
+    params = {"tail": str(tail)} if tail or follow else {}  # a read's tail is 1 or more
+    if since:
+        params["since"] = log_lines.since_param(since) or since
+    if grep:
+        params["q"] = grep
+    try:
+        if not follow:
+            for line in log_lines.read(path, params):
+                _show(line)
+            return
+        status = log_lines.follow(path, params, _show, lambda note: errors.print(note))
+    except ApiError as exc:
+        errors.print(f"[red]{exc.code}[/red]: {exc.message}")
+        raise typer.Exit(2 if exc.status == 0 else 1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None  # Ctrl-C ends a follow; nothing went wrong
+    if status is not None:
+        errors.print(f"deployment ended: {status}")
+        raise typer.Exit(0 if status == "SUCCESS" else 1)
+
+
+_FOLLOW = typer.Option(False, "--follow", "-f", help="Keep printing new lines")
+_TAIL = typer.Option(100, "--tail", "-n", min=0, max=5000, help="Lines from the end first")
+_SINCE = typer.Option(None, help="Lines since: 10m, 2h, 1d, or an ISO time")
+_GREP = typer.Option(None, help="Only lines containing TEXT (case-insensitive)")
+
+
+@app.command("logs")
+def logs(
+    service: str,
+    follow: bool = _FOLLOW,
+    tail: int = _TAIL,
+    since: str = _SINCE,
+    grep: str = _GREP,
+) -> None:
+    """A service's live output (stderr in red, the platform's lines in cyan)."""
+    _print_logs(f"/services/{service}/logs", follow, tail, since, grep)
+
+
+@deployments.command("logs")
+def deployments_logs(
+    deployment: str,
+    follow: bool = _FOLLOW,
+    tail: int = typer.Option(5000, "--tail", "-n", min=0, max=5000),
+    grep: str = _GREP,
+) -> None:
+    """A deployment's build and deploy lines; with -f until it ends (exit 0: it succeeded)."""
+    _print_logs(f"/deployments/{deployment}/logs", follow, tail, None, grep)
 
 
 @app.command("api")

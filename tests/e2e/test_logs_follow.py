@@ -24,9 +24,12 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from click.testing import Result
+from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from slipway_cli.main import app as cli
 from slipway_contracts import new_event
 from slipway_contracts.events.logs import LINES_TOPIC, LogLine, LogLinesAppended
 from slipway_libs.testing.platform import Platform
@@ -92,7 +95,9 @@ async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
 async def _environment(api: httpx.AsyncClient, owner: User, org: str) -> str:
     clusters = (await api.get(f"/organizations/{org}/clusters", headers=owner.auth)).json()
     project = await api.post(
-        f"/organizations/{org}/projects", json={"name": "Follow"}, headers=owner.auth
+        f"/organizations/{org}/projects",
+        json={"name": f"Follow {uuid.uuid4().hex[:8]}"},
+        headers=owner.auth,
     )
     env = await api.post(
         f"/projects/{project.json()['id']}/environments",
@@ -317,17 +322,22 @@ async def test_another_organization_cannot_follow_and_an_api_token_can(api, serv
     assert _texts(seen) == ["for the token"]
 
 
-async def test_a_deployments_follower_gets_its_lines_then_an_end_event(api) -> None:
-    owner = await sign_up(api, "Dee")
-    org = await create_org(api, owner)
-    env = await _environment(api, owner, org)
+async def _deploy(api: httpx.AsyncClient, owner: User, env: str) -> str:
+    """A deployment of the (empty) environment: it ends quickly, by itself."""
     for _ in range(300):  # the deployer learns the environment from the catalog's events
         deployed = await api.post(f"/environments/{env}/deploy", headers=owner.auth)
         if deployed.status_code != 404:
             break
         await asyncio.sleep(0.1)
     assert deployed.status_code == 202, deployed.text
-    deployment = deployed.json()["request_id"]
+    return str(deployed.json()["request_id"])
+
+
+async def test_a_deployments_follower_gets_its_lines_then_an_end_event(api) -> None:
+    owner = await sign_up(api, "Dee")
+    org = await create_org(api, owner)
+    env = await _environment(api, owner, org)
+    deployment = await _deploy(api, owner, env)
     seen: list[Event] = []
     async with api.stream(
         "GET", f"/deployments/{deployment}/logs", params={"follow": "true"}, headers=owner.auth
@@ -391,3 +401,40 @@ async def test_a_websocket_relays_the_follow_and_refuses_another_organization(
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+def _slipway(platform: Platform, token: str, *args: str) -> Result:
+    """The ``slipway`` command, as a user runs it, against this platform with an API token."""
+    env = {"SLIPWAY_API_URL": platform.url("gateway"), "SLIPWAY_TOKEN": token}
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+async def test_the_cli_reads_a_services_lines_and_follows_a_deployment_to_its_end(
+    api, service, platform
+) -> None:
+    owner, org, service_id, lines = service
+    await lines.send(["apple", "banana", "cherry"])
+    await eventually(lambda: _stored(api, owner, service_id, 3), within_s=30)
+    created = await api.post(
+        f"/organizations/{org}/api-tokens",
+        json={"name": "cli", "role": "viewer"},
+        headers=owner.auth,
+    )
+    token = created.json()["token"]
+
+    result = await asyncio.to_thread(_slipway, platform, token, "logs", service_id, "--tail", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == ["banana", "cherry"]
+    result = await asyncio.to_thread(
+        _slipway, platform, token, "logs", service_id, "--grep", "APP", "--since", "1h"
+    )
+    assert result.output.split() == ["apple"]
+
+    deployment = await _deploy(api, owner, await _environment(api, owner, org))
+    # -f ends by itself at the deployment's end; the exit status says how it ended
+    result = await asyncio.to_thread(
+        _slipway, platform, token, "deployments", "logs", deployment, "-f"
+    )
+    status = (await api.get(f"/deployments/{deployment}", headers=owner.auth)).json()["status"]
+    assert f"deployment ended: {status}" in result.output
+    assert result.exit_code == (0 if status == "SUCCESS" else 1), result.output

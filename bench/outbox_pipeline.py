@@ -84,8 +84,8 @@ class PipelineResult:
     from_kafka: Latencies  # the same events: the relay's send → applied_at
     pacing: Pacing
     relay_batches: tuple[Batches, Batches]  # OutboxRelay._publish_batch: (throughput, latency)
-    consumer_batches: tuple[Batches, Batches]  # InboxConsumer.process: (throughput, latency)
-    consumer_commits: tuple[Batches, Batches]  # AIOKafkaConsumer.commit after every batch
+    consumer_batches: tuple[Batches, Batches]  # InboxConsumer.apply: (throughput, latency)
+    consumer_commits: tuple[Batches, Batches]  # AIOKafkaConsumer.commit (bus.OffsetCommits)
     cores: tuple[dict[str, float], dict[str, float]]  # CPU used per process group, per run
     payload_bytes: int
     postgres_version: str

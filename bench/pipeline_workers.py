@@ -138,7 +138,7 @@ async def _report_published(mailbox: Any, relay: OutboxRelay, events: int) -> No
 async def consumer_main(mailbox: Any, cfg: ConsumerConfig, stop: Flag) -> None:
     """The inbox consumer of the effects database until ``stop``, then its batches."""
     batches = record_calls(InboxConsumer, "apply", lambda args, _: len(args[1]))
-    commits = record_calls(AIOKafkaConsumer, "commit", lambda *_: 1)  # bus acks every batch
+    commits = record_calls(AIOKafkaConsumer, "commit", lambda *_: 1)  # in the background
     pool = await db.create_pool(cfg.dsn, max_size=2)
     spec = ConsumerSpec(
         group_id=cfg.group_id,

@@ -10,7 +10,8 @@ from outbox_pipeline import Params, PipelineResult
 from raw_kafka import RawResult
 from support import Latencies, verdict
 
-TARGET_THROUGHPUT = 5_000  # events/s sustained end to end
+TARGET_THROUGHPUT = 20_000  # events/s sustained end to end (issue 11, item 8)
+TARGET_RATIO = 0.45  # of raw aiokafka's throughput in the same run
 TARGET_P99_MS = 100.0  # at 1,000 events/s
 
 
@@ -66,7 +67,8 @@ def _validity(params: Params, pipeline: PipelineResult, other_work: float) -> li
 
 
 def _results(params: Params, pipeline: PipelineResult, raw: RawResult) -> list[str]:
-    tp_ok = pipeline.throughput >= TARGET_THROUGHPUT
+    ratio = pipeline.throughput / raw.throughput
+    tp_ok = pipeline.throughput >= TARGET_THROUGHPUT and ratio >= TARGET_RATIO
     p99_ok = pipeline.latency.p99 < TARGET_P99_MS
     lat = f"at {params.rate:,}/s"
     pl, rl = pipeline.latency, raw.latency
@@ -75,8 +77,8 @@ def _results(params: Params, pipeline: PipelineResult, raw: RawResult) -> list[s
             f"Throughput end to end, events/s (N = {params.events:,})",
             _n(pipeline.throughput),
             _n(raw.throughput),
-            f"{pipeline.throughput / raw.throughput:.2f}",
-            f"≥ {TARGET_THROUGHPUT:,}",
+            f"{ratio:.2f}",
+            f"≥ {TARGET_THROUGHPUT:,} and ≥ {TARGET_RATIO:.2f} of raw",
             verdict(tp_ok),
         ),
         (f"Latency p50 {lat}, ms", _ms(pl.p50), _ms(rl.p50), _x(pl.p50, rl.p50), "", ""),
@@ -107,9 +109,9 @@ def _breakdown(params: Params, pipeline: PipelineResult, raw: RawResult) -> list
         ("Relay: start → every row acknowledged by Kafka", f"{_n(pipeline.relay_rate)} events/s"),
         ("Relay batches (OutboxRelay._publish_batch)", pipeline.relay_batches[0].describe()),
         ("Inbox consumer: first effect → last effect", f"{_n(pipeline.apply_rate)} events/s"),
-        ("Inbox consumer batches (InboxConsumer.process)", pipeline.consumer_batches[0].describe()),
+        ("Inbox consumer batches (InboxConsumer.apply)", pipeline.consumer_batches[0].describe()),
         (
-            "Inbox consumer offset commits (one per batch)",
+            "Inbox consumer offset commits (in the background, one at a time)",
             pipeline.consumer_commits[0].describe_calls(),
         ),
         (

@@ -124,6 +124,7 @@ class LineFeed:
             end=stream.end,
         )
         stream.followers.add(subscription)
+        log.info("logs.follow.started", stream_id=str(stream_id), followers=self.followers)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -131,6 +132,9 @@ class LineFeed:
         if stream is None:
             return
         stream.followers.discard(subscription)
+        log.info(
+            "logs.follow.ended", stream_id=str(subscription.stream_id), followers=self.followers
+        )
         if not stream.followers:
             del self._streams[stream.stream_id]
             if stream.task is not None:
@@ -212,6 +216,10 @@ class LineFeed:
                 log.warning(
                     "logs.follow.read_failed", stream_id=str(stream.stream_id), error=repr(exc)
                 )
+            except Exception:
+                # a bug, loudly: the stream's followers would otherwise wait for nothing,
+                # silently; the next round tries again (after ``poll_s``)
+                log.exception("logs.follow.reader_failed", stream_id=str(stream.stream_id))
 
     async def _catch_up(self, stream: _Stream) -> None:
         while True:

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
+import structlog
 
 from slipway_libs import db
 from slipway_libs.tenancy import current_organization
@@ -69,6 +70,8 @@ Event = Line | Skipped | Heartbeat | Expired | End
 
 _PAGE = 1000
 
+log = structlog.get_logger(__name__)
+
 
 async def follow(
     pool: asyncpg.Pool,
@@ -99,6 +102,14 @@ async def follow(
                 if event.cursor <= last:
                     continue
                 last = event.cursor
+            elif isinstance(event, Skipped):
+                # a follower that reads slower than its stream grows (the counter to watch)
+                log.info(
+                    "logs.follow.skipped",
+                    stream_id=str(request.stream_id),
+                    lines=event.count,
+                    from_cursor=event.from_cursor,
+                )
             elif isinstance(event, Expired | End):
                 yield Expired(last) if isinstance(event, Expired) else End(event.status, last)
                 return

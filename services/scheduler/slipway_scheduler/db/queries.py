@@ -9,6 +9,7 @@ the future, so no two processes fire one due instant. A change to the timers not
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +85,13 @@ async def project_rule(conn: asyncpg.Connection, state: dict[str, Any]) -> bool:
         state["version"],
     )
     return status.endswith(" 1")
+
+
+async def lock_environment(conn: asyncpg.Connection, environment_id: uuid.UUID) -> None:
+    """Until the transaction ends: one decision about an environment's timers at a time."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", str(environment_id)
+    )
 
 
 async def mark_environment_deleted(
@@ -202,19 +210,25 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     return [_timer(r) for r in rows]
 
 
-async def record_firing(
-    conn: asyncpg.Connection, claimed: Timer, firing: Firing, fired_at: datetime
+async def record_firings(
+    conn: asyncpg.Connection, fired: Sequence[tuple[Timer, Firing]], fired_at: datetime
 ) -> None:
+    """Move the fired timers to their next instants, with how they fired (one statement)."""
+    if not fired:
+        return
     await conn.execute(
-        "UPDATE timers SET next_fire_at = $3, last_scheduled_at = $4, last_fired_at = $5,"
-        " last_lateness_ms = $6, fired = fired + 1, updated_at = now()"
-        " WHERE kind = $1 AND target_id = $2",
-        claimed.kind.value,
-        claimed.target_id,
-        firing.next_fire_at,
-        firing.scheduled_at,
+        "UPDATE timers t SET next_fire_at = f.next_fire_at, last_scheduled_at = f.scheduled_at,"
+        " last_fired_at = $6, last_lateness_ms = f.lateness_ms, fired = t.fired + 1,"
+        " updated_at = now()"
+        " FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::bigint[])"
+        " AS f(kind, target_id, next_fire_at, scheduled_at, lateness_ms)"
+        " WHERE t.kind = f.kind AND t.target_id = f.target_id",
+        [t.kind.value for t, _ in fired],
+        [t.target_id for t, _ in fired],
+        [f.next_fire_at for _, f in fired],
+        [f.scheduled_at for _, f in fired],
+        [int(f.lateness.total_seconds() * 1000) for _, f in fired],
         fired_at,
-        int(firing.lateness.total_seconds() * 1000),
     )
 
 

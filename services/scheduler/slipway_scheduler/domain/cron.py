@@ -14,6 +14,7 @@ Pure. Invariants (the unit tests walk each of them):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -69,6 +70,8 @@ class Schedule:
             return in_month or in_week
         return in_month and in_week
 
+    # many timers share a schedule and a round fires them all at one ``now``: computed once
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (schedules are few and immutable)
     def next_after(self, after: datetime) -> datetime:
         """The first firing strictly after ``after`` (an aware datetime), in UTC."""
         if after.tzinfo is None:
@@ -114,6 +117,7 @@ def instant(day: date, wall: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(expression: str, timezone: str = "UTC") -> Schedule:
     """A cron expression (5 fields or an @macro) in an IANA time zone."""
     text = " ".join(expression.split()).lower()

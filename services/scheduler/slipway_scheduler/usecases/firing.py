@@ -2,7 +2,8 @@
 LOCKED``), write each one's command to the outbox and move it to its next instant.
 
 Any number of scheduler processes may run this at once, with no leader: a timer another
-transaction holds is skipped, and once that transaction commits the timer is no longer due. A
+transaction holds is skipped, and once that transaction commits the timer is no longer due.
+A batch costs a few statements whatever its size: the claim, one outbox insert, one update. A
 crash before the commit rolls back the commands with the claims, so the timers fire again in
 the next round; after it, both are durable. Either way, once per due instant.
 """
@@ -10,17 +11,17 @@ the next round; after it, both are durable. Either way, once per due instant.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
 
-from slipway_contracts import EventPayload
+from slipway_contracts import Envelope, EventPayload, new_event
 from slipway_contracts.events import scheduler as commands
 from slipway_libs import outbox
 from slipway_scheduler.db import queries as q
 from slipway_scheduler.domain import cron, timers
-from slipway_scheduler.domain.timers import Clock, Timer, TimerKind
+from slipway_scheduler.domain.timers import Clock, Firing, Timer, TimerKind
 
 log = structlog.get_logger(__name__)
 SOURCE = "scheduler"
@@ -29,11 +30,24 @@ TIMERS_CHANNEL = q.TIMERS_CHANNEL
 
 
 async def fire_due(conn: asyncpg.Connection, clock: Clock, *, limit: int) -> int:
-    """One round, inside the caller's transaction: how many timers fired."""
+    """One round, inside the caller's transaction: how many timers it claimed. The batch's
+    commands go to the outbox in one statement and its timers move in another."""
     now = clock.now()
     claimed = await q.claim_due(conn, now, limit)
+    fired: list[tuple[Timer, Firing]] = []
     for timer in claimed:
-        await _fire(conn, timer, now)
+        firing = await _firing(conn, timer, now)
+        if firing is not None:
+            fired.append((timer, firing))
+    await outbox.append(conn, [_command_event(timer, firing) for timer, firing in fired])
+    await q.record_firings(conn, fired, now)
+    if fired:
+        log.info(
+            "timers.fired",
+            count=len(fired),
+            max_lateness_ms=max(_ms(f.lateness) for _, f in fired),
+            superseded=len(claimed) - len(fired),
+        )
     return len(claimed)
 
 
@@ -41,13 +55,14 @@ async def next_due(conn: asyncpg.Connection) -> datetime | None:
     return await q.next_due(conn)
 
 
-async def _fire(conn: asyncpg.Connection, timer: Timer, now: datetime) -> None:
+async def _firing(conn: asyncpg.Connection, timer: Timer, now: datetime) -> Firing | None:
+    """How a due timer fires; None: it does not (it is moved or removed here)."""
     try:
         schedule = cron.parse(timer.expression, timer.timezone)
     except cron.InvalidSchedule:
         log.warning("timers.unreadable_schedule", target_id=str(timer.target_id))
         await q.delete_timer(conn, timer.kind, timer.target_id)
-        return
+        return None
     firing = timers.fire(schedule, timer.next_fire_at, now)
     if timer.kind.sibling is not None:
         # a rule acts for the last instant it missed, and not at all when the other side's
@@ -57,23 +72,31 @@ async def _fire(conn: asyncpg.Connection, timer: Timer, now: datetime) -> None:
         if timers.superseded(latest, await _sibling_latest(conn, timer, now)):
             await q.move_timer(conn, timer, firing.next_fire_at)
             log.info("timers.superseded", kind=timer.kind.value, target_id=str(timer.target_id))
-            return
-    await outbox.publish(
-        conn,
-        command(timer, firing.scheduled_at),
+            return None
+    log.debug(
+        "timers.firing",
+        kind=timer.kind.value,
+        target_id=str(timer.target_id),
+        scheduled_at=firing.scheduled_at.isoformat(),
+        lateness_ms=_ms(firing.lateness),
+        next_fire_at=firing.next_fire_at.isoformat(),
+    )
+    return firing
+
+
+def _command_event(timer: Timer, firing: Firing) -> tuple[str, Envelope]:
+    payload = command(timer, firing.scheduled_at)
+    envelope = new_event(
+        payload,
         subject=str(timer.environment_id),  # one environment's commands stay in order
         source=SOURCE,
         organization_id=timer.organization_id,
     )
-    await q.record_firing(conn, timer, firing, now)
-    log.info(
-        "timers.fired",
-        kind=timer.kind.value,
-        target_id=str(timer.target_id),
-        scheduled_at=firing.scheduled_at.isoformat(),
-        lateness_ms=int(firing.lateness.total_seconds() * 1000),
-        next_fire_at=firing.next_fire_at.isoformat(),
-    )
+    return payload.topic, envelope
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
 
 
 async def _sibling_latest(conn: asyncpg.Connection, timer: Timer, now: datetime) -> datetime | None:

@@ -10,6 +10,12 @@ timer is (re)armed only when the projected row changed, so redeliveries change n
 - a deployment rule gets an ``env_stop`` and an ``env_start`` timer for the sides it turns on;
 - an environment's tombstone deletes every timer of the environment, and events that arrive
   after it for that environment arm nothing.
+
+The catalog's and the deployer's events come through two consumer groups, in transactions
+that run side by side: each decision about an environment's timers first takes the
+environment's transaction lock, so that the second one reads what the first committed (else
+the job's row and its deployed status, committed at once, could each miss the other and leave
+the job without a timer).
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class Projection:
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
         event = REGISTRY.parse(envelope)
+        environment_id = getattr(event, "environment_id", None)
+        if isinstance(environment_id, uuid.UUID):
+            await q.lock_environment(conn, environment_id)
         if isinstance(event, ev.ServiceChanged):
             await self._service(conn, event)
         elif isinstance(event, ev.DeploymentRuleChanged):

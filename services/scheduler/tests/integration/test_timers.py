@@ -311,3 +311,34 @@ async def test_after_a_down_period_a_rule_acts_once_for_its_latest_side(pool) ->
     ]
     stop = await timer_row(pool, env, "env_stop")
     assert stop["last_lateness_ms"] == 3600 * 1000
+
+
+async def test_a_job_and_its_deployed_status_applied_side_by_side_arm_its_timer(
+    pool, clock
+) -> None:
+    """The catalog's and the deployer's consumer groups commit side by side: the second
+    waits for the first's decision and reads what it committed."""
+    catalog, job = Catalog(), uuid.uuid4()
+    projection = Projection(clock)
+    async with pool.acquire() as conn:
+        first = conn.transaction()
+        await first.start()
+        await projection.apply(conn, catalog.cron_job(job, "* * * * *"))
+        second = asyncio.create_task(project(pool, clock, catalog.service_status(job)))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await _waiting_for_a_lock(pool):
+            assert not second.done(), "the second decision did not wait for the first"
+            assert asyncio.get_running_loop().time() < deadline, "nothing waits for the lock"
+            await asyncio.sleep(0.02)
+        await first.commit()
+    await second
+    assert (await timer_row(pool, job))["next_fire_at"] == utc(2026, 1, 5, 9, 1)
+
+
+async def _waiting_for_a_lock(pool: asyncpg.Pool) -> bool:
+    async with pool.acquire() as conn:
+        return bool(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+        )

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from slipway_libs import db
 from slipway_libs.actor import InternalCallers, internal_guard
+from slipway_libs.errors import InvalidInput
 from slipway_libs.tenancy import current_organization, tenant_scope
 from slipway_logs.api.schemas import (
     PageOut,
@@ -40,8 +41,8 @@ def _query(
     before: Cursor = None,
 ) -> LogQuery:
     return LogQuery(
-        since=_utc(since),
-        until=_utc(until),
+        since=_utc(since, "since"),
+        until=_utc(until, "until"),
         stream=stream,
         q=q,
         tail=tail,
@@ -51,11 +52,19 @@ def _query(
     )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time given without an offset is read as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    """A time given without an offset is read as UTC. A time that is no instant in UTC (year 1
+    at +14:00, year 9999 at -14:00) is refused here: the driver cannot send it (it was a 500)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            "LOGS_BAD_TIME", f"{name} is out of the range of times.", field=name
+        ) from None
 
 
 Params = Annotated[LogQuery, Depends(_query)]

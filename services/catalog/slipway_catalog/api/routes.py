@@ -5,8 +5,8 @@ transaction, call a use case, shape the answer.
 
 Safe retries and concurrent edits: every create honours an ``Idempotency-Key``
 (``slipway_libs.idempotency``); every resource answers its version as ``ETag`` (and
-``resource_version`` in the body), and a PATCH/PUT with an ``If-Match`` naming an older version
-answers 412 instead of overwriting the newer change (``usecases.versions``).
+``resource_version`` in the body), and a PATCH/PUT/DELETE with an ``If-Match`` naming an older
+version answers 412 instead of overwriting or deleting the newer change (``usecases.versions``).
 """
 
 from __future__ import annotations
@@ -123,8 +123,11 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
         return _tagged(response, s.cluster_out(row))
 
     @router.delete("/clusters/{cluster_id}", status_code=204)
-    async def delete_cluster(cluster_id: uuid.UUID, actor: CurrentActor) -> Response:
+    async def delete_cluster(
+        cluster_id: uuid.UUID, actor: CurrentActor, if_match: IfMatch = None
+    ) -> Response:
         async with tx() as conn:
+            await versions.require(conn, "clusters", cluster_id, if_match)
             await clusters.delete(conn, actor, cluster_id)
         return NO_CONTENT
 
@@ -174,8 +177,11 @@ def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
         return _tagged(response, s.project_out(row))
 
     @router.delete("/projects/{project_id}", status_code=204)
-    async def delete_project(project_id: uuid.UUID, actor: CurrentActor) -> Response:
+    async def delete_project(
+        project_id: uuid.UUID, actor: CurrentActor, if_match: IfMatch = None
+    ) -> Response:
         async with tx() as conn:
+            await versions.require(conn, "projects", project_id, if_match)
             await deletion.delete_project(conn, deps, actor, project_id)
         return NO_CONTENT
 
@@ -220,8 +226,11 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
         return _tagged(response, s.environment_out(row))
 
     @router.delete("/environments/{env_id}", status_code=204)
-    async def delete_environment(env_id: uuid.UUID, actor: CurrentActor) -> Response:
+    async def delete_environment(
+        env_id: uuid.UUID, actor: CurrentActor, if_match: IfMatch = None
+    ) -> Response:
         async with tx() as conn:
+            await versions.require(conn, "environments", env_id, if_match)
             await deletion.delete_environment(conn, deps, actor, env_id)
         return NO_CONTENT
 
@@ -280,8 +289,11 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
         return _tagged(response, s.stage_out(row))
 
     @router.delete("/stages/{stage_id}", status_code=204)
-    async def delete_stage(stage_id: uuid.UUID, actor: CurrentActor) -> Response:
+    async def delete_stage(
+        stage_id: uuid.UUID, actor: CurrentActor, if_match: IfMatch = None
+    ) -> Response:
         async with tx() as conn:
+            await versions.require(conn, "stages", stage_id, if_match)
             await stages.delete(conn, actor, stage_id)
         return NO_CONTENT
 
@@ -341,8 +353,11 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
         return _tagged(response, s.service_out(row))
 
     @router.delete("/services/{service_id}", status_code=204)
-    async def delete_service(service_id: uuid.UUID, actor: CurrentActor) -> Response:
+    async def delete_service(
+        service_id: uuid.UUID, actor: CurrentActor, if_match: IfMatch = None
+    ) -> Response:
         async with tx() as conn:
+            await versions.require(conn, "services", service_id, if_match)
             await deletion.delete_service(conn, deps, actor, service_id)
         return NO_CONTENT
 
@@ -405,7 +420,10 @@ def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
         return _tagged(response, s.variable_out(row))
 
     @router.delete("/variables/{variable_id}", status_code=204)
-    async def delete_variable(variable_id: uuid.UUID, actor: CurrentActor) -> Response:
+    async def delete_variable(
+        variable_id: uuid.UUID, actor: CurrentActor, if_match: IfMatch = None
+    ) -> Response:
         async with tx() as conn:
+            await versions.require(conn, "variables", variable_id, if_match)
             await variables.delete(conn, deps, actor, variable_id)
         return NO_CONTENT

@@ -204,6 +204,22 @@ async def read_cursors(
     return [r["cursor"] for r in rows]
 
 
+async def line_bytes(
+    conn: asyncpg.Connection, stream_id: uuid.UUID, cursors: Sequence[int]
+) -> dict[int, int]:
+    """Each line's size in bytes of text (its parts' together), by cursor."""
+    rows = await conn.fetch(
+        """
+        SELECT cursor, sum(octet_length(text))::bigint AS size
+        FROM log_lines WHERE stream_id = $1 AND cursor = ANY($2::bigint[])
+        GROUP BY cursor
+        """,
+        stream_id,
+        list(cursors),
+    )
+    return {r["cursor"]: r["size"] for r in rows}
+
+
 async def read_parts(
     conn: asyncpg.Connection, stream_id: uuid.UUID, cursors: Sequence[int]
 ) -> list[Part]:

@@ -10,7 +10,7 @@ follower keeps asking ``after`` its last cursor).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -21,6 +21,9 @@ from slipway_logs.domain.lines import Line, OutputStream
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 500
 MAX_QUERY_CHARS = 256
+# a page's text, at most (whatever ``limit``): 5,000 lines of 16,000 characters were up to 320 MB
+# held by the service and again by the gateway, per request
+MAX_PAGE_BYTES = 4 * 1024 * 1024
 
 Direction = Literal["forward", "backward"]
 
@@ -89,6 +92,32 @@ def chosen(query: LogQuery, found: Sequence[int]) -> tuple[list[int], bool]:
     if query.direction == "backward":
         taken.reverse()
     return taken, more
+
+
+def within_budget(
+    query: LogQuery,
+    cursors: Sequence[int],
+    sizes: Mapping[int, int],
+    *,
+    more: bool,
+    budget: int = MAX_PAGE_BYTES,
+) -> tuple[list[int], bool]:
+    """The page's cursors (oldest first) cut to ``budget`` bytes of text (``sizes``: a line's
+    bytes by cursor), one line at least: a forward page keeps its oldest lines, a backward one
+    (``tail``, ``before``) its newest, and what was cut lies beyond (``more``), read with the
+    next or previous cursor as usual."""
+    ordered = list(cursors) if query.direction == "forward" else list(reversed(cursors))
+    kept: list[int] = []
+    total = 0
+    for cursor in ordered:
+        size = sizes.get(cursor, 0)
+        if kept and total + size > budget:
+            break
+        kept.append(cursor)
+        total += size
+    if len(kept) == len(ordered):
+        return list(cursors), more
+    return (kept if query.direction == "forward" else kept[::-1]), True
 
 
 def page(query: LogQuery, lines: list[Line], *, more: bool, head: int) -> Page:

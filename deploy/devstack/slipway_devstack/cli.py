@@ -108,6 +108,8 @@ def env_text(pw: Secrets) -> str:
     lines += [
         f"SLIPWAY_IDENTITY_SEALING_KEYS=dev1:{pw['identity_sealing_key']}",
         f"SLIPWAY_CATALOG_SEALING_KEYS=dev1:{pw['catalog_sealing_key']}",
+        # outgoing webhooks' signing secrets
+        f"SLIPWAY_SCHEDULER_SEALING_KEYS=dev1:{pw['scheduler_sealing_key']}",
         f"SLIPWAY_REGISTRY={registry_address()}",
         # the registry's admin (tests, tools); the builder and the deployer have users of their own
         f"SLIPWAY_REGISTRY_USERNAME={REGISTRY_ADMIN}",
@@ -179,7 +181,8 @@ def cmd_up() -> int:
         if (
             all_up
             and ENV_FILE.exists()
-            and "SLIPWAY_REGISTRY_PASSWORD=" in ENV_FILE.read_text()
+            # an env file written before the last setting was added is written again
+            and "SLIPWAY_SCHEDULER_SEALING_KEYS=" in ENV_FILE.read_text()
             and registry_authenticates()
             and base_image_present(pw)
         ):

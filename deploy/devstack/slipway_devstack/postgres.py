@@ -244,6 +244,7 @@ def load_secrets() -> Secrets:
         **{f"internal_token_{p}": lambda: secrets.token_urlsafe(32) for p in PRINCIPALS},
         "identity_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
         "catalog_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "scheduler_sealing_key": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     }
     for key, make in app_secrets.items():
         if not data.get(key):

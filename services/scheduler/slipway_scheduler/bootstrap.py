@@ -8,12 +8,16 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from slipway_libs.bus import ConsumerSpec
+from slipway_libs.crypto import Sealer
+from slipway_libs.egress import EgressPolicy
 from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
 from slipway_scheduler.adapters.clock import SystemClock
 from slipway_scheduler.api.routes import build_router
+from slipway_scheduler.api.webhooks import build_webhook_router
 from slipway_scheduler.config import SchedulerSettings
 from slipway_scheduler.domain.timers import Clock
 from slipway_scheduler.events.subscribers import consumers
+from slipway_scheduler.usecases.webhooks import WebhookDeps
 from slipway_scheduler.worker import TimerLoop
 
 # the scheduler's parts: the clock its projection and its timer loop read
@@ -24,8 +28,19 @@ def _clock(resources: Resources[SchedulerSettings]) -> Clock:
     return SystemClock()
 
 
+def webhook_deps(settings: SchedulerSettings) -> WebhookDeps:
+    return WebhookDeps(
+        sealer=Sealer.from_setting(settings.sealing_keys),
+        egress=EgressPolicy.from_setting(settings.egress_allow),
+    )
+
+
 def _routers(container: SchedulerContainer) -> Sequence[APIRouter]:
-    return [build_router(container.require_pool(), container.settings.internal_caller_digests())]
+    pool, callers = container.require_pool(), container.settings.internal_caller_digests()
+    return [
+        build_router(pool, callers),
+        build_webhook_router(pool, callers, webhook_deps(container.settings)),
+    ]
 
 
 def _consumers(container: SchedulerContainer) -> Sequence[ConsumerSpec]:

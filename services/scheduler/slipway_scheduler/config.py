@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import DatabaseServiceSettings
@@ -14,3 +14,12 @@ class SchedulerSettings(DatabaseServiceSettings):
     timer_batch_size: int = Field(default=500, ge=1)
     # the longest sleep of the timer loop: what a lost notification can cost a re-armed timer
     timer_poll_s: float = Field(default=1.0, gt=0)
+    # kid:base64(32 bytes)[,...]: seals outgoing webhooks' signing secrets at rest (first =
+    # active)
+    sealing_keys: str = Field(min_length=8)
+    # loopback, private, link-local and metadata targets (webhook receivers) the platform may
+    # deliver to anyway: exact host:port entries, comma-separated; empty allows none
+    egress_allow: str = Field(
+        default="",
+        validation_alias=AliasChoices("SLIPWAY_SCHEDULER_EGRESS_ALLOW", "SLIPWAY_EGRESS_ALLOW"),
+    )

@@ -92,7 +92,9 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: s
 async def test_ingest_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
     platform: Platform,
 ) -> None:
-    pool = await asyncpg.create_pool(platform.env["SLIPWAY_LOGS_DATABASE_URL"], min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(
+        platform.env["SLIPWAY_LOGS_DATABASE_URL"], min_size=1, max_size=2
+    )
     producer = Producer(platform)
     await producer.kafka.start()
     try:

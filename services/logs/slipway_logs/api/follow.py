@@ -55,7 +55,9 @@ def _request(
 
 
 def _cursor(value: str) -> int:
-    if not value.isdigit() or int(value) > 2**63 - 1:
+    # ASCII digits only: ``str.isdigit`` also takes ``²`` (a header is read as latin-1), which
+    # ``int`` refuses (it was a 500)
+    if not (value.isascii() and value.isdigit()) or int(value) > 2**63 - 1:
         raise InvalidInput(
             "LOGS_BAD_LAST_EVENT_ID", "Last-Event-ID must be a cursor.", field="last-event-id"
         )

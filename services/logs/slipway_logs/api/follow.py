@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import asyncpg
@@ -27,6 +27,7 @@ from slipway_libs.actor import InternalCallers, internal_guard
 from slipway_libs.errors import InvalidInput
 from slipway_libs.tenancy import current_organization, tenant_scope
 from slipway_logs.adapters.line_feed import LineFeed
+from slipway_logs.api.routes import as_utc
 from slipway_logs.api.schemas import line_out
 from slipway_logs.domain.follow import LineFilter, Skipped
 from slipway_logs.domain.lines import Line, StreamKind
@@ -48,8 +49,9 @@ def _request(
 ) -> tuple[LineFilter, int, int | None]:
     if q is not None and any(ord(c) < 32 or ord(c) == 127 for c in q):
         raise InvalidInput("LOGS_BAD_SEARCH", "q cannot hold control characters.", field="q")
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+    # as the plain read: no offset reads as UTC, and a time that is no instant in UTC is a 422
+    # here, before the stream opens (it broke the stream after its 200)
+    since = as_utc(since, "since")
     resume = _cursor(last_event_id) if last_event_id else after
     return LineFilter(stream=stream, q=q, since=since), tail, resume
 

@@ -41,8 +41,8 @@ def _query(
     before: Cursor = None,
 ) -> LogQuery:
     return LogQuery(
-        since=_utc(since, "since"),
-        until=_utc(until, "until"),
+        since=as_utc(since, "since"),
+        until=as_utc(until, "until"),
         stream=stream,
         q=q,
         tail=tail,
@@ -52,7 +52,7 @@ def _query(
     )
 
 
-def _utc(moment: datetime | None, name: str) -> datetime | None:
+def as_utc(moment: datetime | None, name: str) -> datetime | None:
     """A time given without an offset is read as UTC. A time that is no instant in UTC (year 1
     at +14:00, year 9999 at -14:00) is refused here: the driver cannot send it (it was a 500)."""
     if moment is None:

@@ -40,3 +40,15 @@ async def test_a_last_event_id_not_of_ascii_digits_answers_422(follow_api, value
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["code"] == "LOGS_BAD_LAST_EVENT_ID"
+
+
+async def test_a_since_out_of_the_range_of_times_answers_422_before_the_stream_opens(
+    follow_api,
+) -> None:
+    answer = await follow_api.get(
+        f"/services/{uuid.uuid4()}/logs/stream",
+        params={"since": "0001-01-01T00:00:00+14:00"},
+        headers=member_of(uuid.uuid4()),
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "LOGS_BAD_TIME"

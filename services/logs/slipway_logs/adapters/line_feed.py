@@ -13,8 +13,11 @@ Invariants:
 - A notification only shortens a wait: a reader also reads every ``poll_s`` (a notification is
   lost while the LISTEN connection reconnects).
 - A reader never waits on a follower: offering to a full backlog drops the line there.
-- Lines go only to followers of the stream's organization (a follower bound to none, the
-  platform, gets them all): the gateway checks access, this checks again.
+- Lines, the deployment's end and the reader's position (``start``, which counts the stream's
+  lines) go only to followers of the stream's organization (a follower bound to none, the
+  platform, gets them all; a stream whose organization is not known yet is nobody's): the
+  gateway checks access, this checks again. Another organization's follower gets ``start`` 0
+  and never an end: it sees what a read of the stream shows it, nothing.
 - A deployment's end (``ended_deployments``) reaches its followers as ``Subscription.end``
   (the status, and since when on the monotonic clock): from its notification, or read when the
   stream is first followed and at every round of its reader (a notification may be lost).
@@ -115,13 +118,14 @@ class LineFeed:
                 stream = self._start(kind, stream_id, head, organization)
                 stream.end = end
         # no await from here on: ``start`` is exactly where the reader stands
+        start = stream.position if _entitled(organization_id, stream) else 0
         subscription = Subscription(
             stream_id=stream_id,
             organization_id=organization_id,
             line_filter=line_filter,
-            start=stream.position,
-            backlog=Backlog(capacity=capacity, start=stream.position),
-            end=stream.end,
+            start=start,
+            backlog=Backlog(capacity=capacity, start=start),
+            end=stream.end if _entitled(organization_id, stream) else None,
         )
         stream.followers.add(subscription)
         log.info("logs.follow.started", stream_id=str(stream_id), followers=self.followers)
@@ -172,14 +176,19 @@ class LineFeed:
         except ValueError:
             log.warning("logs.follow.bad_notification", payload=payload)
             return
-        if stream is not None and stream.end is None:
-            self._ended(stream, (status, time.monotonic()))
+        if stream is None or stream.end is not None:
+            return
+        if stream.organization_id is None:
+            stream.wake.set()  # whose end it is: the reader reads it with the end
+            return
+        self._ended(stream, (status, time.monotonic()))
 
     def _ended(self, stream: _Stream, end: tuple[str, float]) -> None:
         stream.end = end
         for follower in stream.followers:
-            follower.end = end
-            follower.ready.set()
+            if _entitled(follower.organization_id, stream):
+                follower.end = end
+                follower.ready.set()
 
     def _start(
         self,
@@ -209,8 +218,9 @@ class LineFeed:
             try:
                 await self._catch_up(stream)
                 if stream.kind == "deployment" and stream.end is None:
-                    _, _, end = await self._state(stream.kind, stream.stream_id)
+                    organization, _, end = await self._state(stream.kind, stream.stream_id)
                     if end is not None:
+                        stream.organization_id = stream.organization_id or organization
                         self._ended(stream, end)
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                 log.warning(
@@ -230,7 +240,7 @@ class LineFeed:
                 stream.organization_id, _, _ = await self._state(stream.kind, stream.stream_id)
             # no await from here to the new position: a subscriber joins before or after
             for follower in stream.followers:
-                if follower.organization_id in (None, stream.organization_id):
+                if _entitled(follower.organization_id, stream):
                     follower.offer(page)
             stream.position = page[-1].cursor
             if len(page) < self._page:
@@ -259,5 +269,12 @@ class LineFeed:
                 )
         finally:
             current_organization.reset(token)
-        end = None if ended is None else (ended[0], time.monotonic() - ended[1])
-        return organization, head or 0, end
+        if ended is None:
+            return organization, head or 0, None
+        # a deployment that ended before any line was stored: its end says whose it is
+        return organization or ended[2], head or 0, (ended[0], time.monotonic() - ended[1])
+
+
+def _entitled(organization_id: uuid.UUID | None, stream: _Stream) -> bool:
+    """Whether a follower bound to ``organization_id`` may see anything of ``stream``."""
+    return organization_id is None or organization_id == stream.organization_id

@@ -320,13 +320,16 @@ async def record_deployment_end(
 
 async def deployment_end(
     conn: asyncpg.Connection, deployment_id: uuid.UUID
-) -> tuple[str, float] | None:
-    """How the deployment ended and how many seconds ago that was recorded (None: not yet)."""
+) -> tuple[str, float, uuid.UUID] | None:
+    """How the deployment ended, how many seconds ago that was recorded and its organization
+    (None: not yet)."""
     row = await conn.fetchrow(
         """
-        SELECT status, extract(epoch FROM now() - recorded_at)::float8 AS age_s
+        SELECT status, extract(epoch FROM now() - recorded_at)::float8 AS age_s, organization_id
         FROM ended_deployments WHERE deployment_id = $1
         """,
         deployment_id,
     )
-    return None if row is None else (row["status"], max(0.0, row["age_s"]))
+    if row is None:
+        return None
+    return row["status"], max(0.0, row["age_s"]), row["organization_id"]

@@ -3,6 +3,8 @@ stream's own events (its end) only to followers of its organization."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,10 +12,19 @@ import httpx
 import pytest
 
 from services.logs.tests.integration.conftest import member_of
+from services.logs.tests.integration.test_follow import end_deployment, store_deploy
 from slipway_libs.http import create_app
 from slipway_logs.adapters.line_feed import LineFeed
 from slipway_logs.api.follow import build_follow_router
-from slipway_logs.usecases.follow import FollowLimits
+from slipway_logs.domain.follow import LineFilter
+from slipway_logs.usecases.follow import (
+    End,
+    Expired,
+    FollowLimits,
+    FollowRequest,
+    Heartbeat,
+    follow,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +63,47 @@ async def test_a_since_out_of_the_range_of_times_answers_422_before_the_stream_o
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["code"] == "LOGS_BAD_TIME"
+
+
+@pytest.fixture
+async def feed(logs_db) -> AsyncIterator[LineFeed]:
+    dsn, pool = logs_db
+    feed = LineFeed(pool, dsn, poll_s=30)
+    listening = asyncio.create_task(feed.listen())
+    try:
+        yield feed
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+
+
+@pytest.mark.parametrize("with_lines", [True, False])
+async def test_another_organizations_follower_is_not_told_how_a_deployment_ended(
+    pool, feed, with_lines: bool
+) -> None:
+    org, deployment = uuid.uuid4(), uuid.uuid4()
+    if with_lines:
+        await store_deploy(pool, org, deployment, "building")
+    await end_deployment(pool, org, deployment)
+    limits = FollowLimits(backlog_lines=100, heartbeat_s=0.05, lifetime_s=1.0, end_grace_s=0)
+
+    def request(organization: uuid.UUID) -> FollowRequest:
+        return FollowRequest(
+            kind="deployment",
+            stream_id=deployment,
+            organization_id=organization,
+            line_filter=LineFilter(),
+            tail=100,
+            after=None,
+        )
+
+    async def events_of(organization: uuid.UUID) -> list[object]:
+        events = follow(pool, feed, request(organization), limits)
+        async with asyncio.timeout(30), contextlib.aclosing(events):
+            return [event async for event in events if not isinstance(event, Heartbeat)]
+
+    # the stream's own organization: its end at once
+    assert isinstance((await events_of(org))[-1], End)
+    # another organization: nothing of the stream (no end, no count of its lines), then resume
+    assert await events_of(uuid.uuid4()) == [Expired(0)]

@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import structlog
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.changes import CHANGES_HEADER, REVISION_HEADER
-from slipway_libs.errors import BusinessError
+from slipway_libs.errors import BusinessError, InvalidInput
 from slipway_libs.json_nesting import check_nesting
 from slipway_libs.logging import correlation_id
 from slipway_libs.telemetry import current_carrier
@@ -78,7 +78,7 @@ class Upstreams:
         method: str | None = None,
     ) -> Response:
         headers = {**current_carrier(), **(extra_headers or {})}
-        headers.update({k: v for k in _PASSED_ON if (v := request.headers.get(k)) is not None})
+        headers.update(passed_on(request, _PASSED_ON))
         if self.internal_token:
             headers[INTERNAL_TOKEN_HEADER] = self.internal_token
         if actor is not None:
@@ -88,7 +88,8 @@ class Upstreams:
             headers["x-correlation-id"] = cid
         content = await request.body() if body is None else body
         if content:
-            headers["content-type"] = request.headers.get("content-type", "application/json")
+            given = passed_on(request, ("content-type",))
+            headers["content-type"] = given.get("content-type", "application/json")
         verb = method or request.method
         try:
             upstream = await self._send(
@@ -137,6 +138,29 @@ class Upstreams:
                 raise
             log.info("gateway.upstream_retry", url=url, error=repr(exc))
             return await self.http.request(method, url, **kwargs)
+
+
+# a value the client may give such a header, as the services read them; the gateway refuses
+# any other before sending (httpx cannot encode a non-ASCII one: it was a 500)
+_INVALID_CODES = {"idempotency-key": "INVALID_IDEMPOTENCY_KEY"}
+
+
+def passed_on(request: HTTPConnection, names: tuple[str, ...]) -> dict[str, str]:
+    """The client's headers ``names`` that it sent, each printable ASCII, else a 422 naming it
+    (a service's own code when it has one: ``INVALID_IDEMPOTENCY_KEY``)."""
+    headers: dict[str, str] = {}
+    for name in names:
+        value = request.headers.get(name)
+        if value is None:
+            continue
+        if not all(" " <= c <= "~" for c in value):
+            raise InvalidInput(
+                _INVALID_CODES.get(name, "INVALID_HEADER"),
+                f"The {name} header must be printable ASCII.",
+                field=name,
+            )
+        headers[name] = value
+    return headers
 
 
 # errors of a connection that died under the request, before any answer came back

@@ -23,6 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 
+from slipway_gateway.api.proxy import passed_on
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.errors import BusinessError
 from slipway_libs.logging import correlation_id
@@ -132,10 +133,7 @@ class UpstreamStreams:
         cid = correlation_id.get()
         if cid:
             headers["x-correlation-id"] = cid
-        resume = request.headers.get("last-event-id")
-        if resume is not None:
-            headers["last-event-id"] = resume
-        return headers
+        return {**headers, **passed_on(request, ("last-event-id",))}
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:

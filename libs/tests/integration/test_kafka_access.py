@@ -41,6 +41,7 @@ async def test_waiting_for_an_acl_never_created_fails_with_what_is_missing(devst
     never = Binding("catalog", Resource.TOPIC, f"{prefix}b", Pattern.LITERAL, Operation.READ)
     try:
         await create_acls(admin, [created])
+        await wait_effective(admin, [created], prefix)  # in effect, however busy the broker
         with pytest.raises(AclError, match="1 ACLs not in effect"):
             await wait_effective(admin, [created, never], prefix, timeout_s=0.5)
     finally:

@@ -42,6 +42,7 @@ def _routers(container: LogsContainer) -> Sequence[APIRouter]:
             container.parts,
             FollowLimits(
                 backlog_lines=settings.follow_backlog_lines,
+                backlog_bytes=settings.follow_backlog_bytes,
                 heartbeat_s=settings.follow_heartbeat_s,
                 lifetime_s=settings.follow_lifetime_s,
                 end_grace_s=settings.follow_end_grace_s,

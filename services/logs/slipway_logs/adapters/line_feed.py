@@ -109,6 +109,7 @@ class LineFeed:
         organization_id: uuid.UUID | None,
         line_filter: LineFilter,
         capacity: int,
+        max_bytes: int | None = None,
     ) -> Subscription:
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -124,7 +125,7 @@ class LineFeed:
             organization_id=organization_id,
             line_filter=line_filter,
             start=start,
-            backlog=Backlog(capacity=capacity, start=start),
+            backlog=Backlog(capacity=capacity, start=start, max_bytes=max_bytes),
             end=stream.end if _entitled(organization_id, stream) else None,
         )
         stream.followers.add(subscription)

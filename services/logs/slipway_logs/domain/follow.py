@@ -2,7 +2,9 @@
 sends a heartbeat or ends.
 
 Invariants:
-- A follower's buffer holds at most ``capacity`` lines. A line that finds it full is dropped,
+- A follower's buffer holds at most ``capacity`` lines and ``max_bytes`` of their text (UTF-8;
+  a single line larger than that is kept when the buffer is empty, so a follower is never
+  stuck). A line that finds it full is dropped,
   never an older one: what the follower already has stays a prefix of the stream, and the
   dropped lines form gaps between kept ones.
 - Every gap is reported in its place, as a ``Skipped`` between the last line kept before it and
@@ -49,12 +51,14 @@ class LineFilter:
 class Backlog:
     """One follower's buffer between the stream's reader and the follower's connection."""
 
-    def __init__(self, *, capacity: int, start: int) -> None:
+    def __init__(self, *, capacity: int, start: int, max_bytes: int | None = None) -> None:
         if capacity < 1:
             raise ValueError("a backlog holds at least one line")
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._items: deque[Line | Skipped] = deque()
         self._lines = 0
+        self._bytes = 0
         self._seen = start  # the newest cursor offered (kept or dropped)
         self._kept = start  # the newest cursor kept: where a gap opens
         self._gap: Skipped | None = None
@@ -68,7 +72,8 @@ class Backlog:
         if line.cursor <= self._seen:
             return False
         self._seen = line.cursor
-        if self._lines >= self.capacity:
+        size = len(line.text.encode())
+        if self._lines >= self.capacity or self._over_bytes(size):
             gap = self._gap or Skipped(count=0, from_cursor=self._kept, to_cursor=line.cursor)
             self._gap = replace(gap, count=gap.count + 1, to_cursor=line.cursor)
             return False
@@ -77,8 +82,14 @@ class Backlog:
             self._gap = None
         self._items.append(line)
         self._lines += 1
+        self._bytes += size
         self._kept = line.cursor
         return True
+
+    def _over_bytes(self, size: int) -> bool:
+        if self.max_bytes is None or self._lines == 0:
+            return False
+        return self._bytes + size > self.max_bytes
 
     def take(self) -> list[Line | Skipped]:
         """Everything buffered, oldest first, and the gap still open at the end, if any: the
@@ -86,6 +97,7 @@ class Backlog:
         taken = list(self._items)
         self._items.clear()
         self._lines = 0
+        self._bytes = 0
         if self._gap is not None:
             taken.append(self._gap)
             self._gap = None

@@ -43,6 +43,7 @@ class FollowRequest:
 @dataclass(frozen=True, kw_only=True)
 class FollowLimits:
     backlog_lines: int
+    backlog_bytes: int | None = None  # of the lines' text, on top of their count
     heartbeat_s: float
     lifetime_s: float
     # a deployment's last lines may be stored after its end was (another topic): ``end`` waits
@@ -87,6 +88,7 @@ async def follow(
         organization_id=request.organization_id,
         line_filter=request.line_filter,
         capacity=limits.backlog_lines,
+        max_bytes=limits.backlog_bytes,
     )
     try:
         last = request.after or 0

@@ -127,3 +127,14 @@ def test_a_heartbeat_is_due_after_a_silence_and_the_end_after_the_lifetime() -> 
     assert deadlines.wait_s(158.0) == 2.0  # the lifetime ends before the next heartbeat
     assert deadlines.due(160.0) == "expired"
     assert deadlines.wait_s(161.0) == 0.0
+
+
+def test_a_backlog_is_bounded_in_bytes_too_and_its_overflow_is_a_gap() -> None:
+    backlog = Backlog(capacity=100, start=0, max_bytes=10)
+    results = [backlog.offer(line(c, "abcd")) for c in (1, 2, 3, 4)]
+    assert results == [True, True, False, False]  # 8 bytes kept; a third line would be 12
+    assert cursors(backlog.take()) == [1, 2, Skipped(count=2, from_cursor=2, to_cursor=4)]
+    # room again once taken; a line larger than the bound alone still goes (never stuck)
+    assert backlog.offer(line(5, "x" * 50))
+    assert not backlog.offer(line(6, "y"))
+    assert cursors(backlog.take()) == [5, Skipped(count=1, from_cursor=5, to_cursor=6)]

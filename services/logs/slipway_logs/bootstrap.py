@@ -43,6 +43,7 @@ def _routers(container: LogsContainer) -> Sequence[APIRouter]:
             FollowLimits(
                 backlog_lines=settings.follow_backlog_lines,
                 backlog_bytes=settings.follow_backlog_bytes,
+                max_followers=settings.follow_max_followers,
                 heartbeat_s=settings.follow_heartbeat_s,
                 lifetime_s=settings.follow_lifetime_s,
                 end_grace_s=settings.follow_end_grace_s,

@@ -23,6 +23,8 @@ class LogsSettings(DatabaseServiceSettings):
     # …and this many bytes of their text (a line of up to 1 MiB, 10,000 of them, held per
     # follower that does not read, was up to 10 GB)
     follow_backlog_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+    # follows one process serves at once; one more is a 503 with Retry-After
+    follow_max_followers: int = Field(default=1000, ge=1)
     follow_heartbeat_s: float = Field(default=15.0, gt=0)
     follow_lifetime_s: float = Field(default=3600.0, gt=0)
     # a deployment's follower is sent ``end`` this long after its end was recorded (its last

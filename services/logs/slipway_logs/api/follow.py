@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query
+from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from slipway_libs.actor import InternalCallers, internal_guard
-from slipway_libs.errors import InvalidInput
+from slipway_libs.errors import BusinessError, InvalidInput
 from slipway_libs.tenancy import current_organization, tenant_scope
 from slipway_logs.adapters.line_feed import LineFeed
 from slipway_logs.api.routes import as_utc
 from slipway_logs.api.schemas import line_out
-from slipway_logs.domain.follow import LineFilter, Skipped
+from slipway_logs.domain.follow import LineFilter, Places, Skipped
 from slipway_logs.domain.lines import Line, StreamKind
 from slipway_logs.domain.paging import MAX_LIMIT, MAX_QUERY_CHARS
 from slipway_logs.usecases import follow
@@ -37,6 +38,7 @@ from slipway_logs.usecases.follow import End, Expired, FollowLimits, FollowReque
 
 DEFAULT_TAIL = 100
 _HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_RETRY_AFTER_S = "5"
 
 
 def _request(
@@ -80,8 +82,18 @@ def build_follow_router(
         dependencies=[Depends(internal_guard(internal_callers)), Depends(tenant_scope())],
     )
 
+    places = Places(limits.max_followers)
+
     def stream(kind: StreamKind, stream_id: uuid.UUID, params: Params) -> StreamingResponse:
         line_filter, tail, after = params
+        release = places.take()
+        if release is None:
+            raise BusinessError(
+                "The logs service follows as many streams as it can: try again shortly.",
+                code="LOGS_TOO_MANY_FOLLOWERS",
+                status_code=503,
+                headers={"Retry-After": _RETRY_AFTER_S},
+            )
         request = FollowRequest(
             kind=kind,
             stream_id=stream_id,
@@ -91,7 +103,13 @@ def build_follow_router(
             after=after,
         )
         events = follow.follow(pool, feed, request, limits)
-        return StreamingResponse(_sse(events), media_type="text/event-stream", headers=_HEADERS)
+        # released when the stream ends, and after the response in case it never started
+        return StreamingResponse(
+            _sse(events, release),
+            media_type="text/event-stream",
+            headers=_HEADERS,
+            background=BackgroundTask(release),
+        )
 
     @router.get("/deployments/{deployment_id}/logs/stream")
     async def follow_deployment(deployment_id: uuid.UUID, params: Params) -> StreamingResponse:
@@ -106,13 +124,16 @@ def build_follow_router(
     return router
 
 
-async def _sse(events: AsyncGenerator[follow.Event, None]) -> AsyncIterator[bytes]:
-    # a first comment: the client (and the gateway) see the stream open before any line
-    yield b": following\n\n"
+async def _sse(
+    events: AsyncGenerator[follow.Event, None], release: Callable[[], None]
+) -> AsyncIterator[bytes]:
     try:
+        # a first comment: the client (and the gateway) see the stream open before any line
+        yield b": following\n\n"
         async for event in events:
             yield sse(event)
     finally:
+        release()
         await events.aclose()
 
 

@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -102,6 +103,30 @@ class Backlog:
             taken.append(self._gap)
             self._gap = None
         return taken
+
+
+class Places:
+    """At most ``limit`` follows at once (a process's): a follow takes a place, and its
+    ``release`` frees it (once, however many times it is called)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def take(self) -> Callable[[], None] | None:
+        """The place's release, or None when every place is taken."""
+        if self.taken >= self.limit:
+            return None
+        self.taken += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.taken -= 1
+
+        return release
 
 
 Due = Literal["expired", "heartbeat"]

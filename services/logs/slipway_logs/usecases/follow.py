@@ -44,6 +44,8 @@ class FollowRequest:
 class FollowLimits:
     backlog_lines: int
     backlog_bytes: int | None = None  # of the lines' text, on top of their count
+    # follows this process serves at once (each holds a connection and a backlog)
+    max_followers: int = 1000
     heartbeat_s: float
     lifetime_s: float
     # a deployment's last lines may be stored after its end was (another topic): ``end`` waits

@@ -107,3 +107,29 @@ async def test_another_organizations_follower_is_not_told_how_a_deployment_ended
     assert isinstance((await events_of(org))[-1], End)
     # another organization: nothing of the stream (no end, no count of its lines), then resume
     assert await events_of(uuid.uuid4()) == [Expired(0)]
+
+
+async def test_follows_beyond_the_process_cap_answer_503_with_retry_after(logs_db) -> None:
+    dsn, pool = logs_db
+    feed = LineFeed(pool, dsn)
+    limits = FollowLimits(backlog_lines=100, heartbeat_s=0.05, lifetime_s=3.0, max_followers=1)
+    app = create_app(service="logs", routers=[build_follow_router(pool, feed, limits, {})])
+    path = f"/internal/v1/services/{uuid.uuid4()}/logs/stream"
+    headers = member_of(uuid.uuid4())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://logs"
+    ) as client:
+        first = asyncio.create_task(client.get(path, headers=headers))
+        async with asyncio.timeout(30):
+            while feed.followers < 1:  # the first follow holds the one place
+                await asyncio.sleep(0.01)
+        refused = await client.get(path, headers=headers)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "LOGS_TOO_MANY_FOLLOWERS"
+        assert refused.headers["retry-after"]
+        assert (await first).status_code == 200  # its lifetime over: the place is free again
+        again = asyncio.create_task(client.get(path, headers=headers))
+        async with asyncio.timeout(30):
+            while feed.followers < 1:
+                await asyncio.sleep(0.01)
+        assert (await again).status_code == 200

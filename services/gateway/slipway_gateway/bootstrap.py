@@ -24,6 +24,7 @@ from slipway_gateway.api.health import upstream_checks
 from slipway_gateway.api.log_sockets import log_socket_router
 from slipway_gateway.api.proxy import Upstreams
 from slipway_gateway.api.routes import Gateway, TokenUsage
+from slipway_gateway.api.streams import UpstreamStreams
 from slipway_gateway.config import GatewaySettings
 from slipway_gateway.domain.catalog_index import CatalogIndex
 from slipway_gateway.domain.projection import AccessProjection
@@ -59,6 +60,11 @@ def _parts(resources: Resources[GatewaySettings]) -> GatewayParts:
             internal_token=settings.internal_token_value(),
         ),
         usage=TokenUsage(),
+        streams=UpstreamStreams(
+            urls=settings.upstreams(),
+            internal_token=settings.internal_token_value(),
+            max_per_principal=settings.follows_per_principal,
+        ),
     )
     return GatewayParts(gateway)
 

@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from slipway_libs.settings import ServiceSettings
@@ -17,6 +18,9 @@ class GatewaySettings(ServiceSettings):
     logs_url: str = "http://127.0.0.1:8086"
     upstream_timeout_s: float = 10.0
     token_usage_flush_s: float = 5.0
+    # log follows (SSE or WebSocket) one principal holds at once in this process; one more is
+    # a 429 TOO_MANY_FOLLOWS
+    follows_per_principal: int = Field(default=20, ge=1)
 
     # the services this gateway routes to and waits for (all by default; a subset for tests or
     # a partial deployment), comma-separated

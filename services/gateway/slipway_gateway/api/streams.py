@@ -9,12 +9,16 @@ only opens the upstream stream and copies its bytes, unbuffered, until either si
 - An upstream answer that is not a stream (a 4xx with its error) is read whole and passed on.
 - The upstream connection is closed when the client goes (the relay is cancelled) or the
   upstream ends the stream.
+- A principal holds at most ``max_per_principal`` follows at once (SSE and WebSocket
+  together, in this gateway process): one more is a 429 ``TOO_MANY_FOLLOWS`` with Retry-After,
+  before anything is opened upstream.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -33,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _PASSED_BACK = ("content-type", "retry-after")
+_RETRY_AFTER_S = "5"
 
 
 class UpstreamStreams:
@@ -42,8 +47,11 @@ class UpstreamStreams:
         urls: Mapping[str, str],
         internal_token: str | None,
         connect_timeout_s: float = 5.0,
+        max_per_principal: int = 20,
     ) -> None:
         self.urls = dict(urls)
+        self.max_per_principal = max_per_principal
+        self._held: Counter[str] = Counter()
         self.internal_token = internal_token
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(
@@ -64,8 +72,35 @@ class UpstreamStreams:
             params=request.query_params,
             headers=self._headers(request, actor),
         )
+        release = self._hold(actor)
         try:
-            upstream = await self.http.send(upstream_request, stream=True)
+            upstream = await self._send(upstream_request, service)
+        except BaseException:
+            release()
+            raise
+        passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}
+        if upstream.status_code != 200:
+            release()
+            try:
+                body = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            return Response(body, status_code=upstream.status_code, headers=passed)
+
+        async def close() -> None:  # after the response, in case the relay never started
+            release()
+            await upstream.aclose()
+
+        return StreamingResponse(
+            _relay(upstream, release),
+            status_code=200,
+            headers={**passed, **_STREAM_HEADERS},
+            background=BackgroundTask(close),
+        )
+
+    async def _send(self, upstream_request: httpx.Request, service: str) -> httpx.Response:
+        try:
+            return await self.http.send(upstream_request, stream=True)
         except httpx.TimeoutException:
             raise BusinessError(
                 f"The {service} service did not answer in time.",
@@ -79,19 +114,6 @@ class UpstreamStreams:
                 code="UPSTREAM_UNAVAILABLE",
                 status_code=503,
             ) from None
-        passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}
-        if upstream.status_code != 200:
-            try:
-                body = await upstream.aread()
-            finally:
-                await upstream.aclose()
-            return Response(body, status_code=upstream.status_code, headers=passed)
-        return StreamingResponse(
-            _relay(upstream),
-            status_code=200,
-            headers={**passed, **_STREAM_HEADERS},
-            background=BackgroundTask(upstream.aclose),
-        )
 
     async def events(
         self,
@@ -105,6 +127,7 @@ class UpstreamStreams:
         """The upstream stream's events as ``{"event", "id", "data"}`` (a heartbeat is
         ``{"event": "heartbeat"}``), for a relay that is not SSE (a WebSocket). An upstream
         refusal raises its error (``BusinessError``) before the first event."""
+        release = self._hold(actor)
         try:
             async with self.http.stream(
                 "GET",
@@ -123,6 +146,32 @@ class UpstreamStreams:
                 code="UPSTREAM_UNAVAILABLE",
                 status_code=503,
             ) from None
+        finally:
+            release()
+
+    def _hold(self, actor: Actor | None) -> Callable[[], None]:
+        """A place among the principal's follows (429 when they are all taken) and its release
+        (once, however many times it is called)."""
+        key = "" if actor is None else f"{actor.type}:{actor.id}"
+        if self._held[key] >= self.max_per_principal:
+            raise BusinessError(
+                f"At most {self.max_per_principal} follows at once: close one or retry later.",
+                code="TOO_MANY_FOLLOWS",
+                status_code=429,
+                headers={"Retry-After": _RETRY_AFTER_S},
+            )
+        self._held[key] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]
+
+        return release
 
     def _headers(self, request: HTTPConnection, actor: Actor | None) -> dict[str, str]:
         headers = {**current_carrier(), "accept": "text/event-stream"}
@@ -136,15 +185,16 @@ class UpstreamStreams:
         return {**headers, **passed_on(request, ("last-event-id",))}
 
 
-async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
-    """The upstream's bytes as they arrive; closed however the relay ends (a client that left
-    cancels it at its next await)."""
+async def _relay(upstream: httpx.Response, release: Callable[[], None]) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they arrive; closed (and the follow's place released) however
+    the relay ends (a client that left cancels it at its next await)."""
     try:
         async for chunk in upstream.aiter_raw():
             yield chunk
     except httpx.HTTPError as exc:  # the upstream went away: end the client's stream too
         log.info("gateway.stream_upstream_ended", error=repr(exc))
     finally:
+        release()
         await upstream.aclose()
 
 

@@ -313,7 +313,8 @@ def start_kafka(libs: Path, pw: Secrets) -> int:
     data_dir = KAFKA_DIR / "data"
     props = write_kafka_config(data_dir, pw)
     format_kafka(libs, data_dir, pw)
-    cmd = java_cmd(libs, "kafka.Kafka", str(props), heap=("256m", "512m"))
+    # 1 GiB: a test run starts a platform per module, each with its own topics and partitions
+    cmd = java_cmd(libs, "kafka.Kafka", str(props), heap=("256m", "1g"))
     cmd.insert(4, "-XX:+ExitOnOutOfMemoryError")
     return spawn(cmd, KAFKA_OUT, KAFKA_DIR, KAFKA_PID)
 

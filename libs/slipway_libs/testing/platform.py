@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from slipway_libs.actor import token_digest
+from slipway_libs.bus import delete_topics
 from slipway_libs.crypto import new_key_setting
 from slipway_libs.kafka_access import ACCESS, grant, revoke
 from slipway_libs.settings import KafkaConnection
@@ -120,6 +122,20 @@ async def revoke_acls(platform: Platform) -> None:
         await revoke(platform.kafka, platform.prefix)
 
 
+async def delete_platform_topics(platform: Platform) -> None:
+    """Delete every topic under the platform's prefix (its own and its dead-letter topics): a
+    whole run starts a platform per test module, and a broker keeping all their partitions ran
+    out of heap on a long-lived devstack."""
+    admin = AIOKafkaAdminClient(**platform.kafka.options(), client_id="slipway-test-topics")
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(platform.prefix)]
+    finally:
+        await admin.close()
+    if names:
+        await delete_topics(platform.kafka, names)
+
+
 def reap(marker: str, grace_s: float = 3.0) -> None:
     """Stop what a test deployer left running (services outlive the deployer by design): every
     process whose command line names its state dir (``buildah run``, database servers)."""
@@ -165,6 +181,7 @@ def platform_env(
             "SLIPWAY_LOG_LEVEL": "WARNING",
             "SLIPWAY_IDENTITY_SEALING_KEYS": new_key_setting("t1"),
             "SLIPWAY_CATALOG_SEALING_KEYS": new_key_setting("t1"),
+            "SLIPWAY_SCHEDULER_SEALING_KEYS": new_key_setting("t1"),
             # fast password hashing in tests (the production default is OWASP's minimum)
             "SLIPWAY_IDENTITY_ARGON2_MEMORY_KIB": "1024",
             "SLIPWAY_IDENTITY_ARGON2_TIME_COST": "1",

@@ -27,7 +27,13 @@ from slipway_libs.kafka_access import ACCESS, admin_connection
 from slipway_libs.migrations import apply_migrations, service_migrations
 from slipway_libs.settings import KafkaConnection, devstack_env_file, read_env_file
 from slipway_libs.telemetry import configure_tracing
-from slipway_libs.testing.platform import WITH_DATABASE, Platform, revoke_acls, start_platform
+from slipway_libs.testing.platform import (
+    WITH_DATABASE,
+    Platform,
+    delete_platform_topics,
+    revoke_acls,
+    start_platform,
+)
 
 
 @dataclass(frozen=True)
@@ -214,3 +220,4 @@ async def platform_factory(
     for platform in started:
         platform.stop_all()
         await revoke_acls(platform)
+        await delete_platform_topics(platform)

@@ -26,7 +26,9 @@ class LogsSettings(DatabaseServiceSettings):
     # follows one process serves at once; one more is a 503 with Retry-After
     follow_max_followers: int = Field(default=1000, ge=1)
     follow_heartbeat_s: float = Field(default=15.0, gt=0)
-    follow_lifetime_s: float = Field(default=3600.0, gt=0)
+    # 15 min: a follow outlives its follower's revoked access by at most this (the resume goes
+    # through the gateway's authorization again)
+    follow_lifetime_s: float = Field(default=900.0, gt=0)
     # a deployment's follower is sent ``end`` this long after its end was recorded (its last
     # lines come on another topic than its end, and may be stored a little later)
     follow_end_grace_s: float = Field(default=2.0, ge=0)

@@ -14,3 +14,10 @@ def test_the_service_owns_a_database_with_migrations() -> None:
     assert DEFINITION.name == "logs"
     assert DEFINITION.has_database
     assert DEFINITION.migrations is not None and DEFINITION.migrations.is_dir()
+
+
+def test_a_follows_lifetime_is_15_minutes_by_default(monkeypatch) -> None:
+    # a follow outlives a revoked access by at most its lifetime: the resume (Last-Event-ID)
+    # goes through the gateway's authorization again
+    monkeypatch.setenv("SLIPWAY_LOGS_DATABASE_URL", "postgresql://x@127.0.0.1/y")
+    assert LogsSettings().follow_lifetime_s == 900.0

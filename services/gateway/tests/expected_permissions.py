@@ -228,6 +228,13 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("PUT", f"{ORG}/log-retention"): member(200, OWNER_ADMIN),
     # --- schedules (issue 13): whoever may view the environment may read its schedule ---
     ("GET", f"{ENV}/schedule"): member(200, READERS, READ_ENV),
+    # --- outgoing webhooks (issue 13): "manage org setup (API tokens, webhooks, SSO)" — owner,
+    # admin, devops; custom roles never. judgement: reading them is managing them too (the list
+    # shows where the organization's events go)
+    ("GET", f"{ORG}/webhooks"): member(200, OPERATORS),
+    ("POST", f"{ORG}/webhooks"): member(201, OPERATORS),
+    ("GET", f"{ORG}/webhooks/{{webhook}}"): member(200, OPERATORS),
+    ("DELETE", f"{ORG}/webhooks/{{webhook}}"): member(204, OPERATORS),
 }
 
 # Powers with no public route yet; pinned so that the policy cannot drift before one appears.
@@ -235,7 +242,6 @@ EXPECTED: dict[tuple[str, str], Rule] = {
 # 403 and ``x-slipway-action`` in the OpenAPI document).
 EXPECTED_WITHOUT_ROUTE: dict[str, frozenset[str]] = {
     "billing:manage": frozenset({OWNER, ADMIN, BILLING}),  # "manage billing"
-    "webhooks:manage": OPERATORS,  # "manage org setup (API tokens, webhooks, SSO)"
 }
 
 

@@ -429,6 +429,23 @@ SCHEDULER_ROUTES: tuple[RouteSpec, ...] = (
         action=A.ENV_READ,
         target="environment",
     ),
+    *(
+        RouteSpec(
+            method=method,
+            path=f"{ORG}/webhooks{tail}",
+            upstream="scheduler",
+            upstream_path=f"{I}{ORG}/webhooks{tail}",
+            summary=summary,
+            action=A.WEBHOOKS_MANAGE,
+            success=success,
+        )
+        for method, tail, summary, success in (
+            ("GET", "", "List the organization's outgoing webhooks", 200),
+            ("POST", "", "Create an outgoing webhook (its signing secret is shown once)", 201),
+            ("GET", "/{webhook}", "Read an outgoing webhook (never its secret)", 200),
+            ("DELETE", "/{webhook}", "Delete an outgoing webhook", 204),
+        )
+    ),
 )
 
 

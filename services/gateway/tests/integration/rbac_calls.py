@@ -26,6 +26,9 @@ Json = dict[str, Any] | None
 # checked), so that no egress rule refuses it
 KUBE_API = "https://8.8.8.8:6443"
 APP = {"kind": "application", "git": {"url": "https://example.com/a/b.git"}}
+# an outgoing webhook's target: a public address, never delivered to (no deployment event of
+# the matrix's organization matches its event)
+WEBHOOK = {"url": "https://8.8.8.8/hooks", "events": ["environment.stopped"]}
 MODE = "staging"  # the shared environment's mode; clones go to CLONE_MODE
 CLONE_MODE = "development"
 
@@ -161,6 +164,10 @@ async def _new_role(cast: Cast) -> str:
 async def _new_token(cast: Cast) -> str:
     body = {"name": _name(), "role": "viewer"}
     return str((await _post(cast, f"/organizations/{cast.org}/api-tokens", body))["id"])
+
+
+async def _new_webhook(cast: Cast) -> str:
+    return str((await _post(cast, f"/organizations/{cast.org}/webhooks", dict(WEBHOOK)))["id"])
 
 
 async def _new_invitation(cast: Cast) -> str:
@@ -389,6 +396,10 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", f"{ORG}/log-retention"): Call(),
     ("PUT", f"{ORG}/log-retention"): Call(body=lambda ids: {"days": 14}),
     ("GET", f"{ENV}/schedule"): Call(),
+    ("GET", f"{ORG}/webhooks"): Call(),
+    ("POST", f"{ORG}/webhooks"): Call(body=lambda ids: dict(WEBHOOK)),
+    ("GET", f"{ORG}/webhooks/{{webhook}}"): Call(),
+    ("DELETE", f"{ORG}/webhooks/{{webhook}}"): Call(fresh=_fresh("webhook", _new_webhook)),
 }
 
 

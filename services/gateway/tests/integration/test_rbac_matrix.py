@@ -33,6 +33,7 @@ from services.gateway.tests.integration.rbac_calls import (
     CALLS,
     KUBE_API,
     MODE,
+    WEBHOOK,
     Call,
     Caller,
     Cast,
@@ -182,6 +183,8 @@ async def _identity(cast: Cast) -> None:
     ids["role"] = (await _made(api, auth, f"/organizations/{org}/roles", {"name": "Spare"}))["id"]
     token_body = {"name": "spare", "role": "viewer"}
     ids["token"] = (await _made(api, auth, f"/organizations/{org}/api-tokens", token_body))["id"]
+    webhooks = f"/organizations/{org}/webhooks"
+    ids["webhook"] = (await _made(api, auth, webhooks, dict(WEBHOOK)))["id"]
     invite = {"email": f"pending-{uuid.uuid4().hex[:8]}@example.com", "role": "viewer"}
     ids["invitation"] = (await _made(api, auth, f"/organizations/{org}/members", invite))["id"]
 

@@ -133,6 +133,7 @@ async def _resources(api: httpx.AsyncClient, owner: User, org: str) -> dict[str,
         "deployment": str(uuid.uuid4()),
         "invitation": str(uuid.uuid4()),
         "role": str(uuid.uuid4()),
+        "webhook": str(uuid.uuid4()),
     }
 
 

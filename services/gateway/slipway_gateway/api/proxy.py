@@ -107,19 +107,8 @@ class Upstreams:
                 status_code=503,
                 headers={"Retry-After": "1"},
             ) from None
-        except httpx.TimeoutException:
-            raise BusinessError(
-                f"The {service} service did not answer in time.",
-                code="UPSTREAM_TIMEOUT",
-                status_code=504,
-            ) from None
         except httpx.HTTPError as exc:
-            log.warning("gateway.upstream_unavailable", service=service, error=repr(exc))
-            raise BusinessError(
-                f"The {service} service is unavailable.",
-                code="UPSTREAM_UNAVAILABLE",
-                status_code=503,
-            ) from None
+            raise upstream_failure(service, exc, event="gateway.upstream_unavailable") from None
         changes = upstream.headers.get(CHANGES_HEADER)
         if changes and self.on_access_changes is not None:
             self.on_access_changes(json.loads(changes))
@@ -161,6 +150,23 @@ def passed_on(request: HTTPConnection, names: tuple[str, ...]) -> dict[str, str]
             )
         headers[name] = value
     return headers
+
+
+def upstream_failure(service: str, exc: httpx.HTTPError, *, event: str) -> BusinessError:
+    """What the caller is answered when the service could not be reached or did not answer:
+    504 on a timeout, else 503 (logged as ``event``, the cause only in the server log)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return BusinessError(
+            f"The {service} service did not answer in time.",
+            code="UPSTREAM_TIMEOUT",
+            status_code=504,
+        )
+    log.warning(event, service=service, error=repr(exc))
+    return BusinessError(
+        f"The {service} service is unavailable.",
+        code="UPSTREAM_UNAVAILABLE",
+        status_code=503,
+    )
 
 
 # errors of a connection that died under the request, before any answer came back

@@ -27,7 +27,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 
-from slipway_gateway.api.proxy import passed_on
+from slipway_gateway.api.proxy import passed_on, upstream_failure
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.errors import BusinessError
 from slipway_libs.logging import correlation_id
@@ -101,19 +101,8 @@ class UpstreamStreams:
     async def _send(self, upstream_request: httpx.Request, service: str) -> httpx.Response:
         try:
             return await self.http.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
-            raise BusinessError(
-                f"The {service} service did not answer in time.",
-                code="UPSTREAM_TIMEOUT",
-                status_code=504,
-            ) from None
         except httpx.HTTPError as exc:
-            log.warning("gateway.stream_unavailable", service=service, error=repr(exc))
-            raise BusinessError(
-                f"The {service} service is unavailable.",
-                code="UPSTREAM_UNAVAILABLE",
-                status_code=503,
-            ) from None
+            raise upstream_failure(service, exc, event="gateway.stream_unavailable") from None
 
     async def events(
         self,

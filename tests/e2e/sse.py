@@ -1,5 +1,6 @@
-"""Reading a ``text/event-stream`` answer in tests: events as they come, comments as
-``heartbeat`` events (the logs service's only comments besides the opening one)."""
+"""Reading a ``text/event-stream`` answer in tests: events as they come, the logs service's
+comments as ``following`` (the opening one: subscribed, every later line will come) and
+``heartbeat`` events."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ async def events(response: httpx.Response) -> AsyncIterator[Event]:
                 yield Event(name, event_id, json.loads("\n".join(data)))
             name, event_id, data = "message", None, []
         elif line.startswith(":"):
-            if line.strip() == ": heartbeat":
-                yield Event("heartbeat")
+            if line.strip() in (": heartbeat", ": following"):
+                yield Event(line.strip().removeprefix(": "))
         else:
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")

@@ -145,9 +145,10 @@ async def _follow_until(
     path: str,
     last_text: str,
     params: dict[str, Any] | None = None,
+    following: asyncio.Event | None = None,
 ) -> list[Event]:
     """The events of one follow (reconnecting with ``Last-Event-ID`` when its lifetime ends)
-    until the line ``last_text``."""
+    until the line ``last_text``; ``following`` is set once the first follow is subscribed."""
     seen: list[Event] = []
     resume: str | None = None
     while True:
@@ -157,6 +158,8 @@ async def _follow_until(
             assert response.status_code == 200, await response.aread()
             assert response.headers["content-type"].startswith("text/event-stream")
             async for event in events(response):
+                if event.event == "following" and following is not None:
+                    following.set()
                 if event.event == "resume":
                     resume = event.id
                     break
@@ -232,7 +235,12 @@ async def test_a_stalled_follower_delays_no_one_and_gets_a_fetchable_skipped_eve
     texts = [f"{i} {big}" for i in range(1200)]
     stalled = await _stalled_follower(platform.url("gateway"), f"/api/v1{path}", owner)
     try:
-        healthy = asyncio.create_task(_follow_until(api, owner.auth, path, texts[-1], {"tail": 0}))
+        following = asyncio.Event()
+        healthy = asyncio.create_task(
+            _follow_until(api, owner.auth, path, texts[-1], {"tail": 0}, following)
+        )
+        # both follow from the end: lines sent before they subscribe are not theirs to get
+        await asyncio.wait_for(following.wait(), timeout=30)
         await lines.steadily(texts, per_event=20)
         seen = await healthy
         assert _texts(seen) == texts  # the healthy follower got every line, in order
@@ -272,7 +280,8 @@ async def _gap(api: httpx.AsyncClient, user: User, path: str, gap: dict[str, int
 
 async def _stalled_follower(gateway: str, path: str, user: User) -> socket.socket:
     """A follow over a socket with a small receive buffer (fixed: no autotuning) that nobody
-    reads until ``_read_stalled``."""
+    reads until ``_read_stalled``, once it is subscribed (its answer's head and the
+    ``: following`` comment are read here, byte by byte so that nothing more is)."""
     url = httpx.URL(gateway)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -282,7 +291,16 @@ async def _stalled_follower(gateway: str, path: str, user: User) -> socket.socke
         f"GET {path}?follow=true&tail=0 HTTP/1.1\r\nHost: {url.host}\r\n"
         f"Authorization: {user.auth['authorization']}\r\n\r\n"
     )
-    await asyncio.get_running_loop().sock_sendall(sock, request.encode())
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, request.encode())
+    opening = b""
+    async with asyncio.timeout(30):
+        # to the end of the chunk that holds the comment (SSE text has no CR)
+        while b": following\n\n" not in opening or not opening.endswith(b"\r\n"):
+            byte = await loop.sock_recv(sock, 1)
+            assert byte, opening
+            opening += byte
+    assert opening.startswith(b"HTTP/1.1 200"), opening
     return sock
 
 
@@ -291,9 +309,7 @@ async def _read_stalled(sock: socket.socket, *, until_text: str) -> AsyncIterato
     line ``until_text`` or its ``resume``."""
     reader, writer = await asyncio.open_connection(sock=sock, limit=2**20)
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        pending = b""
+        pending = b""  # the head was read when it opened
         while True:
             size = int((await reader.readline()).strip(), 16)
             pending += await reader.readexactly(size + 2)

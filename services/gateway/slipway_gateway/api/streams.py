@@ -6,6 +6,10 @@ only opens the upstream stream and copies its bytes, unbuffered, until either si
 - A client of their own, apart from ``Upstreams.http``: each follow holds a connection for as
   long as it lasts, and must not take the pool the short requests share (nor its read
   timeout: a stream may be silent between heartbeats). It times out connecting, never reading.
+- Each upstream stream's receive buffer is fixed (``STREAM_RECEIVE_BUFFER``): Linux otherwise
+  grows it (up to ``net.ipv4.tcp_rmem``'s maximum, 32 MiB on some hosts) for a follower that
+  stops reading, so the kernel memory a stalled follow pins in the gateway is bounded, and the
+  logs service finds out sooner that the follower lags (it skips lines for it).
 - An upstream answer that is not a stream (a 4xx with its error) is read whole and passed on.
 - The upstream connection is closed when the client goes (the relay is cancelled) or the
   upstream ends the stream.
@@ -17,6 +21,7 @@ only opens the upstream stream and copies its bytes, unbuffered, until either si
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -38,6 +43,8 @@ log = structlog.get_logger(__name__)
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _PASSED_BACK = ("content-type", "retry-after")
 _RETRY_AFTER_S = "5"
+# plenty for a stream that is read (loopback or a LAN), little for one that is not
+STREAM_RECEIVE_BUFFER = 256 * 1024
 
 
 class UpstreamStreams:
@@ -57,7 +64,11 @@ class UpstreamStreams:
             timeout=httpx.Timeout(
                 connect=connect_timeout_s, read=None, write=connect_timeout_s, pool=None
             ),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+            transport=httpx.AsyncHTTPTransport(
+                # the client's own ``limits`` do not reach a transport it is given
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+                socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, STREAM_RECEIVE_BUFFER)],
+            ),
         )
 
     async def aclose(self) -> None:

@@ -8,7 +8,8 @@ gateway must stream it rather than read it whole, so it chooses the route anyway
 Events: ``line`` (``id:`` the cursor, ``data:`` the line as the read API answers it),
 ``skipped`` (``{"count", "from_cursor", "to_cursor"}``: read ``after=from_cursor`` to get them),
 ``resume`` (the connection's lifetime is over: reconnect with ``Last-Event-ID``), ``end`` (the
-deployment has ended: ``{"status"}``); a comment line as heartbeat.
+deployment has ended: ``{"status"}``); a comment line as heartbeat. The first comment,
+``: following``, comes once the follow is subscribed: any line committed after it is sent.
 """
 
 from __future__ import annotations
@@ -128,8 +129,6 @@ async def _sse(
     events: AsyncGenerator[follow.Event, None], release: Callable[[], None]
 ) -> AsyncIterator[bytes]:
     try:
-        # a first comment: the client (and the gateway) see the stream open before any line
-        yield b": following\n\n"
         async for event in events:
             yield sse(event)
     finally:
@@ -140,6 +139,10 @@ async def _sse(
 def sse(event: follow.Event) -> bytes:
     """One event in the ``text/event-stream`` format (``data`` is one line of JSON)."""
     body: dict[str, object]
+    if isinstance(event, follow.Following):
+        # a first comment, once subscribed: the client (and the gateway) see the stream open
+        # before any line, and every line committed after it will come
+        return b": following\n\n"
     if isinstance(event, Line):
         data = line_out(event).model_dump_json()
         return f"id: {event.cursor}\nevent: line\ndata: {data}\n\n".encode()

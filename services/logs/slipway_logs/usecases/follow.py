@@ -6,9 +6,11 @@ where the feed's reader stood, so storage is read up to ``start`` and every line
 through the backlog. Lines at or below the last cursor sent are never sent again (a resume
 ``after`` a cursor the feed has not reached yet).
 
-What the follower is sent (``Event``): lines, ``Skipped`` when its backlog overflowed,
-``Heartbeat`` after a silence, ``Expired`` when the connection's lifetime is over (resume with
-the last cursor), ``End`` when the deployment it follows has ended.
+What the follower is sent (``Event``): ``Following`` once subscribed (every line committed
+from then on reaches it, so a client that waits for it before writing misses nothing), lines,
+``Skipped`` when its backlog overflowed, ``Heartbeat`` after a silence, ``Expired`` when the
+connection's lifetime is over (resume with the last cursor), ``End`` when the deployment it
+follows has ended.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class FollowLimits:
 
 
 @dataclass(frozen=True)
+class Following:
+    pass
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     pass
 
@@ -69,7 +76,7 @@ class End:
     last_cursor: int
 
 
-Event = Line | Skipped | Heartbeat | Expired | End
+Event = Following | Line | Skipped | Heartbeat | Expired | End
 
 _PAGE = 1000
 
@@ -93,6 +100,7 @@ async def follow(
         max_bytes=limits.backlog_bytes,
     )
     try:
+        yield Following()
         last = request.after or 0
         async for line in _stored(pool, request, upto=subscription.start):
             yield line

@@ -23,6 +23,7 @@ from slipway_logs.usecases import deployment_ends, ingest
 from slipway_logs.usecases.follow import (
     End,
     Expired,
+    Following,
     FollowLimits,
     FollowRequest,
     Heartbeat,
@@ -95,10 +96,37 @@ async def test_another_organizations_follower_gets_none_of_the_streams_lines(poo
     async with asyncio.timeout(30), contextlib.aclosing(events):
         async for event in events:
             seen.append(event)
-            if isinstance(event, Heartbeat) and len(seen) == 1:
+            if isinstance(event, Heartbeat) and len(seen) == 2:  # after Following
                 await store(pool, org, service, "more secret")
+    assert isinstance(seen[0], Following)
     assert not any(isinstance(e, Line) for e in seen)
     assert isinstance(seen[-1], Expired)
+
+
+async def test_a_line_committed_right_after_following_reaches_a_follower_from_the_end(
+    pool, feed
+) -> None:
+    # ``Following`` is the promise clients wait for before they write (the e2e tests did not,
+    # and a follower that subscribed after the first lines missed them, now and then)
+    org, service = uuid.uuid4(), uuid.uuid4()
+    await store(pool, org, service, "before")
+    request = FollowRequest(
+        kind="service",
+        stream_id=service,
+        organization_id=org,
+        line_filter=LineFilter(),
+        tail=0,
+        after=None,
+    )
+    limits = FollowLimits(backlog_lines=100, heartbeat_s=5, lifetime_s=30)
+    events = follow(pool, feed, request, limits)
+    async with asyncio.timeout(30), contextlib.aclosing(events):
+        assert isinstance(await anext(events), Following)
+        assert feed.followers == 1
+        await store(pool, org, service, "after")
+        line = await anext(events)
+    assert isinstance(line, Line)
+    assert line.text == "after"
 
 
 async def end_deployment(pool: asyncpg.Pool, org: uuid.UUID, deployment: uuid.UUID) -> None:
@@ -147,7 +175,7 @@ async def test_a_deployments_follower_gets_the_lines_stored_in_the_grace_then_it
     late = follow(pool, feed, request, FollowLimits(**{**limits.__dict__, "end_grace_s": 0}))
     async with asyncio.timeout(30), contextlib.aclosing(late):
         got = [event async for event in late if not isinstance(event, Heartbeat)]
-    assert [type(e).__name__ for e in got] == ["Line", "Line", "End"]
+    assert [type(e).__name__ for e in got] == ["Following", "Line", "Line", "End"]
 
 
 async def store_deploy(

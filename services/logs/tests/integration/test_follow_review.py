@@ -20,6 +20,7 @@ from slipway_logs.domain.follow import LineFilter
 from slipway_logs.usecases.follow import (
     End,
     Expired,
+    Following,
     FollowLimits,
     FollowRequest,
     Heartbeat,
@@ -106,7 +107,7 @@ async def test_another_organizations_follower_is_not_told_how_a_deployment_ended
     # the stream's own organization: its end at once
     assert isinstance((await events_of(org))[-1], End)
     # another organization: nothing of the stream (no end, no count of its lines), then resume
-    assert await events_of(uuid.uuid4()) == [Expired(0)]
+    assert await events_of(uuid.uuid4()) == [Following(), Expired(0)]
 
 
 async def test_follows_beyond_the_process_cap_answer_503_with_retry_after(logs_db) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -12,13 +13,15 @@ from slipway_libs.crypto import Sealer
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
 from slipway_scheduler.adapters.clock import SystemClock
+from slipway_scheduler.adapters.webhook_sender import HttpSender
 from slipway_scheduler.api.routes import build_router
 from slipway_scheduler.api.webhooks import build_webhook_router
 from slipway_scheduler.config import SchedulerSettings
 from slipway_scheduler.domain.timers import Clock
 from slipway_scheduler.events.subscribers import consumers
+from slipway_scheduler.usecases.delivering import DeliveryDeps, RetryPolicy
 from slipway_scheduler.usecases.webhooks import WebhookDeps
-from slipway_scheduler.worker import TimerLoop
+from slipway_scheduler.worker import DeliveryLoop, TimerLoop
 
 # the scheduler's parts: the clock its projection and its timer loop read
 SchedulerContainer = Container[SchedulerSettings, Clock]
@@ -39,7 +42,7 @@ def _routers(container: SchedulerContainer) -> Sequence[APIRouter]:
     pool, callers = container.require_pool(), container.settings.internal_caller_digests()
     return [
         build_router(pool, callers),
-        build_webhook_router(pool, callers, webhook_deps(container.settings)),
+        build_webhook_router(pool, callers, webhook_deps(container.settings), container.parts),
     ]
 
 
@@ -56,7 +59,31 @@ def _worker_tasks(container: SchedulerContainer) -> Sequence[ApiTask]:
         batch_size=settings.timer_batch_size,
         poll_s=settings.timer_poll_s,
     )
-    return [loop.run]
+    deliveries = DeliveryLoop(
+        container.require_pool(),
+        settings.database_url,
+        delivery_deps(settings, container.parts),
+        batch_size=settings.webhook_batch_size,
+        poll_s=settings.webhook_poll_s,
+    )
+    return [loop.run, deliveries.run]
+
+
+def delivery_deps(settings: SchedulerSettings, clock: Clock) -> DeliveryDeps:
+    return DeliveryDeps(
+        sealer=Sealer.from_setting(settings.sealing_keys),
+        sender=HttpSender(
+            EgressPolicy.from_setting(settings.egress_allow), timeout_s=settings.webhook_timeout_s
+        ),
+        clock=clock,
+        retry=RetryPolicy(
+            base_s=settings.webhook_retry_base_s,
+            cap_s=settings.webhook_retry_cap_s,
+            window=timedelta(seconds=settings.webhook_retry_window_s),
+            # longer than an attempt can last, so that no other process takes it meanwhile
+            lease=timedelta(seconds=settings.webhook_timeout_s * 2 + 30),
+        ),
+    )
 
 
 DEFINITION = ServiceDefinition(

@@ -23,3 +23,14 @@ class SchedulerSettings(DatabaseServiceSettings):
         default="",
         validation_alias=AliasChoices("SLIPWAY_SCHEDULER_EGRESS_ALLOW", "SLIPWAY_EGRESS_ALLOW"),
     )
+    # outgoing webhooks' deliveries: the first retry's wait (doubled after each failure, at
+    # most webhook_retry_cap_s, with jitter) and how long after the event they are retried
+    webhook_retry_base_s: float = Field(default=30.0, gt=0)
+    webhook_retry_cap_s: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_s: float = Field(default=86400.0, gt=0)
+    # one attempt's time limit (connecting, sending, the answer)
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # deliveries sent at once by one process per round
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
+    # the delivery loop's longest sleep: what a lost notification can cost a due delivery
+    webhook_poll_s: float = Field(default=1.0, gt=0)

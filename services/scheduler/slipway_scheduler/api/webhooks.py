@@ -8,13 +8,14 @@ import uuid
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from slipway_libs import db
 from slipway_libs.actor import InternalCallers, internal_guard
 from slipway_libs.tenancy import tenant_scope
-from slipway_scheduler.usecases import webhooks
+from slipway_scheduler.domain.timers import Clock
+from slipway_scheduler.usecases import delivery_log, webhooks
 from slipway_scheduler.usecases.webhooks import NewWebhook, WebhookDeps
 
 
@@ -30,7 +31,7 @@ class WebhookIn(BaseModel):
 
 
 def build_webhook_router(
-    pool: asyncpg.Pool, internal_callers: InternalCallers, deps: WebhookDeps
+    pool: asyncpg.Pool, internal_callers: InternalCallers, deps: WebhookDeps, clock: Clock
 ) -> APIRouter:
     router = APIRouter(
         prefix="/internal/v1/organizations/{org_id}/webhooks",
@@ -59,5 +60,24 @@ def build_webhook_router(
         async with tx() as conn:
             await webhooks.delete(conn, org_id, webhook_id)
         return Response(status_code=204)
+
+    @router.get("/{webhook_id}/deliveries")
+    async def list_deliveries(
+        org_id: uuid.UUID,
+        webhook_id: uuid.UUID,
+        cursor: str | None = Query(default=None, max_length=200),
+        limit: int = Query(default=20, ge=1, le=delivery_log.MAX_PAGE),
+    ) -> dict[str, Any]:
+        """The webhook's deliveries, newest first, each with its attempts."""
+        async with tx() as conn:
+            return await delivery_log.page(conn, org_id, webhook_id, cursor=cursor, limit=limit)
+
+    @router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202)
+    async def redeliver(
+        org_id: uuid.UUID, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """A new attempt of the delivery, now (and retries again if it fails)."""
+        async with tx() as conn:
+            return await delivery_log.redeliver(conn, clock, org_id, webhook_id, delivery_id)
 
     return router

@@ -158,16 +158,32 @@ def verify(secret: str, header: str, body: bytes) -> bool:
     return hmac.compare_digest(expected, f"t={timestamp},v1={fields.get('v1', '')}")
 
 
-def retry_delay(attempt: int, *, base_s: float, cap_s: float = 3600.0) -> timedelta:
+# each wait is spread by up to this fraction either way, so that the deliveries of one
+# receiver's outage do not all come back at the same instant
+JITTER = 0.2
+
+
+def retry_delay(
+    attempt: int, *, base_s: float, cap_s: float = 3600.0, fraction: float = 0.5
+) -> timedelta:
     """The wait after failed attempt number ``attempt`` (1-based): ``base_s`` doubled each time,
-    at most ``cap_s`` (an hour), so that about twenty attempts spread over the 24 hours."""
-    return timedelta(seconds=min(base_s * 2 ** (attempt - 1), cap_s))
+    at most ``cap_s`` (an hour), so that about twenty attempts spread over the 24 hours; then
+    spread by ``JITTER`` either way (``fraction``, in [0, 1], is the caller's random draw: 0.5
+    spreads nothing)."""
+    delay = min(base_s * 2 ** (min(attempt, 64) - 1), cap_s)
+    return timedelta(seconds=delay * (1 - JITTER + 2 * JITTER * fraction))
 
 
 def next_attempt_after(
-    attempt: int, elapsed: timedelta, *, base_s: float, window: timedelta = RETRY_WINDOW
+    attempt: int,
+    elapsed: timedelta,
+    *,
+    base_s: float,
+    cap_s: float = 3600.0,
+    fraction: float = 0.5,
+    window: timedelta = RETRY_WINDOW,
 ) -> timedelta | None:
     """How long after failed attempt ``attempt`` to try again, or None when the next try
     would fall past ``window`` after the event (the delivery is then given up)."""
-    delay = retry_delay(attempt, base_s=base_s)
+    delay = retry_delay(attempt, base_s=base_s, cap_s=cap_s, fraction=fraction)
     return delay if elapsed + delay <= window else None

@@ -1,7 +1,9 @@
 """Kafka subscribers of the scheduler: the catalog's full-state events (its projection of cron
-jobs, deployment rules and environments) and the deployer's service statuses (which jobs it
-runs), which arm the timers. Thin: the handler is a use case run in the inbox transaction of
-its consumer group."""
+jobs, deployment rules, environments and projects) and the deployer's service statuses (which
+jobs it runs), which arm the timers; and the deployer's deployment events, which become the
+outgoing webhooks' deliveries (a group of their own, so that webhooks never hold up the
+timers; the deliveries are only written here, the worker sends them). Thin: each handler is a
+use case run in the inbox transaction of its consumer group."""
 
 from __future__ import annotations
 
@@ -9,14 +11,17 @@ from slipway_contracts.events import catalog as catalog_events
 from slipway_contracts.events import deployer as deployer_events
 from slipway_libs.bus import ConsumerSpec
 from slipway_scheduler.domain.timers import Clock
+from slipway_scheduler.usecases import notifying
 from slipway_scheduler.usecases.projection import EVENT_TYPES, STATUS_TYPES, Projection
 
 CATALOG_GROUP = "scheduler.catalog"
 DEPLOYMENTS_GROUP = "scheduler.deployments"
+WEBHOOKS_GROUP = "scheduler.webhooks"
 
 
 def consumers(clock: Clock) -> list[ConsumerSpec]:
     projection = Projection(clock)
+    notifier = notifying.Notifier(clock)
     return [
         ConsumerSpec(
             group_id=CATALOG_GROUP,
@@ -27,5 +32,10 @@ def consumers(clock: Clock) -> list[ConsumerSpec]:
             group_id=DEPLOYMENTS_GROUP,
             topics=[deployer_events.DEPLOYMENT_TOPIC],
             handlers=dict.fromkeys(STATUS_TYPES, projection.apply),
+        ),
+        ConsumerSpec(
+            group_id=WEBHOOKS_GROUP,
+            topics=[deployer_events.DEPLOYMENT_TOPIC],
+            handlers=dict.fromkeys(notifying.EVENT_TYPES, notifier.apply),
         ),
     ]

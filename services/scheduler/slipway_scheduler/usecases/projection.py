@@ -9,7 +9,9 @@ timer is (re)armed only when the projected row changed, so redeliveries change n
   tombstone, or its stop or deletion in the deployer, deletes it;
 - a deployment rule gets an ``env_stop`` and an ``env_start`` timer for the sides it turns on;
 - an environment's tombstone deletes every timer of the environment, and events that arrive
-  after it for that environment arm nothing.
+  after it for that environment arm nothing;
+- a project's name and an environment's name, mode and project are kept (newer version wins)
+  for the outgoing webhooks' filters (``usecases.notifying``).
 
 The catalog's and the deployer's events come through two consumer groups, in transactions
 that run side by side: each decision about an environment's timers first takes the
@@ -28,6 +30,7 @@ import structlog
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
 from slipway_contracts.events import deployer as deployer_events
+from slipway_scheduler.db import delivery_queries
 from slipway_scheduler.db import queries as q
 from slipway_scheduler.domain import cron, timers
 from slipway_scheduler.domain.timers import Clock, TimerKind, TimerSpec
@@ -35,6 +38,7 @@ from slipway_scheduler.domain.timers import Clock, TimerKind, TimerSpec
 log = structlog.get_logger(__name__)
 
 EVENT_TYPES = (
+    ev.ProjectChanged.event_type,
     ev.ServiceChanged.event_type,
     ev.DeploymentRuleChanged.event_type,
     ev.EnvironmentChanged.event_type,
@@ -61,7 +65,28 @@ class Projection:
             await self._rule(conn, event)
         elif isinstance(event, deployer_events.ServiceStatusChanged):
             await self._status(conn, event)
-        elif isinstance(event, ev.EnvironmentChanged) and event.deleted:
+        elif isinstance(event, ev.EnvironmentChanged):
+            await self._environment(conn, event)
+        elif isinstance(event, ev.ProjectChanged):
+            await delivery_queries.project_project(
+                conn,
+                project_id=event.project_id,
+                organization_id=event.organization_id,
+                name=event.name,
+                version=event.version,
+            )
+
+    async def _environment(self, conn: asyncpg.Connection, event: ev.EnvironmentChanged) -> None:
+        await delivery_queries.project_environment(
+            conn,
+            environment_id=event.environment_id,
+            organization_id=event.organization_id,
+            project_id=event.project_id,
+            name=event.name,
+            mode=event.mode,
+            version=event.version,
+        )
+        if event.deleted:
             await q.mark_environment_deleted(
                 conn, event.environment_id, event.organization_id, event.version
             )

@@ -13,6 +13,7 @@ from services.scheduler.tests.integration.test_schedule_api import member_of
 from slipway_libs.crypto import Sealer, new_key_setting
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.http import create_app
+from slipway_scheduler.adapters.clock import SystemClock
 from slipway_scheduler.api.webhooks import build_webhook_router
 from slipway_scheduler.usecases.webhooks import WebhookDeps
 
@@ -26,7 +27,8 @@ PUBLIC = "https://8.8.8.8/hooks/slipway"
 @pytest.fixture
 async def api(pool) -> AsyncIterator[httpx.AsyncClient]:
     deps = WebhookDeps(sealer=SEALER, egress=EgressPolicy.from_setting("127.0.0.1:9"))
-    app = create_app(service="scheduler", routers=[build_webhook_router(pool, {}, deps)])
+    router = build_webhook_router(pool, {}, deps, SystemClock())
+    app = create_app(service="scheduler", routers=[router])
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://scheduler/internal/v1"
     ) as client:

@@ -17,6 +17,15 @@ from slipway_devstack.image import (
     ensure_base_image,
 )
 from slipway_devstack.kafka import ensure_kafka_libs, kafka_pid, start_kafka, stop_kafka, wait_kafka
+from slipway_devstack.kubernetes import (
+    ensure_kubernetes,
+    kube_enabled,
+    kube_env_lines,
+    kube_running,
+    kube_status_rows,
+    stop_kubernetes,
+)
+from slipway_devstack.kubernetes_build import ensure_kube_bins
 from slipway_devstack.mail import mail_pid, start_mail, stop_mail
 from slipway_devstack.postgres import (
     load_secrets,
@@ -130,6 +139,8 @@ def env_text(pw: Secrets) -> str:
         f"SLIPWAY_IDENTITY_SMTP_HOST={HOST}",
         f"SLIPWAY_IDENTITY_SMTP_PORT={smtp_port()}",
     ]
+    if kube_enabled() or kube_running():
+        lines += kube_env_lines()
     return "\n".join(lines) + "\n"
 
 
@@ -143,11 +154,17 @@ def status_lines() -> tuple[list[str], bool]:
         ("registry", rpid, registry_address(), REGISTRY_LOG),
         ("mail", mpid, f"{HOST}:{smtp_port()} -> {MAIL_DIR}", MAIL_LOG),
     ]
+    kube = kube_status_rows()
+    # the cluster is listed when it is switched on or still runs from a run that switched it on
+    if kube_enabled() or any(pid for _, pid, _, _ in kube):
+        rows += kube
     lines = []
+    width = max(len(name) for name, *_ in rows) + 1
     for name, pid, addr, logf in rows:
         state = f"running  pid {pid:<7}" if pid else "stopped  pid -      "
-        lines.append(f"{name:<9}{state} {addr}" + (f"  log {logf}" if pid and logf else ""))
-    return lines, bool(kpid and ppid and rpid and mpid)
+        lines.append(f"{name:<{width}}{state} {addr}" + (f"  log {logf}" if pid and logf else ""))
+    kube_up = not kube_enabled() or kube_running()
+    return lines, bool(kpid and ppid and rpid and mpid and kube_up)
 
 
 # --- commands
@@ -175,6 +192,10 @@ def check_ports_free(kafka: bool, pg: bool, registry: bool) -> None:
 
 def cmd_up() -> int:
     started_at = time.monotonic()
+    if kube_enabled():
+        # outside the state lock: a first build takes minutes, and `up` elsewhere (or a test
+        # run's) must not wait for it; the build has a machine-wide lock of its own
+        ensure_kube_bins()
     with state_lock():
         lines, all_up = status_lines()
         pw = load_secrets()  # generated once, kept in .devstack/secrets.json
@@ -183,6 +204,7 @@ def cmd_up() -> int:
             and ENV_FILE.exists()
             # an env file written before the last setting was added is written again
             and "SLIPWAY_SCHEDULER_SEALING_KEYS=" in ENV_FILE.read_text()
+            and (not kube_enabled() or "SLIPWAY_KUBERNETES_KUBECONFIG=" in ENV_FILE.read_text())
             and registry_authenticates()
             and base_image_present(pw)
         ):
@@ -217,6 +239,9 @@ def cmd_up() -> int:
         wait_registry(rpid, pw)
         if ensure_base_image(pw):
             started.append(f"base image {BASE_REPOSITORY}:{BASE_TAG} (built and pushed)")
+        # after the others: its first build takes minutes (printed as it goes)
+        if kube_enabled() and ensure_kubernetes():
+            started.append("kubernetes")
         wait_kafka(kpid, pw)
         write_atomic(ENV_FILE, env_text(pw), 0o600)
         lines, _ = status_lines()
@@ -236,6 +261,7 @@ def cmd_down() -> int:
                 ("postgres", lambda: PG_LINK.exists() and stop_pg()),
                 ("registry", stop_registry),
                 ("mailcatcher", stop_mail),
+                ("kubernetes", stop_kubernetes),
             )
             if fn()
         ]
@@ -250,6 +276,7 @@ def cmd_stop(component: str) -> int:
         "postgres": lambda: PG_LINK.exists() and stop_pg(),
         "registry": stop_registry,
         "mailcatcher": stop_mail,
+        "kubernetes": stop_kubernetes,
     }
     if component not in stoppers:
         print(f"devstack: stop takes one of {', '.join(stoppers)}", file=sys.stderr)

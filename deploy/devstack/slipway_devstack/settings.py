@@ -74,6 +74,32 @@ MAIL_PID = RUN / "mailcatcher.pid"
 MAIL_LOG = LOGS / "mailcatcher.log"
 MAIL_READY_TIMEOUT = 10.0
 
+# Kubernetes (behind SLIPWAY_DEVSTACK_KUBERNETES=1): a control plane built from the Go module
+# proxy once per machine (versions checked together, see ../shared/INFRA.md), kwok's fake nodes
+KUBERNETES_SWITCH = "SLIPWAY_DEVSTACK_KUBERNETES"
+KUBERNETES_VERSION = "1.35.4"  # k8s.io/kubernetes; its staging modules are v0.35.4
+ETCD_VERSION = "3.6.16"  # go.etcd.io/etcd/server/v3
+KWOK_VERSION = "0.7.0"  # sigs.k8s.io/kwok (0.8 drops the built-in stages)
+HELM_VERSION = "3.21.4"  # helm.sh/helm/v3
+KUBE_DIR = STATE / "kubernetes"
+KUBE_ADMIN_CONFIG = KUBE_DIR / "admin.kubeconfig"
+KUBE_SLIPWAY_CONFIG = KUBE_DIR / "slipway.kubeconfig"
+KUBE_NODE = "kwok-node-0"
+KUBE_SLIPWAY_NAMESPACE = "slipway-system"
+KUBE_SLIPWAY_ACCOUNT = "slipway-deployer"
+KUBE_SERVICE_RANGE = "10.96.0.0/16"
+KUBE_POD_RANGE = "10.244.0.1/16"
+# component -> (variable overriding the port, default); everything listens on HOST only
+KUBE_PORTS = {
+    "etcd": ("SLIPWAY_ETCD_PORT", 12379),
+    "etcd-peer": ("SLIPWAY_ETCD_PEER_PORT", 12380),
+    "kube-apiserver": ("SLIPWAY_KUBE_API_PORT", 16443),
+    "kube-controller-manager": ("SLIPWAY_KUBE_CONTROLLER_MANAGER_PORT", 10257),
+    "kube-scheduler": ("SLIPWAY_KUBE_SCHEDULER_PORT", 10259),
+}
+KUBE_READY_TIMEOUT = 90.0
+KUBE_STOP_TIMEOUT = 15.0
+
 
 class DevstackError(Exception):
     """A failure to report to the user without a traceback."""

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import Field
 
+from slipway_catalog.domain.projects import Project
 from slipway_libs.fields import Id, Line, Model, Name, Text, Value
 
 Body = Model
@@ -99,15 +100,15 @@ def cluster_out(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def project_out(row: asyncpg.Record) -> dict[str, Any]:
+def project_out(project: Project) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "description": row["description"],
-        "organization_id": str(row["organization_id"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "resource_version": row["version"],
+        "id": str(project.id),
+        "name": project.name,
+        "description": project.description,
+        "organization_id": str(project.organization_id),
+        "created_at": _iso(project.created_at),
+        "updated_at": _iso(project.updated_at),
+        "resource_version": project.version,
     }
 
 

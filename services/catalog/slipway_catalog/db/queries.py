@@ -11,7 +11,9 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from slipway_catalog.db import rows
 from slipway_catalog.domain import clashes
+from slipway_catalog.domain.projects import Project
 from slipway_libs import db
 
 Row: TypeAlias = asyncpg.Record
@@ -146,8 +148,8 @@ async def insert_project(
     org_id: uuid.UUID,
     name: str,
     description: str,
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Project:
+    row = await db.fetchrow_unique(
         conn,
         clashes.project_name_taken,
         "INSERT INTO projects (id, organization_id, name, description) VALUES ($1, $2, $3, $4)"
@@ -157,29 +159,32 @@ async def insert_project(
         name,
         description,
     )
+    return rows.project(row)
 
 
-async def projects(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def projects(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Project]:
+    found = await conn.fetch(
         "SELECT * FROM projects WHERE organization_id = $1 AND deleted_at IS NULL"
         " ORDER BY created_at",
         org_id,
     )
+    return [rows.project(row) for row in found]
 
 
 async def project(
     conn: asyncpg.Connection, project_id: uuid.UUID, *, lock: bool = False
-) -> Row | None:
+) -> Project | None:
     suffix = " FOR UPDATE" if lock else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT * FROM projects WHERE id = $1 AND deleted_at IS NULL{suffix}", project_id
     )
+    return None if row is None else rows.project(row)
 
 
 async def update_project(
     conn: asyncpg.Connection, project_id: uuid.UUID, *, name: str, description: str
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Project:
+    row = await db.fetchrow_unique(
         conn,
         clashes.project_name_taken,
         f"UPDATE projects SET name = $2, description = $3, updated_at = now(), version = {_NEXT}"
@@ -188,13 +193,21 @@ async def update_project(
         name,
         description,
     )
+    return rows.project(row)
 
 
-async def delete_project(conn: asyncpg.Connection, project_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def delete_project(conn: asyncpg.Connection, project_id: uuid.UUID) -> Project:
+    row = await conn.fetchrow(
         f"UPDATE projects SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         project_id,
     )
+    return rows.project(row)
+
+
+async def live_projects(conn: asyncpg.Connection) -> list[Project]:
+    """Every project not deleted (the gateway's index snapshot)."""
+    found = await conn.fetch("SELECT * FROM projects WHERE deleted_at IS NULL")
+    return [rows.project(row) for row in found]
 
 
 # --- environments
@@ -621,9 +634,7 @@ async def rule(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
     return await conn.fetchrow("SELECT * FROM deployment_rules WHERE environment_id = $1", env_id)
 
 
-_LIVE_TABLES = frozenset(
-    {"clusters", "projects", "environments", "services", "stages", "variables"}
-)
+_LIVE_TABLES = frozenset({"clusters", "environments", "services", "stages", "variables"})
 
 
 async def all_live(conn: asyncpg.Connection, table: str) -> list[Row]:

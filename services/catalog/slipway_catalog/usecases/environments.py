@@ -8,6 +8,7 @@ import asyncpg
 
 from slipway_catalog.db import queries as q
 from slipway_catalog.domain.names import display_name
+from slipway_catalog.domain.projects import Project
 from slipway_catalog.domain.stages import DEFAULT_STAGES
 from slipway_catalog.usecases import projects, publish
 from slipway_libs import audit
@@ -53,7 +54,7 @@ async def create(
     cluster_id: uuid.UUID,
 ) -> asyncpg.Record:
     project = await projects.get(conn, project_id, lock=True)
-    await _cluster_of_org(conn, cluster_id, project["organization_id"])
+    await _cluster_of_org(conn, cluster_id, project.organization_id)
     env = await _insert(conn, project, name=name, mode=_check_mode(mode), cluster_id=cluster_id)
     for position, stage_name in enumerate(DEFAULT_STAGES):
         stage = await q.insert_stage(
@@ -86,7 +87,7 @@ DEFAULT_RULE = {
 
 async def _insert(
     conn: asyncpg.Connection,
-    project: asyncpg.Record,
+    project: Project,
     *,
     name: str,
     mode: str,
@@ -96,8 +97,8 @@ async def _insert(
     env = await q.insert_environment(
         conn,
         env_id=uuid.uuid4(),
-        org_id=project["organization_id"],
-        project_id=project["id"],
+        org_id=project.organization_id,
+        project_id=project.id,
         name=display_name(name),
         mode=mode,
         cluster_id=cluster_id,

@@ -8,6 +8,7 @@ import asyncpg
 
 from slipway_catalog.db import queries as q
 from slipway_catalog.domain.names import display_name
+from slipway_catalog.domain.projects import Project
 from slipway_catalog.usecases import organizations, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
@@ -15,9 +16,7 @@ from slipway_libs.actor import Actor
 from slipway_libs.errors import Missing
 
 
-async def get(
-    conn: asyncpg.Connection, project_id: uuid.UUID, *, lock: bool = False
-) -> asyncpg.Record:
+async def get(conn: asyncpg.Connection, project_id: uuid.UUID, *, lock: bool = False) -> Project:
     row = await q.project(conn, project_id, lock=lock)
     if row is None:
         raise Missing("PROJECT_NOT_FOUND", "No such project.")
@@ -32,7 +31,7 @@ async def create(
     *,
     name: str,
     description: str,
-) -> asyncpg.Record:
+) -> Project:
     await organizations.require(conn, deps, org_id)
     row = await q.insert_project(
         conn,
@@ -53,31 +52,29 @@ async def update(
     *,
     name: str | None,
     description: str | None,
-) -> asyncpg.Record:
+) -> Project:
     current = await get(conn, project_id, lock=True)
     row = await q.update_project(
         conn,
         project_id,
-        name=display_name(name) if name else current["name"],
-        description=current["description"] if description is None else description,
+        name=display_name(name) if name else current.name,
+        description=current.description if description is None else description,
     )
     await publish.project(conn, row)
     await record_audit(conn, actor, row, "UPDATE")
     return row
 
 
-async def record_audit(
-    conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str
-) -> None:
+async def record_audit(conn: asyncpg.Connection, actor: Actor, row: Project, action: str) -> None:
     await audit.record(
         conn,
         producer=publish.SOURCE,
         actor=actor,
-        organization_id=row["organization_id"],
+        organization_id=row.organization_id,
         action=action,
         target_type="PROJECT",
-        target_id=row["id"],
-        target_name=row["name"],
-        project_id=row["id"],
-        change={"name": row["name"], "description": row["description"]},
+        target_id=row.id,
+        target_name=row.name,
+        project_id=row.id,
+        change={"name": row.name, "description": row.description},
     )

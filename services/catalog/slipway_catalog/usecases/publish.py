@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 
 from slipway_catalog.db import queries as q
+from slipway_catalog.domain.projects import Project
 from slipway_contracts import EventPayload
 from slipway_contracts.events import catalog as ev
 from slipway_libs import changes, outbox
@@ -40,14 +41,14 @@ def cluster_state(row: asyncpg.Record) -> ev.ClusterChanged:
     )
 
 
-def project_state(row: asyncpg.Record) -> ev.ProjectChanged:
+def project_state(project: Project) -> ev.ProjectChanged:
     return ev.ProjectChanged(
-        project_id=row["id"],
-        organization_id=row["organization_id"],
-        name=row["name"],
-        description=row["description"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        project_id=project.id,
+        organization_id=project.organization_id,
+        name=project.name,
+        description=project.description,
+        deleted=project.deleted_at is not None,
+        version=project.version,
     )
 
 
@@ -134,8 +135,8 @@ async def cluster(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
     await _publish(conn, cluster_state(row), key=row["id"], org_id=row["organization_id"])
 
 
-async def project(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    await _publish(conn, project_state(row), key=row["id"], org_id=row["organization_id"])
+async def project(conn: asyncpg.Connection, project: Project) -> None:
+    await _publish(conn, project_state(project), key=project.id, org_id=project.organization_id)
 
 
 async def environment(conn: asyncpg.Connection, row: asyncpg.Record) -> None:

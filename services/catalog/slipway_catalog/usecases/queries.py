@@ -8,13 +8,12 @@ from typing import Any
 import asyncpg
 
 from slipway_catalog.db import queries as q
+from slipway_catalog.domain.projects import Project
 from slipway_catalog.usecases import environments, organizations, projects, publish
 from slipway_catalog.usecases.deps import Deps
 
 
-async def projects_of(
-    conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID
-) -> list[asyncpg.Record]:
+async def projects_of(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> list[Project]:
     await organizations.require(conn, deps, org_id)
     return await q.projects(conn, org_id)
 
@@ -47,8 +46,8 @@ async def index_snapshot(conn: asyncpg.Connection, deps: Deps) -> list[dict[str,
 
     for row in await q.all_live(conn, "clusters"):
         add(publish.cluster_state(row))
-    for row in await q.all_live(conn, "projects"):
-        add(publish.project_state(row))
+    for project in await q.live_projects(conn):
+        add(publish.project_state(project))
     for row in await q.all_live(conn, "environments"):
         add(publish.environment_state(row))
     for row in await q.all_live(conn, "services"):

@@ -4,6 +4,7 @@ service sees before saving, and the resolved view of a service (built-ins includ
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -27,40 +28,49 @@ from slipway_resolver import (
 )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Parent:
-    """Where a variable hangs: its scope's entity and the project/environment/service above."""
+    """Where a variable hangs: its scope's entity and the project/environment/service above
+    (``service`` is the service itself when the scope is one)."""
 
-    def __init__(
-        self,
-        *,
-        scope: str,
-        row: asyncpg.Record,
-        project_id: uuid.UUID,
-        env_id: uuid.UUID | None,
-        service_id: uuid.UUID | None,
-    ) -> None:
-        self.scope, self.row = scope, row
-        self.project_id, self.env_id, self.service_id = project_id, env_id, service_id
-        self.org_id: uuid.UUID = row["organization_id"]
+    scope: str
+    org_id: uuid.UUID
+    project_id: uuid.UUID
+    env_id: uuid.UUID | None
+    service_id: uuid.UUID | None
+    service: asyncpg.Record | None
 
 
 async def parent(conn: asyncpg.Connection, scope: str, parent_id: uuid.UUID) -> Parent:
     if scope == "project":
-        row = await projects.get(conn, parent_id)
-        return Parent(scope=scope, row=row, project_id=row["id"], env_id=None, service_id=None)
-    if scope == "environment":
-        row = await environments.get(conn, parent_id)
-        return Parent(
-            scope=scope, row=row, project_id=row["project_id"], env_id=row["id"], service_id=None
-        )
-    if scope == "service":
-        row = await services_uc.get(conn, parent_id)
+        project = await projects.get(conn, parent_id)
         return Parent(
             scope=scope,
-            row=row,
-            project_id=row["project_id"],
-            env_id=row["environment_id"],
-            service_id=row["id"],
+            org_id=project.organization_id,
+            project_id=project.id,
+            env_id=None,
+            service_id=None,
+            service=None,
+        )
+    if scope == "environment":
+        env = await environments.get(conn, parent_id)
+        return Parent(
+            scope=scope,
+            org_id=env["organization_id"],
+            project_id=env["project_id"],
+            env_id=env["id"],
+            service_id=None,
+            service=None,
+        )
+    if scope == "service":
+        service = await services_uc.get(conn, parent_id)
+        return Parent(
+            scope=scope,
+            org_id=service["organization_id"],
+            project_id=service["project_id"],
+            env_id=service["environment_id"],
+            service_id=service["id"],
+            service=service,
         )
     raise InvalidInput(
         "INVALID_SCOPE", "Scope must be project, environment or service.", field="scope"
@@ -94,13 +104,13 @@ async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[Vari
         conn, project_id=where.project_id, env_id=where.env_id, service_id=where.service_id
     )
     found = [_domain(deps, r) for r in rows]
-    if where.service_id is not None and where.env_id is not None:
+    if where.service is not None and where.env_id is not None:
         env = await environments.get(conn, where.env_id)
         found += built_ins(
             project_id=where.project_id,
             environment=env,
             services=await q.services(conn, where.env_id),
-            service=where.row,
+            service=where.service,
             connections=await connections.of_environment(conn, deps, where.env_id),
         )
     return found

@@ -235,6 +235,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", f"{ORG}/webhooks"): member(201, OPERATORS),
     ("GET", f"{ORG}/webhooks/{{webhook}}"): member(200, OPERATORS),
     ("DELETE", f"{ORG}/webhooks/{{webhook}}"): member(204, OPERATORS),
+    ("GET", f"{ORG}/webhooks/{{webhook}}/deliveries"): member(200, OPERATORS),
+    ("POST", f"{ORG}/webhooks/{{webhook}}/deliveries/{{delivery}}/redeliver"): member(
+        202, OPERATORS
+    ),
 }
 
 # Powers with no public route yet; pinned so that the policy cannot drift before one appears.

@@ -444,6 +444,18 @@ SCHEDULER_ROUTES: tuple[RouteSpec, ...] = (
             ("POST", "", "Create an outgoing webhook (its signing secret is shown once)", 201),
             ("GET", "/{webhook}", "Read an outgoing webhook (never its secret)", 200),
             ("DELETE", "/{webhook}", "Delete an outgoing webhook", 204),
+            (
+                "GET",
+                "/{webhook}/deliveries",
+                "An outgoing webhook's deliveries, newest first, with their attempts",
+                200,
+            ),
+            (
+                "POST",
+                "/{webhook}/deliveries/{delivery}/redeliver",
+                "Send a delivery again, now",
+                202,
+            ),
         )
     ),
 )

@@ -400,6 +400,14 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", f"{ORG}/webhooks"): Call(body=lambda ids: dict(WEBHOOK)),
     ("GET", f"{ORG}/webhooks/{{webhook}}"): Call(),
     ("DELETE", f"{ORG}/webhooks/{{webhook}}"): Call(fresh=_fresh("webhook", _new_webhook)),
+    ("GET", f"{ORG}/webhooks/{{webhook}}/deliveries"): Call(),
+    ("POST", f"{ORG}/webhooks/{{webhook}}/deliveries/{{delivery}}/redeliver"): Call(
+        params={"delivery": "webhook"},  # an id that names no delivery of it
+        accepts={
+            (404, "DELIVERY_NOT_FOUND"): "the shared webhook has no delivery: nothing of the"
+            " matrix's organization matches its event"
+        },
+    ),
 }
 
 

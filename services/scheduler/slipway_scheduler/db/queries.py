@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,41 @@ _TIMER_COLUMNS = (
     "kind, target_id, organization_id, environment_id, expression, timezone, next_fire_at,"
     " last_scheduled_at, last_fired_at, last_lateness_ms"
 )
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """A cron job the catalog has, in an environment it has not deleted."""
+
+    service_id: uuid.UUID
+    organization_id: uuid.UUID
+    environment_id: uuid.UUID
+    schedule: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class EnvironmentJob:
+    """One of an environment's cron jobs, and whether the deployer runs it."""
+
+    service_id: uuid.UUID
+    schedule: str
+    timezone: str
+    deployed: bool
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An environment's deployment rule, as the projection holds it."""
+
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    auto_stop: bool
+    auto_start: bool
+    timezone: str
+    weekdays: list[str]
+    start_time: str | None
+    stop_time: str | None
 
 
 def _timer(row: asyncpg.Record) -> Timer:
@@ -136,25 +172,43 @@ async def is_deployed(conn: asyncpg.Connection, service_id: uuid.UUID) -> bool:
     )
 
 
-async def cron_job(conn: asyncpg.Connection, service_id: uuid.UUID) -> asyncpg.Record | None:
+async def cron_job(conn: asyncpg.Connection, service_id: uuid.UUID) -> CronJob | None:
     """A cron job the catalog has (not deleted), in an environment it has not deleted."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "SELECT service_id, organization_id, environment_id, schedule, timezone FROM cron_jobs j"
         " WHERE service_id = $1 AND NOT deleted AND NOT EXISTS"
         " (SELECT 1 FROM deleted_environments d WHERE d.environment_id = j.environment_id)",
         service_id,
     )
+    if row is None:
+        return None
+    return CronJob(
+        service_id=row["service_id"],
+        organization_id=row["organization_id"],
+        environment_id=row["environment_id"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+    )
 
 
 async def environment_cron_jobs(
     conn: asyncpg.Connection, environment_id: uuid.UUID
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
+) -> list[EnvironmentJob]:
+    rows = await conn.fetch(
         "SELECT j.service_id, j.schedule, j.timezone, coalesce(d.deployed, false) AS deployed"
         " FROM cron_jobs j LEFT JOIN deployed_services d USING (service_id)"
         " WHERE j.environment_id = $1 AND NOT j.deleted ORDER BY j.service_id",
         environment_id,
     )
+    return [
+        EnvironmentJob(
+            service_id=r["service_id"],
+            schedule=r["schedule"],
+            timezone=r["timezone"],
+            deployed=r["deployed"],
+        )
+        for r in rows
+    ]
 
 
 # --- timers ------------------------------------------------------------------------------------
@@ -257,11 +311,23 @@ async def environment_timers(conn: asyncpg.Connection, environment_id: uuid.UUID
     return [_timer(r) for r in rows]
 
 
-async def rule(conn: asyncpg.Connection, environment_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
+async def rule(conn: asyncpg.Connection, environment_id: uuid.UUID) -> Rule | None:
+    row = await conn.fetchrow(
         "SELECT environment_id, organization_id, auto_stop, auto_start, timezone, weekdays,"
         " start_time, stop_time FROM deployment_rules WHERE environment_id = $1",
         environment_id,
+    )
+    if row is None:
+        return None
+    return Rule(
+        environment_id=row["environment_id"],
+        organization_id=row["organization_id"],
+        auto_stop=row["auto_stop"],
+        auto_start=row["auto_start"],
+        timezone=row["timezone"],
+        weekdays=list(row["weekdays"]),
+        start_time=row["start_time"],
+        stop_time=row["stop_time"],
     )
 
 

@@ -4,8 +4,40 @@ organization; the platform's own work sees every row)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook as its queries answer it: never its sealed secret."""
+
+    webhook_id: uuid.UUID
+    organization_id: uuid.UUID
+    url: str
+    events: list[str]
+    project_pattern: str | None
+    environment_modes: list[str]
+    format: str
+    description: str
+    created_at: datetime
+
+
+def _webhook(row: asyncpg.Record) -> Webhook:
+    return Webhook(
+        webhook_id=row["id"],
+        organization_id=row["organization_id"],
+        url=row["url"],
+        events=list(row["events"]),
+        project_pattern=row["project_pattern"],
+        environment_modes=list(row["environment_modes"]),
+        format=row["format"],
+        description=row["description"],
+        created_at=row["created_at"],
+    )
+
 
 _COLUMNS = (
     "id, organization_id, url, events, project_pattern, environment_modes, format, description,"
@@ -25,8 +57,8 @@ async def insert_webhook(
     environment_modes: list[str],
     format: str,
     description: str,
-) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
+) -> Webhook:
+    row = await conn.fetchrow(
         f"""
         INSERT INTO webhooks (id, organization_id, url, secret_sealed, events, project_pattern,
                               environment_modes, format, description)
@@ -43,26 +75,26 @@ async def insert_webhook(
         format,
         description,
     )
-    return row
+    return _webhook(row)
 
 
-async def webhooks(conn: asyncpg.Connection, organization_id: uuid.UUID) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
+async def webhooks(conn: asyncpg.Connection, organization_id: uuid.UUID) -> list[Webhook]:
+    rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM webhooks WHERE organization_id = $1 ORDER BY created_at, id",
         organization_id,
     )
-    return rows
+    return [_webhook(r) for r in rows]
 
 
 async def webhook(
     conn: asyncpg.Connection, organization_id: uuid.UUID, webhook_id: uuid.UUID
-) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
+) -> Webhook | None:
+    row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM webhooks WHERE organization_id = $1 AND id = $2",
         organization_id,
         webhook_id,
     )
-    return row
+    return None if row is None else _webhook(row)
 
 
 async def delete_webhook(

@@ -129,10 +129,10 @@ class Projection:
         spec = TimerSpec(
             kind=TimerKind.CRON,
             target_id=service_id,
-            organization_id=job["organization_id"],
-            environment_id=job["environment_id"],
-            expression=job["schedule"],
-            timezone=job["timezone"],
+            organization_id=job.organization_id,
+            environment_id=job.environment_id,
+            expression=job.schedule,
+            timezone=job.timezone,
         )
         await self._arm(conn, spec)
 

@@ -28,28 +28,28 @@ async def environment_schedule(
     timers = {t.target_id: t for t in by_kind[TimerKind.CRON]}
     return {
         "environment_id": str(environment_id),
-        "auto_stop": bool(rule and rule["auto_stop"]),
-        "auto_start": bool(rule and rule["auto_start"]),
-        "timezone": rule["timezone"] if rule else None,
-        "weekdays": list(rule["weekdays"]) if rule else [],
+        "auto_stop": bool(rule and rule.auto_stop),
+        "auto_start": bool(rule and rule.auto_start),
+        "timezone": rule.timezone if rule else None,
+        "weekdays": list(rule.weekdays) if rule else [],
         "next_stop_at": _iso(stop.next_fire_at if stop else None),
         "next_start_at": _iso(start.next_fire_at if start else None),
         "last_stop_at": _iso(stop.last_scheduled_at if stop else None),
         "last_start_at": _iso(start.last_scheduled_at if start else None),
         "jobs": [
-            _job(job, timers.get(job["service_id"]))
+            _job(job, timers.get(job.service_id))
             for job in await q.environment_cron_jobs(conn, environment_id)
         ],
     }
 
 
-def _job(job: asyncpg.Record, timer: Timer | None) -> dict[str, Any]:
+def _job(job: q.EnvironmentJob, timer: Timer | None) -> dict[str, Any]:
     """A cron job's schedule; a job the deployer does not run (not deployed) has no next run."""
     return {
-        "service_id": str(job["service_id"]),
-        "schedule": job["schedule"],
-        "timezone": job["timezone"],
-        "deployed": job["deployed"],
+        "service_id": str(job.service_id),
+        "schedule": job.schedule,
+        "timezone": job.timezone,
+        "deployed": job.deployed,
         "next_run_at": _iso(timer.next_fire_at if timer else None),
         "last_scheduled_at": _iso(timer.last_scheduled_at if timer else None),
         "last_fired_at": _iso(timer.last_fired_at if timer else None),

@@ -116,16 +116,16 @@ def _missing() -> Missing:
     return Missing("WEBHOOK_NOT_FOUND", "No such webhook.")
 
 
-def view(row: asyncpg.Record) -> dict[str, Any]:
+def view(hook: q.Webhook) -> dict[str, Any]:
     """A webhook as the API shows it: never its secret."""
     return {
-        "id": str(row["id"]),
-        "organization_id": str(row["organization_id"]),
-        "url": row["url"],
-        "events": list(row["events"]),
-        "project_pattern": row["project_pattern"],
-        "environment_modes": list(row["environment_modes"]),
-        "format": row["format"],
-        "description": row["description"],
-        "created_at": row["created_at"].isoformat(),
+        "id": str(hook.webhook_id),
+        "organization_id": str(hook.organization_id),
+        "url": hook.url,
+        "events": list(hook.events),
+        "project_pattern": hook.project_pattern,
+        "environment_modes": list(hook.environment_modes),
+        "format": hook.format,
+        "description": hook.description,
+        "created_at": hook.created_at.isoformat(),
     }

@@ -129,6 +129,8 @@ class AttemptResult:
     duration_ms: int
     response_body: str | None = None
     error: str | None = None
+    # no later attempt can do better (the secret cannot be opened): given up at once
+    permanent: bool = False
 
     @property
     def succeeded(self) -> bool:

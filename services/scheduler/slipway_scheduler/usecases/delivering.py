@@ -84,7 +84,9 @@ async def _attempt(deps: DeliveryDeps, delivery: queries.DueDelivery) -> queries
     except SealError:
         # the key that sealed it is no longer configured: no attempt could ever be signed
         signature = ""
-        result = AttemptResult(None, 0, error="SECRET_UNREADABLE: the signing secret's key is gone")
+        result = AttemptResult(
+            None, 0, error="SECRET_UNREADABLE: the signing secret's key is gone", permanent=True
+        )
     else:
         signature = webhooks.signature(secret.decode(), int(attempted_at.timestamp()), body)
         result = await deps.sender.post(delivery.url, body, _headers(delivery, signature))
@@ -145,7 +147,7 @@ def _outcome(
 def _retry_wait(
     deps: DeliveryDeps, failures: int, elapsed: timedelta, result: AttemptResult
 ) -> timedelta | None:
-    if result.error is not None and result.error.startswith("SECRET_UNREADABLE"):
+    if result.permanent:
         return None
     policy = deps.retry
     return webhooks.next_attempt_after(

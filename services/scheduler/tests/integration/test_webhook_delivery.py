@@ -409,3 +409,21 @@ async def test_another_organization_sees_no_delivery(world, api) -> None:
     crossed = await api.post(f"{path}/redeliver", headers=member_of(other))
     assert crossed.status_code == 404
     assert crossed.json()["error"]["code"] == "DELIVERY_NOT_FOUND"
+
+
+async def test_a_secret_no_configured_key_opens_is_given_up_at_once(world) -> None:
+    """The sealing key was rotated away: no attempt could ever be signed, none is sent."""
+    hook = await world.webhook("/orphan", ["deployment.succeeded"])
+    await world.consume(world.succeeded())
+    deps = world.deps()
+    rotated = DeliveryDeps(
+        sealer=Sealer.from_setting(new_key_setting("t2")),
+        sender=deps.sender,
+        clock=world.clock,
+        retry=deps.retry,
+    )
+    assert await delivering.deliver_due(world.pool, rotated, limit=10) == 1
+    assert world.receiver.received("/orphan") == []
+    (delivery,) = (await _log(world, hook["id"]))["items"]
+    assert (delivery["status"], delivery["next_attempt_at"]) == ("FAILED", None)
+    assert delivery["attempt_log"][0]["error"].startswith("SECRET_UNREADABLE")

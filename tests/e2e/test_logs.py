@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import User, add_member, create_org, eventually, sign_up
@@ -133,9 +134,55 @@ async def test_build_and_deploy_lines_then_live_output_through_the_public_api(
 
 
 async def test_the_openapi_document_lists_the_log_routes(api) -> None:
-    paths = (await api.get("/openapi.json")).json()["paths"]
-    assert "get" in paths["/api/v1/deployments/{deployment}/logs"]
-    assert "get" in paths["/api/v1/services/{service}/logs"]
+    document = (await api.get("/openapi.json")).json()
+    paths = document["paths"]
+    for path in ("/api/v1/deployments/{deployment}/logs", "/api/v1/services/{service}/logs"):
+        content = paths[path]["get"]["responses"]["200"]["content"]
+        assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/LogPage"}
+        assert "text/event-stream" in content
+    assert {"LogLine", "LogPage", "LogRetention"} <= set(document["components"]["schemas"])
+
+
+def _shape(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema without its prose (titles, descriptions)."""
+
+    def bare(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: bare(v) for k, v in node.items() if k not in ("title", "description", "$defs")
+            }
+        if isinstance(node, list):
+            return [bare(v) for v in node]
+        return node
+
+    shape: dict[str, Any] = bare(model.model_json_schema())
+    return shape
+
+
+def test_the_gateways_log_schemas_are_the_logs_services_own() -> None:
+    """The gateway documents the logs answers without importing the logs service: what it
+    writes must stay what the logs service answers and checks."""
+    from slipway_gateway.api import log_docs
+    from slipway_logs.api import follow, schemas
+    from slipway_logs.domain import paging
+
+    pairs = [
+        (log_docs.LogLine, schemas.LineOut),
+        (log_docs.LogPage, schemas.PageOut),
+        (log_docs.LogRetention, schemas.RetentionOut),
+        (log_docs.LogRetentionUpdate, schemas.RetentionIn),
+    ]
+    for documented, answered in pairs:
+        mine, theirs = _shape(documented), _shape(answered)
+        if documented is log_docs.LogPage:  # its items' $ref names the documented model
+            mine["properties"]["items"] = theirs["properties"]["items"]
+        assert mine == theirs, documented.__name__
+    assert (log_docs.MAX_LIMIT, log_docs.DEFAULT_LIMIT, log_docs.MAX_QUERY_CHARS) == (
+        paging.MAX_LIMIT,
+        paging.DEFAULT_LIMIT,
+        paging.MAX_QUERY_CHARS,
+    )
+    assert log_docs.FOLLOW_DEFAULT_TAIL == follow.DEFAULT_TAIL
 
 
 async def _environment(api: httpx.AsyncClient) -> tuple[User, str, str]:

@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from slipway_gateway.access.authenticate import Authenticator
+from slipway_gateway.api.log_docs import route_docs
 from slipway_gateway.api.paths import internal_path, path_ids
 from slipway_gateway.api.proxy import Upstreams, check_json
 from slipway_gateway.api.streams import UpstreamStreams
@@ -83,6 +84,7 @@ class Gateway:
     def router(self) -> APIRouter:
         router = APIRouter(prefix=PREFIX)
         for spec in ROUTES:
+            docs = route_docs(spec)  # the handler parses nothing: schemas written out
             router.add_api_route(
                 spec.path,
                 self._handler(spec),
@@ -90,7 +92,11 @@ class Gateway:
                 summary=spec.summary,
                 name=f"{spec.method} {spec.path}",
                 status_code=spec.success,
-                openapi_extra={"x-slipway-action": spec.action or spec.access},
+                responses=docs.get("responses"),
+                openapi_extra={
+                    "x-slipway-action": spec.action or spec.access,
+                    **docs.get("openapi_extra", {}),
+                },
             )
         return router
 

@@ -21,6 +21,7 @@ import builder_overhead
 import deploy_overhead
 import gateway_authz
 import kafka_sasl
+import logs_follow
 import logs_ingest
 import outbox_pipeline
 import raw_kafka
@@ -107,9 +108,11 @@ async def deploy_overhead_benchmark(devstack: Devstack, args: argparse.Namespace
 
 
 async def logs_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
-    """The logs service's ingest against a plain COPY of the same lines."""
+    """The logs service's ingest against a plain COPY of the same lines, then its follow
+    (produce → follower latency; 500 followers with one stalled) through the gateway."""
     print("logs: ingest vs COPY...", flush=True)
-    return await logs_ingest.run(devstack=devstack)
+    ingest = await logs_ingest.run(devstack=devstack)
+    return f"{ingest.rstrip()}\n\n{await logs_follow.run(devstack)}"
 
 
 BENCHMARKS: dict[str, Benchmark] = {

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import asyncpg
 from pydantic import Field
 
+from slipway_catalog.domain.clusters import Cluster
+from slipway_catalog.domain.environments import Environment
 from slipway_catalog.domain.projects import Project
+from slipway_catalog.domain.rules import SavedRule
+from slipway_catalog.domain.services import Service
+from slipway_catalog.domain.stages import Stage
+from slipway_catalog.domain.variables import Variable
 from slipway_libs.fields import Id, Line, Model, Name, Text, Value
 
 Body = Model
@@ -88,15 +93,15 @@ def _id(value: Any) -> str | None:
     return str(value) if value is not None else None
 
 
-def cluster_out(row: asyncpg.Record) -> dict[str, Any]:
+def cluster_out(row: Cluster) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "kind": row["kind"],
-        "api_url": row["api_url"],
-        "organization_id": str(row["organization_id"]),
-        "created_at": _iso(row["created_at"]),
-        "resource_version": row["version"],
+        "id": str(row.id),
+        "name": row.name,
+        "kind": row.kind,
+        "api_url": row.api_url,
+        "organization_id": str(row.organization_id),
+        "created_at": _iso(row.created_at),
+        "resource_version": row.version,
     }
 
 
@@ -112,74 +117,74 @@ def project_out(project: Project) -> dict[str, Any]:
     }
 
 
-def environment_out(row: asyncpg.Record) -> dict[str, Any]:
+def environment_out(row: Environment) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "mode": row["mode"],
-        "cluster_id": str(row["cluster_id"]),
-        "project_id": str(row["project_id"]),
-        "organization_id": str(row["organization_id"]),
-        "cloned_from": _id(row["cloned_from"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "resource_version": row["version"],
+        "id": str(row.id),
+        "name": row.name,
+        "mode": row.mode,
+        "cluster_id": str(row.cluster_id),
+        "project_id": str(row.project_id),
+        "organization_id": str(row.organization_id),
+        "cloned_from": _id(row.cloned_from),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "resource_version": row.version,
     }
 
 
-def service_out(row: asyncpg.Record) -> dict[str, Any]:
+def service_out(row: Service) -> dict[str, Any]:
     return {
-        **row["spec"],
-        "id": str(row["id"]),
-        "name": row["name"],
-        "kind": row["kind"],
-        "environment_id": str(row["environment_id"]),
-        "project_id": str(row["project_id"]),
-        "stage_id": _id(row["stage_id"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "resource_version": row["version"],
+        **row.spec,
+        "id": str(row.id),
+        "name": row.name,
+        "kind": row.kind,
+        "environment_id": str(row.environment_id),
+        "project_id": str(row.project_id),
+        "stage_id": _id(row.stage_id),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "resource_version": row.version,
     }
 
 
-def stage_out(row: asyncpg.Record) -> dict[str, Any]:
+def stage_out(row: Stage) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "position": row["position"],
-        "environment_id": str(row["environment_id"]),
-        "resource_version": row["version"],
+        "id": str(row.id),
+        "name": row.name,
+        "position": row.position,
+        "environment_id": str(row.environment_id),
+        "resource_version": row.version,
     }
 
 
-def rule_out(row: asyncpg.Record) -> dict[str, Any]:
+def rule_out(row: SavedRule) -> dict[str, Any]:
     return {
-        "environment_id": str(row["environment_id"]),
-        "auto_stop": row["auto_stop"],
-        "auto_start": row["auto_start"],
-        "timezone": row["timezone"],
-        "weekdays": list(row["weekdays"]),
-        "start_time": row["start_time"],
-        "stop_time": row["stop_time"],
-        "auto_preview": row["auto_preview"],
-        "resource_version": row["version"],
+        "environment_id": str(row.environment_id),
+        "auto_stop": row.auto_stop,
+        "auto_start": row.auto_start,
+        "timezone": row.timezone,
+        "weekdays": list(row.weekdays),
+        "start_time": row.start_time,
+        "stop_time": row.stop_time,
+        "auto_preview": row.auto_preview,
+        "resource_version": row.version,
     }
 
 
-def variable_out(row: asyncpg.Record) -> dict[str, Any]:
+def variable_out(row: Variable) -> dict[str, Any]:
     out = {
-        "id": str(row["id"]),
-        "key": row["key"],
-        "scope": row["scope"],
-        "parent_id": str(row["parent_id"]),
-        "kind": row["kind"],
-        "is_secret": row["is_secret"],
-        "mount_path": row["mount_path"],
-        "description": row["description"],
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "resource_version": row["version"],
+        "id": str(row.id),
+        "key": row.key,
+        "scope": row.scope,
+        "parent_id": str(row.parent_id),
+        "kind": row.kind,
+        "is_secret": row.is_secret,
+        "mount_path": row.mount_path,
+        "description": row.description,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "resource_version": row.version,
     }
-    if not row["is_secret"]:
-        out["value"] = row["value"]
+    if not row.is_secret:
+        out["value"] = row.value
     return out

@@ -7,16 +7,22 @@ every change takes a new ``catalog_version`` (the events' "newer wins" order).
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
 from slipway_catalog.db import rows
+from slipway_catalog.db.rows import DatabaseConnection, SealedValue
 from slipway_catalog.domain import clashes
+from slipway_catalog.domain.clusters import Cluster
+from slipway_catalog.domain.environments import Environment
 from slipway_catalog.domain.projects import Project
+from slipway_catalog.domain.rules import SavedRule
+from slipway_catalog.domain.services import Service
+from slipway_catalog.domain.stages import Stage
+from slipway_catalog.domain.variables import Variable
 from slipway_libs import db
 
-Row: TypeAlias = asyncpg.Record
 _NEXT = "nextval('catalog_version')"
 
 # --- project revisions (the causal token of read-your-writes across services)
@@ -62,10 +68,12 @@ async def delete_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> No
     await conn.execute("UPDATE organizations SET deleted_at = now() WHERE id = $1", org_id)
 
 
-async def organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
-        "SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL", org_id
+async def organization_exists(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool:
+    """True when the organization is known here and not deleted."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1 AND deleted_at IS NULL)", org_id
     )
+    return found
 
 
 async def insert_cluster(
@@ -77,8 +85,8 @@ async def insert_cluster(
     kind: str,
     api_url: str | None,
     sealed: bytes | None,
-) -> Row | None:
-    return await conn.fetchrow(
+) -> Cluster | None:
+    row = await conn.fetchrow(
         "INSERT INTO clusters (id, organization_id, name, kind, api_url, credentials_sealed)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING *",
         cluster_id,
@@ -88,20 +96,23 @@ async def insert_cluster(
         api_url,
         sealed,
     )
+    return None if row is None else rows.cluster(row)
 
 
-async def clusters(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def clusters(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Cluster]:
+    found = await conn.fetch(
         "SELECT * FROM clusters WHERE organization_id = $1 AND deleted_at IS NULL"
         " ORDER BY created_at",
         org_id,
     )
+    return [rows.cluster(row) for row in found]
 
 
-async def cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Cluster | None:
+    row = await conn.fetchrow(
         "SELECT * FROM clusters WHERE id = $1 AND deleted_at IS NULL", cluster_id
     )
+    return None if row is None else rows.cluster(row)
 
 
 async def update_cluster(
@@ -111,8 +122,8 @@ async def update_cluster(
     name: str,
     api_url: str | None,
     sealed: bytes | None,
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Cluster:
+    row = await db.fetchrow_unique(
         conn,
         clashes.cluster_name_taken,
         f"UPDATE clusters SET name = $2, api_url = $3, credentials_sealed = $4,"
@@ -122,13 +133,15 @@ async def update_cluster(
         api_url,
         sealed,
     )
+    return rows.cluster(row)
 
 
-async def delete_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def delete_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Cluster:
+    row = await conn.fetchrow(
         f"UPDATE clusters SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         cluster_id,
     )
+    return rows.cluster(row)
 
 
 async def environments_on_cluster(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> int:
@@ -223,8 +236,8 @@ async def insert_environment(
     mode: str,
     cluster_id: uuid.UUID,
     cloned_from: uuid.UUID | None = None,
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Environment:
+    row = await db.fetchrow_unique(
         conn,
         clashes.environment_name_taken,
         "INSERT INTO environments (id, organization_id, project_id, name, mode, cluster_id,"
@@ -237,29 +250,32 @@ async def insert_environment(
         cluster_id,
         cloned_from,
     )
+    return rows.environment(row)
 
 
-async def environments(conn: asyncpg.Connection, project_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def environments(conn: asyncpg.Connection, project_id: uuid.UUID) -> list[Environment]:
+    found = await conn.fetch(
         "SELECT * FROM environments WHERE project_id = $1 AND deleted_at IS NULL"
         " ORDER BY created_at",
         project_id,
     )
+    return [rows.environment(row) for row in found]
 
 
 async def environment(
     conn: asyncpg.Connection, env_id: uuid.UUID, *, lock: bool = False
-) -> Row | None:
+) -> Environment | None:
     suffix = " FOR UPDATE" if lock else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT * FROM environments WHERE id = $1 AND deleted_at IS NULL{suffix}", env_id
     )
+    return None if row is None else rows.environment(row)
 
 
 async def update_environment(
     conn: asyncpg.Connection, env_id: uuid.UUID, *, name: str, mode: str
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Environment:
+    row = await db.fetchrow_unique(
         conn,
         clashes.environment_name_taken,
         f"UPDATE environments SET name = $2, mode = $3, updated_at = now(), version = {_NEXT}"
@@ -268,13 +284,15 @@ async def update_environment(
         name,
         mode,
     )
+    return rows.environment(row)
 
 
-async def delete_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def delete_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Environment:
+    row = await conn.fetchrow(
         f"UPDATE environments SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         env_id,
     )
+    return rows.environment(row)
 
 
 # --- stages
@@ -288,8 +306,8 @@ async def insert_stage(
     env_id: uuid.UUID,
     name: str,
     position: int,
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Stage:
+    row = await db.fetchrow_unique(
         conn,
         clashes.stage_name_taken,
         "INSERT INTO stages (id, organization_id, environment_id, name, position)"
@@ -300,25 +318,26 @@ async def insert_stage(
         name,
         position,
     )
+    return rows.stage(row)
 
 
-async def stages(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def stages(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Stage]:
+    found = await conn.fetch(
         "SELECT * FROM stages WHERE environment_id = $1 AND deleted_at IS NULL ORDER BY position",
         env_id,
     )
+    return [rows.stage(row) for row in found]
 
 
-async def stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
-        "SELECT * FROM stages WHERE id = $1 AND deleted_at IS NULL", stage_id
-    )
+async def stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> Stage | None:
+    row = await conn.fetchrow("SELECT * FROM stages WHERE id = $1 AND deleted_at IS NULL", stage_id)
+    return None if row is None else rows.stage(row)
 
 
 async def update_stage(
     conn: asyncpg.Connection, stage_id: uuid.UUID, *, name: str, position: int
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Stage:
+    row = await db.fetchrow_unique(
         conn,
         clashes.stage_name_taken,
         f"UPDATE stages SET name = $2, position = $3, version = {_NEXT} WHERE id = $1 RETURNING *",
@@ -326,13 +345,15 @@ async def update_stage(
         name,
         position,
     )
+    return rows.stage(row)
 
 
-async def delete_stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def delete_stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> Stage:
+    row = await conn.fetchrow(
         f"UPDATE stages SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         stage_id,
     )
+    return rows.stage(row)
 
 
 async def services_in_stage(conn: asyncpg.Connection, stage_id: uuid.UUID) -> int:
@@ -356,8 +377,8 @@ async def insert_service(
     kind: str,
     spec: dict[str, Any],
     stage_id: uuid.UUID | None,
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Service:
+    row = await db.fetchrow_unique(
         conn,
         clashes.service_name_taken,
         "INSERT INTO services (id, organization_id, project_id, environment_id, name, kind,"
@@ -371,23 +392,26 @@ async def insert_service(
         spec,
         stage_id,
     )
+    return rows.service(row)
 
 
-async def services(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def services(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Service]:
+    found = await conn.fetch(
         "SELECT * FROM services WHERE environment_id = $1 AND deleted_at IS NULL"
         " ORDER BY created_at",
         env_id,
     )
+    return [rows.service(row) for row in found]
 
 
 async def service(
     conn: asyncpg.Connection, service_id: uuid.UUID, *, lock: bool = False
-) -> Row | None:
+) -> Service | None:
     suffix = " FOR UPDATE" if lock else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT * FROM services WHERE id = $1 AND deleted_at IS NULL{suffix}", service_id
     )
+    return None if row is None else rows.service(row)
 
 
 async def update_service(
@@ -397,8 +421,8 @@ async def update_service(
     name: str,
     spec: dict[str, Any],
     stage_id: uuid.UUID | None,
-) -> Row:
-    return await db.fetchrow_unique(
+) -> Service:
+    row = await db.fetchrow_unique(
         conn,
         clashes.service_name_taken,
         f"UPDATE services SET name = $2, spec = $3, stage_id = $4, updated_at = now(),"
@@ -408,13 +432,15 @@ async def update_service(
         spec,
         stage_id,
     )
+    return rows.service(row)
 
 
-async def delete_service(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def delete_service(conn: asyncpg.Connection, service_id: uuid.UUID) -> Service:
+    row = await conn.fetchrow(
         f"UPDATE services SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         service_id,
     )
+    return rows.service(row)
 
 
 # --- variables
@@ -437,8 +463,8 @@ async def insert_variable(
     is_secret: bool,
     mount_path: str | None,
     description: str,
-) -> Row:
-    return await conn.fetchrow(
+) -> Variable:
+    row = await conn.fetchrow(
         "INSERT INTO variables (id, organization_id, project_id, environment_id, service_id,"
         " scope, parent_id, key, kind, value, value_sealed, is_secret, mount_path, description)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
@@ -457,13 +483,15 @@ async def insert_variable(
         mount_path,
         description,
     )
+    return rows.variable(row)
 
 
-async def variables_of_parent(conn: asyncpg.Connection, parent_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def variables_of_parent(conn: asyncpg.Connection, parent_id: uuid.UUID) -> list[Variable]:
+    found = await conn.fetch(
         "SELECT * FROM variables WHERE parent_id = $1 AND deleted_at IS NULL ORDER BY key",
         parent_id,
     )
+    return [rows.variable(row) for row in found]
 
 
 async def variables_visible(
@@ -472,9 +500,9 @@ async def variables_visible(
     project_id: uuid.UUID,
     env_id: uuid.UUID | None,
     service_id: uuid.UUID | None,
-) -> list[Row]:
+) -> list[Variable]:
     """Project, environment and service variables one service (or environment) sees."""
-    return await conn.fetch(
+    found = await conn.fetch(
         "SELECT * FROM variables WHERE deleted_at IS NULL AND project_id = $1 AND ("
         " scope = 'project' OR (scope = 'environment' AND environment_id = $2)"
         " OR (scope = 'service' AND service_id = $3)) ORDER BY key",
@@ -482,12 +510,14 @@ async def variables_visible(
         env_id,
         service_id,
     )
+    return [rows.variable(row) for row in found]
 
 
-async def variable(conn: asyncpg.Connection, variable_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def variable(conn: asyncpg.Connection, variable_id: uuid.UUID) -> Variable | None:
+    row = await conn.fetchrow(
         "SELECT * FROM variables WHERE id = $1 AND deleted_at IS NULL", variable_id
     )
+    return None if row is None else rows.variable(row)
 
 
 async def update_variable(
@@ -498,8 +528,8 @@ async def update_variable(
     sealed: bytes | None,
     mount_path: str | None,
     description: str,
-) -> Row:
-    return await conn.fetchrow(
+) -> Variable:
+    row = await conn.fetchrow(
         "UPDATE variables SET value = $2, value_sealed = $3, mount_path = $4, description = $5,"
         f" updated_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         variable_id,
@@ -508,17 +538,21 @@ async def update_variable(
         mount_path,
         description,
     )
+    return rows.variable(row)
 
 
-async def delete_variable(conn: asyncpg.Connection, variable_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def delete_variable(conn: asyncpg.Connection, variable_id: uuid.UUID) -> Variable:
+    row = await conn.fetchrow(
         f"UPDATE variables SET deleted_at = now(), version = {_NEXT} WHERE id = $1 RETURNING *",
         variable_id,
     )
+    return rows.variable(row)
 
 
-async def secret_variables(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch("SELECT id, value_sealed FROM variables WHERE is_secret FOR UPDATE")
+async def secret_variables(conn: asyncpg.Connection) -> list[SealedValue]:
+    """Every secret variable's sealed value, by its id, locked (re-sealing them all)."""
+    found = await conn.fetch("SELECT id, value_sealed FROM variables WHERE is_secret FOR UPDATE")
+    return [SealedValue(owner_id=row["id"], sealed=bytes(row["value_sealed"])) for row in found]
 
 
 async def set_sealed_value(conn: asyncpg.Connection, variable_id: uuid.UUID, sealed: bytes) -> None:
@@ -579,20 +613,28 @@ async def upsert_database_connection(
     return status.endswith(" 1")
 
 
-async def database_connections(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
+async def database_connections(
+    conn: asyncpg.Connection, env_id: uuid.UUID
+) -> list[DatabaseConnection]:
     """The connections of an environment's deployed databases (not the deleted ones)."""
-    return await conn.fetch(
+    found = await conn.fetch(
         "SELECT * FROM database_connections WHERE environment_id = $1 AND NOT deleted"
         " ORDER BY service_id",
         env_id,
     )
+    return [rows.database_connection(row) for row in found]
 
 
-async def sealed_database_passwords(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch(
+async def sealed_database_passwords(conn: asyncpg.Connection) -> list[SealedValue]:
+    """Every stored password, sealed, by its service's id, locked (re-sealing them all)."""
+    found = await conn.fetch(
         "SELECT service_id, password_sealed FROM database_connections"
         " WHERE password_sealed IS NOT NULL FOR UPDATE"
     )
+    return [
+        SealedValue(owner_id=row["service_id"], sealed=bytes(row["password_sealed"]))
+        for row in found
+    ]
 
 
 async def set_sealed_database_password(
@@ -610,8 +652,8 @@ async def set_sealed_database_password(
 
 async def upsert_rule(
     conn: asyncpg.Connection, *, env_id: uuid.UUID, org_id: uuid.UUID, rule: dict[str, Any]
-) -> Row:
-    return await conn.fetchrow(
+) -> SavedRule:
+    row = await conn.fetchrow(
         "INSERT INTO deployment_rules (environment_id, organization_id, auto_stop, auto_start,"
         " timezone, weekdays, start_time, stop_time, auto_preview)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -628,20 +670,42 @@ async def upsert_rule(
         rule["stop_time"],
         rule["auto_preview"],
     )
+    return rows.rule(row)
 
 
-async def rule(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM deployment_rules WHERE environment_id = $1", env_id)
+async def rule(conn: asyncpg.Connection, env_id: uuid.UUID) -> SavedRule | None:
+    row = await conn.fetchrow("SELECT * FROM deployment_rules WHERE environment_id = $1", env_id)
+    return None if row is None else rows.rule(row)
 
 
-_LIVE_TABLES = frozenset({"clusters", "environments", "services", "stages", "variables"})
+async def live_clusters(conn: asyncpg.Connection) -> list[Cluster]:
+    """Every cluster not deleted (the gateway's index snapshot)."""
+    found = await conn.fetch("SELECT * FROM clusters WHERE deleted_at IS NULL")
+    return [rows.cluster(row) for row in found]
 
 
-async def all_live(conn: asyncpg.Connection, table: str) -> list[Row]:
-    """Every row not deleted, of one of the catalog's entity tables (a fixed list)."""
-    if table not in _LIVE_TABLES:
-        raise ValueError(table)
-    return await conn.fetch(f"SELECT * FROM {table} WHERE deleted_at IS NULL")
+async def live_stages(conn: asyncpg.Connection) -> list[Stage]:
+    """Every stage not deleted (the gateway's index snapshot)."""
+    found = await conn.fetch("SELECT * FROM stages WHERE deleted_at IS NULL")
+    return [rows.stage(row) for row in found]
+
+
+async def live_environments(conn: asyncpg.Connection) -> list[Environment]:
+    """Every environment not deleted (the gateway's index snapshot)."""
+    found = await conn.fetch("SELECT * FROM environments WHERE deleted_at IS NULL")
+    return [rows.environment(row) for row in found]
+
+
+async def live_services(conn: asyncpg.Connection) -> list[Service]:
+    """Every service not deleted (the gateway's index snapshot)."""
+    found = await conn.fetch("SELECT * FROM services WHERE deleted_at IS NULL")
+    return [rows.service(row) for row in found]
+
+
+async def live_variables(conn: asyncpg.Connection) -> list[Variable]:
+    """Every variable not deleted (the gateway's index snapshot)."""
+    found = await conn.fetch("SELECT * FROM variables WHERE deleted_at IS NULL")
+    return [rows.variable(row) for row in found]
 
 
 # --- versions (If-Match)

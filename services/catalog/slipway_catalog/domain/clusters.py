@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import enum
 import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,6 +27,23 @@ from slipway_libs.errors import InvalidInput
 from slipway_libs.fields import Name, Value
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cluster:
+    """A cluster as the repositories answer it: ``local`` (every organization has one) or
+    ``self_managed``, whose credentials are sealed at rest, bound to its id."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    kind: str
+    api_url: str | None
+    credentials_sealed: bytes | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
 
 
 class CheckReason(enum.StrEnum):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -60,3 +63,33 @@ class DeploymentRule(BaseModel):
         if self.start_time and self.stop_time and self.start_time == self.stop_time:
             raise ValueError("start_time and stop_time must differ")
         return self
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedRule:
+    """An environment's deployment rule as the repositories answer it (validated when it was
+    put: ``DeploymentRule``)."""
+
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    auto_stop: bool
+    auto_start: bool
+    timezone: str
+    weekdays: tuple[str, ...]
+    start_time: str | None
+    stop_time: str | None
+    auto_preview: bool
+    version: int
+    updated_at: datetime
+
+    def settings(self) -> dict[str, Any]:
+        """The rule's settings, as a rule is saved (the environment and version left out)."""
+        return {
+            "auto_stop": self.auto_stop,
+            "auto_start": self.auto_start,
+            "timezone": self.timezone,
+            "weekdays": list(self.weekdays),
+            "start_time": self.start_time,
+            "stop_time": self.stop_time,
+            "auto_preview": self.auto_preview,
+        }

@@ -30,3 +30,9 @@ class Variable:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+
+    def sealed(self) -> bytes:
+        """A secret's sealed value (a plain variable has none)."""
+        if self.value_sealed is None:
+            raise ValueError(f"variable {self.id} is not a secret")
+        return self.value_sealed

@@ -22,6 +22,7 @@ from slipway_catalog.db import queries as q
 from slipway_catalog.domain import clusters as domain
 from slipway_catalog.domain.clusters import (
     CHECK_MESSAGES,
+    Cluster,
     ClusterCheckFailed,
     ClusterIn,
     ClusterPatch,
@@ -48,21 +49,21 @@ def not_found() -> Missing:
     return Missing("CLUSTER_NOT_FOUND", "No such cluster.")
 
 
-async def get(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> asyncpg.Record:
+async def get(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Cluster:
     row = await q.cluster(conn, cluster_id)
     if row is None:
         raise not_found()
     return row
 
 
-async def list_for(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> list[asyncpg.Record]:
+async def list_for(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> list[Cluster]:
     await organizations.require(conn, deps, org_id)
     return await q.clusters(conn, org_id)
 
 
 async def create(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, org_id: uuid.UUID, body: ClusterIn
-) -> asyncpg.Record:
+) -> Cluster:
     await organizations.require(conn, deps, org_id)
     server = body.access().server
     await _ensure_allowed(deps, server)
@@ -80,19 +81,17 @@ async def create(
     if row is None:
         raise Clash("CLUSTER_NAME_TAKEN", "A cluster with this name exists.", field="name")
     await publish.cluster(conn, row)
-    await _audit(conn, actor, row, "CREATE", {"name": row["name"], "api_url": row["api_url"]})
+    await _audit(conn, actor, row, "CREATE", {"name": row.name, "api_url": row.api_url})
     return row
 
 
 async def update(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, cluster_id: uuid.UUID, patch: ClusterPatch
-) -> asyncpg.Record:
+) -> Cluster:
     current = await get(conn, cluster_id)
-    if current["kind"] == "local":
+    if current.kind == "local":
         raise InvalidInput("LOCAL_CLUSTER_READ_ONLY", "The local cluster cannot be edited.")
-    merged = patch.apply(
-        credentials(deps, current), name=current["name"], api_url=current["api_url"]
-    )
+    merged = patch.apply(credentials(deps, current), name=current.name, api_url=current.api_url)
     server = merged.access().server
     await _ensure_allowed(deps, server)
     sealed = deps.at_rest.seal(json.dumps(merged.credentials()).encode(), aad=cluster_id.bytes)
@@ -100,13 +99,13 @@ async def update(
         conn, cluster_id, name=merged.name, api_url=server.url, sealed=sealed
     )
     await publish.cluster(conn, row)
-    await _audit(conn, actor, row, "UPDATE", {"name": row["name"], "api_url": row["api_url"]})
+    await _audit(conn, actor, row, "UPDATE", {"name": row.name, "api_url": row.api_url})
     return row
 
 
 async def delete(conn: asyncpg.Connection, actor: Actor, cluster_id: uuid.UUID) -> None:
     current = await get(conn, cluster_id)
-    if current["kind"] == "local":
+    if current.kind == "local":
         raise InvalidInput("LOCAL_CLUSTER_READ_ONLY", "The local cluster cannot be deleted.")
     if await q.environments_on_cluster(conn, cluster_id):
         raise Clash("CLUSTER_IN_USE", "Environments still run on this cluster.")
@@ -115,30 +114,30 @@ async def delete(conn: asyncpg.Connection, actor: Actor, cluster_id: uuid.UUID) 
     await _audit(conn, actor, row, "DELETE", None)
 
 
-def credentials(deps: Deps, row: asyncpg.Record) -> dict[str, Any]:
-    if row["credentials_sealed"] is None:
+def credentials(deps: Deps, row: Cluster) -> dict[str, Any]:
+    if row.credentials_sealed is None:
         return {}
-    opened = deps.at_rest.open(bytes(row["credentials_sealed"]), aad=row["id"].bytes)
+    opened = deps.at_rest.open(row.credentials_sealed, aad=row.id.bytes)
     creds: dict[str, Any] = json.loads(opened)
     return creds
 
 
-async def check(deps: Deps, row: asyncpg.Record, probe: ClusterProbe) -> dict[str, Any]:
+async def check(deps: Deps, row: Cluster, probe: ClusterProbe) -> dict[str, Any]:
     """Connectivity: the Kubernetes version, or a clear reason why it could not be read."""
-    if row["kind"] == "local":
+    if row.kind == "local":
         return {
             "ok": True,
             "kind": "local",
             "kubernetes_version": None,
             "message": "The local runtime runs on this machine.",
         }
-    access = domain.access(credentials(deps, row), api_url=row["api_url"])
+    access = domain.access(credentials(deps, row), api_url=row.api_url)
     try:
         version = await probe.version(access)
     except ClusterCheckFailed as failed:
         log.info(
             "cluster.check_failed",
-            cluster_id=str(row["id"]),
+            cluster_id=str(row.id),
             reason=str(failed.reason),
             detail=failed.detail,
         )
@@ -171,7 +170,7 @@ async def _ensure_allowed(deps: Deps, server: ApiServer) -> None:
 async def _audit(
     conn: asyncpg.Connection,
     actor: Actor,
-    row: asyncpg.Record,
+    row: Cluster,
     action: str,
     change: dict[str, Any] | None,
 ) -> None:
@@ -179,10 +178,10 @@ async def _audit(
         conn,
         producer=publish.SOURCE,
         actor=actor,
-        organization_id=row["organization_id"],
+        organization_id=row.organization_id,
         action=action,
         target_type="CLUSTER",
-        target_id=row["id"],
-        target_name=row["name"],
+        target_id=row.id,
+        target_name=row.name,
         change=change,
     )

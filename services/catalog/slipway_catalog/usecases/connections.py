@@ -66,14 +66,12 @@ async def of_environment(
 ) -> dict[uuid.UUID, DatabaseConnectionInfo]:
     """The connections of an environment's deployed databases, passwords opened, by service."""
     return {
-        row["service_id"]: DatabaseConnectionInfo(
-            host=row["host"],
-            port=row["port"],
-            user=row["user"],
-            database=row["database"],
-            password=deps.at_rest.open(
-                bytes(row["password_sealed"]), aad=row["service_id"].bytes
-            ).decode(),
+        row.service_id: DatabaseConnectionInfo(
+            host=row.host,
+            port=row.port,
+            user=row.user,
+            database=row.database,
+            password=deps.at_rest.open(row.password_sealed, aad=row.service_id.bytes).decode(),
         )
         for row in await q.database_connections(conn, env_id)
     }
@@ -83,11 +81,10 @@ async def reseal_all(conn: asyncpg.Connection, deps: Deps) -> int:
     """After putting a new sealing key first: re-encrypt every stored password with it."""
     count = 0
     for row in await q.sealed_database_passwords(conn):
-        sealed = bytes(row["password_sealed"])
-        if deps.at_rest.needs_reseal(sealed):
-            aad = row["service_id"].bytes
+        if deps.at_rest.needs_reseal(row.sealed):
+            aad = row.owner_id.bytes
             await q.set_sealed_database_password(
-                conn, row["service_id"], deps.at_rest.reseal(sealed, aad=aad)
+                conn, row.owner_id, deps.at_rest.reseal(row.sealed, aad=aad)
             )
             count += 1
     return count

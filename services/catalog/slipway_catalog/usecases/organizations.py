@@ -48,8 +48,8 @@ async def register_local_cluster(conn: asyncpg.Connection, org_id: uuid.UUID) ->
             organization_id=org_id,
             action="CREATE",
             target_type="CLUSTER",
-            target_id=row["id"],
-            target_name=row["name"],
+            target_id=row.id,
+            target_name=row.name,
             change={"kind": "local"},
         )
 
@@ -64,5 +64,5 @@ async def require(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> No
     if await q.ensure_organization(conn, org_id):
         if deps.local_runtime:
             await register_local_cluster(conn, org_id)
-    elif await q.organization(conn, org_id) is None:
+    elif not await q.organization_exists(conn, org_id):
         raise Missing("ORGANIZATION_NOT_FOUND", "No such organization.")

@@ -8,7 +8,13 @@ import uuid
 import asyncpg
 
 from slipway_catalog.db import queries as q
+from slipway_catalog.domain.clusters import Cluster
+from slipway_catalog.domain.environments import Environment
 from slipway_catalog.domain.projects import Project
+from slipway_catalog.domain.rules import SavedRule
+from slipway_catalog.domain.services import Service
+from slipway_catalog.domain.stages import Stage
+from slipway_catalog.domain.variables import Variable
 from slipway_contracts import EventPayload
 from slipway_contracts.events import catalog as ev
 from slipway_libs import changes, outbox
@@ -29,15 +35,15 @@ async def _publish(
     )
 
 
-def cluster_state(row: asyncpg.Record) -> ev.ClusterChanged:
+def cluster_state(row: Cluster) -> ev.ClusterChanged:
     return ev.ClusterChanged(
-        cluster_id=row["id"],
-        organization_id=row["organization_id"],
-        name=row["name"],
-        kind=row["kind"],
-        api_url=row["api_url"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        cluster_id=row.id,
+        organization_id=row.organization_id,
+        name=row.name,
+        kind=row.kind,
+        api_url=row.api_url,
+        deleted=row.deleted_at is not None,
+        version=row.version,
     )
 
 
@@ -52,117 +58,115 @@ def project_state(project: Project) -> ev.ProjectChanged:
     )
 
 
-def environment_state(row: asyncpg.Record) -> ev.EnvironmentChanged:
+def environment_state(row: Environment) -> ev.EnvironmentChanged:
     return ev.EnvironmentChanged(
-        environment_id=row["id"],
-        organization_id=row["organization_id"],
-        project_id=row["project_id"],
-        name=row["name"],
-        mode=row["mode"],
-        cluster_id=row["cluster_id"],
-        cloned_from=row["cloned_from"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        environment_id=row.id,
+        organization_id=row.organization_id,
+        project_id=row.project_id,
+        name=row.name,
+        mode=row.mode,
+        cluster_id=row.cluster_id,
+        cloned_from=row.cloned_from,
+        deleted=row.deleted_at is not None,
+        version=row.version,
     )
 
 
-def service_state(row: asyncpg.Record) -> ev.ServiceChanged:
+def service_state(row: Service) -> ev.ServiceChanged:
     return ev.ServiceChanged(
-        service_id=row["id"],
-        organization_id=row["organization_id"],
-        project_id=row["project_id"],
-        environment_id=row["environment_id"],
-        name=row["name"],
-        kind=row["kind"],
-        spec=row["spec"],
-        stage_id=row["stage_id"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        service_id=row.id,
+        organization_id=row.organization_id,
+        project_id=row.project_id,
+        environment_id=row.environment_id,
+        name=row.name,
+        kind=row.kind,
+        spec=row.spec,
+        stage_id=row.stage_id,
+        deleted=row.deleted_at is not None,
+        version=row.version,
     )
 
 
-def stage_state(row: asyncpg.Record) -> ev.StageChanged:
+def stage_state(row: Stage) -> ev.StageChanged:
     return ev.StageChanged(
-        stage_id=row["id"],
-        organization_id=row["organization_id"],
-        environment_id=row["environment_id"],
-        name=row["name"],
-        position=row["position"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        stage_id=row.id,
+        organization_id=row.organization_id,
+        environment_id=row.environment_id,
+        name=row.name,
+        position=row.position,
+        deleted=row.deleted_at is not None,
+        version=row.version,
     )
 
 
-def rule_state(row: asyncpg.Record) -> ev.DeploymentRuleChanged:
+def rule_state(row: SavedRule) -> ev.DeploymentRuleChanged:
     return ev.DeploymentRuleChanged(
-        environment_id=row["environment_id"],
-        organization_id=row["organization_id"],
-        auto_stop=row["auto_stop"],
-        auto_start=row["auto_start"],
-        timezone=row["timezone"],
-        weekdays=list(row["weekdays"]),
-        start_time=row["start_time"],
-        stop_time=row["stop_time"],
-        auto_preview=row["auto_preview"],
-        version=row["version"],
+        environment_id=row.environment_id,
+        organization_id=row.organization_id,
+        auto_stop=row.auto_stop,
+        auto_start=row.auto_start,
+        timezone=row.timezone,
+        weekdays=list(row.weekdays),
+        start_time=row.start_time,
+        stop_time=row.stop_time,
+        auto_preview=row.auto_preview,
+        version=row.version,
     )
 
 
-def variable_state(row: asyncpg.Record, transport: Sealer, at_rest: Sealer) -> ev.VariableChanged:
+def variable_state(row: Variable, transport: Sealer, at_rest: Sealer) -> ev.VariableChanged:
     sealed = None
-    if row["is_secret"] and row["deleted_at"] is None:
-        clear = at_rest.open(bytes(row["value_sealed"]), aad=row["id"].bytes)
-        sealed = base64.b64encode(transport.seal(clear, aad=row["id"].bytes)).decode()
+    if row.is_secret and row.deleted_at is None:
+        clear = at_rest.open(row.sealed(), aad=row.id.bytes)
+        sealed = base64.b64encode(transport.seal(clear, aad=row.id.bytes)).decode()
     return ev.VariableChanged(
-        variable_id=row["id"],
-        organization_id=row["organization_id"],
-        scope=row["scope"],
-        parent_id=row["parent_id"],
-        project_id=row["project_id"],
-        environment_id=row["environment_id"],
-        key=row["key"],
-        kind=row["kind"],
-        value=None if row["is_secret"] else row["value"],
+        variable_id=row.id,
+        organization_id=row.organization_id,
+        scope=row.scope,
+        parent_id=row.parent_id,
+        project_id=row.project_id,
+        environment_id=row.environment_id,
+        key=row.key,
+        kind=row.kind,
+        value=None if row.is_secret else row.value,
         value_sealed=sealed,
-        is_secret=row["is_secret"],
-        mount_path=row["mount_path"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        is_secret=row.is_secret,
+        mount_path=row.mount_path,
+        deleted=row.deleted_at is not None,
+        version=row.version,
     )
 
 
-async def cluster(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    await _publish(conn, cluster_state(row), key=row["id"], org_id=row["organization_id"])
+async def cluster(conn: asyncpg.Connection, row: Cluster) -> None:
+    await _publish(conn, cluster_state(row), key=row.id, org_id=row.organization_id)
 
 
 async def project(conn: asyncpg.Connection, project: Project) -> None:
     await _publish(conn, project_state(project), key=project.id, org_id=project.organization_id)
 
 
-async def environment(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    await _publish(
-        conn, environment_state(row), key=row["project_id"], org_id=row["organization_id"]
-    )
+async def environment(conn: asyncpg.Connection, row: Environment) -> None:
+    await _publish(conn, environment_state(row), key=row.project_id, org_id=row.organization_id)
 
 
-async def service(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    await _publish(conn, service_state(row), key=row["project_id"], org_id=row["organization_id"])
+async def service(conn: asyncpg.Connection, row: Service) -> None:
+    await _publish(conn, service_state(row), key=row.project_id, org_id=row.organization_id)
 
 
-async def stage(conn: asyncpg.Connection, row: asyncpg.Record, project_id: uuid.UUID) -> None:
-    await _publish(conn, stage_state(row), key=project_id, org_id=row["organization_id"])
+async def stage(conn: asyncpg.Connection, row: Stage, project_id: uuid.UUID) -> None:
+    await _publish(conn, stage_state(row), key=project_id, org_id=row.organization_id)
 
 
-async def rule(conn: asyncpg.Connection, row: asyncpg.Record, project_id: uuid.UUID) -> None:
-    await _publish(conn, rule_state(row), key=project_id, org_id=row["organization_id"])
+async def rule(conn: asyncpg.Connection, row: SavedRule, project_id: uuid.UUID) -> None:
+    await _publish(conn, rule_state(row), key=project_id, org_id=row.organization_id)
 
 
 async def variable(
-    conn: asyncpg.Connection, row: asyncpg.Record, *, transport: Sealer, at_rest: Sealer
+    conn: asyncpg.Connection, row: Variable, *, transport: Sealer, at_rest: Sealer
 ) -> None:
     await _publish(
         conn,
         variable_state(row, transport, at_rest),
-        key=row["project_id"],
-        org_id=row["organization_id"],
+        key=row.project_id,
+        org_id=row.organization_id,
     )

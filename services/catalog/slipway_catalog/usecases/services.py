@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from slipway_catalog.db import queries as q
 from slipway_catalog.domain import service_specs
+from slipway_catalog.domain.services import Service
 from slipway_catalog.domain.specs.common import ImageSource
 from slipway_catalog.domain.stages import default_stage
 from slipway_catalog.usecases import environments, publish
@@ -40,9 +41,7 @@ class SpecInvalid(InvalidInput):
         ]
 
 
-async def get(
-    conn: asyncpg.Connection, service_id: uuid.UUID, *, lock: bool = False
-) -> asyncpg.Record:
+async def get(conn: asyncpg.Connection, service_id: uuid.UUID, *, lock: bool = False) -> Service:
     row = await q.service(conn, service_id, lock=lock)
     if row is None:
         raise Missing("SERVICE_NOT_FOUND", "No such service.")
@@ -89,16 +88,16 @@ async def _ensure_image_allowed(
 
 async def create(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, env_id: uuid.UUID, data: dict[str, Any]
-) -> asyncpg.Record:
+) -> Service:
     env = await environments.get(conn, env_id, lock=True)
     spec = _parse(data)
-    await _ensure_image_allowed(deps, env["organization_id"], service_specs.image_source(spec))
+    await _ensure_image_allowed(deps, env.organization_id, service_specs.image_source(spec))
     stage_id = await _default_stage(conn, env_id, spec.kind)
     row = await q.insert_service(
         conn,
         service_id=uuid.uuid4(),
-        org_id=env["organization_id"],
-        project_id=env["project_id"],
+        org_id=env.organization_id,
+        project_id=env.project_id,
         env_id=env_id,
         name=spec.name,
         kind=spec.kind,
@@ -116,9 +115,9 @@ async def _default_stage(
     stages = await q.stages(conn, env_id)
     wanted = default_stage(kind)
     for stage in stages:
-        if stage["name"] == wanted:
-            return stage["id"]
-    return stages[-1]["id"] if stages else None
+        if stage.name == wanted:
+            return stage.id
+    return stages[-1].id if stages else None
 
 
 async def update(
@@ -127,24 +126,24 @@ async def update(
     actor: Actor,
     service_id: uuid.UUID,
     patch: dict[str, Any],
-) -> asyncpg.Record:
+) -> Service:
     current = await get(conn, service_id, lock=True)
-    if "kind" in patch and patch["kind"] != current["kind"]:
+    if "kind" in patch and patch["kind"] != current.kind:
         raise InvalidInput("KIND_IMMUTABLE", "A service's kind cannot change.", field="kind")
-    stored = _parse(current["spec"])
+    stored = _parse(current.spec)
     try:
         spec = service_specs.merge_update(stored, patch)
     except ValidationError as exc:
         raise SpecInvalid(exc) from None
     image = service_specs.image_source(spec)
     if image != service_specs.image_source(stored):  # an unrelated edit is not refused
-        await _ensure_image_allowed(deps, current["organization_id"], image)
+        await _ensure_image_allowed(deps, current.organization_id, image)
     row = await q.update_service(
         conn,
         service_id,
         name=spec.name,
         spec=spec.model_dump(mode="json"),
-        stage_id=current["stage_id"],
+        stage_id=current.stage_id,
     )
     await publish.service(conn, row)
     await record_audit(conn, actor, row, "UPDATE")
@@ -153,24 +152,22 @@ async def update(
 
 async def move(
     conn: asyncpg.Connection, actor: Actor, service_id: uuid.UUID, stage_id: uuid.UUID
-) -> asyncpg.Record:
+) -> Service:
     current = await get(conn, service_id, lock=True)
     stage = await q.stage(conn, stage_id)
-    if stage is None or stage["environment_id"] != current["environment_id"]:
+    if stage is None or stage.environment_id != current.environment_id:
         raise InvalidInput(
             "STAGE_NOT_FOUND", "No such stage in the service's environment.", field="stage_id"
         )
     row = await q.update_service(
-        conn, service_id, name=current["name"], spec=current["spec"], stage_id=stage_id
+        conn, service_id, name=current.name, spec=current.spec, stage_id=stage_id
     )
     await publish.service(conn, row)
     await record_audit(conn, actor, row, "UPDATE")
     return row
 
 
-async def record_audit(
-    conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str
-) -> None:
+async def record_audit(conn: asyncpg.Connection, actor: Actor, row: Service, action: str) -> None:
     target = {
         "application": "APPLICATION",
         "container": "CONTAINER",
@@ -178,17 +175,17 @@ async def record_audit(
         "cronjob": "JOB",
         "lifecycle": "JOB",
         "helm": "HELM",
-    }[row["kind"]]
+    }[row.kind]
     await audit.record(
         conn,
         producer=publish.SOURCE,
         actor=actor,
-        organization_id=row["organization_id"],
+        organization_id=row.organization_id,
         action=action,
         target_type=target,
-        target_id=row["id"],
-        target_name=row["name"],
-        project_id=row["project_id"],
-        environment_id=row["environment_id"],
-        change=row["spec"] if action != "DELETE" else None,
+        target_id=row.id,
+        target_name=row.name,
+        project_id=row.project_id,
+        environment_id=row.environment_id,
+        change=row.spec if action != "DELETE" else None,
     )

@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 
 from slipway_catalog.db import queries as q
+from slipway_catalog.domain.services import Service
+from slipway_catalog.domain.variables import Variable
 from slipway_catalog.usecases import connections, environments, projects, publish
 from slipway_catalog.usecases import services as services_uc
 from slipway_catalog.usecases.deps import Deps
@@ -38,7 +40,7 @@ class Parent:
     project_id: uuid.UUID
     env_id: uuid.UUID | None
     service_id: uuid.UUID | None
-    service: asyncpg.Record | None
+    service: Service | None
 
 
 async def parent(conn: asyncpg.Connection, scope: str, parent_id: uuid.UUID) -> Parent:
@@ -56,9 +58,9 @@ async def parent(conn: asyncpg.Connection, scope: str, parent_id: uuid.UUID) -> 
         env = await environments.get(conn, parent_id)
         return Parent(
             scope=scope,
-            org_id=env["organization_id"],
-            project_id=env["project_id"],
-            env_id=env["id"],
+            org_id=env.organization_id,
+            project_id=env.project_id,
+            env_id=env.id,
             service_id=None,
             service=None,
         )
@@ -66,10 +68,10 @@ async def parent(conn: asyncpg.Connection, scope: str, parent_id: uuid.UUID) -> 
         service = await services_uc.get(conn, parent_id)
         return Parent(
             scope=scope,
-            org_id=service["organization_id"],
-            project_id=service["project_id"],
-            env_id=service["environment_id"],
-            service_id=service["id"],
+            org_id=service.organization_id,
+            project_id=service.project_id,
+            env_id=service.environment_id,
+            service_id=service.id,
             service=service,
         )
     raise InvalidInput(
@@ -83,18 +85,18 @@ def _invalid(exc: ResolutionError) -> InvalidInput:
     return error
 
 
-def _domain(deps: Deps, row: asyncpg.Record) -> VariableIn:
-    value = row["value"]
-    if row["is_secret"]:
-        value = deps.at_rest.open(bytes(row["value_sealed"]), aad=row["id"].bytes).decode()
+def _domain(deps: Deps, row: Variable) -> VariableIn:
+    value = row.value
+    if row.is_secret:
+        value = deps.at_rest.open(row.sealed(), aad=row.id.bytes).decode()
     return VariableIn(
-        id=row["id"],
-        scope=row["scope"],
-        key=row["key"],
-        kind=row["kind"],
+        id=row.id,
+        scope=row.scope,
+        key=row.key,
+        kind=row.kind,
         value=value or "",
-        is_secret=row["is_secret"],
-        mount_path=row["mount_path"],
+        is_secret=row.is_secret,
+        mount_path=row.mount_path,
     )
 
 
@@ -108,9 +110,9 @@ async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[Vari
         env = await environments.get(conn, where.env_id)
         found += built_ins(
             project_id=where.project_id,
-            environment=env,
-            services=await q.services(conn, where.env_id),
-            service=where.service,
+            environment={"id": env.id, "name": env.name},
+            services=[s.reachable() for s in await q.services(conn, where.env_id)],
+            service=where.service.reachable(),
             connections=await connections.of_environment(conn, deps, where.env_id),
         )
     return found
@@ -118,7 +120,7 @@ async def view(conn: asyncpg.Connection, deps: Deps, where: Parent) -> list[Vari
 
 async def create(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, body: dict[str, Any]
-) -> asyncpg.Record:
+) -> Variable:
     where = await parent(conn, body["scope"], body["parent_id"])
     candidate = VariableIn(
         id=uuid.uuid4(),
@@ -161,7 +163,7 @@ async def create(
     return row
 
 
-async def get(conn: asyncpg.Connection, variable_id: uuid.UUID) -> asyncpg.Record:
+async def get(conn: asyncpg.Connection, variable_id: uuid.UUID) -> Variable:
     row = await q.variable(conn, variable_id)
     if row is None:
         raise Missing("VARIABLE_NOT_FOUND", "No such variable.")
@@ -174,9 +176,9 @@ async def update(
     actor: Actor,
     variable_id: uuid.UUID,
     patch: dict[str, Any],
-) -> asyncpg.Record:
+) -> Variable:
     current = await get(conn, variable_id)
-    where = await parent(conn, current["scope"], current["parent_id"])
+    where = await parent(conn, current.scope, current.parent_id)
     old = _domain(deps, current)
     candidate = old.model_copy(
         update={k: patch[k] for k in ("value", "mount_path") if patch.get(k) is not None}
@@ -196,7 +198,7 @@ async def update(
         value=None if candidate.is_secret else candidate.value,
         sealed=sealed,
         mount_path=candidate.mount_path,
-        description=patch.get("description") or current["description"],
+        description=patch.get("description") or current.description,
     )
     await publish.variable(conn, row, transport=deps.transport, at_rest=deps.at_rest)
     await _audit(conn, actor, row, "UPDATE")
@@ -207,7 +209,7 @@ async def delete(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, variable_id: uuid.UUID
 ) -> None:
     current = await get(conn, variable_id)
-    where = await parent(conn, current["scope"], current["parent_id"])
+    where = await parent(conn, current.scope, current.parent_id)
     try:
         check_can_delete(existing=await view(conn, deps, where), variable_id=variable_id)
     except ResolutionError as exc:
@@ -232,34 +234,33 @@ async def reseal_all(conn: asyncpg.Connection, deps: Deps) -> int:
     databases' passwords: ``connections.reseal_all``)."""
     count = 0
     for row in await q.secret_variables(conn):
-        sealed = bytes(row["value_sealed"])
-        if deps.at_rest.needs_reseal(sealed):
+        if deps.at_rest.needs_reseal(row.sealed):
             await q.set_sealed_value(
-                conn, row["id"], deps.at_rest.reseal(sealed, aad=row["id"].bytes)
+                conn, row.owner_id, deps.at_rest.reseal(row.sealed, aad=row.owner_id.bytes)
             )
             count += 1
     return count
 
 
-async def _audit(conn: asyncpg.Connection, actor: Actor, row: asyncpg.Record, action: str) -> None:
+async def _audit(conn: asyncpg.Connection, actor: Actor, row: Variable, action: str) -> None:
     change = {
-        "key": row["key"],
-        "scope": row["scope"],
-        "kind": row["kind"],
-        "is_secret": row["is_secret"],
+        "key": row.key,
+        "scope": row.scope,
+        "kind": row.kind,
+        "is_secret": row.is_secret,
     }
-    if not row["is_secret"] and action != "DELETE":
-        change["value"] = row["value"]
+    if not row.is_secret and action != "DELETE":
+        change["value"] = row.value
     await audit.record(
         conn,
         producer=publish.SOURCE,
         actor=actor,
-        organization_id=row["organization_id"],
+        organization_id=row.organization_id,
         action=action,
         target_type="VARIABLE",
-        target_id=row["id"],
-        target_name=row["key"],
-        project_id=row["project_id"],
-        environment_id=row["environment_id"],
+        target_id=row.id,
+        target_name=row.key,
+        project_id=row.project_id,
+        environment_id=row.environment_id,
         change=change,
     )

@@ -101,7 +101,7 @@ def _accounts(router: APIRouter, tx: Any, deps: Deps) -> None:
         if user is None:
             raise Unauthenticated("INVALID_CREDENTIALS", "Wrong email or password.")
         async with tx() as conn:
-            tokens = await accounts.open_session(conn, deps, user["id"])
+            tokens = await accounts.open_session(conn, deps, user.id)
         return tokens.body()
 
     @router.post("/sessions/refresh")
@@ -131,9 +131,10 @@ def _accounts(router: APIRouter, tx: Any, deps: Deps) -> None:
         user, organizations, invitations = profile
         return {
             **s.user_out(user),
-            "organizations": [s.organization_out(o) for o in organizations],
+            "organizations": [s.organization_of_user_out(o) for o in organizations],
             "invitations": [
-                s.invitation_out(i, "pending") | {"organization_name": i["organization_name"]}
+                s.invitation_out(i.invitation, "pending")
+                | {"organization_name": i.organization_name}
                 for i in invitations
             ],
         }
@@ -150,7 +151,7 @@ def _organizations(router: APIRouter, tx: Any) -> None:
     async def mine(user_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             rows = await reads.organizations_of(conn, user_id)
-        return {"items": [s.organization_out(r) for r in rows], "next_cursor": None}
+        return {"items": [s.organization_of_user_out(r) for r in rows], "next_cursor": None}
 
     @router.post("/organizations", status_code=201)
     async def create(body: s.OrganizationIn, actor: CurrentActor, once: Once) -> dict[str, Any]:
@@ -194,7 +195,8 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
         async with tx() as conn:
             await orgs.get(conn, org_id)
             rows = await reads.members_of(conn, org_id)
-        return {"items": [s.member_out(r) for r in rows], "next_cursor": None}
+        items = [s.member_out(r.member, email=r.email, name=r.name) for r in rows]
+        return {"items": items, "next_cursor": None}
 
     @router.post("/organizations/{org_id}/members", status_code=201)
     async def invite(org_id: uuid.UUID, body: s.Invite, actor: CurrentActor) -> dict[str, Any]:
@@ -203,7 +205,8 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
                 conn, deps, actor, org_id, email=body.email, role=body.role
             )
         delivery = await invitations.deliver(deps, invitation)  # after the commit
-        out = s.invitation_out(invitation.row, invitations.invitation_status(invitation.row))
+        invited = invitation.invitation
+        out = s.invitation_out(invited, invitations.invitation_status(invited))
         out["delivery"] = delivery
         if delivery == "inviter":  # no mailer: shown this once, for the inviter to pass on
             out["accept_token"] = invitation.token
@@ -249,7 +252,7 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
         token = body.token if body is not None else None
         async with tx() as conn:
             row = await invitations.accept(conn, actor, invitation_id, token=token)
-        return s.member_out(row) | {"organization_id": str(row["organization_id"])}
+        return s.member_out(row) | {"organization_id": str(row.organization_id)}
 
 
 def _roles(router: APIRouter, tx: Any) -> None:

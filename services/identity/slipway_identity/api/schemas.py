@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import asyncpg
 from pydantic import BeforeValidator, Field
 
 from slipway_contracts.events.identity import (
@@ -18,6 +17,12 @@ from slipway_contracts.events.identity import (
     ProjectGrant,
     ProjectPermission,
 )
+from slipway_identity.domain.api_tokens import ApiToken
+from slipway_identity.domain.invitations import Invitation
+from slipway_identity.domain.organizations import Member, Organization
+from slipway_identity.domain.read_models import AuditEvent, OrganizationOfUser
+from slipway_identity.domain.roles import CustomRole
+from slipway_identity.domain.users import User
 from slipway_libs.fields import Id, Instant, Line, Model, Name, Text, Value
 
 Body = Model
@@ -111,92 +116,96 @@ class TokenUsage(Body):
     used: dict[Id, Instant] = Field(max_length=10_000)
 
 
-def user_out(row: asyncpg.Record) -> dict[str, Any]:
+def user_out(user: User) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
-        "email": row["email"],
-        "name": row["name"],
-        "created_at": row["created_at"].isoformat(),
+        "id": str(user.id),
+        "email": user.email,
+        "name": user.name,
+        "created_at": user.created_at.isoformat(),
     }
 
 
-def organization_out(row: asyncpg.Record) -> dict[str, Any]:
-    out = {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "description": row["description"],
-        "owner_id": str(row["owner_id"]),
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
-    }
-    if "role" in row.keys():  # noqa: SIM118 (a Record's `in` looks at values)
-        out["role"] = row["role"] or str(row["custom_role_id"])
-    return out
-
-
-def member_out(row: asyncpg.Record) -> dict[str, Any]:
+def organization_out(org: Organization) -> dict[str, Any]:
     return {
-        "user_id": str(row["user_id"]),
-        "email": row.get("email"),
-        "name": row.get("name"),
-        "role": row["role"] or str(row["custom_role_id"]),
-        "role_kind": "builtin" if row["role"] else "custom",
-        "joined_at": row["created_at"].isoformat(),
+        "id": str(org.id),
+        "name": org.name,
+        "description": org.description,
+        "owner_id": str(org.owner_id),
+        "created_at": org.created_at.isoformat(),
+        "updated_at": org.updated_at.isoformat(),
     }
 
 
-def invitation_out(row: asyncpg.Record, status: str) -> dict[str, Any]:
+def organization_of_user_out(listed: OrganizationOfUser) -> dict[str, Any]:
+    return organization_out(listed.organization) | {"role": listed.role_name}
+
+
+def member_out(
+    member: Member, *, email: str | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """``email`` and ``name`` where the answer lists members (null after a change)."""
     return {
-        "id": str(row["id"]),
-        "organization_id": str(row["organization_id"]),
-        "email": row["email"],
-        "role": row["role"] or str(row["custom_role_id"]),
+        "user_id": str(member.user_id),
+        "email": email,
+        "name": name,
+        "role": member.role_name,
+        "role_kind": "builtin" if member.role else "custom",
+        "joined_at": member.created_at.isoformat(),
+    }
+
+
+def invitation_out(invitation: Invitation, status: str) -> dict[str, Any]:
+    return {
+        "id": str(invitation.id),
+        "organization_id": str(invitation.organization_id),
+        "email": invitation.email,
+        "role": invitation.role_name,
         "status": status,
-        "expires_at": row["expires_at"].isoformat(),
-        "created_at": row["created_at"].isoformat(),
+        "expires_at": invitation.expires_at.isoformat(),
+        "created_at": invitation.created_at.isoformat(),
     }
 
 
-def custom_role_out(row: asyncpg.Record) -> dict[str, Any]:
+def custom_role_out(role: CustomRole) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
+        "id": str(role.id),
         "kind": "custom",
-        "name": row["name"],
-        "description": row["description"],
-        "clusters": row["clusters"],
-        "projects": row["projects"],
-        "created_at": row["created_at"].isoformat(),
+        "name": role.name,
+        "description": role.description,
+        "clusters": role.clusters,
+        "projects": role.projects,
+        "created_at": role.created_at.isoformat(),
     }
 
 
-def api_token_out(row: asyncpg.Record) -> dict[str, Any]:
-    last = row["last_used_at"]
+def api_token_out(token: ApiToken) -> dict[str, Any]:
+    last = token.last_used_at
     return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "description": row["description"],
-        "role": row["role"] or str(row["custom_role_id"]),
-        "prefix": row["token_prefix"],
-        "created_at": row["created_at"].isoformat(),
+        "id": str(token.id),
+        "name": token.name,
+        "description": token.description,
+        "role": token.role_name,
+        "prefix": token.token_prefix,
+        "created_at": token.created_at.isoformat(),
         "last_used_at": last.isoformat() if last else None,
     }
 
 
-def audit_out(row: asyncpg.Record) -> dict[str, Any]:
+def audit_out(event: AuditEvent) -> dict[str, Any]:
     def opt(value: Any) -> Any:
         return str(value) if value is not None else None
 
     return {
-        "id": str(row["id"]),
-        "occurred_at": row["occurred_at"].isoformat(),
-        "source": row["source"],
-        "actor": {"type": row["actor_type"], "id": row["actor_id"], "name": row["actor_name"]},
-        "origin": row["origin"],
-        "action": row["action"],
-        "target_type": row["target_type"],
-        "target_id": row["target_id"],
-        "target_name": row["target_name"],
-        "project_id": opt(row["project_id"]),
-        "environment_id": opt(row["environment_id"]),
-        "change": row["change"],
+        "id": str(event.id),
+        "occurred_at": event.occurred_at.isoformat(),
+        "source": event.source,
+        "actor": {"type": event.actor_type, "id": event.actor_id, "name": event.actor_name},
+        "origin": event.origin,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_name": event.target_name,
+        "project_id": opt(event.project_id),
+        "environment_id": opt(event.environment_id),
+        "change": event.change,
     }

@@ -9,40 +9,198 @@ normalized form (``domain.accounts.normalize_email``: lowercase) and are compare
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeVar
 
 import asyncpg
 
 from slipway_identity.domain import roles
+from slipway_identity.domain.api_tokens import ApiToken
+from slipway_identity.domain.invitations import Invitation
+from slipway_identity.domain.login_throttle import Failures
+from slipway_identity.domain.organizations import Member, Organization
+from slipway_identity.domain.read_models import (
+    AuditEvent,
+    InvitationToUser,
+    MemberListing,
+    OrganizationOfUser,
+)
+from slipway_identity.domain.roles import CustomRole
+from slipway_identity.domain.users import Session, SigningKey, User
 from slipway_libs import db
 
-Row: TypeAlias = asyncpg.Record
 _NEXT = "nextval('access_version')"
+_T = TypeVar("_T")
+
+# --- rows to models: one mapping per model; nothing outside this module reads a row
+
+
+def _maybe(project: Callable[[asyncpg.Record], _T], row: asyncpg.Record | None) -> _T | None:
+    return None if row is None else project(row)
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        password_hash=row["password_hash"],
+        created_at=row["created_at"],
+    )
+
+
+def _session(row: asyncpg.Record) -> Session:
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def _signing_key(row: asyncpg.Record) -> SigningKey:
+    return SigningKey(
+        kid=row["kid"],
+        private_key_sealed=bytes(row["private_key_sealed"]),
+        public_jwk=row["public_jwk"],
+        status=row["status"],
+    )
+
+
+def _failures(row: asyncpg.Record) -> Failures:
+    return Failures(count=row["n"], first=row["first"])
+
+
+def _organization(row: asyncpg.Record) -> Organization:
+    return Organization(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        owner_id=row["owner_id"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+def _organization_of_user(row: asyncpg.Record) -> OrganizationOfUser:
+    return OrganizationOfUser(
+        organization=_organization(row), role=row["role"], custom_role_id=row["custom_role_id"]
+    )
+
+
+def _member(row: asyncpg.Record) -> Member:
+    return Member(
+        organization_id=row["organization_id"],
+        user_id=row["user_id"],
+        role=row["role"],
+        custom_role_id=row["custom_role_id"],
+        version=row["version"],
+        created_at=row["created_at"],
+        removed_at=row["removed_at"],
+    )
+
+
+def _member_listing(row: asyncpg.Record) -> MemberListing:
+    return MemberListing(member=_member(row), email=row["email"], name=row["name"])
+
+
+def _custom_role(row: asyncpg.Record) -> CustomRole:
+    return CustomRole(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        name=row["name"],
+        description=row["description"],
+        clusters=row["clusters"],
+        projects=row["projects"],
+        version=row["version"],
+        created_at=row["created_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+def _invitation(row: asyncpg.Record) -> Invitation:
+    return Invitation(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        email=row["email"],
+        role=row["role"],
+        custom_role_id=row["custom_role_id"],
+        status=row["status"],
+        token_sha256=row["token_sha256"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+    )
+
+
+def _invitation_to_user(row: asyncpg.Record) -> InvitationToUser:
+    return InvitationToUser(invitation=_invitation(row), organization_name=row["organization_name"])
+
+
+def _api_token(row: asyncpg.Record) -> ApiToken:
+    return ApiToken(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        name=row["name"],
+        description=row["description"],
+        token_sha256=row["token_sha256"],
+        token_prefix=row["token_prefix"],
+        role=row["role"],
+        custom_role_id=row["custom_role_id"],
+        version=row["version"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def _audit_event(row: asyncpg.Record) -> AuditEvent:
+    return AuditEvent(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        occurred_at=row["occurred_at"],
+        source=row["source"],
+        actor_type=row["actor_type"],
+        actor_id=row["actor_id"],
+        actor_name=row["actor_name"],
+        origin=row["origin"],
+        action=row["action"],
+        target_type=row["target_type"],
+        target_id=row["target_id"],
+        target_name=row["target_name"],
+        project_id=row["project_id"],
+        environment_id=row["environment_id"],
+        change=row["change"],
+    )
+
 
 # --- users and sessions
 
 
 async def insert_user(
     conn: asyncpg.Connection, *, user_id: uuid.UUID, email: str, name: str, password_hash: str
-) -> Row:
+) -> User | None:
+    """None when the address is taken."""
     row = await conn.fetchrow(
         "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING RETURNING id, email, name, created_at",
+        " ON CONFLICT DO NOTHING RETURNING *",
         user_id,
         email,
         name,
         password_hash,
     )
-    return row
+    return _maybe(_user, row)
 
 
-async def user_by_email(conn: asyncpg.Connection, email: str) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM users WHERE lower(email) = $1", email)
+async def user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
+    row = await conn.fetchrow("SELECT * FROM users WHERE lower(email) = $1", email)
+    return _maybe(_user, row)
 
 
-async def user_by_id(conn: asyncpg.Connection, user_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+async def user_by_id(conn: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
+    return _maybe(_user, await conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id))
 
 
 async def insert_session(
@@ -63,14 +221,18 @@ async def insert_session(
     )
 
 
-async def session_by_refresh(conn: asyncpg.Connection, refresh_hash: str) -> Row | None:
-    return await conn.fetchrow(
+async def session_by_refresh(conn: asyncpg.Connection, refresh_hash: str) -> Session | None:
+    row = await conn.fetchrow(
         "SELECT * FROM sessions WHERE refresh_token_hash = $1 FOR UPDATE", refresh_hash
     )
+    return _maybe(_session, row)
 
 
-async def session_by_previous_refresh(conn: asyncpg.Connection, refresh_hash: str) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM sessions WHERE previous_hash = $1", refresh_hash)
+async def session_by_previous_refresh(
+    conn: asyncpg.Connection, refresh_hash: str
+) -> Session | None:
+    row = await conn.fetchrow("SELECT * FROM sessions WHERE previous_hash = $1", refresh_hash)
+    return _maybe(_session, row)
 
 
 async def rotate_session(
@@ -85,34 +247,39 @@ async def rotate_session(
     )
 
 
-async def session_by_id(conn: asyncpg.Connection, session_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM sessions WHERE id = $1", session_id)
+async def session_by_id(conn: asyncpg.Connection, session_id: uuid.UUID) -> Session | None:
+    return _maybe(_session, await conn.fetchrow("SELECT * FROM sessions WHERE id = $1", session_id))
 
 
-async def revoke_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def revoke_session(conn: asyncpg.Connection, session_id: uuid.UUID) -> Session | None:
+    """The session, now revoked; None when it was already."""
+    row = await conn.fetchrow(
         "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
-        " RETURNING id, user_id, expires_at",
+        " RETURNING id, user_id, expires_at, revoked_at",
         session_id,
     )
+    return _maybe(_session, row)
 
 
-async def revoked_sessions(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch(
-        "SELECT id, user_id, expires_at FROM sessions"
+async def revoked_sessions(conn: asyncpg.Connection) -> list[Session]:
+    rows = await conn.fetch(
+        "SELECT id, user_id, expires_at, revoked_at FROM sessions"
         " WHERE revoked_at IS NOT NULL AND expires_at > now()"
     )
+    return [_session(r) for r in rows]
 
 
 # --- signing keys
 
 
-async def signing_keys(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch("SELECT * FROM signing_keys ORDER BY created_at")
+async def signing_keys(conn: asyncpg.Connection) -> list[SigningKey]:
+    rows = await conn.fetch("SELECT * FROM signing_keys ORDER BY created_at")
+    return [_signing_key(r) for r in rows]
 
 
-async def active_signing_key(conn: asyncpg.Connection) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM signing_keys WHERE status = 'active'")
+async def active_signing_key(conn: asyncpg.Connection) -> SigningKey | None:
+    row = await conn.fetchrow("SELECT * FROM signing_keys WHERE status = 'active'")
+    return _maybe(_signing_key, row)
 
 
 async def insert_signing_key(
@@ -185,7 +352,7 @@ async def signed_in_from(conn: asyncpg.Connection, *, email: str, address: str) 
 
 async def account_failures_from(
     conn: asyncpg.Connection, *, email: str, address: str, since: datetime
-) -> tuple[int, datetime | None]:
+) -> Failures:
     """Failures against the account from one address."""
     row = await conn.fetchrow(
         "SELECT count(*) AS n, min(at) AS first FROM login_attempts"
@@ -194,12 +361,12 @@ async def account_failures_from(
         address,
         since,
     )
-    return row["n"], row["first"]
+    return _failures(row)
 
 
 async def account_failures_from_strangers(
     conn: asyncpg.Connection, *, email: str, since: datetime
-) -> tuple[int, datetime | None]:
+) -> Failures:
     """Failures against the account from the addresses it never signed in from."""
     row = await conn.fetchrow(
         "SELECT count(*) AS n, min(at) AS first FROM login_attempts"
@@ -208,12 +375,12 @@ async def account_failures_from_strangers(
         email,
         since,
     )
-    return row["n"], row["first"]
+    return _failures(row)
 
 
 async def login_failures_from(
     conn: asyncpg.Connection, *, address: str, since: datetime
-) -> tuple[int, datetime | None]:
+) -> Failures:
     """Failures from one address, whatever the accounts."""
     row = await conn.fetchrow(
         "SELECT count(*) AS n, min(at) AS first FROM login_attempts"
@@ -221,7 +388,7 @@ async def login_failures_from(
         address,
         since,
     )
-    return row["n"], row["first"]
+    return _failures(row)
 
 
 # --- organizations
@@ -229,8 +396,8 @@ async def login_failures_from(
 
 async def insert_organization(
     conn: asyncpg.Connection, *, org_id: uuid.UUID, name: str, description: str, owner_id: uuid.UUID
-) -> Row:
-    return await conn.fetchrow(
+) -> Organization:
+    row = await conn.fetchrow(
         "INSERT INTO organizations (id, name, description, owner_id) VALUES ($1, $2, $3, $4)"
         " RETURNING *",
         org_id,
@@ -238,31 +405,36 @@ async def insert_organization(
         description,
         owner_id,
     )
+    return _organization(row)
 
 
 async def organization(
     conn: asyncpg.Connection, org_id: uuid.UUID, *, lock: bool = False
-) -> Row | None:
+) -> Organization | None:
     suffix = " FOR UPDATE" if lock else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT * FROM organizations WHERE id = $1 AND deleted_at IS NULL{suffix}", org_id
     )
+    return _maybe(_organization, row)
 
 
-async def organizations_of_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def organizations_of_user(
+    conn: asyncpg.Connection, user_id: uuid.UUID
+) -> list[OrganizationOfUser]:
+    rows = await conn.fetch(
         "SELECT o.*, m.role, m.custom_role_id FROM organizations o"
         " JOIN members m ON m.organization_id = o.id"
         " WHERE m.user_id = $1 AND m.removed_at IS NULL AND o.deleted_at IS NULL"
         " ORDER BY o.created_at",
         user_id,
     )
+    return [_organization_of_user(r) for r in rows]
 
 
 async def update_organization(
     conn: asyncpg.Connection, org_id: uuid.UUID, *, name: str | None, description: str | None
-) -> Row:
-    return await conn.fetchrow(
+) -> Organization:
+    row = await conn.fetchrow(
         f"UPDATE organizations SET name = coalesce($2, name),"
         f" description = coalesce($3, description), updated_at = now(), version = {_NEXT}"
         " WHERE id = $1 AND deleted_at IS NULL RETURNING *",
@@ -270,23 +442,28 @@ async def update_organization(
         name,
         description,
     )
+    return _organization(row)
 
 
-async def set_owner(conn: asyncpg.Connection, org_id: uuid.UUID, owner_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def set_owner(
+    conn: asyncpg.Connection, org_id: uuid.UUID, owner_id: uuid.UUID
+) -> Organization:
+    row = await conn.fetchrow(
         f"UPDATE organizations SET owner_id = $2, updated_at = now(), version = {_NEXT}"
         " WHERE id = $1 RETURNING *",
         org_id,
         owner_id,
     )
+    return _organization(row)
 
 
-async def delete_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def delete_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> Organization:
+    row = await conn.fetchrow(
         f"UPDATE organizations SET deleted_at = now(), version = {_NEXT}"
         " WHERE id = $1 AND deleted_at IS NULL RETURNING *",
         org_id,
     )
+    return _organization(row)
 
 
 # --- members
@@ -299,8 +476,8 @@ async def upsert_member(
     user_id: uuid.UUID,
     role: str | None,
     custom_role_id: uuid.UUID | None,
-) -> Row:
-    return await conn.fetchrow(
+) -> Member:
+    row = await conn.fetchrow(
         "INSERT INTO members (organization_id, user_id, role, custom_role_id)"
         " VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (organization_id, user_id) DO UPDATE SET role = $3, custom_role_id = $4,"
@@ -310,26 +487,29 @@ async def upsert_member(
         role,
         custom_role_id,
     )
+    return _member(row)
 
 
 async def member(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
-) -> Row | None:
+) -> Member | None:
     suffix = " FOR UPDATE" if lock else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "SELECT * FROM members WHERE organization_id = $1 AND user_id = $2"
         f" AND removed_at IS NULL{suffix}",
         org_id,
         user_id,
     )
+    return _maybe(_member, row)
 
 
-async def members(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def members(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[MemberListing]:
+    rows = await conn.fetch(
         "SELECT m.*, u.email, u.name FROM members m JOIN users u ON u.id = m.user_id"
         " WHERE m.organization_id = $1 AND m.removed_at IS NULL ORDER BY m.created_at",
         org_id,
     )
+    return [_member_listing(r) for r in rows]
 
 
 async def set_member_role(
@@ -339,8 +519,8 @@ async def set_member_role(
     user_id: uuid.UUID,
     role: str | None,
     custom_role_id: uuid.UUID | None,
-) -> Row:
-    return await conn.fetchrow(
+) -> Member:
+    row = await conn.fetchrow(
         "UPDATE members SET role = $3, custom_role_id = $4, updated_at = now(),"
         f" version = {_NEXT} WHERE organization_id = $1 AND user_id = $2 RETURNING *",
         org_id,
@@ -348,15 +528,17 @@ async def set_member_role(
         role,
         custom_role_id,
     )
+    return _member(row)
 
 
-async def remove_member(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> Row:
-    return await conn.fetchrow(
+async def remove_member(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> Member:
+    row = await conn.fetchrow(
         f"UPDATE members SET removed_at = now(), version = {_NEXT}"
         " WHERE organization_id = $1 AND user_id = $2 RETURNING *",
         org_id,
         user_id,
     )
+    return _member(row)
 
 
 async def count_owners(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
@@ -388,8 +570,8 @@ async def insert_custom_role(
     description: str,
     clusters: list[dict[str, Any]],
     projects: list[dict[str, Any]],
-) -> Row:
-    return await db.fetchrow_unique(
+) -> CustomRole:
+    row = await db.fetchrow_unique(
         conn,
         roles.role_name_taken,
         "INSERT INTO custom_roles (id, organization_id, name, description, clusters, projects)"
@@ -401,24 +583,27 @@ async def insert_custom_role(
         clusters,
         projects,
     )
+    return _custom_role(row)
 
 
 async def custom_role(
     conn: asyncpg.Connection, org_id: uuid.UUID, role_id: uuid.UUID
-) -> Row | None:
-    return await conn.fetchrow(
+) -> CustomRole | None:
+    row = await conn.fetchrow(
         "SELECT * FROM custom_roles WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL",
         org_id,
         role_id,
     )
+    return _maybe(_custom_role, row)
 
 
-async def custom_roles(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def custom_roles(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[CustomRole]:
+    rows = await conn.fetch(
         "SELECT * FROM custom_roles WHERE organization_id = $1 AND deleted_at IS NULL"
         " ORDER BY created_at",
         org_id,
     )
+    return [_custom_role(r) for r in rows]
 
 
 async def update_custom_role(
@@ -430,8 +615,8 @@ async def update_custom_role(
     description: str,
     clusters: list[dict[str, Any]],
     projects: list[dict[str, Any]],
-) -> Row | None:
-    return await db.fetchrow_unique(
+) -> CustomRole | None:
+    row = await db.fetchrow_unique(
         conn,
         roles.role_name_taken,
         "UPDATE custom_roles SET name = $3, description = $4, clusters = $5, projects = $6,"
@@ -444,17 +629,19 @@ async def update_custom_role(
         clusters,
         projects,
     )
+    return _maybe(_custom_role, row)
 
 
 async def delete_custom_role(
     conn: asyncpg.Connection, org_id: uuid.UUID, role_id: uuid.UUID
-) -> Row | None:
-    return await conn.fetchrow(
+) -> CustomRole | None:
+    row = await conn.fetchrow(
         f"UPDATE custom_roles SET deleted_at = now(), version = {_NEXT}"
         " WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING *",
         org_id,
         role_id,
     )
+    return _maybe(_custom_role, row)
 
 
 # --- invitations
@@ -471,10 +658,10 @@ async def upsert_pending_invitation(
     invited_by: uuid.UUID | None,
     token_sha256: str,
     expires_at: datetime,
-) -> Row:
+) -> tuple[Invitation, bool]:
     """A new pending invitation, or the address's pending one renewed (new token, role, expiry);
-    ``created`` tells which."""
-    return await conn.fetchrow(
+    the flag is True for a new one."""
+    row = await conn.fetchrow(
         "INSERT INTO invitations (id, organization_id, email, role, custom_role_id, invited_by,"
         " token_sha256, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT (organization_id, lower(email)) WHERE status = 'pending' DO UPDATE SET"
@@ -489,6 +676,7 @@ async def upsert_pending_invitation(
         token_sha256,
         expires_at,
     )
+    return _invitation(row), row["created"]
 
 
 async def expire_pending_invitation(
@@ -504,43 +692,47 @@ async def expire_pending_invitation(
 
 async def invitation(
     conn: asyncpg.Connection, invitation_id: uuid.UUID, *, org_id: uuid.UUID | None = None
-) -> Row | None:
-    return await conn.fetchrow(
+) -> Invitation | None:
+    row = await conn.fetchrow(
         "SELECT * FROM invitations WHERE id = $1 AND ($2::uuid IS NULL OR organization_id = $2)"
         " FOR UPDATE",
         invitation_id,
         org_id,
     )
+    return _maybe(_invitation, row)
 
 
-async def invitations(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def invitations(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Invitation]:
+    rows = await conn.fetch(
         "SELECT * FROM invitations WHERE organization_id = $1 AND status = 'pending'"
         " ORDER BY created_at",
         org_id,
     )
+    return [_invitation(r) for r in rows]
 
 
-async def invitations_for_email(conn: asyncpg.Connection, email: str) -> list[Row]:
-    return await conn.fetch(
+async def invitations_for_email(conn: asyncpg.Connection, email: str) -> list[InvitationToUser]:
+    rows = await conn.fetch(
         "SELECT i.*, o.name AS organization_name FROM invitations i"
         " JOIN organizations o ON o.id = i.organization_id AND o.deleted_at IS NULL"
         " WHERE lower(i.email) = $1 AND i.status = 'pending' AND i.expires_at > now()"
         " ORDER BY i.created_at",
         email,
     )
+    return [_invitation_to_user(r) for r in rows]
 
 
 async def set_invitation_status(
     conn: asyncpg.Connection, invitation_id: uuid.UUID, status: str
-) -> Row:
-    return await conn.fetchrow(
+) -> Invitation:
+    row = await conn.fetchrow(
         "UPDATE invitations SET status = $2,"
         " accepted_at = CASE WHEN $2 = 'accepted' THEN now() ELSE accepted_at END"
         " WHERE id = $1 RETURNING *",
         invitation_id,
         status,
     )
+    return _invitation(row)
 
 
 # --- API tokens
@@ -558,8 +750,8 @@ async def insert_api_token(
     role: str | None,
     custom_role_id: uuid.UUID | None,
     created_by: uuid.UUID | None,
-) -> Row:
-    return await conn.fetchrow(
+) -> ApiToken:
+    row = await conn.fetchrow(
         "INSERT INTO api_tokens (id, organization_id, name, description, token_sha256,"
         " token_prefix, role, custom_role_id, created_by)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
@@ -573,33 +765,37 @@ async def insert_api_token(
         custom_role_id,
         created_by,
     )
+    return _api_token(row)
 
 
-async def api_tokens(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def api_tokens(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[ApiToken]:
+    rows = await conn.fetch(
         "SELECT * FROM api_tokens WHERE organization_id = $1 AND revoked_at IS NULL"
         " ORDER BY created_at",
         org_id,
     )
+    return [_api_token(r) for r in rows]
 
 
 async def revoke_api_token(
     conn: asyncpg.Connection, org_id: uuid.UUID, token_id: uuid.UUID
-) -> Row | None:
-    return await conn.fetchrow(
+) -> ApiToken | None:
+    row = await conn.fetchrow(
         f"UPDATE api_tokens SET revoked_at = now(), version = {_NEXT}"
         " WHERE organization_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING *",
         org_id,
         token_id,
     )
+    return _maybe(_api_token, row)
 
 
-async def revoke_api_tokens_of_org(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def revoke_api_tokens_of_org(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[ApiToken]:
+    rows = await conn.fetch(
         f"UPDATE api_tokens SET revoked_at = now(), version = {_NEXT}"
         " WHERE organization_id = $1 AND revoked_at IS NULL RETURNING *",
         org_id,
     )
+    return [_api_token(r) for r in rows]
 
 
 async def touch_api_tokens(conn: asyncpg.Connection, used: dict[uuid.UUID, datetime]) -> None:
@@ -614,25 +810,24 @@ async def touch_api_tokens(conn: asyncpg.Connection, used: dict[uuid.UUID, datet
 # --- access snapshot (for the gateway's projection)
 
 
-async def snapshot_organizations(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch(
-        "SELECT id, name, owner_id, deleted_at, version FROM organizations WHERE deleted_at IS NULL"
-    )
+async def snapshot_organizations(conn: asyncpg.Connection) -> list[Organization]:
+    rows = await conn.fetch("SELECT * FROM organizations WHERE deleted_at IS NULL")
+    return [_organization(r) for r in rows]
 
 
-async def snapshot_members(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch(
-        "SELECT organization_id, user_id, role, custom_role_id, version, removed_at FROM members"
-        " WHERE removed_at IS NULL"
-    )
+async def snapshot_members(conn: asyncpg.Connection) -> list[Member]:
+    rows = await conn.fetch("SELECT * FROM members WHERE removed_at IS NULL")
+    return [_member(r) for r in rows]
 
 
-async def snapshot_custom_roles(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch("SELECT * FROM custom_roles WHERE deleted_at IS NULL")
+async def snapshot_custom_roles(conn: asyncpg.Connection) -> list[CustomRole]:
+    rows = await conn.fetch("SELECT * FROM custom_roles WHERE deleted_at IS NULL")
+    return [_custom_role(r) for r in rows]
 
 
-async def snapshot_api_tokens(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch("SELECT * FROM api_tokens WHERE revoked_at IS NULL")
+async def snapshot_api_tokens(conn: asyncpg.Connection) -> list[ApiToken]:
+    rows = await conn.fetch("SELECT * FROM api_tokens WHERE revoked_at IS NULL")
+    return [_api_token(r) for r in rows]
 
 
 # --- audit log
@@ -672,9 +867,9 @@ async def audit_events(
     filters: dict[str, Any],
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[Row]:
+) -> list[AuditEvent]:
     """Newest first; ``after`` is the (occurred_at, id) of the last row of the previous page."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         "SELECT * FROM audit_events WHERE organization_id = $1"
         " AND ($2::timestamptz IS NULL OR occurred_at >= $2)"
         " AND ($3::timestamptz IS NULL OR occurred_at < $3)"
@@ -701,3 +896,4 @@ async def audit_events(
         after[1] if after else None,
         limit,
     )
+    return [_audit_event(r) for r in rows]

@@ -11,10 +11,38 @@ enough, and neither is the address alone (sign-up does not verify addresses).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from slipway_identity.domain.roles import role_reference
 from slipway_libs.errors import Clash, Denied, InvalidInput, Missing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invitation:
+    """An invitation of a normalized address to a built-in or custom role; only the SHA-256 of
+    its link token is kept (None for invitations from before link tokens)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    email: str
+    role: str | None
+    custom_role_id: uuid.UUID | None
+    status: str  # pending | accepted | revoked (stored; "expired" is derived)
+    token_sha256: str | None
+    expires_at: datetime
+    created_at: datetime
+
+    @property
+    def role_name(self) -> str:
+        return role_reference(self.role, self.custom_role_id)
+
+    def status_at(self, now: datetime) -> str:
+        """The status shown: a pending invitation past its expiry is ``expired``."""
+        if self.status == "pending" and self.expires_at <= now:
+            return "expired"
+        return self.status
 
 
 @dataclass(frozen=True)

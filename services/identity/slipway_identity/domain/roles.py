@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, get_args
 
 from slipway_libs.errors import Clash, Denied
 
@@ -16,6 +19,26 @@ DESCRIPTIONS = {
     "viewer": "Read the organization, its projects and environments.",
     "billing": "Read the organization and manage billing.",
 }
+
+
+def role_reference(role: str | None, custom_role_id: uuid.UUID | None) -> str:
+    """How a holder's role is named in answers: the built-in role, else the custom role's id."""
+    return role or str(custom_role_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomRole:
+    """Per-cluster and per-project grants, stored as the contract's grant documents (JSON)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str
+    clusters: list[dict[str, Any]]
+    projects: list[dict[str, Any]]
+    version: int
+    created_at: datetime
+    deleted_at: datetime | None
 
 
 # How far a role reaches; nobody grants (to a member or an API token) more than they hold.

@@ -1,4 +1,4 @@
-"""Publishing the access state the gateway projects, from rows, through the outbox."""
+"""Publishing the access state the gateway projects, from the aggregates, through the outbox."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import asyncpg
 from slipway_contracts import EventPayload
 from slipway_contracts.events import identity as ev
 from slipway_identity.db import queries as q
+from slipway_identity.domain.api_tokens import ApiToken
+from slipway_identity.domain.organizations import Member, Organization
+from slipway_identity.domain.roles import CustomRole
+from slipway_identity.domain.users import Session, SigningKey
 from slipway_identity.usecases.deps import SOURCE
 from slipway_libs import outbox
 
@@ -22,80 +26,83 @@ async def _publish(
     )
 
 
-def organization_state(row: asyncpg.Record) -> ev.OrganizationChanged:
+def organization_state(org: Organization) -> ev.OrganizationChanged:
     return ev.OrganizationChanged(
-        organization_id=row["id"],
-        name=row["name"],
-        owner_id=row["owner_id"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        organization_id=org.id,
+        name=org.name,
+        owner_id=org.owner_id,
+        deleted=org.deleted_at is not None,
+        version=org.version,
     )
 
 
-def membership_state(row: asyncpg.Record) -> ev.MembershipChanged:
+def membership_state(member: Member) -> ev.MembershipChanged:
     return ev.MembershipChanged(
-        organization_id=row["organization_id"],
-        user_id=row["user_id"],
-        role=row["role"],
-        custom_role_id=row["custom_role_id"],
-        removed=row["removed_at"] is not None,
-        version=row["version"],
+        organization_id=member.organization_id,
+        user_id=member.user_id,
+        role=member.role,
+        custom_role_id=member.custom_role_id,
+        removed=member.removed_at is not None,
+        version=member.version,
     )
 
 
-def custom_role_state(row: asyncpg.Record) -> ev.CustomRoleChanged:
+def custom_role_state(role: CustomRole) -> ev.CustomRoleChanged:
     return ev.CustomRoleChanged(
-        role_id=row["id"],
-        organization_id=row["organization_id"],
-        name=row["name"],
-        clusters=row["clusters"],
-        projects=row["projects"],
-        deleted=row["deleted_at"] is not None,
-        version=row["version"],
+        role_id=role.id,
+        organization_id=role.organization_id,
+        name=role.name,
+        clusters=role.clusters,
+        projects=role.projects,
+        deleted=role.deleted_at is not None,
+        version=role.version,
     )
 
 
-def api_token_state(row: asyncpg.Record) -> ev.ApiTokenChanged:
+def api_token_state(token: ApiToken) -> ev.ApiTokenChanged:
     return ev.ApiTokenChanged(
-        token_id=row["id"],
-        organization_id=row["organization_id"],
-        name=row["name"],
-        token_sha256=row["token_sha256"],
-        role=row["role"],
-        custom_role_id=row["custom_role_id"],
-        revoked=row["revoked_at"] is not None,
-        version=row["version"],
+        token_id=token.id,
+        organization_id=token.organization_id,
+        name=token.name,
+        token_sha256=token.token_sha256,
+        role=token.role,
+        custom_role_id=token.custom_role_id,
+        revoked=token.revoked_at is not None,
+        version=token.version,
     )
 
 
-async def organization_changed(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    await _publish(conn, organization_state(row), key=str(row["id"]), org_id=row["id"])
-
-
-async def membership_changed(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    org = row["organization_id"]
-    await _publish(conn, membership_state(row), key=str(org), org_id=org)
-
-
-async def custom_role_changed(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    org = row["organization_id"]
-    await _publish(conn, custom_role_state(row), key=str(org), org_id=org)
-
-
-async def api_token_changed(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    org = row["organization_id"]
-    await _publish(conn, api_token_state(row), key=str(org), org_id=org)
-
-
-async def session_revoked(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    payload = ev.SessionRevoked(
-        session_id=row["id"], user_id=row["user_id"], expires_at=row["expires_at"]
+def session_state(session: Session) -> ev.SessionRevoked:
+    return ev.SessionRevoked(
+        session_id=session.id, user_id=session.user_id, expires_at=session.expires_at
     )
-    await _publish(conn, payload, key=str(row["user_id"]), org_id=None)
 
 
-def signing_key_states(rows: list[asyncpg.Record]) -> list[ev.SigningKey]:
-    return [ev.SigningKey(kid=r["kid"], status=r["status"], jwk=r["public_jwk"]) for r in rows]
+async def organization_changed(conn: asyncpg.Connection, org: Organization) -> None:
+    await _publish(conn, organization_state(org), key=str(org.id), org_id=org.id)
+
+
+async def membership_changed(conn: asyncpg.Connection, member: Member) -> None:
+    org = member.organization_id
+    await _publish(conn, membership_state(member), key=str(org), org_id=org)
+
+
+async def custom_role_changed(conn: asyncpg.Connection, role: CustomRole) -> None:
+    org = role.organization_id
+    await _publish(conn, custom_role_state(role), key=str(org), org_id=org)
+
+
+async def api_token_changed(conn: asyncpg.Connection, token: ApiToken) -> None:
+    org = token.organization_id
+    await _publish(conn, api_token_state(token), key=str(org), org_id=org)
+
+
+async def session_revoked(conn: asyncpg.Connection, session: Session) -> None:
+    await _publish(conn, session_state(session), key=str(session.user_id), org_id=None)
+
+
+def signing_key_states(keys: list[SigningKey]) -> list[ev.SigningKey]:
+    return [ev.SigningKey(kid=k.kid, status=k.status, jwk=k.public_jwk) for k in keys]
 
 
 async def signing_keys_changed(conn: asyncpg.Connection) -> None:
@@ -138,10 +145,7 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, object]:
             api_token_state(r).model_dump(mode="json") for r in await q.snapshot_api_tokens(conn)
         ],
         "revoked_sessions": [
-            ev.SessionRevoked(
-                session_id=r["id"], user_id=r["user_id"], expires_at=r["expires_at"]
-            ).model_dump(mode="json")
-            for r in await q.revoked_sessions(conn)
+            session_state(r).model_dump(mode="json") for r in await q.revoked_sessions(conn)
         ],
         "signing_keys": ev.SigningKeysChanged(
             keys=signing_key_states(await q.signing_keys(conn)), version=version

@@ -13,7 +13,8 @@ from slipway_contracts.events.identity import UserSignedUp
 from slipway_identity import security
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import check_password, clean_name, normalize_email
-from slipway_identity.domain.login_throttle import Failures, address_key, retry_after_s
+from slipway_identity.domain.login_throttle import address_key, retry_after_s
+from slipway_identity.domain.users import SigningKey, User
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE, Deps
 from slipway_libs import outbox
@@ -39,7 +40,7 @@ class Tokens:
 
 async def sign_up(
     conn: asyncpg.Connection, deps: Deps, *, email: str, password: str, name: str
-) -> asyncpg.Record:
+) -> User:
     email = normalize_email(email)
     name = clean_name(name, field="name")
     check_password(password, email=email, name=name)
@@ -54,13 +55,8 @@ async def sign_up(
         raise Clash("EMAIL_TAKEN", "An account with this email already exists.", field="email")
     await outbox.publish(
         conn,
-        UserSignedUp(
-            user_id=user["id"],
-            email=user["email"],
-            name=user["name"],
-            created_at=user["created_at"],
-        ),
-        subject=str(user["id"]),
+        UserSignedUp(user_id=user.id, email=user.email, name=user.name, created_at=user.created_at),
+        subject=str(user.id),
         source=SOURCE,
     )
     return user
@@ -76,19 +72,14 @@ async def check_throttle(conn: asyncpg.Connection, deps: Deps, *, email: str, ad
     else:
         by_account = await q.account_failures_from_strangers(conn, email=email, since=since)
     by_address = await q.login_failures_from(conn, address=address, since=since)
-    wait = retry_after_s(
-        deps.login_limits,
-        by_address=Failures(*by_address),
-        by_account=Failures(*by_account),
-        now=now,
-    )
+    wait = retry_after_s(deps.login_limits, by_address=by_address, by_account=by_account, now=now)
     if wait is not None:
         raise RateLimited("Too many failed logins; try again later.", retry_after_s=wait)
 
 
 async def verify_credentials(
     conn: asyncpg.Connection, deps: Deps, *, email: str, password: str, address: str
-) -> asyncpg.Record | None:
+) -> User | None:
     """The user if the password matches; records the attempt either way, and on success the
     address as one the account signs in from."""
     email, address = normalize_email(email), address_key(address)
@@ -97,7 +88,7 @@ async def verify_credentials(
         await deps.passwords.dummy_verify()
         ok = False
     else:
-        ok = await deps.passwords.verify(user["password_hash"], password)
+        ok = await deps.passwords.verify(user.password_hash, password)
     await q.record_login_attempt(conn, email=email, address=address, succeeded=ok)
     if ok:
         await q.remember_login_address(conn, email=email, address=address)
@@ -121,9 +112,9 @@ async def _tokens(
     conn: asyncpg.Connection, deps: Deps, *, user_id: uuid.UUID, session_id: uuid.UUID, refresh: str
 ) -> Tokens:
     key = await ensure_signing_key(conn, deps)
-    pem = deps.sealer.open(bytes(key["private_key_sealed"]), aad=key["kid"].encode())
+    pem = deps.sealer.open(key.private_key_sealed, aad=key.kid.encode())
     token, expires_in = security.sign_access_token(
-        kid=key["kid"], private_pem=pem, user_id=user_id, session_id=session_id, ttl=deps.access_ttl
+        kid=key.kid, private_pem=pem, user_id=user_id, session_id=session_id, ttl=deps.access_ttl
     )
     return Tokens(token, refresh, expires_in, session_id, user_id)
 
@@ -134,22 +125,20 @@ async def refresh(conn: asyncpg.Connection, deps: Deps, *, refresh_token: str) -
     session = await q.session_by_refresh(conn, digest)
     if session is None:
         raise Unauthenticated("INVALID_REFRESH_TOKEN", "This refresh token is not valid.")
-    if session["revoked_at"] is not None or session["expires_at"] <= datetime.now(UTC):
+    if not session.is_live(datetime.now(UTC)):
         raise Unauthenticated("INVALID_REFRESH_TOKEN", "This session has ended.")
     new = security.new_refresh_token()
     await q.rotate_session(
-        conn, session_id=session["id"], old_hash=digest, new_hash=security.sha256(new)
+        conn, session_id=session.id, old_hash=digest, new_hash=security.sha256(new)
     )
-    return await _tokens(
-        conn, deps, user_id=session["user_id"], session_id=session["id"], refresh=new
-    )
+    return await _tokens(conn, deps, user_id=session.user_id, session_id=session.id, refresh=new)
 
 
 async def revoke_if_reused(conn: asyncpg.Connection, *, refresh_token: str) -> None:
     """A refresh token presented after it was rotated was stolen or replayed: end the session."""
     reused = await q.session_by_previous_refresh(conn, security.sha256(refresh_token))
     if reused is not None:
-        await revoke(conn, reused["id"])
+        await revoke(conn, reused.id)
 
 
 async def revoke(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
@@ -160,12 +149,12 @@ async def revoke(conn: asyncpg.Connection, session_id: uuid.UUID) -> None:
 
 async def logout(conn: asyncpg.Connection, *, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
     session = await q.session_by_id(conn, session_id)
-    if session is None or session["user_id"] != user_id:
+    if session is None or session.user_id != user_id:
         raise Missing("SESSION_NOT_FOUND", "No such session.")
     await revoke(conn, session_id)
 
 
-async def ensure_signing_key(conn: asyncpg.Connection, deps: Deps) -> asyncpg.Record:
+async def ensure_signing_key(conn: asyncpg.Connection, deps: Deps) -> SigningKey:
     key = await q.active_signing_key(conn)
     if key is not None:
         return key
@@ -198,10 +187,8 @@ async def reseal_signing_keys(conn: asyncpg.Connection, deps: Deps) -> int:
     """After adding a new sealing key in front: re-encrypt every private key with it."""
     count = 0
     for key in await q.signing_keys(conn):
-        sealed = bytes(key["private_key_sealed"])
+        sealed = key.private_key_sealed
         if deps.sealer.needs_reseal(sealed):
-            await q.set_sealed_key(
-                conn, key["kid"], deps.sealer.reseal(sealed, aad=key["kid"].encode())
-            )
+            await q.set_sealed_key(conn, key.kid, deps.sealer.reseal(sealed, aad=key.kid.encode()))
             count += 1
     return count

@@ -10,6 +10,7 @@ import asyncpg
 from slipway_contracts import api_tokens as fmt
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import clean_name
+from slipway_identity.domain.api_tokens import ApiToken
 from slipway_identity.domain.roles import check_can_grant
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
@@ -28,7 +29,7 @@ async def create(
     name: str,
     role: str,
     description: str = "",
-) -> tuple[asyncpg.Record, str]:
+) -> tuple[ApiToken, str]:
     await get_org(conn, org_id)
     builtin, custom = await resolve_role(conn, org_id, role)
     check_can_grant(actor_role=actor.organization_role, granted_role=builtin)
@@ -53,8 +54,8 @@ async def create(
         organization_id=org_id,
         action="CREATE",
         target_type="API_TOKEN",
-        target_id=row["id"],
-        target_name=row["name"],
+        target_id=row.id,
+        target_name=row.name,
         change={"role": role},
     )
     return row, token
@@ -75,7 +76,7 @@ async def revoke(
         action="DELETE",
         target_type="API_TOKEN",
         target_id=token_id,
-        target_name=row["name"],
+        target_name=row.name,
     )
 
 

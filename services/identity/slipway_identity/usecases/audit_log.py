@@ -11,6 +11,7 @@ import asyncpg
 
 from slipway_contracts import Envelope
 from slipway_identity.db import queries as q
+from slipway_identity.domain.read_models import AuditEvent
 from slipway_libs.errors import InvalidInput, PermanentError
 
 
@@ -32,8 +33,8 @@ def _typed(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def encode_cursor(row: asyncpg.Record) -> str:
-    raw = f"{row['occurred_at'].isoformat()}|{row['id']}"
+def encode_cursor(event: AuditEvent) -> str:
+    raw = f"{event.occurred_at.isoformat()}|{event.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -52,7 +53,7 @@ async def page(
     filters: dict[str, Any],
     cursor: str | None,
     limit: int,
-) -> tuple[list[asyncpg.Record], str | None]:
+) -> tuple[list[AuditEvent], str | None]:
     after = decode_cursor(cursor) if cursor else None
     rows = await q.audit_events(conn, org_id, filters=filters, after=after, limit=limit + 1)
     more = len(rows) > limit

@@ -19,12 +19,13 @@ import structlog
 from slipway_identity import security
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import normalize_email
-from slipway_identity.domain.invitations import check_acceptance, invitation_mail
+from slipway_identity.domain.invitations import Invitation, check_acceptance, invitation_mail
+from slipway_identity.domain.organizations import Member
 from slipway_identity.domain.roles import check_can_grant
 from slipway_identity.mail import MailError
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE, Deps
-from slipway_identity.usecases.members import resolve_role, role_name
+from slipway_identity.usecases.members import resolve_role
 from slipway_identity.usecases.organizations import get as get_org
 from slipway_libs import audit
 from slipway_libs.actor import Actor
@@ -38,15 +39,13 @@ Delivery = Literal["mail", "mail_failed", "inviter"]
 
 @dataclass(frozen=True)
 class NewInvitation:
-    row: asyncpg.Record
+    invitation: Invitation
     token: str  # in plain text only here: mailed, or answered once to the inviter
     organization_name: str
 
 
-def invitation_status(row: asyncpg.Record) -> str:
-    if row["status"] == "pending" and row["expires_at"] <= datetime.now(UTC):
-        return "expired"
-    return str(row["status"])
+def invitation_status(invitation: Invitation) -> str:
+    return invitation.status_at(datetime.now(UTC))
 
 
 async def invite(
@@ -59,11 +58,11 @@ async def invite(
     builtin, custom = await resolve_role(conn, org_id, role)
     check_can_grant(actor_role=actor.organization_role, granted_role=builtin)
     existing = await q.user_by_email(conn, email)
-    if existing is not None and await q.member(conn, org_id, existing["id"]) is not None:
+    if existing is not None and await q.member(conn, org_id, existing.id) is not None:
         raise Clash("ALREADY_MEMBER", "This person is already a member.", field="email")
     await q.expire_pending_invitation(conn, org_id, email)
     token = security.new_invitation_token()
-    row = await q.upsert_pending_invitation(
+    invitation, created = await q.upsert_pending_invitation(
         conn,
         invitation_id=uuid.uuid4(),
         org_id=org_id,
@@ -79,41 +78,43 @@ async def invite(
         producer=SOURCE,
         actor=actor,
         organization_id=org_id,
-        action="CREATE" if row["created"] else "UPDATE",
+        action="CREATE" if created else "UPDATE",
         target_type="INVITATION",
-        target_id=row["id"],
+        target_id=invitation.id,
         target_name=email,
         change={"email": email, "role": role},
     )
-    return NewInvitation(row=row, token=token, organization_name=org["name"])
+    return NewInvitation(invitation=invitation, token=token, organization_name=org.name)
 
 
 async def deliver(deps: Deps, invitation: NewInvitation) -> Delivery:
     """Mail the link token to the invited address (outside any transaction)."""
     if deps.mailer is None:
         return "inviter"
-    row = invitation.row
+    invited = invitation.invitation
     mail = invitation_mail(
-        to=row["email"],
+        to=invited.email,
         organization=invitation.organization_name,
-        role=role_name(row),
-        invitation_id=str(row["id"]),
+        role=invited.role_name,
+        invitation_id=str(invited.id),
         token=invitation.token,
-        expires_at=row["expires_at"],
+        expires_at=invited.expires_at,
         api_url=deps.public_api_url,
     )
     try:
         await deps.mailer.send(mail)
     except MailError as exc:
         # the invitation stands; inviting the address again sends a new link
-        log.warning("identity.invitation_mail_failed", invitation_id=str(row["id"]), error=str(exc))
+        log.warning(
+            "identity.invitation_mail_failed", invitation_id=str(invited.id), error=str(exc)
+        )
         return "mail_failed"
     return "mail"
 
 
 async def accept(
     conn: asyncpg.Connection, actor: Actor, invitation_id: uuid.UUID, *, token: str | None
-) -> asyncpg.Record:
+) -> Member:
     """The signed-in user whose address was invited, holding the link token, becomes a member
     with the invited role; the token is used up."""
     invitation = await q.invitation(conn, invitation_id)
@@ -121,20 +122,18 @@ async def accept(
     if invitation is None or user is None:
         raise Missing("INVITATION_NOT_FOUND", "No such invitation for you.")
     check_acceptance(
-        invited_email=invitation["email"],
-        user_email=user["email"],
-        token_matches=(
-            security.token_matches(token, invitation["token_sha256"]) if token else None
-        ),
+        invited_email=invitation.email,
+        user_email=user.email,
+        token_matches=(security.token_matches(token, invitation.token_sha256) if token else None),
         status=invitation_status(invitation),
     )
-    await get_org(conn, invitation["organization_id"])
+    await get_org(conn, invitation.organization_id)
     member = await q.upsert_member(
         conn,
-        org_id=invitation["organization_id"],
-        user_id=user["id"],
-        role=invitation["role"],
-        custom_role_id=invitation["custom_role_id"],
+        org_id=invitation.organization_id,
+        user_id=user.id,
+        role=invitation.role,
+        custom_role_id=invitation.custom_role_id,
     )
     await q.set_invitation_status(conn, invitation_id, "accepted")
     await access.membership_changed(conn, member)
@@ -142,12 +141,12 @@ async def accept(
         conn,
         producer=SOURCE,
         actor=actor,
-        organization_id=invitation["organization_id"],
+        organization_id=invitation.organization_id,
         action="ACCEPT",
         target_type="INVITATION",
         target_id=invitation_id,
-        target_name=user["email"],
-        change={"role": role_name(member)},
+        target_name=user.email,
+        change={"role": member.role_name},
     )
     return member
 
@@ -156,7 +155,7 @@ async def revoke(
     conn: asyncpg.Connection, actor: Actor, org_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> None:
     row = await q.invitation(conn, invitation_id, org_id=org_id)
-    if row is None or row["status"] != "pending":
+    if row is None or row.status != "pending":
         raise Missing("INVITATION_NOT_FOUND", "No such pending invitation.")
     await q.set_invitation_status(conn, invitation_id, "revoked")
     await audit.record(
@@ -167,5 +166,5 @@ async def revoke(
         action="DELETE",
         target_type="INVITATION",
         target_id=invitation_id,
-        target_name=row["email"],
+        target_name=row.email,
     )

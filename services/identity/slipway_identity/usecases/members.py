@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 
 from slipway_identity.db import queries as q
+from slipway_identity.domain.organizations import Member
 from slipway_identity.domain.roles import BUILTIN_ROLES, check_can_grant, check_keeps_an_owner
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
@@ -38,22 +39,18 @@ async def resolve_role(
     return None, role_id
 
 
-def role_name(row: asyncpg.Record) -> str:
-    return row["role"] or str(row["custom_role_id"])
-
-
 async def change_role(
     conn: asyncpg.Connection, actor: Actor, org_id: uuid.UUID, user_id: uuid.UUID, *, role: str
-) -> asyncpg.Record:
+) -> Member:
     await get_org(conn, org_id, lock=True)
     current = await q.member(conn, org_id, user_id, lock=True)
     if current is None:
         raise Missing("MEMBER_NOT_FOUND", "No such member.")
     builtin, custom = await resolve_role(conn, org_id, role)
     check_can_grant(
-        actor_role=actor.organization_role, granted_role=builtin, previous_role=current["role"]
+        actor_role=actor.organization_role, granted_role=builtin, previous_role=current.role
     )
-    losing = current["role"] == "owner" and builtin != "owner"
+    losing = current.role == "owner" and builtin != "owner"
     check_keeps_an_owner(owners=await q.count_owners(conn, org_id), losing_owner=losing)
     row = await q.set_member_role(
         conn, org_id=org_id, user_id=user_id, role=builtin, custom_role_id=custom
@@ -67,7 +64,7 @@ async def change_role(
         action="UPDATE",
         target_type="MEMBER_ROLE",
         target_id=user_id,
-        change={"from": role_name(current), "to": role_name(row)},
+        change={"from": current.role_name, "to": row.role_name},
     )
     return row
 
@@ -79,10 +76,10 @@ async def remove(
     current = await q.member(conn, org_id, user_id, lock=True)
     if current is None:
         raise Missing("MEMBER_NOT_FOUND", "No such member.")
-    if current["role"] == "owner" and actor.organization_role != "owner":
+    if current.role == "owner" and actor.organization_role != "owner":
         raise Denied("OWNER_ONLY", "Only an owner can remove an owner.")
     check_keeps_an_owner(
-        owners=await q.count_owners(conn, org_id), losing_owner=current["role"] == "owner"
+        owners=await q.count_owners(conn, org_id), losing_owner=current.role == "owner"
     )
     row = await q.remove_member(conn, org_id, user_id)
     await access.membership_changed(conn, row)
@@ -94,5 +91,5 @@ async def remove(
         action="DELETE",
         target_type="MEMBERS_AND_ROLES",
         target_id=user_id,
-        change={"role": role_name(current)},
+        change={"role": current.role_name},
     )

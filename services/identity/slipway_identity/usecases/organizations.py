@@ -10,6 +10,7 @@ import asyncpg
 from slipway_contracts.events.identity import OrganizationCreated, OrganizationDeleted
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import clean_name
+from slipway_identity.domain.organizations import Organization
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
 from slipway_libs import audit, outbox
@@ -21,7 +22,7 @@ def org_not_found() -> Missing:
     return Missing("ORGANIZATION_NOT_FOUND", "No such organization.")
 
 
-async def get(conn: asyncpg.Connection, org_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record:
+async def get(conn: asyncpg.Connection, org_id: uuid.UUID, *, lock: bool = False) -> Organization:
     row = await q.organization(conn, org_id, lock=lock)
     if row is None:
         raise org_not_found()
@@ -30,7 +31,7 @@ async def get(conn: asyncpg.Connection, org_id: uuid.UUID, *, lock: bool = False
 
 async def create(
     conn: asyncpg.Connection, actor: Actor, *, name: str, description: str = ""
-) -> asyncpg.Record:
+) -> Organization:
     if actor.type != "user" or actor.user_id is None:
         raise Denied("USERS_ONLY", "Only a signed-in user can create an organization.")
     org = await q.insert_organization(
@@ -41,23 +42,23 @@ async def create(
         owner_id=actor.user_id,
     )
     owner = await q.upsert_member(
-        conn, org_id=org["id"], user_id=actor.user_id, role="owner", custom_role_id=None
+        conn, org_id=org.id, user_id=actor.user_id, role="owner", custom_role_id=None
     )
     await outbox.publish(
         conn,
         OrganizationCreated(
-            organization_id=org["id"],
-            name=org["name"],
+            organization_id=org.id,
+            name=org.name,
             owner_id=actor.user_id,
-            created_at=org["created_at"],
+            created_at=org.created_at,
         ),
-        subject=str(org["id"]),
+        subject=str(org.id),
         source=SOURCE,
-        organization_id=org["id"],
+        organization_id=org.id,
     )
     await access.organization_changed(conn, org)
     await access.membership_changed(conn, owner)
-    await _audit(conn, actor, org, "CREATE", {"name": org["name"]})
+    await _audit(conn, actor, org, "CREATE", {"name": org.name})
     return org
 
 
@@ -68,7 +69,7 @@ async def update(
     *,
     name: str | None,
     description: str | None,
-) -> asyncpg.Record:
+) -> Organization:
     await get(conn, org_id, lock=True)
     org = await q.update_organization(
         conn,
@@ -77,9 +78,7 @@ async def update(
         description=description.strip()[:1000] if description is not None else None,
     )
     await access.organization_changed(conn, org)
-    await _audit(
-        conn, actor, org, "UPDATE", {"name": org["name"], "description": org["description"]}
-    )
+    await _audit(conn, actor, org, "UPDATE", {"name": org.name, "description": org.description})
     return org
 
 
@@ -101,7 +100,7 @@ async def delete(conn: asyncpg.Connection, actor: Actor, org_id: uuid.UUID) -> N
 
 async def transfer(
     conn: asyncpg.Connection, actor: Actor, org_id: uuid.UUID, *, new_owner_id: uuid.UUID
-) -> asyncpg.Record:
+) -> Organization:
     """The target member becomes owner; the previous owner (the actor) becomes admin."""
     await get(conn, org_id, lock=True)
     if actor.organization_role != "owner" or actor.user_id is None:
@@ -129,7 +128,7 @@ async def transfer(
         action="UPDATE",
         target_type="TRANSFER_OWNERSHIP",
         target_id=org_id,
-        target_name=org["name"],
+        target_name=org.name,
         change={"new_owner_id": str(new_owner_id)},
     )
     return org
@@ -138,7 +137,7 @@ async def transfer(
 async def _audit(
     conn: asyncpg.Connection,
     actor: Actor,
-    org: asyncpg.Record,
+    org: Organization,
     action: str,
     change: dict[str, object] | None,
 ) -> None:
@@ -146,10 +145,10 @@ async def _audit(
         conn,
         producer=SOURCE,
         actor=actor,
-        organization_id=org["id"],
+        organization_id=org.id,
         action=action,
         target_type="ORGANIZATION",
-        target_id=org["id"],
-        target_name=org["name"],
+        target_id=org.id,
+        target_name=org.name,
         change=change,
     )

@@ -10,7 +10,7 @@ import asyncpg
 from slipway_contracts.events.identity import ClusterGrant, ProjectGrant
 from slipway_identity.db import queries as q
 from slipway_identity.domain.accounts import clean_name
-from slipway_identity.domain.roles import BUILTIN_ROLES
+from slipway_identity.domain.roles import BUILTIN_ROLES, CustomRole
 from slipway_identity.usecases import access
 from slipway_identity.usecases.deps import SOURCE
 from slipway_identity.usecases.organizations import get as get_org
@@ -41,7 +41,7 @@ async def create(
     description: str,
     clusters: list[ClusterGrant],
     projects: list[ProjectGrant],
-) -> asyncpg.Record:
+) -> CustomRole:
     await get_org(conn, org_id)
     name = clean_name(name, field="name", max_length=60)
     if name.lower() in BUILTIN_ROLES:
@@ -64,14 +64,14 @@ async def create(
         organization_id=org_id,
         action="CREATE",
         target_type="CUSTOM_ROLE",
-        target_id=row["id"],
+        target_id=row.id,
         target_name=name,
         change={"clusters": cluster_rows, "projects": project_rows},
     )
     return row
 
 
-async def get(conn: asyncpg.Connection, org_id: uuid.UUID, role_id: uuid.UUID) -> asyncpg.Record:
+async def get(conn: asyncpg.Connection, org_id: uuid.UUID, role_id: uuid.UUID) -> CustomRole:
     row = await q.custom_role(conn, org_id, role_id)
     if row is None:
         raise _not_found()
@@ -88,17 +88,17 @@ async def update(
     description: str | None,
     clusters: list[ClusterGrant] | None,
     projects: list[ProjectGrant] | None,
-) -> asyncpg.Record:
+) -> CustomRole:
     current = await get(conn, org_id, role_id)
     cluster_rows, project_rows = _grants(clusters or [], projects or [])
     row = await q.update_custom_role(
         conn,
         org_id=org_id,
         role_id=role_id,
-        name=clean_name(name, field="name", max_length=60) if name else current["name"],
-        description=description if description is not None else current["description"],
-        clusters=cluster_rows if clusters is not None else current["clusters"],
-        projects=project_rows if projects is not None else current["projects"],
+        name=clean_name(name, field="name", max_length=60) if name else current.name,
+        description=description if description is not None else current.description,
+        clusters=cluster_rows if clusters is not None else current.clusters,
+        projects=project_rows if projects is not None else current.projects,
     )
     assert row is not None
     await access.custom_role_changed(conn, row)
@@ -110,8 +110,8 @@ async def update(
         action="UPDATE",
         target_type="CUSTOM_ROLE",
         target_id=role_id,
-        target_name=row["name"],
-        change={"clusters": row["clusters"], "projects": row["projects"]},
+        target_name=row.name,
+        change={"clusters": row.clusters, "projects": row.projects},
     )
     return row
 
@@ -133,5 +133,5 @@ async def delete(
         action="DELETE",
         target_type="CUSTOM_ROLE",
         target_id=role_id,
-        target_name=row["name"],
+        target_name=row.name,
     )

@@ -58,6 +58,7 @@ class DueDelivery:
     attempts: int
     failures: int
     retry_from: datetime
+    leased_until: datetime  # the claim's mark: the state is this process's while it is there
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class AttemptOutcome:
     organization_id: uuid.UUID
     status: str
     failures: int
+    leased_until: datetime
 
 
 # --- the projection ----------------------------------------------------------------------------
@@ -230,7 +232,7 @@ async def claim_due(
         " UPDATE webhook_deliveries d SET next_attempt_at = $3, updated_at = now()"
         " FROM due, webhooks w WHERE d.id = due.id AND w.id = d.webhook_id"
         " RETURNING d.id, d.webhook_id, d.organization_id, w.url, w.secret_sealed, d.event, d.body,"
-        " d.attempts, d.failures, d.retry_from",
+        " d.attempts, d.failures, d.retry_from, d.next_attempt_at",
         now,
         limit,
         lease_until,
@@ -247,26 +249,31 @@ async def claim_due(
             attempts=r["attempts"],
             failures=r["failures"],
             retry_from=r["retry_from"],
+            leased_until=r["next_attempt_at"],
         )
         for r in rows
     ]
 
 
 async def record_attempt(conn: asyncpg.Connection, outcome: AttemptOutcome) -> None:
-    """The attempt's row and the delivery's state after it (gone with its webhook: nothing)."""
+    """The attempt's row, and the delivery's state after it unless the delivery changed hands
+    meanwhile (a redeliver, or a lease that ran out and another claim): then that one decides
+    what comes next. A delivery gone with its webhook records nothing."""
     attempt = outcome.attempt
-    updated = await conn.fetchval(
-        "UPDATE webhook_deliveries SET status = $2, attempts = $3, failures = $4,"
-        " next_attempt_at = $5, last_response_code = $6, updated_at = now()"
-        " WHERE id = $1 RETURNING id",
+    number = await conn.fetchval(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, last_response_code = $5,"
+        " status = CASE WHEN next_attempt_at = $6 THEN $2 ELSE status END,"
+        " failures = CASE WHEN next_attempt_at = $6 THEN $3 ELSE failures END,"
+        " next_attempt_at = CASE WHEN next_attempt_at = $6 THEN $4 ELSE next_attempt_at END,"
+        " updated_at = now() WHERE id = $1 RETURNING attempts",
         attempt.delivery_id,
         outcome.status,
-        attempt.number,
         outcome.failures,
         attempt.next_attempt_at,
         attempt.response_code,
+        outcome.leased_until,
     )
-    if updated is None:
+    if number is None:
         return
     await conn.execute(
         "INSERT INTO webhook_attempts (delivery_id, organization_id, number, attempted_at,"
@@ -274,7 +281,7 @@ async def record_attempt(conn: asyncpg.Connection, outcome: AttemptOutcome) -> N
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         attempt.delivery_id,
         outcome.organization_id,
-        attempt.number,
+        number,
         attempt.attempted_at,
         attempt.signature,
         attempt.response_code,

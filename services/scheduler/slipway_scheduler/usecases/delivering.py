@@ -141,6 +141,7 @@ def _outcome(
         organization_id=delivery.organization_id,
         status=status.value,
         failures=failures,
+        leased_until=delivery.leased_until,
     )
 
 

@@ -34,7 +34,7 @@ from slipway_libs.inbox import InboxConsumer
 from slipway_scheduler.adapters.webhook_sender import HttpSender
 from slipway_scheduler.api.webhooks import build_webhook_router
 from slipway_scheduler.domain import webhooks as domain
-from slipway_scheduler.usecases import delivering, webhooks
+from slipway_scheduler.usecases import delivering, delivery_log, webhooks
 from slipway_scheduler.usecases.delivering import DeliveryDeps, RetryPolicy
 from slipway_scheduler.usecases.notifying import Notifier
 from slipway_scheduler.usecases.projection import Projection
@@ -427,3 +427,30 @@ async def test_a_secret_no_configured_key_opens_is_given_up_at_once(world) -> No
     (delivery,) = (await _log(world, hook["id"]))["items"]
     assert (delivery["status"], delivery["next_attempt_at"]) == ("FAILED", None)
     assert delivery["attempt_log"][0]["error"].startswith("SECRET_UNREADABLE")
+
+
+async def test_a_redeliver_asked_while_the_delivery_is_being_sent_sends_it_again(world) -> None:
+    hook = await world.webhook("/inflight", ["deployment.succeeded"])
+    await world.consume(world.succeeded())
+    (row,) = await world.deliveries(hook["id"])
+    inner = world.deps()
+
+    class RedeliverMidSend:
+        """The API's redeliver arrives while the first attempt is on the wire."""
+
+        async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
+            async with db.transaction(world.pool) as conn:
+                await delivery_log.redeliver(
+                    conn, world.clock, world.organization_id, uuid.UUID(hook["id"]), row["id"]
+                )
+            return await inner.sender.post(url, body, headers)
+
+    racing = DeliveryDeps(sealer=SEALER, sender=RedeliverMidSend(), clock=world.clock)
+    assert await delivering.deliver_due(world.pool, racing, limit=10) == 1
+    (after,) = await world.deliveries(hook["id"])
+    assert (after["status"], after["attempts"]) == ("PENDING", 1), "the redeliver stands"
+    assert await delivering.deliver_due(world.pool, inner, limit=10) == 1
+    assert len(world.receiver.received("/inflight")) == 2
+    (delivery,) = (await _log(world, hook["id"]))["items"]
+    assert (delivery["status"], delivery["attempts"]) == ("SUCCEEDED", 2)
+    assert [a["number"] for a in delivery["attempt_log"]] == [1, 2]

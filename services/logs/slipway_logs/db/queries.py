@@ -90,10 +90,10 @@ async def insert_lines(conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
     await conn.execute(
         """
         INSERT INTO log_lines (stream_id, cursor, part, parts, at, organization_id, kind,
-                               stream, service_id, build_id, text)
+                               stream, service_id, build_id, text, overlap)
         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::int[],
                              $5::timestamptz[], $6::uuid[], $7::text[], $8::text[],
-                             $9::uuid[], $10::uuid[], $11::text[])
+                             $9::uuid[], $10::uuid[], $11::text[], $12::text[])
         """,
         [r.stream_id for r in rows],
         [r.part.cursor for r in rows],
@@ -106,6 +106,7 @@ async def insert_lines(conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
         [r.part.service_id for r in rows],
         [r.part.build_id for r in rows],
         [r.part.text for r in rows],
+        [r.part.overlap for r in rows],
     )
 
 
@@ -190,7 +191,9 @@ async def read_cursors(
     if pattern is None:
         sql.where.append("part = 1")  # one row per line
     else:
-        sql.add("text ILIKE {}", pattern)  # any part may hold the match
+        # any part may hold the match, or two parts across their split: the second one's
+        # overlap (the first one's end) and text (the expression the trigram index holds)
+        sql.add("(overlap || text) ILIKE {}", pattern)
         # a cached generic plan cannot know the pattern: a 2-letter one (no trigram) took the
         # GIN index over the whole stream (1 s) where the stream's own index takes 2 ms
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")

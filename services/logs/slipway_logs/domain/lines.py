@@ -5,7 +5,10 @@ split into ordered parts that are joined back on the way out.
   lines, keyed by the deployment id) or a service's live lines (keyed by the service id).
 - A line longer than ``PART_BYTES`` (UTF-8) is stored as parts ``1..parts`` that share the
   line's cursor; joining them in part order gives the line back byte for byte. A part never
-  ends inside a character, so every part is valid text on its own (and searchable).
+  ends inside a character, so every part is valid text on its own.
+- A part after the first carries the last ``MAX_QUERY_CHARS - 1`` characters of the part before
+  it (``overlap``), searched with its text: a ``q`` found across the split of two parts is found
+  in the second one's ``overlap + text`` (a ``q`` has at most ``MAX_QUERY_CHARS`` characters).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 PART_BYTES = 16 * 1024
+MAX_QUERY_CHARS = 256  # the longest ``q``
 
 StreamKind = Literal["deployment", "service"]
 LineKind = Literal["build", "deploy", "live"]
@@ -81,6 +85,7 @@ class Part:
     service_id: uuid.UUID | None
     build_id: uuid.UUID | None
     text: str
+    overlap: str = ""  # the end of the part before (searched, never answered)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +173,12 @@ def growth(appends: Sequence[Append]) -> list[StreamGrowth]:
     return [counts[k] for k in sorted(counts, key=str) if counts[k].lines]
 
 
+def overlap(before: str) -> str:
+    """What a part carries of the part ``before`` it: just enough for any ``q`` that starts
+    there and ends in this part."""
+    return before[len(before) - (MAX_QUERY_CHARS - 1) :] if before else ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Row:
     """A part bound for one stream, with the ids its row carries."""
@@ -189,6 +200,7 @@ def rows(appends: Sequence[Append], last_cursors: dict[uuid.UUID, int]) -> list[
             next_cursor[append.stream_id] = cursor + 1
             texts = split(clean(line.text))
             for number, text in enumerate(texts, start=1):
+                before = texts[number - 2] if number > 1 else ""
                 part = Part(
                     cursor=cursor,
                     part=number,
@@ -199,6 +211,7 @@ def rows(appends: Sequence[Append], last_cursors: dict[uuid.UUID, int]) -> list[
                     service_id=append.service_id,
                     build_id=append.build_id,
                     text=text,
+                    overlap=overlap(before),
                 )
                 out.append(
                     Row(

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Literal
 
 from slipway_libs.errors import InvalidInput
+from slipway_logs.domain.lines import MAX_QUERY_CHARS as MAX_QUERY_CHARS  # the longest q
 from slipway_logs.domain.lines import Line, OutputStream
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 500
-MAX_QUERY_CHARS = 256
 # a page's text, at most (whatever ``limit``): 5,000 lines of 16,000 characters were up to 320 MB
 # held by the service and again by the gateway, per request
 MAX_PAGE_BYTES = 4 * 1024 * 1024

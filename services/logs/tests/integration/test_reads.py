@@ -11,6 +11,7 @@ import pytest
 from services.logs.tests.integration.conftest import member_of
 from services.logs.tests.integration.events import lines_event
 from slipway_libs import db
+from slipway_logs.domain.lines import PART_BYTES
 from slipway_logs.usecases import ingest
 
 pytestmark = pytest.mark.integration
@@ -33,6 +34,27 @@ async def test_a_mebibyte_line_comes_back_whole_between_its_neighbours(pool, api
     page = (await api.get(f"/services/{service}/logs", headers=member_of(org))).json()
     assert [x["cursor"] for x in page["items"]] == [1, 2, 3]
     assert [x["text"] for x in page["items"]] == ["before", huge, "after"]
+
+
+async def test_q_finds_text_that_spans_the_split_of_two_parts(pool, api) -> None:
+    org, service = uuid.uuid4(), uuid.uuid4()
+    needle = "needle-" + "n" * 240 + "-across"  # 254 characters, the split in its middle
+    start = PART_BYTES - 100  # the line's first part ends 100 characters into the needle
+    long = "a" * start + needle + "b" * 20_000
+    other = "c" * 40_000  # three parts, no needle
+    await _append(pool, lines_event(org, "short", long, other, kind="live", service_id=service))
+    async with pool.acquire() as conn:
+        first = await conn.fetchval(
+            "SELECT text FROM log_lines WHERE stream_id = $1 AND cursor = 2 AND part = 1", service
+        )
+    assert needle not in first and needle[:100] == first[-100:]  # split inside the needle
+    path, who = f"/services/{service}/logs", member_of(org)
+    for q in (needle, needle.upper(), needle[90:110], needle[:100], needle[100:]):
+        found = (await api.get(path, params={"q": q}, headers=who)).json()["items"]
+        assert [(x["cursor"], x["text"]) for x in found] == [(2, long)], q[:20]
+    # the overlap is searched, never answered; a text in neither part is not found
+    nothing = (await api.get(path, params={"q": "a" * 100 + "c"}, headers=who)).json()
+    assert nothing["items"] == []
 
 
 async def test_pages_forward_backward_and_tail(pool, api) -> None:

@@ -102,5 +102,16 @@ def test_the_parts_of_a_long_line_share_its_cursor() -> None:
     ]
 
 
+def test_a_part_after_the_first_carries_the_end_of_the_one_before() -> None:
+    a = uuid.uuid4()
+    text = "".join(chr(0x41 + n % 26) for n in range(2 * PART_BYTES + 10))
+    rows = lines.rows([_append(a, text, "short")], {a: 2})
+    first, second, third, short = (r.part for r in rows)
+    assert (first.overlap, short.overlap) == ("", "")
+    assert second.overlap == first.text[-(lines.MAX_QUERY_CHARS - 1) :]
+    assert third.overlap == second.text[-(lines.MAX_QUERY_CHARS - 1) :]
+    assert first.text + second.text + third.text == text  # the overlap is not in the text
+
+
 def test_events_without_lines_grow_nothing() -> None:
     assert lines.growth([_append(uuid.uuid4())]) == []

@@ -86,8 +86,8 @@ class Worker:
         unfinished = await queue.take_over(self.tools)
         await self._jobs.recover()
         for row in unfinished:
-            log.info("worker.resume", deployment_id=str(row["id"]), status=row["status"])
-            self._start(Execution(self.tools, row, canceling=row["status"] == "CANCELING"))
+            log.info("worker.resume", deployment_id=str(row.id), status=row.status)
+            self._start(Execution(self.tools, row, canceling=row.status == "CANCELING"))
 
     async def _loop(self, conn: asyncpg.Connection) -> None:
         monitor = asyncio.create_task(self._monitor())
@@ -155,8 +155,8 @@ class Worker:
         for row in queued:
             log.info(
                 "worker.teardown",
-                deployment_id=str(row["id"]),
-                environment_id=str(row["environment_id"]),
+                deployment_id=str(row.id),
+                environment_id=str(row.environment_id),
             )
 
     async def _monitor(self) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -24,6 +24,16 @@ from slipway_libs import outbox
 log = structlog.get_logger(__name__)
 SOURCE = "deployer"
 Source = Callable[[], AsyncIterator[RuntimeLine]]
+
+
+class Owner(Protocol):
+    """Whose lines they are: a deployment, a job run or a service's status, which each name
+    their environment and organization."""
+
+    @property
+    def environment_id(self) -> uuid.UUID: ...
+    @property
+    def organization_id(self) -> uuid.UUID: ...
 
 
 class LiveLogs:
@@ -43,14 +53,14 @@ class LiveLogs:
         self._batch = batch
         self._followers: dict[uuid.UUID, asyncio.Task[None]] = {}
 
-    def follow_service(self, owner: Mapping[str, Any], service_id: uuid.UUID) -> None:
+    def follow_service(self, owner: Owner, service_id: uuid.UUID) -> None:
         self._start(owner, service_id, lambda: self._runtime.logs(str(service_id)))
 
-    def follow_job(self, owner: Mapping[str, Any], service_id: uuid.UUID) -> None:
+    def follow_job(self, owner: Owner, service_id: uuid.UUID) -> None:
         self.forget(service_id)  # a job's run has a fresh buffer every time
         self._start(owner, service_id, lambda: self._runtime.logs(str(service_id)), wait_s=30)
 
-    def follow_database(self, owner: Mapping[str, Any], service_id: uuid.UUID) -> None:
+    def follow_database(self, owner: Owner, service_id: uuid.UUID) -> None:
         path = self._databases.log_path(str(service_id))
         self._start(owner, service_id, lambda: _tail(path))
 
@@ -69,15 +79,12 @@ class LiveLogs:
                 await task
 
     def _start(
-        self, owner: Mapping[str, Any], service_id: uuid.UUID, source: Source, wait_s: float = 0
+        self, owner: Owner, service_id: uuid.UUID, source: Source, wait_s: float = 0
     ) -> None:
         current = self._followers.get(service_id)
         if current is not None and not current.done():
             return
-        ids = {
-            "environment_id": owner["environment_id"],
-            "organization_id": owner["organization_id"],
-        }
+        ids = {"environment_id": owner.environment_id, "organization_id": owner.organization_id}
         task = asyncio.create_task(self._follow(service_id, ids, source, wait_s))
         self._followers[service_id] = task
 

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from slipway_deployer.api.schemas import ServiceDeployIn
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.domain.deployments import Deployment
 from slipway_deployer.usecases import freshness, jobs, requests, status
 from slipway_libs import changes, db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
@@ -71,15 +72,15 @@ def build_router(
 InTx = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
 
 
-def _accepted(row: asyncpg.Record, merged: bool) -> dict[str, Any]:
+def _accepted(row: Deployment, merged: bool) -> dict[str, Any]:
     return {
-        "request_id": str(row["id"]),
-        "deployment_id": str(row["id"]),
-        "environment_id": str(row["environment_id"]),
-        "action": row["action"],
-        "status": row["status"],
-        "trigger": row["trigger"],
-        "service_ids": [str(s) for s in row["service_ids"]],
+        "request_id": str(row.id),
+        "deployment_id": str(row.id),
+        "environment_id": str(row.environment_id),
+        "action": row.action,
+        "status": row.status,
+        "trigger": row.trigger,
+        "service_ids": [str(s) for s in row.service_ids],
         "merged": merged,
     }
 
@@ -160,7 +161,9 @@ def _service_actions(router: APIRouter, tx: Tx, in_tx: InTx) -> None:
     @router.post("/services/{service_id}/run", status_code=202)
     async def run_job(service_id: uuid.UUID, actor: CurrentActor, once: Once) -> dict[str, Any]:
         async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-            return jobs.run_view(await jobs.request_run(conn, service_id, actor=actor))
+            run = await jobs.request_run(conn, service_id, actor=actor)
+            assert run is not None  # only a scheduled run can be there already
+            return jobs.run_view(run)
 
         return await once.run(tx, work)
 
@@ -183,7 +186,7 @@ def _service_actions(router: APIRouter, tx: Tx, in_tx: InTx) -> None:
         async def read(conn: asyncpg.Connection) -> dict[str, Any]:
             svc = await requests.service_or_404(conn, service_id)
             return await status.history(
-                conn, svc["environment_id"], service_id=service_id, cursor=cursor, limit=limit
+                conn, svc.environment_id, service_id=service_id, cursor=cursor, limit=limit
             )
 
         return await in_tx(read)
@@ -201,7 +204,7 @@ async def _service_request(
         svc = await requests.service_or_404(conn, service_id)
         row, merged = await requests.request(
             conn,
-            environment_id=svc["environment_id"],
+            environment_id=svc.environment_id,
             action=action,
             actor=actor,
             service_id=service_id,

@@ -1,13 +1,29 @@
-"""All SQL of the deployer service."""
+"""All SQL of the deployer service. Every query answers typed values (``db.rows`` maps each
+row), ``None`` for "not found": no ``asyncpg.Record`` leaves this package."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-Row: TypeAlias = asyncpg.Record
+from slipway_deployer.db import rows
+from slipway_deployer.db.rows import DeploymentOwner
+from slipway_deployer.domain.catalog import (
+    CatalogEnvironment,
+    CatalogService,
+    CatalogStage,
+    CatalogVariable,
+)
+from slipway_deployer.domain.deployments import (
+    Deployment,
+    EnvironmentStatus,
+    ServiceRun,
+    ServiceStatus,
+    StageRun,
+)
+from slipway_deployer.domain.running import DatabaseInstance, JobOutputs, JobRun
 
 # table -> its columns (the first is the key); every one also has ``version``
 _PROJECTED: dict[str, tuple[str, ...]] = {
@@ -100,50 +116,56 @@ async def catalog_revision(conn: asyncpg.Connection, project_id: uuid.UUID) -> i
     return int(revision or 0)
 
 
-async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> CatalogEnvironment | None:
+    row = await conn.fetchrow(
         "SELECT * FROM catalog_environments WHERE id = $1 AND NOT deleted", env_id
     )
+    return None if row is None else rows.catalog_environment(row)
 
 
-async def services_of(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def services_of(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[CatalogService]:
+    found = await conn.fetch(
         "SELECT * FROM catalog_services WHERE environment_id = $1 AND NOT deleted ORDER BY name",
         env_id,
     )
+    return [rows.catalog_service(row) for row in found]
 
 
-async def stages_of(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def stages_of(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[CatalogStage]:
+    found = await conn.fetch(
         "SELECT * FROM catalog_stages WHERE environment_id = $1 AND NOT deleted ORDER BY position",
         env_id,
     )
+    return [rows.catalog_stage(row) for row in found]
 
 
-async def variables_of(conn: asyncpg.Connection, project_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def variables_of(conn: asyncpg.Connection, project_id: uuid.UUID) -> list[CatalogVariable]:
+    found = await conn.fetch(
         "SELECT * FROM catalog_variables WHERE project_id = $1 AND NOT deleted ORDER BY key",
         project_id,
     )
+    return [rows.catalog_variable(row) for row in found]
 
 
-async def service(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def service(conn: asyncpg.Connection, service_id: uuid.UUID) -> CatalogService | None:
+    row = await conn.fetchrow(
         "SELECT * FROM catalog_services WHERE id = $1 AND NOT deleted", service_id
     )
+    return None if row is None else rows.catalog_service(row)
 
 
 async def variables_visible(
     conn: asyncpg.Connection, project_id: uuid.UUID, parents: list[uuid.UUID]
-) -> list[Row]:
+) -> list[CatalogVariable]:
     """The project's variables, and those whose parent is one of ``parents`` (environments or
     services)."""
-    return await conn.fetch(
+    found = await conn.fetch(
         "SELECT * FROM catalog_variables WHERE project_id = $1 AND NOT deleted"
         " AND (scope = 'project' OR parent_id = ANY($2::uuid[])) ORDER BY key",
         project_id,
         parents,
     )
+    return [rows.catalog_variable(row) for row in found]
 
 
 # --- deployments -------------------------------------------------------------------------------
@@ -154,8 +176,11 @@ async def lock_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 7))", env_id)
 
 
-async def environment_status(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM environment_status WHERE environment_id = $1", env_id)
+async def environment_status(
+    conn: asyncpg.Connection, env_id: uuid.UUID
+) -> EnvironmentStatus | None:
+    row = await conn.fetchrow("SELECT * FROM environment_status WHERE environment_id = $1", env_id)
+    return None if row is None else rows.environment_status(row)
 
 
 async def save_environment_status(
@@ -182,12 +207,14 @@ async def save_environment_status(
     )
 
 
-async def service_statuses(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch("SELECT * FROM service_status WHERE environment_id = $1", env_id)
+async def service_statuses(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[ServiceStatus]:
+    found = await conn.fetch("SELECT * FROM service_status WHERE environment_id = $1", env_id)
+    return [rows.service_status(row) for row in found]
 
 
-async def service_status(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM service_status WHERE service_id = $1", service_id)
+async def service_status(conn: asyncpg.Connection, service_id: uuid.UUID) -> ServiceStatus | None:
+    row = await conn.fetchrow("SELECT * FROM service_status WHERE service_id = $1", service_id)
+    return None if row is None else rows.service_status(row)
 
 
 async def save_service_status(
@@ -246,19 +273,21 @@ async def set_running_status(
     return status.endswith(" 1")
 
 
-async def queued(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def queued(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Deployment]:
+    found = await conn.fetch(
         "SELECT * FROM deployments WHERE environment_id = $1 AND status = 'QUEUED' ORDER BY seq",
         env_id,
     )
+    return [rows.deployment(row) for row in found]
 
 
-async def running(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def running(conn: asyncpg.Connection, env_id: uuid.UUID) -> Deployment | None:
+    row = await conn.fetchrow(
         "SELECT * FROM deployments WHERE environment_id = $1"
         " AND status IN ('ONGOING', 'CANCELING')",
         env_id,
     )
+    return None if row is None else rows.deployment(row)
 
 
 # Column names in the two helpers below come from this service's code, never from a request.
@@ -277,12 +306,14 @@ def _assignments(fields: dict[str, Any], first: int) -> str:
     )
 
 
-async def insert_deployment(conn: asyncpg.Connection, row: dict[str, Any]) -> Row:
-    return await conn.fetchrow(f"{_insert('deployments', row)} RETURNING *", *row.values())
+async def insert_deployment(conn: asyncpg.Connection, row: dict[str, Any]) -> Deployment:
+    inserted = await conn.fetchrow(f"{_insert('deployments', row)} RETURNING *", *row.values())
+    return rows.deployment(inserted)
 
 
-async def deployment(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM deployments WHERE id = $1", deployment_id)
+async def deployment(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> Deployment | None:
+    row = await conn.fetchrow("SELECT * FROM deployments WHERE id = $1", deployment_id)
+    return None if row is None else rows.deployment(row)
 
 
 async def history(
@@ -292,8 +323,8 @@ async def history(
     service_id: uuid.UUID | None,
     before_seq: int | None,
     limit: int,
-) -> list[Row]:
-    return await conn.fetch(
+) -> list[Deployment]:
+    found = await conn.fetch(
         "SELECT d.* FROM deployments d WHERE d.environment_id = $1"
         " AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM deployment_services s"
         "      WHERE s.deployment_id = d.id AND s.service_id = $2))"
@@ -303,12 +334,13 @@ async def history(
         before_seq,
         limit,
     )
+    return [rows.deployment(row) for row in found]
 
 
-async def claim(conn: asyncpg.Connection, limit: int) -> list[Row]:
+async def claim(conn: asyncpg.Connection, limit: int) -> list[Deployment]:
     """Take the head of each environment's queue whose environment runs nothing, oldest first:
     ONGOING from now on, planned by its execution. One statement, whatever the number."""
-    rows = await conn.fetch(
+    found = await conn.fetch(
         "UPDATE deployments SET status = 'ONGOING', started_at = clock_timestamp(),"
         " heartbeat_at = clock_timestamp()"
         " WHERE id IN (SELECT d.id FROM deployments d WHERE d.status = 'QUEUED'"
@@ -320,32 +352,35 @@ async def claim(conn: asyncpg.Connection, limit: int) -> list[Row]:
         " RETURNING *",
         limit,
     )
-    return sorted(rows, key=lambda row: row["seq"])
+    return sorted((rows.deployment(row) for row in found), key=lambda d: d.seq)
 
 
-async def cancel_queued(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> Row | None:
+async def cancel_queued(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> Deployment | None:
     """Cancel a request still queued; None when the worker has just taken it."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "UPDATE deployments SET status = 'CANCELED', reason = 'CANCELED',"
         " finished_at = clock_timestamp() WHERE id = $1 AND status = 'QUEUED' RETURNING *",
         deployment_id,
     )
+    return None if row is None else rows.deployment(row)
 
 
-async def unfinished(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch(
+async def unfinished(conn: asyncpg.Connection) -> list[Deployment]:
+    found = await conn.fetch(
         "SELECT * FROM deployments WHERE status IN ('ONGOING', 'CANCELING') ORDER BY seq"
     )
+    return [rows.deployment(row) for row in found]
 
 
 async def update_deployment(
     conn: asyncpg.Connection, deployment_id: uuid.UUID, **fields: Any
-) -> Row:
-    return await conn.fetchrow(
+) -> Deployment:
+    row = await conn.fetchrow(
         f"UPDATE deployments SET {_assignments(fields, 2)} WHERE id = $1 RETURNING *",
         deployment_id,
         *fields.values(),
     )
+    return rows.deployment(row)
 
 
 async def heartbeat(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
@@ -362,11 +397,12 @@ async def insert_stages(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -
     )
 
 
-async def stages(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def stages(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> list[StageRun]:
+    found = await conn.fetch(
         "SELECT * FROM deployment_stages WHERE deployment_id = $1 ORDER BY position",
         deployment_id,
     )
+    return [rows.stage_run(row) for row in found]
 
 
 async def set_stage_status(
@@ -392,28 +428,30 @@ async def insert_service_runs(conn: asyncpg.Connection, rows: list[tuple[Any, ..
     )
 
 
-async def service_runs(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def service_runs(conn: asyncpg.Connection, deployment_id: uuid.UUID) -> list[ServiceRun]:
+    found = await conn.fetch(
         "SELECT * FROM deployment_services WHERE deployment_id = $1 ORDER BY position, name",
         deployment_id,
     )
+    return [rows.service_run(row) for row in found]
 
 
 async def update_service_run(
     conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID, **fields: Any
-) -> Row:
-    return await conn.fetchrow(
+) -> ServiceRun:
+    row = await conn.fetchrow(
         f"UPDATE deployment_services SET {_assignments(fields, 3)}"
         " WHERE deployment_id = $1 AND service_id = $2 RETURNING *",
         deployment_id,
         service_id,
         *fields.values(),
     )
+    return rows.service_run(row)
 
 
-async def record_build(conn: asyncpg.Connection, build_id: uuid.UUID, **fields: Any) -> Row | None:
-    return await conn.fetchrow(
-        f"UPDATE deployment_services SET {_assignments(fields, 2)} WHERE build_id = $1 RETURNING *",
+async def record_build(conn: asyncpg.Connection, build_id: uuid.UUID, **fields: Any) -> None:
+    await conn.execute(
+        f"UPDATE deployment_services SET {_assignments(fields, 2)} WHERE build_id = $1",
         build_id,
         *fields.values(),
     )
@@ -426,14 +464,15 @@ async def notify(conn: asyncpg.Connection, channel: str, payload: str) -> None:
 # --- what runs where ---------------------------------------------------------------------------
 
 
-async def database_instances(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def database_instances(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[DatabaseInstance]:
+    found = await conn.fetch(
         "SELECT * FROM database_instances WHERE environment_id = $1 AND NOT deleted", env_id
     )
+    return [rows.database_instance(row) for row in found]
 
 
-async def save_database_instance(conn: asyncpg.Connection, row: dict[str, Any]) -> Row:
-    return await conn.fetchrow(
+async def save_database_instance(conn: asyncpg.Connection, row: dict[str, Any]) -> DatabaseInstance:
+    saved = await conn.fetchrow(
         "INSERT INTO database_instances AS d (service_id, organization_id, environment_id,"
         " engine, host, port, db_user, db_name, password_sealed)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -450,20 +489,25 @@ async def save_database_instance(conn: asyncpg.Connection, row: dict[str, Any]) 
         row["db_name"],
         row["password_sealed"],
     )
+    return rows.database_instance(saved)
 
 
-async def delete_database_instance(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def delete_database_instance(
+    conn: asyncpg.Connection, service_id: uuid.UUID
+) -> DatabaseInstance | None:
+    row = await conn.fetchrow(
         "UPDATE database_instances SET deleted = true, version = version + 1"
         " WHERE service_id = $1 AND NOT deleted RETURNING *",
         service_id,
     )
+    return None if row is None else rows.database_instance(row)
 
 
-async def job_outputs(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[Row]:
-    return await conn.fetch(
+async def job_outputs(conn: asyncpg.Connection, env_id: uuid.UUID) -> list[JobOutputs]:
+    found = await conn.fetch(
         "SELECT * FROM job_outputs WHERE environment_id = $1 ORDER BY updated_at", env_id
     )
+    return [rows.job_outputs(row) for row in found]
 
 
 async def save_job_outputs(
@@ -491,34 +535,38 @@ async def forget_environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> Non
 # --- job runs ----------------------------------------------------------------------------------
 
 
-async def insert_job_run(conn: asyncpg.Connection, row: dict[str, Any]) -> Row | None:
+async def insert_job_run(conn: asyncpg.Connection, row: dict[str, Any]) -> JobRun | None:
     """None when that scheduled run exists already."""
-    return await conn.fetchrow(
+    inserted = await conn.fetchrow(
         f"{_insert('job_runs', row)}"
         " ON CONFLICT (service_id, scheduled_at) WHERE scheduled_at IS NOT NULL DO NOTHING"
         " RETURNING *",
         *row.values(),
     )
+    return None if inserted is None else rows.job_run(inserted)
 
 
-async def active_job_run(conn: asyncpg.Connection, service_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
+async def active_job_run(conn: asyncpg.Connection, service_id: uuid.UUID) -> JobRun | None:
+    row = await conn.fetchrow(
         "SELECT * FROM job_runs WHERE service_id = $1 AND status IN ('QUEUED', 'RUNNING') LIMIT 1",
         service_id,
     )
+    return None if row is None else rows.job_run(row)
 
 
-async def claim_job_runs(conn: asyncpg.Connection, limit: int) -> list[Row]:
-    return await conn.fetch(
+async def claim_job_runs(conn: asyncpg.Connection, limit: int) -> list[JobRun]:
+    found = await conn.fetch(
         "UPDATE job_runs SET status = 'RUNNING', started_at = now() WHERE id IN ("
         " SELECT id FROM job_runs WHERE status = 'QUEUED' ORDER BY seq LIMIT $1"
         " FOR UPDATE SKIP LOCKED) RETURNING *",
         limit,
     )
+    return [rows.job_run(row) for row in found]
 
 
-async def running_job_runs(conn: asyncpg.Connection) -> list[Row]:
-    return await conn.fetch("SELECT * FROM job_runs WHERE status = 'RUNNING' ORDER BY seq")
+async def running_job_runs(conn: asyncpg.Connection) -> list[JobRun]:
+    found = await conn.fetch("SELECT * FROM job_runs WHERE status = 'RUNNING' ORDER BY seq")
+    return [rows.job_run(row) for row in found]
 
 
 async def finish_job_run(
@@ -528,8 +576,8 @@ async def finish_job_run(
     *,
     exit_code: int | None,
     message: str | None,
-) -> Row:
-    return await conn.fetchrow(
+) -> JobRun:
+    row = await conn.fetchrow(
         "UPDATE job_runs SET status = $2, exit_code = $3, message = $4, finished_at = now()"
         " WHERE id = $1 RETURNING *",
         run_id,
@@ -537,24 +585,26 @@ async def finish_job_run(
         exit_code,
         message,
     )
+    return rows.job_run(row)
 
 
-async def job_runs(conn: asyncpg.Connection, service_id: uuid.UUID, limit: int) -> list[Row]:
-    return await conn.fetch(
+async def job_runs(conn: asyncpg.Connection, service_id: uuid.UUID, limit: int) -> list[JobRun]:
+    found = await conn.fetch(
         "SELECT * FROM job_runs WHERE service_id = $1 ORDER BY seq DESC LIMIT $2",
         service_id,
         limit,
     )
+    return [rows.job_run(row) for row in found]
 
 
 # --- reconciliation ----------------------------------------------------------------------------
 
 
-async def orphans(conn: asyncpg.Connection) -> list[Row]:
+async def orphans(conn: asyncpg.Connection) -> list[CatalogService]:
     """Services the catalog deleted that may still run here (deployed once, not torn down),
     in environments with no deletion pending."""
-    return await conn.fetch(
-        "SELECT c.*, e.deleted AS environment_deleted FROM catalog_services c"
+    found = await conn.fetch(
+        "SELECT c.* FROM catalog_services c"
         " JOIN catalog_environments e ON e.id = c.environment_id"
         " WHERE c.deleted AND ("
         "   EXISTS (SELECT 1 FROM service_status s WHERE s.service_id = c.id"
@@ -569,64 +619,75 @@ async def orphans(conn: asyncpg.Connection) -> list[Row]:
         "   AND d.finished_at > now() - interval '5 minutes')"
         " ORDER BY c.environment_id, c.name"
     )
+    return [rows.catalog_service(row) for row in found]
 
 
-async def environment_any(conn: asyncpg.Connection, env_id: uuid.UUID) -> Row | None:
+async def environment_any(conn: asyncpg.Connection, env_id: uuid.UUID) -> CatalogEnvironment | None:
     """Also a deleted one (a tombstone)."""
-    return await conn.fetchrow("SELECT * FROM catalog_environments WHERE id = $1", env_id)
+    row = await conn.fetchrow("SELECT * FROM catalog_environments WHERE id = $1", env_id)
+    return None if row is None else rows.catalog_environment(row)
 
 
 # --- read by the worker, the executions and the gateway's index -------------------------------
 
 
-async def believed_running(conn: asyncpg.Connection) -> list[Row]:
+async def believed_running(conn: asyncpg.Connection) -> list[ServiceStatus]:
     """Services last seen running (or trying to): what a new leader follows again."""
-    return await conn.fetch(
+    found = await conn.fetch(
         "SELECT * FROM service_status"
         " WHERE running_status IN ('RUNNING', 'WARNING', 'STARTING', 'ERROR')"
     )
+    return [rows.service_status(row) for row in found]
 
 
-async def watched(conn: asyncpg.Connection) -> list[Row]:
+async def watched(conn: asyncpg.Connection) -> list[ServiceStatus]:
     """Long-running services the runtime may run now: the monitor's round."""
-    return await conn.fetch(
-        "SELECT s.*, c.kind FROM service_status s JOIN catalog_services c"
+    found = await conn.fetch(
+        "SELECT s.* FROM service_status s JOIN catalog_services c"
         " ON c.id = s.service_id WHERE s.running_status IS NOT NULL"
         " AND s.running_status <> 'STOPPED' AND c.kind IN ('application', 'container')"
     )
+    return [rows.service_status(row) for row in found]
 
 
-async def build_of_run(
+async def service_run(
     conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID
-) -> Row:
-    return await conn.fetchrow(
-        "SELECT build_status, image, message FROM deployment_services"
-        " WHERE deployment_id = $1 AND service_id = $2",
+) -> ServiceRun | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM deployment_services WHERE deployment_id = $1 AND service_id = $2",
         deployment_id,
         service_id,
     )
+    return None if row is None else rows.service_run(row)
 
 
-async def lock_build(conn: asyncpg.Connection, build_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow(
-        "SELECT build_status FROM deployment_services WHERE build_id = $1 FOR UPDATE", build_id
+async def lock_build(conn: asyncpg.Connection, build_id: uuid.UUID) -> ServiceRun | None:
+    """The service run that asked for the build, locked until the transaction ends."""
+    row = await conn.fetchrow(
+        "SELECT * FROM deployment_services WHERE build_id = $1 FOR UPDATE", build_id
     )
+    return None if row is None else rows.service_run(row)
 
 
 async def snapshot_image(
     conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID, image: str
-) -> Row:
-    return await conn.fetchrow(
+) -> dict[str, Any]:
+    """The deployment's snapshot with the service's image recorded in it."""
+    snapshot = await conn.fetchval(
         "UPDATE deployments SET snapshot = jsonb_set(snapshot, ARRAY['images', $2::text],"
         " to_jsonb($3::text)) WHERE id = $1 RETURNING snapshot",
         deployment_id,
         str(service_id),
         image,
     )
+    return dict(snapshot)
 
 
-async def deployment_owners(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[Row]:
-    return await conn.fetch(
+async def deployment_owners(
+    conn: asyncpg.Connection, ids: list[uuid.UUID]
+) -> list[DeploymentOwner]:
+    found = await conn.fetch(
         "SELECT id, environment_id, organization_id FROM deployments WHERE id = ANY($1::uuid[])",
         ids,
     )
+    return [rows.deployment_owner(row) for row in found]

@@ -21,7 +21,7 @@ async def on_build_event(conn: asyncpg.Connection, envelope: Envelope) -> None:
     if current is None:
         return
     status, fields = _outcome(event)
-    if _ORDER.get(current["build_status"] or "REQUESTED", 0) >= _ORDER[status]:
+    if _ORDER.get(current.build_status or "REQUESTED", 0) >= _ORDER[status]:
         return  # an older event delivered late: the newer outcome stands
     await q.record_build(conn, event.build_id, build_status=status, **fields)
     await q.notify(conn, BUILD_CHANNEL, str(event.build_id))

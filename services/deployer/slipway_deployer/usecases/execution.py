@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from slipway_deployer.adapters.runtime import RunStatus, RuntimeFailure
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.domain.deployments import Deployment, ServiceRun, StageRun
 from slipway_deployer.usecases import planning, progress, steps, workloads
 from slipway_libs import outbox
 from slipway_libs.db import transaction
@@ -44,25 +46,32 @@ BUILD_CHANNEL = "deployer_builds"
 @dataclass
 class Execution:
     tools: steps.Tools
-    deployment: asyncpg.Record
+    deployment: Deployment
     canceling: bool = False
     started: float = field(default_factory=time.monotonic)
     outputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> uuid.UUID:
-        return uuid.UUID(str(self.deployment["id"]))
+        return self.deployment.id
 
     @property
     def action(self) -> sm.Action:
-        return sm.Action(self.deployment["action"])
+        return sm.Action(self.deployment.action)
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        """What it acts on: set when it is planned (only a planned deployment runs its stages)."""
+        snapshot = self.deployment.snapshot
+        assert snapshot is not None, "a deployment runs its stages once planned"
+        return snapshot
 
     def tx(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         return transaction(self.tools.pool)
 
     async def run(self) -> None:
         """Within the trace of the request that asked for it (a resumed one too)."""
-        carrier = self.deployment["trace_carrier"] or {}
+        carrier = self.deployment.trace_carrier or {}
         with tracer().start_as_current_span(
             "deployment.run",
             context=context_from(carrier),
@@ -96,40 +105,38 @@ class Execution:
     async def _planned(self) -> bool:
         """Plan a deployment the worker has just claimed (or one resumed unplanned). False when
         it cannot run: it ended ERROR."""
-        if self.deployment["planned_at"] is not None:
+        if self.deployment.planned_at is not None:
             return True
         with tracer().start_as_current_span("deployment.start"):
             async with self.tx() as conn:
                 self.deployment = await planning.plan(conn, self.deployment)
-        self.canceling = self.deployment["status"] == "CANCELING"
-        return self.deployment["status"] in ("ONGOING", "CANCELING")
+        self.canceling = self.deployment.status == "CANCELING"
+        return self.deployment.status in ("ONGOING", "CANCELING")
 
     async def _run(self) -> None:
         async with self.tx() as conn:
             stages = await q.stages(conn, self.id)
-            runs = {r["service_id"]: r for r in await q.service_runs(conn, self.id)}
+            runs = {r.service_id: r for r in await q.service_runs(conn, self.id)}
             self.outputs = workloads.open_outputs(
-                await q.job_outputs(conn, self.deployment["environment_id"]), self.tools.at_rest
+                await q.job_outputs(conn, self.deployment.environment_id), self.tools.at_rest
             )
-        items = {i.id: i for i in _items(self.deployment["snapshot"])}
+        items = {i.id: i for i in _items(self.snapshot)}
         if self.action is A.DEPLOY:
             await self._request_builds(runs, items)
         for stage in stages:
-            if stage["status"] == "DONE":
+            if stage.status == "DONE":
                 continue
-            members = [
-                items[r["service_id"]] for r in runs.values() if r["position"] == stage["position"]
-            ]
+            members = [items[r.service_id] for r in runs.values() if r.position == stage.position]
             await self._stage(stage, members, runs)
 
     # -- stages ------------------------------------------------------------------------------
 
     async def _stage(
-        self, stage: asyncpg.Record, members: list[p.ServiceItem], runs: Mapping[uuid.UUID, Any]
+        self, stage: StageRun, members: list[p.ServiceItem], runs: Mapping[uuid.UUID, ServiceRun]
     ) -> None:
         async with self.tx() as conn:
             await progress.stage_status(conn, self.deployment, stage, sm.StageStatus.ONGOING)
-            await progress.deploy_log(conn, self.deployment, f"Stage {stage['name']} started")
+            await progress.deploy_log(conn, self.deployment, f"Stage {stage.name} started")
         limit = asyncio.Semaphore(self.tools.settings.parallel_per_stage)
 
         async def one(item: p.ServiceItem) -> None:
@@ -139,7 +146,7 @@ class Execution:
         try:
             async with asyncio.TaskGroup() as group:
                 for item in members:
-                    if runs[item.id]["status"] != "DONE":
+                    if runs[item.id].status != "DONE":
                         group.create_task(one(item))
         except* steps.StepFailed as failed:
             first = failed.exceptions[0]
@@ -150,8 +157,8 @@ class Execution:
         async with self.tx() as conn:
             await progress.stage_status(conn, self.deployment, stage, sm.StageStatus.DONE)
 
-    async def _service(self, item: p.ServiceItem, run: Mapping[str, Any]) -> None:
-        timings: dict[str, float] = dict(run["steps"] or {})
+    async def _service(self, item: p.ServiceItem, run: ServiceRun) -> None:
+        timings: dict[str, float] = dict(run.steps)
         try:
             if self.action is A.DEPLOY:
                 await self._deploy(item, run, timings)
@@ -202,13 +209,13 @@ class Execution:
     # -- DEPLOY ------------------------------------------------------------------------------
 
     async def _request_builds(
-        self, runs: dict[uuid.UUID, Any], items: Mapping[uuid.UUID, p.ServiceItem]
+        self, runs: dict[uuid.UUID, ServiceRun], items: Mapping[uuid.UUID, p.ServiceItem]
     ) -> None:
-        images = self.deployment["snapshot"].get("images", {})
+        images = self.snapshot.get("images", {})
         needed = [
             items[sid]
             for sid, run in runs.items()
-            if items[sid].needs_build and run["build_id"] is None and str(sid) not in images
+            if items[sid].needs_build and run.build_id is None and str(sid) not in images
         ]
         if not needed:
             return
@@ -217,26 +224,26 @@ class Execution:
                 runs[item.id] = await self._request_build(conn, item)
             await progress.environment_event(conn, self.deployment, E.START_BUILD)
 
-    async def _request_build(self, conn: asyncpg.Connection, item: p.ServiceItem) -> Any:
+    async def _request_build(self, conn: asyncpg.Connection, item: p.ServiceItem) -> ServiceRun:
         build_id = uuid.uuid4()
         git = dict(item.spec["git"])
-        if self.deployment["version"] and self.deployment["service_ids"]:
-            git["commit"] = self.deployment["version"]  # deploy one service at a commit
+        if self.deployment.version and self.deployment.service_ids:
+            git["commit"] = self.deployment.version  # deploy one service at a commit
         await outbox.publish(
             conn,
             ev.BuildRequested(
                 build_id=build_id,
-                organization_id=self.deployment["organization_id"],
-                environment_id=self.deployment["environment_id"],
+                organization_id=self.deployment.organization_id,
+                environment_id=self.deployment.environment_id,
                 service_id=item.id,
                 deployment_id=self.id,
                 source=ev.GitSourceSpec.model_validate(git),
                 build_args=git.get("build_args") or {},
-                image_repository=p.image_repository(self.deployment["organization_id"], item.id),
+                image_repository=p.image_repository(self.deployment.organization_id, item.id),
             ),
             subject=str(build_id),
             source=progress.SOURCE,
-            organization_id=self.deployment["organization_id"],
+            organization_id=self.deployment.organization_id,
         )
         await progress.service_event(conn, self.deployment, item.id, E.START_BUILD)
         await progress.deploy_log(
@@ -256,7 +263,7 @@ class Execution:
         )
 
     async def _deploy(
-        self, item: p.ServiceItem, run: Mapping[str, Any], timings: dict[str, float]
+        self, item: p.ServiceItem, run: ServiceRun, timings: dict[str, float]
     ) -> None:
         image = await self._image(item, run, timings)
         async with self.tx() as conn:
@@ -266,7 +273,7 @@ class Execution:
                 item.id,
                 status="DEPLOYING",
                 image=image,
-                started_at=run["started_at"] or datetime.now(UTC),
+                started_at=run.started_at or datetime.now(UTC),
             )
             await progress.environment_event(conn, self.deployment, E.START_DEPLOY)
             await progress.service_event(conn, self.deployment, item.id, E.START_DEPLOY)
@@ -297,40 +304,42 @@ class Execution:
             )
 
     async def _image(
-        self, item: p.ServiceItem, run: Mapping[str, Any], timings: dict[str, float]
+        self, item: p.ServiceItem, run: ServiceRun, timings: dict[str, float]
     ) -> str | None:
-        images = self.deployment["snapshot"].get("images", {})
+        images = self.snapshot.get("images", {})
         if str(item.id) in images:
             return str(images[str(item.id)])
         if item.needs_build:
             return await self._await_build(item, run, timings)
         if item.spec.get("image"):
-            version = self.deployment["version"] if self.deployment["service_ids"] else None
+            version = self.deployment.version if self.deployment.service_ids else None
             return p.image_reference(item.spec, version)
         return None
 
     async def _await_build(
-        self, item: p.ServiceItem, run: Mapping[str, Any], timings: dict[str, float]
+        self, item: p.ServiceItem, run: ServiceRun, timings: dict[str, float]
     ) -> str:
-        build_id = run["build_id"]
+        build_id = run.build_id
         if build_id is None:  # resumed before the request was recorded
             async with self.tx() as conn:
                 run = await self._request_build(conn, item)
-            build_id = run["build_id"]
+            build_id = run.build_id
         started = time.monotonic()
         deadline = started + self.tools.settings.build_timeout_s
         while True:
             async with self.tools.pool.acquire() as conn:
-                current = await q.build_of_run(conn, self.id, item.id)
-            status = current["build_status"]
+                current = await q.service_run(conn, self.id, item.id)
+            assert current is not None, "a service run is never deleted"
+            status = current.build_status
             if status == "SUCCEEDED":
+                image = str(current.image)  # a build that succeeded names its image
                 timings.setdefault("build", round(time.monotonic() - started, 3))
-                await self._record_image(item, current["image"])
-                return str(current["image"])
+                await self._record_image(item, image)
+                return image
             if status in ("FAILED", "CANCELED"):
                 raise steps.StepFailed(
                     "BUILD_FAILED" if status == "FAILED" else "BUILD_CANCELED",
-                    current["message"] or f"the build of {item.name} did not succeed",
+                    current.message or f"the build of {item.name} did not succeed",
                     build=True,
                 )
             remaining = deadline - time.monotonic()
@@ -343,8 +352,8 @@ class Execution:
     async def _record_image(self, item: p.ServiceItem, image: str) -> None:
         """Images go into the snapshot, so deploying it again (rollback) builds nothing."""
         async with self.tx() as conn:
-            row = await q.snapshot_image(conn, self.id, item.id, image)
-        self.deployment = _with(self.deployment, snapshot=row["snapshot"])
+            snapshot = await q.snapshot_image(conn, self.id, item.id, image)
+        self.deployment = dataclasses.replace(self.deployment, snapshot=snapshot)
 
     async def _deploy_kind(self, item: p.ServiceItem, image: str | None) -> steps.Outcome:
         if item.kind in p.LONG_RUNNING or (item.kind == p.LIFECYCLE and "start" in item.triggers):
@@ -367,10 +376,10 @@ class Execution:
         )
 
     async def _env(self, item: p.ServiceItem) -> workloads.Delivery:
-        return await steps.service_env(self.tools, self.deployment["snapshot"], item, self.outputs)
+        return await steps.service_env(self.tools, self.snapshot, item, self.outputs)
 
     def _digest(self, item: p.ServiceItem) -> str:
-        snapshot = self.deployment["snapshot"]
+        snapshot = self.snapshot
         svc = {"spec": item.spec}
         visible = p.visible_variables(
             snapshot.get("variables", []),
@@ -437,7 +446,7 @@ class Execution:
         await steps.run_job(self.tools, self.deployment, item, image, delivery, self.outputs)
 
     def _snapshot_image(self, item: p.ServiceItem) -> str:
-        image = self.deployment["snapshot"].get("images", {}).get(str(item.id))
+        image = self.snapshot.get("images", {}).get(str(item.id))
         if image is None and item.spec.get("image"):
             return p.image_reference(item.spec)
         if image is None:
@@ -481,10 +490,10 @@ class Execution:
         async with self.tx() as conn:
             await progress.environment_event(conn, self.deployment, self._start_event())
             await progress.environment_event(conn, self.deployment, event)
-            if self.deployment["service_ids"] and self.action in (A.STOP, A.DELETE):
+            if self.deployment.service_ids and self.action in (A.STOP, A.DELETE):
                 await progress.environment_still_runs(conn, self.deployment)
-            if self.action is A.DELETE and not self.deployment["service_ids"]:
-                await q.forget_environment(conn, self.deployment["environment_id"])
+            if self.action is A.DELETE and not self.deployment.service_ids:
+                await q.forget_environment(conn, self.deployment.environment_id)
             await self._finish(conn, "SUCCESS", None, None)
             await progress.publish(
                 conn,
@@ -547,47 +556,41 @@ class Execution:
     async def _close_leftovers(self, conn: asyncpg.Connection, status: str) -> None:
         """Stages and services that did not run: SKIPPED after a failure, CANCELED on cancel."""
         for stage in await q.stages(conn, self.id):
-            if stage["status"] == "QUEUED" or (
-                status == "CANCELED" and stage["status"] == "ONGOING"
-            ):
+            if stage.status == "QUEUED" or (status == "CANCELED" and stage.status == "ONGOING"):
                 await progress.stage_status(conn, self.deployment, stage, sm.StageStatus(status))
         for run in await q.service_runs(conn, self.id):
-            if run["status"] in ("QUEUED", "BUILDING", "DEPLOYING"):
+            if run.status in ("QUEUED", "BUILDING", "DEPLOYING"):
                 await q.update_service_run(
-                    conn, self.id, run["service_id"], status=status, finished_at=datetime.now(UTC)
+                    conn, self.id, run.service_id, status=status, finished_at=datetime.now(UTC)
                 )
                 if status == "CANCELED":
                     await progress.service_event(
-                        conn, self.deployment, run["service_id"], E.CANCEL_REQUESTED
+                        conn, self.deployment, run.service_id, E.CANCEL_REQUESTED
                     )
-                    await progress.service_event(
-                        conn, self.deployment, run["service_id"], E.CANCELED
-                    )
+                    await progress.service_event(conn, self.deployment, run.service_id, E.CANCELED)
                 else:
                     await self._settle_skipped(conn, run)
 
-    async def _settle_skipped(self, conn: asyncpg.Connection, run: asyncpg.Record) -> None:
+    async def _settle_skipped(self, conn: asyncpg.Connection, run: ServiceRun) -> None:
         """A skipped service goes back to where it was before this deployment queued it."""
-        status = await q.service_status(conn, run["service_id"])
-        if status is not None and sm.is_busy(S(status["state"])):
-            await progress.service_event(
-                conn, self.deployment, run["service_id"], E.CANCEL_REQUESTED
-            )
-            await progress.service_event(conn, self.deployment, run["service_id"], E.CANCELED)
+        status = await q.service_status(conn, run.service_id)
+        if status is not None and sm.is_busy(S(status.state)):
+            await progress.service_event(conn, self.deployment, run.service_id, E.CANCEL_REQUESTED)
+            await progress.service_event(conn, self.deployment, run.service_id, E.CANCELED)
 
     async def _cancel_builds(self) -> None:
         async with self.tx() as conn:
             for run in await q.service_runs(conn, self.id):
-                if run["build_id"] and run["build_status"] in ("REQUESTED", "QUEUED", "STARTED"):
+                if run.build_id and run.build_status in ("REQUESTED", "QUEUED", "STARTED"):
                     await outbox.publish(
                         conn,
                         ev.BuildCancelRequested(
-                            build_id=run["build_id"],
-                            organization_id=self.deployment["organization_id"],
+                            build_id=run.build_id,
+                            organization_id=self.deployment.organization_id,
                         ),
-                        subject=str(run["build_id"]),
+                        subject=str(run.build_id),
                         source=progress.SOURCE,
-                        organization_id=self.deployment["organization_id"],
+                        organization_id=self.deployment.organization_id,
                     )
 
     async def _finish(
@@ -609,9 +612,3 @@ class Execution:
 
 def _items(snapshot: Mapping[str, Any]) -> list[p.ServiceItem]:
     return [item for stage in p.plan(snapshot, A.DEPLOY) for item in stage.services]
-
-
-def _with(row: Any, **fields: Any) -> Any:
-    data = dict(row)
-    data.update(fields)
-    return data

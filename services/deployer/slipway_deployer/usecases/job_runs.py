@@ -18,6 +18,7 @@ from slipway_contracts.events import deployer as ev
 from slipway_deployer.adapters.runtime import RuntimeFailure
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
+from slipway_deployer.domain.running import JobRun
 from slipway_deployer.usecases import workloads
 from slipway_deployer.usecases.steps import StepFailed, Tools, service_env
 from slipway_libs import outbox
@@ -47,13 +48,13 @@ class JobRunner:
         async with transaction(self.tools.pool) as conn:
             rows = await q.claim_job_runs(conn, free)
         for row in rows:
-            self._tasks[row["id"]] = asyncio.create_task(self._run(row))
+            self._tasks[row.id] = asyncio.create_task(self._run(row))
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
 
-    async def _run(self, row: asyncpg.Record) -> None:
+    async def _run(self, row: JobRun) -> None:
         started = time.monotonic()
         status, code, message = "FAILED", None, None
         try:
@@ -65,44 +66,44 @@ class JobRunner:
         except RuntimeFailure as failure:
             message = f"{failure.reason.value}: {failure.message}"
         except Exception as exc:  # the run must end, whatever broke
-            log.exception("jobs.crashed", run_id=str(row["id"]))
+            log.exception("jobs.crashed", run_id=str(row.id))
             message = f"INTERNAL_ERROR: {type(exc).__name__}"
         async with transaction(self.tools.pool) as conn:
             await self._finish(conn, row, status, code, message, time.monotonic() - started)
-        self._tasks.pop(row["id"], None)
+        self._tasks.pop(row.id, None)
 
-    async def _execute(self, row: asyncpg.Record) -> int:
+    async def _execute(self, row: JobRun) -> int:
         snapshot, item, image = await self._deployed(row)
         async with self.tools.pool.acquire() as conn:
             outputs = workloads.open_outputs(
-                await q.job_outputs(conn, row["environment_id"]), self.tools.at_rest
+                await q.job_outputs(conn, row.environment_id), self.tools.at_rest
             )
         delivery = await service_env(self.tools, snapshot, item, outputs)
         work = workloads.workload(
             item,
             image=image,
-            environment_id=row["environment_id"],
+            environment_id=row.environment_id,
             delivery=delivery,
-            organization_id=row["organization_id"],
+            organization_id=row.organization_id,
         )
         self.tools.live.follow_job(row, item.id)
         timeout_s = float(item.spec.get("max_duration_s", 3600))
         result = await self.tools.runtime.run_job(work, timeout_s=timeout_s)
         return result.exit_code
 
-    async def _deployed(self, row: asyncpg.Record) -> tuple[Any, p.ServiceItem, str]:
+    async def _deployed(self, row: JobRun) -> tuple[Any, p.ServiceItem, str]:
         """The snapshot and image of the last successful deployment of the job."""
         async with self.tools.pool.acquire() as conn:
             history = await q.history(
-                conn, row["environment_id"], service_id=row["service_id"], before_seq=None, limit=50
+                conn, row.environment_id, service_id=row.service_id, before_seq=None, limit=50
             )
         for deployment in history:
-            if deployment["action"] != "DEPLOY" or deployment["status"] != "SUCCESS":
+            snapshot = deployment.snapshot
+            if deployment.action != "DEPLOY" or deployment.status != "SUCCESS" or not snapshot:
                 continue
-            snapshot = deployment["snapshot"]
             for svc in p.snapshot_services(snapshot):
-                if svc["id"] == str(row["service_id"]):
-                    item = p.ServiceItem(row["service_id"], svc["name"], svc["kind"], svc["spec"])
+                if svc["id"] == str(row.service_id):
+                    item = p.ServiceItem(row.service_id, svc["name"], svc["kind"], svc["spec"])
                     image = snapshot.get("images", {}).get(svc["id"])
                     if image is None and svc["spec"].get("image"):
                         image = p.image_reference(svc["spec"])
@@ -113,27 +114,27 @@ class JobRunner:
     async def _finish(
         self,
         conn: asyncpg.Connection,
-        row: asyncpg.Record,
+        row: JobRun,
         status: str,
         code: int | None,
         message: str | None,
         duration_s: float,
     ) -> None:
-        done = await q.finish_job_run(conn, row["id"], status, exit_code=code, message=message)
+        done = await q.finish_job_run(conn, row.id, status, exit_code=code, message=message)
         await outbox.publish(
             conn,
             ev.JobRunFinished(
-                run_id=done["id"],
-                service_id=done["service_id"],
-                environment_id=done["environment_id"],
-                organization_id=done["organization_id"],
-                trigger=done["trigger"],
+                run_id=done.id,
+                service_id=done.service_id,
+                environment_id=done.environment_id,
+                organization_id=done.organization_id,
+                trigger=done.trigger,
                 status=status,
                 exit_code=code,
                 message=message,
                 duration_s=round(duration_s, 3),
             ),
-            subject=str(done["environment_id"]),
+            subject=str(done.environment_id),
             source=SOURCE,
-            organization_id=done["organization_id"],
+            organization_id=done.organization_id,
         )

@@ -11,6 +11,7 @@ import asyncpg
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import scheduler as sev
 from slipway_deployer.db import queries as q
+from slipway_deployer.domain.running import JobRun
 from slipway_deployer.usecases.requests import QUEUE_CHANNEL, service_or_404
 from slipway_libs.actor import Actor
 from slipway_libs.errors import Clash, InvalidInput
@@ -24,14 +25,14 @@ async def request_run(
     *,
     actor: Actor | None,
     scheduled_at: Any = None,
-) -> asyncpg.Record | None:
+) -> JobRun | None:
     """Queue a run (202). A run asked by a user is refused while one runs (409); a scheduled one
     is then recorded SKIPPED (the job's ``forbid`` policy). None: that scheduled run exists."""
     svc = await service_or_404(conn, service_id)
-    if svc["kind"] not in JOB_KINDS:
+    if svc.kind not in JOB_KINDS:
         raise InvalidInput("NOT_A_JOB", "Only cron and lifecycle jobs can be run.")
     status = await q.service_status(conn, service_id)
-    deployed = status is not None and status["state"] in ("DEPLOYED", "RESTARTED")
+    deployed = status is not None and status.state in ("DEPLOYED", "RESTARTED")
     busy = await q.active_job_run(conn, service_id)
     scheduled = scheduled_at is not None
     if not scheduled and not deployed:
@@ -48,8 +49,8 @@ async def request_run(
         {
             "id": uuid.uuid4(),
             "service_id": service_id,
-            "environment_id": svc["environment_id"],
-            "organization_id": svc["organization_id"],
+            "environment_id": svc.environment_id,
+            "organization_id": svc.organization_id,
             "trigger": "schedule" if scheduled else "user",
             "scheduled_at": scheduled_at,
             "requested_by": actor.model_dump(mode="json", exclude_none=True) if actor else None,
@@ -58,7 +59,7 @@ async def request_run(
         },
     )
     if row is not None and not skipped:
-        await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))
+        await q.notify(conn, QUEUE_CHANNEL, str(row.id))
     return row
 
 
@@ -69,22 +70,22 @@ async def runs(conn: asyncpg.Connection, service_id: uuid.UUID, limit: int) -> d
     return {"items": [run_view(r) for r in rows], "next_cursor": None}
 
 
-def run_view(row: asyncpg.Record) -> dict[str, Any]:
+def run_view(row: JobRun) -> dict[str, Any]:
     def iso(value: Any) -> str | None:
         return None if value is None else value.isoformat()
 
     return {
-        "run_id": str(row["id"]),
-        "service_id": str(row["service_id"]),
-        "environment_id": str(row["environment_id"]),
-        "trigger": row["trigger"],
-        "status": row["status"],
-        "exit_code": row["exit_code"],
-        "message": row["message"],
-        "scheduled_at": iso(row["scheduled_at"]),
-        "created_at": iso(row["created_at"]),
-        "started_at": iso(row["started_at"]),
-        "finished_at": iso(row["finished_at"]),
+        "run_id": str(row.id),
+        "service_id": str(row.service_id),
+        "environment_id": str(row.environment_id),
+        "trigger": row.trigger,
+        "status": row.status,
+        "exit_code": row.exit_code,
+        "message": row.message,
+        "scheduled_at": iso(row.scheduled_at),
+        "created_at": iso(row.created_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
     }
 
 

@@ -3,14 +3,14 @@ kept in the database as the runtime sees it, and told to subscribers when it cha
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
+import uuid
+from dataclasses import dataclass
 
 from slipway_contracts.events import deployer as ev
 from slipway_deployer.adapters.runtime import RuntimeFailure
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.domain.deployments import ServiceStatus
 from slipway_deployer.usecases import progress
 from slipway_deployer.usecases.steps import Tools
 
@@ -21,24 +21,24 @@ async def observe(tools: Tools) -> None:
         rows = await q.watched(conn)
     for row in rows:
         try:
-            state = await tools.runtime.status(str(row["service_id"]))
+            state = await tools.runtime.status(str(row.service_id))
         except RuntimeFailure:
             continue
-        known = list(row["urls"])
+        known = list(row.urls)
         urls = [state.urls[port] for port in sorted(state.urls)]
         if not urls or set(urls) == set(known):
             urls = known  # the deployment's order: the default port's URL first
-        if state.status.value == row["running_status"] and urls == known:
+        if state.status.value == row.running_status and urls == known:
             continue  # nothing changed: no round trip
         async with tools.pool.acquire() as conn, conn.transaction():
-            if await q.set_running_status(conn, row["service_id"], state.status.value, urls):
+            if await q.set_running_status(conn, row.service_id, state.status.value, urls):
                 await progress.publish(
                     conn,
                     _owner(row),
                     ev.ServiceStatusChanged(
                         **progress.ids(_owner(row)),
-                        service_id=row["service_id"],
-                        state=row["state"],
+                        service_id=row.service_id,
+                        state=row.state,
                         running_status=state.status.value,
                         urls=urls,
                         message=state.message,
@@ -46,10 +46,20 @@ async def observe(tools: Tools) -> None:
                 )
 
 
-def _owner(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["last_deployment_id"],
-        "environment_id": row["environment_id"],
-        "organization_id": row["organization_id"],
-        "action": row["last_action"] or sm.Action.DEPLOY.value,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Owner:
+    """Whom a running status change is told as: the deployment that last acted on the service."""
+
+    id: uuid.UUID | None
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    action: str
+
+
+def _owner(row: ServiceStatus) -> _Owner:
+    return _Owner(
+        id=row.last_deployment_id,
+        environment_id=row.environment_id,
+        organization_id=row.organization_id,
+        action=row.last_action or sm.Action.DEPLOY.value,
+    )

@@ -9,7 +9,6 @@ and the refusal is logged, never raised into the deployment.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from slipway_contracts.events import deployer as ev
 from slipway_contracts.events.logs import LogLine, LogLinesAppended
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.domain.deployments import Acting, Deployment, StageRun
 from slipway_libs import outbox
 
 log = structlog.get_logger(__name__)
@@ -41,52 +41,52 @@ def _next(state: sm.State, event: sm.Event, action: sm.Action) -> sm.State | Non
 
 
 async def environment_event(
-    conn: asyncpg.Connection, deployment: Mapping[str, Any], event: sm.Event
+    conn: asyncpg.Connection, deployment: Deployment, event: sm.Event
 ) -> sm.State | None:
-    env_id = deployment["environment_id"]
+    env_id = deployment.environment_id
     status = await q.environment_status(conn, env_id)
-    state = S(status["state"]) if status is not None else S.READY
-    action = sm.Action(deployment["action"])
+    state = S(status.state) if status is not None else S.READY
+    action = sm.Action(deployment.action)
     target = _next(state, event, action)
     if target is not None and target is not state:
         await q.save_environment_status(
             conn,
             env_id,
-            deployment["organization_id"],
+            deployment.organization_id,
             target.value,
             action=action.value,
-            deployment_id=deployment["id"],
+            deployment_id=deployment.id,
         )
     return target
 
 
 async def set_environment_state(
-    conn: asyncpg.Connection, deployment: Mapping[str, Any], state: sm.State
+    conn: asyncpg.Connection, deployment: Deployment, state: sm.State
 ) -> None:
     """For the few moves that are not one event (a queued request taken at start)."""
     await q.save_environment_status(
         conn,
-        deployment["environment_id"],
-        deployment["organization_id"],
+        deployment.environment_id,
+        deployment.organization_id,
         state.value,
-        action=deployment["action"],
-        deployment_id=deployment["id"],
+        action=deployment.action,
+        deployment_id=deployment.id,
     )
 
 
-async def environment_still_runs(conn: asyncpg.Connection, deployment: Mapping[str, Any]) -> None:
+async def environment_still_runs(conn: asyncpg.Connection, deployment: Deployment) -> None:
     """After some services were stopped or deleted, an environment whose other services still
     run reads DEPLOYED, not STOPPED or DELETED."""
-    acted = set(deployment["service_ids"])
-    for status in await q.service_statuses(conn, deployment["environment_id"]):
-        if status["service_id"] not in acted and status["state"] in (S.DEPLOYED, S.RESTARTED):
+    acted = set(deployment.service_ids)
+    for status in await q.service_statuses(conn, deployment.environment_id):
+        if status.service_id not in acted and status.state in (S.DEPLOYED, S.RESTARTED):
             await set_environment_state(conn, deployment, S.DEPLOYED)
             return
 
 
 async def service_event(
     conn: asyncpg.Connection,
-    deployment: Mapping[str, Any],
+    deployment: Deployment,
     service_id: uuid.UUID,
     event: sm.Event,
     *,
@@ -97,16 +97,16 @@ async def service_event(
     deployed_image: str | None = None,
 ) -> sm.State | None:
     current = await q.service_status(conn, service_id)
-    state = S(current["state"]) if current is not None else S.READY
-    action = sm.Action(deployment["action"])
+    state = S(current.state) if current is not None else S.READY
+    action = sm.Action(deployment.action)
     target = _next(state, event, action)
     if target is None:
         return None
     await q.save_service_status(
         conn,
         service_id=service_id,
-        environment_id=deployment["environment_id"],
-        organization_id=deployment["organization_id"],
+        environment_id=deployment.environment_id,
+        organization_id=deployment.organization_id,
         state=target.value,
         action=action.value,
         running_status=running_status,
@@ -114,7 +114,7 @@ async def service_event(
         message=message,
         deployed_config=deployed_config,
         deployed_image=deployed_image,
-        deployment_id=deployment["id"],
+        deployment_id=deployment.id,
     )
     row = await q.service_status(conn, service_id)
     await publish(
@@ -124,8 +124,8 @@ async def service_event(
             **ids(deployment),
             service_id=service_id,
             state=target.value,
-            running_status=row["running_status"] if row else running_status,
-            urls=list(row["urls"]) if row else (urls or []),
+            running_status=row.running_status if row else running_status,
+            urls=list(row.urls) if row else (urls or []),
             message=message,
         ),
     )
@@ -133,29 +133,29 @@ async def service_event(
 
 
 async def service_queued(
-    conn: asyncpg.Connection, deployment: Mapping[str, Any], service_id: uuid.UUID
+    conn: asyncpg.Connection, deployment: Deployment, service_id: uuid.UUID
 ) -> None:
     """A service the deployment will act on shows the request's queued state while it waits."""
     current = await q.service_status(conn, service_id)
-    state = S(current["state"]) if current is not None else S.READY
-    if sm.is_busy(state) or not sm.can_request(state, sm.Action(deployment["action"])):
+    state = S(current.state) if current is not None else S.READY
+    if sm.is_busy(state) or not sm.can_request(state, sm.Action(deployment.action)):
         return
     await service_event_to(
-        conn, deployment, service_id, sm.queued_state(sm.Action(deployment["action"]))
+        conn, deployment, service_id, sm.queued_state(sm.Action(deployment.action))
     )
 
 
 async def service_event_to(
-    conn: asyncpg.Connection, deployment: Mapping[str, Any], service_id: uuid.UUID, state: sm.State
+    conn: asyncpg.Connection, deployment: Deployment, service_id: uuid.UUID, state: sm.State
 ) -> None:
     await q.save_service_status(
         conn,
         service_id=service_id,
-        environment_id=deployment["environment_id"],
-        organization_id=deployment["organization_id"],
+        environment_id=deployment.environment_id,
+        organization_id=deployment.organization_id,
         state=state.value,
-        action=deployment["action"],
-        deployment_id=deployment["id"],
+        action=deployment.action,
+        deployment_id=deployment.id,
     )
     await publish(
         conn,
@@ -166,48 +166,46 @@ async def service_event_to(
 
 async def stage_status(
     conn: asyncpg.Connection,
-    deployment: Mapping[str, Any],
-    stage: Mapping[str, Any],
+    deployment: Deployment,
+    stage: StageRun,
     status: sm.StageStatus,
 ) -> None:
-    await q.set_stage_status(conn, deployment["id"], stage["position"], status.value)
+    await q.set_stage_status(conn, deployment.id, stage.position, status.value)
     await publish(
         conn,
         deployment,
         ev.DeploymentStageChanged(
             **ids(deployment),
-            stage_id=stage["stage_id"],
-            stage_name=stage["name"],
-            position=stage["position"],
+            stage_id=stage.stage_id,
+            stage_name=stage.name,
+            position=stage.position,
             status=status.value,
         ),
     )
 
 
-async def publish(
-    conn: asyncpg.Connection, deployment: Mapping[str, Any], payload: EventPayload
-) -> None:
+async def publish(conn: asyncpg.Connection, deployment: Acting, payload: EventPayload) -> None:
     await outbox.publish(
         conn,
         payload,
-        subject=str(deployment["environment_id"]),
+        subject=str(deployment.environment_id),
         source=SOURCE,
-        organization_id=deployment["organization_id"],
+        organization_id=deployment.organization_id,
     )
 
 
-def ids(deployment: Mapping[str, Any]) -> dict[str, Any]:
+def ids(deployment: Acting) -> dict[str, Any]:
     return {
-        "deployment_id": deployment["id"],
-        "environment_id": deployment["environment_id"],
-        "organization_id": deployment["organization_id"],
-        "action": deployment["action"],
+        "deployment_id": deployment.id,
+        "environment_id": deployment.environment_id,
+        "organization_id": deployment.organization_id,
+        "action": deployment.action,
     }
 
 
 async def deploy_log(
     conn: asyncpg.Connection,
-    deployment: Mapping[str, Any],
+    deployment: Deployment,
     text: str,
     *,
     service_id: uuid.UUID | None = None,
@@ -217,12 +215,12 @@ async def deploy_log(
         conn,
         LogLinesAppended(
             kind="deploy",
-            environment_id=deployment["environment_id"],
+            environment_id=deployment.environment_id,
             service_id=service_id,
-            deployment_id=deployment["id"],
+            deployment_id=deployment.id,
             lines=[LogLine(at=datetime.now(UTC), stream="system", text=text)],
         ),
-        subject=str(deployment["id"]),
+        subject=str(deployment.id),
         source=SOURCE,
-        organization_id=deployment["organization_id"],
+        organization_id=deployment.organization_id,
     )

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 import structlog
 
 from slipway_deployer.db import queries as q
+from slipway_deployer.domain.deployments import Deployment
 from slipway_deployer.usecases.steps import Tools
 
 log = structlog.get_logger(__name__)
 
 
-async def take_over(tools: Tools) -> list[asyncpg.Record]:
+async def take_over(tools: Tools) -> list[Deployment]:
     """Adopt what the runtime still runs and follow its logs again; the deployments left ONGOING
     or CANCELING (by this deployer's last term or a dead one), to resume."""
     adopted = await tools.runtime.adopt()
@@ -24,15 +24,15 @@ async def take_over(tools: Tools) -> list[asyncpg.Record]:
         rows = await q.believed_running(conn)
         unfinished = await q.unfinished(conn)
     for row in rows:
-        sid = str(row["service_id"])
+        sid = str(row.service_id)
         if sid in adopted:
-            tools.live.follow_service(row, row["service_id"])
+            tools.live.follow_service(row, row.service_id)
         elif sid in databases:
-            tools.live.follow_database(row, row["service_id"])
+            tools.live.follow_database(row, row.service_id)
     return list(unfinished)
 
 
-async def claim(tools: Tools, free: int) -> list[asyncpg.Record]:
+async def claim(tools: Tools, free: int) -> list[Deployment]:
     """Up to ``free`` deployments, now ONGOING (each plans itself when it runs)."""
     async with tools.pool.acquire() as conn:
         return list(await q.claim(conn, free))

@@ -15,6 +15,8 @@ import asyncpg
 from slipway_contracts.events import deployer as ev
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.domain.catalog import CatalogEnvironment, CatalogService
+from slipway_deployer.domain.deployments import Deployment
 from slipway_deployer.usecases import snapshots
 from slipway_libs import audit, outbox
 from slipway_libs.actor import SYSTEM, Actor
@@ -27,14 +29,14 @@ CANCEL_CHANNEL = "deployer_cancel"
 A, S = sm.Action, sm.State
 
 
-async def environment_or_404(conn: asyncpg.Connection, env_id: uuid.UUID) -> asyncpg.Record:
+async def environment_or_404(conn: asyncpg.Connection, env_id: uuid.UUID) -> CatalogEnvironment:
     env = await q.environment(conn, env_id)
     if env is None:
         raise Missing("ENVIRONMENT_NOT_FOUND", "No such environment.")
     return env
 
 
-async def service_or_404(conn: asyncpg.Connection, service_id: uuid.UUID) -> asyncpg.Record:
+async def service_or_404(conn: asyncpg.Connection, service_id: uuid.UUID) -> CatalogService:
     svc = await q.service(conn, service_id)
     if svc is None:
         raise Missing("SERVICE_NOT_FOUND", "No such service.")
@@ -50,8 +52,8 @@ async def request(
     service_id: uuid.UUID | None = None,
     version: str | None = None,
     trigger: str = "user",
-    rollback_of: asyncpg.Record | None = None,
-) -> tuple[asyncpg.Record, bool]:
+    rollback_of: Deployment | None = None,
+) -> tuple[Deployment, bool]:
     """Queue one request; returns the deployment row that answers for it and whether it merged."""
     env = await environment_or_404(conn, environment_id)
     await q.lock_environment(conn, environment_id)
@@ -65,7 +67,7 @@ async def request(
         id=uuid.uuid4(),
         action=action,
         service_ids=frozenset({service_id}) if service_id else frozenset(),
-        version=str(rollback_of["id"]) if rollback_of is not None else version,
+        version=str(rollback_of.id) if rollback_of is not None else version,
         trigger=sm.TriggerKind.USER if trigger == "rollback" else sm.TriggerKind(trigger),
     )
     queued = sm.enqueue(pending, wanted)
@@ -77,23 +79,23 @@ async def request(
         conn,
         {
             "id": wanted.id,
-            "organization_id": env["organization_id"],
-            "project_id": env["project_id"],
+            "organization_id": env.organization_id,
+            "project_id": env.project_id,
             "environment_id": environment_id,
             "action": action.value,
             "service_ids": sorted(wanted.service_ids),
             "version": version,
             "trigger": trigger,
-            "rollback_of": rollback_of["id"] if rollback_of is not None else None,
+            "rollback_of": rollback_of.id if rollback_of is not None else None,
             "requested_by": actor.model_dump(mode="json", exclude_none=True),
             "status": "QUEUED",
-            "snapshot": rollback_of["snapshot"] if rollback_of is not None else None,
+            "snapshot": rollback_of.snapshot if rollback_of is not None else None,
             "trace_carrier": current_carrier(),
         },
     )
     if env_next is not env_state:
         await q.save_environment_status(
-            conn, environment_id, env["organization_id"], env_next.value, action=action.value
+            conn, environment_id, env.organization_id, env_next.value, action=action.value
         )
     await _announce(conn, row, actor)
     return row, False
@@ -101,7 +103,7 @@ async def request(
 
 async def _environment_state(conn: asyncpg.Connection, env_id: uuid.UUID) -> sm.State:
     status = await q.environment_status(conn, env_id)
-    return sm.State(status["state"]) if status is not None else S.READY
+    return sm.State(status.state) if status is not None else S.READY
 
 
 async def _check_service(
@@ -110,7 +112,7 @@ async def _check_service(
     """A service's request is judged on the service's own state; the environment only refuses
     it while being deleted. Returns the environment's next state."""
     status = await q.service_status(conn, service_id)
-    state = sm.State(status["state"]) if status is not None else S.READY
+    state = sm.State(status.state) if status is not None else S.READY
     if not sm.is_busy(state):
         sm.transition(state, sm.request_event(action))  # raises the 409 when refused
     if env_state in (S.DELETE_QUEUED, S.DELETING, S.DELETED):
@@ -118,74 +120,74 @@ async def _check_service(
     return env_state if sm.is_busy(env_state) else sm.queued_state(action)
 
 
-def _as_request(row: asyncpg.Record) -> sm.DeploymentRequest:
-    trigger = "user" if row["trigger"] == "rollback" else row["trigger"]
-    rollback = row["rollback_of"]
+def _as_request(row: Deployment) -> sm.DeploymentRequest:
+    trigger = "user" if row.trigger == "rollback" else row.trigger
+    rollback = row.rollback_of
     return sm.DeploymentRequest(
-        id=row["id"],
-        action=sm.Action(row["action"]),
-        service_ids=frozenset(row["service_ids"]),
-        version=str(rollback) if rollback is not None else row["version"],
+        id=row.id,
+        action=sm.Action(row.action),
+        service_ids=frozenset(row.service_ids),
+        version=str(rollback) if rollback is not None else row.version,
         trigger=sm.TriggerKind(trigger),
     )
 
 
-async def _announce(conn: asyncpg.Connection, row: asyncpg.Record, actor: Actor) -> None:
+async def _announce(conn: asyncpg.Connection, row: Deployment, actor: Actor) -> None:
     await outbox.publish(
         conn,
         ev.DeploymentQueued(
-            deployment_id=row["id"],
-            environment_id=row["environment_id"],
-            organization_id=row["organization_id"],
-            action=row["action"],
-            trigger=row["trigger"],
-            service_ids=list(row["service_ids"]),
+            deployment_id=row.id,
+            environment_id=row.environment_id,
+            organization_id=row.organization_id,
+            action=row.action,
+            trigger=row.trigger,
+            service_ids=list(row.service_ids),
             requested_by=actor.id,
-            rollback_of=row["rollback_of"],
+            rollback_of=row.rollback_of,
         ),
-        subject=str(row["environment_id"]),
+        subject=str(row.environment_id),
         source=SOURCE,
-        organization_id=row["organization_id"],
+        organization_id=row.organization_id,
         announce=True,
     )
     await audit.record(
         conn,
         producer=SOURCE,
         actor=actor,
-        organization_id=row["organization_id"],
-        action=row["action"],
+        organization_id=row.organization_id,
+        action=row.action,
         target_type="ENVIRONMENT",
-        target_id=row["environment_id"],
-        project_id=row["project_id"],
-        environment_id=row["environment_id"],
+        target_id=row.environment_id,
+        project_id=row.project_id,
+        environment_id=row.environment_id,
         change=_audit_change(row),
     )
-    await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))
+    await q.notify(conn, QUEUE_CHANNEL, str(row.id))
 
 
-def _audit_change(row: asyncpg.Record) -> dict[str, Any]:
-    change: dict[str, Any] = {"deployment_id": str(row["id"]), "trigger": row["trigger"]}
-    if row["service_ids"]:
-        change["service_ids"] = [str(s) for s in row["service_ids"]]
-    if row["version"]:
-        change["version"] = row["version"]
-    if row["rollback_of"]:
-        change["rollback_of"] = str(row["rollback_of"])
+def _audit_change(row: Deployment) -> dict[str, Any]:
+    change: dict[str, Any] = {"deployment_id": str(row.id), "trigger": row.trigger}
+    if row.service_ids:
+        change["service_ids"] = [str(s) for s in row.service_ids]
+    if row.version:
+        change["version"] = row.version
+    if row.rollback_of:
+        change["rollback_of"] = str(row.rollback_of)
     return change
 
 
 async def rollback(
     conn: asyncpg.Connection, deployment_id: uuid.UUID, actor: Actor
-) -> tuple[asyncpg.Record, bool]:
+) -> tuple[Deployment, bool]:
     """Deploy again the snapshot an earlier deployment deployed."""
     earlier = await q.deployment(conn, deployment_id)
     if earlier is None:
         raise Missing("DEPLOYMENT_NOT_FOUND", "No such deployment.")
-    if earlier["action"] != A.DEPLOY or earlier["status"] != "SUCCESS" or not earlier["snapshot"]:
+    if earlier.action != A.DEPLOY or earlier.status != "SUCCESS" or not earlier.snapshot:
         raise Clash("NOT_ROLLBACKABLE", "Only a deployment that succeeded can be deployed again.")
     return await request(
         conn,
-        environment_id=earlier["environment_id"],
+        environment_id=earlier.environment_id,
         action=A.DEPLOY,
         actor=actor,
         trigger="rollback",
@@ -195,16 +197,16 @@ async def rollback(
 
 async def redeploy(
     conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor
-) -> tuple[asyncpg.Record, bool]:
+) -> tuple[Deployment, bool]:
     """Deploy again what the environment's last successful deployment deployed."""
     await environment_or_404(conn, env_id)
     for row in await q.history(conn, env_id, service_id=None, before_seq=None, limit=50):
-        if row["action"] == A.DEPLOY and row["status"] == "SUCCESS" and row["snapshot"]:
-            return await rollback(conn, row["id"], actor)
+        if row.action == A.DEPLOY and row.status == "SUCCESS" and row.snapshot:
+            return await rollback(conn, row.id, actor)
     raise Clash("NOTHING_TO_REDEPLOY", "This environment has no successful deployment yet.")
 
 
-async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> asyncpg.Record:
+async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> Deployment:
     """Cancel the running deployment (it goes through CANCELING until the worker stopped what
     runs), else the next queued one (canceled at once)."""
     env = await environment_or_404(conn, env_id)
@@ -215,79 +217,79 @@ async def cancel(conn: asyncpg.Connection, env_id: uuid.UUID, actor: Actor) -> a
     if taken is None:  # running, or taken by the worker in between (a claim takes no lock)
         taken = await _cancel_running(conn, state, current or await q.running(conn, env_id))
     row, next_state = taken
-    await q.save_environment_status(conn, env_id, env["organization_id"], next_state.value)
+    await q.save_environment_status(conn, env_id, env.organization_id, next_state.value)
     await audit.record(
         conn,
         producer=SOURCE,
         actor=actor,
-        organization_id=env["organization_id"],
+        organization_id=env.organization_id,
         action="CANCEL",
         target_type="ENVIRONMENT",
         target_id=env_id,
-        project_id=env["project_id"],
+        project_id=env.project_id,
         environment_id=env_id,
-        change={"deployment_id": str(row["id"])},
+        change={"deployment_id": str(row.id)},
     )
     return row
 
 
 async def _cancel_queued(
     conn: asyncpg.Connection, env_id: uuid.UUID, state: sm.State
-) -> tuple[asyncpg.Record, sm.State] | None:
+) -> tuple[Deployment, sm.State] | None:
     """The next queued request, canceled at once; None when the worker has just taken it
     (also when the queue is empty: the worker may have claimed the only request between our
     read of the running one and this one, and the caller looks for it running again)."""
     queue = await q.queued(conn, env_id)
     if not queue:
         return None
-    row = await q.cancel_queued(conn, queue[0]["id"])
+    row = await q.cancel_queued(conn, queue[0].id)
     if row is None:
         return None
-    await q.notify(conn, QUEUE_CHANNEL, str(row["id"]))  # the next one may start
+    await q.notify(conn, QUEUE_CHANNEL, str(row.id))  # the next one may start
     next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED) if sm.is_busy(state) else state
     return row, next_state
 
 
 async def _cancel_running(
-    conn: asyncpg.Connection, state: sm.State, current: asyncpg.Record | None
-) -> tuple[asyncpg.Record, sm.State]:
+    conn: asyncpg.Connection, state: sm.State, current: Deployment | None
+) -> tuple[Deployment, sm.State]:
     """The running deployment goes CANCELING; its execution stops and ends it."""
     if current is None:  # taken and already over
         raise sm.TransitionRefused(
             sm.RefusalCode.NOTHING_TO_CANCEL, "nothing is queued or running", state=state
         )
     next_state = sm.transition(state, sm.Event.CANCEL_REQUESTED)
-    if current["action"] == A.DELETE:
+    if current.action == A.DELETE:
         raise sm.TransitionRefused(
             sm.RefusalCode.DELETE_NOT_CANCELABLE, "a running deletion cannot be canceled"
         )
-    row = await q.update_deployment(conn, current["id"], status="CANCELING")
-    await q.notify(conn, CANCEL_CHANNEL, str(row["id"]))
+    row = await q.update_deployment(conn, current.id, status="CANCELING")
+    await q.notify(conn, CANCEL_CHANNEL, str(row.id))
     return row, next_state
 
 
-async def tear_down_orphans(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def tear_down_orphans(conn: asyncpg.Connection) -> list[Deployment]:
     """Level-triggered garbage collection: what still runs of services (or whole environments)
     the catalog deleted is deleted by a system request, once (none while one is pending)."""
-    by_environment: dict[uuid.UUID, list[asyncpg.Record]] = {}
-    for row in await q.orphans(conn):
-        by_environment.setdefault(row["environment_id"], []).append(row)
+    by_environment: dict[uuid.UUID, list[CatalogService]] = {}
+    for orphan in await q.orphans(conn):
+        by_environment.setdefault(orphan.environment_id, []).append(orphan)
     queued = []
     for env_id, services in by_environment.items():
         await q.lock_environment(conn, env_id)
         env = await q.environment_any(conn, env_id)
         if env is None:
             continue
-        whole = bool(env["deleted"])
+        whole = bool(env.deleted)
         row = await q.insert_deployment(
             conn,
             {
                 "id": uuid.uuid4(),
-                "organization_id": env["organization_id"],
-                "project_id": env["project_id"],
+                "organization_id": env.organization_id,
+                "project_id": env.project_id,
                 "environment_id": env_id,
                 "action": A.DELETE.value,
-                "service_ids": [] if whole else sorted(s["id"] for s in services),
+                "service_ids": [] if whole else sorted(s.id for s in services),
                 "trigger": sm.TriggerKind.SYSTEM.value,
                 "requested_by": SYSTEM.model_dump(mode="json", exclude_none=True),
                 "status": "QUEUED",

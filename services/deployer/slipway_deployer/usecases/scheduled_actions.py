@@ -57,7 +57,7 @@ async def on_action_requested(conn: asyncpg.Connection, envelope: Envelope) -> N
         "scheduled_action.queued",
         environment_id=str(env_id),
         action=action.value,
-        deployment_id=str(row["id"]),
+        deployment_id=str(row.id),
         merged=merged,
         scheduled_at=command.scheduled_at.isoformat(),
     )
@@ -65,4 +65,4 @@ async def on_action_requested(conn: asyncpg.Connection, envelope: Envelope) -> N
 
 async def _stopped(conn: asyncpg.Connection, command: sev.EnvironmentActionRequested) -> bool:
     status = await q.environment_status(conn, command.environment_id)
-    return status is not None and sm.State(status["state"]) in _STARTABLE
+    return status is not None and sm.State(status.state) in _STARTABLE

@@ -10,6 +10,14 @@ import asyncpg
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.domain.catalog import CatalogEnvironment
+from slipway_deployer.domain.deployments import (
+    Deployment,
+    EnvironmentStatus,
+    ServiceRun,
+    ServiceStatus,
+)
+from slipway_deployer.usecases import snapshots
 from slipway_deployer.usecases.requests import environment_or_404, service_or_404
 from slipway_libs.errors import Missing
 
@@ -19,9 +27,9 @@ S = sm.State
 async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> dict[str, Any]:
     env = await environment_or_404(conn, env_id)
     status = await q.environment_status(conn, env_id)
-    state = S(status["state"]) if status is not None else S.READY
+    state = S(status.state) if status is not None else S.READY
     services = await _services(conn, env)
-    last = status["last_deployment_id"] if status is not None else None
+    last = status.last_deployment_id if status is not None else None
     current = await q.running(conn, env_id)
     queued = await q.queued(conn, env_id)
     action, action_status = sm.action_status(state, canceled_action=_canceled_action(status))
@@ -31,9 +39,9 @@ async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> dict[str, 
         "action": action.value if action else None,
         "status": action_status.value,
         "freshness": _overall([s["freshness"] for s in services]),
-        "deployment_id": str(current["id"]) if current else (str(last) if last else None),
-        "queued": [str(row["id"]) for row in queued],
-        "stages": await _stages(conn, current["id"] if current else last),
+        "deployment_id": str(current.id) if current else (str(last) if last else None),
+        "queued": [str(row.id) for row in queued],
+        "stages": await _stages(conn, current.id if current else last),
         "services": services,
         "allowed_actions": sorted(a.value for a in sm.allowed_actions(state)),
     }
@@ -41,46 +49,49 @@ async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> dict[str, 
 
 async def service(conn: asyncpg.Connection, service_id: uuid.UUID) -> dict[str, Any]:
     svc = await service_or_404(conn, service_id)
-    env = await environment_or_404(conn, svc["environment_id"])
+    env = await environment_or_404(conn, svc.environment_id)
     for view in await _services(conn, env):
         if view["id"] == str(service_id):
             return view
     raise AssertionError("a service of the environment is missing from its view")
 
 
-def _canceled_action(status: asyncpg.Record | None) -> sm.Action:
-    action = status["last_action"] if status is not None else None
+def _canceled_action(status: EnvironmentStatus | ServiceStatus | None) -> sm.Action:
+    action = status.last_action if status is not None else None
     return sm.Action(action) if action else sm.Action.DEPLOY
 
 
-async def _services(conn: asyncpg.Connection, env: asyncpg.Record) -> list[dict[str, Any]]:
-    services = await q.services_of(conn, env["id"])
-    statuses = {r["service_id"]: r for r in await q.service_statuses(conn, env["id"])}
-    parents = [env["id"], *(s["id"] for s in services)]
-    variables = [dict(v) for v in await q.variables_visible(conn, env["project_id"], parents)]
+async def _services(conn: asyncpg.Connection, env: CatalogEnvironment) -> list[dict[str, Any]]:
+    services = await q.services_of(conn, env.id)
+    statuses = {r.service_id: r for r in await q.service_statuses(conn, env.id)}
+    parents = [env.id, *(s.id for s in services)]
+    variables = [
+        snapshots.variable_entry(v)
+        for v in await q.variables_visible(conn, env.project_id, parents)
+    ]
     views = []
     for svc in services:
-        status = statuses.get(svc["id"])
-        state = S(status["state"]) if status is not None else S.READY
+        status = statuses.get(svc.id)
+        state = S(status.state) if status is not None else S.READY
         action, action_status = sm.action_status(state, canceled_action=_canceled_action(status))
-        visible = p.visible_variables(variables, environment_id=env["id"], service_id=svc["id"])
-        desired = p.config_digest({"spec": svc["spec"]}, visible)
-        deployed = status["deployed_config"] if status is not None else None
+        visible = p.visible_variables(variables, environment_id=env.id, service_id=svc.id)
+        desired = p.config_digest({"spec": svc.spec}, visible)
+        deployed = status.deployed_config if status is not None else None
         views.append(
             {
-                "id": str(svc["id"]),
-                "name": svc["name"],
-                "kind": svc["kind"],
+                "id": str(svc.id),
+                "name": svc.name,
+                "kind": svc.kind,
                 "state": state.value,
                 "action": action.value if action else None,
                 "status": action_status.value,
-                "running_status": status["running_status"] if status is not None else None,
-                "urls": list(status["urls"]) if status is not None else [],
-                "message": status["message"] if status is not None else None,
+                "running_status": status.running_status if status is not None else None,
+                "urls": list(status.urls) if status is not None else [],
+                "message": status.message if status is not None else None,
                 "freshness": sm.freshness(deployed, desired).value,
-                "image": status["deployed_image"] if status is not None else None,
-                "deployment_id": _str(status["last_deployment_id"]) if status is not None else None,
-                "updated_at": status["updated_at"].isoformat() if status is not None else None,
+                "image": status.deployed_image if status is not None else None,
+                "deployment_id": _str(status.last_deployment_id) if status is not None else None,
+                "updated_at": status.updated_at.isoformat() if status is not None else None,
             }
         )
     return views
@@ -102,34 +113,34 @@ async def _stages(
     runs = await q.service_runs(conn, deployment_id)
     return [
         {
-            "position": stage["position"],
-            "stage_id": _str(stage["stage_id"]),
-            "name": stage["name"],
-            "status": stage["status"],
-            "started_at": _iso(stage["started_at"]),
-            "finished_at": _iso(stage["finished_at"]),
-            "duration_s": _duration(stage["started_at"], stage["finished_at"]),
-            "services": [_run(r) for r in runs if r["position"] == stage["position"]],
+            "position": stage.position,
+            "stage_id": _str(stage.stage_id),
+            "name": stage.name,
+            "status": stage.status,
+            "started_at": _iso(stage.started_at),
+            "finished_at": _iso(stage.finished_at),
+            "duration_s": _duration(stage.started_at, stage.finished_at),
+            "services": [_run(r) for r in runs if r.position == stage.position],
         }
         for stage in await q.stages(conn, deployment_id)
     ]
 
 
-def _run(row: asyncpg.Record) -> dict[str, Any]:
+def _run(row: ServiceRun) -> dict[str, Any]:
     return {
-        "service_id": str(row["service_id"]),
-        "name": row["name"],
-        "kind": row["kind"],
-        "status": row["status"],
-        "build_id": _str(row["build_id"]),
-        "build_status": row["build_status"],
-        "image": row["image"],
-        "commit": row["commit"],
-        "reason": row["reason"],
-        "message": row["message"],
-        "steps": dict(row["steps"] or {}),
-        "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
+        "service_id": str(row.service_id),
+        "name": row.name,
+        "kind": row.kind,
+        "status": row.status,
+        "build_id": _str(row.build_id),
+        "build_status": row.build_status,
+        "image": row.image,
+        "commit": row.commit,
+        "reason": row.reason,
+        "message": row.message,
+        "steps": dict(row.steps),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
     }
 
 
@@ -147,29 +158,29 @@ async def history(
     rows = rows[:limit]
     return {
         "items": [summary(row) for row in rows],
-        "next_cursor": str(rows[-1]["seq"]) if more and rows else None,
+        "next_cursor": str(rows[-1].seq) if more and rows else None,
     }
 
 
-def summary(row: asyncpg.Record) -> dict[str, Any]:
-    actor = row["requested_by"] or {}
+def summary(row: Deployment) -> dict[str, Any]:
+    actor = row.requested_by or {}
     return {
-        "id": str(row["id"]),
-        "request_id": str(row["id"]),
-        "environment_id": str(row["environment_id"]),
-        "action": row["action"],
-        "status": row["status"],
-        "trigger": row["trigger"],
+        "id": str(row.id),
+        "request_id": str(row.id),
+        "environment_id": str(row.environment_id),
+        "action": row.action,
+        "status": row.status,
+        "trigger": row.trigger,
         "triggered_by": {k: actor.get(k) for k in ("type", "id", "name", "origin") if k in actor},
-        "service_ids": [str(s) for s in row["service_ids"]],
-        "version": row["version"],
-        "rollback_of": _str(row["rollback_of"]),
-        "reason": row["reason"],
-        "message": row["message"],
-        "created_at": _iso(row["created_at"]),
-        "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
-        "duration_s": _duration(row["started_at"], row["finished_at"]),
+        "service_ids": [str(s) for s in row.service_ids],
+        "version": row.version,
+        "rollback_of": _str(row.rollback_of),
+        "reason": row.reason,
+        "message": row.message,
+        "created_at": _iso(row.created_at),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
+        "duration_s": _duration(row.started_at, row.finished_at),
     }
 
 
@@ -184,18 +195,18 @@ async def deployment_owners(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> l
     """Which environment and organization each deployment belongs to (unknown ids: absent)."""
     return [
         {
-            "id": str(r["id"]),
-            "environment_id": str(r["environment_id"]),
-            "organization_id": str(r["organization_id"]),
+            "id": str(r.id),
+            "environment_id": str(r.environment_id),
+            "organization_id": str(r.organization_id),
         }
         for r in await q.deployment_owners(conn, ids)
     ]
 
 
-async def deployment(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
+async def deployment(conn: asyncpg.Connection, row: Deployment) -> dict[str, Any]:
     out = summary(row)
-    out["stages"] = await _stages(conn, row["id"])
-    snapshot = row["snapshot"] or {}
+    out["stages"] = await _stages(conn, row.id)
+    snapshot = row.snapshot or {}
     out["snapshot"] = {
         "services": [
             {"id": s["id"], "name": s["name"], "kind": s["kind"]}

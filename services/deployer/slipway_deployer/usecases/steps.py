@@ -23,6 +23,8 @@ from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
+from slipway_deployer.domain.deployments import Deployment
+from slipway_deployer.domain.running import DatabaseInstance
 from slipway_deployer.usecases import progress, workloads
 from slipway_libs import outbox
 from slipway_libs.crypto import Sealer
@@ -76,7 +78,7 @@ async def service_env(
     async with tools.pool.acquire() as conn:
         rows = await q.database_instances(conn, uuid.UUID(str(snapshot["environment"]["id"])))
     connections: dict[uuid.UUID, DatabaseConnectionInfo] = {
-        row["service_id"]: workloads.connection_info(row, tools.at_rest) for row in rows
+        row.service_id: workloads.connection_info(row, tools.at_rest) for row in rows
     }
     context = workloads.Context(snapshot, connections, outputs, tools.transport)
     try:
@@ -94,29 +96,27 @@ async def within(timeout_s: float, message: str, work: Awaitable[Any]) -> Any:
 
 
 async def publish_connection(
-    conn: asyncpg.Connection, row: asyncpg.Record, transport: Sealer, password: str
+    conn: asyncpg.Connection, row: DatabaseInstance, transport: Sealer, password: str
 ) -> None:
-    sealed = base64.b64encode(
-        transport.seal(password.encode(), aad=row["service_id"].bytes)
-    ).decode()
+    sealed = base64.b64encode(transport.seal(password.encode(), aad=row.service_id.bytes)).decode()
     await outbox.publish(
         conn,
         ev.DatabaseConnectionChanged(
-            service_id=row["service_id"],
-            environment_id=row["environment_id"],
-            organization_id=row["organization_id"],
-            engine=row["engine"],
-            host=row["host"],
-            port=row["port"],
-            user=row["db_user"],
-            database=row["db_name"],
+            service_id=row.service_id,
+            environment_id=row.environment_id,
+            organization_id=row.organization_id,
+            engine=row.engine,
+            host=row.host,
+            port=row.port,
+            user=row.db_user,
+            database=row.db_name,
             password_sealed=sealed,
-            version=row["version"],
-            deleted=row["deleted"],
+            version=row.version,
+            deleted=row.deleted,
         ),
-        subject=str(row["service_id"]),
+        subject=str(row.service_id),
         source=progress.SOURCE,
-        organization_id=row["organization_id"],
+        organization_id=row.organization_id,
     )
 
 
@@ -127,7 +127,7 @@ def db_name(service_name: str) -> str:
 
 async def start_service(
     tools: Tools,
-    deployment: Mapping[str, Any],
+    deployment: Deployment,
     item: p.ServiceItem,
     image: str,
     delivery: workloads.Delivery,
@@ -136,9 +136,9 @@ async def start_service(
     work = workloads.workload(
         item,
         image=image,
-        environment_id=deployment["environment_id"],
+        environment_id=deployment.environment_id,
         delivery=delivery,
-        organization_id=deployment["organization_id"],
+        organization_id=deployment.organization_id,
     )
     waited: list[float] = []
     async with tools.slot(waited):
@@ -153,9 +153,7 @@ async def start_service(
     return Outcome(RunStatus.RUNNING.value, urls, summary, sum(waited))
 
 
-async def start_database(
-    tools: Tools, deployment: Mapping[str, Any], item: p.ServiceItem
-) -> Outcome:
+async def start_database(tools: Tools, deployment: Deployment, item: p.ServiceItem) -> Outcome:
     """A PostgreSQL server of the host's; its connection kept (password sealed) and told to the
     catalog. The host's major version runs, whatever the service asks (the local runtime has no
     other)."""
@@ -175,8 +173,8 @@ async def start_database(
             conn,
             {
                 "service_id": item.id,
-                "organization_id": deployment["organization_id"],
-                "environment_id": deployment["environment_id"],
+                "organization_id": deployment.organization_id,
+                "environment_id": deployment.environment_id,
                 "engine": engine,
                 "host": connection.host,
                 "port": connection.port,
@@ -198,7 +196,7 @@ async def start_database(
 
 async def run_job(
     tools: Tools,
-    deployment: Mapping[str, Any],
+    deployment: Deployment,
     item: p.ServiceItem,
     image: str,
     delivery: workloads.Delivery,
@@ -209,9 +207,9 @@ async def run_job(
     work = workloads.workload(
         item,
         image=image,
-        environment_id=deployment["environment_id"],
+        environment_id=deployment.environment_id,
         delivery=delivery,
-        organization_id=deployment["organization_id"],
+        organization_id=deployment.organization_id,
     )
     timeout_s = float(item.spec.get("max_duration_s", 3600))
     tools.live.follow_job(deployment, item.id)
@@ -234,7 +232,7 @@ async def run_job(
         async with transaction(tools.pool) as conn:
             await q.save_job_outputs(
                 conn,
-                deployment["environment_id"],
+                deployment.environment_id,
                 item.id,
                 workloads.seal_outputs(written, tools.at_rest, item.id),
             )

@@ -15,6 +15,7 @@ from typing import Any
 from slipway_contracts.variables import DatabaseConnectionInfo, VariableIn
 from slipway_deployer.adapters.runtime.base import HealthSpec, PortSpec, Workload
 from slipway_deployer.domain.plan import ServiceItem, visible_variables
+from slipway_deployer.domain.running import DatabaseInstance, JobOutputs
 from slipway_libs.crypto import Sealer
 from slipway_resolver import built_ins, resolve
 
@@ -127,14 +128,10 @@ def _health(checks: Mapping[str, Any]) -> HealthSpec | None:
     )
 
 
-def connection_info(row: Mapping[str, Any], at_rest: Sealer) -> DatabaseConnectionInfo:
-    password = at_rest.open(bytes(row["password_sealed"]), aad=row["service_id"].bytes).decode()
+def connection_info(row: DatabaseInstance, at_rest: Sealer) -> DatabaseConnectionInfo:
+    password = at_rest.open(row.password_sealed, aad=row.service_id.bytes).decode()
     return DatabaseConnectionInfo(
-        host=row["host"],
-        port=row["port"],
-        user=row["db_user"],
-        database=row["db_name"],
-        password=password,
+        host=row.host, port=row.port, user=row.db_user, database=row.db_name, password=password
     )
 
 
@@ -142,10 +139,10 @@ def seal_outputs(outputs: Mapping[str, str], at_rest: Sealer, service_id: uuid.U
     return at_rest.seal(json.dumps(dict(outputs)).encode(), aad=service_id.bytes)
 
 
-def open_outputs(rows: Sequence[Mapping[str, Any]], at_rest: Sealer) -> dict[str, str]:
+def open_outputs(rows: Sequence[JobOutputs], at_rest: Sealer) -> dict[str, str]:
     """Every job's outputs of the environment, the most recent last (it wins)."""
     merged: dict[str, str] = {}
     for row in rows:
-        clear = at_rest.open(bytes(row["outputs_sealed"]), aad=row["service_id"].bytes)
+        clear = at_rest.open(row.outputs_sealed, aad=row.service_id.bytes)
         merged.update(json.loads(clear))
     return merged

@@ -28,6 +28,7 @@ from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.bootstrap import DEFINITION
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.db import queries
+from slipway_deployer.domain.deployments import Deployment
 from slipway_deployer.domain.state_machine import Action
 from slipway_deployer.usecases import requests, steps
 from slipway_deployer.usecases.execution import Execution
@@ -163,27 +164,27 @@ async def queue(pool: asyncpg.Pool, env: Environment) -> uuid.UUID:
             conn, environment_id=env.id, action=Action.DEPLOY, actor=SYSTEM
         )
     assert not merged
-    return uuid.UUID(str(row["id"]))
+    return row.id
 
 
-async def claim(pool: asyncpg.Pool, deployment_id: uuid.UUID) -> asyncpg.Record:
+async def claim(pool: asyncpg.Pool, deployment_id: uuid.UUID) -> Deployment:
     async with pool.acquire() as conn:
         claimed = await queries.claim(conn, 10)
-    assert [row["id"] for row in claimed] == [deployment_id]
+    assert [row.id for row in claimed] == [deployment_id]
     return claimed[0]
 
 
-async def deploy(pool: asyncpg.Pool, runtime: FakeRuntime, env: Environment) -> asyncpg.Record:
+async def deploy(pool: asyncpg.Pool, runtime: FakeRuntime, env: Environment) -> Deployment:
     """Queue a deployment, claim it and run it to its end."""
     claimed = await claim(pool, await queue(pool, env))
     await Execution(tools_for(pool, runtime), claimed).run()
-    return await deployment(pool, claimed["id"])
+    return await deployment(pool, claimed.id)
 
 
 # -- what the API would show ----------------------------------------------------------------------
 
 
-async def deployment(pool: asyncpg.Pool, deployment_id: uuid.UUID) -> asyncpg.Record:
+async def deployment(pool: asyncpg.Pool, deployment_id: uuid.UUID) -> Deployment:
     async with pool.acquire() as conn:
         row = await queries.deployment(conn, deployment_id)
     assert row is not None
@@ -192,26 +193,26 @@ async def deployment(pool: asyncpg.Pool, deployment_id: uuid.UUID) -> asyncpg.Re
 
 async def stages(pool: asyncpg.Pool, deployment_id: uuid.UUID) -> dict[str, str]:
     async with pool.acquire() as conn:
-        return {s["name"]: s["status"] for s in await queries.stages(conn, deployment_id)}
+        return {s.name: s.status for s in await queries.stages(conn, deployment_id)}
 
 
 async def runs(pool: asyncpg.Pool, deployment_id: uuid.UUID) -> dict[str, str]:
     async with pool.acquire() as conn:
-        return {r["name"]: r["status"] for r in await queries.service_runs(conn, deployment_id)}
+        return {r.name: r.status for r in await queries.service_runs(conn, deployment_id)}
 
 
 async def environment_state(pool: asyncpg.Pool, env: Environment) -> str:
     async with pool.acquire() as conn:
         row = await queries.environment_status(conn, env.id)
     assert row is not None
-    return str(row["state"])
+    return row.state
 
 
 async def service_state(pool: asyncpg.Pool, env: Environment, name: str) -> str:
     async with pool.acquire() as conn:
         row = await queries.service_status(conn, env.services[name])
     assert row is not None
-    return str(row["state"])
+    return row.state
 
 
 async def until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
@@ -267,10 +268,10 @@ async def test_stages_run_in_order_and_the_services_of_a_stage_together(
     assert max(last_end[s] for s in ids(env, "cache", "queue")) < start[api] < last_end[api]
     assert last_end[api] < start[web]
 
-    done = await deployment(pool, claimed["id"])
-    assert (done["status"], done["reason"]) == ("SUCCESS", None)
-    assert await stages(pool, claimed["id"]) == {"data": "DONE", "apps": "DONE", "edge": "DONE"}
-    assert set((await runs(pool, claimed["id"])).values()) == {"DONE"}
+    done = await deployment(pool, claimed.id)
+    assert (done.status, done.reason) == ("SUCCESS", None)
+    assert await stages(pool, claimed.id) == {"data": "DONE", "apps": "DONE", "edge": "DONE"}
+    assert set((await runs(pool, claimed.id)).values()) == {"DONE"}
     assert await environment_state(pool, env) == "DEPLOYED"
     assert runtime.running() == {str(sid): env.image("1") for sid in env.services.values()}
 
@@ -283,15 +284,15 @@ async def test_a_failing_service_fails_its_stage_and_skips_the_later_ones(
 
     done = await deploy(pool, runtime, env)
 
-    assert done["status"] == "ERROR"
-    assert done["reason"] == "HEALTHCHECK_FAILED"
-    assert "no answer on /health" in done["message"]
-    assert await stages(pool, done["id"]) == {
+    assert done.status == "ERROR"
+    assert done.reason == "HEALTHCHECK_FAILED"
+    assert "no answer on /health" in done.message
+    assert await stages(pool, done.id) == {
         "first": "DONE",
         "second": "ERROR",
         "third": "SKIPPED",
     }
-    assert await runs(pool, done["id"]) == {"db": "DONE", "api": "ERROR", "web": "SKIPPED"}
+    assert await runs(pool, done.id) == {"db": "DONE", "api": "ERROR", "web": "SKIPPED"}
     assert runtime.applied(env.services["web"]) == []  # a skipped stage is not started
     assert await environment_state(pool, env) == "DEPLOYMENT_ERROR"
     assert await service_state(pool, env, "api") == "DEPLOYMENT_ERROR"
@@ -310,20 +311,20 @@ async def test_a_cancel_during_a_stage_stops_it_and_cancels_the_rest(
 
     async with pool.acquire() as conn, conn.transaction():
         canceling = await requests.cancel(conn, env.id, SYSTEM)
-    assert (canceling["id"], canceling["status"]) == (claimed["id"], "CANCELING")
+    assert (canceling.id, canceling.status) == (claimed.id, "CANCELING")
     # what the worker does on the cancel's NOTIFY (worker._on_cancel)
     execution.canceling = True
     running.cancel()
     await running
 
-    done = await deployment(pool, claimed["id"])
-    assert (done["status"], done["reason"]) == ("CANCELED", "CANCELED")
-    assert await stages(pool, done["id"]) == {
+    done = await deployment(pool, claimed.id)
+    assert (done.status, done.reason) == ("CANCELED", "CANCELED")
+    assert await stages(pool, done.id) == {
         "first": "DONE",
         "second": "CANCELED",
         "third": "CANCELED",
     }
-    assert await runs(pool, done["id"]) == {"db": "DONE", "api": "CANCELED", "web": "CANCELED"}
+    assert await runs(pool, done.id) == {"db": "DONE", "api": "CANCELED", "web": "CANCELED"}
     assert runtime.applying == set()  # the apply in flight was stopped
     assert runtime.applied(env.services["web"]) == []
     # what was deployed before the cancel stays
@@ -341,26 +342,24 @@ async def test_a_deployment_resumed_after_a_crash_finishes_without_applying_twic
     running = asyncio.create_task(Execution(tools_for(pool, runtime), claimed).run())
     # the crash comes with the second stage half done: worker DONE, api still applying
     await until(lambda: runtime.applying == ids(env, "api"), "the second stage applying")
-    await until_async(
-        lambda: run_status(pool, claimed["id"], "worker"), "DONE", "the worker deployed"
-    )
+    await until_async(lambda: run_status(pool, claimed.id, "worker"), "DONE", "the worker deployed")
     # the deployer stops mid-stage (not a cancel): nothing more is written, as when it is killed
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
-    assert (await deployment(pool, claimed["id"]))["status"] == "ONGOING"
-    assert (await stages(pool, claimed["id"]))["first"] == "DONE"
+    assert (await deployment(pool, claimed.id)).status == "ONGOING"
+    assert (await stages(pool, claimed.id))["first"] == "DONE"
     runtime.release(env.services["api"])
 
     # a deployer started again resumes what it finds unfinished (worker._take_over)
     async with pool.acquire() as conn:
-        unfinished = [row for row in await queries.unfinished(conn) if row["id"] == claimed["id"]]
+        unfinished = [row for row in await queries.unfinished(conn) if row.id == claimed.id]
     assert len(unfinished) == 1
     await Execution(tools_for(pool, runtime), unfinished[0]).run()
 
-    done = await deployment(pool, claimed["id"])
-    assert done["status"] == "SUCCESS"
-    assert await stages(pool, done["id"]) == {"first": "DONE", "second": "DONE", "third": "DONE"}
+    done = await deployment(pool, claimed.id)
+    assert done.status == "SUCCESS"
+    assert await stages(pool, done.id) == {"first": "DONE", "second": "DONE", "third": "DONE"}
     # done, in a stage done or half done: not touched again
     assert runtime.applied(env.services["db"]) == [env.image("1")]
     assert runtime.applied(env.services["worker"]) == [env.image("1")]
@@ -375,21 +374,21 @@ async def test_a_rollback_deploys_the_earlier_snapshot_again(
 ) -> None:
     env = await environment(pool, {"only": ["api", "web"]})
     first = await deploy(pool, runtime, env)
-    assert first["status"] == "SUCCESS"
+    assert first.status == "SUCCESS"
     async with pool.acquire() as conn, conn.transaction():
-        stage_id = (await queries.stages(conn, first["id"]))[0]["stage_id"]
+        stage_id = (await queries.stages(conn, first.id))[0].stage_id
         await set_service(conn, env, "api", stage_id=stage_id, tag="2")
     second = await deploy(pool, runtime, env)
-    assert second["status"] == "SUCCESS"
+    assert second.status == "SUCCESS"
     assert runtime.running()[str(env.services["api"])] == env.image("2")
 
     async with pool.acquire() as conn, conn.transaction():
-        row, _ = await requests.rollback(conn, first["id"], SYSTEM)
-    claimed = await claim(pool, row["id"])
+        row, _ = await requests.rollback(conn, first.id, SYSTEM)
+    claimed = await claim(pool, row.id)
     await Execution(tools_for(pool, runtime), claimed).run()
 
-    done = await deployment(pool, claimed["id"])
-    assert (done["status"], done["rollback_of"]) == ("SUCCESS", first["id"])
+    done = await deployment(pool, claimed.id)
+    assert (done.status, done.rollback_of) == ("SUCCESS", first.id)
     assert runtime.applied(env.services["api"]) == [env.image(t) for t in ("1", "2", "1")]
     assert runtime.running() == {str(sid): env.image("1") for sid in env.services.values()}
     assert await environment_state(pool, env) == "DEPLOYED"
@@ -411,13 +410,13 @@ async def test_a_cancel_that_came_while_the_deployer_was_down_ends_the_deploymen
     runtime.release(env.services["api"])
 
     async with pool.acquire() as conn:
-        row = next(r for r in await queries.unfinished(conn) if r["id"] == claimed["id"])
-    assert row["status"] == "CANCELING"
+        row = next(r for r in await queries.unfinished(conn) if r.id == claimed.id)
+    assert row.status == "CANCELING"
     await Execution(tools_for(pool, runtime), row, canceling=True).run()  # as worker._take_over
 
-    done = await deployment(pool, claimed["id"])
-    assert (done["status"], done["reason"]) == ("CANCELED", "CANCELED")
-    assert await stages(pool, done["id"]) == {
+    done = await deployment(pool, claimed.id)
+    assert (done.status, done.reason) == ("CANCELED", "CANCELED")
+    assert await stages(pool, done.id) == {
         "first": "DONE",
         "second": "CANCELED",
         "third": "CANCELED",

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from slipway_deployer.adapters.live_logs import Owner
 from slipway_deployer.adapters.runtime import (
     Deployed,
     FailureReason,
@@ -169,13 +170,13 @@ class FakeLiveLogs:
 
     followed: list[uuid.UUID] = field(default_factory=list)
 
-    def follow_service(self, owner: Mapping[str, Any], service_id: uuid.UUID) -> None:
+    def follow_service(self, owner: Owner, service_id: uuid.UUID) -> None:
         self.followed.append(service_id)
 
-    def follow_job(self, owner: Mapping[str, Any], service_id: uuid.UUID) -> None:
+    def follow_job(self, owner: Owner, service_id: uuid.UUID) -> None:
         self.followed.append(service_id)
 
-    def follow_database(self, owner: Mapping[str, Any], service_id: uuid.UUID) -> None:
+    def follow_database(self, owner: Owner, service_id: uuid.UUID) -> None:
         self.followed.append(service_id)
 
     def forget(self, service_id: uuid.UUID) -> None:

@@ -8,17 +8,45 @@ queries are replaced by a scripted fake that plays exactly that interleaving.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from slipway_deployer.domain import state_machine as sm
+from slipway_deployer.domain.catalog import CatalogEnvironment
+from slipway_deployer.domain.deployments import Deployment, EnvironmentStatus
 from slipway_deployer.usecases import requests
 from slipway_libs.actor import SYSTEM
 
 ENV, ORG, DEPLOYMENT = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+NOW = datetime.now(UTC)
+CLAIMED = Deployment(
+    id=DEPLOYMENT,
+    seq=1,
+    organization_id=ORG,
+    project_id=uuid.uuid4(),
+    environment_id=ENV,
+    action=sm.Action.DEPLOY.value,
+    service_ids=(),
+    version=None,
+    trigger="user",
+    rollback_of=None,
+    requested_by=None,
+    status="ONGOING",
+    reason=None,
+    message=None,
+    snapshot=None,
+    trace_carrier=None,
+    created_at=NOW,
+    started_at=NOW,
+    finished_at=None,
+    heartbeat_at=NOW,
+    planned_at=None,
+)
 
 
 class ClaimedInBetween:
@@ -29,27 +57,44 @@ class ClaimedInBetween:
         self.canceling: list[uuid.UUID] = []
         self.notified: list[str] = []
 
-    async def environment(self, conn: Any, env_id: uuid.UUID) -> dict[str, Any]:
-        return {"id": env_id, "organization_id": ORG, "project_id": uuid.uuid4()}
+    async def environment(self, conn: Any, env_id: uuid.UUID) -> CatalogEnvironment:
+        return CatalogEnvironment(
+            id=env_id,
+            organization_id=ORG,
+            project_id=CLAIMED.project_id,
+            name="production",
+            mode="PRODUCTION",
+            cluster_id=uuid.uuid4(),
+            deleted=False,
+            version=1,
+        )
 
     async def lock_environment(self, conn: Any, env_id: uuid.UUID) -> None:
         return None
 
-    async def environment_status(self, conn: Any, env_id: uuid.UUID) -> dict[str, Any]:
-        return {"state": sm.State.QUEUED.value}
+    async def environment_status(self, conn: Any, env_id: uuid.UUID) -> EnvironmentStatus:
+        return EnvironmentStatus(
+            environment_id=env_id,
+            organization_id=ORG,
+            state=sm.State.QUEUED.value,
+            last_action=sm.Action.DEPLOY.value,
+            last_deployment_id=None,
+            updated_at=NOW,
+        )
 
-    async def running(self, conn: Any, env_id: uuid.UUID) -> dict[str, Any] | None:
+    async def running(self, conn: Any, env_id: uuid.UUID) -> Deployment | None:
         if not self.claimed:
             self.claimed = True  # the worker claims it right after this read
             return None
-        return {"id": DEPLOYMENT, "action": sm.Action.DEPLOY}
+        return CLAIMED
 
-    async def queued(self, conn: Any, env_id: uuid.UUID) -> list[dict[str, Any]]:
+    async def queued(self, conn: Any, env_id: uuid.UUID) -> list[Deployment]:
         return []  # already claimed
 
-    async def update_deployment(self, conn: Any, dep: uuid.UUID, **fields: Any) -> dict[str, Any]:
+    async def update_deployment(self, conn: Any, dep: uuid.UUID, **fields: Any) -> Deployment:
         self.canceling.append(dep)
-        return {"id": dep, **fields}
+        assert dep == CLAIMED.id
+        return dataclasses.replace(CLAIMED, **fields)
 
     async def notify(self, conn: Any, channel: str, payload: str) -> None:
         self.notified.append(channel)
@@ -69,6 +114,6 @@ async def test_a_cancel_finds_the_request_the_worker_just_claimed(
 
     monkeypatch.setattr(requests, "audit", SimpleNamespace(record=no_audit))
     row = await requests.cancel(object(), ENV, SYSTEM)
-    assert row["id"] == DEPLOYMENT
-    assert row["status"] == "CANCELING"
+    assert row.id == DEPLOYMENT
+    assert row.status == "CANCELING"
     assert fake.canceling == [DEPLOYMENT]

@@ -205,6 +205,14 @@ class _Server(uvicorn.Server):
         yield
 
 
+# An idle keep-alive connection is closed by the server only well after its clients would stop
+# reusing it (httpx pools drop idle connections after 5 s; browsers and proxies hold them up to
+# about a minute). With uvicorn's 5 s on both sides, a request sent on a connection the server
+# was closing at that moment failed with a bare ReadError (seen under load, client → gateway),
+# and on the gateway → service hop it would surface as 503 UPSTREAM_UNAVAILABLE.
+KEEP_ALIVE_S = 75
+
+
 async def serve_api(container: Container[Any, Any], stop: asyncio.Event) -> None:
     settings = container.settings
     config = uvicorn.Config(
@@ -214,6 +222,7 @@ async def serve_api(container: Container[Any, Any], stop: asyncio.Event) -> None
         log_config=None,
         access_log=False,
         lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = _Server(config)
     helpers: list[asyncio.Task[None]] = [

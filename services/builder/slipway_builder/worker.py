@@ -60,12 +60,12 @@ class Worker:
 
     async def _fill_slots(self) -> None:
         while len(self._running) < self._max_parallel:
-            row = await self._builds.claim()
-            if row is None:
+            build = await self._builds.claim()
+            if build is None:
                 return
-            task = asyncio.create_task(self._builds.run(row))
-            self._running[row["id"]] = task
-            task.add_done_callback(functools.partial(self._done, row["id"]))
+            task = asyncio.create_task(self._builds.run(build))
+            self._running[build.id] = task
+            task.add_done_callback(functools.partial(self._done, build.id))
 
     def _done(self, build_id: uuid.UUID, _: object = None) -> None:
         self._running.pop(build_id, None)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from slipway_builder.domain.builds import Build
 from slipway_contracts.events.logs import LogLine, LogLinesAppended
 from slipway_libs import outbox, retry
 from slipway_libs.db import TRANSIENT_DB_ERRORS
@@ -30,7 +31,7 @@ class BuildLog:
         self,
         *,
         pool: asyncpg.Pool,
-        build: asyncpg.Record,
+        build: Build,
         secrets: list[str],
         flush_every_s: float = 0.2,
         batch: int = 200,
@@ -84,7 +85,7 @@ class BuildLog:
             await asyncio.sleep(delay)
             if await self.flush():
                 return
-        log.warning("build_log.lines_lost", build_id=str(self._build["id"]), lines=self._unsent())
+        log.warning("build_log.lines_lost", build_id=str(self._build.id), lines=self._unsent())
 
     async def _every(self) -> None:
         while True:
@@ -116,7 +117,7 @@ class BuildLog:
         excess = max(0, len(pending) - self._max_pending)
         self._pending, self._dropped = pending[excess:], self._dropped + excess
         self._retry_at = time.monotonic() + 2.0
-        log.warning("build_log.write_failed", build_id=str(self._build["id"]), error=repr(exc))
+        log.warning("build_log.write_failed", build_id=str(self._build.id), error=repr(exc))
 
     def _unsent(self) -> int:
         return len(self._pending) + self._dropped
@@ -124,15 +125,15 @@ class BuildLog:
     async def _write(self, lines: list[LogLine]) -> None:
         """One event per ``batch`` lines (what an outage held back can be many), all at once."""
         build = self._build
-        key: uuid.UUID = build["deployment_id"] or build["id"]
+        key: uuid.UUID = build.deployment_id or build.id
         async with self._pool.acquire() as conn, conn.transaction():
             for start in range(0, len(lines), self._batch):
                 payload = LogLinesAppended(
                     kind="build",
-                    environment_id=build["environment_id"],
-                    service_id=build["service_id"],
-                    deployment_id=build["deployment_id"],
-                    build_id=build["id"],
+                    environment_id=build.environment_id,
+                    service_id=build.service_id,
+                    deployment_id=build.deployment_id,
+                    build_id=build.id,
                     lines=lines[start : start + self._batch],
                 )
                 await outbox.publish(
@@ -140,5 +141,5 @@ class BuildLog:
                     payload,
                     subject=str(key),
                     source=SOURCE,
-                    organization_id=build["organization_id"],
+                    organization_id=build.organization_id,
                 )

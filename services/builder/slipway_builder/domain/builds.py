@@ -1,22 +1,38 @@
-"""What a build is, apart from how it runs: how it ended (``Outcome``), the failure a step
-reports (``BuildError``, with a stable reason code), the ids every build event carries, and the
-forms of a git token the build log redacts. Pure."""
+"""What a build is, apart from how it runs: the build as its repository answers it (``Build``),
+how it ended (``Outcome``), the failure a step reports (``BuildError``, with a stable reason
+code), the ids every build event carries, and the forms of a git token the build log redacts.
+Pure."""
 
 from __future__ import annotations
 
 import base64
 import re
+import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 DOCKERFILE_MAX_BYTES = 1 << 20  # read whole to find the images it pulls
 
 
-class BuildRow(Protocol):
-    """A build as its table stores it, read by column name."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Build:
+    """A requested build: what to build (``source``, the deployer's ``BuildSource`` as a
+    document), where it goes, and while RUNNING which worker runs it (host process and the
+    tools' process group, for the next worker to stop when that one died)."""
 
-    def __getitem__(self, key: str) -> Any: ...
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    environment_id: uuid.UUID | None
+    service_id: uuid.UUID
+    deployment_id: uuid.UUID | None
+    source: dict[str, Any]
+    build_args: dict[str, str]
+    image_repository: str
+    git_token_sealed: str | None  # sealed for this build's id, base64
+    status: str  # QUEUED | RUNNING | SUCCEEDED | FAILED | CANCELED
+    worker_pid: int | None
+    pgid: int | None
 
 
 class BuildError(Exception):
@@ -34,14 +50,14 @@ class Outcome:
     skipped: bool
 
 
-def event_ids(build: BuildRow) -> dict[str, object]:
+def event_ids(build: Build) -> dict[str, object]:
     """The ids every event of ``build`` carries."""
     return {
-        "build_id": build["id"],
-        "organization_id": build["organization_id"],
-        "service_id": build["service_id"],
-        "deployment_id": build["deployment_id"],
-        "environment_id": build["environment_id"],
+        "build_id": build.id,
+        "organization_id": build.organization_id,
+        "service_id": build.service_id,
+        "deployment_id": build.deployment_id,
+        "environment_id": build.environment_id,
     }
 
 

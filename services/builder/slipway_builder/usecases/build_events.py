@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from slipway_builder.db import queries as q
-from slipway_builder.domain.builds import BuildRow, Outcome, event_ids
+from slipway_builder.domain.builds import Build, Outcome, event_ids
 from slipway_contracts import EventPayload
 from slipway_contracts.events import builder as ev
 from slipway_libs import outbox
@@ -14,19 +14,19 @@ from slipway_libs import outbox
 SOURCE = "builder"
 
 
-async def publish(conn: asyncpg.Connection, build: BuildRow, payload: EventPayload) -> None:
+async def publish(conn: asyncpg.Connection, build: Build, payload: EventPayload) -> None:
     await outbox.publish(
         conn,
         payload,
-        subject=str(build["id"]),
+        subject=str(build.id),
         source=SOURCE,
-        organization_id=build["organization_id"],
+        organization_id=build.organization_id,
     )
 
 
 async def end(
     conn: asyncpg.Connection,
-    build: BuildRow,
+    build: Build,
     status: str,
     *,
     outcome: Outcome | None = None,
@@ -39,7 +39,7 @@ async def end(
     (a late or duplicate end)."""
     ended = await q.finish(
         conn,
-        build["id"],
+        build.id,
         status=status,
         image=outcome.image if outcome else None,
         digest=outcome.digest if outcome else None,

@@ -40,6 +40,7 @@ from slipway_builder.adapters.sources import Egress, FetchedSource, GitSource, S
 from slipway_builder.config import BuilderSettings
 from slipway_builder.db import queries as q
 from slipway_builder.domain.builds import (
+    Build,
     BuildError,
     Outcome,
     event_ids,
@@ -76,15 +77,15 @@ class Builds:
         self._egress = egress
         self._host, self._pid = socket.gethostname(), os.getpid()
 
-    async def claim(self) -> asyncpg.Record | None:
+    async def claim(self) -> Build | None:
         """The next queued build, now RUNNING here (None: none, or every slot is taken)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await q.claim_next(
+            build = await q.claim_next(
                 conn, cap=self._settings.max_parallel_builds, host=self._host, pid=self._pid
             )
-            if row is not None:
-                await build_events.publish(conn, row, ev.BuildStarted(**event_ids(row)))
-            return row
+            if build is not None:
+                await build_events.publish(conn, build, ev.BuildStarted(**event_ids(build)))
+            return build
 
     async def cancels_requested(self, build_ids: list[uuid.UUID]) -> list[uuid.UUID]:
         async with self._pool.acquire() as conn:
@@ -93,24 +94,24 @@ class Builds:
     async def recover(self) -> None:
         """Fail the builds a dead worker on this host left RUNNING, and stop their tools."""
         async with self._pool.acquire() as conn, conn.transaction():
-            for row in await q.running_on(conn, self._host):
-                if row["worker_pid"] == self._pid or host_processes.alive(row["worker_pid"]):
+            for build in await q.running_on(conn, self._host):
+                if build.worker_pid == self._pid or host_processes.alive(build.worker_pid):
                     continue
-                if row["pgid"]:
-                    await process.terminate_group(row["pgid"], STOP_GRACE_S)
+                if build.pgid:
+                    await process.terminate_group(build.pgid, STOP_GRACE_S)
                 await build_events.end(
                     conn,
-                    row,
+                    build,
                     "FAILED",
                     reason="WORKER_LOST",
                     message="The builder stopped during this build.",
                 )
         await self._kill_leftovers()
 
-    async def run(self, row: asyncpg.Record) -> None:
+    async def run(self, build: Build) -> None:
         """Run a claimed build to its end (cancel it by canceling this coroutine)."""
         try:
-            await self._run_to_end(row)
+            await self._run_to_end(build)
         finally:
             await self._kill_leftovers()
 
@@ -133,100 +134,100 @@ class Builds:
         if killed:
             log.info("executor.leftovers_killed", pids=killed)
 
-    async def _run_to_end(self, row: asyncpg.Record) -> None:
+    async def _run_to_end(self, build: Build) -> None:
         started = time.monotonic()
-        token = self._token(row)
-        async with BuildLog(pool=self._pool, build=row, secrets=secret_forms(token)) as build_log:
+        token = self._token(build)
+        async with BuildLog(pool=self._pool, build=build, secrets=secret_forms(token)) as build_log:
             try:
                 outcome = await asyncio.wait_for(
-                    self._build(row, build_log, token), self._settings.build_timeout_s
+                    self._build(build, build_log, token), self._settings.build_timeout_s
                 )
             except asyncio.CancelledError:
                 await build_log.system("build canceled")
-                await self._finish(row, "CANCELED", started)
+                await self._finish(build, "CANCELED", started)
                 return
             except Exception as exc:
-                reason, message = self._failure(row, exc)
+                reason, message = self._failure(build, exc)
                 await build_log.system(message)
                 await self._finish(
-                    row, "FAILED", started, reason=reason, message=message, log_lines=build_log
+                    build, "FAILED", started, reason=reason, message=message, log_lines=build_log
                 )
                 return
-            await self._finish(row, "SUCCEEDED", started, outcome=outcome)
+            await self._finish(build, "SUCCEEDED", started, outcome=outcome)
 
-    def _failure(self, row: asyncpg.Record, exc: Exception) -> tuple[str, str]:
+    def _failure(self, build: Build, exc: Exception) -> tuple[str, str]:
         """The failed event's reason code and message for what ended the build."""
         if isinstance(exc, (TimeoutError, process.ProcessTimeout)):
             limit = self._settings.build_timeout_s
             return "TIMEOUT", f"The build took longer than {limit:.0f}s."
         if isinstance(exc, (SourceError, BuildError)):
             return str(exc.reason), exc.message
-        log.exception("build.crashed", build_id=str(row["id"]))
+        log.exception("build.crashed", build_id=str(build.id))
         return "INTERNAL", f"Unexpected error: {type(exc).__name__}"
 
-    def _token(self, row: asyncpg.Record) -> str | None:
-        sealed = row["git_token_sealed"]
+    def _token(self, build: Build) -> str | None:
+        sealed = build.git_token_sealed
         if not sealed or self._sealer is None:
             return None
-        return self._sealer.open(base64.b64decode(sealed), aad=row["id"].bytes).decode()
+        return self._sealer.open(base64.b64decode(sealed), aad=build.id.bytes).decode()
 
-    async def _build(self, row: asyncpg.Record, build_log: BuildLog, token: str | None) -> Outcome:
-        workdir = Path(self._settings.workspace) / str(row["id"])
+    async def _build(self, build: Build, build_log: BuildLog, token: str | None) -> Outcome:
+        workdir = Path(self._settings.workspace) / str(build.id)
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         try:
-            return await self._build_in(row, build_log, token, workdir)
+            return await self._build_in(build, build_log, token, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
     async def _build_in(
-        self, row: asyncpg.Record, build_log: BuildLog, token: str | None, workdir: Path
+        self, build: Build, build_log: BuildLog, token: str | None, workdir: Path
     ) -> Outcome:
-        spec = row["source"]
+        spec = build.source
         commit = (spec.get("commit") or "").lower()
         if is_full_commit(commit):  # the image may exist already: no need to fetch then
-            skipped = await self._already_built(row, commit, build_log)
+            skipped = await self._already_built(build, commit, build_log)
             if skipped is not None:
                 return skipped
-        fetched = await self._fetch(row, build_log, token, workdir)
-        skipped = await self._already_built(row, fetched.commit, build_log)
+        fetched = await self._fetch(build, build_log, token, workdir)
+        skipped = await self._already_built(build, fetched.commit, build_log)
         if skipped is not None:
             return skipped
         await check_pulled_images(
             fetched.dockerfile,
-            build_args=dict(row["build_args"]),
-            organization_id=str(row["organization_id"]),
+            build_args=dict(build.build_args),
+            organization_id=str(build.organization_id),
             platform_registry=self._settings.registry,
             egress=self._egress,
         )
-        image = self._registry.image(row["image_repository"], fetched.commit)
+        image = self._registry.image(build.image_repository, fetched.commit)
         bud = self._buildah.bud_args(
             image,
             dockerfile=fetched.dockerfile,
             context_dir=fetched.context_dir,
-            build_args=row["build_args"],
+            build_args=build.build_args,
         )
-        await self._run_buildah(row, build_log, bud, "BUILD_FAILED")
+        await self._run_buildah(build, build_log, bud, "BUILD_FAILED")
         digest_file = workdir / "digest"
         push = self._buildah.push_args(image, digest_file=digest_file)
-        await self._run_buildah(row, build_log, push, "PUSH_FAILED")
-        await self._run_buildah(row, build_log, ["rmi", image], None)
+        await self._run_buildah(build, build_log, push, "PUSH_FAILED")
+        await self._run_buildah(build, build_log, ["rmi", image], None)
         return Outcome(image, digest_file.read_text().strip(), fetched.commit, skipped=False)
 
     async def _already_built(
-        self, row: asyncpg.Record, commit: str, build_log: BuildLog
+        self, build: Build, commit: str, build_log: BuildLog
     ) -> Outcome | None:
-        existing = await self._registry.digest(row["image_repository"], commit)
+        existing = await self._registry.digest(build.image_repository, commit)
         if existing is None:
             return None
-        image = self._registry.image(row["image_repository"], commit)
+        image = self._registry.image(build.image_repository, commit)
         await build_log.system(f"{image} is already in the registry: build skipped")
         return Outcome(image, existing, commit, skipped=True)
 
     async def _fetch(
-        self, row: asyncpg.Record, build_log: BuildLog, token: str | None, workdir: Path
+        self, build: Build, build_log: BuildLog, token: str | None, workdir: Path
     ) -> FetchedSource:
-        spec = row["source"]
+        spec = build.source
         source = GitSource(
             url=spec["url"],
             branch=spec.get("branch") or "main",
@@ -246,18 +247,18 @@ class Builds:
             on_line=build_log.line,
         )
         async with self._pool.acquire() as conn:
-            await q.set_commit(conn, row["id"], fetched.commit)
+            await q.set_commit(conn, build.id, fetched.commit)
         return fetched
 
     def _roots(self) -> list[Path]:
         return [Path(p) for p in self._settings.git_local_roots.split(os.pathsep) if p]
 
     async def _run_buildah(
-        self, row: asyncpg.Record, build_log: BuildLog, args: list[str], failure: str | None
+        self, build: Build, build_log: BuildLog, args: list[str], failure: str | None
     ) -> None:
         async def remember(pgid: int) -> None:  # the next worker kills it if this one dies
             async with self._pool.acquire() as conn:
-                await q.set_pgid(conn, row["id"], pgid)
+                await q.set_pgid(conn, build.id, pgid)
 
         code = await self._buildah.run(args, on_line=build_log.line, on_start=remember)
         if code != 0 and failure is not None:
@@ -266,7 +267,7 @@ class Builds:
 
     async def _finish(
         self,
-        row: asyncpg.Record,
+        build: Build,
         status: str,
         started: float,
         *,
@@ -282,7 +283,7 @@ class Builds:
             async with self._pool.acquire() as conn, conn.transaction():
                 await build_events.end(
                     conn,
-                    row,
+                    build,
                     status,
                     outcome=outcome,
                     reason=reason,
@@ -296,5 +297,5 @@ class Builds:
             record,
             event="build.end_not_recorded",
             backoff=retry.Backoff(0.2, 5.0),
-            build_id=str(row["id"]),
+            build_id=str(build.id),
         )

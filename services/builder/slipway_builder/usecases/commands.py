@@ -17,7 +17,7 @@ WAKE_CHANNEL = "slipway_builds"  # notified when a build is queued
 
 async def on_build_requested(conn: asyncpg.Connection, envelope: Envelope) -> None:
     command = BuildRequested.model_validate(envelope.data)
-    row = await q.insert_build(
+    build = await q.insert_build(
         conn,
         build_id=command.build_id,
         org_id=command.organization_id,
@@ -30,18 +30,18 @@ async def on_build_requested(conn: asyncpg.Connection, envelope: Envelope) -> No
         git_token_sealed=command.git_token_sealed,
         requested_at=envelope.occurred_at,
     )
-    if row is None:
+    if build is None:
         return  # the same build asked twice
-    position = await q.queued_before(conn, row["id"])
-    await publish(conn, row, ev.BuildQueued(**event_ids(row), position=position))
+    position = await q.queued_before(conn, build.id)
+    await publish(conn, build, ev.BuildQueued(**event_ids(build), position=position))
     await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)  # delivered at commit
 
 
 async def on_cancel_requested(conn: asyncpg.Connection, envelope: Envelope) -> None:
     command = BuildCancelRequested.model_validate(envelope.data)
-    row = await q.request_cancel(conn, command.build_id)
-    if row is None or row["status"] != "QUEUED":
+    build = await q.request_cancel(conn, command.build_id)
+    if build is None or build.status != "QUEUED":
         return  # unknown, already final, or running (the worker stops it)
-    ended = await q.finish(conn, row["id"], status="CANCELED")
+    ended = await q.finish(conn, build.id, status="CANCELED")
     if ended is not None:
-        await publish(conn, row, ev.BuildCanceled(**event_ids(row)))
+        await publish(conn, build, ev.BuildCanceled(**event_ids(build)))

@@ -6,21 +6,30 @@ from __future__ import annotations
 import base64
 import uuid
 
-from slipway_builder.domain.builds import event_ids, is_full_commit, secret_forms
+from slipway_builder.domain.builds import Build, event_ids, is_full_commit, secret_forms
 
 
 def test_every_event_names_the_build_and_what_asked_for_it() -> None:
-    row = {
-        name: uuid.uuid4()
-        for name in ("id", "organization_id", "service_id", "deployment_id", "environment_id")
-    }
-    row["status"] = "RUNNING"  # not an id: not carried
-    assert event_ids(row) == {
-        "build_id": row["id"],
-        "organization_id": row["organization_id"],
-        "service_id": row["service_id"],
-        "deployment_id": row["deployment_id"],
-        "environment_id": row["environment_id"],
+    build = Build(
+        id=uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        environment_id=uuid.uuid4(),
+        service_id=uuid.uuid4(),
+        deployment_id=uuid.uuid4(),
+        source={"url": "https://git.example/app.git"},
+        build_args={},
+        image_repository="registry.example/app",
+        git_token_sealed=None,
+        status="RUNNING",  # not an id: not carried
+        worker_pid=None,
+        pgid=None,
+    )
+    assert event_ids(build) == {
+        "build_id": build.id,
+        "organization_id": build.organization_id,
+        "service_id": build.service_id,
+        "deployment_id": build.deployment_id,
+        "environment_id": build.environment_id,
     }
 
 

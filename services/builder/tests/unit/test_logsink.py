@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from slipway_builder.adapters.build_log import BuildLog
+from slipway_builder.domain.builds import Build
 from slipway_contracts.events.logs import LogLine
 
 
@@ -24,7 +25,20 @@ class Outage:
 
 
 def build_log(outage: Outage, **options: Any) -> BuildLog:
-    build = {"id": uuid.uuid4(), "deployment_id": None, "organization_id": uuid.uuid4()}
+    build = Build(
+        id=uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        environment_id=None,
+        service_id=uuid.uuid4(),
+        deployment_id=None,
+        source={},
+        build_args={},
+        image_repository="registry.example/app",
+        git_token_sealed=None,
+        status="RUNNING",
+        worker_pid=None,
+        pgid=None,
+    )
     log = BuildLog(pool=None, build=build, secrets=[], **options)  # type: ignore[arg-type]
     log._write = outage.write  # type: ignore[method-assign]
     return log

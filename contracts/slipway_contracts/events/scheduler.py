@@ -40,4 +40,26 @@ class EnvironmentActionRequested(EventPayload):
     scheduled_at: datetime
 
 
-PAYLOADS: tuple[type[EventPayload], ...] = (JobRunRequested, EnvironmentActionRequested)
+class ServiceDeployRequested(EventPayload):
+    """Deploy one service at ``commit`` now: a signed git push (``trigger`` ``git_push``) to the
+    repository and branch of an application with ``auto_deploy`` on. The deployer queues a
+    deploy of that service at that commit with that trigger; ``delivery_id`` (the scheduler's
+    record of the push) makes one request per (delivery, service) however often the command is
+    delivered."""
+
+    event_type = "scheduler.ServiceDeployRequested"
+    topic = COMMANDS_TOPIC
+
+    organization_id: uuid.UUID
+    environment_id: uuid.UUID
+    service_id: uuid.UUID
+    commit: str
+    trigger: Literal["git_push"] = "git_push"
+    delivery_id: uuid.UUID | None = None
+
+
+PAYLOADS: tuple[type[EventPayload], ...] = (
+    JobRunRequested,
+    EnvironmentActionRequested,
+    ServiceDeployRequested,
+)

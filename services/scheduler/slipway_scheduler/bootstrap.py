@@ -14,12 +14,14 @@ from slipway_libs.egress import EgressPolicy
 from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
 from slipway_scheduler.adapters.clock import SystemClock
 from slipway_scheduler.adapters.webhook_sender import HttpSender
+from slipway_scheduler.api.git_webhooks import build_git_webhook_router
 from slipway_scheduler.api.routes import build_router
 from slipway_scheduler.api.webhooks import build_webhook_router
 from slipway_scheduler.config import SchedulerSettings
 from slipway_scheduler.domain.timers import Clock
 from slipway_scheduler.events.subscribers import consumers
 from slipway_scheduler.usecases.delivering import DeliveryDeps, RetryPolicy
+from slipway_scheduler.usecases.git_pushes import GitHookDeps
 from slipway_scheduler.usecases.webhooks import WebhookDeps
 from slipway_scheduler.worker import DeliveryLoop, TimerLoop
 
@@ -43,7 +45,12 @@ def _routers(container: SchedulerContainer) -> Sequence[APIRouter]:
     return [
         build_router(pool, callers),
         build_webhook_router(pool, callers, webhook_deps(container.settings), container.parts),
+        build_git_webhook_router(pool, callers, git_hook_deps(container.settings, container.parts)),
     ]
+
+
+def git_hook_deps(settings: SchedulerSettings, clock: Clock) -> GitHookDeps:
+    return GitHookDeps(sealer=Sealer.from_setting(settings.sealing_keys), clock=clock)
 
 
 def _consumers(container: SchedulerContainer) -> Sequence[ConsumerSpec]:

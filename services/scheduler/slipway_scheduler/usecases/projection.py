@@ -11,7 +11,9 @@ timer is (re)armed only when the projected row changed, so redeliveries change n
 - an environment's tombstone deletes every timer of the environment, and events that arrive
   after it for that environment arm nothing;
 - a project's name and an environment's name, mode and project are kept (newer version wins)
-  for the outgoing webhooks' filters (``usecases.notifying``).
+  for the outgoing webhooks' filters (``usecases.notifying``);
+- an application's repository, branch and ``auto_deploy`` are kept (newer version wins, a
+  tombstone stays one) for the git pushes that deploy it (``usecases.git_pushes``).
 
 The catalog's and the deployer's events come through two consumer groups, in transactions
 that run side by side: each decision about an environment's timers first takes the
@@ -30,9 +32,9 @@ import structlog
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
 from slipway_contracts.events import deployer as deployer_events
-from slipway_scheduler.db import delivery_queries
+from slipway_scheduler.db import delivery_queries, git_queries
 from slipway_scheduler.db import queries as q
-from slipway_scheduler.domain import cron, timers
+from slipway_scheduler.domain import cron, git_hooks, timers
 from slipway_scheduler.domain.timers import Clock, TimerKind, TimerSpec
 
 log = structlog.get_logger(__name__)
@@ -93,6 +95,9 @@ class Projection:
             await q.delete_environment_timers(conn, event.environment_id)
 
     async def _service(self, conn: asyncpg.Connection, event: ev.ServiceChanged) -> None:
+        if event.kind == "application":
+            await _application(conn, event)
+            return
         if event.kind != "cronjob":
             return
         written = await q.project_cron_job(
@@ -183,3 +188,25 @@ class Projection:
             target_id=str(spec.target_id),
             next_fire_at=next_fire_at.isoformat(),
         )
+
+
+async def _application(conn: asyncpg.Connection, event: ev.ServiceChanged) -> None:
+    """What a git push is matched against: the application's repository, branch and
+    ``auto_deploy`` (the catalog's default for an application: on)."""
+    git = event.spec.get("git")
+    git = git if isinstance(git, dict) else {}
+    url = str(git.get("url") or "")
+    await git_queries.project_application(
+        conn,
+        {
+            "service_id": event.service_id,
+            "organization_id": event.organization_id,
+            "environment_id": event.environment_id,
+            "repository_url": url,
+            "repository_key": git_hooks.repository_key(url) if url else "",
+            "branch": str(git.get("branch") or "main"),
+            "auto_deploy": bool(event.spec.get("auto_deploy", True)),
+            "deleted": event.deleted,
+            "version": event.version,
+        },
+    )

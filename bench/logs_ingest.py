@@ -378,7 +378,9 @@ def search_section(params: Params, searches: list[Search], p95: float) -> str:
             "|---|---:|---:|---:|",
             *rows,
             "",
-            "The index: GIN on (stream, text trigrams) (btree_gin + pg_trgm), so that one "
+            "The index: GIN on (stream, trigrams of overlap || text) (btree_gin + pg_trgm; "
+            "`overlap`, the end of the part before, is empty but in long lines' later parts), "
+            "so that one "
             "stream's matches are found without visiting the other streams'; a pattern too "
             "short for trigrams (`ok`) reads the stream by its own index instead (the read "
             "plans each search for its pattern: `plan_cache_mode = force_custom_plan`). The "
@@ -418,7 +420,8 @@ def render(params: Params, lines: int, rounds: list[Round], facts: dict[str, str
         + ").",
         "",
         "Both write into the same partitioned table with the same indexes (primary key on "
-        "stream, cursor, part, storage time; GIN on stream and text trigrams, for `q`; "
+        "stream, cursor, part, storage time; GIN on stream and the trigrams of overlap || "
+        "text, for `q`; "
         "organization and storage time for the per-organization retention). The Kafka hop is "
         "not in either figure (`outbox_pipeline` measures it).",
         "",

@@ -11,8 +11,7 @@ UPDATE log_lines AS later
   FROM log_lines AS earlier
  WHERE later.part > 1
    AND earlier.stream_id = later.stream_id
-   AND earlier.cursor = later.cursor
-   AND earlier.stored_at = later.stored_at
+   AND earlier.cursor = later.cursor  -- a stream never gives a cursor twice
    AND earlier.part = later.part - 1;
 
 CREATE INDEX log_lines_stream_search_trgm

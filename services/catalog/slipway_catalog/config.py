@@ -17,6 +17,9 @@ class CatalogSettings(DatabaseServiceSettings):
     transport_keys: str | None = None
     # every organization lists the machine running Slipway as its "local" cluster
     local_runtime: bool = True
+    # the PostgreSQL major the local runtime runs ("none": no databases); default: the one the
+    # deployer's local runtime would use on this host (the newest /usr/lib/postgresql/<major>)
+    local_postgresql_version: str | None = Field(default=None, max_length=10)
     cluster_check_timeout_s: float = 5.0
     # loopback, private, link-local and metadata targets (cluster API servers) the platform may
     # connect to anyway: exact host:port entries, comma-separated; empty allows none

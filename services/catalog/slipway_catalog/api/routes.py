@@ -21,7 +21,7 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 
 from slipway_catalog.api import schemas as s
-from slipway_catalog.domain.clusters import ClusterIn, ClusterPatch
+from slipway_catalog.domain.clusters import Cluster, ClusterIn, ClusterPatch
 from slipway_catalog.domain.rules import DeploymentRule
 from slipway_catalog.usecases import (
     clone,
@@ -90,24 +90,27 @@ def _tagged(response: Response, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> None:
+    def out(row: Cluster) -> dict[str, Any]:
+        return s.cluster_out(row, clusters.capabilities(deps, row))
+
     @router.get("/organizations/{org_id}/clusters")
     async def list_clusters(org_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
-            return _items([s.cluster_out(r) for r in await clusters.list_for(conn, deps, org_id)])
+            return _items([out(r) for r in await clusters.list_for(conn, deps, org_id)])
 
     @router.post("/organizations/{org_id}/clusters", status_code=201)
     async def create_cluster(
         org_id: uuid.UUID, body: ClusterIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
         async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-            return s.cluster_out(await clusters.create(conn, deps, actor, org_id, body))
+            return out(await clusters.create(conn, deps, actor, org_id, body))
 
         return await once.run(tx, work, headers=_tag)
 
     @router.get("/clusters/{cluster_id}")
     async def read_cluster(cluster_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
-            return _tagged(response, s.cluster_out(await clusters.get(conn, cluster_id)))
+            return _tagged(response, out(await clusters.get(conn, cluster_id)))
 
     @router.patch("/clusters/{cluster_id}")
     async def update_cluster(
@@ -120,7 +123,7 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
         async with tx() as conn:
             await versions.require(conn, "clusters", cluster_id, if_match)
             row = await clusters.update(conn, deps, actor, cluster_id, body)
-        return _tagged(response, s.cluster_out(row))
+        return _tagged(response, out(row))
 
     @router.delete("/clusters/{cluster_id}", status_code=204)
     async def delete_cluster(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from slipway_catalog.domain.capabilities import Capabilities
 from slipway_catalog.domain.clusters import Cluster
 from slipway_catalog.domain.environments import Environment
 from slipway_catalog.domain.projects import Project
@@ -93,7 +94,7 @@ def _id(value: Any) -> str | None:
     return str(value) if value is not None else None
 
 
-def cluster_out(row: Cluster) -> dict[str, Any]:
+def cluster_out(row: Cluster, offer: Capabilities) -> dict[str, Any]:
     return {
         "id": str(row.id),
         "name": row.name,
@@ -102,6 +103,7 @@ def cluster_out(row: Cluster) -> dict[str, Any]:
         "organization_id": str(row.organization_id),
         "created_at": _iso(row.created_at),
         "resource_version": row.version,
+        "capabilities": offer.as_json(),
     }
 
 

@@ -77,6 +77,27 @@ class ClusterCheckFailed(Exception):
         self.reason, self.detail = reason, detail
 
 
+def refuse_kind(kind: str) -> None:
+    """Only self-managed clusters are registered: the local one is built in, and provisioning a
+    managed cluster is not something Slipway does (yet)."""
+    if kind == "self_managed":
+        return
+    if kind == "managed":
+        message = (
+            "Managed clusters (provisioned by Slipway in a cloud account) are not supported: "
+            "create the cluster yourself and register it as kind self_managed with a kubeconfig, "
+            "or api_url and token."
+        )
+    elif kind == "local":
+        message = (
+            "The local cluster is built in: every organization lists it when the installation "
+            "runs the local runtime. Register other clusters as kind self_managed."
+        )
+    else:
+        message = "kind: only self_managed clusters can be registered."
+    raise InvalidInput("CLUSTER_KIND_NOT_SUPPORTED", message, field="kind")
+
+
 def access(credentials: dict[str, Any], *, api_url: str | None) -> ClusterAccess:
     """The API server and credentials from the sealed inputs (a kubeconfig wins over the rest)."""
     if credentials.get("kubeconfig"):
@@ -95,7 +116,8 @@ class ClusterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name = Field(max_length=63)
-    kind: str = Field(default="self_managed", pattern="^self_managed$")
+    # anything else is refused by ``refuse_kind`` with its own code, before the other checks
+    kind: str = Field(default="self_managed", max_length=40)
     api_url: str | None = Field(default=None, max_length=2000)  # checked by api_server
     ca_cert: Value | None = Field(default=None, max_length=20_000)
     token: str | None = Field(default=None, max_length=10_000)  # checked by bearer_token
@@ -103,6 +125,8 @@ class ClusterIn(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ClusterIn:
+        if self.kind != "self_managed":
+            return self  # refused by the use case, with a message for that kind
         if not _NAME.match(self.name):
             raise ValueError("name: letters, digits, space, '.', '_' or '-', up to 63")
         if not self.kubeconfig and not (self.api_url and self.token):

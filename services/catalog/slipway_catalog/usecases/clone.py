@@ -1,5 +1,6 @@
 """Cloning an environment: its services, stages, deployment rule and variables (secrets
-included, re-sealed for their new ids) into a new name, mode and cluster."""
+included, re-sealed for their new ids) into a new name, mode and cluster — a cluster that can run
+every one of its services (refused otherwise, naming the first it cannot)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import uuid
 import asyncpg
 
 from slipway_catalog.db import queries as q
+from slipway_catalog.domain import capabilities
+from slipway_catalog.domain.clusters import Cluster
 from slipway_catalog.domain.environments import Environment
-from slipway_catalog.usecases import environments, projects, publish
+from slipway_catalog.usecases import clusters, environments, projects, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
 from slipway_libs.actor import Actor
@@ -30,7 +33,9 @@ async def clone(
     source = await environments.get(conn, source_id, lock=True)
     project = await projects.get(conn, source.project_id, lock=True)
     target_cluster = cluster_id or source.cluster_id
-    await environments._cluster_of_org(conn, target_cluster, source.organization_id)
+    cluster = await environments._cluster_of_org(conn, target_cluster, source.organization_id)
+    if target_cluster != source.cluster_id:
+        await _ensure_runnable(conn, deps, source, cluster)
     env = await environments._insert(
         conn,
         project,
@@ -57,6 +62,16 @@ async def clone(
         change={"cloned_from": str(source_id), "mode": env.mode},
     )
     return env
+
+
+async def _ensure_runnable(
+    conn: asyncpg.Connection, deps: Deps, source: Environment, cluster: Cluster
+) -> None:
+    """A clone onto another cluster copies services that cluster must be able to run; on the
+    same cluster the services are those it was already given."""
+    offer = clusters.capabilities(deps, cluster)
+    for service in await q.services(conn, source.id):
+        capabilities.check_service(cluster, offer, service.spec, named=True)
 
 
 async def _stages(

@@ -13,13 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
 from slipway_catalog.db import queries as q
+from slipway_catalog.domain import capabilities as capability_rules
+from slipway_catalog.domain import cluster_check
 from slipway_catalog.domain import clusters as domain
+from slipway_catalog.domain.capabilities import Capabilities
+from slipway_catalog.domain.cluster_check import Facts, Need
 from slipway_catalog.domain.clusters import (
     CHECK_MESSAGES,
     Cluster,
@@ -40,8 +45,12 @@ _RESOLVE_AT_SAVE_S = 5.0
 
 
 class ClusterProbe(Protocol):
-    async def version(self, access: ClusterAccess) -> str:
-        """The Kubernetes version; raises ClusterCheckFailed."""
+    async def facts(self, access: ClusterAccess) -> Facts:
+        """The version, nodes and the account's rules; raises ClusterCheckFailed."""
+        ...
+
+    async def allowed(self, access: ClusterAccess, needs: Sequence[Need]) -> list[bool]:
+        """Whether the account may do each need (one access review each)."""
         ...
 
 
@@ -56,6 +65,11 @@ async def get(conn: asyncpg.Connection, cluster_id: uuid.UUID) -> Cluster:
     return row
 
 
+def capabilities(deps: Deps, row: Cluster) -> Capabilities:
+    """What the cluster can run (the local one: what this host's local runtime runs)."""
+    return capability_rules.of(row, local_offer=deps.local_offer)
+
+
 async def list_for(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> list[Cluster]:
     await organizations.require(conn, deps, org_id)
     return await q.clusters(conn, org_id)
@@ -64,6 +78,7 @@ async def list_for(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> l
 async def create(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, org_id: uuid.UUID, body: ClusterIn
 ) -> Cluster:
+    domain.refuse_kind(body.kind)
     await organizations.require(conn, deps, org_id)
     server = body.access().server
     await _ensure_allowed(deps, server)
@@ -123,7 +138,8 @@ def credentials(deps: Deps, row: Cluster) -> dict[str, Any]:
 
 
 async def check(deps: Deps, row: Cluster, probe: ClusterProbe) -> dict[str, Any]:
-    """Connectivity: the Kubernetes version, or a clear reason why it could not be read."""
+    """The cluster as Slipway would use it: its Kubernetes version, its nodes and whether
+    Slipway's account may do what deployments need, or a clear reason why not."""
     if row.kind == "local":
         return {
             "ok": True,
@@ -133,7 +149,12 @@ async def check(deps: Deps, row: Cluster, probe: ClusterProbe) -> dict[str, Any]
         }
     access = domain.access(credentials(deps, row), api_url=row.api_url)
     try:
-        version = await probe.version(access)
+        facts = await probe.facts(access)
+        missing = cluster_check.not_granted(facts.rules)
+        if missing and facts.rules_incomplete:
+            # another authorizer may allow what the rules do not list: ask for each
+            answers = await probe.allowed(access, missing)
+            missing = [need for need, allowed in zip(missing, answers, strict=True) if not allowed]
     except ClusterCheckFailed as failed:
         log.info(
             "cluster.check_failed",
@@ -147,7 +168,11 @@ async def check(deps: Deps, row: Cluster, probe: ClusterProbe) -> dict[str, Any]
             "reason": str(failed.reason),
             "message": CHECK_MESSAGES[failed.reason],
         }
-    return {"ok": True, "kind": "self_managed", "kubernetes_version": version}
+    answer = cluster_check.answer(facts, missing)
+    log.info(
+        "cluster.checked", cluster_id=str(row.id), ok=answer["ok"], reason=answer.get("reason")
+    )
+    return answer
 
 
 async def _ensure_allowed(deps: Deps, server: ApiServer) -> None:

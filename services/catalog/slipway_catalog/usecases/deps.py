@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from slipway_catalog.adapters import local_capabilities
 from slipway_catalog.config import CatalogSettings
+from slipway_catalog.domain import capabilities
+from slipway_catalog.domain.capabilities import Capabilities
 from slipway_libs.crypto import Sealer
 from slipway_libs.egress import EgressPolicy
 
@@ -18,6 +21,8 @@ class Deps:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     # the platform's own registry, which images may always name
     platform_registry: str = "127.0.0.1:15000"
+    # what the local cluster runs (from_settings reads it from this host)
+    local_offer: Capabilities = field(default_factory=lambda: capabilities.local(()))
 
     @classmethod
     def from_settings(cls, settings: CatalogSettings) -> Deps:
@@ -31,4 +36,5 @@ class Deps:
             local_runtime=settings.local_runtime,
             egress=EgressPolicy.from_setting(settings.egress_allow),
             platform_registry=settings.registry,
+            local_offer=local_capabilities(settings.local_postgresql_version),
         )

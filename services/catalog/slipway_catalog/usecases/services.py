@@ -1,5 +1,9 @@
 """Services of every kind: validated specs, unique names per environment, a stage each.
 
+A service must be one its environment's cluster can run (``domain.capabilities``): a kind, a
+database engine and version the cluster offers; a database without a version gets the newest one
+the cluster offers for its engine.
+
 A container's or job's image registry is a target the user chose: saving one the platform does
 not connect to (loopback, private, link-local, metadata... unless allow-listed, or the platform's
 own registry) is refused early with a clear 422; the deployer checks it again when it pulls.
@@ -15,11 +19,13 @@ import asyncpg
 from pydantic import ValidationError
 
 from slipway_catalog.db import queries as q
-from slipway_catalog.domain import service_specs
+from slipway_catalog.domain import capabilities, service_specs
+from slipway_catalog.domain.capabilities import Capabilities
+from slipway_catalog.domain.clusters import Cluster
 from slipway_catalog.domain.services import Service
 from slipway_catalog.domain.specs.common import ImageSource
 from slipway_catalog.domain.stages import default_stage
-from slipway_catalog.usecases import environments, publish
+from slipway_catalog.usecases import clusters, environments, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs import audit
 from slipway_libs.actor import Actor
@@ -90,7 +96,9 @@ async def create(
     conn: asyncpg.Connection, deps: Deps, actor: Actor, env_id: uuid.UUID, data: dict[str, Any]
 ) -> Service:
     env = await environments.get(conn, env_id, lock=True)
-    spec = _parse(data)
+    cluster, offer = await _cluster_of(conn, deps, env.cluster_id)
+    spec = _parse(dict(capabilities.with_default_version(data, offer)))
+    capabilities.check_service(cluster, offer, spec.model_dump(mode="json"))
     await _ensure_image_allowed(deps, env.organization_id, service_specs.image_source(spec))
     stage_id = await _default_stage(conn, env_id, spec.kind)
     row = await q.insert_service(
@@ -107,6 +115,15 @@ async def create(
     await publish.service(conn, row)
     await record_audit(conn, actor, row, "CREATE")
     return row
+
+
+async def _cluster_of(
+    conn: asyncpg.Connection, deps: Deps, cluster_id: uuid.UUID
+) -> tuple[Cluster, Capabilities]:
+    """The environment's cluster (it outlives its environments: deleting it is refused while
+    one runs there) and what it can run."""
+    cluster = await clusters.get(conn, cluster_id)
+    return cluster, clusters.capabilities(deps, cluster)
 
 
 async def _default_stage(
@@ -135,6 +152,12 @@ async def update(
         spec = service_specs.merge_update(stored, patch)
     except ValidationError as exc:
         raise SpecInvalid(exc) from None
+    if getattr(spec, "version", None) != getattr(stored, "version", None):
+        # a database's new version must be one its cluster runs; an unrelated edit of a
+        # service saved before capabilities were checked is not refused
+        env = await environments.get(conn, current.environment_id)
+        cluster, offer = await _cluster_of(conn, deps, env.cluster_id)
+        capabilities.check_service(cluster, offer, spec.model_dump(mode="json"))
     image = service_specs.image_source(spec)
     if image != service_specs.image_source(stored):  # an unrelated edit is not refused
         await _ensure_image_allowed(deps, current.organization_id, image)

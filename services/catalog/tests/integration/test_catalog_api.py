@@ -16,7 +16,7 @@ APP = {
     "git": {"url": "https://example.com/acme/web.git", "branch": "main"},
     "ports": [{"port": 8080, "protocol": "http", "public": True}],
 }
-DB = {"name": "db", "kind": "database", "engine": "postgresql", "version": "16"}
+DB = {"name": "db", "kind": "database", "engine": "postgresql"}  # the local cluster's version
 
 
 async def org_with_env(api: httpx.AsyncClient) -> tuple[str, str, str, str]:

@@ -36,7 +36,7 @@ APP = {
     "git": {"url": "https://example.com/acme/web.git", "branch": "main"},
     "ports": [{"port": 8080, "protocol": "http", "public": True}],
 }
-DB = {"name": "main-db", "kind": "database", "engine": "postgresql", "version": "16"}
+DB = {"name": "main-db", "kind": "database", "engine": "postgresql"}  # the local cluster's version
 
 
 @pytest.fixture

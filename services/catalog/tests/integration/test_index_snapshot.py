@@ -17,7 +17,7 @@ APP = {
     "git": {"url": "https://example.com/acme/web.git", "branch": "main"},
     "ports": [{"port": 8080, "protocol": "http", "public": True}],
 }
-DB = {"name": "db", "kind": "database", "engine": "postgresql", "version": "16"}
+DB = {"name": "db", "kind": "database", "engine": "postgresql"}  # the local cluster's version
 # which field of each event names its entity
 ID_FIELD = {
     "catalog.ClusterChanged": "cluster_id",

@@ -2,40 +2,55 @@
 
     slipway signup --email you@example.com --name You        (asks for the password)
     slipway login --email you@example.com
-    slipway orgs create Acme ; slipway orgs list
-    slipway projects create --org ORG Shop ; slipway envs create --project P staging ...
-    slipway logs SERVICE [-f] [--tail 100] [--since 10m] [--grep TEXT]
-    slipway deployments logs DEPLOYMENT [-f]                 (-f: until the deployment ends)
+    slipway orgs create Acme ; slipway projects create --org ORG Shop
+    slipway envs create --project P --org ORG staging
+    slipway services create ENV --name web --kind application --repo URL --port 8080
+    slipway vars set --env ENV KEY=VALUE [--secret] ; slipway vars list SERVICE --resolved
+    slipway deploy ENV --watch ; slipway status ENV ; slipway deployments list ENV
+    slipway deployments rollback ENV --to DEPLOYMENT --watch
+    slipway webhooks create --org ORG --url URL --event deployment.failed
+    slipway logs SERVICE [-f] ; slipway deployments logs DEPLOYMENT [-f]
     slipway api GET /me                                      (any public route)
 
-``SLIPWAY_API_URL`` names the gateway (default http://127.0.0.1:8080); ``SLIPWAY_TOKEN`` an API
-token to use instead of the saved session (for CI).
+Lists and shows take ``--output table|json|yaml``. Failures print ``CODE: message`` on stderr
+and exit 1 (2: a usage error; 130: Ctrl-C). ``SLIPWAY_API_URL`` names the gateway (default
+http://127.0.0.1:8080); ``SLIPWAY_TOKEN`` an API token to use instead of the saved session (for
+CI); ``SLIPWAY_ORG`` the organization of ``webhooks``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from slipway_cli import logs as log_lines
-from slipway_cli.client import ApiError, api_url, call, save_session
+from slipway_cli.client import api_url, call, save_session
+from slipway_cli.commands import environments
+from slipway_cli.commands.deployments import deployments
+from slipway_cli.commands.services import services
+from slipway_cli.commands.variables import variables
+from slipway_cli.commands.webhooks import webhooks
+from slipway_cli.common import FOLLOW, GREP, OUTPUT, Group, console, print_logs
+from slipway_cli.inputs import UsageError
+from slipway_cli.output import Output, render
 
-app = typer.Typer(help="Slipway: deploy your software from the command line.", no_args_is_help=True)
+app = typer.Typer(
+    cls=Group, help="Slipway: deploy your software from the command line.", no_args_is_help=True
+)
 orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 projects = typer.Typer(help="Projects.", no_args_is_help=True)
-envs = typer.Typer(help="Environments.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(projects, name="projects")
-app.add_typer(envs, name="envs")
-deployments = typer.Typer(help="Deployments.", no_args_is_help=True)
+app.add_typer(environments.envs, name="envs")
+app.add_typer(services, name="services")
+app.add_typer(variables, name="vars")
 app.add_typer(deployments, name="deployments")
-console = Console()
-errors = Console(stderr=True)
+app.add_typer(webhooks, name="webhooks")
+# the everyday ones at the top, as `fly deploy` / `fly status`
+app.command("deploy", help="Deploy an environment (as `envs deploy`).")(environments.deploy)
+app.command("status", help="An environment's status (as `envs status`).")(environments.status)
 
 
 @app.callback()
@@ -43,36 +58,16 @@ def main() -> None:
     """Talks to the gateway at $SLIPWAY_API_URL (default http://127.0.0.1:8080)."""
 
 
-def _run(
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    params: dict[str, str] | None = None,
-    *,
-    auth: bool = True,
-) -> Any:
-    try:
-        return call(method, path, body, params, auth=auth)
-    except ApiError as exc:
-        errors.print(f"[red]{exc.code}[/red]: {exc.message}")
-        raise typer.Exit(2 if exc.status == 0 else 1) from None
-
-
-def _table(items: list[dict[str, Any]], *columns: str) -> None:
-    table = Table(*columns)
-    for item in items:
-        table.add_row(*(str(item.get(c, "")) for c in columns))
-    console.print(table)
-
-
 @app.command()
 def signup(
     email: str = typer.Option(...),
     name: str = typer.Option(...),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    password: str = typer.Option(
+        None, prompt=True, hide_input=True, confirmation_prompt=True, help="asked when not given"
+    ),
 ) -> None:
     """Create your account."""
-    user = _run(
+    user = call(
         "POST", "/auth/signup", {"email": email, "name": name, "password": password}, auth=False
     )
     console.print(f"account created: {user['email']} ({user['id']}); now `slipway login`")
@@ -80,130 +75,54 @@ def signup(
 
 @app.command()
 def login(
-    email: str = typer.Option(...), password: str = typer.Option(..., prompt=True, hide_input=True)
+    email: str = typer.Option(...),
+    password: str = typer.Option(None, prompt=True, hide_input=True, help="asked when not given"),
 ) -> None:
     """Sign in; the session is saved for the next commands (readable by you only)."""
-    tokens = _run("POST", "/auth/login", {"email": email, "password": password}, auth=False)
+    tokens = call("POST", "/auth/login", {"email": email, "password": password}, auth=False)
     path = save_session(tokens)
     console.print(f"signed in to {api_url()} (session saved in {path})")
 
 
 @orgs.command("list")
-def orgs_list() -> None:
-    _table(_run("GET", "/organizations")["items"], "id", "name", "role")
+def orgs_list(output: Output = OUTPUT) -> None:
+    """Your organizations and your role in each."""
+    render(console, call("GET", "/organizations")["items"], output, ("id", "name", "role"))
 
 
 @orgs.command("create")
 def orgs_create(name: str) -> None:
-    org = _run("POST", "/organizations", {"name": name})
+    org = call("POST", "/organizations", {"name": name})
     console.print(org["id"])
 
 
 @projects.command("list")
-def projects_list(org: str = typer.Option(..., help="organization id")) -> None:
-    _table(_run("GET", f"/organizations/{org}/projects")["items"], "id", "name")
+def projects_list(
+    org: str = typer.Option(..., help="organization id"), output: Output = OUTPUT
+) -> None:
+    """The organization's projects."""
+    render(console, call("GET", f"/organizations/{org}/projects")["items"], output, ("id", "name"))
 
 
 @projects.command("create")
 def projects_create(name: str, org: str = typer.Option(..., help="organization id")) -> None:
-    console.print(_run("POST", f"/organizations/{org}/projects", {"name": name})["id"])
+    console.print(call("POST", f"/organizations/{org}/projects", {"name": name})["id"])
 
 
-@envs.command("list")
-def envs_list(project: str = typer.Option(..., help="project id")) -> None:
-    _table(
-        _run("GET", f"/projects/{project}/environments")["items"],
-        "id",
-        "name",
-        "mode",
-        "cluster_id",
-    )
-
-
-@envs.command("create")
-def envs_create(
-    name: str,
-    project: str = typer.Option(..., help="project id"),
-    mode: str = typer.Option("development"),
-    cluster: str = typer.Option(None, help="cluster id (default: the local one)"),
-    org: str = typer.Option(None, help="organization id, to find the local cluster"),
-) -> None:
-    if cluster is None:
-        if org is None:
-            errors.print("give --cluster, or --org to use the organization's local cluster")
-            raise typer.Exit(1)
-        clusters = _run("GET", f"/organizations/{org}/clusters")["items"]
-        cluster = next(c["id"] for c in clusters if c["kind"] == "local")
-    env = _run(
-        "POST",
-        f"/projects/{project}/environments",
-        {"name": name, "mode": mode, "cluster_id": cluster},
-    )
-    console.print(env["id"])
-
-
-_STYLES = {"stderr": "red", "system": "cyan"}  # stdout lines keep the terminal's colour
-
-
-def _show(line: dict[str, Any]) -> None:
-    console.print(
-        line["text"],
-        style=_STYLES.get(line["stream"]),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-
-
-def _print_logs(path: str, follow: bool, tail: int, since: str | None, grep: str | None) -> None:
-    params = {"tail": str(tail)} if tail or follow else {}  # a read's tail is 1 or more
-    if since:
-        params["since"] = log_lines.since_param(since) or since
-    if grep:
-        params["q"] = grep
-    try:
-        if not follow:
-            for line in log_lines.read(path, params):
-                _show(line)
-            return
-        status = log_lines.follow(path, params, _show, lambda note: errors.print(note))
-    except ApiError as exc:
-        errors.print(f"[red]{exc.code}[/red]: {exc.message}")
-        raise typer.Exit(2 if exc.status == 0 else 1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None  # Ctrl-C ends a follow; nothing went wrong
-    if status is not None:
-        errors.print(f"deployment ended: {status}")
-        raise typer.Exit(0 if status == "SUCCESS" else 1)
-
-
-_FOLLOW = typer.Option(False, "--follow", "-f", help="Keep printing new lines")
 _TAIL = typer.Option(100, "--tail", "-n", min=0, max=5000, help="Lines from the end first")
 _SINCE = typer.Option(None, help="Lines since: 10m, 2h, 1d, or an ISO time")
-_GREP = typer.Option(None, help="Only lines containing TEXT (case-insensitive)")
 
 
 @app.command("logs")
 def logs(
     service: str,
-    follow: bool = _FOLLOW,
+    follow: bool = FOLLOW,
     tail: int = _TAIL,
     since: str = _SINCE,
-    grep: str = _GREP,
+    grep: str = GREP,
 ) -> None:
     """A service's live output (stderr in red, the platform's lines in cyan)."""
-    _print_logs(f"/services/{service}/logs", follow, tail, since, grep)
-
-
-@deployments.command("logs")
-def deployments_logs(
-    deployment: str,
-    follow: bool = _FOLLOW,
-    tail: int = typer.Option(5000, "--tail", "-n", min=0, max=5000),
-    grep: str = _GREP,
-) -> None:
-    """A deployment's build and deploy lines; with -f until it ends (exit 0: it succeeded)."""
-    _print_logs(f"/deployments/{deployment}/logs", follow, tail, None, grep)
+    print_logs(f"/services/{service}/logs", follow, tail, since, grep)
 
 
 @app.command("api")
@@ -211,8 +130,11 @@ def api(
     method: str, path: str, data: str = typer.Option(None, "--data", "-d", help="JSON body")
 ) -> None:
     """Call any public route: `slipway api GET /me`."""
-    body = json.loads(data) if data else None
-    console.print_json(json.dumps(_run(method.upper(), path, body)))
+    try:
+        body = json.loads(data) if data else None
+    except ValueError as exc:
+        raise UsageError(f"--data is not JSON: {exc}") from None
+    console.print_json(json.dumps(call(method.upper(), path, body)))
 
 
 @app.command()

@@ -1,0 +1,104 @@
+"""``slipway services``: create, list, show and delete the services of an environment."""
+
+from __future__ import annotations
+
+import typer
+
+from slipway_cli.common import OUTPUT, YES, api, confirm, console
+from slipway_cli.inputs import KINDS, ServiceOptions, service_body
+from slipway_cli.output import Output, render, show
+
+services = typer.Typer(help="Services of an environment (every kind).", no_args_is_help=True)
+
+COLUMNS = ("id", "name", "kind", "stage_id")
+SHOWN = (
+    "id",
+    "name",
+    "kind",
+    "environment_id",
+    "git",
+    "image",
+    "engine",
+    "version",
+    "ports",
+    "schedule",
+    "timezone",
+    "command",
+    "triggers",
+    "cpu_millicores",
+    "memory_mib",
+    "auto_deploy",
+    "created_at",
+)
+
+_PORTS = typer.Option(None, "--port", help="port it listens on: 8080, 8080/grpc or 8080/tcp; repeat")
+_TRIGGERS = typer.Option(None, "--trigger", help="job runs on: start|stop|delete; repeat")
+
+
+@services.command("create")
+def create(
+    env: str = typer.Argument(..., help="environment id"),
+    name: str = typer.Option(..., "--name", help="the service's name (lowercase, -)"),
+    kind: str = typer.Option(..., "--kind", help="|".join(KINDS)),
+    repo: str = typer.Option(None, help="git URL to build from (application, job)"),
+    branch: str = typer.Option(None, help="git branch (default main)"),
+    dockerfile: str = typer.Option(None, help="Dockerfile path in the repository"),
+    root: str = typer.Option(None, help="directory of the build in the repository"),
+    image: str = typer.Option(None, help="image to run: registry/name:tag, name:tag or name (container, job)"),
+    tag: str = typer.Option(None, help="image tag (instead of :tag in --image)"),
+    port: list[str] = _PORTS,
+    private: bool = typer.Option(False, help="ports not public (inside the environment only)"),
+    engine: str = typer.Option(None, help="database engine: postgresql|mysql|mongodb|redis"),
+    version: str = typer.Option(None, help="database version (default: the newest)"),
+    schedule: str = typer.Option(None, help="cron job schedule: '*/5 * * * *'"),
+    timezone: str = typer.Option(None, help="cron job time zone (IANA, default UTC)"),
+    command: str = typer.Option(None, help="command, split as a shell would: 'sh -c \"...\"'"),
+    trigger: list[str] = _TRIGGERS,
+    output: Output = OUTPUT,
+) -> None:
+    """Create a service; prints its id (or the service, with -o json|yaml)."""
+    body = service_body(
+        ServiceOptions(
+            name=name,
+            kind=kind,
+            repo=repo,
+            branch=branch,
+            dockerfile=dockerfile,
+            root=root,
+            image=image,
+            tag=tag,
+            ports=port or [],
+            private=private,
+            engine=engine,
+            version=version,
+            schedule=schedule,
+            timezone=timezone,
+            command=command,
+            triggers=trigger or [],
+        )
+    )
+    created = api.create_service(env, body)
+    if output is Output.table:
+        console.print(created["id"])
+    else:
+        show(console, created, output, SHOWN)
+
+
+@services.command("list")
+def list_(env: str = typer.Argument(..., help="environment id"), output: Output = OUTPUT) -> None:
+    """The environment's services."""
+    render(console, api.services(env), output, COLUMNS)
+
+
+@services.command("show")
+def show_(service: str = typer.Argument(..., help="service id"), output: Output = OUTPUT) -> None:
+    """One service's configuration."""
+    show(console, api.service(service), output, SHOWN)
+
+
+@services.command("delete")
+def delete(service: str = typer.Argument(..., help="service id"), yes: bool = YES) -> None:
+    """Delete a service (what runs of it is stopped)."""
+    confirm(f"delete service {service}?", yes)
+    api.delete_service(service)
+    console.print(f"deleted {service}")

@@ -239,6 +239,15 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", f"{ORG}/webhooks/{{webhook}}/deliveries/{{delivery}}/redeliver"): member(
         202, OPERATORS
     ),
+    # --- git webhook endpoints (issue 13): org setup like the outgoing ones (who may make a
+    # push deploy is who manages webhooks: owner, admin, devops); custom roles never ---
+    ("GET", f"{ORG}/git-webhooks"): member(200, OPERATORS),
+    ("POST", f"{ORG}/git-webhooks"): member(201, OPERATORS),
+    ("GET", f"{ORG}/git-webhooks/{{git_webhook}}"): member(200, OPERATORS),
+    ("DELETE", f"{ORG}/git-webhooks/{{git_webhook}}"): member(204, OPERATORS),
+    ("GET", f"{ORG}/git-webhooks/{{git_webhook}}/deliveries"): member(200, OPERATORS),
+    # the provider's delivery: no credentials, its signature with the endpoint's secret is them
+    ("POST", "/hooks/git/{git_webhook}"): Rule(202, access="public"),
 }
 
 # Powers with no public route yet; pinned so that the policy cannot drift before one appears.

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from slipway_gateway.access.authenticate import Authenticator
 from slipway_gateway.api.log_docs import route_docs
 from slipway_gateway.api.paths import internal_path, path_ids
-from slipway_gateway.api.proxy import Upstreams, check_json
+from slipway_gateway.api.proxy import Upstreams, check_json, passed_on
 from slipway_gateway.api.streams import UpstreamStreams
 from slipway_gateway.api.table import ROUTES, RouteSpec
 from slipway_gateway.domain.catalog_index import CatalogIndex
@@ -120,7 +120,10 @@ class Gateway:
                 path=internal_path(spec.upstream_path, params),
                 actor=None,
                 body=body,
-                extra_headers={"x-slipway-client-address": address},
+                extra_headers={
+                    "x-slipway-client-address": address,
+                    **passed_on(request, spec.passed_headers),
+                },
             )
         principal = await self.authenticator.principal(request.headers.get("authorization"))
         if isinstance(principal, TokenPrincipal):

@@ -37,6 +37,9 @@ class RouteSpec:
     target_from_body: bool = False
     # list answers: keep only the items the principal may read (custom roles)
     filter_items: str | None = None  # "project" | "environment"
+    # request headers passed on to the service besides the usual ones (a public route's own
+    # authentication: a git provider's signature and delivery headers)
+    passed_headers: tuple[str, ...] = ()
 
 
 ORG = "/organizations/{org}"
@@ -461,6 +464,59 @@ SCHEDULER_ROUTES: tuple[RouteSpec, ...] = (
 )
 
 
+# what a git provider's delivery is read from: its event, its id, its signature
+GIT_DELIVERY_HEADERS = (
+    "x-github-event",
+    "x-github-delivery",
+    "x-hub-signature-256",
+    "x-gitlab-event",
+    "x-gitlab-event-uuid",
+    "x-gitlab-token",
+    "x-gitea-event",
+    "x-gitea-delivery",
+    "x-gitea-signature",
+)
+GIT_WEBHOOK_ROUTES: tuple[RouteSpec, ...] = (
+    *(
+        RouteSpec(
+            method=method,
+            path=f"{ORG}/git-webhooks{tail}",
+            upstream="scheduler",
+            upstream_path=f"{I}{ORG}/git-webhooks{tail}",
+            summary=summary,
+            action=A.WEBHOOKS_MANAGE,
+            success=success,
+        )
+        for method, tail, summary, success in (
+            ("GET", "", "List the organization's git webhook endpoints", 200),
+            ("POST", "", "Create a git webhook endpoint (its secret is shown once)", 201),
+            ("GET", "/{git_webhook}", "Read a git webhook endpoint (never its secret)", 200),
+            ("DELETE", "/{git_webhook}", "Delete a git webhook endpoint", 204),
+            (
+                "GET",
+                "/{git_webhook}/deliveries",
+                "A git webhook endpoint's deliveries, newest first: event, result, what each"
+                " triggered",
+                200,
+            ),
+        )
+    ),
+    # no credentials: the provider's signature of the body, checked by the scheduler, is the
+    # authentication; the body is limited like every request's
+    RouteSpec(
+        method="POST",
+        path="/hooks/git/{git_webhook}",
+        upstream="scheduler",
+        upstream_path=f"{I}/hooks/git/{{git_webhook}}",
+        summary="A GitHub, GitLab or Gitea/Forgejo delivery, signed with the endpoint's secret"
+        " (a push deploys the matching applications)",
+        access="public",
+        success=202,
+        passed_headers=GIT_DELIVERY_HEADERS,
+    ),
+)
+
+
 ROUTES: tuple[RouteSpec, ...] = (
     _identity(
         "POST",
@@ -575,4 +631,5 @@ ROUTES: tuple[RouteSpec, ...] = (
     *DEPLOYER_ROUTES,
     *LOGS_ROUTES,
     *SCHEDULER_ROUTES,
+    *GIT_WEBHOOK_ROUTES,
 )

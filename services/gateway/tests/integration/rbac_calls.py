@@ -170,6 +170,11 @@ async def _new_webhook(cast: Cast) -> str:
     return str((await _post(cast, f"/organizations/{cast.org}/webhooks", dict(WEBHOOK)))["id"])
 
 
+async def _new_git_webhook(cast: Cast) -> str:
+    made = await _post(cast, f"/organizations/{cast.org}/git-webhooks", {"description": "x"})
+    return str(made["id"])
+
+
 async def _new_invitation(cast: Cast) -> str:
     body = {"email": f"{_name('i')}@example.com", "role": "viewer"}
     return str((await _post(cast, f"/organizations/{cast.org}/members", body))["id"])
@@ -408,6 +413,13 @@ CALLS: dict[tuple[str, str], Call] = {
             " matrix's organization matches its event"
         },
     ),
+    ("GET", f"{ORG}/git-webhooks"): Call(),
+    ("POST", f"{ORG}/git-webhooks"): Call(body=lambda ids: {"description": "matrix"}),
+    ("GET", f"{ORG}/git-webhooks/{{git_webhook}}"): Call(),
+    ("DELETE", f"{ORG}/git-webhooks/{{git_webhook}}"): Call(
+        fresh=_fresh("git_webhook", _new_git_webhook)
+    ),
+    ("GET", f"{ORG}/git-webhooks/{{git_webhook}}/deliveries"): Call(),
 }
 
 

@@ -12,6 +12,8 @@ custom role receives hold exactly what it may read.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -185,6 +187,8 @@ async def _identity(cast: Cast) -> None:
     ids["token"] = (await _made(api, auth, f"/organizations/{org}/api-tokens", token_body))["id"]
     webhooks = f"/organizations/{org}/webhooks"
     ids["webhook"] = (await _made(api, auth, webhooks, dict(WEBHOOK)))["id"]
+    git_webhooks = f"/organizations/{org}/git-webhooks"
+    ids["git_webhook"] = (await _made(api, auth, git_webhooks, {"description": "spare"}))["id"]
     invite = {"email": f"pending-{uuid.uuid4().hex[:8]}@example.com", "role": "viewer"}
     ids["invitation"] = (await _made(api, auth, f"/organizations/{org}/members", invite))["id"]
 
@@ -368,8 +372,30 @@ async def test_public_routes_answer_without_credentials(client: httpx.AsyncClien
     answers[("POST", "/auth/refresh")] = (
         await client.post("/api/v1/auth/refresh", json=refresh)
     ).status_code
+    answers[("POST", "/hooks/git/{git_webhook}")] = await _signed_git_ping(client)
     public = {key: rule.success for key, rule in EXPECTED.items() if rule.access == "public"}
     assert answers == public
+
+
+async def _signed_git_ping(client: httpx.AsyncClient) -> int:
+    """A git provider's delivery, without credentials: only its signature authenticates it."""
+    async with httpx.AsyncClient(base_url=client.base_url.join("/api/v1"), timeout=30) as api:
+        owner = await sign_up(api, "Hooks")
+        org = await create_org(api, owner)
+        made = await api.post(f"/organizations/{org}/git-webhooks", json={}, headers=owner.auth)
+    assert made.status_code == 201, made.text
+    body = b'{"zen": "Design for failure."}'
+    mac = hmac.new(made.json()["secret"].encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "content-type": "application/json",
+        "x-github-event": "ping",
+        "x-github-delivery": str(uuid.uuid4()),
+        "x-hub-signature-256": f"sha256={mac}",
+    }
+    path = f"/api/v1/hooks/git/{made.json()['id']}"
+    unsigned = await client.post(path, content=body, headers={**headers, "x-hub-signature-256": ""})
+    assert unsigned.status_code == 401, unsigned.text
+    return (await client.post(path, content=body, headers=headers)).status_code
 
 
 async def test_every_route_the_running_gateway_serves_has_an_expected_row(

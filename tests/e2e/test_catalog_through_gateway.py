@@ -186,7 +186,7 @@ async def test_a_plain_kafka_consumer_rebuilds_the_catalog_from_the_events(api, 
         await api.post(
             f"/environments/{env['id']}/services",
             headers=owner.auth,
-            json={"name": "db", "kind": "database", "engine": "redis"},
+            json={"name": "db", "kind": "database", "engine": "postgresql"},
         )
     ).json()
     await api.delete(f"/services/{db['id']}", headers=owner.auth)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from slipway_libs import db
-from slipway_libs.actor import InternalCallers, internal_guard
+from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.tenancy import tenant_scope
 from slipway_scheduler.domain.git_hooks import HEADERS
 from slipway_scheduler.usecases import git_pushes, git_webhooks
 from slipway_scheduler.usecases.git_pushes import GitHookDeps
+
+CurrentActor = Annotated[Actor, Depends(actor_from)]
 
 
 class GitWebhookIn(BaseModel):
@@ -48,12 +50,12 @@ def _management(
 
     @router.post("", status_code=201)
     async def create_git_webhook(
-        org_id: uuid.UUID, body: GitWebhookIn | None = None
+        org_id: uuid.UUID, actor: CurrentActor, body: GitWebhookIn | None = None
     ) -> dict[str, Any]:
         """A new endpoint; the answer carries its secret, shown this once."""
+        description = body.description if body else ""
         async with tx() as conn:
-            description = body.description if body else ""
-            return await git_webhooks.create(conn, deps.sealer, org_id, description)
+            return await git_webhooks.create(conn, deps.sealer, actor, org_id, description)
 
     @router.get("")
     async def list_git_webhooks(org_id: uuid.UUID) -> dict[str, Any]:
@@ -66,9 +68,11 @@ def _management(
             return await git_webhooks.get(conn, org_id, webhook_id)
 
     @router.delete("/{webhook_id}", status_code=204)
-    async def delete_git_webhook(org_id: uuid.UUID, webhook_id: uuid.UUID) -> Response:
+    async def delete_git_webhook(
+        org_id: uuid.UUID, webhook_id: uuid.UUID, actor: CurrentActor
+    ) -> Response:
         async with tx() as conn:
-            await git_webhooks.delete(conn, org_id, webhook_id)
+            await git_webhooks.delete(conn, actor, org_id, webhook_id)
         return Response(status_code=204)
 
     @router.get("/{webhook_id}/deliveries")

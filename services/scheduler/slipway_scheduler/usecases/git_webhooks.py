@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from slipway_libs import audit
+from slipway_libs.actor import Actor
 from slipway_libs.crypto import Sealer
 from slipway_libs.errors import Missing
 from slipway_scheduler.db import git_queries as q
@@ -23,7 +25,11 @@ MAX_PAGE = 100
 
 
 async def create(
-    conn: asyncpg.Connection, sealer: Sealer, organization_id: uuid.UUID, description: str
+    conn: asyncpg.Connection,
+    sealer: Sealer,
+    actor: Actor,
+    organization_id: uuid.UUID,
+    description: str,
 ) -> dict[str, Any]:
     """A new endpoint and, in this answer only, the secret its deliveries are signed with."""
     webhook_id = uuid.uuid4()
@@ -35,6 +41,7 @@ async def create(
         secret_sealed=sealer.seal(secret.encode(), aad=webhook_id.bytes),
         description=description,
     )
+    await _audit(conn, actor, organization_id, "CREATE", webhook_id)
     return {**view(row), "secret": secret}
 
 
@@ -52,10 +59,30 @@ async def get(
 
 
 async def delete(
-    conn: asyncpg.Connection, organization_id: uuid.UUID, webhook_id: uuid.UUID
+    conn: asyncpg.Connection, actor: Actor, organization_id: uuid.UUID, webhook_id: uuid.UUID
 ) -> None:
     if not await q.delete_git_webhook(conn, organization_id, webhook_id):
         raise missing()
+    await _audit(conn, actor, organization_id, "DELETE", webhook_id)
+
+
+async def _audit(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    organization_id: uuid.UUID,
+    action: str,
+    webhook_id: uuid.UUID,
+) -> None:
+    """Who may make a push deploy is worth an audit line (never the secret)."""
+    await audit.record(
+        conn,
+        producer="scheduler",
+        actor=actor,
+        organization_id=organization_id,
+        action=action,
+        target_type="GIT_WEBHOOK",
+        target_id=webhook_id,
+    )
 
 
 async def deliveries(

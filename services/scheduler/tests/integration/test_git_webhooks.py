@@ -17,7 +17,8 @@ import pytest
 
 from services.scheduler.tests.integration.conftest import Catalog, HandClock
 from services.scheduler.tests.integration.test_schedule_api import member_of
-from services.scheduler.tests.integration.test_timers import commands, project
+from services.scheduler.tests.integration.test_timers import commands as outbox_rows
+from services.scheduler.tests.integration.test_timers import project
 from slipway_contracts import Envelope
 from slipway_contracts.events import catalog as ev
 from slipway_libs.crypto import Sealer, new_key_setting
@@ -93,6 +94,11 @@ def github(
         "x-github-delivery": delivery or str(uuid.uuid4()),
         "x-hub-signature-256": git_hooks.sign(Provider.GITHUB, secret, body),
     }
+
+
+async def commands(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """What the scheduler asked of the deployer (not its audit lines)."""
+    return [row for row in await outbox_rows(pool) if row["topic"] == "scheduler.command.v1"]
 
 
 async def new_hook(api: httpx.AsyncClient, org: uuid.UUID) -> dict[str, Any]:
@@ -255,5 +261,11 @@ async def test_endpoints_show_their_secret_once_and_only_to_their_organization(
     ):
         assert answer.status_code == 404, answer.text
     assert (await api.delete(f"{path}/{hook['id']}", headers=member_of(org))).status_code == 204
+    audited = [
+        (row["action"], row["target_id"], row["organization_id"])
+        for row in await outbox_rows(pool)
+        if row["type"] == "scheduler.AuditRecorded"
+    ]
+    assert audited == [("CREATE", hook["id"], str(org)), ("DELETE", hook["id"], str(org))]
     gone = await api.get(f"{path}/{hook['id']}", headers=member_of(org))
     assert gone.json()["error"]["code"] == "GIT_WEBHOOK_NOT_FOUND"

@@ -121,7 +121,7 @@ CATALOG_ROUTES: tuple[RouteSpec, ...] = (
     _catalog(
         "POST",
         "/clusters/{cluster}/check",
-        "Check connectivity (Kubernetes version)",
+        "Check a cluster: version, nodes, Slipway's permissions",
         A.CLUSTER_READ,
         "cluster",
     ),

@@ -34,7 +34,18 @@ def test_no_use_case_names_a_driver_error() -> None:
     assert not found, "use cases name driver errors:\n" + "\n".join(found)
 
 
-RECORD = re.compile(r"\bRecord\b")  # asyncpg.Record, not a ServiceRecord of the runtime
+def _record_names(package: Path) -> re.Pattern[str]:
+    """``Record`` and every alias of it the service declares (``Row: TypeAlias =
+    asyncpg.Record`` hid the deployer's rows from a search for the word)."""
+    names = {"Record"}
+    for path in package.glob("**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if value is not None and re.search(r"\bRecord\b", ast.unparse(value)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    # as words: the local runtime's ServiceRecord (a state file's entry) is no driver row
+    return re.compile(r"\b(?:" + "|".join(sorted(names)) + r")\b")
 
 
 def _annotations(node: ast.AST, *, returns_only: bool) -> list[ast.expr]:
@@ -48,17 +59,21 @@ def _annotations(node: ast.AST, *, returns_only: bool) -> list[ast.expr]:
     return found + ([node.returns] if node.returns is not None else [])
 
 
-def _records_crossing(service: str) -> list[str]:
+def _layer_files(package: Path, layer: str) -> list[Path]:
+    return sorted([*package.glob(f"{layer}/**/*.py"), *package.glob(f"{layer}.py")])
+
+
+def _records_crossing(package: Path) -> list[str]:
     """Where a ``Record`` crosses a use case's signature: in any annotation of a use case, and
     in what a query (``db``) or an adapter answers."""
-    package = next((ROOT / "services" / service).glob("slipway_*"))
+    record = _record_names(package)
     found = []
     for layer in ("usecases", "db", "adapters"):
-        for path in sorted((package / layer).glob("**/*.py")):
+        for path in _layer_files(package, layer):
             for node in ast.walk(ast.parse(path.read_text())):
                 for annotation in _annotations(node, returns_only=layer != "usecases"):
-                    if RECORD.search(ast.unparse(annotation)):
-                        where = f"{path.relative_to(ROOT)}:{annotation.lineno}"
+                    if record.search(ast.unparse(annotation)):
+                        where = f"{path.relative_to(package.parent)}:{annotation.lineno}"
                         found.append(f"{where}: {ast.unparse(annotation)}")
     return found
 
@@ -68,5 +83,15 @@ SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproje
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_no_record_crosses_a_use_case_signature(service: str) -> None:
-    found = _records_crossing(service)
+    found = _records_crossing(next((ROOT / "services" / service).glob("slipway_*")))
     assert not found, "asyncpg.Record crosses a use case's signature:\n" + "\n".join(found)
+
+
+def test_an_alias_of_record_is_found_too(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "queries.py").write_text(
+        "import asyncpg\nRow: TypeAlias = asyncpg.Record\nasync def get() -> Row | None: ...\n"
+        "class ServiceRecord: ...\ndef state() -> ServiceRecord: ...\n"
+    )
+    found = [line.split(": ", 1)[1] for line in _records_crossing(tmp_path)]
+    assert found == ["Row | None"]

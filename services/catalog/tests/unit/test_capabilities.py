@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_a_database_without_a_version_gets_the_clusters_newest() -> None:
     assert capabilities.with_default_version(redis, LOCAL) == redis
 
 
-def refusal(on: Cluster, offer: capabilities.Capabilities, data: dict) -> NotAvailable:
+def refusal(on: Cluster, offer: capabilities.Capabilities, data: dict[str, Any]) -> NotAvailable:
     spec = parse_spec(capabilities.with_default_version(data, offer)).model_dump(mode="json")
     with pytest.raises(NotAvailable) as refused:
         capabilities.check_service(on, offer, spec)
@@ -128,7 +129,7 @@ def test_helm_on_the_local_cluster_is_refused_naming_what_it_runs() -> None:
     ],
 )
 def test_a_database_the_local_cluster_cannot_run_is_refused(
-    data: dict, code: str, available: list[str], says: str
+    data: dict[str, Any], code: str, available: list[str], says: str
 ) -> None:
     refused = refusal(cluster("local"), LOCAL, {"name": "db", "kind": "database", **data})
     assert refused.code == code

@@ -260,7 +260,9 @@ def self_managed() -> tuple[Deps, Cluster]:
     return deps, row
 
 
-async def test_incomplete_rules_are_completed_by_access_reviews(self_managed) -> None:
+async def test_incomplete_rules_are_completed_by_access_reviews(
+    self_managed: tuple[Deps, Cluster],
+) -> None:
     deps, row = self_managed
     patch = Need("apps", "deployments", "patch")
     probe = FakeProbe({patch})
@@ -271,7 +273,7 @@ async def test_incomplete_rules_are_completed_by_access_reviews(self_managed) ->
     assert (await clusters.check(deps, row, FakeProbe(set())))["ok"] is True
 
 
-async def test_a_failed_visit_answers_its_reason_only(self_managed) -> None:
+async def test_a_failed_visit_answers_its_reason_only(self_managed: tuple[Deps, Cluster]) -> None:
     deps, row = self_managed
     body = await clusters.check(deps, row, FakeProbe(set(), fails=CheckReason.UNAUTHORIZED))
     assert body == {

@@ -2,8 +2,9 @@
 
 Usage: python3 deploy/devstack/devstack.py up|down|status|env|clean|stop <component>
 
-`stop` takes kafka, postgres, registry or mailcatcher. The SMTP catcher writes every mail it gets
-to .devstack/mail/ instead of delivering it.
+`stop` takes kafka, postgres, registry, mailcatcher or kubernetes (the control plane that
+SLIPWAY_DEVSTACK_KUBERNETES=1 adds, built from source into the cache once per machine). The
+SMTP catcher writes every mail it gets to .devstack/mail/ instead of delivering it.
 
 Stdlib only (runs before any virtualenv exists). State lives in <repo>/.devstack/, the Kafka
 jars and the buildah storage are cached in $SLIPWAY_CACHE_DIR (default ~/.cache/slipway).

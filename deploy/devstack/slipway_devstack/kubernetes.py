@@ -95,8 +95,8 @@ def kube_pid(component: str) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    argv = proc_cmdline(pid)
-    if pid_alive(pid) and Path(argv[0]).name == component and any(str(KUBE_DIR) in a for a in argv):
+    argv = proc_cmdline(pid) if pid_alive(pid) else []
+    if argv and Path(argv[0]).name == component and any(str(KUBE_DIR) in a for a in argv):
         return pid
     pid_file.unlink(missing_ok=True)
     return None
@@ -163,7 +163,7 @@ def prepare_state(bin_dir: Path) -> str:
     restarts: tokens already issued stay valid) and kwok's stages; returns the admin token."""
     for d in (KUBE_DIR, KUBE_DIR / "etcd", CERTS):
         d.mkdir(parents=True, exist_ok=True)
-    os.chmod(KUBE_DIR, 0o700)
+        os.chmod(d, 0o700)  # etcd warns about (and the keys deserve) nothing looser
     token = read_admin_token() or secrets.token_hex(24)
     write_atomic(TOKENS, f'{token},admin,admin,"system:masters"\n', 0o600)
     if not SA_KEY.exists():

@@ -134,6 +134,7 @@ async def _resources(api: httpx.AsyncClient, owner: User, org: str) -> dict[str,
         "invitation": str(uuid.uuid4()),
         "role": str(uuid.uuid4()),
         "webhook": str(uuid.uuid4()),
+        "git_webhook": str(uuid.uuid4()),
         "delivery": str(uuid.uuid4()),
     }
 

@@ -259,7 +259,8 @@ async def time_ingest(devstack: Devstack, params: Params, work: Workload) -> flo
         for n, e in enumerate(work.events)
     ]
     async with logs_database(devstack, "logs_ingest") as pool:
-        [spec] = consumers()
+        # the lines' consumer (the service's other one reads the deployments' ends)
+        [spec] = [c for c in consumers() if LINES_TOPIC in c.topics]
         consumer = InboxConsumer(
             group_id=spec.group_id,
             pool=pool,

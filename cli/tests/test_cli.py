@@ -33,3 +33,41 @@ def test_the_catalog_revision_a_write_answered_is_handed_back_with_the_next_requ
     assert sent[1][client.REVISION_HEADER] == "p1:3"
     assert sent[2][client.REVISION_HEADER] == "p1:3,p2:5"  # never lowered
     assert (tmp_path / "catalog-revisions.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_api_error_is_one_line_with_its_code_and_exit_1(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLIPWAY_CONFIG_DIR", str(tmp_path))
+
+    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
+        body = {"error": {"code": "SERVICE_NOT_FOUND", "message": "No such service."}}
+        return httpx.Response(404, json=body)
+
+    monkeypatch.setattr(httpx, "request", request)
+    result = CliRunner().invoke(app, ["services", "show", "7b0e0c56-5a8e-4a36-9d8e-3c1f4b7a0c11"])
+    assert result.exit_code == 1
+    assert result.stderr == "SERVICE_NOT_FOUND: No such service.\n"
+    assert result.stdout == ""
+
+
+def test_ctrl_c_ends_a_command_with_130_and_no_traceback(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLIPWAY_CONFIG_DIR", str(tmp_path))
+
+    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(httpx, "request", request)
+    result = CliRunner().invoke(app, ["deployments", "list", "e"])
+    assert result.exit_code == 130
+    assert "Traceback" not in result.output
+
+
+def test_a_usage_problem_found_after_parsing_exits_2_before_any_request(monkeypatch) -> None:
+    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
+        raise AssertionError("nothing is sent")
+
+    monkeypatch.setattr(httpx, "request", request)
+    result = CliRunner().invoke(app, ["vars", "set", "--env", "e", "1BAD=x"])
+    assert result.exit_code == 2
+    assert "is not a variable name" in result.stderr
+    result = CliRunner().invoke(app, ["vars", "list", "--env", "e", "--service", "s"])
+    assert result.exit_code == 2 and "name one target" in result.stderr

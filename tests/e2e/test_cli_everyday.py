@@ -1,0 +1,218 @@
+"""The ``slipway`` command line as a user runs it every day, against the real platform (identity,
+catalog, builder, deployer, logs, scheduler and gateway as processes; Kafka, PostgreSQL, git,
+buildah, the registry): sign up and log in, create a project, an environment and an
+application from a git repository, set a variable and a secret, ``deploy --watch`` to success
+(exit 0, the app's URL printed), ``status``, ``deployments list|show``, a new commit deployed,
+``rollback --to`` the first deployment, a failing deployment that exits 1 naming why, outgoing
+webhooks with their deliveries, and ``--output json|yaml`` that parses. Every command goes
+through the CLI and its typed client only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from services.scheduler.tests.receiver import Receiver
+from slipway_cli.main import app
+from slipway_libs.testing.platform import Platform
+from tests.e2e.deploying import commit_page, web_repo
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+DELIVERY_DEADLINE_S = 120
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def platform(platform_factory, repos, devstack, receiver) -> Platform:
+    if "SLIPWAY_BASE_IMAGE" not in devstack.env:
+        pytest.fail("the devstack has no registry/base image: run `make infra-up`")
+    return await platform_factory(
+        ["identity", "catalog", "builder", "deployer", "logs", "scheduler", "gateway"],
+        extra_env={
+            "SLIPWAY_GIT_LOCAL_ROOTS": str(repos),
+            "SLIPWAY_SCHEDULER_EGRESS_ALLOW": f"127.0.0.1:{receiver.port}",
+        },
+    )
+
+
+@dataclass
+class Cli:
+    """``slipway`` with its own configuration directory (its saved session), on this platform."""
+
+    platform: Platform
+    config: Path
+
+    def __call__(self, *args: str, code: int | None = 0) -> Result:
+        env = {
+            "SLIPWAY_API_URL": self.platform.url("gateway"),
+            "SLIPWAY_CONFIG_DIR": str(self.config),
+            "SLIPWAY_TOKEN": "",  # the saved session, never an ambient token
+        }
+        result = CliRunner().invoke(app, list(args), env=env)
+        if code is not None:
+            assert result.exit_code == code, (args, result.exit_code, result.output)
+        return result
+
+    async def run(self, *args: str, code: int | None = 0) -> Result:
+        return await asyncio.to_thread(self, *args, code=code)
+
+    async def out(self, *args: str) -> str:
+        return (await self.run(*args)).stdout.strip()
+
+    async def json(self, *args: str) -> object:
+        return json.loads(await self.out(*args, "-o", "json"))
+
+
+@pytest.fixture
+async def cli(platform, tmp_path) -> Cli:
+    slipway = Cli(platform, tmp_path / "config")
+    email = f"cli-{uuid.uuid4().hex[:10]}@example.com"
+    password = "correct horse battery staple"
+    await slipway.run("signup", "--email", email, "--name", "Ada", "--password", password)
+    await slipway.run("login", "--email", email, "--password", password)
+    return slipway
+
+
+async def _environment(cli: Cli) -> tuple[str, str]:
+    org = await cli.out("orgs", "create", f"Acme {uuid.uuid4().hex[:6]}")
+    project = await cli.out("projects", "create", "--org", org, "Shop")
+    env = await cli.out("envs", "create", "--project", project, "--org", org, "staging")
+    return org, env
+
+
+async def _page(url: str, path: str = "") -> str:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(f"{url}{path}")).text
+
+
+async def test_deploy_watch_status_rollback_and_formats(cli, repos, devstack, receiver) -> None:
+    repo = web_repo(
+        repos / f"cli-{uuid.uuid4().hex[:6]}", devstack.env["SLIPWAY_BASE_IMAGE"], "one"
+    )
+    org, env = await _environment(cli)
+    hook = await cli.json(
+        "webhooks", "create", "--org", org, "--url", receiver.url("/cli"),
+        "--event", "deployment.succeeded",
+    )  # fmt: skip
+    assert hook["secret"]  # type: ignore[index]  # shown once, at creation
+    listed = await cli.json("webhooks", "list", "--org", org)
+    assert [h["id"] for h in listed] == [hook["id"]]  # type: ignore[index]
+    assert all("secret" not in h for h in listed)  # type: ignore[union-attr]
+
+    web = await cli.out(
+        "services", "create", env, "--name", "web", "--kind", "application",
+        "--repo", str(repo), "--branch", "main", "--port", "8080",
+    )  # fmt: skip
+    assert yaml.safe_load(await cli.out("services", "show", web, "-o", "yaml"))["git"] == {
+        "url": str(repo), "branch": "main", "commit": None, "root_path": "/",
+        "dockerfile_path": "Dockerfile", "build_args": {},
+    }  # fmt: skip
+    assert (await cli.out("services", "list", env)).split("\t")[:3] == [web, "web", "application"]
+    await cli.run("vars", "set", "--env", env, "GREETING=hello world")
+    await cli.run("vars", "set", "--env", env, "API_KEY=s3cr3t", "--secret")
+    variables = await cli.json("vars", "list", "--env", env)
+    assert {v["key"]: v.get("value") for v in variables} == {  # type: ignore[union-attr]
+        "API_KEY": None,  # a secret is never answered
+        "GREETING": "hello world",
+    }
+    resolved = {v["key"]: v for v in await cli.json("vars", "list", web, "--resolved")}  # type: ignore[union-attr]
+    assert resolved["GREETING"]["source_scope"] == "environment"
+    assert resolved["API_KEY"]["value"] is None and resolved["API_KEY"]["is_secret"]
+    table = await cli.out("vars", "list", web, "--resolved")
+    assert "API_KEY\t********\tenvironment" in table and "s3cr3t" not in table
+
+    # created a moment ago: the CLI hands the catalog's revision back, so the deploy has it
+    first = await cli.run("deploy", env, "--watch")
+    assert "ended: SUCCESS" in first.stdout, first.output
+    # live: the stage and service transitions, and the build's lines from the logs' stream
+    assert "stage applications: DONE" in first.stdout, first.output
+    assert "STEP 2/3: COPY index.html /www/index.html" in first.stdout, first.output
+    url = next(w for w in first.stdout.split() if w.startswith("http://127.0.0.1:"))
+    assert await _page(url) == "one"
+    seen = await _page(url, "/env.txt")
+    assert "GREETING=hello world" in seen and "API_KEY=s3cr3t" in seen
+
+    status = await cli.json("status", env)
+    assert status["state"] == "DEPLOYED" and status["freshness"] == "UP_TO_DATE"  # type: ignore[index]
+    assert status["services"][0]["urls"] == [url]  # type: ignore[index]
+    assert "DEPLOYED" in await cli.out("envs", "status", env)
+    history = await cli.json("deployments", "list", env)
+    assert [(d["action"], d["status"]) for d in history] == [("DEPLOY", "SUCCESS")]  # type: ignore[union-attr]
+    first_id = history[0]["id"]  # type: ignore[index]
+    shown = yaml.safe_load(await cli.out("deployments", "show", first_id, "-o", "yaml"))
+    assert shown["status"] == "SUCCESS" and shown["stages"][0]["services"][0]["name"] == "web"
+
+    commit_page(repo, "two")
+    second = await cli.run("envs", "deploy", env, "--watch", "-o", "json")
+    assert json.loads(second.stdout)["status"] == "SUCCESS"  # stdout: the deployment alone
+    assert await _page(url) == "two"
+
+    back = await cli.run("deployments", "rollback", env, "--to", first_id, "--watch")
+    assert "ended: SUCCESS" in back.stdout, back.output
+    assert await _page(url) == "one"  # the first deployment's image, nothing built
+    latest = (await cli.json("deployments", "list", env, "--limit", "1"))[0]  # type: ignore[index]
+    assert latest["rollback_of"] == first_id
+
+    schedule = await cli.json("envs", "schedule", env)
+    assert schedule["environment_id"] == env and schedule["auto_stop"] is False  # type: ignore[index]
+
+    # the webhook heard the three successes; its delivery log says so; redeliver sends again
+    await receiver.wait_for("/cli", 3, DELIVERY_DEADLINE_S)
+    deliveries = await _deliveries(cli, org, hook["id"], 3)  # type: ignore[index]
+    await cli.run("webhooks", "redeliver", hook["id"], deliveries[0]["id"], "--org", org)  # type: ignore[index]
+    await receiver.wait_for("/cli", 4, DELIVERY_DEADLINE_S)
+    await cli.run("webhooks", "delete", hook["id"], "--org", org, "--yes")  # type: ignore[index]
+    assert await cli.json("webhooks", "list", "--org", org) == []
+
+
+async def _deliveries(cli: Cli, org: str, hook: str, count: int) -> list[dict[str, object]]:
+    deadline = time.monotonic() + DELIVERY_DEADLINE_S
+    while time.monotonic() < deadline:
+        found = await cli.json("webhooks", "deliveries", hook, "--org", org)
+        done = [d for d in found if d["last_response_code"] == 200]  # type: ignore[index, union-attr]
+        if len(done) >= count:
+            return done  # type: ignore[return-value]
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{count} delivered deliveries not logged within {DELIVERY_DEADLINE_S}s")
+
+
+async def test_a_failing_deployment_exits_1_and_errors_are_one_clear_line(
+    cli, repos, devstack
+) -> None:
+    repo = web_repo(repos / f"bad-{uuid.uuid4().hex[:6]}", devstack.env["SLIPWAY_BASE_IMAGE"], "x")
+    _, env = await _environment(cli)
+    await cli.run(
+        "services", "create", env, "--name", "broken", "--kind", "application",
+        "--repo", str(repo), "--dockerfile", "missing.Dockerfile", "--port", "8080",
+    )  # fmt: skip
+    failed = await cli.run("deploy", env, "--watch", code=1)
+    assert "ended: ERROR" in failed.stdout, failed.output
+    assert "broken: BUILD_FAILED" in failed.stdout, failed.output
+    assert (await cli.json("deployments", "list", env))[0]["status"] == "ERROR"  # type: ignore[index]
+
+    missing = await cli.run("services", "show", str(uuid.uuid4()), code=1)
+    assert (
+        missing.stderr.strip() == "SERVICE_NOT_FOUND: " + missing.stderr.split(": ", 1)[1].strip()
+    )
+    usage = await cli.run("services", "create", env, "--name", "db", "--kind", "database", code=2)
+    assert "--engine" in usage.stderr
+    ended = await cli.run(
+        "deployments", "cancel", (await cli.json("status", env))["deployment_id"], code=1
+    )  # type: ignore[index]
+    assert "NOT_CANCELABLE" in ended.stderr

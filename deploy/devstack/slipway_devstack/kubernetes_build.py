@@ -10,7 +10,8 @@ every checkout on the machine shares them. Invariants:
 `go install` refuses kube-apiserver and etcd (their go.mod files have replace directives), so
 each is built from a small wrapper module: for Kubernetes, one that pins every staging module of
 upstream's replace block to its published v0.MINOR.PATCH, generated from upstream's go.mod.
-A cold build takes about ten minutes on 2 cores (the Go build cache then makes a rebuild ~30 s).
+A cold build takes about ten minutes on 2 idle cores (an hour on a busy machine); with Go's
+build cache warm, under a minute.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def build_all(bin_dir: Path) -> None:
     log(
         f"building Kubernetes v{KUBERNETES_VERSION}, etcd v{ETCD_VERSION}, kwok v{KWOK_VERSION} "
         f"and helm v{HELM_VERSION} from source into {bin_dir} (once per machine; about 10 "
-        "minutes on 2 cores, ~30 s when Go's build cache is warm)"
+        "minutes on 2 idle cores, much longer on a busy machine; under a minute when Go's "
+        "build cache is warm)"
     )
     shutil.rmtree(bin_dir, ignore_errors=True)  # an incomplete set (a binary deleted by hand)
     kube_cache().mkdir(parents=True, exist_ok=True)

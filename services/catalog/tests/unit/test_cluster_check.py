@@ -2,7 +2,8 @@
 server's JSON, and the use case's fallback to access reviews when the rules are incomplete.
 
 The mapping is checked on API server answers as Kubernetes documents them; the same requests
-against a real kube-apiserver are in tests/e2e/test_clusters.py (devstack Kubernetes switch)."""
+against a real kube-apiserver are in tests/integration/test_kubernetes_probe.py and
+tests/e2e/test_clusters.py (the devstack Kubernetes switch)."""
 
 from __future__ import annotations
 

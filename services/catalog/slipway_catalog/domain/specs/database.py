@@ -38,7 +38,7 @@ class DatabaseSpec(_Resources):
 
     kind: Literal["database"]
     engine: Literal["postgresql", "mysql", "mongodb", "redis"]
-    version: str  # absent or null: the newest supported version of the engine
+    version: str  # absent or null: the cluster's default (services use case), else the newest
     storage_gib: int = Field(10, ge=1, le=10000)
     public: bool = False
     mode: Literal["container"] = "container"

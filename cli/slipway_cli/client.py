@@ -234,8 +234,26 @@ class Webhook(TypedDict, total=False):
     secret: str  # only in the answer to its creation
 
 
+class JobRun(TypedDict, total=False):
+    run_id: str
+    service_id: str
+    trigger: str
+    status: str
+    exit_code: int | None
+    message: str | None
+    created_at: str
+
+
+class GitWebhook(TypedDict, total=False):
+    id: str
+    description: str
+    path: str  # the public route a git provider delivers to
+    secret: str  # only in the answer to its creation
+
+
 Items = list[dict[str, Any]]
 ENV_ACTIONS = ("deploy", "redeploy", "stop", "restart", "cancel")
+SERVICE_ACTIONS = ("deploy", "stop", "restart")
 
 
 class Slipway:
@@ -284,6 +302,23 @@ class Slipway:
 
     def delete_service(self, service: str) -> None:
         call("DELETE", f"/services/{service}")
+
+    def act_on_service(
+        self, service: str, action: str, version: dict[str, str] | None = None
+    ) -> Accepted:
+        if action not in SERVICE_ACTIONS:
+            raise ValueError(action)
+        return cast(Accepted, call("POST", f"/services/{service}/{action}", version or None))
+
+    def service_status(self, service: str) -> ServiceStatus:
+        return cast(ServiceStatus, call("GET", f"/services/{service}/status"))
+
+    def run_job(self, service: str) -> JobRun:
+        return cast(JobRun, call("POST", f"/services/{service}/run"))
+
+    def job_runs(self, service: str, limit: int = 20) -> list[JobRun]:
+        page = call("GET", f"/services/{service}/runs", params={"limit": str(limit)})
+        return cast(list[JobRun], page["items"])
 
     # -- variables
     def variables(self, scope: str, parent: str) -> list[Variable]:
@@ -334,3 +369,21 @@ class Slipway:
     def redeliver(self, org: str, webhook: str, delivery: str) -> dict[str, Any]:
         path = f"/organizations/{org}/webhooks/{webhook}/deliveries/{delivery}/redeliver"
         return cast(dict[str, Any], call("POST", path) or {})
+
+    # -- git webhook endpoints (organization level)
+    def git_webhooks(self, org: str) -> list[GitWebhook]:
+        return cast(list[GitWebhook], call("GET", f"/organizations/{org}/git-webhooks")["items"])
+
+    def git_webhook(self, org: str, hook: str) -> GitWebhook:
+        return cast(GitWebhook, call("GET", f"/organizations/{org}/git-webhooks/{hook}"))
+
+    def create_git_webhook(self, org: str, description: str) -> GitWebhook:
+        body = {"description": description}
+        return cast(GitWebhook, call("POST", f"/organizations/{org}/git-webhooks", body))
+
+    def delete_git_webhook(self, org: str, hook: str) -> None:
+        call("DELETE", f"/organizations/{org}/git-webhooks/{hook}")
+
+    def git_deliveries(self, org: str, hook: str) -> Items:
+        page = call("GET", f"/organizations/{org}/git-webhooks/{hook}/deliveries")
+        return cast(Items, page["items"])

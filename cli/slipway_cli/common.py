@@ -40,7 +40,7 @@ class Group(TyperGroup):
         except ApiError as exc:
             fail(exc)
         except UsageError as exc:
-            errors.print(f"Error: {exc}", markup=False, highlight=False)
+            errors.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             errors.print()
@@ -48,7 +48,7 @@ class Group(TyperGroup):
 
 
 def fail(exc: ApiError) -> None:
-    errors.print(f"[red]{exc.code}[/red]: {exc.message}", highlight=False)
+    errors.print(f"[red]{exc.code}[/red]: {exc.message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -29,6 +29,7 @@ from rich.table import Table
 from slipway_cli.client import api_url, call, save_session
 from slipway_cli.commands import environments
 from slipway_cli.commands.deployments import deployments
+from slipway_cli.commands.git_webhooks import git_webhooks
 from slipway_cli.commands.services import services
 from slipway_cli.commands.variables import variables
 from slipway_cli.commands.webhooks import webhooks
@@ -48,6 +49,7 @@ app.add_typer(services, name="services")
 app.add_typer(variables, name="vars")
 app.add_typer(deployments, name="deployments")
 app.add_typer(webhooks, name="webhooks")
+app.add_typer(git_webhooks, name="git-webhooks")
 # the everyday ones at the top, as `fly deploy` / `fly status`
 app.command("deploy", help="Deploy an environment (as `envs deploy`).")(environments.deploy)
 app.command("status", help="An environment's status (as `envs status`).")(environments.status)

@@ -58,6 +58,12 @@ def tsv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def plain(console: Console, text: str) -> None:
+    """Text as it is (rich would expand tabs and may wrap): for what scripts read."""
+    console.file.write(text + "\n")
+    console.file.flush()
+
+
 def render(
     console: Console,
     data: Any,
@@ -69,12 +75,12 @@ def render(
     """Print a list (``data``) in the chosen format; ``rows`` (default: ``data``) are what the
     table shows when they differ from the API's objects (masked, flattened)."""
     if output is not Output.table:
-        console.print(serialized(data, output), markup=False, highlight=False, soft_wrap=True)
+        plain(console, serialized(data, output))
         return
     shown = data if rows is None else rows
     if not console.is_terminal:
         if shown:
-            console.print(tsv(shown, columns), markup=False, highlight=False, soft_wrap=True)
+            plain(console, tsv(shown, columns))
         return
     table = Table(*(c.upper().replace("_", " ") for c in columns))
     for row in shown:
@@ -93,4 +99,4 @@ def show(console: Console, data: Any, output: Output, names: Sequence[str]) -> N
     if output is Output.table:
         console.print(fields(data, names), markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print(serialized(data, output), markup=False, highlight=False, soft_wrap=True)
+        plain(console, serialized(data, output))

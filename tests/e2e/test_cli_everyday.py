@@ -169,6 +169,10 @@ async def test_deploy_watch_status_rollback_and_formats(cli, repos, devstack, re
     latest = (await cli.json("deployments", "list", env, "--limit", "1"))[0]  # type: ignore[index]
     assert latest["rollback_of"] == first_id
 
+    await cli.run("services", "restart", web, "--watch")
+    assert (await cli.json("services", "status", web))["running_status"] == "RUNNING"  # type: ignore[index]
+    assert await _page(url) == "one"
+
     schedule = await cli.json("envs", "schedule", env)
     assert schedule["environment_id"] == env and schedule["auto_stop"] is False  # type: ignore[index]
 
@@ -216,3 +220,58 @@ async def test_a_failing_deployment_exits_1_and_errors_are_one_clear_line(
         "deployments", "cancel", (await cli.json("status", env))["deployment_id"], code=1
     )  # type: ignore[index]
     assert "NOT_CANCELABLE" in ended.stderr
+
+
+async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
+    """The options of each kind make a body the catalog accepts (nothing deployed here)."""
+    base = devstack.env["SLIPWAY_BASE_IMAGE"]
+    org, env = await _environment(cli)
+    created = {}
+    for name, *options in (
+        ("api", "--kind", "container", "--image", base, "--port", "9000/tcp", "--private"),
+        ("db", "--kind", "database", "--engine", "postgresql"),  # the cluster's default version
+        ("nightly", "--kind", "cronjob", "--image", base, "--schedule", "0 3 * * *",
+         "--timezone", "Europe/Paris", "--command", "sh -c 'echo nightly run'"),
+        ("seed", "--kind", "job", "--image", base, "--trigger", "start", "--trigger", "stop"),
+    ):  # fmt: skip
+        created[name] = await cli.json("services", "create", env, "--name", name, *options)
+    api, db, cron, job = (created[n] for n in ("api", "db", "nightly", "seed"))
+    registry, _, rest = base.partition("/")
+    name, _, tag = rest.partition(":")
+    assert api["image"] == {"registry": registry, "name": name, "tag": tag or "latest"}  # type: ignore[index]
+    assert api["ports"][0]["port"] == 9000 and api["ports"][0]["public"] is False  # type: ignore[index]
+    assert db["engine"] == "postgresql" and db["version"]  # type: ignore[index]
+    assert cron["command"] == ["sh", "-c", "echo nightly run"]  # type: ignore[index]
+    assert (cron["schedule"], cron["timezone"]) == ("0 3 * * *", "Europe/Paris")  # type: ignore[index]
+    assert job["kind"] == "lifecycle" and job["triggers"] == ["start", "stop"]  # type: ignore[index]
+    listed = await cli.json("services", "list", env)
+    assert sorted(s["name"] for s in listed) == ["api", "db", "nightly", "seed"]  # type: ignore[index, union-attr]
+
+    # a refusal of the catalog is its code and message, exit 1
+    clash = await cli.run(
+        "services", "create", env, "--name", "db", "--kind", "database", "--engine", "postgresql",
+        code=1,
+    )  # fmt: skip
+    assert (
+        clash.stderr == "SERVICE_NAME_TAKEN: A service with this name exists in the environment.\n"
+    )
+    refused = await cli.run(
+        "services", "create", env, "--name", "cache", "--kind", "database", "--engine", "redis",
+        code=1,
+    )  # fmt: skip
+    assert refused.stderr.startswith("DATABASE_ENGINE_NOT_AVAILABLE: "), refused.stderr
+
+    await cli.run("vars", "set", "--service", api["id"], "A=1", "B=2")  # type: ignore[index]
+    await cli.run("vars", "set", "--service", api["id"], "A=3")  # type: ignore[index]
+    await cli.run("vars", "unset", "--service", api["id"], "B")  # type: ignore[index]
+    mine = await cli.json("vars", "list", api["id"])  # type: ignore[index]
+    assert [(v["key"], v["value"]) for v in mine] == [("A", "3")]  # type: ignore[index, union-attr]
+    await cli.run("services", "delete", job["id"], "--yes")  # type: ignore[index]
+    gone = await cli.run("services", "show", job["id"], code=1)  # type: ignore[index]
+    assert gone.stderr.startswith("SERVICE_NOT_FOUND: ")
+
+    hook = await cli.json("git-webhooks", "create", "--org", org, "--description", "push")
+    assert hook["secret"] and hook["path"].endswith(hook["id"])  # type: ignore[index]
+    assert await cli.json("git-webhooks", "deliveries", hook["id"], "--org", org) == []  # type: ignore[index]
+    await cli.run("git-webhooks", "delete", hook["id"], "--org", org, "-y")  # type: ignore[index]
+    assert await cli.json("git-webhooks", "list", "--org", org) == []

@@ -7,7 +7,7 @@ import typer
 from slipway_cli import watch as watching
 from slipway_cli.client import Accepted, ApiError, EnvironmentStatus
 from slipway_cli.common import api, console, errors, show_line
-from slipway_cli.output import Output, serialized
+from slipway_cli.output import Output, plain, serialized
 
 WATCH = typer.Option(False, "--watch", "-w", help="Follow it to its end (exit 1: it failed)")
 
@@ -20,7 +20,7 @@ def accepted(request: Accepted, watch: bool, output: Output) -> None:
         if output is Output.table:
             console.print(f"{request.get('action')} queued: deployment {deployment}{merged}")
         else:
-            console.print(serialized(dict(request), output), markup=False, highlight=False)
+            plain(console, serialized(dict(request), output))
         return
     # with -o json|yaml stdout is the final deployment alone: the live lines go to stderr
     live = console if output is Output.table else errors
@@ -42,7 +42,7 @@ def accepted(request: Accepted, watch: bool, output: Output) -> None:
     else:
         for line in watching.result_lines(ended, status):
             errors.print(line, markup=False, highlight=False)
-        console.print(serialized(dict(ended), output), markup=False, highlight=False)
+        plain(console, serialized(dict(ended), output))
     raise typer.Exit(0 if watching.ended_ok(ended) else 1)
 
 

@@ -8,7 +8,7 @@ from slipway_cli import watch as watching
 from slipway_cli.client import ApiError, Deployment
 from slipway_cli.commands.deploying import WATCH, accepted
 from slipway_cli.common import FOLLOW, GREP, OUTPUT, api, console, print_logs
-from slipway_cli.output import Output, fields, render, serialized
+from slipway_cli.output import Output, fields, plain, render, serialized
 
 deployments = typer.Typer(help="Deployments.", no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def show_(deployment: str = _ID, output: Output = OUTPUT) -> None:
     """One deployment: stages, services, images, commits, durations."""
     found = api.deployment(deployment)
     text = deployment_text(found) if output is Output.table else serialized(dict(found), output)
-    console.print(text, markup=False, highlight=False)
+    plain(console, text)
 
 
 @deployments.command("cancel")

@@ -10,7 +10,7 @@ from slipway_cli.client import call
 from slipway_cli.commands.deploying import WATCH, accepted
 from slipway_cli.common import OUTPUT, YES, api, confirm, console
 from slipway_cli.inputs import UsageError
-from slipway_cli.output import Output, fields, render, serialized, show
+from slipway_cli.output import Output, fields, plain, render, serialized, show
 
 envs = typer.Typer(help="Environments.", no_args_is_help=True)
 
@@ -109,7 +109,7 @@ def status(env: str = _ENV, output: Output = OUTPUT) -> None:
     """State, freshness, the current deployment's stages, each service's status and URLs."""
     answer = api.status(env)
     if output is not Output.table:
-        console.print(serialized(dict(answer), output), markup=False, highlight=False)
+        plain(console, serialized(dict(answer), output))
         return
     console.print(status_text(dict(answer)), markup=False, highlight=False)
     render(console, answer.get("services", []), output, SERVICE_COLUMNS)
@@ -120,7 +120,7 @@ def schedule(env: str = _ENV, output: Output = OUTPUT) -> None:
     """When the deployment rule next stops and starts it; its cron jobs' next runs."""
     answer = api.schedule(env)
     if output is not Output.table:
-        console.print(serialized(answer, output), markup=False, highlight=False)
+        plain(console, serialized(answer, output))
         return
     names = ("auto_stop", "auto_start", "timezone", "weekdays", "next_stop_at", "next_start_at")
     console.print(fields(answer, names), markup=False, highlight=False)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from slipway_cli.commands.deploying import WATCH, accepted
 from slipway_cli.common import OUTPUT, YES, api, confirm, console
-from slipway_cli.inputs import KINDS, ServiceOptions, service_body
+from slipway_cli.inputs import KINDS, ServiceOptions, UsageError, service_body
 from slipway_cli.output import Output, render, show
 
 services = typer.Typer(help="Services of an environment (every kind).", no_args_is_help=True)
@@ -31,7 +32,7 @@ SHOWN = (
     "created_at",
 )
 
-_PORTS = typer.Option(None, "--port", help="port it listens on: 8080, 8080/grpc or 8080/tcp; repeat")
+_PORTS = typer.Option(None, "--port", help="port it listens on: 8080, 8080/grpc, 8080/tcp")
 _TRIGGERS = typer.Option(None, "--trigger", help="job runs on: start|stop|delete; repeat")
 
 
@@ -44,7 +45,7 @@ def create(
     branch: str = typer.Option(None, help="git branch (default main)"),
     dockerfile: str = typer.Option(None, help="Dockerfile path in the repository"),
     root: str = typer.Option(None, help="directory of the build in the repository"),
-    image: str = typer.Option(None, help="image to run: registry/name:tag, name:tag or name (container, job)"),
+    image: str = typer.Option(None, help="image: registry/name:tag or name:tag (container, job)"),
     tag: str = typer.Option(None, help="image tag (instead of :tag in --image)"),
     port: list[str] = _PORTS,
     private: bool = typer.Option(False, help="ports not public (inside the environment only)"),
@@ -102,3 +103,55 @@ def delete(service: str = typer.Argument(..., help="service id"), yes: bool = YE
     confirm(f"delete service {service}?", yes)
     api.delete_service(service)
     console.print(f"deleted {service}")
+
+
+_ID = typer.Argument(..., help="service id")
+
+
+@services.command("deploy")
+def deploy(
+    service: str = _ID,
+    commit: str = typer.Option(None, help="deploy this commit (applications, git jobs)"),
+    image_tag: str = typer.Option(None, help="deploy this image tag (containers, image jobs)"),
+    watch: bool = WATCH,
+    output: Output = OUTPUT,
+) -> None:
+    """Deploy one service (as configured, or at a commit or an image tag)."""
+    if commit and image_tag:
+        raise UsageError("give --commit or --image-tag, not both")
+    version = {"commit": commit} if commit else {"image_tag": image_tag} if image_tag else None
+    accepted(api.act_on_service(service, "deploy", version), watch, output)
+
+
+@services.command("stop")
+def stop(service: str = _ID, watch: bool = WATCH, output: Output = OUTPUT) -> None:
+    """Stop one service."""
+    accepted(api.act_on_service(service, "stop"), watch, output)
+
+
+@services.command("restart")
+def restart(service: str = _ID, watch: bool = WATCH, output: Output = OUTPUT) -> None:
+    """Restart one service."""
+    accepted(api.act_on_service(service, "restart"), watch, output)
+
+
+@services.command("status")
+def status(service: str = _ID, output: Output = OUTPUT) -> None:
+    """One service's state, running status, freshness and URLs."""
+    names = ("name", "kind", "state", "status", "running_status", "freshness", "urls", "message")
+    show(console, api.service_status(service), output, names)
+
+
+RUN_COLUMNS = ("run_id", "trigger", "status", "exit_code", "created_at", "message")
+
+
+@services.command("run")
+def run(service: str = _ID, output: Output = OUTPUT) -> None:
+    """Run a deployed cron or lifecycle job now."""
+    show(console, api.run_job(service), output, RUN_COLUMNS)
+
+
+@services.command("runs")
+def runs(service: str = _ID, output: Output = OUTPUT) -> None:
+    """A job's runs, scheduled and manual, newest first."""
+    render(console, api.job_runs(service), output, RUN_COLUMNS)

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from slipway_cli.common import ORG, OUTPUT, YES, api, confirm, console, errors
-from slipway_cli.output import Output, render, serialized, show
+from slipway_cli.output import Output, plain, render, serialized, show
 
 webhooks = typer.Typer(help="Outgoing webhooks of an organization.", no_args_is_help=True)
 
@@ -55,7 +55,7 @@ def create(
         body["project_pattern"] = project_pattern
     created = api.create_webhook(org, body)
     if output is not Output.table:
-        console.print(serialized(dict(created), output), markup=False, highlight=False)
+        plain(console, serialized(dict(created), output))
         return
     console.print(created["id"])
     errors.print("signing secret (shown once, keep it):", highlight=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
@@ -13,9 +15,12 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
 
 def config_dir() -> Path:
@@ -100,6 +105,22 @@ def _revision_headers() -> dict[str, str]:
     return {REVISION_HEADER: ",".join(f"{p}:{n}" for p, n in revisions.items())}
 
 
+# Safe retries: a POST that creates or triggers carries an Idempotency-Key, the same on every
+# attempt, so a retry after a timeout or a gateway 502/503/504 answers the first attempt's result
+# and never queues a second deployment. A GET is retried as it is. The /auth routes (signup,
+# login) are not retried: they are the user's to try again.
+_ATTEMPTS = 4
+_RETRIED_STATUSES = frozenset({502, 503, 504})
+# asked to come back: the key's first request still runs, the deployer's copy of the catalog is
+# a moment behind a write (both answer Retry-After)
+_RETRIED_CODES = frozenset({"IDEMPOTENCY_KEY_IN_USE", "CATALOG_NOT_CAUGHT_UP"})
+_MAX_PAUSE_S = 5.0
+
+
+def _retried(method: str, path: str) -> bool:
+    return method in ("GET", "POST") and not path.startswith("/auth/")
+
+
 def call(
     method: str,
     path: str,
@@ -113,6 +134,30 @@ def call(
         **(_authorization() if auth else {}),
         **_revision_headers(),
     }
+    if method == "POST" and _retried(method, path):
+        headers["idempotency-key"] = str(uuid.uuid4())
+    attempts = _ATTEMPTS if _retried(method, path) else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return _attempt(method, path, body, params, headers)
+        except ApiError as exc:
+            if attempt == attempts or not _again(exc):
+                raise
+            time.sleep(min(_MAX_PAUSE_S, exc.retry_after or 0.25 * 2**attempt))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _again(exc: ApiError) -> bool:
+    return exc.status == 0 or exc.status in _RETRIED_STATUSES or exc.code in _RETRIED_CODES
+
+
+def _attempt(
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    params: dict[str, str] | None,
+    headers: dict[str, str],
+) -> Any:
     try:
         response = httpx.request(
             method,
@@ -129,10 +174,16 @@ def call(
     if response.status_code >= 400:
         try:
             error = response.json()["error"]
-            raise ApiError(response.status_code, error["code"], error["message"])
+            code, message = str(error["code"]), str(error["message"])
         except (ValueError, KeyError, TypeError):
-            raise ApiError(response.status_code, "HTTP_ERROR", response.text[:200]) from None
+            code, message = "HTTP_ERROR", response.text[:200]
+        raise ApiError(response.status_code, code, message, _seconds(response))
     return response.json() if response.content else None
+
+
+def _seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
 
 
 # --- the typed client: one method per public route the CLI uses ---------------------------------

@@ -1,4 +1,5 @@
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from slipway_cli import client
@@ -71,3 +72,49 @@ def test_a_usage_problem_found_after_parsing_exits_2_before_any_request(monkeypa
     assert "is not a variable name" in result.stderr
     result = CliRunner().invoke(app, ["vars", "list", "--env", "e", "--service", "s"])
     assert result.exit_code == 2 and "name one target" in result.stderr
+
+
+def test_a_post_retried_after_a_gateway_timeout_carries_the_same_idempotency_key(
+    tmp_path, monkeypatch
+) -> None:
+    """So the deployer answers the first attempt's deployment and queues no second one."""
+    monkeypatch.setenv("SLIPWAY_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setattr(client.time, "sleep", lambda seconds: None)
+    sent: list[dict[str, str]] = []
+    answers: list[httpx.Response | Exception] = [
+        httpx.ReadTimeout("slow"),
+        httpx.Response(504, json={"error": {"code": "UPSTREAM_TIMEOUT", "message": "late"}}),
+        httpx.Response(202, json={"deployment_id": "d1"}),
+    ]
+
+    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
+        sent.append(dict(kwargs["headers"]))  # type: ignore[call-overload]
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(httpx, "request", request)
+    assert client.Slipway().act("e1", "deploy")["deployment_id"] == "d1"
+    keys = {headers["idempotency-key"] for headers in sent}
+    assert len(sent) == 3 and len(keys) == 1
+    # the next request is another one: another key
+    answers.append(httpx.Response(202, json={"deployment_id": "d2"}))
+    client.Slipway().act("e1", "deploy")
+    assert sent[-1]["idempotency-key"] not in keys
+
+
+def test_a_refusal_is_not_retried_and_a_login_never(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLIPWAY_CONFIG_DIR", str(tmp_path))
+    calls: list[str] = []
+
+    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
+        calls.append(url)
+        status = 409 if "deploy" in url else 504
+        return httpx.Response(status, json={"error": {"code": "X", "message": "no"}})
+
+    monkeypatch.setattr(httpx, "request", request)
+    for method, path in (("POST", "/environments/e/deploy"), ("POST", "/auth/login")):
+        with pytest.raises(client.ApiError):
+            client.call(method, path)
+    assert len(calls) == 2

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -275,3 +278,47 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
     assert await cli.json("git-webhooks", "deliveries", hook["id"], "--org", org) == []  # type: ignore[index]
     await cli.run("git-webhooks", "delete", hook["id"], "--org", org, "-y")  # type: ignore[index]
     assert await cli.json("git-webhooks", "list", "--org", org) == []
+
+
+async def test_ctrl_c_stops_watching_not_the_deployment(cli, repos, devstack) -> None:
+    """The real ``slipway`` process, interrupted while it watches: exit 130, no traceback, and
+    the deployment it watched still ends well."""
+    repo = web_repo(repos / f"int-{uuid.uuid4().hex[:6]}", devstack.env["SLIPWAY_BASE_IMAGE"], "z")
+    _, env = await _environment(cli)
+    await cli.run(
+        "services", "create", env, "--name", "web", "--kind", "application",
+        "--repo", str(repo), "--port", "8080",
+    )  # fmt: skip
+    binary = Path(sys.executable).with_name("slipway")
+    watcher = await asyncio.create_subprocess_exec(
+        str(binary), "deploy", env, "--watch",
+        env={
+            **os.environ,
+            "SLIPWAY_API_URL": cli.platform.url("gateway"),
+            "SLIPWAY_CONFIG_DIR": str(cli.config),
+            "SLIPWAY_TOKEN": "",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert watcher.stderr is not None
+        queued = (await watcher.stderr.readline()).decode()  # the watch has begun
+        assert "queued: deployment" in queued, queued
+        watcher.send_signal(signal.SIGINT)
+        _, raw = await asyncio.wait_for(watcher.communicate(), timeout=30)
+        err = raw.decode()
+    finally:
+        if watcher.returncode is None:
+            watcher.kill()
+            await watcher.wait()
+    assert watcher.returncode == 130, err
+    assert "Traceback" not in err and "stopped watching" in err, err
+    deployment = queued.split("deployment ")[1].split()[0]
+    deadline = time.monotonic() + 300
+    while (ended := await cli.json("deployments", "show", deployment))["status"] not in (  # type: ignore[index]
+        "SUCCESS", "ERROR", "CANCELED",
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, f"deployment {deployment} still {ended}"
+        await asyncio.sleep(1)
+    assert ended["status"] == "SUCCESS", ended  # type: ignore[index]

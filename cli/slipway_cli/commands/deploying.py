@@ -24,8 +24,8 @@ def accepted(request: Accepted, watch: bool, output: Output) -> None:
         return
     # with -o json|yaml stdout is the final deployment alone: the live lines go to stderr
     live = console if output is Output.table else errors
-    errors.print(f"{request.get('action')} queued: deployment {deployment}{merged}")
-    try:
+    try:  # from the first line on, Ctrl-C stops the watch (and says so), not the deployment
+        errors.print(f"{request.get('action')} queued: deployment {deployment}{merged}")
         ended = watching.watch(
             api,
             deployment,

@@ -310,7 +310,63 @@ SERVICE_ACTIONS = ("deploy", "stop", "restart")
 class Slipway:
     """The public API's routes the CLI uses; errors raise ``ApiError`` (code and message)."""
 
+    # -- account
+    def signup(self, email: str, name: str, password: str) -> dict[str, Any]:
+        body = {"email": email, "name": name, "password": password}
+        return cast(dict[str, Any], call("POST", "/auth/signup", body, auth=False))
+
+    def login(self, email: str, password: str) -> dict[str, Any]:
+        body = {"email": email, "password": password}
+        return cast(dict[str, Any], call("POST", "/auth/login", body, auth=False))
+
+    # -- organizations, members, API tokens, clusters
+    def organizations(self) -> Items:
+        return cast(Items, call("GET", "/organizations")["items"])
+
+    def create_organization(self, name: str) -> dict[str, Any]:
+        return cast(dict[str, Any], call("POST", "/organizations", {"name": name}))
+
+    def members(self, org: str) -> Items:
+        return cast(Items, call("GET", f"/organizations/{org}/members")["items"])
+
+    def invite(self, org: str, email: str, role: str) -> dict[str, Any]:
+        body = {"email": email, "role": role}
+        return cast(dict[str, Any], call("POST", f"/organizations/{org}/members", body))
+
+    def remove_member(self, org: str, user: str) -> None:
+        call("DELETE", f"/organizations/{org}/members/{user}")
+
+    def api_tokens(self, org: str) -> Items:
+        return cast(Items, call("GET", f"/organizations/{org}/api-tokens")["items"])
+
+    def create_api_token(self, org: str, name: str, role: str) -> dict[str, Any]:
+        body = {"name": name, "role": role}
+        return cast(dict[str, Any], call("POST", f"/organizations/{org}/api-tokens", body))
+
+    def delete_api_token(self, org: str, token: str) -> None:
+        call("DELETE", f"/organizations/{org}/api-tokens/{token}")
+
+    def clusters(self, org: str) -> Items:
+        return cast(Items, call("GET", f"/organizations/{org}/clusters")["items"])
+
+    # -- projects
+    def projects(self, org: str) -> Items:
+        return cast(Items, call("GET", f"/organizations/{org}/projects")["items"])
+
+    def create_project(self, org: str, name: str) -> dict[str, Any]:
+        body = {"name": name}
+        return cast(dict[str, Any], call("POST", f"/organizations/{org}/projects", body))
+
     # -- environments
+    def environments(self, project: str) -> Items:
+        return cast(Items, call("GET", f"/projects/{project}/environments")["items"])
+
+    def create_environment(
+        self, project: str, name: str, mode: str, cluster: str
+    ) -> dict[str, Any]:
+        body = {"name": name, "mode": mode, "cluster_id": cluster}
+        return cast(dict[str, Any], call("POST", f"/projects/{project}/environments", body))
+
     def environment(self, env: str) -> dict[str, Any]:
         return cast(dict[str, Any], call("GET", f"/environments/{env}"))
 

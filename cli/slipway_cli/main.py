@@ -30,20 +30,21 @@ from slipway_cli.client import api_url, call, save_session
 from slipway_cli.commands import environments
 from slipway_cli.commands.deployments import deployments
 from slipway_cli.commands.git_webhooks import git_webhooks
+from slipway_cli.commands.organizations import clusters, members, orgs, projects, tokens
 from slipway_cli.commands.services import services
 from slipway_cli.commands.variables import variables
 from slipway_cli.commands.webhooks import webhooks
-from slipway_cli.common import FOLLOW, GREP, OUTPUT, Group, console, print_logs
+from slipway_cli.common import FOLLOW, GREP, Group, api, console, print_logs
 from slipway_cli.inputs import UsageError
-from slipway_cli.output import Output, render
 
 app = typer.Typer(
     cls=Group, help="Slipway: deploy your software from the command line.", no_args_is_help=True
 )
-orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
-projects = typer.Typer(help="Projects.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(projects, name="projects")
+app.add_typer(members, name="members")
+app.add_typer(tokens, name="tokens")
+app.add_typer(clusters, name="clusters")
 app.add_typer(environments.envs, name="envs")
 app.add_typer(services, name="services")
 app.add_typer(variables, name="vars")
@@ -69,9 +70,7 @@ def signup(
     ),
 ) -> None:
     """Create your account."""
-    user = call(
-        "POST", "/auth/signup", {"email": email, "name": name, "password": password}, auth=False
-    )
+    user = api.signup(email, name, password)
     console.print(f"account created: {user['email']} ({user['id']}); now `slipway login`")
 
 
@@ -81,34 +80,8 @@ def login(
     password: str = typer.Option(None, prompt=True, hide_input=True, help="asked when not given"),
 ) -> None:
     """Sign in; the session is saved for the next commands (readable by you only)."""
-    tokens = call("POST", "/auth/login", {"email": email, "password": password}, auth=False)
-    path = save_session(tokens)
+    path = save_session(api.login(email, password))
     console.print(f"signed in to {api_url()} (session saved in {path})")
-
-
-@orgs.command("list")
-def orgs_list(output: Output = OUTPUT) -> None:
-    """Your organizations and your role in each."""
-    render(console, call("GET", "/organizations")["items"], output, ("id", "name", "role"))
-
-
-@orgs.command("create")
-def orgs_create(name: str) -> None:
-    org = call("POST", "/organizations", {"name": name})
-    console.print(org["id"])
-
-
-@projects.command("list")
-def projects_list(
-    org: str = typer.Option(..., help="organization id"), output: Output = OUTPUT
-) -> None:
-    """The organization's projects."""
-    render(console, call("GET", f"/organizations/{org}/projects")["items"], output, ("id", "name"))
-
-
-@projects.command("create")
-def projects_create(name: str, org: str = typer.Option(..., help="organization id")) -> None:
-    console.print(call("POST", f"/organizations/{org}/projects", {"name": name})["id"])
 
 
 _TAIL = typer.Option(100, "--tail", "-n", min=0, max=5000, help="Lines from the end first")
@@ -128,7 +101,7 @@ def logs(
 
 
 @app.command("api")
-def api(
+def raw_api(
     method: str, path: str, data: str = typer.Option(None, "--data", "-d", help="JSON body")
 ) -> None:
     """Call any public route: `slipway api GET /me`."""

@@ -61,19 +61,19 @@ class Cli:
     platform: Platform
     config: Path
 
-    def __call__(self, *args: str, code: int | None = 0) -> Result:
+    def __call__(self, *args: str, code: int | None = 0, token: str = "") -> Result:
         env = {
             "SLIPWAY_API_URL": self.platform.url("gateway"),
             "SLIPWAY_CONFIG_DIR": str(self.config),
-            "SLIPWAY_TOKEN": "",  # the saved session, never an ambient token
+            "SLIPWAY_TOKEN": token,  # "": the saved session, never an ambient token
         }
         result = CliRunner().invoke(app, list(args), env=env)
         if code is not None:
             assert result.exit_code == code, (args, result.exit_code, result.output)
         return result
 
-    async def run(self, *args: str, code: int | None = 0) -> Result:
-        return await asyncio.to_thread(self, *args, code=code)
+    async def run(self, *args: str, code: int | None = 0, token: str = "") -> Result:
+        return await asyncio.to_thread(self, *args, code=code, token=token)
 
     async def out(self, *args: str) -> str:
         return (await self.run(*args)).stdout.strip()
@@ -272,6 +272,18 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
     await cli.run("services", "delete", job["id"], "--yes")  # type: ignore[index]
     gone = await cli.run("services", "show", job["id"], code=1)  # type: ignore[index]
     assert gone.stderr.startswith("SERVICE_NOT_FOUND: ")
+
+    # an API token for CI, of the viewer role: it reads, and it is refused a change
+    assert [m["role"] for m in await cli.json("members", "list", "--org", org)] == ["owner"]  # type: ignore[index, union-attr]
+    assert [c["kind"] for c in await cli.json("clusters", "list", "--org", org)] == ["local"]  # type: ignore[index, union-attr]
+    viewer = (await cli.run("tokens", "create", "ci", "--role", "viewer", "--org", org)).stdout
+    token = viewer.strip()
+    listed = await cli.run("services", "list", env, "-o", "json", token=token)
+    assert len(json.loads(listed.stdout)) == 3
+    refused = await cli.run("services", "delete", api["id"], "-y", code=1, token=token)  # type: ignore[index]
+    assert refused.stderr.split(":")[0] in ("FORBIDDEN", "PERMISSION_DENIED"), refused.stderr
+    tokens = await cli.json("tokens", "list", "--org", org)
+    assert [t["name"] for t in tokens] == ["ci"] and token not in json.dumps(tokens)  # type: ignore[index, union-attr]
 
     hook = await cli.json("git-webhooks", "create", "--org", org, "--description", "push")
     assert hook["secret"] and hook["path"].endswith(hook["id"])  # type: ignore[index]

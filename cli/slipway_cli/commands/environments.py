@@ -6,7 +6,6 @@ from typing import Any
 
 import typer
 
-from slipway_cli.client import call
 from slipway_cli.commands.deploying import WATCH, accepted
 from slipway_cli.common import OUTPUT, YES, api, confirm, console
 from slipway_cli.inputs import UsageError
@@ -21,8 +20,7 @@ SERVICE_COLUMNS = ("name", "kind", "state", "running_status", "freshness", "urls
 @envs.command("list")
 def list_(project: str = typer.Option(..., help="project id"), output: Output = OUTPUT) -> None:
     """The project's environments."""
-    items = call("GET", f"/projects/{project}/environments")["items"]
-    render(console, items, output, ("id", "name", "mode", "cluster_id"))
+    render(console, api.environments(project), output, ("id", "name", "mode", "cluster_id"))
 
 
 @envs.command("create")
@@ -37,10 +35,8 @@ def create(
     if cluster is None:
         if org is None:
             raise UsageError("give --cluster, or --org to use the organization's local cluster")
-        clusters = call("GET", f"/organizations/{org}/clusters")["items"]
-        cluster = next(c["id"] for c in clusters if c["kind"] == "local")
-    body = {"name": name, "mode": mode, "cluster_id": cluster}
-    console.print(call("POST", f"/projects/{project}/environments", body)["id"])
+        cluster = next(c["id"] for c in api.clusters(org) if c["kind"] == "local")
+    console.print(api.create_environment(project, name, mode, cluster)["id"])
 
 
 @envs.command("show")

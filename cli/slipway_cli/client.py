@@ -303,7 +303,7 @@ class GitWebhook(TypedDict, total=False):
 
 
 Items = list[dict[str, Any]]
-ENV_ACTIONS = ("deploy", "redeploy", "stop", "restart", "cancel")
+ENV_ACTIONS = ("deploy", "redeploy", "stop", "restart", "cancel", "delete")
 SERVICE_ACTIONS = ("deploy", "stop", "restart")
 
 

@@ -334,3 +334,28 @@ async def test_ctrl_c_stops_watching_not_the_deployment(cli, repos, devstack) ->
         assert time.monotonic() < deadline, f"deployment {deployment} still {ended}"
         await asyncio.sleep(1)
     assert ended["status"] == "SUCCESS", ended  # type: ignore[index]
+
+
+async def test_a_running_deployment_is_canceled_by_its_id(cli, repos, devstack) -> None:
+    """A build that takes a minute: ``deployments cancel <id>`` stops it; watching it then ends
+    with CANCELED and exit 1; ``envs delete --keep-config`` deletes what runs, not the env."""
+    repo = web_repo(repos / f"slow-{uuid.uuid4().hex[:6]}", devstack.env["SLIPWAY_BASE_IMAGE"], "s")
+    dockerfile = repo / "Dockerfile"
+    slow = dockerfile.read_text().replace("COPY", f"RUN sleep 60 # {uuid.uuid4()}\nCOPY", 1)
+    dockerfile.write_text(slow)
+    commit_page(repo, "slow")
+    _, env = await _environment(cli)
+    await cli.run(
+        "services", "create", env, "--name", "web", "--kind", "application",
+        "--repo", str(repo), "--port", "8080",
+    )  # fmt: skip
+    queued = await cli.json("deploy", env)
+    deployment = queued["deployment_id"]  # type: ignore[index]
+    await cli.run("deployments", "cancel", deployment)
+    watched = await cli.run("deployments", "watch", deployment, code=1)
+    assert "ended: CANCELED" in watched.stdout, watched.output
+    again = await cli.run("deployments", "cancel", deployment, code=1)
+    assert again.stderr.startswith("NOT_CANCELABLE: "), again.stderr
+
+    await cli.run("envs", "delete", env, "--keep-config", "--yes", "--watch")
+    assert (await cli.json("envs", "show", env))["id"] == env  # type: ignore[index]

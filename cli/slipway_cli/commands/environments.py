@@ -57,8 +57,20 @@ def clone(
 
 
 @envs.command("delete")
-def delete(env: str = _ENV, yes: bool = YES) -> None:
+def delete(
+    env: str = _ENV,
+    keep_config: bool = typer.Option(
+        False, help="delete only what runs (and its data); the configuration stays"
+    ),
+    watch: bool = WATCH,
+    yes: bool = YES,
+    output: Output = OUTPUT,
+) -> None:
     """Delete an environment and its services (what runs of it is stopped)."""
+    if keep_config:
+        confirm(f"delete what runs of environment {env}, databases' data included?", yes)
+        accepted(api.act(env, "delete"), watch, output)
+        return
     confirm(f"delete environment {env} and everything in it?", yes)
     api.delete_environment(env)
     console.print(f"deleted {env}")

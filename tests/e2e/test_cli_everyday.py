@@ -359,3 +359,31 @@ async def test_a_running_deployment_is_canceled_by_its_id(cli, repos, devstack) 
 
     await cli.run("envs", "delete", env, "--keep-config", "--yes", "--watch")
     assert (await cli.json("envs", "show", env))["id"] == env  # type: ignore[index]
+
+
+async def test_a_cron_job_deployed_and_run_now(cli, devstack) -> None:
+    """``services run`` runs a deployed cron job now; ``services runs`` shows it ending; the
+    schedule lists its next run."""
+    _, env = await _environment(cli)
+    cron = await cli.out(
+        "services", "create", env, "--name", "tick", "--kind", "cronjob",
+        "--image", devstack.env["SLIPWAY_BASE_IMAGE"], "--schedule", "0 3 * * *",
+        "--command", "sh -c 'echo tick'",
+    )  # fmt: skip
+    await cli.run("deploy", env, "--watch")
+    run = await cli.json("services", "run", cron)
+    deadline = time.monotonic() + 120
+    while True:
+        runs = await cli.json("services", "runs", cron)
+        mine = next(r for r in runs if r["run_id"] == run["run_id"])  # type: ignore[index, union-attr]
+        if mine["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        assert time.monotonic() < deadline, f"run still {mine}"
+        await asyncio.sleep(0.5)
+    assert (mine["status"], mine["trigger"], mine["exit_code"]) == ("SUCCEEDED", "user", 0), mine
+    # the scheduler learns of the job from the catalog's events, a moment after it was created
+    deadline = time.monotonic() + 30
+    while not (jobs := (await cli.json("envs", "schedule", env))["jobs"]):  # type: ignore[index]
+        assert time.monotonic() < deadline, "the schedule lists no job"
+        await asyncio.sleep(0.5)
+    assert [j["service_id"] for j in jobs] == [cron]  # type: ignore[union-attr, index]

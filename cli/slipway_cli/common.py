@@ -16,7 +16,8 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from slipway_cli import logs as log_lines
-from slipway_cli.client import ApiError, Slipway
+from slipway_cli.api import Slipway
+from slipway_cli.client import ApiError
 from slipway_cli.inputs import UsageError
 from slipway_cli.output import Output
 

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slipway_cli import logs
-from slipway_cli.client import ApiError, Deployment, EnvironmentStatus, Slipway
+from slipway_cli.api import Deployment, EnvironmentStatus, Slipway
+from slipway_cli.client import ApiError
 
 FINAL = frozenset({"SUCCESS", "ERROR", "CANCELED"})
 _READ_EVERY_S = 1.0

@@ -3,6 +3,7 @@ import pytest
 from typer.testing import CliRunner
 
 from slipway_cli import client
+from slipway_cli.api import Slipway
 from slipway_cli.main import app
 
 
@@ -95,12 +96,12 @@ def test_a_post_retried_after_a_gateway_timeout_carries_the_same_idempotency_key
         return answer
 
     monkeypatch.setattr(httpx, "request", request)
-    assert client.Slipway().act("e1", "deploy")["deployment_id"] == "d1"
+    assert Slipway().act("e1", "deploy")["deployment_id"] == "d1"
     keys = {headers["idempotency-key"] for headers in sent}
     assert len(sent) == 3 and len(keys) == 1
     # the next request is another one: another key
     answers.append(httpx.Response(202, json={"deployment_id": "d2"}))
-    client.Slipway().act("e1", "deploy")
+    Slipway().act("e1", "deploy")
     assert sent[-1]["idempotency-key"] not in keys
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from slipway_cli import watch as watching
-from slipway_cli.client import Accepted, ApiError, EnvironmentStatus
+from slipway_cli.api import Accepted, EnvironmentStatus
+from slipway_cli.client import ApiError
 from slipway_cli.common import api, console, errors, show_line
 from slipway_cli.output import Output, plain, serialized
 

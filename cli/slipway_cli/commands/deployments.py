@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from slipway_cli import watch as watching
-from slipway_cli.client import ApiError, Deployment
+from slipway_cli.api import Deployment
+from slipway_cli.client import ApiError
 from slipway_cli.commands.deploying import WATCH, accepted
 from slipway_cli.common import FOLLOW, GREP, OUTPUT, api, console, print_logs
 from slipway_cli.output import Output, fields, plain, render, serialized

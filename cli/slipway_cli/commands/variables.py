@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-from slipway_cli.client import ApiError, ResolvedVariable, Variable
+from slipway_cli.api import ResolvedVariable, Variable
+from slipway_cli.client import ApiError
 from slipway_cli.common import OUTPUT, api, console, errors
 from slipway_cli.inputs import UsageError, assignment
 from slipway_cli.output import SECRET_MASK, Output, render

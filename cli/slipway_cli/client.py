@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+from slipway_cli.contexts import api_url, config_dir, session_path, write_private
 
 
 class ApiError(Exception):
@@ -24,25 +24,10 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
-def config_dir() -> Path:
-    base = os.environ.get("SLIPWAY_CONFIG_DIR") or os.path.join(
-        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "slipway"
-    )
-    return Path(base)
-
-
-def api_url() -> str:
-    return os.environ.get("SLIPWAY_API_URL", DEFAULT_URL).rstrip("/")
-
-
 def save_session(tokens: dict[str, Any]) -> Path:
-    """The session tokens, readable by this user only."""
-    directory = config_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / "session.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"url": api_url(), **tokens}, handle)
+    """The session tokens of the active context, readable by this user only."""
+    path = session_path()
+    write_private(path, {"url": api_url(), **tokens})
     return path
 
 
@@ -50,7 +35,7 @@ def _authorization() -> dict[str, str]:
     token = os.environ.get("SLIPWAY_TOKEN")  # an API token, for CI
     if token:
         return {"authorization": f"Token {token}"}
-    path = config_dir() / "session.json"
+    path = session_path()
     if path.exists():
         session = json.loads(path.read_text())
         return {"authorization": f"Bearer {session['access_token']}"}

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from slipway_cli.client import ApiError, api_url, auth_headers, call
+from slipway_cli.client import ApiError, auth_headers, call
+from slipway_cli.contexts import api_url
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

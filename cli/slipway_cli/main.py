@@ -26,8 +26,9 @@ import httpx
 import typer
 from rich.table import Table
 
-from slipway_cli.client import api_url, call, save_session
+from slipway_cli.client import call, save_session
 from slipway_cli.commands import environments
+from slipway_cli.commands.contexts import context
 from slipway_cli.commands.deployments import deployments
 from slipway_cli.commands.git_webhooks import git_webhooks
 from slipway_cli.commands.organizations import clusters, members, orgs, projects, tokens
@@ -35,6 +36,7 @@ from slipway_cli.commands.services import services
 from slipway_cli.commands.variables import variables
 from slipway_cli.commands.webhooks import webhooks
 from slipway_cli.common import FOLLOW, GREP, Group, api, console, print_logs
+from slipway_cli.contexts import api_url
 from slipway_cli.inputs import UsageError
 
 app = typer.Typer(
@@ -51,6 +53,7 @@ app.add_typer(variables, name="vars")
 app.add_typer(deployments, name="deployments")
 app.add_typer(webhooks, name="webhooks")
 app.add_typer(git_webhooks, name="git-webhooks")
+app.add_typer(context, name="context")
 # the everyday ones at the top, as `fly deploy` / `fly status`
 app.command("deploy", help="Deploy an environment (as `envs deploy`).")(environments.deploy)
 app.command("status", help="An environment's status (as `envs status`).")(environments.status)
@@ -58,7 +61,8 @@ app.command("status", help="An environment's status (as `envs status`).")(enviro
 
 @app.callback()
 def main() -> None:
-    """Talks to the gateway at $SLIPWAY_API_URL (default http://127.0.0.1:8080)."""
+    """Talks to the gateway at $SLIPWAY_API_URL, else the current context's (`slipway context`),
+    else http://127.0.0.1:8080."""
 
 
 @app.command()

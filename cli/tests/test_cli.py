@@ -1,8 +1,10 @@
+import json
+
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from slipway_cli import client
+from slipway_cli import client, contexts
 from slipway_cli.api import Slipway
 from slipway_cli.main import app
 
@@ -119,3 +121,35 @@ def test_a_refusal_is_not_retried_and_a_login_never(tmp_path, monkeypatch) -> No
         with pytest.raises(client.ApiError):
             client.call(method, path)
     assert len(calls) == 2
+
+
+def test_contexts_pick_the_gateway_and_keep_a_session_each(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLIPWAY_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("SLIPWAY_API_URL", raising=False)
+    monkeypatch.delenv("SLIPWAY_CONTEXT", raising=False)
+    monkeypatch.delenv("SLIPWAY_TOKEN", raising=False)
+    runner = CliRunner()
+    assert contexts.api_url() == contexts.DEFAULT_URL
+    for name, url in (("prod", "https://p.example"), ("lab", "http://10.0.0.5:8080/")):
+        assert runner.invoke(app, ["context", "add", name, "--url", url]).exit_code == 0
+    assert contexts.api_url() == "https://p.example"  # the first one added is current
+    client.save_session({"access_token": "prod-token"})
+    assert runner.invoke(app, ["context", "use", "lab"]).exit_code == 0
+    assert contexts.api_url() == "http://10.0.0.5:8080"
+    assert client.auth_headers().get("authorization") is None  # lab has no session yet
+    client.save_session({"access_token": "lab-token"})
+    assert client.auth_headers()["authorization"] == "Bearer lab-token"
+    monkeypatch.setenv("SLIPWAY_CONTEXT", "prod")  # one command elsewhere
+    assert client.auth_headers()["authorization"] == "Bearer prod-token"
+    assert (tmp_path / "session-prod.json").stat().st_mode & 0o777 == 0o600
+    listed = runner.invoke(app, ["context", "list", "-o", "json"])
+    assert [(c["current"], c["name"]) for c in json.loads(listed.stdout)] == [
+        ("", "lab"),
+        ("*", "prod"),
+    ]
+    monkeypatch.setenv("SLIPWAY_API_URL", "http://elsewhere:1")  # the variable wins
+    assert contexts.api_url() == "http://elsewhere:1"
+    unknown = runner.invoke(app, ["context", "use", "nope"])
+    assert unknown.exit_code == 2 and "no context 'nope'" in unknown.stderr
+    assert runner.invoke(app, ["context", "remove", "prod"]).exit_code == 0
+    assert not (tmp_path / "session-prod.json").exists()

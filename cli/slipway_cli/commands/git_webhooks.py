@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from slipway_cli.client import api_url
 from slipway_cli.common import ORG, OUTPUT, YES, api, confirm, console, errors
+from slipway_cli.contexts import api_url
 from slipway_cli.output import Output, plain, render, serialized, show
 
 git_webhooks = typer.Typer(

@@ -229,6 +229,10 @@ class Slipway:
     def create_service(self, env: str, body: dict[str, Any]) -> Service:
         return cast(Service, call("POST", f"/environments/{env}/services", body))
 
+    def update_service(self, service: str, patch: dict[str, Any]) -> Service:
+        """A JSON merge patch of the service's configuration."""
+        return cast(Service, call("PATCH", f"/services/{service}", patch))
+
     def delete_service(self, service: str) -> None:
         call("DELETE", f"/services/{service}")
 

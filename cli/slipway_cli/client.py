@@ -17,11 +17,28 @@ from slipway_cli.contexts import api_url, config_dir, session_path, write_privat
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, retry_after: float | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: float | None = None,
+        details: Any = None,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.status, self.code, self.message = status, code, message
-        self.retry_after = retry_after
+        self.retry_after, self.details = retry_after, details
+
+    def detail_lines(self) -> list[str]:
+        """What the API said more: each invalid field with why, or the field named."""
+        if isinstance(self.details, list):
+            return [
+                f"  {d.get('path') or d.get('field') or '?'}: {d.get('message', '')}"
+                for d in self.details
+                if isinstance(d, dict)
+            ]
+        if isinstance(self.details, dict) and self.details.get("field"):
+            return [f"  field: {self.details['field']}"]
+        return []
 
 
 def save_session(tokens: dict[str, Any]) -> Path:
@@ -162,8 +179,9 @@ def _attempt(
             error = response.json()["error"]
             code, message = str(error["code"]), str(error["message"])
         except (ValueError, KeyError, TypeError):
-            code, message = "HTTP_ERROR", response.text[:200]
-        raise ApiError(response.status_code, code, message, _seconds(response))
+            code, message, error = "HTTP_ERROR", response.text[:200], {}
+        details = error.get("details")
+        raise ApiError(response.status_code, code, message, _seconds(response), details)
     return response.json() if response.content else None
 
 

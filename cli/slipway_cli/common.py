@@ -50,6 +50,8 @@ class Group(TyperGroup):
 
 def fail(exc: ApiError) -> None:
     errors.print(f"[red]{exc.code}[/red]: {exc.message}", highlight=False, soft_wrap=True)
+    for line in exc.detail_lines():
+        errors.print(line, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -6,6 +6,7 @@ usage error (exit code 2), before anything is sent.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -155,3 +156,41 @@ def _refuse_foreign(options: ServiceOptions) -> None:
         if getattr(options, name) and options.kind not in kinds:
             flag = "--" + name.removesuffix("s") if name in ("ports", "triggers") else f"--{name}"
             raise UsageError(f"{flag} does not apply to a {options.kind}")
+
+
+def merge_patch(sets: list[str], unsets: list[str]) -> dict[str, Any]:
+    """``--set git.branch=dev --set min_instances=2 --unset healthchecks`` as a JSON merge patch
+    (RFC 7396, what ``PATCH /services/{id}`` takes): dotted paths nest, a value is JSON when it
+    reads as JSON (numbers, true/false, lists, objects) else a string, an unset path is null
+    (back to its default)."""
+    patch: dict[str, Any] = {}
+    for text in sets:
+        path, sep, raw = text.partition("=")
+        if not sep or not path:
+            raise UsageError(f"--set {text!r}: expected path=value, like git.branch=dev")
+        _put(patch, path, _value(raw))
+    for path in unsets:
+        _put(patch, path, None)
+    if not patch:
+        raise UsageError("nothing to change: give --set path=value or --unset path")
+    return patch
+
+
+def _value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _put(patch: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    if not leaf or any(not p for p in parents):
+        raise UsageError(f"{path!r}: not a field path")
+    node = patch
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"{path}: {part} is set to a value and used as an object")
+        node = child
+    node[leaf] = value

@@ -10,7 +10,15 @@ import yaml
 from rich.console import Console
 
 from slipway_cli.commands.variables import resolved_rows
-from slipway_cli.inputs import ServiceOptions, UsageError, assignment, image, port, service_body
+from slipway_cli.inputs import (
+    ServiceOptions,
+    UsageError,
+    assignment,
+    image,
+    merge_patch,
+    port,
+    service_body,
+)
 from slipway_cli.output import SECRET_MASK, Output, cell, fields, render, serialized, tsv
 from slipway_cli.watch import Transitions, result_lines
 
@@ -193,3 +201,19 @@ def test_the_result_names_why_it_failed_and_where_the_app_answers() -> None:
         "  web: BUILD_FAILED: no Dockerfile",
         "  web: http://127.0.0.1:4000",
     ]
+
+
+def test_set_and_unset_make_a_json_merge_patch() -> None:
+    patch = merge_patch(
+        ["git.branch=dev", "min_instances=2", 'git.build_args={"A": "1"}', "description=on"],
+        ["healthchecks"],
+    )
+    assert patch == {
+        "git": {"branch": "dev", "build_args": {"A": "1"}},
+        "min_instances": 2,
+        "description": "on",
+        "healthchecks": None,
+    }
+    for sets, unsets in ((["novalue"], []), (["a..b=1"], []), ([], []), (["a=1", "a.b=2"], [])):
+        with pytest.raises(UsageError):
+            merge_patch(sets, unsets)

@@ -247,6 +247,15 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
     assert cron["command"] == ["sh", "-c", "echo nightly run"]  # type: ignore[index]
     assert (cron["schedule"], cron["timezone"]) == ("0 3 * * *", "Europe/Paris")  # type: ignore[index]
     assert job["kind"] == "lifecycle" and job["triggers"] == ["start", "stop"]  # type: ignore[index]
+    changed = await cli.json(
+        "services", "update", api["id"], "--set", "min_instances=2", "--set", "image.tag=other",
+    )  # type: ignore[index]  # fmt: skip
+    assert changed["min_instances"] == 2 and changed["image"]["tag"] == "other"  # type: ignore[index]
+    assert changed["image"]["registry"] == registry  # merged, not replaced  # type: ignore[index]
+    invalid = await cli.run("services", "update", api["id"], "--set", "min_instances=-1", code=1)  # type: ignore[index]
+    code, *details = invalid.stderr.splitlines()  # the code, then each invalid field
+    assert code == "VALIDATION_ERROR: The service is invalid." and details, invalid.stderr
+    assert details[0].startswith("  min_instances: "), invalid.stderr
     listed = await cli.json("services", "list", env)
     assert sorted(s["name"] for s in listed) == ["api", "db", "nightly", "seed"]  # type: ignore[index, union-attr]
 
@@ -255,9 +264,10 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
         "services", "create", env, "--name", "db", "--kind", "database", "--engine", "postgresql",
         code=1,
     )  # fmt: skip
-    assert (
-        clash.stderr == "SERVICE_NAME_TAKEN: A service with this name exists in the environment.\n"
-    )
+    assert clash.stderr.splitlines() == [
+        "SERVICE_NAME_TAKEN: A service with this name exists in the environment.",
+        "  field: name",
+    ]
     refused = await cli.run(
         "services", "create", env, "--name", "cache", "--kind", "database", "--engine", "redis",
         code=1,

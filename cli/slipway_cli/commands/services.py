@@ -6,7 +6,7 @@ import typer
 
 from slipway_cli.commands.deploying import WATCH, accepted
 from slipway_cli.common import OUTPUT, YES, api, confirm, console
-from slipway_cli.inputs import KINDS, ServiceOptions, UsageError, service_body
+from slipway_cli.inputs import KINDS, ServiceOptions, UsageError, merge_patch, service_body
 from slipway_cli.output import Output, render, show
 
 services = typer.Typer(help="Services of an environment (every kind).", no_args_is_help=True)
@@ -95,6 +95,25 @@ def list_(env: str = typer.Argument(..., help="environment id"), output: Output 
 def show_(service: str = typer.Argument(..., help="service id"), output: Output = OUTPUT) -> None:
     """One service's configuration."""
     show(console, api.service(service), output, SHOWN)
+
+
+_SETS = typer.Option(None, "--set", help="path=value (git.branch=dev, min_instances=2); repeat")
+_UNSETS = typer.Option(None, "--unset", help="path back to its default; repeat")
+
+
+@services.command("update")
+def update(
+    service: str = typer.Argument(..., help="service id"),
+    sets: list[str] = _SETS,
+    unsets: list[str] = _UNSETS,
+    output: Output = OUTPUT,
+) -> None:
+    """Change a service's configuration (deployed at the next deploy)."""
+    updated = api.update_service(service, merge_patch(sets or [], unsets or []))
+    if output is Output.table:
+        console.print(f"updated {updated['id']}; `slipway deploy {updated['environment_id']}`")
+    else:
+        show(console, updated, output, SHOWN)
 
 
 @services.command("delete")

@@ -171,6 +171,40 @@ class Slipway:
     def clusters(self, org: str) -> Items:
         return cast(Items, call("GET", f"/organizations/{org}/clusters")["items"])
 
+    def cluster(self, cluster: str) -> dict[str, Any]:
+        return cast(dict[str, Any], call("GET", f"/clusters/{cluster}"))
+
+    def register_cluster(self, org: str, body: dict[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], call("POST", f"/organizations/{org}/clusters", body))
+
+    def check_cluster(self, cluster: str) -> dict[str, Any]:
+        return cast(dict[str, Any], call("POST", f"/clusters/{cluster}/check"))
+
+    def delete_cluster(self, cluster: str) -> None:
+        call("DELETE", f"/clusters/{cluster}")
+
+    def invitations(self, org: str) -> Items:
+        return cast(Items, call("GET", f"/organizations/{org}/invitations")["items"])
+
+    def cancel_invitation(self, org: str, invitation: str) -> None:
+        call("DELETE", f"/organizations/{org}/invitations/{invitation}")
+
+    def accept_invitation(self, invitation: str, token: str) -> dict[str, Any]:
+        path = f"/invitations/{invitation}/accept"
+        return cast(dict[str, Any], call("POST", path, {"token": token}) or {})
+
+    def roles(self, org: str) -> Items:
+        return cast(Items, call("GET", f"/organizations/{org}/roles")["items"])
+
+    def role(self, org: str, role: str) -> dict[str, Any]:
+        return cast(dict[str, Any], call("GET", f"/organizations/{org}/roles/{role}"))
+
+    def create_role(self, org: str, body: dict[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], call("POST", f"/organizations/{org}/roles", body))
+
+    def delete_role(self, org: str, role: str) -> None:
+        call("DELETE", f"/organizations/{org}/roles/{role}")
+
     # -- projects
     def projects(self, org: str) -> Items:
         return cast(Items, call("GET", f"/organizations/{org}/projects")["items"])

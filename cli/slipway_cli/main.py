@@ -28,10 +28,11 @@ from rich.table import Table
 
 from slipway_cli.client import call, save_session
 from slipway_cli.commands import environments
+from slipway_cli.commands.access import clusters, invitations, roles
 from slipway_cli.commands.contexts import context
 from slipway_cli.commands.deployments import deployments
 from slipway_cli.commands.git_webhooks import git_webhooks
-from slipway_cli.commands.organizations import clusters, members, orgs, projects, tokens
+from slipway_cli.commands.organizations import members, orgs, projects, tokens
 from slipway_cli.commands.services import services
 from slipway_cli.commands.variables import variables
 from slipway_cli.commands.webhooks import webhooks
@@ -47,6 +48,8 @@ app.add_typer(projects, name="projects")
 app.add_typer(members, name="members")
 app.add_typer(tokens, name="tokens")
 app.add_typer(clusters, name="clusters")
+app.add_typer(invitations, name="invitations")
+app.add_typer(roles, name="roles")
 app.add_typer(environments.envs, name="envs")
 app.add_typer(services, name="services")
 app.add_typer(variables, name="vars")

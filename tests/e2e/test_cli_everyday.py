@@ -285,7 +285,15 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
 
     # an API token for CI, of the viewer role: it reads, and it is refused a change
     assert [m["role"] for m in await cli.json("members", "list", "--org", org)] == ["owner"]  # type: ignore[index, union-attr]
-    assert [c["kind"] for c in await cli.json("clusters", "list", "--org", org)] == ["local"]  # type: ignore[index, union-attr]
+    (local,) = await cli.json("clusters", "list", "--org", org)  # type: ignore[misc]
+    assert local["kind"] == "local"  # type: ignore[index]
+    assert (await cli.json("clusters", "check", local["id"]))["ok"] is True  # type: ignore[index]
+    await cli.run("members", "invite", "bob@example.com", "--role", "devops", "--org", org)
+    (pending,) = await cli.json("invitations", "list", "--org", org)  # type: ignore[misc]
+    assert (pending["email"], pending["role"]) == ("bob@example.com", "devops")  # type: ignore[index]
+    await cli.run("invitations", "cancel", pending["id"], "--org", org)  # type: ignore[index]
+    assert await cli.json("invitations", "list", "--org", org) == []
+    assert "viewer" in [r["name"] for r in await cli.json("roles", "list", "--org", org)]  # type: ignore[index, union-attr]
     viewer = (await cli.run("tokens", "create", "ci", "--role", "viewer", "--org", org)).stdout
     token = viewer.strip()
     listed = await cli.run("services", "list", env, "-o", "json", token=token)

@@ -1,4 +1,4 @@
-"""``slipway orgs``, ``projects``, ``members``, ``tokens``, ``clusters``: who and where."""
+"""``slipway orgs``, ``projects``, ``members``, ``tokens``: who works where."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 projects = typer.Typer(help="Projects.", no_args_is_help=True)
 members = typer.Typer(help="Members of an organization.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens of an organization (for CI).", no_args_is_help=True)
-clusters = typer.Typer(help="Clusters of an organization.", no_args_is_help=True)
 _ORG_OPTION = typer.Option(..., "--org", help="organization id")
 
 
@@ -92,9 +91,3 @@ def tokens_delete(token: str, org: str = ORG, yes: bool = YES) -> None:
     confirm(f"revoke API token {token}?", yes)
     api.delete_api_token(org, token)
     console.print(f"revoked {token}")
-
-
-@clusters.command("list")
-def clusters_list(org: str = ORG, output: Output = OUTPUT) -> None:
-    """The organization's clusters (``local`` is always there)."""
-    render(console, api.clusters(org), output, ("id", "name", "kind"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from slipway_cli import watch as watching
-from slipway_cli.api import Deployment
+from slipway_cli.api import Accepted, Deployment
 from slipway_cli.client import ApiError
 from slipway_cli.commands.deploying import WATCH, accepted
 from slipway_cli.common import FOLLOW, GREP, OUTPUT, api, console, print_logs
@@ -95,12 +95,12 @@ def rollback(
 def watch(deployment: str = _ID, output: Output = OUTPUT) -> None:
     """Follow a deployment to its end: transitions, logs, result, URLs (exit 1: it failed)."""
     found = api.deployment(deployment)
-    request = {
-        "deployment_id": deployment,
-        "environment_id": found.get("environment_id", ""),
-        "action": found.get("action", ""),
-    }
-    accepted(request, True, output)  # type: ignore[arg-type]
+    request = Accepted(
+        deployment_id=deployment,
+        environment_id=found.get("environment_id", ""),
+        action=found.get("action", ""),
+    )
+    accepted(request, True, output)
 
 
 @deployments.command("logs")

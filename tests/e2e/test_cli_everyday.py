@@ -179,11 +179,13 @@ async def test_deploy_watch_status_rollback_and_formats(cli, repos, devstack, re
     schedule = await cli.json("envs", "schedule", env)
     assert schedule["environment_id"] == env and schedule["auto_stop"] is False  # type: ignore[index]
 
-    # the webhook heard the three successes; its delivery log says so; redeliver sends again
-    await receiver.wait_for("/cli", 3, DELIVERY_DEADLINE_S)
-    deliveries = await _deliveries(cli, org, hook["id"], 3)  # type: ignore[index]
-    await cli.run("webhooks", "redeliver", hook["id"], deliveries[0]["id"], "--org", org)  # type: ignore[index]
+    # the webhook heard the four successes (deploy, deploy, rollback, restart); its delivery log
+    # says so; redeliver sends one again
     await receiver.wait_for("/cli", 4, DELIVERY_DEADLINE_S)
+    deliveries = await _deliveries(cli, org, hook["id"], 4)  # type: ignore[index]
+    await cli.run("webhooks", "redeliver", hook["id"], deliveries[0]["id"], "--org", org)  # type: ignore[index]
+    resent = await receiver.wait_for("/cli", 5, DELIVERY_DEADLINE_S)
+    assert resent[4].body in [r.body for r in resent[:4]]  # the same event, sent again
     await cli.run("webhooks", "delete", hook["id"], "--org", org, "--yes")  # type: ignore[index]
     assert await cli.json("webhooks", "list", "--org", org) == []
 

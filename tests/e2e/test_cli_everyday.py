@@ -281,6 +281,13 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
     await cli.run("vars", "unset", "--service", api["id"], "B")  # type: ignore[index]
     mine = await cli.json("vars", "list", api["id"])  # type: ignore[index]
     assert [(v["key"], v["value"]) for v in mine] == [("A", "3")]  # type: ignore[index, union-attr]
+    copy = await cli.out("envs", "clone", env, "--name", "copy", "--mode", "development")
+    assert sorted(s["name"] for s in await cli.json("services", "list", copy)) == [  # type: ignore[index, union-attr]
+        "api", "db", "nightly", "seed",
+    ]  # fmt: skip
+    assert (await cli.json("envs", "show", copy))["mode"] == "development"  # type: ignore[index]
+    await cli.run("envs", "delete", copy, "--yes")
+    assert (await cli.run("envs", "show", copy, code=1)).stderr.startswith("ENVIRONMENT_NOT_FOUND")
     await cli.run("services", "delete", job["id"], "--yes")  # type: ignore[index]
     gone = await cli.run("services", "show", job["id"], code=1)  # type: ignore[index]
     assert gone.stderr.startswith("SERVICE_NOT_FOUND: ")

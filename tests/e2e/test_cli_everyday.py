@@ -279,6 +279,11 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
     await cli.run("vars", "set", "--service", api["id"], "A=1", "B=2")  # type: ignore[index]
     await cli.run("vars", "set", "--service", api["id"], "A=3")  # type: ignore[index]
     await cli.run("vars", "unset", "--service", api["id"], "B")  # type: ignore[index]
+    await cli.run("vars", "set", "--env", env, "CONF=a=1", "--file", "/etc/app.conf", "--secret")
+    (conf,) = await cli.json("vars", "list", "--env", env)  # type: ignore[misc]
+    assert (conf["kind"], conf["mount_path"], conf["is_secret"]) == ("file", "/etc/app.conf", True)  # type: ignore[index]
+    mismatch = await cli.run("vars", "set", "--env", env, "CONF=b", code=1)  # not a secret now?
+    assert "exists and is a secret" in mismatch.stderr, mismatch.stderr
     mine = await cli.json("vars", "list", api["id"])  # type: ignore[index]
     assert [(v["key"], v["value"]) for v in mine] == [("A", "3")]  # type: ignore[index, union-attr]
     copy = await cli.out("envs", "clone", env, "--name", "copy", "--mode", "development")

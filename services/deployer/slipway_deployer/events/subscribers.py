@@ -1,13 +1,14 @@
 """Kafka subscribers of the deployer: the catalog's full-state events (its projection), the
-builder's build events and the scheduler's job-run commands. Thin: each handler is a use case
-run in the inbox transaction of its consumer group."""
+builder's build events and the scheduler's commands (job runs, deployment rules' stops and
+starts, git pushes' deploys). Thin: each handler is a use case run in the inbox transaction of
+its consumer group."""
 
 from __future__ import annotations
 
 from slipway_contracts.events import builder as build_events
 from slipway_contracts.events import catalog as catalog_events
 from slipway_contracts.events import scheduler as scheduler_events
-from slipway_deployer.usecases import builds, jobs, projection, scheduled_actions
+from slipway_deployer.usecases import builds, git_deploys, jobs, projection, scheduled_actions
 from slipway_libs.bus import ConsumerSpec
 
 CATALOG_GROUP = "deployer.catalog"
@@ -34,6 +35,9 @@ def consumers() -> list[ConsumerSpec]:
                 scheduler_events.JobRunRequested.event_type: jobs.on_run_requested,
                 scheduler_events.EnvironmentActionRequested.event_type: (
                     scheduled_actions.on_action_requested
+                ),
+                scheduler_events.ServiceDeployRequested.event_type: (
+                    git_deploys.on_deploy_requested
                 ),
             },
         ),

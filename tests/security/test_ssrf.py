@@ -14,6 +14,7 @@ import asyncio
 import base64
 import datetime
 import ipaddress
+import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -92,19 +93,61 @@ class Kube:
         return f"https://127.0.0.1:{self.port}"
 
 
+# What the stub answers an authenticated request, as a real API server would: the cluster
+# check reads the version, lists the nodes and asks a SelfSubjectRulesReview; the token is a
+# cluster admin's (every verb on every resource), so a reached stub is an ``ok`` cluster.
+_STUB_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.2"}
+_STUB_NODES = {
+    "kind": "NodeList",
+    "apiVersion": "v1",
+    "metadata": {"resourceVersion": "1"},
+    "items": [
+        {
+            "metadata": {"name": "node-1"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "nodeInfo": {"kubeletVersion": "v1.31.2"},
+            },
+        }
+    ],
+}
+_STUB_RULES = {
+    "kind": "SelfSubjectRulesReview",
+    "apiVersion": "authorization.k8s.io/v1",
+    "status": {
+        "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+        "nonResourceRules": [],
+        "incomplete": False,
+    },
+}
+_STUB_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("GET", "/version"): ("200 OK", _STUB_VERSION),
+    ("GET", "/api/v1/nodes"): ("200 OK", _STUB_NODES),
+    ("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"): ("201 Created", _STUB_RULES),
+}
+_NOT_FOUND = ("404 Not Found", {"kind": "Status", "status": "Failure", "code": 404})
+_UNAUTHORIZED = ("401 Unauthorized", {"kind": "Status", "status": "Failure", "code": 401})
+
+
 async def _kube_answer(
     kube: Kube, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     kube.connections += 1
     try:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
-    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        lines = head.split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        fields = (line.lower().partition(": ") for line in lines[1:])
+        headers = {name: value for name, _, value in fields}
+        await reader.readexactly(int(headers.get("content-length", "0")))  # a review's body
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, ValueError):
         writer.close()
         return
-    if f"authorization: bearer {KUBE_TOKEN}".lower() in head.lower():
-        status, body = "200 OK", b'{"major":"1","minor":"31","gitVersion":"v1.31.2"}'
+    if headers.get("authorization") == f"bearer {KUBE_TOKEN}".lower():
+        status, answer = _STUB_ROUTES.get((method, target.split("?", 1)[0]), _NOT_FOUND)
     else:
-        status, body = "401 Unauthorized", b'{"kind":"Status","code":401}'
+        status, answer = _UNAUTHORIZED
+    body = json.dumps(answer).encode()
     writer.write(
         f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
@@ -255,6 +298,12 @@ async def test_the_allow_listed_host_port_passes_and_another_port_of_it_does_not
         "ok": True,
         "kind": "self_managed",
         "kubernetes_version": "v1.31.2",
+        "nodes": {
+            "total": 1,
+            "ready": 1,
+            "items": [{"name": "node-1", "ready": True, "kubelet_version": "v1.31.2"}],
+        },
+        "permissions": {"ok": True, "missing": []},
     }
     for port in (kube.port + 1, kube.port - 1, 443):
         other = await create_cluster(api, owner_org, api_url=f"https://127.0.0.1:{port}", token="t")
@@ -395,6 +444,7 @@ async def test_a_kubeconfig_insecure_flag_must_be_a_real_boolean(
         assert made.status_code == 201, made.text
         result = await check(api, owner, made.json()["id"])
         assert result.get("reason") == expected, result
+        assert result["ok"] is (expected is None), result  # reached: the stub's cluster is ok
 
 
 # --- git: refused before git connects ---------------------------------------------------------

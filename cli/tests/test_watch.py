@@ -3,13 +3,17 @@ with the deployment's final state, says each transition once, and goes on withou
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+import typer
 
 from slipway_cli import logs, watch
-from slipway_cli.api import Deployment
+from slipway_cli.api import Accepted, Deployment
 from slipway_cli.client import ApiError
+from slipway_cli.commands import deploying
+from slipway_cli.output import Output
 
 
 class FakeApi:
@@ -70,3 +74,38 @@ def test_a_lost_gateway_is_not_waited_for(monkeypatch) -> None:
     monkeypatch.setattr(logs, "follow", follow)
     with pytest.raises(ApiError):
         watch.watch(FakeApi("ONGOING"), "d1", show_line=lambda line: None, say=lambda t: None)  # type: ignore[arg-type]
+
+
+def _interrupt(*_: Any) -> Any:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("where", ["logs setup", "logs stream", "final read"])
+def test_ctrl_c_at_any_point_of_the_watch_stops_watching_with_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """Through ``deploy --watch``'s own path (``accepted``): the interrupt, wherever it lands
+    in the main thread, ends in exit 130 and the line saying the deployment goes on."""
+    api = FakeApi("ONGOING")
+    if where == "logs setup":  # before the stream's request is sent
+        monkeypatch.setattr(logs, "auth_headers", _interrupt)
+    elif where == "logs stream":
+        monkeypatch.setattr(logs, "follow", _interrupt)
+    else:  # the logs ended; the deployment is read once more
+        monkeypatch.setattr(logs, "follow", lambda *_: "SUCCESS")
+        reader = api.deployment  # the transitions' reader (its own thread) goes on reading
+
+        def final_read(deployment_id: str) -> Deployment:
+            if threading.current_thread() is threading.main_thread():
+                raise KeyboardInterrupt
+            return reader(deployment_id)
+
+        monkeypatch.setattr(api, "deployment", final_read)
+    monkeypatch.setattr(deploying, "api", api)
+    request = Accepted(deployment_id="d1", environment_id="e1", action="deploy")
+    with pytest.raises(typer.Exit) as ended:
+        deploying.accepted(request, True, Output.table)
+    assert ended.value.exit_code == 130
+    err = capsys.readouterr().err
+    assert "deploy queued: deployment d1" in err
+    assert "stopped watching; it goes on: slipway deployments show d1" in err

@@ -324,6 +324,17 @@ async def test_every_kind_is_created_from_its_options(cli, devstack) -> None:
     assert await cli.json("git-webhooks", "list", "--org", org) == []
 
 
+# Ctrl-C reaches a terminal's foreground job with SIGINT at its default. A test run started in
+# the background of a script (`make test &`, no job control) has SIGINT ignored, its children
+# inherit that, and Python keeps an inherited ignore: the watcher would never see the signal
+# (it then watched to the deployment's end: exit 1, its lines on stdout, nothing on stderr).
+# So the watcher is started as from a terminal: SIGINT back to its default, then exec.
+_SIGINT_AS_IN_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 async def test_ctrl_c_stops_watching_not_the_deployment(cli, repos, devstack) -> None:
     """The real ``slipway`` process, interrupted while it watches: exit 130, no traceback, and
     the deployment it watched still ends well."""
@@ -335,7 +346,7 @@ async def test_ctrl_c_stops_watching_not_the_deployment(cli, repos, devstack) ->
     )  # fmt: skip
     binary = Path(sys.executable).with_name("slipway")
     watcher = await asyncio.create_subprocess_exec(
-        str(binary), "deploy", env, "--watch",
+        sys.executable, "-c", _SIGINT_AS_IN_A_TERMINAL, str(binary), "deploy", env, "--watch",
         env={
             **os.environ,
             "SLIPWAY_API_URL": cli.platform.url("gateway"),
@@ -350,13 +361,13 @@ async def test_ctrl_c_stops_watching_not_the_deployment(cli, repos, devstack) ->
         queued = (await watcher.stderr.readline()).decode()  # the watch has begun
         assert "queued: deployment" in queued, queued
         watcher.send_signal(signal.SIGINT)
-        _, raw = await asyncio.wait_for(watcher.communicate(), timeout=30)
+        out, raw = await asyncio.wait_for(watcher.communicate(), timeout=30)
         err = raw.decode()
     finally:
         if watcher.returncode is None:
             watcher.kill()
             await watcher.wait()
-    assert watcher.returncode == 130, err
+    assert watcher.returncode == 130, (err, out.decode()[-2000:])  # stdout: what it watched
     assert "Traceback" not in err and "stopped watching" in err, err
     deployment = queued.split("deployment ")[1].split()[0]
     deadline = time.monotonic() + 300

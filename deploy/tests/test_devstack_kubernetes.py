@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import ssl
 import subprocess
@@ -24,19 +23,10 @@ import httpx
 import pytest
 import yaml
 
+from slipway_libs.testing.plugin import KUBERNETES_SWITCH as SWITCH
 from slipway_libs.testing.plugin import Devstack
 
-SWITCH = "SLIPWAY_DEVSTACK_KUBERNETES"
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.kubernetes,
-    pytest.mark.skipif(
-        os.environ.get(SWITCH) != "1",
-        reason=f"the devstack's Kubernetes API is behind {SWITCH}=1 (set it for make infra-up "
-        "and for the test run)",
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # skipped without the switch
 
 READY_DEADLINE = 120.0  # seconds; kwok makes pods Ready in about a second
 

@@ -11,7 +11,6 @@ of an account granted nothing.
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -23,11 +22,11 @@ import pytest
 import yaml
 
 from slipway_libs.testing.platform import Platform
+from slipway_libs.testing.plugin import KUBERNETES_SWITCH
 from slipway_libs.testing.public_api import User, create_org, sign_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-KUBERNETES_SWITCH = "SLIPWAY_DEVSTACK_KUBERNETES"
 LOCAL_KINDS = ["application", "container", "database", "cronjob", "lifecycle"]
 ALL_KINDS = [*LOCAL_KINDS, "helm"]
 HELM = {
@@ -239,11 +238,6 @@ async def test_another_tenants_cluster_is_not_found(api) -> None:
 
 # --- against the devstack's kube-apiserver -------------------------------------------------
 
-kubernetes = pytest.mark.skipif(
-    os.environ.get(KUBERNETES_SWITCH) != "1",
-    reason=f"the devstack's Kubernetes API is behind {KUBERNETES_SWITCH}=1",
-)
-
 
 def devstack_file(devstack, key: str) -> Path:
     value = devstack.env.get(key)
@@ -252,8 +246,7 @@ def devstack_file(devstack, key: str) -> Path:
     return Path(value)
 
 
-@kubernetes
-@pytest.mark.kubernetes
+@pytest.mark.kubernetes  # skipped without the switch
 async def test_the_check_reads_a_real_cluster(api, devstack) -> None:
     owner, org, _ = await owner_with_project(api)
     kubeconfig = devstack_file(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG").read_text()
@@ -268,8 +261,7 @@ async def test_the_check_reads_a_real_cluster(api, devstack) -> None:
     assert all(n["ready"] for n in body["nodes"]["items"] if n["name"].startswith("kwok"))
 
 
-@kubernetes
-@pytest.mark.kubernetes
+@pytest.mark.kubernetes  # skipped without the switch
 async def test_the_check_says_what_an_account_may_not_do(api, devstack) -> None:
     """An account granted nothing: the check names what it lacks; a wrong token is refused."""
     owner, org, _ = await owner_with_project(api)

@@ -35,6 +35,23 @@ from slipway_libs.testing.platform import (
     start_platform,
 )
 
+KUBERNETES_SWITCH = "SLIPWAY_DEVSTACK_KUBERNETES"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``kubernetes`` need the devstack's Kubernetes API, which ``make infra-up``
+    starts only behind its switch (its first build takes minutes): without the switch they are
+    skipped, with it they run and fail if the API is not there."""
+    if os.environ.get(KUBERNETES_SWITCH) == "1":
+        return
+    skip = pytest.mark.skip(
+        reason=f"the devstack's Kubernetes API is behind {KUBERNETES_SWITCH}=1 (set it for "
+        "make infra-up and for the test run)"
+    )
+    for item in items:
+        if item.get_closest_marker("kubernetes") is not None:
+            item.add_marker(skip)
+
 
 @dataclass(frozen=True)
 class Devstack:

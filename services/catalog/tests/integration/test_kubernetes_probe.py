@@ -6,7 +6,6 @@ grant beyond every authenticated user's."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -20,15 +19,9 @@ from slipway_catalog.domain.cluster_check import REQUIRED, Need
 from slipway_catalog.domain.clusters import CheckReason, ClusterCheckFailed
 from slipway_catalog.domain.kubeconfig import ClusterAccess, parse_kubeconfig
 from slipway_libs.egress import EgressPolicy
+from slipway_libs.testing.plugin import KUBERNETES_SWITCH as SWITCH
 
-SWITCH = "SLIPWAY_DEVSTACK_KUBERNETES"
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.kubernetes,
-    pytest.mark.skipif(
-        os.environ.get(SWITCH) != "1", reason=f"the devstack's Kubernetes API is behind {SWITCH}=1"
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # skipped without the switch
 
 
 def devstack_path(devstack, key: str) -> Path:

@@ -34,6 +34,7 @@ from slipway_libs import db, migrations
 from slipway_libs.bus import ConsumerSpec, consuming, ensure_topics
 from slipway_libs.http import ReadinessCheck, create_app
 from slipway_libs.kafka_access import may_create
+from slipway_libs.lifetime import die_with_parent
 from slipway_libs.logging import configure_logging
 from slipway_libs.relay import OutboxRelay, producer_factory
 from slipway_libs.settings import (
@@ -370,6 +371,7 @@ def main(definition: ServiceDefinition[Any, Any], argv: Sequence[str] | None = N
     parser.add_argument("command", choices=[*COMMANDS, *definition.commands])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    die_with_parent()
     if args.command in definition.commands:
         asyncio.run(run_operator_command(definition, args.command, args.args))
     else:

@@ -31,6 +31,7 @@ from slipway_libs.actor import token_digest
 from slipway_libs.bus import delete_topics
 from slipway_libs.crypto import new_key_setting
 from slipway_libs.kafka_access import ACCESS, grant, revoke
+from slipway_libs.lifetime import asking_to_die_with
 from slipway_libs.settings import KafkaConnection
 
 WITH_DATABASE = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")
@@ -76,7 +77,7 @@ class Platform:
         log = service.log_path.open("ab")
         service.process = subprocess.Popen(
             [sys.executable, "-m", f"slipway_{name}", "run"],
-            env=self.env,
+            env=asking_to_die_with(self.env),  # a killed test run leaves no service behind
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

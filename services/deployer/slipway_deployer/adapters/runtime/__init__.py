@@ -1,7 +1,11 @@
-"""Runtimes: where deployed services run (DESIGN.md §4). ``base`` is the port every runtime
-implements; ``local`` runs images on this machine with buildah."""
+"""Runtimes: where deployed services run (DESIGN.md §4). ``base`` holds the ports every runtime
+implements (``Runtime``, ``Databases``, ``RuntimeOpener``); ``local`` runs images on this machine
+with buildah; ``registry`` chooses the runtime by the environment's cluster."""
 
 from slipway_deployer.adapters.runtime.base import (
+    ClusterAccess,
+    DatabaseConnection,
+    Databases,
     Deployed,
     FailureReason,
     HealthSpec,
@@ -12,10 +16,14 @@ from slipway_deployer.adapters.runtime.base import (
     RunStatus,
     Runtime,
     RuntimeFailure,
+    RuntimeOpener,
     Workload,
 )
 
 __all__ = [
+    "ClusterAccess",
+    "DatabaseConnection",
+    "Databases",
     "Deployed",
     "FailureReason",
     "HealthSpec",
@@ -26,5 +34,6 @@ __all__ = [
     "RunningState",
     "Runtime",
     "RuntimeFailure",
+    "RuntimeOpener",
     "Workload",
 ]

@@ -1,5 +1,8 @@
-"""The runtime port: what the deployer asks of the place where services run (``local``,
-``kubernetes``).
+"""The runtime ports: what the deployer asks of the place where services run (``local``,
+``kubernetes``): ``Runtime`` for services and jobs, ``Databases`` for database services, and
+``RuntimeOpener``, how a runtime is made for a self-managed cluster from its ``ClusterAccess``.
+The execution depends on these protocols only; ``registry.Runtimes`` chooses them by the
+environment's cluster.
 
 Invariants every implementation keeps:
 - ``Workload.env`` holds resolved values, secrets included: they are never logged, never put in an
@@ -14,15 +17,19 @@ Invariants every implementation keeps:
   deleted or the consumer stops iterating.
 - The default port of a workload is the port marked ``default``, else the first declared one; the
   runtime sets ``PORT`` to the port the app must listen on.
+- A runtime that cannot reach its cluster (API server down, credentials refused) raises
+  ``RuntimeFailure(CLUSTER_UNREACHABLE)``; it never falls back to another place to run.
+- ``ClusterAccess.token`` is a secret: never logged, never in a message (``repr=False``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
+from urllib.parse import quote
 
 
 class RunStatus(StrEnum):
@@ -45,6 +52,7 @@ class FailureReason(StrEnum):
     TIMEOUT = "TIMEOUT"
     NOT_FOUND = "NOT_FOUND"
     RUNTIME_ERROR = "RUNTIME_ERROR"
+    CLUSTER_UNREACHABLE = "CLUSTER_UNREACHABLE"  # the cluster's API server: down, or refusing us
 
 
 class RuntimeFailure(Exception):
@@ -159,3 +167,70 @@ class Runtime(Protocol):
     async def close(self) -> None:
         """Let go of what this process holds (what runs keeps running)."""
         ...
+
+
+@dataclass(frozen=True)
+class DatabaseConnection:
+    host: str
+    port: int
+    user: str
+    database: str
+    password: str = field(repr=False)
+
+    def url(self) -> str:
+        """``postgresql://user:password@host:port/database``: a secret, never to be logged."""
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        database = quote(self.database, safe="")
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{database}"
+
+
+class Databases(Protocol):
+    """Database services (``engine`` at ``version``; None: the runtime's default). Keyed by
+    service id like ``Runtime``: ``apply`` creates or starts and returns once a connection
+    succeeds; ``stop`` keeps the data; ``delete`` removes it and is idempotent; ``status`` of an
+    unknown database raises ``RuntimeFailure(NOT_FOUND)``."""
+
+    async def apply(
+        self, service_id: str, *, engine: str, version: str | None, name: str
+    ) -> DatabaseConnection: ...
+
+    async def stop(self, service_id: str) -> None: ...
+
+    async def restart(self, service_id: str) -> DatabaseConnection: ...
+
+    async def delete(self, service_id: str) -> None: ...
+
+    async def status(self, service_id: str) -> RunningState: ...
+
+    def logs(self, service_id: str) -> AsyncIterator[LogLine]:
+        """The server's log from now on, until the consumer stops iterating."""
+        ...
+
+    async def adopt(self) -> list[str]:
+        """The databases an earlier deployer process left; their services' ids."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """A self-managed cluster as the deployer reaches it, opened from the catalog's sealed
+    credentials (``api_url`` already checked by the catalog; every connection is checked again
+    against the platform's egress allow-list)."""
+
+    cluster_id: str
+    name: str
+    api_url: str  # https://host[:port] (http only when allow-listed)
+    token: str | None = field(default=None, repr=False)  # a bearer token: secret
+    ca_cert: str | None = None  # PEM; None: the system's trust store
+    insecure: bool = False  # skip TLS verification (a kubeconfig's insecure-skip-tls-verify)
+    # the cluster's settings (e.g. ``ingress_class``) and what it advertises it runs
+    settings: Mapping[str, str] = field(default_factory=dict)
+    capabilities: Mapping[str, object] = field(default_factory=dict)
+
+
+class RuntimeOpener(Protocol):
+    """Makes the runtime (and its databases) of one self-managed cluster; the registry calls it
+    once per cluster version and ``close``s what it made when the cluster changes. It may raise
+    ``RuntimeFailure(CLUSTER_UNREACHABLE)``."""
+
+    async def __call__(self, access: ClusterAccess) -> tuple[Runtime, Databases]: ...

@@ -45,19 +45,21 @@ import pwd
 import re
 import secrets
 import shutil
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
 
 import asyncpg
 import structlog
 
 from slipway_deployer.adapters.runtime import _procfs as procfs
+from slipway_deployer.adapters.runtime._logs import FileTail, LogHub, size
 from slipway_deployer.adapters.runtime._ports import free_port
 from slipway_deployer.adapters.runtime.base import (
+    DatabaseConnection,
     FailureReason,
+    LogLine,
     RunningState,
     RunStatus,
     RuntimeFailure,
@@ -76,21 +78,6 @@ _STOP_TIMEOUT_S = 60
 _INITDB_TIMEOUT_S = 300.0
 
 Phase = Literal["running", "stopped", "failed"]  # what the deployer last asked, or a failure
-
-
-@dataclass(frozen=True)
-class DatabaseConnection:
-    host: str
-    port: int
-    user: str
-    database: str
-    password: str = field(repr=False)
-
-    def url(self) -> str:
-        """``postgresql://user:password@host:port/database``: a secret, never to be logged."""
-        user, password = quote(self.user, safe=""), quote(self.password, safe="")
-        database = quote(self.database, safe="")
-        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{database}"
 
 
 @dataclass
@@ -213,6 +200,24 @@ class LocalDatabases:
 
     def log_path(self, service_id: str) -> Path:
         return self._dir(service_id) / "server.log"
+
+    async def logs(self, service_id: str) -> AsyncIterator[LogLine]:
+        """The server's log file, from its current end."""
+        path = self.log_path(service_id)
+        hub = LogHub(capacity=100)
+        tail = FileTail(path, "stderr", hub, max_bytes=64 << 20, offset=size(path))
+
+        async def poll() -> None:
+            while True:
+                tail.poll()
+                await asyncio.sleep(0.5)
+
+        poller = asyncio.create_task(poll())
+        try:
+            async for line in hub.follow():
+                yield line
+        finally:
+            poller.cancel()
 
     # -- checks --------------------------------------------------------------------------------
 

@@ -60,6 +60,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         public=True,
     ),
     TopicSpec(
+        name="catalog.git_credential.v1",
+        description="Organizations' git credentials for private repositories, as full state "
+        "with tombstones (the token or key sealed with the transport key); keyed by credential.",
+    ),
+    TopicSpec(
         name="deployer.build.v1",
         description="Build commands from the deployer to the builder, keyed by build.",
     ),

@@ -38,7 +38,7 @@ from aiokafka.protocol.api import Request
 from slipway_contracts import TOPICS
 from slipway_contracts.events.audit import AUDIT_PAYLOADS
 from slipway_contracts.events.builder import BUILD_TOPIC
-from slipway_contracts.events.catalog import CLUSTER_TOPIC, PROJECT_TOPIC
+from slipway_contracts.events.catalog import CLUSTER_TOPIC, GIT_CREDENTIAL_TOPIC, PROJECT_TOPIC
 from slipway_contracts.events.deployer import BUILD_COMMANDS_TOPIC, DEPLOYMENT_TOPIC, SERVICE_TOPIC
 from slipway_contracts.events.identity import ACCESS_TOPIC, ORGANIZATION_TOPIC
 from slipway_contracts.events.logs import LINES_TOPIC
@@ -64,7 +64,7 @@ ACCESS: dict[str, Access] = {
     "builder": Access(writes=("builder.", LINES_TOPIC), reads=(BUILD_COMMANDS_TOPIC,)),
     "deployer": Access(
         writes=("deployer.", LINES_TOPIC),
-        reads=(BUILD_TOPIC, COMMANDS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC),
+        reads=(BUILD_TOPIC, COMMANDS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC, GIT_CREDENTIAL_TOPIC),
     ),
     "scheduler": Access(writes=("scheduler.",), reads=(PROJECT_TOPIC, DEPLOYMENT_TOPIC)),
     "logs": Access(writes=("logs.",), reads=(LINES_TOPIC, DEPLOYMENT_TOPIC)),

@@ -28,6 +28,7 @@ from slipway_contracts.envelope import EventPayload
 
 CLUSTER_TOPIC = "catalog.cluster.v1"
 PROJECT_TOPIC = "catalog.project.v1"
+GIT_CREDENTIAL_TOPIC = "catalog.git_credential.v1"
 
 EnvironmentMode = Literal["production", "staging", "development", "preview"]
 
@@ -149,6 +150,27 @@ class VariableChanged(EventPayload):
     revision: int | None = None
 
 
+class GitCredentialChanged(EventPayload):
+    """An organization's credential for private git repositories, as full state: an https
+    token (``kind: token``) or an SSH private key (``ssh_key``), for the repositories on
+    ``host`` (every host when None). ``secret_sealed``: the token or the key, sealed with the
+    installation's transport key, the credential id's bytes as associated data (base64); None
+    on a tombstone. ``known_hosts``: an SSH key's host keys (OpenSSH known_hosts lines)."""
+
+    event_type = "catalog.GitCredentialChanged"
+    topic = GIT_CREDENTIAL_TOPIC
+
+    credential_id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    kind: Literal["token", "ssh_key"]
+    host: str | None = None
+    secret_sealed: str | None = None
+    known_hosts: str | None = None
+    deleted: bool = False
+    version: int
+
+
 PAYLOADS: tuple[type[EventPayload], ...] = (
     ClusterChanged,
     ProjectChanged,
@@ -157,4 +179,5 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     StageChanged,
     DeploymentRuleChanged,
     VariableChanged,
+    GitCredentialChanged,
 )

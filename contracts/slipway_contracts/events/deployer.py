@@ -24,7 +24,9 @@ class GitSourceSpec(BaseModel):
 class BuildRequested(EventPayload):
     """Build this service's source into ``<registry>/<image_repository>:<commit>``.
 
-    ``git_token_sealed``: an https token sealed with the installation's transport key (base64).
+    ``git_token_sealed``: an https token sealed with the installation's transport key (base64),
+    the build id's bytes as associated data; ``git_ssh_key_sealed``: an SSH private key, sealed
+    the same way, with ``git_known_hosts`` (OpenSSH known_hosts lines) to check the host with.
     """
 
     event_type = "deployer.BuildRequested"
@@ -39,6 +41,8 @@ class BuildRequested(EventPayload):
     build_args: dict[str, str] = {}
     image_repository: str
     git_token_sealed: str | None = None
+    git_ssh_key_sealed: str | None = None
+    git_known_hosts: str | None = None
 
 
 class BuildCancelRequested(EventPayload):

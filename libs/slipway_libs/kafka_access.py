@@ -68,7 +68,12 @@ ACCESS: dict[str, Access] = {
     ),
     "scheduler": Access(writes=("scheduler.",), reads=(PROJECT_TOPIC, DEPLOYMENT_TOPIC)),
     "logs": Access(writes=("logs.",), reads=(LINES_TOPIC, DEPLOYMENT_TOPIC)),
-    "gateway": Access(writes=(), reads=(ACCESS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC), groups=False),
+    # the deployments topic: the organizations' live event streams (``…/events``)
+    "gateway": Access(
+        writes=(),
+        reads=(ACCESS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC, DEPLOYMENT_TOPIC),
+        groups=False,
+    ),
 }
 
 

@@ -33,7 +33,12 @@ def test_every_topic_has_a_producer_and_write_grants_stay_under_the_prefix() -> 
 def test_reads_are_literal_topics_and_groups_are_the_services_own() -> None:
     reads = [b for b in bindings("gateway", "p.") if b.operation is Operation.READ]
     topics = {b.name for b in reads if b.resource is Resource.TOPIC}
-    assert topics == {"p.identity.access.v1", "p.catalog.cluster.v1", "p.catalog.project.v1"}
+    assert topics == {
+        "p.identity.access.v1",
+        "p.catalog.cluster.v1",
+        "p.catalog.project.v1",
+        "p.deployer.deployment.v1",
+    }
     assert all(b.pattern is Pattern.LITERAL for b in reads if b.resource is Resource.TOPIC)
     groups = {(b.name, b.pattern) for b in bindings("deployer") if b.resource is Resource.GROUP}
     assert groups == {("deployer.", Pattern.PREFIXED)}

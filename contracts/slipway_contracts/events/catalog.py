@@ -34,7 +34,11 @@ EnvironmentMode = Literal["production", "staging", "development", "preview"]
 
 
 class ClusterChanged(EventPayload):
-    """A cluster's current state (credentials never included)."""
+    """A cluster's current state. Its credentials never travel in clear: ``credentials_sealed``
+    is the access the deployer connects with (JSON ``{"api_url", "token", "ca_cert",
+    "insecure"}``) sealed with the transport key, bound to the cluster's id, base64; None for
+    the local cluster. Optional (added in v1): ``credentials_sealed``, ``capabilities`` (what
+    the cluster runs: ``kinds``, ``databases``) and ``settings`` (e.g. ``ingress_class``)."""
 
     event_type = "catalog.ClusterChanged"
     topic = CLUSTER_TOPIC
@@ -46,6 +50,9 @@ class ClusterChanged(EventPayload):
     api_url: str | None = None
     deleted: bool = False
     version: int
+    credentials_sealed: str | None = None
+    capabilities: dict[str, Any] | None = None
+    settings: dict[str, str] | None = None
 
 
 class ProjectChanged(EventPayload):

@@ -60,7 +60,9 @@ ACCESS: dict[str, Access] = {
     "identity": Access(
         writes=("identity.",), reads=tuple(sorted({p.topic for p in AUDIT_PAYLOADS.values()}))
     ),
-    "catalog": Access(writes=("catalog.",), reads=(ORGANIZATION_TOPIC, SERVICE_TOPIC)),
+    "catalog": Access(
+        writes=("catalog.",), reads=(ORGANIZATION_TOPIC, SERVICE_TOPIC, COMMANDS_TOPIC)
+    ),
     "builder": Access(writes=("builder.", LINES_TOPIC), reads=(BUILD_COMMANDS_TOPIC,)),
     "deployer": Access(
         writes=("deployer.", LINES_TOPIC),

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 
+from slipway_catalog.api import git_credentials as git_credentials_api
 from slipway_catalog.api import schemas as s
 from slipway_catalog.domain.clusters import Cluster, ClusterIn, ClusterPatch
 from slipway_catalog.domain.rules import DeploymentRule
@@ -72,6 +73,7 @@ def build_router(
     _environments(router, tx, deps)
     _services(router, tx, deps)
     _variables(router, tx, deps)
+    git_credentials_api.add_routes(router, tx, deps)
     return router
 
 
@@ -131,7 +133,7 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
     ) -> Response:
         async with tx() as conn:
             await versions.require(conn, "clusters", cluster_id, if_match)
-            await clusters.delete(conn, actor, cluster_id)
+            await clusters.delete(conn, deps, actor, cluster_id)
         return NO_CONTENT
 
     @router.post("/clusters/{cluster_id}/check")

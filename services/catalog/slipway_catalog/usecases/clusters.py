@@ -95,7 +95,7 @@ async def create(
     )
     if row is None:
         raise Clash("CLUSTER_NAME_TAKEN", "A cluster with this name exists.", field="name")
-    await publish.cluster(conn, row)
+    await publish.cluster(conn, deps, row)
     await _audit(conn, actor, row, "CREATE", {"name": row.name, "api_url": row.api_url})
     return row
 
@@ -113,19 +113,19 @@ async def update(
     row = await q.update_cluster(
         conn, cluster_id, name=merged.name, api_url=server.url, sealed=sealed
     )
-    await publish.cluster(conn, row)
+    await publish.cluster(conn, deps, row)
     await _audit(conn, actor, row, "UPDATE", {"name": row.name, "api_url": row.api_url})
     return row
 
 
-async def delete(conn: asyncpg.Connection, actor: Actor, cluster_id: uuid.UUID) -> None:
+async def delete(conn: asyncpg.Connection, deps: Deps, actor: Actor, cluster_id: uuid.UUID) -> None:
     current = await get(conn, cluster_id)
     if current.kind == "local":
         raise InvalidInput("LOCAL_CLUSTER_READ_ONLY", "The local cluster cannot be deleted.")
     if await q.environments_on_cluster(conn, cluster_id):
         raise Clash("CLUSTER_IN_USE", "Environments still run on this cluster.")
     row = await q.delete_cluster(conn, cluster_id)
-    await publish.cluster(conn, row)
+    await publish.cluster(conn, deps, row)
     await _audit(conn, actor, row, "DELETE", None)
 
 

@@ -22,14 +22,14 @@ async def on_created(conn: asyncpg.Connection, deps: Deps, envelope: Envelope) -
     if await q.upsert_organization(conn, org_id, str(envelope.data["name"])) and (
         deps.local_runtime
     ):
-        await register_local_cluster(conn, org_id)
+        await register_local_cluster(conn, deps, org_id)
 
 
 async def on_deleted(conn: asyncpg.Connection, envelope: Envelope) -> None:
     await q.delete_organization(conn, uuid.UUID(str(envelope.data["organization_id"])))
 
 
-async def register_local_cluster(conn: asyncpg.Connection, org_id: uuid.UUID) -> None:
+async def register_local_cluster(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> None:
     row = await q.insert_cluster(
         conn,
         cluster_id=uuid.uuid4(),
@@ -40,7 +40,7 @@ async def register_local_cluster(conn: asyncpg.Connection, org_id: uuid.UUID) ->
         sealed=None,
     )
     if row is not None:
-        await publish.cluster(conn, row)
+        await publish.cluster(conn, deps, row)
         await audit.record(
             conn,
             producer=publish.SOURCE,
@@ -63,6 +63,6 @@ async def require(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> No
     """
     if await q.ensure_organization(conn, org_id):
         if deps.local_runtime:
-            await register_local_cluster(conn, org_id)
+            await register_local_cluster(conn, deps, org_id)
     elif not await q.organization_exists(conn, org_id):
         raise Missing("ORGANIZATION_NOT_FOUND", "No such organization.")

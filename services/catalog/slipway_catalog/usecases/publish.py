@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
+from typing import Any
 
 import asyncpg
 
 from slipway_catalog.db import queries as q
+from slipway_catalog.domain import capabilities as capability_rules
+from slipway_catalog.domain import clusters
 from slipway_catalog.domain.clusters import Cluster
 from slipway_catalog.domain.environments import Environment
 from slipway_catalog.domain.projects import Project
@@ -15,6 +19,7 @@ from slipway_catalog.domain.rules import SavedRule
 from slipway_catalog.domain.services import Service
 from slipway_catalog.domain.stages import Stage
 from slipway_catalog.domain.variables import Variable
+from slipway_catalog.usecases.deps import Deps
 from slipway_contracts import EventPayload
 from slipway_contracts.events import catalog as ev
 from slipway_libs import changes, outbox
@@ -35,7 +40,13 @@ async def _publish(
     )
 
 
-def cluster_state(row: Cluster) -> ev.ClusterChanged:
+def cluster_state(
+    row: Cluster,
+    *,
+    access_sealed: str | None = None,
+    capabilities: dict[str, Any] | None = None,
+) -> ev.ClusterChanged:
+    """``access_sealed``: for the deployer's copy only (``cluster`` below), never the index's."""
     return ev.ClusterChanged(
         cluster_id=row.id,
         organization_id=row.organization_id,
@@ -44,6 +55,9 @@ def cluster_state(row: Cluster) -> ev.ClusterChanged:
         api_url=row.api_url,
         deleted=row.deleted_at is not None,
         version=row.version,
+        credentials_sealed=access_sealed,
+        capabilities=capabilities,
+        settings={},
     )
 
 
@@ -137,8 +151,25 @@ def variable_state(row: Variable, transport: Sealer, at_rest: Sealer) -> ev.Vari
     )
 
 
-async def cluster(conn: asyncpg.Connection, row: Cluster) -> None:
-    await _publish(conn, cluster_state(row), key=row.id, org_id=row.organization_id)
+async def cluster(conn: asyncpg.Connection, deps: Deps, row: Cluster) -> None:
+    """The cluster's state with what the deployer connects with: the access read from the
+    credentials sealed at rest, sealed again with the transport key (bound to the cluster)."""
+    sealed = None
+    if row.credentials_sealed is not None and row.deleted_at is None:
+        opened = json.loads(deps.at_rest.open(row.credentials_sealed, aad=row.id.bytes))
+        access = clusters.access(opened, api_url=row.api_url)
+        clear = json.dumps(
+            {
+                "api_url": access.server.url,
+                "token": access.token,
+                "ca_cert": access.ca_pem,
+                "insecure": access.insecure,
+            }
+        ).encode()
+        sealed = base64.b64encode(deps.transport.seal(clear, aad=row.id.bytes)).decode()
+    offer = capability_rules.of(row, local_offer=deps.local_offer)
+    state = cluster_state(row, access_sealed=sealed, capabilities=offer.as_json())
+    await _publish(conn, state, key=row.id, org_id=row.organization_id)
 
 
 async def project(conn: asyncpg.Connection, project: Project) -> None:
@@ -170,3 +201,8 @@ async def variable(
         key=row.project_id,
         org_id=row.organization_id,
     )
+
+
+async def preview(conn: asyncpg.Connection, change: ev.PreviewChanged) -> None:
+    """After the preview's own changes, in their transaction: it sums them up."""
+    await _publish(conn, change, key=change.project_id, org_id=change.organization_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 
 import httpx
@@ -248,7 +249,9 @@ async def test_stages_reorder_move_and_rules_validation(api) -> None:
     assert bad_rule.status_code == 422
 
 
-async def test_self_managed_cluster_credentials_are_sealed_and_checked(api, catalog_db) -> None:
+async def test_self_managed_cluster_credentials_are_sealed_and_checked(
+    api, catalog_db, deps
+) -> None:
     org = str(uuid.uuid4())
     created = await api.post(
         f"/organizations/{org}/clusters",
@@ -265,6 +268,22 @@ async def test_self_managed_cluster_credentials_are_sealed_and_checked(api, cata
         "SELECT credentials_sealed FROM clusters WHERE id = $1", uuid.UUID(created.json()["id"])
     )
     assert b"kube-token-123" not in bytes(raw["credentials_sealed"])
+    # the deployer's copy: the access, sealed with the transport key for this cluster only
+    cluster_id = uuid.UUID(created.json()["id"])
+    event = await catalog_db[1].fetchrow(
+        "SELECT payload FROM outbox WHERE event_type = 'catalog.ClusterChanged' AND key = $1",
+        str(cluster_id),
+    )
+    assert "kube-token-123" not in event["payload"]
+    data = json.loads(event["payload"])["data"]
+    sealed = base64.b64decode(data["credentials_sealed"])
+    assert json.loads(deps.transport.open(sealed, aad=cluster_id.bytes)) == {
+        "api_url": "https://k8s.example.invalid:6443",
+        "token": "kube-token-123",
+        "ca_cert": None,
+        "insecure": False,
+    }
+    assert "helm" in data["capabilities"]["kinds"]
     check = await api.post(f"/clusters/{created.json()['id']}/check")
     assert check.status_code == 200, check.text
     assert check.json() == {

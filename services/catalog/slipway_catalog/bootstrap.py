@@ -12,7 +12,7 @@ from slipway_catalog.adapters import KubernetesProbe
 from slipway_catalog.api.routes import build_router
 from slipway_catalog.config import CatalogSettings
 from slipway_catalog.events.subscribers import consumers
-from slipway_catalog.usecases import connections, variables
+from slipway_catalog.usecases import connections, git_credentials, variables
 from slipway_catalog.usecases.deps import Deps
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.service import Container, Resources, ServiceDefinition
@@ -43,13 +43,14 @@ def _consumers(container: CatalogContainer) -> Sequence[ConsumerSpec]:
 
 async def _reseal(container: CatalogContainer, args: list[str]) -> None:
     """``reseal``: after putting a new sealing key first, re-encrypt every secret with it (secret
-    variables and deployed databases' passwords)."""
+    variables, deployed databases' passwords and git credentials)."""
     deps = container.parts
     async with container.require_pool().acquire() as conn, conn.transaction():
         secrets = await variables.reseal_all(conn, deps)
         passwords = await connections.reseal_all(conn, deps)
+        git = await git_credentials.reseal_all(conn, deps)
     structlog.get_logger(__name__).info(
-        "catalog.resealed", secrets=secrets, database_passwords=passwords
+        "catalog.resealed", secrets=secrets, database_passwords=passwords, git_credentials=git
     )
 
 

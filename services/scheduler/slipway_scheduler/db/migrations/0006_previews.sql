@@ -34,6 +34,11 @@ CREATE TABLE preview_rules (
 -- glob patterns: a push deploys the application only when a changed file matches one (none:
 -- every push)
 ALTER TABLE applications ADD COLUMN path_filters text[] NOT NULL DEFAULT '{}';
+-- a push is matched against every live application of its repository and branch (those
+-- with auto_deploy off are told a new commit is available), and a pull request against its
+-- base branch
+CREATE INDEX applications_branch ON applications (organization_id, repository_key, branch)
+    WHERE NOT deleted;
 
 ALTER TABLE previews ENABLE ROW LEVEL SECURITY;
 ALTER TABLE previews FORCE ROW LEVEL SECURITY;

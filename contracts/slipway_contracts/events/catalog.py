@@ -134,6 +134,24 @@ class DeploymentRuleChanged(EventPayload):
     revision: int | None = None
 
 
+class PreviewChanged(EventPayload):
+    """A pull request's preview environment now builds ``branch`` at ``commit`` (its
+    applications from the pull request's repository point there): deploy it. Published after
+    the changes it sums up, in their transaction, so that a consumer of the project's events
+    has the whole preview environment when it reads this. Added in v1."""
+
+    event_type = "catalog.PreviewChanged"
+    topic = PROJECT_TOPIC
+
+    environment_id: uuid.UUID
+    organization_id: uuid.UUID
+    project_id: uuid.UUID
+    pull_request: int
+    branch: str
+    commit: str
+    revision: int | None = None
+
+
 class VariableChanged(EventPayload):
     """A variable's state; a secret's value only as ``value_sealed`` (transport key)."""
 
@@ -185,6 +203,7 @@ PAYLOADS: tuple[type[EventPayload], ...] = (
     ServiceChanged,
     StageChanged,
     DeploymentRuleChanged,
+    PreviewChanged,
     VariableChanged,
     GitCredentialChanged,
 )

@@ -58,8 +58,46 @@ class ServiceDeployRequested(EventPayload):
     delivery_id: uuid.UUID | None = None
 
 
+class PreviewRequested(EventPayload):
+    """Open or update the preview environment of a pull request: a pull request opened,
+    reopened or pushed to against the branch of ``blueprint_environment_id``, whose deployment
+    rule has ``auto_preview``. The catalog clones the blueprint as ``environment_id`` (chosen by
+    the scheduler, so that every command of one preview names it), mode ``preview``, named
+    ``name``, the first time; each time it points the blueprint's applications ``service_ids``
+    (those built from the pull request's repository) at ``branch`` and ``commit``, and says so
+    (``catalog.PreviewChanged``) for the deployer to deploy it. A preview environment deleted
+    since is left deleted."""
+
+    event_type = "scheduler.PreviewRequested"
+    topic = COMMANDS_TOPIC
+
+    organization_id: uuid.UUID
+    environment_id: uuid.UUID
+    blueprint_environment_id: uuid.UUID
+    service_ids: list[uuid.UUID]
+    name: str
+    pull_request: int
+    branch: str
+    commit: str
+
+
+class PreviewDeletionRequested(EventPayload):
+    """Delete a pull request's preview environment (what runs goes with it): the pull request
+    was closed or merged (``reason`` ``closed``), or the preview outlived its time to live
+    (``expired``). An environment already deleted, or not a preview, is left as it is."""
+
+    event_type = "scheduler.PreviewDeletionRequested"
+    topic = COMMANDS_TOPIC
+
+    organization_id: uuid.UUID
+    environment_id: uuid.UUID
+    reason: Literal["closed", "expired"]
+
+
 PAYLOADS: tuple[type[EventPayload], ...] = (
     JobRunRequested,
     EnvironmentActionRequested,
     ServiceDeployRequested,
+    PreviewRequested,
+    PreviewDeletionRequested,
 )

@@ -18,10 +18,12 @@ from fastapi import APIRouter
 
 from slipway_contracts.events.catalog import CLUSTER_TOPIC, PROJECT_TOPIC
 from slipway_contracts.events.identity import ACCESS_TOPIC
+from slipway_gateway.access.event_feed import DeploymentEventFeed
 from slipway_gateway.access.follower import ProjectionFollower
 from slipway_gateway.api.docs import docs_router
 from slipway_gateway.api.health import upstream_checks
 from slipway_gateway.api.log_sockets import log_socket_router
+from slipway_gateway.api.org_events import OrganizationEvents, StreamLimits
 from slipway_gateway.api.proxy import Upstreams
 from slipway_gateway.api.routes import Gateway, TokenUsage
 from slipway_gateway.api.streams import UpstreamStreams
@@ -51,19 +53,36 @@ GatewayContainer = Container[GatewaySettings, GatewayParts]
 
 def _parts(resources: Resources[GatewaySettings]) -> GatewayParts:
     settings = resources.settings
+    projection, index = AccessProjection(), CatalogIndex()
+    streams = UpstreamStreams(
+        urls=settings.upstreams(),
+        internal_token=settings.internal_token_value(),
+        max_per_principal=settings.follows_per_principal,
+    )
     gateway = Gateway(
-        projection=AccessProjection(),
-        index=CatalogIndex(),
+        projection=projection,
+        index=index,
         upstreams=Upstreams(
             http=httpx.AsyncClient(timeout=settings.upstream_timeout_s),
             urls=settings.upstreams(),
             internal_token=settings.internal_token_value(),
         ),
         usage=TokenUsage(),
-        streams=UpstreamStreams(
-            urls=settings.upstreams(),
-            internal_token=settings.internal_token_value(),
-            max_per_principal=settings.follows_per_principal,
+        streams=streams,
+        events=OrganizationEvents(
+            feed=DeploymentEventFeed(
+                kafka=resources.kafka,
+                index=index,
+                topic_prefix=resources.platform.topic_prefix,
+                per_organization=settings.events_per_organization,
+                organizations=settings.events_organizations,
+            ),
+            projection=projection,
+            index=index,
+            streams=streams,
+            limits=StreamLimits(
+                heartbeat_s=settings.events_heartbeat_s, lifetime_s=settings.events_lifetime_s
+            ),
         ),
     )
     return GatewayParts(gateway)
@@ -89,6 +108,14 @@ def _readiness(container: GatewayContainer) -> Mapping[str, ReadinessCheck]:
         return {"organizations": len(gateway.projection.organizations)}
 
     checks["access_projection"] = projection
+    events = gateway.events
+
+    async def event_feed() -> dict[str, str]:
+        if events is None or not events.feed.started:
+            raise RuntimeError("event feed not positioned yet")
+        return {"position": events.feed.buffer.position.encode()}
+
+    checks["event_feed"] = event_feed
     if "catalog" in container.settings.upstreams():
 
         async def index() -> dict[str, int]:
@@ -136,6 +163,8 @@ def _tasks(container: GatewayContainer) -> Sequence[Callable[[], Coroutine[Any, 
                 gateway.index.apply,
             )
         )
+    if gateway.events is not None:
+        followers.append(gateway.events.feed.run)
     return [
         *followers,
         lambda: _flush_token_usage(gateway, settings.token_usage_flush_s),

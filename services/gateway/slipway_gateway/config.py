@@ -21,6 +21,14 @@ class GatewaySettings(ServiceSettings):
     # log follows (SSE or WebSocket) one principal holds at once in this process; one more is
     # a 429 TOO_MANY_FOLLOWS
     follows_per_principal: int = Field(default=20, ge=1)
+    # the organizations' event streams (``…/events``): a heartbeat comment after this much
+    # silence, a connection's lifetime (the client resumes with Last-Event-ID), and the events
+    # held for resumes (per organization, and organizations held at once; older resumes read
+    # the deployer's topic again)
+    events_heartbeat_s: float = Field(default=15.0, gt=0)
+    events_lifetime_s: float = Field(default=900.0, gt=0)
+    events_per_organization: int = Field(default=1000, ge=1)
+    events_organizations: int = Field(default=1000, ge=1)
 
     # the services this gateway routes to and waits for (all by default; a subset for tests or
     # a partial deployment), comma-separated

@@ -226,6 +226,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     # owners and admins edit them ("edit organization settings")
     ("GET", f"{ORG}/log-retention"): member(200, EVERYONE, ALWAYS),
     ("PUT", f"{ORG}/log-retention"): member(200, OWNER_ADMIN),
+    # judgement (issue 15): every member may open the organization's event stream; what it
+    # carries is filtered per event by reading the event's environment (a billing member or an
+    # empty custom role receives no event, only heartbeats)
+    ("GET", f"{ORG}/events"): member(200, EVERYONE, ALWAYS),
     # --- schedules (issue 13): whoever may view the environment may read its schedule ---
     ("GET", f"{ENV}/schedule"): member(200, READERS, READ_ENV),
     # --- outgoing webhooks (issue 13): "manage org setup (API tokens, webhooks, SSO)" — owner,

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slipway_gateway.api.event_docs import event_stream_docs
 from slipway_gateway.api.table import RouteSpec
 
 MAX_LIMIT = 5000  # lines a page or a tail holds at most
@@ -224,7 +225,10 @@ def _read(spec: RouteSpec) -> dict[str, Any]:
 
 
 def route_docs(spec: RouteSpec) -> dict[str, Any]:
-    """Keyword arguments of ``add_api_route`` that document a logs route ({} for the others)."""
+    """Keyword arguments of ``add_api_route`` that document a logs route, or the event stream
+    ({} for the others)."""
+    if spec.upstream == "gateway":
+        return event_stream_docs(spec)
     if spec.upstream != "logs":
         return {}
     if spec.path.endswith("/logs"):

@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse, Response
 
 from slipway_gateway.access.authenticate import Authenticator
 from slipway_gateway.api.log_docs import route_docs
+from slipway_gateway.api.org_events import OrganizationEvents
+from slipway_gateway.api.org_events import unavailable as events_unavailable
 from slipway_gateway.api.paths import internal_path, path_ids
 from slipway_gateway.api.proxy import Upstreams, check_json, passed_on
 from slipway_gateway.api.streams import UpstreamStreams
@@ -56,6 +58,7 @@ class Gateway:
         index: CatalogIndex | None = None,
         authorize: bool = True,
         streams: UpstreamStreams | None = None,
+        events: OrganizationEvents | None = None,
     ) -> None:
         self.projection = projection
         self.index = index or CatalogIndex()
@@ -67,6 +70,7 @@ class Gateway:
         self.streams = streams or UpstreamStreams(
             urls=upstreams.urls, internal_token=upstreams.internal_token
         )
+        self.events = events  # the organizations' event streams (None: not served here)
         self.authorize = authorize  # False only in the overhead benchmark
         self._deployments: dict[uuid.UUID, uuid.UUID] = {}  # deployment -> its environment
         self.revisions = CallerRevisions()
@@ -135,6 +139,12 @@ class Gateway:
         resource = self._resource(spec, params, request, body)
         standing = self._authorize(spec, principal, resource)
         actor = _actor(principal, standing, request, resource.organization_id if resource else None)
+        if spec.upstream == "gateway":  # the organization's event stream, served here
+            if self.events is None or resource is None:
+                raise events_unavailable()
+            return self.events.open(
+                request, principal=principal, actor=actor, organization_id=resource.organization_id
+            )
         if spec.upstream == "logs" and _follows(request):
             # authorized as the plain read; the logs service streams it from ``…/stream``
             path = internal_path(spec.upstream_path, params) + "/stream"

@@ -83,7 +83,7 @@ class UpstreamStreams:
             params=request.query_params,
             headers=self._headers(request, actor),
         )
-        release = self._hold(actor)
+        release = self.hold(actor)
         try:
             upstream = await self._send(upstream_request, service)
         except BaseException:
@@ -127,7 +127,7 @@ class UpstreamStreams:
         """The upstream stream's events as ``{"event", "id", "data"}`` (a heartbeat is
         ``{"event": "heartbeat"}``), for a relay that is not SSE (a WebSocket). An upstream
         refusal raises its error (``BusinessError``) before the first event."""
-        release = self._hold(actor)
+        release = self.hold(actor)
         try:
             async with self.http.stream(
                 "GET",
@@ -149,7 +149,7 @@ class UpstreamStreams:
         finally:
             release()
 
-    def _hold(self, actor: Actor | None) -> Callable[[], None]:
+    def hold(self, actor: Actor | None) -> Callable[[], None]:
         """A place among the principal's follows (429 when they are all taken) and its release
         (once, however many times it is called)."""
         key = "" if actor is None else f"{actor.type}:{actor.id}"

@@ -421,6 +421,20 @@ LOGS_ROUTES: tuple[RouteSpec, ...] = (
 )
 
 
+# served by the gateway itself (``api/org_events.py``), from the deployer's topic
+EVENT_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        method="GET",
+        path=f"{ORG}/events",
+        upstream="gateway",
+        upstream_path=f"{ORG}/events",  # event_docs.openapi_fragment() documents it
+        summary="Follow the organization's deployment and status events (Server-Sent Events)",
+        # every member may open it; each event is sent only to whom may read its environment
+        action=A.ORG_READ,
+    ),
+)
+
+
 SCHEDULER_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(
         method="GET",
@@ -630,6 +644,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *CATALOG_ROUTES,
     *DEPLOYER_ROUTES,
     *LOGS_ROUTES,
+    *EVENT_ROUTES,
     *SCHEDULER_ROUTES,
     *GIT_WEBHOOK_ROUTES,
 )

@@ -400,6 +400,8 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", f"{SVC}/logs"): Call(),
     ("GET", f"{ORG}/log-retention"): Call(),
     ("PUT", f"{ORG}/log-retention"): Call(body=lambda ids: {"days": 14}),
+    # what is there, then the end: the cell reads a whole answer
+    ("GET", f"{ORG}/events"): Call(query=lambda ids: "follow=false"),
     ("GET", f"{ENV}/schedule"): Call(),
     ("GET", f"{ORG}/webhooks"): Call(),
     ("POST", f"{ORG}/webhooks"): Call(body=lambda ids: dict(WEBHOOK)),

@@ -1,0 +1,287 @@
+"""A small REST client of the Kubernetes API over kubernetes-asyncio's ``ApiClient`` (its
+authentication, TLS and connection pool), working in plain JSON dicts: server-side apply, get,
+list, merge patch, delete, watch and streamed logs of the few kinds Slipway renders.
+
+Why not the generated typed APIs: server-side apply has no typed method, and the manifests are
+dicts already (``render``); watching in dicts also spares a model per event.
+
+Errors: a connection that cannot be made, or credentials the API server refuses (401), raise
+``RuntimeFailure(CLUSTER_UNREACHABLE)`` (the execution must not fall back to another runtime);
+any other refusal raises ``KubeError`` with the API server's status, reason and message (never a
+request body: manifests hold secrets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
+from slipway_deployer.adapters.runtime.kubernetes.render import FIELD_MANAGER, Manifest
+
+log = structlog.get_logger(__name__)
+
+APPLY = "application/apply-patch+yaml"  # JSON is YAML: a manifest dict is sent as is
+MERGE = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Resource:
+    group_version: str  # "v1", "apps/v1", ...
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        root = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        scope = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
+        return f"{root}{scope}/{self.plural}" + (f"/{name}" if name else "")
+
+
+RESOURCES: dict[str, Resource] = {
+    "Namespace": Resource("v1", "namespaces", namespaced=False),
+    "Secret": Resource("v1", "secrets"),
+    "Service": Resource("v1", "services"),
+    "Pod": Resource("v1", "pods"),
+    "Event": Resource("v1", "events"),
+    "PersistentVolumeClaim": Resource("v1", "persistentvolumeclaims"),
+    "Deployment": Resource("apps/v1", "deployments"),
+    "StatefulSet": Resource("apps/v1", "statefulsets"),
+    "Job": Resource("batch/v1", "jobs"),
+    "CronJob": Resource("batch/v1", "cronjobs"),
+    "Ingress": Resource("networking.k8s.io/v1", "ingresses"),
+}
+
+
+class KubeError(Exception):
+    """The API server refused a request (not 401: that is CLUSTER_UNREACHABLE)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+
+def unreachable(detail: str) -> RuntimeFailure:
+    return RuntimeFailure(FailureReason.CLUSTER_UNREACHABLE, detail)
+
+
+class KubeClient:
+    def __init__(self, api: ApiClient, *, request_timeout_s: float = 30.0) -> None:
+        self._api = api
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
+        self._connect_timeout_s = request_timeout_s
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        api_url: str,
+        token: str | None,
+        ca_cert: str | None,
+        insecure: bool = False,
+        request_timeout_s: float = 30.0,
+    ) -> KubeClient:
+        """A client of ``api_url`` authenticated by a bearer ``token``, trusting ``ca_cert``
+        (PEM; None: the system's store). Nothing is sent until the first request."""
+        config = Configuration(host=api_url.rstrip("/"))
+        if token:
+            config.api_key = {"BearerToken": token}
+            config.api_key_prefix = {"BearerToken": "Bearer"}
+        config.verify_ssl = not insecure
+        with _ca_file(ca_cert) as path:
+            config.ssl_ca_cert = path
+            api = ApiClient(config)  # reads the CA file now: it may go afterwards
+        return cls(api, request_timeout_s=request_timeout_s)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        response = await self._send(method, path, query=query, body=body, content_type=content_type)
+        try:
+            data = await response.read()
+        finally:
+            response.release()
+        return json.loads(data) if data else {}
+
+    async def version(self) -> dict[str, Any]:
+        return await self.request("GET", "/version")
+
+    async def apply(self, manifest: Manifest, *, manager: str = FIELD_MANAGER) -> Manifest:
+        """Server-side apply, forcing: Slipway owns what it renders, and drift is taken back."""
+        meta = manifest["metadata"]
+        path = RESOURCES[manifest["kind"]].path(meta.get("namespace"), meta["name"])
+        query = {"fieldManager": manager, "force": "true"}
+        return await self.request("PATCH", path, query=query, body=manifest, content_type=APPLY)
+
+    async def patch(
+        self, kind: str, namespace: str, name: str, body: Manifest, *, manager: str
+    ) -> Manifest:
+        """A JSON merge patch (an update by ``manager``, not an apply: it does not take
+        ownership of what ``slipway`` applies away from it)."""
+        path = RESOURCES[kind].path(namespace, name)
+        query = {"fieldManager": manager}
+        return await self.request("PATCH", path, query=query, body=body, content_type=MERGE)
+
+    async def get(self, kind: str, namespace: str | None, name: str) -> Manifest | None:
+        try:
+            return await self.request("GET", RESOURCES[kind].path(namespace, name))
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
+    ) -> list[Manifest]:
+        """The items (``namespace`` None: across every namespace)."""
+        query = _selectors(labels, fields)
+        found = await self.request("GET", RESOURCES[kind].path(namespace), query=query)
+        items: list[Manifest] = found.get("items") or []
+        return items
+
+    async def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Deleted in the background (dependents too); False when it was not there."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            await self.request("DELETE", RESOURCES[kind].path(namespace, name), body=body)
+        except KubeError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        labels: str | None = None,
+        fields: str | None = None,
+        timeout_s: float = 300.0,
+    ) -> AsyncIterator[tuple[str, Manifest]]:
+        """(type, object) events: first an ADDED per existing object (no resourceVersion given:
+        the API server starts from its current state), then changes, until ``timeout_s`` (the
+        server ends the watch) or the caller stops iterating."""
+        query = {**_selectors(labels, fields), "watch": "true"}
+        query["timeoutSeconds"] = str(max(1, int(timeout_s)))
+        async for line in self.lines(RESOURCES[kind].path(namespace), query=query):
+            event = json.loads(line)
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                raise KubeError(
+                    int(status.get("code", 500)),
+                    str(status.get("reason", "")),
+                    str(status.get("message", "")),
+                )
+            yield str(event.get("type")), event.get("object") or {}
+
+    async def lines(self, path: str, *, query: Mapping[str, str]) -> AsyncIterator[str]:
+        """The lines of a streamed answer (a watch, a followed log), until it ends."""
+        response = await self._send("GET", path, query=query, stream=True)
+        try:
+            while line := await response.content.readline():
+                if text := line.decode(errors="replace").rstrip("\n"):
+                    yield text
+        except aiohttp.ClientError as error:
+            raise unreachable(f"the API server's stream broke: {type(error).__name__}") from None
+        finally:
+            response.close()
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        stream: bool = False,
+    ) -> aiohttp.ClientResponse:
+        # a stream has no total timeout (the server ends it), only one to connect
+        timeout = (
+            aiohttp.ClientTimeout(sock_connect=self._connect_timeout_s) if stream else self._timeout
+        )
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise unreachable(
+                f"the API server could not be reached ({type(error).__name__})"
+            ) from None
+        if response.status >= 400:
+            raise await _refusal(response)
+        return response
+
+
+async def _refusal(response: aiohttp.ClientResponse) -> Exception:
+    try:
+        status = json.loads(await response.read())
+    except (ValueError, aiohttp.ClientError):
+        status = {}
+    finally:
+        response.release()
+    if response.status == 401:
+        return unreachable("the API server refused the cluster's credentials (401)")
+    message = str(status.get("message") or response.reason or "")
+    return KubeError(response.status, str(status.get("reason") or response.reason), message)
+
+
+def _selectors(labels: str | None, fields: str | None) -> dict[str, str]:
+    query = {}
+    if labels:
+        query["labelSelector"] = labels
+    if fields:
+        query["fieldSelector"] = fields
+    return query
+
+
+@contextlib.contextmanager
+def _ca_file(pem: str | None) -> Any:
+    """The CA as a file for the SSL context to load (kubernetes-asyncio takes a path only)."""
+    if pem is None:
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="slipway-ca-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(pem)
+        yield path
+    finally:
+        os.unlink(path)

@@ -1,0 +1,457 @@
+"""The ``kubernetes`` runtime: services as Deployments (+ Service, Ingress, Secrets) and jobs as
+Jobs in one namespace per environment of a self-managed cluster (``render`` says what objects).
+
+Invariants:
+- Every object is written by server-side apply with the ``slipway`` field manager, forced: a
+  re-apply of an unchanged workload changes nothing (resourceVersions kept) and manual drift is
+  taken back. Stop and restart are merge patches by other managers (``slipway-stop``,
+  ``slipway-restart``), so they never drop what ``slipway`` applied.
+- Every rendered manifest is validated against the cluster version's schemas
+  (kubernetes-validate, offline) before anything is applied: nothing half-applied from a bad
+  render.
+- Rollouts are watched (the watch API), never polled: ``apply`` and ``restart`` return once the
+  Deployment is rolled out, else raise ``RuntimeFailure`` with the reason the pods give
+  (``rollout.diagnose``) within ``rollout_timeout_s``. Cancelling the caller closes the watches.
+- Objects are found by their labels (a service's id), so a new process finds what an earlier one
+  applied; names are remembered only as a shortcut.
+- The cluster unreachable or refusing the credentials is ``RuntimeFailure(CLUSTER_UNREACHABLE)``
+  (``client``); never a fallback elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from slipway_deployer.adapters.runtime.base import (
+    Deployed,
+    FailureReason,
+    JobResult,
+    LogLine,
+    RunningState,
+    RunStatus,
+    RuntimeFailure,
+    Workload,
+)
+from slipway_deployer.adapters.runtime.kubernetes import render, rollout
+from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient, KubeError
+from slipway_deployer.adapters.runtime.kubernetes.render import (
+    LABEL_MANAGED_BY,
+    LABEL_SERVICE,
+    LABEL_TEMPLATE,
+    Manifest,
+    RenderOptions,
+)
+from slipway_deployer.adapters.runtime.kubernetes.validate import Validator
+
+log = structlog.get_logger(__name__)
+
+STOP_MANAGER = "slipway-stop"
+RESTART_MANAGER = "slipway-restart"
+_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"  # kubectl rollout restart's annotation
+# what a service leaves in its namespace, deleted in this order (what routes to it first)
+_SERVICE_KINDS = ("Ingress", "Service", "Deployment", "CronJob", "Job", "Secret")
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """How Slipway uses one cluster (from the cluster's settings and the deployer's config)."""
+
+    render: RenderOptions = field(default_factory=RenderOptions)
+    rollout_timeout_s: float = 300.0
+    stop_timeout_s: float = 60.0
+    namespace_delete_timeout_s: float = 120.0
+    request_timeout_s: float = 30.0
+    kubernetes_version: str | None = None  # the schemas to validate against; None: the server's
+    validate: bool = True
+    log_tail_lines: int = 200
+
+
+@dataclass(frozen=True)
+class _Where:
+    namespace: str
+    name: str
+
+
+class KubernetesRuntime:
+    def __init__(self, client: KubeClient, settings: KubernetesSettings | None = None) -> None:
+        self._client = client
+        self._settings = settings or KubernetesSettings()
+        self._validator = Validator(client, self._settings.kubernetes_version)
+        self._where: dict[str, _Where] = {}  # service id -> its Deployment (a shortcut)
+        self._jobs: dict[str, RunningState] = {}
+
+    @classmethod
+    def from_access(
+        cls,
+        *,
+        api_url: str,
+        token: str | None,
+        ca_cert: str | None,
+        insecure: bool = False,
+        settings: KubernetesSettings | None = None,
+    ) -> KubernetesRuntime:
+        """The runtime of the cluster at ``api_url`` (a bearer ``token``, the CA as PEM; None:
+        the system's trust store). Connects lazily: call ``ping`` to know it is reachable."""
+        settings = settings or KubernetesSettings()
+        client = KubeClient.connect(
+            api_url=api_url,
+            token=token,
+            ca_cert=ca_cert,
+            insecure=insecure,
+            request_timeout_s=settings.request_timeout_s,
+        )
+        return cls(client, settings)
+
+    async def ping(self) -> str:
+        """The API server's version (``v1.35.4``); raises CLUSTER_UNREACHABLE when it cannot
+        be reached or refuses the credentials."""
+        version = await self._client.version()
+        return str(version.get("gitVersion", ""))
+
+    # -- the Runtime protocol --------------------------------------------------------------------
+
+    async def apply(self, workload: Workload) -> Deployed:
+        options = self._settings.render
+        manifests = render.application(workload, options)
+        await self._validator.check(manifests)
+        applied = await self._apply_all(manifests)
+        deployment = next(m for m in applied if m["kind"] == "Deployment")
+        where = _Where(deployment["metadata"]["namespace"], deployment["metadata"]["name"])
+        self._where[workload.service_id] = where
+        template = deployment["spec"]["template"]["metadata"]["labels"][LABEL_TEMPLATE]
+        log.info(
+            "runtime.kubernetes.applied",
+            service_id=workload.service_id,
+            namespace=where.namespace,
+            name=where.name,
+            image=workload.image,
+            resource_version=deployment["metadata"].get("resourceVersion"),
+        )
+        await self._await_rollout(workload.service_id, where, template)
+        default = workload.default_port
+        return Deployed(
+            workload.service_id,
+            host_ports={},
+            urls=render.urls(workload, options),
+            default_port=default.port if default else None,
+        )
+
+    async def stop(self, service_id: str) -> None:
+        where = await self._locate(service_id)
+        if where is None:
+            return
+        body = {"spec": {"replicas": 0}}
+        await self._client.patch(
+            "Deployment", where.namespace, where.name, body, manager=STOP_MANAGER
+        )
+        await self._suspend_cron_jobs(service_id, where.namespace)
+        await self._watch_deployment(
+            where, rollout.deployment_scaled_down, self._settings.stop_timeout_s
+        )
+        log.info("runtime.kubernetes.stopped", service_id=service_id, namespace=where.namespace)
+
+    async def restart(self, service_id: str) -> None:
+        """A rollout restart, and a stopped service scaled back to what it was applied with."""
+        where = await self._require(service_id)
+        deployment = await self._client.get("Deployment", where.namespace, where.name)
+        if deployment is None:
+            raise _not_found(service_id)
+        meta = deployment["metadata"]
+        replicas = int((meta.get("annotations") or {}).get(render.ANNOTATION_REPLICAS, "1"))
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "spec": {
+                "replicas": replicas,
+                "template": {"metadata": {"annotations": {_RESTARTED_AT: now}}},
+            }
+        }
+        await self._client.patch(
+            "Deployment", where.namespace, where.name, body, manager=RESTART_MANAGER
+        )
+        template = deployment["spec"]["template"]["metadata"]["labels"][LABEL_TEMPLATE]
+        await self._await_rollout(service_id, where, template)
+
+    async def delete(self, service_id: str) -> None:
+        """Every object of the service (its namespace stays: ``delete_environment``)."""
+        namespace = await self._namespace_of(service_id)
+        self._where.pop(service_id, None)
+        self._jobs.pop(service_id, None)
+        if namespace is None:
+            return
+        selector = f"{LABEL_SERVICE}={service_id}"
+        for kind in _SERVICE_KINDS:
+            for item in await self._client.list(kind, namespace, labels=selector):
+                await self._client.delete(kind, namespace, item["metadata"]["name"])
+        log.info("runtime.kubernetes.deleted", service_id=service_id, namespace=namespace)
+
+    async def status(self, service_id: str) -> RunningState:
+        where = await self._locate(service_id)
+        deployment = (
+            await self._client.get("Deployment", where.namespace, where.name) if where else None
+        )
+        if deployment is None or where is None:
+            if service_id in self._jobs:
+                return self._jobs[service_id]
+            raise _not_found(service_id)
+        pods = await self._client.list(
+            "Pod", where.namespace, labels=f"{LABEL_SERVICE}={service_id}"
+        )
+        state, message = rollout.run_status(deployment, pods)
+        annotations = deployment["metadata"].get("annotations") or {}
+        urls = {
+            int(k): v for k, v in json.loads(annotations.get(render.ANNOTATION_URLS, "{}")).items()
+        }
+        return RunningState(state, rollout.restarts(pods), urls, message)
+
+    async def logs(self, service_id: str) -> AsyncIterator[LogLine]:
+        """The newest pod's log from the pod log API, followed; a cluster that does not serve
+        logs (kwok) gives one line saying so, then the end."""
+        where = await self._require(service_id)
+        pods = await self._client.list(
+            "Pod", where.namespace, labels=f"{LABEL_SERVICE}={service_id}"
+        )
+        if not pods:
+            return
+        pod = max(pods, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
+        path = f"/api/v1/namespaces/{where.namespace}/pods/{pod['metadata']['name']}/log"
+        query = {
+            "container": render.CONTAINER,
+            "follow": "true",
+            "timestamps": "true",
+            "tailLines": str(self._settings.log_tail_lines),
+        }
+        try:
+            async for line in self._client.lines(path, query=query):
+                yield _log_line(line)
+        except KubeError as error:
+            text = f"the cluster does not serve this pod's logs ({error.status}: {error.message})"
+            yield LogLine("stderr", text, datetime.now(UTC))
+
+    async def run_job(self, workload: Workload, *, timeout_s: float) -> JobResult:
+        run_id = secrets.token_hex(4)
+        manifests = render.job_objects(
+            workload, self._settings.render, run_id=run_id, timeout_s=timeout_s
+        )
+        await self._validator.check(manifests)
+        started = time.monotonic()
+        self._jobs[workload.service_id] = RunningState(RunStatus.RUNNING, 0, {})
+        applied = await self._apply_all(manifests)
+        job = applied[-1]
+        where = _Where(job["metadata"]["namespace"], job["metadata"]["name"])
+        try:
+            result = await self._await_job(where, timeout_s)
+        finally:
+            await self._client.delete("Job", where.namespace, where.name)
+        code, output = result
+        done = RunStatus.COMPLETED if code == 0 else RunStatus.ERROR
+        self._jobs[workload.service_id] = RunningState(done, 0, {}, f"exited with code {code}")
+        return JobResult(code, output, time.monotonic() - started)
+
+    async def adopt(self) -> list[str]:
+        """The services an earlier process applied (their Deployments, in every namespace)."""
+        found = await self._client.list("Deployment", labels=f"{LABEL_MANAGED_BY}=slipway")
+        for item in found:
+            meta = item["metadata"]
+            service_id = (meta.get("labels") or {}).get(LABEL_SERVICE)
+            if service_id:
+                self._where[service_id] = _Where(meta["namespace"], meta["name"])
+        return sorted(self._where)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- beyond the protocol ---------------------------------------------------------------------
+
+    async def delete_environment(self, environment_id: str) -> None:
+        """The environment's namespace and everything in it (volumes included), returning once
+        the namespace is gone. Idempotent."""
+        namespace = render.namespace_name(environment_id)
+        for service_id, where in list(self._where.items()):
+            if where.namespace == namespace:
+                del self._where[service_id]
+        if not await self._client.delete("Namespace", None, namespace):
+            return
+        timeout_s = self._settings.namespace_delete_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for kind, _ in self._client.watch(
+                    "Namespace", None, fields=f"metadata.name={namespace}", timeout_s=timeout_s
+                ):
+                    if kind == "DELETED":
+                        break
+        except TimeoutError:
+            message = f"the namespace {namespace} was not gone within {timeout_s:g} s"
+            raise RuntimeFailure(FailureReason.TIMEOUT, message) from None
+        log.info("runtime.kubernetes.environment_deleted", namespace=namespace)
+
+    # -- applying and watching -------------------------------------------------------------------
+
+    async def _apply_all(self, manifests: list[Manifest]) -> list[Manifest]:
+        applied = []
+        for manifest in manifests:
+            try:
+                applied.append(await self._client.apply(manifest))
+            except KubeError as error:
+                meta = manifest["metadata"]
+                what = f"{manifest['kind']} {meta.get('namespace', '')}/{meta['name']}".strip("/")
+                message = f"the cluster refused {what}: {error.message}"
+                raise RuntimeFailure(_refusal_reason(error), message) from None
+        return applied
+
+    async def _await_rollout(self, service_id: str, where: _Where, template: str) -> None:
+        timeout_s = self._settings.rollout_timeout_s
+        seen: dict[str, rollout.Diagnosis] = {}
+
+        async def watch_pods() -> None:
+            selector = f"{LABEL_SERVICE}={service_id},{LABEL_TEMPLATE}={template}"
+            async for kind, pod in self._client.watch(
+                "Pod", where.namespace, labels=selector, timeout_s=timeout_s
+            ):
+                name = pod["metadata"]["name"]
+                diagnosis = None if kind == "DELETED" else rollout.diagnose(pod)
+                seen.pop(name, None)
+                if diagnosis is not None:
+                    seen[name] = diagnosis
+                    if diagnosis.final:
+                        raise RuntimeFailure(diagnosis.reason, f"{name}: {diagnosis.message}")
+
+        rolled_out = self._watch_deployment(where, rollout.deployment_ready, timeout_s)
+        try:
+            await _until_first(rolled_out, watch_pods())
+        except TimeoutError:
+            raise await self._timed_out(where, seen, timeout_s) from None
+
+    async def _watch_deployment(self, where: _Where, done: Any, timeout_s: float) -> None:
+        """Until ``done(deployment)``; TimeoutError after ``timeout_s``."""
+        async with asyncio.timeout(timeout_s):
+            async for kind, deployment in self._client.watch(
+                "Deployment",
+                where.namespace,
+                fields=f"metadata.name={where.name}",
+                timeout_s=timeout_s,
+            ):
+                if kind == "DELETED":
+                    raise RuntimeFailure(FailureReason.NOT_FOUND, f"{where.name} was deleted")
+                if done(deployment):
+                    return
+                if stuck := rollout.deployment_stuck(deployment):
+                    raise RuntimeFailure(FailureReason.TIMEOUT, f"{where.name}: {stuck}")
+            raise TimeoutError  # the server ended the watch at the same deadline
+
+    async def _timed_out(
+        self, where: _Where, seen: dict[str, rollout.Diagnosis], timeout_s: float
+    ) -> RuntimeFailure:
+        """The failure of a rollout that did not finish: the pods' last complaint and the
+        cluster's latest warnings about them."""
+        head = f"{where.name} was not ready within {timeout_s:g} s"
+        if not seen:
+            return RuntimeFailure(FailureReason.TIMEOUT, head)
+        events = await self._client.list("Event", where.namespace, fields="involvedObject.kind=Pod")
+        warnings = rollout.warning_events(events, set(seen))
+        latest = list(seen.values())[-1]
+        detail = "; ".join([latest.message, *warnings])
+        return RuntimeFailure(latest.reason, f"{head}: {detail}")
+
+    async def _await_job(self, where: _Where, timeout_s: float) -> tuple[int, str | None]:
+        """The job's exit code and outputs once it finished; TIMEOUT after ``timeout_s``."""
+        complete: bool | None = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for _, job in self._client.watch(
+                    "Job",
+                    where.namespace,
+                    fields=f"metadata.name={where.name}",
+                    timeout_s=timeout_s,
+                ):
+                    if (complete := rollout.job_finished(job)) is not None:
+                        break
+                else:
+                    raise TimeoutError
+        except TimeoutError:
+            message = f"the job did not finish within {timeout_s:g} s"
+            raise RuntimeFailure(FailureReason.TIMEOUT, message) from None
+        pods = await self._client.list("Pod", where.namespace, labels=f"job-name={where.name}")
+        code, output = next(
+            (found for found in map(rollout.terminated, pods) if found[0] is not None),
+            (None, None),
+        )
+        if code is None:  # no container status (the pod was never run): the job's own verdict
+            code = 0 if complete else 1
+        return code, output
+
+    async def _suspend_cron_jobs(self, service_id: str, namespace: str) -> None:
+        selector = f"{LABEL_SERVICE}={service_id}"
+        for item in await self._client.list("CronJob", namespace, labels=selector):
+            body = {"spec": {"suspend": True}}
+            name = item["metadata"]["name"]
+            await self._client.patch("CronJob", namespace, name, body, manager=STOP_MANAGER)
+
+    # -- finding a service's objects -------------------------------------------------------------
+
+    async def _locate(self, service_id: str) -> _Where | None:
+        if (where := self._where.get(service_id)) is not None:
+            return where
+        found = await self._client.list("Deployment", labels=f"{LABEL_SERVICE}={service_id}")
+        if not found:
+            return None
+        meta = found[0]["metadata"]
+        where = self._where[service_id] = _Where(meta["namespace"], meta["name"])
+        return where
+
+    async def _require(self, service_id: str) -> _Where:
+        where = await self._locate(service_id)
+        if where is None:
+            raise _not_found(service_id)
+        return where
+
+    async def _namespace_of(self, service_id: str) -> str | None:
+        """Where any object of the service is: its variables' Secret exists for jobs too."""
+        if (where := self._where.get(service_id)) is not None:
+            return where.namespace
+        found = await self._client.list("Secret", labels=f"{LABEL_SERVICE}={service_id}")
+        return found[0]["metadata"]["namespace"] if found else None
+
+
+async def _until_first(main: Coroutine[Any, Any, None], watcher: Coroutine[Any, Any, None]) -> None:
+    """``main``'s outcome, unless ``watcher`` fails first (its failure wins). A watcher that just
+    ends leaves ``main`` to finish."""
+    main_task, watcher_task = asyncio.ensure_future(main), asyncio.ensure_future(watcher)
+    try:
+        done, _ = await asyncio.wait({main_task, watcher_task}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher_task in done and (error := watcher_task.exception()) is not None:
+            raise error
+        await main_task
+    finally:
+        for task in (main_task, watcher_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _refusal_reason(error: KubeError) -> FailureReason:
+    # 422: the server's own validation (what the schemas did not catch); 403: the service
+    # account lacks a permission (the cluster check reports which)
+    return FailureReason.INVALID_WORKLOAD if error.status == 422 else FailureReason.RUNTIME_ERROR
+
+
+def _log_line(line: str) -> LogLine:
+    stamp, _, text = line.partition(" ")
+    try:
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return LogLine("stdout", line, datetime.now(UTC))
+    return LogLine("stdout", text, at)
+
+
+def _not_found(service_id: str) -> RuntimeFailure:
+    return RuntimeFailure(FailureReason.NOT_FOUND, f"no service {service_id!r} in this cluster")

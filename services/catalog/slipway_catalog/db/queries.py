@@ -272,6 +272,12 @@ async def environment(
     return None if row is None else rows.environment(row)
 
 
+async def environment_ever(conn: asyncpg.Connection, env_id: uuid.UUID) -> Environment | None:
+    """The environment, deleted or not (an id handed out once names one environment forever)."""
+    row = await conn.fetchrow("SELECT * FROM environments WHERE id = $1 FOR UPDATE", env_id)
+    return None if row is None else rows.environment(row)
+
+
 async def update_environment(
     conn: asyncpg.Connection, env_id: uuid.UUID, *, name: str, mode: str
 ) -> Environment:

@@ -29,7 +29,9 @@ async def clone(
     name: str,
     mode: str | None,
     cluster_id: uuid.UUID | None,
+    env_id: uuid.UUID | None = None,
 ) -> Environment:
+    """``env_id``: the new environment's id when the caller chose it (a preview's)."""
     source = await environments.get(conn, source_id, lock=True)
     project = await projects.get(conn, source.project_id, lock=True)
     target_cluster = cluster_id or source.cluster_id
@@ -43,6 +45,7 @@ async def clone(
         mode=environments._check_mode(mode or source.mode, allowed=CLONE_MODES),
         cluster_id=target_cluster,
         cloned_from=source_id,
+        env_id=env_id,
     )
     stage_ids = await _stages(conn, source, env)
     service_ids = await _services(conn, source, env, stage_ids)

@@ -93,10 +93,11 @@ async def _insert(
     mode: str,
     cluster_id: uuid.UUID,
     cloned_from: uuid.UUID | None = None,
+    env_id: uuid.UUID | None = None,
 ) -> Environment:
     env = await q.insert_environment(
         conn,
-        env_id=uuid.uuid4(),
+        env_id=env_id or uuid.uuid4(),
         org_id=project.organization_id,
         project_id=project.id,
         name=display_name(name),

@@ -189,6 +189,7 @@ MINIMAL_DUMPS = {
                 "build_args": {},
             },
             "auto_deploy": True,
+            "path_filters": [],
         },
     ),
     "container": (

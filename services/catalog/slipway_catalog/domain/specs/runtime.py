@@ -178,12 +178,26 @@ class _Runtime(_Resources):
         return self
 
 
+# a glob over paths from the repository's root (``*``, ``?``, ``**``): printable, no spaces
+PathFilter = Annotated[
+    str,
+    _matching(
+        "invalid_path_filter",
+        r"[^\s\x00-\x1f\x7f-\x9f]+",
+        "a glob over paths from the repository's root, e.g. src/** or **/*.py",
+        300,
+    ),
+]
+
+
 class ApplicationSpec(_Runtime):
     """Built from git with its Dockerfile, then run like a container."""
 
     kind: Literal["application"]
     git: GitSource
     auto_deploy: bool = True  # redeploy on every push to the branch
+    # a push deploys only when one of the files it changed matches one (none: every push)
+    path_filters: list[PathFilter] = Field(default_factory=list, max_length=50)
 
 
 class ContainerSpec(_Runtime):

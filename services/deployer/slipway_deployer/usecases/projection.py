@@ -18,6 +18,7 @@ from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
 from slipway_deployer.adapters import catalog_revisions
 from slipway_deployer.db import queries as q
+from slipway_deployer.usecases import previews
 
 # event type -> (table, how the event's fields map onto the table's columns)
 _TABLES: dict[str, tuple[str, dict[str, str]]] = {
@@ -29,11 +30,14 @@ _TABLES: dict[str, tuple[str, dict[str, str]]] = {
     ev.VariableChanged.event_type: ("catalog_variables", {"id": "variable_id"}),
 }
 # what the deployer.catalog consumer hands to ``apply``
-EVENT_TYPES = (*_TABLES, ev.DeploymentRuleChanged.event_type)
+EVENT_TYPES = (*_TABLES, ev.DeploymentRuleChanged.event_type, ev.PreviewChanged.event_type)
 
 
 async def apply(conn: asyncpg.Connection, envelope: Envelope) -> None:
-    await _project(conn, envelope)
+    if envelope.type == ev.PreviewChanged.event_type:
+        await previews.on_preview_changed(conn, envelope)  # not state: a deploy to queue
+    else:
+        await _project(conn, envelope)
     revision = envelope.data.get("revision")
     if isinstance(revision, int) and envelope.organization_id is not None:
         # the project's events are keyed by the project: the subject names it

@@ -23,7 +23,7 @@ from slipway_scheduler.events.subscribers import consumers
 from slipway_scheduler.usecases.delivering import DeliveryDeps, RetryPolicy
 from slipway_scheduler.usecases.git_pushes import GitHookDeps
 from slipway_scheduler.usecases.webhooks import WebhookDeps
-from slipway_scheduler.worker import DeliveryLoop, TimerLoop
+from slipway_scheduler.worker import DeliveryLoop, PreviewExpiryLoop, TimerLoop
 
 # the scheduler's parts: the clock its projection and its timer loop read
 SchedulerContainer = Container[SchedulerSettings, Clock]
@@ -50,7 +50,11 @@ def _routers(container: SchedulerContainer) -> Sequence[APIRouter]:
 
 
 def git_hook_deps(settings: SchedulerSettings, clock: Clock) -> GitHookDeps:
-    return GitHookDeps(sealer=Sealer.from_setting(settings.sealing_keys), clock=clock)
+    return GitHookDeps(
+        sealer=Sealer.from_setting(settings.sealing_keys),
+        clock=clock,
+        preview_ttl=timedelta(seconds=settings.preview_ttl_s),
+    )
 
 
 def _consumers(container: SchedulerContainer) -> Sequence[ConsumerSpec]:
@@ -73,7 +77,10 @@ def _worker_tasks(container: SchedulerContainer) -> Sequence[ApiTask]:
         batch_size=settings.webhook_batch_size,
         poll_s=settings.webhook_poll_s,
     )
-    return [loop.run, deliveries.run]
+    expiry = PreviewExpiryLoop(
+        container.require_pool(), container.parts, poll_s=settings.preview_expiry_poll_s
+    )
+    return [loop.run, deliveries.run, expiry.run]
 
 
 def delivery_deps(settings: SchedulerSettings, clock: Clock) -> DeliveryDeps:

@@ -34,3 +34,7 @@ class SchedulerSettings(DatabaseServiceSettings):
     webhook_batch_size: int = Field(default=50, ge=1, le=1000)
     # the delivery loop's longest sleep: what a lost notification can cost a due delivery
     webhook_poll_s: float = Field(default=1.0, gt=0)
+    # how long a pull request's preview environment lives after it opened (then deleted)
+    preview_ttl_s: float = Field(default=7 * 86400.0, gt=0)
+    # the expiry loop's longest sleep: how late past its time to live a preview may go
+    preview_expiry_poll_s: float = Field(default=30.0, gt=0)

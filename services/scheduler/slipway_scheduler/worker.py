@@ -10,6 +10,9 @@ A full batch is followed at once by the next one.
 The delivery loop sends due webhook deliveries the same way (``usecases.delivering``: claimed
 with ``FOR UPDATE SKIP LOCKED``, in every worker process at once), woken by
 ``scheduler_webhook_deliveries`` when the consumer writes deliveries or a redeliver is asked.
+
+The expiry loop ends pull requests' previews past their time to live (``usecases.previewing``,
+claimed with ``FOR UPDATE SKIP LOCKED``); expiries are hours apart, so it only polls.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import structlog
 from slipway_libs import leadership, retry
 from slipway_libs.db import transaction
 from slipway_scheduler.domain.timers import Clock
-from slipway_scheduler.usecases import delivering, firing
+from slipway_scheduler.usecases import delivering, firing, previewing
 
 log = structlog.get_logger(__name__)
 _MIN_WAIT_S = 0.02
@@ -130,3 +133,27 @@ class DeliveryLoop:
             event="deliveries.listen_lost",
             backoff=retry.Backoff(1.0, 10.0),
         )
+
+
+class PreviewExpiryLoop:
+    def __init__(
+        self, pool: asyncpg.Pool, clock: Clock, *, poll_s: float, batch_size: int = 100
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._poll_s = poll_s
+        self._batch_size = batch_size
+
+    async def run(self) -> None:
+        while True:
+            expired, due = await retry.while_unreachable(self._round, event="previews.unavailable")
+            if expired < self._batch_size:  # a full batch: more may be due at once
+                wait = self._poll_s
+                if due is not None:
+                    wait = min(wait, max((due - self._clock.now()).total_seconds(), _MIN_WAIT_S))
+                await asyncio.sleep(wait)
+
+    async def _round(self) -> tuple[int, datetime | None]:
+        async with transaction(self._pool) as conn:
+            expired = await previewing.expire_due(conn, self._clock, limit=self._batch_size)
+            return expired, await previewing.next_expiry(conn)

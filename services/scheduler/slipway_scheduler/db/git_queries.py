@@ -37,6 +37,8 @@ class Application:
 
     service_id: uuid.UUID
     environment_id: uuid.UUID
+    path_filters: tuple[str, ...] = ()
+    auto_deploy: bool = True
 
 
 @dataclass(frozen=True)
@@ -243,12 +245,13 @@ async def project_application(conn: asyncpg.Connection, state: dict[str, Any]) -
     True when written."""
     status: str = await conn.execute(
         "INSERT INTO applications (service_id, organization_id, environment_id, repository_url,"
-        " repository_key, branch, auto_deploy, deleted, version)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " repository_key, branch, auto_deploy, deleted, version, path_filters)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         " ON CONFLICT (service_id) DO UPDATE SET environment_id = EXCLUDED.environment_id,"
         " repository_url = EXCLUDED.repository_url, repository_key = EXCLUDED.repository_key,"
         " branch = EXCLUDED.branch, auto_deploy = EXCLUDED.auto_deploy,"
-        " deleted = EXCLUDED.deleted, version = EXCLUDED.version"
+        " deleted = EXCLUDED.deleted, version = EXCLUDED.version,"
+        " path_filters = EXCLUDED.path_filters"
         " WHERE applications.version < EXCLUDED.version AND NOT applications.deleted",
         state["service_id"],
         state["organization_id"],
@@ -259,6 +262,7 @@ async def project_application(conn: asyncpg.Connection, state: dict[str, Any]) -
         state["auto_deploy"],
         state["deleted"],
         state["version"],
+        list(state.get("path_filters", ())),
     )
     return status.endswith(" 1")
 
@@ -269,12 +273,13 @@ async def pushed_applications(
     repository_keys: list[str],
     branch: str,
 ) -> list[Application]:
-    """The organization's live applications with ``auto_deploy`` on that build that repository's
-    branch, in environments the catalog has not deleted."""
+    """The organization's live applications that build that repository's branch, in
+    environments the catalog has not deleted (``auto_deploy`` on or off: a push makes each
+    one's environment out of date; only those with it on are deployed)."""
     rows = await conn.fetch(
-        "SELECT a.service_id, a.environment_id FROM applications a"
+        "SELECT a.service_id, a.environment_id, a.path_filters, a.auto_deploy FROM applications a"
         " WHERE a.organization_id = $1 AND a.repository_key = ANY($2::text[]) AND a.branch = $3"
-        " AND a.auto_deploy AND NOT a.deleted AND NOT EXISTS"
+        " AND NOT a.deleted AND NOT EXISTS"
         " (SELECT 1 FROM deleted_environments d WHERE d.environment_id = a.environment_id)"
         " ORDER BY a.environment_id, a.service_id",
         organization_id,
@@ -282,5 +287,11 @@ async def pushed_applications(
         branch,
     )
     return [
-        Application(service_id=r["service_id"], environment_id=r["environment_id"]) for r in rows
+        Application(
+            service_id=r["service_id"],
+            environment_id=r["environment_id"],
+            path_filters=tuple(r["path_filters"]),
+            auto_deploy=r["auto_deploy"],
+        )
+        for r in rows
     ]

@@ -57,11 +57,13 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Push:
-    """A push to a branch: the commit the branch now points at, and the repository's URLs."""
+    """A push to a branch: the commit the branch now points at, the repository's URLs, and
+    the files its commits changed (None: the payload does not say, e.g. no ``commits``)."""
 
     branch: str
     commit: str
     repository_urls: tuple[str, ...]
+    changed_files: frozenset[str] | None = None
 
 
 def delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
@@ -140,10 +142,15 @@ def push(body: bytes) -> Push | None:
         return None
     if not isinstance(commit, str) or not _is_commit(commit) or commit == ZERO_COMMIT:
         return None
-    urls = _urls(payload.get("repository")) + _urls(payload.get("project"))
+    urls = urls_of(payload.get("repository")) + urls_of(payload.get("project"))
     if not urls:
         return None
-    return Push(branch=ref.removeprefix(BRANCH_PREFIX), commit=commit.lower(), repository_urls=urls)
+    return Push(
+        branch=ref.removeprefix(BRANCH_PREFIX),
+        commit=commit.lower(),
+        repository_urls=urls,
+        changed_files=changed_files(payload),
+    )
 
 
 _URL_FIELDS = (
@@ -158,7 +165,8 @@ _URL_FIELDS = (
 )
 
 
-def _urls(section: Any) -> tuple[str, ...]:
+def urls_of(section: Any) -> tuple[str, ...]:
+    """The repository URLs a payload's ``repository`` (or GitLab ``project``) section names."""
     if not isinstance(section, dict):
         return ()
     return tuple(
@@ -166,6 +174,29 @@ def _urls(section: Any) -> tuple[str, ...]:
         for field in _URL_FIELDS
         if isinstance(value := section.get(field), str) and 0 < len(value) <= 2048
     )
+
+
+_MAX_CHANGED_FILES = 10_000
+
+
+def changed_files(payload: dict[str, Any]) -> frozenset[str] | None:
+    """The paths the push's ``commits`` added, modified or removed (the three providers list
+    them alike), or None when it lists no commits (the push cannot be filtered: GitHub leaves
+    them out of very large pushes)."""
+    commits = payload.get("commits")
+    if not isinstance(commits, list) or not commits:
+        return None
+    paths: set[str] = set()
+    for item in commits:
+        if not isinstance(item, dict):
+            return None
+        for field in ("added", "modified", "removed"):
+            listed = item.get(field)
+            if isinstance(listed, list):
+                paths.update(p for p in listed if isinstance(p, str) and 0 < len(p) <= 4096)
+        if len(paths) > _MAX_CHANGED_FILES:
+            return None  # too many to be worth filtering: deploy
+    return frozenset(paths)
 
 
 def _is_commit(value: str) -> bool:

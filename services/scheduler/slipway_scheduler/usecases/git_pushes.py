@@ -8,10 +8,12 @@ Invariants:
   NOTHING`` in the transaction that writes its commands, so a redelivery (the provider's
   retry, a replay) finds the row, triggers nothing and answers the first one's record.
 - A push deploys only the endpoint's organization's applications with ``auto_deploy`` on
-  whose repository and branch it names, each at the pushed commit, by a
-  ``scheduler.ServiceDeployRequested`` command through the outbox; the deployer does the rest
-  asynchronously. Matching is one indexed query on the scheduler's own projection, so the
-  provider is answered (202) well within its timeout.
+  whose repository and branch it names and whose path filters (if any) match a file it
+  changed, each at the pushed commit, by a ``scheduler.ServiceDeployRequested`` command
+  through the outbox; the deployer does the rest asynchronously. Matching is one indexed
+  query on the scheduler's own projection, so the provider is answered (202) well within its
+  timeout.
+- A pull request (merge request) goes to ``usecases.previewing``: its preview environments.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -31,8 +34,9 @@ from slipway_libs.crypto import Sealer, SealError
 from slipway_libs.errors import Unauthenticated
 from slipway_libs.logging import correlation_id
 from slipway_scheduler.db import git_queries as q
-from slipway_scheduler.domain import git_hooks
+from slipway_scheduler.domain import git_hooks, path_filters, pull_requests
 from slipway_scheduler.domain.timers import Clock
+from slipway_scheduler.usecases import previewing
 from slipway_scheduler.usecases.git_webhooks import delivery_view, missing
 
 log = structlog.get_logger(__name__)
@@ -43,6 +47,8 @@ SOURCE = "scheduler"
 class GitHookDeps:
     sealer: Sealer
     clock: Clock
+    # how long a pull request's preview environment lives, from its opening
+    preview_ttl: timedelta = timedelta(days=7)
 
 
 async def receive(
@@ -78,7 +84,11 @@ async def receive(
         assert first is not None  # the row that conflicted, committed before this transaction
         log.info("git_hooks.duplicate", webhook_id=str(webhook_id), delivery=received.delivery_id)
         return {**delivery_view(first), "duplicate": True}
-    settled = await _act(conn, hook, received, body, row_id)
+    if pull_requests.is_pull_request(received):
+        policy = previewing.PreviewPolicy(clock=deps.clock, time_to_live=deps.preview_ttl)
+        settled = await previewing.on_pull_request(conn, policy, hook, received, body, row_id)
+    else:
+        settled = await _act(conn, hook, received, body, row_id)
     return {**delivery_view(settled), "duplicate": False}
 
 
@@ -112,7 +122,11 @@ async def _act(
             conn, row_id, result="ignored", branch=None, commit=None, triggered=[]
         )
     keys = sorted({git_hooks.repository_key(url) for url in push.repository_urls})
-    matched = await q.pushed_applications(conn, hook.organization_id, keys, push.branch)
+    on_branch = await q.pushed_applications(conn, hook.organization_id, keys, push.branch)
+    deployable = [app for app in on_branch if app.auto_deploy]
+    matched = [
+        app for app in deployable if path_filters.wanted(app.path_filters, push.changed_files)
+    ]
     await outbox.append(conn, [_command(hook, app, push, row_id) for app in matched])
     triggered = [
         {"service_id": str(app.service_id), "environment_id": str(app.environment_id)}
@@ -128,11 +142,17 @@ async def _act(
     return await q.settle_git_delivery(
         conn,
         row_id,
-        result="deployed" if matched else "no_match",
+        result=_result(matched, deployable),
         branch=push.branch,
         commit=push.commit,
         triggered=triggered,
     )
+
+
+def _result(matched: list[q.Application], deployable: list[q.Application]) -> str:
+    if matched:
+        return "deployed"
+    return "filtered" if deployable else "no_match"  # filtered: no changed file matched
 
 
 def _command(

@@ -12,8 +12,10 @@ timer is (re)armed only when the projected row changed, so redeliveries change n
   after it for that environment arm nothing;
 - a project's name and an environment's name, mode and project are kept (newer version wins)
   for the outgoing webhooks' filters (``usecases.notifying``);
-- an application's repository, branch and ``auto_deploy`` are kept (newer version wins, a
-  tombstone stays one) for the git pushes that deploy it (``usecases.git_pushes``).
+- an application's repository, branch, ``auto_deploy`` and path filters are kept (newer
+  version wins, a tombstone stays one) for the git pushes that deploy it
+  (``usecases.git_pushes``), and a rule's ``auto_preview`` for the pull requests that preview
+  its environment (``usecases.previewing``).
 
 The catalog's and the deployer's events come through two consumer groups, in transactions
 that run side by side: each decision about an environment's timers first takes the
@@ -32,7 +34,7 @@ import structlog
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
 from slipway_contracts.events import deployer as deployer_events
-from slipway_scheduler.db import delivery_queries, git_queries
+from slipway_scheduler.db import delivery_queries, git_queries, preview_queries
 from slipway_scheduler.db import queries as q
 from slipway_scheduler.domain import cron, git_hooks, timers
 from slipway_scheduler.domain.timers import Clock, TimerKind, TimerSpec
@@ -142,6 +144,13 @@ class Projection:
         await self._arm(conn, spec)
 
     async def _rule(self, conn: asyncpg.Connection, event: ev.DeploymentRuleChanged) -> None:
+        await preview_queries.project_preview_rule(
+            conn,
+            environment_id=event.environment_id,
+            organization_id=event.organization_id,
+            auto_preview=event.auto_preview,
+            version=event.version,
+        )
         state = event.model_dump(exclude={"auto_preview", "revision"})
         if not await q.project_rule(conn, state):
             return
@@ -206,6 +215,9 @@ async def _application(conn: asyncpg.Connection, event: ev.ServiceChanged) -> No
             "repository_key": git_hooks.repository_key(url) if url else "",
             "branch": str(git.get("branch") or "main"),
             "auto_deploy": bool(event.spec.get("auto_deploy", True)),
+            "path_filters": [
+                str(f) for f in event.spec.get("path_filters") or () if isinstance(f, str)
+            ],
             "deleted": event.deleted,
             "version": event.version,
         },

@@ -62,6 +62,10 @@ bench: sync infra-up ## benchmarks; tables in bench/results/
 schemas: sync ## refresh the event JSON Schema snapshots and the AsyncAPI document
 	$(PY) -m slipway_contracts write
 
+.PHONY: openapi
+openapi: sync ## refresh contracts/openapi.json, the public API's document (route table + services' models)
+	$(PY) deploy/openapi.py
+
 .PHONY: fmt
 fmt: sync
 	$(VENV)/bin/ruff format .

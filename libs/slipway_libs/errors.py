@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 
 class BusinessError(Exception):
     status_code = 400
@@ -83,3 +85,21 @@ class RetryableError(Exception):
 
 class PermanentError(Exception):
     """This input will never be processed successfully."""
+
+
+class ErrorBody(BaseModel):
+    """What every refusal carries: a stable code to branch on, a message for people."""
+
+    code: str = Field(examples=["ENVIRONMENT_NOT_FOUND"])
+    message: str = Field(examples=["No such environment."])
+    details: Any = Field(
+        default=None,
+        description="Which fields are at fault and why (a list for 422 VALIDATION_ERROR), "
+        "or what the code needs to be acted on; null when the code says it all.",
+    )
+
+
+class ErrorResponse(BaseModel):
+    """``{"error": {"code", "message", "details"}}``: the answer of every 4xx and 5xx."""
+
+    error: ErrorBody

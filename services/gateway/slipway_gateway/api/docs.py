@@ -4,6 +4,9 @@ FastAPI's default page loads Swagger UI from a CDN and stays blank on a machine 
 internet. The assets come from a pinned package (``fastapi-offline``, Swagger UI 5: it renders
 OpenAPI 3.1) and are served from a fixed list of names, so nothing else of the file system is
 reachable through this route.
+
+The document itself is ``contracts/openapi.json``, assembled at build time from the route table
+and the services' own models (``slipway_gateway.api.openapi``), read once and served as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 
+from slipway_contracts.openapi import DOCUMENT_PATH
 from slipway_libs.errors import Missing
 
 ASSETS = "/docs/assets"
@@ -28,6 +32,11 @@ _CACHE = "public, max-age=86400"  # the names change with the pinned version's f
 def docs_router(*, openapi_url: str, title: str) -> APIRouter:
     router = APIRouter()
     static = files("fastapi_offline") / "static"
+    document = DOCUMENT_PATH.read_bytes()
+
+    @router.get(openapi_url, include_in_schema=False)
+    async def openapi() -> Response:
+        return Response(document, media_type="application/json")
 
     @router.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

@@ -1,0 +1,160 @@
+"""What the catalog's internal routes answer (``slipway_libs.openapi``): the shapes
+``schemas.*_out`` build, declared for the public OpenAPI document."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import Field
+
+from slipway_catalog.domain.rules import Weekday
+from slipway_libs.openapi import Answer, Answers, Time, page_of
+
+VERSION = Field(description="Changes with every update: send it back as If-Match (also the ETag).")
+
+
+class DatabaseOffer(Answer):
+    engine: str
+    versions: list[str]
+    default_version: str
+
+
+class CapabilitiesOut(Answer):
+    kinds: list[str] = Field(description="The service kinds the cluster runs.")
+    databases: list[DatabaseOffer]
+
+
+class ClusterOut(Answer):
+    id: uuid.UUID
+    name: str
+    kind: str = Field(examples=["local", "self_managed"])
+    api_url: str | None
+    organization_id: uuid.UUID
+    created_at: Time | None
+    resource_version: int = VERSION
+    capabilities: CapabilitiesOut
+
+
+class ClusterCheckOut(Answer):
+    ok: bool
+    kind: str
+    message: str
+    reason: str | None = None
+    kubernetes_version: str | None = None
+
+
+class ProjectOut(Answer):
+    id: uuid.UUID
+    name: str = Field(examples=["shop"])
+    description: str
+    organization_id: uuid.UUID
+    created_at: Time | None
+    updated_at: Time | None
+    resource_version: int = VERSION
+
+
+class EnvironmentOut(Answer):
+    id: uuid.UUID
+    name: str = Field(examples=["staging"])
+    mode: Literal["production", "staging", "development", "preview"]
+    cluster_id: uuid.UUID
+    project_id: uuid.UUID
+    organization_id: uuid.UUID
+    cloned_from: uuid.UUID | None
+    created_at: Time | None
+    updated_at: Time | None
+    resource_version: int = VERSION
+
+
+class ServiceOut(Answer):
+    """The service's specification (its kind's fields), and these."""
+
+    id: uuid.UUID
+    name: str
+    kind: Literal["application", "container", "database", "cron_job", "lifecycle_job", "helm"]
+    environment_id: uuid.UUID
+    project_id: uuid.UUID
+    stage_id: uuid.UUID | None
+    created_at: Time | None
+    updated_at: Time | None
+    resource_version: int = VERSION
+
+
+class StageOut(Answer):
+    id: uuid.UUID
+    name: str
+    position: int
+    environment_id: uuid.UUID
+    resource_version: int = VERSION
+
+
+class DeploymentRuleOut(Answer):
+    environment_id: uuid.UUID
+    auto_stop: bool
+    auto_start: bool
+    timezone: str
+    weekdays: list[Weekday]
+    start_time: str | None
+    stop_time: str | None
+    auto_preview: bool
+    resource_version: int = VERSION
+
+
+class VariableOut(Answer):
+    id: uuid.UUID
+    key: str = Field(examples=["DATABASE_URL"])
+    scope: Literal["project", "environment", "service"]
+    parent_id: uuid.UUID
+    kind: str
+    is_secret: bool
+    mount_path: str | None
+    description: str | None
+    created_at: Time | None
+    updated_at: Time | None
+    resource_version: int = VERSION
+    value: str | None = Field(default=None, description="Absent for a secret.")
+
+
+class ResolvedVariableOut(Answer):
+    """What the service receives under ``key`` and where it comes from."""
+
+    key: str
+    value: str | None = Field(description="null for a secret.")
+    is_secret: bool
+
+
+I = "/internal/v1"  # noqa: E741
+ENV = f"{I}/environments/{{env_id}}"
+ANSWERS: Answers = {
+    f"GET {I}/organizations/{{org_id}}/clusters": page_of(ClusterOut),
+    f"POST {I}/organizations/{{org_id}}/clusters": ClusterOut,
+    f"GET {I}/clusters/{{cluster_id}}": ClusterOut,
+    f"PATCH {I}/clusters/{{cluster_id}}": ClusterOut,
+    f"POST {I}/clusters/{{cluster_id}}/check": ClusterCheckOut,
+    f"GET {I}/organizations/{{org_id}}/projects": page_of(ProjectOut),
+    f"POST {I}/organizations/{{org_id}}/projects": ProjectOut,
+    f"GET {I}/projects/{{project_id}}": ProjectOut,
+    f"PATCH {I}/projects/{{project_id}}": ProjectOut,
+    f"GET {I}/projects/{{project_id}}/environments": page_of(EnvironmentOut),
+    f"POST {I}/projects/{{project_id}}/environments": EnvironmentOut,
+    f"GET {ENV}": EnvironmentOut,
+    f"PATCH {ENV}": EnvironmentOut,
+    f"POST {ENV}/clone": EnvironmentOut,
+    f"GET {ENV}/stages": page_of(StageOut),
+    f"POST {ENV}/stages": StageOut,
+    f"PUT {ENV}/stages/order": page_of(StageOut),
+    f"PATCH {I}/stages/{{stage_id}}": StageOut,
+    f"GET {ENV}/deployment-rule": DeploymentRuleOut,
+    f"PUT {ENV}/deployment-rule": DeploymentRuleOut,
+    f"GET {ENV}/services": page_of(ServiceOut),
+    f"POST {ENV}/services": ServiceOut,
+    f"GET {I}/services/{{service_id}}": ServiceOut,
+    f"PATCH {I}/services/{{service_id}}": ServiceOut,
+    f"PUT {I}/services/{{service_id}}/stage": ServiceOut,
+    f"GET {I}/services/{{service_id}}/variables/resolved": page_of(ResolvedVariableOut),
+    f"GET {I}/variables": page_of(VariableOut),
+    f"POST {I}/variables": VariableOut,
+    f"GET {I}/variables/{{variable_id}}": VariableOut,
+    f"PATCH {I}/variables/{{variable_id}}": VariableOut,
+}

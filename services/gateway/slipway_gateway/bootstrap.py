@@ -204,7 +204,7 @@ DEFINITION = ServiceDefinition(
     readiness=_readiness,
     api_tasks=_tasks,
     app_options={
-        "openapi_url": OPENAPI_URL,
+        "openapi_url": None,  # contracts/openapi.json, served by docs_router
         "docs_url": None,  # served by docs_router, without a CDN
         "title": TITLE,
         "version": "1",

@@ -94,10 +94,29 @@ class PreviewDeletionRequested(EventPayload):
     reason: Literal["closed", "expired"]
 
 
+class NewCommitAvailable(EventPayload):
+    """A git push moved the branch that the applications ``service_ids`` of one environment
+    build to ``commit`` (``pushed_at``: when the scheduler received it), whether or not it
+    deploys them (``auto_deploy`` off, path filters): the deployer records it, and a service
+    whose last deployed build is another commit, built before the push, is ``OUT_OF_DATE``
+    with "new commit available"."""
+
+    event_type = "scheduler.NewCommitAvailable"
+    topic = COMMANDS_TOPIC
+
+    organization_id: uuid.UUID
+    environment_id: uuid.UUID
+    service_ids: list[uuid.UUID]
+    branch: str
+    commit: str
+    pushed_at: datetime
+
+
 PAYLOADS: tuple[type[EventPayload], ...] = (
     JobRunRequested,
     EnvironmentActionRequested,
     ServiceDeployRequested,
     PreviewRequested,
     PreviewDeletionRequested,
+    NewCommitAvailable,
 )

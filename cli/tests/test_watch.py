@@ -1,15 +1,18 @@
-"""``--watch`` with a fake of the API (the logs' stream and the deployment's reads): it ends
-with the deployment's final state, says each transition once, and goes on without the logs."""
+"""``--watch`` with a fake of the API (the organization's event stream, the logs' stream and
+the deployment's reads): driven by the events, it says each transition once and ends with the
+deployment's final state; it goes on without the logs, and without the event stream (reading
+the deployment then, and saying so)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import typer
 
-from slipway_cli import logs, watch
+from slipway_cli import events, logs, watch
 from slipway_cli.api import Accepted, Deployment
 from slipway_cli.client import ApiError
 from slipway_cli.commands import deploying
@@ -29,10 +32,44 @@ class FakeApi:
         stage = {"name": "apps", "status": "DONE" if status == "SUCCESS" else "ONGOING"}
         return {"id": deployment_id, "status": status, "stages": [stage]}  # type: ignore[typeddict-item]
 
+    def environment(self, env: str) -> dict[str, Any]:
+        return {"id": env, "organization_id": "o1"}
+
+
+def _event(kind: str, deployment: str = "d1", **data: Any) -> events.Event:
+    body = {"deployment_id": deployment, "data": {"deployment_id": deployment, **data}}
+    return events.Event(f"deployer.{kind}", "1-2", body)
+
+
+STORY = [
+    _event("DeploymentStarted"),
+    _event("DeploymentStarted", deployment="other"),  # another deployment: not said
+    _event("DeploymentStageChanged", stage_name="apps", status="ONGOING"),
+    _event("ServiceStatusChanged", service_id="s1", state="DEPLOYING"),
+    _event("ServiceStatusChanged", service_id="s1", state="DEPLOYED", running_status="RUNNING"),
+    _event("DeploymentStageChanged", stage_name="apps", status="DONE"),
+    _event("DeploymentSucceeded", duration_s=1.0),
+]
+
+
+def stream_of(story: list[events.Event]) -> Any:
+    def follow(org: str, *, on_following: Any, **_: Any) -> Iterator[events.Event]:
+        assert org == "o1"
+        on_following()
+        yield from story
+
+    return follow
+
+
+def no_stream(org: str, **_: Any) -> Iterator[events.Event]:
+    raise ApiError(404, "NOT_FOUND", "no such route")
+    yield  # a generator, as the real one
+
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch) -> None:
     monkeypatch.setattr(watch, "_READ_EVERY_S", 0.01)
+    monkeypatch.setattr(events, "follow", stream_of(STORY))
 
 
 def test_the_logs_end_ends_the_watch_with_the_final_state(monkeypatch) -> None:
@@ -53,6 +90,38 @@ def test_the_logs_end_ends_the_watch_with_the_final_state(monkeypatch) -> None:
     )
     assert ended["status"] == "SUCCESS" and shown == ["STEP 1/2"]
     assert said.count("deployment SUCCESS") == 1 and said.count("stage apps: DONE") == 1
+    # the read after the subscription already showed the end: older events are not said
+    assert "  s1: DEPLOYED (RUNNING)" in said and "deployment ONGOING" not in said
+
+
+def test_the_event_stream_drives_the_watch_without_reading_the_deployment_again(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(logs, "follow", lambda *_: "SUCCESS")
+    said: list[str] = []
+    api = FakeApi("QUEUED", "SUCCESS")
+    ended = watch.watch(
+        api, "d1", show_line=lambda line: None, say=said.append, environment_id="e1"
+    )  # type: ignore[arg-type]
+    assert ended["status"] == "SUCCESS"
+    assert api.reads == 2  # once when subscribed, once at the end: never polled
+    assert said[:2] == ["deployment QUEUED", "stage apps: ONGOING"]
+    assert said.index("  s1: DEPLOYING") < said.index("  s1: DEPLOYED (RUNNING)")
+
+
+def test_without_the_event_stream_the_deployment_is_read_and_that_is_said(monkeypatch) -> None:
+    monkeypatch.setattr(events, "follow", no_stream)
+    monkeypatch.setattr(logs, "follow", lambda *_: "SUCCESS")
+    said: list[str] = []
+    api = FakeApi("ONGOING", "ONGOING", "SUCCESS")
+    ended = watch.watch(
+        api, "d1", show_line=lambda line: None, say=said.append, environment_id="e1"
+    )  # type: ignore[arg-type]
+    assert ended["status"] == "SUCCESS"
+    assert (
+        said[0] == "no event stream (NOT_FOUND: no such route); reading the deployment every second"
+    )
+    assert said.count("deployment SUCCESS") == 1
 
 
 def test_without_the_logs_the_deployment_is_still_followed_to_its_end(monkeypatch) -> None:
@@ -61,10 +130,13 @@ def test_without_the_logs_the_deployment_is_still_followed_to_its_end(monkeypatc
 
     monkeypatch.setattr(logs, "follow", follow)
     said: list[str] = []
-    api = FakeApi("ONGOING", "ONGOING", "ONGOING", "ONGOING", "ERROR")
+    failing = [*STORY[:-1], _event("DeploymentFailed", reason="BUILD_FAILED", message="exit 1")]
+    monkeypatch.setattr(events, "follow", stream_of(failing))
+    api = FakeApi("ONGOING", "ERROR")
     ended = watch.watch(api, "d1", show_line=lambda line: None, say=said.append)  # type: ignore[arg-type]
     assert ended["status"] == "ERROR"
     assert any("no deployment logs (SERVICE_UNAVAILABLE" in text for text in said)
+    assert "deployment ERROR (BUILD_FAILED: exit 1)" in said
 
 
 def test_a_lost_gateway_is_not_waited_for(monkeypatch) -> None:

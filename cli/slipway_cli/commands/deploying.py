@@ -32,6 +32,7 @@ def accepted(request: Accepted, watch: bool, output: Output) -> None:
             deployment,
             show_line=show_line if live is console else _to_stderr,
             say=lambda text: live.print(text, markup=False, highlight=False),
+            environment_id=request.get("environment_id"),
         )
     except KeyboardInterrupt:
         errors.print(f"\nstopped watching; it goes on: slipway deployments show {deployment}")

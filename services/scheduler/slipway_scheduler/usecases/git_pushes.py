@@ -21,13 +21,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 
-from slipway_contracts import Envelope, new_event
+from slipway_contracts import Envelope, EventPayload, new_event
 from slipway_contracts.events import scheduler as commands
 from slipway_libs import outbox
 from slipway_libs.crypto import Sealer, SealError
@@ -88,7 +88,7 @@ async def receive(
         policy = previewing.PreviewPolicy(clock=deps.clock, time_to_live=deps.preview_ttl)
         settled = await previewing.on_pull_request(conn, policy, hook, received, body, row_id)
     else:
-        settled = await _act(conn, hook, received, body, row_id)
+        settled = await _act(conn, deps, hook, received, body, row_id)
     return {**delivery_view(settled), "duplicate": False}
 
 
@@ -106,6 +106,7 @@ def _verified(
 
 async def _act(
     conn: asyncpg.Connection,
+    deps: GitHookDeps,
     hook: q.SealedGitWebhook,
     received: git_hooks.Delivery,
     body: bytes,
@@ -127,7 +128,8 @@ async def _act(
     matched = [
         app for app in deployable if path_filters.wanted(app.path_filters, push.changed_files)
     ]
-    await outbox.append(conn, [_command(hook, app, push, row_id) for app in matched])
+    news = _new_commits(hook, on_branch, push, deps.clock.now())
+    await outbox.append(conn, news + [_command(hook, app, push, row_id) for app in matched])
     triggered = [
         {"service_id": str(app.service_id), "environment_id": str(app.environment_id)}
         for app in matched
@@ -155,6 +157,34 @@ def _result(matched: list[q.Application], deployable: list[q.Application]) -> st
     return "filtered" if deployable else "no_match"  # filtered: no changed file matched
 
 
+def _new_commits(
+    hook: q.SealedGitWebhook,
+    on_branch: list[q.Application],
+    push: git_hooks.Push,
+    pushed_at: datetime,
+) -> list[tuple[str, Envelope]]:
+    """One ``NewCommitAvailable`` per environment with applications on the pushed branch,
+    deployed by this push or not: their environments' freshness."""
+    by_environment: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for app in on_branch:
+        by_environment.setdefault(app.environment_id, []).append(app.service_id)
+    return [
+        _envelope(
+            hook,
+            commands.NewCommitAvailable(
+                organization_id=hook.organization_id,
+                environment_id=environment_id,
+                service_ids=service_ids,
+                branch=push.branch,
+                commit=push.commit,
+                pushed_at=pushed_at,
+            ),
+            environment_id,
+        )
+        for environment_id, service_ids in by_environment.items()
+    ]
+
+
 def _command(
     hook: q.SealedGitWebhook, app: q.Application, push: git_hooks.Push, row_id: uuid.UUID
 ) -> tuple[str, Envelope]:
@@ -165,9 +195,15 @@ def _command(
         commit=push.commit,
         delivery_id=row_id,
     )
+    return _envelope(hook, payload, app.environment_id)
+
+
+def _envelope(
+    hook: q.SealedGitWebhook, payload: EventPayload, environment_id: uuid.UUID
+) -> tuple[str, Envelope]:
     return payload.topic, new_event(
         payload,
-        subject=str(app.environment_id),  # one environment's commands stay in order
+        subject=str(environment_id),  # one environment's commands stay in order
         source=SOURCE,
         organization_id=hook.organization_id,
         correlation_id=correlation_id.get(),

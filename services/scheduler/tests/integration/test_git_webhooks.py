@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 SEALER = Sealer.from_setting(new_key_setting("t1"))
 REPO = "https://github.com/acme/shop.git"
+NEW_COMMIT = "scheduler.NewCommitAvailable"
 
 
 @pytest.fixture
@@ -97,8 +98,17 @@ def github(
 
 
 async def commands(pool: asyncpg.Pool) -> list[dict[str, Any]]:
-    """What the scheduler asked of the deployer (not its audit lines)."""
-    return [row for row in await outbox_rows(pool) if row["topic"] == "scheduler.command.v1"]
+    """What the scheduler asked others to do (not its audit lines, nor the new commits it
+    tells the deployer of: ``new_commits``)."""
+    return [
+        row
+        for row in await outbox_rows(pool)
+        if row["topic"] == "scheduler.command.v1" and row["type"] != NEW_COMMIT
+    ]
+
+
+async def new_commits(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    return [row for row in await outbox_rows(pool) if row["type"] == NEW_COMMIT]
 
 
 async def new_hook(api: httpx.AsyncClient, org: uuid.UUID) -> dict[str, Any]:
@@ -150,11 +160,18 @@ async def test_a_signed_push_deploys_the_matching_applications_once(
         ("scheduler.ServiceDeployRequested", str(matching), commit, "git_push")
     ]
     assert sent[0]["topic"] == "scheduler.command.v1"
+    [news] = await new_commits(pool)  # auto_deploy on or off, both are out of date now
+    assert (news["environment_id"], set(news["service_ids"]), news["commit"]) == (
+        str(shop.environment_id),
+        {str(matching), str(manual)},
+        commit,
+    )
 
     again = await api.post(f"/hooks/git/{hook['id']}", content=body, headers=headers)
     assert again.status_code == 202 and again.json()["duplicate"] is True
     assert again.json()["id"] == record["id"]
     assert len(await commands(pool)) == 1, "a redelivered delivery triggered again"
+    assert len(await new_commits(pool)) == 1
     assert [d["delivery_id"] for d in await deliveries(api, shop.organization_id, hook["id"])] == [
         "delivery-1"
     ]

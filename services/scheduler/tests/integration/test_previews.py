@@ -24,6 +24,7 @@ from services.scheduler.tests.integration.test_git_webhooks import (
     application,
     commands,
     github,
+    new_commits,
     new_hook,
     push_body,
 )
@@ -234,6 +235,14 @@ async def test_a_push_deploys_an_application_only_when_a_changed_file_matches_it
     docs = await deliver(api, hook, touching("docs/a.md", "README.md"), event="push")
     assert (docs["result"], docs["triggered"]) == ("filtered", [])
     assert await commands(pool) == []
+    # not deployed, but out of date: the deployer hears of the new commit
+    [news] = await new_commits(pool)
+    assert (news["environment_id"], news["service_ids"], news["commit"]) == (
+        str(shop.environment_id),
+        [str(filtered)],
+        "ab" * 20,
+    )
+    assert news["pushed_at"].startswith(clock.now().date().isoformat())
     code = await deliver(api, hook, touching("docs/a.md", "src/app.py"), event="push")
     assert code["result"] == "deployed"
     assert [c["service_id"] for c in await commands(pool)] == [str(filtered)]

@@ -5,6 +5,7 @@ cancel)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,7 +21,7 @@ STOP_GRACE_S = 8.0  # buildah removes its working container on SIGTERM; SIGKILL 
 class Buildah:
     def __init__(self, settings: BuilderSettings, credentials: RegistryCredentials | None) -> None:
         self._settings = settings
-        registry_dir = Path(settings.workspace) / ".registry"
+        registry_dir = Path(settings.workspace) / _registry_dir_name(settings.registry, credentials)
         self._authfile = (
             write_authfile(registry_dir / "auth.json", settings.registry, credentials)
             if credentials is not None
@@ -105,6 +106,17 @@ def storage_flags(settings: BuilderSettings) -> list[str]:
         "--userns-gid-map",
         mapping,
     ]
+
+
+def _registry_dir_name(registry: str, credentials: RegistryCredentials | None) -> str:
+    """The directory of the auth file and registries.conf, named by what they hold: builders of
+    two platforms on one machine (``make up`` beside a test run, each with its own registry) share
+    the workspace, and one ``.registry`` made each overwrite the other's files — a build of one
+    then pushed over https, or with the other's password, to its own plain-http registry."""
+    held = "\0".join(
+        [registry, *((credentials.username, credentials.password) if credentials else ())]
+    )
+    return ".registry-" + hashlib.sha256(held.encode()).hexdigest()[:16]
 
 
 def _buildah_env(registries_conf: Path | None = None) -> dict[str, str]:

@@ -1,14 +1,21 @@
 """Kafka subscribers of the deployer: the catalog's full-state events (its projection), the
 builder's build events and the scheduler's commands (job runs, deployment rules' stops and
-starts, git pushes' deploys). Thin: each handler is a use case run in the inbox transaction of
-its consumer group."""
+starts, git pushes' deploys and new commits). Thin: each handler is a use case run in the
+inbox transaction of its consumer group."""
 
 from __future__ import annotations
 
 from slipway_contracts.events import builder as build_events
 from slipway_contracts.events import catalog as catalog_events
 from slipway_contracts.events import scheduler as scheduler_events
-from slipway_deployer.usecases import builds, git_deploys, jobs, projection, scheduled_actions
+from slipway_deployer.usecases import (
+    builds,
+    git_deploys,
+    jobs,
+    new_commits,
+    projection,
+    scheduled_actions,
+)
 from slipway_libs.bus import ConsumerSpec
 
 CATALOG_GROUP = "deployer.catalog"
@@ -39,6 +46,7 @@ def consumers() -> list[ConsumerSpec]:
                 scheduler_events.ServiceDeployRequested.event_type: (
                     git_deploys.on_deploy_requested
                 ),
+                scheduler_events.NewCommitAvailable.event_type: new_commits.on_new_commit,
             },
         ),
     ]

@@ -68,7 +68,7 @@ async def request(
         action=action,
         service_ids=frozenset({service_id}) if service_id else frozenset(),
         version=str(rollback_of.id) if rollback_of is not None else version,
-        trigger=sm.TriggerKind.USER if trigger == "rollback" else sm.TriggerKind(trigger),
+        trigger=_kind(trigger),
     )
     queued = sm.enqueue(pending, wanted)
     if queued.merged:
@@ -120,15 +120,22 @@ async def _check_service(
     return env_state if sm.is_busy(env_state) else sm.queued_state(action)
 
 
+# what the history records beyond the state machine's kinds: a user's rollback or redeploy
+_USER_TRIGGERS = frozenset({"rollback", "redeploy"})
+
+
+def _kind(trigger: str) -> sm.TriggerKind:
+    return sm.TriggerKind.USER if trigger in _USER_TRIGGERS else sm.TriggerKind(trigger)
+
+
 def _as_request(row: Deployment) -> sm.DeploymentRequest:
-    trigger = "user" if row.trigger == "rollback" else row.trigger
     rollback = row.rollback_of
     return sm.DeploymentRequest(
         id=row.id,
         action=sm.Action(row.action),
         service_ids=frozenset(row.service_ids),
         version=str(rollback) if rollback is not None else row.version,
-        trigger=sm.TriggerKind(trigger),
+        trigger=_kind(row.trigger),
     )
 
 
@@ -177,7 +184,7 @@ def _audit_change(row: Deployment) -> dict[str, Any]:
 
 
 async def rollback(
-    conn: asyncpg.Connection, deployment_id: uuid.UUID, actor: Actor
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, actor: Actor, *, trigger: str = "rollback"
 ) -> tuple[Deployment, bool]:
     """Deploy again the snapshot an earlier deployment deployed."""
     earlier = await q.deployment(conn, deployment_id)
@@ -190,7 +197,7 @@ async def rollback(
         environment_id=earlier.environment_id,
         action=A.DEPLOY,
         actor=actor,
-        trigger="rollback",
+        trigger=trigger,
         rollback_of=earlier,
     )
 
@@ -202,7 +209,7 @@ async def redeploy(
     await environment_or_404(conn, env_id)
     for row in await q.history(conn, env_id, service_id=None, before_seq=None, limit=50):
         if row.action == A.DEPLOY and row.status == "SUCCESS" and row.snapshot:
-            return await rollback(conn, row.id, actor)
+            return await rollback(conn, row.id, actor, trigger="redeploy")
     raise Clash("NOTHING_TO_REDEPLOY", "This environment has no successful deployment yet.")
 
 

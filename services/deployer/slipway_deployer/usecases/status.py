@@ -7,7 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from slipway_deployer.db import head_queries
 from slipway_deployer.db import queries as q
+from slipway_deployer.domain import freshness as fresh
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.domain.catalog import CatalogEnvironment
@@ -38,7 +40,7 @@ async def environment(conn: asyncpg.Connection, env_id: uuid.UUID) -> dict[str, 
         "state": state.value,
         "action": action.value if action else None,
         "status": action_status.value,
-        "freshness": _overall([s["freshness"] for s in services]),
+        **_overall(services),
         "deployment_id": str(current.id) if current else (str(last) if last else None),
         "queued": [str(row.id) for row in queued],
         "stages": await _stages(conn, current.id if current else last),
@@ -64,6 +66,8 @@ def _canceled_action(status: EnvironmentStatus | ServiceStatus | None) -> sm.Act
 async def _services(conn: asyncpg.Connection, env: CatalogEnvironment) -> list[dict[str, Any]]:
     services = await q.services_of(conn, env.id)
     statuses = {r.service_id: r for r in await q.service_statuses(conn, env.id)}
+    pushed = await head_queries.heads(conn, env.id)
+    built = await head_queries.deployed_commits(conn, env.id)
     parents = [env.id, *(s.id for s in services)]
     variables = [
         snapshots.variable_entry(v)
@@ -77,6 +81,9 @@ async def _services(conn: asyncpg.Connection, env: CatalogEnvironment) -> list[d
         visible = p.visible_variables(variables, environment_id=env.id, service_id=svc.id)
         desired = p.config_digest({"spec": svc.spec}, visible)
         deployed = status.deployed_config if status is not None else None
+        verdict = fresh.of_service(
+            sm.freshness(deployed, desired), _built(built.get(svc.id)), _pushed(pushed.get(svc.id))
+        )
         views.append(
             {
                 "id": str(svc.id),
@@ -88,7 +95,10 @@ async def _services(conn: asyncpg.Connection, env: CatalogEnvironment) -> list[d
                 "running_status": status.running_status if status is not None else None,
                 "urls": list(status.urls) if status is not None else [],
                 "message": status.message if status is not None else None,
-                "freshness": sm.freshness(deployed, desired).value,
+                "freshness": verdict.freshness.value,
+                "freshness_reason": verdict.reason,
+                "available_commit": verdict.available_commit,
+                "deployed_commit": built[svc.id].commit if svc.id in built else None,
                 "image": status.deployed_image if status is not None else None,
                 "deployment_id": _str(status.last_deployment_id) if status is not None else None,
                 "updated_at": status.updated_at.isoformat() if status is not None else None,
@@ -97,12 +107,31 @@ async def _services(conn: asyncpg.Connection, env: CatalogEnvironment) -> list[d
     return views
 
 
-def _overall(freshness: list[str]) -> str:
-    if not freshness or all(f == sm.Freshness.NEVER_DEPLOYED for f in freshness):
-        return sm.Freshness.NEVER_DEPLOYED.value
-    if all(f == sm.Freshness.UP_TO_DATE for f in freshness):
-        return sm.Freshness.UP_TO_DATE.value
-    return sm.Freshness.OUT_OF_DATE.value
+def _built(row: head_queries.DeployedCommit | None) -> fresh.Built | None:
+    return None if row is None else fresh.Built(commit=row.commit, built_from=row.built_from)
+
+
+def _pushed(row: head_queries.Head | None) -> fresh.Pushed | None:
+    return None if row is None else fresh.Pushed(commit=row.commit, pushed_at=row.pushed_at)
+
+
+def _overall(services: list[dict[str, Any]]) -> dict[str, Any]:
+    """The environment's freshness, its reason, and the new commit available if any; the
+    URLs its services answer at (a preview's status shows where to look)."""
+    verdict = fresh.of_environment(
+        [
+            fresh.Verdict(
+                sm.Freshness(s["freshness"]), s["freshness_reason"], s["available_commit"]
+            )
+            for s in services
+        ]
+    )
+    return {
+        "freshness": verdict.freshness.value,
+        "freshness_reason": verdict.reason,
+        "available_commit": verdict.available_commit,
+        "urls": [url for s in services for url in s["urls"]],
+    }
 
 
 async def _stages(
@@ -156,8 +185,9 @@ async def history(
     rows = await q.history(conn, env_id, service_id=service_id, before_seq=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
+    commits = await head_queries.commits_of(conn, [row.id for row in rows])
     return {
-        "items": [summary(row) for row in rows],
+        "items": [{**summary(row), "commits": commits.get(row.id, [])} for row in rows],
         "next_cursor": str(rows[-1].seq) if more and rows else None,
     }
 
@@ -205,6 +235,7 @@ async def deployment_owners(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> l
 
 async def deployment(conn: asyncpg.Connection, row: Deployment) -> dict[str, Any]:
     out = summary(row)
+    out["commits"] = (await head_queries.commits_of(conn, [row.id])).get(row.id, [])
     out["stages"] = await _stages(conn, row.id)
     snapshot = row.snapshot or {}
     out["snapshot"] = {

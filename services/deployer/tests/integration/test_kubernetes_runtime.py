@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from slipway_deployer.adapters.runtime.base import (
+    ClusterAccess,
     FailureReason,
     HealthSpec,
     PortSpec,
@@ -24,12 +25,13 @@ from slipway_deployer.adapters.runtime.base import (
     Workload,
 )
 from slipway_deployer.adapters.runtime.kubernetes import (
+    KubernetesOpener,
     KubernetesRuntime,
     KubernetesSettings,
     RegistryAuth,
     RenderOptions,
 )
-from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
+from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient, KubeError
 from slipway_deployer.adapters.runtime.kubernetes.render import namespace_name
 from slipway_libs.testing.plugin import KUBERNETES_SWITCH
 
@@ -385,3 +387,95 @@ async def test_an_unreachable_or_refusing_api_server_is_cluster_unreachable(
         assert (await reachable.ping()).startswith("v1.")
     finally:
         await reachable.close()
+
+
+# -- databases -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def volume(admin: KubeClient) -> AsyncIterator[str]:
+    """A PersistentVolume for the database's claim to bind (the devstack has no provisioner)."""
+    name = f"slipway-test-{uuid.uuid4().hex[:8]}"
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "hostPath": {"path": f"/tmp/{name}"},
+        },
+    }
+    await admin.request("POST", "/api/v1/persistentvolumes", body=manifest)
+    yield name
+    try:  # released by the deleted claim, it may be gone already (reclaim policy Delete)
+        await admin.request("DELETE", f"/api/v1/persistentvolumes/{name}")
+    except KubeError as error:
+        assert error.status == 404, error
+
+
+async def test_a_database_is_a_stateful_set_with_its_claim_and_its_password_in_a_secret(
+    devstack: Any, admin: KubeClient, environment_id: str, volume: str
+) -> None:
+    access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
+    runtime, databases = await KubernetesOpener(_settings())(
+        ClusterAccess(cluster_id="c", name="devstack", **access, settings={})
+    )
+    namespace = namespace_name(environment_id)
+    service_id = str(uuid.uuid4())
+    try:
+        connection = await databases.apply(
+            service_id,
+            engine="postgresql",
+            version="16",
+            name="shop",
+            environment_id=environment_id,
+        )
+        assert connection.host.endswith(f".{namespace}.svc")
+        assert (connection.port, connection.user, connection.database) == (5432, "shop", "shop")
+        objects = await _objects(admin, namespace)
+        [stateful_set] = (
+            await admin.request("GET", f"/apis/apps/v1/namespaces/{namespace}/statefulsets")
+        )["items"]
+        container = stateful_set["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "postgres:16"
+        assert connection.password not in json.dumps(stateful_set)
+        for kind, items in objects.items():
+            if kind != "secrets":
+                assert connection.password not in json.dumps(items), kind
+        claims = await admin.list("PersistentVolumeClaim", namespace)
+        assert [c["status"]["phase"] for c in claims] == ["Bound"]
+        before = stateful_set["metadata"]["resourceVersion"]
+
+        again = await databases.apply(
+            service_id,
+            engine="postgresql",
+            version="16",
+            name="shop",
+            environment_id=environment_id,
+        )
+
+        assert again.password == connection.password
+        same = await admin.get("StatefulSet", namespace, stateful_set["metadata"]["name"])
+        assert same is not None
+        assert same["metadata"]["resourceVersion"] == before
+        assert (await databases.status(service_id)).status is RunStatus.RUNNING
+
+        await databases.stop(service_id)
+        assert (await databases.status(service_id)).status is RunStatus.STOPPED
+        assert len(await admin.list("PersistentVolumeClaim", namespace)) == 1  # the data stays
+        restarted = await databases.restart(service_id)
+        assert restarted.password == connection.password
+        assert (await databases.status(service_id)).status is RunStatus.RUNNING
+
+        await databases.delete(service_id)
+        claims = await admin.list("PersistentVolumeClaim", namespace)
+        assert [c for c in claims if not c["metadata"].get("deletionTimestamp")] == []
+        assert service_id not in await databases.adopt()
+        with pytest.raises(RuntimeFailure) as missing:
+            await databases.status(service_id)
+        assert missing.value.reason is FailureReason.NOT_FOUND
+    finally:
+        await runtime.delete_environment(environment_id)
+        await runtime.close()

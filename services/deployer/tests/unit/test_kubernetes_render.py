@@ -17,8 +17,18 @@ from slipway_deployer.adapters.runtime.base import (
     RuntimeFailure,
     Workload,
 )
-from slipway_deployer.adapters.runtime.kubernetes import render, rollout
+from slipway_deployer.adapters.runtime.kubernetes import (
+    KubernetesOpener,
+    KubernetesSettings,
+    render,
+    render_database,
+    rollout,
+)
 from slipway_deployer.adapters.runtime.kubernetes.render import RegistryAuth, RenderOptions
+from slipway_deployer.adapters.runtime.kubernetes.render_database import (
+    DatabaseOptions,
+    DatabaseSpec,
+)
 from slipway_deployer.adapters.runtime.kubernetes.validate import validate_all
 
 ENV_ID = "0b7c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3"
@@ -266,3 +276,36 @@ def test_a_ready_pod_has_nothing_to_say_and_the_status_follows_the_deployment() 
     stopped = {"metadata": {}, "spec": {"replicas": 0}, "status": {}}
     assert rollout.run_status(stopped, [])[0] is RunStatus.STOPPED
     assert rollout.restarts([_pod(), _pod()]) == 8
+
+
+# -- databases and the opener ----------------------------------------------------------------
+
+
+def test_a_database_keeps_its_password_in_its_secret_and_its_data_in_a_claim() -> None:
+    spec = DatabaseSpec(SERVICE_ID, "shop", "16", ENV_ID)
+    manifests = render_database.database(spec, DatabaseOptions(storage="5Gi"), password=SECRET)
+    found = _by_kind(manifests)
+    name = spec.object_name
+    assert list(found) == [
+        f"Namespace/slipway-{ENV_ID}",
+        f"Secret/{name}-db",
+        f"Service/{name}",
+        f"StatefulSet/{name}",
+    ]
+    stateful_set = found[f"StatefulSet/{name}"]
+    assert SECRET not in json.dumps(stateful_set)
+    claim = stateful_set["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["resources"] == {"requests": {"storage": "5Gi"}}
+    container = stateful_set["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "postgres:16"
+    validate_all(manifests, "1.35")
+    with pytest.raises(RuntimeFailure):
+        render_database.check("mysql", "shop")
+
+
+def test_the_cluster_settings_win_over_the_deployer_defaults() -> None:
+    opener = KubernetesOpener(KubernetesSettings(render=RenderOptions(ingress_class="nginx")))
+    settings, databases = opener.for_cluster({"ingress_domain": "apps.c", "storage_class": "ssd"})
+    assert settings.render.ingress_class == "nginx"
+    assert settings.render.ingress_domain == "apps.c"
+    assert databases.storage_class == "ssd"

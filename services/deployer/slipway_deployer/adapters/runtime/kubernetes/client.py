@@ -13,19 +13,21 @@ request body: manifests hold secrets).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import structlog
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
+from slipway_deployer.adapters.runtime.base import FailureReason, LogLine, RuntimeFailure
 from slipway_deployer.adapters.runtime.kubernetes.render import FIELD_MANAGER, Manifest
 
 log = structlog.get_logger(__name__)
@@ -55,6 +57,7 @@ RESOURCES: dict[str, Resource] = {
     "PersistentVolumeClaim": Resource("v1", "persistentvolumeclaims"),
     "Deployment": Resource("apps/v1", "deployments"),
     "StatefulSet": Resource("apps/v1", "statefulsets"),
+    "ReplicaSet": Resource("apps/v1", "replicasets"),
     "Job": Resource("batch/v1", "jobs"),
     "CronJob": Resource("batch/v1", "cronjobs"),
     "Ingress": Resource("networking.k8s.io/v1", "ingresses"),
@@ -201,6 +204,49 @@ class KubeClient:
                 )
             yield str(event.get("type")), event.get("object") or {}
 
+    async def watch_until(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        done: Callable[[Manifest], bool],
+        *,
+        timeout_s: float,
+        stuck: Callable[[Manifest], str | None] = lambda _: None,
+    ) -> Manifest:
+        """Watch one object until ``done(object)``; TimeoutError after ``timeout_s``, NOT_FOUND
+        if it is deleted, TIMEOUT if ``stuck`` says why it will not get there."""
+        async with asyncio.timeout(timeout_s):
+            async for kind_of_event, found in self.watch(
+                kind, namespace, fields=f"metadata.name={name}", timeout_s=timeout_s
+            ):
+                if kind_of_event == "DELETED":
+                    raise RuntimeFailure(FailureReason.NOT_FOUND, f"{kind} {name} was deleted")
+                if done(found):
+                    return found
+                if why := stuck(found):
+                    raise RuntimeFailure(FailureReason.TIMEOUT, f"{name}: {why}")
+            raise TimeoutError  # the server ended the watch at the same deadline
+
+    async def pod_logs(
+        self, namespace: str, pod: str, *, container: str, tail_lines: int
+    ) -> AsyncIterator[LogLine]:
+        """A pod's log, followed; a cluster that serves no logs (kwok) gives one line saying
+        so, then the end."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        query = {
+            "container": container,
+            "follow": "true",
+            "timestamps": "true",
+            "tailLines": str(tail_lines),
+        }
+        try:
+            async for line in self.lines(path, query=query):
+                yield _log_line(line)
+        except KubeError as error:
+            text = f"the cluster does not serve this pod's logs ({error.status}: {error.message})"
+            yield LogLine("stderr", text, datetime.now(UTC))
+
     async def lines(self, path: str, *, query: Mapping[str, str]) -> AsyncIterator[str]:
         """The lines of a streamed answer (a watch, a followed log), until it ends."""
         response = await self._send("GET", path, query=query, stream=True)
@@ -261,6 +307,15 @@ async def _refusal(response: aiohttp.ClientResponse) -> Exception:
         return unreachable("the API server refused the cluster's credentials (401)")
     message = str(status.get("message") or response.reason or "")
     return KubeError(response.status, str(status.get("reason") or response.reason), message)
+
+
+def _log_line(line: str) -> LogLine:
+    stamp, _, text = line.partition(" ")
+    try:
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return LogLine("stdout", line, datetime.now(UTC))
+    return LogLine("stdout", text, at)
 
 
 def _selectors(labels: str | None, fields: str | None) -> dict[str, str]:

@@ -200,7 +200,7 @@ def registry_secret(workload: Workload, registry: RegistryAuth) -> Manifest:
             registry.server: {
                 "username": registry.username,
                 "password": registry.password,
-                "auth": _b64(login),
+                "auth": b64(login),
             }
         }
     }
@@ -210,7 +210,7 @@ def registry_secret(workload: Workload, registry: RegistryAuth) -> Manifest:
         "kind": "Secret",
         "type": "kubernetes.io/dockerconfigjson",
         "metadata": {"name": REGISTRY_SECRET, "labels": env_labels},
-        "data": {".dockerconfigjson": _b64(json.dumps(config, sort_keys=True))},
+        "data": {".dockerconfigjson": b64(json.dumps(config, sort_keys=True))},
     }
 
 
@@ -409,7 +409,7 @@ def _secret(workload: Workload, name: str, values: Mapping[str, str]) -> Manifes
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {"name": name, "labels": labels(workload)},
-        "data": {key: _b64(value) for key, value in sorted(values.items())},
+        "data": {key: b64(value) for key, value in sorted(values.items())},
     }
 
 
@@ -437,22 +437,22 @@ def _port_env(workload: Workload) -> list[Manifest]:
 
 
 def _resources(options: RenderOptions) -> Manifest:
-    memory = _memory(options.memory_mib)
+    memory = memory_quantity(options.memory_mib)
     return {
-        "requests": {"cpu": _cpu(options.cpu_millicores), "memory": memory},
+        "requests": {"cpu": cpu_quantity(options.cpu_millicores), "memory": memory},
         "limits": {"memory": memory},
     }
 
 
-def _cpu(millicores: int) -> str:
+def cpu_quantity(millicores: int) -> str:
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 
 
-def _memory(mib: int) -> str:
+def memory_quantity(mib: int) -> str:
     return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
-def _b64(value: str) -> str:
+def b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 

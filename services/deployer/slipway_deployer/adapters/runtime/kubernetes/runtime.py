@@ -25,7 +25,7 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,10 +83,16 @@ class _Where:
 
 
 class KubernetesRuntime:
-    def __init__(self, client: KubeClient, settings: KubernetesSettings | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        settings: KubernetesSettings | None = None,
+        *,
+        validator: Validator | None = None,
+    ) -> None:
         self._client = client
         self._settings = settings or KubernetesSettings()
-        self._validator = Validator(client, self._settings.kubernetes_version)
+        self._validator = validator or Validator(client, self._settings.kubernetes_version)
         self._where: dict[str, _Where] = {}  # service id -> its Deployment (a shortcut)
         self._jobs: dict[str, RunningState] = {}
 
@@ -214,8 +220,7 @@ class KubernetesRuntime:
         return RunningState(state, rollout.restarts(pods), urls, message)
 
     async def logs(self, service_id: str) -> AsyncIterator[LogLine]:
-        """The newest pod's log from the pod log API, followed; a cluster that does not serve
-        logs (kwok) gives one line saying so, then the end."""
+        """The newest pod's log from the pod log API, followed (``KubeClient.pod_logs``)."""
         where = await self._require(service_id)
         pods = await self._client.list(
             "Pod", where.namespace, labels=f"{LABEL_SERVICE}={service_id}"
@@ -223,19 +228,13 @@ class KubernetesRuntime:
         if not pods:
             return
         pod = max(pods, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
-        path = f"/api/v1/namespaces/{where.namespace}/pods/{pod['metadata']['name']}/log"
-        query = {
-            "container": render.CONTAINER,
-            "follow": "true",
-            "timestamps": "true",
-            "tailLines": str(self._settings.log_tail_lines),
-        }
-        try:
-            async for line in self._client.lines(path, query=query):
-                yield _log_line(line)
-        except KubeError as error:
-            text = f"the cluster does not serve this pod's logs ({error.status}: {error.message})"
-            yield LogLine("stderr", text, datetime.now(UTC))
+        async for line in self._client.pod_logs(
+            where.namespace,
+            pod["metadata"]["name"],
+            container=render.CONTAINER,
+            tail_lines=self._settings.log_tail_lines,
+        ):
+            yield line
 
     async def run_job(self, workload: Workload, *, timeout_s: float) -> JobResult:
         run_id = secrets.token_hex(4)
@@ -331,22 +330,17 @@ class KubernetesRuntime:
         except TimeoutError:
             raise await self._timed_out(where, seen, timeout_s) from None
 
-    async def _watch_deployment(self, where: _Where, done: Any, timeout_s: float) -> None:
-        """Until ``done(deployment)``; TimeoutError after ``timeout_s``."""
-        async with asyncio.timeout(timeout_s):
-            async for kind, deployment in self._client.watch(
-                "Deployment",
-                where.namespace,
-                fields=f"metadata.name={where.name}",
-                timeout_s=timeout_s,
-            ):
-                if kind == "DELETED":
-                    raise RuntimeFailure(FailureReason.NOT_FOUND, f"{where.name} was deleted")
-                if done(deployment):
-                    return
-                if stuck := rollout.deployment_stuck(deployment):
-                    raise RuntimeFailure(FailureReason.TIMEOUT, f"{where.name}: {stuck}")
-            raise TimeoutError  # the server ended the watch at the same deadline
+    async def _watch_deployment(
+        self, where: _Where, done: Callable[[Manifest], bool], timeout_s: float
+    ) -> None:
+        await self._client.watch_until(
+            "Deployment",
+            where.namespace,
+            where.name,
+            done,
+            timeout_s=timeout_s,
+            stuck=rollout.deployment_stuck,
+        )
 
     async def _timed_out(
         self, where: _Where, seen: dict[str, rollout.Diagnosis], timeout_s: float
@@ -442,15 +436,6 @@ def _refusal_reason(error: KubeError) -> FailureReason:
     # 422: the server's own validation (what the schemas did not catch); 403: the service
     # account lacks a permission (the cluster check reports which)
     return FailureReason.INVALID_WORKLOAD if error.status == 422 else FailureReason.RUNTIME_ERROR
-
-
-def _log_line(line: str) -> LogLine:
-    stamp, _, text = line.partition(" ")
-    try:
-        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return LogLine("stdout", line, datetime.now(UTC))
-    return LogLine("stdout", text, at)
 
 
 def _not_found(service_id: str) -> RuntimeFailure:

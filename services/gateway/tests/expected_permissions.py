@@ -245,6 +245,12 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ),
     # --- git webhook endpoints (issue 13): org setup like the outgoing ones (who may make a
     # push deploy is who manages webhooks: owner, admin, devops); custom roles never ---
+    # --- git credentials (issue 13): secrets that open the organization's private source;
+    # the brief makes them an organization admin action: owner and admin; custom roles never ---
+    ("GET", f"{ORG}/git-credentials"): member(200, OWNER_ADMIN),
+    ("POST", f"{ORG}/git-credentials"): member(201, OWNER_ADMIN),
+    ("GET", f"{ORG}/git-credentials/{{git_credential}}"): member(200, OWNER_ADMIN),
+    ("DELETE", f"{ORG}/git-credentials/{{git_credential}}"): member(204, OWNER_ADMIN),
     ("GET", f"{ORG}/git-webhooks"): member(200, OPERATORS),
     ("POST", f"{ORG}/git-webhooks"): member(201, OPERATORS),
     ("GET", f"{ORG}/git-webhooks/{{git_webhook}}"): member(200, OPERATORS),

@@ -125,6 +125,23 @@ CATALOG_ROUTES: tuple[RouteSpec, ...] = (
         A.CLUSTER_READ,
         "cluster",
     ),
+    # an organization's git credentials (private repositories): write-only secrets, owner/admin
+    *(
+        _catalog(
+            method,
+            f"{ORG}/git-credentials{tail}",
+            summary,
+            A.GIT_CREDENTIALS_MANAGE,
+            "org",
+            success=success,
+        )
+        for method, tail, summary, success in (
+            ("GET", "", "List the organization's git credentials (never their secrets)", 200),
+            ("POST", "", "Add a git credential: an https token or an SSH private key", 201),
+            ("GET", "/{git_credential}", "Read a git credential (never its secret)", 200),
+            ("DELETE", "/{git_credential}", "Delete a git credential", 204),
+        )
+    ),
     _catalog("GET", f"{ORG}/projects", "List projects", A.ORG_READ, "org", filter_items="project"),
     _catalog("POST", f"{ORG}/projects", "Create a project", A.PROJECT_CREATE, "org", success=201),
     _catalog("GET", "/projects/{project}", "Read a project", A.PROJECT_READ, "project"),

@@ -32,6 +32,7 @@ class Action(StrEnum):
     BILLING_MANAGE = "billing:manage"
     API_TOKENS_MANAGE = "api_tokens:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    GIT_CREDENTIALS_MANAGE = "git_credentials:manage"
     AUDIT_READ = "audit:read"
     CLUSTER_READ = "cluster:read"
     CLUSTER_MANAGE = "cluster:manage"
@@ -64,6 +65,7 @@ BUILTIN_MATRIX: dict[Action, frozenset[str]] = {
     Action.BILLING_MANAGE: frozenset({OWNER, ADMIN, BILLING}),
     Action.API_TOKENS_MANAGE: _OAD,
     Action.WEBHOOKS_MANAGE: _OAD,
+    Action.GIT_CREDENTIALS_MANAGE: _OA,
     Action.AUDIT_READ: _OAD,
     Action.CLUSTER_READ: _ALL,
     Action.CLUSTER_MANAGE: _OAD,

@@ -29,6 +29,8 @@ APP = {"kind": "application", "git": {"url": "https://example.com/a/b.git"}}
 # an outgoing webhook's target: a public address, never delivered to (no deployment event of
 # the matrix's organization matches its event)
 WEBHOOK = {"url": "https://8.8.8.8/hooks", "events": ["environment.stopped"]}
+# a git credential's body: an https token for a host the matrix never builds from
+GIT_CREDENTIAL = {"name": "spare", "kind": "token", "host": "git.example.com", "token": "t0ken"}
 MODE = "staging"  # the shared environment's mode; clones go to CLONE_MODE
 CLONE_MODE = "development"
 
@@ -173,6 +175,11 @@ async def _new_webhook(cast: Cast) -> str:
 async def _new_git_webhook(cast: Cast) -> str:
     made = await _post(cast, f"/organizations/{cast.org}/git-webhooks", {"description": "x"})
     return str(made["id"])
+
+
+async def _new_git_credential(cast: Cast) -> str:
+    body = {**GIT_CREDENTIAL, "name": _name()}
+    return str((await _post(cast, f"/organizations/{cast.org}/git-credentials", body))["id"])
 
 
 async def _new_invitation(cast: Cast) -> str:
@@ -422,6 +429,12 @@ CALLS: dict[tuple[str, str], Call] = {
         fresh=_fresh("git_webhook", _new_git_webhook)
     ),
     ("GET", f"{ORG}/git-webhooks/{{git_webhook}}/deliveries"): Call(),
+    ("GET", f"{ORG}/git-credentials"): Call(),
+    ("POST", f"{ORG}/git-credentials"): Call(body=lambda ids: {**GIT_CREDENTIAL, "name": _name()}),
+    ("GET", f"{ORG}/git-credentials/{{git_credential}}"): Call(),
+    ("DELETE", f"{ORG}/git-credentials/{{git_credential}}"): Call(
+        fresh=_fresh("git_credential", _new_git_credential)
+    ),
 }
 
 

@@ -33,6 +33,7 @@ from services.gateway.tests.expected_permissions import (
 from services.gateway.tests.integration.rbac_calls import (
     APP,
     CALLS,
+    GIT_CREDENTIAL,
     KUBE_API,
     MODE,
     WEBHOOK,
@@ -189,6 +190,8 @@ async def _identity(cast: Cast) -> None:
     ids["webhook"] = (await _made(api, auth, webhooks, dict(WEBHOOK)))["id"]
     git_webhooks = f"/organizations/{org}/git-webhooks"
     ids["git_webhook"] = (await _made(api, auth, git_webhooks, {"description": "spare"}))["id"]
+    git_credentials = f"/organizations/{org}/git-credentials"
+    ids["git_credential"] = (await _made(api, auth, git_credentials, GIT_CREDENTIAL))["id"]
     invite = {"email": f"pending-{uuid.uuid4().hex[:8]}@example.com", "role": "viewer"}
     ids["invitation"] = (await _made(api, auth, f"/organizations/{org}/members", invite))["id"]
 

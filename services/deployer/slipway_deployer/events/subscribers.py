@@ -10,6 +10,7 @@ from slipway_contracts.events import catalog as catalog_events
 from slipway_contracts.events import scheduler as scheduler_events
 from slipway_deployer.usecases import (
     builds,
+    git_credentials,
     git_deploys,
     jobs,
     new_commits,
@@ -27,8 +28,15 @@ def consumers() -> list[ConsumerSpec]:
     return [
         ConsumerSpec(
             group_id=CATALOG_GROUP,
-            topics=[catalog_events.CLUSTER_TOPIC, catalog_events.PROJECT_TOPIC],
-            handlers=dict.fromkeys(projection.EVENT_TYPES, projection.apply),
+            topics=[
+                catalog_events.CLUSTER_TOPIC,
+                catalog_events.PROJECT_TOPIC,
+                catalog_events.GIT_CREDENTIAL_TOPIC,
+            ],
+            handlers={
+                **dict.fromkeys(projection.EVENT_TYPES, projection.apply),
+                catalog_events.GitCredentialChanged.event_type: git_credentials.on_changed,
+            },
         ),
         ConsumerSpec(
             group_id=BUILDS_GROUP,

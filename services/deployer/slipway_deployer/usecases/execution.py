@@ -33,7 +33,7 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.domain.deployments import Deployment, ServiceRun, StageRun
-from slipway_deployer.usecases import planning, progress, steps, workloads
+from slipway_deployer.usecases import git_credentials, planning, progress, steps, workloads
 from slipway_libs import outbox
 from slipway_libs.db import transaction
 from slipway_libs.telemetry import context_from, tracer
@@ -229,6 +229,14 @@ class Execution:
         git = dict(item.spec["git"])
         if self.deployment.version and self.deployment.service_ids:
             git["commit"] = self.deployment.version  # deploy one service at a commit
+        # a private repository: the organization's credential, sealed for this build only
+        secrets = await git_credentials.for_build(
+            conn,
+            self.tools.transport,
+            org_id=self.deployment.organization_id,
+            url=str(git.get("url") or ""),
+            build_id=build_id,
+        )
         await outbox.publish(
             conn,
             ev.BuildRequested(
@@ -240,6 +248,7 @@ class Execution:
                 source=ev.GitSourceSpec.model_validate(git),
                 build_args=git.get("build_args") or {},
                 image_repository=p.image_repository(self.deployment.organization_id, item.id),
+                **secrets,
             ),
             subject=str(build_id),
             source=progress.SOURCE,

@@ -32,7 +32,7 @@ from slipway_deployer.adapters.runtime.kubernetes import (
     RenderOptions,
 )
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient, KubeError
-from slipway_deployer.adapters.runtime.kubernetes.render import namespace_name
+from slipway_deployer.adapters.runtime.kubernetes.names import namespace_name
 from slipway_libs.testing.plugin import KUBERNETES_SWITCH
 
 pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # skipped without the switch

@@ -20,6 +20,7 @@ from slipway_deployer.adapters.runtime.base import (
 from slipway_deployer.adapters.runtime.kubernetes import (
     KubernetesOpener,
     KubernetesSettings,
+    names,
     render,
     render_database,
     rollout,
@@ -129,11 +130,10 @@ def test_rendering_is_deterministic_and_a_changed_value_rolls_the_pods() -> None
     changed = render.application(_workload(env={"TOKEN": "other", "LEVEL": "debug"}), OPTIONS)
     template = _by_kind(first)["Deployment/api-server"]["spec"]["template"]["metadata"]
     changed_template = _by_kind(changed)["Deployment/api-server"]["spec"]["template"]["metadata"]
-    digest = render.ANNOTATION_DIGEST
+    digest = names.ANNOTATION_DIGEST
     assert template["annotations"][digest] != changed_template["annotations"][digest]
     assert (
-        template["labels"][render.LABEL_TEMPLATE]
-        != changed_template["labels"][render.LABEL_TEMPLATE]
+        template["labels"][names.LABEL_TEMPLATE] != changed_template["labels"][names.LABEL_TEMPLATE]
     )
 
 
@@ -168,7 +168,7 @@ def test_a_job_never_retries_stops_at_its_timeout_and_reports_through_its_termin
     assert job["spec"]["activeDeadlineSeconds"] == 91
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
-    assert pod["containers"][0]["terminationMessagePath"] == render.OUTPUT_PATH
+    assert pod["containers"][0]["terminationMessagePath"] == names.OUTPUT_PATH
 
 
 @pytest.mark.parametrize(
@@ -191,9 +191,9 @@ def test_an_invalid_workload_is_refused_with_its_problem(
 
 
 def test_names_are_dns_labels() -> None:
-    assert render.dns_label("9lives_Service") == "s-9lives-service"
-    assert render.object_name(_workload(name="x" * 80)) == "x" * 50
-    assert render.namespace_name(ENV_ID) == f"slipway-{ENV_ID}"
+    assert names.dns_label("9lives_Service") == "s-9lives-service"
+    assert names.object_name(_workload(name="x" * 80)) == "x" * 50
+    assert names.namespace_name(ENV_ID) == f"slipway-{ENV_ID}"
 
 
 def test_every_rendered_manifest_passes_the_schemas_of_the_cluster_version() -> None:

@@ -28,7 +28,7 @@ import structlog
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from slipway_deployer.adapters.runtime.base import FailureReason, LogLine, RuntimeFailure
-from slipway_deployer.adapters.runtime.kubernetes.render import FIELD_MANAGER, Manifest
+from slipway_deployer.adapters.runtime.kubernetes.names import FIELD_MANAGER, Manifest
 
 log = structlog.get_logger(__name__)
 

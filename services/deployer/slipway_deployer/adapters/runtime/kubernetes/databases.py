@@ -35,7 +35,7 @@ from slipway_deployer.adapters.runtime.base import (
 from slipway_deployer.adapters.runtime.kubernetes import render_database as render
 from slipway_deployer.adapters.runtime.kubernetes import rollout
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
-from slipway_deployer.adapters.runtime.kubernetes.render import (
+from slipway_deployer.adapters.runtime.kubernetes.names import (
     LABEL_MANAGED_BY,
     LABEL_SERVICE,
     Manifest,

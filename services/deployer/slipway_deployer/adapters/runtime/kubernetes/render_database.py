@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
-from slipway_deployer.adapters.runtime.kubernetes.render import (
+from slipway_deployer.adapters.runtime.kubernetes.names import (
     FIELD_MANAGER,
     LABEL_ENVIRONMENT,
     LABEL_MANAGED_BY,

@@ -44,13 +44,17 @@ from slipway_deployer.adapters.runtime.base import (
 )
 from slipway_deployer.adapters.runtime.kubernetes import render, rollout
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient, KubeError
-from slipway_deployer.adapters.runtime.kubernetes.render import (
+from slipway_deployer.adapters.runtime.kubernetes.names import (
+    ANNOTATION_REPLICAS,
+    ANNOTATION_URLS,
+    CONTAINER,
     LABEL_MANAGED_BY,
     LABEL_SERVICE,
     LABEL_TEMPLATE,
     Manifest,
-    RenderOptions,
+    namespace_name,
 )
+from slipway_deployer.adapters.runtime.kubernetes.render import RenderOptions
 from slipway_deployer.adapters.runtime.kubernetes.validate import Validator
 
 log = structlog.get_logger(__name__)
@@ -173,7 +177,7 @@ class KubernetesRuntime:
         if deployment is None:
             raise _not_found(service_id)
         meta = deployment["metadata"]
-        replicas = int((meta.get("annotations") or {}).get(render.ANNOTATION_REPLICAS, "1"))
+        replicas = int((meta.get("annotations") or {}).get(ANNOTATION_REPLICAS, "1"))
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "spec": {
@@ -214,9 +218,7 @@ class KubernetesRuntime:
         )
         state, message = rollout.run_status(deployment, pods)
         annotations = deployment["metadata"].get("annotations") or {}
-        urls = {
-            int(k): v for k, v in json.loads(annotations.get(render.ANNOTATION_URLS, "{}")).items()
-        }
+        urls = {int(k): v for k, v in json.loads(annotations.get(ANNOTATION_URLS, "{}")).items()}
         return RunningState(state, rollout.restarts(pods), urls, message)
 
     async def logs(self, service_id: str) -> AsyncIterator[LogLine]:
@@ -231,7 +233,7 @@ class KubernetesRuntime:
         async for line in self._client.pod_logs(
             where.namespace,
             pod["metadata"]["name"],
-            container=render.CONTAINER,
+            container=CONTAINER,
             tail_lines=self._settings.log_tail_lines,
         ):
             yield line
@@ -274,7 +276,7 @@ class KubernetesRuntime:
     async def delete_environment(self, environment_id: str) -> None:
         """The environment's namespace and everything in it (volumes included), returning once
         the namespace is gone. Idempotent."""
-        namespace = render.namespace_name(environment_id)
+        namespace = namespace_name(environment_id)
         for service_id, where in list(self._where.items()):
             if where.namespace == namespace:
                 del self._where[service_id]

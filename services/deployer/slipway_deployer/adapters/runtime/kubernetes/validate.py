@@ -24,7 +24,7 @@ from referencing import Registry, Resource
 
 from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
-from slipway_deployer.adapters.runtime.kubernetes.render import Manifest
+from slipway_deployer.adapters.runtime.kubernetes.names import Manifest
 
 _MINOR = re.compile(r"v?(\d+)\.(\d+)")
 _GROUP_DOMAIN = re.compile(r"^([^./]*)(?:\.[^/]*)?/")  # networking.k8s.io/v1 -> networking-v1

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slipway_contracts.variables import DatabaseConnectionInfo, VariableIn
-from slipway_deployer.adapters.runtime.base import HealthSpec, PortSpec, Workload
+from slipway_deployer.adapters.runtime.base import CronSpec, HealthSpec, PortSpec, Workload
 from slipway_deployer.domain.plan import ServiceItem, visible_variables
 from slipway_deployer.domain.running import DatabaseInstance, JobOutputs
 from slipway_libs.crypto import Sealer
@@ -100,6 +100,20 @@ def workload(
         health=_health(spec.get("healthchecks") or {}),
         kind="job" if item.kind in ("cronjob", "lifecycle") else "service",
         organization_id=str(organization_id) if organization_id is not None else None,
+        cpu_millicores=spec.get("cpu_millicores"),
+        memory_mib=spec.get("memory_mib"),
+        instances=int(spec.get("min_instances", 1)),
+        cron=_cron(spec) if item.kind == "cronjob" else None,
+    )
+
+
+def _cron(spec: Mapping[str, Any]) -> CronSpec | None:
+    if not spec.get("schedule"):
+        return None
+    return CronSpec(
+        schedule=str(spec["schedule"]),
+        timezone=str(spec.get("timezone") or "UTC"),
+        concurrency_policy=spec.get("concurrency_policy") or "forbid",
     )
 
 

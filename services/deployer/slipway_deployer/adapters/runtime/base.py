@@ -87,6 +87,13 @@ class HealthSpec:
 
 
 @dataclass(frozen=True)
+class CronSpec:
+    schedule: str  # five-field cron
+    timezone: str = "UTC"
+    concurrency_policy: Literal["allow", "forbid", "replace"] = "forbid"
+
+
+@dataclass(frozen=True)
 class Workload:
     service_id: str
     environment_id: str
@@ -103,6 +110,13 @@ class Workload:
     # whose workload it is: the platform registry's slipway/<organization>/... images are only
     # that organization's to pull (None: not checked)
     organization_id: str | None = None
+    # sizing and schedule, from the service's spec: the kubernetes runtime renders them (requests
+    # and limits, replicas, a CronJob); the local runtime runs one process and ignores them
+    cpu_millicores: int | None = None
+    memory_mib: int | None = None
+    instances: int = 1
+    cron: CronSpec | None = None  # a cron job's schedule (run natively by the cluster)
+    project_id: str | None = None
 
     @property
     def default_port(self) -> PortSpec | None:

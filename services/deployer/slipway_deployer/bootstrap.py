@@ -15,6 +15,8 @@ from slipway_deployer.adapters.live_logs import LiveLogs
 from slipway_deployer.adapters.runtime._buildah import BuildahStorage, RegistryAccess
 from slipway_deployer.adapters.runtime.local import LocalRuntime, LocalRuntimeConfig
 from slipway_deployer.adapters.runtime.postgres import LocalDatabases
+from slipway_deployer.adapters.runtime.reach import ApiServerReach
+from slipway_deployer.adapters.runtime.registry import Runtimes
 from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.api.routes import build_router
 from slipway_deployer.config import DeployerSettings
@@ -60,6 +62,23 @@ def _api_tasks(container: DeployerContainer) -> Sequence[ApiTask]:
 def _tools(container: DeployerContainer) -> Tools:
     settings = container.settings
     pool = container.require_pool()
+    transport = Sealer.from_setting(settings.transport_keys)
+    at_rest = Sealer.from_setting(settings.sealing_keys) if settings.sealing_keys else transport
+    return Tools(
+        pool=pool,
+        settings=settings,
+        runtimes=_runtimes(settings, transport),
+        transport=transport,
+        at_rest=at_rest,
+        signals=Signals(),
+        live=LiveLogs(pool),
+        runtime_slots=asyncio.Semaphore(settings.parallel_starts),
+    )
+
+
+def _runtimes(settings: DeployerSettings, transport: Sealer) -> Runtimes:
+    """The local runtime (one per installation: it locks its state dir) and how the runtime
+    of a self-managed cluster is made."""
     state = Path(settings.state_dir)
     storage = BuildahStorage(
         root=settings.buildah_root,
@@ -67,22 +86,15 @@ def _tools(container: DeployerContainer) -> Tools:
         driver=settings.buildah_storage_driver,
         registry=_registry_access(settings),
     )
-    runtime = LocalRuntime(
-        state / "local", storage, LocalRuntimeConfig(nice=settings.workload_nice)
-    )
-    databases = LocalDatabases(Path(settings.databases_dir or _databases_dir(state)))
-    transport = Sealer.from_setting(settings.transport_keys)
-    at_rest = Sealer.from_setting(settings.sealing_keys) if settings.sealing_keys else transport
-    return Tools(
-        pool=pool,
-        settings=settings,
-        runtime=runtime,
-        databases=databases,
+    egress = EgressPolicy.from_setting(settings.egress_allow)
+    return Runtimes(
+        local_runtime=LocalRuntime(
+            state / "local", storage, LocalRuntimeConfig(nice=settings.workload_nice)
+        ),
+        local_databases=LocalDatabases(Path(settings.databases_dir or _databases_dir(state))),
         transport=transport,
-        at_rest=at_rest,
-        signals=Signals(),
-        live=LiveLogs(pool, runtime, databases),
-        runtime_slots=asyncio.Semaphore(settings.parallel_starts),
+        reach=ApiServerReach(egress, timeout_s=settings.cluster_timeout_s),
+        opener=None,  # no kubernetes runtime yet: a self-managed cluster's deployment fails
     )
 
 

@@ -78,6 +78,8 @@ class DeployerSettings(DatabaseServiceSettings):
     monitor_s: float = 2.0
     # how often the worker looks for what runs of services the catalog deleted (and heartbeats)
     reconcile_s: float = 3.0
+    # reaching a self-managed cluster's API server before a deployment uses it
+    cluster_timeout_s: float = Field(default=10.0, gt=0)
     build_timeout_s: float = 3600
     apply_timeout_s: float = 300
     deployment_timeout_s: float = 7200

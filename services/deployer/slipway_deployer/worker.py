@@ -76,7 +76,7 @@ class Worker:
             await self._jobs.aclose()
             await self._stop_executions()
             await self.tools.live.aclose()
-            await self.tools.runtime.close()
+            await self.tools.runtimes.close()
 
     def _on_build(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if self._leading:  # listening starts before the term's tools exist

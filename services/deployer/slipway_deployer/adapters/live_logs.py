@@ -8,17 +8,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
 from slipway_contracts.events.logs import LogLine, LogLinesAppended
+from slipway_deployer.adapters.runtime import Databases, Runtime, RuntimeFailure
 from slipway_deployer.adapters.runtime import LogLine as RuntimeLine
-from slipway_deployer.adapters.runtime import Runtime, RuntimeFailure
-from slipway_deployer.adapters.runtime._logs import FileTail, LogHub, size
-from slipway_deployer.adapters.runtime.postgres import LocalDatabases
 from slipway_libs import outbox
 
 log = structlog.get_logger(__name__)
@@ -37,32 +34,23 @@ class Owner(Protocol):
 
 
 class LiveLogs:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        runtime: Runtime,
-        databases: LocalDatabases,
-        *,
-        flush_every_s: float = 0.5,
-        batch: int = 500,
-    ) -> None:
+    """The runtime (or databases) to follow is the caller's: the one of the service's cluster."""
+
+    def __init__(self, pool: asyncpg.Pool, *, flush_every_s: float = 0.5, batch: int = 500) -> None:
         self._pool = pool
-        self._runtime = runtime
-        self._databases = databases
         self._flush_every_s = flush_every_s
         self._batch = batch
         self._followers: dict[uuid.UUID, asyncio.Task[None]] = {}
 
-    def follow_service(self, owner: Owner, service_id: uuid.UUID) -> None:
-        self._start(owner, service_id, lambda: self._runtime.logs(str(service_id)))
+    def follow_service(self, owner: Owner, service_id: uuid.UUID, runtime: Runtime) -> None:
+        self._start(owner, service_id, lambda: runtime.logs(str(service_id)))
 
-    def follow_job(self, owner: Owner, service_id: uuid.UUID) -> None:
+    def follow_job(self, owner: Owner, service_id: uuid.UUID, runtime: Runtime) -> None:
         self.forget(service_id)  # a job's run has a fresh buffer every time
-        self._start(owner, service_id, lambda: self._runtime.logs(str(service_id)), wait_s=30)
+        self._start(owner, service_id, lambda: runtime.logs(str(service_id)), wait_s=30)
 
-    def follow_database(self, owner: Owner, service_id: uuid.UUID) -> None:
-        path = self._databases.log_path(str(service_id))
-        self._start(owner, service_id, lambda: _tail(path))
+    def follow_database(self, owner: Owner, service_id: uuid.UUID, databases: Databases) -> None:
+        self._start(owner, service_id, lambda: databases.logs(str(service_id)))
 
     def forget(self, service_id: uuid.UUID) -> None:
         task = self._followers.pop(service_id, None)
@@ -167,21 +155,3 @@ async def _chain(
 async def _empty() -> AsyncIterator[RuntimeLine]:
     return
     yield  # pragma: no cover
-
-
-async def _tail(path: Path) -> AsyncIterator[RuntimeLine]:
-    """A database server's log file, from its current end."""
-    hub = LogHub(capacity=100)
-    tail = FileTail(path, "stderr", hub, max_bytes=64 << 20, offset=size(path))
-
-    async def poll() -> None:
-        while True:
-            tail.poll()
-            await asyncio.sleep(0.5)
-
-    poller = asyncio.create_task(poll())
-    try:
-        async for line in hub.follow():
-            yield line
-    finally:
-        poller.cancel()

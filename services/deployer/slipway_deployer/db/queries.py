@@ -11,6 +11,7 @@ import asyncpg
 from slipway_deployer.db import rows
 from slipway_deployer.db.rows import DeploymentOwner
 from slipway_deployer.domain.catalog import (
+    CatalogCluster,
     CatalogEnvironment,
     CatalogService,
     CatalogStage,
@@ -27,7 +28,17 @@ from slipway_deployer.domain.running import DatabaseInstance, JobOutputs, JobRun
 
 # table -> its columns (the first is the key); every one also has ``version``
 _PROJECTED: dict[str, tuple[str, ...]] = {
-    "catalog_clusters": ("id", "organization_id", "name", "kind", "api_url", "deleted"),
+    "catalog_clusters": (
+        "id",
+        "organization_id",
+        "name",
+        "kind",
+        "api_url",
+        "credentials_sealed",
+        "capabilities",
+        "settings",
+        "deleted",
+    ),
     "catalog_projects": ("id", "organization_id", "name", "deleted"),
     "catalog_environments": (
         "id",
@@ -67,7 +78,7 @@ _PROJECTED: dict[str, tuple[str, ...]] = {
         "deleted",
     ),
 }
-_JSON = frozenset({"spec", "rule"})
+_JSON = frozenset({"spec", "rule", "capabilities", "settings"})
 
 
 def _upsert_sql(table: str) -> str:
@@ -626,6 +637,22 @@ async def environment_any(conn: asyncpg.Connection, env_id: uuid.UUID) -> Catalo
     """Also a deleted one (a tombstone)."""
     row = await conn.fetchrow("SELECT * FROM catalog_environments WHERE id = $1", env_id)
     return None if row is None else rows.catalog_environment(row)
+
+
+async def environment_cluster(
+    conn: asyncpg.Connection, env_id: uuid.UUID
+) -> tuple[uuid.UUID | None, CatalogCluster | None]:
+    """The cluster the environment (also a deleted one) runs on: its id (None: the environment
+    is unknown) and the cluster (None: unknown here; a deleted cluster stays a tombstone)."""
+    row = await conn.fetchrow(
+        "SELECT e.cluster_id, c.id AS known, c.* FROM catalog_environments e"
+        " LEFT JOIN catalog_clusters c ON c.id = e.cluster_id AND c.organization_id ="
+        " e.organization_id WHERE e.id = $1",
+        env_id,
+    )
+    if row is None:
+        return None, None
+    return row["cluster_id"], None if row["known"] is None else rows.catalog_cluster(row)
 
 
 # --- read by the worker, the executions and the gateway's index -------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from slipway_deployer.domain.catalog import (
+    CatalogCluster,
     CatalogEnvironment,
     CatalogService,
     CatalogStage,
@@ -128,6 +129,21 @@ def service_status(row: asyncpg.Record) -> ServiceStatus:
         deployed_image=row["deployed_image"],
         last_deployment_id=row["last_deployment_id"],
         updated_at=row["updated_at"],
+    )
+
+
+def catalog_cluster(row: asyncpg.Record) -> CatalogCluster:
+    return CatalogCluster(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        name=row["name"],
+        kind=row["kind"],
+        api_url=row["api_url"],
+        credentials_sealed=row["credentials_sealed"],
+        capabilities=row["capabilities"],
+        settings=row["settings"],
+        deleted=row["deleted"],
+        version=row["version"],
     )
 
 

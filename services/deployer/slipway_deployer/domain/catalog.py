@@ -4,8 +4,26 @@ deployment plans from. Deleted entities stay as tombstones (``deleted``)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogCluster:
+    """Where an environment runs: ``local`` or ``self_managed``. ``credentials_sealed`` is the
+    access (JSON) sealed with the transport key, bound to the cluster's id: never in clear here,
+    never logged (``repr=False``)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    kind: str
+    api_url: str | None
+    credentials_sealed: str | None = field(repr=False)
+    capabilities: dict[str, Any] | None
+    settings: dict[str, str] | None
+    deleted: bool
+    version: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,7 +28,8 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events import deployer as ev
-from slipway_deployer.adapters.runtime import RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime import FailureReason, RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime.registry import Placement
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain import state_machine as sm
@@ -50,6 +51,8 @@ class Execution:
     canceling: bool = False
     started: float = field(default_factory=time.monotonic)
     outputs: dict[str, str] = field(default_factory=dict)
+    # the environment's cluster's runtime, chosen when the stages start (``_run``)
+    where: Placement | None = None
 
     @property
     def id(self) -> uuid.UUID:
@@ -113,7 +116,19 @@ class Execution:
         self.canceling = self.deployment.status == "CANCELING"
         return self.deployment.status in ("ONGOING", "CANCELING")
 
+    @property
+    def place(self) -> Placement:
+        assert self.where is not None, "the stages run once the cluster's runtime is chosen"
+        return self.where
+
     async def _run(self) -> None:
+        # first: a cluster that cannot be reached fails the deployment before any build
+        try:
+            self.where = await steps.placement(self.tools, self.deployment.environment_id)
+        except steps.StepFailed:
+            async with self.tx() as conn:  # it started, so that it can fail (QUEUED cannot)
+                await progress.environment_event(conn, self.deployment, self._start_event())
+            raise
         async with self.tx() as conn:
             stages = await q.stages(conn, self.id)
             runs = {r.service_id: r for r in await q.service_runs(conn, self.id)}
@@ -172,7 +187,10 @@ class Execution:
             await self._service_failed(item, failure, timings)
             raise
         except RuntimeFailure as exc:
-            step = steps.StepFailed(exc.reason.value, exc.message)
+            message = exc.message
+            if exc.reason is FailureReason.CLUSTER_UNREACHABLE:  # lost mid-way: name it
+                message = f"{self.place.describe()} cannot be reached: {message}"
+            step = steps.StepFailed(exc.reason.value, message)
             await self._service_failed(item, step, timings)
             raise step from None
 
@@ -370,18 +388,21 @@ class Execution:
             delivery = await self._env(item)
             if item.kind == p.LIFECYCLE:
                 return await steps.run_job(
-                    self.tools, self.deployment, item, image, delivery, self.outputs
+                    self.tools, self.place, self.deployment, item, image, delivery, self.outputs
                 )
-            return await steps.start_service(self.tools, self.deployment, item, image, delivery)
+            return await steps.start_service(
+                self.tools, self.place, self.deployment, item, image, delivery
+            )
         if item.kind == p.DATABASE:
-            return await steps.start_database(self.tools, self.deployment, item)
+            return await steps.start_database(self.tools, self.place, self.deployment, item)
         if item.kind == p.LIFECYCLE:
             return steps.Outcome(None, [], "(runs on " + ", ".join(sorted(item.triggers)) + ")")
         if item.kind == p.CRONJOB:
             return steps.Outcome(None, [], f"(runs on schedule {item.spec.get('schedule')})")
+        hint = "; use a Kubernetes cluster" if self.place.kind == "local" else " yet"
         raise steps.StepFailed(
             "KIND_NOT_SUPPORTED",
-            f"the local runtime does not run {item.kind} services; use a Kubernetes cluster",
+            f"the runtime of {self.place.describe()} does not run {item.kind} services{hint}",
         )
 
     async def _env(self, item: p.ServiceItem) -> workloads.Delivery:
@@ -405,9 +426,9 @@ class Execution:
         if item.kind == p.LIFECYCLE and "stop" in item.triggers:
             await self._stop_job(item)
         elif item.kind in p.LONG_RUNNING:
-            await self.tools.runtime.stop(str(item.id))
+            await self.place.runtime.stop(str(item.id))
         elif item.kind == p.DATABASE:
-            await self.tools.databases.stop(str(item.id))
+            await self.place.databases.stop(str(item.id))
         timings["stop"] = round(time.monotonic() - started, 3)
         await self._end(
             item, E.STOP_SUCCEEDED, timings, running_status=RunStatus.STOPPED.value, urls=[]
@@ -421,10 +442,10 @@ class Execution:
             await steps.within(
                 self.tools.settings.apply_timeout_s,
                 f"{item.name} did not restart",
-                self.tools.runtime.restart(str(item.id)),
+                self.place.runtime.restart(str(item.id)),
             )
         elif item.kind == p.DATABASE:
-            await self.tools.databases.restart(str(item.id))
+            await self.place.databases.restart(str(item.id))
         else:
             running = None  # jobs have nothing running to restart
         timings["restart"] = round(time.monotonic() - started, 3)
@@ -436,9 +457,9 @@ class Execution:
         if item.kind == p.LIFECYCLE and "delete" in item.triggers:
             await self._stop_job(item)
         self.tools.live.forget(item.id)
-        await self.tools.runtime.delete(str(item.id))
+        await self.place.runtime.delete(str(item.id))
         if item.kind == p.DATABASE:
-            await self.tools.databases.delete(str(item.id))
+            await self.place.databases.delete(str(item.id))
             async with self.tx() as conn:
                 row = await q.delete_database_instance(conn, item.id)
                 if row is not None:
@@ -452,7 +473,9 @@ class Execution:
         """A lifecycle job that runs when its environment stops or is deleted."""
         image = self._snapshot_image(item)
         delivery = await self._env(item)
-        await steps.run_job(self.tools, self.deployment, item, image, delivery, self.outputs)
+        await steps.run_job(
+            self.tools, self.place, self.deployment, item, image, delivery, self.outputs
+        )
 
     def _snapshot_image(self, item: p.ServiceItem) -> str:
         image = self.snapshot.get("images", {}).get(str(item.id))

@@ -20,7 +20,7 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain.running import JobRun
 from slipway_deployer.usecases import workloads
-from slipway_deployer.usecases.steps import StepFailed, Tools, service_env
+from slipway_deployer.usecases.steps import StepFailed, Tools, placement, service_env
 from slipway_libs import outbox
 from slipway_libs.db import transaction
 
@@ -78,6 +78,7 @@ class JobRunner:
             outputs = workloads.open_outputs(
                 await q.job_outputs(conn, row.environment_id), self.tools.at_rest
             )
+        where = await placement(self.tools, row.environment_id)  # its cluster's, or StepFailed
         delivery = await service_env(self.tools, snapshot, item, outputs)
         work = workloads.workload(
             item,
@@ -86,9 +87,9 @@ class JobRunner:
             delivery=delivery,
             organization_id=row.organization_id,
         )
-        self.tools.live.follow_job(row, item.id)
+        self.tools.live.follow_job(row, item.id, where.runtime)
         timeout_s = float(item.spec.get("max_duration_s", 3600))
-        result = await self.tools.runtime.run_job(work, timeout_s=timeout_s)
+        result = await where.runtime.run_job(work, timeout_s=timeout_s)
         return result.exit_code
 
     async def _deployed(self, row: JobRun) -> tuple[Any, p.ServiceItem, str]:

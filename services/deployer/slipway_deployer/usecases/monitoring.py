@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from slipway_contracts.events import deployer as ev
-from slipway_deployer.adapters.runtime import RuntimeFailure
+from slipway_deployer.adapters.runtime import Runtime, RuntimeFailure
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.domain.deployments import ServiceStatus
@@ -16,12 +16,19 @@ from slipway_deployer.usecases.steps import Tools
 
 
 async def observe(tools: Tools) -> None:
-    """One round over the services the runtime may run now."""
+    """One round over the services the runtimes may run now, each asked of its environment's
+    cluster's runtime (a cluster that cannot be reached now is skipped this round)."""
     async with tools.pool.acquire() as conn:
         rows = await q.watched(conn)
+    runtimes: dict[uuid.UUID, Runtime | None] = {}  # by environment, for this round
     for row in rows:
+        if row.environment_id not in runtimes:
+            runtimes[row.environment_id] = await _runtime_of(tools, row.environment_id)
+        runtime = runtimes[row.environment_id]
+        if runtime is None:
+            continue
         try:
-            state = await tools.runtime.status(str(row.service_id))
+            state = await runtime.status(str(row.service_id))
         except RuntimeFailure:
             continue
         known = list(row.urls)
@@ -44,6 +51,13 @@ async def observe(tools: Tools) -> None:
                         message=state.message,
                     ),
                 )
+
+
+async def _runtime_of(tools: Tools, environment_id: uuid.UUID) -> Runtime | None:
+    async with tools.pool.acquire() as conn:
+        cluster_id, cluster = await q.environment_cluster(conn, environment_id)
+    where = await tools.runtimes.known(cluster_id, cluster)
+    return None if where is None else where.runtime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,10 +15,12 @@ log = structlog.get_logger(__name__)
 
 
 async def take_over(tools: Tools) -> list[Deployment]:
-    """Adopt what the runtime still runs and follow its logs again; the deployments left ONGOING
-    or CANCELING (by this deployer's last term or a dead one), to resume."""
-    adopted = await tools.runtime.adopt()
-    databases = await tools.databases.adopt()
+    """Adopt what the local runtime still runs and follow its logs again; the deployments left
+    ONGOING or CANCELING (by this deployer's last term or a dead one), to resume. (A cluster's
+    runtime is made when a deployment or the monitor first needs it.)"""
+    runtime, local_databases = tools.runtimes.local_runtime, tools.runtimes.local_databases
+    adopted = await runtime.adopt()
+    databases = await local_databases.adopt()
     log.info("worker.adopted", services=len(adopted), databases=len(databases))
     async with tools.pool.acquire() as conn:
         rows = await q.believed_running(conn)
@@ -26,9 +28,9 @@ async def take_over(tools: Tools) -> list[Deployment]:
     for row in rows:
         sid = str(row.service_id)
         if sid in adopted:
-            tools.live.follow_service(row, row.service_id)
+            tools.live.follow_service(row, row.service_id, runtime)
         elif sid in databases:
-            tools.live.follow_database(row, row.service_id)
+            tools.live.follow_database(row, row.service_id, local_databases)
     return list(unfinished)
 
 

@@ -17,8 +17,8 @@ import asyncpg
 from slipway_contracts.events import deployer as ev
 from slipway_contracts.variables import DatabaseConnectionInfo
 from slipway_deployer.adapters.live_logs import LiveLogs
-from slipway_deployer.adapters.runtime import RunStatus, Runtime
-from slipway_deployer.adapters.runtime.postgres import LocalDatabases
+from slipway_deployer.adapters.runtime import RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime.registry import Placement, Runtimes
 from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.config import DeployerSettings
 from slipway_deployer.db import queries as q
@@ -43,8 +43,9 @@ class Tools:
 
     pool: asyncpg.Pool
     settings: DeployerSettings
-    runtime: Runtime  # the port: the execution does not know which runtime it drives
-    databases: LocalDatabases
+    # the environment's cluster chooses the runtime (``placement``): the execution knows only
+    # the ports, never which runtime it drives
+    runtimes: Runtimes
     transport: Sealer
     at_rest: Sealer
     signals: Signals
@@ -68,6 +69,23 @@ class Outcome:
     urls: list[str]
     summary: str
     waited_s: float = 0.0  # for a runtime slot (the machine busy starting others)
+
+
+async def placement(tools: Tools, environment_id: uuid.UUID) -> Placement:
+    """Where the environment's services run: its cluster's runtime, reached now, or StepFailed
+    (``CLUSTER_UNREACHABLE``...): never another runtime. The cluster's event travels on its own
+    topic: one not projected yet is waited for a moment (``catalog_wait_s``)."""
+    deadline = time.monotonic() + tools.settings.catalog_wait_s
+    while True:
+        async with tools.pool.acquire() as conn:
+            cluster_id, cluster = await q.environment_cluster(conn, environment_id)
+        if cluster is not None or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(tools.settings.poll_s)
+    try:
+        return await tools.runtimes.placement(cluster_id, cluster)
+    except RuntimeFailure as failure:
+        raise StepFailed(failure.reason.value, failure.message) from None
 
 
 async def service_env(
@@ -127,6 +145,7 @@ def db_name(service_name: str) -> str:
 
 async def start_service(
     tools: Tools,
+    where: Placement,
     deployment: Deployment,
     item: p.ServiceItem,
     image: str,
@@ -143,9 +162,9 @@ async def start_service(
     waited: list[float] = []
     async with tools.slot(waited):
         deployed = await within(
-            tools.settings.apply_timeout_s, f"{item.name} did not start", tools.runtime.apply(work)
+            tools.settings.apply_timeout_s, f"{item.name} did not start", where.runtime.apply(work)
         )
-    tools.live.follow_service(deployment, item.id)
+    tools.live.follow_service(deployment, item.id, where.runtime)
     urls = [deployed.urls[port] for port in sorted(deployed.urls)]
     if deployed.url:
         urls = [deployed.url, *[u for u in urls if u != deployed.url]]
@@ -153,18 +172,21 @@ async def start_service(
     return Outcome(RunStatus.RUNNING.value, urls, summary, sum(waited))
 
 
-async def start_database(tools: Tools, deployment: Deployment, item: p.ServiceItem) -> Outcome:
-    """A PostgreSQL server of the host's; its connection kept (password sealed) and told to the
-    catalog. The host's major version runs, whatever the service asks (the local runtime has no
-    other)."""
+async def start_database(
+    tools: Tools, where: Placement, deployment: Deployment, item: p.ServiceItem
+) -> Outcome:
+    """A database server on the environment's cluster; its connection kept (password sealed)
+    and told to the catalog. On the local cluster the host's PostgreSQL major runs (the catalog
+    offers no other there); elsewhere the version the service asks."""
     engine = str(item.spec.get("engine", ""))
+    version = None if where.kind == "local" else item.spec.get("version")
     waited: list[float] = []
     async with tools.slot(waited):
         connection = await within(
             tools.settings.apply_timeout_s,
             f"{item.name} did not start",
-            tools.databases.apply(
-                str(item.id), engine=engine, version=None, name=db_name(item.name)
+            where.databases.apply(
+                str(item.id), engine=engine, version=version, name=db_name(item.name)
             ),
         )
     sealed = tools.at_rest.seal(connection.password.encode(), aad=item.id.bytes)
@@ -184,18 +206,19 @@ async def start_database(tools: Tools, deployment: Deployment, item: p.ServiceIt
             },
         )
         await publish_connection(conn, row, tools.transport, connection.password)
-    tools.live.follow_database(deployment, item.id)
-    where = f"{connection.host}:{connection.port}"
+    tools.live.follow_database(deployment, item.id, where.databases)
+    address = f"{connection.host}:{connection.port}"
     return Outcome(
         RunStatus.RUNNING.value,
-        [f"postgresql://{where}/{connection.database}"],
-        f"{engine} at {where}",
+        [f"postgresql://{address}/{connection.database}"],
+        f"{engine} at {address}",
         sum(waited),
     )
 
 
 async def run_job(
     tools: Tools,
+    where: Placement,
     deployment: Deployment,
     item: p.ServiceItem,
     image: str,
@@ -212,9 +235,9 @@ async def run_job(
         organization_id=deployment.organization_id,
     )
     timeout_s = float(item.spec.get("max_duration_s", 3600))
-    tools.live.follow_job(deployment, item.id)
+    tools.live.follow_job(deployment, item.id, where.runtime)
     waited: list[float] = []
-    job = asyncio.create_task(tools.runtime.run_job(work, timeout_s=timeout_s))
+    job = asyncio.create_task(where.runtime.run_job(work, timeout_s=timeout_s))
     try:
         async with tools.slot(waited):  # the slot covers the start; a long job does not hold it
             await _started_or_done(job)

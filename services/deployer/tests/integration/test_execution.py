@@ -22,8 +22,13 @@ import pytest
 
 from services.deployer.tests.unit.fakes import FakeLiveLogs, FakeRuntime, NoDatabases
 from slipway_deployer.adapters.live_logs import LiveLogs
-from slipway_deployer.adapters.runtime import FailureReason
-from slipway_deployer.adapters.runtime.postgres import LocalDatabases
+from slipway_deployer.adapters.runtime import (
+    ClusterAccess,
+    Databases,
+    FailureReason,
+    RuntimeOpener,
+)
+from slipway_deployer.adapters.runtime.registry import Reach, Runtimes
 from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.bootstrap import DEFINITION
 from slipway_deployer.config import DeployerSettings
@@ -39,7 +44,9 @@ from slipway_libs.crypto import Sealer
 pytestmark = pytest.mark.integration
 KEYS = "test:" + base64.b64encode(bytes(range(32))).decode()
 SETTINGS = DeployerSettings.model_validate(
+    # a cluster the projection does not know is waited for this long
     {"database_url": "postgresql://unused", "SLIPWAY_DEPLOYER_TRANSPORT_KEYS": KEYS}
+    | {"catalog_wait_s": 0.2}
 )
 
 
@@ -56,14 +63,32 @@ def runtime() -> FakeRuntime:
     return FakeRuntime()
 
 
-def tools_for(pool: asyncpg.Pool, runtime: FakeRuntime) -> steps.Tools:
-    """The composition root's tools, with the fake runtime; a fresh set is a restarted deployer."""
+async def reached(access: ClusterAccess) -> None:
+    """Every self-managed cluster of these tests answers (``clusters`` tests say otherwise)."""
+    return None
+
+
+def tools_for(
+    pool: asyncpg.Pool,
+    runtime: FakeRuntime,
+    *,
+    reach: Reach = reached,
+    opener: RuntimeOpener | None = None,
+) -> steps.Tools:
+    """The composition root's tools, the fake runtime as the local one (and ``opener``'s for
+    self-managed clusters); a fresh set is a restarted deployer."""
     sealer = Sealer.from_setting(KEYS)
+    runtimes = Runtimes(
+        local_runtime=runtime,
+        local_databases=cast(Databases, NoDatabases()),
+        transport=sealer,
+        reach=reach,
+        opener=opener,
+    )
     return steps.Tools(
         pool=pool,
         settings=SETTINGS,
-        runtime=runtime,
-        databases=cast(LocalDatabases, NoDatabases()),
+        runtimes=runtimes,
         transport=sealer,
         at_rest=sealer,
         signals=Signals(),
@@ -93,10 +118,18 @@ def container(name: str, tag: str) -> dict[str, Any]:
     }
 
 
-async def environment(pool: asyncpg.Pool, stages: dict[str, list[str]]) -> Environment:
-    """An environment whose stages (in this order) hold these container services."""
+async def environment(
+    pool: asyncpg.Pool, stages: dict[str, list[str]], *, cluster: dict[str, Any] | None = None
+) -> Environment:
+    """An environment whose stages (in this order) hold these container services, on the
+    organization's local cluster, or on ``cluster`` (a ``catalog_clusters`` row, its id and
+    organization filled in; ``{"id": <uuid>}`` alone: a cluster the deployer never heard of)."""
     env = Environment(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    cluster = dict(LOCAL_CLUSTER if cluster is None else cluster)
+    cluster_id = cluster.setdefault("id", uuid.uuid4())
     async with pool.acquire() as conn, conn.transaction():
+        if "kind" in cluster:
+            await project_cluster(conn, cluster | {"organization_id": env.organization_id})
         await queries.project(
             conn,
             "catalog_environments",
@@ -106,7 +139,7 @@ async def environment(pool: asyncpg.Pool, stages: dict[str, list[str]]) -> Envir
                 "project_id": env.project_id,
                 "name": "production",
                 "mode": "PRODUCTION",
-                "cluster_id": uuid.uuid4(),
+                "cluster_id": cluster_id,
                 "deleted": False,
                 "version": 1,
             },
@@ -130,6 +163,26 @@ async def environment(pool: asyncpg.Pool, stages: dict[str, list[str]]) -> Envir
                 env.services[name] = uuid.uuid4()
                 await set_service(conn, env, name, stage_id=stage_id, tag="1")
     return env
+
+
+LOCAL_CLUSTER: dict[str, Any] = {"name": "local", "kind": "local"}
+
+
+async def project_cluster(conn: asyncpg.Connection, cluster: dict[str, Any]) -> None:
+    """A cluster as the catalog's ClusterChanged would project it."""
+    await queries.project(
+        conn,
+        "catalog_clusters",
+        {
+            "api_url": None,
+            "credentials_sealed": None,
+            "capabilities": None,
+            "settings": None,
+            "deleted": False,
+            "version": 1,
+            **cluster,
+        },
+    )
 
 
 async def set_service(

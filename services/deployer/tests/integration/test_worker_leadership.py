@@ -14,12 +14,15 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
+from slipway_deployer.adapters.runtime import ClusterAccess, Databases, Runtime
+from slipway_deployer.adapters.runtime.registry import Runtimes
 from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.bootstrap import DEFINITION
 from slipway_deployer.usecases.steps import Tools
 from slipway_deployer.worker import _WORKER_LOCK as WORKER_LOCK
 from slipway_deployer.worker import Worker
 from slipway_libs import db
+from slipway_libs.crypto import Sealer, new_key_setting
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +48,10 @@ class FakeRuntime:
         self.closed += 1
 
 
+async def unreachable(access: ClusterAccess) -> None:
+    raise AssertionError("these tests deploy nothing")
+
+
 class FakeLive:
     async def aclose(self) -> None:
         return None
@@ -57,8 +64,13 @@ def tools_for(pool: asyncpg.Pool, runtime: FakeRuntime) -> Tools:
     fake: Any = SimpleNamespace(
         pool=pool,
         settings=settings,
-        runtime=runtime,
-        databases=FakeRuntime(),
+        runtimes=Runtimes(
+            local_runtime=cast(Runtime, runtime),
+            local_databases=cast(Databases, FakeRuntime()),
+            transport=Sealer.from_setting(new_key_setting("t")),
+            reach=unreachable,
+            opener=None,
+        ),
         live=FakeLive(),
         signals=Signals(),
     )

@@ -24,12 +24,14 @@ from typing import Any
 
 from slipway_deployer.adapters.live_logs import Owner
 from slipway_deployer.adapters.runtime import (
+    Databases,
     Deployed,
     FailureReason,
     JobResult,
     LogLine,
     RunningState,
     RunStatus,
+    Runtime,
     RuntimeFailure,
     Workload,
 )
@@ -170,13 +172,13 @@ class FakeLiveLogs:
 
     followed: list[uuid.UUID] = field(default_factory=list)
 
-    def follow_service(self, owner: Owner, service_id: uuid.UUID) -> None:
+    def follow_service(self, owner: Owner, service_id: uuid.UUID, runtime: Runtime) -> None:
         self.followed.append(service_id)
 
-    def follow_job(self, owner: Owner, service_id: uuid.UUID) -> None:
+    def follow_job(self, owner: Owner, service_id: uuid.UUID, runtime: Runtime) -> None:
         self.followed.append(service_id)
 
-    def follow_database(self, owner: Owner, service_id: uuid.UUID) -> None:
+    def follow_database(self, owner: Owner, service_id: uuid.UUID, databases: Databases) -> None:
         self.followed.append(service_id)
 
     def forget(self, service_id: uuid.UUID) -> None:

@@ -53,6 +53,7 @@ class FailureReason(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     RUNTIME_ERROR = "RUNTIME_ERROR"
     CLUSTER_UNREACHABLE = "CLUSTER_UNREACHABLE"  # the cluster's API server: down, or refusing us
+    RUNTIME_NOT_AVAILABLE = "RUNTIME_NOT_AVAILABLE"  # no runtime for that kind of cluster here
 
 
 class RuntimeFailure(Exception):

@@ -1,0 +1,203 @@
+"""The environment's cluster chooses the runtime (issue 14, item 1): the execution against the real
+PostgreSQL with the real migrations, the runtimes faked (``tests/unit/fakes.py``), the registry
+(``adapters/runtime/registry.py``) real — credentials sealed with the transport key as the
+catalog seals them, opened by the registry.
+
+What must never happen: a self-managed environment deployed by the local runtime. A cluster that
+cannot be used ends the deployment ERROR with ``CLUSTER_UNREACHABLE`` (or
+``RUNTIME_NOT_AVAILABLE``), its message naming the cluster, and nothing applied anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.deployer.tests.integration.test_execution import (
+    KEYS,
+    Environment,
+    claim,
+    deployment,
+    environment,
+    environment_state,
+    queue,
+    runs,
+    stages,
+    tools_for,
+)
+from services.deployer.tests.unit.fakes import FakeRuntime, NoDatabases
+from slipway_deployer.adapters.runtime import (
+    ClusterAccess,
+    Databases,
+    FailureReason,
+    Runtime,
+    RuntimeFailure,
+)
+from slipway_deployer.bootstrap import DEFINITION
+from slipway_deployer.usecases.execution import Execution
+from slipway_libs import db
+from slipway_libs.crypto import Sealer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(database_factory: Any) -> AsyncIterator[asyncpg.Pool]:
+    dsn = await database_factory("deployer", DEFINITION.migrations)
+    pool = await db.create_pool(dsn, max_size=4)
+    yield pool
+    await pool.close()
+
+
+TOKEN = "kube-token-never-logged"
+API_URL = "https://k8s.example.com:6443"
+
+
+def self_managed(name: str = "prod-eu", **access: Any) -> dict[str, Any]:
+    """A self-managed cluster as the catalog's event projects it: the access sealed with the
+    transport key, bound to the cluster's id."""
+    cluster_id = uuid.uuid4()
+    clear = {"api_url": API_URL, "token": TOKEN, "ca_cert": None}
+    sealed = Sealer.from_setting(KEYS).seal(
+        json.dumps(clear | access).encode(), aad=cluster_id.bytes
+    )
+    return {
+        "id": cluster_id,
+        "name": name,
+        "kind": "self_managed",
+        "api_url": clear["api_url"],
+        "credentials_sealed": base64.b64encode(sealed).decode(),
+        "capabilities": {"kinds": ["container"]},
+        "settings": {"ingress_class": "nginx"},
+    }
+
+
+class Opener:
+    """The kubernetes runtime's stand-in: one fake runtime per cluster, and what it was given."""
+
+    def __init__(self) -> None:
+        self.runtime = FakeRuntime()
+        self.given: list[ClusterAccess] = []
+
+    async def __call__(self, access: ClusterAccess) -> tuple[Runtime, Databases]:
+        self.given.append(access)
+        return self.runtime, NoDatabases()  # type: ignore[return-value]
+
+
+def refusing(why: str):  # type: ignore[no-untyped-def]
+    async def reach(access: ClusterAccess) -> None:
+        raise RuntimeFailure(FailureReason.CLUSTER_UNREACHABLE, why)
+
+    return reach
+
+
+async def failed_with(
+    pool: asyncpg.Pool, env: Environment, done: Any, reason: str, *, local: FakeRuntime
+) -> None:
+    """Ended ERROR for ``reason`` before anything ran: every stage and service skipped."""
+    assert (done.status, done.reason) == ("ERROR", reason), done.message
+    assert set((await stages(pool, done.id)).values()) == {"SKIPPED"}
+    assert set((await runs(pool, done.id)).values()) == {"SKIPPED"}
+    assert await environment_state(pool, env) == "DEPLOYMENT_ERROR"
+    assert local.calls == []  # the local runtime was never asked anything
+
+
+async def test_the_cluster_chooses_the_runtime(pool: asyncpg.Pool) -> None:
+    local, opener = FakeRuntime(), Opener()
+    on_local = await environment(pool, {"apps": ["api"]})
+    on_cluster = await environment(pool, {"apps": ["api", "web"]}, cluster=self_managed())
+
+    for env in (on_local, on_cluster):
+        done = await deploy_with(pool, env, tools_for(pool, local, opener=opener))
+        assert done.status == "SUCCESS", done.message
+
+    assert set(local.running()) == {str(on_local.services["api"])}
+    assert set(opener.runtime.running()) == {str(s) for s in on_cluster.services.values()}
+    [access] = opener.given  # opened once, from the sealed credentials
+    assert (access.name, access.api_url, access.token) == ("prod-eu", API_URL, TOKEN)
+    assert access.settings == {"ingress_class": "nginx"}
+    assert TOKEN not in repr(access)
+
+
+async def test_a_self_managed_environment_never_runs_locally_without_a_kubernetes_runtime(
+    pool: asyncpg.Pool,
+) -> None:
+    local = FakeRuntime()
+    env = await environment(pool, {"data": ["db"], "apps": ["api"]}, cluster=self_managed())
+
+    done = await deploy_with(pool, env, tools_for(pool, local, opener=None))
+
+    await failed_with(pool, env, done, "RUNTIME_NOT_AVAILABLE", local=local)
+    assert "prod-eu" in done.message
+
+
+async def test_an_unreachable_cluster_fails_the_deployment_naming_the_cluster(
+    pool: asyncpg.Pool,
+) -> None:
+    local, opener = FakeRuntime(), Opener()
+    env = await environment(pool, {"apps": ["api"]}, cluster=self_managed("prod-us"))
+    tools = tools_for(
+        pool, local, reach=refusing("its API server could not be reached"), opener=opener
+    )
+
+    done = await deploy_with(pool, env, tools)
+
+    await failed_with(pool, env, done, "CLUSTER_UNREACHABLE", local=local)
+    assert "prod-us" in done.message and "could not be reached" in done.message
+    assert opener.given == []  # no runtime made for a cluster that does not answer
+
+
+@pytest.mark.parametrize(
+    ("cluster", "says"),
+    [
+        ({"id": uuid.uuid4()}, "is not known to the deployer"),  # never told by the catalog
+        ({**self_managed(), "deleted": True}, "it was deleted"),
+        ({**self_managed(), "credentials_sealed": None}, "never given its credentials"),
+        ({**self_managed(), "credentials_sealed": "bm90IHNlYWxlZA=="}, "could not be opened"),
+    ],
+    ids=["unknown", "deleted", "no-credentials", "credentials-not-ours"],
+)
+async def test_a_cluster_that_cannot_be_used_is_unreachable(
+    pool: asyncpg.Pool, cluster: dict[str, Any], says: str
+) -> None:
+    local, opener = FakeRuntime(), Opener()
+    env = await environment(pool, {"apps": ["api"]}, cluster=cluster)
+
+    done = await deploy_with(pool, env, tools_for(pool, local, opener=opener))
+
+    await failed_with(pool, env, done, "CLUSTER_UNREACHABLE", local=local)
+    assert says in done.message
+    assert opener.runtime.calls == []
+
+
+async def test_a_cluster_lost_mid_deployment_fails_it_and_skips_the_rest(
+    pool: asyncpg.Pool,
+) -> None:
+    local, opener = FakeRuntime(), Opener()
+    env = await environment(
+        pool, {"first": ["db"], "second": ["api"], "third": ["web"]}, cluster=self_managed()
+    )
+    opener.runtime.fail(
+        env.services["api"], FailureReason.CLUSTER_UNREACHABLE, "connection refused"
+    )
+
+    done = await deploy_with(pool, env, tools_for(pool, local, opener=opener))
+
+    assert (done.status, done.reason) == ("ERROR", "CLUSTER_UNREACHABLE")
+    assert "prod-eu" in done.message and "connection refused" in done.message
+    assert await stages(pool, done.id) == {"first": "DONE", "second": "ERROR", "third": "SKIPPED"}
+    assert opener.runtime.applied(env.services["web"]) == []
+    assert local.calls == []
+
+
+async def deploy_with(pool: asyncpg.Pool, env: Environment, tools: Any) -> Any:
+    """Queue a deployment, claim it and run it to its end with these tools (their runtimes)."""
+    claimed = await claim(pool, await queue(pool, env))
+    await Execution(tools, claimed).run()
+    return await deployment(pool, claimed.id)

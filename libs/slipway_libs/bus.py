@@ -151,8 +151,11 @@ class OffsetCommits:
         self._consumer = consumer
 
     def processed(self, records: Records) -> None:
-        for record in records:
-            self._pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        last: dict[tuple[str, int], int] = {}
+        for record in records:  # a plain tuple per record, a TopicPartition per partition
+            last[record.topic, record.partition] = record.offset
+        for (topic, partition), offset in last.items():
+            self._pending[TopicPartition(topic, partition)] = offset + 1
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._commit_pending())
 
@@ -202,7 +205,11 @@ class OneAhead:
 
     async def take(self, kafka: AIOKafkaConsumer, records: Records) -> None:
         self._commits.bind(kafka)
-        decoded = self._consumer.decode(records)
+        try:
+            decoded = await self._consumer.decode_yielding(records)
+        except BaseException:  # cancelled: nothing of it was applied
+            _rewind(kafka, records)
+            raise
         try:
             await self.settle()
         except BaseException:
@@ -210,6 +217,10 @@ class OneAhead:
             raise
         self._applying_records = records
         self._applying = asyncio.create_task(self._apply(kafka, decoded, records))
+        # the apply sends its first statement before this task polls and decodes the next
+        # batch: a poll that finds records buffered returns without yielding, and the whole
+        # decode would otherwise run before the apply even began
+        await asyncio.sleep(0)
         if self._commits.closing:
             await self.settle()
             await self._commits.flush()

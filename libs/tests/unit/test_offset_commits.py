@@ -151,6 +151,10 @@ class FakeInbox:
         self.log.append(f"decode {records[0].offset}")
         return records
 
+    async def decode_yielding(self, records: tuple[Rec, ...]) -> tuple[Rec, ...]:
+        await asyncio.sleep(0)
+        return self.decode(records)
+
     async def apply(self, decoded: tuple[Rec, ...]) -> None:
         first = decoded[0].offset
         self.log.append(f"apply {first}")

@@ -16,7 +16,11 @@ Invariants:
   and GIT_ALLOW_PROTOCOL, hooks, fsmonitor and submodules off, and `--` before positionals.
 - A token never reaches argv, a file or a line we hand out: it travels as an `http.extraHeader`
   scoped to the source's origin through the GIT_CONFIG_* environment variables, and every line
-  and message built from git's output is redacted.
+  and message built from git's output is redacted. An SSH key is written only into the scratch
+  HOME (0700, removed with it) as a 0600 file that ssh alone reads (`-i`, no agent); with
+  known_hosts, ssh checks the host against them only.
+- A remote that refuses the credentials (or asks for some) fails with GIT_AUTH_FAILED and a
+  fixed message naming the host, never git's output.
 - Each process leads its own process group, killed as a whole on timeout or cancellation.
 - The repository stays under `max_bytes` (polled during fetch and checkout, and the tree's size is
   checked before checkout); the build context and the Dockerfile stay inside the checkout after
@@ -78,6 +82,7 @@ class SourceErrorReason(enum.StrEnum):
     SYMLINK_ESCAPES_CONTEXT = "SYMLINK_ESCAPES_CONTEXT"
     TIMEOUT = "TIMEOUT"
     TARGET_NOT_ALLOWED = "TARGET_NOT_ALLOWED"
+    GIT_AUTH_FAILED = "GIT_AUTH_FAILED"
 
 
 Reason = SourceErrorReason
@@ -106,6 +111,8 @@ class GitSource:
     root_path: str = "/"
     dockerfile_path: str = "Dockerfile"
     token: str | None = field(default=None, repr=False)
+    ssh_key: str | None = field(default=None, repr=False)
+    known_hosts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +326,7 @@ class _Git:
     home: Path
     on_line: LineSink | None
     token: str | None = field(default=None, repr=False)
+    ssh_options: str = ""  # the key (and known hosts) files in the scratch HOME
 
     def argv(self, *args: str) -> list[str]:
         file_policy = "always" if self.remote.kind == "local" else "never"
@@ -332,6 +340,8 @@ class _Git:
         if self.remote.ssh_alias:  # git runs the command through a shell: quoted
             alias = shlex.quote(self.remote.ssh_alias)
             env["GIT_SSH_COMMAND"] += f" -o HostKeyAlias={alias} -o CheckHostIP=no"
+        if self.remote.kind == "ssh" and self.ssh_options:
+            env["GIT_SSH_COMMAND"] += self.ssh_options
         env |= {
             "HOME": str(self.home),
             "LC_ALL": "C",
@@ -365,8 +375,19 @@ class _Git:
             secrets=_secrets(self.token),
         )
         if check and result.returncode != 0:
+            self._raise_if_refused(result)
             raise SourceError(Reason.CLONE_FAILED, _failure(f"git {args[0]}", result))
         return result
+
+    def _raise_if_refused(self, result: ProcessResult) -> None:
+        if any(_AUTH_REFUSED.search(line) for line in result.stderr_tail):
+            https = self.remote.origin.removeprefix("https://").rstrip("/")
+            where = self.remote.ssh_alias or https or self.remote.host or "the remote"
+            raise SourceError(
+                Reason.GIT_AUTH_FAILED,
+                f"{where} refused access to the repository: add a git credential for it to the"
+                " organization (a token for https, an SSH key for ssh), or check the one it has",
+            )
 
     async def fetch(self, refspec: str, *options: str, watch: _Watch = None) -> None:
         result = await self.run(
@@ -377,7 +398,16 @@ class _Git:
             return
         if any("couldn't find remote ref" in line for line in result.stderr_tail):
             raise SourceError(Reason.REF_NOT_FOUND, f"{refspec} does not exist in the repository")
+        self._raise_if_refused(result)
         raise SourceError(Reason.CLONE_FAILED, _failure("git fetch", result))
+
+
+# what git and ssh print when the remote wants credentials it did not get, or refused them
+_AUTH_REFUSED = re.compile(
+    r"Authentication failed|could not read (Username|Password)|terminal prompts disabled"
+    r"|returned error: 40[13]|Permission denied \(publickey|Invalid username or password",
+    re.I,
+)
 
 
 def _failure(what: str, result: ProcessResult) -> str:
@@ -387,8 +417,35 @@ def _failure(what: str, result: ProcessResult) -> str:
 
 @contextlib.contextmanager
 def _scratch_home() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="slipway-git-") as home:
+    with tempfile.TemporaryDirectory(prefix="slipway-git-") as home:  # 0700
         yield Path(home)
+
+
+def _git(
+    remote: _Remote, cwd: Path, home: Path, on_line: LineSink | None, source: GitSource
+) -> _Git:
+    """The git runner of one fetch: an SSH key goes into ``home`` (removed with it)."""
+    return _Git(remote, cwd, home, on_line, source.token, _ssh_identity(remote, home, source))
+
+
+def _ssh_identity(remote: _Remote, home: Path, source: GitSource) -> str:
+    """ssh options using the source's key (and known hosts) only, written 0600 under ``home``."""
+    if remote.kind != "ssh" or not source.ssh_key:
+        return ""
+    key = home / "identity"
+    _write_private(key, source.ssh_key if source.ssh_key.endswith("\n") else source.ssh_key + "\n")
+    options = f" -i {shlex.quote(str(key))} -o IdentitiesOnly=yes -o IdentityAgent=none"
+    if source.known_hosts:
+        known = home / "known_hosts"
+        _write_private(known, source.known_hosts)
+        options += f" -o UserKnownHostsFile={shlex.quote(str(known))} -o StrictHostKeyChecking=yes"
+    return options
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
 
 
 # --- the egress guard ------------------------------------------------------------------------
@@ -480,7 +537,7 @@ async def _resolve(
     with _scratch_home() as scratch:
         repo = scratch / "repo"
         repo.mkdir()
-        git = _Git(remote, repo, scratch, on_line, source.token)
+        git = _git(remote, repo, scratch, on_line, source)
         if source.commit is None:
             listed = await git.run("ls-remote", "--", remote.target, branch_ref, capture=True)
             for line in listed.stdout.splitlines():
@@ -534,7 +591,7 @@ async def _fetch_into(
 ) -> FetchedSource:
     remote = await _pinned(remote, egress)
     with _scratch_home() as home:
-        git = _Git(remote, workdir, home, on_line, source.token)
+        git = _git(remote, workdir, home, on_line, source)
         guard = _size_guard(workdir, max_bytes)
         await git.run("init", "--quiet", "--template=")
         commit = await _fetch_commit(git, source, guard)
@@ -555,7 +612,7 @@ async def _fetch_commit(git: _Git, source: GitSource, guard: _Watch) -> str:
         try:
             await git.fetch(source.commit.lower(), "--depth", "1", watch=guard)
         except SourceError as error:
-            if error.reason is Reason.REPOSITORY_TOO_LARGE:
+            if error.reason in (Reason.REPOSITORY_TOO_LARGE, Reason.GIT_AUTH_FAILED):
                 raise
             # the server refuses wants by sha (or the commit is gone): try the whole branch
         else:

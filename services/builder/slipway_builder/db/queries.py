@@ -25,6 +25,8 @@ def _build(row: asyncpg.Record) -> Build:
         build_args=row["build_args"],
         image_repository=row["image_repository"],
         git_token_sealed=row["git_token_sealed"],
+        git_ssh_key_sealed=row["git_ssh_key_sealed"],
+        git_known_hosts=row["git_known_hosts"],
         status=row["status"],
         worker_pid=row["worker_pid"],
         pgid=row["pgid"],
@@ -48,12 +50,15 @@ async def insert_build(
     image_repository: str,
     git_token_sealed: str | None,
     requested_at: datetime,
+    git_ssh_key_sealed: str | None = None,
+    git_known_hosts: str | None = None,
 ) -> Build | None:
     """None when this build was requested already."""
     row = await conn.fetchrow(
         "INSERT INTO builds (id, organization_id, environment_id, service_id, deployment_id,"
-        " source, build_args, image_repository, git_token_sealed, requested_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"
+        " source, build_args, image_repository, git_token_sealed, requested_at,"
+        " git_ssh_key_sealed, git_known_hosts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING"
         " RETURNING *",
         build_id,
         org_id,
@@ -65,6 +70,8 @@ async def insert_build(
         image_repository,
         git_token_sealed,
         requested_at,
+        git_ssh_key_sealed,
+        git_known_hosts,
     )
     return _maybe_build(row)
 

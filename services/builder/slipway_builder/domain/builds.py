@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
@@ -30,6 +30,8 @@ class Build:
     build_args: dict[str, str]
     image_repository: str
     git_token_sealed: str | None  # sealed for this build's id, base64
+    git_ssh_key_sealed: str | None  # the same, for an ssh remote
+    git_known_hosts: str | None  # the ssh remote's host keys (no secret)
     status: str  # QUEUED | RUNNING | SUCCEEDED | FAILED | CANCELED
     worker_pid: int | None
     pgid: int | None
@@ -40,6 +42,15 @@ class BuildError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+@dataclass(frozen=True)
+class GitCredential:
+    """What a build fetches a private repository with (opened: never logged nor stored)."""
+
+    token: str | None = field(default=None, repr=False)
+    ssh_key: str | None = field(default=None, repr=False)
+    known_hosts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +77,12 @@ def is_full_commit(commit: str) -> bool:
     return _FULL_SHA.fullmatch(commit) is not None
 
 
-def secret_forms(token: str | None) -> list[str]:
-    """What the log redacts: the token, and the basic-auth header git sends it in."""
-    if not token:
-        return []
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return [token, basic]
+def secret_forms(token: str | None, ssh_key: str | None = None) -> list[str]:
+    """What the log redacts: the token, the basic-auth header git sends it in, and each line
+    of an SSH key's body (a key never reaches git's output, but a Dockerfile could echo it)."""
+    forms: list[str] = []
+    if token:
+        forms += [token, base64.b64encode(f"x-access-token:{token}".encode()).decode()]
+    if ssh_key:
+        forms += [line for line in ssh_key.splitlines() if len(line) >= 16 and "-----" not in line]
+    return forms

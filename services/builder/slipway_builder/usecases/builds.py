@@ -42,6 +42,7 @@ from slipway_builder.db import queries as q
 from slipway_builder.domain.builds import (
     Build,
     BuildError,
+    GitCredential,
     Outcome,
     event_ids,
     is_full_commit,
@@ -136,11 +137,12 @@ class Builds:
 
     async def _run_to_end(self, build: Build) -> None:
         started = time.monotonic()
-        token = self._token(build)
-        async with BuildLog(pool=self._pool, build=build, secrets=secret_forms(token)) as build_log:
+        credential = self._credential(build)
+        secrets = secret_forms(credential.token, credential.ssh_key)
+        async with BuildLog(pool=self._pool, build=build, secrets=secrets) as build_log:
             try:
                 outcome = await asyncio.wait_for(
-                    self._build(build, build_log, token), self._settings.build_timeout_s
+                    self._build(build, build_log, credential), self._settings.build_timeout_s
                 )
             except asyncio.CancelledError:
                 await build_log.system("build canceled")
@@ -165,23 +167,31 @@ class Builds:
         log.exception("build.crashed", build_id=str(build.id))
         return "INTERNAL", f"Unexpected error: {type(exc).__name__}"
 
-    def _token(self, build: Build) -> str | None:
-        sealed = build.git_token_sealed
-        if not sealed or self._sealer is None:
-            return None
-        return self._sealer.open(base64.b64decode(sealed), aad=build.id.bytes).decode()
+    def _credential(self, build: Build) -> GitCredential:
+        """The organization's credential the deployer sealed for this build, opened."""
 
-    async def _build(self, build: Build, build_log: BuildLog, token: str | None) -> Outcome:
+        def opened(sealed: str | None) -> str | None:
+            if not sealed or self._sealer is None:
+                return None
+            return self._sealer.open(base64.b64decode(sealed), aad=build.id.bytes).decode()
+
+        return GitCredential(
+            token=opened(build.git_token_sealed),
+            ssh_key=opened(build.git_ssh_key_sealed),
+            known_hosts=build.git_known_hosts,
+        )
+
+    async def _build(self, build: Build, build_log: BuildLog, credential: GitCredential) -> Outcome:
         workdir = Path(self._settings.workspace) / str(build.id)
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         try:
-            return await self._build_in(build, build_log, token, workdir)
+            return await self._build_in(build, build_log, credential, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
     async def _build_in(
-        self, build: Build, build_log: BuildLog, token: str | None, workdir: Path
+        self, build: Build, build_log: BuildLog, credential: GitCredential, workdir: Path
     ) -> Outcome:
         spec = build.source
         commit = (spec.get("commit") or "").lower()
@@ -189,7 +199,7 @@ class Builds:
             skipped = await self._already_built(build, commit, build_log)
             if skipped is not None:
                 return skipped
-        fetched = await self._fetch(build, build_log, token, workdir)
+        fetched = await self._fetch(build, build_log, credential, workdir)
         skipped = await self._already_built(build, fetched.commit, build_log)
         if skipped is not None:
             return skipped
@@ -225,7 +235,7 @@ class Builds:
         return Outcome(image, existing, commit, skipped=True)
 
     async def _fetch(
-        self, build: Build, build_log: BuildLog, token: str | None, workdir: Path
+        self, build: Build, build_log: BuildLog, credential: GitCredential, workdir: Path
     ) -> FetchedSource:
         spec = build.source
         source = GitSource(
@@ -234,7 +244,9 @@ class Builds:
             commit=spec.get("commit"),
             root_path=spec.get("root_path") or "/",
             dockerfile_path=spec.get("dockerfile_path") or "Dockerfile",
-            token=token,
+            token=credential.token,
+            ssh_key=credential.ssh_key,
+            known_hosts=credential.known_hosts,
         )
         await build_log.system(f"fetching {spec['url']} ({spec.get('commit') or source.branch})")
         fetched = await fetch(

@@ -28,6 +28,8 @@ async def on_build_requested(conn: asyncpg.Connection, envelope: Envelope) -> No
         build_args=command.build_args,
         image_repository=command.image_repository,
         git_token_sealed=command.git_token_sealed,
+        git_ssh_key_sealed=command.git_ssh_key_sealed,
+        git_known_hosts=command.git_known_hosts,
         requested_at=envelope.occurred_at,
     )
     if build is None:

@@ -20,6 +20,8 @@ def test_every_event_names_the_build_and_what_asked_for_it() -> None:
         build_args={},
         image_repository="registry.example/app",
         git_token_sealed=None,
+        git_ssh_key_sealed=None,
+        git_known_hosts=None,
         status="RUNNING",  # not an id: not carried
         worker_pid=None,
         pgid=None,

@@ -35,6 +35,8 @@ def build_log(outage: Outage, **options: Any) -> BuildLog:
         build_args={},
         image_repository="registry.example/app",
         git_token_sealed=None,
+        git_ssh_key_sealed=None,
+        git_known_hosts=None,
         status="RUNNING",
         worker_pid=None,
         pgid=None,

@@ -1,0 +1,191 @@
+"""A private git forge for tests: ``git http-backend`` behind a small https server on 127.0.0.1
+that answers 401 unless the request carries basic auth with the expected token (any user name,
+as GitHub, GitLab and Gitea accept tokens). It serves the bare repositories under ``root``.
+
+Real git on both ends: the client speaks smart HTTP to the real ``git http-backend`` CGI. The
+certificate is self-signed for 127.0.0.1; point git at it with ``GIT_SSL_CAINFO``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hmac
+import ipaddress
+import os
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+_BACKEND_TIMEOUT_S = 60
+
+
+@dataclass
+class PrivateForge:
+    root: Path  # bare repositories: <root>/<name>.git
+    token: str = field(repr=False)
+    ca_file: Path
+    port: int = 0
+    refused: list[str] = field(default_factory=list)  # paths answered 401
+    served: list[str] = field(default_factory=list)  # paths served with the right token
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def url(self, name: str) -> str:
+        return f"https://{self.address}/{name}.git"
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate (its own CA) for 127.0.0.1, and its key, written under ``directory``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "forge-cert.pem", directory / "forge-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _handler(forge: PrivateForge) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_POST(self) -> None:
+            self._serve()
+
+        def _authorized(self) -> bool:
+            scheme, _, encoded = (self.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "basic":
+                return False
+            try:
+                _, _, password = base64.b64decode(encoded).decode().partition(":")
+            except ValueError:
+                return False
+            return hmac.compare_digest(password.encode(), forge.token.encode())
+
+        def _serve(self) -> None:
+            path, _, query = self.path.partition("?")
+            if not self._authorized():
+                forge.refused.append(path)
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="private forge"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            forge.served.append(path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            self._answer(self._backend(path, query, body))
+
+        def _backend(self, path: str, query: str, body: bytes) -> bytes:
+            env = {
+                "PATH": os.environ.get("PATH", os.defpath),
+                "GIT_PROJECT_ROOT": str(forge.root),
+                "GIT_HTTP_EXPORT_ALL": "1",
+                "PATH_INFO": path,
+                "QUERY_STRING": query,
+                "REQUEST_METHOD": self.command,
+                "CONTENT_TYPE": self.headers.get("Content-Type") or "",
+                "CONTENT_LENGTH": str(len(body)),
+                "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding") or "",
+                "GIT_PROTOCOL": self.headers.get("Git-Protocol") or "",
+                "REMOTE_USER": "token",
+                "REMOTE_ADDR": self.client_address[0],
+            }
+            done = subprocess.run(
+                ["git", "http-backend"],
+                input=body,
+                env=env,
+                capture_output=True,
+                timeout=_BACKEND_TIMEOUT_S,
+                check=False,
+            )
+            return done.stdout
+
+        def _answer(self, cgi: bytes) -> None:
+            head, _, payload = cgi.partition(b"\r\n\r\n")
+            status, headers = 200, []
+            for line in head.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.lower() == "status":
+                    status = int(value.strip().split()[0])
+                elif name:
+                    headers.append((name, value.strip()))
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+@contextmanager
+def private_forge(root: Path, token: str, directory: Path) -> Iterator[PrivateForge]:
+    """Serve ``root``'s bare repositories over https on 127.0.0.1 (a free port) until exit."""
+    cert, key = self_signed(directory)
+    forge = PrivateForge(root=root, token=token, ca_file=cert)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(forge))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    forge.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, name="private-forge", daemon=True)
+    thread.start()
+    try:
+        yield forge
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def publish_bare(work: Path, root: Path, name: str) -> Path:
+    """A bare copy of the work repository ``work`` at ``<root>/<name>.git``, served by the forge."""
+    bare = root / f"{name}.git"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--bare", "--", str(work), str(bare)],
+        check=True,
+        capture_output=True,
+    )
+    return bare

@@ -10,6 +10,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from slipway_deployer.adapters.runtime.base import (
     ClusterAccess,
+    CronSpec,
     FailureReason,
     HealthSpec,
     PortSpec,
@@ -479,3 +481,36 @@ async def test_a_database_is_a_stateful_set_with_its_claim_and_its_password_in_a
     finally:
         await runtime.delete_environment(environment_id)
         await runtime.close()
+
+
+async def test_a_cron_job_is_scheduled_by_the_cluster_suspended_by_stop_resumed_by_restart(
+    runtime: KubernetesRuntime, admin: KubeClient, environment_id: str
+) -> None:
+    cron = replace(_job(environment_id), name="nightly", cron=CronSpec("0 3 * * *"))
+    namespace = namespace_name(environment_id)
+
+    deployed = await runtime.apply(cron)
+
+    assert deployed.urls == {}
+    found = await admin.get("CronJob", namespace, "nightly")
+    assert found is not None
+    assert (found["spec"]["schedule"], found["spec"]["suspend"]) == ("0 3 * * *", False)
+    assert (await runtime.status(cron.service_id)).status is RunStatus.RUNNING
+    await runtime.apply(cron)
+    same = await admin.get("CronJob", namespace, "nightly")
+    assert same is not None
+    assert same["metadata"]["resourceVersion"] == found["metadata"]["resourceVersion"]
+
+    await runtime.stop(cron.service_id)
+    suspended = await admin.get("CronJob", namespace, "nightly")
+    assert suspended is not None
+    assert suspended["spec"]["suspend"] is True
+    assert (await runtime.status(cron.service_id)).status is RunStatus.STOPPED
+
+    await runtime.restart(cron.service_id)
+    resumed = await admin.get("CronJob", namespace, "nightly")
+    assert resumed is not None
+    assert resumed["spec"]["suspend"] is False
+
+    await runtime.delete(cron.service_id)
+    assert await admin.get("CronJob", namespace, "nightly") is None

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from slipway_deployer.adapters.runtime.base import (
+    CronSpec,
     FailureReason,
     HealthSpec,
     PortSpec,
@@ -309,3 +310,32 @@ def test_the_cluster_settings_win_over_the_deployer_defaults() -> None:
     assert settings.render.ingress_class == "nginx"
     assert settings.render.ingress_domain == "apps.c"
     assert databases.storage_class == "ssd"
+
+
+def test_the_workload_sizes_its_pods_and_names_its_project() -> None:
+    workload = _workload(cpu_millicores=250, memory_mib=3072, instances=3, project_id="p-1")
+    deployment = _by_kind(render.application(workload, OPTIONS))["Deployment/api-server"]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["metadata"]["annotations"][names.ANNOTATION_REPLICAS] == "3"
+    assert deployment["metadata"]["labels"][names.LABEL_PROJECT] == "p-1"
+    resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "250m", "memory": "3Gi"}, "limits": {"memory": "3Gi"}}
+
+
+def test_a_cron_job_is_scheduled_natively_and_validates() -> None:
+    cron = CronSpec("*/5 * * * *", timezone="Europe/Paris", concurrency_policy="replace")
+    workload = _workload(kind="job", ports=[], health=None, cron=cron)
+    manifests = render.cron_job_objects(workload, OPTIONS)
+    cron_job = manifests[-1]
+    assert cron_job["kind"] == "CronJob"
+    assert cron_job["metadata"]["namespace"] == f"slipway-{ENV_ID}"
+    spec = cron_job["spec"]
+    assert (spec["schedule"], spec["timeZone"]) == ("*/5 * * * *", "Europe/Paris")
+    assert (spec["concurrencyPolicy"], spec["suspend"]) == ("Replace", False)
+    assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0
+    assert SECRET not in json.dumps(cron_job)
+    validate_all(manifests, "1.35")
+    with pytest.raises(RuntimeFailure):
+        render.cron_job_objects(_workload(cron=cron), OPTIONS)  # a service is no cron job
+    assert rollout.cron_status(cron_job)[0] is RunStatus.RUNNING
+    assert rollout.cron_status({"spec": {"suspend": True}})[0] is RunStatus.STOPPED

@@ -15,6 +15,7 @@ FIELD_MANAGER = "slipway"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_ORGANIZATION = "slipway.dev/organization"
+LABEL_PROJECT = "slipway.dev/project"
 LABEL_ENVIRONMENT = "slipway.dev/environment"
 LABEL_SERVICE = "slipway.dev/service"
 LABEL_TEMPLATE = "slipway.dev/template"  # a digest of the pod template: this rollout's pods
@@ -70,6 +71,8 @@ def labels(workload: Workload) -> dict[str, str]:
     }
     if workload.organization_id:
         found[LABEL_ORGANIZATION] = workload.organization_id
+    if workload.project_id:
+        found[LABEL_PROJECT] = workload.project_id
     return found
 
 

@@ -74,9 +74,9 @@ class RenderOptions:
     ingress_domain: str | None = None  # public ports get <name>-<env>.<domain>; None: no Ingress
     ingress_tls: bool = True
     registry: RegistryAuth | None = None
+    # when the workload does not say
     cpu_millicores: int = 500
     memory_mib: int = 512
-    replicas: int = 1
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -124,6 +124,14 @@ def job_objects(
     run = job(workload, options, run_id=run_id, timeout_s=timeout_s)
     run["metadata"]["namespace"] = namespace_name(workload.environment_id)
     return [namespace_manifest(workload), *secrets(workload, options), run]
+
+
+def cron_job_objects(workload: Workload, options: RenderOptions) -> list[Manifest]:
+    """A cron job run natively by the cluster: the namespace, its secrets and the CronJob."""
+    check(workload, kind="job")
+    cron = cron_job(workload, options)
+    cron["metadata"]["namespace"] = namespace_name(workload.environment_id)
+    return [namespace_manifest(workload), *secrets(workload, options), cron]
 
 
 def namespace_manifest(workload: Workload) -> Manifest:
@@ -180,12 +188,12 @@ def deployment(workload: Workload, options: RenderOptions) -> Manifest:
             "name": name,
             "labels": meta,
             "annotations": {
-                ANNOTATION_REPLICAS: str(options.replicas),
+                ANNOTATION_REPLICAS: str(workload.instances),
                 ANNOTATION_URLS: json.dumps(urls(workload, options), sort_keys=True),
             },
         },
         "spec": {
-            "replicas": options.replicas,
+            "replicas": workload.instances,
             "revisionHistoryLimit": 3,
             "selector": {"matchLabels": {LABEL_SERVICE: workload.service_id}},
             "template": template,
@@ -290,6 +298,31 @@ def job(workload: Workload, options: RenderOptions, *, run_id: str, timeout_s: f
     }
 
 
+def cron_job(workload: Workload, options: RenderOptions) -> Manifest:
+    """Each run a Job like ``run_job``'s (never retried); ``suspend`` is false as applied (a
+    deploy runs it), stop suspends it."""
+    if workload.cron is None:
+        raise RuntimeFailure(FailureReason.INVALID_WORKLOAD, "a cron job needs a schedule")
+    template = pod_template(workload, options, restart_policy="Never")
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": object_name(workload), "labels": labels(workload)},
+        "spec": {
+            "schedule": workload.cron.schedule,
+            "timeZone": workload.cron.timezone,
+            "concurrencyPolicy": workload.cron.concurrency_policy.capitalize(),
+            "suspend": False,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": labels(workload)},
+                "spec": {"backoffLimit": 0, "template": template},
+            },
+        },
+    }
+
+
 def pod_template(workload: Workload, options: RenderOptions, *, restart_policy: str) -> Manifest:
     name = object_name(workload)
     container: Manifest = {
@@ -297,7 +330,7 @@ def pod_template(workload: Workload, options: RenderOptions, *, restart_policy: 
         "image": workload.image,
         "envFrom": [{"secretRef": {"name": env_secret_name(name)}}],
         "env": _port_env(workload),
-        "resources": _resources(options),
+        "resources": _resources(workload, options),
     }
     if workload.command is not None:
         container["command"] = list(workload.command)
@@ -392,10 +425,11 @@ def _port_env(workload: Workload) -> list[Manifest]:
     return env
 
 
-def _resources(options: RenderOptions) -> Manifest:
-    memory = memory_quantity(options.memory_mib)
+def _resources(workload: Workload, options: RenderOptions) -> Manifest:
+    memory = memory_quantity(workload.memory_mib or options.memory_mib)
+    cpu = cpu_quantity(workload.cpu_millicores or options.cpu_millicores)
     return {
-        "requests": {"cpu": cpu_quantity(options.cpu_millicores), "memory": memory},
+        "requests": {"cpu": cpu, "memory": memory},
         "limits": {"memory": memory},
     }
 

@@ -108,6 +108,14 @@ def run_status(deployment: Manifest, pods: list[Manifest]) -> tuple[RunStatus, s
     return RunStatus.STARTING, found[0].message if found else None
 
 
+def cron_status(cron_job: Manifest) -> tuple[RunStatus, str | None]:
+    """Suspended: STOPPED; else RUNNING (scheduled), with when it last ran."""
+    if (cron_job.get("spec") or {}).get("suspend"):
+        return RunStatus.STOPPED, "suspended"
+    last = (cron_job.get("status") or {}).get("lastScheduleTime")
+    return RunStatus.RUNNING, f"last run scheduled at {last}" if last else "scheduled, not run yet"
+
+
 def job_finished(job: Manifest) -> bool | None:
     """True: complete; False: failed; None: still running."""
     for condition in (job.get("status") or {}).get("conditions") or []:

@@ -131,6 +131,9 @@ class KubernetesRuntime:
     # -- the Runtime protocol --------------------------------------------------------------------
 
     async def apply(self, workload: Workload) -> Deployed:
+        """A service, rolled out; or a cron job (``workload.cron``), scheduled by the cluster."""
+        if workload.cron is not None:
+            return await self._schedule(workload)
         options = self._settings.render
         manifests = render.application(workload, options)
         await self._validator.check(manifests)
@@ -157,22 +160,32 @@ class KubernetesRuntime:
         )
 
     async def stop(self, service_id: str) -> None:
+        """Scaled to zero (returning once no pod is left); a cron job suspended."""
         where = await self._locate(service_id)
         if where is None:
+            if (namespace := await self._namespace_of(service_id)) is not None:
+                await self._suspend_cron_jobs(service_id, namespace, suspend=True)
             return
         body = {"spec": {"replicas": 0}}
         await self._client.patch(
             "Deployment", where.namespace, where.name, body, manager=STOP_MANAGER
         )
-        await self._suspend_cron_jobs(service_id, where.namespace)
         await self._watch_deployment(
             where, rollout.deployment_scaled_down, self._settings.stop_timeout_s
         )
         log.info("runtime.kubernetes.stopped", service_id=service_id, namespace=where.namespace)
 
     async def restart(self, service_id: str) -> None:
-        """A rollout restart, and a stopped service scaled back to what it was applied with."""
-        where = await self._require(service_id)
+        """A rollout restart, and a stopped service scaled back to what it was applied with;
+        a suspended cron job resumed."""
+        where = await self._locate(service_id)
+        if where is None:
+            namespace = await self._namespace_of(service_id)
+            if namespace is None or not await self._suspend_cron_jobs(
+                service_id, namespace, suspend=False
+            ):
+                raise _not_found(service_id)
+            return
         deployment = await self._client.get("Deployment", where.namespace, where.name)
         if deployment is None:
             raise _not_found(service_id)
@@ -212,7 +225,7 @@ class KubernetesRuntime:
         if deployment is None or where is None:
             if service_id in self._jobs:
                 return self._jobs[service_id]
-            raise _not_found(service_id)
+            return await self._cron_status(service_id)
         pods = await self._client.list(
             "Pod", where.namespace, labels=f"{LABEL_SERVICE}={service_id}"
         )
@@ -385,12 +398,38 @@ class KubernetesRuntime:
             code = 0 if complete else 1
         return code, output
 
-    async def _suspend_cron_jobs(self, service_id: str, namespace: str) -> None:
+    async def _cron_status(self, service_id: str) -> RunningState:
+        namespace = await self._namespace_of(service_id)
         selector = f"{LABEL_SERVICE}={service_id}"
-        for item in await self._client.list("CronJob", namespace, labels=selector):
-            body = {"spec": {"suspend": True}}
+        found = await self._client.list("CronJob", namespace, labels=selector) if namespace else []
+        if not found:
+            raise _not_found(service_id)
+        state, message = rollout.cron_status(found[0])
+        return RunningState(state, 0, {}, message)
+
+    async def _schedule(self, workload: Workload) -> Deployed:
+        manifests = render.cron_job_objects(workload, self._settings.render)
+        await self._validator.check(manifests)
+        applied = await self._apply_all(manifests)
+        log.info(
+            "runtime.kubernetes.scheduled",
+            service_id=workload.service_id,
+            namespace=applied[-1]["metadata"]["namespace"],
+            name=applied[-1]["metadata"]["name"],
+            image=workload.image,
+        )
+        return Deployed(workload.service_id, host_ports={}, urls={}, default_port=None)
+
+    async def _suspend_cron_jobs(self, service_id: str, namespace: str, *, suspend: bool) -> bool:
+        """Whether the service had a cron job to (un)suspend."""
+        selector = f"{LABEL_SERVICE}={service_id}"
+        found = await self._client.list("CronJob", namespace, labels=selector)
+        manager = STOP_MANAGER if suspend else RESTART_MANAGER
+        for item in found:
+            body = {"spec": {"suspend": suspend}}
             name = item["metadata"]["name"]
-            await self._client.patch("CronJob", namespace, name, body, manager=STOP_MANAGER)
+            await self._client.patch("CronJob", namespace, name, body, manager=manager)
+        return bool(found)
 
     # -- finding a service's objects -------------------------------------------------------------
 

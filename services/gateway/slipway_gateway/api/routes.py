@@ -301,7 +301,16 @@ class Gateway:
         )
         if upstream.status_code != 200:
             return upstream
-        return JSONResponse({"items": [json.loads(bytes(upstream.body))], "next_cursor": None})
+        # the token's role in it, as a user's list gives theirs (the document requires it)
+        organization = json.loads(bytes(upstream.body)) | {"role": self._role_name(principal)}
+        return JSONResponse({"items": [organization], "next_cursor": None})
+
+    def _role_name(self, principal: TokenPrincipal) -> str:
+        """A built-in role's name, or the custom role's (``custom`` until the projection has it)."""
+        if principal.role:
+            return principal.role
+        custom = self.projection.custom_roles.get(principal.custom_role_id or uuid.UUID(int=0))
+        return str(custom.data.get("name", "custom")) if custom else "custom"
 
 
 def _follows(request: Request) -> bool:

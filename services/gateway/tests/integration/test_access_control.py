@@ -76,6 +76,8 @@ async def test_api_token_is_shown_once_and_refused_once_revoked(api) -> None:
     await eventually(accepted)
     mine = await api.get("/organizations", headers=token_auth(token))
     assert [o["id"] for o in mine.json()["items"]] == [org]
+    # as a user's list does (and the OpenAPI document requires): its role in the organization
+    assert mine.json()["items"][0]["role"] == "viewer"
     forbidden = await api.patch(
         f"/organizations/{org}", json={"name": "x"}, headers=token_auth(token)
     )

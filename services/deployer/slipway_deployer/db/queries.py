@@ -559,24 +559,59 @@ async def insert_job_run(conn: asyncpg.Connection, row: dict[str, Any]) -> JobRu
 
 async def active_job_run(conn: asyncpg.Connection, service_id: uuid.UUID) -> JobRun | None:
     row = await conn.fetchrow(
-        "SELECT * FROM job_runs WHERE service_id = $1 AND status IN ('QUEUED', 'RUNNING') LIMIT 1",
+        "SELECT * FROM job_runs WHERE service_id = $1"
+        " AND status IN ('QUEUED', 'RUNNING', 'CANCELING') LIMIT 1",
         service_id,
     )
     return None if row is None else rows.job_run(row)
 
 
+async def scheduled_run_exists(
+    conn: asyncpg.Connection, service_id: uuid.UUID, scheduled_at: Any
+) -> bool:
+    found = await conn.fetchval(
+        "SELECT 1 FROM job_runs WHERE service_id = $1 AND scheduled_at = $2",
+        service_id,
+        scheduled_at,
+    )
+    return found is not None
+
+
+async def replace_job_runs(conn: asyncpg.Connection, service_id: uuid.UUID, message: str) -> int:
+    """The ``replace`` policy: the service's queued runs end CANCELED now, its running ones
+    become CANCELING (the worker stops them); how many there were."""
+    found = await conn.fetch(
+        "UPDATE job_runs SET status = CASE status WHEN 'QUEUED' THEN 'CANCELED' ELSE 'CANCELING'"
+        " END, message = $2, finished_at = CASE status WHEN 'QUEUED' THEN now() END"
+        " WHERE service_id = $1 AND status IN ('QUEUED', 'RUNNING') RETURNING id",
+        service_id,
+        message,
+    )
+    return len(found)
+
+
+async def canceling_job_runs(conn: asyncpg.Connection) -> list[uuid.UUID]:
+    found = await conn.fetch("SELECT id FROM job_runs WHERE status = 'CANCELING'")
+    return [row["id"] for row in found]
+
+
 async def claim_job_runs(conn: asyncpg.Connection, limit: int) -> list[JobRun]:
     found = await conn.fetch(
         "UPDATE job_runs SET status = 'RUNNING', started_at = now() WHERE id IN ("
-        " SELECT id FROM job_runs WHERE status = 'QUEUED' ORDER BY seq LIMIT $1"
-        " FOR UPDATE SKIP LOCKED) RETURNING *",
+        " SELECT id FROM job_runs AS queued WHERE status = 'QUEUED'"
+        # a run that replaces another starts once that one has stopped
+        " AND NOT EXISTS (SELECT 1 FROM job_runs AS old WHERE old.service_id = queued.service_id"
+        " AND old.status = 'CANCELING')"
+        " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING *",
         limit,
     )
     return [rows.job_run(row) for row in found]
 
 
 async def running_job_runs(conn: asyncpg.Connection) -> list[JobRun]:
-    found = await conn.fetch("SELECT * FROM job_runs WHERE status = 'RUNNING' ORDER BY seq")
+    found = await conn.fetch(
+        "SELECT * FROM job_runs WHERE status IN ('RUNNING', 'CANCELING') ORDER BY seq"
+    )
     return [rows.job_run(row) for row in found]
 
 

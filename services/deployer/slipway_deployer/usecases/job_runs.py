@@ -33,15 +33,20 @@ class JobRunner:
         self.tools = tools
         self.limit = limit
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._canceled: set[uuid.UUID] = set()  # runs stopped because a newer one replaces them
 
     async def recover(self) -> None:
         async with transaction(self.tools.pool) as conn:
             for row in await q.running_job_runs(conn):
+                if row.status == "CANCELING":  # replaced: it was to stop anyway
+                    await self._finish(conn, row, "CANCELED", None, row.message, 0)
+                    continue
                 await self._finish(
                     conn, row, "FAILED", None, "WORKER_LOST: the deployer restarted", 0
                 )
 
     async def claim(self) -> None:
+        await self._stop_replaced()
         free = self.limit - len(self._tasks)
         if free <= 0:
             return
@@ -49,6 +54,16 @@ class JobRunner:
             rows = await q.claim_job_runs(conn, free)
         for row in rows:
             self._tasks[row.id] = asyncio.create_task(self._run(row))
+
+    async def _stop_replaced(self) -> None:
+        """Stop the runs a newer one replaces (``replace`` policy): each ends CANCELED."""
+        async with self.tools.pool.acquire() as conn:
+            canceling = await q.canceling_job_runs(conn)
+        for run_id in canceling:
+            task = self._tasks.get(run_id)
+            if task is not None and run_id not in self._canceled:
+                self._canceled.add(run_id)
+                task.cancel()
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):
@@ -65,6 +80,11 @@ class JobRunner:
             message = f"{failure.reason}: {failure.message}"
         except RuntimeFailure as failure:
             message = f"{failure.reason.value}: {failure.message}"
+        except asyncio.CancelledError:
+            if row.id not in self._canceled:
+                raise  # the worker stops: the next one's recover ends the run
+            self._canceled.discard(row.id)
+            status, message = "CANCELED", "replaced by a newer run"
         except Exception as exc:  # the run must end, whatever broke
             log.exception("jobs.crashed", run_id=str(row.id))
             message = f"INTERNAL_ERROR: {type(exc).__name__}"

@@ -1,5 +1,11 @@
 """Job runs outside deployments: a cron job forced through the API, or fired by its schedule
-(the scheduler's ``JobRunRequested``). The worker runs them (``job_runs.JobRunner``)."""
+(the scheduler's ``JobRunRequested``). The worker runs them (``job_runs.JobRunner``).
+
+While a run of the job is queued or running, a new one follows the job's concurrency policy
+(as a Kubernetes CronJob's): ``forbid`` skips a scheduled run (SKIPPED) and refuses a user's
+(409); ``allow`` starts it alongside; ``replace`` cancels what is queued or running (CANCELED;
+a running one is CANCELING until the worker stopped it), then starts it — never before the
+replaced one has stopped."""
 
 from __future__ import annotations
 
@@ -26,24 +32,30 @@ async def request_run(
     actor: Actor | None,
     scheduled_at: Any = None,
 ) -> JobRun | None:
-    """Queue a run (202). A run asked by a user is refused while one runs (409); a scheduled one
-    is then recorded SKIPPED (the job's ``forbid`` policy). None: that scheduled run exists."""
+    """Queue a run (202), by the job's concurrency policy while another is queued or running
+    (see the module's docstring). None: that scheduled run exists."""
     svc = await service_or_404(conn, service_id)
     if svc.kind not in JOB_KINDS:
         raise InvalidInput("NOT_A_JOB", "Only cron and lifecycle jobs can be run.")
     status = await q.service_status(conn, service_id)
     deployed = status is not None and status.state in ("DEPLOYED", "RESTARTED")
     busy = await q.active_job_run(conn, service_id)
+    policy = str(svc.spec.get("concurrency_policy") or "forbid")
     scheduled = scheduled_at is not None
     if not scheduled and not deployed:
         raise Clash("JOB_NOT_DEPLOYED", "Deploy the job first: its image is not known yet.")
-    if not scheduled and busy is not None:
+    if not scheduled and busy is not None and policy == "forbid":
         raise Clash("JOB_ALREADY_RUNNING", "A run of this job is queued or running.")
     skipped = None
     if not deployed:
         skipped = "the job is not deployed"
-    elif busy is not None:
+    elif busy is not None and policy == "forbid":
         skipped = "a run was still running (concurrency policy forbid)"
+    elif busy is not None and policy == "replace":
+        if scheduled and await q.scheduled_run_exists(conn, service_id, scheduled_at):
+            return None  # that firing again (a second scheduler): it must not replace itself
+        when = f"scheduled at {scheduled_at.isoformat()}" if scheduled else "asked by a user"
+        await q.replace_job_runs(conn, service_id, f"replaced by a newer run ({when})")
     row = await q.insert_job_run(
         conn,
         {

@@ -514,3 +514,31 @@ async def test_a_cron_job_is_scheduled_by_the_cluster_suspended_by_stop_resumed_
 
     await runtime.delete(cron.service_id)
     assert await admin.get("CronJob", namespace, "nightly") is None
+
+
+async def test_cancelling_a_rollout_stops_watching_and_leaves_what_was_applied(
+    devstack: Any, admin: KubeClient, environment_id: str
+) -> None:
+    access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
+    never_ready = KubernetesRuntime.from_access(**access, settings=_settings(cpu_millicores=10**6))
+    namespace = namespace_name(environment_id)
+    try:
+        applying = asyncio.create_task(never_ready.apply(_app(environment_id)))
+        # the rollout is being watched once the pod exists (Pending: it fits no node)
+        async for kind, _ in admin.watch(
+            "Pod", namespace, labels="app.kubernetes.io/name=web", timeout_s=60
+        ):
+            if kind == "ADDED":
+                break
+        else:
+            pytest.fail("no pod of the rollout within 60 s")
+        assert not applying.done()
+
+        applying.cancel()
+
+        with pytest.raises(asyncio.CancelledError):
+            await applying
+        assert await admin.get("Deployment", namespace, "web") is not None
+    finally:
+        await never_ready.delete_environment(environment_id)
+        await never_ready.close()

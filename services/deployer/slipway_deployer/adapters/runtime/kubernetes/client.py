@@ -64,12 +64,17 @@ RESOURCES: dict[str, Resource] = {
 }
 
 
-class KubeError(Exception):
-    """The API server refused a request (not 401: that is CLUSTER_UNREACHABLE)."""
+class KubeError(RuntimeFailure):
+    """The API server refused a request (not 401: that is CLUSTER_UNREACHABLE). A
+    ``RuntimeFailure`` (INVALID_WORKLOAD for the server's own validation, 422; RUNTIME_ERROR
+    otherwise, e.g. 403: the account lacks a permission), so the runtime's callers see only
+    those."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status, self.reason, self.message = status, reason, message
+    def __init__(self, status: int, kube_reason: str, detail: str) -> None:
+        reason = FailureReason.INVALID_WORKLOAD if status == 422 else FailureReason.RUNTIME_ERROR
+        message = f"the cluster's API server refused ({status} {kube_reason}): {detail}"
+        super().__init__(reason, message)
+        self.status, self.kube_reason, self.detail = status, kube_reason, detail
 
 
 def unreachable(detail: str) -> RuntimeFailure:
@@ -134,6 +139,19 @@ class KubeClient:
         path = RESOURCES[manifest["kind"]].path(meta.get("namespace"), meta["name"])
         query = {"fieldManager": manager, "force": "true"}
         return await self.request("PATCH", path, query=query, body=manifest, content_type=APPLY)
+
+    async def apply_all(self, manifests: list[Manifest]) -> list[Manifest]:
+        """Each in order; a refusal names the object (never its content)."""
+        applied = []
+        for manifest in manifests:
+            try:
+                applied.append(await self.apply(manifest))
+            except KubeError as error:
+                meta = manifest["metadata"]
+                what = f"{manifest['kind']} {meta.get('namespace', '')}/{meta['name']}".strip("/")
+                message = f"the cluster refused {what}: {error.detail}"
+                raise RuntimeFailure(error.reason, message) from None
+        return applied
 
     async def patch(
         self, kind: str, namespace: str, name: str, body: Manifest, *, manager: str
@@ -217,16 +235,16 @@ class KubeClient:
         """Watch one object until ``done(object)``; TimeoutError after ``timeout_s``, NOT_FOUND
         if it is deleted, TIMEOUT if ``stuck`` says why it will not get there."""
         async with asyncio.timeout(timeout_s):
-            async for kind_of_event, found in self.watch(
-                kind, namespace, fields=f"metadata.name={name}", timeout_s=timeout_s
-            ):
-                if kind_of_event == "DELETED":
-                    raise RuntimeFailure(FailureReason.NOT_FOUND, f"{kind} {name} was deleted")
-                if done(found):
-                    return found
-                if why := stuck(found):
-                    raise RuntimeFailure(FailureReason.TIMEOUT, f"{name}: {why}")
-            raise TimeoutError  # the server ended the watch at the same deadline
+            while True:  # a watch the server ends early is opened again (from the current state)
+                async for kind_of_event, found in self.watch(
+                    kind, namespace, fields=f"metadata.name={name}", timeout_s=timeout_s
+                ):
+                    if kind_of_event == "DELETED":
+                        raise RuntimeFailure(FailureReason.NOT_FOUND, f"{kind} {name} was deleted")
+                    if done(found):
+                        return found
+                    if why := stuck(found):
+                        raise RuntimeFailure(FailureReason.TIMEOUT, f"{name}: {why}")
 
     async def pod_logs(
         self, namespace: str, pod: str, *, container: str, tail_lines: int
@@ -244,7 +262,7 @@ class KubeClient:
             async for line in self.lines(path, query=query):
                 yield _log_line(line)
         except KubeError as error:
-            text = f"the cluster does not serve this pod's logs ({error.status}: {error.message})"
+            text = f"the cluster does not serve this pod's logs ({error.status}: {error.detail})"
             yield LogLine("stderr", text, datetime.now(UTC))
 
     async def lines(self, path: str, *, query: Mapping[str, str]) -> AsyncIterator[str]:

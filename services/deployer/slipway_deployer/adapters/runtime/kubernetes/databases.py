@@ -92,8 +92,7 @@ class KubernetesDatabases:
         password = await self._password(spec.namespace, spec.object_name)
         manifests = render.database(spec, self._options, password=password)
         await self._validator.check(manifests)
-        for manifest in manifests:
-            await self._client.apply(manifest)
+        await self._client.apply_all(manifests)
         log.info("database.kubernetes.applied", service_id=service_id, namespace=spec.namespace)
         await self._await_ready(_Found(spec.namespace, spec.object_name, name), service_id)
         return DatabaseConnection(spec.host, render.PORT, name, name, password)

@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,8 +40,8 @@ from slipway_deployer.adapters.runtime.base import (
     RuntimeFailure,
     Workload,
 )
-from slipway_deployer.adapters.runtime.kubernetes import render, rollout
-from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient, KubeError
+from slipway_deployer.adapters.runtime.kubernetes import jobs, render, rollout
+from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
 from slipway_deployer.adapters.runtime.kubernetes.names import (
     ANNOTATION_REPLICAS,
     ANNOTATION_URLS,
@@ -137,7 +135,7 @@ class KubernetesRuntime:
         options = self._settings.render
         manifests = render.application(workload, options)
         await self._validator.check(manifests)
-        applied = await self._apply_all(manifests)
+        applied = await self._client.apply_all(manifests)
         deployment = next(m for m in applied if m["kind"] == "Deployment")
         where = _Where(deployment["metadata"]["namespace"], deployment["metadata"]["name"])
         self._where[workload.service_id] = where
@@ -252,24 +250,22 @@ class KubernetesRuntime:
             yield line
 
     async def run_job(self, workload: Workload, *, timeout_s: float) -> JobResult:
-        run_id = secrets.token_hex(4)
-        manifests = render.job_objects(
-            workload, self._settings.render, run_id=run_id, timeout_s=timeout_s
-        )
-        await self._validator.check(manifests)
-        started = time.monotonic()
         self._jobs[workload.service_id] = RunningState(RunStatus.RUNNING, 0, {})
-        applied = await self._apply_all(manifests)
-        job = applied[-1]
-        where = _Where(job["metadata"]["namespace"], job["metadata"]["name"])
         try:
-            result = await self._await_job(where, timeout_s)
-        finally:
-            await self._client.delete("Job", where.namespace, where.name)
-        code, output = result
-        done = RunStatus.COMPLETED if code == 0 else RunStatus.ERROR
-        self._jobs[workload.service_id] = RunningState(done, 0, {}, f"exited with code {code}")
-        return JobResult(code, output, time.monotonic() - started)
+            result = await jobs.run_job(
+                self._client,
+                self._validator,
+                self._settings.render,
+                workload,
+                timeout_s=timeout_s,
+            )
+        except RuntimeFailure as failure:
+            self._jobs[workload.service_id] = RunningState(RunStatus.ERROR, 0, {}, failure.message)
+            raise
+        done = RunStatus.COMPLETED if result.exit_code == 0 else RunStatus.ERROR
+        message = f"exited with code {result.exit_code}"
+        self._jobs[workload.service_id] = RunningState(done, 0, {}, message)
+        return result
 
     async def adopt(self) -> list[str]:
         """The services an earlier process applied (their Deployments, in every namespace)."""
@@ -309,18 +305,6 @@ class KubernetesRuntime:
         log.info("runtime.kubernetes.environment_deleted", namespace=namespace)
 
     # -- applying and watching -------------------------------------------------------------------
-
-    async def _apply_all(self, manifests: list[Manifest]) -> list[Manifest]:
-        applied = []
-        for manifest in manifests:
-            try:
-                applied.append(await self._client.apply(manifest))
-            except KubeError as error:
-                meta = manifest["metadata"]
-                what = f"{manifest['kind']} {meta.get('namespace', '')}/{meta['name']}".strip("/")
-                message = f"the cluster refused {what}: {error.message}"
-                raise RuntimeFailure(_refusal_reason(error), message) from None
-        return applied
 
     async def _await_rollout(self, service_id: str, where: _Where, template: str) -> None:
         timeout_s = self._settings.rollout_timeout_s
@@ -371,33 +355,6 @@ class KubernetesRuntime:
         detail = "; ".join([latest.message, *warnings])
         return RuntimeFailure(latest.reason, f"{head}: {detail}")
 
-    async def _await_job(self, where: _Where, timeout_s: float) -> tuple[int, str | None]:
-        """The job's exit code and outputs once it finished; TIMEOUT after ``timeout_s``."""
-        complete: bool | None = None
-        try:
-            async with asyncio.timeout(timeout_s):
-                async for _, job in self._client.watch(
-                    "Job",
-                    where.namespace,
-                    fields=f"metadata.name={where.name}",
-                    timeout_s=timeout_s,
-                ):
-                    if (complete := rollout.job_finished(job)) is not None:
-                        break
-                else:
-                    raise TimeoutError
-        except TimeoutError:
-            message = f"the job did not finish within {timeout_s:g} s"
-            raise RuntimeFailure(FailureReason.TIMEOUT, message) from None
-        pods = await self._client.list("Pod", where.namespace, labels=f"job-name={where.name}")
-        code, output = next(
-            (found for found in map(rollout.terminated, pods) if found[0] is not None),
-            (None, None),
-        )
-        if code is None:  # no container status (the pod was never run): the job's own verdict
-            code = 0 if complete else 1
-        return code, output
-
     async def _cron_status(self, service_id: str) -> RunningState:
         namespace = await self._namespace_of(service_id)
         selector = f"{LABEL_SERVICE}={service_id}"
@@ -410,7 +367,7 @@ class KubernetesRuntime:
     async def _schedule(self, workload: Workload) -> Deployed:
         manifests = render.cron_job_objects(workload, self._settings.render)
         await self._validator.check(manifests)
-        applied = await self._apply_all(manifests)
+        applied = await self._client.apply_all(manifests)
         log.info(
             "runtime.kubernetes.scheduled",
             service_id=workload.service_id,
@@ -471,12 +428,6 @@ async def _until_first(main: Coroutine[Any, Any, None], watcher: Coroutine[Any, 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-
-def _refusal_reason(error: KubeError) -> FailureReason:
-    # 422: the server's own validation (what the schemas did not catch); 403: the service
-    # account lacks a permission (the cluster check reports which)
-    return FailureReason.INVALID_WORKLOAD if error.status == 422 else FailureReason.RUNTIME_ERROR
 
 
 def _not_found(service_id: str) -> RuntimeFailure:

@@ -11,6 +11,10 @@ from datetime import datetime
 
 import asyncpg
 
+# the commit a service run built, or that its image (``repository:<commit>``, a build's tag)
+# was built from when it reused an earlier build's image
+_COMMIT = "COALESCE(s.commit, substring(s.image from ':([0-9a-f]{40})$'))"
+
 
 @dataclass(frozen=True)
 class Head:
@@ -73,12 +77,20 @@ async def heads(conn: asyncpg.Connection, environment_id: uuid.UUID) -> dict[uui
 async def deployed_commits(
     conn: asyncpg.Connection, environment_id: uuid.UUID
 ) -> dict[uuid.UUID, DeployedCommit]:
-    """Per service of the environment, the commit of its last build that was deployed."""
+    """Per service of the environment, the commit its last deployment runs (a redeploy or a
+    rollback runs an earlier build's image, tagged with its commit), and when the latest
+    deployment that built that commit started."""
     rows = await conn.fetch(
-        "SELECT DISTINCT ON (s.service_id) s.service_id, s.commit, d.started_at"
+        "SELECT last.service_id, last.commit, built.started_at FROM ("
+        f" SELECT DISTINCT ON (s.service_id) s.service_id, {_COMMIT} AS commit"
         " FROM deployment_services s JOIN deployments d ON d.id = s.deployment_id"
-        " WHERE d.environment_id = $1 AND s.status = 'DONE' AND s.commit IS NOT NULL"
-        " ORDER BY s.service_id, s.finished_at DESC NULLS LAST",
+        " WHERE d.environment_id = $1 AND s.status = 'DONE'"
+        " ORDER BY s.service_id, s.finished_at DESC NULLS LAST) last"
+        " CROSS JOIN LATERAL (SELECT max(d.started_at) AS started_at"
+        " FROM deployment_services s JOIN deployments d ON d.id = s.deployment_id"
+        " WHERE s.service_id = last.service_id AND s.build_id IS NOT NULL"
+        " AND s.commit = last.commit) built"
+        " WHERE last.commit IS NOT NULL",
         environment_id,
     )
     return {
@@ -95,8 +107,8 @@ async def commits_of(
 ) -> dict[uuid.UUID, list[dict[str, str]]]:
     """What each deployment built: ``[{"service_id", "commit"}]`` per deployment."""
     rows = await conn.fetch(
-        "SELECT deployment_id, service_id, commit FROM deployment_services"
-        " WHERE deployment_id = ANY($1::uuid[]) AND commit IS NOT NULL"
+        f"SELECT deployment_id, service_id, {_COMMIT} AS commit FROM deployment_services s"
+        f" WHERE deployment_id = ANY($1::uuid[]) AND {_COMMIT} IS NOT NULL"
         " ORDER BY deployment_id, position, name",
         deployment_ids,
     )

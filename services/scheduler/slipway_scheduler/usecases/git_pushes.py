@@ -129,7 +129,8 @@ async def _act(
         app for app in deployable if path_filters.wanted(app.path_filters, push.changed_files)
     ]
     news = _new_commits(hook, on_branch, push, deps.clock.now())
-    await outbox.append(conn, news + [_command(hook, app, push, row_id) for app in matched])
+    # the news after the deploys: once the deployer shows the new commit, it has had them
+    await outbox.append(conn, [_command(hook, app, push, row_id) for app in matched] + news)
     triggered = [
         {"service_id": str(app.service_id), "environment_id": str(app.environment_id)}
         for app in matched

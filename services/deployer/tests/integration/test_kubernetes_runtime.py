@@ -74,6 +74,7 @@ def _settings(**render: Any) -> KubernetesSettings:
     options = RenderOptions(
         ingress_class="slipway-test",
         ingress_domain="apps.slipway.test",
+        ingress_tls=True,
         registry=RegistryAuth("127.0.0.1:15000", "slipway-pull", REGISTRY_PASSWORD),
         **render,
     )

@@ -146,6 +146,18 @@ def test_public_ports_get_hosts_under_the_ingress_domain_and_urls() -> None:
     }
     ingress = _by_kind(render.application(workload, OPTIONS))["Ingress/api-server"]
     assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert "tls" not in ingress["spec"]
+    assert render.urls(workload, OPTIONS)[9000] == "http://api-server-0b7c1d2e.apps.example.com"
+    tls = RenderOptions(ingress_domain="apps.example.com", ingress_tls=True, tls_issuer="le")
+    secure = _by_kind(render.application(workload, tls))["Ingress/api-server"]
+    assert secure["spec"]["tls"] == [
+        {
+            "hosts": sorted(render.public_hosts(workload, tls).values()),
+            "secretName": "api-server-tls",
+        }
+    ]
+    assert secure["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "le"}
+    assert render.urls(workload, tls)[9000] == "https://api-server-0b7c1d2e.apps.example.com"
     assert render.urls(workload, RenderOptions()) == {
         8080: f"http://api-server.slipway-{ENV_ID}.svc:8080",
         9000: f"http://api-server.slipway-{ENV_ID}.svc:9000",

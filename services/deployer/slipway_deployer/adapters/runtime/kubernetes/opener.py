@@ -52,6 +52,8 @@ class KubernetesOpener:
             render,
             ingress_class=cluster.get("ingress_class", render.ingress_class),
             ingress_domain=cluster.get("ingress_domain", render.ingress_domain),
+            ingress_tls=cluster.get("ingress_tls", str(render.ingress_tls)).lower() == "true",
+            tls_issuer=cluster.get("tls_issuer", render.tls_issuer),
         )
         storage_class = cluster.get("storage_class", self.databases.storage_class)
         return (

@@ -72,7 +72,10 @@ class RenderOptions:
 
     ingress_class: str | None = None
     ingress_domain: str | None = None  # public ports get <name>-<env>.<domain>; None: no Ingress
-    ingress_tls: bool = True
+    # TLS at the ingress: a certificate per Ingress in ``<name>-tls``, issued by cert-manager's
+    # ``tls_issuer`` (a ClusterIssuer) when given; URLs are https only then
+    ingress_tls: bool = False
+    tls_issuer: str | None = None
     registry: RegistryAuth | None = None
     # when the workload does not say
     cpu_millicores: int = 500
@@ -240,12 +243,17 @@ def ingress_manifest(workload: Workload, options: RenderOptions) -> Manifest | N
         for port, host in sorted(hosts.items())
     ]
     spec: dict[str, Any] = {"rules": rules}
+    metadata: Manifest = {"name": name, "labels": labels(workload)}
     if options.ingress_class:
         spec["ingressClassName"] = options.ingress_class
+    if options.ingress_tls:
+        spec["tls"] = [{"hosts": sorted(hosts.values()), "secretName": f"{name}-tls"}]
+        if options.tls_issuer:
+            metadata["annotations"] = {"cert-manager.io/cluster-issuer": options.tls_issuer}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": name, "labels": labels(workload)},
+        "metadata": metadata,
         "spec": spec,
     }
 

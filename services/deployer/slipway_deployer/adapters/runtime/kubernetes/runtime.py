@@ -233,16 +233,17 @@ class KubernetesRuntime:
         return RunningState(state, rollout.restarts(pods), urls, message)
 
     async def logs(self, service_id: str) -> AsyncIterator[LogLine]:
-        """The newest pod's log from the pod log API, followed (``KubeClient.pod_logs``)."""
-        where = await self._require(service_id)
-        pods = await self._client.list(
-            "Pod", where.namespace, labels=f"{LABEL_SERVICE}={service_id}"
-        )
+        """The newest pod's log (a service's or a job's) from the pod log API, followed
+        (``KubeClient.pod_logs``)."""
+        namespace = await self._namespace_of(service_id)
+        if namespace is None:
+            raise _not_found(service_id)
+        pods = await self._client.list("Pod", namespace, labels=f"{LABEL_SERVICE}={service_id}")
         if not pods:
             return
         pod = max(pods, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
         async for line in self._client.pod_logs(
-            where.namespace,
+            namespace,
             pod["metadata"]["name"],
             container=CONTAINER,
             tail_lines=self._settings.log_tail_lines,

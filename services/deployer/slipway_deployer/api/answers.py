@@ -62,6 +62,13 @@ class ServiceStatusOut(Answer):
     urls: list[str]
     message: str | None
     freshness: str = Field(examples=["UP_TO_DATE"])
+    freshness_reason: str | None = Field(
+        default=None, examples=["new commit available", "configuration changed"]
+    )
+    available_commit: str | None = Field(
+        default=None, description="The commit a push moved the branch to, not running yet."
+    )
+    deployed_commit: str | None = Field(default=None, description="The commit that runs.")
     image: str | None
     deployment_id: uuid.UUID | None
     updated_at: Time | None
@@ -73,6 +80,9 @@ class EnvironmentStatusOut(Answer):
     action: str | None
     status: str
     freshness: str
+    freshness_reason: str | None = None
+    available_commit: str | None = None
+    urls: list[str] = Field(default_factory=list, description="Every service's URLs.")
     deployment_id: uuid.UUID | None
     queued: list[uuid.UUID]
     stages: list[StageRunOut]
@@ -86,11 +96,16 @@ class DeploymentOut(Answer):
     environment_id: uuid.UUID
     action: str
     status: str
-    trigger: str | None
+    trigger: str | None = Field(
+        examples=["user", "git_push", "preview", "schedule", "rollback", "redeploy", "system"]
+    )
     triggered_by: dict[str, Any]
     service_ids: list[uuid.UUID]
     version: str | None
     rollback_of: uuid.UUID | None
+    commits: list[dict[str, str]] = Field(
+        default_factory=list, description='What it deployed: [{"service_id", "commit"}].'
+    )
     reason: str | None
     message: str | None
     created_at: Time | None

@@ -354,3 +354,18 @@ class Slipway:
     def git_deliveries(self, org: str, hook: str) -> Items:
         page = call("GET", f"/organizations/{org}/git-webhooks/{hook}/deliveries")
         return cast(Items, page["items"])
+
+    # -- git credentials (organization level; secrets are never answered)
+    def git_credentials(self, org: str) -> Items:
+        return cast(Items, call("GET", f"/organizations/{org}/git-credentials")["items"])
+
+    def git_credential(self, org: str, credential: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], call("GET", f"/organizations/{org}/git-credentials/{credential}")
+        )
+
+    def create_git_credential(self, org: str, body: dict[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], call("POST", f"/organizations/{org}/git-credentials", body))
+
+    def delete_git_credential(self, org: str, credential: str) -> None:
+        call("DELETE", f"/organizations/{org}/git-credentials/{credential}")

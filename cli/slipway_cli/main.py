@@ -31,6 +31,7 @@ from slipway_cli.commands import environments
 from slipway_cli.commands.access import clusters, invitations, roles
 from slipway_cli.commands.contexts import context
 from slipway_cli.commands.deployments import deployments
+from slipway_cli.commands.git_credentials import git_credentials
 from slipway_cli.commands.git_webhooks import git_webhooks
 from slipway_cli.commands.organizations import members, orgs, projects, tokens
 from slipway_cli.commands.services import services
@@ -56,6 +57,7 @@ app.add_typer(variables, name="vars")
 app.add_typer(deployments, name="deployments")
 app.add_typer(webhooks, name="webhooks")
 app.add_typer(git_webhooks, name="git-webhooks")
+app.add_typer(git_credentials, name="git-credentials")
 app.add_typer(context, name="context")
 # the everyday ones at the top, as `fly deploy` / `fly status`
 app.command("deploy", help="Deploy an environment (as `envs deploy`).")(environments.deploy)

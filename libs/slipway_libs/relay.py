@@ -17,6 +17,10 @@ Invariants:
   reorder nor duplicate.
 - **At least once.** Rows are deleted only after Kafka acknowledged every record of the batch. A
   crash between the two republishes the batch; consumers deduplicate by event id (the inbox).
+- **Overlapped, not reordered** (``_Pipeline``): the next batch is read while Kafka acknowledges
+  the current one but handed to the producer only after it; acknowledged rows are deleted on a
+  second connection while the next batch goes out, and reads skip the rows whose delete has not
+  committed yet.
 - **Self-healing.** Kafka or PostgreSQL errors (the transient ones of ``slipway_libs.retry``)
   are logged; the relay backs off, reconnects and goes on from the rows still in the table. Any
   other error is a bug: it is raised (the process stops and is restarted) instead of being
@@ -42,6 +46,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry import trace
 
 from slipway_libs import leadership, retry
+from slipway_libs.db import connect
 from slipway_libs.errors import RetryableError
 from slipway_libs.outbox import NOTIFY_CHANNEL
 from slipway_libs.settings import KafkaConnection
@@ -57,19 +62,27 @@ log = structlog.get_logger(__name__)
 
 _RELAY_LOCK = 727_002
 
+# headers as text: one append writes the same carrier into all its rows, parsed once
+# (``_parsed_carrier``) instead of by the connection's jsonb codec row by row
 _FETCH = """
-SELECT id, topic, key, event_id, event_type, payload, headers,
+SELECT id, topic, key, event_id, event_type, payload, headers::text AS headers,
        xid < pg_snapshot_xmin(pg_current_snapshot()) AS settled
 FROM outbox
+WHERE NOT (id = ANY($2::bigint[]))
 ORDER BY id
 LIMIT $1
 """
 
+_DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
-async def ready_rows(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+
+async def ready_rows(
+    conn: asyncpg.Connection, limit: int, excluding: Sequence[int] = ()
+) -> list[asyncpg.Record]:
     """The next rows to publish, in id order: up to ``limit``, and none from the first row
-    whose transaction is not settled yet (see Order above)."""
-    rows = await conn.fetch(_FETCH, limit)
+    whose transaction is not settled yet (see Order above); ``excluding`` rows already sent
+    whose delete has not committed yet."""
+    rows = await conn.fetch(_FETCH, limit, excluding)
     for i, row in enumerate(rows):
         if not row["settled"]:
             return rows[:i]
@@ -150,12 +163,13 @@ class OutboxRelay:
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         producer = await self._make_producer()
+        pipe = _Pipeline(conn, await connect(self._dsn), self._batch_size, self._wake)
         try:
             log.info("relay.leading")
             held_back = 0.0
             while True:
                 woken = self._wake.is_set()
-                sent = await self._publish_batch(conn, producer)
+                sent = await self._publish_batch(pipe, producer)
                 if sent == 0 and woken and held_back < self._poll_interval_s:
                     # rows were announced but are not visible yet: a transaction that began
                     # earlier (in any database of the cluster) holds the snapshot's xmin back.
@@ -168,25 +182,27 @@ class OutboxRelay:
                 if sent < self._batch_size:
                     await self._wake.wait()
         finally:
+            await pipe.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 5)
 
-    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        self._wake.clear()  # a notification from now on means rows this fetch may not see
-        rows = await ready_rows(conn, self._batch_size)
+    async def _publish_batch(self, pipe: _Pipeline, producer: AIOKafkaProducer) -> int:
+        rows = await pipe.next_rows()
         if not rows:
+            await pipe.deleted()  # idle from here: nothing left half done
             return 0
+        deliveries = await self._send(producer, rows)
+        if len(rows) == self._batch_size:  # more is likely: read it while Kafka acknowledges
+            pipe.read_ahead(rows)
         try:
             async with asyncio.timeout(self._delivery_timeout_s):
-                await asyncio.gather(*await self._send(producer, rows))
+                await asyncio.gather(*deliveries)
         except TimeoutError:
             raise DeliveryTimeout(
                 f"Kafka acknowledged no batch of {len(rows)} records"
                 f" within {self._delivery_timeout_s:g} s"
             ) from None
-        await conn.execute(
-            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-        )
+        await pipe.delete([r["id"] for r in rows])
         self.published += len(rows)
         return len(rows)
 
@@ -249,6 +265,64 @@ class OutboxRelay:
             },
         )
         return trace.use_span(span, end_on_exit=True)
+
+
+class _Pipeline:
+    """One term's batches, overlapped without giving up order or at-least-once:
+
+    - the next batch is read while Kafka acknowledges this one (``read_ahead``), but handed to
+      the producer only after every record of this one was acknowledged, as before;
+    - acknowledged rows are deleted on a connection of their own while the next batch is read
+      and sent (a delete is a durable commit, a flush of the WAL); one delete at a time, and
+      the reads skip the rows sent whose delete has not committed. A failed delete ends the
+      term like any error: its rows are sent again, after rows sent since (the inbox skips
+      the copies; every first copy went in order).
+    """
+
+    def __init__(
+        self, conn: asyncpg.Connection, deleting: asyncpg.Connection, limit: int, wake: Any
+    ) -> None:
+        self._conn = conn
+        self._deleting = deleting
+        self._limit = limit
+        self._wake = wake
+        self._ahead: asyncio.Task[list[asyncpg.Record]] | None = None
+        self._delete: asyncio.Task[str] | None = None
+        self._deleting_ids: list[int] = []
+
+    async def next_rows(self) -> list[asyncpg.Record]:
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            return await ahead
+        self._wake.clear()  # a notification from now on means rows this read may not see
+        return await ready_rows(self._conn, self._limit, self._deleting_ids)
+
+    def read_ahead(self, sending: Sequence[asyncpg.Record]) -> None:
+        self._wake.clear()
+        skip = [*self._deleting_ids, *(r["id"] for r in sending)]
+        self._ahead = asyncio.create_task(ready_rows(self._conn, self._limit, skip))
+
+    async def delete(self, ids: list[int]) -> None:
+        await self.deleted()
+        self._deleting_ids = ids
+        self._delete = asyncio.create_task(self._deleting.execute(_DELETE, ids))
+
+    async def deleted(self) -> None:
+        """Wait for the delete in flight; raises what it raised."""
+        if self._delete is not None:
+            delete, self._delete = self._delete, None
+            await delete
+        self._deleting_ids = []
+
+    async def close(self) -> None:
+        for task in (self._ahead, self._delete):
+            if task is not None and not task.done():
+                task.cancel()
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
+        with contextlib.suppress(Exception):
+            await self._deleting.close(timeout=2)
 
 
 def _stored_carrier(stored: str | Mapping[str, str] | None) -> Mapping[str, str]:

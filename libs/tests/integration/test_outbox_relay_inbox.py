@@ -61,6 +61,36 @@ async def test_relay_publishes_every_row_in_per_key_order_then_deletes_it(
     assert all(r.key.decode() == Envelope.from_json(r.value).subject for r in records)
 
 
+async def test_full_batches_read_ahead_and_deleted_aside_publish_every_row_once_in_order(
+    pool, devstack, topic_factory
+) -> None:
+    """Batches of 40: each next one is read while Kafka acknowledges the one before, and
+    deleted on another connection while the next is sent. A row sent but not yet deleted is
+    never read again: the topic holds every row exactly once."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = await topic_factory(partitions=3)
+    envs = [counted(f"k{i % 5}", i) for i in range(400)]
+    await write_events(pool, topic, envs)
+    async with running_relay(pool_dsn(pool), devstack.kafka, batch_size=40) as relaying:
+        await wait_until(lambda: _outbox_empty(pool))
+    assert relaying.published == 400
+    records = await read_topic(devstack.kafka, topic, 400)
+    reader = AIOKafkaConsumer(**devstack.kafka.options(), group_id=None)
+    await reader.start()
+    try:
+        ends = await reader.end_offsets([TopicPartition(topic, p) for p in range(3)])
+    finally:
+        await reader.stop()
+    assert sum(ends.values()) == 400  # nothing twice
+    got = [Envelope.from_json(r.value) for r in records]
+    assert sorted(e.id for e in got) == sorted(e.id for e in envs)
+    by_key = defaultdict(list)
+    for env in got:
+        by_key[env.subject].append(env.data["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_key.values())
+
+
 class _Unacknowledged:
     """A producer whose deliveries never complete, as aiokafka's can (aiokafka#1101)."""
 

@@ -32,6 +32,8 @@ from services.deployer.tests.integration.test_execution import (
     tools_for,
 )
 from services.deployer.tests.unit.fakes import FakeRuntime, NoDatabases
+from slipway_contracts import new_event
+from slipway_contracts.events import catalog as ev
 from slipway_deployer.adapters.runtime import (
     ClusterAccess,
     Databases,
@@ -40,6 +42,8 @@ from slipway_deployer.adapters.runtime import (
     RuntimeFailure,
 )
 from slipway_deployer.bootstrap import DEFINITION
+from slipway_deployer.db import queries
+from slipway_deployer.usecases import projection
 from slipway_deployer.usecases.execution import Execution
 from slipway_libs import db
 from slipway_libs.crypto import Sealer
@@ -201,3 +205,53 @@ async def deploy_with(pool: asyncpg.Pool, env: Environment, tools: Any) -> Any:
     claimed = await claim(pool, await queue(pool, env))
     await Execution(tools, claimed).run()
     return await deployment(pool, claimed.id)
+
+
+async def test_the_catalog_s_cluster_event_is_what_the_registry_opens(pool: asyncpg.Pool) -> None:
+    """ClusterChanged through the projection's own handler: the sealed access, capabilities and
+    settings kept as the catalog sent them (an older event without them changes nothing)."""
+    row = self_managed("prod-ap")
+    org = uuid.uuid4()
+    changed = ev.ClusterChanged(
+        cluster_id=row["id"],
+        organization_id=org,
+        name=row["name"],
+        kind="self_managed",
+        api_url=API_URL,
+        version=2,
+        credentials_sealed=row["credentials_sealed"],
+        capabilities=row["capabilities"],
+        settings=row["settings"],
+    )
+    stale = changed.model_copy(update={"version": 1, "credentials_sealed": None})
+    async with pool.acquire() as conn, conn.transaction():
+        for payload in (changed, stale):
+            envelope = new_event(
+                payload, subject=str(row["id"]), source="catalog", organization_id=org
+            )
+            await projection.apply(conn, envelope)
+        await queries.project(
+            conn,
+            "catalog_environments",
+            {
+                "id": (env_id := uuid.uuid4()),
+                "organization_id": org,
+                "project_id": uuid.uuid4(),
+                "name": "ap",
+                "mode": "PRODUCTION",
+                "cluster_id": row["id"],
+                "deleted": False,
+                "version": 1,
+            },
+        )
+        cluster_id, cluster = await queries.environment_cluster(conn, env_id)
+    assert cluster is not None and cluster_id == row["id"]
+    assert (cluster.version, cluster.settings) == (2, {"ingress_class": "nginx"})
+    assert row["credentials_sealed"] not in repr(cluster)
+
+    opener = Opener()
+    where = await tools_for(pool, FakeRuntime(), opener=opener).runtimes.placement(
+        cluster_id, cluster
+    )
+    assert (where.kind, where.runtime) == ("self_managed", opener.runtime)
+    assert opener.given[0].token == TOKEN

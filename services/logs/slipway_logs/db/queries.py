@@ -16,7 +16,7 @@ from datetime import date
 
 import asyncpg
 
-from slipway_logs.domain.lines import Part, Row, StreamGrowth, StreamKind
+from slipway_logs.domain.lines import Chunk, Part, Row, StreamGrowth, StreamKind
 from slipway_logs.domain.paging import LogQuery
 
 NOTIFY_CHANNEL = "logs_appended"
@@ -49,9 +49,16 @@ async def partitions(conn: asyncpg.Connection) -> list[str]:
 
 async def drop_partition(conn: asyncpg.Connection, name: str) -> None:
     """``name`` comes from ``partitions`` (checked by the caller against the naming scheme);
-    quoted all the same. Dropping needs the parent's lock: wait briefly, else try next run."""
+    quoted all the same; its day's search chunks go with it. Dropping needs the parents'
+    locks: wait briefly, else try next run."""
     await conn.execute("SET LOCAL lock_timeout = '2s'")
+    await conn.execute(f"DROP TABLE IF EXISTS {_identifier(_search_sibling(name))}")
     await conn.execute(f"DROP TABLE IF EXISTS {_identifier(name)}")
+
+
+def _search_sibling(name: str) -> str:
+    """The ``log_search`` partition of the same day as the ``log_lines`` one (migration 0005)."""
+    return "log_search_" + name.removeprefix("log_lines_")
 
 
 def _identifier(name: str) -> str:
@@ -107,6 +114,21 @@ async def insert_lines(conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
         [r.part.build_id for r in rows],
         [r.part.text for r in rows],
         [r.part.overlap for r in rows],
+    )
+
+
+async def insert_chunks(conn: asyncpg.Connection, chunks: Sequence[Chunk]) -> None:
+    """The batch's search chunks, stored at the same instant (the transaction's) as its lines."""
+    await conn.execute(
+        """
+        INSERT INTO log_search (stream_id, first_cursor, last_cursor, organization_id, words)
+        SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[])
+        """,
+        [c.stream_id for c in chunks],
+        [c.first_cursor for c in chunks],
+        [c.last_cursor for c in chunks],
+        [c.organization_id for c in chunks],
+        [c.words for c in chunks],
     )
 
 
@@ -172,39 +194,59 @@ async def read_cursors(
 ) -> list[int]:
     """The cursors of the lines matching ``query``, in its direction, ``size + 1`` at most.
     Only the filters given go into the statement (fixed fragments, values as parameters), so
-    that the planner sees e.g. the trigram condition and uses its index."""
+    that the planner sees e.g. the search chunks' trigram condition and uses their index."""
     sql = _Sql(where=[], args=[])
-    sql.add("stream_id = {}", stream_id)
+    sql.add("l.stream_id = {}", stream_id)
     if organization_id is not None:
-        sql.add("organization_id = {}", organization_id)
+        sql.add("l.organization_id = {}", organization_id)
     if query.after is not None:
-        sql.add("cursor > {}", query.after)
+        sql.add("l.cursor > {}", query.after)
     if query.before is not None:
-        sql.add("cursor < {}", query.before)
+        sql.add("l.cursor < {}", query.before)
     if query.since is not None:
-        sql.add("at >= {}", query.since)
+        sql.add("l.at >= {}", query.since)
     if query.until is not None:
-        sql.add("at < {}", query.until)
+        sql.add("l.at < {}", query.until)
     if query.stream is not None:
-        sql.add("stream = {}", query.stream)
+        sql.add("l.stream = {}", query.stream)
+    source = "log_lines l"
     pattern = query.pattern()
     if pattern is None:
-        sql.where.append("part = 1")  # one row per line
+        sql.where.append("l.part = 1")  # one row per line
     else:
         # any part may hold the match, or two parts across their split: the second one's
-        # overlap (the first one's end) and text (the expression the trigram index holds)
-        sql.add("(overlap || text) ILIKE {}", pattern)
+        # overlap (the first one's end) and text
+        sql.add("(l.overlap || l.text) ILIKE {}", pattern)
+        if words := query.search_words():
+            source = _matching_chunks(sql, query, words)
         # a cached generic plan cannot know the pattern: a 2-letter one (no trigram) took the
         # GIN index over the whole stream (1 s) where the stream's own index takes 2 ms
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     order = "DESC" if query.direction == "backward" else "ASC"
     sql.args.append(query.size + 1)
     rows = await conn.fetch(
-        f"SELECT DISTINCT cursor FROM log_lines WHERE {' AND '.join(sql.where)} "
-        f"ORDER BY cursor {order} LIMIT ${len(sql.args)}",
+        f"SELECT DISTINCT l.cursor FROM {source} WHERE {' AND '.join(sql.where)} "
+        f"ORDER BY l.cursor {order} LIMIT ${len(sql.args)}",
         *sql.args,
     )
     return [r["cursor"] for r in rows]
+
+
+def _matching_chunks(sql: _Sql, query: LogQuery, words: list[str]) -> str:
+    """Lines only within the search chunks that hold every word of ``q`` (found by their
+    trigram index; ``sql`` holds the stream as $1): a chunk and its lines share their stream,
+    cursor range and storage time (the last prunes the other days' partitions)."""
+    sql.where.append("s.stream_id = $1")
+    for word in words:
+        sql.add("s.words ILIKE {}", f"%{word}%")  # letters and digits: no wildcard in a word
+    if query.after is not None:
+        sql.add("s.last_cursor > {}", query.after)
+    if query.before is not None:
+        sql.add("s.first_cursor < {}", query.before)
+    return (
+        "log_search s JOIN log_lines l ON l.stream_id = s.stream_id "
+        "AND l.cursor BETWEEN s.first_cursor AND s.last_cursor AND l.stored_at = s.stored_at"
+    )
 
 
 async def line_bytes(
@@ -288,6 +330,14 @@ async def delete_older(conn: asyncpg.Connection, organization_id: uuid.UUID, day
     """The organization's lines stored more than ``days`` days ago, whole lines at once (their
     parts share a storage time); a stream loses a prefix of its cursors, as when a partition is
     dropped. How many rows went."""
+    await conn.execute(
+        """
+        DELETE FROM log_search
+        WHERE organization_id = $1 AND stored_at < now() - make_interval(days => $2)
+        """,
+        organization_id,
+        days,
+    )
     status = await conn.execute(
         """
         DELETE FROM log_lines

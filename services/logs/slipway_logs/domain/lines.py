@@ -9,10 +9,19 @@ split into ordered parts that are joined back on the way out.
 - A part after the first carries the last ``MAX_QUERY_CHARS - 1`` characters of the part before
   it (``overlap``), searched with its text: a ``q`` found across the split of two parts is found
   in the second one's ``overlap + text`` (a ``q`` has at most ``MAX_QUERY_CHARS`` characters).
+- ``q`` is answered from **search chunks**, not from a trigram index over every line: a chunk
+  holds the distinct words (runs of letters and digits) of consecutive lines of one stream
+  stored by one batch, and their cursor range. Each word of a ``q`` (a run of letters and
+  digits) lies inside a word of every line that holds the ``q``, so a chunk holding every word
+  of the ``q`` as a substring bounds where the matching lines can be; the lines are then
+  checked one by one. A trigram index over chunks' words costs a fraction of one over every
+  line: PostgreSQL extracts and sorts the trigrams of each distinct word of a chunk once,
+  instead of those of every word of every line (log lines repeat their words a lot).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +29,11 @@ from datetime import datetime
 from typing import Literal
 
 PART_BYTES = 16 * 1024
+# a search chunk closes at the first line boundary past this many characters of lines: big enough
+# to share words between many lines, small enough that a chunk matching ``q`` is cheap to check
+CHUNK_CHARS = 32 * 1024
+# a word, for search: letters and digits (pg_trgm's words are made of them too)
+WORD = re.compile(r"[^\W_]+")
 MAX_QUERY_CHARS = 256  # the longest ``q``
 
 StreamKind = Literal["deployment", "service"]
@@ -221,3 +235,56 @@ def rows(appends: Sequence[Append], last_cursors: dict[uuid.UUID, int]) -> list[
                     )
                 )
     return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chunk:
+    """The distinct words of the whole lines ``first_cursor..last_cursor`` of one stream (one
+    batch's), separated by spaces, in the order they first came."""
+
+    stream_id: uuid.UUID
+    organization_id: uuid.UUID
+    first_cursor: int
+    last_cursor: int
+    words: str
+
+
+def chunks(rows: Sequence[Row], limit: int = CHUNK_CHARS) -> list[Chunk]:
+    """The search chunks of a batch's rows (as ``rows`` gives them: a stream's in cursor order,
+    each line's parts together): per stream, whole lines until ``limit`` characters are passed."""
+    by_stream: dict[uuid.UUID, list[Row]] = {}
+    for row in rows:
+        by_stream.setdefault(row.stream_id, []).append(row)
+    out = []
+    for stream_rows in by_stream.values():
+        pending: list[Row] = []
+        size = 0
+        for row in stream_rows:
+            if pending and row.part.part == 1 and size >= limit:
+                out.append(_chunk(pending))
+                pending, size = [], 0
+            pending.append(row)
+            size += len(row.part.overlap) + len(row.part.text) + 1
+        if pending:
+            out.append(_chunk(pending))
+    return out
+
+
+def _chunk(rows: Sequence[Row]) -> Chunk:
+    return Chunk(
+        stream_id=rows[0].stream_id,
+        organization_id=rows[0].organization_id,
+        first_cursor=rows[0].part.cursor,
+        last_cursor=rows[-1].part.cursor,
+        # the overlap too: a word cut by the split of a long line is whole in the next part;
+        # one regex pass over the chunk (a newline is no word character: words stay apart)
+        words=" ".join(
+            dict.fromkeys(WORD.findall("\n".join(r.part.overlap + r.part.text for r in rows)))
+        ),
+    )
+
+
+def search_words(q: str) -> list[str]:
+    """The words of a ``q`` a chunk must hold for a line of it to match: those long enough for
+    a trigram (a shorter one would make its index read every entry)."""
+    return [word for word in WORD.findall(q) if len(word) >= 3]

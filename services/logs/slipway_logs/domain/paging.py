@@ -17,7 +17,7 @@ from typing import Literal
 
 from slipway_libs.errors import InvalidInput
 from slipway_logs.domain.lines import MAX_QUERY_CHARS as MAX_QUERY_CHARS  # the longest q
-from slipway_logs.domain.lines import Line, OutputStream
+from slipway_logs.domain.lines import Line, OutputStream, search_words
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 500
@@ -67,6 +67,11 @@ class LogQuery:
     @property
     def size(self) -> int:
         return self.tail if self.tail is not None else self.limit
+
+    def search_words(self) -> list[str]:
+        """The words of ``q`` that the search chunks are looked up by (none: no ``q``, or too
+        short a word for a trigram index)."""
+        return search_words(self.q) if self.q else []
 
     def pattern(self) -> str | None:
         """``q`` as an ILIKE pattern: its own ``%``, ``_`` and ``\\`` match themselves."""

@@ -6,6 +6,8 @@ Invariants (the follow side relies on them):
   later see a line below ``c`` appear.
 - Within a stream, the order of the events (Kafka's order for their key) and of their lines is
   the order of the cursors.
+- Every stored line lies in one search chunk of the same transaction (``q`` finds lines
+  only through their chunks).
 - A notification per stream goes out with the commit, never before it and never for a batch
   that rolled back. Redelivered events never get here twice (the inbox claims them first).
 """
@@ -36,6 +38,7 @@ async def append(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
     heads = await queries.advance_cursors(conn, growth)
     rows = domain.rows(appends, heads)
     await queries.insert_lines(conn, rows)
+    await queries.insert_chunks(conn, domain.chunks(rows))
     await queries.notify(conn, growth, heads)
     newest = max(line.at for append in appends for line in append.lines)
     # ingest lag: how old the newest line of the batch is when it is stored

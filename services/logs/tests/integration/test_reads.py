@@ -121,6 +121,54 @@ async def test_a_search_matches_inside_any_part_of_a_long_line(pool, api) -> Non
     assert [x["text"] for x in page["items"]] == [long]
 
 
+async def test_q_finds_lines_through_the_chunks_of_many_batches_and_pages_with_them(
+    pool, api
+) -> None:
+    # every batch stores its lines' search chunk; q reads only the lines of matching chunks
+    org, service = uuid.uuid4(), uuid.uuid4()
+    for batch in range(1, 31):
+        needle = "timeout rollback" if batch in (3, 17, 27) else "all fine"
+        await _append(
+            pool,
+            lines_event(org, f"b{batch} start", kind="live", service_id=service),
+            lines_event(
+                org, f"b{batch} {needle}", f"b{batch} end", kind="live", service_id=service
+            ),
+        )
+    path, who = f"/services/{service}/logs", member_of(org)
+
+    async def found(**params: object) -> list[tuple[int, str]]:
+        response = await api.get(path, params=params, headers=who)
+        assert response.status_code == 200, response.text
+        return [(x["cursor"], x["text"]) for x in response.json()["items"]]
+
+    hits = [(8, "b3 timeout rollback"), (50, "b17 timeout rollback"), (80, "b27 timeout rollback")]
+    assert await found(q="TIMEOUT rollback") == hits
+    assert await found(q="Rollback", tail=1) == hits[-1:]
+    assert await found(q="out roll", after=8) == hits[1:]
+    assert await found(q="meout rollb", before=80, limit=1) == hits[1:2]  # backward
+    assert await found(q="meout rollb", before=50) == hits[:1]
+    assert await found(q="b17 ") == [
+        (49, "b17 start"),
+        (50, "b17 timeout rollback"),
+        (51, "b17 end"),
+    ]
+
+
+async def test_a_chunk_holding_the_words_of_q_in_different_lines_finds_none_of_them(
+    pool, api
+) -> None:
+    org, service = uuid.uuid4(), uuid.uuid4()
+    await _append(
+        pool, lines_event(org, "rollback now", "timeout later", kind="live", service_id=service)
+    )
+    path, who = f"/services/{service}/logs", member_of(org)
+    nothing = (await api.get(path, params={"q": "rollback timeout"}, headers=who)).json()
+    assert nothing["items"] == []
+    one = (await api.get(path, params={"q": "back n"}, headers=who)).json()
+    assert [x["text"] for x in one["items"]] == ["rollback now"]
+
+
 @pytest.mark.parametrize(
     ("params", "code"),
     [

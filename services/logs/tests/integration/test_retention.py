@@ -74,6 +74,16 @@ async def test_partitions_are_created_ahead_and_expired_ones_dropped(pool) -> No
     done = await retention.maintain(pool, retention_days=30, days_ahead=2)
 
     assert done.dropped == [partitions.name(today - timedelta(days=31))]
+    async with pool.acquire() as conn:  # its day's search chunks went with it
+        search = {
+            r["relname"]
+            for r in await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'log_search'::regclass"
+            )
+        }
+    assert f"log_search_{today - timedelta(days=31):%Y%m%d}" not in search
+    assert f"log_search_{today - timedelta(days=29):%Y%m%d}" in search
     assert {partitions.name(today + timedelta(days=n)) for n in (0, 1, 2)} <= await _partitions(
         pool
     )
@@ -115,6 +125,18 @@ async def test_an_organization_with_a_shorter_retention_loses_only_its_older_lin
     assert done.deleted == {short: 1}
     assert await _texts(pool, short_service) == ["new"]
     assert await _texts(pool, usual_service) == ["old", "new"]
+    # the organization's older search chunks go with its lines
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO log_search (stream_id, first_cursor, last_cursor, stored_at,"
+            " organization_id, words) VALUES ($1, 1, 1, now() - interval '3 days', $2, 'old')",
+            short_service,
+            short,
+        )
+    await retention.maintain(pool, retention_days=30, days_ahead=1)
+    async with pool.acquire() as conn:
+        left = await conn.fetch("SELECT words FROM log_search WHERE organization_id = $1", short)
+    assert [r["words"] for r in left] == ["new"]
 
 
 async def test_an_organization_sets_its_retention_through_the_api(pool, api) -> None:

@@ -26,6 +26,7 @@ import logs_ingest
 import outbox_pipeline
 import raw_kafka
 import report
+import scheduler
 from support import Devstack, load_devstack, machine_facts, other_work, quiet_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -115,6 +116,13 @@ async def logs_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
     return f"{ingest.rstrip()}\n\n{await logs_follow.run(devstack)}"
 
 
+async def scheduler_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The scheduler's timers: a burst and a steady flow over 100,000 scheduled timers."""
+    params = scheduler.Params(timers=args.scheduler_timers, spread_s=args.scheduler_spread)
+    print(f"scheduler: {params.timers:,} timers (burst, then over {params.spread_s:g} s)...")
+    return await scheduler.run(devstack, params)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "outbox_pipeline": outbox_pipeline_benchmark,
     "kafka_sasl": kafka_sasl_benchmark,
@@ -122,6 +130,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "builder_overhead": builder_overhead_benchmark,
     "deploy_overhead": deploy_overhead_benchmark,
     "logs": logs_benchmark,
+    "scheduler": scheduler_benchmark,
 }
 
 
@@ -165,6 +174,13 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=deploy.max_containers,
         help="deploy overhead: a container round above this is reported as not run",
+    )
+    parser.add_argument("--scheduler-timers", type=int, default=scheduler.Params.timers)
+    parser.add_argument(
+        "--scheduler-spread",
+        type=float,
+        default=scheduler.Params.spread_s,
+        help="scheduler: seconds over which the steady run's timers fall due",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the tables go")
     parser.add_argument("--verbose", action="store_true", help="keep INFO logs")

@@ -13,6 +13,12 @@ from fastapi import APIRouter
 from slipway_deployer.adapters.catalog_revisions import CatalogRevisions
 from slipway_deployer.adapters.live_logs import LiveLogs
 from slipway_deployer.adapters.runtime._buildah import BuildahStorage, RegistryAccess
+from slipway_deployer.adapters.runtime.kubernetes import (
+    KubernetesOpener,
+    KubernetesSettings,
+    RegistryAuth,
+    RenderOptions,
+)
 from slipway_deployer.adapters.runtime.local import LocalRuntime, LocalRuntimeConfig
 from slipway_deployer.adapters.runtime.postgres import LocalDatabases
 from slipway_deployer.adapters.runtime.reach import ApiServerReach
@@ -94,7 +100,25 @@ def _runtimes(settings: DeployerSettings, transport: Sealer) -> Runtimes:
         local_databases=LocalDatabases(Path(settings.databases_dir or _databases_dir(state))),
         transport=transport,
         reach=ApiServerReach(egress, timeout_s=settings.cluster_timeout_s),
-        opener=None,  # no kubernetes runtime yet: a self-managed cluster's deployment fails
+        opener=_kubernetes(settings),
+    )
+
+
+def _kubernetes(settings: DeployerSettings) -> KubernetesOpener:
+    """How the runtime of a self-managed cluster is made: the deployer's defaults (a cluster's
+    settings override them), pulling the platform registry's images with the deployer's user."""
+    password = settings.registry_password
+    registry = None
+    if settings.registry_username and password is not None:
+        registry = RegistryAuth(
+            settings.registry, settings.registry_username, password.get_secret_value()
+        )
+    return KubernetesOpener(
+        settings=KubernetesSettings(
+            render=RenderOptions(registry=registry),
+            # under the step's own limit: the pods' reason comes before a bare TIMEOUT
+            rollout_timeout_s=settings.apply_timeout_s * 0.9,
+        )
     )
 
 

@@ -130,6 +130,9 @@ class DeploymentRuleChanged(EventPayload):
     start_time: str | None = None
     stop_time: str | None = None
     auto_preview: bool = False
+    # hours a pull request's preview of the environment lives (None: the platform's default);
+    # optional, added in v1
+    preview_ttl_hours: int | None = None
     version: int
     revision: int | None = None
 

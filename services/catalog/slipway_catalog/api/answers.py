@@ -98,6 +98,7 @@ class DeploymentRuleOut(Answer):
     start_time: str | None
     stop_time: str | None
     auto_preview: bool
+    preview_ttl_hours: int | None = None
     resource_version: int = VERSION
 
 

@@ -169,6 +169,7 @@ def rule_out(row: SavedRule) -> dict[str, Any]:
         "start_time": row.start_time,
         "stop_time": row.stop_time,
         "auto_preview": row.auto_preview,
+        "preview_ttl_hours": row.preview_ttl_hours,
         "resource_version": row.version,
     }
 

@@ -661,10 +661,11 @@ async def upsert_rule(
 ) -> SavedRule:
     row = await conn.fetchrow(
         "INSERT INTO deployment_rules (environment_id, organization_id, auto_stop, auto_start,"
-        " timezone, weekdays, start_time, stop_time, auto_preview)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " timezone, weekdays, start_time, stop_time, auto_preview, preview_ttl_hours)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         " ON CONFLICT (environment_id) DO UPDATE SET auto_stop = $3, auto_start = $4,"
         " timezone = $5, weekdays = $6, start_time = $7, stop_time = $8, auto_preview = $9,"
+        " preview_ttl_hours = $10,"
         f" updated_at = now(), version = {_NEXT} RETURNING *",
         env_id,
         org_id,
@@ -675,6 +676,7 @@ async def upsert_rule(
         rule["start_time"],
         rule["stop_time"],
         rule["auto_preview"],
+        rule.get("preview_ttl_hours"),
     )
     return rows.rule(row)
 

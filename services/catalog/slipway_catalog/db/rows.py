@@ -155,6 +155,7 @@ def rule(row: asyncpg.Record) -> SavedRule:
         start_time=row["start_time"],
         stop_time=row["stop_time"],
         auto_preview=row["auto_preview"],
+        preview_ttl_hours=row["preview_ttl_hours"],
         version=row["version"],
         updated_at=row["updated_at"],
     )

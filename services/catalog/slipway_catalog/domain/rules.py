@@ -27,6 +27,8 @@ class DeploymentRule(BaseModel):
     start_time: Line | None = None
     stop_time: Line | None = None
     auto_preview: bool = False
+    # hours a pull request's preview of this environment lives (None: the platform's default)
+    preview_ttl_hours: int | None = Field(default=None, ge=1, le=8760)
 
     @field_validator("timezone")
     @classmethod
@@ -81,6 +83,7 @@ class SavedRule:
     auto_preview: bool
     version: int
     updated_at: datetime
+    preview_ttl_hours: int | None = None
 
     def settings(self) -> dict[str, Any]:
         """The rule's settings, as a rule is saved (the environment and version left out)."""
@@ -92,4 +95,5 @@ class SavedRule:
             "start_time": self.start_time,
             "stop_time": self.stop_time,
             "auto_preview": self.auto_preview,
+            "preview_ttl_hours": self.preview_ttl_hours,
         }

@@ -82,6 +82,7 @@ DEFAULT_RULE = {
     "start_time": None,
     "stop_time": None,
     "auto_preview": False,
+    "preview_ttl_hours": None,
 }
 
 

@@ -124,6 +124,7 @@ def rule_state(row: SavedRule) -> ev.DeploymentRuleChanged:
         start_time=row.start_time,
         stop_time=row.stop_time,
         auto_preview=row.auto_preview,
+        preview_ttl_hours=row.preview_ttl_hours,
         version=row.version,
     )
 

@@ -18,6 +18,7 @@ class Blueprint:
 
     environment_id: uuid.UUID
     service_ids: tuple[uuid.UUID, ...]
+    preview_ttl_hours: int | None = None  # None: the scheduler's default
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,20 @@ async def project_preview_rule(
     environment_id: uuid.UUID,
     organization_id: uuid.UUID,
     auto_preview: bool,
+    preview_ttl_hours: int | None,
     version: int,
 ) -> None:
-    """The rule's ``auto_preview``, unless a newer version is there."""
+    """The rule's ``auto_preview`` and preview time to live, unless a newer version is there."""
     await conn.execute(
-        "INSERT INTO preview_rules (environment_id, organization_id, auto_preview, version)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (environment_id) DO UPDATE"
-        " SET auto_preview = EXCLUDED.auto_preview, version = EXCLUDED.version"
+        "INSERT INTO preview_rules (environment_id, organization_id, auto_preview,"
+        " preview_ttl_hours, version) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (environment_id) DO UPDATE SET auto_preview = EXCLUDED.auto_preview,"
+        " preview_ttl_hours = EXCLUDED.preview_ttl_hours, version = EXCLUDED.version"
         " WHERE preview_rules.version < EXCLUDED.version",
         environment_id,
         organization_id,
         auto_preview,
+        preview_ttl_hours,
         version,
     )
 
@@ -83,8 +87,8 @@ async def blueprints(
     """The organization's live environments, not previews themselves, whose rule has
     ``auto_preview`` and which have applications building that repository's base branch."""
     rows = await conn.fetch(
-        "SELECT a.environment_id, array_agg(a.service_id ORDER BY a.service_id) AS services"
-        " FROM applications a"
+        "SELECT a.environment_id, array_agg(a.service_id ORDER BY a.service_id) AS services,"
+        " min(r.preview_ttl_hours) AS ttl FROM applications a"
         " JOIN preview_rules r ON r.environment_id = a.environment_id AND r.auto_preview"
         " JOIN environments e ON e.environment_id = a.environment_id AND e.mode <> 'preview'"
         " WHERE a.organization_id = $1 AND a.repository_key = ANY($2::text[]) AND a.branch = $3"
@@ -96,7 +100,11 @@ async def blueprints(
         base_branch,
     )
     return [
-        Blueprint(environment_id=r["environment_id"], service_ids=tuple(r["services"]))
+        Blueprint(
+            environment_id=r["environment_id"],
+            service_ids=tuple(r["services"]),
+            preview_ttl_hours=r["ttl"],
+        )
         for r in rows
     ]
 

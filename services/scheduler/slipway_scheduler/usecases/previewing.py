@@ -13,8 +13,10 @@ Invariants:
   the provider repeated under a new id): then nothing is sent.
 - Closed or merged: the open preview is ended and its environment deleted; none open,
   nothing sent. A later reopen opens a new preview (a new environment).
-- Expired: an open preview past its time to live is ended the same way (``expire_due``, the
-  worker's loop, ``FOR UPDATE SKIP LOCKED`` so that processes share the work).
+- Expired: an open preview past its time to live (the blueprint rule's
+  ``preview_ttl_hours``, else ``SLIPWAY_SCHEDULER_PREVIEW_TTL_S``, counted from its opening)
+  is ended the same way (``expire_due``, the worker's loop, ``FOR UPDATE SKIP LOCKED`` so
+  that processes share the work).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ async def _apply(
             branch=pr.head_branch,
             commit=pr.head_commit,
             now=now,
-            expires_at=now + policy.time_to_live,
+            expires_at=now + _time_to_live(policy, blueprint),
         )
         if preview is None:  # opened by a delivery that committed meanwhile: its commit goes
             return None
@@ -151,6 +153,13 @@ async def _apply(
     )
     await _send(conn, preview, request)
     return _entry(preview, action)
+
+
+def _time_to_live(policy: PreviewPolicy, blueprint: pq.Blueprint) -> timedelta:
+    """The blueprint's rule says how long its previews live; else the scheduler's default."""
+    if blueprint.preview_ttl_hours is None:
+        return policy.time_to_live
+    return timedelta(hours=blueprint.preview_ttl_hours)
 
 
 def _entry(preview: pq.Preview, action: str) -> dict[str, Any]:

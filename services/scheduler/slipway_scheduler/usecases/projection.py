@@ -149,6 +149,7 @@ class Projection:
             environment_id=event.environment_id,
             organization_id=event.organization_id,
             auto_preview=event.auto_preview,
+            preview_ttl_hours=event.preview_ttl_hours,
             version=event.version,
         )
         state = event.model_dump(exclude={"auto_preview", "revision"})

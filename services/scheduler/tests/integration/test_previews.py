@@ -246,3 +246,21 @@ async def test_a_push_deploys_an_application_only_when_a_changed_file_matches_it
     code = await deliver(api, hook, touching("docs/a.md", "src/app.py"), event="push")
     assert code["result"] == "deployed"
     assert [c["service_id"] for c in await commands(pool)] == [str(filtered)]
+
+
+async def test_the_blueprint_rule_says_how_long_its_previews_live(
+    pool: asyncpg.Pool, api: httpx.AsyncClient, clock: HandClock
+) -> None:
+    shop = Catalog()
+    await project(
+        pool,
+        clock,
+        environment(shop),
+        application(shop, uuid.uuid4()),
+        shop.rule(auto_preview=True, preview_ttl_hours=1),  # shorter than the default, TTL
+    )
+    hook = await new_hook(api, shop.organization_id)
+    assert (await deliver(api, hook, pull_request("opened")))["result"] == "preview_opened"
+    clock.advance(minutes=61)
+    async with db.transaction(pool) as conn:
+        assert await previewing.expire_due(conn, clock, limit=10) == 1

@@ -543,3 +543,23 @@ async def test_cancelling_a_rollout_stops_watching_and_leaves_what_was_applied(
     finally:
         await never_ready.delete_environment(environment_id)
         await never_ready.close()
+
+
+async def test_many_rollouts_at_once_share_a_small_connection_pool(
+    devstack: Any, environment_id: str
+) -> None:
+    access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
+    # fewer connections than the rollouts' watches: requests queue, none is starved for good
+    settings = replace(_settings(), max_connections=4)
+    shared = KubernetesRuntime.from_access(**access, settings=settings)
+    workloads = [
+        _app(environment_id, service_id=str(uuid.uuid4()), name=f"svc-{i}") for i in range(6)
+    ]
+    try:
+        deployed = await asyncio.gather(*(shared.apply(w) for w in workloads))
+        assert [d.service_id for d in deployed] == [w.service_id for w in workloads]
+        states = [await shared.status(w.service_id) for w in workloads]
+        assert {s.status for s in states} == {RunStatus.RUNNING}
+    finally:
+        await shared.delete_environment(environment_id)
+        await shared.close()

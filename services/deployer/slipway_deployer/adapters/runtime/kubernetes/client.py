@@ -96,6 +96,7 @@ class KubeClient:
         ca_cert: str | None,
         insecure: bool = False,
         request_timeout_s: float = 30.0,
+        max_connections: int = 256,
     ) -> KubeClient:
         """A client of ``api_url`` authenticated by a bearer ``token``, trusting ``ca_cert``
         (PEM; None: the system's store). Nothing is sent until the first request."""
@@ -104,6 +105,9 @@ class KubeClient:
             config.api_key = {"BearerToken": token}
             config.api_key_prefix = {"BearerToken": "Bearer"}
         config.verify_ssl = not insecure
+        # a rollout holds two watches (each its own HTTP/1.1 connection) while it lasts: the
+        # library's 100 would queue the requests of the 51st concurrent rollout behind them
+        config.connection_pool_maxsize = max_connections
         with _ca_file(ca_cert) as path:
             config.ssl_ca_cert = path
             api = ApiClient(config)  # reads the CA file now: it may go afterwards

@@ -34,6 +34,7 @@ class KubernetesOpener:
             ca_cert=access.ca_cert,
             insecure=access.insecure,
             request_timeout_s=settings.request_timeout_s,
+            max_connections=settings.max_connections,
         )
         validator = Validator(client, settings.kubernetes_version)
         runtime = KubernetesRuntime(client, settings, validator=validator)

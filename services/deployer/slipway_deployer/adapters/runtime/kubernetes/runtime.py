@@ -73,6 +73,7 @@ class KubernetesSettings:
     stop_timeout_s: float = 60.0
     namespace_delete_timeout_s: float = 120.0
     request_timeout_s: float = 30.0
+    max_connections: int = 256  # to the API server, watches included (two per rollout)
     kubernetes_version: str | None = None  # the schemas to validate against; None: the server's
     validate: bool = True
     log_tail_lines: int = 200
@@ -117,6 +118,7 @@ class KubernetesRuntime:
             ca_cert=ca_cert,
             insecure=insecure,
             request_timeout_s=settings.request_timeout_s,
+            max_connections=settings.max_connections,
         )
         return cls(client, settings)
 

@@ -12,6 +12,8 @@ http is accepted only for an allow-listed target), as ``tests/security/test_ssrf
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,3 +143,56 @@ async def test_a_cluster_refusing_the_credentials_is_unreachable(api, devstack) 
     assert (done["status"], done["reason"]) == ("ERROR", "CLUSTER_UNREACHABLE"), done
     assert "k8s-wrong" in done["message"] and "refused the credentials" in done["message"]
     assert service_processes(box) == 0
+
+
+@pytest.mark.kubernetes  # skipped without the switch
+async def test_an_environment_on_a_kubernetes_cluster_runs_there_not_here(api, devstack) -> None:
+    """The devstack's kube-apiserver (kwok's nodes) registered by its kubeconfig: the container
+    becomes a Deployment in the environment's namespace, rolled out, and no process here."""
+    kubectl = devstack.env["SLIPWAY_KUBECTL"]
+    admin = devstack.env["SLIPWAY_KUBERNETES_ADMIN_KUBECONFIG"]
+    kubeconfig = Path(devstack.env["SLIPWAY_KUBERNETES_KUBECONFIG"]).read_text()
+    owner, org, project = await organization(api)
+    cluster = await register(api, owner, org, {"name": "devstack", "kubeconfig": kubeconfig})
+    story = await environment_on(api, owner, project, cluster["id"], "on-k8s")
+    namespace = f"slipway-{story.env}"
+    try:
+        done, box = await deploy_one_container(story, devstack.env["SLIPWAY_BASE_IMAGE"])
+        assert done["status"] == "SUCCESS", done
+        assert service_processes(box) == 0  # nothing of it on this machine
+        found = subprocess.run(
+            [
+                kubectl,
+                f"--kubeconfig={admin}",
+                "get",
+                "deployments",
+                "-n",
+                namespace,
+                "-l",
+                f"slipway.dev/service={box}",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        [deployment] = json.loads(found.stdout)["items"]
+        assert deployment["status"].get("readyReplicas") == 1, deployment["status"]
+        assert (await story.status())["state"] == "DEPLOYED"
+    finally:
+        subprocess.run(
+            [
+                kubectl,
+                f"--kubeconfig={admin}",
+                "delete",
+                "namespace",
+                namespace,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )

@@ -42,6 +42,7 @@ class Variable(TypedDict, total=False):
     is_secret: bool
     value: str  # absent for a secret
     mount_path: str | None
+    resource_version: int
 
 
 class ResolvedVariable(TypedDict, total=False):

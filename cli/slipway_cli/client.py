@@ -131,11 +131,14 @@ def call(
     params: dict[str, str] | None = None,
     *,
     auth: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> Any:
+    """``headers``: the request's own (an ``If-Match``), besides the credentials and the rest."""
     headers = {
         "x-slipway-origin": "cli",
         **(_authorization() if auth else {}),
         **_revision_headers(),
+        **(headers or {}),
     }
     if method == "POST" and _retried(method, path):
         headers["idempotency-key"] = str(uuid.uuid4())

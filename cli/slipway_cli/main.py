@@ -10,6 +10,9 @@
     slipway deployments rollback ENV --to DEPLOYMENT --watch
     slipway webhooks create --org ORG --url URL --event deployment.failed
     slipway logs SERVICE [-f] ; slipway deployments logs DEPLOYMENT [-f]
+    slipway events --org ORG [--env ENV] [-o json]           (deployments as they happen)
+    slipway plan -f slipway.yaml --org ORG ; slipway apply -f slipway.yaml --org ORG
+    slipway export --org ORG --project Shop > slipway.yaml   (a project as code)
     slipway api GET /me                                      (any public route)
 
 Lists and shows take ``--output table|json|yaml``. Failures print ``CODE: message`` on stderr
@@ -27,10 +30,11 @@ import typer
 from rich.table import Table
 
 from slipway_cli.client import call, save_session
-from slipway_cli.commands import environments
+from slipway_cli.commands import as_code, environments
 from slipway_cli.commands.access import clusters, invitations, roles
 from slipway_cli.commands.contexts import context
 from slipway_cli.commands.deployments import deployments
+from slipway_cli.commands.events import events
 from slipway_cli.commands.git_credentials import git_credentials
 from slipway_cli.commands.git_webhooks import git_webhooks
 from slipway_cli.commands.organizations import members, orgs, projects, tokens
@@ -62,6 +66,11 @@ app.add_typer(context, name="context")
 # the everyday ones at the top, as `fly deploy` / `fly status`
 app.command("deploy", help="Deploy an environment (as `envs deploy`).")(environments.deploy)
 app.command("status", help="An environment's status (as `envs status`).")(environments.status)
+app.command("events")(events)
+# environments as code
+app.command("plan")(as_code.plan_command)
+app.command("apply")(as_code.apply_command)
+app.command("export")(as_code.export_command)
 
 
 @app.callback()

@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 APPLY = "application/apply-patch+yaml"  # JSON is YAML: a manifest dict is sent as is
 MERGE = "application/merge-patch+json"
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,11 @@ class KubeClient:
         query: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> dict[str, Any]:
-        response = await self._send(method, path, query=query, body=body, content_type=content_type)
+        response = await self._send(
+            method, path, query=query, body=body, content_type=content_type, accept=accept
+        )
         try:
             data = await response.read()
         finally:
@@ -181,10 +185,14 @@ class KubeClient:
         *,
         labels: str | None = None,
         fields: str | None = None,
+        metadata_only: bool = False,
     ) -> list[Manifest]:
-        """The items (``namespace`` None: across every namespace)."""
+        """The items (``namespace`` None: across every namespace); ``metadata_only``: their
+        metadata alone (a Secret's values never leave the API server for a lookup)."""
         query = _selectors(labels, fields)
-        found = await self.request("GET", RESOURCES[kind].path(namespace), query=query)
+        accept = _METADATA_ONLY if metadata_only else "application/json"
+        path = RESOURCES[kind].path(namespace)
+        found = await self.request("GET", path, query=query, accept=accept)
         items: list[Manifest] = found.get("items") or []
         return items
 
@@ -291,13 +299,14 @@ class KubeClient:
         query: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         stream: bool = False,
     ) -> aiohttp.ClientResponse:
         # a stream has no total timeout (the server ends it), only one to connect
         timeout = (
             aiohttp.ClientTimeout(sock_connect=self._connect_timeout_s) if stream else self._timeout
         )
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         try:
             response: aiohttp.ClientResponse = await self._api.call_api(
                 path,

@@ -132,7 +132,9 @@ class KubernetesDatabases:
             return
         selector = f"{LABEL_SERVICE}={service_id}"
         for kind in _KINDS:
-            for item in await self._client.list(kind, found.namespace, labels=selector):
+            for item in await self._client.list(
+                kind, found.namespace, labels=selector, metadata_only=True
+            ):
                 await self._client.delete(kind, found.namespace, item["metadata"]["name"])
         log.info("database.kubernetes.deleted", service_id=service_id)
 

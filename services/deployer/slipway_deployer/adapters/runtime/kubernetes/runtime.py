@@ -213,7 +213,9 @@ class KubernetesRuntime:
             return
         selector = f"{LABEL_SERVICE}={service_id}"
         for kind in _SERVICE_KINDS:
-            for item in await self._client.list(kind, namespace, labels=selector):
+            for item in await self._client.list(
+                kind, namespace, labels=selector, metadata_only=True
+            ):
                 await self._client.delete(kind, namespace, item["metadata"]["name"])
         log.info("runtime.kubernetes.deleted", service_id=service_id, namespace=namespace)
 
@@ -413,7 +415,8 @@ class KubernetesRuntime:
         """Where any object of the service is: its variables' Secret exists for jobs too."""
         if (where := self._where.get(service_id)) is not None:
             return where.namespace
-        found = await self._client.list("Secret", labels=f"{LABEL_SERVICE}={service_id}")
+        selector = f"{LABEL_SERVICE}={service_id}"
+        found = await self._client.list("Secret", labels=selector, metadata_only=True)
         return found[0]["metadata"]["namespace"] if found else None
 
 

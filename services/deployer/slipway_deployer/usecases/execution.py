@@ -28,7 +28,12 @@ import asyncpg
 import structlog
 
 from slipway_contracts.events import deployer as ev
-from slipway_deployer.adapters.runtime import FailureReason, RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime import (
+    EnvironmentScoped,
+    FailureReason,
+    RunStatus,
+    RuntimeFailure,
+)
 from slipway_deployer.adapters.runtime.registry import Placement
 from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
@@ -143,6 +148,8 @@ class Execution:
                 continue
             members = [items[r.service_id] for r in runs.values() if r.position == stage.position]
             await self._stage(stage, members, runs)
+        if self.action is A.DELETE and not self.deployment.service_ids:
+            await self._delete_environment()
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -468,6 +475,20 @@ class Execution:
         await self._end(
             item, E.DELETE_SUCCEEDED, timings, running_status=RunStatus.STOPPED.value, urls=[]
         )
+
+    async def _delete_environment(self) -> None:
+        """Its services are gone; a runtime with a place per environment removes it too."""
+        runtime = self.place.runtime
+        if not isinstance(runtime, EnvironmentScoped):
+            return
+        try:
+            await steps.within(
+                self.tools.settings.apply_timeout_s,
+                "the environment's namespace was not removed",
+                runtime.delete_environment(str(self.deployment.environment_id)),
+            )
+        except RuntimeFailure as exc:
+            raise steps.StepFailed(exc.reason.value, exc.message) from None
 
     async def _stop_job(self, item: p.ServiceItem) -> None:
         """A lifecycle job that runs when its environment stops or is deleted."""

@@ -43,9 +43,11 @@ from slipway_deployer.adapters.runtime import (
 )
 from slipway_deployer.bootstrap import DEFINITION
 from slipway_deployer.db import queries
-from slipway_deployer.usecases import projection
+from slipway_deployer.domain.state_machine import Action
+from slipway_deployer.usecases import projection, requests
 from slipway_deployer.usecases.execution import Execution
 from slipway_libs import db
+from slipway_libs.actor import SYSTEM
 from slipway_libs.crypto import Sealer
 
 pytestmark = pytest.mark.integration
@@ -86,7 +88,7 @@ class Opener:
     """The kubernetes runtime's stand-in: one fake runtime per cluster, and what it was given."""
 
     def __init__(self) -> None:
-        self.runtime = FakeRuntime()
+        self.runtime: FakeRuntime = FakeRuntime()
         self.given: list[ClusterAccess] = []
 
     async def __call__(self, access: ClusterAccess) -> tuple[Runtime, Databases]:
@@ -255,3 +257,37 @@ async def test_the_catalog_s_cluster_event_is_what_the_registry_opens(pool: asyn
     )
     assert (where.kind, where.runtime) == ("self_managed", opener.runtime)
     assert opener.given[0].token == TOKEN
+
+
+class NamespacedRuntime(FakeRuntime):
+    """A fake runtime with a place per environment, as the kubernetes one (a namespace)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.environments_deleted: list[str] = []
+
+    async def delete_environment(self, environment_id: str) -> None:
+        self.environments_deleted.append(environment_id)
+
+
+async def test_deleting_the_environment_removes_its_place_on_the_cluster(
+    pool: asyncpg.Pool,
+) -> None:
+    local, opener = FakeRuntime(), Opener()
+    opener.runtime = NamespacedRuntime()
+    env = await environment(pool, {"apps": ["api", "web"]}, cluster=self_managed())
+    tools = tools_for(pool, local, opener=opener)
+    assert (await deploy_with(pool, env, tools)).status == "SUCCESS"
+
+    async with pool.acquire() as conn, conn.transaction():
+        row, _ = await requests.request(
+            conn, environment_id=env.id, action=Action.DELETE, actor=SYSTEM
+        )
+    claimed = await claim(pool, row.id)
+    await Execution(tools, claimed).run()
+
+    done = await deployment(pool, claimed.id)
+    assert done.status == "SUCCESS", done.message
+    assert opener.runtime.running() == {}  # each service deleted, then the namespace
+    assert opener.runtime.environments_deleted == [str(env.id)]
+    assert local.calls == []

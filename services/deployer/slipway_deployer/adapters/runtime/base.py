@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 from urllib.parse import quote
 
 
@@ -182,6 +182,14 @@ class Runtime(Protocol):
     async def close(self) -> None:
         """Let go of what this process holds (what runs keeps running)."""
         ...
+
+
+@runtime_checkable
+class EnvironmentScoped(Protocol):
+    """A runtime that keeps each environment in a place of its own (a Kubernetes namespace):
+    deleting the whole environment removes that place too, volumes included. Idempotent."""
+
+    async def delete_environment(self, environment_id: str) -> None: ...
 
 
 @dataclass(frozen=True)

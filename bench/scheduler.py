@@ -194,15 +194,19 @@ class _Receiver:
     """A minimal HTTP endpoint on 127.0.0.1: 500 for ``/fail/...``, 200 otherwise."""
 
     async def __aenter__(self) -> _Receiver:
+        self.writers: set[asyncio.StreamWriter] = set()
         self.server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        for writer in list(self.writers):  # the sender's kept-alive connections
+            writer.close()
         self.server.close()
         await self.server.wait_closed()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
@@ -215,6 +219,7 @@ class _Receiver:
                 code = b"500 Internal Server Error" if " /fail/" in head else b"200 OK"
                 writer.write(b"HTTP/1.1 " + code + b"\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
+        self.writers.discard(writer)
         writer.close()
 
 
@@ -250,9 +255,8 @@ async def _deliveries(dsn: str, params: Params) -> Deliveries:
                     for hook in hooks
                 ]
                 await delivery_queries.insert_deliveries(conn, pending, datetime.now(UTC))
-            deps = DeliveryDeps(
-                sealer=sealer, sender=HttpSender(allow, timeout_s=5), clock=SystemClock()
-            )
+            sender = HttpSender(allow, timeout_s=5)
+            deps = DeliveryDeps(sealer=sealer, sender=sender, clock=SystemClock())
             load_before, started = os.getloadavg()[0], time.monotonic()
             loops = [
                 asyncio.create_task(DeliveryLoop(p, dsn, deps, batch_size=50, poll_s=0.5).run())
@@ -270,6 +274,11 @@ async def _deliveries(dsn: str, params: Params) -> Deliveries:
                     raise RuntimeError(f"webhooks: {tried} of {total} tried in 10 minutes")
                 await asyncio.sleep(0.2)
             wall_s = time.monotonic() - started
+            for task in loops:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await sender.close()
             async with pool.acquire() as conn:
                 succeeded = await conn.fetchval(
                     "SELECT count(*) FROM webhook_deliveries WHERE status = 'SUCCEEDED'"
@@ -346,6 +355,7 @@ def render(
         f"| {sent.deliveries:,} | {sent.wall_s:.1f} s | {sent.per_s:,.0f} | {sent.succeeded:,} "
         f"| {sent.load[0]:.1f} → {sent.load[1]:.1f} |",
         "",
+        *_load_caveat(burst, steady, sent),
         "## Verdicts",
         "",
         f"- Firing lateness p99 < 1 s with {params.timers:,} scheduled timers, "
@@ -362,6 +372,22 @@ def render(
         *machine_section(facts),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _load_caveat(burst: Phase, steady: Phase, sent: Deliveries) -> list[str]:
+    """A warning when the machine was busier than it has cores: the figures are then the
+    share of a crowded machine the scheduler got, not what it can do."""
+    cores = os.cpu_count() or 1
+    worst = max(*burst.load, *steady.load, *sent.load)
+    if worst <= cores:
+        return []
+    return [
+        f"**Caveat:** the 1-minute load average reached {worst:.0f} on {cores} cores during "
+        "the run (other work on the machine, e.g. test suites): the scheduler got a small "
+        "share of the CPU, so these figures are a floor; measure again on a quiet machine "
+        "before reading the verdicts as the scheduler's.",
+        "",
+    ]
 
 
 def parse_args() -> Params:

@@ -42,11 +42,13 @@ from datetime import UTC, datetime
 import asyncpg
 from support import (
     Devstack,
+    cmdline_has,
     load_devstack,
     machine_facts,
     machine_section,
     main_alone,
     postgres_version,
+    proc_stats,
     service_databases,
     verdict,
 )
@@ -140,10 +142,54 @@ class _NoDeadLetters:
         raise AssertionError(f"a benchmark event was dead-lettered: {reason}")
 
 
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds a variant used: this process (decoding, validating, making the rows) and the
+    PostgreSQL backends of its database (the wall clock of a shared 2-core machine says more
+    about the other users than about the code; CPU per line much less)."""
+
+    bench_s: float
+    postgres_s: float
+
+    def per_line_us(self, lines: int) -> tuple[float, float]:
+        return self.bench_s / lines * 1e6, self.postgres_s / lines * 1e6
+
+
+class CpuMeter:
+    """CPU used from ``__init__`` to ``stop`` by this process and by the backends of database
+    ``name`` (``postgres: <user> <database> …`` processes; one born meanwhile counts from 0)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name.encode()
+        self._bench = _own_cpu_s()
+        self._backends = self._ticks()
+
+    def _ticks(self) -> dict[tuple[int, int], int]:
+        stats = proc_stats()
+        return {
+            (pid, p.start): p.own
+            for pid, p in stats.items()
+            if p.comm == "postgres" and cmdline_has(pid, b" " + self._name + b" ")
+        }
+
+    def stop(self) -> Cpu:
+        bench = _own_cpu_s() - self._bench
+        after = self._ticks()
+        used = sum(t - self._backends.get(key, 0) for key, t in after.items())
+        return Cpu(bench, used / os.sysconf("SC_CLK_TCK"))
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 @dataclass
 class Round:
     ingest_s: float
     copy_s: float
+    ingest_cpu: Cpu
+    copy_cpu: Cpu
 
 
 @dataclass
@@ -248,6 +294,11 @@ COLUMNS = (
 )
 
 
+async def _meter(pool: asyncpg.Pool) -> CpuMeter:
+    async with pool.acquire() as conn:
+        return CpuMeter(str(await conn.fetchval("SELECT current_database()")))
+
+
 @contextlib.asynccontextmanager
 async def logs_database(devstack: Devstack, label: str) -> AsyncIterator[asyncpg.Pool]:
     async with service_databases(devstack, label) as dsns:
@@ -271,7 +322,7 @@ async def _stored(pool: asyncpg.Pool) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM log_lines"))
 
 
-async def time_ingest(devstack: Devstack, params: Params, work: Workload) -> float:
+async def time_ingest(devstack: Devstack, params: Params, work: Workload) -> tuple[float, Cpu]:
     records = [
         _Record(LINES_TOPIC, 0, n, e.subject.encode(), e.to_json())
         for n, e in enumerate(work.events)
@@ -285,22 +336,26 @@ async def time_ingest(devstack: Devstack, params: Params, work: Workload) -> flo
             handlers=spec.handlers,
             dead_letters=_NoDeadLetters(),
         )
+        meter = await _meter(pool)
         started = time.perf_counter()
         for start in range(0, len(records), params.batch_events):
             await consumer.process(records[start : start + params.batch_events])
         elapsed = time.perf_counter() - started
+        cpu = meter.stop()
         assert await _stored(pool) == work.lines, "the ingest lost or duplicated lines"
-    return elapsed
+    return elapsed, cpu
 
 
-async def time_copy(devstack: Devstack, params: Params, work: Workload) -> float:
+async def time_copy(devstack: Devstack, params: Params, work: Workload) -> tuple[float, Cpu]:
     chunk = params.batch_events * params.lines_per_event
     async with logs_database(devstack, "logs_copy") as pool:
+        meter = await _meter(pool)
         started = time.perf_counter()
         await _copy(pool, work, chunk)
         elapsed = time.perf_counter() - started
+        cpu = meter.stop()
         assert await _stored(pool) == work.lines
-    return elapsed
+    return elapsed, cpu
 
 
 async def _copy(pool: asyncpg.Pool, work: Workload, chunk: int) -> None:
@@ -370,12 +425,12 @@ async def run(params: Params = Params(), devstack: Devstack | None = None) -> st
     for n in range(params.rounds):
         # alternate which goes first, so that neither always meets a warmer cache
         if n % 2 == 0:
-            ingest_s = await time_ingest(devstack, params, work)
-            copy_s = await time_copy(devstack, params, work)
+            ingest_s, ingest_cpu = await time_ingest(devstack, params, work)
+            copy_s, copy_cpu = await time_copy(devstack, params, work)
         else:
-            copy_s = await time_copy(devstack, params, work)
-            ingest_s = await time_ingest(devstack, params, work)
-        rounds.append(Round(ingest_s, copy_s))
+            copy_s, copy_cpu = await time_copy(devstack, params, work)
+            ingest_s, ingest_cpu = await time_ingest(devstack, params, work)
+        rounds.append(Round(ingest_s, copy_s, ingest_cpu, copy_cpu))
         print(f"logs_ingest: round {n + 1}: ingest {ingest_s:.2f}s, copy {copy_s:.2f}s")
     print(f"logs_ingest: search over {params.search_lines:,} lines...")
     searches, search_p95 = await time_search(devstack, params)
@@ -442,6 +497,14 @@ def render(params: Params, lines: int, rounds: list[Round], facts: dict[str, str
         + ", ".join(f"{x:.2f}" for x in ratios)
         + ").",
         "",
+        "CPU per line, µs (median of the rounds): what the code costs, whatever the load "
+        "(the wall clock above is mostly the share of the 2 cores the other users left).",
+        "",
+        "| | this process (Python) | PostgreSQL backends | both | lines/s one core could do |",
+        "|---|---:|---:|---:|---:|",
+        _cpu_row("Ingest", [r.ingest_cpu for r in rounds], lines),
+        _cpu_row("Plain COPY", [r.copy_cpu for r in rounds], lines),
+        "",
         "Both write the same rows into the same partitioned tables with the same indexes: the "
         "lines (primary key on stream, cursor, part, storage time; organization and storage "
         "time for the per-organization retention) and each batch's search chunks (`log_search`:"
@@ -452,6 +515,13 @@ def render(params: Params, lines: int, rounds: list[Round], facts: dict[str, str
         *machine_section(facts),
     ]
     return "\n".join(out)
+
+
+def _cpu_row(name: str, cpus: list[Cpu], lines: int) -> str:
+    bench = statistics.median(c.per_line_us(lines)[0] for c in cpus)
+    postgres = statistics.median(c.per_line_us(lines)[1] for c in cpus)
+    both = bench + postgres
+    return f"| {name} | {bench:.1f} | {postgres:.1f} | {both:.1f} | {1e6 / both:,.0f} |"
 
 
 def parse_args() -> Params:

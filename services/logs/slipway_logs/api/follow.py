@@ -40,6 +40,8 @@ from slipway_logs.usecases.follow import End, Expired, FollowLimits, FollowReque
 DEFAULT_TAIL = 100
 _HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _RETRY_AFTER_S = "5"
+# lines gathered into one chunk at most (a longer line is a chunk of its own)
+_FLUSH_BYTES = 64 * 1024
 
 
 def _request(
@@ -103,7 +105,7 @@ def build_follow_router(
             tail=tail,
             after=after,
         )
-        events = follow.follow(pool, feed, request, limits)
+        events = follow.follow(pool, feed, request, limits, pauses=True)
         # released when the stream ends, and after the response in case it never started
         return StreamingResponse(
             _sse(events, release),
@@ -128,9 +130,22 @@ def build_follow_router(
 async def _sse(
     events: AsyncGenerator[follow.Event, None], release: Callable[[], None]
 ) -> AsyncIterator[bytes]:
+    """The events as SSE, the lines at hand together as one chunk (sent at the follow's
+    ``Pause``, or at ``_FLUSH_BYTES``): a write per line, here and again in the gateway that
+    relays the chunks, was what following 5,000 lines/s cost. Other events go out at once."""
+    gathered: list[bytes] = []
+    size = 0
     try:
         async for event in events:
-            yield sse(event)
+            if not isinstance(event, follow.Pause):
+                gathered.append(sse(event))
+                size += len(gathered[-1])
+            if gathered and (not isinstance(event, Line) or size >= _FLUSH_BYTES):
+                yield b"".join(gathered)
+                gathered.clear()
+                size = 0
+        if gathered:
+            yield b"".join(gathered)
     finally:
         release()
         await events.aclose()
@@ -139,6 +154,8 @@ async def _sse(
 def sse(event: follow.Event) -> bytes:
     """One event in the ``text/event-stream`` format (``data`` is one line of JSON)."""
     body: dict[str, object]
+    if isinstance(event, follow.Pause):
+        return b""  # nothing to send: where the gathered lines go out
     if isinstance(event, follow.Following):
         # a first comment, once subscribed: the client (and the gateway) see the stream open
         # before any line, and every line committed after it will come

@@ -10,7 +10,8 @@ What the follower is sent (``Event``): ``Following`` once subscribed (every line
 from then on reaches it, so a client that waits for it before writing misses nothing), lines,
 ``Skipped`` when its backlog overflowed, ``Heartbeat`` after a silence, ``Expired`` when the
 connection's lifetime is over (resume with the last cursor), ``End`` when the deployment it
-follows has ended.
+follows has ended; with ``pauses``, ``Pause`` each time nothing more is at hand (a writer sends
+what it gathered there: a burst of lines as one write, not one per line).
 """
 
 from __future__ import annotations
@@ -76,7 +77,12 @@ class End:
     last_cursor: int
 
 
-Event = Following | Line | Skipped | Heartbeat | Expired | End
+@dataclass(frozen=True)
+class Pause:
+    """Nothing more to send until the feed brings something (only with ``pauses``)."""
+
+
+Event = Following | Line | Skipped | Heartbeat | Expired | End | Pause
 
 _PAGE = 1000
 
@@ -90,6 +96,7 @@ async def follow(
     limits: FollowLimits,
     *,
     clock: Callable[[], float] = time.monotonic,
+    pauses: bool = False,
 ) -> AsyncGenerator[Event, None]:
     subscription = await feed.subscribe(
         request.kind,
@@ -109,7 +116,7 @@ async def follow(
         deadlines = Deadlines(
             started=clock(), heartbeat_s=limits.heartbeat_s, lifetime_s=limits.lifetime_s
         )
-        async for event in _live(subscription, deadlines, clock, limits.end_grace_s):
+        async for event in _live(subscription, deadlines, clock, limits.end_grace_s, pauses):
             if isinstance(event, Line):
                 if event.cursor <= last:
                     continue
@@ -135,6 +142,7 @@ async def _live(
     deadlines: Deadlines,
     clock: Callable[[], float],
     end_grace_s: float,
+    pauses: bool,
 ) -> AsyncIterator[Event]:
     """New lines (and gaps) as the feed brings them, heartbeats in silences, until the lifetime
     is over or the deployment has ended (``Expired``/``End`` carry no cursor here). The clock
@@ -162,6 +170,8 @@ async def _live(
             yield Heartbeat()
             deadlines.sent(clock())
             continue
+        if pauses:
+            yield Pause()
         await subscription.wait(wait_s)
 
 

@@ -269,3 +269,8 @@ async def test_a_filtered_out_push_deploys_nothing_and_says_a_new_commit_is_avai
     newest = (await history(story, env))[0]
     assert (newest["id"], newest["trigger"]) == (redeploy["request_id"], "redeploy")
     assert (await story.settle(redeploy["request_id"]))["status"] == "SUCCESS"
+    # a redeploy runs the build it ran before: the pushed commit is still not running
+    status = await story.status()
+    assert (status["freshness"], status["available_commit"]) == ("OUT_OF_DATE", docs)
+    assert status["services"][0]["deployed_commit"] == deployed
+    assert [c["commit"] for c in (await history(story, env))[0]["commits"]] == [deployed]

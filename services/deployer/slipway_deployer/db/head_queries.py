@@ -86,10 +86,11 @@ async def deployed_commits(
         " FROM deployment_services s JOIN deployments d ON d.id = s.deployment_id"
         " WHERE d.environment_id = $1 AND s.status = 'DONE'"
         " ORDER BY s.service_id, s.finished_at DESC NULLS LAST) last"
+        # the environment's deployments (indexed), then their runs by primary key
         " CROSS JOIN LATERAL (SELECT max(d.started_at) AS started_at"
-        " FROM deployment_services s JOIN deployments d ON d.id = s.deployment_id"
-        " WHERE s.service_id = last.service_id AND s.build_id IS NOT NULL"
-        " AND s.commit = last.commit) built"
+        " FROM deployments d JOIN deployment_services s ON s.deployment_id = d.id"
+        " WHERE d.environment_id = $1 AND s.service_id = last.service_id"
+        " AND s.build_id IS NOT NULL AND s.commit = last.commit) built"
         " WHERE last.commit IS NOT NULL",
         environment_id,
     )

@@ -13,7 +13,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.deployer.tests.integration.test_git_deploys import application, deployments, pool
+from services.deployer.tests.integration.test_git_deploys import (
+    application,
+    command,
+    deployments,
+    pool,
+)
 from slipway_contracts import new_event
 from slipway_contracts.events import catalog as ev
 from slipway_contracts.events.scheduler import NewCommitAvailable
@@ -80,3 +85,47 @@ async def test_the_newest_push_of_a_known_service_is_recorded(pool) -> None:
         heads = await head_queries.heads(conn, env)
     assert list(heads) == [app], "an unknown service got a head"
     assert (heads[app].commit, heads[app].pushed_at) == (f"{20:040x}", T0 + timedelta(seconds=20))
+
+
+async def service_run(
+    conn: asyncpg.Connection,
+    deployment: uuid.UUID,
+    service: uuid.UUID,
+    *,
+    built: bool,
+    started: datetime,
+) -> None:
+    """The service's run in that deployment, done: a build of ``HEAD``, or its image again."""
+    await conn.execute("UPDATE deployments SET started_at = $2 WHERE id = $1", deployment, started)
+    await conn.execute(
+        "INSERT INTO deployment_services (deployment_id, service_id, position, name, kind,"
+        " status, build_id, commit, image, started_at, finished_at)"
+        " VALUES ($1, $2, 0, 'web', 'application', 'DONE', $3, $4, $5, $6, $7)",
+        deployment,
+        service,
+        uuid.uuid4() if built else None,
+        HEAD if built else None,
+        f"127.0.0.1:15000/org/app:{HEAD}",
+        started,
+        started + timedelta(minutes=1),
+    )
+
+
+async def test_a_redeploy_runs_the_commit_an_earlier_deployment_built(pool) -> None:
+    org, env, app = await application(pool)
+    await preview_changed(pool, org, env)  # builds HEAD
+    await command(pool, org, env, app)  # then runs its image again, building nothing
+    async with db.transaction(pool) as conn:
+        first, second = await conn.fetch(
+            "SELECT id FROM deployments WHERE environment_id = $1 ORDER BY seq", env
+        )
+        await service_run(conn, first["id"], app, built=True, started=T0)
+        await service_run(conn, second["id"], app, built=False, started=T0 + timedelta(hours=1))
+        running = await head_queries.deployed_commits(conn, env)
+        commits = await head_queries.commits_of(conn, [first["id"], second["id"]])
+    # what runs was built when the first deployment started, not when the redeploy did
+    assert (running[app].commit, running[app].built_from) == (HEAD, T0)
+    assert commits == {
+        first["id"]: [{"service_id": str(app), "commit": HEAD}],
+        second["id"]: [{"service_id": str(app), "commit": HEAD}],  # read from the image's tag
+    }

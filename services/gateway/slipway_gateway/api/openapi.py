@@ -93,6 +93,7 @@ def assemble(fragments: Mapping[str, Document]) -> Document:
         # a route the gateway answers itself (the event stream) is documented by route_docs
         upstream = upstreams.get(spec.upstream)
         _complete(operation, spec, _upstream_operation(upstream, spec) if upstream else {})
+    _link(document)
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
     document["tags"] = [{"name": tag} for tag in sorted({_tag(spec) for spec in ROUTES})]
     _prune(document)
@@ -334,6 +335,87 @@ def _error(status: int, codes: list[str]) -> Document:
         "description": meaning,
         "content": {"application/json": content},
     }
+
+
+# a collection and the path parameter that names one of its members
+_MEMBERS = {
+    "organizations": "org",
+    "clusters": "cluster",
+    "projects": "project",
+    "environments": "environment",
+    "clone": "environment",
+    "services": "service",
+    "stages": "stage",
+    "variables": "variable",
+    "roles": "role",
+    "api-tokens": "token",
+    "webhooks": "webhook",
+    "git-webhooks": "git_webhook",
+}
+
+
+def _link(document: Document) -> None:
+    """OpenAPI links from what creates a resource to what reads, changes or acts on it (a
+    created id; a deployment a request queued): clients and stateful tests follow them."""
+    operations = [
+        (path, method, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    ]
+    for path, method, operation in operations:
+        if method != "post":
+            continue
+        if "201" in operation["responses"]:
+            param = _MEMBERS.get(path.rstrip("/").split("/")[-1])
+            status, source = "201", "$response.body#/id"
+        elif _answers_deployment(document, operation):
+            param, status, source = "deployment", "202", "$response.body#/deployment_id"
+        else:
+            continue
+        if param is None:
+            continue
+        links = {}
+        for target_path, _, target in operations:
+            wanted = _parameters_of(target_path)
+            if _streams_only(target):
+                continue
+            if param not in wanted or not target_path.startswith(_owner(target_path, param)):
+                continue
+            known = set(_parameters_of(path))
+            if not set(wanted) - {param} <= known:
+                continue
+            parameters = {name: f"$request.path.{name}" for name in wanted if name != param}
+            parameters[param] = source
+            links[target["operationId"]] = {
+                "operationId": target["operationId"],
+                "parameters": parameters,
+            }
+        if links:
+            operation["responses"][status]["links"] = links
+
+
+def _streams_only(operation: Document) -> bool:
+    """An answer that never ends (the event stream): nothing to follow a link into."""
+    answers = [r for code, r in operation["responses"].items() if code.startswith("2")]
+    return all(
+        "application/json" not in r.get("content", {"application/json": {}}) for r in answers
+    )
+
+
+def _parameters_of(path: str) -> list[str]:
+    return re.findall(r"\{([^}]+)\}", path)
+
+
+def _owner(path: str, param: str) -> str:
+    """The path up to the member ``param`` names: a link targets that member's operations."""
+    return path[: path.index("{" + param + "}")]
+
+
+def _answers_deployment(document: Document, operation: Document) -> bool:
+    schema = operation["responses"].get("202", {}).get("content", {})
+    ref = schema.get("application/json", {}).get("schema", {}).get("$ref", "")
+    answer = document["components"]["schemas"].get(ref.removeprefix(REF), {})
+    return "deployment_id" in answer.get("properties", {})
 
 
 def _prune(document: Document) -> None:

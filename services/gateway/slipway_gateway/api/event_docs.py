@@ -128,10 +128,6 @@ _ORG = {
     "required": True,
     "schema": {"type": "string", "format": "uuid"},
 }
-_ERRORS = {
-    422: "EVENTS_BAD_LAST_EVENT_ID: not an id this stream sent.",
-    429: "TOO_MANY_FOLLOWS: the caller holds as many follows as it may.",
-}
 
 
 def event_stream_docs(spec: RouteSpec) -> dict[str, Any]:
@@ -141,25 +137,4 @@ def event_stream_docs(spec: RouteSpec) -> dict[str, Any]:
     return {
         "responses": {spec.success: _stream()},
         "openapi_extra": {"parameters": [_ORG, *PARAMETERS]},
-    }
-
-
-def openapi_fragment() -> dict[str, Any]:
-    """The gateway's own operations as a service's document (``deploy/openapi.py`` assembles
-    the public document from one per upstream; ``gateway`` is this one)."""
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
-    responses: dict[str, Any] = {"200": _stream()}
-    for status, meaning in _ERRORS.items():
-        responses[str(status)] = {"description": meaning, "content": error}
-    operation = {
-        "summary": "Follow the organization's deployment and status events",
-        "description": _DESCRIPTION,
-        "parameters": [_ORG, *PARAMETERS],
-        "responses": responses,
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "gateway", "version": "1"},
-        "paths": {"/organizations/{org}/events": {"get": operation}},
-        "components": {"schemas": {}},
     }

@@ -444,7 +444,7 @@ EVENT_ROUTES: tuple[RouteSpec, ...] = (
         method="GET",
         path=f"{ORG}/events",
         upstream="gateway",
-        upstream_path=f"{ORG}/events",  # event_docs.openapi_fragment() documents it
+        upstream_path=f"{ORG}/events",  # no upstream: api/event_docs.py documents it
         summary="Follow the organization's deployment and status events (Server-Sent Events)",
         # every member may open it; each event is sent only to whom may read its environment
         action=A.ORG_READ,

@@ -40,7 +40,8 @@ from slipway_libs.testing.public_api import PASSWORD, User, add_member, create_o
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-MAX_EXAMPLES = 10  # per operation and per generation mode (valid, invalid)
+MAX_EXAMPLES = 4  # per operation and per generation mode (valid, invalid, real ids)
+STATEFUL_SCENARIOS = 15  # sequences of up to 6 linked calls
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -148,6 +149,8 @@ async def _deployed(api: httpx.AsyncClient, auth: dict[str, str], env: str) -> s
 @dataclass
 class Tally:
     cases: int = 0
+    steps: int = 0  # of the stateful scenarios
+    slowest: list[tuple[float, str]] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
@@ -189,17 +192,22 @@ def _run(operation: Any, base_url: str, world: World, tally: Tally) -> None:
             tally.failures.append(f"{method} {path}: no answer ({exc!r})")
             return
         tally.statuses[response.status_code] += 1
-        try:
-            case.validate_response(response, checks=CHECKS, headers=headers)
-        except (AssertionError, BaseExceptionGroup) as exc:  # a Failure, a FailureGroup
-            found = getattr(exc, "exceptions", [exc])
-            problems = "; ".join(_short(f) for f in found)
-            tally.failures.append(
-                f"{case.method} {case.formatted_path} -> {response.status_code}: {problems}"
-                f"\n    answer: {response.text[:300]}"
-            )
+        _validate(case, response, headers, tally)
 
     fuzz()
+
+
+def _validate(case: Any, response: Any, headers: dict[str, str] | None, tally: Tally) -> None:
+    """The checks, each failure kept (not raised: no shrinking, every failure reported)."""
+    try:
+        case.validate_response(response, checks=CHECKS, headers=headers)
+    except (AssertionError, BaseExceptionGroup) as exc:  # a Failure, a FailureGroup
+        found = getattr(exc, "exceptions", [exc])
+        problems = "; ".join(_short(f) for f in found)
+        tally.failures.append(
+            f"{case.method} {case.formatted_path} -> {response.status_code}: {problems}"
+            f"\n    answer: {response.text[:300]}"
+        )
 
 
 def _short(failure: BaseException) -> str:
@@ -233,11 +241,19 @@ async def test_every_operation_conforms_to_the_document(
     tally = Tally()
     fuzzed = [op for op in operations if (op.method.upper(), op.path) not in STREAMS]
     # blocking HTTP (requests, as schemathesis sends) off the event loop the platform runs on
+    started = time.monotonic()
     await asyncio.to_thread(_run_all, fuzzed, base_url, world, tally)
+    fuzzing_s = time.monotonic() - started
+    await asyncio.to_thread(_run_stateful, schema, base_url, world, tally)
+    scenarios_s = time.monotonic() - started - fuzzing_s
     summary = (
         f"schemathesis: {len(fuzzed)} operations of {len(operations)} "
         f"(streams skipped: {len(operations) - len(fuzzed)}), {tally.cases} generated cases, "
-        f"statuses {dict(sorted(tally.statuses.items()))}, {len(tally.failures)} failures"
+        f"{STATEFUL_SCENARIOS} stateful scenarios ({tally.steps} linked calls), "
+        f"statuses {dict(sorted(tally.statuses.items()))}, {len(tally.failures)} failures "
+        f"(cases {fuzzing_s:.0f} s, scenarios {scenarios_s:.0f} s; slowest operations: "
+        + ", ".join(f"{name} {s:.0f} s" for s, name in sorted(tally.slowest)[-3:])
+        + ")"
     )
     record_property("schemathesis", summary)  # in the JUnit report too
     with capsys.disabled():  # shown even when the output is captured
@@ -250,4 +266,47 @@ async def test_every_operation_conforms_to_the_document(
 
 def _run_all(operations: list[Any], base_url: str, world: World, tally: Tally) -> None:
     for operation in operations:
+        started = time.monotonic()
         _run(operation, base_url, world, tally)
+        tally.slowest.append((time.monotonic() - started, f"{operation.method} {operation.path}"))
+
+
+def _run_stateful(schema: Any, base_url: str, world: World, tally: Tally) -> None:
+    """Scenarios along the document's links: a created resource read, changed, acted on and
+    deleted by its new id; a queued deployment read by the id its request answered."""
+    turns = iter(range(10**9))
+
+    class Scenarios(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:
+            if case.path.endswith("/logs") and case.query:
+                case.query["follow"] = False  # one page, not the never-ending stream
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            headers = _credentials(case.operation, world, next(turns))
+            return {"base_url": base_url, "headers": headers, "timeout": 30}
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            tally.steps += 1
+            tally.statuses[response.status_code] += 1
+            _validate(case, response, kwargs.get("headers"), tally)
+
+    try:
+        _scenarios(Scenarios)
+    except Exception as exc:  # the run itself broke: reported like a failure, with its cause
+        tally.failures.append(f"stateful run: {type(exc).__name__}: {str(exc)[:1500]}")
+
+
+def _scenarios(machine: Any) -> None:
+    machine.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )

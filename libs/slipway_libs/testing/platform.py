@@ -101,10 +101,12 @@ class Platform:
         if state:
             reap(state)
 
-    async def wait_ready(self, name: str, timeout_s: float = 60) -> None:
+    async def wait_ready(self, name: str, timeout_s: float = 180) -> None:
+        """Until ``/readyz`` answers 200. Generous: a crowded machine (load far above its cores)
+        took over 60 s to start a service; an exited process still fails at once."""
         service = self.services[name]
         deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2) as client:
+        async with httpx.AsyncClient(timeout=5) as client:
             while time.monotonic() < deadline:
                 if service.process is not None and service.process.poll() is not None:
                     raise RuntimeError(f"{name} exited:\n{service.tail()}")

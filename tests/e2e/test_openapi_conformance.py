@@ -4,12 +4,14 @@ schemas (valid and invalid ones) and sends them to a running platform through th
 authenticated with both schemes (a session's ``Bearer`` token and an API ``Token``).
 
 Every answer must be no server error (5xx), carry a status the operation declares and match
-that status's schema. Path ids are half the time those of a real organization's resources
-(cluster, project, environment, service, stage, variable, deployment, role, invitation, member,
-git webhook), so the answers cover the found resource and not only its 404; a DELETE gets
-generated ids (the world stays for the operations after it), and a deploy-like POST an
-environment without services, so nothing heavy runs. The run prints the operation count and
-the number of generated cases; its size is bounded by ``MAX_EXAMPLES`` per operation.
+that status's schema. Path ids are, in a third of the cases, those of a real organization's
+resources (cluster, project, environment, service, stage, variable, deployment, role,
+invitation, member, git webhook), so the answers cover the found resource and not only its
+404; a DELETE gets generated ids (the world stays for the operations after it). The real
+environment has no service (the container service lives in another one), so its deploy-like
+POSTs run nothing; a deploy of the service tries its image like any deploy. The run prints
+the operation count and the number of generated cases; its size is bounded by
+``MAX_EXAMPLES`` per operation and mode.
 """
 
 from __future__ import annotations

@@ -150,6 +150,10 @@ class _Handle(Protocol):
 
     async def wait(self) -> int | None: ...
 
+    def exited(self) -> bool:
+        """Whether the process has exited, checked now (not at ``wait``'s next poll)."""
+        ...
+
 
 class _Owned:
     """A process this runtime started: its exit code is known. ``subprocess.Popen`` rather than
@@ -160,8 +164,11 @@ class _Owned:
         self._proc = proc
 
     async def wait(self) -> int | None:
-        await _until(lambda: self._proc.poll() is not None, interval_s=0.1)
+        await _until(self.exited, interval_s=0.1)
         return self._proc.returncode
+
+    def exited(self) -> bool:
+        return self._proc.poll() is not None
 
 
 class _Adopted:
@@ -171,8 +178,11 @@ class _Adopted:
         self.pid, self._ticks, self._marker = pid, ticks, marker
 
     async def wait(self) -> int | None:
-        await _until(lambda: not procfs.is_ours(self.pid, self._ticks, self._marker), 0.25)
+        await _until(self.exited, 0.25)
         return None
+
+    def exited(self) -> bool:
+        return not procfs.is_ours(self.pid, self._ticks, self._marker)
 
 
 @dataclass(eq=False)
@@ -494,13 +504,18 @@ class LocalRuntime:
             while not exited.done():
                 if await self._probe(svc, starting=True):
                     return
+                # asked of the process itself, not of ``exited``: on a crowded machine its poll
+                # may not have run yet, and a process that died must fail as the crash it is,
+                # with its last lines, never as a health timeout
+                if svc.handle.exited():
+                    break
                 if time.monotonic() > deadline:
                     raise RuntimeFailure(
                         FailureReason.HEALTHCHECK_FAILED,
                         f"not healthy within {self._cfg.start_timeout_s:g} s",
                     )
                 await asyncio.wait({exited}, timeout=0.2)
-            raise self._crashed(svc, exited.result())
+            raise self._crashed(svc, await svc.handle.wait())
         finally:
             exited.cancel()
 

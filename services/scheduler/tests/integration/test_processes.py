@@ -20,6 +20,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 TIMERS = 3000
+# waits, not speed (bench/ measures that): two Python processes starting and firing on a
+# crowded machine (load far above its cores) took over 60 s
+WAIT_S = 300
 PROCESS = Path(__file__).with_name("timer_process.py")
 
 
@@ -58,16 +61,17 @@ async def test_two_processes_fire_each_timer_once_with_one_killed_mid_batch(sche
     await _due_timers(pool)
     first, second = _start(dsn), _start(dsn)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WAIT_S
         # kill the first once both have fired some: it is then mid-batch or between two
-        while await _count(pool, "SELECT count(*) FROM outbox") < TIMERS // 4:
-            assert time.monotonic() < deadline, "the processes fire nothing"
+        while (fired := await _count(pool, "SELECT count(*) FROM outbox")) < TIMERS // 4:
+            assert time.monotonic() < deadline, f"{fired} of {TIMERS // 4} fired in {WAIT_S} s"
             assert first.poll() is None and second.poll() is None, "a timer process died"
             await asyncio.sleep(0.02)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         due = "SELECT count(*) FROM timers WHERE next_fire_at < now()"
         assert await _count(pool, due) > 0, "killed too late: nothing left for the survivor"
+        deadline = time.monotonic() + WAIT_S
         while await _count(pool, due):
             assert time.monotonic() < deadline, "the survivor did not fire the rest"
             assert second.poll() is None, second.stderr.read() if second.stderr else ""

@@ -196,7 +196,7 @@ async def test_a_plain_kafka_consumer_rebuilds_the_catalog_from_the_events(api, 
     async def rebuilt_matches() -> bool:
         return await _rebuild(platform, org) == expected
 
-    await eventually(rebuilt_matches, within_s=15)
+    await eventually(rebuilt_matches, within_s=60)
 
 
 async def _api_view(api: httpx.AsyncClient, owner: User, org: str) -> dict[str, Any]:
@@ -297,7 +297,7 @@ async def test_the_deployer_keeps_its_own_copy_of_the_catalog(api, platform) -> 
             )
             return row is not None and json.loads(row["spec"])["min_instances"] == 2
 
-        await eventually(copied, within_s=10)
+        await eventually(copied, within_s=60)
         secret = await deployer.fetchrow(
             "SELECT value, value_sealed, is_secret FROM catalog_variables WHERE key = 'TOKEN'"
             " AND parent_id = $1",
@@ -319,7 +319,7 @@ async def test_the_deployer_keeps_its_own_copy_of_the_catalog(api, platform) -> 
                 )
             )
 
-        await eventually(tombstoned, within_s=10)
+        await eventually(tombstoned, within_s=60)
     finally:
         await deployer.close()
 

@@ -97,7 +97,7 @@ async def world(platform: Platform) -> World:
             assert created.status_code == 201, created.text
             headers[f"token:{role}"] = token_auth(created.json()["token"])
         ids = await _resources(api, owner, org)
-        await eventually(lambda: _readable(api, owner, ids), within_s=10)
+        await eventually(lambda: _readable(api, owner, ids), within_s=60)
         return World(org=org, owner=owner, headers=headers, ids=ids)
 
 

@@ -92,7 +92,7 @@ async def tenants(platform: Platform) -> dict[str, Any]:
             status = await api.get(f"/environments/{env_id}/status", headers=auth)
             return status.status_code == 200
 
-        await eventually(deployer_knows, within_s=15)
+        await eventually(deployer_knows, within_s=60)
         return {"alice": alice, "bob": bob, "org_a": org_a, "org_b": org_b, "ids": ids}
 
 

@@ -49,8 +49,9 @@ async def apply(pool: asyncpg.Pool, payload: ev.ProjectChanged) -> None:
 
 
 async def listening(pool: asyncpg.Pool) -> None:
-    """Until the listener's LISTEN is in place (it has no other ready signal)."""
-    for _ in range(200):
+    """Until the listener's LISTEN is in place (it has no other ready signal); up to 60 s, a
+    crowded machine's pace."""
+    for _ in range(1200):
         async with pool.acquire() as conn:
             if await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE query = $1", f'LISTEN "{CHANNEL}"'
@@ -96,6 +97,6 @@ async def test_without_a_listener_a_waiter_reads_the_row_and_gives_up_at_its_dea
     project, org = uuid.uuid4(), uuid.uuid4()
     await apply(pool, project_event(project, org, 3))
     await apply(pool, project_event(project, org, 1))  # a late, older event moves nothing back
-    assert await revisions.reached(project, 3, timeout_s=10) is True
+    assert await revisions.reached(project, 3, timeout_s=60) is True  # a wait on Kafka
     assert await revisions.reached(project, 4, timeout_s=0.2) is False
     assert await revisions.reached(uuid.uuid4(), 1, timeout_s=0.2) is False

@@ -237,7 +237,7 @@ async def test_every_change_reaches_the_audit_log_with_actor_and_origin(api) -> 
             ("API_TOKEN", "CREATE"),
         } <= kinds
 
-    await eventually(complete, within_s=10)
+    await eventually(complete, within_s=60)  # audit events come through Kafka
     events = await logged()
     created = next(e for e in events if e["target_type"] == "API_TOKEN")
     assert created["actor"]["id"] == ada.id and created["origin"] == "cli"

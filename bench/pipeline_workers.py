@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,7 @@ async def relay_main(mailbox: Any, cfg: RelayConfig, go: Flag, stop: Flag) -> No
         batch_size=cfg.batch_size,
         producer=producer_factory(cfg.kafka, client_id="bench-relay"),
     )
+    gc.freeze()  # as a service does after start-up (slipway_libs.service)
     mailbox.put(("relay_ready", None))
     if not await wait_flag(go, stop):
         return
@@ -147,6 +149,7 @@ async def consumer_main(mailbox: Any, cfg: ConsumerConfig, stop: Flag) -> None:
             BenchTick.event_type: batch(record_effects) if cfg.batch_handler else record_effect
         },
     )
+    gc.freeze()  # as a service does after start-up (slipway_libs.service)
     try:
         async with consuming(
             cfg.kafka, pool, [spec], client_id="bench-consumer", batch_size=cfg.batch_size

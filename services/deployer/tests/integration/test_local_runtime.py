@@ -302,6 +302,44 @@ async def test_what_a_process_failing_at_once_printed_is_in_its_failure(
         await rt.close()
 
 
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited and is not reaped yet (a zombie: its parent has not polled)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def test_a_process_that_exited_is_a_crash_even_once_the_start_time_is_up(
+    tmp_path: Path, storage: BuildahStorage, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start deadline already passed at the first probe (a crowded machine's pace, made
+    certain here): a process that has exited by then fails as the crash it is, with its output,
+    not as a health timeout."""
+    rt = LocalRuntime(
+        tmp_path / "state", storage, LocalRuntimeConfig(start_timeout_s=0, stop_grace_s=3)
+    )
+    save = rt._state.save
+
+    def save_once_dead(record: ServiceRecord) -> None:  # the runtime looks only afterwards
+        save(record)
+        if record.pid is not None:
+            deadline = time.monotonic() + 120
+            while not _exited(record.pid):
+                assert time.monotonic() < deadline, "the process did not exit"
+                time.sleep(0.05)
+
+    monkeypatch.setattr(rt._state, "save", save_once_dead)
+    try:
+        early = workload(image, "late-look", command=sh('echo "no config file" >&2; exit 3'))
+        with pytest.raises(RuntimeFailure) as crashed:
+            await rt.apply(early)
+        assert crashed.value.reason is FailureReason.CRASHED, crashed.value.message
+        assert "no config file" in crashed.value.message
+    finally:
+        for service_id in list(rt._services):
+            await rt.delete(service_id)
+        await rt.close()
+
+
 async def test_what_a_service_prints_goes_straight_to_its_log_files(
     tmp_path: Path, storage: BuildahStorage, image: str
 ) -> None:

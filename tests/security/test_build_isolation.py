@@ -185,8 +185,10 @@ async def test_a_run_step_cannot_reach_the_builder_process_nor_its_files(
     process = builder.services["builder"].process
     assert process is not None
     pid = process.pid
-    authfile = workspace / ".registry" / "auth.json"
-    assert authfile.is_file(), "the builder writes its registry auth file at start"
+    # one directory per registry and user (``.registry-<digest>``), written at start
+    authfiles = list(workspace.glob(".registry-*/auth.json"))
+    assert len(authfiles) == 1, f"the builder writes its registry auth file at start: {authfiles}"
+    authfile = authfiles[0]
     repo = repos / "probe"
     repo.mkdir()
     _escape_binary(repo)

@@ -135,6 +135,7 @@ async def _resources(api: httpx.AsyncClient, owner: User, org: str) -> dict[str,
         "role": str(uuid.uuid4()),
         "webhook": str(uuid.uuid4()),
         "git_webhook": str(uuid.uuid4()),
+        "git_credential": str(uuid.uuid4()),
         "delivery": str(uuid.uuid4()),
     }
 

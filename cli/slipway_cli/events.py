@@ -11,7 +11,6 @@ leave the rest to the stream.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from slipway_cli import sse
 from slipway_cli.client import ApiError, auth_headers
 from slipway_cli.contexts import api_url
 
@@ -79,34 +79,17 @@ def _connection(
     url = f"{api_url()}/api/v1/organizations/{org}/events"
     params = {"follow": "false"} if until_caught_up else {}
     with httpx.stream("GET", url, params=params, headers=headers, timeout=timeout) as response:
-        if response.status_code >= 400:
-            response.read()
-            _raise(response)
-        name, event_id, data = "message", None, ""
-        for line in response.iter_lines():
-            if line == "":
-                if data:
-                    yield Event(name, event_id, json.loads(data))
-                name, event_id, data = "message", None, ""
-            elif line.startswith(": following"):
-                on_following()
-            elif not line.startswith(":"):
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "event":
-                    name = value
-                elif field == "id":
-                    event_id = value
-                elif field == "data":
-                    data += value
+        sse.raise_for_error(response)
+        for name, data, event_id in sse.events(response, _comment(on_following)):
+            yield Event(name, event_id, data)
 
 
-def _raise(response: httpx.Response) -> None:
-    try:
-        error = response.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        raise ApiError(response.status_code, "HTTP_ERROR", response.text[:200]) from None
-    raise ApiError(response.status_code, error["code"], error["message"])
+def _comment(on_following: Callable[[], None]) -> Callable[[str], None]:
+    def seen(comment: str) -> None:
+        if comment == "following":
+            on_following()
+
+    return seen
 
 
 def describe(event: Event, names: dict[str, str] | None = None) -> str:

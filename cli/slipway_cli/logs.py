@@ -10,7 +10,6 @@ event ends the command (exit 0 when the deployment succeeded, 1 otherwise).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from slipway_cli import sse
 from slipway_cli.client import ApiError, auth_headers, call
 from slipway_cli.contexts import api_url
 
@@ -86,32 +86,8 @@ def _events(
     url = f"{api_url()}/api/v1{path}"
     query = {**params, "follow": "true"}
     with httpx.stream("GET", url, params=query, headers=headers, timeout=timeout) as response:
-        if response.status_code >= 400:
-            response.read()
-            _raise(response)
-        event, event_id, data = "message", None, ""
-        for line in response.iter_lines():
-            if line == "":
-                if data:
-                    yield event, json.loads(data), event_id
-                event, event_id, data = "message", None, ""
-            elif not line.startswith(":"):
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "event":
-                    event = value
-                elif field == "id":
-                    event_id = value
-                elif field == "data":
-                    data += value
-
-
-def _raise(response: httpx.Response) -> None:
-    try:
-        error = response.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        raise ApiError(response.status_code, "HTTP_ERROR", response.text[:200]) from None
-    raise ApiError(response.status_code, error["code"], error["message"])
+        sse.raise_for_error(response)
+        yield from sse.events(response)
 
 
 def _fill_gap(path: str, params: dict[str, str], gap: dict[str, Any], show: Print) -> None:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from slipway_gateway.api.log_docs import route_docs
-from slipway_gateway.api.routes import PREFIX
+from slipway_gateway.api.routes import PREFIX, not_found_code
 from slipway_gateway.api.table import ROUTES, RouteSpec
 from slipway_libs.errors import ErrorResponse
 
@@ -268,20 +268,6 @@ def _untyped(content: Document) -> bool:
     return not schema or schema == {} or schema == {"type": "object"}
 
 
-_TARGETS = {
-    "org": "ORGANIZATION",
-    "cluster": "CLUSTER",
-    "project": "PROJECT",
-    "environment": "ENVIRONMENT",
-    "service": "SERVICE",
-    "stage": "STAGE",
-    "variable": "VARIABLE",
-    "deployment": "DEPLOYMENT",
-    "variable_query": "PARENT",
-    "variable_body": "PARENT",
-}
-
-
 def _errors(spec: RouteSpec, operation: Document, upstream: Document) -> dict[int, list[str]]:
     """Each error status the operation answers and the codes the gateway knows it for."""
     errors: dict[int, list[str]] = {}
@@ -297,7 +283,7 @@ def _errors(spec: RouteSpec, operation: Document, upstream: Document) -> dict[in
         errors[403] = ["USERS_ONLY"]
     if spec.access == "member":
         errors[403] = ["FORBIDDEN"]
-        errors[404] = [f"{_TARGETS.get(spec.target, 'RESOURCE')}_NOT_FOUND"]
+        errors[404] = [not_found_code(spec.target)]
     queried = any(p["in"] == "query" for p in operation.get("parameters", []))
     if ids or body or queried or upstream.get("parameters"):
         errors[422] = (["INVALID_ID"] if ids else []) + ["VALIDATION_ERROR"]

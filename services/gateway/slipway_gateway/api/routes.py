@@ -389,10 +389,17 @@ _NOT_FOUND = {
 }
 
 
+def not_found_code(target: str) -> str:
+    """The code of the 404 answered for a route's target the caller may not see (or that does
+    not exist: the two are one answer); the OpenAPI document lists the same code."""
+    return f"{_NOT_FOUND.get(target, 'RESOURCE')}_NOT_FOUND"
+
+
 def _not_found(target: str) -> BusinessError:
     """Unknown, deleted and other tenants' resources answer the same 404."""
-    what = _NOT_FOUND.get(target, "RESOURCE")
-    return BusinessError(f"No such {what.lower()}.", code=f"{what}_NOT_FOUND", status_code=404)
+    code = not_found_code(target)
+    what = code.removesuffix("_NOT_FOUND").lower()
+    return BusinessError(f"No such {what}.", code=code, status_code=404)
 
 
 def _filtered(

@@ -111,11 +111,13 @@ def pg_pid() -> int | None:
 
 
 def pg_conf(sock_dir: Path) -> str:
+    # max_connections: a test run keeps each module's platform (six services, each with its pool,
+    # relay and listeners) until the session ends; 300 ran out once the suite had ~30 of them
     return f"""# written by deploy/devstack/devstack.py on every start
 listen_addresses = '{HOST}'
 port = {pg_port()}
 unix_socket_directories = '{sock_dir}'
-max_connections = 300
+max_connections = 1000
 shared_buffers = 128MB
 fsync = on
 synchronous_commit = on

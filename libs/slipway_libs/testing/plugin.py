@@ -200,11 +200,15 @@ def unique() -> Iterator[str]:
 PlatformFactory = Callable[..., Awaitable[Platform]]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def platform_factory(
     devstack: Devstack, database_factory: DatabaseFactory
 ) -> AsyncIterator[PlatformFactory]:
-    """``await platform_factory(["identity", "gateway"])``: real service processes, ready."""
+    """``await platform_factory(["identity", "gateway"])``: real service processes, ready.
+
+    Module-scoped: a module's platforms stop when the module ends. Kept to the end of the run,
+    every module's six services went on polling PostgreSQL and Kafka beside the later modules,
+    which slowed the whole run and exhausted PostgreSQL's connections."""
     started: list[Platform] = []
 
     async def make(names: list[str], extra_env: dict[str, str] | None = None) -> Platform:

@@ -8,7 +8,7 @@ import pytest
 from slipway_libs.testing.platform import Platform
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def platform(platform_factory) -> Platform:
     return await platform_factory(["identity", "gateway"])
 

@@ -14,7 +14,10 @@ import pytest
 
 from slipway_libs.lifetime import PARENT_ENV
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the parent-death signal (prctl PR_SET_PDEATHSIG) exists on Linux only",
+)
 
 # The parent starts the child the way the test platform does (its own session), prints the
 # child's pid and then waits to be killed; the child arranges its death and sleeps.

@@ -6,7 +6,11 @@ Request bodies, parameters and statuses come from the routes (FastAPI). What a r
 declared beside it in the service's ``api/answers.py`` models and its ``ANSWERS`` registry
 (``"POST /internal/v1/…"`` → model): documentation only, the routes still build their answers
 (a model there filters nothing); ``fragment`` refuses a registry entry that names no route, and
-the conformance test (schemathesis, tests/e2e) checks every answer against its model.
+the conformance test (schemathesis, tests/e2e) checks every answer against its model. A route
+that takes a raw JSON object (to validate it itself, as the catalog's service specs are) names
+its body's schema the same way (``bodies``: key → JSON schema, its ``$defs`` made components).
+A route that honours ``Idempotency-Key`` (the ``Once`` dependency reads the header itself)
+gets the header documented here, so no route has to declare it twice.
 
 The routers are built with placeholders: building one registers routes and touches nothing
 (no pool, no settings); only handling a request would use them.
@@ -16,16 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from pydantic.json_schema import models_json_schema
+
+from slipway_libs.idempotency import KEY_HEADER, MAX_KEY_LENGTH, TTL_HOURS, idempotent
 
 NOTHING: Any = None  # stands in for a pool or a dependency the document does not need
 REF = "#/components/schemas/"
 Answers = Mapping[str, type[BaseModel]]
+Bodies = Mapping[str, dict[str, Any]]
 
 
 class Answer(BaseModel):
@@ -50,8 +59,16 @@ def page_of(model: type[BaseModel], *, cursor: type = str) -> type[BaseModel]:
     return page
 
 
+def schema_of(kind: Any, *, mode: Literal["validation", "serialization"] = "validation") -> Any:
+    """A type's JSON schema as a body of ``bodies`` (references to components, ``$defs``)."""
+    return TypeAdapter(kind).json_schema(ref_template=REF + "{model}", mode=mode)
+
+
 def fragment(
-    service: str, routers: Sequence[APIRouter], answers: Answers | None = None
+    service: str,
+    routers: Sequence[APIRouter],
+    answers: Answers | None = None,
+    bodies: Bodies | None = None,
 ) -> dict[str, Any]:
     routes = [route for router in routers for route in router.routes]
     document = get_openapi(
@@ -59,7 +76,52 @@ def fragment(
     )
     if answers:
         _declare(document, answers)
+    for key, schema in (bodies or {}).items():
+        _accept(document, key, schema)
+    for route in routes:
+        if isinstance(route, APIRoute) and _uses(route.dependant, idempotent):
+            for method in route.methods or ():
+                _idempotency_key(document["paths"][route.path_format][method.lower()])
     return document
+
+
+def _operation(document: dict[str, Any], key: str) -> dict[str, Any]:
+    method, path = key.split(" ", 1)
+    operation: dict[str, Any] | None = document["paths"].get(path, {}).get(method.lower())
+    if operation is None:
+        raise LookupError(f"{key} is declared, but no route serves it")
+    return operation
+
+
+def _accept(document: dict[str, Any], key: str, schema: dict[str, Any]) -> None:
+    schema = dict(schema)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(schema.pop("$defs", {}))
+    _operation(document, key)["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def _uses(dependant: Dependant, call: Any) -> bool:
+    return any(d.call is call or _uses(d, call) for d in dependant.dependencies)
+
+
+def _idempotency_key(operation: dict[str, Any]) -> None:
+    operation.setdefault("parameters", []).append(
+        {
+            "name": KEY_HEADER,
+            "in": "header",
+            "required": False,
+            "description": (
+                f"Safe retries: the same key and request within {TTL_HOURS} h answer the first "
+                "answer again (with `Idempotent-Replayed: true`) and do nothing twice; the same "
+                "key with another request answers 422 `IDEMPOTENCY_KEY_REUSED`, and while the "
+                "first is still in progress 409 `IDEMPOTENCY_KEY_IN_USE`."
+            ),
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+        }
+    )
 
 
 def _declare(document: dict[str, Any], answers: Answers) -> None:
@@ -70,10 +132,7 @@ def _declare(document: dict[str, Any], answers: Answers) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(definitions.get("$defs", {}))
     for key, model in answers.items():
-        method, path = key.split(" ", 1)
-        operation = document["paths"].get(path, {}).get(method.lower())
-        if operation is None:
-            raise LookupError(f"ANSWERS names {key}, which no route serves")
+        operation = _operation(document, key)
         status = next(code for code in operation["responses"] if code.startswith("2"))
         answer = operation["responses"][status]
         answer["content"] = {"application/json": {"schema": refs[(model, "serialization")]}}

@@ -146,3 +146,95 @@ def test_breaking_changes_are_detected(
     elif change == "answer_type_changed":
         answer["properties"]["name"] = {"type": "integer"}
     assert problem in breaking_changes(committed, after)
+
+
+# -- what the document says of the service specs, retries and concurrent edits ---------------
+
+SERVICES = "/api/v1/environments/{environment}/services"
+SERVICE = "/api/v1/services/{service}"
+KINDS = {"application", "container", "database", "cronjob", "lifecycle", "helm"}
+
+
+def _body_validator(document: dict[str, Any], path: str, method: str) -> Any:
+    import jsonschema
+
+    schema = document["paths"][path][method]["requestBody"]["content"]["application/json"]
+    root = {**schema["schema"], "components": document["components"]}
+    return jsonschema.Draft202012Validator(root)
+
+
+def test_a_service_is_created_from_one_of_the_catalogs_six_specs_picked_by_kind(
+    committed: dict[str, Any],
+) -> None:
+    from slipway_catalog.domain.service_specs import SERVICE_KINDS
+
+    body = committed["paths"][SERVICES]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert body["required"] is True
+    assert schema["discriminator"]["propertyName"] == "kind"
+    assert set(schema["discriminator"]["mapping"]) == set(SERVICE_KINDS) == KINDS
+    validator = _body_validator(committed, SERVICES, "post")
+    app = {"kind": "application", "name": "web", "git": {"url": "https://example.com/a.git"}}
+    assert validator.is_valid(app)
+    assert not validator.is_valid({**app, "git": None}), "an application is built from git"
+    assert not validator.is_valid({"kind": "spaceship", "name": "web"})
+    assert validator.is_valid({"kind": "database", "name": "db", "engine": "postgresql"})
+
+
+def test_a_service_update_is_a_merge_patch_of_its_spec(committed: dict[str, Any]) -> None:
+    validator = _body_validator(committed, SERVICE, "patch")
+    assert validator.is_valid({"image": {"tag": "2"}}), "a nested object merges key by key"
+    assert validator.is_valid({"min_instances": None}), "null resets a field"
+    assert validator.is_valid({})
+    assert not validator.is_valid({"cpu_millicores": 1}), "the spec's bounds still hold"
+    assert not validator.is_valid({"unknown_field": 1})
+
+
+def test_git_credentials_answer_typed_credentials_and_never_a_secret(
+    committed: dict[str, Any],
+) -> None:
+    path = "/api/v1/organizations/{org}/git-credentials"
+    one = _schema(committed, path, "post", "201")
+    page = _schema(committed, path, "get", "200")
+    assert (
+        page["properties"]["items"]["items"]
+        == committed["paths"][path]["post"]["responses"]["201"]["content"]["application/json"][
+            "schema"
+        ]
+    )
+    assert {"id", "name", "kind", "host", "created_at"} <= set(one["required"])
+    assert not {"token", "private_key"} & set(one["properties"])
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    ]
+
+
+def _header(operation: dict[str, Any], name: str) -> bool:
+    return any(p["in"] == "header" and p["name"] == name for p in operation.get("parameters", []))
+
+
+def test_retries_and_concurrent_edits_are_documented(committed: dict[str, Any]) -> None:
+    keyed = {(m, p) for m, p, o in _operations(committed) if _header(o, "Idempotency-Key")}
+    triggers = ("deploy", "redeploy", "stop", "restart", "cancel", "rollback", "run", "delete")
+    for method, path, _ in _operations(committed):
+        if method == "POST" and path.rsplit("/", 1)[-1] in triggers:
+            assert (method, path) in keyed, f"{method} {path} takes an Idempotency-Key"
+    assert ("POST", SERVICES) in keyed
+    for method, path in keyed:
+        operation = committed["paths"][path][method.lower()]
+        assert "IDEMPOTENCY_KEY_REUSED" in operation["responses"]["422"]["description"]
+        assert "IDEMPOTENCY_KEY_IN_USE" in operation["responses"]["409"]["description"]
+    matched = [(m, p, o) for m, p, o in _operations(committed) if _header(o, "If-Match")]
+    assert {(m, p) for m, p, _ in matched} >= {("PATCH", SERVICE), ("DELETE", SERVICE)}
+    for method, path, operation in matched:
+        assert "PRECONDITION_FAILED" in operation["responses"]["412"]["description"], path
+        success = next(r for c, r in operation["responses"].items() if c.startswith("2"))
+        if "content" in success:
+            assert "ETag" in success["headers"], f"{method} {path} answers the new version"
+    created = committed["paths"][SERVICES]["post"]["responses"]["201"]
+    assert {"ETag", "Idempotent-Replayed"} <= set(created["headers"])

@@ -72,7 +72,7 @@ class ServiceOut(Answer):
 
     id: uuid.UUID
     name: str
-    kind: Literal["application", "container", "database", "cron_job", "lifecycle_job", "helm"]
+    kind: Literal["application", "container", "database", "cronjob", "lifecycle", "helm"]
     environment_id: uuid.UUID
     project_id: uuid.UUID
     stage_id: uuid.UUID | None
@@ -125,7 +125,21 @@ class ResolvedVariableOut(Answer):
     is_secret: bool
 
 
+class GitCredentialOut(Answer):
+    """A credential as every answer names it: never its secret."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str = Field(examples=["github-ci"])
+    kind: Literal["token", "ssh_key"]
+    host: str | None = Field(description="The host it serves; null: every host.")
+    has_known_hosts: bool
+    created_at: Time
+    resource_version: int
+
+
 I = "/internal/v1"  # noqa: E741
+CREDENTIALS = f"{I}/organizations/{{org_id}}/git-credentials"
 ENV = f"{I}/environments/{{env_id}}"
 ANSWERS: Answers = {
     f"GET {I}/organizations/{{org_id}}/clusters": page_of(ClusterOut),
@@ -158,4 +172,7 @@ ANSWERS: Answers = {
     f"POST {I}/variables": VariableOut,
     f"GET {I}/variables/{{variable_id}}": VariableOut,
     f"PATCH {I}/variables/{{variable_id}}": VariableOut,
+    f"GET {CREDENTIALS}": page_of(GitCredentialOut),
+    f"POST {CREDENTIALS}": GitCredentialOut,
+    f"GET {CREDENTIALS}/{{credential_id}}": GitCredentialOut,
 }

@@ -48,6 +48,9 @@ SECURITY_SCHEMES = {
     },
 }
 
+IDEMPOTENCY_KEY = "idempotency-key"
+IF_MATCH = "if-match"
+
 # the tag of an operation: the last resource its path names
 _RESOURCES = {
     "auth": "auth",
@@ -93,6 +96,7 @@ def assemble(fragments: Mapping[str, Document]) -> Document:
         # a route the gateway answers itself (the event stream) is documented by route_docs
         upstream = upstreams.get(spec.upstream)
         _complete(operation, spec, _upstream_operation(upstream, spec) if upstream else {})
+    _answer_headers(document)
     _link(document)
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
     document["tags"] = [{"name": tag} for tag in sorted({_tag(spec) for spec in ROUTES})]
@@ -263,6 +267,50 @@ def _responses(operation: Document, spec: RouteSpec, upstream: Document) -> Docu
     return answers
 
 
+def _headers(operation: Document) -> set[str]:
+    return {p["name"].lower() for p in operation.get("parameters", []) if p["in"] == "header"}
+
+
+def _answer_headers(document: Document) -> None:
+    """The headers success answers carry: a versioned resource's ``ETag`` (what If-Match sends
+    back: every answer of a resource some operation takes If-Match for), a retried request's
+    ``Idempotent-Replayed``."""
+    operations = [o for methods in document["paths"].values() for o in methods.values()]
+    versioned = {
+        ref for o in operations if IF_MATCH in _headers(o) for ref in _success_refs(o).values()
+    }
+    for operation in operations:
+        for status, ref in _success_refs(operation).items():
+            if ref in versioned:
+                operation["responses"][status].setdefault("headers", {})["ETag"] = ETAG
+        if IDEMPOTENCY_KEY in _headers(operation):
+            for status, answer in operation["responses"].items():
+                if status.startswith("2"):
+                    answer.setdefault("headers", {})["Idempotent-Replayed"] = REPLAYED
+
+
+ETAG = {
+    "description": 'The resource\'s version, `"<resource_version>"`: sent back as If-Match, a '
+    "change applies only if nobody changed the resource since (412 otherwise).",
+    "schema": {"type": "string", "examples": ['"3"']},
+}
+REPLAYED = {
+    "description": "`true` when this is the stored first answer to a retry with the same "
+    "Idempotency-Key: nothing was done again.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def _success_refs(operation: Document) -> dict[str, str]:
+    """The success statuses whose answer is a component, and that component's reference."""
+    refs = {}
+    for status, answer in operation["responses"].items():
+        schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+        if status.startswith("2") and "$ref" in schema:
+            refs[status] = schema["$ref"]
+    return refs
+
+
 def _untyped(content: Document) -> bool:
     schema = content.get("application/json", {}).get("schema")
     return not schema or schema == {} or schema == {"type": "object"}
@@ -287,6 +335,12 @@ def _errors(spec: RouteSpec, operation: Document, upstream: Document) -> dict[in
     queried = any(p["in"] == "query" for p in operation.get("parameters", []))
     if ids or body or queried or upstream.get("parameters"):
         errors[422] = (["INVALID_ID"] if ids else []) + ["VALIDATION_ERROR"]
+    headers = _headers(operation)
+    if IDEMPOTENCY_KEY in headers:
+        errors[409] = [*errors.get(409, []), "IDEMPOTENCY_KEY_IN_USE"]
+        errors[422] = [*errors.get(422, []), "INVALID_IDEMPOTENCY_KEY", "IDEMPOTENCY_KEY_REUSED"]
+    if IF_MATCH in headers:
+        errors[412] = ["PRECONDITION_FAILED"]
     for status in upstream.get("responses", {}):
         if status.isdigit() and int(status) >= 400:
             errors.setdefault(int(status), [])

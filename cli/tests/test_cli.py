@@ -153,3 +153,33 @@ def test_contexts_pick_the_gateway_and_keep_a_session_each(tmp_path, monkeypatch
     assert unknown.exit_code == 2 and "no context 'nope'" in unknown.stderr
     assert runner.invoke(app, ["context", "remove", "prod"]).exit_code == 0
     assert not (tmp_path / "session-prod.json").exists()
+
+
+@pytest.mark.parametrize("command", ["signup", "login"])
+def test_the_password_is_optional_in_the_help_and_asked_only_when_not_given(
+    command: str, tmp_path, monkeypatch
+) -> None:
+    """The help does not mark ``--password`` required (it is asked when not given); given, it is
+    not asked; not given, it is asked (hidden; twice for a new account)."""
+    monkeypatch.setenv("SLIPWAY_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "120")
+    sent: list[object] = []
+
+    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
+        sent.append(kwargs["json"])
+        answer = {"id": "u1", "email": "ada@example.com", "access_token": "t", "refresh_token": "r"}
+        return httpx.Response(200, json=answer)
+
+    monkeypatch.setattr(httpx, "request", request)
+    names = ["--email", "ada@example.com"] + (["--name", "Ada"] if command == "signup" else [])
+    help_text = CliRunner().invoke(app, [command, "--help"]).output
+    password_line = next(line for line in help_text.splitlines() if "--password" in line)
+    assert "required" not in password_line and "asked when not given" in password_line
+    given = CliRunner().invoke(app, [command, *names, "--password", "pw-given"], input="")
+    assert given.exit_code == 0, given.output
+    assert "Password" not in given.output
+    typed = "pw-typed\n" * (2 if command == "signup" else 1)
+    asked = CliRunner().invoke(app, [command, *names], input=typed)
+    assert asked.exit_code == 0, asked.output
+    assert "Password" in asked.output and "pw-typed" not in asked.output
+    assert [body["password"] for body in sent] == ["pw-given", "pw-typed"]  # type: ignore[index]

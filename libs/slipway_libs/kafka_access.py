@@ -68,7 +68,9 @@ ACCESS: dict[str, Access] = {
         writes=("deployer.", LINES_TOPIC),
         reads=(BUILD_TOPIC, COMMANDS_TOPIC, CLUSTER_TOPIC, PROJECT_TOPIC, GIT_CREDENTIAL_TOPIC),
     ),
-    "scheduler": Access(writes=("scheduler.",), reads=(PROJECT_TOPIC, DEPLOYMENT_TOPIC)),
+    "scheduler": Access(
+        writes=("scheduler.",), reads=(PROJECT_TOPIC, DEPLOYMENT_TOPIC, GIT_CREDENTIAL_TOPIC)
+    ),
     "logs": Access(writes=("logs.",), reads=(LINES_TOPIC, DEPLOYMENT_TOPIC)),
     # the deployments topic: the organizations' live event streams (``…/events``)
     "gateway": Access(

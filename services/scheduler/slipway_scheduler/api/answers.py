@@ -93,7 +93,12 @@ class GitDeliveryOut(Answer):
     provider: str
     delivery_id: str
     event: str
-    result: str
+    result: str = Field(
+        description="What the delivery did: a push deployed | filtered (no changed file matched)"
+        " | no_match; a pull request preview_opened | preview_updated | preview_closed"
+        " | no_match | fork_refused (a fork's pull request is never previewed: its code would"
+        " run with the environment's secrets); ping; ignored (another event or action)."
+    )
     branch: str | None
     commit: str | None
     triggered: list[dict[str, Any]] = Field(description="What the delivery deployed.")

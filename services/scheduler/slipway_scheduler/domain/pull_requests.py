@@ -9,8 +9,11 @@ The three providers name the same facts differently:
   ``reopen``, ``update``, ``close``, ``merge``), ``.iid``, ``.source_branch``,
   ``.target_branch``, ``.last_commit.id``, ``.source`` / ``.target`` projects, ``project``.
 
-A pull request from a fork is not previewed: its head lives in another repository, which the
-preview (a clone of an environment building the base repository) does not build.
+A pull request from a fork is not previewed, as Qovery and Render do by default: its code would
+run with the environment's secrets and variables, written by someone outside the organization;
+and its head lives in another repository, which the preview (a clone of an environment building
+the base repository) does not build. ``from_fork`` tells such a delivery apart, so that its
+record says why nothing happened (``fork_refused``) instead of ``ignored``.
 """
 
 from __future__ import annotations
@@ -70,6 +73,24 @@ def pull_request(provider: Provider, payload: Any) -> PullRequest | None:
     if provider is Provider.GITLAB:
         return _gitlab(payload)
     return _github(payload)
+
+
+def from_fork(provider: Provider, payload: Any) -> bool:
+    """Whether the delivery is a pull request change (opened, pushed, closed) whose head
+    repository is named and is not the base one."""
+    if not isinstance(payload, dict):
+        return False
+    if provider is Provider.GITLAB:
+        attributes = _section(payload, "object_attributes")
+        change = _GITLAB_ACTIONS.get(str(attributes.get("action")))
+        base = urls_of(payload.get("project")) or urls_of(attributes.get("target"))
+        head = urls_of(attributes.get("source"))
+    else:
+        change = _GITHUB_ACTIONS.get(str(payload.get("action")))
+        pr = _section(payload, "pull_request")
+        base = urls_of(payload.get("repository")) or urls_of(_section(pr, "base").get("repo"))
+        head = urls_of(_section(pr, "head").get("repo"))
+    return change is not None and bool(base) and _fork(head, base)
 
 
 def _github(payload: dict[str, Any]) -> PullRequest | None:

@@ -11,6 +11,8 @@ Invariants:
 - Opened, reopened or pushed to: the open preview (created if there is none) is asked to
   build the head commit, unless it already builds it (a reopen after an open, a delivery
   the provider repeated under a new id): then nothing is sent.
+- A pull request from a fork previews nothing (its code would run with the environment's
+  secrets); its delivery's record says ``fork_refused``.
 - Closed or merged: the open preview is ended and its environment deleted; none open,
   nothing sent. A later reopen opens a new preview (a new environment).
 - Expired: an open preview past its time to live (the blueprint rule's
@@ -65,10 +67,19 @@ async def on_pull_request(
     row_id: uuid.UUID,
 ) -> gq.GitDelivery:
     """Settle the delivery's record with what the pull request did to its previews."""
-    pr = prs.pull_request(received.provider, _decoded(body))
-    if pr is None:  # another action (edited, labeled...), a fork, an unreadable body
+    payload = _decoded(body)
+    pr = prs.pull_request(received.provider, payload)
+    if pr is None:  # a fork, another action (edited, labeled...), an unreadable body
+        fork = prs.from_fork(received.provider, payload)
+        if fork:
+            log.info("previews.fork_refused", webhook_id=str(hook.webhook_id))
         return await gq.settle_git_delivery(
-            conn, row_id, result="ignored", branch=None, commit=None, triggered=[]
+            conn,
+            row_id,
+            result="fork_refused" if fork else "ignored",
+            branch=None,
+            commit=None,
+            triggered=[],
         )
     keys = sorted({git_hooks.repository_key(url) for url in pr.repository_urls})
     triggered = []

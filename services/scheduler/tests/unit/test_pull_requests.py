@@ -122,3 +122,19 @@ def test_the_event_header_says_which_deliveries_are_pull_requests() -> None:
     assert not prs.is_pull_request(delivery(Provider.GITHUB, "push"))
     assert not prs.is_pull_request(delivery(Provider.GITLAB, "pull_request"))
     assert prs.preview_name(42) == "pr-42"
+
+
+def test_a_pull_request_from_a_fork_is_told_apart_for_its_record() -> None:
+    fork = {"clone_url": "https://github.com/someone/shop.git"}
+    for provider in (Provider.GITHUB, Provider.GITEA):
+        for action in ("opened", "synchronize", "closed"):
+            assert prs.from_fork(provider, github(action, head_repo=fork))
+        assert not prs.from_fork(provider, github("labeled", head_repo=fork))
+        assert not prs.from_fork(provider, github("opened"))
+    # the same repository under another transport is no fork
+    same = {"ssh_url": "git@github.com:acme/shop.git"}
+    assert not prs.from_fork(Provider.GITHUB, github("opened", head_repo=same))
+    assert prs.from_fork(Provider.GITLAB, gitlab("open", source="https://gitlab.com/else/shop"))
+    assert not prs.from_fork(Provider.GITLAB, gitlab("open"))
+    assert not prs.from_fork(Provider.GITLAB, gitlab("approved", source="https://x.org/o/r"))
+    assert not prs.from_fork(Provider.GITHUB, None)

@@ -10,7 +10,10 @@ the conformance test (schemathesis, tests/e2e) checks every answer against its m
 that takes a raw JSON object (to validate it itself, as the catalog's service specs are) names
 its body's schema the same way (``bodies``: key → JSON schema, its ``$defs`` made components).
 A route that honours ``Idempotency-Key`` (the ``Once`` dependency reads the header itself)
-gets the header documented here, so no route has to declare it twice.
+gets the header documented here, so no route has to declare it twice. The refusals a route
+answers beyond validation (a 409 ``*_NAME_TAKEN``, a state that forbids an action) are named
+in ``refusals`` (key → status → stable codes, under ``x-slipway-codes``), beside the use cases
+that raise them; the gateway lists them with the answers it adds itself.
 
 The routers are built with placeholders: building one registers routes and touches nothing
 (no pool, no settings); only handling a request would use them.
@@ -35,6 +38,8 @@ NOTHING: Any = None  # stands in for a pool or a dependency the document does no
 REF = "#/components/schemas/"
 Answers = Mapping[str, type[BaseModel]]
 Bodies = Mapping[str, dict[str, Any]]
+Refusals = Mapping[str, Mapping[int, Sequence[str]]]
+CODES = "x-slipway-codes"  # the stable codes an error answer carries
 
 
 class Answer(BaseModel):
@@ -69,6 +74,7 @@ def fragment(
     routers: Sequence[APIRouter],
     answers: Answers | None = None,
     bodies: Bodies | None = None,
+    refusals: Refusals | None = None,
 ) -> dict[str, Any]:
     routes = [route for router in routers for route in router.routes]
     document = get_openapi(
@@ -78,6 +84,11 @@ def fragment(
         _declare(document, answers)
     for key, schema in (bodies or {}).items():
         _accept(document, key, schema)
+    for key, statuses in (refusals or {}).items():
+        responses = _operation(document, key)["responses"]
+        for status, codes in statuses.items():
+            answer = responses.setdefault(str(status), {"description": "Refused"})
+            answer[CODES] = sorted({*answer.get(CODES, []), *codes})
     for route in routes:
         if isinstance(route, APIRoute) and _uses(route.dependant, idempotent):
             for method in route.methods or ():

@@ -238,3 +238,14 @@ def test_retries_and_concurrent_edits_are_documented(committed: dict[str, Any]) 
             assert "ETag" in success["headers"], f"{method} {path} answers the new version"
     created = committed["paths"][SERVICES]["post"]["responses"]["201"]
     assert {"ETag", "Idempotent-Replayed"} <= set(created["headers"])
+
+
+def test_the_services_refusals_are_listed_with_their_codes(committed: dict[str, Any]) -> None:
+    def conflicts(method: str, path: str) -> str:
+        described: str = committed["paths"][path][method]["responses"]["409"]["description"]
+        return described
+
+    assert "SERVICE_NAME_TAKEN" in conflicts("post", SERVICES)
+    assert "NOTHING_TO_STOP" in conflicts("post", "/api/v1/environments/{environment}/stop")
+    assert "EMAIL_TAKEN" in conflicts("post", "/api/v1/auth/signup")
+    assert "JOB_ALREADY_RUNNING" in conflicts("post", "/api/v1/services/{service}/run")

@@ -15,7 +15,7 @@ from typing import Any
 from slipway_catalog.api.answers import ANSWERS
 from slipway_catalog.api.routes import build_router
 from slipway_catalog.domain.service_specs import ServiceSpec
-from slipway_libs.openapi import NOTHING, REF, fragment, schema_of
+from slipway_libs.openapi import NOTHING, REF, Refusals, fragment, schema_of
 
 Schema = dict[str, Any]
 # fields a patch may not change (``merge_update``): kept as they are, not nullable
@@ -32,7 +32,28 @@ def openapi_fragment() -> dict[str, Any]:
         },
         "PATCH /internal/v1/services/{service_id}": merge_patch(specs),
     }
-    return fragment("catalog", [build_router(NOTHING, NOTHING, NOTHING, {})], ANSWERS, bodies)
+    router = build_router(NOTHING, NOTHING, NOTHING, {})
+    return fragment("catalog", [router], ANSWERS, bodies, REFUSALS)
+
+
+I = "/internal/v1"  # noqa: E741
+# the 409s of the use cases (domain.clashes and the deletions that would orphan something)
+REFUSALS: Refusals = {
+    f"POST {I}/organizations/{{org_id}}/clusters": {409: ["CLUSTER_NAME_TAKEN"]},
+    f"PATCH {I}/clusters/{{cluster_id}}": {409: ["CLUSTER_NAME_TAKEN"]},
+    f"DELETE {I}/clusters/{{cluster_id}}": {409: ["CLUSTER_IN_USE"]},
+    f"POST {I}/organizations/{{org_id}}/projects": {409: ["PROJECT_NAME_TAKEN"]},
+    f"PATCH {I}/projects/{{project_id}}": {409: ["PROJECT_NAME_TAKEN"]},
+    f"POST {I}/projects/{{project_id}}/environments": {409: ["ENVIRONMENT_NAME_TAKEN"]},
+    f"PATCH {I}/environments/{{env_id}}": {409: ["ENVIRONMENT_NAME_TAKEN"]},
+    f"POST {I}/environments/{{env_id}}/clone": {409: ["ENVIRONMENT_NAME_TAKEN"]},
+    f"POST {I}/environments/{{env_id}}/stages": {409: ["STAGE_NAME_TAKEN"]},
+    f"PATCH {I}/stages/{{stage_id}}": {409: ["STAGE_NAME_TAKEN"]},
+    f"DELETE {I}/stages/{{stage_id}}": {409: ["STAGE_NOT_EMPTY"]},
+    f"POST {I}/environments/{{env_id}}/services": {409: ["SERVICE_NAME_TAKEN"]},
+    f"PATCH {I}/services/{{service_id}}": {409: ["SERVICE_NAME_TAKEN"]},
+    f"POST {I}/organizations/{{org_id}}/git-credentials": {409: ["GIT_CREDENTIAL_NAME_TAKEN"]},
+}
 
 
 def merge_patch(union: Schema) -> Schema:

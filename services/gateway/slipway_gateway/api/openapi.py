@@ -48,6 +48,7 @@ SECURITY_SCHEMES = {
     },
 }
 
+UPSTREAM_CODES = "x-slipway-codes"  # a service's refusals of a route (slipway_libs.openapi)
 IDEMPOTENCY_KEY = "idempotency-key"
 IF_MATCH = "if-match"
 
@@ -335,15 +336,16 @@ def _errors(spec: RouteSpec, operation: Document, upstream: Document) -> dict[in
     queried = any(p["in"] == "query" for p in operation.get("parameters", []))
     if ids or body or queried or upstream.get("parameters"):
         errors[422] = (["INVALID_ID"] if ids else []) + ["VALIDATION_ERROR"]
+    for status, answer in upstream.get("responses", {}).items():
+        if status.isdigit() and int(status) >= 400:
+            known = errors.setdefault(int(status), [])
+            known += [c for c in answer.get(UPSTREAM_CODES, []) if c not in known]
     headers = _headers(operation)
     if IDEMPOTENCY_KEY in headers:
         errors[409] = [*errors.get(409, []), "IDEMPOTENCY_KEY_IN_USE"]
         errors[422] = [*errors.get(422, []), "INVALID_IDEMPOTENCY_KEY", "IDEMPOTENCY_KEY_REUSED"]
     if IF_MATCH in headers:
         errors[412] = ["PRECONDITION_FAILED"]
-    for status in upstream.get("responses", {}):
-        if status.isdigit() and int(status) >= 400:
-            errors.setdefault(int(status), [])
     errors[503] = ["UPSTREAM_UNAVAILABLE", "GATEWAY_BUSY"]
     errors[504] = ["UPSTREAM_TIMEOUT"]
     return errors

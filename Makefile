@@ -38,7 +38,8 @@ migrate: sync infra-up ## apply every service's migrations; Kafka's topics and A
 up: sync infra-up migrate ## run the whole platform in the foreground; Ctrl-C stops it
 	@# a newcomer may deploy a repository from their home or the temp directory (DESIGN §5);
 	@# SLIPWAY_EGRESS_ALLOW (exact host:port of loopback/private cluster API servers and git
-	@# remotes) stays empty: the devstack runs neither, and the platform's own ports stay refused
+	@# remotes) stays empty, the platform's own ports refused; with SLIPWAY_DEVSTACK_KUBERNETES=1
+	@# the supervisor adds the devstack's API server and gives the first organization that cluster
 	@SLIPWAY_GIT_LOCAL_ROOTS="$${SLIPWAY_GIT_LOCAL_ROOTS:-$$HOME:$${TMPDIR:-/tmp}}" \
 		$(PY) deploy/supervisor.py
 

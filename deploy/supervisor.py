@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / ".devstack" / "env"
@@ -114,6 +115,22 @@ def child_environment(
     env = {**file_values, **process_env}
     env.setdefault("SLIPWAY_LOG_JSON", "false")
     env["PYTHONUNBUFFERED"] = "1"
+    return with_devstack_cluster(env)
+
+
+def with_devstack_cluster(env: dict[str, str]) -> dict[str, str]:
+    """With the devstack's Kubernetes (``SLIPWAY_DEVSTACK_KUBERNETES=1``): the first
+    organization gets it as a self_managed cluster (the catalog registers it from the
+    deployer account's kubeconfig), and its loopback API server joins the egress allow-list,
+    which refuses loopback targets otherwise (the catalog's check, the deployer's runtime)."""
+    kubeconfig, api = env.get("SLIPWAY_KUBERNETES_KUBECONFIG"), env.get("SLIPWAY_KUBERNETES_API")
+    if env.get("SLIPWAY_DEVSTACK_KUBERNETES") != "1" or not (kubeconfig and api):
+        return env
+    env.setdefault("SLIPWAY_CATALOG_BOOTSTRAP_KUBECONFIG", kubeconfig)
+    target = urlsplit(api).netloc
+    allowed = [t for t in env.get("SLIPWAY_EGRESS_ALLOW", "").split(",") if t]
+    if target not in allowed:
+        env["SLIPWAY_EGRESS_ALLOW"] = ",".join([*allowed, target])
     return env
 
 

@@ -72,6 +72,31 @@ def test_process_environment_wins_and_logs_are_human_by_default() -> None:
     assert sup.child_environment({}, {"SLIPWAY_LOG_JSON": "true"})["SLIPWAY_LOG_JSON"] == "true"
 
 
+def test_the_devstack_cluster_goes_to_the_catalog_and_the_allow_list_with_the_switch() -> None:
+    devstack = {
+        "SLIPWAY_KUBERNETES_API": "https://127.0.0.1:16443",
+        "SLIPWAY_KUBERNETES_KUBECONFIG": "/x/.devstack/kubernetes/slipway.kubeconfig",
+    }
+    on = sup.child_environment(
+        devstack, {"SLIPWAY_DEVSTACK_KUBERNETES": "1", "SLIPWAY_EGRESS_ALLOW": "10.0.0.5:443"}
+    )
+    assert on["SLIPWAY_CATALOG_BOOTSTRAP_KUBECONFIG"] == devstack["SLIPWAY_KUBERNETES_KUBECONFIG"]
+    assert on["SLIPWAY_EGRESS_ALLOW"] == "10.0.0.5:443,127.0.0.1:16443"
+    again = sup.with_devstack_cluster(dict(on))
+    assert again["SLIPWAY_EGRESS_ALLOW"] == "10.0.0.5:443,127.0.0.1:16443"  # not twice
+    # without the switch (or without the devstack's Kubernetes) nothing changes
+    for env, process in ((devstack, {}), ({}, {"SLIPWAY_DEVSTACK_KUBERNETES": "1"})):
+        off = sup.child_environment(env, process)
+        assert "SLIPWAY_CATALOG_BOOTSTRAP_KUBECONFIG" not in off
+        assert "SLIPWAY_EGRESS_ALLOW" not in off
+    # a platform engineer's own choice wins
+    chosen = sup.child_environment(
+        devstack,
+        {"SLIPWAY_DEVSTACK_KUBERNETES": "1", "SLIPWAY_CATALOG_BOOTSTRAP_KUBECONFIG": "/mine"},
+    )
+    assert chosen["SLIPWAY_CATALOG_BOOTSTRAP_KUBECONFIG"] == "/mine"
+
+
 def test_a_service_gets_its_own_credentials_only() -> None:
     env = {
         "SLIPWAY_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -21,6 +23,10 @@ class CatalogSettings(DatabaseServiceSettings):
     # deployer's local runtime would use on this host (the newest /usr/lib/postgresql/<major>)
     local_postgresql_version: str | None = Field(default=None, max_length=10)
     cluster_check_timeout_s: float = 5.0
+    # a kubeconfig file: the first organization ever created here gets it as a self_managed
+    # cluster (`make up` with the devstack's Kubernetes sets it); later ones register their own
+    bootstrap_kubeconfig: Path | None = None
+    bootstrap_cluster_name: str = Field(default="devstack", min_length=1, max_length=63)
     # loopback, private, link-local and metadata targets (cluster API servers) the platform may
     # connect to anyway: exact host:port entries, comma-separated; empty allows none
     egress_allow: str = Field(

@@ -76,6 +76,17 @@ async def organization_exists(conn: asyncpg.Connection, org_id: uuid.UUID) -> bo
     return found
 
 
+async def first_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool:
+    """True when no other organization was ever recorded here (deleted ones count). A lock held
+    to the end of the transaction orders two first organizations created at once: the second
+    waits, then sees the first's committed row."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.first_organization'))")
+    alone: bool = await conn.fetchval(
+        "SELECT NOT EXISTS (SELECT 1 FROM organizations WHERE id <> $1)", org_id
+    )
+    return alone
+
+
 async def insert_cluster(
     conn: asyncpg.Connection,
     *,

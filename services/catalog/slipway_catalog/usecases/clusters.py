@@ -33,9 +33,8 @@ from slipway_catalog.domain.clusters import (
     ClusterPatch,
 )
 from slipway_catalog.domain.kubeconfig import ApiServer, ClusterAccess
-from slipway_catalog.usecases import organizations, publish
+from slipway_catalog.usecases import cluster_records, organizations, publish
 from slipway_catalog.usecases.deps import Deps
-from slipway_libs import audit
 from slipway_libs.actor import Actor
 from slipway_libs.egress import TargetNotAllowed, TargetUnresolved, checked_addresses
 from slipway_libs.errors import Clash, InvalidInput, Missing
@@ -80,23 +79,10 @@ async def create(
 ) -> Cluster:
     domain.refuse_kind(body.kind)
     await organizations.require(conn, deps, org_id)
-    server = body.access().server
-    await _ensure_allowed(deps, server)
-    cluster_id = uuid.uuid4()
-    sealed = deps.at_rest.seal(json.dumps(body.credentials()).encode(), aad=cluster_id.bytes)
-    row = await q.insert_cluster(
-        conn,
-        cluster_id=cluster_id,
-        org_id=org_id,
-        name=body.name,
-        kind="self_managed",
-        api_url=server.url,
-        sealed=sealed,
-    )
+    await _ensure_allowed(deps, body.access().server)
+    row = await cluster_records.insert_self_managed(conn, deps, actor, org_id, body)
     if row is None:
         raise Clash("CLUSTER_NAME_TAKEN", "A cluster with this name exists.", field="name")
-    await publish.cluster(conn, deps, row)
-    await _audit(conn, actor, row, "CREATE", {"name": row.name, "api_url": row.api_url})
     return row
 
 
@@ -114,7 +100,9 @@ async def update(
         conn, cluster_id, name=merged.name, api_url=server.url, sealed=sealed
     )
     await publish.cluster(conn, deps, row)
-    await _audit(conn, actor, row, "UPDATE", {"name": row.name, "api_url": row.api_url})
+    await cluster_records.record_change(
+        conn, actor, row, "UPDATE", {"name": row.name, "api_url": row.api_url}
+    )
     return row
 
 
@@ -126,7 +114,7 @@ async def delete(conn: asyncpg.Connection, deps: Deps, actor: Actor, cluster_id:
         raise Clash("CLUSTER_IN_USE", "Environments still run on this cluster.")
     row = await q.delete_cluster(conn, cluster_id)
     await publish.cluster(conn, deps, row)
-    await _audit(conn, actor, row, "DELETE", None)
+    await cluster_records.record_change(conn, actor, row, "DELETE", None)
 
 
 def credentials(deps: Deps, row: Cluster) -> dict[str, Any]:
@@ -190,23 +178,3 @@ async def _ensure_allowed(deps: Deps, server: ApiServer) -> None:
         raise InvalidInput("TARGET_NOT_ALLOWED", refused.message, field="api_url") from None
     except (TargetUnresolved, TimeoutError):
         pass
-
-
-async def _audit(
-    conn: asyncpg.Connection,
-    actor: Actor,
-    row: Cluster,
-    action: str,
-    change: dict[str, Any] | None,
-) -> None:
-    await audit.record(
-        conn,
-        producer=publish.SOURCE,
-        actor=actor,
-        organization_id=row.organization_id,
-        action=action,
-        target_type="CLUSTER",
-        target_id=row.id,
-        target_name=row.name,
-        change=change,
-    )

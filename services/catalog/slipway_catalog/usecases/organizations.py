@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import structlog
 
 from slipway_catalog.db import queries as q
-from slipway_catalog.usecases import publish
+from slipway_catalog.domain.clusters import ClusterIn
+from slipway_catalog.usecases import cluster_records, publish
 from slipway_catalog.usecases.deps import Deps
 from slipway_contracts import Envelope
-from slipway_libs import audit
 from slipway_libs.actor import SYSTEM
 from slipway_libs.errors import Missing
 
+log = structlog.get_logger(__name__)
 LOCAL_CLUSTER_NAME = "local"
 
 
@@ -23,10 +25,25 @@ async def on_created(conn: asyncpg.Connection, deps: Deps, envelope: Envelope) -
         deps.local_runtime
     ):
         await register_local_cluster(conn, deps, org_id)
+    if deps.bootstrap_cluster is not None:
+        # here, not in ``require``: a request's transaction sees its own organization only
+        # (row-level security), so only the event's can tell the first organization
+        await register_bootstrap_cluster(conn, deps, org_id, deps.bootstrap_cluster)
 
 
 async def on_deleted(conn: asyncpg.Connection, envelope: Envelope) -> None:
     await q.delete_organization(conn, uuid.UUID(str(envelope.data["organization_id"])))
+
+
+async def register_bootstrap_cluster(
+    conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID, cluster: ClusterIn
+) -> None:
+    """The platform's own Kubernetes cluster (``make up`` with the devstack's) for the first
+    organization ever recorded here; nothing for later ones nor twice (the name is taken)."""
+    if await q.first_organization(conn, org_id):
+        row = await cluster_records.insert_self_managed(conn, deps, SYSTEM, org_id, cluster)
+        if row is not None:
+            log.info("cluster.bootstrap_registered", organization_id=str(org_id), name=row.name)
 
 
 async def register_local_cluster(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> None:
@@ -41,17 +58,7 @@ async def register_local_cluster(conn: asyncpg.Connection, deps: Deps, org_id: u
     )
     if row is not None:
         await publish.cluster(conn, deps, row)
-        await audit.record(
-            conn,
-            producer=publish.SOURCE,
-            actor=SYSTEM,
-            organization_id=org_id,
-            action="CREATE",
-            target_type="CLUSTER",
-            target_id=row.id,
-            target_name=row.name,
-            change={"kind": "local"},
-        )
+        await cluster_records.record_change(conn, SYSTEM, row, "CREATE", {"kind": "local"})
 
 
 async def require(conn: asyncpg.Connection, deps: Deps, org_id: uuid.UUID) -> None:

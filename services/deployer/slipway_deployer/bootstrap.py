@@ -14,6 +14,7 @@ from slipway_deployer.adapters.catalog_revisions import CatalogRevisions
 from slipway_deployer.adapters.live_logs import LiveLogs
 from slipway_deployer.adapters.runtime._buildah import BuildahStorage, RegistryAccess
 from slipway_deployer.adapters.runtime.kubernetes import (
+    HelmOptions,
     KubernetesOpener,
     KubernetesSettings,
     RegistryAuth,
@@ -116,6 +117,12 @@ def _kubernetes(settings: DeployerSettings) -> KubernetesOpener:
     return KubernetesOpener(
         settings=KubernetesSettings(
             render=RenderOptions(registry=registry),
+            helm=HelmOptions(
+                binary=settings.helm,
+                registry=registry,
+                registry_plain_http=not settings.registry_tls,
+                egress=EgressPolicy.from_setting(settings.egress_allow),
+            ),
             # under the step's own limit: the pods' reason comes before a bare TIMEOUT
             rollout_timeout_s=settings.apply_timeout_s * 0.9,
         )

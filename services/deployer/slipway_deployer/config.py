@@ -80,6 +80,10 @@ class DeployerSettings(DatabaseServiceSettings):
     reconcile_s: float = 3.0
     # reaching a self-managed cluster's API server before a deployment uses it
     cluster_timeout_s: float = Field(default=10.0, gt=0)
+    # the helm CLI (Helm services on Kubernetes clusters); the devstack writes SLIPWAY_HELM
+    helm: str = Field(
+        default="helm", validation_alias=AliasChoices("SLIPWAY_DEPLOYER_HELM", "SLIPWAY_HELM")
+    )
     build_timeout_s: float = 3600
     apply_timeout_s: float = 300
     deployment_timeout_s: float = 7200

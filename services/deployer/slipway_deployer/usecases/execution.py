@@ -29,6 +29,7 @@ import structlog
 
 from slipway_contracts.events import deployer as ev
 from slipway_deployer.adapters.runtime import (
+    Charts,
     EnvironmentScoped,
     FailureReason,
     RunStatus,
@@ -406,6 +407,10 @@ class Execution:
             return steps.Outcome(None, [], "(runs on " + ", ".join(sorted(item.triggers)) + ")")
         if item.kind == p.CRONJOB:
             return steps.Outcome(None, [], f"(runs on schedule {item.spec.get('schedule')})")
+        if item.kind == p.HELM:
+            return await steps.install_chart(
+                self.tools, self.place, self.deployment, item, await self._env(item)
+            )
         hint = "; use a Kubernetes cluster" if self.place.kind == "local" else " yet"
         raise steps.StepFailed(
             "KIND_NOT_SUPPORTED",
@@ -414,6 +419,11 @@ class Execution:
 
     async def _env(self, item: p.ServiceItem) -> workloads.Delivery:
         return await steps.service_env(self.tools, self.snapshot, item, self.outputs)
+
+    def _release(self, item: p.ServiceItem) -> tuple[str, str]:
+        """A Helm service's release: its environment and its name."""
+        name = str(item.spec.get("release_name") or item.name)
+        return str(self.deployment.environment_id), name
 
     def _digest(self, item: p.ServiceItem) -> str:
         snapshot = self.snapshot
@@ -436,6 +446,8 @@ class Execution:
             await self.place.runtime.stop(str(item.id))
         elif item.kind == p.DATABASE:
             await self.place.databases.stop(str(item.id))
+        elif item.kind == p.HELM and isinstance(self.place.runtime, Charts):
+            await self.place.runtime.stop_chart(*self._release(item))
         timings["stop"] = round(time.monotonic() - started, 3)
         await self._end(
             item, E.STOP_SUCCEEDED, timings, running_status=RunStatus.STOPPED.value, urls=[]
@@ -453,6 +465,8 @@ class Execution:
             )
         elif item.kind == p.DATABASE:
             await self.place.databases.restart(str(item.id))
+        elif item.kind == p.HELM and isinstance(self.place.runtime, Charts):
+            await self.place.runtime.restart_chart(*self._release(item))
         else:
             running = None  # jobs have nothing running to restart
         timings["restart"] = round(time.monotonic() - started, 3)
@@ -464,6 +478,9 @@ class Execution:
         if item.kind == p.LIFECYCLE and "delete" in item.triggers:
             await self._stop_job(item)
         self.tools.live.forget(item.id)
+        if item.kind == p.HELM and isinstance(self.place.runtime, Charts):
+            # never installed elsewhere: a runtime without charts has nothing to uninstall
+            await self.place.runtime.uninstall_chart(*self._release(item))
         await self.place.runtime.delete(str(item.id))
         if item.kind == p.DATABASE:
             await self.place.databases.delete(str(item.id))

@@ -17,7 +17,7 @@ import asyncpg
 from slipway_contracts.events import deployer as ev
 from slipway_contracts.variables import DatabaseConnectionInfo
 from slipway_deployer.adapters.live_logs import LiveLogs
-from slipway_deployer.adapters.runtime import RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime import ChartRelease, Charts, RunStatus, RuntimeFailure
 from slipway_deployer.adapters.runtime.registry import Placement, Runtimes
 from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.config import DeployerSettings
@@ -214,6 +214,51 @@ async def start_database(
         f"{engine} at {address}",
         sum(waited),
     )
+
+
+def charts(where: Placement) -> Charts:
+    """The environment's runtime's Helm releases; a runtime without them refuses Helm services."""
+    if not isinstance(where.runtime, Charts):
+        hint = "; use a Kubernetes cluster" if where.kind == "local" else ""
+        message = f"the runtime of {where.describe()} does not run helm services{hint}"
+        raise StepFailed("KIND_NOT_SUPPORTED", message)
+    return where.runtime
+
+
+async def install_chart(
+    tools: Tools,
+    where: Placement,
+    deployment: Deployment,
+    item: p.ServiceItem,
+    delivery: workloads.Delivery,
+) -> Outcome:
+    """A Helm service: its chart installed or upgraded as one release, atomically, within the
+    spec's timeout. The snapshot holds the chart's exact version and values, so deploying an
+    older deployment's snapshot (a rollback) installs what it installed, as a new revision."""
+    runtime = charts(where)
+    spec = item.spec
+    release = ChartRelease(
+        service_id=str(item.id),
+        environment_id=str(deployment.environment_id),
+        release_name=str(spec.get("release_name") or item.name),
+        chart=dict(spec["chart"]),
+        values_yaml=str(spec.get("values_yaml") or ""),
+        set={k: str(v) for k, v in (spec.get("set") or {}).items()},
+        set_string={k: str(v) for k, v in (spec.get("set_string") or {}).items()},
+        env=delivery.env,
+        timeout_s=float(spec.get("timeout_s", 600)),
+        organization_id=str(deployment.organization_id),
+        project_id=str(deployment.project_id),
+    )
+    waited: list[float] = []
+    async with tools.slot(waited):
+        state = await within(
+            release.timeout_s + 60.0,  # helm's own --timeout ends it first, with its reason
+            f"{item.name} was not installed",
+            runtime.install_chart(release),
+        )
+    summary = f"chart {state.chart} as release {state.name} revision {state.revision}"
+    return Outcome(RunStatus.RUNNING.value, [], summary, sum(waited))
 
 
 async def run_job(

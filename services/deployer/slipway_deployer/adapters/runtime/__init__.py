@@ -3,6 +3,8 @@ implements (``Runtime``, ``Databases``, ``RuntimeOpener``); ``local`` runs image
 with buildah; ``registry`` chooses the runtime by the environment's cluster."""
 
 from slipway_deployer.adapters.runtime.base import (
+    ChartRelease,
+    Charts,
     ClusterAccess,
     DatabaseConnection,
     Databases,
@@ -13,6 +15,7 @@ from slipway_deployer.adapters.runtime.base import (
     JobResult,
     LogLine,
     PortSpec,
+    ReleaseState,
     RunningState,
     RunStatus,
     Runtime,
@@ -22,6 +25,8 @@ from slipway_deployer.adapters.runtime.base import (
 )
 
 __all__ = [
+    "ChartRelease",
+    "Charts",
     "ClusterAccess",
     "DatabaseConnection",
     "Databases",
@@ -32,6 +37,7 @@ __all__ = [
     "JobResult",
     "LogLine",
     "PortSpec",
+    "ReleaseState",
     "RunStatus",
     "RunningState",
     "Runtime",

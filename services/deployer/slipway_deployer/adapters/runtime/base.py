@@ -54,6 +54,8 @@ class FailureReason(StrEnum):
     RUNTIME_ERROR = "RUNTIME_ERROR"
     CLUSTER_UNREACHABLE = "CLUSTER_UNREACHABLE"  # the cluster's API server: down, or refusing us
     RUNTIME_NOT_AVAILABLE = "RUNTIME_NOT_AVAILABLE"  # no runtime for that kind of cluster here
+    HELM_FAILED = "HELM_FAILED"  # helm refused or failed to install a chart (its reason follows)
+    CHART_SOURCE_NOT_SUPPORTED = "CHART_SOURCE_NOT_SUPPORTED"  # a chart from git, for now
 
 
 class RuntimeFailure(Exception):
@@ -190,6 +192,54 @@ class EnvironmentScoped(Protocol):
     deleting the whole environment removes that place too, volumes included. Idempotent."""
 
     async def delete_environment(self, environment_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChartRelease:
+    """A Helm service as a runtime installs it: the catalog's helm spec's chart (``source``
+    ``repository``: ``repository_url``, ``name``, exact ``version``; or ``git``), values, and the
+    environment's variables (``env``, secrets included: never logged)."""
+
+    service_id: str
+    environment_id: str
+    release_name: str
+    chart: Mapping[str, object]
+    values_yaml: str = field(default="", repr=False)
+    set: Mapping[str, str] = field(default_factory=dict)
+    set_string: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeout_s: float = 600.0
+    organization_id: str | None = None
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    name: str
+    namespace: str
+    revision: int
+    status: str  # helm's: deployed, failed, pending-install...
+    chart: str  # name-version
+    app_version: str | None = None
+    description: str | None = None
+
+
+@runtime_checkable
+class Charts(Protocol):
+    """A runtime that installs Helm charts (the ``kubernetes`` one). ``install_chart`` is an
+    upgrade-or-install that returns once the release is deployed (else ``RuntimeFailure``,
+    ``HELM_FAILED`` with helm's reason); ``uninstall_chart`` is idempotent; stop and restart
+    scale the release's workloads down and back; ``chart_status`` is None for no release."""
+
+    async def install_chart(self, release: ChartRelease) -> ReleaseState: ...
+
+    async def uninstall_chart(self, environment_id: str, release_name: str) -> None: ...
+
+    async def stop_chart(self, environment_id: str, release_name: str) -> None: ...
+
+    async def restart_chart(self, environment_id: str, release_name: str) -> None: ...
+
+    async def chart_status(self, environment_id: str, release_name: str) -> ReleaseState | None: ...
 
 
 @dataclass(frozen=True)

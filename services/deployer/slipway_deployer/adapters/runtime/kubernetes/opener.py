@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from slipway_deployer.adapters.runtime.base import ClusterAccess
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
 from slipway_deployer.adapters.runtime.kubernetes.databases import KubernetesDatabases
+from slipway_deployer.adapters.runtime.kubernetes.helm import Helm, KubeAccess
 from slipway_deployer.adapters.runtime.kubernetes.render_database import DatabaseOptions
 from slipway_deployer.adapters.runtime.kubernetes.runtime import (
     KubernetesRuntime,
@@ -37,7 +38,9 @@ class KubernetesOpener:
             max_connections=settings.max_connections,
         )
         validator = Validator(client, settings.kubernetes_version)
-        runtime = KubernetesRuntime(client, settings, validator=validator)
+        kube = KubeAccess(access.api_url, access.token, access.ca_cert, access.insecure)
+        helm = Helm(kube, client, settings.helm)
+        runtime = KubernetesRuntime(client, settings, validator=validator, helm=helm)
         return runtime, KubernetesDatabases(
             client,
             validator,

@@ -31,10 +31,12 @@ from typing import Any
 import structlog
 
 from slipway_deployer.adapters.runtime.base import (
+    ChartRelease,
     Deployed,
     FailureReason,
     JobResult,
     LogLine,
+    ReleaseState,
     RunningState,
     RunStatus,
     RuntimeFailure,
@@ -42,6 +44,7 @@ from slipway_deployer.adapters.runtime.base import (
 )
 from slipway_deployer.adapters.runtime.kubernetes import jobs, render, rollout
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
+from slipway_deployer.adapters.runtime.kubernetes.helm import Helm, HelmOptions, KubeAccess
 from slipway_deployer.adapters.runtime.kubernetes.names import (
     ANNOTATION_REPLICAS,
     ANNOTATION_URLS,
@@ -77,6 +80,7 @@ class KubernetesSettings:
     kubernetes_version: str | None = None  # the schemas to validate against; None: the server's
     validate: bool = True
     log_tail_lines: int = 200
+    helm: HelmOptions = field(default_factory=HelmOptions)  # Helm services (the helm CLI)
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,12 @@ class KubernetesRuntime:
         settings: KubernetesSettings | None = None,
         *,
         validator: Validator | None = None,
+        helm: Helm | None = None,
     ) -> None:
         self._client = client
         self._settings = settings or KubernetesSettings()
         self._validator = validator or Validator(client, self._settings.kubernetes_version)
+        self._helm = helm  # None: made without the cluster's access, Helm services refused
         self._where: dict[str, _Where] = {}  # service id -> its Deployment (a shortcut)
         self._jobs: dict[str, RunningState] = {}
 
@@ -120,7 +126,8 @@ class KubernetesRuntime:
             request_timeout_s=settings.request_timeout_s,
             max_connections=settings.max_connections,
         )
-        return cls(client, settings)
+        access = KubeAccess(api_url, token, ca_cert, insecure)
+        return cls(client, settings, helm=Helm(access, client, settings.helm))
 
     async def ping(self) -> str:
         """The API server's version (``v1.35.4``); raises CLUSTER_UNREACHABLE when it cannot
@@ -285,6 +292,29 @@ class KubernetesRuntime:
     async def close(self) -> None:
         await self._client.close()
 
+    # -- Helm services (the Charts port) ---------------------------------------------------------
+
+    async def install_chart(self, release: ChartRelease) -> ReleaseState:
+        return await self._charts().install(release)
+
+    async def uninstall_chart(self, environment_id: str, release_name: str) -> None:
+        await self._charts().uninstall(environment_id, release_name)
+
+    async def stop_chart(self, environment_id: str, release_name: str) -> None:
+        await self._charts().stop(environment_id, release_name)
+
+    async def restart_chart(self, environment_id: str, release_name: str) -> None:
+        await self._charts().restart(environment_id, release_name)
+
+    async def chart_status(self, environment_id: str, release_name: str) -> ReleaseState | None:
+        return await self._charts().status(environment_id, release_name)
+
+    def _charts(self) -> Helm:
+        if self._helm is None:
+            message = "this runtime was made without helm: Helm services cannot be installed"
+            raise RuntimeFailure(FailureReason.RUNTIME_NOT_AVAILABLE, message)
+        return self._helm
+
     # -- beyond the protocol ---------------------------------------------------------------------
 
     async def delete_environment(self, environment_id: str) -> None:
@@ -365,6 +395,8 @@ class KubernetesRuntime:
         selector = f"{LABEL_SERVICE}={service_id}"
         found = await self._client.list("CronJob", namespace, labels=selector) if namespace else []
         if not found:
+            if self._helm is not None and (release := await self._helm.service_status(service_id)):
+                return release  # a Helm service: its release's revision
             raise _not_found(service_id)
         state, message = rollout.cron_status(found[0])
         return RunningState(state, 0, {}, message)

@@ -13,14 +13,18 @@ from slipway_libs.crypto import Sealer
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
 from slipway_scheduler.adapters.clock import SystemClock
+from slipway_scheduler.adapters.git_remote import GitRemote
 from slipway_scheduler.adapters.webhook_sender import HttpSender
 from slipway_scheduler.api.git_webhooks import build_git_webhook_router
 from slipway_scheduler.api.routes import build_router
 from slipway_scheduler.api.webhooks import build_webhook_router
 from slipway_scheduler.config import SchedulerSettings
+from slipway_scheduler.domain.git_polling import PollPolicy
 from slipway_scheduler.domain.timers import Clock
 from slipway_scheduler.events.subscribers import consumers
+from slipway_scheduler.poll_worker import GitPollLoop
 from slipway_scheduler.usecases.delivering import DeliveryDeps, RetryPolicy
+from slipway_scheduler.usecases.git_polling import PollDeps
 from slipway_scheduler.usecases.git_pushes import GitHookDeps
 from slipway_scheduler.usecases.webhooks import WebhookDeps
 from slipway_scheduler.worker import DeliveryLoop, PreviewExpiryLoop, TimerLoop
@@ -54,6 +58,7 @@ def git_hook_deps(settings: SchedulerSettings, clock: Clock) -> GitHookDeps:
         sealer=Sealer.from_setting(settings.sealing_keys),
         clock=clock,
         preview_ttl=timedelta(seconds=settings.preview_ttl_s),
+        poll_quiet=timedelta(seconds=settings.git_poll_webhook_quiet_s),
     )
 
 
@@ -80,7 +85,30 @@ def _worker_tasks(container: SchedulerContainer) -> Sequence[ApiTask]:
     expiry = PreviewExpiryLoop(
         container.require_pool(), container.parts, poll_s=settings.preview_expiry_poll_s
     )
-    return [loop.run, deliveries.run, expiry.run]
+    polls = GitPollLoop(
+        container.require_pool(),
+        poll_deps(settings, container.parts),
+        batch_size=settings.git_poll_batch_size,
+        concurrency=settings.git_poll_concurrency,
+        discover_s=settings.git_poll_discover_s,
+    )
+    return [loop.run, deliveries.run, expiry.run, polls.run]
+
+
+def poll_deps(settings: SchedulerSettings, clock: Clock) -> PollDeps:
+    egress = EgressPolicy.from_setting(settings.egress_allow)
+    return PollDeps(
+        remote=GitRemote(egress, timeout_s=settings.git_poll_timeout_s),
+        clock=clock,
+        policy=PollPolicy(
+            interval=timedelta(seconds=settings.git_poll_interval_s),
+            backoff_cap=timedelta(seconds=settings.git_poll_backoff_cap_s),
+            webhook_quiet=timedelta(seconds=settings.git_poll_webhook_quiet_s),
+            # longer than a poll can last, so that no other process takes it meanwhile
+            lease=timedelta(seconds=settings.git_poll_timeout_s * 2 + 30),
+        ),
+        transport=Sealer.from_setting(settings.transport_keys) if settings.transport_keys else None,
+    )
 
 
 def delivery_deps(settings: SchedulerSettings, clock: Clock) -> DeliveryDeps:

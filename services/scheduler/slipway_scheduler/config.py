@@ -38,3 +38,26 @@ class SchedulerSettings(DatabaseServiceSettings):
     preview_ttl_s: float = Field(default=7 * 86400.0, gt=0)
     # the expiry loop's longest sleep: how late past its time to live a preview may go
     preview_expiry_poll_s: float = Field(default=30.0, gt=0)
+    # polling the remotes of deployed applications for new commits (a repository without a
+    # git webhook): each branch at most this often; a failure waits twice as long each time
+    # (at most git_poll_backoff_cap_s); after a webhook's push, polling waits
+    # git_poll_webhook_quiet_s
+    git_poll_interval_s: float = Field(default=180.0, gt=0)
+    git_poll_backoff_cap_s: float = Field(default=3600.0, gt=0)
+    git_poll_webhook_quiet_s: float = Field(default=86400.0, ge=0)
+    # one ls-remote's time limit; branches polled at once by one process
+    git_poll_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    git_poll_concurrency: int = Field(default=4, ge=1, le=64)
+    git_poll_batch_size: int = Field(default=50, ge=1, le=1000)
+    # how soon a newly deployed application's branch is first polled (at most)
+    git_poll_discover_s: float = Field(default=10.0, gt=0)
+    # opens the git credentials the catalog seals in its events (shared with the catalog and
+    # the deployer); without it, private repositories are polled without credentials
+    transport_keys: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SLIPWAY_SCHEDULER_TRANSPORT_KEYS",
+            "SLIPWAY_CATALOG_TRANSPORT_KEYS",
+            "SLIPWAY_CATALOG_SEALING_KEYS",
+        ),
+    )

@@ -109,6 +109,19 @@ class ReceivedGitDeliveryOut(GitDeliveryOut):
     duplicate: bool = Field(description="true: this delivery was received before (a redelivery).")
 
 
+class GitPollOut(Answer):
+    repository: str = Field(description="The repository, whatever its transport: host/owner/name.")
+    branch: str
+    last_commit: str | None = Field(description="The last head seen (polled or pushed).")
+    polled_at: Time | None
+    failures: int = Field(description="Polls failed in a row (0 after a success).")
+    last_error: str | None = Field(
+        description="The last failed poll: a stable code and sentence, e.g. 'GIT_AUTH_FAILED:"
+        " … refused access to the repository'; kept after a success."
+    )
+    last_error_at: Time | None
+
+
 I = "/internal/v1"  # noqa: E741
 HOOKS = f"{I}/organizations/{{org_id}}/webhooks"
 GIT = f"{I}/organizations/{{org_id}}/git-webhooks"
@@ -124,4 +137,5 @@ ANSWERS: Answers = {
     f"GET {GIT}/{{webhook_id}}": GitWebhookOut,
     f"GET {GIT}/{{webhook_id}}/deliveries": page_of(GitDeliveryOut),
     f"POST {I}/hooks/git/{{webhook_id}}": ReceivedGitDeliveryOut,
+    f"GET {I}/organizations/{{org_id}}/git-polls": page_of(GitPollOut),
 }

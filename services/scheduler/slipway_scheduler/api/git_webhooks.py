@@ -18,7 +18,7 @@ from slipway_libs import db
 from slipway_libs.actor import Actor, InternalCallers, actor_from, internal_guard
 from slipway_libs.tenancy import tenant_scope
 from slipway_scheduler.domain.git_hooks import HEADERS
-from slipway_scheduler.usecases import git_pushes, git_webhooks
+from slipway_scheduler.usecases import git_polling, git_pushes, git_webhooks
 from slipway_scheduler.usecases.git_pushes import GitHookDeps
 
 CurrentActor = Annotated[Actor, Depends(actor_from)]
@@ -36,6 +36,22 @@ def build_git_webhook_router(
     router = APIRouter()
     router.include_router(_management(pool, internal_callers, deps))
     router.include_router(_deliveries(pool, internal_callers, deps))
+    router.include_router(_polls(pool, internal_callers))
+    return router
+
+
+def _polls(pool: asyncpg.Pool, internal_callers: InternalCallers) -> APIRouter:
+    router = APIRouter(
+        prefix="/internal/v1/organizations/{org_id}/git-polls",
+        dependencies=[Depends(internal_guard(internal_callers)), Depends(tenant_scope())],
+    )
+
+    @router.get("")
+    async def list_git_polls(org_id: uuid.UUID) -> dict[str, Any]:
+        """The branches polled for new commits: the last head seen, the last failure."""
+        async with db.transaction(pool) as conn:
+            return {"items": await git_polling.states(conn, org_id), "next_cursor": None}
+
     return router
 
 

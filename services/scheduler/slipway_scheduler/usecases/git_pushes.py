@@ -13,6 +13,9 @@ Invariants:
   through the outbox; the deployer does the rest asynchronously. Matching is one indexed
   query on the scheduler's own projection, so the provider is answered (202) well within its
   timeout.
+- A push also records its commit as the branch's head seen by polling (``git_polls``) and
+  keeps polling away for a while (``usecases.git_polling``): a branch whose pushes come
+  through a webhook is not polled, and its pushed commit is not announced nor deployed twice.
 - A pull request (merge request) goes to ``usecases.previewing``: its preview environments.
 """
 
@@ -34,6 +37,7 @@ from slipway_libs.crypto import Sealer, SealError
 from slipway_libs.errors import Unauthenticated
 from slipway_libs.logging import correlation_id
 from slipway_scheduler.db import git_queries as q
+from slipway_scheduler.db import poll_queries
 from slipway_scheduler.domain import git_hooks, path_filters, pull_requests
 from slipway_scheduler.domain.timers import Clock
 from slipway_scheduler.usecases import previewing
@@ -49,6 +53,8 @@ class GitHookDeps:
     clock: Clock
     # how long a pull request's preview environment lives, from its opening
     preview_ttl: timedelta = timedelta(days=7)
+    # after a push, how long polling leaves its branch alone (``domain.git_polling``)
+    poll_quiet: timedelta = timedelta(days=1)
 
 
 async def receive(
@@ -128,9 +134,20 @@ async def _act(
     matched = [
         app for app in deployable if path_filters.wanted(app.path_filters, push.changed_files)
     ]
-    news = _new_commits(hook, on_branch, push, deps.clock.now())
+    now = deps.clock.now()
+    news = new_commit_commands(hook.organization_id, on_branch, push, now)
+    deploys = [deploy_command(hook.organization_id, app, push.commit, row_id) for app in matched]
     # the news after the deploys: once the deployer shows the new commit, it has had them
-    await outbox.append(conn, [_command(hook, app, push, row_id) for app in matched] + news)
+    await outbox.append(conn, deploys + news)
+    await poll_queries.record_push(
+        conn,
+        hook.organization_id,
+        keys,
+        push.branch,
+        commit=push.commit,
+        pushed_at=now,
+        next_poll_at=now + deps.poll_quiet,
+    )
     triggered = [
         {"service_id": str(app.service_id), "environment_id": str(app.environment_id)}
         for app in matched
@@ -158,8 +175,8 @@ def _result(matched: list[q.Application], deployable: list[q.Application]) -> st
     return "filtered" if deployable else "no_match"  # filtered: no changed file matched
 
 
-def _new_commits(
-    hook: q.SealedGitWebhook,
+def new_commit_commands(
+    organization_id: uuid.UUID,
     on_branch: list[q.Application],
     push: git_hooks.Push,
     pushed_at: datetime,
@@ -171,9 +188,9 @@ def _new_commits(
         by_environment.setdefault(app.environment_id, []).append(app.service_id)
     return [
         _envelope(
-            hook,
+            organization_id,
             commands.NewCommitAvailable(
-                organization_id=hook.organization_id,
+                organization_id=organization_id,
                 environment_id=environment_id,
                 service_ids=service_ids,
                 branch=push.branch,
@@ -186,26 +203,28 @@ def _new_commits(
     ]
 
 
-def _command(
-    hook: q.SealedGitWebhook, app: q.Application, push: git_hooks.Push, row_id: uuid.UUID
+def deploy_command(
+    organization_id: uuid.UUID, app: q.Application, commit: str, delivery_id: uuid.UUID
 ) -> tuple[str, Envelope]:
+    """Deploy ``app`` at ``commit``; ``delivery_id``: what noticed the commit (a delivery's
+    record, or a poll's id), one deploy request per (it, service)."""
     payload = commands.ServiceDeployRequested(
-        organization_id=hook.organization_id,
+        organization_id=organization_id,
         environment_id=app.environment_id,
         service_id=app.service_id,
-        commit=push.commit,
-        delivery_id=row_id,
+        commit=commit,
+        delivery_id=delivery_id,
     )
-    return _envelope(hook, payload, app.environment_id)
+    return _envelope(organization_id, payload, app.environment_id)
 
 
 def _envelope(
-    hook: q.SealedGitWebhook, payload: EventPayload, environment_id: uuid.UUID
+    organization_id: uuid.UUID, payload: EventPayload, environment_id: uuid.UUID
 ) -> tuple[str, Envelope]:
     return payload.topic, new_event(
         payload,
         subject=str(environment_id),  # one environment's commands stay in order
         source=SOURCE,
-        organization_id=hook.organization_id,
+        organization_id=organization_id,
         correlation_id=correlation_id.get(),
     )

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.scheduler.tests.integration.conftest import Catalog, HandClock
 from slipway_contracts import TOPICS, Envelope
-from slipway_contracts.events.catalog import PROJECT_TOPIC
+from slipway_contracts.events.catalog import GIT_CREDENTIAL_TOPIC, PROJECT_TOPIC
 from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
 from slipway_contracts.events.scheduler import COMMANDS_TOPIC
 from slipway_libs.bus import consuming, delete_topics, ensure_topics
@@ -34,7 +34,8 @@ async def test_a_catalog_event_becomes_a_command_on_the_topic(scheduler_db, devs
     specs = [
         replace(t, name=prefix + t.name)
         for t in TOPICS
-        if t.name in (PROJECT_TOPIC, DEPLOYMENT_TOPIC, COMMANDS_TOPIC)
+        # every topic the scheduler's consumers read, and its commands'
+        if t.name in (PROJECT_TOPIC, GIT_CREDENTIAL_TOPIC, DEPLOYMENT_TOPIC, COMMANDS_TOPIC)
     ]
     await ensure_topics(kafka, specs)
     clock = HandClock()

@@ -23,6 +23,7 @@ from services.scheduler.tests.integration.test_git_webhooks import (
     SEALER,
     application,
     commands,
+    deliveries,
     github,
     new_commits,
     new_hook,
@@ -77,7 +78,13 @@ def blueprint(
     ]
 
 
-def pull_request(action: str, number: int = 42, head: str = HEAD_1, base: str = "main") -> bytes:
+def pull_request(
+    action: str,
+    number: int = 42,
+    head: str = HEAD_1,
+    base: str = "main",
+    head_repo: dict[str, str] | None = None,
+) -> bytes:
     repo = {"clone_url": REPO, "ssh_url": "git@github.com:acme/shop.git"}
     return json.dumps(
         {
@@ -85,7 +92,7 @@ def pull_request(action: str, number: int = 42, head: str = HEAD_1, base: str = 
             "number": number,
             "pull_request": {
                 "number": number,
-                "head": {"ref": "feature", "sha": head, "repo": repo},
+                "head": {"ref": "feature", "sha": head, "repo": head_repo or repo},
                 "base": {"ref": base, "repo": repo},
             },
             "repository": repo,
@@ -188,6 +195,24 @@ async def test_only_auto_preview_environments_of_the_base_branch_are_blueprints(
     assert [t["blueprint_environment_id"] for t in opened["triggered"]] == [
         str(shop.environment_id)
     ]
+
+
+async def test_a_pull_request_from_a_fork_previews_nothing_and_its_record_says_why(
+    pool: asyncpg.Pool, api: httpx.AsyncClient, clock: HandClock
+) -> None:
+    shop = Catalog()
+    await project(pool, clock, *blueprint(shop, uuid.uuid4()))
+    hook = await new_hook(api, shop.organization_id)
+    fork = {"clone_url": "https://github.com/outsider/shop.git"}
+    for action in ("opened", "synchronize", "closed"):
+        record = await deliver(api, hook, pull_request(action, head_repo=fork))
+        assert (record["result"], record["triggered"]) == ("fork_refused", []), record
+    assert await commands(pool) == [], "a fork's pull request asked for a preview"
+    log = await deliveries(api, shop.organization_id, hook["id"])
+    assert [d["result"] for d in log] == ["fork_refused"] * 3
+    # the same pull request from the repository itself is previewed
+    inside = await deliver(api, hook, pull_request("opened", number=43))
+    assert inside["result"] == "preview_opened"
 
 
 async def test_a_preview_past_its_time_to_live_is_deleted_once(

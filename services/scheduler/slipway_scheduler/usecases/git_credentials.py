@@ -1,0 +1,31 @@
+"""The scheduler's copy of the organizations' git credentials (``catalog.GitCredentialChanged``),
+for polling private repositories. Kept as the catalog sent it: sealed with the transport key,
+bound to the credential's id; opened only for the poll that uses it (``usecases.git_polling``)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from slipway_contracts import REGISTRY, Envelope
+from slipway_contracts.events import catalog as catalog_events
+from slipway_scheduler.db import poll_queries as q
+
+EVENT_TYPES = (catalog_events.GitCredentialChanged.event_type,)
+
+
+async def on_changed(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """In the inbox transaction of the credentials' consumer group."""
+    event = REGISTRY.parse(envelope)
+    assert isinstance(event, catalog_events.GitCredentialChanged)
+    await q.project_credential(
+        conn,
+        credential_id=event.credential_id,
+        organization_id=event.organization_id,
+        name=event.name,
+        kind=event.kind,
+        host=event.host,
+        secret_sealed=None if event.deleted else event.secret_sealed,
+        known_hosts=None if event.deleted else event.known_hosts,
+        deleted=event.deleted,
+        version=event.version,
+    )

@@ -2,7 +2,9 @@
 (``git http-backend`` behind https on 127.0.0.1 that answers 401 without the organization's
 token) fails to build with a clear reason while the organization has no credential, and builds
 and serves its page once the organization registered its token. The token is never answered,
-and appears in no deployment message nor build log line."""
+and appears in no deployment message nor build log line. And a commit pushed to a repository
+that has no git webhook is noticed by the scheduler's polling (with the organization's token):
+the environment becomes out of date with that commit, no delivery sent."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from slipway_libs.testing.git_server import PrivateForge, private_forge, publish_bare
 from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import eventually
-from tests.e2e.deploying import Story, new_environment, ready, web_repo
+from tests.e2e.deploying import Story, commit_page, git, new_environment, ready, web_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -40,11 +42,15 @@ def forge(tmp_path_factory: pytest.TempPathFactory, devstack) -> Iterator[Privat
 @pytest.fixture(scope="module")
 async def platform(platform_factory, forge: PrivateForge) -> Platform:
     return await platform_factory(
-        ["identity", "catalog", "builder", "deployer", "logs", "gateway"],
+        ["identity", "catalog", "builder", "deployer", "scheduler", "logs", "gateway"],
         extra_env={
-            # the forge is on loopback: the builder may reach it, and trusts its certificate
+            # the forge is on loopback: the builder and the scheduler's polls may reach it,
+            # and trust its certificate
             "SLIPWAY_EGRESS_ALLOW": forge.address,
             "GIT_SSL_CAINFO": str(forge.ca_file),
+            # the scheduler polls the forge's repositories (no webhook here) every 2 s
+            "SLIPWAY_SCHEDULER_GIT_POLL_INTERVAL_S": "2",
+            "SLIPWAY_SCHEDULER_GIT_POLL_DISCOVER_S": "1",
         },
     )
 
@@ -119,3 +125,54 @@ async def test_a_private_repository_builds_with_the_organizations_token_only(
     gone = await api.delete(f"{credentials}/{created['id']}", headers=owner.auth)
     assert gone.status_code == 204, gone.text
     assert (await story.get(credentials))["items"] == []
+
+
+async def test_a_commit_on_a_polled_repository_makes_the_environment_out_of_date(
+    api: httpx.AsyncClient, forge: PrivateForge, tmp_path_factory: pytest.TempPathFactory, devstack
+) -> None:
+    work = web_repo(
+        tmp_path_factory.mktemp("polled"), devstack.env["SLIPWAY_BASE_IMAGE"], "<h1>one</h1>"
+    )
+    bare = publish_bare(work, forge.root, "polled")
+    owner, _, env = await new_environment(api)
+    story = Story(api, owner, env)
+    [org] = [o["id"] for o in (await story.get("/organizations"))["items"]]
+    body = {"name": "forge", "kind": "token", "host": forge.address, "token": TOKEN}
+    await story.post(f"/organizations/{org}/git-credentials", body, expect=201)
+    await story.post(
+        f"/environments/{env}/services",
+        {
+            "name": "web",
+            "kind": "application",
+            "git": {"url": forge.url("polled"), "branch": "main"},
+            "ports": [{"port": 8080, "public": True}],
+            "auto_deploy": False,  # stays out of date: what is asserted is the news
+        },
+        expect=201,
+    )
+    await ready(story, 1)
+    deadline = time.monotonic() + CREDENTIAL_KNOWN_S
+    done = await deploy(story)
+    while done["status"] != "SUCCESS" and time.monotonic() < deadline:
+        done = await deploy(story)  # until the deployer has heard of the credential
+    assert done["status"] == "SUCCESS", done
+
+    commit_page(work, "<h1>two</h1>")
+    git(work, "push", "-q", str(bare), "main")
+    pushed = git(work, "rev-parse", "HEAD")
+    seen: dict[str, Any] = {}
+
+    async def out_of_date() -> bool:
+        seen.update(await story.status())
+        return bool(seen["freshness"] == "OUT_OF_DATE" and seen["available_commit"] == pushed)
+
+    # discovery (1 s), the scheduler hearing of the credential and the deployment, a poll (2 s)
+    try:
+        await eventually(out_of_date, within_s=60)
+    except AssertionError:
+        raise AssertionError(f"not out of date with {pushed} within 60 s: {seen}") from None
+    assert seen["freshness_reason"] == "new commit available"
+    [polled] = (await story.get(f"/organizations/{org}/git-polls"))["items"]
+    assert (polled["branch"], polled["last_commit"], polled["failures"]) == ("main", pushed, 0)
+    history = await story.get(f"/environments/{env}/deployments")
+    assert [d["trigger"] for d in history["items"]].count("git_push") == 0

@@ -256,6 +256,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", f"{ORG}/git-webhooks/{{git_webhook}}"): member(200, OPERATORS),
     ("DELETE", f"{ORG}/git-webhooks/{{git_webhook}}"): member(204, OPERATORS),
     ("GET", f"{ORG}/git-webhooks/{{git_webhook}}/deliveries"): member(200, OPERATORS),
+    ("GET", f"{ORG}/git-polls"): member(200, OPERATORS),
     # the provider's delivery: no credentials, its signature with the endpoint's secret is them
     ("POST", "/hooks/git/{git_webhook}"): Rule(202, access="public"),
 }

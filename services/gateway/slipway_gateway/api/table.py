@@ -532,6 +532,16 @@ GIT_WEBHOOK_ROUTES: tuple[RouteSpec, ...] = (
             ),
         )
     ),
+    RouteSpec(
+        method="GET",
+        path=f"{ORG}/git-polls",
+        upstream="scheduler",
+        upstream_path=f"{I}{ORG}/git-polls",
+        summary="The branches polled for new commits (repositories without a git webhook): the"
+        " last head seen, the last failure",
+        action=A.WEBHOOKS_MANAGE,
+        success=200,
+    ),
     # no credentials: the provider's signature of the body, checked by the scheduler, is the
     # authentication; the body is limited like every request's
     RouteSpec(

@@ -429,6 +429,7 @@ CALLS: dict[tuple[str, str], Call] = {
         fresh=_fresh("git_webhook", _new_git_webhook)
     ),
     ("GET", f"{ORG}/git-webhooks/{{git_webhook}}/deliveries"): Call(),
+    ("GET", f"{ORG}/git-polls"): Call(),
     ("GET", f"{ORG}/git-credentials"): Call(),
     ("POST", f"{ORG}/git-credentials"): Call(body=lambda ids: {**GIT_CREDENTIAL, "name": _name()}),
     ("GET", f"{ORG}/git-credentials/{{git_credential}}"): Call(),

@@ -328,7 +328,11 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    # one server span per request; not one more per ASGI message received and sent (two or
+    # three per request, each a span to build and end on every request, exported or not)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"]
+    )
     return app
 
 

@@ -28,6 +28,7 @@ from services.deployer.tests.integration.test_execution import (
     environment_state,
     queue,
     runs,
+    service_state,
     stages,
     tools_for,
 )
@@ -35,9 +36,11 @@ from services.deployer.tests.unit.fakes import FakeRuntime, NoDatabases
 from slipway_contracts import new_event
 from slipway_contracts.events import catalog as ev
 from slipway_deployer.adapters.runtime import (
+    ChartRelease,
     ClusterAccess,
     Databases,
     FailureReason,
+    ReleaseState,
     Runtime,
     RuntimeFailure,
 )
@@ -290,4 +293,118 @@ async def test_deleting_the_environment_removes_its_place_on_the_cluster(
     assert done.status == "SUCCESS", done.message
     assert opener.runtime.running() == {}  # each service deleted, then the namespace
     assert opener.runtime.environments_deleted == [str(env.id)]
+    assert local.calls == []
+
+
+class ChartingRuntime(NamespacedRuntime):
+    """A fake runtime that also installs Helm charts (the ``Charts`` port), as the kubernetes one:
+    what it was given, and a failure for a chart named ``broken``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.releases: list[ChartRelease] = []
+        self.chart_calls: list[tuple[str, str, str]] = []
+
+    async def install_chart(self, release: ChartRelease) -> ReleaseState:
+        if release.chart.get("name") == "broken":
+            raise RuntimeFailure(FailureReason.HELM_FAILED, "helm upgrade: Error: selector")
+        self.releases.append(release)
+        revision = len(self.releases)
+        return ReleaseState(release.release_name, "ns", revision, "deployed", "web-0.1.0")
+
+    async def uninstall_chart(self, environment_id: str, release_name: str) -> None:
+        self.chart_calls.append(("uninstall", environment_id, release_name))
+
+    async def stop_chart(self, environment_id: str, release_name: str) -> None:
+        self.chart_calls.append(("stop", environment_id, release_name))
+
+    async def restart_chart(self, environment_id: str, release_name: str) -> None:
+        self.chart_calls.append(("restart", environment_id, release_name))
+
+    async def chart_status(self, environment_id: str, release_name: str) -> ReleaseState | None:
+        return None
+
+
+async def as_helm(pool: asyncpg.Pool, env: Environment, name: str, chart: str = "web") -> None:
+    """The service re-projected as a Helm service (the catalog's helm spec)."""
+    spec = {
+        "chart": {
+            "source": "repository",
+            "repository_url": "oci://127.0.0.1:15000/charts",
+            "name": chart,
+            "version": "0.1.0",
+        },
+        "values_yaml": "greeting: hello\n",
+        "set": {"replicas": "2"},
+        "release_name": f"{name}-release",
+        "timeout_s": 120,
+    }
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE catalog_services SET kind = 'helm', spec = $2::jsonb, version = version + 1"
+            " WHERE id = $1",
+            env.services[name],
+            spec,  # the pool's codec encodes JSON
+        )
+
+
+async def test_a_helm_service_is_installed_by_the_cluster_s_runtime_and_uninstalled(
+    pool: asyncpg.Pool,
+) -> None:
+    local, opener = FakeRuntime(), Opener()
+    charts = opener.runtime = ChartingRuntime()
+    env = await environment(pool, {"apps": ["api"], "charts": ["web"]}, cluster=self_managed())
+    await as_helm(pool, env, "web")
+    tools = tools_for(pool, local, opener=opener)
+
+    done = await deploy_with(pool, env, tools)
+
+    assert done.status == "SUCCESS", done.message
+    [release] = charts.releases
+    assert (release.release_name, release.chart["version"]) == ("web-release", "0.1.0")
+    assert (release.values_yaml, dict(release.set), release.timeout_s) == (
+        "greeting: hello\n",
+        {"replicas": "2"},
+        120.0,
+    )
+    assert release.environment_id == str(env.id)
+    assert await service_state(pool, env, "web") == "DEPLOYED"
+    assert str(env.services["web"]) not in charts.running()  # not a workload: a release
+
+    async with pool.acquire() as conn, conn.transaction():
+        row, _ = await requests.request(
+            conn, environment_id=env.id, action=Action.DELETE, actor=SYSTEM
+        )
+    await Execution(tools, await claim(pool, row.id)).run()
+    assert (await deployment(pool, row.id)).status == "SUCCESS"
+    assert charts.chart_calls == [("uninstall", str(env.id), "web-release")]
+    assert local.calls == []
+
+
+async def test_a_chart_that_does_not_install_ends_deployment_error_with_helm_s_reason(
+    pool: asyncpg.Pool,
+) -> None:
+    opener = Opener()
+    opener.runtime = ChartingRuntime()
+    env = await environment(pool, {"charts": ["web"]}, cluster=self_managed())
+    await as_helm(pool, env, "web", chart="broken")
+
+    done = await deploy_with(pool, env, tools_for(pool, FakeRuntime(), opener=opener))
+
+    assert (done.status, done.reason) == ("ERROR", "HELM_FAILED"), done.message
+    assert "selector" in done.message
+    assert await environment_state(pool, env) == "DEPLOYMENT_ERROR"
+
+
+async def test_a_helm_service_on_the_local_cluster_is_refused_at_deploy(
+    pool: asyncpg.Pool,
+) -> None:
+    env = await environment(pool, {"charts": ["web"]})
+    await as_helm(pool, env, "web")
+    local = FakeRuntime()
+
+    done = await deploy_with(pool, env, tools_for(pool, local))
+
+    assert (done.status, done.reason) == ("ERROR", "KIND_NOT_SUPPORTED"), done.message
+    assert "use a Kubernetes cluster" in done.message
     assert local.calls == []

@@ -143,14 +143,16 @@ async def test_helms_reason_never_echoes_a_secret(make: Make) -> None:
     assert scrubbed.startswith("Error: failed to authorize")
 
 
-def test_a_release_reads_its_revision_from_helm_status() -> None:
-    status = {
+def test_a_release_reads_its_revision_from_helm_list() -> None:
+    listed = {
         "name": "web",
-        "version": 3,
-        "info": {"status": "deployed", "description": "Upgrade complete"},
-        "chart": {"metadata": {"name": "web", "version": "0.1.0", "appVersion": "1.0"}},
+        "namespace": "slipway-env",
+        "revision": "3",
+        "status": "deployed",
+        "chart": "web-0.1.0",
+        "app_version": "1.0",
     }
-    state = helm._release_state(status, "slipway-env")
+    state = helm._release_state(listed, "slipway-env")
     assert (state.revision, state.status, state.chart) == (3, "deployed", "web-0.1.0")
 
 

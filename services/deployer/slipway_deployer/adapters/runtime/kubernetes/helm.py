@@ -1,5 +1,5 @@
 """Helm services on a Kubernetes cluster: the helm CLI (``helm upgrade --install --atomic``,
-``status``, ``uninstall``) run as a subprocess against the cluster, one release per service in
+``list``, ``uninstall``) run as a subprocess against the cluster, one release per service in
 its environment's namespace.
 
 Invariants:
@@ -31,6 +31,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -105,7 +106,7 @@ class Helm:
     async def install(self, release: ChartRelease) -> ReleaseState:
         """``helm upgrade --install --atomic``: the release at a new revision, deployed."""
         namespace = namespace_name(release.environment_id)
-        await self._client.apply(_namespace(release))
+        await self._client.apply_all([_namespace(release)])
         async with self._workdir() as work:
             chart_args = await self._chart_args(release, work)
             values = _write_values(work, release)
@@ -212,14 +213,12 @@ class Helm:
     # -- helm ------------------------------------------------------------------------------------
 
     async def _status(self, work: Path, namespace: str, release_name: str) -> ReleaseState | None:
-        args = ["status", release_name, "--namespace", namespace, "--output", "json"]
-        try:
-            answer = await self._run(work, args, timeout_s=60.0)
-        except RuntimeFailure as failure:
-            if "release: not found" in failure.message:
-                return None
-            raise
-        return _release_state(json.loads(answer), namespace)
+        """The release as ``helm list`` shows it (``helm status -o json`` omits the chart)."""
+        pattern = f"^{re.escape(release_name)}$"
+        args = ["list", "--namespace", namespace, "--filter", pattern, "--all", "--output", "json"]
+        listed = json.loads(await self._run(work, args, timeout_s=60.0) or "[]")
+        mine = [r for r in listed if r.get("name") == release_name]
+        return _release_state(mine[0], namespace) if mine else None
 
     async def _chart_args(self, release: ChartRelease, work: Path) -> list[str]:
         chart = release.chart
@@ -325,17 +324,15 @@ class Helm:
         return found
 
 
-def _release_state(status: Mapping[str, Any], namespace: str) -> ReleaseState:
-    info = status.get("info") or {}
-    metadata = (status.get("chart") or {}).get("metadata") or {}
+def _release_state(listed: Mapping[str, Any], namespace: str) -> ReleaseState:
+    """One row of ``helm list -o json``."""
     return ReleaseState(
-        name=str(status.get("name", "")),
+        name=str(listed.get("name", "")),
         namespace=namespace,
-        revision=int(status.get("version", 0)),
-        status=str(info.get("status", "unknown")),
-        chart=f"{metadata.get('name', '?')}-{metadata.get('version', '?')}",
-        app_version=metadata.get("appVersion"),
-        description=info.get("description"),
+        revision=int(listed.get("revision", 0)),
+        status=str(listed.get("status", "unknown")),
+        chart=str(listed.get("chart", "")),
+        app_version=listed.get("app_version") or None,
     )
 
 

@@ -225,6 +225,12 @@ def test_retries_and_concurrent_edits_are_documented(committed: dict[str, Any]) 
         if method == "POST" and path.rsplit("/", 1)[-1] in triggers:
             assert (method, path) in keyed, f"{method} {path} takes an Idempotency-Key"
     assert ("POST", SERVICES) in keyed
+    for spec in ROUTES:  # a creating or triggering POST either takes a key or says it does not
+        operation = committed["paths"]["/api/v1" + spec.path][spec.method.lower()]
+        if spec.method == "POST" and spec.success in (201, 202) and spec.access != "public":
+            assert _header(operation, "Idempotency-Key") or "Takes no `Idempotency-Key`" in (
+                operation.get("description", "")
+            ), spec.path
     for method, path in keyed:
         operation = committed["paths"][path][method.lower()]
         assert "IDEMPOTENCY_KEY_REUSED" in operation["responses"]["422"]["description"]

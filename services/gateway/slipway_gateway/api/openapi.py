@@ -211,6 +211,19 @@ def _complete(operation: Document, spec: RouteSpec, upstream: Document) -> None:
     if "requestBody" in upstream and "requestBody" not in operation:
         operation["requestBody"] = upstream["requestBody"]
     operation["responses"] = _responses(operation, spec, upstream)
+    creates = spec.method == "POST" and spec.success in (201, 202) and spec.access != "public"
+    if creates and IDEMPOTENCY_KEY not in _headers(operation):
+        operation["description"] = (
+            operation.get("description", "") + "\n\n" + NOT_IDEMPOTENT
+        ).strip()
+
+
+# said of a creating or triggering POST whose service does not honour Idempotency-Key (an API
+# token's, an invitation's or a webhook's answer carries a secret shown once)
+NOT_IDEMPOTENT = (
+    "Takes no `Idempotency-Key`: a retry after a timeout or a 5xx may do it twice; "
+    "read the current state before sending it again."
+)
 
 
 def _parameters(operation: Document, spec: RouteSpec, upstream: Document) -> list[Document]:

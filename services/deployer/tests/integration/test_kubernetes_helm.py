@@ -32,7 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # skipped withou
 SECRET = "helm-secret-variable-value"
 CONFIGMAPS = "/api/v1/namespaces/{ns}/configmaps"  # not a kind the runtime's client knows
 CHART_YAML = "apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: '1.0'\n"
-VALUES_YAML = "greeting: hello\nreplicas: 1\n"
+VALUES_YAML = "greeting: hello\nreplicas: 1\nnodeSelector: {}\n"
+NOWHERE = {"nodeSelector.slipway-test/nowhere": "true"}  # no node: its pod is never scheduled
 CONFIGMAP = """apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -53,6 +54,9 @@ spec:
     metadata:
       labels: {app: %(template_app)s}
     spec:
+      {{- with .Values.nodeSelector }}
+      nodeSelector: {{ toJson . }}
+      {{- end }}
       containers:
         - name: app
           image: 127.0.0.1:15000/slipway/busybox:latest
@@ -257,3 +261,56 @@ async def test_a_chart_that_does_not_install_fails_with_helms_reason_and_leaves_
         await runtime.install_chart(_release(environment_id, url, f"{name}-absent"))
     assert missing.value.reason is FailureReason.HELM_FAILED
     assert "not found" in missing.value.message, missing.value.message
+
+
+async def test_a_release_that_never_gets_ready_fails_within_its_timeout(
+    devstack: Any, runtime: KubernetesRuntime, environment_id: str, tmp_path: Path
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    url = await _push_chart(devstack, tmp_path, name=name)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    with pytest.raises(RuntimeFailure) as failed:
+        await runtime.install_chart(
+            _release(environment_id, url, name, set_string=NOWHERE, timeout_s=5)
+        )
+
+    assert failed.value.reason is FailureReason.HELM_FAILED
+    assert "context deadline exceeded" in failed.value.message, failed.value.message
+    # helm's --timeout, its atomic clean-up and the status: not the kill margin
+    assert loop.time() - started < 5 + 20
+    assert await runtime.chart_status(environment_id, "web") is None
+
+
+async def test_an_install_cancelled_midway_is_taken_back_by_the_next_one(
+    devstack: Any,
+    runtime: KubernetesRuntime,
+    admin: KubeClient,
+    environment_id: str,
+    tmp_path: Path,
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    url = await _push_chart(devstack, tmp_path, name=name)
+    namespace = namespace_name(environment_id)
+    stuck = _release(environment_id, url, name, set_string=NOWHERE, timeout_s=50)
+    installing = asyncio.create_task(runtime.install_chart(stuck))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while await admin.get("Deployment", namespace, "web") is None:  # helm is waiting now
+        assert not installing.done(), installing
+        if loop.time() > deadline:
+            pytest.fail("helm did not create the Deployment within 30 s")
+        await asyncio.sleep(0.2)
+
+    installing.cancel()  # a cancelled deployment: helm is killed, its release left pending
+    with pytest.raises(asyncio.CancelledError):
+        await installing
+    pending = await runtime.chart_status(environment_id, "web")
+    assert pending is not None and pending.status == "pending-install"
+
+    installed = await runtime.install_chart(_release(environment_id, url, name))
+
+    assert (installed.status, installed.revision) == ("deployed", 1)
+    deployment = await admin.get("Deployment", namespace, "web")
+    assert deployment is not None and deployment["status"].get("readyReplicas") == 1

@@ -18,7 +18,8 @@ Invariants:
   does not clone repositories yet.
 - Every install is ``--atomic`` with a timeout: a chart that does not install is rolled back by
   helm and raises ``RuntimeFailure(HELM_FAILED)`` with helm's reason; helm killed past its
-  timeout (plus a margin) is ``TIMEOUT``. Cancelling the caller kills helm.
+  timeout (plus a margin) is ``TIMEOUT``. Cancelling the caller kills helm; the release it left
+  pending is taken back (uninstalled or rolled back) by the next install.
 - Stop scales the release's Deployments and StatefulSets to zero (remembering their replicas in
   an annotation); restart scales them back and restarts their pods; the release stays installed.
   Delete is ``helm uninstall``, idempotent.
@@ -109,6 +110,7 @@ class Helm:
         await self._client.apply_all([_namespace(release)])
         async with self._workdir() as work:
             chart_args = await self._chart_args(release, work)
+            await self._unstick(work, namespace, release.release_name)
             values = _write_values(work, release)
             args = [
                 "upgrade",
@@ -219,6 +221,23 @@ class Helm:
         listed = json.loads(await self._run(work, args, timeout_s=60.0) or "[]")
         mine = [r for r in listed if r.get("name") == release_name]
         return _release_state(mine[0], namespace) if mine else None
+
+    async def _unstick(self, work: Path, namespace: str, release_name: str) -> None:
+        """A release left pending by a helm that was killed (a cancelled deployment, a deployer
+        that died) refuses every later upgrade ("another operation is in progress"), and
+        ``--atomic`` never ran its clean-up: a pending install is uninstalled, a pending upgrade
+        or rollback rolled back to the revision before it."""
+        current = await self._status(work, namespace, release_name)
+        if current is None or not current.status.startswith("pending-"):
+            return
+        log.warning(
+            "runtime.helm.unsticking", namespace=namespace, release=release_name, **_fields(current)
+        )
+        if current.status == "pending-install" or current.revision <= 1:
+            args = ["uninstall", release_name, "--namespace", namespace, "--wait"]
+        else:
+            args = ["rollback", release_name, "--namespace", namespace, "--wait"]
+        await self._run(work, args, timeout_s=300.0)
 
     async def _chart_args(self, release: ChartRelease, work: Path) -> list[str]:
         chart = release.chart
@@ -334,6 +353,10 @@ def _release_state(listed: Mapping[str, Any], namespace: str) -> ReleaseState:
         chart=str(listed.get("chart", "")),
         app_version=listed.get("app_version") or None,
     )
+
+
+def _fields(state: ReleaseState) -> dict[str, object]:
+    return {"revision": state.revision, "status": state.status}
 
 
 def _namespace(release: ChartRelease) -> dict[str, Any]:

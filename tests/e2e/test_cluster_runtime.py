@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,10 +23,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer
 
+from slipway_contracts import new_event
+from slipway_contracts.events.scheduler import JobRunRequested
 from slipway_libs.testing.platform import Platform, free_port
-from slipway_libs.testing.public_api import User, create_org, sign_up
-from tests.e2e.deploying import Story, container, ready, service_processes
+from slipway_libs.testing.public_api import User, create_org, eventually, sign_up
+from tests.e2e.deploying import Story, container, image_source, ready, service_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -196,3 +201,202 @@ async def test_an_environment_on_a_kubernetes_cluster_runs_there_not_here(api, d
             timeout=60,
             check=False,
         )
+
+
+def kube(devstack, *args: str) -> dict[str, Any]:
+    """``kubectl … -o json`` as the cluster's admin."""
+    done = subprocess.run(
+        [
+            devstack.env["SLIPWAY_KUBECTL"],
+            f"--kubeconfig={devstack.env['SLIPWAY_KUBERNETES_ADMIN_KUBECONFIG']}",
+            *args,
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def secret_values(devstack, namespace: str) -> list[str]:
+    """Every value of every Secret in the namespace, decoded."""
+    return [
+        base64.b64decode(value).decode()
+        for secret in kube(devstack, "get", "secrets", "-n", namespace)["items"]
+        for value in (secret.get("data") or {}).values()
+    ]
+
+
+def namespace_gone(devstack, namespace: str) -> bool:
+    found = kube(devstack, "get", "namespaces", "--field-selector", f"metadata.name={namespace}")
+    return all(n["status"].get("phase") == "Terminating" for n in found["items"])
+
+
+@pytest.mark.kubernetes  # skipped without the switch
+async def test_the_deploy_story_on_a_kubernetes_cluster(api, devstack, platform) -> None:
+    """The deployment story of ``test_deploy_story`` (local runtime) on the devstack's cluster,
+    through the public API: a container, a PostgreSQL database and a cron job with a secret
+    variable → their objects, rolled out, DEPLOYED; a changed secret → redeployed; rollback →
+    the first value back; stop → scaled to zero and suspended, STOPPED; delete → the namespace
+    goes. A secret's value is in Secret objects only; the scheduler's firings of the cron job
+    start nothing (the CronJob is the schedule). (kwok's pods are Ready without running, so
+    what the app serves is the local story's part.)"""
+    kubeconfig = Path(devstack.env["SLIPWAY_KUBERNETES_KUBECONFIG"]).read_text()
+    owner, org, project = await organization(api)
+    cluster = await register(api, owner, org, {"name": "devstack", "kubeconfig": kubeconfig})
+    story = await environment_on(api, owner, project, cluster["id"], "story")
+    namespace = f"slipway-{story.env}"
+    base = devstack.env["SLIPWAY_BASE_IMAGE"]
+    try:
+        secret = await story.post(
+            "/variables",
+            {
+                "scope": "environment",
+                "parent_id": story.env,
+                "key": "API_KEY",
+                "value": "first-s3cr3t",
+                "is_secret": True,
+            },
+            expect=201,
+        )
+        await story.post(f"/environments/{story.env}/services", container(base), 201)
+        await story.post(
+            f"/environments/{story.env}/services",
+            {"name": "db", "kind": "database", "engine": "postgresql"},
+            201,
+        )
+        await story.post(
+            f"/environments/{story.env}/services",
+            {
+                "name": "ticker",
+                "kind": "cronjob",
+                "image": image_source(base),
+                "schedule": "*/5 * * * *",
+                "command": ["sh", "-c", "echo tick"],
+            },
+            201,
+        )
+        await ready(story, 3)
+
+        first = await story.post(f"/environments/{story.env}/deploy")
+        done = await story.settle(first["request_id"])
+        assert done["status"] == "SUCCESS", json.dumps(done["stages"], indent=1)
+        status = await story.status()
+        assert status["state"] == "DEPLOYED", status
+        [deployment] = kube(devstack, "get", "deployments", "-n", namespace)["items"]
+        assert deployment["status"].get("readyReplicas") == 1, deployment["status"]
+        [statefulset] = kube(devstack, "get", "statefulsets", "-n", namespace)["items"]
+        assert statefulset["status"].get("readyReplicas") == 1, statefulset["status"]
+        [cronjob] = kube(devstack, "get", "cronjobs", "-n", namespace)["items"]
+        assert cronjob["spec"]["schedule"] == "*/5 * * * *"
+        assert "first-s3cr3t" in secret_values(devstack, namespace)
+        for kind in ("deployments", "statefulsets", "cronjobs", "services", "configmaps"):
+            listed = json.dumps(kube(devstack, "get", kind, "-n", namespace))
+            assert "first-s3cr3t" not in listed, f"a secret's value in {kind}"
+
+        await schedule_firings_are_the_clusters(api, platform, owner, org, project, story, base)
+
+        changed = await api.patch(
+            f"/variables/{secret['id']}", json={"value": "second-s3cr3t"}, headers=owner.auth
+        )
+        assert changed.status_code == 200, changed.text
+        second = await story.post(f"/environments/{story.env}/deploy")
+        assert (await story.settle(second["request_id"]))["status"] == "SUCCESS"
+        values = secret_values(devstack, namespace)
+        assert "second-s3cr3t" in values and "first-s3cr3t" not in values
+
+        back = await story.post(f"/deployments/{first['request_id']}/rollback")
+        rolled = await story.settle(back["request_id"])
+        assert rolled["status"] == "SUCCESS", rolled
+        values = secret_values(devstack, namespace)
+        assert "first-s3cr3t" in values and "second-s3cr3t" not in values
+
+        stop = await story.post(f"/environments/{story.env}/stop")
+        assert (await story.settle(stop["request_id"]))["status"] == "SUCCESS"
+        assert (await story.status())["state"] == "STOPPED"
+        [deployment] = kube(devstack, "get", "deployments", "-n", namespace)["items"]
+        assert deployment["spec"]["replicas"] == 0
+        [statefulset] = kube(devstack, "get", "statefulsets", "-n", namespace)["items"]
+        assert statefulset["spec"]["replicas"] == 0
+        [cronjob] = kube(devstack, "get", "cronjobs", "-n", namespace)["items"]
+        assert cronjob["spec"]["suspend"] is True
+
+        gone = await story.post(f"/environments/{story.env}/delete")
+        assert (await story.settle(gone["request_id"]))["status"] == "SUCCESS"
+        assert (await story.status())["state"] == "DELETED"
+        assert namespace_gone(devstack, namespace)
+    finally:
+        subprocess.run(
+            [
+                devstack.env["SLIPWAY_KUBECTL"],
+                f"--kubeconfig={devstack.env['SLIPWAY_KUBERNETES_ADMIN_KUBECONFIG']}",
+                "delete",
+                "namespace",
+                namespace,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+
+async def schedule_firings_are_the_clusters(
+    api: httpx.AsyncClient,
+    platform: Platform,
+    owner: User,
+    org: str,
+    project: str,
+    story: Story,
+    base: str,
+) -> None:
+    """A firing of the scheduler for the cluster's cron job starts no run (the CronJob runs it:
+    a run here too would double each one); the same firing for a cron job on the local cluster,
+    sent after it on the same partition, does — so the first was seen and dropped."""
+    clusters = (await api.get(f"/organizations/{org}/clusters", headers=owner.auth)).json()
+    local = next(c for c in clusters["items"] if c["kind"] == "local")
+    here = await environment_on(api, owner, project, local["id"], "cron-here")
+    on_host = await here.post(
+        f"/environments/{here.env}/services",
+        {
+            "name": "ticker",
+            "kind": "cronjob",
+            "image": image_source(base),
+            "schedule": "*/5 * * * *",
+            "command": ["sh", "-c", "echo tick"],
+        },
+        201,
+    )
+    await ready(here, 1)
+    deployed = await here.post(f"/environments/{here.env}/deploy")
+    assert (await here.settle(deployed["request_id"]))["status"] == "SUCCESS"
+    on_cluster = await story.service("ticker")
+
+    fired_at = datetime.now(UTC).replace(microsecond=0)
+    producer = AIOKafkaProducer(**platform.kafka.options())
+    await producer.start()
+    try:
+        for service, env in ((on_cluster, story.env), (on_host, here.env)):
+            command = JobRunRequested(
+                service_id=uuid.UUID(service["id"]),
+                organization_id=uuid.UUID(org),
+                environment_id=uuid.UUID(env),
+                scheduled_at=fired_at,
+            )
+            envelope = new_event(command, subject=service["id"], source="scheduler")
+            await producer.send_and_wait(  # one key: one partition, in this order
+                platform.prefix + command.topic, envelope.to_json(), key=b"firings"
+            )
+    finally:
+        await producer.stop()
+
+    async def ran_here() -> bool:
+        return bool((await here.get(f"/services/{on_host['id']}/runs"))["items"])
+
+    await eventually(ran_here, within_s=60)
+    assert (await story.get(f"/services/{on_cluster['id']}/runs"))["items"] == []

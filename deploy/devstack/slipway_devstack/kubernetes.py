@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from slipway_devstack.kubernetes_build import KWOK_STAGES, ensure_kube_bins, kube_bin_dir
-from slipway_devstack.kubernetes_rbac import node_manifest, slipway_account_manifests
+from slipway_devstack.kubernetes_rbac import (
+    node_manifest,
+    slipway_account_manifests,
+    storage_class_manifest,
+)
 from slipway_devstack.proc import (
     env_port,
     log,
@@ -152,6 +156,7 @@ def start_kubernetes(bin_dir: Path) -> None:
     write_kubeconfig(KUBE_ADMIN_CONFIG, "admin", admin_token)
     start_controllers(bin_dir)
     kubectl(bin_dir, "apply", "-f", "-", stdin=json.dumps(node_manifest(KUBE_NODE)))
+    kubectl(bin_dir, "apply", "-f", "-", stdin=json.dumps(storage_class_manifest()))
     timeout = f"--timeout={KUBE_READY_TIMEOUT:.0f}s"
     kubectl(bin_dir, "wait", "--for=condition=Ready", f"node/{KUBE_NODE}", timeout)
     create_slipway_account(bin_dir)
@@ -251,6 +256,9 @@ def start_controllers(bin_dir: Path) -> None:
         f"--service-account-private-key-file={SA_KEY}",
         f"--root-ca-file={SERVING_CERT}",
         "--use-service-account-credentials=false",
+        # a database's volume claim is bound as on a real cluster: the controller manager
+        # provisions a hostPath volume (under /tmp/hostpath_pv) for the default StorageClass
+        "--enable-hostpath-provisioner",
     )
     sched = launch(bin_dir, "kube-scheduler", *common, f"--secure-port={sched_port}")
     kwok = launch(

@@ -1,5 +1,6 @@
-"""What the devstack applies to its Kubernetes cluster: the fake node and Slipway's deployer
-account (a ServiceAccount, a ClusterRole with what a deployer does, its binding and a token).
+"""What the devstack applies to its Kubernetes cluster: the fake node, the default StorageClass
+(hostPath volumes provisioned by the controller manager) and Slipway's deployer account (a
+ServiceAccount, a ClusterRole with what a deployer does, its binding and a token).
 
 The ClusterRole is what a user would grant Slipway on their own cluster: it manages the
 namespaced objects of a deployment (namespaces included: one per environment), reads what a
@@ -114,4 +115,21 @@ def node_manifest(name: str) -> Manifest:
             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
             "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
         },
+    }
+
+
+def storage_class_manifest() -> Manifest:
+    """The cluster's default StorageClass: claims without a class (a database's) get a hostPath
+    volume from the controller manager's provisioner (``--enable-hostpath-provisioner``: one
+    node, development only), deleted with the claim."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": "standard",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": "kubernetes.io/host-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
     }

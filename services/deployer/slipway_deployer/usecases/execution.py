@@ -406,6 +406,11 @@ class Execution:
         if item.kind == p.LIFECYCLE:
             return steps.Outcome(None, [], "(runs on " + ", ".join(sorted(item.triggers)) + ")")
         if item.kind == p.CRONJOB:
+            if self._cluster_cron(item):  # the cluster schedules it: a CronJob, applied now
+                assert image is not None
+                return await steps.start_service(
+                    self.tools, self.place, self.deployment, item, image, await self._env(item)
+                )
             return steps.Outcome(None, [], f"(runs on schedule {item.spec.get('schedule')})")
         if item.kind == p.HELM:
             return await steps.install_chart(
@@ -416,6 +421,11 @@ class Execution:
             "KIND_NOT_SUPPORTED",
             f"the runtime of {self.place.describe()} does not run {item.kind} services{hint}",
         )
+
+    def _cluster_cron(self, item: p.ServiceItem) -> bool:
+        """A cron job the cluster schedules itself (a Kubernetes CronJob); on the local
+        cluster the scheduler fires it and nothing runs between its runs."""
+        return item.kind == p.CRONJOB and self.place.kind != "local"
 
     async def _env(self, item: p.ServiceItem) -> workloads.Delivery:
         return await steps.service_env(self.tools, self.snapshot, item, self.outputs)
@@ -442,8 +452,8 @@ class Execution:
         started = time.monotonic()
         if item.kind == p.LIFECYCLE and "stop" in item.triggers:
             await self._stop_job(item)
-        elif item.kind in p.LONG_RUNNING:
-            await self.place.runtime.stop(str(item.id))
+        elif item.kind in p.LONG_RUNNING or self._cluster_cron(item):
+            await self.place.runtime.stop(str(item.id))  # a cron job: suspended
         elif item.kind == p.DATABASE:
             await self.place.databases.stop(str(item.id))
         elif item.kind == p.HELM and isinstance(self.place.runtime, Charts):
@@ -467,6 +477,9 @@ class Execution:
             await self.place.databases.restart(str(item.id))
         elif item.kind == p.HELM and isinstance(self.place.runtime, Charts):
             await self.place.runtime.restart_chart(*self._release(item))
+        elif self._cluster_cron(item):
+            await self.place.runtime.restart(str(item.id))  # resumed
+            running = None
         else:
             running = None  # jobs have nothing running to restart
         timings["restart"] = round(time.monotonic() - started, 3)

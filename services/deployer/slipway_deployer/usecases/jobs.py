@@ -1,5 +1,7 @@
 """Job runs outside deployments: a cron job forced through the API, or fired by its schedule
-(the scheduler's ``JobRunRequested``). The worker runs them (``job_runs.JobRunner``).
+(the scheduler's ``JobRunRequested``). The worker runs them (``job_runs.JobRunner``). On a
+Kubernetes cluster the schedule is the cluster's own (a CronJob): the scheduler's firings of it
+are dropped here.
 
 While a run of the job is queued or running, a new one follows the job's concurrency policy
 (as a Kubernetes CronJob's): ``forbid`` skips a scheduled run (SKIPPED) and refuses a user's
@@ -13,6 +15,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import structlog
 
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import scheduler as sev
@@ -22,6 +25,7 @@ from slipway_deployer.usecases.requests import QUEUE_CHANNEL, service_or_404
 from slipway_libs.actor import Actor
 from slipway_libs.errors import Clash, InvalidInput
 
+log = structlog.get_logger(__name__)
 JOB_KINDS = ("cronjob", "lifecycle")
 
 
@@ -104,8 +108,15 @@ def run_view(row: JobRun) -> dict[str, Any]:
 async def on_run_requested(conn: asyncpg.Connection, envelope: Envelope) -> None:
     command = REGISTRY.parse(envelope)
     assert isinstance(command, sev.JobRunRequested)
-    if await q.service(conn, command.service_id) is None:
+    svc = await q.service(conn, command.service_id)
+    if svc is None:
         return  # deleted since the schedule fired
+    _, cluster = await q.environment_cluster(conn, svc.environment_id)
+    if cluster is not None and cluster.kind != "local":
+        # a Kubernetes cluster runs the job's schedule itself (its CronJob): a second run here
+        # would double every firing (a manual run still goes through ``request_run``)
+        log.info("job.schedule_left_to_cluster", service_id=str(svc.id), cluster=cluster.name)
+        return
     try:
         await request_run(conn, command.service_id, actor=None, scheduled_at=command.scheduled_at)
     except (Clash, InvalidInput):

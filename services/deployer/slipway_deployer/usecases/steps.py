@@ -186,7 +186,11 @@ async def start_database(
             tools.settings.apply_timeout_s,
             f"{item.name} did not start",
             where.databases.apply(
-                str(item.id), engine=engine, version=version, name=db_name(item.name)
+                str(item.id),
+                engine=engine,
+                version=version,
+                name=db_name(item.name),
+                environment_id=str(deployment.environment_id),
             ),
         )
     sealed = tools.at_rest.seal(connection.password.encode(), aad=item.id.bytes)

@@ -264,8 +264,17 @@ class Databases(Protocol):
     unknown database raises ``RuntimeFailure(NOT_FOUND)``."""
 
     async def apply(
-        self, service_id: str, *, engine: str, version: str | None, name: str
-    ) -> DatabaseConnection: ...
+        self,
+        service_id: str,
+        *,
+        engine: str,
+        version: str | None,
+        name: str,
+        environment_id: str | None = None,
+    ) -> DatabaseConnection:
+        """``environment_id``: where a cluster runtime puts it (the environment's namespace);
+        the local runtime has no such place."""
+        ...
 
     async def stop(self, service_id: str) -> None: ...
 

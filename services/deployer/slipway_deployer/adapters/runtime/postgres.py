@@ -136,6 +136,7 @@ class LocalDatabases:
         engine: str = ENGINE,
         version: str | None = None,
         name: str = "app",
+        environment_id: str | None = None,  # one host: no per-environment place
     ) -> DatabaseConnection:
         binaries = await self._check_request(engine, version, name)
         async with self._lock(service_id):

@@ -10,8 +10,9 @@ Invariants:
 - ``apply`` returns once the StatefulSet's pod is Ready (its readiness probe is ``pg_isready``):
   the deployer does not connect into the cluster's network itself.
 - ``stop`` scales to zero and keeps the claim (the data); ``delete`` removes the claim too.
-- The port names no environment: ``apply`` takes ``environment_id`` as an extra keyword (the
-  environment's namespace); without it databases go to ``slipway-databases``.
+- A database lives in its environment's namespace (``apply``'s ``environment_id``, which the
+  deployment's step gives); without one (a direct caller) it goes to ``slipway-databases``.
+  The other calls find it by its service label, wherever it is.
 """
 
 from __future__ import annotations

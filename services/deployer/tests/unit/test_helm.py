@@ -138,8 +138,9 @@ async def test_a_git_chart_is_refused_with_a_stable_reason(make: Make) -> None:
 
 async def test_helms_reason_never_echoes_a_secret(make: Make) -> None:
     said = f"Error: failed to authorize: {PASSWORD} and Bearer {TOKEN}"
-    scrubbed = make()._scrub(said)
-    assert PASSWORD not in scrubbed and TOKEN not in scrubbed
+    said += " at <.Values.slipway.env.API_KEY>: s3cr3t-v4lue"
+    scrubbed = make()._scrub(said, ["s3cr3t-v4lue", "x"])
+    assert PASSWORD not in scrubbed and TOKEN not in scrubbed and "s3cr3t-v4lue" not in scrubbed
     assert scrubbed.startswith("Error: failed to authorize")
 
 

@@ -35,7 +35,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,7 +130,8 @@ class Helm:
                 *_set_args("--set", release.set),
                 *_set_args("--set-string", release.set_string),
             ]
-            await self._run(work, args, timeout_s=release.timeout_s + _KILL_MARGIN_S)
+            timeout_s = release.timeout_s + _KILL_MARGIN_S
+            await self._run(work, args, timeout_s=timeout_s, secrets=release.env.values())
             state = await self._status(work, namespace, release.release_name)
         if state is None:
             raise RuntimeFailure(
@@ -272,7 +273,9 @@ class Helm:
         registry = self._options.registry
         return registry is not None and urlsplit(url).netloc == registry.server
 
-    async def _run(self, work: Path, args: list[str], *, timeout_s: float) -> str:
+    async def _run(
+        self, work: Path, args: list[str], *, timeout_s: float, secrets: Iterable[str] = ()
+    ) -> str:
         """helm's stdout; its failure as ``HELM_FAILED`` with the reason it gives."""
         command = [
             self._options.binary,
@@ -307,14 +310,17 @@ class Helm:
                 await process.wait()
         if process.returncode != 0:
             said = err.decode(errors="replace").strip()
-            reason = self._scrub(said or f"exit code {process.returncode}")
+            if "Error: " in said:  # what comes before is progress (Pulled:, Digest:)
+                said = said[said.index("Error: ") :]
+            reason = self._scrub(said or f"exit code {process.returncode}", secrets)
             raise RuntimeFailure(FailureReason.HELM_FAILED, f"helm {args[0]}: {reason}")
         return out.decode(errors="replace")
 
-    def _scrub(self, text: str) -> str:
-        """helm's words, without a secret it might echo back, kept short."""
-        for secret in (self._access.token, self._registry_password()):
-            if secret:
+    def _scrub(self, text: str, secrets: Iterable[str] = ()) -> str:
+        """helm's words, without a secret it might echo back (a template's error may quote a
+        variable's value), kept short."""
+        for secret in (self._access.token, self._registry_password(), *secrets):
+            if secret and len(secret) >= 4:  # shorter ones would blank out ordinary words
                 text = text.replace(secret, "***")
         return text[-_REASON_CHARS:]
 

@@ -13,6 +13,7 @@ import json
 import secrets
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +26,10 @@ import yaml
 
 from slipway_libs.testing.plugin import KUBERNETES_SWITCH as SWITCH
 from slipway_libs.testing.plugin import Devstack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "devstack"))
+
+from slipway_devstack.kubernetes import AUDIT_LOG, slipway_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]  # skipped without the switch
 
@@ -180,3 +185,28 @@ def test_a_deployment_applied_as_slipway_gets_ready_pods_on_the_kwok_node(
         assert time.monotonic() < deadline, f"deployment not available: {status['status']}"
         time.sleep(0.5)
         status = json.loads(kubectl("-n", namespace, "get", "deployment", "web", "-o", "json"))
+
+
+def test_the_audit_log_records_slipways_requests_and_only_those(
+    slipway: Kubeconfig, admin: Kubeconfig
+) -> None:
+    """bench/kubernetes.py counts Slipway's API requests in the API server's audit log: the
+    account's requests are there (Metadata: verb, resource, name), the admin's are not."""
+    ours, theirs = f"audit-slipway-{secrets.token_hex(4)}", f"audit-admin-{secrets.token_hex(4)}"
+    with admin.client() as client:
+        assert client.get(f"/api/v1/namespaces/{theirs}").status_code == 404
+    with slipway.client() as client:
+        assert client.get(f"/api/v1/namespaces/{ours}").status_code == 404
+    deadline = time.monotonic() + READY_DEADLINE
+    mine: list[dict[str, Any]] = []
+    while not mine:
+        assert time.monotonic() < deadline, f"no audit line for namespace {ours} in {AUDIT_LOG}"
+        time.sleep(0.2)
+        lines = [json.loads(line) for line in AUDIT_LOG.read_text().splitlines() if line]
+        mine = [e for e in lines if e.get("objectRef", {}).get("name") == ours]
+    [entry] = mine  # one line a request: RequestReceived is not recorded
+    assert entry["user"]["username"] == slipway_user()
+    assert (entry["verb"], entry["objectRef"]["resource"]) == ("get", "namespaces")
+    assert "requestObject" not in entry and "responseObject" not in entry  # Metadata level
+    assert not [e for e in lines if e.get("objectRef", {}).get("name") == theirs]
+    assert {e["user"]["username"] for e in lines} == {slipway_user()}

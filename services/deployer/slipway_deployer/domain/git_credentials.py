@@ -1,19 +1,19 @@
 """Which of an organization's git credentials a build uses. Pure.
 
-A repository on https takes a ``token`` credential, one on ssh (``ssh://`` or ``user@host:path``)
-an ``ssh_key``; a local path takes none. Among the organization's credentials of that kind, the
-most specific wins: one naming the URL's host and port, then one naming the host, then one that
-names no host (it serves every host); ties go to the first by name, so the choice is stable.
+The rule is ``slipway_libs.git_remotes`` (shared with the scheduler's polls, so that a poll
+reaches a repository with the credential its build uses): by the URL's transport, then the most
+specific host, ties to the first by name.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?!//)")
+from slipway_libs import git_remotes
+from slipway_libs.git_remotes import Remote, remote_of
+
+__all__ = ["GitCredential", "Remote", "choose", "remote_of"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,53 +30,7 @@ class GitCredential:
     known_hosts: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Remote:
-    kind: str  # the credential kind it takes: token (https) | ssh_key (ssh)
-    host: str
-    port: int | None
-
-
-def remote_of(url: str) -> Remote | None:
-    """Where a repository URL points, or None (a local path, or nothing a credential serves)."""
-    if url.startswith(("https://", "ssh://")):
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return None
-        if not parts.hostname:
-            return None
-        kind = "token" if parts.scheme == "https" else "ssh_key"
-        return Remote(kind, parts.hostname.lower(), port)
-    scp = _SCP_LIKE.match(url)
-    if scp and not url.startswith("/"):
-        return Remote("ssh_key", scp.group("host").lower(), None)
-    return None
-
-
 def choose(credentials: list[GitCredential], url: str) -> GitCredential | None:
-    """The credential a build of ``url`` uses, or None."""
-    remote = remote_of(url)
-    if remote is None:
-        return None
-    ranked: list[tuple[int, str, GitCredential]] = []
-    for credential in credentials:
-        if credential.kind != remote.kind or credential.secret_sealed is None:
-            continue
-        rank = _rank(credential.host, remote)
-        if rank is not None:
-            ranked.append((rank, credential.name.lower(), credential))
-    return min(ranked, key=lambda item: item[:2])[2] if ranked else None
-
-
-def _rank(host: str | None, remote: Remote) -> int | None:
-    """0: names host and port; 1: names the host; 2: every host; None: another host."""
-    if host is None:
-        return 2
-    name, _, port = host.partition(":")
-    if name != remote.host:
-        return None
-    if not port:
-        return 1
-    return 0 if remote.port is not None and port == str(remote.port) else None
+    """The credential a build of ``url`` uses, or None (a deleted one, with no secret, serves
+    nothing)."""
+    return git_remotes.choose((c for c in credentials if c.secret_sealed is not None), url)

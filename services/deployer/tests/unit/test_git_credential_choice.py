@@ -1,70 +1,35 @@
-"""Which git credential a build uses (pure): by the repository's transport, then the most
-specific host."""
+"""Which git credential a build uses (pure): the shared rule (``slipway_libs.git_remotes``,
+tested there) over the deployer's projection, where a deleted credential has no secret."""
 
 from __future__ import annotations
 
 import uuid
 
-import pytest
-
-from slipway_deployer.domain.git_credentials import GitCredential, choose, remote_of
+from slipway_deployer.domain.git_credentials import GitCredential, choose
 
 ORG = uuid.uuid4()
 
 
-def credential(name: str, kind: str = "token", host: str | None = None) -> GitCredential:
+def credential(name: str, host: str | None = None, sealed: str | None = "c2Vh") -> GitCredential:
     return GitCredential(
         id=uuid.uuid4(),
         organization_id=ORG,
         name=name,
-        kind=kind,
+        kind="token",
         host=host,
-        secret_sealed="c2VhbGVk",
+        secret_sealed=sealed,
         known_hosts=None,
     )
 
 
-@pytest.mark.parametrize(
-    ("url", "kind", "host", "port"),
-    [
-        ("https://GitHub.com/acme/shop.git", "token", "github.com", None),
-        ("https://127.0.0.1:8443/org/repo.git", "token", "127.0.0.1", 8443),
-        ("ssh://git@gitlab.example.com:2222/acme/shop.git", "ssh_key", "gitlab.example.com", 2222),
-        ("git@github.com:acme/shop.git", "ssh_key", "github.com", None),
-    ],
-)
-def test_the_remote_of_a_url(url: str, kind: str, host: str, port: int | None) -> None:
-    remote = remote_of(url)
-    assert remote is not None
-    assert (remote.kind, remote.host, remote.port) == (kind, host, port)
+def test_the_most_specific_credential_serves_the_build() -> None:
+    anywhere, host = credential("a-anywhere"), credential("z-host", host="git.example.com")
+    assert choose([anywhere, host], "https://git.example.com/a/b.git") == host
+    assert choose([anywhere, host], "/srv/repos/shop") is None
 
 
-@pytest.mark.parametrize("url", ["/srv/repos/shop", "file:///srv/repos/shop", "https:///x", ""])
-def test_a_local_or_hostless_url_takes_no_credential(url: str) -> None:
-    assert remote_of(url) is None
-    assert choose([credential("any")], url) is None
-
-
-def test_the_most_specific_host_wins_then_the_name() -> None:
+def test_a_credential_without_its_secret_serves_nothing() -> None:
+    gone = credential("a-gone", host="git.example.com", sealed=None)
     anywhere = credential("b-anywhere")
-    host = credential("z-host", host="git.example.com")
-    port = credential("y-port", host="git.example.com:8443")
-    other = credential("a-other", host="other.example.com")
-    everything = [anywhere, host, port, other]
-    assert choose(everything, "https://git.example.com:8443/a/b.git") == port
-    assert choose(everything, "https://git.example.com/a/b.git") == host
-    assert choose(everything, "https://elsewhere.example/a/b.git") == anywhere
-    assert choose([anywhere, credential("a-anywhere")], "https://x.example/r").name == "a-anywhere"
-
-
-def test_a_port_that_differs_is_another_host() -> None:
-    port = credential("port", host="git.example.com:8443")
-    assert choose([port], "https://git.example.com:9443/a/b.git") is None
-    assert choose([port], "https://git.example.com/a/b.git") is None
-
-
-def test_https_takes_a_token_and_ssh_a_key() -> None:
-    token, key = credential("token"), credential("key", kind="ssh_key")
-    assert choose([token, key], "https://github.com/a/b.git") == token
-    assert choose([token, key], "git@github.com:a/b.git") == key
-    assert choose([token], "ssh://github.com/a/b.git") is None
+    assert choose([gone, anywhere], "https://git.example.com/a/b.git") == anywhere
+    assert choose([gone], "https://git.example.com/a/b.git") is None

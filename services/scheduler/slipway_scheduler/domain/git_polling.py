@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
-from urllib.parse import urlsplit
+
+from slipway_libs import git_remotes
 
 _SHA = re.compile(r"[0-9a-f]{40}")
-_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?!//)")
 # ids of the deploy commands a poll sends: one per (branch, commit), however often it is sent
 _POLL_NAMESPACE = uuid.UUID("5b0e6f3e-5c1f-4b8e-9f57-7d2f1b0c9a61")
 
@@ -122,51 +122,7 @@ class GitCredential:
     known_hosts: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Remote:
-    kind: str  # the credential kind it takes: token (https) | ssh_key (ssh)
-    host: str
-    port: int | None
-
-
-def remote_of(url: str) -> Remote | None:
-    """Where a repository URL points, or None (a local path, or nothing a credential serves)."""
-    if url.startswith(("https://", "ssh://")):
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return None
-        if not parts.hostname:
-            return None
-        kind = "token" if parts.scheme == "https" else "ssh_key"
-        return Remote(kind, parts.hostname.lower(), port)
-    scp = _SCP_LIKE.match(url)
-    if scp and not url.startswith("/"):
-        return Remote("ssh_key", scp.group("host").lower(), None)
-    return None
-
-
 def choose(credentials: list[GitCredential], url: str) -> GitCredential | None:
-    """The most specific credential of the URL's kind: host and port, then host, then one
-    naming no host; ties to the first by name (the deployer's ``domain.git_credentials``)."""
-    remote = remote_of(url)
-    if remote is None:
-        return None
-    ranked: list[tuple[int, str, GitCredential]] = []
-    for credential in credentials:
-        rank = _rank(credential.host, remote) if credential.kind == remote.kind else None
-        if rank is not None:
-            ranked.append((rank, credential.name.lower(), credential))
-    return min(ranked, key=lambda item: item[:2])[2] if ranked else None
-
-
-def _rank(host: str | None, remote: Remote) -> int | None:
-    if host is None:
-        return 2
-    name, _, port = host.partition(":")
-    if name != remote.host:
-        return None
-    if not port:
-        return 1
-    return 0 if remote.port is not None and port == str(remote.port) else None
+    """The credential a poll of ``url`` uses, or None: the deployer's rule for builds
+    (``slipway_libs.git_remotes``), so that a poll reaches what builds."""
+    return git_remotes.choose(credentials, url)

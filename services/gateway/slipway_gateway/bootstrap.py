@@ -44,7 +44,7 @@ class GatewayParts:
     gateway: Gateway
 
     async def aclose(self) -> None:
-        await self.gateway.upstreams.http.aclose()
+        await self.gateway.upstreams.aclose()
         await self.gateway.streams.aclose()
 
 
@@ -66,6 +66,8 @@ def _parts(resources: Resources[GatewaySettings]) -> GatewayParts:
             http=httpx.AsyncClient(timeout=settings.upstream_timeout_s),
             urls=settings.upstreams(),
             internal_token=settings.internal_token_value(),
+            connections=settings.upstream_connections,
+            timeout_s=settings.upstream_timeout_s,
         ),
         usage=TokenUsage(),
         streams=streams,

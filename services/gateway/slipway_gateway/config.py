@@ -17,6 +17,10 @@ class GatewaySettings(ServiceSettings):
     scheduler_url: str = "http://127.0.0.1:8085"
     logs_url: str = "http://127.0.0.1:8086"
     upstream_timeout_s: float = 10.0
+    # connections the gateway holds to the services for the requests it forwards, all kept
+    # alive between requests (a pool keeping fewer than the requests in flight opened and
+    # closed a connection per request: httpx kept 20)
+    upstream_connections: int = Field(default=256, ge=1)
     token_usage_flush_s: float = 5.0
     # log follows (SSE or WebSocket) one principal holds at once in this process; one more is
     # a 429 TOO_MANY_FOLLOWS

@@ -6,11 +6,15 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 import httpx
 import structlog
+from multidict import CIMultiDictProxy
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from yarl import URL
 
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.changes import CHANGES_HEADER, REVISION_HEADER
@@ -35,13 +39,49 @@ _PASSED_ON = ("idempotency-key", "if-match")
 
 
 class Upstreams:
+    """The services behind the gateway. Public requests are forwarded with aiohttp (its HTTP
+    parser and connection pool are in C, or cheap: httpx spent half the gateway's CPU per
+    request, its pool scanning every kept connection on each one); ``http`` (httpx) serves the
+    gateway's own calls (snapshots, keys, lookups, readiness), off the request path."""
+
     def __init__(
-        self, *, http: httpx.AsyncClient, urls: Mapping[str, str], internal_token: str | None
+        self,
+        *,
+        http: httpx.AsyncClient,
+        urls: Mapping[str, str],
+        internal_token: str | None,
+        connections: int = 256,
+        timeout_s: float = 10.0,
     ) -> None:
         self.http = http
         self.urls = dict(urls)
         self.internal_token = internal_token
         self.on_access_changes: Callable[[list[dict[str, Any]]], None] | None = None
+        self._connections = connections
+        # as httpx's timeout was: each of waiting for a connection and for the answer
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _forwarding(self) -> aiohttp.ClientSession:
+        """Made on first use: a session belongs to the running event loop."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                # every connection kept alive for the next request (a pool smaller than the
+                # requests in flight opened and closed one per request)
+                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0),
+                timeout=self._timeout,
+                # one caller's cookies must never reach another's request
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     def _internal(self) -> dict[str, str]:
         return {INTERNAL_TOKEN_HEADER: self.internal_token} if self.internal_token else {}
@@ -91,42 +131,73 @@ class Upstreams:
             given = passed_on(request, ("content-type",))
             headers["content-type"] = given.get("content-type", "application/json")
         verb = method or request.method
+        url = f"{self.urls[service]}{path}"
+        if request.query_params:
+            url = f"{url}?{urlencode(request.query_params.multi_items())}"
         try:
-            upstream = await self._send(
-                verb,
-                f"{self.urls[service]}{path}",
-                params=request.query_params,
-                content=content,
-                headers=headers,
-            )
-        except httpx.PoolTimeout:
-            # never sent: every connection to that service stayed busy; safe to send again
+            status, answered, answer = await self._send(verb, url, content=content, headers=headers)
+        except aiohttp.ConnectionTimeoutError:
+            # never sent: no connection to that service came free (or could be opened) in time
             raise BusinessError(
                 f"The gateway is busy: the request was not sent to the {service} service.",
                 code="GATEWAY_BUSY",
                 status_code=503,
                 headers={"Retry-After": "1"},
             ) from None
-        except httpx.HTTPError as exc:
-            raise upstream_failure(service, exc, event="gateway.upstream_unavailable") from None
-        changes = upstream.headers.get(CHANGES_HEADER)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _failure(service, exc) from None
+        changes = answered.get(CHANGES_HEADER)
         if changes and self.on_access_changes is not None:
             self.on_access_changes(json.loads(changes))
-        passed = {k: v for k, v in upstream.headers.items() if k.lower() in _PASSED_BACK}
-        return Response(upstream.content, status_code=upstream.status_code, headers=passed)
+        passed = {k: v for k, v in answered.items() if k.lower() in _PASSED_BACK}
+        return Response(answer, status_code=status, headers=passed)
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, url: str, *, content: bytes, headers: dict[str, str]
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         """One request, sent again once when a kept-alive connection turned out dead and the
         request is idempotent: an upstream may close a connection the pool still holds (after
         its own error, or an idle timeout), and that must not fail the next caller's request.
+        (aiohttp itself sends an idempotent request again once on a fresh connection when a
+        reused one failed; this is the same rule, should that one die too.)
         """
         try:
-            return await self.http.request(method, url, **kwargs)
+            return await self._exchange(method, url, content, headers)
         except _STALE_CONNECTION as exc:
-            if method.upper() not in _IDEMPOTENT:
+            # a refused connection is no stale one: the service is down, not the connection
+            if method.upper() not in _IDEMPOTENT or isinstance(exc, aiohttp.ClientConnectorError):
                 raise
             log.info("gateway.upstream_retry", url=url, error=repr(exc))
-            return await self.http.request(method, url, **kwargs)
+            return await self._exchange(method, url, content, headers)
+
+    async def _exchange(
+        self, method: str, url: str, content: bytes, headers: dict[str, str]
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        async with self._forwarding().request(
+            method,
+            URL(url, encoded=True),  # built from parsed ids, percent-encoded: not again
+            data=content or None,
+            headers=headers,
+            allow_redirects=False,  # a service's redirect is the caller's to follow, or not
+        ) as upstream:
+            return upstream.status, upstream.headers, await upstream.read()
+
+
+def _failure(service: str, exc: BaseException) -> BusinessError:
+    """What the caller is answered when a forwarded request got no answer: 504 when the
+    service took too long, else 503 (logged, the cause only in the server log)."""
+    if isinstance(exc, TimeoutError):  # aiohttp's read timeouts are TimeoutErrors too
+        return BusinessError(
+            f"The {service} service did not answer in time.",
+            code="UPSTREAM_TIMEOUT",
+            status_code=504,
+        )
+    log.warning("gateway.upstream_unavailable", service=service, error=repr(exc))
+    return BusinessError(
+        f"The {service} service is unavailable.",
+        code="UPSTREAM_UNAVAILABLE",
+        status_code=503,
+    )
 
 
 # a value the client may give such a header, as the services read them; the gateway refuses
@@ -170,7 +241,7 @@ def upstream_failure(service: str, exc: httpx.HTTPError, *, event: str) -> Busin
 
 
 # errors of a connection that died under the request, before any answer came back
-_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 

@@ -1,9 +1,11 @@
 """The client's headers the gateway passes on to a service (Idempotency-Key, If-Match,
 Last-Event-ID): a value that is not printable ASCII is refused with a 422 before anything is
 sent (httpx cannot encode it: it was a 500). The upstream here is an in-memory transport that
-records what reached it."""
+records what reached it, or for a forwarded request a socket server that does."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import pytest
@@ -82,13 +84,30 @@ async def test_a_last_event_id_that_is_not_printable_ascii_is_a_422(value: bytes
 
 
 async def test_valid_values_are_passed_on_as_they_came() -> None:
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+        writer.write(b"content-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        upstreams = Upstreams(
+            http=httpx.AsyncClient(),
+            urls={"catalog": f"http://127.0.0.1:{port}"},
+            internal_token=None,
+        )
+        request = request_with(b"idempotency-key", b"key 1~")
+        await upstreams.forward(request, service="catalog", path="/x", actor=None)
+        await upstreams.aclose()
+    assert b"\r\nidempotency-key: key 1~\r\n" in heads[0].lower()
     upstream = Upstream()
-    upstreams = Upstreams(http=upstream.client(), urls={"catalog": "http://c"}, internal_token=None)
-    request = request_with(b"idempotency-key", b"key 1~")
-    await upstreams.forward(request, service="catalog", path="/x", actor=None)
     streams = UpstreamStreams(urls={"logs": "http://l"}, internal_token=None)
     await streams.http.aclose()
     streams.http = upstream.client()
     await streams.open(request_with(b"last-event-id", b"42"), service="logs", path="/x", actor=None)
-    assert upstream.seen[0].headers["idempotency-key"] == "key 1~"
-    assert upstream.seen[1].headers["last-event-id"] == "42"
+    assert upstream.seen[0].headers["last-event-id"] == "42"

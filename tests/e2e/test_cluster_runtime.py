@@ -25,6 +25,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
+from services.deployer.tests.integration.test_kubernetes_helm import push_chart
 from slipway_contracts import new_event
 from slipway_contracts.events.scheduler import JobRunRequested
 from slipway_libs.testing.platform import Platform, free_port
@@ -46,10 +47,16 @@ async def platform(platform_factory, devstack, closed_port: int) -> Platform:
     allow = [f"127.0.0.1:{closed_port}"]
     if api := devstack.env.get("SLIPWAY_KUBERNETES_API"):
         allow.append(urlsplit(api).netloc)  # the devstack's kube-apiserver, on loopback too
-    return await platform_factory(
-        ["identity", "catalog", "deployer", "gateway"],
-        extra_env={"SLIPWAY_EGRESS_ALLOW": ",".join(allow)},
-    )
+    extra = {"SLIPWAY_EGRESS_ALLOW": ",".join(allow)}
+    # Helm services: the helm CLI, and the deployer's registry user to pull charts with
+    for key in (
+        "SLIPWAY_HELM",
+        "SLIPWAY_DEPLOYER_REGISTRY_USERNAME",
+        "SLIPWAY_DEPLOYER_REGISTRY_PASSWORD",
+    ):
+        if key in devstack.env:
+            extra[key] = devstack.env[key]
+    return await platform_factory(["identity", "catalog", "deployer", "gateway"], extra_env=extra)
 
 
 @pytest.fixture
@@ -400,3 +407,82 @@ async def schedule_firings_are_the_clusters(
 
     await eventually(ran_here, within_s=60)
     assert (await story.get(f"/services/{on_cluster['id']}/runs"))["items"] == []
+
+
+@pytest.mark.kubernetes  # skipped without the switch
+async def test_a_helm_service_on_a_kubernetes_cluster(api, devstack, tmp_path: Path) -> None:
+    """A chart pushed to the devstack's registry (oci://), as a Helm service through the public
+    API: installed with the environment's variable under ``slipway.env`` (its ConfigMap), release
+    revision 1, DEPLOYED; the variable changed → revision 2; rollback → the first value back as
+    revision 3; the environment deleted → the release uninstalled, the namespace gone."""
+    chart = f"web-{uuid.uuid4().hex[:8]}"
+    url = await push_chart(devstack, tmp_path, name=chart)
+    kubeconfig = Path(devstack.env["SLIPWAY_KUBERNETES_KUBECONFIG"]).read_text()
+    owner, org, project = await organization(api)
+    cluster = await register(api, owner, org, {"name": "devstack", "kubeconfig": kubeconfig})
+    story = await environment_on(api, owner, project, cluster["id"], "charts")
+    namespace = f"slipway-{story.env}"
+
+    def seen() -> tuple[str, int]:
+        """The chart's ConfigMap's mode and the release's latest revision (helm's records)."""
+        settings = kube(devstack, "get", "configmap", "web-settings", "-n", namespace)
+        records = kube(devstack, "get", "secrets", "-n", namespace, "-l", "owner=helm,name=web")
+        revision = max(int(r["metadata"]["labels"]["version"]) for r in records["items"])
+        return settings["data"]["mode"], revision
+
+    try:
+        mode = await story.post(
+            "/variables",
+            {"scope": "environment", "parent_id": story.env, "key": "MODE", "value": "one"},
+            expect=201,
+        )
+        body = {
+            "name": "web",
+            "kind": "helm",
+            "chart": {
+                "source": "repository",
+                "repository_url": url,
+                "name": chart,
+                "version": "0.1.0",
+            },
+            "timeout_s": 60,
+        }
+        await story.post(f"/environments/{story.env}/services", body, 201)
+        await ready(story, 1)
+
+        first = await story.post(f"/environments/{story.env}/deploy")
+        done = await story.settle(first["request_id"])
+        assert done["status"] == "SUCCESS", (done["reason"], done["message"])
+        assert (await story.status())["state"] == "DEPLOYED"
+        assert seen() == ("one", 1)
+
+        changed = await api.patch(
+            f"/variables/{mode['id']}", json={"value": "two"}, headers=owner.auth
+        )
+        assert changed.status_code == 200, changed.text
+        second = await story.post(f"/environments/{story.env}/deploy")
+        assert (await story.settle(second["request_id"]))["status"] == "SUCCESS"
+        assert seen() == ("two", 2)
+
+        back = await story.post(f"/deployments/{first['request_id']}/rollback")
+        assert (await story.settle(back["request_id"]))["status"] == "SUCCESS"
+        assert seen() == ("one", 3)
+
+        gone = await story.post(f"/environments/{story.env}/delete")
+        assert (await story.settle(gone["request_id"]))["status"] == "SUCCESS"
+        assert namespace_gone(devstack, namespace)
+    finally:
+        subprocess.run(
+            [
+                devstack.env["SLIPWAY_KUBECTL"],
+                f"--kubeconfig={devstack.env['SLIPWAY_KUBERNETES_ADMIN_KUBECONFIG']}",
+                "delete",
+                "namespace",
+                namespace,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )

@@ -86,7 +86,7 @@ async def _helm(devstack: Any, work: Path, *args: str) -> str:
     return out.decode()
 
 
-async def _push_chart(devstack: Any, work: Path, *, name: str, broken: bool = False) -> str:
+async def push_chart(devstack: Any, work: Path, *, name: str, broken: bool = False) -> str:
     """A chart (Chart.yaml, a ConfigMap and a Deployment using values) pushed to the devstack's
     registry under oci://<registry>/charts; ``broken``: its Deployment's selector does not match
     its pods, which the API server refuses."""
@@ -182,7 +182,7 @@ async def test_a_chart_from_the_registry_installs_upgrades_rolls_back_and_uninst
     tmp_path: Path,
 ) -> None:
     name = f"web-{uuid.uuid4().hex[:8]}"
-    url = await _push_chart(devstack, tmp_path, name=name)
+    url = await push_chart(devstack, tmp_path, name=name)
     namespace = namespace_name(environment_id)
     first = _release(environment_id, url, name)
 
@@ -247,7 +247,7 @@ async def test_a_chart_that_does_not_install_fails_with_helms_reason_and_leaves_
     tmp_path: Path,
 ) -> None:
     name = f"broken-{uuid.uuid4().hex[:8]}"
-    url = await _push_chart(devstack, tmp_path, name=name, broken=True)
+    url = await push_chart(devstack, tmp_path, name=name, broken=True)
 
     with pytest.raises(RuntimeFailure) as failed:
         await runtime.install_chart(_release(environment_id, url, name))
@@ -267,7 +267,7 @@ async def test_a_release_that_never_gets_ready_fails_within_its_timeout(
     devstack: Any, runtime: KubernetesRuntime, environment_id: str, tmp_path: Path
 ) -> None:
     name = f"web-{uuid.uuid4().hex[:8]}"
-    url = await _push_chart(devstack, tmp_path, name=name)
+    url = await push_chart(devstack, tmp_path, name=name)
     loop = asyncio.get_running_loop()
     started = loop.time()
 
@@ -291,7 +291,7 @@ async def test_an_install_cancelled_midway_is_taken_back_by_the_next_one(
     tmp_path: Path,
 ) -> None:
     name = f"web-{uuid.uuid4().hex[:8]}"
-    url = await _push_chart(devstack, tmp_path, name=name)
+    url = await push_chart(devstack, tmp_path, name=name)
     namespace = namespace_name(environment_id)
     stuck = _release(environment_id, url, name, set_string=NOWHERE, timeout_s=50)
     installing = asyncio.create_task(runtime.install_chart(stuck))

@@ -163,3 +163,10 @@ def test_a_runtime_without_charts_refuses_helm_services() -> None:
         steps.charts(where)
     assert refused.value.reason == "KIND_NOT_SUPPORTED"
     assert "use a Kubernetes cluster" in refused.value.message
+
+
+async def test_a_missing_helm_cli_is_runtime_not_available(make: Make, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeFailure) as failed:
+        await make(binary=str(tmp_path / "no-helm"))._run(tmp_path, ["version"], timeout_s=5)
+    assert failed.value.reason is FailureReason.RUNTIME_NOT_AVAILABLE
+    assert "no-helm" in failed.value.message

@@ -289,13 +289,17 @@ class Helm:
             "--repository-cache",
             str(work / "cache" / "repository"),
         ]
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=_helm_env(work),
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=_helm_env(work),
+            )
+        except OSError as error:  # not installed, not executable: this deployer's setup
+            message = f"the helm CLI ({self._options.binary}) cannot run: {error.strerror}"
+            raise RuntimeFailure(FailureReason.RUNTIME_NOT_AVAILABLE, message) from None
         try:
             async with asyncio.timeout(timeout_s):
                 out, err = await process.communicate()

@@ -31,29 +31,24 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import enum
-import ipaddress
 import os
 import posixpath
 import re
-import shlex
 import shutil
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from slipway_libs import git_hardening as hardened
 from slipway_libs.egress import (
     EgressError,
     EgressPolicy,
-    IPAddress,
     Resolver,
     TargetNotAllowed,
-    checked_addresses,
     system_resolver,
 )
 from slipway_libs.process import (
@@ -143,13 +138,9 @@ class _Remote:
 
 
 _TRANSPORT_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _OPTION_TEXT = re.compile(
     r"--(upload-pack|receive-pack|exec|config|template|separate-git-dir|reference)", re.I
 )
-_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-f]|7f)", re.I)
-_SCP_LIKE = re.compile(r"(?:[\w.~+][\w.~+-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*:(?!-)[^:].*")
-_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|\.lock(/|$)|(^|/)\.")
 _COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
 
 
@@ -172,15 +163,19 @@ def _parse_url(url: str, local_roots: Sequence[Path]) -> _Remote:
         raise SourceError(Reason.INVALID_URL, "the repository URL is empty or too long")
     if _TRANSPORT_PREFIX.match(url):
         raise SourceError(Reason.TRANSPORT_NOT_ALLOWED, "transport helpers (xxx::) are refused")
-    if not url.isprintable() or any(c.isspace() for c in url) or _ENCODED_CONTROL.search(url):
+    if (
+        not url.isprintable()
+        or any(c.isspace() for c in url)
+        or hardened.ENCODED_CONTROL.search(url)
+    ):
         raise SourceError(Reason.INVALID_URL, "the URL contains whitespace or control text")
     if url.startswith("-") or _OPTION_TEXT.search(url) or "\\" in url:
         raise SourceError(Reason.INVALID_URL, "the repository URL looks like a command-line option")
-    if scheme := _SCHEME.match(url):
+    if scheme := hardened.SCHEME.match(url):
         return _parse_scheme_url(scheme.group(1), url, local_roots)
     if url.startswith("/"):
         return _local(url, local_roots)
-    if _SCP_LIKE.fullmatch(url):
+    if hardened.SCP_LIKE.fullmatch(url):
         host = url.partition(":")[0].rpartition("@")[2]
         return _Remote("ssh", url, host=host, port=22)
     raise SourceError(
@@ -239,7 +234,7 @@ def _check_branch(branch: str) -> None:
         or branch.startswith(("-", "/"))
         or branch.endswith(("/", "."))
         or branch in ("HEAD", "@")
-        or _REF_FORBIDDEN.search(branch)
+        or hardened.REF_FORBIDDEN.search(branch)
     ):
         raise SourceError(Reason.INVALID_REF, "the branch name is not a valid git branch name")
 
@@ -287,19 +282,13 @@ async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T
 
 # --- git --------------------------------------------------------------------------------------
 
+# the shared settings, and what a fetch and a checkout add: no hooks, fsmonitor nor submodules
 _HARDENING = (
-    "protocol.allow=never",
-    "protocol.https.allow=always",
-    "protocol.ssh.allow=always",
+    *hardened.HARDENING,
     "core.hooksPath=/dev/null",
     "core.fsmonitor=false",
-    "core.askPass=",
-    "credential.helper=",
     "submodule.recurse=false",
     "fetch.recurseSubmodules=false",
-    "transfer.credentialsInUrl=die",
-    # a redirect could lead to a host that was never checked nor pinned
-    "http.followRedirects=false",
     "gc.auto=0",
     "maintenance.auto=false",
     "advice.detachedHead=false",
@@ -309,14 +298,6 @@ _PASSED_THROUGH = (
     "PATH", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR",
     "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
 )  # fmt: skip
-
-
-def _basic_credentials(token: str) -> str:
-    return base64.b64encode(f"x-access-token:{token}".encode()).decode()
-
-
-def _secrets(token: str | None) -> tuple[str, ...]:
-    return (token, _basic_credentials(token)) if token else ()
 
 
 @dataclass(frozen=True)
@@ -331,35 +312,22 @@ class _Git:
     def argv(self, *args: str) -> list[str]:
         file_policy = "always" if self.remote.kind == "local" else "never"
         config = (*_HARDENING, f"protocol.file.allow={file_policy}", *self.remote.pins)
-        return ["git", *(arg for item in config for arg in ("-c", item)), *args]
+        return ["git", *hardened.config_args(config), *args]
 
     def env(self) -> dict[str, str]:
-        env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
-        env.setdefault("PATH", os.defpath)
+        env = hardened.clean_env(self.home, _PASSED_THROUGH)
+        # an operator's GIT_SSH_COMMAND (passed through) is kept, with our options after it
         env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-        if self.remote.ssh_alias:  # git runs the command through a shell: quoted
-            alias = shlex.quote(self.remote.ssh_alias)
-            env["GIT_SSH_COMMAND"] += f" -o HostKeyAlias={alias} -o CheckHostIP=no"
+        if self.remote.ssh_alias:
+            env["GIT_SSH_COMMAND"] += hardened.host_key_alias_options(self.remote.ssh_alias)
         if self.remote.kind == "ssh" and self.ssh_options:
             env["GIT_SSH_COMMAND"] += self.ssh_options
         env |= {
-            "HOME": str(self.home),
-            "LC_ALL": "C",
             "GIT_CEILING_DIRECTORIES": str(self.cwd.parent),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ASKPASS": "",
-            "SSH_ASKPASS": "",
-            "SSH_ASKPASS_REQUIRE": "never",
             "GIT_ALLOW_PROTOCOL": "https:ssh:file" if self.remote.kind == "local" else "https:ssh",
         }
         if self.remote.kind == "https" and self.token:
-            env |= {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": f"http.{self.remote.origin}.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {_basic_credentials(self.token)}",
-            }
+            env |= hardened.token_header_env(self.remote.origin, self.token)
         return env
 
     async def run(
@@ -372,7 +340,7 @@ class _Git:
             on_line=self.on_line,
             capture_stdout=capture,
             watch=watch,
-            secrets=_secrets(self.token),
+            secrets=hardened.token_secrets(self.token),
         )
         if check and result.returncode != 0:
             self._raise_if_refused(result)
@@ -380,7 +348,7 @@ class _Git:
         return result
 
     def _raise_if_refused(self, result: ProcessResult) -> None:
-        if any(_AUTH_REFUSED.search(line) for line in result.stderr_tail):
+        if hardened.refused_access(result.stderr_tail):
             https = self.remote.origin.removeprefix("https://").rstrip("/")
             where = self.remote.ssh_alias or https or self.remote.host or "the remote"
             raise SourceError(
@@ -402,23 +370,13 @@ class _Git:
         raise SourceError(Reason.CLONE_FAILED, _failure("git fetch", result))
 
 
-# what git and ssh print when the remote wants credentials it did not get, or refused them
-_AUTH_REFUSED = re.compile(
-    r"Authentication failed|could not read (Username|Password)|terminal prompts disabled"
-    r"|returned error: 40[13]|Permission denied \(publickey|Invalid username or password",
-    re.I,
-)
-
-
 def _failure(what: str, result: ProcessResult) -> str:
     detail = "; ".join(result.stderr_tail[-3:]) or f"exit status {result.returncode}"
     return f"{what} failed: {detail}"
 
 
-@contextlib.contextmanager
-def _scratch_home() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="slipway-git-") as home:  # 0700
-        yield Path(home)
+def _scratch_home() -> contextlib.AbstractContextManager[Path]:
+    return hardened.scratch_home("slipway-git-")
 
 
 def _git(
@@ -432,20 +390,7 @@ def _ssh_identity(remote: _Remote, home: Path, source: GitSource) -> str:
     """ssh options using the source's key (and known hosts) only, written 0600 under ``home``."""
     if remote.kind != "ssh" or not source.ssh_key:
         return ""
-    key = home / "identity"
-    _write_private(key, source.ssh_key if source.ssh_key.endswith("\n") else source.ssh_key + "\n")
-    options = f" -i {shlex.quote(str(key))} -o IdentitiesOnly=yes -o IdentityAgent=none"
-    if source.known_hosts:
-        known = home / "known_hosts"
-        _write_private(known, source.known_hosts)
-        options += f" -o UserKnownHostsFile={shlex.quote(str(known))} -o StrictHostKeyChecking=yes"
-    return options
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
+    return hardened.ssh_identity_options(home, source.ssh_key, source.known_hosts)
 
 
 # --- the egress guard ------------------------------------------------------------------------
@@ -466,46 +411,19 @@ async def _pinned(remote: _Remote, egress: Egress) -> _Remote:
     if remote.kind == "local":
         return remote
     try:
-        addresses = await checked_addresses(
-            remote.host, remote.port, policy=egress.policy, resolver=egress.resolver
+        pin = await hardened.pinned(
+            remote.kind,
+            remote.target,
+            remote.host,
+            remote.port,
+            policy=egress.policy,
+            resolver=egress.resolver,
         )
     except TargetNotAllowed as refused:
         raise SourceError(Reason.TARGET_NOT_ALLOWED, refused.message) from None
     except EgressError as failed:  # a name that does not resolve (now): worth a retry
         raise SourceError(Reason.CLONE_FAILED, failed.message) from None
-    if _is_address(remote.host):
-        return remote
-    if remote.kind == "ssh":
-        return _ssh_to(remote, addresses[0])
-    listed = ",".join(_bracketed(address) for address in addresses)
-    return replace(remote, pins=(f"http.curloptResolve={remote.host}:{remote.port}:{listed}",))
-
-
-def _ssh_to(remote: _Remote, address: IPAddress) -> _Remote:
-    """The same ssh remote naming ``address`` instead of the host (ssh takes one address); its
-    host key stays checked against the name (and port, as known_hosts writes it)."""
-    if remote.target.startswith("ssh://"):
-        parts = urlsplit(remote.target)
-        user = f"{parts.username}@" if parts.username is not None else ""
-        port = f":{parts.port}" if parts.port is not None else ""
-        target = parts._replace(netloc=f"{user}{_bracketed(address)}{port}").geturl()
-    else:  # scp-like: [user@]host:path
-        user, at, _ = remote.target.partition(":")[0].rpartition("@")
-        target = f"{user}{at}{_bracketed(address)}:{remote.target.partition(':')[2]}"
-    alias = remote.host if remote.port == 22 else f"[{remote.host}]:{remote.port}"
-    return replace(remote, target=target, ssh_alias=alias)
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _bracketed(address: IPAddress) -> str:
-    return f"[{address}]" if address.version == 6 else str(address)
+    return replace(remote, target=pin.target, pins=pin.pins, ssh_alias=pin.ssh_alias)
 
 
 # --- resolving and fetching -------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``git ls-remote`` of a user's repository, under the rules the builder fetches by.
 
-Invariants (those of the builder's ``adapters.sources``, which a poll must not undercut):
+Invariants (those of the builder's ``adapters.sources``, which a poll must not undercut; the
+git process, the pinning and the token's header are ``slipway_libs.git_hardening``, shared):
 - Only https and ssh remotes are asked (URL or scp-like ``user@host:path``): no local path, no
   ``file://``, no other transport, no ``xxx::`` helper, nothing that reads as an option; ``--``
   comes before the positionals.
@@ -18,25 +19,16 @@ Invariants (those of the builder's ``adapters.sources``, which a poll must not u
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import ipaddress
-import os
-import re
-import shlex
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from slipway_libs import git_hardening as hardened
 from slipway_libs.egress import (
     EgressError,
     EgressPolicy,
-    IPAddress,
     Resolver,
     TargetNotAllowed,
-    checked_addresses,
     system_resolver,
 )
 from slipway_libs.process import ProcessResult, ProcessTimeout, run_process
@@ -54,25 +46,7 @@ class _Remote:
     ssh_alias: str = ""
 
 
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_SCP_LIKE = re.compile(r"(?:[\w.~+][\w.~+-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*:(?!-)[^:].*")
-_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-f]|7f)", re.I)
-_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|\.lock(/|$)|(^|/)\.")
-_AUTH_REFUSED = re.compile(
-    r"Authentication failed|could not read (Username|Password)|terminal prompts disabled"
-    r"|returned error: 40[13]|Permission denied \(publickey|Invalid username or password",
-    re.I,
-)
-_HARDENING = (
-    "protocol.allow=never",
-    "protocol.https.allow=always",
-    "protocol.ssh.allow=always",
-    "protocol.file.allow=never",
-    "core.askPass=",
-    "credential.helper=",
-    "transfer.credentialsInUrl=die",
-    "http.followRedirects=false",
-)
+_HARDENING = (*hardened.HARDENING, "protocol.file.allow=never")
 _PASSED_THROUGH = ("PATH", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY",
                    "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")  # fmt: skip
 
@@ -91,7 +65,7 @@ class GitRemote:
         remote = await self._pinned(parsed)
         result = await self._ls_remote(remote, f"refs/heads/{branch}", secret)
         if result.returncode != 0:
-            if any(_AUTH_REFUSED.search(line) for line in result.stderr_tail):
+            if hardened.refused_access(result.stderr_tail):
                 raise PollError(
                     "GIT_AUTH_FAILED",
                     f"{_where(remote)} refused access to the repository: add a git credential"
@@ -104,7 +78,7 @@ class GitRemote:
         return head
 
     async def _ls_remote(self, remote: _Remote, ref: str, secret: Secret) -> ProcessResult:
-        with _scratch_home() as home:
+        with hardened.scratch_home("slipway-poll-") as home:
             git = _Git(remote, home, secret)
             try:
                 return await run_process(
@@ -123,19 +97,19 @@ class GitRemote:
 
     async def _pinned(self, remote: _Remote) -> _Remote:
         try:
-            addresses = await checked_addresses(
-                remote.host, remote.port, policy=self.policy, resolver=self.resolver
+            pin = await hardened.pinned(
+                remote.kind,
+                remote.target,
+                remote.host,
+                remote.port,
+                policy=self.policy,
+                resolver=self.resolver,
             )
         except TargetNotAllowed as refused:
             raise PollError("TARGET_NOT_ALLOWED", refused.message) from None
         except EgressError as failed:
             raise PollError("UNREACHABLE", failed.message) from None
-        if _is_address(remote.host):
-            return remote
-        if remote.kind == "ssh":
-            return _ssh_to(remote, addresses[0])
-        listed = ",".join(_bracketed(a) for a in addresses)
-        return replace(remote, pins=(f"http.curloptResolve={remote.host}:{remote.port}:{listed}",))
+        return replace(remote, target=pin.target, pins=pin.pins, ssh_alias=pin.ssh_alias)
 
 
 def _parsed(url: str) -> _Remote:
@@ -144,9 +118,9 @@ def _parsed(url: str) -> _Remote:
         raise refused
     if url.startswith("-") or "::" in url.split("/", 1)[0] or "\\" in url:
         raise refused
-    if _ENCODED_CONTROL.search(url):
+    if hardened.ENCODED_CONTROL.search(url):
         raise refused
-    if scheme := _SCHEME.match(url):
+    if scheme := hardened.SCHEME.match(url):
         if scheme.group(1) not in ("https", "ssh"):
             raise refused
         parts = urlsplit(url)
@@ -167,7 +141,7 @@ def _parsed(url: str) -> _Remote:
             raise refused
         origin = f"https://{parts.netloc.rpartition('@')[2]}/"
         return _Remote("https", url, host, port or 443, origin=origin)
-    if _SCP_LIKE.fullmatch(url) and not url.startswith("/"):
+    if hardened.SCP_LIKE.fullmatch(url) and not url.startswith("/"):
         return _Remote("ssh", url, url.partition(":")[0].rpartition("@")[2], 22)
     raise refused
 
@@ -179,7 +153,7 @@ def _check_branch(branch: str) -> None:
         or not branch.isprintable()
         or branch.startswith(("-", "/"))
         or branch.endswith(("/", "."))
-        or _BAD_BRANCH.search(branch)
+        or hardened.REF_FORBIDDEN.search(branch)
     ):
         raise PollError("INVALID_REF", "the branch name is not a valid git branch name")
 
@@ -191,95 +165,30 @@ class _Git:
     secret: Secret
 
     def argv(self, *args: str) -> list[str]:
-        config = (*_HARDENING, *self.remote.pins)
-        return ["git", *(arg for item in config for arg in ("-c", item)), *args]
+        return ["git", *hardened.config_args((*_HARDENING, *self.remote.pins)), *args]
 
     def env(self) -> dict[str, str]:
-        env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
-        env.setdefault("PATH", os.defpath)
-        env |= {
-            "HOME": str(self.home),
-            "LC_ALL": "C",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ASKPASS": "",
-            "SSH_ASKPASS": "",
-            "SSH_ASKPASS_REQUIRE": "never",
+        env = hardened.clean_env(self.home, _PASSED_THROUGH) | {
             "GIT_ALLOW_PROTOCOL": "https:ssh",
             "GIT_SSH_COMMAND": self._ssh_command(),
         }
         if self.remote.kind == "https" and self.secret.token:
-            env |= {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": f"http.{self.remote.origin}.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {_basic(self.secret.token)}",
-            }
+            env |= hardened.token_header_env(self.remote.origin, self.secret.token)
         return env
 
     def secrets(self) -> tuple[str, ...]:
-        token = self.secret.token
-        return (token, _basic(token)) if token else ()
+        return hardened.token_secrets(self.secret.token)
 
     def _ssh_command(self) -> str:
         command = "ssh -o BatchMode=yes"
-        if self.remote.ssh_alias:  # git runs it through a shell: quoted
-            alias = shlex.quote(self.remote.ssh_alias)
-            command += f" -o HostKeyAlias={alias} -o CheckHostIP=no"
-        if self.remote.kind != "ssh" or not self.secret.ssh_key:
-            return command
-        key = self.secret.ssh_key
-        identity = _write_private(self.home / "identity", key if key.endswith("\n") else key + "\n")
-        command += f" -i {shlex.quote(str(identity))} -o IdentitiesOnly=yes -o IdentityAgent=none"
-        if self.secret.known_hosts:
-            known = _write_private(self.home / "known_hosts", self.secret.known_hosts)
-            command += f" -o UserKnownHostsFile={shlex.quote(str(known))}"
-            command += " -o StrictHostKeyChecking=yes"
+        if self.remote.ssh_alias:
+            command += hardened.host_key_alias_options(self.remote.ssh_alias)
+        if self.remote.kind == "ssh" and self.secret.ssh_key:
+            command += hardened.ssh_identity_options(
+                self.home, self.secret.ssh_key, self.secret.known_hosts
+            )
         return command
-
-
-def _basic(token: str) -> str:
-    return base64.b64encode(f"x-access-token:{token}".encode()).decode()
-
-
-def _write_private(path: Path, text: str) -> Path:
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-    return path
-
-
-@contextlib.contextmanager
-def _scratch_home() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="slipway-poll-") as home:  # 0700
-        yield Path(home)
-
-
-def _ssh_to(remote: _Remote, address: IPAddress) -> _Remote:
-    if remote.target.startswith("ssh://"):
-        parts = urlsplit(remote.target)
-        user = f"{parts.username}@" if parts.username is not None else ""
-        port = f":{parts.port}" if parts.port is not None else ""
-        target = parts._replace(netloc=f"{user}{_bracketed(address)}{port}").geturl()
-    else:  # scp-like: [user@]host:path
-        user, at, _ = remote.target.partition(":")[0].rpartition("@")
-        target = f"{user}{at}{_bracketed(address)}:{remote.target.partition(':')[2]}"
-    alias = remote.host if remote.port == 22 else f"[{remote.host}]:{remote.port}"
-    return replace(remote, target=target, ssh_alias=alias)
 
 
 def _where(remote: _Remote) -> str:
     return remote.ssh_alias or remote.origin.removeprefix("https://").rstrip("/") or remote.host
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _bracketed(address: IPAddress) -> str:
-    return f"[{address}]" if address.version == 6 else str(address)

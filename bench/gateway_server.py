@@ -26,6 +26,8 @@ import asyncio
 import os
 import signal
 
+import uvloop
+
 from slipway_gateway.bootstrap import DEFINITION
 from slipway_libs.service import open_container, serve_api
 
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--authorize", choices=("on", "off"), required=True)
     args = parser.parse_args()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # as `python -m slipway_gateway`
     asyncio.run(serve(args.port, args.authorize == "on"))
 
 

@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from slipway_libs.egress import (
@@ -155,22 +156,30 @@ class Pinned:
     ssh_alias: str = ""  # ssh: the name the host key is checked against
 
 
+class Addressed(Protocol):
+    """What ``pinned`` reads of a service's parsed remote."""
+
+    @property
+    def kind(self) -> str: ...  # https | ssh
+    @property
+    def target(self) -> str: ...  # the URL as given
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
 async def pinned(
-    kind: str,
-    target: str,
-    host: str,
-    port: int,
-    *,
-    policy: EgressPolicy,
-    resolver: Resolver = system_resolver,
+    remote: Addressed, *, policy: EgressPolicy, resolver: Resolver = system_resolver
 ) -> Pinned:
-    """Resolve ``host`` once, refuse it if any address is not allowed (``egress``'s
+    """Resolve the remote's host once, refuse it if any address is not allowed (``egress``'s
     TargetNotAllowed, or EgressError when it does not resolve), and pin git to the checked
-    addresses (``kind``: https | ssh; nothing to pin for an address literal)."""
+    addresses (nothing to pin for an address literal)."""
+    host, port, target = remote.host, remote.port, remote.target
     addresses = await checked_addresses(host, port, policy=policy, resolver=resolver)
     if _is_address(host):
         return Pinned(target)
-    if kind == "ssh":
+    if remote.kind == "ssh":
         return _ssh_to(target, host, port, addresses[0])
     listed = ",".join(_bracketed(address) for address in addresses)
     return Pinned(target, pins=(f"http.curloptResolve={host}:{port}:{listed}",))

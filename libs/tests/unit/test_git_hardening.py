@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,14 @@ PUBLIC_V6 = ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946")
 PRIVATE = ipaddress.ip_address("10.0.0.7")
 
 
+@dataclass(frozen=True)
+class Addressed:  # any parsed remote with these four will do
+    kind: str
+    target: str
+    host: str
+    port: int
+
+
 def resolving_to(*addresses: IPAddress) -> Resolver:
     async def resolve(host: str, port: int) -> list[IPAddress]:
         return list(addresses)
@@ -28,7 +37,7 @@ def resolving_to(*addresses: IPAddress) -> Resolver:
 
 async def test_https_pins_curl_to_every_checked_address() -> None:
     pin = await hardened.pinned(
-        "https", "https://git.example.com/a/b.git", "git.example.com", 443,
+        Addressed("https", "https://git.example.com/a/b.git", "git.example.com", 443),
         policy=EgressPolicy(), resolver=resolving_to(PUBLIC_V4, PUBLIC_V6),
     )  # fmt: skip
     assert pin.target == "https://git.example.com/a/b.git"
@@ -52,7 +61,7 @@ async def test_ssh_names_the_checked_address_and_checks_the_host_key_by_name(
     target: str, port: int, pinned_target: str, alias: str
 ) -> None:
     pin = await hardened.pinned(
-        "ssh", target, "git.example.com", port,
+        Addressed("ssh", target, "git.example.com", port),
         policy=EgressPolicy(), resolver=resolving_to(PUBLIC_V4),
     )  # fmt: skip
     assert (pin.target, pin.pins, pin.ssh_alias) == (pinned_target, (), alias)
@@ -61,14 +70,14 @@ async def test_ssh_names_the_checked_address_and_checks_the_host_key_by_name(
 async def test_a_name_resolving_to_a_private_address_is_refused() -> None:
     with pytest.raises(TargetNotAllowed):
         await hardened.pinned(
-            "https", "https://git.example.com/a/b.git", "git.example.com", 443,
+            Addressed("https", "https://git.example.com/a/b.git", "git.example.com", 443),
             policy=EgressPolicy(), resolver=resolving_to(PUBLIC_V4, PRIVATE),
         )  # fmt: skip
 
 
 async def test_an_allowed_address_literal_is_left_as_it_is() -> None:
     pin = await hardened.pinned(
-        "https", "https://10.0.0.7:8443/a/b.git", "10.0.0.7", 8443,
+        Addressed("https", "https://10.0.0.7:8443/a/b.git", "10.0.0.7", 8443),
         policy=EgressPolicy.from_setting("10.0.0.7:8443"),
         resolver=resolving_to(PRIVATE),
     )  # fmt: skip

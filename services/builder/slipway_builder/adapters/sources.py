@@ -411,14 +411,7 @@ async def _pinned(remote: _Remote, egress: Egress) -> _Remote:
     if remote.kind == "local":
         return remote
     try:
-        pin = await hardened.pinned(
-            remote.kind,
-            remote.target,
-            remote.host,
-            remote.port,
-            policy=egress.policy,
-            resolver=egress.resolver,
-        )
+        pin = await hardened.pinned(remote, policy=egress.policy, resolver=egress.resolver)
     except TargetNotAllowed as refused:
         raise SourceError(Reason.TARGET_NOT_ALLOWED, refused.message) from None
     except EgressError as failed:  # a name that does not resolve (now): worth a retry

@@ -97,14 +97,7 @@ class GitRemote:
 
     async def _pinned(self, remote: _Remote) -> _Remote:
         try:
-            pin = await hardened.pinned(
-                remote.kind,
-                remote.target,
-                remote.host,
-                remote.port,
-                policy=self.policy,
-                resolver=self.resolver,
-            )
+            pin = await hardened.pinned(remote, policy=self.policy, resolver=self.resolver)
         except TargetNotAllowed as refused:
             raise PollError("TARGET_NOT_ALLOWED", refused.message) from None
         except EgressError as failed:

@@ -6,42 +6,14 @@ import uuid
 
 import asyncpg
 
+from slipway_contracts.events.catalog import GitCredentialChanged
 from slipway_deployer.domain.git_credentials import GitCredential
+from slipway_libs import git_credential_projection
 
 
-async def project(
-    conn: asyncpg.Connection,
-    *,
-    credential_id: uuid.UUID,
-    org_id: uuid.UUID,
-    name: str,
-    kind: str,
-    host: str | None,
-    secret_sealed: str | None,
-    known_hosts: str | None,
-    deleted: bool,
-    version: int,
-) -> None:
+async def project(conn: asyncpg.Connection, event: GitCredentialChanged) -> None:
     """Write the state unless a newer version is there (a tombstone stays a tombstone)."""
-    await conn.execute(
-        "INSERT INTO catalog_git_credentials (id, organization_id, name, kind, host,"
-        " secret_sealed, known_hosts, deleted, version)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        " ON CONFLICT (id) DO UPDATE SET organization_id = EXCLUDED.organization_id,"
-        " name = EXCLUDED.name, kind = EXCLUDED.kind, host = EXCLUDED.host,"
-        " secret_sealed = EXCLUDED.secret_sealed, known_hosts = EXCLUDED.known_hosts,"
-        " deleted = EXCLUDED.deleted, version = EXCLUDED.version"
-        " WHERE catalog_git_credentials.version < EXCLUDED.version",
-        credential_id,
-        org_id,
-        name,
-        kind,
-        host,
-        secret_sealed,
-        known_hosts,
-        deleted,
-        version,
-    )
+    await git_credential_projection.project(conn, "catalog_git_credentials", event)
 
 
 async def of_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[GitCredential]:

@@ -27,18 +27,7 @@ async def on_changed(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """``catalog.GitCredentialChanged``, in the inbox transaction of the catalog consumer."""
     event = REGISTRY.parse(envelope)
     assert isinstance(event, ev.GitCredentialChanged)
-    await q.project(
-        conn,
-        credential_id=event.credential_id,
-        org_id=event.organization_id,
-        name=event.name,
-        kind=event.kind,
-        host=event.host,
-        secret_sealed=None if event.deleted else event.secret_sealed,
-        known_hosts=None if event.deleted else event.known_hosts,
-        deleted=event.deleted,
-        version=event.version,
-    )
+    await q.project(conn, event)
 
 
 async def for_build(

@@ -9,6 +9,8 @@ from datetime import datetime
 
 import asyncpg
 
+from slipway_contracts.events.catalog import GitCredentialChanged
+from slipway_libs import git_credential_projection
 from slipway_scheduler.domain.git_polling import GitCredential
 
 
@@ -168,38 +170,9 @@ async def poll_states(conn: asyncpg.Connection, organization_id: uuid.UUID) -> l
     return [PollState(**dict(row)) for row in rows]
 
 
-async def project_credential(
-    conn: asyncpg.Connection,
-    *,
-    credential_id: uuid.UUID,
-    organization_id: uuid.UUID,
-    name: str,
-    kind: str,
-    host: str | None,
-    secret_sealed: str | None,
-    known_hosts: str | None,
-    deleted: bool,
-    version: int,
-) -> None:
+async def project_credential(conn: asyncpg.Connection, event: GitCredentialChanged) -> None:
     """Write the state unless a newer version is there (a tombstone stays a tombstone)."""
-    await conn.execute(
-        "INSERT INTO git_credentials (id, organization_id, name, kind, host, secret_sealed,"
-        " known_hosts, deleted, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        " ON CONFLICT (id) DO UPDATE SET organization_id = EXCLUDED.organization_id,"
-        " name = EXCLUDED.name, kind = EXCLUDED.kind, host = EXCLUDED.host,"
-        " secret_sealed = EXCLUDED.secret_sealed, known_hosts = EXCLUDED.known_hosts,"
-        " deleted = EXCLUDED.deleted, version = EXCLUDED.version"
-        " WHERE git_credentials.version < EXCLUDED.version",
-        credential_id,
-        organization_id,
-        name,
-        kind,
-        host,
-        secret_sealed,
-        known_hosts,
-        deleted,
-        version,
-    )
+    await git_credential_projection.project(conn, "git_credentials", event)
 
 
 async def credentials(conn: asyncpg.Connection, organization_id: uuid.UUID) -> list[GitCredential]:

@@ -17,15 +17,4 @@ async def on_changed(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """In the inbox transaction of the credentials' consumer group."""
     event = REGISTRY.parse(envelope)
     assert isinstance(event, catalog_events.GitCredentialChanged)
-    await q.project_credential(
-        conn,
-        credential_id=event.credential_id,
-        organization_id=event.organization_id,
-        name=event.name,
-        kind=event.kind,
-        host=event.host,
-        secret_sealed=None if event.deleted else event.secret_sealed,
-        known_hosts=None if event.deleted else event.known_hosts,
-        deleted=event.deleted,
-        version=event.version,
-    )
+    await q.project_credential(conn, event)

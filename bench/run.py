@@ -21,6 +21,7 @@ import builder_overhead
 import deploy_overhead
 import gateway_authz
 import kafka_sasl
+import kubernetes
 import logs_follow
 import logs_ingest
 import outbox_pipeline
@@ -123,6 +124,14 @@ async def scheduler_benchmark(devstack: Devstack, args: argparse.Namespace) -> s
     return await scheduler.run(devstack, params)
 
 
+async def kubernetes_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """N environments of 3 services deployed at once on the devstack's Kubernetes, and the API
+    requests per deployed service against a naive apply-and-poll loop (same run)."""
+    params = kubernetes.Params(envs=args.kube_envs, naive_services=args.kube_naive)
+    print(f"kubernetes: {params.envs} environments, naive {params.naive_services}...", flush=True)
+    return await kubernetes.run(devstack, params)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "outbox_pipeline": outbox_pipeline_benchmark,
     "kafka_sasl": kafka_sasl_benchmark,
@@ -131,6 +140,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "deploy_overhead": deploy_overhead_benchmark,
     "logs": logs_benchmark,
     "scheduler": scheduler_benchmark,
+    "kubernetes": kubernetes_benchmark,
 }
 
 
@@ -181,6 +191,13 @@ def parse_args() -> argparse.Namespace:
         type=float,
         default=scheduler.Params.spread_s,
         help="scheduler: seconds over which the steady run's timers fall due",
+    )
+    parser.add_argument("--kube-envs", type=int, default=kubernetes.Params.envs)
+    parser.add_argument(
+        "--kube-naive",
+        type=int,
+        default=kubernetes.Params.naive_services,
+        help="kubernetes: services deployed by the naive apply-and-poll baseline",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the tables go")
     parser.add_argument("--verbose", action="store_true", help="keep INFO logs")

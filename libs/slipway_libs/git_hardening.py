@@ -46,7 +46,20 @@ SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 SCP_LIKE = re.compile(r"(?:[\w.~+][\w.~+-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*:(?!-)[^:].*")
 ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-f]|7f)", re.I)
 # what `git check-ref-format --branch` refuses inside a branch name
-REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|\.lock(/|$)|(^|/)\.")
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|\.lock(/|$)|(^|/)\.")
+
+
+def is_branch_name(branch: str) -> bool:
+    """``git check-ref-format --branch`` rules, plus: printable, bounded, never an option."""
+    return not (
+        not branch
+        or len(branch) > 255
+        or not branch.isprintable()
+        or branch.startswith(("-", "/"))
+        or branch.endswith(("/", "."))
+        or _REF_FORBIDDEN.search(branch)
+    )
+
 
 # --- the git process ------------------------------------------------------------------------
 

@@ -117,3 +117,16 @@ def test_the_ssh_key_is_a_private_file_in_the_scratch_home(tmp_path: Path) -> No
 def test_a_refusal_is_recognised_in_gits_last_lines() -> None:
     assert hardened.refused_access(["fatal: Authentication failed for 'https://x/'"])
     assert not hardened.refused_access(["fatal: unable to access: Could not resolve host"])
+
+
+@pytest.mark.parametrize("branch", ["main", "feature/x-1", "release-2.0", "v1@2"])
+def test_a_branch_name_git_accepts(branch: str) -> None:
+    assert hardened.is_branch_name(branch)
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ["", "-x", "/x", "x/", "x.", "a..b", "a b", "a~1", "a:b", "x.lock", "a/.b", "a@{1}", "b" * 256],
+)
+def test_a_branch_name_git_refuses_or_that_reads_as_an_option(branch: str) -> None:
+    assert not hardened.is_branch_name(branch)

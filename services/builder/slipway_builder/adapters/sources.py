@@ -226,16 +226,8 @@ def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
 
 
 def _check_branch(branch: str) -> None:
-    # `git check-ref-format --branch` rules, plus: printable, bounded, never an option or HEAD
-    if (
-        not branch
-        or len(branch) > 255
-        or not branch.isprintable()
-        or branch.startswith(("-", "/"))
-        or branch.endswith(("/", "."))
-        or branch in ("HEAD", "@")
-        or hardened.REF_FORBIDDEN.search(branch)
-    ):
+    # the shared rules, and never HEAD: a build names the branch it builds
+    if not hardened.is_branch_name(branch) or branch in ("HEAD", "@"):
         raise SourceError(Reason.INVALID_REF, "the branch name is not a valid git branch name")
 
 

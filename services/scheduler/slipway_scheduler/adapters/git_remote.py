@@ -140,14 +140,7 @@ def _parsed(url: str) -> _Remote:
 
 
 def _check_branch(branch: str) -> None:
-    if (
-        not branch
-        or len(branch) > 255
-        or not branch.isprintable()
-        or branch.startswith(("-", "/"))
-        or branch.endswith(("/", "."))
-        or hardened.REF_FORBIDDEN.search(branch)
-    ):
+    if not hardened.is_branch_name(branch):
         raise PollError("INVALID_REF", "the branch name is not a valid git branch name")
 
 

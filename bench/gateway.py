@@ -406,7 +406,9 @@ def render(
             "the same concurrency (1 - ratio: the gateway's share of the whole request's cost "
             "on this machine, where the gateway, the service and PostgreSQL share the cores).",
             "- *CPU µs/request*: the process's user + system time (`/proc/<pid>/stat`) over its "
-            "chunks, divided by the requests: what the code costs, apart from the waiting.",
+            "chunks, divided by the requests: what the code costs, apart from the waiting. "
+            "For deploys it also holds what each request sets off meanwhile: the deployments "
+            "the deployer runs, the events the gateway's feed follows.",
             "- Saturated (concurrency > 1), latency is mostly queueing behind the other "
             "requests; the added p99 that the target names is the one-at-a-time row.",
             "",

@@ -108,6 +108,8 @@ class Params:
     fanout_line_bytes: int = 2_000
     fanout_duration_s: float = 25.0
     phases: str = "ABAB"
+    # the logs service's per-follower backlog of line text (its default: 4 MiB); None: default
+    backlog_bytes: int | None = None
 
 
 # --- producing --------------------------------------------------------------------------------
@@ -484,6 +486,11 @@ async def run(devstack: Devstack, params: Params | None = None) -> str:
     env = {
         "SLIPWAY_IDENTITY_ACCESS_TOKEN_TTL_S": "86400",
         "SLIPWAY_GATEWAY_FOLLOWS_PER_PRINCIPAL": str(FOLLOWS_PER_PRINCIPAL),
+        **(
+            {"SLIPWAY_LOGS_FOLLOW_BACKLOG_BYTES": str(params.backlog_bytes)}
+            if params.backlog_bytes
+            else {}
+        ),
         **({"SLIPWAY_LOG_LEVEL": "INFO"} if KEEP_LOGS else {}),
     }
     async with service_databases(devstack, *WITH_DATABASE) as dsns:
@@ -748,8 +755,13 @@ def render(result: Result, other_share: float) -> str:
         "",
         "Settings of this platform: `SLIPWAY_GATEWAY_FOLLOWS_PER_PRINCIPAL="
         f"{FOLLOWS_PER_PRINCIPAL}` (one user holds every follow; the product's default, 20, is "
-        "unchanged); the logs service's defaults otherwise (backlog 10,000 lines / 4 MiB per "
-        "follower, 1,000 follows per process).",
+        "unchanged); the logs service's defaults otherwise (backlog 10,000 lines / "
+        + (
+            f"{p.backlog_bytes:,} bytes (a benchmark setting: the default is 4 MiB) "
+            if p.backlog_bytes
+            else "4 MiB "
+        )
+        + "per follower, 1,000 follows per process).",
         "",
         *machine_section(result.facts),
     ]
@@ -781,6 +793,12 @@ def parse_args() -> Params:
     parser.add_argument("--fanout-line-bytes", type=int, default=defaults.fanout_line_bytes)
     parser.add_argument("--fanout-duration", type=float, default=defaults.fanout_duration_s)
     parser.add_argument("--phases", default=defaults.phases)
+    parser.add_argument(
+        "--backlog-bytes",
+        type=int,
+        default=defaults.backlog_bytes,
+        help="the logs service's per-follower backlog of line text (default: the service's)",
+    )
     args = parser.parse_args()
     return Params(
         latency_rates=args.latency_rates,
@@ -792,6 +810,7 @@ def parse_args() -> Params:
         fanout_line_bytes=args.fanout_line_bytes,
         fanout_duration_s=args.fanout_duration,
         phases=args.phases,
+        backlog_bytes=args.backlog_bytes,
     )
 
 

@@ -675,7 +675,8 @@ def render(
     noisy = other_share > NOISY_SHARE
     return "\n".join(
         [
-            "# Kubernetes runtime: 100 environments deployed at once, and its API requests",
+            f"# Kubernetes runtime: {params.envs} environments deployed at once, and its API "
+            "requests",
             "",
             f"Run {started:%Y-%m-%d %H:%M} UTC by `bench/kubernetes.py` (`bench/run.py --only "
             f"kubernetes`): {params.envs} environments of {params.services_per_env} container "
@@ -786,7 +787,7 @@ def render(
             f"{slipway.warmup.total} requests in its namespace, "
             f"{sum(slipway.warmup.outside.values())} naming no namespace of the run "
             f"({', '.join(f'{k} x{v}' for k, v in slipway.warmup.outside.most_common(6)) or '-'}).",
-            f"Requests of the account in the 100's window naming no namespace of the run "
+            f"Requests of the account in the batch's window naming no namespace of the run "
             f"(not counted; other engineers' tests use the same account): "
             f"{sum(outside.values())} "
             f"({', '.join(f'{k} x{v}' for k, v in outside.most_common(6)) or '-'}).",

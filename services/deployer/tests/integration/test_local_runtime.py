@@ -197,8 +197,10 @@ async def test_what_a_service_runs_is_nicer_than_the_deployer(
     await runtime.apply(spec)
     pids = our_pids(spec.service_id)  # `buildah run` and what it started for the service
     assert pids
+    # 19 is the kernel's ceiling: a deployer already that nice (a run under `nice -n 19`)
+    # cannot start anything nicer
     assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {
-        os.getpriority(os.PRIO_PROCESS, 0) + FAST.nice
+        min(19, os.getpriority(os.PRIO_PROCESS, 0) + FAST.nice)
     }
     if Path("/proc/self/autogroup").exists():  # where sessions are weighed against each other
         groups = {Path(f"/proc/{pid}/autogroup").read_text().split()[-1] for pid in pids}

@@ -59,6 +59,8 @@ test: sync infra-up lint ## the whole suite against the real infrastructure
 	$(PY) -m pytest -m fault
 
 .PHONY: bench
+# bench/kubernetes.py deploys to the devstack's Kubernetes
+bench: export SLIPWAY_DEVSTACK_KUBERNETES ?= 1
 bench: sync infra-up ## benchmarks; tables in bench/results/
 	$(PY) bench/run.py
 

@@ -112,8 +112,10 @@ def node_manifest(name: str) -> Manifest:
             },
         },
         "status": {
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            # room for the benchmark's 100 environments of 3 services (500m CPU each): kwok's
+            # pods cost nothing, and a node this size keeps "Insufficient cpu" out of the way
+            "capacity": {"cpu": "1000", "memory": "4Ti", "pods": "1000"},
+            "allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "1000"},
         },
     }
 

@@ -194,20 +194,25 @@ async def test_an_environment_on_a_kubernetes_cluster_runs_there_not_here(api, d
         assert deployment["status"].get("readyReplicas") == 1, deployment["status"]
         assert (await story.status())["state"] == "DEPLOYED"
     finally:
-        subprocess.run(
-            [
-                kubectl,
-                f"--kubeconfig={admin}",
-                "delete",
-                "namespace",
-                namespace,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        forget_namespace(devstack, namespace)
+
+
+def forget_namespace(devstack, namespace: str) -> None:
+    """The test's namespace deleted in the background, whatever the test left (no wait)."""
+    subprocess.run(
+        [
+            devstack.env["SLIPWAY_KUBECTL"],
+            f"--kubeconfig={devstack.env['SLIPWAY_KUBERNETES_ADMIN_KUBECONFIG']}",
+            "delete",
+            "namespace",
+            namespace,
+            "--ignore-not-found",
+            "--wait=false",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def kube(devstack, *args: str) -> dict[str, Any]:
@@ -337,20 +342,7 @@ async def test_the_deploy_story_on_a_kubernetes_cluster(api, devstack, platform)
         assert (await story.status())["state"] == "DELETED"
         assert namespace_gone(devstack, namespace)
     finally:
-        subprocess.run(
-            [
-                devstack.env["SLIPWAY_KUBECTL"],
-                f"--kubeconfig={devstack.env['SLIPWAY_KUBERNETES_ADMIN_KUBECONFIG']}",
-                "delete",
-                "namespace",
-                namespace,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        forget_namespace(devstack, namespace)
 
 
 async def schedule_firings_are_the_clusters(
@@ -472,17 +464,4 @@ async def test_a_helm_service_on_a_kubernetes_cluster(api, devstack, tmp_path: P
         assert (await story.settle(gone["request_id"]))["status"] == "SUCCESS"
         assert namespace_gone(devstack, namespace)
     finally:
-        subprocess.run(
-            [
-                devstack.env["SLIPWAY_KUBECTL"],
-                f"--kubeconfig={devstack.env['SLIPWAY_KUBERNETES_ADMIN_KUBECONFIG']}",
-                "delete",
-                "namespace",
-                namespace,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        forget_namespace(devstack, namespace)

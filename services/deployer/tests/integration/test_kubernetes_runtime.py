@@ -327,7 +327,7 @@ async def test_pods_that_never_become_ready_fail_with_the_reason_within_the_time
 ) -> None:
     access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
     # more CPU than the fake node has: the pod stays Pending, Unschedulable
-    settings = _settings(cpu_millicores=1_000_000)
+    settings = _settings(cpu_millicores=100_000_000)  # 100,000 CPUs: the node has 1,000
     settings = KubernetesSettings(render=settings.render, rollout_timeout_s=5.0)
     greedy = KubernetesRuntime.from_access(**access, settings=settings)
     try:

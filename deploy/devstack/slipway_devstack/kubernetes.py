@@ -288,6 +288,10 @@ def start_controllers(bin_dir: Path) -> None:
         # a database's volume claim is bound as on a real cluster: the controller manager
         # provisions a hostPath volume (under /tmp/hostpath_pv) for the default StorageClass
         "--enable-hostpath-provisioner",
+        # kwok's node posts no status the node lifecycle controller counts in time: with the
+        # default 50 s the node went NotReady for ~5 s every ~55 s, which marked its pods
+        # not Ready for good (kwok does not set them Ready again) and failed rollouts at random
+        "--node-monitor-grace-period=1h",
     )
     sched = launch(bin_dir, "kube-scheduler", *common, f"--secure-port={sched_port}")
     kwok = launch(

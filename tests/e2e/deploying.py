@@ -75,10 +75,16 @@ class Story:
     async def settle(self, request_id: str, timeout_s: float = DEPLOY_TIMEOUT_S) -> dict[str, Any]:
         """Wait until that deployment ended; return it."""
         deadline = time.monotonic() + timeout_s
+        deployment: dict[str, Any] = {"status": "never read"}
         while time.monotonic() < deadline:
-            deployment = await self.get(f"/deployments/{request_id}")
-            if deployment["status"] in ("SUCCESS", "ERROR", "CANCELED"):
-                return deployment
+            response = await self.api.get(f"/deployments/{request_id}", headers=self.owner.auth)
+            # 503/504 say "retry" (the fault tests stop PostgreSQL under the deployer meanwhile);
+            # anything else but 200 is a failure
+            if response.status_code not in (503, 504):
+                assert response.status_code == 200, response.text
+                deployment = response.json()
+                if deployment["status"] in ("SUCCESS", "ERROR", "CANCELED"):
+                    return deployment
             await asyncio.sleep(0.5)
         raise AssertionError(f"deployment {request_id} still {deployment['status']}")
 

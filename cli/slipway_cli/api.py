@@ -8,7 +8,7 @@ The end-to-end tests may drive the platform with it too.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, cast
+from typing import Any, Literal, TypedDict, cast
 
 from slipway_cli.client import call
 
@@ -25,12 +25,152 @@ class Accepted(TypedDict, total=False):
 
 
 class Service(TypedDict, total=False):
+    """What every service answers (``ServiceOut`` of the document); ``kind`` says which of the
+    ``*Service`` below it is, with its kind's fields (the catalog's spec of that kind)."""
+
     id: str
     name: str
     kind: str
+    description: str
     environment_id: str
     project_id: str
     stage_id: str | None
+    created_at: str | None
+    updated_at: str | None
+    resource_version: int
+
+
+class GitSource(TypedDict, total=False):
+    url: str
+    branch: str
+    commit: str | None
+    root_path: str
+    dockerfile_path: str
+    build_args: dict[str, str]
+
+
+class ImageSource(TypedDict, total=False):
+    registry: str
+    name: str
+    tag: str
+
+
+class Port(TypedDict, total=False):
+    port: int
+    protocol: Literal["http", "grpc", "tcp"]
+    public: bool
+    name: str | None
+    default: bool
+
+
+class Probe(TypedDict, total=False):
+    type: Literal["http", "tcp", "exec"]
+    path: str | None
+    port: int | None
+    command: list[str] | None
+    initial_delay_s: int
+    period_s: int
+    timeout_s: int
+    failure_threshold: int
+    success_threshold: int
+
+
+class Healthchecks(TypedDict, total=False):
+    liveness: Probe | None
+    readiness: Probe | None
+
+
+class _Resources(Service, total=False):
+    cpu_millicores: int
+    memory_mib: int
+
+
+class _Runtime(_Resources, total=False):
+    ports: list[Port]
+    healthchecks: Healthchecks
+    min_instances: int
+    max_instances: int
+    command: list[str] | None
+    args: list[str] | None
+
+
+class ApplicationService(_Runtime, total=False):
+    git: GitSource
+    auto_deploy: bool
+    path_filters: list[str]
+
+
+class ContainerService(_Runtime, total=False):
+    image: ImageSource
+    auto_deploy: bool
+
+
+class DatabaseService(_Resources, total=False):
+    engine: Literal["postgresql", "mysql", "mongodb", "redis"]
+    version: str
+    storage_gib: int
+    public: bool
+    mode: Literal["container"]
+
+
+class _Job(_Resources, total=False):
+    image: ImageSource | None
+    git: GitSource | None
+    command: list[str] | None
+    max_duration_s: int
+
+
+class CronJobService(_Job, total=False):
+    schedule: str
+    timezone: str
+    concurrency_policy: Literal["allow", "forbid", "replace"]
+
+
+class LifecycleService(_Job, total=False):
+    triggers: list[Literal["start", "stop", "delete"]]
+    output_variables: bool
+
+
+class RepositoryChart(TypedDict, total=False):
+    source: Literal["repository"]
+    repository_url: str
+    name: str
+    version: str
+
+
+class GitChart(TypedDict, total=False):
+    source: Literal["git"]
+    url: str
+    branch: str
+    commit: str | None
+    path: str
+
+
+class HelmService(Service, total=False):
+    chart: RepositoryChart | GitChart
+    values_yaml: str
+    set: dict[str, str]
+    set_string: dict[str, str]
+    release_name: str
+    timeout_s: int
+
+
+AnyService = (
+    ApplicationService
+    | ContainerService
+    | DatabaseService
+    | CronJobService
+    | LifecycleService
+    | HelmService
+)
+SERVICE_OF_KIND: dict[str, type[Service]] = {
+    "application": ApplicationService,
+    "container": ContainerService,
+    "database": DatabaseService,
+    "cronjob": CronJobService,
+    "lifecycle": LifecycleService,
+    "helm": HelmService,
+}
 
 
 class Variable(TypedDict, total=False):
@@ -255,18 +395,18 @@ class Slipway:
         return cast(dict[str, Any], call("GET", f"/environments/{env}/schedule"))
 
     # -- services
-    def services(self, env: str) -> list[Service]:
-        return cast(list[Service], call("GET", f"/environments/{env}/services")["items"])
+    def services(self, env: str) -> list[AnyService]:
+        return cast(list[AnyService], call("GET", f"/environments/{env}/services")["items"])
 
-    def service(self, service: str) -> Service:
-        return cast(Service, call("GET", f"/services/{service}"))
+    def service(self, service: str) -> AnyService:
+        return cast(AnyService, call("GET", f"/services/{service}"))
 
-    def create_service(self, env: str, body: dict[str, Any]) -> Service:
-        return cast(Service, call("POST", f"/environments/{env}/services", body))
+    def create_service(self, env: str, body: dict[str, Any]) -> AnyService:
+        return cast(AnyService, call("POST", f"/environments/{env}/services", body))
 
-    def update_service(self, service: str, patch: dict[str, Any]) -> Service:
+    def update_service(self, service: str, patch: dict[str, Any]) -> AnyService:
         """A JSON merge patch of the service's configuration."""
-        return cast(Service, call("PATCH", f"/services/{service}", patch))
+        return cast(AnyService, call("PATCH", f"/services/{service}", patch))
 
     def delete_service(self, service: str) -> None:
         call("DELETE", f"/services/{service}")

@@ -5,7 +5,8 @@ it is by the gateway. As for the events (``schemas.py``), a client written again
 document must keep working: ``breaking_changes`` lists what would break one. An operation or a
 success answer removed; in an answer, a field removed, no longer always present or given a type
 a client does not expect (wider); in a request, a new required field or parameter, a field made
-required, removed, or narrowed (a type, a value or a bound it accepted is refused).
+required, removed, or narrowed (a type, a value or a bound it accepted is refused). A union told
+apart by a discriminator (a service is one object per kind) is compared member by member.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class _Comparison:
         if old is None or new is None:
             return [f"{where}: schema removed"] if old is not None and new is None else []
         old, new = self._resolve(old, self.old_doc), self._resolve(new, self.new_doc)
+        old_kinds, new_kinds = self._tagged(old, self.old_doc), self._tagged(new, self.new_doc)
+        if new_kinds is not None:
+            return self._union(where, old, old_kinds, new_kinds, direction)
         old_props, new_props = old.get("properties"), new.get("properties")
         if old_props is not None and new_props is not None:
             return self._objects(where, old, new, direction)
@@ -134,6 +138,35 @@ class _Comparison:
             if direction == "request" and name in new_req:
                 problems.append(f"{where}.{name}: new required field")
         return problems
+
+    def _union(
+        self,
+        where: str,
+        old: Document,
+        old_kinds: dict[str, Document] | None,
+        new_kinds: dict[str, Document],
+        direction: Direction,
+    ) -> list[str]:
+        """A discriminated union (one object per ``kind``) compared member by member: an
+        object it replaced is compared with each member, a union with the same tag's."""
+        problems: list[str] = []
+        if old_kinds is None:
+            if "properties" not in old:
+                return problems
+            old_kinds = dict.fromkeys(new_kinds, old)
+        for tag, member in old_kinds.items():
+            if tag in new_kinds:
+                problems += self._objects(f"{where}[{tag}]", member, new_kinds[tag], direction)
+            elif direction == "request":
+                problems.append(f"{where}[{tag}]: no longer accepted")
+        return problems
+
+    def _tagged(self, node: Document, root: Document) -> dict[str, Document] | None:
+        """A discriminated union's members by tag (objects), or None."""
+        mapping = node.get("discriminator", {}).get("mapping")
+        if not mapping:
+            return None
+        return {tag: self._resolve({"$ref": ref}, root) for tag, ref in mapping.items()}
 
     def _resolve(self, node: Document, root: Document) -> Document:
         while isinstance(node.get("$ref"), str):

@@ -1,14 +1,20 @@
 """What the catalog's internal routes answer (``slipway_libs.openapi``): the shapes
-``schemas.*_out`` build, declared for the public OpenAPI document."""
+``schemas.*_out`` build, declared for the public OpenAPI document.
+
+A service is answered as its kind's spec (``domain.specs``, the very models its create body is
+validated with) plus its ids, times and version: one ``<Kind>ServiceOut`` per kind, told apart
+by ``kind``. The service routes answer through these models (their ``response_model``), so the
+document cannot say one thing while they send another."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from slipway_catalog.domain.rules import Weekday
+from slipway_catalog.domain.service_specs import AnyServiceSpec
 from slipway_libs.openapi import Answer, Answers, Time, page_of
 
 VERSION = Field(description="Changes with every update: send it back as If-Match (also the ETag).")
@@ -67,18 +73,46 @@ class EnvironmentOut(Answer):
     resource_version: int = VERSION
 
 
-class ServiceOut(Answer):
-    """The service's specification (its kind's fields), and these."""
+class _ServiceFields(Answer):
+    """What every service answer adds to its kind's spec."""
+
+    # The spec models forbid unknown fields, validate strictly and are frozen (they are request
+    # bodies); an answer is built from a stored row: ids and times as the route writes them,
+    # every spec field present (the stored spec is dumped with its defaults), nothing else.
+    model_config = ConfigDict(
+        extra="ignore",
+        strict=False,
+        frozen=False,
+        json_schema_extra=None,
+        json_schema_serialization_defaults_required=True,
+    )
 
     id: uuid.UUID
-    name: str
-    kind: Literal["application", "container", "database", "cronjob", "lifecycle", "helm"]
     environment_id: uuid.UUID
     project_id: uuid.UUID
     stage_id: uuid.UUID | None
     created_at: Time | None
     updated_at: Time | None
     resource_version: int = VERSION
+
+
+def _answer_of(spec: type[BaseModel]) -> type[BaseModel]:
+    """``<Kind>ServiceOut``: the kind's own spec model (its fields, bounds and defaults, not a
+    copy) with the service's common fields."""
+    name = spec.__name__.removesuffix("Spec") + "ServiceOut"
+    model: type[BaseModel] = create_model(
+        name, __base__=(spec, _ServiceFields), __module__=__name__, __doc__=spec.__doc__
+    )
+    return model
+
+
+SERVICE_ANSWERS = tuple(_answer_of(spec) for spec in get_args(AnyServiceSpec))
+
+
+class ServiceOut(RootModel[Any]):
+    """A service: its kind's specification and its ids, times and version."""
+
+    root: Annotated[Union[SERVICE_ANSWERS], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 class StageOut(Answer):
@@ -138,6 +172,8 @@ class GitCredentialOut(Answer):
     resource_version: int
 
 
+ServicePage = page_of(ServiceOut)
+
 I = "/internal/v1"  # noqa: E741
 CREDENTIALS = f"{I}/organizations/{{org_id}}/git-credentials"
 ENV = f"{I}/environments/{{env_id}}"
@@ -162,7 +198,7 @@ ANSWERS: Answers = {
     f"PATCH {I}/stages/{{stage_id}}": StageOut,
     f"GET {ENV}/deployment-rule": DeploymentRuleOut,
     f"PUT {ENV}/deployment-rule": DeploymentRuleOut,
-    f"GET {ENV}/services": page_of(ServiceOut),
+    f"GET {ENV}/services": ServicePage,
     f"POST {ENV}/services": ServiceOut,
     f"GET {I}/services/{{service_id}}": ServiceOut,
     f"PATCH {I}/services/{{service_id}}": ServiceOut,

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 
+from slipway_catalog.api import answers
 from slipway_catalog.api import git_credentials as git_credentials_api
 from slipway_catalog.api import schemas as s
 from slipway_catalog.domain.clusters import Cluster, ClusterIn, ClusterPatch
@@ -322,12 +323,16 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
 
 def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
-    @router.get("/environments/{env_id}/services")
+    # Answered through the typed models (response_model): the document's per-kind schemas are
+    # what the routes send, validated and filtered on the way out.
+    @router.get("/environments/{env_id}/services", response_model=answers.ServicePage)
     async def list_services(env_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items([s.service_out(r) for r in await reads.services_of(conn, env_id)])
 
-    @router.post("/environments/{env_id}/services", status_code=201)
+    @router.post(
+        "/environments/{env_id}/services", status_code=201, response_model=answers.ServiceOut
+    )
     async def create_service(
         env_id: uuid.UUID,
         actor: CurrentActor,
@@ -339,12 +344,12 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/services/{service_id}")
+    @router.get("/services/{service_id}", response_model=answers.ServiceOut)
     async def read_service(service_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.service_out(await services.get(conn, service_id)))
 
-    @router.patch("/services/{service_id}")
+    @router.patch("/services/{service_id}", response_model=answers.ServiceOut)
     async def update_service(
         service_id: uuid.UUID,
         actor: CurrentActor,
@@ -366,7 +371,7 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
             await deletion.delete_service(conn, deps, actor, service_id)
         return NO_CONTENT
 
-    @router.put("/services/{service_id}/stage")
+    @router.put("/services/{service_id}/stage", response_model=answers.ServiceOut)
     async def move_service(
         service_id: uuid.UUID,
         body: s.ServiceStage,

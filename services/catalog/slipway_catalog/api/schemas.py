@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from slipway_catalog.api.answers import ServiceOut
 from slipway_catalog.domain.capabilities import Capabilities
 from slipway_catalog.domain.clusters import Cluster
 from slipway_catalog.domain.environments import Environment
@@ -135,6 +136,14 @@ def environment_out(row: Environment) -> dict[str, Any]:
 
 
 def service_out(row: Service) -> dict[str, Any]:
+    """The answer as the routes' model sends it (an idempotent replay too: the stored first
+    answer is this one, not the raw row)."""
+    shaped: dict[str, Any] = ServiceOut.model_validate(service_fields(row)).model_dump(mode="json")
+    return shaped
+
+
+def service_fields(row: Service) -> dict[str, Any]:
+    """What a service's answer is made of: its stored spec, its ids, times and version."""
     return {
         **row.spec,
         "id": str(row.id),

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from slipway_contracts.events.identity import ClusterGrant, ProjectGrant
 from slipway_libs.openapi import Answer, Answers, Time, page_of
 
 
@@ -82,8 +83,8 @@ class RoleOut(Answer):
     kind: Literal["builtin", "custom"]
     name: str
     description: str
-    clusters: list[dict[str, Any]] | None = None
-    projects: list[dict[str, Any]] | None = None
+    clusters: list[ClusterGrant] | None = None
+    projects: list[ProjectGrant] | None = None
     created_at: Time | None = None
 
 
@@ -92,8 +93,8 @@ class CustomRoleOut(Answer):
     kind: Literal["custom"]
     name: str
     description: str
-    clusters: list[dict[str, Any]]
-    projects: list[dict[str, Any]]
+    clusters: list[ClusterGrant]
+    projects: list[ProjectGrant]
     created_at: Time
 
 

@@ -42,7 +42,6 @@ import contextlib
 import math
 import os
 import re
-import shutil
 import signal
 import statistics
 import sys
@@ -64,18 +63,16 @@ from support import (
     Devstack,
     Latencies,
     ProcStat,
+    bench_platform,
     cmdline_has,
     cores_used,
     devstack_home,
-    drop_platform_logs,
-    drop_platform_topics,
     load_devstack,
     machine_facts,
     machine_section,
     main_alone,
     postgres_version,
     proc_stats,
-    service_databases,
     verdict,
 )
 
@@ -86,7 +83,7 @@ from slipway_deployer.adapters.runtime._health import tcp_ok
 from slipway_deployer.adapters.runtime._procfs import kill_rooted
 from slipway_deployer.config import DeployerSettings
 from slipway_libs.settings import KafkaConnection, read_env_file
-from slipway_libs.testing.platform import Platform, free_port, start_platform
+from slipway_libs.testing.platform import Platform, free_port
 from slipway_libs.testing.public_api import User, create_org, sign_up
 
 HERE = Path(__file__).resolve().parent
@@ -95,7 +92,6 @@ TARGET_PICKUP_P95_S = 0.5
 TARGET_OVERHEAD_P95_S = 2.0
 CONTAINER, PLANE = "container", "control plane only"
 SERVICES = ["identity", "catalog", "deployer", "gateway"]
-WITH_DATABASE = ("identity", "catalog", "deployer")
 FINAL = {
     "deployer.DeploymentSucceeded": "SUCCESS",
     "deployer.DeploymentFailed": "ERROR",
@@ -219,25 +215,13 @@ async def deploy_platform(
     or stays in buildah's storage for one of ``services`` (the service ids the run created) is
     killed and removed, the topics deleted, the deployer's state dir and the logs removed (the
     logs kept, and named, when something failed)."""
-    async with service_databases(devstack, *WITH_DATABASE) as dsns:
-        platform: Platform | None = None
-        done = False
-        try:
-            platform = await start_platform(
-                devstack.kafka, dsns, SERVICES, stack.platform_env(), devstack.kafka_passwords
-            )
-            yield platform
-            done = True
-        finally:
-            if platform is not None:
-                platform.stop_all()
-                try:
-                    await remove_leftovers(stack, services)
-                except Exception as exc:  # report, and clean up the rest
-                    print(f"deploy_overhead: containers left: {exc!r}", file=sys.stderr)
-                await drop_platform_topics(devstack, platform)
-                shutil.rmtree(platform.env["SLIPWAY_DEPLOYER_STATE_DIR"], ignore_errors=True)
-                drop_platform_logs(platform, done=done)
+    async with bench_platform(
+        devstack,
+        SERVICES,
+        stack.platform_env(),
+        after_stop=lambda: remove_leftovers(stack, services),
+    ) as platform:
+        yield platform
 
 
 def our_processes(services: Iterable[str]) -> list[int]:

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -48,21 +47,19 @@ from gateway_authz import Connection, Phase, eventually, sign_up
 from support import (
     Devstack,
     Latencies,
-    drop_platform_logs,
-    drop_platform_topics,
+    bench_platform,
     load_devstack,
     machine_facts,
     machine_section,
     main_alone,
     postgres_version,
-    service_databases,
     verdict,
 )
 
 from slipway_gateway.api.table import ROUTES
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.changes import REVISION_HEADER
-from slipway_libs.testing.platform import Platform, start_platform
+from slipway_libs.testing.platform import Platform
 
 TARGET_RATE = 2_000.0  # authorized reads/s through the gateway
 TARGET_ADDED_P99_MS = 2.0  # what the gateway adds at p99, one request at a time
@@ -101,23 +98,9 @@ async def the_platform(devstack: Devstack, params: Params) -> AsyncIterator[Plat
     ready; logs removed afterwards (kept when something failed)."""
     services = ["identity", "catalog", "deployer", "gateway"] if params.deploy else []
     services = services or ["identity", "gateway"]
-    with_database = [s for s in services if s != "gateway"]
     extra = Stack.of(devstack).platform_env() if params.deploy else None
-    async with service_databases(devstack, *with_database) as dsns:
-        platform: Platform | None = None
-        done = False
-        try:
-            platform = await start_platform(
-                devstack.kafka, dsns, services, extra, devstack.kafka_passwords
-            )
-            yield platform
-            done = True
-        finally:
-            if platform is not None:
-                platform.stop_all()
-                await drop_platform_topics(devstack, platform)
-                shutil.rmtree(platform.env["SLIPWAY_DEPLOYER_STATE_DIR"], ignore_errors=True)
-                drop_platform_logs(platform, done=done)
+    async with bench_platform(devstack, services, extra) as platform:
+        yield platform
 
 
 @dataclass(frozen=True)

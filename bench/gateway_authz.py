@@ -36,14 +36,12 @@ import httpx
 from support import (
     Devstack,
     Latencies,
-    drop_platform_logs,
-    drop_platform_topics,
+    bench_platform,
     load_devstack,
     machine_facts,
     machine_section,
     main_alone,
     postgres_version,
-    service_databases,
     verdict,
 )
 
@@ -63,7 +61,6 @@ from slipway_libs.testing.platform import (
     Platform,
     ServiceProcess,
     free_port,
-    start_platform,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -95,36 +92,23 @@ class Params:
 async def platform_with_gateways(devstack: Devstack) -> AsyncIterator[Platform]:
     """identity (``run``: API, worker, relay) and the two benchmark gateways, all ready. Their
     logs are removed afterwards, kept (and named) when something failed."""
-    async with service_databases(devstack, "identity") as dsns:
-        dsn = dsns["identity"]
-        platform: Platform | None = None
-        done = False
-        try:
-            platform = await start_platform(
-                devstack.kafka, {"identity": dsn}, ["identity"], None, devstack.kafka_passwords
-            )
-            logs = platform.services["identity"].log_path.parent
-            for name, flag in zip(GATEWAYS, ("on", "off"), strict=True):
-                service = ServiceProcess(name, free_port(), logs / f"{name}.log")
-                platform.services[name] = service
-                argv = [sys.executable, str(SERVER), "--port", str(service.port)]
-                with service.log_path.open("ab") as log:
-                    service.process = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
-                        [*argv, "--authorize", flag],
-                        env=platform.env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-            for name in GATEWAYS:
-                await platform.wait_ready(name)
-            yield platform
-            done = True
-        finally:
-            if platform is not None:
-                platform.stop_all()
-                await drop_platform_topics(devstack, platform)
-                drop_platform_logs(platform, done=done)
+    async with bench_platform(devstack, ["identity"]) as platform:
+        logs = platform.services["identity"].log_path.parent
+        for name, flag in zip(GATEWAYS, ("on", "off"), strict=True):
+            service = ServiceProcess(name, free_port(), logs / f"{name}.log")
+            platform.services[name] = service  # stopped with the platform
+            argv = [sys.executable, str(SERVER), "--port", str(service.port)]
+            with service.log_path.open("ab") as log:
+                service.process = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
+                    [*argv, "--authorize", flag],
+                    env=platform.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        for name in GATEWAYS:
+            await platform.wait_ready(name)
+        yield platform
 
 
 @dataclass

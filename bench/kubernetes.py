@@ -68,23 +68,20 @@ from deploy_overhead import (
 from support import (
     Devstack,
     Latencies,
-    drop_platform_logs,
-    drop_platform_topics,
+    bench_platform,
     load_devstack,
     machine_facts,
     machine_section,
     main_alone,
     other_work,
     postgres_version,
-    service_databases,
     verdict,
 )
 
-from slipway_libs.testing.platform import Platform, start_platform
+from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import create_org, sign_up
 
 SERVICES = ["identity", "catalog", "deployer", "gateway"]
-WITH_DATABASE = ("identity", "catalog", "deployer")
 REPO = Path(__file__).resolve().parents[1]
 AUDIT_LOG = REPO / ".devstack" / "logs" / "kube-apiserver-audit.log"
 MANAGED = "app.kubernetes.io/managed-by=slipway"
@@ -309,20 +306,8 @@ class NaiveRun:
 async def platform_on(devstack: Devstack, stack: Stack, kube: Kube) -> AsyncIterator[Platform]:
     allow = urlsplit(kube.server).netloc  # the API server is on loopback: allow-listed
     env = stack.platform_env() | {"SLIPWAY_EGRESS_ALLOW": allow}
-    async with service_databases(devstack, *WITH_DATABASE) as dsns:
-        platform: Platform | None = None
-        done = False
-        try:
-            platform = await start_platform(
-                devstack.kafka, dsns, SERVICES, env, devstack.kafka_passwords
-            )
-            yield platform
-            done = True
-        finally:
-            if platform is not None:
-                platform.stop_all()
-                await drop_platform_topics(devstack, platform)
-                drop_platform_logs(platform, done=done)
+    async with bench_platform(devstack, SERVICES, env) as platform:
+        yield platform
 
 
 async def tenant_on_cluster(api: Api, kube: Kube) -> tuple[str, str]:

@@ -64,10 +64,9 @@ from support import (
     Latencies,
     Mailbox,
     Pacing,
+    bench_platform,
     cores_used,
     cpu_snapshot,
-    drop_platform_logs,
-    drop_platform_topics,
     load_devstack,
     machine_facts,
     machine_section,
@@ -75,17 +74,15 @@ from support import (
     paced,
     postgres_version,
     quiet_logging,
-    service_databases,
     verdict,
 )
 
 from slipway_contracts import new_event
 from slipway_contracts.events.logs import LINES_TOPIC, LogLine, LogLinesAppended
-from slipway_libs.testing.platform import Platform, start_platform
+from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.public_api import User, create_org, sign_up
 
 SERVICES = ["identity", "catalog", "logs", "gateway"]
-WITH_DATABASE = ("identity", "catalog", "logs")
 TARGET_P99_MS = 500
 TARGET_RATIO = 1.10
 NOISY_SHARE = 0.10  # other work above this share of the cores: a noisy run (as outbox_pipeline)
@@ -495,21 +492,11 @@ async def run(devstack: Devstack, params: Params | None = None) -> str:
         ),
         **({"SLIPWAY_LOG_LEVEL": "INFO"} if KEEP_LOGS else {}),
     }
-    async with service_databases(devstack, *WITH_DATABASE) as dsns:
-        platform: Platform | None = None
-        done = False
-        try:
-            platform = await start_platform(
-                devstack.kafka, dsns, SERVICES, env, devstack.kafka_passwords
-            )
-            async with other_work(devstack) as other:
-                result = await _measure(devstack, platform, params)
-            done = True
-        finally:
-            if platform is not None:
-                platform.stop_all()
-                await drop_platform_topics(devstack, platform)
-                drop_platform_logs(platform, done=done and not KEEP_LOGS)
+    async with (
+        bench_platform(devstack, SERVICES, env, keep_logs=KEEP_LOGS) as platform,
+        other_work(devstack) as other,
+    ):
+        result = await _measure(devstack, platform, params)
     result.facts["Other work during the run"] = (
         f"{other.share:.0%} of all cores ({other.cpu_s:.0f} CPU-s in {other.wall_s:.0f} s) used "
         "by processes other than the benchmark's and the devstack's"

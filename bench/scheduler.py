@@ -47,7 +47,6 @@ import json
 import math
 import os
 import secrets
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -59,8 +58,7 @@ from deploy_overhead import Api, Stack, bounded, eventually, set_up_tenant
 from support import (
     Devstack,
     Latencies,
-    drop_platform_logs,
-    drop_platform_topics,
+    bench_platform,
     load_devstack,
     machine_facts,
     machine_section,
@@ -78,7 +76,6 @@ from slipway_libs.crypto import Sealer, new_key_setting
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.migrations import migrate
 from slipway_libs.settings import KafkaConnection
-from slipway_libs.testing.platform import Platform, start_platform
 from slipway_scheduler.adapters.clock import SystemClock
 from slipway_scheduler.adapters.webhook_sender import HttpSender
 from slipway_scheduler.bootstrap import DEFINITION
@@ -347,7 +344,6 @@ async def _deliveries(dsn: str, params: Params) -> Deliveries:
 # --- git push delivery → deployment queued ----------------------------------------------------
 
 PUSH_SERVICES = ["identity", "catalog", "deployer", "scheduler", "gateway"]
-PUSH_DATABASES = ("identity", "catalog", "deployer", "scheduler")
 QUEUED_TYPE = "deployer.DeploymentQueued"
 QUEUED_WITHIN_S = 60.0  # a delivery whose deployment is not queued by then counts as lost
 
@@ -620,42 +616,29 @@ async def _created_at(api: Api, runs: list[PushRun]) -> None:
 
 async def _git_pushes(devstack: Devstack, params: Params) -> list[PushRun]:
     stack = Stack.of(devstack)
-    async with service_databases(devstack, *PUSH_DATABASES) as dsns:
-        platform: Platform | None = None
-        done = False
+    async with bench_platform(devstack, PUSH_SERVICES, stack.platform_env()) as platform:
+        api = Api(platform.url("gateway"))
+        events = QueuedEvents(devstack.kafka, platform.prefix)
+        await events.start()
         try:
-            platform = await start_platform(
-                devstack.kafka, dsns, PUSH_SERVICES, stack.platform_env(), devstack.kafka_passwords
+            org, apps = await _set_up_apps(api, params.push_apps)
+            made = await api.call(
+                "POST", f"/organizations/{org}/git-webhooks", {"description": "bench"}, 201
             )
-            api = Api(platform.url("gateway"))
-            events = QueuedEvents(devstack.kafka, platform.prefix)
-            await events.start()
-            try:
-                org, apps = await _set_up_apps(api, params.push_apps)
-                made = await api.call(
-                    "POST", f"/organizations/{org}/git-webhooks", {"description": "bench"}, 201
-                )
-                hook = Hook(api, f"/hooks/git/{made['id']}", made["secret"], events)
-                await bounded(4, (_warm_up(hook, app) for app in apps))
-                runs = []
-                for mode, concurrency in (
-                    ("sequential", 1),
-                    ("concurrent", params.push_concurrency),
-                ):
-                    print(f"scheduler: {params.pushes} git pushes, {mode}...", flush=True)
-                    runs.append(await _push_run(hook, apps, mode, params.pushes, concurrency))
-                await _created_at(api, runs)
-            finally:
-                await events.stop()
-                await api.close()
-            done = True
-            return runs
+            hook = Hook(api, f"/hooks/git/{made['id']}", made["secret"], events)
+            await bounded(4, (_warm_up(hook, app) for app in apps))
+            runs = []
+            for mode, concurrency in (
+                ("sequential", 1),
+                ("concurrent", params.push_concurrency),
+            ):
+                print(f"scheduler: {params.pushes} git pushes, {mode}...", flush=True)
+                runs.append(await _push_run(hook, apps, mode, params.pushes, concurrency))
+            await _created_at(api, runs)
         finally:
-            if platform is not None:
-                platform.stop_all()
-                await drop_platform_topics(devstack, platform)
-                shutil.rmtree(platform.env["SLIPWAY_DEPLOYER_STATE_DIR"], ignore_errors=True)
-                drop_platform_logs(platform, done=done)
+            await events.stop()
+            await api.close()
+        return runs
 
 
 async def run(devstack: Devstack | None = None, params: Params | None = None) -> str:

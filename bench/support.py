@@ -37,7 +37,7 @@ from slipway_libs.bus import delete_topics, ensure_topics
 from slipway_libs.kafka_access import ACCESS, admin_connection
 from slipway_libs.migrations import apply_migrations, service_migrations
 from slipway_libs.settings import KafkaConnection, devstack_env_file, read_env_file
-from slipway_libs.testing.platform import Platform, revoke_acls
+from slipway_libs.testing.platform import Platform, revoke_acls, start_platform
 
 SPAWN: SpawnContext = multiprocessing.get_context("spawn")
 
@@ -124,6 +124,40 @@ async def service_databases(devstack: Devstack, *labels: str) -> AsyncIterator[d
                 f"database {name}",
                 _admin(devstack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
             )
+
+
+@contextlib.asynccontextmanager
+async def bench_platform(
+    devstack: Devstack,
+    services: Sequence[str],
+    env: dict[str, str] | None = None,
+    *,
+    keep_logs: bool = False,
+    after_stop: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[Platform]:
+    """``services`` as the platform runs them (``python -m slipway_<name> run``, as their own
+    Kafka principals, a topic prefix of their own), each but the gateway on a fresh database;
+    ready. At the end, also on failure or cancellation: stopped (with any process the block
+    added to ``platform.services``), then ``after_stop`` (said, not raised, when it fails), its
+    topics and ACLs deleted, the deployer's state dir removed, its databases dropped; the logs
+    removed after a block that went through (kept and named otherwise, or with ``keep_logs``)."""
+    async with service_databases(devstack, *(s for s in services if s != "gateway")) as dsns:
+        platform: Platform | None = None
+        done = False
+        try:
+            platform = await start_platform(
+                devstack.kafka, dsns, list(services), env, devstack.kafka_passwords
+            )
+            yield platform
+            done = True
+        finally:
+            if platform is not None:
+                platform.stop_all()
+                if after_stop is not None:
+                    await _cleanup("what the run left", after_stop())
+                await drop_platform_topics(devstack, platform)
+                shutil.rmtree(platform.env["SLIPWAY_DEPLOYER_STATE_DIR"], ignore_errors=True)
+                drop_platform_logs(platform, done=done and not keep_logs)
 
 
 async def drop_platform_topics(devstack: Devstack, platform: Platform) -> None:

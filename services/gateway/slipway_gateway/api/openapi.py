@@ -20,8 +20,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from slipway_gateway.api.log_docs import route_docs
-from slipway_gateway.api.routes import PREFIX, not_found_code
+from slipway_gateway.api.routes import PREFIX, add_route, not_found_code
 from slipway_gateway.api.table import ROUTES, RouteSpec
 from slipway_libs.errors import ErrorResponse
 
@@ -118,20 +117,7 @@ def _base() -> Document:
 
     router = APIRouter(prefix=PREFIX)
     for spec in ROUTES:
-        docs = route_docs(spec)
-        router.add_api_route(
-            spec.path,
-            unused,
-            methods=[spec.method],
-            summary=spec.summary,
-            name=f"{spec.method} {spec.path}",
-            status_code=spec.success,
-            responses=docs.get("responses"),
-            openapi_extra={
-                "x-slipway-action": spec.action or spec.access,
-                **docs.get("openapi_extra", {}),
-            },
-        )
+        add_route(router, spec, unused)
     app = FastAPI(title=TITLE, version="1")
     app.include_router(router)
     return copy.deepcopy(app.openapi())

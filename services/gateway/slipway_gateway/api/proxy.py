@@ -117,15 +117,11 @@ class Upstreams:
         extra_headers: Mapping[str, str] | None = None,
         method: str | None = None,
     ) -> Response:
-        headers = {**current_carrier(), **(extra_headers or {})}
-        headers.update(passed_on(request, _PASSED_ON))
-        if self.internal_token:
-            headers[INTERNAL_TOKEN_HEADER] = self.internal_token
-        if actor is not None:
-            headers[ACTOR_HEADER] = actor.header()
-        cid = correlation_id.get()
-        if cid:
-            headers["x-correlation-id"] = cid
+        headers = {
+            **(extra_headers or {}),
+            **passed_on(request, _PASSED_ON),
+            **on_behalf(self.internal_token, actor),
+        }
         content = await request.body() if body is None else body
         if content:
             given = passed_on(request, ("content-type",))
@@ -203,6 +199,20 @@ def _failure(service: str, exc: BaseException) -> BusinessError:
 # a value the client may give such a header, as the services read them; the gateway refuses
 # any other before sending (httpx cannot encode a non-ASCII one: it was a 500)
 _INVALID_CODES = {"idempotency-key": "INVALID_IDEMPOTENCY_KEY"}
+
+
+def on_behalf(internal_token: str | None, actor: Actor | None) -> dict[str, str]:
+    """What every request and stream the gateway sends a service carries: the trace context,
+    the gateway's internal token, who is asking and the correlation id."""
+    headers = current_carrier()
+    if internal_token:
+        headers[INTERNAL_TOKEN_HEADER] = internal_token
+    if actor is not None:
+        headers[ACTOR_HEADER] = actor.header()
+    cid = correlation_id.get()
+    if cid:
+        headers["x-correlation-id"] = cid
+    return headers
 
 
 def passed_on(request: HTTPConnection, names: tuple[str, ...]) -> dict[str, str]:

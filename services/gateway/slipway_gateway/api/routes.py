@@ -48,6 +48,26 @@ class TokenUsage:
         return taken
 
 
+def add_route(router: APIRouter, spec: RouteSpec, handler: Handler) -> None:
+    """One route of the table on ``router``, documented as the OpenAPI document shows it (the
+    gateway's router and ``openapi`` both add their routes here). The handler parses nothing:
+    the schemas are written out (``route_docs``)."""
+    docs = route_docs(spec)
+    router.add_api_route(
+        spec.path,
+        handler,
+        methods=[spec.method],
+        summary=spec.summary,
+        name=f"{spec.method} {spec.path}",
+        status_code=spec.success,
+        responses=docs.get("responses"),
+        openapi_extra={
+            "x-slipway-action": spec.action or spec.access,
+            **docs.get("openapi_extra", {}),
+        },
+    )
+
+
 class Gateway:
     def __init__(
         self,
@@ -88,20 +108,7 @@ class Gateway:
     def router(self) -> APIRouter:
         router = APIRouter(prefix=PREFIX)
         for spec in ROUTES:
-            docs = route_docs(spec)  # the handler parses nothing: schemas written out
-            router.add_api_route(
-                spec.path,
-                self._handler(spec),
-                methods=[spec.method],
-                summary=spec.summary,
-                name=f"{spec.method} {spec.path}",
-                status_code=spec.success,
-                responses=docs.get("responses"),
-                openapi_extra={
-                    "x-slipway-action": spec.action or spec.access,
-                    **docs.get("openapi_extra", {}),
-                },
-            )
+            add_route(router, spec, self._handler(spec))
         return router
 
     def _handler(self, spec: RouteSpec) -> Handler:

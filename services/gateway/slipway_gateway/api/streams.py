@@ -32,11 +32,9 @@ from starlette.background import BackgroundTask
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 
-from slipway_gateway.api.proxy import passed_on, upstream_failure
-from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
+from slipway_gateway.api.proxy import on_behalf, passed_on, upstream_failure
+from slipway_libs.actor import Actor
 from slipway_libs.errors import BusinessError
-from slipway_libs.logging import correlation_id
-from slipway_libs.telemetry import current_carrier
 
 log = structlog.get_logger(__name__)
 
@@ -174,15 +172,11 @@ class UpstreamStreams:
         return release
 
     def _headers(self, request: HTTPConnection, actor: Actor | None) -> dict[str, str]:
-        headers = {**current_carrier(), "accept": "text/event-stream"}
-        if self.internal_token:
-            headers[INTERNAL_TOKEN_HEADER] = self.internal_token
-        if actor is not None:
-            headers[ACTOR_HEADER] = actor.header()
-        cid = correlation_id.get()
-        if cid:
-            headers["x-correlation-id"] = cid
-        return {**headers, **passed_on(request, ("last-event-id",))}
+        return {
+            "accept": "text/event-stream",
+            **on_behalf(self.internal_token, actor),
+            **passed_on(request, ("last-event-id",)),
+        }
 
 
 async def _relay(upstream: httpx.Response, release: Callable[[], None]) -> AsyncIterator[bytes]:

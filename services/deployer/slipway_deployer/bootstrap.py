@@ -20,6 +20,7 @@ from slipway_deployer.adapters.runtime.kubernetes import (
     RegistryAuth,
     RenderOptions,
 )
+from slipway_deployer.adapters.runtime.kubernetes.git_chart import GitChartOptions
 from slipway_deployer.adapters.runtime.local import LocalRuntime, LocalRuntimeConfig
 from slipway_deployer.adapters.runtime.postgres import LocalDatabases
 from slipway_deployer.adapters.runtime.reach import ApiServerReach
@@ -122,6 +123,14 @@ def _kubernetes(settings: DeployerSettings) -> KubernetesOpener:
                 registry=registry,
                 registry_plain_http=not settings.registry_tls,
                 egress=EgressPolicy.from_setting(settings.egress_allow),
+                git=GitChartOptions(
+                    local_roots=tuple(
+                        Path(root)
+                        for root in settings.git_local_roots.split(os.pathsep)
+                        if os.path.isabs(root)
+                    ),
+                    egress=EgressPolicy.from_setting(settings.egress_allow),
+                ),
             ),
             # under the step's own limit: the pods' reason comes before a bare TIMEOUT
             rollout_timeout_s=settings.apply_timeout_s * 0.9,

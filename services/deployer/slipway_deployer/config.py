@@ -84,6 +84,14 @@ class DeployerSettings(DatabaseServiceSettings):
     helm: str = Field(
         default="helm", validation_alias=AliasChoices("SLIPWAY_DEPLOYER_HELM", "SLIPWAY_HELM")
     )
+    # Helm charts from local git repositories only from under these roots (os.pathsep-separated,
+    # as the builder's); empty allows none
+    git_local_roots: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "SLIPWAY_DEPLOYER_GIT_LOCAL_ROOTS", "SLIPWAY_GIT_LOCAL_ROOTS"
+        ),
+    )
     build_timeout_s: float = 3600
     apply_timeout_s: float = 300
     deployment_timeout_s: float = 7200

@@ -745,6 +745,21 @@ async def snapshot_image(
     return dict(snapshot)
 
 
+async def snapshot_chart_commit(
+    conn: asyncpg.Connection, deployment_id: uuid.UUID, service_id: uuid.UUID, commit: str
+) -> None:
+    """The commit a git chart was installed from, recorded in the deployment's snapshot
+    (``chart_commits``), so deploying the snapshot again (rollback) installs the same chart."""
+    await conn.execute(
+        "UPDATE deployments SET snapshot = jsonb_set(snapshot, '{chart_commits}',"
+        " COALESCE(snapshot->'chart_commits', '{}'::jsonb) || jsonb_build_object($2::text,"
+        " $3::text)) WHERE id = $1",
+        deployment_id,
+        str(service_id),
+        commit,
+    )
+
+
 async def deployment_owners(
     conn: asyncpg.Connection, ids: list[uuid.UUID]
 ) -> list[DeploymentOwner]:

@@ -1,9 +1,11 @@
-"""The organizations' git credentials, for builds of private repositories.
+"""The organizations' git credentials, for builds of private repositories and git charts.
 
 The projection keeps each credential as the catalog sent it: sealed with the transport key,
 bound to the credential's id. A build request opens the chosen one only to seal it again,
 bound to the build's id, for the builder — so a sealed secret copied onto another build or
 credential does not open, and nothing the deployer stores, logs or publishes holds it in clear.
+A Helm chart from git is fetched by the deployer itself: the credential is opened for that
+fetch only (in memory, handed to the runtime's git), never stored nor published.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import structlog
 
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
+from slipway_deployer.adapters.runtime import GitAccess
 from slipway_deployer.db import git_credential_queries as q
 from slipway_deployer.domain.git_credentials import choose
 from slipway_libs.crypto import Sealer
@@ -57,3 +60,17 @@ async def for_build(
     if credential.known_hosts:
         fields["git_known_hosts"] = credential.known_hosts
     return fields
+
+
+async def for_chart(
+    conn: asyncpg.Connection, transport: Sealer, *, org_id: uuid.UUID, url: str
+) -> GitAccess:
+    """The credential a git chart of ``url`` is fetched with, opened (empty: none serves it)."""
+    credential = choose(await q.of_organization(conn, org_id), url)
+    if credential is None or credential.secret_sealed is None:
+        return GitAccess()
+    clear = transport.open(base64.b64decode(credential.secret_sealed), aad=credential.id.bytes)
+    log.info("chart.git_credential", credential_id=str(credential.id), kind=credential.kind)
+    if credential.kind == "token":
+        return GitAccess(token=clear.decode())
+    return GitAccess(ssh_key=clear.decode(), known_hosts=credential.known_hosts)

@@ -17,7 +17,13 @@ import asyncpg
 from slipway_contracts.events import deployer as ev
 from slipway_contracts.variables import DatabaseConnectionInfo
 from slipway_deployer.adapters.live_logs import LiveLogs
-from slipway_deployer.adapters.runtime import ChartRelease, Charts, RunStatus, RuntimeFailure
+from slipway_deployer.adapters.runtime import (
+    ChartRelease,
+    Charts,
+    GitAccess,
+    RunStatus,
+    RuntimeFailure,
+)
 from slipway_deployer.adapters.runtime.registry import Placement, Runtimes
 from slipway_deployer.adapters.signals import Signals
 from slipway_deployer.config import DeployerSettings
@@ -25,7 +31,7 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import plan as p
 from slipway_deployer.domain.deployments import Deployment
 from slipway_deployer.domain.running import DatabaseInstance
-from slipway_deployer.usecases import progress, workloads
+from slipway_deployer.usecases import git_credentials, progress, workloads
 from slipway_libs import outbox
 from slipway_libs.crypto import Sealer
 from slipway_libs.db import transaction
@@ -238,14 +244,16 @@ async def install_chart(
 ) -> Outcome:
     """A Helm service: its chart installed or upgraded as one release, atomically, within the
     spec's timeout. The snapshot holds the chart's exact version and values, so deploying an
-    older deployment's snapshot (a rollback) installs what it installed, as a new revision."""
+    older deployment's snapshot (a rollback) installs what it installed, as a new revision; a
+    git chart's commit (the branch's head when first installed) is recorded there for that."""
     runtime = charts(where)
     spec = item.spec
+    chart, git = await _chart_source(tools, deployment, item)
     release = ChartRelease(
         service_id=str(item.id),
         environment_id=str(deployment.environment_id),
         release_name=str(spec.get("release_name") or item.name),
-        chart=dict(spec["chart"]),
+        chart=chart,
         values_yaml=str(spec.get("values_yaml") or ""),
         set={k: str(v) for k, v in (spec.get("set") or {}).items()},
         set_string={k: str(v) for k, v in (spec.get("set_string") or {}).items()},
@@ -253,6 +261,7 @@ async def install_chart(
         timeout_s=float(spec.get("timeout_s", 600)),
         organization_id=str(deployment.organization_id),
         project_id=str(deployment.project_id),
+        git=git,
     )
     waited: list[float] = []
     async with tools.slot(waited):
@@ -261,8 +270,32 @@ async def install_chart(
             f"{item.name} was not installed",
             runtime.install_chart(release),
         )
-    summary = f"chart {state.chart} as release {state.name} revision {state.revision}"
+    at = ""
+    if state.commit is not None:
+        at = f" at commit {state.commit[:12]}"
+        if state.commit != chart.get("commit"):
+            async with transaction(tools.pool) as conn:
+                await q.snapshot_chart_commit(conn, deployment.id, item.id, state.commit)
+    summary = f"chart {state.chart}{at} as release {state.name} revision {state.revision}"
     return Outcome(RunStatus.RUNNING.value, [], summary, sum(waited))
+
+
+async def _chart_source(
+    tools: Tools, deployment: Deployment, item: p.ServiceItem
+) -> tuple[dict[str, Any], GitAccess]:
+    """The chart to install: a git chart at the commit its snapshot recorded (a rollback, a
+    resumed deployment), with the organization's git credential for its repository."""
+    chart = dict(item.spec["chart"])
+    if chart.get("source") != "git":
+        return chart, GitAccess()
+    recorded = (deployment.snapshot or {}).get("chart_commits", {}).get(str(item.id))
+    if recorded:
+        chart["commit"] = recorded
+    async with tools.pool.acquire() as conn:
+        git = await git_credentials.for_chart(
+            conn, tools.transport, org_id=deployment.organization_id, url=str(chart.get("url"))
+        )
+    return chart, git
 
 
 async def run_job(

@@ -47,7 +47,7 @@ from slipway_deployer.adapters.runtime import (
 from slipway_deployer.bootstrap import DEFINITION
 from slipway_deployer.db import queries
 from slipway_deployer.domain.state_machine import Action
-from slipway_deployer.usecases import projection, requests
+from slipway_deployer.usecases import git_credentials, projection, requests
 from slipway_deployer.usecases.execution import Execution
 from slipway_libs import db
 from slipway_libs.actor import SYSTEM
@@ -298,19 +298,25 @@ async def test_deleting_the_environment_removes_its_place_on_the_cluster(
 
 class ChartingRuntime(NamespacedRuntime):
     """A fake runtime that also installs Helm charts (the ``Charts`` port), as the kubernetes one:
-    what it was given, and a failure for a chart named ``broken``."""
+    what it was given, and a failure for a chart named ``broken``; a git chart is installed at
+    the commit it names, else at ``head`` (its branch's head)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.releases: list[ChartRelease] = []
         self.chart_calls: list[tuple[str, str, str]] = []
+        self.head = "1" * 40
 
     async def install_chart(self, release: ChartRelease) -> ReleaseState:
         if release.chart.get("name") == "broken":
             raise RuntimeFailure(FailureReason.HELM_FAILED, "helm upgrade: Error: selector")
         self.releases.append(release)
         revision = len(self.releases)
-        return ReleaseState(release.release_name, "ns", revision, "deployed", "web-0.1.0")
+        git = release.chart.get("source") == "git"
+        commit = str(release.chart.get("commit") or self.head) if git else None
+        return ReleaseState(
+            release.release_name, "ns", revision, "deployed", "web-0.1.0", commit=commit
+        )
 
     async def uninstall_chart(self, environment_id: str, release_name: str) -> None:
         self.chart_calls.append(("uninstall", environment_id, release_name))
@@ -325,10 +331,18 @@ class ChartingRuntime(NamespacedRuntime):
         return None
 
 
-async def as_helm(pool: asyncpg.Pool, env: Environment, name: str, chart: str = "web") -> None:
-    """The service re-projected as a Helm service (the catalog's helm spec)."""
+async def as_helm(
+    pool: asyncpg.Pool,
+    env: Environment,
+    name: str,
+    chart: str = "web",
+    source: dict[str, Any] | None = None,
+) -> None:
+    """The service re-projected as a Helm service (the catalog's helm spec), its chart from the
+    registry, or ``source``."""
     spec = {
-        "chart": {
+        "chart": source
+        or {
             "source": "repository",
             "repository_url": "oci://127.0.0.1:15000/charts",
             "name": chart,
@@ -408,3 +422,50 @@ async def test_a_helm_service_on_the_local_cluster_is_refused_at_deploy(
     assert (done.status, done.reason) == ("ERROR", "KIND_NOT_SUPPORTED"), done.message
     assert "use a Kubernetes cluster" in done.message
     assert local.calls == []
+
+
+async def test_a_git_chart_s_commit_is_recorded_and_a_rollback_installs_that_commit(
+    pool: asyncpg.Pool,
+) -> None:
+    """The branch's head at deploy time goes into the deployment's snapshot; deploying that
+    snapshot again installs the same commit while the branch moved on. The repository is fetched
+    with the organization's git credential, opened for that install only."""
+    opener = Opener()
+    charts = opener.runtime = ChartingRuntime()
+    env = await environment(pool, {"charts": ["web"]}, cluster=self_managed())
+    url = "https://git.example.com/acme/charts.git"
+    await as_helm(pool, env, "web", source={"source": "git", "url": url, "path": "/charts/web"})
+    credential_id, token = uuid.uuid4(), "glpat-chart-token-0123456789"
+    sealed = Sealer.from_setting(KEYS).seal(token.encode(), aad=credential_id.bytes)
+    credential = ev.GitCredentialChanged(
+        credential_id=credential_id,
+        organization_id=env.organization_id,
+        name="forge",
+        kind="token",
+        host="git.example.com",
+        secret_sealed=base64.b64encode(sealed).decode(),
+        version=1,
+    )
+    envelope = new_event(credential, subject=str(credential_id), source="catalog")
+    async with db.transaction(pool) as conn:
+        await git_credentials.on_changed(conn, envelope)
+    tools = tools_for(pool, FakeRuntime(), opener=opener)
+    web = str(env.services["web"])
+
+    first = await deploy_with(pool, env, tools)
+    charts.head = "2" * 40  # the branch moves on
+    second = await deploy_with(pool, env, tools)
+
+    assert (first.status, second.status) == ("SUCCESS", "SUCCESS"), (first, second)
+    assert (first.snapshot or {})["chart_commits"] == {web: "1" * 40}
+    assert (second.snapshot or {})["chart_commits"] == {web: "2" * 40}
+    assert [r.chart.get("commit") for r in charts.releases] == [None, None]  # the head, each time
+    assert charts.releases[0].git.token == token
+    assert token not in repr(charts.releases[0])
+
+    async with pool.acquire() as conn, conn.transaction():
+        row, _ = await requests.rollback(conn, first.id, SYSTEM)
+    await Execution(tools, await claim(pool, row.id)).run()
+
+    assert (await deployment(pool, row.id)).status == "SUCCESS"
+    assert charts.releases[-1].chart["commit"] == "1" * 40

@@ -1,8 +1,10 @@
 """Helm services on the ``kubernetes`` runtime: a tiny chart made here, packaged and pushed to the
 devstack's registry (oci://, plain http, the admin's credentials), then installed, upgraded,
 rolled back, stopped, restarted and uninstalled by the real helm CLI against the devstack's real
-kube-apiserver, as Slipway's deployer account pulling with the deployer's registry user. Objects
-are read back with the admin's kubeconfig."""
+kube-apiserver, as Slipway's deployer account pulling with the deployer's registry user. Charts
+from git: the same chart committed to a real local repository (under the runtime's local roots)
+and fetched by real git at the branch's head or a recorded commit. Objects are read back with
+the admin's kubeconfig."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -23,6 +26,7 @@ from slipway_deployer.adapters.runtime import ChartRelease, FailureReason, RunSt
 from slipway_deployer.adapters.runtime.base import RuntimeFailure
 from slipway_deployer.adapters.runtime.kubernetes import HelmOptions, KubernetesRuntime
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient, KubeError
+from slipway_deployer.adapters.runtime.kubernetes.git_chart import GitChartOptions
 from slipway_deployer.adapters.runtime.kubernetes.names import namespace_name
 from slipway_deployer.adapters.runtime.kubernetes.render import RegistryAuth
 from slipway_libs.testing.plugin import KUBERNETES_SWITCH
@@ -142,6 +146,58 @@ async def runtime(devstack: Any, environment_id: str) -> AsyncIterator[Kubernete
         _env(devstack, "SLIPWAY_DEPLOYER_REGISTRY_PASSWORD"),
     )
     helm = HelmOptions(binary=_env(devstack, "SLIPWAY_HELM"), registry=registry)
+    settings = replace(_settings(), helm=helm)
+    access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
+    found = KubernetesRuntime.from_access(**access, settings=settings)
+    yield found
+    await found.delete_environment(environment_id)
+    await found.close()
+
+
+class ChartRepo:
+    """A real git repository holding the test's chart (``main``), committed to as the test goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        self._git("init", "--quiet", "--initial-branch=main")
+
+    def commit_chart(self, where: str, *, greeting: str) -> str:
+        chart = self.path / where
+        (chart / "templates").mkdir(parents=True, exist_ok=True)
+        (chart / "Chart.yaml").write_text(CHART_YAML.format(name="web", version="0.1.0"))
+        (chart / "values.yaml").write_text(VALUES_YAML.replace("hello", greeting))
+        (chart / "templates" / "configmap.yaml").write_text(CONFIGMAP)
+        deployment = DEPLOYMENT % {"template_app": "{{ .Release.Name }}"}
+        (chart / "templates" / "deployment.yaml").write_text(deployment)
+        return self.commit(f"the chart says {greeting}")
+
+    def commit(self, message: str) -> str:
+        self._git("add", "--all")
+        self._git("commit", "--quiet", "--message", message)
+        return self._git("rev-parse", "HEAD").strip()
+
+    def _git(self, *args: str) -> str:
+        identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+        identity |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+        done = subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            env={"PATH": os.environ["PATH"], "HOME": str(self.path), **identity},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"git {args[0]}: {done.stderr}"
+        return done.stdout
+
+
+@pytest.fixture
+async def git_runtime(
+    devstack: Any, environment_id: str, tmp_path: Path
+) -> AsyncIterator[KubernetesRuntime]:
+    """As ``runtime``, fetching git charts from local repositories under ``tmp_path/repos``."""
+    git = GitChartOptions(local_roots=(tmp_path / "repos",))
+    helm = HelmOptions(binary=_env(devstack, "SLIPWAY_HELM"), git=git)
     settings = replace(_settings(), helm=helm)
     access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
     found = KubernetesRuntime.from_access(**access, settings=settings)
@@ -314,3 +370,71 @@ async def test_an_install_cancelled_midway_is_taken_back_by_the_next_one(
     assert (installed.status, installed.revision) == ("deployed", 1)
     deployment = await admin.get("Deployment", namespace, "web")
     assert deployment is not None and deployment["status"].get("readyReplicas") == 1
+
+
+def _git_release(environment_id: str, service_id: str, **chart: Any) -> ChartRelease:
+    return ChartRelease(
+        service_id=service_id,
+        environment_id=environment_id,
+        release_name="web",
+        chart={"source": "git", "branch": "main", **chart},
+        env={"MODE": "production", "API_KEY": SECRET},
+        timeout_s=45.0,
+    )
+
+
+async def test_a_chart_from_git_installs_the_branch_head_and_rolls_back_to_the_recorded_commit(
+    git_runtime: KubernetesRuntime, admin: KubeClient, environment_id: str, tmp_path: Path
+) -> None:
+    repo = ChartRepo(tmp_path / "repos" / "charts")
+    first = repo.commit_chart("charts/web", greeting="hello")
+    namespace, service_id = namespace_name(environment_id), str(uuid.uuid4())
+    chart = {"url": str(repo.path), "path": "/charts/web"}
+
+    installed = await git_runtime.install_chart(_git_release(environment_id, service_id, **chart))
+
+    assert (installed.revision, installed.status, installed.commit) == (1, "deployed", first)
+    assert await _settings_map(admin, namespace) == {"greeting": "hello", "mode": "production"}
+
+    second = repo.commit_chart("charts/web", greeting="bonjour")
+    upgraded = await git_runtime.install_chart(_git_release(environment_id, service_id, **chart))
+
+    assert (upgraded.revision, upgraded.commit) == (2, second)
+    assert (await _settings_map(admin, namespace) or {})["greeting"] == "bonjour"
+
+    # the rollback deploys the older snapshot, which recorded the first commit
+    rolled_back = await git_runtime.install_chart(
+        _git_release(environment_id, service_id, **chart, commit=first)
+    )
+
+    assert (rolled_back.revision, rolled_back.commit) == (3, first)
+    assert (await _settings_map(admin, namespace) or {})["greeting"] == "hello"
+    state = await git_runtime.status(service_id)
+    assert state.message == "release web revision 3 (deployed)"
+
+
+async def test_a_git_chart_outside_its_repository_or_missing_is_refused_with_a_clear_reason(
+    git_runtime: KubernetesRuntime, environment_id: str, tmp_path: Path
+) -> None:
+    repo = ChartRepo(tmp_path / "repos" / "charts")
+    repo.commit_chart("charts/web", greeting="hello")
+    (repo.path / "charts" / "web" / "templates" / "leak.yaml").symlink_to("/etc/hostname")
+    repo.commit("a template that is the deployer's file")
+    elsewhere = ChartRepo(tmp_path / "elsewhere")
+    elsewhere.commit_chart("charts/web", greeting="hello")
+    url, outside = str(repo.path), str(elsewhere.path)
+    refused = [  # (chart, reason, what the message names)
+        ({"url": url, "path": "/charts/../../x"}, FailureReason.CHART_PATH_INVALID, "'..'"),
+        ({"url": url, "path": "/charts/absent"}, FailureReason.CHART_NOT_FOUND, "/charts/absent"),
+        ({"url": url, "path": "/charts/web"}, FailureReason.CHART_PATH_INVALID, "leak.yaml"),
+        ({"url": url, "branch": "absent"}, FailureReason.GIT_FETCH_FAILED, "refs/heads/absent"),
+        ({"url": outside, "path": "/charts/web"}, FailureReason.TARGET_NOT_ALLOWED, outside),
+    ]
+    for chart, reason, named in refused:
+        with pytest.raises(RuntimeFailure) as failed:
+            await git_runtime.install_chart(
+                _git_release(environment_id, str(uuid.uuid4()), **chart)
+            )
+        assert failed.value.reason is reason, (chart, failed.value)
+        assert named in failed.value.message, (chart, failed.value.message)
+    assert await git_runtime.chart_status(environment_id, "web") is None  # nothing installed

@@ -129,8 +129,8 @@ async def test_a_chart_on_a_private_address_is_refused_unless_allow_listed(make:
     assert (await make(egress=allowed)._chart_args(_release(chart), Path("/x")))[0] == "web"
 
 
-async def test_a_git_chart_is_refused_with_a_stable_reason(make: Make) -> None:
-    chart = {"source": "git", "url": "https://github.com/o/r", "path": "/chart"}
+async def test_a_chart_of_an_unknown_source_is_refused_with_a_stable_reason(make: Make) -> None:
+    chart = {"source": "s3", "url": "s3://bucket/chart.tgz"}
     with pytest.raises(RuntimeFailure) as refused:
         await make()._chart_args(_release(chart), Path("/x"))
     assert refused.value.reason is FailureReason.CHART_SOURCE_NOT_SUPPORTED
@@ -170,3 +170,12 @@ async def test_a_missing_helm_cli_is_runtime_not_available(make: Make, tmp_path:
         await make(binary=str(tmp_path / "no-helm"))._run(tmp_path, ["version"], timeout_s=5)
     assert failed.value.reason is FailureReason.RUNTIME_NOT_AVAILABLE
     assert "no-helm" in failed.value.message
+
+
+async def test_a_git_chart_leaving_its_repository_is_refused_before_anything_runs(
+    make: Make,
+) -> None:
+    chart = {"source": "git", "url": "https://git.example.com/o/r.git", "path": "/a/../../etc"}
+    with pytest.raises(RuntimeFailure) as refused:  # checked before the cluster is asked
+        await make().install(_release(chart))
+    assert refused.value.reason is FailureReason.CHART_PATH_INVALID

@@ -55,7 +55,12 @@ class FailureReason(StrEnum):
     CLUSTER_UNREACHABLE = "CLUSTER_UNREACHABLE"  # the cluster's API server: down, or refusing us
     RUNTIME_NOT_AVAILABLE = "RUNTIME_NOT_AVAILABLE"  # no runtime for that kind of cluster here
     HELM_FAILED = "HELM_FAILED"  # helm refused or failed to install a chart (its reason follows)
-    CHART_SOURCE_NOT_SUPPORTED = "CHART_SOURCE_NOT_SUPPORTED"  # a chart from git, for now
+    CHART_SOURCE_NOT_SUPPORTED = "CHART_SOURCE_NOT_SUPPORTED"  # a source the runtime does not know
+    # a git chart: its path leaves the checkout (``..``, a symlink), or is not a chart there
+    CHART_PATH_INVALID = "CHART_PATH_INVALID"
+    CHART_NOT_FOUND = "CHART_NOT_FOUND"
+    GIT_FETCH_FAILED = "GIT_FETCH_FAILED"  # the chart's repository, branch or commit
+    GIT_AUTH_FAILED = "GIT_AUTH_FAILED"  # the remote refused the organization's credential
 
 
 class RuntimeFailure(Exception):
@@ -195,10 +200,21 @@ class EnvironmentScoped(Protocol):
 
 
 @dataclass(frozen=True)
+class GitAccess:
+    """The organization's git credential for a chart's repository, opened (secrets: never
+    logged, never in a message); empty for a public repository."""
+
+    token: str | None = field(default=None, repr=False)
+    ssh_key: str | None = field(default=None, repr=False)
+    known_hosts: str | None = None
+
+
+@dataclass(frozen=True)
 class ChartRelease:
     """A Helm service as a runtime installs it: the catalog's helm spec's chart (``source``
-    ``repository``: ``repository_url``, ``name``, exact ``version``; or ``git``), values, and the
-    environment's variables (``env``, secrets included: never logged)."""
+    ``repository``: ``repository_url``, ``name``, exact ``version``; or ``git``: ``url``,
+    ``branch``, ``commit`` — None: the branch's head now —, ``path``, fetched with ``git``),
+    values, and the environment's variables (``env``, secrets included: never logged)."""
 
     service_id: str
     environment_id: str
@@ -211,6 +227,7 @@ class ChartRelease:
     timeout_s: float = 600.0
     organization_id: str | None = None
     project_id: str | None = None
+    git: GitAccess = field(default_factory=GitAccess)
 
 
 @dataclass(frozen=True)
@@ -222,6 +239,7 @@ class ReleaseState:
     chart: str  # name-version
     app_version: str | None = None
     description: str | None = None
+    commit: str | None = None  # a git chart: the commit installed (recorded for rollbacks)
 
 
 @runtime_checkable

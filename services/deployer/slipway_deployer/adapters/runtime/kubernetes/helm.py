@@ -14,8 +14,10 @@ Invariants:
 - Chart sources: an ``oci://`` registry (the platform's registry with its credentials, plain http
   when the platform's registry is), an ``https://`` repository (``--repo`` with the exact
   ``--version``); the chart's host is checked against the egress policy first (the platform's
-  registry always allowed). A git chart is refused (``CHART_SOURCE_NOT_SUPPORTED``): the deployer
-  does not clone repositories yet.
+  registry always allowed); a ``git`` chart: its repository fetched at one commit into the
+  private directory and installed from its ``path`` (``git_chart``: the shared git rules, the
+  organization's credential), the commit returned in the release's state so the deployment
+  records it and a rollback installs the same chart.
 - Every install is ``--atomic`` with a timeout: a chart that does not install is rolled back by
   helm and raises ``RuntimeFailure(HELM_FAILED)`` with helm's reason; helm killed past its
   timeout (plus a margin) is ``TIMEOUT``. Cancelling the caller kills helm; the release it left
@@ -36,7 +38,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ from slipway_deployer.adapters.runtime.base import (
     RunStatus,
     RuntimeFailure,
 )
+from slipway_deployer.adapters.runtime.kubernetes import git_chart
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
 from slipway_deployer.adapters.runtime.kubernetes.names import (
     ANNOTATION_REPLICAS,
@@ -84,6 +87,7 @@ class HelmOptions:
     registry: RegistryAuth | None = None  # the platform's registry (its charts under oci://)
     registry_plain_http: bool = True  # the platform's registry without TLS (its registry_tls)
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    git: git_chart.GitChartOptions = field(default_factory=git_chart.GitChartOptions)
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,19 @@ class Helm:
     async def install(self, release: ChartRelease) -> ReleaseState:
         """``helm upgrade --install --atomic``: the release at a new revision, deployed."""
         namespace = namespace_name(release.environment_id)
+        source = None
+        if release.chart.get("source") == "git":  # checked before anything runs
+            source = git_chart.checked(dict(release.chart), self._options.git)
         await self._client.apply_all([_namespace(release)])
+        commit = None
         async with self._workdir() as work:
-            chart_args = await self._chart_args(release, work)
+            if source is not None:
+                commit, directory = await git_chart.fetch(
+                    source, release.git, work / "repository", self._options.git
+                )
+                chart_args = [str(directory)]
+            else:
+                chart_args = await self._chart_args(release, work)
             await self._unstick(work, namespace, release.release_name)
             values = _write_values(work, release)
             args = [
@@ -137,12 +151,14 @@ class Helm:
             raise RuntimeFailure(
                 FailureReason.HELM_FAILED, f"release {release.release_name} is not there"
             )
+        state = replace(state, commit=commit)
         log.info(
             "runtime.helm.installed",
             service_id=release.service_id,
             namespace=namespace,
             release=release.release_name,
             revision=state.revision,
+            commit=commit,
         )
         return state
 
@@ -242,11 +258,11 @@ class Helm:
 
     async def _chart_args(self, release: ChartRelease, work: Path) -> list[str]:
         chart = release.chart
-        if chart.get("source") != "repository":
+        if chart.get("source") != "repository":  # git charts are fetched by ``install``
             raise RuntimeFailure(
                 FailureReason.CHART_SOURCE_NOT_SUPPORTED,
-                f"charts from {chart.get('source')!r} sources are not installed yet: publish the "
-                "chart to an https:// Helm repository or an oci:// registry",
+                f"charts from {chart.get('source')!r} sources are not installed: use an https://"
+                " Helm repository, an oci:// registry or a git repository",
             )
         url, name, version = str(chart["repository_url"]), str(chart["name"]), str(chart["version"])
         await self._check_egress(url)

@@ -53,13 +53,14 @@ def build_router(pool: asyncpg.Pool, deps: Deps, internal_callers: InternalCalle
     )
 
     tx = functools.partial(db.transaction, pool)
+    rd = functools.partial(db.reading, pool)  # reads: no BEGIN/COMMIT round trips
 
-    _accounts(router, tx, deps)
-    _organizations(router, tx)
-    _members(router, tx, deps)
-    _roles(router, tx)
-    _tokens(router, tx)
-    _audit(router, tx)
+    _accounts(router, tx, rd, deps)
+    _organizations(router, tx, rd)
+    _members(router, tx, rd, deps)
+    _roles(router, tx, rd)
+    _tokens(router, tx, rd)
+    _audit(router, rd)
 
     @router.get("/signing-keys")
     async def signing_keys() -> dict[str, Any]:
@@ -80,7 +81,7 @@ def _user(actor: Actor) -> uuid.UUID:
     return actor.user_id
 
 
-def _accounts(router: APIRouter, tx: Any, deps: Deps) -> None:
+def _accounts(router: APIRouter, tx: Any, rd: Any, deps: Deps) -> None:
     @router.post("/users", status_code=201)
     async def sign_up(body: s.SignUp) -> dict[str, Any]:
         async with tx() as conn:
@@ -124,7 +125,7 @@ def _accounts(router: APIRouter, tx: Any, deps: Deps) -> None:
 
     @router.get("/users/{user_id}")
     async def me(user_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             profile = await reads.profile(conn, user_id)
         if profile is None:
             raise Missing("USER_NOT_FOUND", "No such user.")
@@ -146,10 +147,10 @@ def _accounts(router: APIRouter, tx: Any, deps: Deps) -> None:
         return {"kid": kid}
 
 
-def _organizations(router: APIRouter, tx: Any) -> None:
+def _organizations(router: APIRouter, tx: Any, rd: Any) -> None:
     @router.get("/users/{user_id}/organizations")
     async def mine(user_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             rows = await reads.organizations_of(conn, user_id)
         return {"items": [s.organization_of_user_out(r) for r in rows], "next_cursor": None}
 
@@ -163,7 +164,7 @@ def _organizations(router: APIRouter, tx: Any) -> None:
 
     @router.get("/organizations/{org_id}")
     async def read(org_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             return s.organization_out(await orgs.get(conn, org_id))
 
     @router.patch("/organizations/{org_id}")
@@ -189,10 +190,10 @@ def _organizations(router: APIRouter, tx: Any) -> None:
         return s.organization_out(org)
 
 
-def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
+def _members(router: APIRouter, tx: Any, rd: Any, deps: Deps) -> None:
     @router.get("/organizations/{org_id}/members")
     async def list_members(org_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             await orgs.get(conn, org_id)
             rows = await reads.members_of(conn, org_id)
         items = [s.member_out(r.member, email=r.email, name=r.name) for r in rows]
@@ -228,7 +229,7 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
 
     @router.get("/organizations/{org_id}/invitations")
     async def list_invitations(org_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             await orgs.get(conn, org_id)
             rows = await reads.invitations_of(conn, org_id)
         return {
@@ -255,10 +256,10 @@ def _members(router: APIRouter, tx: Any, deps: Deps) -> None:
         return s.member_out(row) | {"organization_id": str(row.organization_id)}
 
 
-def _roles(router: APIRouter, tx: Any) -> None:
+def _roles(router: APIRouter, tx: Any, rd: Any) -> None:
     @router.get("/organizations/{org_id}/roles")
     async def list_roles(org_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             await orgs.get(conn, org_id)
             custom = await reads.custom_roles_of(conn, org_id)
         builtin = [
@@ -287,7 +288,7 @@ def _roles(router: APIRouter, tx: Any) -> None:
 
     @router.get("/organizations/{org_id}/roles/{role_id}")
     async def read(org_id: uuid.UUID, role_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             return s.custom_role_out(await roles.get(conn, org_id, role_id))
 
     @router.patch("/organizations/{org_id}/roles/{role_id}")
@@ -314,10 +315,10 @@ def _roles(router: APIRouter, tx: Any) -> None:
         return Response(status_code=204)
 
 
-def _tokens(router: APIRouter, tx: Any) -> None:
+def _tokens(router: APIRouter, tx: Any, rd: Any) -> None:
     @router.get("/organizations/{org_id}/api-tokens")
     async def list_tokens(org_id: uuid.UUID) -> dict[str, Any]:
-        async with tx() as conn:
+        async with rd() as conn:
             await orgs.get(conn, org_id)
             rows = await reads.api_tokens_of(conn, org_id)
         return {"items": [s.api_token_out(r) for r in rows], "next_cursor": None}
@@ -343,7 +344,7 @@ def _tokens(router: APIRouter, tx: Any) -> None:
         return Response(status_code=204)
 
 
-def _audit(router: APIRouter, tx: Any) -> None:
+def _audit(router: APIRouter, rd: Any) -> None:
     @router.get("/organizations/{org_id}/audit-events")
     async def audit_events(
         org_id: uuid.UUID,
@@ -370,7 +371,7 @@ def _audit(router: APIRouter, tx: Any) -> None:
             "project_id": project_id,
             "environment_id": environment_id,
         }
-        async with tx() as conn:
+        async with rd() as conn:
             await orgs.get(conn, org_id)
             rows, next_cursor = await audit_log.page(
                 conn, org_id, filters=filters, cursor=cursor, limit=limit

@@ -26,6 +26,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -35,7 +37,7 @@ from slipway_libs import changes
 from slipway_libs.errors import BusinessError
 from slipway_libs.json_nesting import MAX_DEPTH, check_nesting
 from slipway_libs.logging import correlation_id
-from slipway_libs.telemetry import current_ids
+from slipway_libs.telemetry import current_ids, exporting, unrecorded_context
 
 log = structlog.get_logger(__name__)
 
@@ -266,6 +268,30 @@ class CorrelationMiddleware:
             correlation_id.reset(token)
 
 
+class TraceContextMiddleware:
+    """The trace context of a request whose spans go nowhere (``telemetry.exporting()`` false):
+    the caller's trace continued, or a new one, without the OpenTelemetry middleware's span."""
+
+    _CARRIED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope.get("headers") or ()
+            if name in self._CARRIED
+        }
+        token = otel_context.attach(unrecorded_context(carrier))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+
+
 async def run_checks(
     checks: Mapping[str, ReadinessCheck], timeout_s: float = 3.0
 ) -> tuple[bool, dict[str, Any]]:
@@ -289,6 +315,14 @@ async def run_checks(
     return all(r["ok"] for r in results), report
 
 
+_NO_FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def create_app(
     *,
     service: str,
@@ -303,6 +337,11 @@ def create_app(
     # no redirect from `…/x/` to `…/x`: an answer to a malformed path is its 404 or 422, never
     # a Location built from what the client sent (`…/%2e%2e%2f` redirected to `…/..`)
     fastapi_kwargs.setdefault("redirect_slashes", False)
+    traced = exporting()
+    if not traced:
+        # FastAPI's own telemetry opens a server span and spans per dependency, endpoint and
+        # serialization once a tracer provider is installed, exported or not
+        fastapi_kwargs.setdefault("telemetry", _NO_FASTAPI_TELEMETRY)
     app = FastAPI(lifespan=lifespan, **fastapi_kwargs)
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(BusinessError, _on_business)  # type: ignore[arg-type]
@@ -328,6 +367,9 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
+    if not traced:
+        app.add_middleware(TraceContextMiddleware)  # outermost: logs of every layer carry it
+        return app
     # one server span per request; not one more per ASGI message received and sent (two or
     # three per request, each a span to build and end on every request, exported or not)
     FastAPIInstrumentor.instrument_app(

@@ -27,6 +27,8 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 TRACER_NAME = "slipway"
 
@@ -92,6 +94,25 @@ def kafka_headers(carrier: Mapping[str, str]) -> list[tuple[str, bytes]]:
 
 def carrier_from_kafka(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
     return {k: v.decode() for k, v in (headers or ()) if v is not None}
+
+
+_IDS = RandomIdGenerator()
+
+
+def unrecorded_context(carrier: Mapping[str, str]) -> otel_context.Context:
+    """The context of a request when no span is exported: the caller's trace (``traceparent``)
+    continued, or a new one, under a span that records nothing. Logs, outgoing requests and
+    outbox rows carry its ids as they would a recorded server span's; building that span (its
+    attributes, its metrics, its route lookup) cost the gateway about a seventh of its CPU per
+    request for nobody."""
+    extracted = propagate.extract(carrier)
+    parent = trace.get_current_span(extracted).get_span_context()
+    if parent.is_valid:
+        trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
+    else:
+        trace_id, flags, state = _IDS.generate_trace_id(), TraceFlags(TraceFlags.SAMPLED), None
+    span = NonRecordingSpan(SpanContext(trace_id, _IDS.generate_span_id(), False, flags, state))
+    return trace.set_span_in_context(span, extracted)
 
 
 def current_ids() -> tuple[str, str] | None:

@@ -20,10 +20,11 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -262,3 +263,39 @@ def guarded_transport(
         network_backend=GuardedBackend(policy, resolver=resolver),
     )
     return transport
+
+
+def tls_verify(*, insecure: bool, ca_pem: str | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a server someone registered: none when they said it is insecure,
+    the system's authorities when they gave no CA, else their CA only."""
+    if insecure:
+        return False
+    if ca_pem is None:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=ca_pem)
+    return context
+
+
+@contextlib.asynccontextmanager
+async def guarded_client(
+    policy: EgressPolicy,
+    base_url: str,
+    *,
+    token: str | None,
+    verify: ssl.SSLContext | bool,
+    timeout_s: float,
+    resolver: Resolver = system_resolver,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client for a user-chosen API server (a cluster's): every connection through
+    ``guarded_transport``, the bearer ``token`` (if any) on every request, and the whole block
+    bounded by ``timeout_s`` (a ``TimeoutError`` once it is over)."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    transport = guarded_transport(policy, verify=verify, resolver=resolver)
+    async with (
+        asyncio.timeout(timeout_s),
+        httpx.AsyncClient(
+            transport=transport, timeout=timeout_s, base_url=base_url, headers=headers
+        ) as client,
+    ):
+        yield client

@@ -20,7 +20,9 @@ from slipway_libs.egress import (
     TargetUnresolved,
     address_class,
     checked_addresses,
+    guarded_client,
     guarded_transport,
+    tls_verify,
 )
 
 REFUSED = {
@@ -305,3 +307,52 @@ async def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_
         with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED"):
             await client.get(f"https://127.0.0.1:{port}/version")
     assert names == ["kube.test", None]  # no SNI for an address
+
+
+async def test_a_guarded_client_sends_the_token_and_verifies_as_the_cluster_says(
+    tmp_path: Any,
+) -> None:
+    """A registered cluster's CA is the only one trusted; with none given the system's are (and
+    do not know this certificate); `insecure` verifies nothing. The token goes on every request."""
+    import ssl
+
+    pem, cert_file, key_file = certificate_for("kube.test", tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    authorizations: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        authorizations.extend(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"authorization:")
+        )
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    policy = EgressPolicy.from_setting(f"127.0.0.1:{port}")
+    url = f"https://kube.test:{port}"
+
+    def client(token: str | None, **verify: Any) -> Any:
+        return guarded_client(
+            policy,
+            url,
+            token=token,
+            verify=tls_verify(**verify),
+            timeout_s=30,
+            resolver=stub(["127.0.0.1"]),
+        )
+
+    async with server:
+        async with client("t0k", insecure=False, ca_pem=pem) as c:
+            assert (await c.get("/version")).text == "ok"
+        async with client(None, insecure=True, ca_pem=None) as c:
+            assert (await c.get("/version")).text == "ok"
+        with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED"):
+            async with client("t0k", insecure=False, ca_pem=None) as c:
+                await c.get("/version")
+    assert authorizations == [b"Bearer t0k"]  # none without a token; none sent unverified

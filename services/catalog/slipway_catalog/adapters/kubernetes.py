@@ -10,7 +10,6 @@ reason; the low-level error goes only into its ``detail`` (the server's log).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Sequence
@@ -26,8 +25,9 @@ from slipway_libs.egress import (
     EgressPolicy,
     Resolver,
     TargetNotAllowed,
-    guarded_transport,
+    guarded_client,
     system_resolver,
+    tls_verify,
 )
 
 
@@ -74,18 +74,15 @@ class KubernetesProbe:
         server = access.server
         if server.scheme != "https" and not self._policy.names(server.host, server.port):
             raise ClusterCheckFailed(CheckReason.TARGET_NOT_ALLOWED, "plain http, not allow-listed")
-        headers = {"authorization": f"Bearer {access.token}"} if access.token else {}
-        transport = guarded_transport(self._policy, verify=_verify(access), resolver=self._resolver)
         try:
-            async with (
-                asyncio.timeout(self._timeout),
-                httpx.AsyncClient(
-                    transport=transport,
-                    timeout=self._timeout,
-                    base_url=server.url,
-                    headers=headers,
-                ) as client,
-            ):
+            async with guarded_client(
+                self._policy,
+                server.url,
+                token=access.token,
+                verify=tls_verify(insecure=access.insecure, ca_pem=access.ca_pem),
+                timeout_s=self._timeout,
+                resolver=self._resolver,
+            ) as client:
                 yield client
         except TargetNotAllowed as exc:
             raise ClusterCheckFailed(CheckReason.TARGET_NOT_ALLOWED, exc.message) from None
@@ -167,16 +164,6 @@ def _allowed(response: httpx.Response) -> bool:
         return False
     body = _json_object(response, "access review")
     return response.status_code in (200, 201) and (body.get("status") or {}).get("allowed") is True
-
-
-def _verify(access: ClusterAccess) -> ssl.SSLContext | bool:
-    if access.insecure:
-        return False
-    if access.ca_pem is None:
-        return True
-    context = ssl.create_default_context()
-    context.load_verify_locations(cadata=access.ca_pem)  # checked when the cluster was saved
-    return context
 
 
 def _reason_of(exc: httpx.HTTPError) -> CheckReason:

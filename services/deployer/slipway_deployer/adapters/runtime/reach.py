@@ -9,7 +9,6 @@ never the token.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from urllib.parse import urlsplit
 
@@ -22,8 +21,9 @@ from slipway_libs.egress import (
     EgressPolicy,
     Resolver,
     TargetNotAllowed,
-    guarded_transport,
+    guarded_client,
     system_resolver,
+    tls_verify,
 )
 
 log = structlog.get_logger(__name__)
@@ -60,28 +60,15 @@ class ApiServerReach:
             raise _unreachable(f"its API server answered /version with {response.status_code}")
 
     async def _version(self, access: ClusterAccess) -> httpx.Response:
-        headers = {"authorization": f"Bearer {access.token}"} if access.token else {}
-        transport = guarded_transport(self._policy, verify=_verify(access), resolver=self._resolver)
-        async with (
-            asyncio.timeout(self._timeout_s),
-            httpx.AsyncClient(
-                transport=transport,
-                timeout=self._timeout_s,
-                base_url=access.api_url,
-                headers=headers,
-            ) as client,
-        ):
+        async with guarded_client(
+            self._policy,
+            access.api_url,
+            token=access.token,
+            verify=tls_verify(insecure=access.insecure, ca_pem=access.ca_cert),
+            timeout_s=self._timeout_s,
+            resolver=self._resolver,
+        ) as client:
             return await client.get("/version")
-
-
-def _verify(access: ClusterAccess) -> ssl.SSLContext | bool:
-    if access.insecure:
-        return False
-    if access.ca_cert is None:
-        return True
-    context = ssl.create_default_context()
-    context.load_verify_locations(cadata=access.ca_cert)
-    return context
 
 
 def _unreachable(why: str) -> RuntimeFailure:

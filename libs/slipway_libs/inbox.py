@@ -373,25 +373,14 @@ def _first_copies(batch: Sequence[_Decoded], fresh: set[Any]) -> list[_Decoded]:
 
 def dead_letter_value(record: Record, *, group_id: str, reason: str) -> bytes:
     """The dead-letter record: the original bytes plus where they came from and why they failed."""
+    where = {
+        "group_id": group_id,
+        "reason": reason,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
     with contextlib.suppress(Exception):
         original: Any = json.loads(record.value or b"")
-        return json.dumps(
-            {
-                "group_id": group_id,
-                "reason": reason,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "event": original,
-            }
-        ).encode()
-    return json.dumps(
-        {
-            "group_id": group_id,
-            "reason": reason,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "raw": (record.value or b"").decode(errors="replace"),
-        }
-    ).encode()
+        return json.dumps({**where, "event": original}).encode()
+    return json.dumps({**where, "raw": (record.value or b"").decode(errors="replace")}).encode()

@@ -626,6 +626,11 @@ BAD = [
         helm(chart={"source": "git", "url": "/srv/charts", "path": "../x"}),
         ("chart", "path"),
     ),
+    (
+        "helm git path into .git",
+        helm(chart={"source": "git", "url": "/srv/charts", "path": "./.git/hooks"}),
+        ("chart", "path"),
+    ),
     ("release name too long", helm(release_name="r" * 54), ("release_name",)),
     ("service name too long for a release", helm(name="n" * 54), ("release_name",)),
     ("release name invalid", helm(release_name="My_Release"), ("release_name",)),

@@ -64,12 +64,20 @@ class RepositoryChart(_Model):
     version: Annotated[str, _matching("invalid_chart_version", _SEMVER, "an exact SemVer", 128)]
 
 
+def _chart_dir(value: str) -> str:
+    # git's own directory is never a chart (the deployer refuses it too, CHART_PATH_INVALID)
+    if value.split("/")[1:2] == [".git"]:
+        raise PydanticCustomError("invalid_path", "a chart's directory cannot be inside .git")
+    return value
+
+
 class GitChart(_Model):
     source: Literal["git"]
     url: GitUrl
     branch: GitRef = "main"
-    commit: CommitSha | None = None
-    path: RepoDir = "/"  # the chart's directory in the repository
+    commit: CommitSha | None = None  # null: the branch's head at deploy time, recorded then
+    # the chart's directory from the repository's root ('..' refused)
+    path: Annotated[RepoDir, AfterValidator(_chart_dir)] = "/"
 
 
 _CHARTS: Final[dict[str, type[RepositoryChart] | type[GitChart]]] = {

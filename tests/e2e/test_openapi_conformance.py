@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import requests
 import schemathesis
@@ -264,6 +265,84 @@ async def test_every_operation_conforms_to_the_document(
     assert not tally.failures, f"{len(tally.failures)} failures:\n" + "\n".join(
         sorted(set(tally.failures))[:60]
     )
+
+
+# a service of each kind (helm only on a cluster with Kubernetes: not the local one)
+KIND_SAMPLES: dict[str, dict[str, Any]] = {
+    "application": {
+        "git": {"url": "https://git.example.com/acme/api.git"},
+        "ports": [{"port": 3000, "public": True}],
+        "healthchecks": {"readiness": {"type": "http", "path": "/health"}},
+    },
+    "container": {"image": {"name": "nginx", "tag": "1"}},
+    "database": {"engine": "postgresql"},
+    "cronjob": {"image": {"name": "busybox"}, "schedule": "0 3 * * *"},
+    "lifecycle": {"image": {"name": "busybox"}, "triggers": ["start", "delete"]},
+}
+
+
+def _answer_validator(document: dict[str, Any], path: str, method: str, status: str) -> Any:
+    answer = document["paths"][path][method]["responses"][status]["content"]["application/json"]
+    return jsonschema.Draft202012Validator(
+        {**answer["schema"], "components": document["components"]}
+    )
+
+
+async def test_every_kind_of_service_is_answered_as_the_document_says(platform: Platform) -> None:
+    """The fuzzing meets a container service; here every kind the local cluster runs is
+    created, read, listed and changed, and each answer checked against its kind's schema."""
+    document = load()
+    services, service = "/api/v1/environments/{environment}/services", "/api/v1/services/{service}"
+    async with httpx.AsyncClient(base_url=f"{platform.url('gateway')}/api/v1", timeout=30) as api:
+        owner = await sign_up(api, "Kinds")
+        org = await create_org(api, owner, "Kinds")
+        clusters = await api.get(f"/organizations/{org}/clusters", headers=owner.auth)
+        cluster = clusters.json()["items"][0]
+        project = await api.post(
+            f"/organizations/{org}/projects", json={"name": "kinds"}, headers=owner.auth
+        )
+        env = await api.post(
+            f"/projects/{project.json()['id']}/environments",
+            json={"name": "kinds", "mode": "development", "cluster_id": cluster["id"]},
+            headers=owner.auth,
+        )
+        env_id = env.json()["id"]
+        offered = set(cluster["capabilities"]["kinds"]) & set(KIND_SAMPLES)
+        if not cluster["capabilities"]["databases"]:
+            offered.discard("database")  # a host without PostgreSQL binaries offers none
+        assert {"application", "container", "cronjob", "lifecycle"} <= offered
+        checks = {
+            "created": _answer_validator(document, services, "post", "201"),
+            "read": _answer_validator(document, service, "get", "200"),
+            "changed": _answer_validator(document, service, "patch", "200"),
+            "listed": _answer_validator(document, services, "get", "200"),
+        }
+        answers: list[tuple[str, str, Any]] = []
+        for kind in sorted(offered):
+            body = {"kind": kind, "name": f"{kind}-one", **KIND_SAMPLES[kind]}
+            created = await api.post(
+                f"/environments/{env_id}/services", json=body, headers=owner.auth
+            )
+            assert created.status_code == 201, created.text
+            answers.append((kind, "created", created.json()))
+            one = f"/services/{created.json()['id']}"
+            answers.append((kind, "read", (await api.get(one, headers=owner.auth)).json()))
+            change = {"description": f"the {kind}"}
+            changed = await api.patch(one, json=change, headers=owner.auth)
+            assert changed.status_code == 200, changed.text
+            answers.append((kind, "changed", changed.json()))
+        listed = await api.get(f"/environments/{env_id}/services", headers=owner.auth)
+        answers.append(("all", "listed", listed.json()))
+    assert {item["kind"] for item in listed.json()["items"]} == offered
+    problems = [
+        f"{kind} {how}: {error.message} at {list(error.absolute_path)}"
+        for kind, how, answer in answers
+        for error in checks[how].iter_errors(answer)
+    ]
+    assert problems == []
+    for kind, how, answer in answers:
+        if how == "read":  # the kind's own fields, with its defaults written out
+            assert set(KIND_SAMPLES[kind]) <= set(answer), kind
 
 
 def _run_all(operations: list[Any], base_url: str, world: World, tally: Tally) -> None:

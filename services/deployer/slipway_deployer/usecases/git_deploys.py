@@ -21,7 +21,6 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.usecases import requests
 from slipway_libs.actor import Actor
-from slipway_libs.errors import Clash, Missing
 
 log = structlog.get_logger(__name__)
 
@@ -35,28 +34,14 @@ async def on_deploy_requested(conn: asyncpg.Connection, envelope: Envelope) -> N
     if service is None or service.environment_id != command.environment_id:
         log.info("git_deploy.unknown_service", service_id=str(command.service_id))
         return
-    try:
-        async with conn.transaction():  # a refusal leaves the inbox's transaction usable
-            row, merged = await requests.request(
-                conn,
-                environment_id=command.environment_id,
-                action=sm.Action.DEPLOY,
-                actor=GIT,
-                service_id=command.service_id,
-                version=command.commit,
-                trigger=sm.TriggerKind.GIT_PUSH.value,
-            )
-    except (Clash, Missing) as refused:
-        log.info(
-            "git_deploy.refused",
-            service_id=str(command.service_id),
-            code=getattr(refused, "code", None),
-        )
-        return
-    log.info(
-        "git_deploy.queued",
-        service_id=str(command.service_id),
-        commit=command.commit,
-        deployment_id=str(row.id),
-        merged=merged,
+    await requests.request_for_event(
+        conn,
+        "git_deploy",
+        {"service_id": str(command.service_id), "commit": command.commit},
+        environment_id=command.environment_id,
+        action=sm.Action.DEPLOY,
+        actor=GIT,
+        service_id=command.service_id,
+        version=command.commit,
+        trigger=sm.TriggerKind.GIT_PUSH.value,
     )

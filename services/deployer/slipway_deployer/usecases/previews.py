@@ -13,16 +13,12 @@ whole preview environment with the trigger ``preview`` and the head commit as it
 from __future__ import annotations
 
 import asyncpg
-import structlog
 
 from slipway_contracts import REGISTRY, Envelope
 from slipway_contracts.events import catalog as ev
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.usecases import requests
 from slipway_libs.actor import Actor
-from slipway_libs.errors import Clash, Missing
-
-log = structlog.get_logger(__name__)
 
 PREVIEW = Actor(type="system", id="preview", name="pull request preview", origin="git")
 
@@ -30,28 +26,17 @@ PREVIEW = Actor(type="system", id="preview", name="pull request preview", origin
 async def on_preview_changed(conn: asyncpg.Connection, envelope: Envelope) -> None:
     change = REGISTRY.parse(envelope)
     assert isinstance(change, ev.PreviewChanged)
-    try:
-        async with conn.transaction():  # a refusal leaves the inbox's transaction usable
-            row, merged = await requests.request(
-                conn,
-                environment_id=change.environment_id,
-                action=sm.Action.DEPLOY,
-                actor=PREVIEW,
-                version=change.commit,
-                trigger=sm.TriggerKind.PREVIEW.value,
-            )
-    except (Clash, Missing) as refused:
-        log.info(
-            "preview_deploy.refused",
-            environment_id=str(change.environment_id),
-            code=getattr(refused, "code", None),
-        )
-        return
-    log.info(
-        "preview_deploy.queued",
-        environment_id=str(change.environment_id),
-        pull_request=change.pull_request,
-        commit=change.commit,
-        deployment_id=str(row.id),
-        merged=merged,
+    await requests.request_for_event(
+        conn,
+        "preview_deploy",
+        {
+            "environment_id": str(change.environment_id),
+            "pull_request": change.pull_request,
+            "commit": change.commit,
+        },
+        environment_id=change.environment_id,
+        action=sm.Action.DEPLOY,
+        actor=PREVIEW,
+        version=change.commit,
+        trigger=sm.TriggerKind.PREVIEW.value,
     )

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import structlog
 
 from slipway_contracts.events import deployer as ev
 from slipway_deployer.db import queries as q
@@ -22,6 +23,8 @@ from slipway_libs import audit, outbox
 from slipway_libs.actor import SYSTEM, Actor
 from slipway_libs.errors import Clash, Missing
 from slipway_libs.telemetry import current_carrier
+
+log = structlog.get_logger(__name__)
 
 SOURCE = "deployer"
 QUEUE_CHANNEL = "deployer_queue"
@@ -99,6 +102,40 @@ async def request(
         )
     await _announce(conn, row, actor)
     return row, False
+
+
+async def request_for_event(
+    conn: asyncpg.Connection,
+    event: str,
+    said: dict[str, Any],
+    *,
+    environment_id: uuid.UUID,
+    action: sm.Action,
+    actor: Actor,
+    trigger: str,
+    service_id: uuid.UUID | None = None,
+    version: str | None = None,
+) -> Deployment | None:
+    """A request another service's event asks for (a git push, a preview, a schedule), in a
+    savepoint: a refusal (the state's 409, an environment or service unknown by now) leaves the
+    consumer's inbox transaction usable, and the event is done. Logged as ``<event>.queued`` or
+    ``<event>.refused`` with ``said``; None when refused."""
+    try:
+        async with conn.transaction():
+            row, merged = await request(
+                conn,
+                environment_id=environment_id,
+                action=action,
+                actor=actor,
+                service_id=service_id,
+                version=version,
+                trigger=trigger,
+            )
+    except (Clash, Missing) as refused:
+        log.info(f"{event}.refused", **said, code=getattr(refused, "code", None))
+        return None
+    log.info(f"{event}.queued", **said, deployment_id=str(row.id), merged=merged)
+    return row
 
 
 async def _environment_state(conn: asyncpg.Connection, env_id: uuid.UUID) -> sm.State:

@@ -20,7 +20,6 @@ from slipway_deployer.db import queries as q
 from slipway_deployer.domain import state_machine as sm
 from slipway_deployer.usecases import requests
 from slipway_libs.actor import Actor
-from slipway_libs.errors import Clash, Missing
 
 log = structlog.get_logger(__name__)
 
@@ -36,30 +35,18 @@ async def on_action_requested(conn: asyncpg.Connection, envelope: Envelope) -> N
         log.info("scheduled_action.nothing_to_start", environment_id=str(env_id))
         return
     action = sm.Action.STOP if command.action == "stop" else sm.Action.DEPLOY
-    try:
-        async with conn.transaction():  # a refusal leaves the inbox's transaction usable
-            row, merged = await requests.request(
-                conn,
-                environment_id=env_id,
-                action=action,
-                actor=SCHEDULER,
-                trigger=sm.TriggerKind.SCHEDULE.value,
-            )
-    except (Clash, Missing) as refused:
-        log.info(
-            "scheduled_action.refused",
-            environment_id=str(env_id),
-            action=action.value,
-            code=getattr(refused, "code", None),
-        )
-        return
-    log.info(
-        "scheduled_action.queued",
-        environment_id=str(env_id),
-        action=action.value,
-        deployment_id=str(row.id),
-        merged=merged,
-        scheduled_at=command.scheduled_at.isoformat(),
+    await requests.request_for_event(
+        conn,
+        "scheduled_action",
+        {
+            "environment_id": str(env_id),
+            "action": action.value,
+            "scheduled_at": command.scheduled_at.isoformat(),
+        },
+        environment_id=env_id,
+        action=action,
+        actor=SCHEDULER,
+        trigger=sm.TriggerKind.SCHEDULE.value,
     )
 
 

@@ -135,6 +135,8 @@ class Execution:
             async with self.tx() as conn:  # it started, so that it can fail (QUEUED cannot)
                 await progress.environment_event(conn, self.deployment, self._start_event())
             raise
+        if isinstance(self.where.runtime, EnvironmentScoped):  # its namespace: once, again
+            self.where.runtime.begin_deployment(str(self.deployment.environment_id))
         async with self.tx() as conn:
             stages = await q.stages(conn, self.id)
             runs = {r.service_id: r for r in await q.service_runs(conn, self.id)}

@@ -21,6 +21,7 @@ from slipway_deployer.adapters.runtime import (
     ChartRelease,
     Charts,
     GitAccess,
+    PacedByCluster,
     RunStatus,
     RuntimeFailure,
 )
@@ -61,8 +62,14 @@ class Tools:
     runtime_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
 
     @contextlib.asynccontextmanager
-    async def slot(self, waited: list[float]) -> AsyncIterator[None]:
-        """A runtime slot; the time spent waiting for it is appended to ``waited``."""
+    async def slot(self, waited: list[float], starter: object = None) -> AsyncIterator[None]:
+        """A runtime slot for a start by ``starter`` (the runtime or databases that start it);
+        the time spent waiting for it is appended to ``waited``. A starter that paces itself
+        (a cluster's runtime: ``PacedByCluster``) takes none: its slots are its own, held only
+        while it applies, never while it watches a rollout."""
+        if isinstance(starter, PacedByCluster):
+            yield
+            return
         asked = time.monotonic()
         async with self.runtime_slots:
             waited.append(time.monotonic() - asked)
@@ -166,7 +173,7 @@ async def start_service(
         organization_id=deployment.organization_id,
     )
     waited: list[float] = []
-    async with tools.slot(waited):
+    async with tools.slot(waited, where.runtime):
         deployed = await within(
             tools.settings.apply_timeout_s, f"{item.name} did not start", where.runtime.apply(work)
         )
@@ -187,7 +194,7 @@ async def start_database(
     engine = str(item.spec.get("engine", ""))
     version = None if where.kind == "local" else item.spec.get("version")
     waited: list[float] = []
-    async with tools.slot(waited):
+    async with tools.slot(waited, where.databases):
         connection = await within(
             tools.settings.apply_timeout_s,
             f"{item.name} did not start",

@@ -521,7 +521,8 @@ async def test_cancelling_a_rollout_stops_watching_and_leaves_what_was_applied(
     devstack: Any, admin: KubeClient, environment_id: str
 ) -> None:
     access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
-    never_ready = KubernetesRuntime.from_access(**access, settings=_settings(cpu_millicores=10**6))
+    # 100,000 CPUs: the node has 1,000 (10**6 millicores fitted it since b249c3e)
+    never_ready = KubernetesRuntime.from_access(**access, settings=_settings(cpu_millicores=10**8))
     namespace = namespace_name(environment_id)
     try:
         applying = asyncio.create_task(never_ready.apply(_app(environment_id)))
@@ -563,3 +564,126 @@ async def test_many_rollouts_at_once_share_a_small_connection_pool(
     finally:
         await shared.delete_environment(environment_id)
         await shared.close()
+
+
+# -- pacing and watching (issue 14's benchmark: 100 environments x 3 services) ------------------
+
+
+class CountingClient(KubeClient):
+    """The real client, recording every request it sends (method, path, watch or not)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[tuple[str, str, bool]] = []
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        watch = (kwargs.get("query") or {}).get("watch") == "true"
+        self.sent.append((method, path, watch))
+        return await super()._send(method, path, **kwargs)
+
+
+async def _until(what: str, check: Any, deadline_s: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not await check():
+        if loop.time() > end:
+            pytest.fail(f"{what}: not within {deadline_s:g} s")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_rollout_that_never_gets_ready_does_not_delay_another_one(
+    devstack: Any, admin: KubeClient, environment_id: str
+) -> None:
+    access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
+    # one start slot: were it held through the watch, the second apply would wait the timeout
+    settings = replace(_settings(), start_slots=1, rollout_timeout_s=600.0)
+    paced = KubernetesRuntime.from_access(**access, settings=settings)
+    namespace = namespace_name(environment_id)
+    greedy = _app(environment_id, name="greedy", cpu_millicores=10**8)  # fits no node
+    try:
+        stuck = asyncio.create_task(paced.apply(greedy))
+
+        async def applied() -> bool:
+            return await admin.get("Deployment", namespace, "greedy") is not None
+
+        await _until("the never-ready Deployment applied", applied)
+        deployed = await paced.apply(_app(environment_id))  # returns once rolled out
+
+        assert deployed.url is not None
+        assert not stuck.done(), "the never-ready rollout ended"
+        assert (await paced.status(greedy.service_id)).status is RunStatus.STARTING
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+    finally:
+        await paced.delete_environment(environment_id)
+        await paced.close()
+
+
+async def test_running_services_are_watched_a_scale_to_zero_by_hand_seen_without_polling(
+    devstack: Any, admin: KubeClient, environment_id: str
+) -> None:
+    access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
+    client = CountingClient.connect(**access)
+    watched = KubernetesRuntime(client, _settings())
+    namespace = namespace_name(environment_id)
+    workload = _app(environment_id)
+    try:
+        await watched.apply(workload)
+        assert (await watched.status(workload.service_id)).status is RunStatus.RUNNING
+        client.sent.clear()  # the watch of the cluster's Deployments is open from here on
+
+        for _ in range(20):  # a monitor's rounds at rest
+            assert (await watched.status(workload.service_id)).status is RunStatus.RUNNING
+        scale = {"spec": {"replicas": 0}}
+        await admin.patch("Deployment", namespace, "web", scale, manager="someone")
+
+        async def stopped() -> bool:
+            return (await watched.status(workload.service_id)).status is RunStatus.STOPPED
+
+        await _until("the scale to zero seen by the watch", stopped)
+        assert client.sent == [], f"requests while only reading states: {client.sent}"
+    finally:
+        await watched.delete_environment(environment_id)
+        await watched.close()
+
+
+async def test_the_namespace_and_pull_secret_are_applied_once_per_environment_and_deployment(
+    devstack: Any, admin: KubeClient, environment_id: str
+) -> None:
+    access = _access(devstack, "SLIPWAY_KUBERNETES_KUBECONFIG")
+    client = CountingClient.connect(**access)
+    runtime = KubernetesRuntime(client, _settings())
+    namespace = namespace_name(environment_id)
+    organization_id = str(uuid.uuid4())  # one environment's services: one organization's
+    services = [
+        _app(
+            environment_id,
+            service_id=str(uuid.uuid4()),
+            name=f"svc-{i}",
+            organization_id=organization_id,
+        )
+        for i in range(3)
+    ]
+
+    def applies_of(path: str) -> int:
+        return sum(1 for method, sent, _ in client.sent if method == "PATCH" and sent == path)
+
+    shared = [
+        f"/api/v1/namespaces/{namespace}",
+        f"/api/v1/namespaces/{namespace}/secrets/slipway-registry",
+    ]
+    try:
+        runtime.begin_deployment(environment_id)
+        await asyncio.gather(*(runtime.apply(w) for w in services))
+        assert [applies_of(path) for path in shared] == [1, 1]
+
+        await admin.delete("Secret", namespace, "slipway-registry")  # drift, by hand
+        runtime.begin_deployment(environment_id)  # the next deployment takes it back, once
+        await asyncio.gather(*(runtime.apply(w) for w in services))
+
+        assert [applies_of(path) for path in shared] == [2, 2]
+        assert await admin.get("Secret", namespace, "slipway-registry") is not None
+    finally:
+        await runtime.delete_environment(environment_id)
+        await runtime.close()

@@ -194,9 +194,26 @@ class Runtime(Protocol):
 @runtime_checkable
 class EnvironmentScoped(Protocol):
     """A runtime that keeps each environment in a place of its own (a Kubernetes namespace):
-    deleting the whole environment removes that place too, volumes included. Idempotent."""
+    deleting the whole environment removes that place too, volumes included. Idempotent.
+    ``begin_deployment``: a deployment of the environment begins; what the runtime sets up once
+    per environment (the place, its pull credentials) is set up again by its next apply, once
+    for the whole deployment rather than once per service."""
 
     async def delete_environment(self, environment_id: str) -> None: ...
+
+    def begin_deployment(self, environment_id: str) -> None: ...
+
+
+@runtime_checkable
+class PacedByCluster(Protocol):
+    """A runtime (or databases) whose starts are a cluster's work, not this machine's (the
+    ``kubernetes`` one): it paces its own requests, ``start_slots`` applies at once, and holds
+    nothing while it watches a rollout. The deployer's start slots (``parallel_starts``, sized
+    for processes started on this machine) do not gate it: a rollout that never gets ready must
+    not hold a slot every other service waits for. Runtimes that are not one (``local``) keep
+    starting behind those slots."""
+
+    start_slots: int
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ request body: manifests hold secrets).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import os
@@ -196,6 +197,15 @@ class KubeClient:
         items: list[Manifest] = found.get("items") or []
         return items
 
+    async def list_versioned(
+        self, kind: str, namespace: str | None = None, *, labels: str | None = None
+    ) -> tuple[builtins.list[Manifest], str]:
+        """The items and the list's resourceVersion: where a watch of the same objects starts."""
+        path, query = RESOURCES[kind].path(namespace), _selectors(labels, None)
+        found = await self.request("GET", path, query=query)
+        version = str((found.get("metadata") or {}).get("resourceVersion", ""))
+        return found.get("items") or [], version
+
     async def delete(self, kind: str, namespace: str | None, name: str) -> bool:
         """Deleted in the background (dependents too); False when it was not there."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
@@ -217,13 +227,24 @@ class KubeClient:
         labels: str | None = None,
         fields: str | None = None,
         timeout_s: float = 300.0,
+        resource_version: str | None = None,
+        bookmarks: bool = False,
+        opened: Callable[[], None] | None = None,
     ) -> AsyncIterator[tuple[str, Manifest]]:
-        """(type, object) events: first an ADDED per existing object (no resourceVersion given:
-        the API server starts from its current state), then changes, until ``timeout_s`` (the
-        server ends the watch) or the caller stops iterating."""
+        """(type, object) events: without ``resource_version``, first an ADDED per existing
+        object (the API server starts from its current state), else the changes after that
+        version (410 Gone, a ``KubeError``, when it is too old); then changes, until
+        ``timeout_s`` (the server ends the watch) or the caller stops iterating. ``bookmarks``:
+        BOOKMARK events carry a newer version only. ``opened`` is called once the server has
+        answered (the watch is live)."""
         query = {**_selectors(labels, fields), "watch": "true"}
         query["timeoutSeconds"] = str(max(1, int(timeout_s)))
-        async for line in self.lines(RESOURCES[kind].path(namespace), query=query):
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        if bookmarks:
+            query["allowWatchBookmarks"] = "true"
+        path = RESOURCES[kind].path(namespace)
+        async for line in self.lines(path, query=query, opened=opened):
             event = json.loads(line)
             if event.get("type") == "ERROR":
                 status = event.get("object") or {}
@@ -277,9 +298,17 @@ class KubeClient:
             text = f"the cluster does not serve this pod's logs ({error.status}: {error.detail})"
             yield LogLine("stderr", text, datetime.now(UTC))
 
-    async def lines(self, path: str, *, query: Mapping[str, str]) -> AsyncIterator[str]:
+    async def lines(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, str],
+        opened: Callable[[], None] | None = None,
+    ) -> AsyncIterator[str]:
         """The lines of a streamed answer (a watch, a followed log), until it ends."""
         response = await self._send("GET", path, query=query, stream=True)
+        if opened is not None:
+            opened()
         try:
             while line := await response.content.readline():
                 if text := line.decode(errors="replace").rstrip("\n"):

@@ -10,6 +10,9 @@ Invariants:
 - ``apply`` returns once the StatefulSet's pod is Ready (its readiness probe is ``pg_isready``):
   the deployer does not connect into the cluster's network itself.
 - ``stop`` scales to zero and keeps the claim (the data); ``delete`` removes the claim too.
+- Paced like the runtime's services (``PacedByCluster``): ``start_slots`` validations and applies
+  at once, none held while the StatefulSet is watched; the namespace applied once per
+  environment per deployment (``Namespaces``, shared with the runtime).
 - A database lives in its environment's namespace (``apply``'s ``environment_id``, which the
   deployment's step gives); without one (a direct caller) it goes to ``slipway-databases``.
   The other calls find it by its service label, wherever it is.
@@ -17,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator
@@ -41,6 +45,7 @@ from slipway_deployer.adapters.runtime.kubernetes.names import (
     LABEL_SERVICE,
     Manifest,
 )
+from slipway_deployer.adapters.runtime.kubernetes.namespaces import Namespaces
 from slipway_deployer.adapters.runtime.kubernetes.render_database import (
     DatabaseOptions,
     DatabaseSpec,
@@ -70,12 +75,17 @@ class KubernetesDatabases:
         options: DatabaseOptions | None = None,
         ready_timeout_s: float = 300.0,
         log_tail_lines: int = 200,
+        start_slots: int = 32,
+        namespaces: Namespaces | None = None,
     ) -> None:
         self._client = client
         self._validator = validator
         self._options = options or DatabaseOptions()
         self._timeout_s = ready_timeout_s
         self._tail = log_tail_lines
+        self._applying = asyncio.Semaphore(start_slots)
+        self._namespaces = namespaces or Namespaces(client)
+        self.start_slots = start_slots  # ``PacedByCluster``: it paces its starts itself
 
     async def apply(
         self,
@@ -92,8 +102,9 @@ class KubernetesDatabases:
         )
         password = await self._password(spec.namespace, spec.object_name)
         manifests = render.database(spec, self._options, password=password)
-        await self._validator.check(manifests)
-        await self._client.apply_all(manifests)
+        async with self._applying:  # not held while the StatefulSet is watched
+            await self._validator.check(manifests)
+            await self._namespaces.apply(manifests)
         log.info("database.kubernetes.applied", service_id=service_id, namespace=spec.namespace)
         await self._await_ready(_Found(spec.namespace, spec.object_name, name), service_id)
         return DatabaseConnection(spec.host, render.PORT, name, name, password)

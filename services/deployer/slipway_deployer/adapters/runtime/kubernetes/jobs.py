@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -18,15 +19,18 @@ from slipway_deployer.adapters.runtime.base import (
 )
 from slipway_deployer.adapters.runtime.kubernetes import render, rollout
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
+from slipway_deployer.adapters.runtime.kubernetes.names import Manifest
 from slipway_deployer.adapters.runtime.kubernetes.render import RenderOptions
-from slipway_deployer.adapters.runtime.kubernetes.validate import Validator
+
+# validates and applies the objects (the runtime's, paced, the namespace once): the Job last
+Apply = Callable[[list[Manifest]], Awaitable[list[Manifest]]]
 
 log = structlog.get_logger(__name__)
 
 
 async def run_job(
     client: KubeClient,
-    validator: Validator,
+    apply: Apply,
     options: RenderOptions,
     workload: Workload,
     *,
@@ -35,9 +39,8 @@ async def run_job(
     manifests = render.job_objects(
         workload, options, run_id=secrets.token_hex(4), timeout_s=timeout_s
     )
-    await validator.check(manifests)
     started = time.monotonic()
-    job = (await client.apply_all(manifests))[-1]
+    job = (await apply(manifests))[-1]
     namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
     log.info("runtime.kubernetes.job_started", service_id=workload.service_id, job=name)
     try:

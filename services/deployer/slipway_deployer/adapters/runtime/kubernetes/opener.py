@@ -12,6 +12,7 @@ from slipway_deployer.adapters.runtime.base import ClusterAccess
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
 from slipway_deployer.adapters.runtime.kubernetes.databases import KubernetesDatabases
 from slipway_deployer.adapters.runtime.kubernetes.helm import Helm, KubeAccess
+from slipway_deployer.adapters.runtime.kubernetes.namespaces import Namespaces
 from slipway_deployer.adapters.runtime.kubernetes.render_database import DatabaseOptions
 from slipway_deployer.adapters.runtime.kubernetes.runtime import (
     KubernetesRuntime,
@@ -40,13 +41,18 @@ class KubernetesOpener:
         validator = Validator(client, settings.kubernetes_version)
         kube = KubeAccess(access.api_url, access.token, access.ca_cert, access.insecure)
         helm = Helm(kube, client, settings.helm)
-        runtime = KubernetesRuntime(client, settings, validator=validator, helm=helm)
+        namespaces = Namespaces(client)  # the runtime's and the databases': one memo
+        runtime = KubernetesRuntime(
+            client, settings, validator=validator, helm=helm, namespaces=namespaces
+        )
         return runtime, KubernetesDatabases(
             client,
             validator,
             options=databases,
             ready_timeout_s=settings.rollout_timeout_s,
             log_tail_lines=settings.log_tail_lines,
+            start_slots=settings.start_slots,
+            namespaces=namespaces,
         )
 
     def for_cluster(self, cluster: Mapping[str, str]) -> tuple[KubernetesSettings, DatabaseOptions]:

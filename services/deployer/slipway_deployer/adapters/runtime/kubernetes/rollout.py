@@ -42,6 +42,11 @@ def deployment_ready(deployment: Manifest) -> bool:
     )
 
 
+def wanted(deployment: Manifest) -> int:
+    """The replicas its spec asks for (0: stopped)."""
+    return int((deployment.get("spec") or {}).get("replicas", 1))
+
+
 def deployment_scaled_down(deployment: Manifest) -> bool:
     status = deployment.get("status") or {}
     return not status.get("replicas", 0)

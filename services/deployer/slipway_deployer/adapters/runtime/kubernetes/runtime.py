@@ -12,6 +12,14 @@ Invariants:
 - Rollouts are watched (the watch API), never polled: ``apply`` and ``restart`` return once the
   Deployment is rolled out, else raise ``RuntimeFailure`` with the reason the pods give
   (``rollout.diagnose``) within ``rollout_timeout_s``. Cancelling the caller closes the watches.
+- Starts are paced here, not by the deployer's start slots (``PacedByCluster``): at most
+  ``start_slots`` validations and applies at once, and no slot held while a rollout is watched
+  (the cluster does that work): a rollout that never gets ready delays no other service.
+- Running services are watched, not polled: ``status`` reads the Deployments from one watch of
+  the cluster (``Informer``); a pod LIST only while a service is not ready (for the reason),
+  at most once per Deployment change or ``pods_recheck_s``.
+- The namespace and the registry's pull Secret are applied once per environment per deployment
+  (``Namespaces``; ``begin_deployment`` renews them), not once per service.
 - Objects are found by their labels (a service's id), so a new process finds what an earlier one
   applied; names are remembered only as a shortcut.
 - The cluster unreachable or refusing the credentials is ``RuntimeFailure(CLUSTER_UNREACHABLE)``
@@ -23,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +54,7 @@ from slipway_deployer.adapters.runtime.base import (
 from slipway_deployer.adapters.runtime.kubernetes import jobs, render, rollout
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient
 from slipway_deployer.adapters.runtime.kubernetes.helm import Helm, HelmOptions, KubeAccess
+from slipway_deployer.adapters.runtime.kubernetes.informer import Informer
 from slipway_deployer.adapters.runtime.kubernetes.names import (
     ANNOTATION_REPLICAS,
     ANNOTATION_URLS,
@@ -55,6 +65,7 @@ from slipway_deployer.adapters.runtime.kubernetes.names import (
     Manifest,
     namespace_name,
 )
+from slipway_deployer.adapters.runtime.kubernetes.namespaces import Namespaces
 from slipway_deployer.adapters.runtime.kubernetes.render import RenderOptions
 from slipway_deployer.adapters.runtime.kubernetes.validate import Validator
 
@@ -76,7 +87,13 @@ class KubernetesSettings:
     stop_timeout_s: float = 60.0
     namespace_delete_timeout_s: float = 120.0
     request_timeout_s: float = 30.0
-    max_connections: int = 256  # to the API server, watches included (two per rollout)
+    # to the API server, watches included: two per rollout being watched, one for the running
+    # services' state; a hundred environments of three services deploying at once hold ~600
+    max_connections: int = 1024
+    # validations and applies at once (the rollouts that follow are watched without a slot)
+    start_slots: int = 32
+    # how often the pods of a service that stays unready are listed again for the reason
+    pods_recheck_s: float = 30.0
     kubernetes_version: str | None = None  # the schemas to validate against; None: the server's
     validate: bool = True
     log_tail_lines: int = 200
@@ -89,6 +106,15 @@ class _Where:
     name: str
 
 
+@dataclass(frozen=True)
+class _Pods:
+    """A service's pods as last listed (its Deployment unready), for the reason and restarts."""
+
+    deployment_version: str
+    at: float
+    pods: list[Manifest]
+
+
 class KubernetesRuntime:
     def __init__(
         self,
@@ -97,13 +123,23 @@ class KubernetesRuntime:
         *,
         validator: Validator | None = None,
         helm: Helm | None = None,
+        namespaces: Namespaces | None = None,
     ) -> None:
         self._client = client
         self._settings = settings or KubernetesSettings()
         self._validator = validator or Validator(client, self._settings.kubernetes_version)
         self._helm = helm  # None: made without the cluster's access, Helm services refused
+        self._namespaces = namespaces or Namespaces(client)
         self._where: dict[str, _Where] = {}  # service id -> its Deployment (a shortcut)
         self._jobs: dict[str, RunningState] = {}
+        self._applying = asyncio.Semaphore(self._settings.start_slots)
+        self._deployments = Informer(client, "Deployment", labels=f"{LABEL_MANAGED_BY}=slipway")
+        self._pods: dict[str, _Pods] = {}  # service id -> its pods, while it is unready
+
+    @property
+    def start_slots(self) -> int:
+        """``PacedByCluster``: how many starts it applies at once (it paces them itself)."""
+        return self._settings.start_slots
 
     @classmethod
     def from_access(
@@ -143,9 +179,9 @@ class KubernetesRuntime:
             return await self._schedule(workload)
         options = self._settings.render
         manifests = render.application(workload, options)
-        await self._validator.check(manifests)
-        applied = await self._client.apply_all(manifests)
+        applied = await self._apply_objects(manifests)
         deployment = next(m for m in applied if m["kind"] == "Deployment")
+        self._deployments.offer(deployment)
         where = _Where(deployment["metadata"]["namespace"], deployment["metadata"]["name"])
         self._where[workload.service_id] = where
         template = deployment["spec"]["template"]["metadata"]["labels"][LABEL_TEMPLATE]
@@ -216,6 +252,7 @@ class KubernetesRuntime:
         namespace = await self._namespace_of(service_id)
         self._where.pop(service_id, None)
         self._jobs.pop(service_id, None)
+        self._pods.pop(service_id, None)
         if namespace is None:
             return
         selector = f"{LABEL_SERVICE}={service_id}"
@@ -224,24 +261,44 @@ class KubernetesRuntime:
                 kind, namespace, labels=selector, metadata_only=True
             ):
                 await self._client.delete(kind, namespace, item["metadata"]["name"])
+        self._deployments.forget(service_id)
         log.info("runtime.kubernetes.deleted", service_id=service_id, namespace=namespace)
 
     async def status(self, service_id: str) -> RunningState:
-        where = await self._locate(service_id)
-        deployment = (
-            await self._client.get("Deployment", where.namespace, where.name) if where else None
-        )
-        if deployment is None or where is None:
+        """A service's state from the watch of the cluster's Deployments (no request), its
+        pods listed only while it is not ready; a job's or a cron job's as before."""
+        if not await self._deployments.ready(self._settings.request_timeout_s):
+            why = "the watch of the cluster's Deployments is not connected"
+            raise RuntimeFailure(FailureReason.CLUSTER_UNREACHABLE, why)
+        found = self._deployments.get(service_id)
+        if found is None:
+            self._pods.pop(service_id, None)
             if service_id in self._jobs:
                 return self._jobs[service_id]
             return await self._cron_status(service_id)
-        pods = await self._client.list(
-            "Pod", where.namespace, labels=f"{LABEL_SERVICE}={service_id}"
-        )
-        state, message = rollout.run_status(deployment, pods)
-        annotations = deployment["metadata"].get("annotations") or {}
+        pods = await self._pods_of(service_id, found)
+        state, message = rollout.run_status(found, pods)
+        annotations = found["metadata"].get("annotations") or {}
         urls = {int(k): v for k, v in json.loads(annotations.get(ANNOTATION_URLS, "{}")).items()}
         return RunningState(state, rollout.restarts(pods), urls, message)
+
+    async def _pods_of(self, service_id: str, deployment: Manifest) -> list[Manifest]:
+        """The pods of a Deployment that is not ready (listed again once it changed, or after
+        ``pods_recheck_s``); a ready or stopped one's last listed pods (for restarts)."""
+        known = self._pods.get(service_id)
+        settled = rollout.deployment_ready(deployment) or not rollout.wanted(deployment)
+        if settled:
+            return known.pods if known else []
+        version = str(deployment["metadata"].get("resourceVersion", ""))
+        now = time.monotonic()
+        fresh = known and known.deployment_version == version
+        if known and fresh and now - known.at < self._settings.pods_recheck_s:
+            return known.pods
+        namespace = deployment["metadata"]["namespace"]
+        selector = f"{LABEL_SERVICE}={service_id}"
+        pods = await self._client.list("Pod", namespace, labels=selector)
+        self._pods[service_id] = _Pods(version, now, pods)
+        return pods
 
     async def logs(self, service_id: str) -> AsyncIterator[LogLine]:
         """The newest pod's log (a service's or a job's) from the pod log API, followed
@@ -266,7 +323,7 @@ class KubernetesRuntime:
         try:
             result = await jobs.run_job(
                 self._client,
-                self._validator,
+                self._apply_objects,
                 self._settings.render,
                 workload,
                 timeout_s=timeout_s,
@@ -290,6 +347,7 @@ class KubernetesRuntime:
         return sorted(self._where)
 
     async def close(self) -> None:
+        await self._deployments.close()
         await self._client.close()
 
     # -- Helm services (the Charts port) ---------------------------------------------------------
@@ -317,13 +375,20 @@ class KubernetesRuntime:
 
     # -- beyond the protocol ---------------------------------------------------------------------
 
+    def begin_deployment(self, environment_id: str) -> None:
+        """``EnvironmentScoped``: a deployment of the environment begins; its first apply
+        applies the namespace and the pull Secret again (drift taken back), once."""
+        self._namespaces.renew(namespace_name(environment_id))
+
     async def delete_environment(self, environment_id: str) -> None:
         """The environment's namespace and everything in it (volumes included), returning once
         the namespace is gone. Idempotent."""
         namespace = namespace_name(environment_id)
+        self._namespaces.renew(namespace)
         for service_id, where in list(self._where.items()):
             if where.namespace == namespace:
                 del self._where[service_id]
+        self._deployments.forget_namespace(namespace)
         if not await self._client.delete("Namespace", None, namespace):
             return
         timeout_s = self._settings.namespace_delete_timeout_s
@@ -367,7 +432,7 @@ class KubernetesRuntime:
     async def _watch_deployment(
         self, where: _Where, done: Callable[[Manifest], bool], timeout_s: float
     ) -> None:
-        await self._client.watch_until(
+        found = await self._client.watch_until(
             "Deployment",
             where.namespace,
             where.name,
@@ -375,6 +440,13 @@ class KubernetesRuntime:
             timeout_s=timeout_s,
             stuck=rollout.deployment_stuck,
         )
+        self._deployments.offer(found)  # a status read next is never older than this
+
+    async def _apply_objects(self, manifests: list[Manifest]) -> list[Manifest]:
+        """Validated and applied within a start slot (the slot is not held afterwards)."""
+        async with self._applying:
+            await self._validator.check(manifests)
+            return await self._namespaces.apply(manifests)
 
     async def _timed_out(
         self, where: _Where, seen: dict[str, rollout.Diagnosis], timeout_s: float
@@ -403,8 +475,7 @@ class KubernetesRuntime:
 
     async def _schedule(self, workload: Workload) -> Deployed:
         manifests = render.cron_job_objects(workload, self._settings.render)
-        await self._validator.check(manifests)
-        applied = await self._client.apply_all(manifests)
+        applied = await self._apply_objects(manifests)
         log.info(
             "runtime.kubernetes.scheduled",
             service_id=workload.service_id,

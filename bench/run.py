@@ -19,6 +19,7 @@ from pathlib import Path
 
 import builder_overhead
 import deploy_overhead
+import gateway
 import gateway_authz
 import kafka_sasl
 import kubernetes
@@ -88,6 +89,14 @@ async def gateway_authz_benchmark(devstack: Devstack, args: argparse.Namespace) 
     return await gateway_authz.run(devstack=devstack)
 
 
+async def gateway_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """Issue 15: an authorized read and a deploy request through the gateway against the
+    service behind it alone, at concurrency 1, 8 and 64 (CPU per request per process)."""
+    params = gateway.Params(rounds=args.gateway_rounds, deploy=not args.gateway_no_deploy)
+    print(f"gateway: {params.rounds} rounds, kinds {', '.join(params.kinds)}...", flush=True)
+    return await gateway.run(params, devstack)
+
+
 async def builder_overhead_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
     """The builder versus the same clone + buildah build + push run directly."""
     print("builder_overhead: direct vs builder builds...", flush=True)
@@ -136,6 +145,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "outbox_pipeline": outbox_pipeline_benchmark,
     "kafka_sasl": kafka_sasl_benchmark,
     "gateway_authz": gateway_authz_benchmark,
+    "gateway": gateway_benchmark,
     "builder_overhead": builder_overhead_benchmark,
     "deploy_overhead": deploy_overhead_benchmark,
     "logs": logs_benchmark,
@@ -198,6 +208,10 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=kubernetes.Params.naive_services,
         help="kubernetes: services deployed by the naive apply-and-poll baseline",
+    )
+    parser.add_argument("--gateway-rounds", type=int, default=gateway.Params.rounds)
+    parser.add_argument(
+        "--gateway-no-deploy", action="store_true", help="gateway: reads only (identity alone)"
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the tables go")
     parser.add_argument("--verbose", action="store_true", help="keep INFO logs")

@@ -40,16 +40,10 @@ ALLOWED_UNTYPED: dict[str, str] = {}
 ALLOWED_UNTYPED_FIELDS: dict[str, str] = {
     "DeploymentDetailOut.snapshot": "the configuration a deployment deployed, as it was then: "
     "services of every kind and variables, a document of its own (not versioned with the API)",
-    "DeploymentDetailOut.triggered_by": "who or what asked: a user, a token, a schedule, a "
-    "push or a preview, each with its own fields (deployer, not typed yet)",
-    "DeploymentOut.triggered_by": "as DeploymentDetailOut.triggered_by",
     "ServiceRunOut.steps": "a service run's steps as the runtime reported them (deployer, not "
     "typed yet)",
     "AuditEventOut.change": "what the audited change was: the changed resource's fields, any "
     "resource of any service",
-    "GitDeliveryOut.triggered[]": "what a push triggered: deployments or previews (scheduler, "
-    "not typed yet)",
-    "ReceivedGitDeliveryOut.triggered[]": "as GitDeliveryOut.triggered[]",
     "WebhookDeliveryOut.request": "the request a webhook delivery sent, as it was sent",
 }
 

@@ -4,7 +4,7 @@ and ``usecases.status`` / ``usecases.jobs`` build, declared for the public OpenA
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -90,6 +90,18 @@ class EnvironmentStatusOut(Answer):
     allowed_actions: list[str]
 
 
+class TriggeredByOut(Answer):
+    """Who or what asked for the deployment (what was recorded of it: any field may be
+    absent)."""
+
+    type: Literal["user", "api_token", "system"] | None = None
+    id: str | None = Field(
+        default=None, description="A user's or an API token's id; a system's name (git, …)."
+    )
+    name: str | None = None
+    origin: Literal["api", "cli", "git", "scheduler", "system"] | None = None
+
+
 class DeploymentOut(Answer):
     id: uuid.UUID
     request_id: uuid.UUID
@@ -99,7 +111,7 @@ class DeploymentOut(Answer):
     trigger: str | None = Field(
         examples=["user", "git_push", "preview", "schedule", "rollback", "redeploy", "system"]
     )
-    triggered_by: dict[str, Any]
+    triggered_by: TriggeredByOut
     service_ids: list[uuid.UUID]
     version: str | None
     rollback_of: uuid.UUID | None

@@ -4,7 +4,7 @@ cases' views build, declared for the public OpenAPI document."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -88,6 +88,21 @@ class CreatedGitWebhookOut(GitWebhookOut):
     secret: str = Field(description="The endpoint's secret, for the provider: shown this once.")
 
 
+class TriggeredOut(Answer):
+    """One thing a delivery set off: a push deploys a service of an environment; a pull
+    request creates, deploys or deletes its preview environment."""
+
+    environment_id: uuid.UUID
+    service_id: uuid.UUID | None = Field(default=None, description="A push: the service deployed.")
+    blueprint_environment_id: uuid.UUID | None = Field(
+        default=None, description="A pull request: the environment its preview copies."
+    )
+    pull_request: int | None = Field(default=None, description="A pull request: its number.")
+    action: Literal["create", "deploy", "delete"] | None = Field(
+        default=None, description="A pull request: what was done to its preview."
+    )
+
+
 class GitDeliveryOut(Answer):
     id: uuid.UUID
     provider: str
@@ -101,7 +116,7 @@ class GitDeliveryOut(Answer):
     )
     branch: str | None
     commit: str | None
-    triggered: list[dict[str, Any]] = Field(description="What the delivery deployed.")
+    triggered: list[TriggeredOut] = Field(description="What the delivery deployed.")
     received_at: Time
 
 

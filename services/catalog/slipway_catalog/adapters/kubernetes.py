@@ -11,6 +11,7 @@ reason; the low-level error goes only into its ``detail`` (the server's log).
 from __future__ import annotations
 
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -42,9 +43,10 @@ class KubernetesProbe:
     def __init__(
         self, timeout_s: float, policy: EgressPolicy, *, resolver: Resolver = system_resolver
     ) -> None:
-        self._timeout = timeout_s
         self._policy = policy
-        self._resolver = resolver
+        self._client = functools.partial(
+            guarded_client, policy, timeout_s=timeout_s, resolver=resolver
+        )
 
     async def facts(self, access: ClusterAccess) -> Facts:
         """The version, the nodes and the account's own rules (raises ClusterCheckFailed)."""
@@ -74,15 +76,9 @@ class KubernetesProbe:
         server = access.server
         if server.scheme != "https" and not self._policy.names(server.host, server.port):
             raise ClusterCheckFailed(CheckReason.TARGET_NOT_ALLOWED, "plain http, not allow-listed")
+        verify = tls_verify(insecure=access.insecure, ca_pem=access.ca_pem)
         try:
-            async with guarded_client(
-                self._policy,
-                server.url,
-                token=access.token,
-                verify=tls_verify(insecure=access.insecure, ca_pem=access.ca_pem),
-                timeout_s=self._timeout,
-                resolver=self._resolver,
-            ) as client:
+            async with self._client(server.url, token=access.token, verify=verify) as client:
                 yield client
         except TargetNotAllowed as exc:
             raise ClusterCheckFailed(CheckReason.TARGET_NOT_ALLOWED, exc.message) from None

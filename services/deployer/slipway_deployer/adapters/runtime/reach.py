@@ -9,6 +9,7 @@ never the token.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from urllib.parse import urlsplit
 
@@ -34,8 +35,9 @@ class ApiServerReach:
         self, policy: EgressPolicy, *, timeout_s: float, resolver: Resolver = system_resolver
     ) -> None:
         self._policy = policy
-        self._timeout_s = timeout_s
-        self._resolver = resolver
+        self._client = functools.partial(
+            guarded_client, policy, timeout_s=timeout_s, resolver=resolver
+        )
 
     async def __call__(self, access: ClusterAccess) -> None:
         """Returns once the API server answered ``/version`` to these credentials."""
@@ -60,14 +62,8 @@ class ApiServerReach:
             raise _unreachable(f"its API server answered /version with {response.status_code}")
 
     async def _version(self, access: ClusterAccess) -> httpx.Response:
-        async with guarded_client(
-            self._policy,
-            access.api_url,
-            token=access.token,
-            verify=tls_verify(insecure=access.insecure, ca_pem=access.ca_cert),
-            timeout_s=self._timeout_s,
-            resolver=self._resolver,
-        ) as client:
+        verify = tls_verify(insecure=access.insecure, ca_pem=access.ca_cert)
+        async with self._client(access.api_url, token=access.token, verify=verify) as client:
             return await client.get("/version")
 
 

@@ -33,6 +33,10 @@ COMMON = {
     "resource_version",
 }
 
+# a service's spec holds no credential (URLs with one are refused): a private repository is
+# reached through a git credential, a resource of its own whose answers never hold its secret
+SECRETS = {"token", "password", "private_key", "secret", "credentials"}
+
 # "METHOD /path STATUS media type" -> why its answer may stay untyped (none today)
 ALLOWED_UNTYPED: dict[str, str] = {}
 
@@ -128,11 +132,13 @@ def test_a_service_is_answered_as_its_kind(committed: dict[str, Any]) -> None:
         assert member["properties"]["kind"]["const"] == kind
         assert set(member["properties"]) == set(spec["properties"]) | COMMON, kind
         assert set(member["required"]) == set(member["properties"]), "every field, always"
+        assert not SECRETS & set(member["properties"]), "credentials are git credentials"
         for field, schema in spec["properties"].items():  # the spec's own field types
             shape = {k: v for k, v in schema.items() if k not in ("default", "description")}
             assert {k: member["properties"][field].get(k) for k in shape} == shape, (kind, field)
     application = _schema(committed, mapping["application"][len(REF) :])
     assert application["properties"]["git"] == {"$ref": f"{REF}GitSource"}
+    assert not SECRETS & set(_schema(committed, "GitSource")["properties"])
     database = _schema(committed, mapping["database"][len(REF) :])
     assert database["properties"]["engine"]["enum"] == ["postgresql", "mysql", "mongodb", "redis"]
 

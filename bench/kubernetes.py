@@ -85,6 +85,8 @@ SERVICES = ["identity", "catalog", "deployer", "gateway"]
 REPO = Path(__file__).resolve().parents[1]
 AUDIT_LOG = REPO / ".devstack" / "logs" / "kube-apiserver-audit.log"
 MANAGED = "app.kubernetes.io/managed-by=slipway"
+CLUSTER_DEPLOYMENTS = "/apis/apps/v1/deployments"
+CLUSTER_WIDE = "deployments (every namespace)"
 LABEL_SERVICE = "slipway.dev/service"
 # the kinds Slipway applies for a container service, as (API path prefix, plural)
 KINDS = {
@@ -176,7 +178,10 @@ class Requests:
         pods then opens one pod's log; a status check (the monitor, every ``monitor_s``) reads
         the Deployment then lists the pods: the pod lists are split accordingly."""
         apply = sum(n for (verb, _), n in self.by_kind.items() if verb in ("patch", "create"))
-        watch = sum(n for (verb, _), n in self.by_kind.items() if verb == "watch")
+        state = self.count("list", CLUSTER_WIDE) + self.count("watch", CLUSTER_WIDE)
+        watch = sum(n for (verb, _), n in self.by_kind.items() if verb == "watch") - self.count(
+            "watch", CLUSTER_WIDE
+        )
         logs = self.count("get", "pods/log")
         status = self.count("get", "deployments")
         lists = self.count("list", "pods")
@@ -184,9 +189,10 @@ class Requests:
         return {
             "apply (server-side apply: patch)": apply,
             "rollout (watches of the Deployment and its pods)": watch,
+            "running services' state (one cluster-wide LIST + WATCH of Deployments)": state,
             "status checks (GET Deployment + LIST pods)": status + max(0, split - logs),
             "live logs (LIST pods + GET pods/log, followed)": logs + min(logs, split),
-            "other": self.total - apply - watch - logs - status - split,
+            "other": self.total - apply - watch - state - logs - status - split,
         }
 
     def table(self) -> list[str]:
@@ -224,6 +230,11 @@ def count_requests(start: int, ours: set[str]) -> Requests:
         namespace = ref.get("namespace") or (ref.get("name") if resource == "namespaces" else None)
         if namespace in ours:
             found.by_kind[(entry["verb"], resource or entry["requestURI"])] += 1
+            found.total += 1
+        elif entry["requestURI"].split("?")[0] == CLUSTER_DEPLOYMENTS:
+            # the deployer's one watch of every Deployment (running services' state): theirs
+            # too, if another client of the account lists them cluster-wide in the window
+            found.by_kind[(entry["verb"], CLUSTER_WIDE)] += 1
             found.total += 1
         else:
             found.outside[f"{entry['verb']} {entry['requestURI'].split('?')[0]}"] += 1
@@ -748,8 +759,9 @@ def render(
             "",
             f"The deploy path alone (apply + rollout): **{_s(deploy_path / services)} per "
             f"service, {_s(deploy_path / services / slipway.objects_per_service)} per object**. "
-            f"The status checks are polls: the deployer's monitor asks every running service's "
-            f"status every `monitor_s` (2 s by default), two requests each. With the "
+            "The deployer's monitor reads every running service's state every `monitor_s` (2 s): "
+            "from its one watch of the cluster's Deployments (opened once, at the warm-up), a "
+            "pod LIST only while a service is not ready. With the "
             f"{services:,} services deployed and nothing else happening, for "
             f"{slipway.idle_s:.0f} s: "
             f"**{slipway.idle.total:,} requests = {_s(idle_rate)}/s, "

@@ -50,9 +50,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from support import (
     Devstack,
+    TopicTail,
     delete_prefixed,
     load_devstack,
     machine_facts,
@@ -61,6 +62,7 @@ from support import (
     percentile,
     postgres_version,
     service_databases,
+    topic_partitions,
     verdict,
 )
 
@@ -68,7 +70,6 @@ from slipway_contracts import Envelope, new_event
 from slipway_contracts.events.builder import BUILD_TOPIC
 from slipway_contracts.events.deployer import BuildRequested, GitSourceSpec
 from slipway_contracts.events.logs import LINES_TOPIC
-from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_libs.kafka_access import grant, revoke
 from slipway_libs.registries import RegistryCredentials, write_authfile
 from slipway_libs.settings import KafkaConnection, read_env_file
@@ -447,55 +448,28 @@ async def direct_build(stack: BuildStack, repo: Path, work: Path, commit: str) -
 # --- builder: the service, through Kafka --------------------------------------------------------
 
 
-class Watch:
+class Watch(TopicTail):
     """Reads the builder's build topic from its current end, from before the first command is
     sent, and keeps every event by build id with the time it arrived. The log topic's position
     is taken at the same time, but its lines are read only at the end (``collect_lines``), so
     that this process does not decode them while a build is being timed."""
 
+    poll_ms = 1000
+
     def __init__(self, kafka: KafkaConnection, prefix: str) -> None:
-        self._prefix = prefix
-        self._consumer = AIOKafkaConsumer(
-            **kafka.options(), group_id=None, enable_auto_commit=False
+        super().__init__(
+            kafka, topic_partitions(prefix, BUILD_TOPIC), topic_partitions(prefix, LINES_TOPIC)
         )
         self._events: dict[str, list[Seen]] = {}
         self._lines: dict[str, list[Line]] = {}
         self._finals: dict[str, asyncio.Future[Seen]] = {}
-        self._task: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
-        self._held = [
-            TopicPartition(prefix + LINES_TOPIC, p)
-            for p in range(TOPICS_BY_NAME[LINES_TOPIC].partitions)
-        ]
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        assigned = [  # the builder created its topics from these specs at start-up
-            TopicPartition(self._prefix + name, p)
-            for name in (BUILD_TOPIC, LINES_TOPIC)
-            for p in range(TOPICS_BY_NAME[name].partitions)
-        ]
-        self._consumer.assign(assigned)
-        await self._consumer.seek_to_end(*assigned)
-        for tp in assigned:  # resolve the end offsets now, not at the first command
-            await self._consumer.position(tp)
-        self._consumer.pause(*self._held)
-        self._task = asyncio.create_task(self._read())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=1000)
-            received, wall = time.monotonic(), time.time()
-            for records in batches.values():
-                for record in records:
-                    self._arrived.set()
-                    self._take(record, received, wall)
+    async def took(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        received, wall = time.monotonic(), time.time()
+        for record in records:
+            self._arrived.set()
+            self._take(record, received, wall)
 
     def _take(self, record: Any, received: float, wall: float) -> None:
         envelope = Envelope.from_json(record.value)
@@ -524,14 +498,13 @@ class Watch:
         return self._finals.setdefault(build_id, asyncio.get_running_loop().create_future())
 
     async def final(self, build_id: uuid.UUID, timeout_s: float) -> Seen:
-        assert self._task is not None
+        assert self.task is not None
         final = self._final(str(build_id))
-        waited: set[asyncio.Future[Any]] = {final, self._task}
+        waited: set[asyncio.Future[Any]] = {final, self.task}
         done, _ = await asyncio.wait(waited, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         if final in done:
             return final.result()
-        if self._task in done:
-            self._task.result()  # raises what stopped the reader
+        self.check()
         raise TimeoutError(f"no final event for build {build_id} within {timeout_s:g}s")
 
     def events(self, build_id: uuid.UUID) -> list[Seen]:
@@ -543,10 +516,10 @@ class Watch:
     async def collect_lines(self, timeout_s: float = 30) -> None:
         """Read the log lines held back so far, up to the log topic's end."""
         await asyncio.sleep(1.0)  # a build's last lines are flushed just after its final event
-        self._consumer.resume(*self._held)
-        ends = await self._consumer.end_offsets(self._held)
+        self.consumer.resume(*self.held)
+        ends = await self.consumer.end_offsets(self.held)
         deadline = time.monotonic() + timeout_s
-        while [tp for tp, end in ends.items() if await self._consumer.position(tp) < end]:
+        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the build log lines did not arrive within {timeout_s:g}s")
             self._arrived.clear()

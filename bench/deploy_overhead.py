@@ -57,12 +57,13 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 from support import (
     CpuSnapshot,
     Devstack,
     Latencies,
     ProcStat,
+    TopicTail,
     bench_platform,
     cmdline_has,
     cores_used,
@@ -73,12 +74,12 @@ from support import (
     main_alone,
     postgres_version,
     proc_stats,
+    topic_partitions,
     verdict,
 )
 
 from slipway_contracts import Envelope
 from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
-from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_deployer.adapters.runtime._health import tcp_ok
 from slipway_deployer.adapters.runtime._procfs import kill_rooted
 from slipway_deployer.config import DeployerSettings
@@ -361,56 +362,29 @@ class Final:
     published: float  # wall clock: the Kafka record's timestamp (the outbox relay's send)
 
 
-class Outcomes:
+class Outcomes(TopicTail):
     """Reads the deployer's deployment topic from its end, from before anything is deployed,
     and keeps when each deployment's final event (succeeded, failed, canceled) arrived."""
 
     def __init__(self, kafka: KafkaConnection, prefix: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            **kafka.options(), group_id=None, enable_auto_commit=False
-        )
-        self._partitions = [
-            TopicPartition(prefix + DEPLOYMENT_TOPIC, p)
-            for p in range(TOPICS_BY_NAME[DEPLOYMENT_TOPIC].partitions)
-        ]
+        super().__init__(kafka, topic_partitions(prefix, DEPLOYMENT_TOPIC))
         self.finals: dict[str, Final] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_end(*self._partitions)
-        for tp in self._partitions:  # resolve the end offsets now, not at the first deploy
-            await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._read())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            seen = time.time()
-            for records in batches.values():
-                for record in records:
-                    envelope = Envelope.from_json(record.value)
-                    status = FINAL.get(envelope.type)
-                    if status is not None:
-                        deployment = str(envelope.data["deployment_id"])
-                        self.finals.setdefault(
-                            deployment, Final(status, seen, record.timestamp / 1000)
-                        )
+    async def took(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        seen = time.time()
+        for record in records:
+            envelope = Envelope.from_json(record.value)
+            status = FINAL.get(envelope.type)
+            if status is not None:
+                deployment = str(envelope.data["deployment_id"])
+                self.finals.setdefault(deployment, Final(status, seen, record.timestamp / 1000))
 
     async def wait(self, ids: Sequence[str], timeout_s: float) -> list[str]:
         """Until every one of ``ids`` ended; those that did not within ``timeout_s``."""
-        assert self._task is not None
+        assert self.task is not None
         deadline = time.monotonic() + timeout_s
         while missing := [i for i in ids if i not in self.finals]:
-            if self._task.done():
-                self._task.result()  # raises what stopped the reader
+            self.check()
             if time.monotonic() > deadline:
                 return missing
             await asyncio.sleep(0.05)

@@ -53,11 +53,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 from deploy_overhead import Api, Stack, bounded, eventually, set_up_tenant
 from support import (
     Devstack,
     Latencies,
+    TopicTail,
     bench_platform,
     load_devstack,
     machine_facts,
@@ -65,12 +66,12 @@ from support import (
     main_alone,
     postgres_version,
     service_databases,
+    topic_partitions,
     verdict,
 )
 
 from slipway_contracts import Envelope
 from slipway_contracts.events.deployer import DEPLOYMENT_TOPIC
-from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_libs import db
 from slipway_libs.crypto import Sealer, new_key_setting
 from slipway_libs.egress import EgressPolicy
@@ -403,35 +404,16 @@ class PushRun:
         return Latencies.of([v for v in values if not math.isnan(v)])
 
 
-class QueuedEvents:
+class QueuedEvents(TopicTail):
     """Reads the deployer's deployment topic from its end, from before the first delivery, and
     keeps each service's ``git_push`` DeploymentQueued events in the order they came."""
 
+    poll_ms = 200
+
     def __init__(self, kafka: KafkaConnection, prefix: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            **kafka.options(), group_id=None, enable_auto_commit=False
-        )
-        self._partitions = [
-            TopicPartition(prefix + DEPLOYMENT_TOPIC, p)
-            for p in range(TOPICS_BY_NAME[DEPLOYMENT_TOPIC].partitions)
-        ]
+        super().__init__(kafka, topic_partitions(prefix, DEPLOYMENT_TOPIC))
         self.by_service: dict[str, list[Queued]] = {}
         self._arrived = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_end(*self._partitions)
-        for tp in self._partitions:  # resolve the end offsets now, not at the first delivery
-            await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._read())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
 
     def count(self, service_id: str) -> int:
         return len(self.by_service.get(service_id, []))
@@ -439,11 +421,10 @@ class QueuedEvents:
     async def nth(self, service_id: str, index: int, timeout_s: float) -> Queued | None:
         """The service's ``index``-th queued event (from 0), once it came; None after
         ``timeout_s``."""
-        assert self._task is not None
+        assert self.task is not None
 
         def there() -> bool:
-            if self._task is not None and self._task.done():
-                self._task.result()  # raises what stopped the reader
+            self.check()
             return self.count(service_id) > index
 
         async with self._arrived:
@@ -451,23 +432,17 @@ class QueuedEvents:
                 await asyncio.wait_for(self._arrived.wait_for(there), timeout_s)
         return self.by_service[service_id][index] if there() else None
 
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200)
-            seen = time.time()
-            for records in batches.values():
-                for record in records:
-                    envelope = Envelope.from_json(record.value)
-                    if envelope.type != QUEUED_TYPE or envelope.data["trigger"] != "git_push":
-                        continue
-                    queued = Queued(
-                        str(envelope.data["deployment_id"]), seen, record.timestamp / 1000
-                    )
-                    for service in envelope.data["service_ids"]:
-                        self.by_service.setdefault(str(service), []).append(queued)
-            if batches:
-                async with self._arrived:
-                    self._arrived.notify_all()
+    async def took(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        seen = time.time()
+        for record in records:
+            envelope = Envelope.from_json(record.value)
+            if envelope.type != QUEUED_TYPE or envelope.data["trigger"] != "git_push":
+                continue
+            queued = Queued(str(envelope.data["deployment_id"]), seen, record.timestamp / 1000)
+            for service in envelope.data["service_ids"]:
+                self.by_service.setdefault(str(service), []).append(queued)
+        async with self._arrived:
+            self._arrived.notify_all()
 
 
 def github_push(repo: str, commit: str) -> bytes:

@@ -29,10 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from slipway_contracts import TopicSpec
+from slipway_contracts.topics import TOPICS_BY_NAME
 from slipway_libs.bus import delete_topics, ensure_topics
 from slipway_libs.kafka_access import ACCESS, admin_connection
 from slipway_libs.migrations import apply_migrations, service_migrations
@@ -437,6 +438,66 @@ async def paced(
         await send(i)
     elapsed = time.monotonic() - start + tick_s  # the last tick owns one period too
     return Pacing(ticks * per_tick / elapsed, late, worst * 1000)
+
+
+def topic_partitions(prefix: str, *topics: str) -> list[TopicPartition]:
+    """Every partition of a platform's ``topics`` (the services create them from these specs)."""
+    return [
+        TopicPartition(prefix + name, p)
+        for name in topics
+        for p in range(TOPICS_BY_NAME[name].partitions)
+    ]
+
+
+class TopicTail:
+    """Reads topics from their current end in a task of its own, started before the run sends
+    anything, so that it sees every event the run causes as it arrives: a subclass takes each
+    batch in ``took``. ``held`` partitions are positioned at their end too but only read once
+    resumed (``consumer.resume``)."""
+
+    poll_ms = 500
+
+    def __init__(
+        self,
+        kafka: KafkaConnection,
+        partitions: Sequence[TopicPartition],
+        held: Sequence[TopicPartition] = (),
+    ) -> None:
+        self.consumer = AIOKafkaConsumer(**kafka.options(), group_id=None, enable_auto_commit=False)
+        self.partitions = [*partitions]
+        self.held = [*held]
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        assigned = [*self.partitions, *self.held]
+        self.consumer.assign(assigned)
+        await self.consumer.seek_to_end(*assigned)
+        for tp in assigned:  # resolve the end offsets now, not at the run's first event
+            await self.consumer.position(tp)
+        if self.held:
+            self.consumer.pause(*self.held)
+        self.task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        await self.consumer.stop()
+
+    def check(self) -> None:
+        """Raise what stopped the reader, if something did."""
+        if self.task is not None and self.task.done():
+            self.task.result()
+
+    async def took(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        raise NotImplementedError
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=self.poll_ms)
+            if batches:
+                await self.took([record for records in batches.values() for record in records])
 
 
 async def record_timestamps(kafka: KafkaConnection, topic: str, partitions: int) -> dict[str, int]:

@@ -1,0 +1,168 @@
+"""The informer's loop (``kubernetes/informer.py``) against a scripted client: list once, watch
+from the list's version, resume from the last version seen when the server ends a watch (no
+second list), list again on 410 Gone, back off and resume after a broken stream (not live in
+between), and what the runtime saw itself merged by resourceVersion."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
+from slipway_deployer.adapters.runtime.kubernetes.client import KubeError
+from slipway_deployer.adapters.runtime.kubernetes.informer import Informer
+from slipway_libs.retry import Backoff
+
+Event = tuple[str, dict[str, Any]]
+
+
+def deployment(service: str, version: int, *, uid: str = "u1", replicas: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": service,
+            "namespace": "ns",
+            "uid": uid,
+            "resourceVersion": str(version),
+            "labels": {"slipway.dev/service": service},
+        },
+        "spec": {"replicas": replicas},
+    }
+
+
+class ScriptedClient:
+    """``list_versioned`` answers the next listing; each ``watch`` plays the next session (its
+    events, then the end the server gives it, or an error), then waits for ever."""
+
+    def __init__(self, lists: list[tuple[list[dict[str, Any]], str]], sessions: list[Any]) -> None:
+        self.lists = lists
+        self.sessions = sessions
+        self.calls: list[tuple[str, str | None]] = []  # ("list", None) / ("watch", version)
+
+    async def list_versioned(self, kind: str, **_: Any) -> tuple[list[dict[str, Any]], str]:
+        self.calls.append(("list", None))
+        return self.lists.pop(0)
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str | None = None,
+        opened: Callable[[], None] | None = None,
+        **_: Any,
+    ) -> AsyncIterator[Event]:
+        self.calls.append(("watch", resource_version))
+        if not self.sessions:
+            await asyncio.Event().wait()
+        session = self.sessions.pop(0)
+        if isinstance(session, Exception):
+            raise session
+        if opened is not None:
+            opened()
+        for event in session:
+            yield event
+
+
+def informer(client: ScriptedClient) -> Informer:
+    fake: Any = client  # the two calls the informer makes of a KubeClient
+    return Informer(fake, "Deployment", labels="managed", backoff=Backoff(0.0, 0.0))
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(10_000):  # yields only: no time passes in these tests
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_it_lists_once_then_watches_and_resumes_from_the_last_version_seen() -> None:
+    client = ScriptedClient(
+        lists=[([deployment("a", 5)], "10")],
+        sessions=[
+            [
+                ("MODIFIED", deployment("a", 11)),
+                ("BOOKMARK", {"metadata": {"resourceVersion": "15"}}),
+            ],
+            [("ADDED", deployment("b", 16))],
+        ],
+    )
+    watched = informer(client)
+    try:
+        assert await watched.ready(timeout_s=5)
+        await until(lambda: watched.get("b") is not None, "b seen")
+
+        assert client.calls[:3] == [("list", None), ("watch", "10"), ("watch", "15")]
+        assert client.calls.count(("list", None)) == 1
+        found = watched.get("a")
+        assert found is not None and found["metadata"]["resourceVersion"] == "11"
+    finally:
+        await watched.close()
+
+
+async def test_410_gone_lists_again_and_watches_from_the_new_list() -> None:
+    gone = KubeError(410, "Expired", "too old resource version")
+    client = ScriptedClient(
+        lists=[([deployment("a", 5)], "10"), ([deployment("a", 30, replicas=0)], "31")],
+        sessions=[gone],
+    )
+    watched = informer(client)
+    try:
+        await watched.ready(timeout_s=5)
+        await until(lambda: len(client.calls) >= 4, "the watch after the second list")
+
+        assert client.calls[:4] == [
+            ("list", None),
+            ("watch", "10"),
+            ("list", None),
+            ("watch", "31"),
+        ]
+        found = watched.get("a")
+        assert found is not None and found["spec"]["replicas"] == 0
+    finally:
+        await watched.close()
+
+
+async def test_a_broken_stream_is_not_live_then_resumed_from_its_version_without_a_list() -> None:
+    broken = RuntimeFailure(FailureReason.CLUSTER_UNREACHABLE, "the stream broke")
+    client = ScriptedClient(
+        lists=[([deployment("a", 5)], "10")],
+        sessions=[[("MODIFIED", deployment("a", 12))], broken, broken, []],
+    )
+    watched = informer(client)
+    try:
+        await watched.ready(timeout_s=5)
+        await until(lambda: len(client.calls) >= 6, "the watch resumed after the failures")
+
+        assert client.calls[:6] == [
+            ("list", None),
+            ("watch", "10"),
+            ("watch", "12"),  # the server ended the first: resumed
+            ("watch", "12"),  # broken: resumed after a backoff, from the same version
+            ("watch", "12"),
+            ("watch", "12"),  # the empty session ended too
+        ]
+        await until(lambda: watched.live, "live again once a watch opened")
+    finally:
+        await watched.close()
+
+
+async def test_the_runtimes_own_newer_object_wins_and_a_deleted_one_stays_hidden() -> None:
+    client = ScriptedClient(lists=[([deployment("a", 5)], "10")], sessions=[])
+    watched = informer(client)
+    try:
+        await watched.ready(timeout_s=5)
+        watched.offer(deployment("a", 20, replicas=0))
+        watched._apply("MODIFIED", deployment("a", 18))  # an older event still in flight
+        found = watched.get("a")
+        assert found is not None and found["spec"]["replicas"] == 0
+
+        watched.forget("a")
+        watched._apply("MODIFIED", deployment("a", 21))  # the deleted object, late
+        assert watched.get("a") is None
+        watched._apply("ADDED", deployment("a", 25, uid="u2"))  # applied again: a new object
+        found = watched.get("a")
+        assert found is not None and found["metadata"]["uid"] == "u2"
+    finally:
+        await watched.close()

@@ -90,11 +90,22 @@ async def lead(
         await _unless_lost(work(conn), lost)
 
 
-async def follow(*, dsn: str, listeners: Mapping[str, Listener]) -> None:
-    """Listen on a connection of its own until it is lost (``ConnectionLost``)."""
+async def follow(
+    *,
+    dsn: str,
+    listeners: Mapping[str, Listener],
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Listen on a connection of its own until it is lost (``ConnectionLost``).
+
+    ``on_listening`` is called once every channel is subscribed: a notification sent before that
+    (while the process starts or the connection is re-made) is lost, so a loop that sleeps until
+    notified must look again then instead of waiting for its poll."""
     async with _session(dsn) as (conn, lost):
         for channel, listener in listeners.items():
             await conn.add_listener(channel, listener)
+        if on_listening is not None:
+            on_listening()
         await lost.wait()
         raise ConnectionLost("the listening connection was closed")
 

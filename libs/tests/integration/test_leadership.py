@@ -151,3 +151,31 @@ async def test_follow_listens_until_its_connection_is_lost(dsn: str) -> None:
         with contextlib.suppress(asyncio.CancelledError, leadership.ConnectionLost):
             await follower
         await admin.close()
+
+
+async def test_follow_says_when_it_listens_so_nothing_sent_after_is_lost(dsn: str) -> None:
+    """A loop that sleeps until notified looks again when the subscription is in place: a
+    notification sent before it (the process starting, the connection re-made) is lost, and
+    one sent after ``on_listening`` is heard (a timer armed at a scheduler's start fired up to
+    ``poll_s`` late before)."""
+    channel = f"follow_{uuid.uuid4().hex[:8]}"
+    heard, listening = asyncio.Event(), asyncio.Event()
+    admin = await asyncpg.connect(dsn)
+    await admin.execute("SELECT pg_notify($1, 'before')", channel)  # nobody listens yet
+    follower = asyncio.create_task(
+        leadership.follow(
+            dsn=dsn,
+            listeners={channel: lambda *_: heard.set()},
+            on_listening=listening.set,
+        )
+    )
+    try:
+        await _wait_for(listening, "on_listening was not called")
+        assert not heard.is_set(), "a notification sent before LISTEN cannot be heard"
+        await admin.execute("SELECT pg_notify($1, 'after')", channel)
+        await _wait_for(heard, "the first notification after on_listening was not heard")
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError, leadership.ConnectionLost):
+            await follower
+        await admin.close()

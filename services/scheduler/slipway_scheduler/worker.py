@@ -76,7 +76,11 @@ class TimerLoop:
 
     async def _listen(self) -> None:
         await retry.forever(
-            lambda: leadership.follow(dsn=self._dsn, listeners={firing.TIMERS_CHANNEL: self._wake}),
+            lambda: leadership.follow(
+                dsn=self._dsn,
+                listeners={firing.TIMERS_CHANNEL: self._wake},
+                on_listening=self._wake.set,
+            ),
             event="timers.listen_lost",
             backoff=retry.Backoff(1.0, 10.0),
         )
@@ -128,7 +132,9 @@ class DeliveryLoop:
     async def _listen(self) -> None:
         await retry.forever(
             lambda: leadership.follow(
-                dsn=self._dsn, listeners={delivering.DELIVERIES_CHANNEL: self._wake}
+                dsn=self._dsn,
+                listeners={delivering.DELIVERIES_CHANNEL: self._wake},
+                on_listening=self._wake.set,
             ),
             event="deliveries.listen_lost",
             backoff=retry.Backoff(1.0, 10.0),

@@ -154,10 +154,16 @@ class LineFeed:
                     queries.NOTIFY_CHANNEL: self._on_notify,
                     queries.ENDED_CHANNEL: self._on_ended,
                 },
+                on_listening=self._wake_all,
             ),
             event="logs.follow.listen_failed",
             backoff=retry.Backoff(self._poll_s, self._poll_s),
         )
+
+    def _wake_all(self) -> None:
+        # subscribed (again): lines written while nobody listened were not notified
+        for stream in self._streams.values():
+            stream.wake.set()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:

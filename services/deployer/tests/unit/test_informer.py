@@ -166,3 +166,46 @@ async def test_the_runtimes_own_newer_object_wins_and_a_deleted_one_stays_hidden
         assert found is not None and found["metadata"]["uid"] == "u2"
     finally:
         await watched.close()
+
+
+class SilentClient(ScriptedClient):
+    """A watch that opens and then never says a word nor ends (a connection dead silently)."""
+
+    def __init__(self) -> None:
+        super().__init__(lists=[([deployment("a", 5)], "10")], sessions=[])
+        self.closed = 0
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str | None = None,
+        opened: Callable[[], None] | None = None,
+        **_: Any,
+    ) -> AsyncIterator[Event]:
+        self.calls.append(("watch", resource_version))
+        if opened is not None:
+            opened()
+        try:
+            await asyncio.Event().wait()
+            yield ("ADDED", deployment("never", 1))
+        finally:
+            self.closed += 1
+
+
+async def test_a_silent_watch_is_closed_and_resumed_from_its_version() -> None:
+    client = SilentClient()
+    fake: Any = client
+    watched = Informer(fake, "Deployment", labels="managed", silent_after_s=0.05)
+    try:
+        await watched.ready(timeout_s=5)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30  # a hang guard; the informer's own timer is 0.05 s
+        while len(client.calls) < 3 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+
+        assert client.calls[:3] == [("list", None), ("watch", "10"), ("watch", "10")]
+        assert client.closed >= 1, "the silent stream was not closed"
+    finally:
+        await watched.close()

@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -230,7 +230,7 @@ class KubeClient:
         resource_version: str | None = None,
         bookmarks: bool = False,
         opened: Callable[[], None] | None = None,
-    ) -> AsyncIterator[tuple[str, Manifest]]:
+    ) -> AsyncGenerator[tuple[str, Manifest], None]:
         """(type, object) events: without ``resource_version``, first an ADDED per existing
         object (the API server starts from its current state), else the changes after that
         version (410 Gone, a ``KubeError``, when it is too old); then changes, until

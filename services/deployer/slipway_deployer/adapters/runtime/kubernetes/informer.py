@@ -7,7 +7,9 @@ Invariants:
 - One LIST, then one WATCH from the list's resourceVersion, with bookmarks (a quiet watch still
   moves its version on). A watch the server ends (its ``timeoutSeconds``) is resumed from the
   last version seen, with no LIST; ``410 Gone`` (a version too old for the server) lists again;
-  a broken connection or a refusal is retried with a backoff, from the last version.
+  a broken connection or a refusal is retried with a backoff, from the last version. A watch
+  silent for ``silent_after_s`` (no event, no bookmark: a connection that died without a word)
+  is closed and resumed the same way.
 - ``live`` only while a watch is open (or the list just answered): an object read while it is
   not live may be stale, and the runtime says so (``CLUSTER_UNREACHABLE``) instead of guessing.
 - What the runtime saw itself (``offer``: a rollout's last object) is kept when it is newer than
@@ -42,12 +44,15 @@ class Informer:
         *,
         labels: str,
         watch_timeout_s: float = 300.0,
+        silent_after_s: float | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         self._client = client
         self._kind = kind
         self._labels = labels
         self._watch_timeout_s = watch_timeout_s
+        # the server sends a bookmark about once a minute and ends the watch at its timeout
+        self._silent_after_s = silent_after_s or watch_timeout_s + 60.0
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._objects: dict[str, Manifest] = {}  # service id -> the object
         self._hidden: set[str] = set()  # uids the runtime deleted, until the watch agrees
@@ -141,7 +146,8 @@ class Informer:
         log.info("informer.listed", kind=self._kind, count=len(self._objects))
 
     async def _watch(self) -> None:
-        async for event, found in self._client.watch(
+        """One watch, until the server ends it (or it stays silent too long: resumed too)."""
+        stream = self._client.watch(
             self._kind,
             None,
             labels=self._labels,
@@ -149,12 +155,20 @@ class Informer:
             resource_version=self._version,
             bookmarks=True,
             opened=self._live.set,
-        ):
-            version = (found.get("metadata") or {}).get("resourceVersion")
-            if event != "BOOKMARK":
-                self._apply(event, found)
-            if version:
-                self._version = str(version)
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            async with contextlib.aclosing(stream), asyncio.timeout(None) as silence:
+                silence.reschedule(loop.time() + self._silent_after_s)
+                async for event, found in stream:
+                    silence.reschedule(loop.time() + self._silent_after_s)
+                    version = (found.get("metadata") or {}).get("resourceVersion")
+                    if event != "BOOKMARK":
+                        self._apply(event, found)
+                    if version:
+                        self._version = str(version)
+        except TimeoutError:
+            log.warning("informer.silent", kind=self._kind, after_s=self._silent_after_s)
 
     def _apply(self, event: str, found: Manifest) -> None:
         service_id = _service_of(found)

@@ -14,6 +14,10 @@ set when the connection is acquired and only when it changes:
 - the binding is set outside any transaction (a rollback cannot undo it) and forgotten before
   the statement is sent: a change that was interrupted (cancelled, failed) leaves the
   connection "unknown", bound again by its next user whatever that one wants.
+
+This needs each pooled connection to be one PostgreSQL session: a pooler in transaction mode
+(PgBouncer's ``pool_mode = transaction``) between the services and PostgreSQL would hand the
+binding of one request to another's statements. Slipway connects to PostgreSQL directly.
 """
 
 from __future__ import annotations

@@ -23,13 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic.json_schema import models_json_schema
 
 from slipway_libs.idempotency import KEY_HEADER, MAX_KEY_LENGTH, TTL_HOURS, idempotent
@@ -48,7 +56,13 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-Time = datetime  # ISO 8601 with its offset
+# ISO 8601 with its offset, written as every answer built from a row writes it
+# (``datetime.isoformat``: ``+00:00``), not pydantic's ``Z``: one API, one spelling of a time
+Time = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
 def page_of(model: type[BaseModel], *, cursor: type = str) -> type[BaseModel]:

@@ -106,3 +106,11 @@ def test_the_service_routes_answer_through_the_documented_models() -> None:
     assert len(service_keys) == 5
     for key in service_keys:
         assert served[key] is ANSWERS[key], f"{key} answers through {ANSWERS[key].__name__}"
+
+
+def test_a_service_answer_writes_times_as_every_other_answer_does() -> None:
+    """Projects, environments and identity's answers write ``+00:00`` (``isoformat``); a
+    service answered through its model wrote pydantic's ``Z`` until ``Time`` said otherwise."""
+    answer = ServiceOut.model_validate(service_out(_row("container"))).model_dump(mode="json")
+    assert answer["created_at"] == NOW.isoformat() == "2026-01-01T00:00:00+00:00"
+    assert answer["updated_at"] == NOW.isoformat()

@@ -209,3 +209,52 @@ async def test_a_silent_watch_is_closed_and_resumed_from_its_version() -> None:
         assert client.closed >= 1, "the silent stream was not closed"
     finally:
         await watched.close()
+
+
+def ready_when_available(found: dict[str, Any]) -> bool:
+    return bool((found.get("status") or {}).get("available"))
+
+
+async def test_a_rollout_waits_on_the_one_watch_and_wakes_on_its_change() -> None:
+    client = ScriptedClient(lists=[([], "10")], sessions=[])
+    watched = informer(client)
+    try:
+        await watched.ready(timeout_s=5)
+        watched.offer(deployment("a", 11))  # the apply's answer
+        waiting = asyncio.create_task(
+            watched.wait_until("a", ready_when_available, stuck=lambda _: None)
+        )
+        await until(lambda: "a" in watched._waiters, "the rollout waiting")
+        assert not waiting.done()
+
+        available = deployment("a", 12) | {"status": {"available": True}}
+        watched._apply("MODIFIED", available)
+
+        assert (await waiting)["metadata"]["resourceVersion"] == "12"
+        gone = asyncio.create_task(watched.wait_until("a", lambda _: False, stuck=lambda _: None))
+        await until(lambda: "a" in watched._waiters, "the second wait")
+        watched._apply("DELETED", available)
+        try:
+            await gone
+        except RuntimeFailure as failure:
+            assert failure.reason is FailureReason.NOT_FOUND
+        else:
+            raise AssertionError("a deleted Deployment's rollout did not fail")
+    finally:
+        await watched.close()
+
+
+async def test_a_list_keeps_what_the_runtime_applied_after_the_lists_version() -> None:
+    gone = KubeError(410, "Expired", "too old resource version")
+    client = ScriptedClient(lists=[([], "10"), ([], "20")], sessions=[gone])
+    watched = informer(client)
+    watched.offer(deployment("late", 25))  # applied while the second list was in flight
+    watched.offer(deployment("old", 15))  # older than the second list, which lacks it: gone
+    try:
+        await watched.ready(timeout_s=5)
+        await until(lambda: client.calls.count(("list", None)) == 2, "the second list")
+        await until(lambda: watched.get("old") is None, "the second list applied")
+
+        assert watched.get("late") is not None
+    finally:
+        await watched.close()

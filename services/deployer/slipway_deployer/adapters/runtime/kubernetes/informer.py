@@ -16,6 +16,10 @@ Invariants:
   what the watch delivered, so a state read right after an apply or a stop is never older than
   the operation's own outcome. resourceVersions are compared as integers (etcd's revisions);
   one that is not an integer is taken as newer.
+- ``wait_until`` wakes on every change of the service's object (and on every list): a rollout
+  watched through the one watch rather than a watch of its own.
+- A list keeps what the runtime offered after the list's version (an apply answered while the
+  list was in flight), so a rollout waiting on it never sees it vanish.
 - ``forget`` (the runtime deleted the service) hides that object (by uid) until the watch says
   it is gone: an event about it still in flight does not bring it back; a new object (another
   uid) is seen at once.
@@ -25,10 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
-from slipway_deployer.adapters.runtime.base import RuntimeFailure
+from slipway_deployer.adapters.runtime.base import FailureReason, RuntimeFailure
 from slipway_deployer.adapters.runtime.kubernetes.client import KubeClient, KubeError
 from slipway_deployer.adapters.runtime.kubernetes.names import LABEL_SERVICE, Manifest
 from slipway_libs.retry import Backoff
@@ -60,6 +65,7 @@ class Informer:
         self._live = asyncio.Event()
         self._tried = asyncio.Event()  # the first list answered or failed
         self._task: asyncio.Task[None] | None = None
+        self._waiters: dict[str, asyncio.Event] = {}  # service id -> woken on its next change
         self.lists = 0  # how many times it listed (tests and logs)
 
     @property
@@ -79,6 +85,27 @@ class Informer:
     def get(self, service_id: str) -> Manifest | None:
         return self._objects.get(service_id)
 
+    async def wait_until(
+        self,
+        service_id: str,
+        done: Callable[[Manifest], bool],
+        *,
+        stuck: Callable[[Manifest], str | None],
+    ) -> Manifest:
+        """The service's object once ``done(object)``; NOT_FOUND when it is gone, TIMEOUT when
+        ``stuck`` says why it will not get there. The caller bounds it in time."""
+        while True:
+            found = self._objects.get(service_id)
+            if found is None:
+                message = f"{self._kind} of service {service_id} was deleted"
+                raise RuntimeFailure(FailureReason.NOT_FOUND, message)
+            if done(found):
+                return found
+            if why := stuck(found):
+                name = found["metadata"].get("name")
+                raise RuntimeFailure(FailureReason.TIMEOUT, f"{name}: {why}")
+            await self._waiters.setdefault(service_id, asyncio.Event()).wait()
+
     def offer(self, found: Manifest) -> None:
         """An object the runtime got itself (an apply's answer, a watched rollout's end)."""
         service_id = _service_of(found)
@@ -88,12 +115,14 @@ class Informer:
         if known is None or _newer(found, known):
             self._hidden.discard(_uid(found))
             self._objects[service_id] = found
+            self._wake(service_id)
 
     def forget(self, service_id: str) -> None:
         """The runtime deleted the service's object: gone now, whatever the watch still says."""
         known = self._objects.pop(service_id, None)
         if known is not None:
             self._hidden.add(_uid(known))
+        self._wake(service_id)
 
     def forget_namespace(self, namespace: str) -> None:
         """Every object of a namespace the runtime deleted."""
@@ -138,8 +167,14 @@ class Informer:
     async def _list(self) -> None:
         items, version = await self._client.list_versioned(self._kind, labels=self._labels)
         self.lists += 1
-        self._objects = {sid: item for item in items if (sid := _service_of(item)) is not None}
+        listed = {sid: item for item in items if (sid := _service_of(item)) is not None}
+        for sid, known in self._objects.items():  # offered after the list was answered
+            if sid not in listed and _after(known, version):
+                listed[sid] = known
+        self._objects = listed
         self._hidden.clear()
+        for waiting in list(self._waiters):
+            self._wake(waiting)
         self._version = version
         self._live.set()
         self._tried.set()
@@ -180,12 +215,19 @@ class Informer:
             known = self._objects.get(service_id)
             if known is not None and _uid(known) == uid:
                 del self._objects[service_id]
+                self._wake(service_id)
             return
         if uid in self._hidden:
             return
         known = self._objects.get(service_id)
         if known is None or _uid(known) != uid or not _newer(known, found):
             self._objects[service_id] = found
+            self._wake(service_id)
+
+    def _wake(self, service_id: str) -> None:
+        waiting = self._waiters.pop(service_id, None)
+        if waiting is not None:
+            waiting.set()
 
 
 def _service_of(found: Manifest) -> str | None:
@@ -196,6 +238,14 @@ def _service_of(found: Manifest) -> str | None:
 
 def _uid(found: Manifest) -> str:
     return str((found.get("metadata") or {}).get("uid", ""))
+
+
+def _after(found: Manifest, version: str) -> bool:
+    """Whether ``found`` is a later version than a list's ``version``."""
+    try:
+        return int((found.get("metadata") or {}).get("resourceVersion", "")) > int(version)
+    except ValueError:
+        return False
 
 
 def _newer(one: Manifest, other: Manifest) -> bool:

@@ -210,11 +210,12 @@ class KubernetesRuntime:
                 await self._suspend_cron_jobs(service_id, namespace, suspend=True)
             return
         body = {"spec": {"replicas": 0}}
-        await self._client.patch(
+        patched = await self._client.patch(
             "Deployment", where.namespace, where.name, body, manager=STOP_MANAGER
         )
+        self._deployments.offer(patched)  # what is waited on is this spec, not an older one
         await self._watch_deployment(
-            where, rollout.deployment_scaled_down, self._settings.stop_timeout_s
+            service_id, where, rollout.deployment_scaled_down, self._settings.stop_timeout_s
         )
         log.info("runtime.kubernetes.stopped", service_id=service_id, namespace=where.namespace)
 
@@ -241,9 +242,10 @@ class KubernetesRuntime:
                 "template": {"metadata": {"annotations": {_RESTARTED_AT: now}}},
             }
         }
-        await self._client.patch(
+        patched = await self._client.patch(
             "Deployment", where.namespace, where.name, body, manager=RESTART_MANAGER
         )
+        self._deployments.offer(patched)  # what is waited on is this spec, not an older one
         template = deployment["spec"]["template"]["metadata"]["labels"][LABEL_TEMPLATE]
         await self._await_rollout(service_id, where, template)
 
@@ -423,15 +425,21 @@ class KubernetesRuntime:
                     if diagnosis.final:
                         raise RuntimeFailure(diagnosis.reason, f"{name}: {diagnosis.message}")
 
-        rolled_out = self._watch_deployment(where, rollout.deployment_ready, timeout_s)
+        rolled_out = self._watch_deployment(service_id, where, rollout.deployment_ready, timeout_s)
         try:
             await _until_first(rolled_out, watch_pods())
         except TimeoutError:
             raise await self._timed_out(where, seen, timeout_s) from None
 
     async def _watch_deployment(
-        self, where: _Where, done: Callable[[Manifest], bool], timeout_s: float
+        self, service_id: str, where: _Where, done: Callable[[Manifest], bool], timeout_s: float
     ) -> None:
+        """Until ``done``: through the cluster-wide watch when it is live (no request of its
+        own), else a watch of this Deployment; TimeoutError after ``timeout_s``."""
+        if await self._deployments.ready(self._settings.request_timeout_s):
+            async with asyncio.timeout(timeout_s):
+                await self._deployments.wait_until(service_id, done, stuck=rollout.deployment_stuck)
+            return
         found = await self._client.watch_until(
             "Deployment",
             where.namespace,

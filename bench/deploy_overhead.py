@@ -69,10 +69,9 @@ from support import (
     cores_used,
     devstack_home,
     load_devstack,
-    machine_facts,
+    machine,
     machine_section,
     main_alone,
-    postgres_version,
     proc_stats,
     topic_partitions,
     verdict,
@@ -1101,7 +1100,7 @@ async def run(devstack: Devstack | None = None, params: Params | None = None) ->
     load_before = os.getloadavg()[0]
     code = await code_version()  # what the services are about to run
     results = await measure(devstack, params)
-    facts = machine_facts(devstack, await postgres_version(devstack))
+    facts = await machine(devstack)
     facts["buildah"] = await tool_version(["buildah", "--version"])
     facts["Code"] = code
     facts["Load average (1 min)"] = (

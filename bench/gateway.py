@@ -49,10 +49,9 @@ from support import (
     Latencies,
     bench_platform,
     load_devstack,
-    machine_facts,
+    machine,
     machine_section,
     main_alone,
-    postgres_version,
     verdict,
 )
 
@@ -439,7 +438,7 @@ async def run(params: Params | None = None, devstack: Devstack | None = None) ->
             pids[name] = service.process.pid
         print(f"gateway: pids {pids}", flush=True)  # e.g. for py-spy during the run
         results = await measure(targets, pids, params)
-    facts = machine_facts(devstack, await postgres_version(devstack))
+    facts = await machine(devstack)
     return render(params, results, facts, (load_before, os.getloadavg()[0]))
 
 

@@ -38,10 +38,9 @@ from support import (
     Latencies,
     bench_platform,
     load_devstack,
-    machine_facts,
+    machine,
     machine_section,
     main_alone,
-    postgres_version,
     verdict,
 )
 
@@ -976,7 +975,7 @@ async def run(params: Params | None = None, devstack: Devstack | None = None) ->
         tenant = await measure_tenant_binding(
             setup.identity_dsn, setup.org_id, max(200, params.iterations // 4)
         )
-    facts = machine_facts(devstack, await postgres_version(devstack))
+    facts = await machine(devstack)
     facts["Load average (1 min)"] = (
         f"{load_before:.2f} before the run, {os.getloadavg()[0]:.2f} at its end (the run "
         "itself accounts for up to about 2; more means other work shared the machine)"

@@ -23,7 +23,7 @@ import outbox_pipeline
 import raw_kafka
 from outbox_pipeline import PipelineResult, Principals
 from plain_kafka import throwaway_broker
-from support import Devstack, OtherWork, machine_facts, other_work
+from support import Devstack, OtherWork, machine_facts, machine_section, other_work
 
 from slipway_contracts import dead_letter_topic
 from slipway_libs.kafka_access import (
@@ -339,16 +339,13 @@ def render(result: Result) -> str:
         "tests or benchmarks): its *Kafka's CPU* counts all its users; the throwaway brokers "
         "serve only this benchmark. PostgreSQL is the devstack's for all three.",
         "",
-        "## Machine",
-        "",
-        "|  |  |",
-        "| --- | --- |",
-        *(f"| {k} | {v} |" for k, v in result.facts.items()),
-        f"| Other work during the rounds | {result.other.share:.0%} of all cores "
-        f"({result.other.cpu_s:.0f} CPU-s in {result.other.wall_s:.0f} s) used by processes "
-        "other than the benchmark's and the devstack's |",
-        f"| Load average (1 min) | {result.load[0]:.2f} before the run, {result.load[1]:.2f} at "
-        "its end |",
-        "",
+        *machine_section(
+            result.facts
+            | {
+                "Other work during the rounds": result.other.describe(),
+                "Load average (1 min)": f"{result.load[0]:.2f} before the run, "
+                f"{result.load[1]:.2f} at its end",
+            }
+        ),
     ]
     return "\n".join(lines)

@@ -68,11 +68,10 @@ from support import (
     cores_used,
     cpu_snapshot,
     load_devstack,
-    machine_facts,
+    machine,
     machine_section,
     other_work,
     paced,
-    postgres_version,
     quiet_logging,
     verdict,
 )
@@ -497,10 +496,7 @@ async def run(devstack: Devstack, params: Params | None = None) -> str:
         other_work(devstack) as other,
     ):
         result = await _measure(devstack, platform, params)
-    result.facts["Other work during the run"] = (
-        f"{other.share:.0%} of all cores ({other.cpu_s:.0f} CPU-s in {other.wall_s:.0f} s) used "
-        "by processes other than the benchmark's and the devstack's"
-    )
+    result.facts["Other work during the run"] = other.describe()
     result.facts["Load average at the end (1, 5, 15 min)"] = " ".join(
         f"{x:.2f}" for x in os.getloadavg()
     )
@@ -523,7 +519,7 @@ async def _measure(devstack: Devstack, platform: Platform, params: Params) -> Re
     try:
         pids = {n: s.process.pid for n, s in platform.services.items() if s.process}
         pids["bench (producer)"] = os.getpid()
-        facts = machine_facts(devstack, await postgres_version(devstack))
+        facts = await machine(devstack)
         latency = []
         for rate in params.latency_rates:
             print(f"logs_follow: one follower, {rate:,} lines/s...", flush=True)

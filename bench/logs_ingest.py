@@ -44,10 +44,9 @@ from support import (
     Devstack,
     cmdline_has,
     load_devstack,
-    machine_facts,
+    machine,
     machine_section,
     main_alone,
-    postgres_version,
     proc_stats,
     service_databases,
     verdict,
@@ -434,7 +433,7 @@ async def run(params: Params = Params(), devstack: Devstack | None = None) -> st
         print(f"logs_ingest: round {n + 1}: ingest {ingest_s:.2f}s, copy {copy_s:.2f}s")
     print(f"logs_ingest: search over {params.search_lines:,} lines...")
     searches, search_p95 = await time_search(devstack, params)
-    facts = machine_facts(devstack, await postgres_version(devstack))
+    facts = await machine(devstack)
     # the machine is shared: how busy it was
     facts["Load average at the end (1, 5, 15 min)"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return render(params, work.lines, rounds, facts) + search_section(params, searches, search_p95)

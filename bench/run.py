@@ -36,16 +36,23 @@ RESULTS = Path(__file__).resolve().parent / "results"
 Benchmark = Callable[[Devstack, argparse.Namespace], Awaitable[str]]
 
 
-async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
-    """The outbox pipeline end to end, then the raw aiokafka ceiling, on the same broker."""
-    params = outbox_pipeline.Params(
-        events=args.events,
+def pipeline_params(
+    args: argparse.Namespace, events: int, duration_s: float
+) -> outbox_pipeline.Params:
+    """The pipeline's settings from the command line; the two benchmarks differ in their size."""
+    return outbox_pipeline.Params(
+        events=events,
         rate=args.rate,
-        duration_s=args.duration,
+        duration_s=duration_s,
         relay_batch=args.relay_batch,
         consumer_batch=args.consumer_batch,
         batch_handler=not args.per_event_handler,
     )
+
+
+async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The outbox pipeline end to end, then the raw aiokafka ceiling, on the same broker."""
+    params = pipeline_params(args, args.events, args.duration)
     print(
         f"outbox_pipeline: pipeline ({params.events:,} events, then "
         f"{params.rate:,}/s for {params.duration_s:g} s)...",
@@ -56,23 +63,13 @@ async def outbox_pipeline_benchmark(devstack: Devstack, args: argparse.Namespace
         print("outbox_pipeline: raw aiokafka ceiling...", flush=True)
         raw = await raw_kafka.run(devstack, params, pipeline.payload_bytes)
     facts = machine_facts(devstack, pipeline.postgres_version)
-    facts["Other work during the run"] = (
-        f"{other.share:.0%} of all cores ({other.cpu_s:.0f} CPU-s in {other.wall_s:.0f} s) used by "
-        "processes other than the benchmark's and the devstack's"
-    )
+    facts["Other work during the run"] = other.describe()
     return report.outbox_pipeline(params, pipeline, raw, facts, other.share)
 
 
 async def kafka_sasl_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
     """The outbox pipeline on SASL/SCRAM brokers (the devstack's, a fresh one) and a plain one."""
-    pipeline = outbox_pipeline.Params(
-        events=args.sasl_events,
-        rate=args.rate,
-        duration_s=args.sasl_duration,
-        relay_batch=args.relay_batch,
-        consumer_batch=args.consumer_batch,
-        batch_handler=not args.per_event_handler,
-    )
+    pipeline = pipeline_params(args, args.sasl_events, args.sasl_duration)
     params = kafka_sasl.Params(rounds=args.sasl_rounds, pipeline=pipeline)
     print(
         f"kafka_sasl: {params.rounds} rounds of the pipeline ({pipeline.events:,} events, then "

@@ -61,10 +61,9 @@ from support import (
     TopicTail,
     bench_platform,
     load_devstack,
-    machine_facts,
+    machine,
     machine_section,
     main_alone,
-    postgres_version,
     service_databases,
     topic_partitions,
     verdict,
@@ -636,7 +635,7 @@ async def run(devstack: Devstack | None = None, params: Params | None = None) ->
     if "pushes" in params.parts:
         print("scheduler: starting identity, catalog, deployer, scheduler, gateway...")
         pushes = await _git_pushes(devstack, params)
-    facts = machine_facts(devstack, await postgres_version(devstack))
+    facts = await machine(devstack)
     return render(params, burst, steady, sent, pushes, facts)
 
 

@@ -596,6 +596,13 @@ class OtherWork:
         """Of all the machine's cores over the block."""
         return self.cpu_s / (self.wall_s * (os.cpu_count() or 1))
 
+    def describe(self) -> str:
+        """A report's line: what the benchmark's figures shared the cores with."""
+        return (
+            f"{self.share:.0%} of all cores ({self.cpu_s:.0f} CPU-s in {self.wall_s:.0f} s) used "
+            "by processes other than the benchmark's and the devstack's"
+        )
+
 
 @contextlib.asynccontextmanager
 async def other_work(devstack: Devstack) -> AsyncIterator[OtherWork]:
@@ -756,6 +763,11 @@ async def postgres_version(devstack: Devstack) -> str:
         return version.split(" on ")[0]
     finally:
         await conn.close()
+
+
+async def machine(devstack: Devstack) -> dict[str, str]:
+    """``machine_facts`` with the devstack's PostgreSQL version asked now."""
+    return machine_facts(devstack, await postgres_version(devstack))
 
 
 def verdict(ok: bool) -> str:

@@ -82,6 +82,10 @@ class TenantConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is 
         await self.execute("SELECT set_config($1, $2, false)", GUC, value)
         self._bound = organization
 
+    @property
+    def bound_organization(self) -> uuid.UUID | _Unknown | None:
+        return self._bound
+
 
 # the organization the acquire in progress is for: set by ``transaction`` and ``reading``
 # around their acquire only, so that any other acquire (a relay, a consumer, a worker, even one
@@ -131,16 +135,26 @@ async def connect(dsn: str) -> asyncpg.Connection:
 @contextlib.asynccontextmanager
 async def _for_request(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection of the pool whose session is bound to the request's organization."""
-    token = _acquiring_for.set(current_organization.get())
+    organization = current_organization.get()
+    token = _acquiring_for.set(organization)
     acquired = False
     try:
         async with pool.acquire() as conn:
             _acquiring_for.reset(token)  # what the block acquires itself is the platform's
             acquired = True
+            _ensure_bound(conn, organization)
             yield conn
     finally:
         if not acquired:
             _acquiring_for.reset(token)
+
+
+def _ensure_bound(conn: asyncpg.Connection, organization: uuid.UUID | None) -> None:
+    """Fails closed: a pool not made by ``create_pool`` (no binding on acquire) or a session
+    whose binding is not known would show a request every tenant's rows."""
+    bound = getattr(conn, "bound_organization", _UNKNOWN)  # a pool's proxy passes it through
+    if bound is _UNKNOWN or bound != organization:
+        raise RuntimeError("the pooled connection is not bound to the request's organization")
 
 
 @contextlib.asynccontextmanager

@@ -119,3 +119,22 @@ async def test_an_acquire_cancelled_at_any_point_leaves_no_binding_behind(
         expected = {A: [A, A], B: [B], None: [A, A, B]}[then]
         assert await _as(then, pool, read=rng.random() < 0.5) == expected
     assert cancelled > 10, "the cancellations all came too late to test anything"
+
+
+@pytest.mark.parametrize("read", [True, False], ids=["reading", "transaction"])
+async def test_a_pool_that_does_not_bind_is_refused_not_read_unfiltered(
+    database_factory, read: bool
+) -> None:
+    """Fail closed: a pool made without ``db.create_pool`` (no binding on acquire) given to a
+    request would read every tenant's rows; it is refused before any statement."""
+    dsn = await database_factory("unbound")
+    plain = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    assert plain is not None
+    token = current_organization.set(A)
+    try:
+        with pytest.raises(RuntimeError, match="not bound to the request's organization"):
+            async with (db.reading if read else db.transaction)(plain):
+                pass
+    finally:
+        current_organization.reset(token)
+        await plain.close()

@@ -268,9 +268,13 @@ class NamespacedRuntime(FakeRuntime):
     def __init__(self) -> None:
         super().__init__()
         self.environments_deleted: list[str] = []
+        self.deployments_begun: list[str] = []
 
     async def delete_environment(self, environment_id: str) -> None:
         self.environments_deleted.append(environment_id)
+
+    def begin_deployment(self, environment_id: str) -> None:
+        self.deployments_begun.append(environment_id)
 
 
 async def test_deleting_the_environment_removes_its_place_on_the_cluster(
@@ -293,6 +297,8 @@ async def test_deleting_the_environment_removes_its_place_on_the_cluster(
     assert done.status == "SUCCESS", done.message
     assert opener.runtime.running() == {}  # each service deleted, then the namespace
     assert opener.runtime.environments_deleted == [str(env.id)]
+    # the deploy and the delete each began once for the environment, not once per service
+    assert opener.runtime.deployments_begun == [str(env.id)] * 2
     assert local.calls == []
 
 

@@ -74,6 +74,20 @@ HARDENING = (
     "http.followRedirects=false",
 )
 
+# what a fetch and a checkout of a working tree add (the builder's sources, the deployer's
+# charts): no hooks, fsmonitor nor submodules, no background maintenance
+CHECKOUT_HARDENING = (
+    *HARDENING,
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "advice.detachedHead=false",
+    "init.defaultBranch=main",
+)
+
 # what git and ssh print when the remote wants credentials it did not get, or refused them
 AUTH_REFUSED = re.compile(
     r"Authentication failed|could not read (Username|Password)|terminal prompts disabled"
@@ -85,6 +99,14 @@ AUTH_REFUSED = re.compile(
 def config_args(settings: Iterable[str]) -> list[str]:
     """``-c`` arguments for each ``key=value``."""
     return [arg for item in settings for arg in ("-c", item)]
+
+
+def checkout_argv(*, local: bool, pins: Iterable[str], args: Iterable[str]) -> list[str]:
+    """``git`` with ``CHECKOUT_HARDENING``, file:// only for a local remote (a path the caller
+    checked against its allowed roots) and the remote's pins."""
+    file_policy = "always" if local else "never"
+    config = (*CHECKOUT_HARDENING, f"protocol.file.allow={file_policy}", *pins)
+    return ["git", *config_args(config), *args]
 
 
 def refused_access(stderr_tail: Iterable[str]) -> bool:

@@ -130,3 +130,23 @@ def test_a_branch_name_git_accepts(branch: str) -> None:
 )
 def test_a_branch_name_git_refuses_or_that_reads_as_an_option(branch: str) -> None:
     assert not hardened.is_branch_name(branch)
+
+
+def test_a_checkout_runs_without_hooks_or_submodules_and_file_only_for_a_local_remote() -> None:
+    """The builder's sources and the deployer's git charts fetch and check out with one set of
+    rules: no hooks, fsmonitor, submodules nor maintenance; file:// only for a local remote."""
+    remote = hardened.checkout_argv(
+        local=False, pins=("http.curloptResolve=x:443:1.2.3.4",), args=("fetch",)
+    )
+    local = hardened.checkout_argv(local=True, pins=(), args=("checkout", "-q", "abc"))
+    assert remote[0] == "git" and remote[-1] == "fetch"
+    assert "protocol.file.allow=never" in remote and "protocol.file.allow=always" not in remote
+    assert "protocol.file.allow=always" in local
+    assert "http.curloptResolve=x:443:1.2.3.4" in remote
+    for setting in (
+        "core.hooksPath=/dev/null",
+        "submodule.recurse=false",
+        "maintenance.auto=false",
+    ):
+        assert setting in remote and setting in local
+    assert local[-3:] == ["checkout", "-q", "abc"]

@@ -274,18 +274,6 @@ async def _within(timeout_s: float | None, work: Awaitable[_T], what: str) -> _T
 
 # --- git --------------------------------------------------------------------------------------
 
-# the shared settings, and what a fetch and a checkout add: no hooks, fsmonitor nor submodules
-_HARDENING = (
-    *hardened.HARDENING,
-    "core.hooksPath=/dev/null",
-    "core.fsmonitor=false",
-    "submodule.recurse=false",
-    "fetch.recurseSubmodules=false",
-    "gc.auto=0",
-    "maintenance.auto=false",
-    "advice.detachedHead=false",
-    "init.defaultBranch=main",
-)
 _PASSED_THROUGH = (
     "PATH", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR",
     "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
@@ -302,9 +290,8 @@ class _Git:
     ssh_options: str = ""  # the key (and known hosts) files in the scratch HOME
 
     def argv(self, *args: str) -> list[str]:
-        file_policy = "always" if self.remote.kind == "local" else "never"
-        config = (*_HARDENING, f"protocol.file.allow={file_policy}", *self.remote.pins)
-        return ["git", *hardened.config_args(config), *args]
+        local = self.remote.kind == "local"
+        return hardened.checkout_argv(local=local, pins=self.remote.pins, args=args)
 
     def env(self) -> dict[str, str]:
         env = hardened.clean_env(self.home, _PASSED_THROUGH)

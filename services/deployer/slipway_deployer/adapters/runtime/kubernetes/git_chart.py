@@ -38,17 +38,6 @@ from slipway_libs.process import ProcessResult, ProcessTimeout, run_process
 
 _COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
 _TRANSPORT_HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
-# the shared settings, and what a fetch and a checkout add: no hooks, fsmonitor nor submodules
-_HARDENING = (
-    *hardened.HARDENING,
-    "core.hooksPath=/dev/null",
-    "core.fsmonitor=false",
-    "submodule.recurse=false",
-    "fetch.recurseSubmodules=false",
-    "gc.auto=0",
-    "advice.detachedHead=false",
-    "init.defaultBranch=main",
-)
 _PASSED_THROUGH = ("PATH", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY",
                    "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")  # fmt: skip
 
@@ -293,9 +282,8 @@ class _Git:
             raise _failure(FailureReason.GIT_FETCH_FAILED, message)
 
     def _argv(self, *args: str) -> list[str]:
-        file_policy = "always" if self.remote.kind == "local" else "never"
-        config = (*_HARDENING, f"protocol.file.allow={file_policy}", *self.remote.pins)
-        return ["git", *hardened.config_args(config), *args]
+        local = self.remote.kind == "local"
+        return hardened.checkout_argv(local=local, pins=self.remote.pins, args=args)
 
     def _env(self) -> dict[str, str]:
         ssh = "ssh -o BatchMode=yes"

@@ -399,20 +399,14 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
             row = await services.move(conn, actor, service_id, body.stage_id)
         return _tagged(response, s.service_out(row))
 
-    @router.get(
-        "/services/{service_id}/variables/resolved", response_model=answers.ResolvedVariablePage
-    )
+    @router.get("/services/{service_id}/variables/resolved")
     async def resolved(service_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items(await variables.resolved(conn, deps, service_id))
 
 
 def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
-    # A secret's value is absent from every answer (not null): the routes send only the fields
-    # variable_out sets (response_model_exclude_unset), not the model's default for value.
-    @router.get(
-        "/variables", response_model=answers.VariablePage, response_model_exclude_unset=True
-    )
+    @router.get("/variables")
     async def list_variables(
         scope: Annotated[str, Query(pattern="^(project|environment|service)$")],
         parent_id: uuid.UUID,
@@ -421,12 +415,7 @@ def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
             await variables.parent(conn, scope, parent_id)
             return _items([s.variable_out(r) for r in await reads.variables_of(conn, parent_id)])
 
-    @router.post(
-        "/variables",
-        status_code=201,
-        response_model=answers.VariableOut,
-        response_model_exclude_unset=True,
-    )
+    @router.post("/variables", status_code=201)
     async def create_variable(
         body: s.VariableIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -435,20 +424,12 @@ def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get(
-        "/variables/{variable_id}",
-        response_model=answers.VariableOut,
-        response_model_exclude_unset=True,
-    )
+    @router.get("/variables/{variable_id}")
     async def read_variable(variable_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.variable_out(await variables.get(conn, variable_id)))
 
-    @router.patch(
-        "/variables/{variable_id}",
-        response_model=answers.VariableOut,
-        response_model_exclude_unset=True,
-    )
+    @router.patch("/variables/{variable_id}")
     async def update_variable(
         variable_id: uuid.UUID,
         body: s.VariablePatch,

@@ -3,7 +3,7 @@
 
 A service is answered as its kind's spec (``domain.specs``, the very models its create body is
 validated with) plus its ids, times and version: one ``<Kind>ServiceOut`` per kind, told apart
-by ``kind``. The routes answer through these models (their ``response_model``), so the
+by ``kind``. The service routes answer through these models (their ``response_model``), so the
 document cannot say one thing while they send another."""
 
 from __future__ import annotations
@@ -173,35 +173,28 @@ class GitCredentialOut(Answer):
 
 
 ServicePage = page_of(ServiceOut)
-ClusterPage = page_of(ClusterOut)
-ProjectPage = page_of(ProjectOut)
-EnvironmentPage = page_of(EnvironmentOut)
-StagePage = page_of(StageOut)
-VariablePage = page_of(VariableOut)
-ResolvedVariablePage = page_of(ResolvedVariableOut)
-GitCredentialPage = page_of(GitCredentialOut)
 
 I = "/internal/v1"  # noqa: E741
 CREDENTIALS = f"{I}/organizations/{{org_id}}/git-credentials"
 ENV = f"{I}/environments/{{env_id}}"
 ANSWERS: Answers = {
-    f"GET {I}/organizations/{{org_id}}/clusters": ClusterPage,
+    f"GET {I}/organizations/{{org_id}}/clusters": page_of(ClusterOut),
     f"POST {I}/organizations/{{org_id}}/clusters": ClusterOut,
     f"GET {I}/clusters/{{cluster_id}}": ClusterOut,
     f"PATCH {I}/clusters/{{cluster_id}}": ClusterOut,
     f"POST {I}/clusters/{{cluster_id}}/check": ClusterCheckOut,
-    f"GET {I}/organizations/{{org_id}}/projects": ProjectPage,
+    f"GET {I}/organizations/{{org_id}}/projects": page_of(ProjectOut),
     f"POST {I}/organizations/{{org_id}}/projects": ProjectOut,
     f"GET {I}/projects/{{project_id}}": ProjectOut,
     f"PATCH {I}/projects/{{project_id}}": ProjectOut,
-    f"GET {I}/projects/{{project_id}}/environments": EnvironmentPage,
+    f"GET {I}/projects/{{project_id}}/environments": page_of(EnvironmentOut),
     f"POST {I}/projects/{{project_id}}/environments": EnvironmentOut,
     f"GET {ENV}": EnvironmentOut,
     f"PATCH {ENV}": EnvironmentOut,
     f"POST {ENV}/clone": EnvironmentOut,
-    f"GET {ENV}/stages": StagePage,
+    f"GET {ENV}/stages": page_of(StageOut),
     f"POST {ENV}/stages": StageOut,
-    f"PUT {ENV}/stages/order": StagePage,
+    f"PUT {ENV}/stages/order": page_of(StageOut),
     f"PATCH {I}/stages/{{stage_id}}": StageOut,
     f"GET {ENV}/deployment-rule": DeploymentRuleOut,
     f"PUT {ENV}/deployment-rule": DeploymentRuleOut,
@@ -210,12 +203,12 @@ ANSWERS: Answers = {
     f"GET {I}/services/{{service_id}}": ServiceOut,
     f"PATCH {I}/services/{{service_id}}": ServiceOut,
     f"PUT {I}/services/{{service_id}}/stage": ServiceOut,
-    f"GET {I}/services/{{service_id}}/variables/resolved": ResolvedVariablePage,
-    f"GET {I}/variables": VariablePage,
+    f"GET {I}/services/{{service_id}}/variables/resolved": page_of(ResolvedVariableOut),
+    f"GET {I}/variables": page_of(VariableOut),
     f"POST {I}/variables": VariableOut,
     f"GET {I}/variables/{{variable_id}}": VariableOut,
     f"PATCH {I}/variables/{{variable_id}}": VariableOut,
-    f"GET {CREDENTIALS}": GitCredentialPage,
+    f"GET {CREDENTIALS}": page_of(GitCredentialOut),
     f"POST {CREDENTIALS}": GitCredentialOut,
     f"GET {CREDENTIALS}/{{credential_id}}": GitCredentialOut,
 }

@@ -96,14 +96,12 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
     def out(row: Cluster) -> dict[str, Any]:
         return s.cluster_out(row, clusters.capabilities(deps, row))
 
-    @router.get("/organizations/{org_id}/clusters", response_model=answers.ClusterPage)
+    @router.get("/organizations/{org_id}/clusters")
     async def list_clusters(org_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items([out(r) for r in await clusters.list_for(conn, deps, org_id)])
 
-    @router.post(
-        "/organizations/{org_id}/clusters", status_code=201, response_model=answers.ClusterOut
-    )
+    @router.post("/organizations/{org_id}/clusters", status_code=201)
     async def create_cluster(
         org_id: uuid.UUID, body: ClusterIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -112,12 +110,12 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/clusters/{cluster_id}", response_model=answers.ClusterOut)
+    @router.get("/clusters/{cluster_id}")
     async def read_cluster(cluster_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, out(await clusters.get(conn, cluster_id)))
 
-    @router.patch("/clusters/{cluster_id}", response_model=answers.ClusterOut)
+    @router.patch("/clusters/{cluster_id}")
     async def update_cluster(
         cluster_id: uuid.UUID,
         body: ClusterPatch,
@@ -139,12 +137,7 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
             await clusters.delete(conn, deps, actor, cluster_id)
         return NO_CONTENT
 
-    # a reason and a version only when the check has them (absent, not null, as before)
-    @router.post(
-        "/clusters/{cluster_id}/check",
-        response_model=answers.ClusterCheckOut,
-        response_model_exclude_unset=True,
-    )
+    @router.post("/clusters/{cluster_id}/check")
     async def check_cluster(cluster_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             row = await clusters.get(conn, cluster_id)
@@ -152,14 +145,12 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
 
 
 def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
-    @router.get("/organizations/{org_id}/projects", response_model=answers.ProjectPage)
+    @router.get("/organizations/{org_id}/projects")
     async def list_projects(org_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items([s.project_out(r) for r in await reads.projects_of(conn, deps, org_id)])
 
-    @router.post(
-        "/organizations/{org_id}/projects", status_code=201, response_model=answers.ProjectOut
-    )
+    @router.post("/organizations/{org_id}/projects", status_code=201)
     async def create_project(
         org_id: uuid.UUID, body: s.ProjectIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -171,12 +162,12 @@ def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/projects/{project_id}", response_model=answers.ProjectOut)
+    @router.get("/projects/{project_id}")
     async def read_project(project_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.project_out(await projects.get(conn, project_id)))
 
-    @router.patch("/projects/{project_id}", response_model=answers.ProjectOut)
+    @router.patch("/projects/{project_id}")
     async def update_project(
         project_id: uuid.UUID,
         body: s.ProjectPatch,
@@ -202,17 +193,13 @@ def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
 
 def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
-    @router.get("/projects/{project_id}/environments", response_model=answers.EnvironmentPage)
+    @router.get("/projects/{project_id}/environments")
     async def list_environments(project_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             rows = await reads.environments_of(conn, project_id)
         return _items([s.environment_out(r) for r in rows])
 
-    @router.post(
-        "/projects/{project_id}/environments",
-        status_code=201,
-        response_model=answers.EnvironmentOut,
-    )
+    @router.post("/projects/{project_id}/environments", status_code=201)
     async def create_environment(
         project_id: uuid.UUID, body: s.EnvironmentIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -224,12 +211,12 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/environments/{env_id}", response_model=answers.EnvironmentOut)
+    @router.get("/environments/{env_id}")
     async def read_environment(env_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.environment_out(await environments.get(conn, env_id)))
 
-    @router.patch("/environments/{env_id}", response_model=answers.EnvironmentOut)
+    @router.patch("/environments/{env_id}")
     async def update_environment(
         env_id: uuid.UUID,
         body: s.EnvironmentPatch,
@@ -253,9 +240,7 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
             await deletion.delete_environment(conn, deps, actor, env_id)
         return NO_CONTENT
 
-    @router.post(
-        "/environments/{env_id}/clone", status_code=201, response_model=answers.EnvironmentOut
-    )
+    @router.post("/environments/{env_id}/clone", status_code=201)
     async def clone_environment(
         env_id: uuid.UUID, body: s.CloneIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -273,12 +258,12 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/environments/{env_id}/stages", response_model=answers.StagePage)
+    @router.get("/environments/{env_id}/stages")
     async def list_stages(env_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items([s.stage_out(r) for r in await reads.stages_of(conn, env_id)])
 
-    @router.post("/environments/{env_id}/stages", status_code=201, response_model=answers.StageOut)
+    @router.post("/environments/{env_id}/stages", status_code=201)
     async def create_stage(
         env_id: uuid.UUID, body: s.StageIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -288,7 +273,7 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.put("/environments/{env_id}/stages/order", response_model=answers.StagePage)
+    @router.put("/environments/{env_id}/stages/order")
     async def order_stages(
         env_id: uuid.UUID, body: s.StageOrder, actor: CurrentActor
     ) -> dict[str, Any]:
@@ -296,7 +281,7 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
             rows = await stages.set_order(conn, actor, env_id, body.stage_ids)
         return _items([s.stage_out(r) for r in rows])
 
-    @router.patch("/stages/{stage_id}", response_model=answers.StageOut)
+    @router.patch("/stages/{stage_id}")
     async def rename_stage(
         stage_id: uuid.UUID,
         body: s.StagePatch,
@@ -318,12 +303,12 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
             await stages.delete(conn, actor, stage_id)
         return NO_CONTENT
 
-    @router.get("/environments/{env_id}/deployment-rule", response_model=answers.DeploymentRuleOut)
+    @router.get("/environments/{env_id}/deployment-rule")
     async def read_rule(env_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.rule_out(await rules.get(conn, env_id)))
 
-    @router.put("/environments/{env_id}/deployment-rule", response_model=answers.DeploymentRuleOut)
+    @router.put("/environments/{env_id}/deployment-rule")
     async def put_rule(
         env_id: uuid.UUID,
         body: DeploymentRule,

@@ -77,8 +77,17 @@ def buildah(storage: BuildahStorage, *args: str) -> str:
 
 
 def our_containers(storage: BuildahStorage) -> list[str]:
-    names = buildah(storage, "containers", "--all", "--format", "{{.ContainerName}}")
-    return [name for name in names.split() if TOKEN in name]
+    # the store is shared with any other stack on the machine: a listing can fail while another
+    # process removes a container (exit 125 in a clean-clone run beside a busy stack)
+    for attempt in range(5):
+        try:
+            names = buildah(storage, "containers", "--all", "--format", "{{.ContainerName}}")
+            return [name for name in names.split() if TOKEN in name]
+        except subprocess.CalledProcessError as failure:
+            if attempt == 4:
+                raise AssertionError(f"buildah containers failed: {failure.stderr}") from None
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def our_pids(marker: str = TOKEN) -> list[int]:

@@ -17,6 +17,7 @@ in a 0600 auth file (``--authfile``), never in an argv.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ from slipway_libs.registries import (
     registry_of,
     write_authfile,
 )
+
+_LISTING_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -212,8 +215,19 @@ class Buildah:
             raise RuntimeFailure(FailureReason.RUNTIME_ERROR, f"buildah rm {container} failed")
 
     async def containers(self) -> list[str]:
+        """The store's working containers. A listing can fail while another process sharing the
+        store removes a container (seen as exit 125 beside a busy stack): tried again, briefly."""
         args = ["containers", "--all", "--format", "{{.ContainerName}}"]
-        return (await self._run(args, None, "listing containers")).split()
+        for attempt in range(_LISTING_ATTEMPTS):
+            try:
+                return (await self._run(args, None, "listing containers")).split()
+            except RuntimeFailure as failure:
+                if failure.reason is not FailureReason.RUNTIME_ERROR:
+                    raise
+                if attempt == _LISTING_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def _run(
         self,

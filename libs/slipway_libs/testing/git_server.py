@@ -16,7 +16,7 @@ import os
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +40,19 @@ class PrivateForge:
 
     def url(self, name: str) -> str:
         return f"https://{self.address}/{name}.git"
+
+    def head(self, name: str) -> str:
+        """The commit the served repository ``name`` has at HEAD."""
+        return git(self.root / f"{name}.git", "rev-parse", "HEAD")
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run ``git`` in ``cwd`` as a test's author, apart from the machine's and the user's git
+    configuration (which could sign, hook or rewrite URLs); its output, stripped."""
+    env = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
+    argv = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+    done = subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+    return done.stdout.decode().strip()
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -189,3 +202,30 @@ def publish_bare(work: Path, root: Path, name: str) -> Path:
         capture_output=True,
     )
     return bare
+
+
+def committed(work: Path, files: Mapping[str, str], message: str) -> Path:
+    """A new work repository at ``work`` whose branch ``main`` has ``files`` (a path relative to
+    the repository: its text) in one commit."""
+    work.mkdir(parents=True, exist_ok=True)
+    for relative, text in files.items():
+        (work / relative).parent.mkdir(parents=True, exist_ok=True)
+        (work / relative).write_text(text)
+    git(work, "init", "--quiet", "--initial-branch=main")
+    git(work, "add", "--all")
+    git(work, "commit", "--quiet", "-m", message)
+    return work
+
+
+@contextmanager
+def one_private_repository(
+    directory: Path, token: str, name: str, files: Mapping[str, str], message: str = "private"
+) -> Iterator[PrivateForge]:
+    """A private forge (under ``directory``) serving one repository ``name`` whose one commit
+    holds ``files``; clients need ``token``, and ``GIT_SSL_CAINFO`` set to the forge's
+    ``ca_file``."""
+    root = directory / "forge"
+    root.mkdir()
+    publish_bare(committed(directory / "work-repo", files, message), root, name)
+    with private_forge(root, token, directory) as served:
+        yield served

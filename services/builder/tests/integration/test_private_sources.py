@@ -6,8 +6,6 @@ fetch's scratch HOME that is gone afterwards."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,31 +13,16 @@ import pytest
 
 from slipway_builder.adapters.sources import Egress, GitSource, SourceError, fetch, resolve_commit
 from slipway_libs.egress import EgressPolicy
-from slipway_libs.testing.git_server import PrivateForge, private_forge, publish_bare
+from slipway_libs.testing.git_server import PrivateForge, one_private_repository
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "glpat-private-forge-token-42"
 
 
-def git(cwd: Path, *args: str) -> str:
-    env = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
-    argv = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
-    done = subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-    return done.stdout.decode().strip()
-
-
 @pytest.fixture
 def forge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateForge]:
-    work, root = tmp_path / "work-repo", tmp_path / "forge"
-    work.mkdir()
-    root.mkdir()
-    git(work, "init", "--quiet", "--initial-branch=main")
-    (work / "Dockerfile").write_text("FROM scratch\n")
-    git(work, "add", "--all")
-    git(work, "commit", "--quiet", "-m", "private")
-    publish_bare(work, root, "app")
-    with private_forge(root, TOKEN, tmp_path) as served:
+    with one_private_repository(tmp_path, TOKEN, "app", {"Dockerfile": "FROM scratch\n"}) as served:
         monkeypatch.setenv("GIT_SSL_CAINFO", str(served.ca_file))
         yield served
 

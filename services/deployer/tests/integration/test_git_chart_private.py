@@ -7,8 +7,6 @@ the platform's egress allow-list names it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,33 +15,17 @@ import pytest
 from slipway_deployer.adapters.runtime import FailureReason, GitAccess, RuntimeFailure
 from slipway_deployer.adapters.runtime.kubernetes import git_chart
 from slipway_libs.egress import EgressPolicy
-from slipway_libs.testing.git_server import PrivateForge, private_forge, publish_bare
+from slipway_libs.testing.git_server import PrivateForge, one_private_repository
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "glpat-private-chart-token-42"
 
 
-def git(cwd: Path, *args: str) -> str:
-    env = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
-    argv = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
-    done = subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-    return done.stdout.decode().strip()
-
-
 @pytest.fixture
 def forge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateForge]:
-    work, root = tmp_path / "work-repo", tmp_path / "forge"
-    (work / "charts" / "web").mkdir(parents=True)
-    root.mkdir()
-    git(work, "init", "--quiet", "--initial-branch=main")
-    (work / "charts" / "web" / "Chart.yaml").write_text(
-        "apiVersion: v2\nname: web\nversion: 1.0.0\n"
-    )
-    git(work, "add", "--all")
-    git(work, "commit", "--quiet", "-m", "a private chart")
-    publish_bare(work, root, "charts")
-    with private_forge(root, TOKEN, tmp_path) as served:
+    chart = {"charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n"}
+    with one_private_repository(tmp_path, TOKEN, "charts", chart, "a private chart") as served:
         monkeypatch.setenv("GIT_SSL_CAINFO", str(served.ca_file))  # git trusts the forge's CA
         yield served
 
@@ -67,7 +49,7 @@ async def test_the_organization_s_token_fetches_the_private_chart(
     )
 
     assert (directory / "Chart.yaml").read_text().startswith("apiVersion: v2\nname: web")
-    assert commit == git(tmp_path / "work-repo", "rev-parse", "HEAD")
+    assert commit == forge.head("charts")
     assert forge.served and not forge.refused
 
 

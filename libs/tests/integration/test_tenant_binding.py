@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -22,25 +21,9 @@ A, B = uuid.uuid4(), uuid.uuid4()
 
 
 @pytest.fixture
-async def pool(database_factory) -> AsyncIterator[asyncpg.Pool]:
-    dsn = await database_factory("binding")
+async def pool(tenant_table) -> asyncpg.Pool:
     # one connection: every acquire below reuses the session the previous one left
-    pool = await db.create_pool(dsn, min_size=1, max_size=1)
-    async with pool.acquire() as conn:
-        await conn.execute(
-            """
-            CREATE TABLE things (id serial PRIMARY KEY, organization_id uuid NOT NULL);
-            ALTER TABLE things ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE things FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant ON things USING (tenant_visible(organization_id))
-                WITH CHECK (tenant_visible(organization_id));
-            """
-        )
-        await conn.executemany(
-            "INSERT INTO things (organization_id) VALUES ($1)", [(A,), (A,), (B,)]
-        )
-    yield pool
-    await pool.close()
+    return await tenant_table([A, A, B], 1)
 
 
 async def _seen(conn: asyncpg.Connection) -> list[uuid.UUID]:

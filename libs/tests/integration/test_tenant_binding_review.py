@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -26,29 +26,9 @@ A, B = uuid.uuid4(), uuid.uuid4()
 SEEN = {A: [A, A], B: [B], None: [A, A, B]}
 
 
-async def _make_pool(database_factory, size: int) -> asyncpg.Pool:
-    pool = await db.create_pool(await database_factory("binding"), min_size=size, max_size=size)
-    async with pool.acquire() as conn:
-        await conn.execute(
-            """
-            CREATE TABLE things (id serial PRIMARY KEY, organization_id uuid NOT NULL);
-            ALTER TABLE things ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE things FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant ON things USING (tenant_visible(organization_id))
-                WITH CHECK (tenant_visible(organization_id));
-            """
-        )
-        await conn.executemany(
-            "INSERT INTO things (organization_id) VALUES ($1)", [(A,), (A,), (B,)]
-        )
-    return pool
-
-
 @pytest.fixture
-async def pool(database_factory) -> AsyncIterator[asyncpg.Pool]:
-    pool = await _make_pool(database_factory, 1)  # one session, reused by every request
-    yield pool
-    await pool.close()
+async def pool(tenant_table) -> asyncpg.Pool:
+    return await tenant_table([A, A, B], 1)  # one session, reused by every request
 
 
 async def _seen(conn: asyncpg.Connection) -> list[uuid.UUID]:
@@ -203,11 +183,11 @@ async def test_a_backend_killed_mid_request(pool: asyncpg.Pool) -> None:
 
 
 async def test_concurrent_requests_with_cancellations_see_their_own_rows(
-    database_factory,
+    tenant_table,
 ) -> None:
     """Three sessions shared by many concurrent requests of A, B and the platform, a fifth of
     them cancelled at random times: no request sees a row but its own organization's."""
-    pool = await _make_pool(database_factory, 3)
+    pool = await tenant_table([A, A, B], 3)
     rng = random.Random(9)
     wrong: list[tuple[uuid.UUID | None, list[uuid.UUID]]] = []
 
@@ -216,18 +196,15 @@ async def test_concurrent_requests_with_cancellations_see_their_own_rows(
         if seen != SEEN[organization]:
             wrong.append((organization, seen))
 
-    try:
-        for _ in range(10):
-            tasks = [
-                asyncio.create_task(one(rng.choice([A, B, None]), rng.random() < 0.5))
-                for _ in range(30)
-            ]
-            await asyncio.sleep(rng.uniform(0, 0.003))
-            for task in rng.sample(tasks, 6):
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await _memory_matches_the_session(pool)
-        assert wrong == []
-        await _every_party_sees_its_rows(pool)
-    finally:
-        await pool.close()
+    for _ in range(10):
+        tasks = [
+            asyncio.create_task(one(rng.choice([A, B, None]), rng.random() < 0.5))
+            for _ in range(30)
+        ]
+        await asyncio.sleep(rng.uniform(0, 0.003))
+        for task in rng.sample(tasks, 6):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _memory_matches_the_session(pool)
+    assert wrong == []
+    await _every_party_sees_its_rows(pool)

@@ -15,23 +15,13 @@ from typing import Any
 import pytest
 
 from slipway_contracts.openapi import breaking_changes, load
+from slipway_libs.testing.public_api import SERVICE_ANSWER_FIELDS
 from tests.contract.untyped_answers import untyped_answers, untyped_fields
 
 REF = "#/components/schemas/"
 KINDS = {"application", "container", "database", "cronjob", "lifecycle", "helm"}
 SERVICE = "/api/v1/services/{service}"
 SERVICES = "/api/v1/environments/{environment}/services"
-COMMON = {
-    "id",
-    "name",
-    "kind",
-    "environment_id",
-    "project_id",
-    "stage_id",
-    "created_at",
-    "updated_at",
-    "resource_version",
-}
 
 # a service's spec holds no credential (URLs with one are refused): a private repository is
 # reached through a git credential, a resource of its own whose answers never hold its secret
@@ -130,7 +120,7 @@ def test_a_service_is_answered_as_its_kind(committed: dict[str, Any]) -> None:
         member = _schema(committed, ref[len(REF) :])
         spec = _schema(committed, specs[kind][len(REF) :])
         assert member["properties"]["kind"]["const"] == kind
-        assert set(member["properties"]) == set(spec["properties"]) | COMMON, kind
+        assert set(member["properties"]) == set(spec["properties"]) | SERVICE_ANSWER_FIELDS, kind
         assert set(member["required"]) == set(member["properties"]), "every field, always"
         assert not SECRETS & set(member["properties"]), "credentials are git credentials"
         for field, schema in spec["properties"].items():  # the spec's own field types

@@ -1,4 +1,5 @@
-"""Driving the public API in tests: sign-up, login, organizations, members, waiting."""
+"""Driving the public API in tests: sign-up, login, organizations, members, waiting; and what
+every service answer holds, for the catalog's tests and the contract tests of the document."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from dataclasses import dataclass
 import httpx
 
 PASSWORD = "correct horse battery"  # noqa: S105 (test users)
+
+# what every service answer holds whatever its kind (its name and kind are also its spec's; the
+# rest of the answer is its kind's spec)
+SERVICE_ANSWER_FIELDS = frozenset(
+    {"id", "name", "kind", "environment_id", "project_id", "stage_id"}
+    | {"created_at", "updated_at", "resource_version"}
+)
 
 
 @dataclass

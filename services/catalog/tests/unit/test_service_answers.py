@@ -16,6 +16,7 @@ from slipway_catalog.api.schemas import service_fields, service_out
 from slipway_catalog.domain.service_specs import SERVICE_KINDS, parse_spec
 from slipway_catalog.domain.services import Service
 from slipway_libs.openapi import NOTHING
+from slipway_libs.testing.public_api import SERVICE_ANSWER_FIELDS
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 IMAGE = {"name": "busybox"}
@@ -36,15 +37,6 @@ SPECS: dict[str, dict[str, Any]] = {
             "version": "19.0.1",
         }
     },
-}
-COMMON = {
-    "id",
-    "environment_id",
-    "project_id",
-    "stage_id",
-    "created_at",
-    "updated_at",
-    "resource_version",
 }
 
 
@@ -74,7 +66,7 @@ def test_there_is_one_answer_per_kind_made_of_that_kinds_spec_model() -> None:
     for kind, model in by_kind.items():
         spec = type(parse_spec({"kind": kind, "name": "svc", **SPECS[kind]}))
         assert issubclass(model, spec), f"{model.__name__} is built from {spec.__name__}"
-        assert set(model.model_fields) == set(spec.model_fields) | COMMON
+        assert set(model.model_fields) == set(spec.model_fields) | SERVICE_ANSWER_FIELDS
 
 
 @pytest.mark.parametrize("kind", SERVICE_KINDS)
@@ -82,7 +74,7 @@ def test_a_stored_service_is_answered_with_every_field_of_its_kind(kind: str) ->
     row = _row(kind)
     sent = service_out(row)
     answer = ServiceOut.model_validate(sent).model_dump(mode="json")
-    assert set(answer) == set(row.spec) | COMMON
+    assert set(answer) == set(row.spec) | SERVICE_ANSWER_FIELDS
     assert {k: answer[k] for k in row.spec} == row.spec, "the stored spec, as stored"
     assert answer["id"] == str(row.id) and answer["resource_version"] == 3
     assert answer["kind"] == kind

@@ -30,6 +30,7 @@ from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,8 +99,13 @@ async def _on_validation(_: Request, exc: RequestValidationError) -> JSONRespons
     return error_response(422, "VALIDATION_ERROR", "The request is invalid.", details)
 
 
-async def _on_business(_: Request, exc: BusinessError) -> JSONResponse:
+def business_response(exc: BusinessError) -> JSONResponse:
+    """The answer to a ``BusinessError``: its status, code, message, details and headers."""
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _on_business(_: Request, exc: BusinessError) -> JSONResponse:
+    return business_response(exc)
 
 
 async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -331,8 +337,12 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     max_body_bytes: int = 1024 * 1024,
     max_json_depth: int = MAX_DEPTH,
+    inner: Sequence[Middleware] = (),
     **fastapi_kwargs: Any,
 ) -> FastAPI:
+    """The service's app. ``inner``: ASGI layers between the service's own middlewares (which
+    see every request) and FastAPI's router, the first the innermost (the gateway's table
+    dispatch)."""
     fastapi_kwargs.setdefault("title", f"slipway-{service}")
     # no redirect from `…/x/` to `…/x`: an answer to a malformed path is its 404 or 422, never
     # a Location built from what the client sent (`…/%2e%2e%2f` redirected to `…/..`)
@@ -347,6 +357,8 @@ def create_app(
     app.add_exception_handler(BusinessError, _on_business)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
+    for layer in inner:
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     app.add_middleware(HostileInputMiddleware, max_depth=max_json_depth)  # inside the limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(CorrelationMiddleware)

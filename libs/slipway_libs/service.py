@@ -28,6 +28,7 @@ import asyncpg
 import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
 
 from slipway_contracts import TOPICS, TopicSpec
 from slipway_libs import db, migrations
@@ -114,6 +115,8 @@ class ServiceDefinition(Generic[SettingsT, PartsT]):
     # long-running coroutines that live beside the consumers (e.g. a build executor)
     worker_tasks: Callable[[Container[SettingsT, PartsT]], Sequence[ApiTask]] = lambda _: ()
     app_options: Mapping[str, Any] = field(default_factory=dict)
+    # ASGI layers ahead of the router, inside the service's own middlewares (``create_app``)
+    inner_middleware: Callable[[Container[SettingsT, PartsT]], Sequence[Middleware]] = lambda _: ()
     # operator commands beside migrate/api/worker/relay/run: name -> (container, args)
     commands: Mapping[
         str, Callable[[Container[SettingsT, PartsT], list[str]], Coroutine[Any, Any, None]]
@@ -136,6 +139,7 @@ def build_app(container: Container[Any, Any]) -> FastAPI:
         service=container.definition.name,
         routers=container.definition.routers(container),
         readiness=checks,
+        inner=container.definition.inner_middleware(container),
         **container.definition.app_options,
     )
 

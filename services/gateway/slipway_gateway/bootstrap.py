@@ -15,18 +15,21 @@ from typing import Any
 import httpx
 import structlog
 from fastapi import APIRouter
+from starlette.middleware import Middleware
 
 from slipway_contracts.events.catalog import CLUSTER_TOPIC, PROJECT_TOPIC
 from slipway_contracts.events.identity import ACCESS_TOPIC
 from slipway_gateway.access.event_feed import DeploymentEventFeed
 from slipway_gateway.access.follower import ProjectionFollower
+from slipway_gateway.api.dispatch import RouteIndex, TableDispatch
 from slipway_gateway.api.docs import docs_router
 from slipway_gateway.api.health import upstream_checks
 from slipway_gateway.api.log_sockets import log_socket_router
 from slipway_gateway.api.org_events import OrganizationEvents, StreamLimits
 from slipway_gateway.api.proxy import Upstreams
-from slipway_gateway.api.routes import Gateway, TokenUsage
+from slipway_gateway.api.routes import PREFIX, Gateway, TokenUsage
 from slipway_gateway.api.streams import UpstreamStreams
+from slipway_gateway.api.table import ROUTES
 from slipway_gateway.config import GatewaySettings
 from slipway_gateway.domain.catalog_index import CatalogIndex
 from slipway_gateway.domain.projection import AccessProjection
@@ -98,6 +101,12 @@ def _routers(container: GatewayContainer) -> Sequence[APIRouter]:
     docs = docs_router(openapi_url=OPENAPI_URL, title=TITLE)
     gateway = container.parts.gateway
     return [gateway.router(), log_socket_router(gateway), docs]
+
+
+def _inner_middleware(container: GatewayContainer) -> Sequence[Middleware]:
+    """The table's routes dispatched ahead of FastAPI's router (``api.dispatch``)."""
+    index = RouteIndex(ROUTES, PREFIX)
+    return [Middleware(TableDispatch, gateway=container.parts.gateway, index=index)]
 
 
 def _readiness(container: GatewayContainer) -> Mapping[str, ReadinessCheck]:
@@ -204,6 +213,7 @@ DEFINITION = ServiceDefinition(
     parts=_parts,
     routers=_routers,
     readiness=_readiness,
+    inner_middleware=_inner_middleware,
     api_tasks=_tasks,
     app_options={
         "openapi_url": None,  # contracts/openapi.json, served by docs_router

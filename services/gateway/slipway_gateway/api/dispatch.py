@@ -12,8 +12,9 @@ same routes, so its answers (404, 405) stay as they were.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Protocol
 
 from starlette.requests import Request
@@ -32,8 +33,20 @@ class Handles(Protocol):
 @dataclass(frozen=True)
 class _Entry:
     spec: RouteSpec
-    fixed: tuple[tuple[int, str], ...]  # (segment index, the literal it must be)
-    params: tuple[tuple[int, str], ...]  # (segment index, the parameter it fills)
+    # the fixed segments (the prefix's at least: two or more) and what they must be
+    fixed: Callable[[list[str]], tuple[str, ...]]
+    literals: tuple[str, ...]
+    names: tuple[str, ...]  # the parameters, in the path's order
+    values: Callable[[list[str]], tuple[str, ...]]
+
+    @classmethod
+    def of(cls, spec: RouteSpec, segments: list[str]) -> _Entry:
+        fixed = [i for i, s in enumerate(segments) if not _is_param(s)]
+        params = [i for i, s in enumerate(segments) if _is_param(s)]
+        names = tuple(segments[i][1:-1] for i in params)
+        if any(":" in name for name in names):  # a converter: not one plain segment
+            raise ValueError(f"{spec.path}: only plain {{name}} parameters are dispatched")
+        return cls(spec, _pick(fixed), tuple(segments[i] for i in fixed), names, _pick(params))
 
 
 class RouteIndex:
@@ -42,22 +55,20 @@ class RouteIndex:
 
     def __init__(self, specs: Sequence[RouteSpec], prefix: str) -> None:
         self._by_shape: dict[tuple[str, int], list[_Entry]] = {}
+        if not prefix.startswith("/") or prefix.count("/") < 2:
+            raise ValueError("the prefix has two segments or more (/api/v1)")
         for spec in specs:
             segments = f"{prefix}{spec.path}".split("/")
-            fixed = tuple((i, s) for i, s in enumerate(segments) if not _is_param(s))
-            params = tuple((i, s[1:-1]) for i, s in enumerate(segments) if _is_param(s))
-            if any(":" in name for _, name in params):  # a converter: not one plain segment
-                raise ValueError(f"{spec.path}: only plain {{name}} parameters are dispatched")
             shape = (spec.method, len(segments))
-            self._by_shape.setdefault(shape, []).append(_Entry(spec, fixed, params))
+            self._by_shape.setdefault(shape, []).append(_Entry.of(spec, segments))
 
     def match(self, method: str, path: str) -> tuple[RouteSpec, dict[str, str]] | None:
         segments = path.split("/")
         for entry in self._by_shape.get((method, len(segments)), ()):
-            if all(segments[i] == literal for i, literal in entry.fixed) and all(
-                segments[i] for i, _ in entry.params
-            ):
-                return entry.spec, {name: segments[i] for i, name in entry.params}
+            if entry.fixed(segments) == entry.literals:
+                values = entry.values(segments)
+                if "" not in values:  # a parameter is one non-empty segment
+                    return entry.spec, dict(zip(entry.names, values, strict=True))
         return None
 
 
@@ -85,6 +96,17 @@ class TableDispatch:
         except BusinessError as exc:
             response = business_response(exc)
         await response(scope, receive, send)
+
+
+def _pick(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """The segments at ``indices`` as a tuple, picked in C (``itemgetter``: this runs for every
+    request and candidate route; ``itemgetter`` of one index gives the item, not a tuple)."""
+    if len(indices) == 1:
+        (only,) = indices
+        return lambda segments: (segments[only],)
+    if not indices:
+        return lambda _: ()
+    return itemgetter(*indices)
 
 
 def _is_param(segment: str) -> bool:

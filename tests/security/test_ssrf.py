@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
-import ipaddress
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from slipway_libs.testing.certificates import self_signed
 from slipway_libs.testing.platform import Platform, free_port
 from slipway_libs.testing.public_api import User, create_org, sign_up
 from tests.security.conftest import Listener
@@ -47,39 +41,6 @@ CHECK_MESSAGES = {
 
 
 # --- a stub Kubernetes API server and a TCP listener ------------------------------------------
-
-
-def self_signed(tmp: Path) -> tuple[str, Path, Path]:
-    """A certificate for 127.0.0.1 (PEM text, and its files for the server)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-stub")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    cert_path, key_path = tmp / "kube.pem", tmp / "kube.key"
-    cert_path.write_text(pem)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return pem, cert_path, key_path
 
 
 @dataclass
@@ -159,10 +120,10 @@ async def _kube_answer(
 
 @pytest.fixture(scope="module")
 async def kube(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kube]:
-    pem, cert_path, key_path = self_signed(tmp_path_factory.mktemp("kube"))
+    certificate = self_signed("127.0.0.1")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_path, key_path)
-    stub = Kube(port=free_port(), ca_pem=pem)
+    context.load_cert_chain(*certificate.write(tmp_path_factory.mktemp("kube"), "kube"))
+    stub = Kube(port=free_port(), ca_pem=certificate.pem)
     server = await asyncio.start_server(
         lambda r, w: _kube_answer(stub, r, w), "127.0.0.1", stub.port, ssl=context
     )

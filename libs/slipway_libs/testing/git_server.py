@@ -9,9 +9,7 @@ certificate is self-signed for 127.0.0.1; point git at it with ``GIT_SSL_CAINFO`
 from __future__ import annotations
 
 import base64
-import datetime
 import hmac
-import ipaddress
 import os
 import ssl
 import subprocess
@@ -21,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from slipway_libs.testing.certificates import self_signed
 
 _BACKEND_TIMEOUT_S = 60
 
@@ -53,43 +53,6 @@ def git(cwd: Path, *args: str) -> str:
     argv = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
     done = subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
     return done.stdout.decode().strip()
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate (its own CA) for 127.0.0.1, and its key, written under ``directory``."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "forge-cert.pem", directory / "forge-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _handler(forge: PrivateForge) -> type[BaseHTTPRequestHandler]:
@@ -176,7 +139,7 @@ def _handler(forge: PrivateForge) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def private_forge(root: Path, token: str, directory: Path) -> Iterator[PrivateForge]:
     """Serve ``root``'s bare repositories over https on 127.0.0.1 (a free port) until exit."""
-    cert, key = self_signed(directory)
+    cert, key = self_signed("127.0.0.1").write(directory, "forge")
     forge = PrivateForge(root=root, token=token, ca_file=cert)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(forge))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

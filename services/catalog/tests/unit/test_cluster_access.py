@@ -4,40 +4,17 @@ stable code and the field at fault, never a 500 nor a lenient reading."""
 from __future__ import annotations
 
 import base64
-import datetime
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from slipway_catalog.domain.clusters import ClusterIn, ClusterPatch, access
 from slipway_catalog.domain.kubeconfig import api_server, parse_kubeconfig
 from slipway_libs.errors import InvalidInput
+from slipway_libs.testing.certificates import self_signed
 
-
-def pem_certificate() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-CA = pem_certificate()
+CA = self_signed("k8s.example.com").pem  # the CA of the API server the kubeconfigs name
 
 
 def kubeconfig(

@@ -24,6 +24,7 @@ from slipway_libs.egress import (
     guarded_transport,
     tls_verify,
 )
+from slipway_libs.testing.certificates import self_signed
 
 REFUSED = {
     "127.0.0.1": "loopback",
@@ -240,51 +241,15 @@ async def test_an_httpx_client_on_the_guarded_transport_connects_only_where_allo
     assert listener.accepted == 1
 
 
-def certificate_for(name: str, directory: Any) -> tuple[str, Any, Any]:
-    """A self-signed certificate for a DNS name: (PEM, cert file, key file)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_text(pem)
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return pem, cert_file, key_file
-
-
 async def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_address(
     tmp_path: Any,
 ) -> None:
     import ssl
 
-    pem, cert_file, key_file = certificate_for("kube.test", tmp_path)
+    certificate = self_signed("kube.test")  # for the name alone: not for 127.0.0.1
+    pem = certificate.pem
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert_file, key_file)
+    server_context.load_cert_chain(*certificate.write(tmp_path, "kube"))
     names: list[str | None] = []  # the names clients asked for (SNI)
     server_context.sni_callback = lambda _socket, name, _context: names.append(name)
 
@@ -316,9 +281,10 @@ async def test_a_guarded_client_sends_the_token_and_verifies_as_the_cluster_says
     do not know this certificate); `insecure` verifies nothing. The token goes on every request."""
     import ssl
 
-    pem, cert_file, key_file = certificate_for("kube.test", tmp_path)
+    certificate = self_signed("kube.test")  # for the name alone: not for 127.0.0.1
+    pem = certificate.pem
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(cert_file, key_file)
+    server_context.load_cert_chain(*certificate.write(tmp_path, "kube"))
     authorizations: list[bytes] = []
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,7 +38,13 @@ from slipway_libs import db
 from slipway_libs.crypto import Sealer, new_key_setting
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.http import create_app
-from slipway_libs.testing.git_server import PrivateForge, private_forge, publish_bare
+from slipway_libs.testing.git_server import (
+    PrivateForge,
+    committed,
+    git,
+    private_forge,
+    publish_bare,
+)
 from slipway_scheduler.adapters.git_remote import GitRemote
 from slipway_scheduler.api.git_webhooks import build_git_webhook_router
 from slipway_scheduler.db import poll_queries
@@ -247,28 +251,15 @@ async def test_after_a_webhooks_push_polling_waits_and_sends_nothing_again(
     assert [n["commit"] for n in await new_commits(pool)] == [HEAD_1, HEAD_2]
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e"}
-    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    )
-    return done.stdout.strip()
-
-
 @pytest.fixture
 def forge(tmp_path: Path) -> Iterator[tuple[PrivateForge, Path]]:
-    work = tmp_path / "work"
-    work.mkdir()
-    _git(work, "init", "-q", "-b", "main")
-    (work / "README").write_text("one\n")
-    _git(work, "add", "-A")
-    _git(work, "commit", "-q", "-m", "one")
+    """A private forge serving ``shop``, and the work repository its one commit came from (where
+    the test commits what it pushes next)."""
+    work = committed(tmp_path / "work", {"README": "one\n"}, "one")
     root = tmp_path / "forge"
     root.mkdir()
     publish_bare(work, root, "shop")
-    (tmp_path / "tls").mkdir()
-    with private_forge(root, "glpat-poll-secret-42", tmp_path / "tls") as served:
+    with private_forge(root, "glpat-poll-secret-42", tmp_path) as served:
         yield served, work
 
 
@@ -309,12 +300,12 @@ async def test_a_private_repository_is_polled_with_the_organizations_credential(
     clock.advance(seconds=180)
     await poll_round(pool, poll)
     [row] = await state(pool, shop.organization_id)
-    assert (row.failures, row.last_commit) == (0, _git(work, "rev-parse", "HEAD"))
+    assert (row.failures, row.last_commit) == (0, served.head("shop"))
 
     (work / "README").write_text("two\n")
-    _git(work, "commit", "-q", "-am", "two")
-    _git(work, "push", "-q", str(served.root / "shop.git"), "main")
-    pushed = _git(work, "rev-parse", "HEAD")
+    git(work, "commit", "--quiet", "--all", "-m", "two")
+    git(work, "push", "--quiet", str(served.root / "shop.git"), "main")
+    pushed = git(work, "rev-parse", "HEAD")
     clock.advance(seconds=180)
     await poll_round(pool, poll)
     assert await deploys(pool) == [(str(web), pushed)]

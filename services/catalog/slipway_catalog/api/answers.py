@@ -3,7 +3,7 @@
 
 A service is answered as its kind's spec (``domain.specs``, the very models its create body is
 validated with) plus its ids, times and version: one ``<Kind>ServiceOut`` per kind, told apart
-by ``kind``. The service routes answer through these models (their ``response_model``), so the
+by ``kind``. The routes answer through these models (their ``response_model``), so the
 document cannot say one thing while they send another."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from slipway_catalog.domain.rules import Weekday
 from slipway_catalog.domain.service_specs import AnyServiceSpec
+from slipway_contracts.variables import Kind, Scope
 from slipway_libs.openapi import Answer, Answers, Time, page_of
 
 VERSION = Field(description="Changes with every update: send it back as If-Match (also the ETag).")
@@ -42,12 +43,41 @@ class ClusterOut(Answer):
     capabilities: CapabilitiesOut
 
 
+class ClusterNodeOut(Answer):
+    name: str
+    ready: bool
+    kubelet_version: str | None
+
+
+class ClusterNodesOut(Answer):
+    total: int = Field(description="Every node, those beyond the listed ones included.")
+    ready: int = Field(description="The listed nodes that are Ready.")
+    items: list[ClusterNodeOut] = Field(description="The nodes read (a bounded list).")
+
+
+class ClusterPermissionsOut(Answer):
+    ok: bool
+    missing: list[str] = Field(description="What Slipway's account may not do.")
+
+
 class ClusterCheckOut(Answer):
+    """What the check read (``usecases.clusters.check``). What it has nothing for is absent: a
+    usable self-managed cluster has no reason and no message; nodes and permissions come only
+    from an API server that answered."""
+
     ok: bool
     kind: str
-    message: str
+    message: str | None = Field(
+        default=None,
+        description="Why the cluster is not usable (a local one: what it is); absent when a "
+        "self-managed one is.",
+    )
     reason: str | None = None
     kubernetes_version: str | None = None
+    nodes: ClusterNodesOut | None = Field(
+        default=None, description="null: the account may not list nodes."
+    )
+    permissions: ClusterPermissionsOut | None = None
 
 
 class ProjectOut(Answer):
@@ -152,11 +182,20 @@ class VariableOut(Answer):
 
 
 class ResolvedVariableOut(Answer):
-    """What the service receives under ``key`` and where it comes from."""
+    """What the service receives under ``key`` and where it comes from
+    (``slipway_contracts.variables.Resolved``, a secret's value masked)."""
 
     key: str
     value: str | None = Field(description="null for a secret.")
     is_secret: bool
+    source_scope: Scope = Field(description="The scope of the variable that won.")
+    source_id: uuid.UUID = Field(description="The variable that won.")
+    kind: Kind
+    mount_path: str | None = Field(description="Set: delivered as a file at this path.")
+    via: list[str] = Field(description="The keys the value came from, depth first.")
+    overridden_id: uuid.UUID | None = Field(
+        description="For an override: the variable whose value it replaced."
+    )
 
 
 class GitCredentialOut(Answer):
@@ -173,28 +212,35 @@ class GitCredentialOut(Answer):
 
 
 ServicePage = page_of(ServiceOut)
+ClusterPage = page_of(ClusterOut)
+ProjectPage = page_of(ProjectOut)
+EnvironmentPage = page_of(EnvironmentOut)
+StagePage = page_of(StageOut)
+VariablePage = page_of(VariableOut)
+ResolvedVariablePage = page_of(ResolvedVariableOut)
+GitCredentialPage = page_of(GitCredentialOut)
 
 I = "/internal/v1"  # noqa: E741
 CREDENTIALS = f"{I}/organizations/{{org_id}}/git-credentials"
 ENV = f"{I}/environments/{{env_id}}"
 ANSWERS: Answers = {
-    f"GET {I}/organizations/{{org_id}}/clusters": page_of(ClusterOut),
+    f"GET {I}/organizations/{{org_id}}/clusters": ClusterPage,
     f"POST {I}/organizations/{{org_id}}/clusters": ClusterOut,
     f"GET {I}/clusters/{{cluster_id}}": ClusterOut,
     f"PATCH {I}/clusters/{{cluster_id}}": ClusterOut,
     f"POST {I}/clusters/{{cluster_id}}/check": ClusterCheckOut,
-    f"GET {I}/organizations/{{org_id}}/projects": page_of(ProjectOut),
+    f"GET {I}/organizations/{{org_id}}/projects": ProjectPage,
     f"POST {I}/organizations/{{org_id}}/projects": ProjectOut,
     f"GET {I}/projects/{{project_id}}": ProjectOut,
     f"PATCH {I}/projects/{{project_id}}": ProjectOut,
-    f"GET {I}/projects/{{project_id}}/environments": page_of(EnvironmentOut),
+    f"GET {I}/projects/{{project_id}}/environments": EnvironmentPage,
     f"POST {I}/projects/{{project_id}}/environments": EnvironmentOut,
     f"GET {ENV}": EnvironmentOut,
     f"PATCH {ENV}": EnvironmentOut,
     f"POST {ENV}/clone": EnvironmentOut,
-    f"GET {ENV}/stages": page_of(StageOut),
+    f"GET {ENV}/stages": StagePage,
     f"POST {ENV}/stages": StageOut,
-    f"PUT {ENV}/stages/order": page_of(StageOut),
+    f"PUT {ENV}/stages/order": StagePage,
     f"PATCH {I}/stages/{{stage_id}}": StageOut,
     f"GET {ENV}/deployment-rule": DeploymentRuleOut,
     f"PUT {ENV}/deployment-rule": DeploymentRuleOut,
@@ -203,12 +249,12 @@ ANSWERS: Answers = {
     f"GET {I}/services/{{service_id}}": ServiceOut,
     f"PATCH {I}/services/{{service_id}}": ServiceOut,
     f"PUT {I}/services/{{service_id}}/stage": ServiceOut,
-    f"GET {I}/services/{{service_id}}/variables/resolved": page_of(ResolvedVariableOut),
-    f"GET {I}/variables": page_of(VariableOut),
+    f"GET {I}/services/{{service_id}}/variables/resolved": ResolvedVariablePage,
+    f"GET {I}/variables": VariablePage,
     f"POST {I}/variables": VariableOut,
     f"GET {I}/variables/{{variable_id}}": VariableOut,
     f"PATCH {I}/variables/{{variable_id}}": VariableOut,
-    f"GET {CREDENTIALS}": page_of(GitCredentialOut),
+    f"GET {CREDENTIALS}": GitCredentialPage,
     f"POST {CREDENTIALS}": GitCredentialOut,
     f"GET {CREDENTIALS}/{{credential_id}}": GitCredentialOut,
 }

@@ -96,12 +96,14 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
     def out(row: Cluster) -> dict[str, Any]:
         return s.cluster_out(row, clusters.capabilities(deps, row))
 
-    @router.get("/organizations/{org_id}/clusters")
+    @router.get("/organizations/{org_id}/clusters", response_model=answers.ClusterPage)
     async def list_clusters(org_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items([out(r) for r in await clusters.list_for(conn, deps, org_id)])
 
-    @router.post("/organizations/{org_id}/clusters", status_code=201)
+    @router.post(
+        "/organizations/{org_id}/clusters", status_code=201, response_model=answers.ClusterOut
+    )
     async def create_cluster(
         org_id: uuid.UUID, body: ClusterIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -110,12 +112,12 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/clusters/{cluster_id}")
+    @router.get("/clusters/{cluster_id}", response_model=answers.ClusterOut)
     async def read_cluster(cluster_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, out(await clusters.get(conn, cluster_id)))
 
-    @router.patch("/clusters/{cluster_id}")
+    @router.patch("/clusters/{cluster_id}", response_model=answers.ClusterOut)
     async def update_cluster(
         cluster_id: uuid.UUID,
         body: ClusterPatch,
@@ -137,7 +139,12 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
             await clusters.delete(conn, deps, actor, cluster_id)
         return NO_CONTENT
 
-    @router.post("/clusters/{cluster_id}/check")
+    # a reason and a version only when the check has them (absent, not null, as before)
+    @router.post(
+        "/clusters/{cluster_id}/check",
+        response_model=answers.ClusterCheckOut,
+        response_model_exclude_unset=True,
+    )
     async def check_cluster(cluster_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             row = await clusters.get(conn, cluster_id)
@@ -145,12 +152,14 @@ def _clusters(router: APIRouter, tx: Tx, deps: Deps, probe: ClusterProbe) -> Non
 
 
 def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
-    @router.get("/organizations/{org_id}/projects")
+    @router.get("/organizations/{org_id}/projects", response_model=answers.ProjectPage)
     async def list_projects(org_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items([s.project_out(r) for r in await reads.projects_of(conn, deps, org_id)])
 
-    @router.post("/organizations/{org_id}/projects", status_code=201)
+    @router.post(
+        "/organizations/{org_id}/projects", status_code=201, response_model=answers.ProjectOut
+    )
     async def create_project(
         org_id: uuid.UUID, body: s.ProjectIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -162,12 +171,12 @@ def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/projects/{project_id}")
+    @router.get("/projects/{project_id}", response_model=answers.ProjectOut)
     async def read_project(project_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.project_out(await projects.get(conn, project_id)))
 
-    @router.patch("/projects/{project_id}")
+    @router.patch("/projects/{project_id}", response_model=answers.ProjectOut)
     async def update_project(
         project_id: uuid.UUID,
         body: s.ProjectPatch,
@@ -193,13 +202,17 @@ def _projects(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
 
 def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
-    @router.get("/projects/{project_id}/environments")
+    @router.get("/projects/{project_id}/environments", response_model=answers.EnvironmentPage)
     async def list_environments(project_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             rows = await reads.environments_of(conn, project_id)
         return _items([s.environment_out(r) for r in rows])
 
-    @router.post("/projects/{project_id}/environments", status_code=201)
+    @router.post(
+        "/projects/{project_id}/environments",
+        status_code=201,
+        response_model=answers.EnvironmentOut,
+    )
     async def create_environment(
         project_id: uuid.UUID, body: s.EnvironmentIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -211,12 +224,12 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/environments/{env_id}")
+    @router.get("/environments/{env_id}", response_model=answers.EnvironmentOut)
     async def read_environment(env_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.environment_out(await environments.get(conn, env_id)))
 
-    @router.patch("/environments/{env_id}")
+    @router.patch("/environments/{env_id}", response_model=answers.EnvironmentOut)
     async def update_environment(
         env_id: uuid.UUID,
         body: s.EnvironmentPatch,
@@ -240,7 +253,9 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
             await deletion.delete_environment(conn, deps, actor, env_id)
         return NO_CONTENT
 
-    @router.post("/environments/{env_id}/clone", status_code=201)
+    @router.post(
+        "/environments/{env_id}/clone", status_code=201, response_model=answers.EnvironmentOut
+    )
     async def clone_environment(
         env_id: uuid.UUID, body: s.CloneIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -258,12 +273,12 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/environments/{env_id}/stages")
+    @router.get("/environments/{env_id}/stages", response_model=answers.StagePage)
     async def list_stages(env_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items([s.stage_out(r) for r in await reads.stages_of(conn, env_id)])
 
-    @router.post("/environments/{env_id}/stages", status_code=201)
+    @router.post("/environments/{env_id}/stages", status_code=201, response_model=answers.StageOut)
     async def create_stage(
         env_id: uuid.UUID, body: s.StageIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -273,7 +288,7 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.put("/environments/{env_id}/stages/order")
+    @router.put("/environments/{env_id}/stages/order", response_model=answers.StagePage)
     async def order_stages(
         env_id: uuid.UUID, body: s.StageOrder, actor: CurrentActor
     ) -> dict[str, Any]:
@@ -281,7 +296,7 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
             rows = await stages.set_order(conn, actor, env_id, body.stage_ids)
         return _items([s.stage_out(r) for r in rows])
 
-    @router.patch("/stages/{stage_id}")
+    @router.patch("/stages/{stage_id}", response_model=answers.StageOut)
     async def rename_stage(
         stage_id: uuid.UUID,
         body: s.StagePatch,
@@ -303,12 +318,12 @@ def _environments(router: APIRouter, tx: Tx, deps: Deps) -> None:
             await stages.delete(conn, actor, stage_id)
         return NO_CONTENT
 
-    @router.get("/environments/{env_id}/deployment-rule")
+    @router.get("/environments/{env_id}/deployment-rule", response_model=answers.DeploymentRuleOut)
     async def read_rule(env_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.rule_out(await rules.get(conn, env_id)))
 
-    @router.put("/environments/{env_id}/deployment-rule")
+    @router.put("/environments/{env_id}/deployment-rule", response_model=answers.DeploymentRuleOut)
     async def put_rule(
         env_id: uuid.UUID,
         body: DeploymentRule,
@@ -384,14 +399,20 @@ def _services(router: APIRouter, tx: Tx, deps: Deps) -> None:
             row = await services.move(conn, actor, service_id, body.stage_id)
         return _tagged(response, s.service_out(row))
 
-    @router.get("/services/{service_id}/variables/resolved")
+    @router.get(
+        "/services/{service_id}/variables/resolved", response_model=answers.ResolvedVariablePage
+    )
     async def resolved(service_id: uuid.UUID) -> dict[str, Any]:
         async with tx() as conn:
             return _items(await variables.resolved(conn, deps, service_id))
 
 
 def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
-    @router.get("/variables")
+    # A secret's value is absent from every answer (not null): the routes send only the fields
+    # variable_out sets (response_model_exclude_unset), not the model's default for value.
+    @router.get(
+        "/variables", response_model=answers.VariablePage, response_model_exclude_unset=True
+    )
     async def list_variables(
         scope: Annotated[str, Query(pattern="^(project|environment|service)$")],
         parent_id: uuid.UUID,
@@ -400,7 +421,12 @@ def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
             await variables.parent(conn, scope, parent_id)
             return _items([s.variable_out(r) for r in await reads.variables_of(conn, parent_id)])
 
-    @router.post("/variables", status_code=201)
+    @router.post(
+        "/variables",
+        status_code=201,
+        response_model=answers.VariableOut,
+        response_model_exclude_unset=True,
+    )
     async def create_variable(
         body: s.VariableIn, actor: CurrentActor, once: Once
     ) -> dict[str, Any]:
@@ -409,12 +435,20 @@ def _variables(router: APIRouter, tx: Tx, deps: Deps) -> None:
 
         return await once.run(tx, work, headers=_tag)
 
-    @router.get("/variables/{variable_id}")
+    @router.get(
+        "/variables/{variable_id}",
+        response_model=answers.VariableOut,
+        response_model_exclude_unset=True,
+    )
     async def read_variable(variable_id: uuid.UUID, response: Response) -> dict[str, Any]:
         async with tx() as conn:
             return _tagged(response, s.variable_out(await variables.get(conn, variable_id)))
 
-    @router.patch("/variables/{variable_id}")
+    @router.patch(
+        "/variables/{variable_id}",
+        response_model=answers.VariableOut,
+        response_model_exclude_unset=True,
+    )
     async def update_variable(
         variable_id: uuid.UUID,
         body: s.VariablePatch,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from slipway_catalog.api import answers
 from slipway_catalog.api.answers import ServiceOut
 from slipway_catalog.domain.capabilities import Capabilities
 from slipway_catalog.domain.clusters import Cluster
@@ -87,6 +88,16 @@ class VariablePatch(Body):
     description: Text | None = Field(default=None, max_length=255)
 
 
+def shaped(model: type[BaseModel], fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as the route's ``model`` sends them, so an idempotent replay (the stored first
+    answer) is the same answer. Unset fields stay absent (a secret variable's ``value``), not
+    null; ``Answer`` keeps fields its model does not name."""
+    answer: dict[str, Any] = model.model_validate(fields).model_dump(
+        mode="json", exclude_unset=True
+    )
+    return answer
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -96,43 +107,52 @@ def _id(value: Any) -> str | None:
 
 
 def cluster_out(row: Cluster, offer: Capabilities) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "name": row.name,
-        "kind": row.kind,
-        "api_url": row.api_url,
-        "organization_id": str(row.organization_id),
-        "created_at": _iso(row.created_at),
-        "resource_version": row.version,
-        "capabilities": offer.as_json(),
-    }
+    return shaped(
+        answers.ClusterOut,
+        {
+            "id": str(row.id),
+            "name": row.name,
+            "kind": row.kind,
+            "api_url": row.api_url,
+            "organization_id": str(row.organization_id),
+            "created_at": _iso(row.created_at),
+            "resource_version": row.version,
+            "capabilities": offer.as_json(),
+        },
+    )
 
 
 def project_out(project: Project) -> dict[str, Any]:
-    return {
-        "id": str(project.id),
-        "name": project.name,
-        "description": project.description,
-        "organization_id": str(project.organization_id),
-        "created_at": _iso(project.created_at),
-        "updated_at": _iso(project.updated_at),
-        "resource_version": project.version,
-    }
+    return shaped(
+        answers.ProjectOut,
+        {
+            "id": str(project.id),
+            "name": project.name,
+            "description": project.description,
+            "organization_id": str(project.organization_id),
+            "created_at": _iso(project.created_at),
+            "updated_at": _iso(project.updated_at),
+            "resource_version": project.version,
+        },
+    )
 
 
 def environment_out(row: Environment) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "name": row.name,
-        "mode": row.mode,
-        "cluster_id": str(row.cluster_id),
-        "project_id": str(row.project_id),
-        "organization_id": str(row.organization_id),
-        "cloned_from": _id(row.cloned_from),
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-        "resource_version": row.version,
-    }
+    return shaped(
+        answers.EnvironmentOut,
+        {
+            "id": str(row.id),
+            "name": row.name,
+            "mode": row.mode,
+            "cluster_id": str(row.cluster_id),
+            "project_id": str(row.project_id),
+            "organization_id": str(row.organization_id),
+            "cloned_from": _id(row.cloned_from),
+            "created_at": _iso(row.created_at),
+            "updated_at": _iso(row.updated_at),
+            "resource_version": row.version,
+        },
+    )
 
 
 def service_out(row: Service) -> dict[str, Any]:
@@ -159,28 +179,34 @@ def service_fields(row: Service) -> dict[str, Any]:
 
 
 def stage_out(row: Stage) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "name": row.name,
-        "position": row.position,
-        "environment_id": str(row.environment_id),
-        "resource_version": row.version,
-    }
+    return shaped(
+        answers.StageOut,
+        {
+            "id": str(row.id),
+            "name": row.name,
+            "position": row.position,
+            "environment_id": str(row.environment_id),
+            "resource_version": row.version,
+        },
+    )
 
 
 def rule_out(row: SavedRule) -> dict[str, Any]:
-    return {
-        "environment_id": str(row.environment_id),
-        "auto_stop": row.auto_stop,
-        "auto_start": row.auto_start,
-        "timezone": row.timezone,
-        "weekdays": list(row.weekdays),
-        "start_time": row.start_time,
-        "stop_time": row.stop_time,
-        "auto_preview": row.auto_preview,
-        "preview_ttl_hours": row.preview_ttl_hours,
-        "resource_version": row.version,
-    }
+    return shaped(
+        answers.DeploymentRuleOut,
+        {
+            "environment_id": str(row.environment_id),
+            "auto_stop": row.auto_stop,
+            "auto_start": row.auto_start,
+            "timezone": row.timezone,
+            "weekdays": list(row.weekdays),
+            "start_time": row.start_time,
+            "stop_time": row.stop_time,
+            "auto_preview": row.auto_preview,
+            "preview_ttl_hours": row.preview_ttl_hours,
+            "resource_version": row.version,
+        },
+    )
 
 
 def variable_out(row: Variable) -> dict[str, Any]:
@@ -199,4 +225,4 @@ def variable_out(row: Variable) -> dict[str, Any]:
     }
     if not row.is_secret:
         out["value"] = row.value
-    return out
+    return shaped(answers.VariableOut, out)

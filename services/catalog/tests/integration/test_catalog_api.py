@@ -136,6 +136,36 @@ async def test_secrets_are_write_only_and_sealed_at_rest(api, catalog_db) -> Non
     assert "hunter2" not in str(view)
 
 
+async def test_a_secret_value_is_absent_from_every_answer(api) -> None:
+    """The variable routes answer through ``VariableOut``, whose ``value`` defaults to null: a
+    secret's answers must still leave it out (not null, not the value), a replay included."""
+    _, _, env, _ = await org_with_env(api)
+    body = {
+        "scope": "environment",
+        "parent_id": env,
+        "key": "TOKEN",
+        "value": "s3cret-token-value",
+        "is_secret": True,
+    }
+    once = {"Idempotency-Key": f"secret-{uuid.uuid4()}"}
+    first = await api.post("/variables", json=body, headers=once)
+    replay = await api.post("/variables", json=body, headers=once)
+    assert (first.status_code, replay.status_code) == (201, 201), replay.text
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.json() == first.json()
+    secret = first.json()["id"]
+    read = await api.get(f"/variables/{secret}")
+    patched = await api.patch(f"/variables/{secret}", json={"value": "rotated-s3cret"})
+    assert (read.status_code, patched.status_code) == (200, 200), patched.text
+    listed = (
+        await api.get("/variables", params={"scope": "environment", "parent_id": env})
+    ).json()["items"]
+    answers = [first.json(), replay.json(), read.json(), patched.json(), *listed]
+    assert all("value" not in a and a["is_secret"] for a in answers), answers
+    assert "s3cret" not in str(answers)
+    plain = await api.post("/variables", json={**body, "key": "PLAIN", "is_secret": False})
+    assert plain.json()["value"] == "s3cret-token-value"
+
+
 async def test_variable_cycles_and_reserved_keys_are_refused(api) -> None:
     _, project, env, _ = await org_with_env(api)
     ok = await api.post(

@@ -11,12 +11,15 @@ import datetime
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
+from services.catalog.tests.documented import as_sent, undocumented
 from slipway_catalog.adapters import kubernetes as adapter
+from slipway_catalog.api.answers import ClusterCheckOut
 from slipway_catalog.domain import cluster_check
 from slipway_catalog.domain.cluster_check import REQUIRED, Facts, Need, Node, Rule
 from slipway_catalog.domain.clusters import (
@@ -283,3 +286,29 @@ async def test_a_failed_visit_answers_its_reason_only(self_managed: tuple[Deps, 
         "reason": "UNAUTHORIZED",
         "message": "The API server refused the credentials.",
     }
+
+
+CHECK = "POST /internal/v1/clusters/{cluster_id}/check"
+
+
+async def test_every_answer_of_the_check_is_sent_as_it_is_and_documented(
+    self_managed: tuple[Deps, Cluster],
+) -> None:
+    """The check route answers through ``ClusterCheckOut``: each answer the check gives must pass
+    that model unchanged and name only fields it documents. A good cluster's answer has no
+    message, which the model once required: every successful check of a real cluster was a 500
+    (seen only against a real API server: tests/e2e/test_clusters.py, tests/security)."""
+    deps, row = self_managed
+    local = replace(row, kind="local", api_url=None, credentials_sealed=None)
+    missing = [Need("apps", "deployments", "patch")]
+    answers = [
+        cluster_check.answer(facts(), []),  # all well: nodes and permissions, no message
+        cluster_check.answer(facts(nodes=None), missing),  # may not list nodes: null
+        cluster_check.answer(facts(nodes=(Node("n", False),)), []),  # no Ready node
+        await clusters.check(deps, row, FakeProbe(set(), fails=CheckReason.UNREACHABLE)),
+        await clusters.check(deps, local, FakeProbe(set())),
+    ]
+    assert "message" not in answers[0]
+    for body in answers:
+        assert as_sent(CHECK, body) == body
+        assert undocumented(ClusterCheckOut, body) == [], body

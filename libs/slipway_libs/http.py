@@ -338,11 +338,12 @@ def create_app(
     max_body_bytes: int = 1024 * 1024,
     max_json_depth: int = MAX_DEPTH,
     inner: Sequence[Middleware] = (),
+    instance: str = "",
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """The service's app. ``inner``: ASGI layers between the service's own middlewares (which
     see every request) and FastAPI's router, the first the innermost (the gateway's table
-    dispatch)."""
+    dispatch). ``instance``: the process's name, answered by ``/healthz`` and ``/readyz``."""
     fastapi_kwargs.setdefault("title", f"slipway-{service}")
     # no redirect from `…/x/` to `…/x`: an answer to a malformed path is its 404 or 422, never
     # a Location built from what the client sent (`…/%2e%2e%2f` redirected to `…/..`)
@@ -364,16 +365,18 @@ def create_app(
     app.add_middleware(CorrelationMiddleware)
     app.add_middleware(UnexpectedErrorMiddleware)  # outermost of ours: sees every error
     checks = dict(readiness or {})
+    named = {"instance": instance} if instance else {}
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+        return {"status": "ok", "service": service, **named}
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         ok, report = await run_checks(checks)
+        status = "ready" if ok else "not_ready"
         return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "service": service, "checks": report},
+            {"status": status, "service": service, **named, "checks": report},
             status_code=200 if ok else 503,
         )
 

@@ -140,6 +140,7 @@ def build_app(container: Container[Any, Any]) -> FastAPI:
         routers=container.definition.routers(container),
         readiness=checks,
         inner=container.definition.inner_middleware(container),
+        instance=container.settings.instance_id,
         **container.definition.app_options,
     )
 

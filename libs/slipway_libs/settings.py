@@ -72,6 +72,10 @@ class ServiceSettings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # a name for this process, answered by ``/healthz`` and ``/readyz``: whoever started it
+    # (a supervisor, a test platform) knows it reached this process and not another one that
+    # took its port first (a port chosen free is free only until someone binds it)
+    instance_id: str = ""
     db_pool_min: int = 1
     db_pool_max: int = 10
     relay_batch_size: int = 500

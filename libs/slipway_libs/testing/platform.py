@@ -37,6 +37,11 @@ from slipway_libs.settings import KafkaConnection
 WITH_DATABASE = ("identity", "catalog", "builder", "deployer", "scheduler", "logs")
 
 
+class PortTaken(RuntimeError):
+    """Another process holds the port a service was started on: a port found free is free only
+    until someone binds it, and parallel test workers (or their outgoing connections) do."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -50,6 +55,7 @@ class ServiceProcess:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    instance: str = ""  # the name it answers /readyz with: this process, not another's
 
     @property
     def url(self) -> str:
@@ -75,9 +81,11 @@ class Platform:
     def start(self, name: str) -> None:
         service = self.services[name]
         log = service.log_path.open("ab")
+        service.instance = secrets.token_hex(8)
+        env = self.env | {f"SLIPWAY_{name.upper()}_INSTANCE_ID": service.instance}
         service.process = subprocess.Popen(
             [sys.executable, "-m", f"slipway_{name}", "run"],
-            env=asking_to_die_with(self.env),  # a killed test run leaves no service behind
+            env=asking_to_die_with(env),  # a killed test run leaves no service behind
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -102,21 +110,37 @@ class Platform:
             reap(state)
 
     async def wait_ready(self, name: str, timeout_s: float = 180) -> None:
-        """Until ``/readyz`` answers 200. Generous: a crowded machine (load far above its cores)
-        took over 60 s to start a service; an exited process still fails at once."""
+        """Until ``/readyz`` answers 200 with the name the process was started with.
+        Generous: a crowded machine (load far above its cores) took over 60 s to start a
+        service; an exited process still fails at once. ``PortTaken`` when another process
+        holds the port (its answer, or ours failing to bind): a test must never talk to another
+        platform's service (one did: the deploys of a whole module went to a stranger)."""
         service = self.services[name]
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=5) as client:
             while time.monotonic() < deadline:
                 if service.process is not None and service.process.poll() is not None:
+                    if "address already in use" in service.tail():
+                        raise PortTaken(f"{name} could not bind {service.port}")
                     raise RuntimeError(f"{name} exited:\n{service.tail()}")
                 try:
-                    if (await client.get(f"{service.url}/readyz")).status_code == 200:
-                        return
+                    answer = await client.get(f"{service.url}/readyz")
                 except httpx.HTTPError:
-                    pass
+                    answer = None
+                if answer is not None and answer.status_code == 200:
+                    if _instance(answer) != service.instance:
+                        raise PortTaken(f"another process answers on {name}'s {service.port}")
+                    return
                 await asyncio.sleep(0.2)
         raise TimeoutError(f"{name} not ready after {timeout_s}s:\n{service.tail()}")
+
+
+def _instance(answer: httpx.Response) -> str | None:
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    return body.get("instance") if isinstance(body, dict) else None
 
 
 async def revoke_acls(platform: Platform) -> None:
@@ -203,6 +227,12 @@ def platform_env(
         env[f"SLIPWAY_{name.upper()}_KAFKA_PASSWORD"] = password
     for name, dsn in databases.items():
         env[f"SLIPWAY_{name.upper()}_DATABASE_URL"] = dsn
+    return env | port_env(ports)
+
+
+def port_env(ports: dict[str, int]) -> dict[str, str]:
+    """Where each service listens, and where the gateway finds it."""
+    env = {}
     for name, port in ports.items():
         env[f"SLIPWAY_{name.upper()}_HTTP_PORT"] = str(port)
         env[f"SLIPWAY_GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
@@ -256,21 +286,34 @@ async def start_platform(
 ) -> Platform:
     platform = Platform(kafka=kafka)
     logs = Path(tempfile.mkdtemp(prefix="slipway-platform-"))
-    ports = {name: free_port() for name in names}
-    env = platform_env(kafka, databases, ports, platform.prefix, principals)
-    platform.env = env | (extra_env or {})
     if kafka.username is not None:
         await grant(kafka, platform.prefix)
-    for name in names:
-        platform.services[name] = ServiceProcess(name, ports[name], logs / f"{name}.log")
-        if name in WITH_DATABASE:
-            await asyncio.to_thread(migrate, name, platform.env)
-    try:
+    ports = {name: free_port() for name in names}
+    # sealing keys, tokens and the state dir once: a service of a first attempt may have sealed
+    # its signing key with them; only the ports change when they were taken
+    base = platform_env(kafka, databases, ports, platform.prefix, principals)
+    for attempt in range(_PORT_ATTEMPTS):
+        if attempt:
+            ports = {name: free_port() for name in names}
+        platform.env = base | port_env(ports) | (extra_env or {})
         for name in names:
-            platform.start(name)
-        for name in names:
-            await platform.wait_ready(name)
-    except BaseException:
-        platform.stop_all()
-        raise
-    return platform
+            log = logs / (f"{name}.log" if not attempt else f"{name}.{attempt}.log")
+            platform.services[name] = ServiceProcess(name, ports[name], log)
+            if name in WITH_DATABASE and attempt == 0:
+                await asyncio.to_thread(migrate, name, platform.env)
+        try:
+            for name in names:
+                platform.start(name)
+            for name in names:
+                await platform.wait_ready(name)
+        except PortTaken:
+            platform.stop_all()  # again on other ports, on the same databases and topics
+            continue
+        except BaseException:
+            platform.stop_all()
+            raise
+        return platform
+    raise PortTaken(f"the ports of {names} were taken {_PORT_ATTEMPTS} times in a row")
+
+
+_PORT_ATTEMPTS = 3

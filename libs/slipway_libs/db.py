@@ -41,6 +41,11 @@ log = structlog.get_logger(__name__)
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # asyncpg's protocol out of step with the server: seen when PostgreSQL shut down under a
+    # connection ("cannot switch to state 12; another operation (2) is in progress": the
+    # server's FATAL read, the close not yet) — a fresh connection cures it. Not a statement's
+    # fault; the relay treated it as a bug and the deployer's process exited mid-deployment
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.TooManyConnectionsError,

@@ -13,7 +13,7 @@ from slipway_libs.crypto import Sealer
 from slipway_libs.egress import EgressPolicy
 from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
 from slipway_scheduler.adapters.clock import SystemClock
-from slipway_scheduler.adapters.git_remote import GitRemote
+from slipway_scheduler.adapters.git_remote import GitRemote, local_roots_from_setting
 from slipway_scheduler.adapters.webhook_sender import HttpSender
 from slipway_scheduler.api.git_webhooks import build_git_webhook_router
 from slipway_scheduler.api.routes import build_router
@@ -98,7 +98,11 @@ def _worker_tasks(container: SchedulerContainer) -> Sequence[ApiTask]:
 def poll_deps(settings: SchedulerSettings, clock: Clock) -> PollDeps:
     egress = EgressPolicy.from_setting(settings.egress_allow)
     return PollDeps(
-        remote=GitRemote(egress, timeout_s=settings.git_poll_timeout_s),
+        remote=GitRemote(
+            egress,
+            timeout_s=settings.git_poll_timeout_s,
+            local_roots=local_roots_from_setting(settings.git_local_roots),
+        ),
         clock=clock,
         policy=PollPolicy(
             interval=timedelta(seconds=settings.git_poll_interval_s),

@@ -51,6 +51,14 @@ class SchedulerSettings(DatabaseServiceSettings):
     git_poll_batch_size: int = Field(default=50, ge=1, le=1000)
     # how soon a newly deployed application's branch is first polled (at most)
     git_poll_discover_s: float = Field(default=10.0, gt=0)
+    # local repositories (an absolute path) are polled only from under these roots
+    # (os.pathsep-separated, as the builder's and the deployer's); empty allows none
+    git_local_roots: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "SLIPWAY_SCHEDULER_GIT_LOCAL_ROOTS", "SLIPWAY_GIT_LOCAL_ROOTS"
+        ),
+    )
     # opens the git credentials the catalog seals in its events (shared with the catalog and
     # the deployer); without it, private repositories are polled without credentials
     transport_keys: str | None = Field(

@@ -2,9 +2,13 @@
 
 Invariants (those of the builder's ``adapters.sources``, which a poll must not undercut; the
 git process, the pinning and the token's header are ``slipway_libs.git_hardening``, shared):
-- Only https and ssh remotes are asked (URL or scp-like ``user@host:path``): no local path, no
-  ``file://``, no other transport, no ``xxx::`` helper, nothing that reads as an option; ``--``
-  comes before the positionals.
+- Only https and ssh remotes are asked (URL or scp-like ``user@host:path``), and local
+  repositories (an absolute path, or ``file://`` naming one) whose real path (symlinks and
+  ``..`` resolved) lies under one of ``local_roots`` (the builder's rule: what it may build
+  from, the poll may read; no roots, no local path): no other transport, no ``xxx::`` helper,
+  nothing that reads as an option; ``--`` comes before the positionals. git is given the real
+  path, never the path as written. A local repository is no network target (no egress check)
+  and is sent no credential; the file protocol is allowed for its ``ls-remote`` only.
 - The remote's host is resolved once and every address checked by the egress guard
   (``slipway_libs.egress``: no loopback, private, link-local or metadata address unless the
   platform's allow-list names that host:port); git then connects to a checked address (https:
@@ -19,9 +23,11 @@ git process, the pinning and the token's header are ``slipway_libs.git_hardening
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from slipway_libs import git_hardening as hardened
 from slipway_libs.egress import (
@@ -37,32 +43,39 @@ from slipway_scheduler.domain.git_polling import PollError, Secret, head_of
 
 @dataclass(frozen=True)
 class _Remote:
-    kind: str  # https | ssh
-    target: str
-    host: str
-    port: int
+    kind: str  # https | ssh | local
+    target: str  # the URL as given; local: the repository's real path
+    host: str = ""
+    port: int = 0
     origin: str = ""  # https: scheme://host[:port]/, the scope of the auth header
     pins: tuple[str, ...] = ()
     ssh_alias: str = ""
 
 
 _HARDENING = (*hardened.HARDENING, "protocol.file.allow=never")
+_LOCAL_HARDENING = (*hardened.HARDENING, "protocol.file.allow=always")
+_LOCAL_ROOTS_SETTING = "SLIPWAY_SCHEDULER_GIT_LOCAL_ROOTS or SLIPWAY_GIT_LOCAL_ROOTS"
 _PASSED_THROUGH = ("PATH", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY",
                    "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class GitRemote:
-    """Asks remotes for a branch's head (``resolver``: the system's; tests may give another)."""
+    """Asks remotes for a branch's head (``resolver``: the system's; tests may give another;
+    ``local_roots``: see ``local_roots_from_setting``)."""
 
     policy: EgressPolicy = field(default_factory=EgressPolicy)
     timeout_s: float = 30.0
     resolver: Resolver = system_resolver
+    local_roots: tuple[Path, ...] = ()
 
     async def head(self, url: str, branch: str, secret: Secret) -> str:
-        parsed = _parsed(url)
+        parsed = _parsed(url, self.local_roots)
         _check_branch(branch)
-        remote = await self._pinned(parsed)
+        if parsed.kind == "local":
+            remote, secret = parsed, Secret()  # a path on this machine: no credential goes
+        else:
+            remote = await self._pinned(parsed)
         result = await self._ls_remote(remote, f"refs/heads/{branch}", secret)
         if result.returncode != 0:
             if hardened.refused_access(result.stderr_tail):
@@ -105,8 +118,18 @@ class GitRemote:
         return replace(remote, target=pin.target, pins=pin.pins, ssh_alias=pin.ssh_alias)
 
 
-def _parsed(url: str) -> _Remote:
-    refused = PollError("TRANSPORT_NOT_ALLOWED", "only https and ssh repositories are polled")
+def local_roots_from_setting(value: str) -> tuple[Path, ...]:
+    """``git_local_roots``: os.pathsep-separated absolute paths (as the builder's); empty
+    allows none."""
+    return tuple(Path(part) for part in value.split(os.pathsep) if os.path.isabs(part))
+
+
+def _parsed(url: str, local_roots: Sequence[Path] = ()) -> _Remote:
+    refused = PollError(
+        "TRANSPORT_NOT_ALLOWED",
+        "only https and ssh repositories, and local ones named by an absolute path, are polled",
+        lasting=True,
+    )
     if not url or len(url) > 2048 or not url.isprintable() or any(c.isspace() for c in url):
         raise refused
     if url.startswith("-") or "::" in url.split("/", 1)[0] or "\\" in url:
@@ -114,9 +137,16 @@ def _parsed(url: str) -> _Remote:
     if hardened.ENCODED_CONTROL.search(url):
         raise refused
     if scheme := hardened.SCHEME.match(url):
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed [IPv6] host
+            raise refused from None
+        if scheme.group(1) == "file" and parts.netloc in ("", "localhost"):
+            if parts.query or parts.fragment:
+                raise refused
+            return _local(unquote(parts.path), local_roots)
         if scheme.group(1) not in ("https", "ssh"):
             raise refused
-        parts = urlsplit(url)
         try:
             port = parts.port
         except ValueError:
@@ -134,14 +164,48 @@ def _parsed(url: str) -> _Remote:
             raise refused
         origin = f"https://{parts.netloc.rpartition('@')[2]}/"
         return _Remote("https", url, host, port or 443, origin=origin)
-    if hardened.SCP_LIKE.fullmatch(url) and not url.startswith("/"):
+    if url.startswith("/"):
+        return _local(url, local_roots)
+    if hardened.SCP_LIKE.fullmatch(url):
         return _Remote("ssh", url, url.partition(":")[0].rpartition("@")[2], 22)
     raise refused
 
 
+def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
+    """The builder's rule (``slipway_builder.adapters.sources``): the real path under a root."""
+    if not os.path.isabs(path):
+        raise PollError(
+            "TRANSPORT_NOT_ALLOWED", "a local repository must be an absolute path", lasting=True
+        )
+    real = Path(os.path.realpath(path))
+    if not any(
+        root.is_absolute() and real.is_relative_to(os.path.realpath(root)) for root in local_roots
+    ):
+        raise PollError(
+            "TARGET_NOT_ALLOWED",
+            f"{path} is not under a local root the scheduler may read ({_LOCAL_ROOTS_SETTING})",
+            lasting=True,
+        )
+    if not _is_repository(real):
+        raise PollError("REPOSITORY_NOT_FOUND", f"{path} is not a git repository")
+    return _Remote("local", str(real))
+
+
+def _is_repository(path: Path) -> bool:
+    """A work tree (``.git`` a directory, or a file pointing at one) or a bare repository."""
+    # os.path's answers are False on any OSError (a directory we may not read included)
+    return os.path.exists(path / ".git") or (
+        os.path.isfile(path / "HEAD")
+        and os.path.isdir(path / "objects")
+        and os.path.isdir(path / "refs")
+    )
+
+
 def _check_branch(branch: str) -> None:
     if not hardened.is_branch_name(branch):
-        raise PollError("INVALID_REF", "the branch name is not a valid git branch name")
+        raise PollError(
+            "INVALID_REF", "the branch name is not a valid git branch name", lasting=True
+        )
 
 
 @dataclass(frozen=True)
@@ -151,11 +215,13 @@ class _Git:
     secret: Secret
 
     def argv(self, *args: str) -> list[str]:
-        return ["git", *hardened.config_args((*_HARDENING, *self.remote.pins)), *args]
+        hardening = _LOCAL_HARDENING if self.remote.kind == "local" else _HARDENING
+        return ["git", *hardened.config_args((*hardening, *self.remote.pins)), *args]
 
     def env(self) -> dict[str, str]:
+        local = self.remote.kind == "local"
         env = hardened.clean_env(self.home, _PASSED_THROUGH) | {
-            "GIT_ALLOW_PROTOCOL": "https:ssh",
+            "GIT_ALLOW_PROTOCOL": "https:ssh:file" if local else "https:ssh",
             "GIT_SSH_COMMAND": self._ssh_command(),
         }
         if self.remote.kind == "https" and self.secret.token:
@@ -177,4 +243,6 @@ class _Git:
 
 
 def _where(remote: _Remote) -> str:
+    if remote.kind == "local":
+        return remote.target
     return remote.ssh_alias or remote.origin.removeprefix("https://").rstrip("/") or remote.host

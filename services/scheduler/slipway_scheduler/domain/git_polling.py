@@ -9,6 +9,11 @@ arrive through a webhook is not asked, and is asked again if they stop.
   ``interval`` later. A failure (unreachable, refused credentials, a branch gone, a target the
   egress rules refuse) waits ``interval * 2^(failures-1)``, at most ``backoff_cap``, and
   is recorded as the branch's last error, stably worded (never git's output, never a token).
+  A refusal that only the scheduler's settings or the URL itself could lift (a transport not
+  polled, a local path outside ``SLIPWAY_GIT_LOCAL_ROOTS``, an invalid branch name) is
+  ``lasting``: it waits ``backoff_cap`` at once, so ``git-polls`` keeps saying why the branch
+  is not polled (the failure, counted and dated) while it is asked rarely and logged once per
+  run of failures; settings changed by a restart are seen within ``backoff_cap``.
 - What a head means (``observe``): the first head seen of a branch is announced (the
   deployer's freshness compares it with what it built) but deploys nothing, since what runs
   may be that very commit; a head other than the last one seen is a new commit: announced,
@@ -33,11 +38,12 @@ _POLL_NAMESPACE = uuid.UUID("5b0e6f3e-5c1f-4b8e-9f57-7d2f1b0c9a61")
 
 class PollError(Exception):
     """A poll that gave no head: ``reason`` is a stable code, ``message`` a fixed sentence
-    (never git's output, never a secret) recorded as the branch's last error."""
+    (never git's output, never a secret) recorded as the branch's last error; ``lasting``: no
+    retry can succeed until the settings or the URL change."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, lasting: bool = False) -> None:
         super().__init__(message)
-        self.reason, self.message = reason, message
+        self.reason, self.message, self.lasting = reason, message, lasting
 
     def record(self) -> str:
         return f"{self.reason}: {self.message}"
@@ -80,6 +86,9 @@ class PollPolicy:
         """``failures``: consecutive failures, this one included (1 after the first)."""
         exponent = min(max(failures - 1, 0), 30)  # 2^30 intervals is past any cap
         return now + min(self.interval * (2**exponent), self.backoff_cap)
+
+    def after_lasting_failure(self, now: datetime) -> datetime:
+        return now + self.backoff_cap
 
     def after_push(self, now: datetime) -> datetime:
         return now + self.webhook_quiet

@@ -177,12 +177,17 @@ async def _failed(
 ) -> None:
     now = deps.clock.now()
     failures = branch.failures + 1
-    retry_at = deps.policy.after_failure(now, failures)
+    if failed.lasting:
+        retry_at = deps.policy.after_lasting_failure(now)
+    else:
+        retry_at = deps.policy.after_failure(now, failures)
     async with transaction(pool) as conn:
         await q.record_failure(
             conn, branch, error=failed.record(), polled_at=now, next_poll_at=retry_at
         )
-    log.warning(
+    # a lasting refusal is said once per run of failures (git-polls keeps saying it)
+    say = log.debug if failed.lasting and failures > 1 else log.warning
+    say(
         "git_poll.failed",
         organization_id=str(branch.organization_id),
         repository=branch.repository_key,

@@ -3,7 +3,9 @@ to a private forge): a deployed application's branch is polled; its first head i
 without a deploy, a moved head is announced and deployed where ``auto_deploy`` is on, the same
 head is nothing; failures back off and are recorded; a branch is polled by one process at a
 time; a webhook's push makes the poll that follows send nothing again; a private repository is
-polled with the organization's credential, and refused clearly without it."""
+polled with the organization's credential, and refused clearly without it; a local repository
+under SLIPWAY_GIT_LOCAL_ROOTS is polled with real git, one outside them refused once and asked
+again only after the backoff cap."""
 
 from __future__ import annotations
 
@@ -311,3 +313,48 @@ async def test_a_private_repository_is_polled_with_the_organizations_credential(
     assert await deploys(pool) == [(str(web), pushed)]
     for line in (row.last_error or "", str(await state(pool, shop.organization_id))):
         assert "glpat-poll-secret-42" not in line
+
+
+async def test_a_local_repository_under_the_roots_is_polled_and_its_new_commit_deployed(
+    pool: asyncpg.Pool, clock: HandClock, tmp_path: Path
+) -> None:
+    work = committed(tmp_path / "repos" / "shop", {"README": "one\n"}, "one")
+    shop, web = Catalog(), uuid.uuid4()
+    await project(pool, clock, application(shop, web, url=str(work)), shop.service_status(web))
+    poll = deps(GitRemote(local_roots=(tmp_path / "repos",), timeout_s=60), clock)
+
+    assert await poll_round(pool, poll) == 1
+    first = git(work, "rev-parse", "HEAD")
+    assert [n["commit"] for n in await new_commits(pool)] == [first]
+    assert await deploys(pool) == [], "the first head seen deployed what may already run"
+
+    (work / "README").write_text("two\n")
+    git(work, "commit", "--quiet", "--all", "-m", "two")
+    second = git(work, "rev-parse", "HEAD")
+    clock.advance(seconds=180)
+    assert await poll_round(pool, poll) == 1
+    assert [n["commit"] for n in await new_commits(pool)] == [first, second]
+    assert await deploys(pool) == [(str(web), second)]
+    [row] = await state(pool, shop.organization_id)
+    assert (row.repository_key, row.last_commit, row.failures) == (str(work), second, 0)
+
+
+async def test_a_local_path_outside_the_roots_is_refused_once_until_the_backoff_cap(
+    pool: asyncpg.Pool, clock: HandClock, tmp_path: Path
+) -> None:
+    work = committed(tmp_path / "elsewhere" / "shop", {"README": "one\n"}, "one")
+    shop, web = Catalog(), uuid.uuid4()
+    await project(pool, clock, application(shop, web, url=str(work)), shop.service_status(web))
+    poll = deps(GitRemote(local_roots=(tmp_path / "repos",), timeout_s=60), clock)
+
+    assert await poll_round(pool, poll) == 1
+    [row] = await state(pool, shop.organization_id)
+    assert row.failures == 1 and row.last_error is not None
+    assert row.last_error.startswith(f"TARGET_NOT_ALLOWED: {work} is not under a local root")
+    assert "SLIPWAY_GIT_LOCAL_ROOTS" in row.last_error
+    async with pool.acquire() as conn:
+        due = await poll_queries.next_due(conn)
+    assert due == clock.now() + POLICY.backoff_cap, "a refusal no retry lifts backed off slowly"
+    clock.advance(seconds=POLICY.backoff_cap.total_seconds() - 1)
+    assert await poll_round(pool, poll) == 0, "asked again before the backoff cap"
+    assert await new_commits(pool) == [] and await deploys(pool) == []

@@ -5,13 +5,16 @@ runs (the builder's transport and egress rules)."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from slipway_libs.egress import EgressPolicy, IPAddress
-from slipway_scheduler.adapters.git_remote import GitRemote
+from slipway_libs.testing.git_server import committed, git
+from slipway_scheduler.adapters.git_remote import GitRemote, local_roots_from_setting
 from slipway_scheduler.domain.git_polling import (
     GitCredential,
     PollError,
@@ -42,6 +45,10 @@ def test_failures_back_off_exponentially_up_to_the_cap() -> None:
     waits = [(POLICY.after_failure(NOW, n) - NOW).total_seconds() for n in range(1, 8)]
     assert waits == [180, 360, 720, 1440, 2880, 3600, 3600]
     assert POLICY.after_failure(NOW, 10_000) == NOW + timedelta(hours=1)
+
+
+def test_a_lasting_refusal_waits_the_cap_at_once() -> None:
+    assert POLICY.after_lasting_failure(NOW) == NOW + timedelta(hours=1)
 
 
 def test_a_push_keeps_polling_away_for_the_quiet_period() -> None:
@@ -97,14 +104,14 @@ async def _resolves_to(address: str) -> list[IPAddress]:
 @pytest.mark.parametrize(
     "url",
     [
-        "file:///srv/repo.git",
-        "/srv/repo",
         "http://git.example.com/o/r.git",
         "ext::sh -c touch% /tmp/pwned",
         "-upload-pack=touch /tmp/x",
         "https://user:password@git.example.com/o/r.git",
         "git://git.example.com/o/r.git",
         "https://git.example.com/o/r.git%0a",
+        "https://[::1/o/r.git",
+        "ssh://[git.example.com/o/r.git",
     ],
 )
 async def test_remotes_other_than_https_and_ssh_are_refused_before_git_runs(url: str) -> None:
@@ -112,6 +119,7 @@ async def test_remotes_other_than_https_and_ssh_are_refused_before_git_runs(url:
     with pytest.raises(PollError) as refused:
         await remote.head(url, "main", Secret())
     assert refused.value.reason == "TRANSPORT_NOT_ALLOWED"
+    assert refused.value.lasting, "a URL no retry can poll waited like a passing outage"
 
 
 @pytest.mark.parametrize(
@@ -148,3 +156,117 @@ async def test_an_invalid_branch_is_refused() -> None:
         with pytest.raises(PollError) as refused:
             await remote.head("https://git.example.com/o/r.git", branch, Secret())
         assert refused.value.reason == "INVALID_REF"
+
+
+# --- local repositories: polled from under SLIPWAY_GIT_LOCAL_ROOTS only (the builder's rule) --
+
+
+def test_local_roots_are_the_absolute_paths_of_the_setting() -> None:
+    setting = os.pathsep.join(["/home/ada", "relative/dir", "", "/tmp"])
+    assert local_roots_from_setting(setting) == (Path("/home/ada"), Path("/tmp"))
+    assert local_roots_from_setting("") == ()
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    """(an allowed root holding the repository ``shop``, a directory beside it holding the
+    repository ``secret``)."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    committed(root / "shop", {"README": "shop\n"}, "one")
+    committed(outside / "secret", {"README": "secret\n"}, "one")
+    return root, outside
+
+
+def _local(root: Path) -> GitRemote:
+    return GitRemote(local_roots=(root,), resolver=_no_resolving)
+
+
+async def _no_resolving(host: str, port: int) -> list[IPAddress]:
+    raise AssertionError(f"a local repository is no network target, yet {host} was resolved")
+
+
+@pytest.mark.parametrize("form", ["{path}", "file://{path}", "file://localhost{path}"])
+async def test_a_local_repository_under_a_root_is_polled(
+    roots: tuple[Path, Path], form: str
+) -> None:
+    root, _ = roots
+    url = form.format(path=root / "shop")
+    head = await _local(root).head(url, "main", Secret(token="tok-never-sent"))
+    assert head == git(root / "shop", "rev-parse", "HEAD")
+
+
+async def test_a_root_reached_through_a_symlink_holds_its_real_paths(
+    roots: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, _ = roots
+    (tmp_path / "link").symlink_to(root)
+    remote = GitRemote(local_roots=(tmp_path / "link",), resolver=_no_resolving)
+    assert await remote.head(str(root / "shop"), "main", Secret()) == git(
+        root / "shop", "rev-parse", "HEAD"
+    )
+
+
+async def test_a_missing_branch_of_a_local_repository_is_reported(
+    roots: tuple[Path, Path],
+) -> None:
+    root, _ = roots
+    with pytest.raises(PollError) as failed:
+        await _local(root).head(str(root / "shop"), "develop", Secret())
+    assert failed.value.reason == "REF_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "outside",  # plainly elsewhere
+        "dotdot",  # root/../outside/secret
+        "symlink",  # root/alias -> outside/secret
+        "prefix",  # root-twin/secret: a name that only starts like the root
+        "no-roots",  # the setting is empty: no local path at all
+    ],
+)
+async def test_a_local_path_outside_the_roots_is_refused_naming_the_setting(
+    roots: tuple[Path, Path], escape: str
+) -> None:
+    root, outside = roots
+    secret = outside / "secret"
+    remote = _local(root)
+    url = str(secret)
+    if escape == "dotdot":
+        url = f"{root}/../outside/secret"
+    elif escape == "symlink":
+        (root / "alias").symlink_to(secret)
+        url = str(root / "alias")
+    elif escape == "prefix":
+        twin = root.with_name(root.name + "-twin")
+        committed(twin / "secret", {"README": "twin\n"}, "one")
+        url = str(twin / "secret")
+    elif escape == "no-roots":
+        remote = GitRemote(resolver=_no_resolving)
+        url = str(root / "shop")
+    with pytest.raises(PollError) as refused:
+        await remote.head(url, "main", Secret())
+    assert refused.value.reason == "TARGET_NOT_ALLOWED"
+    assert "SLIPWAY_GIT_LOCAL_ROOTS" in refused.value.message
+    assert refused.value.lasting, "a refusal only the settings can lift was retried as a failure"
+
+
+@pytest.mark.parametrize("url", ["shop", "./shop", "file://shop", "~/shop"])
+async def test_a_relative_local_path_is_refused(roots: tuple[Path, Path], url: str) -> None:
+    root, _ = roots
+    with pytest.raises(PollError) as refused:
+        await _local(root).head(url, "main", Secret())
+    assert refused.value.reason == "TRANSPORT_NOT_ALLOWED"
+
+
+async def test_a_directory_that_is_no_repository_is_reported_as_such(
+    roots: tuple[Path, Path],
+) -> None:
+    root, _ = roots
+    (root / "plain").mkdir()
+    for url in (str(root / "plain"), str(root / "missing")):
+        with pytest.raises(PollError) as failed:
+            await _local(root).head(url, "main", Secret())
+        assert failed.value.reason == "REPOSITORY_NOT_FOUND"
+        assert failed.value.message == f"{url} is not a git repository"
+        assert not failed.value.lasting, "a repository created later would never be polled"

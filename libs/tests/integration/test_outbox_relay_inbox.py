@@ -373,3 +373,33 @@ async def test_batch_handlers_get_runs_in_order_and_fall_back_to_one_at_a_time(
 
 async def _dead(consumer) -> bool:
     return consumer.dead_lettered >= 1
+
+
+async def test_the_relay_rides_out_its_sessions_killed_under_it(
+    pool, devstack, topic_factory
+) -> None:
+    """PostgreSQL ends the relay's sessions again and again while it publishes (what a
+    restart does to every session): the relay contends again and goes on, every row reaches
+    the topic, and it never takes a dead connection's error for a bug (a deployer's process
+    exited when its relay raised asyncpg's InternalClientError during a PostgreSQL outage)."""
+    topic = await topic_factory(partitions=3)
+    name = f"relay-{uuid.uuid4().hex[:8]}"
+    dsn = f"{pool_dsn(pool)}{'&' if '?' in pool_dsn(pool) else '?'}application_name={name}"
+    sent: list[Envelope] = []
+    killed = 0
+    async with running_relay(dsn, devstack.kafka, batch_size=20, max_backoff_s=0.2):
+        for round_ in range(12):
+            batch = [counted(f"k{i % 5}", round_ * 60 + i) for i in range(60)]
+            await write_events(pool, topic, batch)
+            sent += batch
+            await asyncio.sleep(0.05 * (round_ % 4))  # at different points of its work
+            killed += await pool.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                " FROM pg_stat_activity WHERE application_name = $1",
+                name,
+            )
+        await wait_until(lambda: _outbox_empty(pool), timeout_s=60)
+    # leaving running_relay raised whatever ended the relay's task: it was still running
+    assert killed >= 6, killed  # the fault hit the relay's sessions, not thin air
+    records = await read_topic(devstack.kafka, topic, len(sent), timeout_s=60)
+    assert {Envelope.from_json(r.value).id for r in records} == {e.id for e in sent}

@@ -212,6 +212,10 @@ def platform_env(
             # fast password hashing in tests (the production default is OWASP's minimum)
             "SLIPWAY_IDENTITY_ARGON2_MEMORY_KIB": "1024",
             "SLIPWAY_IDENTITY_ARGON2_TIME_COST": "1",
+            # the scheduler polls the tests' local repositories too (under
+            # SLIPWAY_GIT_LOCAL_ROOTS): no second poll in a test's lifetime, so that a commit a
+            # test makes is deployed when the test says so; polling's own tests set theirs
+            "SLIPWAY_SCHEDULER_GIT_POLL_INTERVAL_S": "3600",
         }
     )
     # the deployer's local runtime: a state dir of its own (one live runtime per dir)

@@ -173,6 +173,10 @@ def _parsed(url: str, local_roots: Sequence[Path] = ()) -> _Remote:
 
 def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
     """The builder's rule (``slipway_builder.adapters.sources``): the real path under a root."""
+    if not path.isprintable():  # decoded from file://: a bidi override would reach git-polls
+        raise PollError(
+            "TRANSPORT_NOT_ALLOWED", "a local path must be printable text", lasting=True
+        )
     if not os.path.isabs(path):
         raise PollError(
             "TRANSPORT_NOT_ALLOWED", "a local repository must be an absolute path", lasting=True

@@ -259,6 +259,18 @@ async def test_a_relative_local_path_is_refused(roots: tuple[Path, Path], url: s
     assert refused.value.reason == "TRANSPORT_NOT_ALLOWED"
 
 
+async def test_a_local_path_with_a_bidi_override_is_refused_before_it_is_shown(
+    roots: tuple[Path, Path],
+) -> None:
+    """``%E2%80%AE`` decodes to U+202E: the builder refuses it; what git-polls shows must not
+    carry it either."""
+    root, _ = roots
+    with pytest.raises(PollError) as refused:
+        await _local(root).head(f"file://{root}/shop%E2%80%AE", "main", Secret())
+    assert refused.value.reason == "TRANSPORT_NOT_ALLOWED"
+    assert refused.value.message.isprintable() and "\u202e" not in refused.value.message
+
+
 async def test_a_directory_that_is_no_repository_is_reported_as_such(
     roots: tuple[Path, Path],
 ) -> None:

@@ -126,6 +126,9 @@ def clean_env(home: Path, passed_through: Iterable[str]) -> dict[str, str]:
         "GIT_ASKPASS": "",
         "SSH_ASKPASS": "",
         "SSH_ASKPASS_REQUIRE": "never",
+        # a repository missing an object must not make git fetch it with a command its own
+        # config names (CVE-2024-32004's lazy fetch; fixed in git, refused here as well)
+        "GIT_NO_LAZY_FETCH": "1",
     }
 
 

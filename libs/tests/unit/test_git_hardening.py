@@ -94,6 +94,7 @@ def test_the_environment_holds_only_what_is_passed_through(
     assert env["SSL_CERT_FILE"] == "/certs.pem"
     assert env["HOME"] == str(tmp_path)
     assert env["GIT_CONFIG_GLOBAL"] == "/dev/null" and env["GIT_TERMINAL_PROMPT"] == "0"
+    assert env["GIT_NO_LAZY_FETCH"] == "1"
 
 
 def test_the_token_travels_as_a_header_scoped_to_its_origin() -> None:

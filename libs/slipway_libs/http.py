@@ -108,10 +108,15 @@ async def _on_business(_: Request, exc: BusinessError) -> JSONResponse:
     return business_response(exc)
 
 
-async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """The answer to Starlette's ``HTTPException`` (an unknown route, a wrong method...)."""
     code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else code
     return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return http_error_response(exc)
 
 
 async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:

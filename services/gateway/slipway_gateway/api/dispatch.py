@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Protocol
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slipway_gateway.api.table import RouteSpec
 from slipway_libs.errors import BusinessError
-from slipway_libs.http import business_response
+from slipway_libs.http import business_response, http_error_response
 
 
 class Handles(Protocol):
@@ -95,6 +96,8 @@ class TableDispatch:
             response = await self.gateway.handle(spec, Request(scope, receive))
         except BusinessError as exc:
             response = business_response(exc)
+        except HTTPException as exc:  # Starlette's own (none raised today): its status, not 500
+            response = http_error_response(exc)
         await response(scope, receive, send)
 
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import compile_path
@@ -88,7 +89,7 @@ def test_a_converter_in_a_route_is_refused_at_start() -> None:
 
 
 class Recorder:
-    def __init__(self, fail: BusinessError | None = None) -> None:
+    def __init__(self, fail: Exception | None = None) -> None:
         self.calls: list[tuple[RouteSpec, dict[str, Any]]] = []
         self.fail = fail
 
@@ -134,6 +135,14 @@ async def test_a_full_match_is_handled_and_anything_else_goes_to_the_router() ->
     ):
         assert (await call(app, method, path))[2] == "router", path
     assert len(gateway.calls) == 1
+
+
+async def test_a_starlette_http_error_keeps_its_status() -> None:
+    refused = HTTPException(status_code=413, detail="Too big.")
+    app = TableDispatch(behind, gateway=Recorder(refused), index=RouteIndex(ROUTES, PREFIX))
+    status, body, _ = await call(app, "GET", f"{PREFIX}/organizations/{ID}")
+    assert status == 413
+    assert json.loads(body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
 async def test_a_business_error_is_answered_with_its_code() -> None:

@@ -272,3 +272,32 @@ def _running(argv: str) -> list[int]:
             ):
                 found.append(int(entry.name))
     return found
+
+
+async def test_a_repository_under_the_roots_whose_git_data_lies_outside_them_is_not_built(
+    builder: Platform, repos: Path, tmp_path: Path
+) -> None:
+    """Whoever may write under ``SLIPWAY_GIT_LOCAL_ROOTS`` could leave there a ``.git`` file
+    naming a repository elsewhere on the host; git would build that one (the builder runs as
+    the platform's user). Refused before git runs (``slipway_libs.git_local``)."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    _git(secret, "init", "-q", "-b", "main")
+    (secret / "Dockerfile").write_text("FROM scratch\nCOPY token /token\n")
+    (secret / "token").write_text("not for the decoy's builds\n")
+    _git(secret, "add", "-A")
+    _git(secret, "commit", "-q", "-m", "secret")
+    decoy = repos / "decoy"
+    decoy.mkdir()
+    (decoy / ".git").write_text(f"gitdir: {secret / '.git'}\n")
+    command = BuildRequested(
+        build_id=uuid.uuid4(),
+        organization_id=ORG,
+        service_id=uuid.uuid4(),
+        source=GitSourceSpec(url=str(decoy)),
+        image_repository="test/decoy",
+    )
+    await _send(builder, command)
+    final = await _outcome(builder, command.build_id)
+    assert final.type == "builder.BuildFailed", final.data
+    assert final.data["reason"] == "LOCAL_PATH_NOT_ALLOWED", final.data

@@ -34,6 +34,7 @@ from slipway_deployer.worker import Worker
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.crypto import Sealer
 from slipway_libs.egress import EgressPolicy
+from slipway_libs.git_local import roots_from_setting
 from slipway_libs.registries import RegistryCredentials
 from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
 
@@ -124,11 +125,7 @@ def _kubernetes(settings: DeployerSettings) -> KubernetesOpener:
                 registry_plain_http=not settings.registry_tls,
                 egress=EgressPolicy.from_setting(settings.egress_allow),
                 git=GitChartOptions(
-                    local_roots=tuple(
-                        Path(root)
-                        for root in settings.git_local_roots.split(os.pathsep)
-                        if os.path.isabs(root)
-                    ),
+                    local_roots=roots_from_setting(settings.git_local_roots),
                     egress=EgressPolicy.from_setting(settings.egress_allow),
                 ),
             ),

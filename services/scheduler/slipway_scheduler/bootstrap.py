@@ -11,9 +11,10 @@ from fastapi import APIRouter
 from slipway_libs.bus import ConsumerSpec
 from slipway_libs.crypto import Sealer
 from slipway_libs.egress import EgressPolicy
+from slipway_libs.git_local import roots_from_setting
 from slipway_libs.service import ApiTask, Container, Resources, ServiceDefinition
 from slipway_scheduler.adapters.clock import SystemClock
-from slipway_scheduler.adapters.git_remote import GitRemote, local_roots_from_setting
+from slipway_scheduler.adapters.git_remote import GitRemote
 from slipway_scheduler.adapters.webhook_sender import HttpSender
 from slipway_scheduler.api.git_webhooks import build_git_webhook_router
 from slipway_scheduler.api.routes import build_router
@@ -101,7 +102,7 @@ def poll_deps(settings: SchedulerSettings, clock: Clock) -> PollDeps:
         remote=GitRemote(
             egress,
             timeout_s=settings.git_poll_timeout_s,
-            local_roots=local_roots_from_setting(settings.git_local_roots),
+            local_roots=roots_from_setting(settings.git_local_roots),
         ),
         clock=clock,
         policy=PollPolicy(

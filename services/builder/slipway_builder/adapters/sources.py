@@ -51,6 +51,8 @@ from slipway_libs.egress import (
     TargetNotAllowed,
     system_resolver,
 )
+from slipway_libs.git_local import LocalPathRefused, local_repository
+from slipway_libs.git_local import Refusal as LocalRefusal
 from slipway_libs.process import (
     LineSink,
     ProcessResult,
@@ -116,11 +118,6 @@ class FetchedSource:
     workdir: Path
     context_dir: Path
     dockerfile: Path
-
-
-def local_roots_from_setting(value: str) -> tuple[Path, ...]:
-    """`SLIPWAY_GIT_LOCAL_ROOTS`: os.pathsep-separated absolute paths; empty allows none."""
-    return tuple(Path(part) for part in value.split(os.pathsep) if os.path.isabs(part))
 
 
 # --- validation (pure: nothing is executed) -------------------------------------------------
@@ -216,13 +213,18 @@ def _check_netloc(parts: SplitResult) -> None:
 
 
 def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
-    if not path.startswith("/") or not path.isprintable():
-        raise SourceError(Reason.INVALID_URL, "a local repository must be an absolute path")
-    real = Path(os.path.realpath(path))
-    for root in local_roots:
-        if root.is_absolute() and real.is_relative_to(os.path.realpath(root)):
-            return _Remote("local", str(real))
-    raise SourceError(Reason.LOCAL_PATH_NOT_ALLOWED, f"{path} is not under an allowed local root")
+    try:
+        return _Remote("local", str(local_repository(path, local_roots)))
+    except LocalPathRefused as refused:
+        raise SourceError(_LOCAL_REFUSALS[refused.refusal], refused.message) from None
+
+
+_LOCAL_REFUSALS = {
+    LocalRefusal.NOT_ABSOLUTE: Reason.INVALID_URL,
+    LocalRefusal.NOT_ALLOWED: Reason.LOCAL_PATH_NOT_ALLOWED,
+    # as git's own failure to read one was (a build may be retried once the path exists)
+    LocalRefusal.NOT_A_REPOSITORY: Reason.CLONE_FAILED,
+}
 
 
 def _check_branch(branch: str) -> None:

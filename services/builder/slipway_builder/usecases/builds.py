@@ -53,6 +53,7 @@ from slipway_builder.usecases.pulled_images import check_pulled_images
 from slipway_contracts.events import builder as ev
 from slipway_libs import process, retry
 from slipway_libs.crypto import Sealer
+from slipway_libs.git_local import roots_from_setting
 
 log = structlog.get_logger(__name__)
 
@@ -252,7 +253,7 @@ class Builds:
         fetched = await fetch(
             source,
             into=workdir / "src",
-            local_roots=self._roots(),
+            local_roots=roots_from_setting(self._settings.git_local_roots),
             max_bytes=self._settings.max_repository_bytes,
             timeout_s=self._settings.clone_timeout_s,
             egress=self._egress,
@@ -261,9 +262,6 @@ class Builds:
         async with self._pool.acquire() as conn:
             await q.set_commit(conn, build.id, fetched.commit)
         return fetched
-
-    def _roots(self) -> list[Path]:
-        return [Path(p) for p in self._settings.git_local_roots.split(os.pathsep) if p]
 
     async def _run_buildah(
         self, build: Build, build_log: BuildLog, args: list[str], failure: str | None

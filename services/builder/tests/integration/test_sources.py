@@ -24,7 +24,6 @@ from slipway_builder.adapters.sources import (
     GitSource,
     SourceError,
     fetch,
-    local_roots_from_setting,
     resolve_commit,
     run_process,
     validate,
@@ -460,11 +459,31 @@ async def test_hostile_urls_are_refused_before_anything_runs(
         "file://{roots}/app",
         "file://localhost{roots}/app",
         "{roots}/app",
-        "{roots}",
+        "{roots}/app/",
+        "{roots}/link/../app",
     ],
 )
-def test_ordinary_urls_are_accepted(roots: Path, template: str) -> None:
+def test_ordinary_urls_are_accepted(repo: Repo, roots: Path, template: str) -> None:
+    (roots / "link").symlink_to(roots / "app")
     validate(GitSource(url=template.format(roots=roots)), local_roots=[roots])
+
+
+def test_a_local_path_is_fetched_only_when_everything_git_reads_for_it_is_under_the_roots(
+    tmp_path: Path, roots: Path
+) -> None:
+    """The shared check (``slipway_libs.git_local``, tested there case by case) guards fetches:
+    a work tree under the root whose ``.git`` file points outside is refused."""
+    make_repo(tmp_path / "secret", {"secret.txt": "outside"})
+    (roots / "decoy").mkdir()
+    (roots / "decoy" / ".git").write_text(f"gitdir: {tmp_path / 'secret' / '.git'}\n")
+    with pytest.raises(SourceError) as caught:
+        validate(GitSource(url=str(roots / "decoy")), local_roots=[roots])
+    assert caught.value.reason == "LOCAL_PATH_NOT_ALLOWED"
+    assert "outside the allowed local roots" in caught.value.message
+    (roots / "empty").mkdir()
+    with pytest.raises(SourceError) as caught:
+        validate(GitSource(url=str(roots / "empty")), local_roots=[roots])
+    assert (caught.value.reason, caught.value.retryable) == ("CLONE_FAILED", True)
 
 
 def test_the_ext_marker_would_be_created_by_an_unguarded_git(tmp_path: Path) -> None:
@@ -487,12 +506,6 @@ async def test_no_local_path_is_allowed_without_roots(
         await fetch(source, into=tmp_path / "work", local_roots=[], max_bytes=10**7, timeout_s=30)
     assert caught.value.reason == "LOCAL_PATH_NOT_ALLOWED"
     assert spawned == []
-
-
-def test_local_roots_from_the_setting() -> None:
-    value = os.pathsep.join(["/srv/repos", "", "relative", "/home/me"])
-    assert local_roots_from_setting(value) == (Path("/srv/repos"), Path("/home/me"))
-    assert local_roots_from_setting("") == ()
 
 
 HOSTILE_BRANCHES = [

@@ -5,6 +5,7 @@ the organization's token goes, and what a checked-out chart may contain. The fet
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ def test_a_branch_or_commit_git_would_misread_is_refused(fields: dict[str, str])
 def test_a_local_repository_is_fetched_only_under_the_local_roots(tmp_path: Path) -> None:
     roots = (tmp_path / "repos",)
     (tmp_path / "repos" / "charts").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repos" / "charts")], check=True)
     (tmp_path / "repos" / "escape").symlink_to(tmp_path)
     inside = git_chart.checked(
         _chart(str(tmp_path / "repos" / "charts")), git_chart.GitChartOptions(local_roots=roots)
@@ -79,6 +81,9 @@ def test_a_local_repository_is_fetched_only_under_the_local_roots(tmp_path: Path
     escape = str(tmp_path / "repos" / "escape" / "other")  # its real path is outside
     assert _refused(_chart(escape), roots) is FailureReason.TARGET_NOT_ALLOWED
     assert _refused(_chart(str(tmp_path / "repos" / "charts"))) is FailureReason.TARGET_NOT_ALLOWED
+    (tmp_path / "repos" / "empty").mkdir()  # under the root, but git would look beside it
+    empty = _chart(str(tmp_path / "repos" / "empty"))
+    assert _refused(empty, roots) is FailureReason.GIT_FETCH_FAILED
 
 
 def test_a_remote_s_form_decides_its_transport_and_the_token_s_scope() -> None:

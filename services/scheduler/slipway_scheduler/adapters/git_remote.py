@@ -23,7 +23,6 @@ git process, the pinning and the token's header are ``slipway_libs.git_hardening
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +36,8 @@ from slipway_libs.egress import (
     TargetNotAllowed,
     system_resolver,
 )
+from slipway_libs.git_local import LocalPathRefused, local_repository
+from slipway_libs.git_local import Refusal as LocalRefusal
 from slipway_libs.process import ProcessResult, ProcessTimeout, run_process
 from slipway_scheduler.domain.git_polling import PollError, Secret, head_of
 
@@ -62,7 +63,7 @@ _PASSED_THROUGH = ("PATH", "GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "H
 @dataclass(frozen=True)
 class GitRemote:
     """Asks remotes for a branch's head (``resolver``: the system's; tests may give another;
-    ``local_roots``: see ``local_roots_from_setting``)."""
+    ``local_roots``: ``slipway_libs.git_local.roots_from_setting``)."""
 
     policy: EgressPolicy = field(default_factory=EgressPolicy)
     timeout_s: float = 30.0
@@ -118,12 +119,6 @@ class GitRemote:
         return replace(remote, target=pin.target, pins=pin.pins, ssh_alias=pin.ssh_alias)
 
 
-def local_roots_from_setting(value: str) -> tuple[Path, ...]:
-    """``git_local_roots``: os.pathsep-separated absolute paths (as the builder's); empty
-    allows none."""
-    return tuple(Path(part) for part in value.split(os.pathsep) if os.path.isabs(part))
-
-
 def _parsed(url: str, local_roots: Sequence[Path] = ()) -> _Remote:
     refused = PollError(
         "TRANSPORT_NOT_ALLOWED",
@@ -172,37 +167,23 @@ def _parsed(url: str, local_roots: Sequence[Path] = ()) -> _Remote:
 
 
 def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
-    """The builder's rule (``slipway_builder.adapters.sources``): the real path under a root."""
-    if not path.isprintable():  # decoded from file://: a bidi override would reach git-polls
-        raise PollError(
-            "TRANSPORT_NOT_ALLOWED", "a local path must be printable text", lasting=True
-        )
-    if not os.path.isabs(path):
-        raise PollError(
-            "TRANSPORT_NOT_ALLOWED", "a local repository must be an absolute path", lasting=True
-        )
-    real = Path(os.path.realpath(path))
-    if not any(
-        root.is_absolute() and real.is_relative_to(os.path.realpath(root)) for root in local_roots
-    ):
-        raise PollError(
-            "TARGET_NOT_ALLOWED",
-            f"{path} is not under a local root the scheduler may read ({_LOCAL_ROOTS_SETTING})",
-            lasting=True,
-        )
-    if not _is_repository(real):
-        raise PollError("REPOSITORY_NOT_FOUND", f"{path} is not a git repository")
-    return _Remote("local", str(real))
+    """The builder's rule (``slipway_libs.git_local``): the repository and all git reads for it
+    under a root."""
+    try:
+        return _Remote("local", str(local_repository(path, local_roots)))
+    except LocalPathRefused as refused:
+        reason, message = _LOCAL_REFUSALS[refused.refusal], refused.message
+        if refused.refusal == LocalRefusal.NOT_ALLOWED:
+            message = f"{message} ({_LOCAL_ROOTS_SETTING})"
+        lasting = refused.refusal != LocalRefusal.NOT_A_REPOSITORY  # it may be made later
+        raise PollError(reason, message, lasting=lasting) from None
 
 
-def _is_repository(path: Path) -> bool:
-    """A work tree (``.git`` a directory, or a file pointing at one) or a bare repository."""
-    # os.path's answers are False on any OSError (a directory we may not read included)
-    return os.path.exists(path / ".git") or (
-        os.path.isfile(path / "HEAD")
-        and os.path.isdir(path / "objects")
-        and os.path.isdir(path / "refs")
-    )
+_LOCAL_REFUSALS = {
+    LocalRefusal.NOT_ABSOLUTE: "TRANSPORT_NOT_ALLOWED",
+    LocalRefusal.NOT_ALLOWED: "TARGET_NOT_ALLOWED",
+    LocalRefusal.NOT_A_REPOSITORY: "REPOSITORY_NOT_FOUND",
+}
 
 
 def _check_branch(branch: str) -> None:

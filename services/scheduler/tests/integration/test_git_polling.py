@@ -350,7 +350,7 @@ async def test_a_local_path_outside_the_roots_is_refused_once_until_the_backoff_
     assert await poll_round(pool, poll) == 1
     [row] = await state(pool, shop.organization_id)
     assert row.failures == 1 and row.last_error is not None
-    assert row.last_error.startswith(f"TARGET_NOT_ALLOWED: {work} is not under a local root")
+    assert row.last_error.startswith(f"TARGET_NOT_ALLOWED: {work} is not under an allowed local")
     assert "SLIPWAY_GIT_LOCAL_ROOTS" in row.last_error
     async with pool.acquire() as conn:
         due = await poll_queries.next_due(conn)

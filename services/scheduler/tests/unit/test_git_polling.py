@@ -5,7 +5,6 @@ runs (the builder's transport and egress rules)."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from slipway_libs.egress import EgressPolicy, IPAddress
 from slipway_libs.testing.git_server import committed, git
-from slipway_scheduler.adapters.git_remote import GitRemote, local_roots_from_setting
+from slipway_scheduler.adapters.git_remote import GitRemote
 from slipway_scheduler.domain.git_polling import (
     GitCredential,
     PollError,
@@ -159,12 +158,6 @@ async def test_an_invalid_branch_is_refused() -> None:
 
 
 # --- local repositories: polled from under SLIPWAY_GIT_LOCAL_ROOTS only (the builder's rule) --
-
-
-def test_local_roots_are_the_absolute_paths_of_the_setting() -> None:
-    setting = os.pathsep.join(["/home/ada", "relative/dir", "", "/tmp"])
-    assert local_roots_from_setting(setting) == (Path("/home/ada"), Path("/tmp"))
-    assert local_roots_from_setting("") == ()
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ from urllib.parse import unquote, urlsplit
 from slipway_deployer.adapters.runtime.base import FailureReason, GitAccess, RuntimeFailure
 from slipway_libs import git_hardening as hardened
 from slipway_libs.egress import EgressError, EgressPolicy, TargetNotAllowed
+from slipway_libs.git_local import LocalPathRefused, local_repository
+from slipway_libs.git_local import Refusal as LocalRefusal
 from slipway_libs.process import ProcessResult, ProcessTimeout, run_process
 
 _COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
@@ -144,12 +146,13 @@ def _remote(url: str, local_roots: Sequence[Path]) -> _Remote:
 
 
 def _local(path: str, local_roots: Sequence[Path]) -> _Remote:
-    real = Path(os.path.realpath(path))
-    for root in local_roots:
-        if root.is_absolute() and real.is_relative_to(os.path.realpath(root)):
-            return _Remote("local", str(real))
-    message = f"{path} is not under a local root this deployer may read (SLIPWAY_GIT_LOCAL_ROOTS)"
-    raise _failure(FailureReason.TARGET_NOT_ALLOWED, message)
+    try:
+        return _Remote("local", str(local_repository(path, local_roots)))
+    except LocalPathRefused as refused:
+        if refused.refusal != LocalRefusal.NOT_ALLOWED:
+            raise _failure(FailureReason.GIT_FETCH_FAILED, refused.message) from None
+        message = f"{refused.message} (this deployer's: SLIPWAY_GIT_LOCAL_ROOTS)"
+        raise _failure(FailureReason.TARGET_NOT_ALLOWED, message) from None
 
 
 async def fetch(

@@ -3,32 +3,41 @@
 The builder (sources), the deployer (git charts) and the scheduler (polls) accept a local path
 as a repository when the operator named roots for it (``SLIPWAY_GIT_LOCAL_ROOTS``). A path under
 a root is not enough: git reads a repository through pointers the repository itself holds, and
-whoever may write under a root could point them anywhere this service's user may read. So
-``local_repository`` accepts a path only when everything git would read for it lies under a
-root, after resolving symlinks:
-- the repository git picks for the path, in git's order (``path/.git``, a directory or a
-  ``gitdir:`` file, else the path itself as a bare repository); never ``path.git`` nor a parent,
-  which git would try when the path is not a repository: such a path is refused;
-- its ``commondir`` (a linked work tree's shared repository), its object store and every
-  alternate object store (``objects/info/alternates``, followed as deep as git follows them);
-- every symlink inside those directories.
-git is then given the real path. What this cannot close: a file swapped between the check and
-git's read by someone who may write under a root (the roots are the operator's trust boundary:
-name directories only trusted users write to).
+whoever may write under a root could point them anywhere this service's user may read. Parsing
+those pointers as git does is a losing game (a review found five ways this module's first
+version read them otherwise: whitespace, comments, a dangling HEAD symlink...), so what git may
+follow out of the repository is refused instead, and what is kept is checked more strictly than
+git checks it, so that git can only pick the directory checked here:
+- the repository is ``path/.git`` when that exists (a directory: a ``.git`` *file*, a linked
+  work tree's or a submodule's, is refused), else the path itself (bare); either must pass
+  git's own test of a repository (``is_git_directory``: HEAD a symbolic ref to ``refs/`` or a
+  commit id, ``objects`` and ``refs`` directories) in a stricter form (HEAD a regular file), so
+  git, trying the same candidates in the same order (``enter_repo``), stops at it too and never
+  goes on to ``path.git`` beside it;
+- a ``commondir`` file (the shared repository of a linked work tree) and alternates
+  (``objects/info/alternates``, another object store read as this one's) are refused, never
+  read;
+- every symlink inside the repository must resolve under a root.
+git is then given the real path. Nothing here blocks: no pointer file is read, HEAD only when it
+is a regular file, at most 256 bytes. What this cannot close: a file swapped between the check
+and git's read by someone who may write under a root (the roots are the operator's trust
+boundary: name directories only trusted users write to).
 """
 
 from __future__ import annotations
 
 import enum
 import os
+import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-# git follows alternates this deep (``alt_odb_usable``'s depth limit is 5): we check one more
-_ALTERNATES_DEPTH = 6
-# a repository's git directories are walked for symlinks; one with more entries is refused
+# a repository's git directory is walked for symlinks; one with more entries is refused
 _MAX_ENTRIES = 200_000
-_MAX_POINTER_BYTES = 4096
+_MAX_PATH = 4096
+# git's validate_headref, narrowed: "ref:" then refs/..., or a commit id (SHA-1 or SHA-256)
+_HEAD = re.compile(rb"ref:[ \t]*refs/|[0-9a-fA-F]{40}")
 
 
 class Refusal(enum.StrEnum):
@@ -54,19 +63,21 @@ def roots_from_setting(value: str) -> tuple[Path, ...]:
 
 def local_repository(path: str, roots: Sequence[Path]) -> Path:
     """The repository's real path, or ``LocalPathRefused``."""
-    if not path.isprintable() or not os.path.isabs(path):
+    if not path.isprintable() or not os.path.isabs(path) or len(path) > _MAX_PATH:
         raise LocalPathRefused(Refusal.NOT_ABSOLUTE, "a local repository must be an absolute path")
     allowed = _Roots(roots)
-    real = Path(os.path.realpath(path))
-    if not allowed.hold(real):
-        raise LocalPathRefused(Refusal.NOT_ALLOWED, f"{path} is not under an allowed local root")
-    git_dir = _git_dir(real, path)
-    common = _common_dir(git_dir, path)
-    stores = _object_stores(common / "objects", path)
-    read = {Path(os.path.realpath(directory)) for directory in (git_dir, common, *stores)}
-    if not all(allowed.hold(directory) for directory in read):
-        raise _leads_outside(path)
-    _no_symlink_leads_out(read, allowed, path)
+    try:
+        real = Path(os.path.realpath(path))
+        if not allowed.hold(real):
+            message = f"{path} is not under an allowed local root"
+            raise LocalPathRefused(Refusal.NOT_ALLOWED, message)
+        git_dir = Path(os.path.realpath(_git_dir(real, path)))
+        if not allowed.hold(git_dir):
+            raise _leads_outside(path)
+        _no_pointer_out(git_dir, path)
+        _no_symlink_leads_out(git_dir, allowed, path)
+    except (OSError, ValueError):  # a name too long, a directory that cannot be read...
+        raise _not_a_repository(path) from None
     return real
 
 
@@ -78,6 +89,61 @@ class _Roots:
         return any(real.is_relative_to(root) for root in self._real)
 
 
+def _git_dir(real: Path, path: str) -> Path:
+    """``path/.git`` when it exists, else the path itself: what git's ``enter_repo`` picks,
+    provided it passes the stricter test here."""
+    dot_git = real / ".git"
+    if os.path.lexists(dot_git):
+        if not dot_git.is_dir():  # a gitdir: file, or a link to one or to nothing
+            message = (
+                f"{path} is a linked work tree or a submodule (its .git is a file): give the"
+                " path of the repository itself"
+            )
+            raise LocalPathRefused(Refusal.NOT_ALLOWED, message)
+        candidate = dot_git
+    else:
+        candidate = real
+    if not _is_git_directory(candidate):
+        raise _not_a_repository(path)
+    return candidate
+
+
+def _is_git_directory(directory: Path) -> bool:
+    """git's ``is_git_directory``, narrowed: what passes here passes there."""
+    return (
+        _head_is_valid(directory / "HEAD")
+        and not os.path.lexists(directory / "commondir")
+        and all(
+            (directory / name).is_dir() and os.access(directory / name, os.X_OK)
+            for name in ("objects", "refs")
+        )
+    )
+
+
+def _head_is_valid(head: Path) -> bool:
+    """A regular file (no FIFO to block on, no symlink) naming a ref under refs/ or a commit."""
+    try:
+        fd = os.open(head, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return _HEAD.match(os.read(fd, 256)) is not None
+    finally:
+        os.close(fd)
+
+
+def _no_pointer_out(git_dir: Path, path: str) -> None:
+    """Alternates would make git read another object store as this one's: refused, unread."""
+    if os.path.lexists(git_dir / "objects" / "info" / "alternates"):
+        message = (
+            f"{path} borrows objects from another repository (objects/info/alternates):"
+            " repack it on its own (git repack -a -d, then remove that file)"
+        )
+        raise LocalPathRefused(Refusal.NOT_ALLOWED, message)
+
+
 def _leads_outside(path: str) -> LocalPathRefused:
     message = f"{path} is a repository whose git data lies outside the allowed local roots"
     return LocalPathRefused(Refusal.NOT_ALLOWED, message)
@@ -87,80 +153,9 @@ def _not_a_repository(path: str) -> LocalPathRefused:
     return LocalPathRefused(Refusal.NOT_A_REPOSITORY, f"{path} is not a git repository")
 
 
-def _git_dir(real: Path, path: str) -> Path:
-    """What git's ``enter_repo`` picks for the path, limited to its first two choices."""
-    dot_git = real / ".git"
-    if dot_git.is_file():
-        return _pointed(dot_git, "gitdir: ", path)
-    if dot_git.is_dir() and _is_git_directory(dot_git, path):
-        return dot_git
-    if _is_git_directory(real, path):
-        return real
-    raise _not_a_repository(path)
-
-
-def _is_git_directory(directory: Path, path: str) -> bool:
-    common = _common_dir(directory, path)
-    return (
-        (directory / "HEAD").is_file()
-        and (common / "objects").is_dir()
-        and (common / "refs").is_dir()
-    )
-
-
-def _common_dir(git_dir: Path, path: str) -> Path:
-    pointer = git_dir / "commondir"
-    return _pointed(pointer, "", path) if pointer.is_file() else git_dir
-
-
-def _pointed(pointer: Path, prefix: str, path: str) -> Path:
-    """The directory a git pointer file names (relative to the file's own, as git reads it)."""
-    try:
-        with pointer.open("rb") as file:
-            text = file.read(_MAX_POINTER_BYTES + 1).decode()
-    except (OSError, UnicodeDecodeError):
-        raise _not_a_repository(path) from None
-    target = text.rstrip()
-    if len(text) > _MAX_POINTER_BYTES or not target.startswith(prefix):
-        raise _not_a_repository(path)
-    target = target.removeprefix(prefix)
-    if not target or "\n" in target or "\0" in target:
-        raise _not_a_repository(path)
-    named = pointer.parent / target
-    if not named.is_dir():
-        raise _not_a_repository(path)
-    return named
-
-
-def _object_stores(objects: Path, path: str) -> list[Path]:
-    """The object store and every alternate git would read, to the depth git reads them."""
-    found, frontier = [objects], [objects]
-    for _ in range(_ALTERNATES_DEPTH):
-        frontier = [alt for store in frontier for alt in _alternates(store, path)]
-        found += frontier
-    if frontier and any(_alternates(store, path) for store in frontier):
-        raise _leads_outside(path)  # deeper than git goes: nothing honest needs it
-    return found
-
-
-def _alternates(store: Path, path: str) -> list[Path]:
-    listed = store / "info" / "alternates"
-    try:
-        text = listed.read_bytes().decode()
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError):
-        raise _leads_outside(path) from None
-    lines = [line.strip() for line in text.splitlines()]
-    entries = [line for line in lines if line and not line.startswith("#")]
-    if any(entry.startswith('"') for entry in entries):
-        raise _leads_outside(path)  # a C-quoted path: not read here, so not allowed
-    return [store / entry for entry in entries]  # a relative one is relative to the store
-
-
-def _no_symlink_leads_out(directories: set[Path], allowed: _Roots, path: str) -> None:
-    """Walk the (real) directories, symlinks not followed: each must resolve under a root."""
-    pending, walked = _outermost(directories), 0
+def _no_symlink_leads_out(git_dir: Path, allowed: _Roots, path: str) -> None:
+    """Walk the (real) git directory, symlinks not followed: each must resolve under a root."""
+    pending, walked = [str(git_dir)], 0
     while pending:
         try:
             entries = list(os.scandir(pending.pop()))
@@ -181,13 +176,3 @@ def _no_symlink_leads_out(directories: set[Path], allowed: _Roots, path: str) ->
                     raise _leads_outside(path)
             elif entry.is_dir(follow_symlinks=False):
                 pending.append(entry.path)
-
-
-def _outermost(directories: set[Path]) -> list[str]:
-    """The real directories none of the others contains (each is walked once)."""
-    ordered = sorted(directories, key=lambda d: len(d.parts))
-    kept: list[Path] = []
-    for directory in ordered:
-        if not any(directory.is_relative_to(outer) for outer in kept):
-            kept.append(directory)
-    return [str(directory) for directory in kept]

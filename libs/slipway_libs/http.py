@@ -32,12 +32,14 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slipway_libs import changes
 from slipway_libs.errors import BusinessError
 from slipway_libs.json_nesting import MAX_DEPTH, check_nesting
 from slipway_libs.logging import correlation_id
+from slipway_libs.plain_routes import PlainRoutes
 from slipway_libs.telemetry import current_ids, exporting, unrecorded_context
 
 log = structlog.get_logger(__name__)
@@ -344,11 +346,14 @@ def create_app(
     max_json_depth: int = MAX_DEPTH,
     inner: Sequence[Middleware] = (),
     instance: str = "",
+    plain_routes: bool = True,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """The service's app. ``inner``: ASGI layers between the service's own middlewares (which
     see every request) and FastAPI's router, the first the innermost (the gateway's table
-    dispatch). ``instance``: the process's name, answered by ``/healthz`` and ``/readyz``."""
+    dispatch). ``instance``: the process's name, answered by ``/healthz`` and ``/readyz``.
+    ``plain_routes``: GET routes that need no more of FastAPI than their ids parsed are
+    answered ahead of its router (``slipway_libs.plain_routes``); off only to compare."""
     fastapi_kwargs.setdefault("title", f"slipway-{service}")
     # no redirect from `…/x/` to `…/x`: an answer to a malformed path is its 404 or 422, never
     # a Location built from what the client sent (`…/%2e%2e%2f` redirected to `…/..`)
@@ -363,6 +368,20 @@ def create_app(
     app.add_exception_handler(BusinessError, _on_business)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
+    if plain_routes and not app.router.dependencies:
+
+        def tried_in_order() -> list[BaseRoute]:
+            # FastAPI keeps an included router whole (its routes tried in their order, where it
+            # was included): the app's own routes, then each router's
+            own = app.router.routes[:own_routes]
+            return [*own, *(route for router in routers for route in router.routes)]
+
+        app.add_middleware(
+            PlainRoutes,
+            routes=tried_in_order,
+            wraps={ChangesRoute: with_changes},
+            answers={BusinessError: business_response, StarletteHTTPException: http_error_response},
+        )
     for layer in inner:
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     app.add_middleware(HostileInputMiddleware, max_depth=max_json_depth)  # inside the limit
@@ -385,6 +404,7 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
+    own_routes = len(app.router.routes)  # FastAPI's documents, /healthz and /readyz
     for router in routers:
         app.include_router(router)
     if not traced:
@@ -405,25 +425,26 @@ class ChangesRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
-        async def with_changes(request: Request) -> Response:
-            announced: list[dict[str, Any]] = []
-            revisions: dict[uuid.UUID, int] = {}
-            token = changes.collected.set(announced)
-            noted = changes.reached.set(revisions)
-            try:
-                response = await handle(request)
-            finally:
-                changes.collected.reset(token)
-                changes.reached.reset(noted)
-            if revisions and response.status_code < 400:
-                response.headers[changes.REVISION_HEADER] = changes.format_revisions(revisions)
-            encoded = json.dumps(announced, separators=(",", ":"))
-            if (
-                announced
-                and response.status_code < 400
-                and (len(encoded) <= changes.MAX_HEADER_BYTES)
-            ):
-                response.headers[changes.CHANGES_HEADER] = encoded
-            return response
+        async def handler(request: Request) -> Response:
+            return await with_changes(lambda: handle(request))
 
-        return with_changes
+        return handler
+
+
+async def with_changes(handle: Callable[[], Awaitable[Response]]) -> Response:
+    """``handle``'s answer with the changes it announced and the revisions it reached."""
+    announced: list[dict[str, Any]] = []
+    revisions: dict[uuid.UUID, int] = {}
+    token = changes.collected.set(announced)
+    noted = changes.reached.set(revisions)
+    try:
+        response = await handle()
+    finally:
+        changes.collected.reset(token)
+        changes.reached.reset(noted)
+    if revisions and response.status_code < 400:
+        response.headers[changes.REVISION_HEADER] = changes.format_revisions(revisions)
+    encoded = json.dumps(announced, separators=(",", ":"))
+    if announced and response.status_code < 400 and (len(encoded) <= changes.MAX_HEADER_BYTES):
+        response.headers[changes.CHANGES_HEADER] = encoded
+    return response

@@ -1,0 +1,234 @@
+"""GET routes answered ahead of FastAPI's router when FastAPI would only parse ids.
+
+An internal read (identity's ``GET /organizations/{org_id}``: one ``SELECT``) spent about a third
+of its CPU in FastAPI around the endpoint: a regular expression per route tried in turn, the
+dependency solver, exit stacks, exception wrappers. A route qualifies here when its endpoint is
+a coroutine taking only path parameters (a UUID, a string, an integer) and maybe the request;
+its dependencies are request-only coroutines named by the router or the route (the internal
+caller's check, the tenant binding); and no response, background task nor security scope is
+asked for. Such a route is answered here with the same steps in the same order: the
+dependencies run one after the other, the endpoint is called, its value is encoded by FastAPI's
+own ``serialize_response`` (through the response model when there is one) into the route's
+response class and status. Errors are answered as the app's handlers answer them; anything
+unexpected goes on up to ``UnexpectedErrorMiddleware``, as from the router.
+
+What goes on to FastAPI's router, which keeps every route: other methods, a path no qualifying
+route matches first (the index holds every route in the router's order, so one that would be
+picked before a qualifying one still is), an id not in its plain form (FastAPI answers the 422
+it always answered), and every route after one the index cannot place (a ``Mount``, a
+``{name:path}`` converter): those are never answered here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, serialize_response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from slipway_libs.route_index import RouteIndex
+
+# what a path segment must look like to be parsed here; any other form goes to FastAPI
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_INT = re.compile(r"-?[0-9]{1,18}")
+_PARSERS: dict[Any, Callable[[str], Any]] = {
+    uuid.UUID: lambda text: uuid.UUID(text) if _UUID.fullmatch(text) else None,
+    int: lambda text: int(text) if _INT.fullmatch(text) else None,
+    str: lambda text: text,
+}
+
+Wrap = Callable[[Callable[[], Awaitable[Response]]], Awaitable[Response]]
+Answers = dict[type[Exception], Callable[[Any], Response]]
+
+
+@dataclass(frozen=True)
+class _Plain:
+    route: APIRoute
+    parsers: tuple[tuple[str, Callable[[str], Any]], ...]
+    checks: tuple[Callable[[Request], Awaitable[Any]], ...]
+    endpoint: Callable[..., Awaitable[Any]]
+    request_name: str | None
+    wrap: Wrap | None  # the route class's own wrapping of its handler (``ChangesRoute``)
+
+    def parse(self, raw: dict[str, str]) -> dict[str, Any] | None:
+        values = {}
+        for name, parser in self.parsers:
+            value = parser(raw[name])
+            if value is None:
+                return None
+            values[name] = value
+        return values
+
+    async def answer(self, request: Request, values: dict[str, Any]) -> Response:
+        if self.wrap is None:
+            return await self._answer(request, values)
+        return await self.wrap(lambda: self._answer(request, values))
+
+    async def _answer(self, request: Request, values: dict[str, Any]) -> Response:
+        for check in self.checks:
+            await check(request)
+        if self.request_name is not None:
+            values[self.request_name] = request
+        raw = await self.endpoint(**values)
+        return raw if isinstance(raw, Response) else await self._encoded(raw)
+
+    async def _encoded(self, raw: Any) -> Response:
+        route = self.route
+        default_class = isinstance(route.response_class, DefaultPlaceholder)
+        field = route.response_field
+        content = await serialize_response(
+            field=field,
+            response_content=raw,
+            include=route.response_model_include,
+            exclude=route.response_model_exclude,
+            by_alias=route.response_model_by_alias,
+            exclude_unset=route.response_model_exclude_unset,
+            exclude_defaults=route.response_model_exclude_defaults,
+            exclude_none=route.response_model_exclude_none,
+            is_coroutine=True,
+            dump_json=field is not None and default_class,
+        )
+        if field is not None and default_class:
+            response = Response(content=content, media_type="application/json")
+        else:
+            response_class = route.response_class
+            if isinstance(response_class, DefaultPlaceholder):
+                response_class = response_class.value
+            response = response_class(content)
+        if route.status_code:  # else the response class's own, as FastAPI leaves it
+            response.status_code = route.status_code
+        if response.status_code in (204, 304) or response.status_code < 200:
+            response.body = b""
+        return response
+
+
+class PlainRoutes:
+    """ASGI: a GET that a qualifying route would answer is answered here; everything else goes
+    to the app behind. ``routes``: the routes in the order the app's router tries them, asked
+    for when the first request comes (all are included by then); ``wraps``: route classes
+    whose handler wrapping is known, and how to apply it (a route of another custom class does
+    not qualify); ``answers``: the app's answer to each error class its handlers answer (any
+    other error goes on up)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: Callable[[], Sequence[BaseRoute]],
+        wraps: dict[type, Wrap | None],
+        answers: Answers,
+    ) -> None:
+        self.app = app
+        self._routes = routes
+        self._wraps: dict[type, Wrap | None] = {APIRoute: None, **wraps}
+        self._answers = answers
+        self._index: RouteIndex[_Plain | None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
+            return await self.app(scope, receive, send)
+        if self._index is None:
+            self._index = self.index()
+        found = self._index.match("GET", scope["path"])
+        plain, raw = found if found is not None else (None, {})
+        values = plain.parse(raw) if plain is not None else None
+        if plain is None or values is None:
+            return await self.app(scope, receive, send)
+        scope["path_params"] = raw
+        try:
+            response = await plain.answer(Request(scope, receive), values)
+        except Exception as exc:
+            answer = next((a for t, a in self._answers.items() if isinstance(exc, t)), None)
+            if answer is None:
+                raise
+            response = answer(exc)
+        await response(scope, receive, send)
+
+    def index(self) -> RouteIndex[_Plain | None]:
+        """Every route up to the first the index cannot place, in the router's order."""
+        placed: list[tuple[str, str, _Plain | None]] = []
+        for route in self._routes():
+            if isinstance(route, WebSocketRoute):
+                continue  # never matches an http request
+            if not isinstance(route, Route) or ":" in route.path:
+                break  # a Mount, a converter: what follows may be shadowed in ways not indexed
+            plain = self._plain(route) if isinstance(route, APIRoute) else None
+            placed += [(method, route.path, plain) for method in route.methods or ()]
+        return RouteIndex(placed)
+
+    def _plain(self, route: APIRoute) -> _Plain | None:
+        if type(route) not in self._wraps or "GET" not in (route.methods or ()):
+            return None
+        dependant = route.dependant
+        parsers = _path_parsers(dependant)
+        checks = [_request_check(dependency) for dependency in dependant.dependencies]
+        if parsers is None or None in checks or not _only_path_and_request(dependant):
+            return None
+        if not inspect.iscoroutinefunction(dependant.call):
+            return None
+        return _Plain(
+            route=route,
+            parsers=parsers,
+            checks=tuple(check for check in checks if check is not None),
+            endpoint=dependant.call,
+            request_name=dependant.request_param_name,
+            wrap=self._wraps[type(route)],
+        )
+
+
+def _path_parsers(dependant: Dependant) -> tuple[tuple[str, Callable[[str], Any]], ...] | None:
+    parsers = []
+    for field in dependant.path_params:
+        info = field.field_info
+        parser = _PARSERS.get(info.annotation)
+        if parser is None or info.metadata or field.alias != field.name:
+            return None  # a constraint, an alias or another type: FastAPI's to check
+        parsers.append((field.name, parser))
+    return tuple(parsers)
+
+
+def _only_path_and_request(dependant: Dependant) -> bool:
+    return not (
+        dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.websocket_param_name
+        or dependant.http_connection_param_name
+        or dependant.security_scopes_param_name
+    )
+
+
+def _request_check(dependency: Dependant) -> Callable[[Request], Awaitable[Any]] | None:
+    """A dependency that is a coroutine of the request alone, whose value nothing takes."""
+    call = dependency.call
+    plain = (
+        dependency.name is None
+        and call is not None
+        and inspect.iscoroutinefunction(call)
+        and dependency.request_param_name is not None
+        and not dependency.dependencies
+        and not dependency.path_params
+        and _only_path_and_request(dependency)
+        and not dependency.own_oauth_scopes
+    )
+    name = dependency.request_param_name
+    if not plain or call is None or name is None:
+        return None
+
+    async def check(request: Request) -> Any:
+        return await call(**{name: request})
+
+    return check

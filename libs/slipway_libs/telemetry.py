@@ -69,7 +69,8 @@ def tracer() -> trace.Tracer:
 def current_carrier() -> dict[str, str]:
     """The current trace context as W3C headers (``traceparent``, maybe ``tracestate``)."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    if otel_context.get_current():  # nothing attached (no span, no caller's trace): no headers
+        propagate.inject(carrier)
     return carrier
 
 

@@ -128,7 +128,7 @@ class Upstreams:
             headers["content-type"] = given.get("content-type", "application/json")
         verb = method or request.method
         url = f"{self.urls[service]}{path}"
-        if request.query_params:
+        if request.scope.get("query_string"):  # parsed only when there is one
             url = f"{url}?{urlencode(request.query_params.multi_items())}"
         try:
             status, answered, answer = await self._send(verb, url, content=content, headers=headers)

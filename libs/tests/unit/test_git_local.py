@@ -214,3 +214,14 @@ def test_roots_from_the_setting_keep_absolute_paths_only() -> None:
     value = os.pathsep.join(["/srv/git", "relative", "", "/home/me"])
     assert roots_from_setting(value) == (Path("/srv/git"), Path("/home/me"))
     assert roots_from_setting("") == ()
+
+
+def test_a_git_directory_too_large_to_check_is_refused(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = repository(root / "app")
+    monkeypatch.setattr("slipway_libs.git_local._MAX_ENTRIES", 10)
+    with pytest.raises(LocalPathRefused) as refused:
+        local_repository(str(tree), [root])
+    assert refused.value.refusal == Refusal.NOT_ALLOWED
+    assert "git gc" in refused.value.message

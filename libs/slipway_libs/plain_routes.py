@@ -47,6 +47,15 @@ _PARSERS: dict[Any, Callable[[str], Any]] = {
     str: lambda text: text,
 }
 
+# the route's response_model_* settings, as FastAPI hands them to serialize_response
+_MODEL_OPTIONS = (
+    "include",
+    "exclude",
+    "by_alias",
+    "exclude_unset",
+    "exclude_defaults",
+    "exclude_none",
+)
 Wrap = Callable[[Callable[[], Awaitable[Response]]], Awaitable[Response]]
 Answers = dict[type[Exception], Callable[[Any], Response]]
 
@@ -86,17 +95,10 @@ class _Plain:
         route = self.route
         default_class = isinstance(route.response_class, DefaultPlaceholder)
         field = route.response_field
+        options = {name: getattr(route, f"response_model_{name}") for name in _MODEL_OPTIONS}
+        dump_json = field is not None and default_class
         content = await serialize_response(
-            field=field,
-            response_content=raw,
-            include=route.response_model_include,
-            exclude=route.response_model_exclude,
-            by_alias=route.response_model_by_alias,
-            exclude_unset=route.response_model_exclude_unset,
-            exclude_defaults=route.response_model_exclude_defaults,
-            exclude_none=route.response_model_exclude_none,
-            is_coroutine=True,
-            dump_json=field is not None and default_class,
+            field=field, response_content=raw, is_coroutine=True, dump_json=dump_json, **options
         )
         if field is not None and default_class:
             response = Response(content=content, media_type="application/json")

@@ -122,31 +122,30 @@ def test_a_dot_git_git_would_skip_for_what_lies_behind_it_is_refused(
     candidate: ``x/.git`` with a HEAD git refuses (garbage) or accepts (a dangling link to
     refs/), then ``x`` itself or ``x.git`` beside it, leading out."""
     garbage = root / "garbage"
-    for name in ("objects", "refs"):
-        (garbage / ".git" / name).mkdir(parents=True)
-    (garbage / ".git" / "HEAD").write_text("garbage\n")
+    skeleton(garbage / ".git", head="garbage\n")
     (garbage / "HEAD").write_text("ref: refs/heads/secret\n")
     (garbage / "commondir").write_text(f"{outside / '.git'}\n")
-    assert "refs/heads/secret" in heads(garbage)
-    assert refusal(garbage, root) == Refusal.NOT_A_REPOSITORY
 
     dangling = root / "dangling"
-    for name in ("objects", "refs"):
-        (dangling / name).mkdir(parents=True)
-    (dangling / "HEAD").write_text("ref: refs/heads/main\n")
+    skeleton(dangling, head="ref: refs/heads/main\n")
     (dangling / ".git").mkdir()
     (dangling / ".git" / "HEAD").symlink_to("refs/heads/secret")
     (dangling / ".git" / "commondir").write_text(f"{outside / '.git'}\n")
-    assert "refs/heads/secret" in heads(dangling)
-    assert refusal(dangling, root) == Refusal.NOT_A_REPOSITORY
 
-    bare = root / "x"
-    for name in ("objects", "refs"):
-        (bare / name).mkdir(parents=True)
-    (bare / "HEAD").write_text("garbage\n")
+    beside = root / "x"
+    skeleton(beside, head="garbage\n")
     (root / "x.git").symlink_to(outside / ".git")
-    assert "refs/heads/secret" in heads(bare)
-    assert refusal(bare, root) == Refusal.NOT_A_REPOSITORY
+
+    for crafted in (garbage, dangling, beside):
+        assert "refs/heads/secret" in heads(crafted), crafted
+        assert refusal(crafted, root) == Refusal.NOT_A_REPOSITORY, crafted
+
+
+def skeleton(directory: Path, *, head: str) -> None:
+    """What looks like a repository at a glance: objects/, refs/ and a HEAD with ``head``."""
+    for name in ("objects", "refs"):
+        (directory / name).mkdir(parents=True)
+    (directory / "HEAD").write_text(head)
 
 
 def test_alternates_are_refused_unread(root: Path, outside: Path) -> None:
@@ -199,8 +198,8 @@ def test_a_path_that_is_no_repository_is_refused_even_when_git_would_find_one_be
 def test_what_cannot_be_read_is_no_repository_and_nothing_blocks(root: Path) -> None:
     assert refusal(root / ("a" * 300), root) == Refusal.NOT_A_REPOSITORY  # ENAMETOOLONG
     fifo = root / "fifo"
-    for name in ("objects", "refs"):
-        (fifo / name).mkdir(parents=True)
+    skeleton(fifo, head="")
+    (fifo / "HEAD").unlink()
     os.mkfifo(fifo / "HEAD")
     assert refusal(fifo, root) == Refusal.NOT_A_REPOSITORY
 

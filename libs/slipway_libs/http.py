@@ -368,7 +368,12 @@ def create_app(
     app.add_exception_handler(BusinessError, _on_business)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
-    if plain_routes and not app.router.dependencies:
+    # app-wide dependencies or a default response class: FastAPI applies them, so it answers
+    if (
+        plain_routes
+        and not app.router.dependencies
+        and "default_response_class" not in fastapi_kwargs
+    ):
 
         def tried_in_order() -> list[BaseRoute]:
             # FastAPI keeps an included router whole (its routes tried in their order, where it
@@ -380,7 +385,8 @@ def create_app(
             PlainRoutes,
             routes=tried_in_order,
             wraps={ChangesRoute: with_changes},
-            answers={BusinessError: business_response, StarletteHTTPException: http_error_response},
+            handlers=app.exception_handlers,
+            overrides=app.dependency_overrides,
         )
     for layer in inner:
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)

@@ -24,13 +24,14 @@ from __future__ import annotations
 import inspect
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, serialize_response
+from fastapi.utils import is_body_allowed_for_status_code
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -57,7 +58,6 @@ _MODEL_OPTIONS = (
     "exclude_none",
 )
 Wrap = Callable[[Callable[[], Awaitable[Response]]], Awaitable[Response]]
-Answers = dict[type[Exception], Callable[[Any], Response]]
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,14 @@ class _Plain:
             field=field, response_content=raw, is_coroutine=True, dump_json=dump_json, **options
         )
         if field is not None and default_class:
-            response = Response(content=content, media_type="application/json")
+            response = _made(Response, route.status_code, content, media_type="application/json")
         else:
             response_class = route.response_class
             if isinstance(response_class, DefaultPlaceholder):
                 response_class = response_class.value
-            response = response_class(content)
-        if route.status_code:  # else the response class's own, as FastAPI leaves it
-            response.status_code = route.status_code
-        if response.status_code in (204, 304) or response.status_code < 200:
-            response.body = b""
+            response = _made(response_class, route.status_code, content)
+        if not is_body_allowed_for_status_code(response.status_code):
+            response.body = b""  # as FastAPI does (its content-length too)
         return response
 
 
@@ -119,8 +117,11 @@ class PlainRoutes:
     to the app behind. ``routes``: the routes in the order the app's router tries them, asked
     for when the first request comes (all are included by then); ``wraps``: route classes
     whose handler wrapping is known, and how to apply it (a route of another custom class does
-    not qualify); ``answers``: the app's answer to each error class its handlers answer (any
-    other error goes on up)."""
+    not qualify); ``handlers``: the app's exception handlers, looked up as Starlette does (by
+    the error's class and its bases; the one for ``Exception`` left to the layers above, as
+    from the router); ``overrides``: the app's dependency overrides — while any is set
+    (tests), every request goes to FastAPI, which applies them. The index is built once, at
+    the first request: a route added to a router after that is FastAPI's."""
 
     def __init__(
         self,
@@ -128,16 +129,20 @@ class PlainRoutes:
         *,
         routes: Callable[[], Sequence[BaseRoute]],
         wraps: dict[type, Wrap | None],
-        answers: Answers,
+        handlers: Mapping[Any, Callable[..., Any]],
+        overrides: Mapping[Any, Any],
     ) -> None:
         self.app = app
         self._routes = routes
         self._wraps: dict[type, Wrap | None] = {APIRoute: None, **wraps}
-        self._answers = answers
+        self._handlers = handlers
+        self._overrides = overrides
         self._index: RouteIndex[_Plain | None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
+            return await self.app(scope, receive, send)
+        if self._overrides:
             return await self.app(scope, receive, send)
         if self._index is None:
             self._index = self.index()
@@ -147,14 +152,24 @@ class PlainRoutes:
         if plain is None or values is None:
             return await self.app(scope, receive, send)
         scope["path_params"] = raw
+        request = Request(scope, receive)
         try:
-            response = await plain.answer(Request(scope, receive), values)
+            response = await plain.answer(request, values)
         except Exception as exc:
-            answer = next((a for t, a in self._answers.items() if isinstance(exc, t)), None)
-            if answer is None:
+            handler = self._handler(exc)
+            if handler is None:
                 raise
-            response = answer(exc)
+            answered = handler(request, exc)
+            response = await answered if inspect.isawaitable(answered) else answered
         await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
+        for kind in type(exc).__mro__:
+            if kind is Exception:
+                return None  # the 500: answered above, as when the router raises
+            if kind in self._handlers:
+                return self._handlers[kind]
+        return None
 
     def index(self) -> RouteIndex[_Plain | None]:
         """Every route up to the first the index cannot place, in the router's order."""
@@ -162,8 +177,8 @@ class PlainRoutes:
         for route in self._routes():
             if isinstance(route, WebSocketRoute):
                 continue  # never matches an http request
-            if not isinstance(route, Route) or ":" in route.path:
-                break  # a Mount, a converter: what follows may be shadowed in ways not indexed
+            if not isinstance(route, Route) or ":" in route.path or route.methods is None:
+                break  # a Mount, a converter, any method: what follows may be shadowed
             plain = self._plain(route) if isinstance(route, APIRoute) else None
             placed += [(method, route.path, plain) for method in route.methods or ()]
         return RouteIndex(placed)
@@ -176,6 +191,9 @@ class PlainRoutes:
         checks = [_request_check(dependency) for dependency in dependant.dependencies]
         if parsers is None or None in checks or not _only_path_and_request(dependant):
             return None
+        calls = [dependency.call for dependency in dependant.dependencies]
+        if len(set(calls)) != len(calls):
+            return None  # FastAPI runs a dependency named twice once (its cache): not here
         if not inspect.iscoroutinefunction(dependant.call):
             return None
         return _Plain(
@@ -186,6 +204,15 @@ class PlainRoutes:
             request_name=dependant.request_param_name,
             wrap=self._wraps[type(route)],
         )
+
+
+def _made(
+    response_class: type[Response], status_code: int | None, content: Any, **more: Any
+) -> Response:
+    """The route's status when it names one, else the class's own (FastAPI's rule)."""
+    if status_code:
+        return response_class(content, status_code=status_code, **more)
+    return response_class(content, **more)
 
 
 def _path_parsers(dependant: Dependant) -> tuple[tuple[str, Callable[[str], Any]], ...] | None:

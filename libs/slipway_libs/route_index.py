@@ -4,8 +4,10 @@ Starlette tries a regular expression per route in turn; with a hundred routes th
 share of a cheap request. Here the method and the number of path segments pick the few routes a
 request can be, in the order they were given, and the first whose fixed segments are equal
 wins. A ``{name}`` parameter matches one non-empty segment, as Starlette's default (``str``)
-convertor does; a route with another convertor (``{id:int}``, ``{path:path}``) is refused at
-construction, so what this index picks is always what the router would have picked.
+convertor does; a route with another convertor (``{id:int}``, ``{path:path}``) or a segment
+that is more than one parameter (``{a}-{b}``) is refused at construction, and a path holding a
+newline matches nothing (Starlette's ``$`` also matches before a final newline: the router
+picks ``/users/me`` for ``/users/me%0A``), so what this index picks is what the router would.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ class _Entry(Generic[T]):
         fixed = [i for i, s in enumerate(segments) if not _is_param(s)]
         params = [i for i, s in enumerate(segments) if _is_param(s)]
         names = tuple(segments[i][1:-1] for i in params)
-        if any(":" in name for name in names):  # a converter: not one plain segment
-            raise ValueError(f"{path}: only plain {{name}} parameters are indexed")
+        if not all(name.isidentifier() for name in names) or any(
+            "{" in s or "}" in s for i, s in enumerate(segments) if i not in params
+        ):  # a converter, or a segment that is more (or less) than one parameter
+            raise ValueError(f"{path}: only whole-segment {{name}} parameters are indexed")
         return cls(target, _pick(fixed), tuple(segments[i] for i in fixed), names, _pick(params))
 
 
@@ -50,6 +54,8 @@ class RouteIndex(Generic[T]):
             self._by_shape.setdefault(shape, []).append(_Entry.of(target, path, segments))
 
     def match(self, method: str, path: str) -> tuple[T, dict[str, str]] | None:
+        if "\n" in path:
+            return None  # the router's regular expressions read it otherwise: theirs to pick
         segments = path.split("/")
         for entry in self._by_shape.get((method, len(segments)), ()):
             if entry.fixed(segments) == entry.literals:
@@ -71,4 +77,4 @@ def _pick(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
 
 
 def _is_param(segment: str) -> bool:
-    return segment.startswith("{") and segment.endswith("}")
+    return segment.startswith("{") and segment.endswith("}") and segment.count("{") == 1

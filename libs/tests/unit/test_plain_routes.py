@@ -10,16 +10,18 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.responses import PlainTextResponse, Response
 
 from slipway_libs import changes
 from slipway_libs.actor import INTERNAL_TOKEN_HEADER, internal_guard, token_digest
-from slipway_libs.errors import Missing
+from slipway_libs.errors import BusinessError, Missing
 from slipway_libs.http import ChangesRoute, create_app
 from slipway_libs.plain_routes import PlainRoutes
 from slipway_libs.tenancy import tenant_scope
@@ -37,12 +39,21 @@ class ThingOut(BaseModel):
     created_at: datetime
 
 
+class Gone(Exception):
+    """An error the app has a handler of its own for (added after create_app)."""
+
+
+async def audited(request: Request) -> None:
+    """A router dependency a test overrides (``app.dependency_overrides``)."""
+
+
 def router() -> APIRouter:
     routes = APIRouter(
         prefix="/internal/v1",
         dependencies=[
             Depends(internal_guard({"lead": token_digest(TOKEN)})),
             Depends(tenant_scope(required=False)),
+            Depends(audited),
         ],
         route_class=ChangesRoute,
     )
@@ -58,6 +69,10 @@ def router() -> APIRouter:
             raise Missing("THING_NOT_FOUND", "No such thing.")
         if thing_id == uuid.UUID(int=5):
             raise RuntimeError("a bug")
+        if thing_id == uuid.UUID(int=6):
+            raise RequestValidationError([{"loc": ("path", "thing_id"), "msg": "no", "type": "x"}])
+        if thing_id == uuid.UUID(int=7):
+            raise Gone()
         taken = "fastapi_inner_astack" in request.scope  # FastAPI's own request scope, or not
         return {"id": thing_id, "at": WHEN, "by_fastapi": taken, "nested": {"n": [1, 2.5, None]}}
 
@@ -79,6 +94,15 @@ def router() -> APIRouter:
     async def name(org_id: str, name: str) -> list[str]:
         return [org_id, name]
 
+    @routes.get("/things/{thing_id}/gone", status_code=204)
+    async def gone(thing_id: uuid.UUID) -> None:
+        return None
+
+    # audited twice (FastAPI runs it once): FastAPI's
+    @routes.get("/twice/{thing_id}", dependencies=[Depends(audited)])
+    async def twice(thing_id: uuid.UUID) -> dict[str, str]:
+        return {"twice": str(thing_id)}
+
     routes.mount("/internal/v1/static", app=PlainTextResponse("mounted"))
 
     # after a Mount: never answered ahead (what the Mount would take is not indexed)
@@ -90,7 +114,13 @@ def router() -> APIRouter:
 
 
 def app(*, plain: bool) -> FastAPI:
-    return create_app(service="test", routers=[router()], plain_routes=plain)
+    built = create_app(service="test", routers=[router()], plain_routes=plain)
+
+    async def on_gone(_: Request, exc: Gone) -> Response:
+        return PlainTextResponse("gone", status_code=410)
+
+    built.add_exception_handler(Gone, on_gone)
+    return built
 
 
 @pytest.fixture
@@ -123,6 +153,11 @@ PATHS = [
     "/internal/v1/things/mine?limit=3",
     "/internal/v1/things/mine?limit=x",
     f"/internal/v1/things/{uuid.UUID(int=0)}",
+    f"/internal/v1/things/{uuid.UUID(int=6)}",  # 422, raised by the endpoint
+    f"/internal/v1/things/{uuid.UUID(int=7)}",  # the app's own handler: 410
+    f"/internal/v1/things/{THING}/gone",  # 204: no body, no content-length
+    f"/internal/v1/twice/{THING}",
+    "/internal/v1/things/mine%0A",  # Starlette picks /things/mine
     f"/internal/v1/things/{THING}/typed",
     f"/internal/v1/things/{THING}/announced",
     f"/internal/v1/organizations/{ORG}/numbers/21",
@@ -148,6 +183,9 @@ async def test_the_answer_is_the_routers_answer(
     ahead, router_only = clients
     got, want = await ahead.get(path), await router_only.get(path)
     assert (got.status_code, _body(got)) == (want.status_code, _body(want))
+    assert ("content-length" in got.headers) == ("content-length" in want.headers)
+    if "content-length" in got.headers:  # what it says is what came (a 204's: nothing)
+        assert int(got.headers["content-length"]) == len(got.content)
     assert [got.headers.get(h) for h in COMPARED_HEADERS] == [
         want.headers.get(h) for h in COMPARED_HEADERS
     ]
@@ -171,6 +209,22 @@ async def test_an_unexpected_error_is_the_500_of_the_app(
         assert (failed.status_code, failed.json()["error"]["code"]) == (500, "INTERNAL")
 
 
+async def test_dependency_overrides_are_applied_as_fastapi_applies_them() -> None:
+    """While a test overrides a dependency, FastAPI answers every request (it applies them)."""
+    built = app(plain=True)
+
+    async def refuse(request: Request) -> None:
+        raise BusinessError("Refused by the override.", code="OVERRIDDEN", status_code=403)
+
+    built.dependency_overrides[audited] = refuse
+    headers = {INTERNAL_TOKEN_HEADER: TOKEN, "x-slipway-actor": ACTOR}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=built), base_url="http://test", headers=headers
+    ) as client:
+        refused = await client.get(f"/internal/v1/things/{THING}")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "OVERRIDDEN")
+
+
 async def test_the_qualifying_routes_are_answered_ahead_of_the_router(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
@@ -180,18 +234,21 @@ async def test_the_qualifying_routes_are_answered_ahead_of_the_router(
     assert (await ahead.get(f"/internal/v1/things/{THING.hex}")).json()["by_fastapi"] is True
     routes = router().routes
     # a route class whose wrapping is not known (ChangesRoute, here not given) never qualifies
-    unknown = PlainRoutes(Response(), routes=lambda: routes, wraps={}, answers={}).index()
+    unknown = PlainRoutes(
+        Response(), routes=lambda: routes, wraps={}, handlers={}, overrides={}
+    ).index()
     assert all(
         found is None or found[0] is None
-        for found in (unknown.match("GET", path.partition("?")[0]) for path in PATHS)
+        for found in (unknown.match("GET", unquote(path.partition("?")[0])) for path in PATHS)
     )
     index = PlainRoutes(
-        Response(), routes=lambda: routes, wraps={ChangesRoute: None}, answers={}
+        Response(), routes=lambda: routes, wraps={ChangesRoute: None}, handlers={}, overrides={}
     ).index()
     answered = {
         path
         for path in PATHS
-        if (found := index.match("GET", path.partition("?")[0])) and found[0] is not None
+        # the path as the server hands it on (scope["path"]: percent-decoded, no query)
+        if (found := index.match("GET", unquote(path.partition("?")[0]))) and found[0] is not None
     }
     assert answered == {
         f"/internal/v1/things/{THING}",
@@ -201,13 +258,18 @@ async def test_the_qualifying_routes_are_answered_ahead_of_the_router(
         f"/internal/v1/things/urn:uuid:{THING}",
         "/internal/v1/things/not-an-id",
         f"/internal/v1/things/{uuid.UUID(int=0)}",
+        f"/internal/v1/things/{uuid.UUID(int=6)}",
+        f"/internal/v1/things/{uuid.UUID(int=7)}",
+        f"/internal/v1/things/{THING}/gone",
         f"/internal/v1/things/{THING}/typed",
         f"/internal/v1/things/{THING}/announced",
-        *(p for p in PATHS if "/numbers/" in p or "/names/" in p),
-    }, "the query route, the route after the Mount and unknown paths are FastAPI's"
+        *(p for p in PATHS if "/numbers/" in p or ("/names/" in p and "%2F" not in p)),
+    }, "the query route, a dependency twice, after the Mount, unknown paths: FastAPI's"
 
 
 def _body(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
     if response.headers.get("content-type", "").startswith("application/json"):
         body = response.json()
         if isinstance(body, dict) and isinstance(body.get("error"), dict):

@@ -84,8 +84,20 @@ def test_the_first_route_of_the_table_wins_as_in_starlette() -> None:
 
 def test_a_converter_in_a_route_is_refused_at_start() -> None:
     spec = RouteSpec("GET", "/files/{rest:path}", "catalog", "/internal/v1/files", "Files")
-    with pytest.raises(ValueError, match="plain"):
+    with pytest.raises(ValueError, match="whole-segment"):
         RouteIndex([spec], PREFIX)
+    two = RouteSpec("GET", "/files/{a}-{b}", "catalog", "/internal/v1/files", "Files")
+    with pytest.raises(ValueError, match="whole-segment"):
+        RouteIndex([two], PREFIX)
+
+
+def test_a_path_with_a_newline_is_left_to_the_router() -> None:
+    """Starlette's ``$`` matches before a final newline: it picks a literal route for its path
+    and a newline, where a segment comparison would not (and a parameter route after it would)."""
+    literal = next(spec for spec in ROUTES if "{" not in spec.path and spec.method == "GET")
+    path = f"{PREFIX}{literal.path}\n"
+    assert starlette_choice("GET", path) == (literal, {})
+    assert RouteIndex(ROUTES, PREFIX).match("GET", path) is None
 
 
 class Recorder:

@@ -15,6 +15,7 @@ import base64
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from aiokafka import AIOKafkaProducer
 from services.deployer.tests.integration.test_kubernetes_helm import push_chart
 from slipway_contracts import new_event
 from slipway_contracts.events.scheduler import JobRunRequested
-from slipway_libs.testing.platform import Platform, free_port
+from slipway_libs.testing.platform import Platform
+from slipway_libs.testing.platform import closed_port as closed_loopback_port
 from slipway_libs.testing.public_api import User, create_org, eventually, sign_up
 from tests.e2e.deploying import Story, container, image_source, ready, service_processes
 
@@ -36,8 +38,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
-def closed_port() -> int:
-    return free_port()  # nothing listens there
+def closed_port() -> Iterator[int]:
+    with closed_loopback_port() as port:  # held: nothing listens there, nothing can
+        yield port
 
 
 @pytest.fixture(scope="module")

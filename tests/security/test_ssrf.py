@@ -24,6 +24,7 @@ import yaml
 
 from slipway_libs.testing.certificates import self_signed
 from slipway_libs.testing.platform import Platform, free_port
+from slipway_libs.testing.platform import closed_port as closed_loopback_port
 from slipway_libs.testing.public_api import User, create_org, sign_up
 from tests.security.conftest import Listener
 
@@ -132,8 +133,9 @@ async def kube(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kube]:
 
 
 @pytest.fixture(scope="module")
-def closed_port() -> int:
-    return free_port()
+def closed_port() -> Iterator[int]:
+    with closed_loopback_port() as port:  # held: nothing listens there, nothing can
+        yield port
 
 
 @pytest.fixture(scope="module")

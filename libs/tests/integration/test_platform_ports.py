@@ -81,3 +81,14 @@ async def test_the_platform_starts_again_on_other_ports_when_one_was_taken(
     async with httpx.AsyncClient() as client:
         ready = (await client.get(f"{platform.url('logs')}/readyz")).json()
     assert ready["instance"] == service.instance and ready["service"] == "logs"
+
+
+def test_a_closed_port_stays_closed_while_held() -> None:
+    """``closed_port``: refused to every client, and no server can take it meanwhile (a
+    cluster test's "unreachable" port, found free and let go, was then bound by a platform's
+    own service, which answered its /version with 404)."""
+    with platform_module.closed_port() as port:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/version", timeout=5)
+        with pytest.raises(OSError), HTTPServer(("127.0.0.1", port), _Stranger):
+            pass  # pragma: no cover - the bind above fails

@@ -26,7 +26,7 @@ from slipway_libs import db
 from slipway_libs.actor import ACTOR_HEADER, Actor
 from slipway_libs.crypto import new_key_setting
 from slipway_libs.http import create_app
-from slipway_libs.testing.platform import free_port
+from slipway_libs.testing.platform import closed_port, free_port
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
@@ -314,17 +314,18 @@ async def test_with_smtp_the_token_goes_only_by_mail(identity, catcher) -> None:
 
 
 async def test_a_mail_that_cannot_be_sent_leaves_the_invitation_to_send_again(identity) -> None:
-    async with identity(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_timeout_s=2) as api:
-        ada = await sign_up(api, "Ada")
-        org = await org_of(api, ada)
-        invitation = await invite(api, org, ada, "carol@example.com")
-        assert invitation["delivery"] == "mail_failed" and "accept_token" not in invitation
-        listed = (
-            await api.get(
-                f"/organizations/{org}/invitations", headers=as_user(ada["id"], "owner", org)
-            )
-        ).json()["items"]
-        assert [i["id"] for i in listed] == [invitation["id"]]
+    with closed_port() as port:  # held: no mail server can be there meanwhile
+        async with identity(smtp_host="127.0.0.1", smtp_port=port, smtp_timeout_s=2) as api:
+            ada = await sign_up(api, "Ada")
+            org = await org_of(api, ada)
+            invitation = await invite(api, org, ada, "carol@example.com")
+            assert invitation["delivery"] == "mail_failed" and "accept_token" not in invitation
+            listed = (
+                await api.get(
+                    f"/organizations/{org}/invitations", headers=as_user(ada["id"], "owner", org)
+                )
+            ).json()["items"]
+            assert [i["id"] for i in listed] == [invitation["id"]]
 
 
 async def _mail_to(mailbox: Path, address: str) -> email.message.Message:

@@ -27,12 +27,6 @@ from slipway_libs.errors import BusinessError
 from slipway_libs.http import create_app
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def _service() -> AsyncIterator[str]:
     router = APIRouter()
@@ -45,19 +39,24 @@ async def _service() -> AsyncIterator[str]:
     async def fine() -> dict[str, str]:
         return {"ok": "yes"}
 
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(service="t", routers=[router]), host="127.0.0.1", port=port, log_level="error"
-    )
+    # bound here and handed over: no other process can take the port between finding and using
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(service="t", routers=[router]), log_level="error")
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
+        if task.done():
+            task.result()  # what stopped it
+            raise AssertionError("the server ended before it started")
         await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 async def test_an_unhandled_error_ends_its_connection_cleanly() -> None:

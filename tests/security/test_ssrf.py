@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from slipway_libs.testing.certificates import self_signed
-from slipway_libs.testing.platform import Platform, free_port
+from slipway_libs.testing.platform import Platform
 from slipway_libs.testing.platform import closed_port as closed_loopback_port
 from slipway_libs.testing.public_api import User, create_org, sign_up
 from tests.security.conftest import Listener
@@ -124,10 +124,11 @@ async def kube(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Kube]:
     certificate = self_signed("127.0.0.1")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*certificate.write(tmp_path_factory.mktemp("kube"), "kube"))
-    stub = Kube(port=free_port(), ca_pem=certificate.pem)
-    server = await asyncio.start_server(
-        lambda r, w: _kube_answer(stub, r, w), "127.0.0.1", stub.port, ssl=context
+    stub = Kube(port=0, ca_pem=certificate.pem)
+    server = await asyncio.start_server(  # port 0: the kernel's, never a port found free earlier
+        lambda r, w: _kube_answer(stub, r, w), "127.0.0.1", 0, ssl=context
     )
+    stub.port = server.sockets[0].getsockname()[1]
     async with server:
         yield stub
 

@@ -69,13 +69,19 @@ def identity(pool) -> Client:
 @pytest.fixture
 def catcher(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """The devstack's SMTP catcher on a free port, writing to a temporary directory."""
-    port, directory = free_port(), tmp_path / "mail"
-    process = subprocess.Popen(
-        [sys.executable, str(CATCHER), "--port", str(port), "--dir", str(directory)],
-        stdout=subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    assert b"mailcatcher on" in process.stdout.readline()  # listening
+    directory = tmp_path / "mail"
+    for _ in range(3):  # a port found free may be taken before the catcher binds it: another
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, str(CATCHER), "--port", str(port), "--dir", str(directory)],
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        if b"mailcatcher on" in process.stdout.readline():  # listening
+            break
+        process.wait(10)
+    else:
+        pytest.fail("the mail catcher could not listen on any of 3 free ports")
     yield port, directory
     process.terminate()
     process.wait(10)

@@ -86,7 +86,13 @@ def unreachable(detail: str) -> RuntimeFailure:
 class KubeClient:
     def __init__(self, api: ApiClient, *, request_timeout_s: float = 30.0) -> None:
         self._api = api
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
+        # Timed: making a connection, and every read of the answer. Not timed: the wait for a
+        # connection of the pool, which lasts while other rollouts' requests and watches hold it
+        # (each ends by its own deadline) — a busy pool is not an unreachable API server (a
+        # total timeout would count that wait and fail a healthy rollout as CLUSTER_UNREACHABLE).
+        self._timeout = aiohttp.ClientTimeout(
+            sock_connect=request_timeout_s, sock_read=request_timeout_s
+        )
         self._connect_timeout_s = request_timeout_s
 
     @classmethod

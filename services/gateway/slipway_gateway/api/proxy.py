@@ -8,14 +8,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 import httpx
 import structlog
-from multidict import CIMultiDictProxy
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from yarl import URL
 
+from slipway_gateway.api.upstream_http import (
+    IDEMPOTENT,
+    Answer,
+    Origin,
+    StaleConnection,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamPool,
+    split_url,
+)
 from slipway_libs.actor import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, Actor
 from slipway_libs.changes import CHANGES_HEADER, REVISION_HEADER
 from slipway_libs.errors import BusinessError, InvalidInput
@@ -39,10 +46,10 @@ _PASSED_ON = ("idempotency-key", "if-match")
 
 
 class Upstreams:
-    """The services behind the gateway. Public requests are forwarded with aiohttp (its HTTP
-    parser and connection pool are in C, or cheap: httpx spent half the gateway's CPU per
-    request, its pool scanning every kept connection on each one); ``http`` (httpx) serves the
-    gateway's own calls (snapshots, keys, lookups, readiness), off the request path."""
+    """The services behind the gateway. Public requests are forwarded by ``UpstreamPool``
+    (httptools' parser in C and a small pool: httpx spent half the gateway's CPU per request,
+    aiohttp a quarter); ``http`` (httpx) serves the gateway's own calls (snapshots, keys,
+    lookups, readiness), off the request path."""
 
     def __init__(
         self,
@@ -57,31 +64,18 @@ class Upstreams:
         self.urls = dict(urls)
         self.internal_token = internal_token
         self.on_access_changes: Callable[[list[dict[str, Any]]], None] | None = None
-        self._connections = connections
-        # as httpx's timeout was: each of waiting for a connection and for the answer
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+        # parsed once: a URL that is not http://host[:port] fails here, at start-up
+        self._origins = {service: split_url(url) for service, url in self.urls.items()}
+        # every connection kept alive for the next request (a pool smaller than the requests in
+        # flight opened and closed one per request); as httpx's timeout was: each of waiting
+        # for a connection and for the answer
+        self._forwarding = UpstreamPool(
+            connections=connections, connect_timeout_s=timeout_s, read_timeout_s=timeout_s
         )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _forwarding(self) -> aiohttp.ClientSession:
-        """Made on first use: a session belongs to the running event loop."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                # every connection kept alive for the next request (a pool smaller than the
-                # requests in flight opened and closed one per request)
-                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0),
-                timeout=self._timeout,
-                # one caller's cookies must never reach another's request
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            )
-        return self._session
 
     async def aclose(self) -> None:
         await self.http.aclose()
-        if self._session is not None:
-            await self._session.close()
+        await self._forwarding.aclose()
 
     def _internal(self) -> dict[str, str]:
         return {INTERNAL_TOKEN_HEADER: self.internal_token} if self.internal_token else {}
@@ -127,12 +121,14 @@ class Upstreams:
             given = passed_on(request, ("content-type",))
             headers["content-type"] = given.get("content-type", "application/json")
         verb = method or request.method
-        url = f"{self.urls[service]}{path}"
+        origin, prefix = self._origins[service]
+        # built from parsed ids, percent-encoded: sent as it is
+        target = f"{prefix}{path}"
         if request.scope.get("query_string"):  # parsed only when there is one
-            url = f"{url}?{urlencode(request.query_params.multi_items())}"
+            target = f"{target}?{urlencode(request.query_params.multi_items())}"
         try:
-            status, answered, answer = await self._send(verb, url, content=content, headers=headers)
-        except aiohttp.ConnectionTimeoutError:
+            answer = await self._send(verb, origin, target, content=content, headers=headers)
+        except UpstreamBusy:
             # never sent: no connection to that service came free (or could be opened) in time
             raise BusinessError(
                 f"The gateway is busy: the request was not sent to the {service} service.",
@@ -140,49 +136,42 @@ class Upstreams:
                 status_code=503,
                 headers={"Retry-After": "1"},
             ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamError, TimeoutError) as exc:
             raise _failure(service, exc) from None
-        changes = answered.get(CHANGES_HEADER)
+        changes = answer.headers.get(CHANGES_HEADER)
         if changes and self.on_access_changes is not None:
             self.on_access_changes(json.loads(changes))
-        passed = {k: v for k, v in answered.items() if k.lower() in _PASSED_BACK}
-        return Response(answer, status_code=status, headers=passed)
+        passed = {k: v for k, v in answer.headers.items() if k.lower() in _PASSED_BACK}
+        # a service's redirect is passed back as it is: the caller's to follow, or not
+        return Response(answer.body, status_code=answer.status, headers=passed)
 
     async def _send(
-        self, method: str, url: str, *, content: bytes, headers: dict[str, str]
-    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        """One request, sent again once when a kept-alive connection turned out dead and the
+        self, method: str, origin: Origin, target: str, *, content: bytes, headers: dict[str, str]
+    ) -> Answer:
+        """One request, sent again once when its connection died before any answer and the
         request is idempotent: an upstream may close a connection the pool still holds (after
         its own error, or an idle timeout), and that must not fail the next caller's request.
-        (aiohttp itself sends an idempotent request again once on a fresh connection when a
-        reused one failed; this is the same rule, should that one die too.)
+        (The pool itself sends an idempotent request again once on a fresh connection when a
+        reused one died; this is the same rule, should that one die too. A refused connection
+        is ``ConnectFailed``, never sent again: the service is down, not the connection.)
         """
         try:
-            return await self._exchange(method, url, content, headers)
-        except _STALE_CONNECTION as exc:
-            # a refused connection is no stale one: the service is down, not the connection
-            if method.upper() not in _IDEMPOTENT or isinstance(exc, aiohttp.ClientConnectorError):
+            return await self._forwarding.request(
+                origin, method, target, headers=headers, body=content
+            )
+        except StaleConnection as exc:
+            if method.upper() not in IDEMPOTENT:
                 raise
-            log.info("gateway.upstream_retry", url=url, error=repr(exc))
-            return await self._exchange(method, url, content, headers)
-
-    async def _exchange(
-        self, method: str, url: str, content: bytes, headers: dict[str, str]
-    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        async with self._forwarding().request(
-            method,
-            URL(url, encoded=True),  # built from parsed ids, percent-encoded: not again
-            data=content or None,
-            headers=headers,
-            allow_redirects=False,  # a service's redirect is the caller's to follow, or not
-        ) as upstream:
-            return upstream.status, upstream.headers, await upstream.read()
+            log.info("gateway.upstream_retry", target=target, error=repr(exc))
+            return await self._forwarding.request(
+                origin, method, target, headers=headers, body=content
+            )
 
 
 def _failure(service: str, exc: BaseException) -> BusinessError:
     """What the caller is answered when a forwarded request got no answer: 504 when the
     service took too long, else 503 (logged, the cause only in the server log)."""
-    if isinstance(exc, TimeoutError):  # aiohttp's read timeouts are TimeoutErrors too
+    if isinstance(exc, TimeoutError):  # no byte of the answer for the read timeout
         return BusinessError(
             f"The {service} service did not answer in time.",
             code="UPSTREAM_TIMEOUT",
@@ -248,11 +237,6 @@ def upstream_failure(service: str, exc: httpx.HTTPError, *, event: str) -> Busin
         code="UPSTREAM_UNAVAILABLE",
         status_code=503,
     )
-
-
-# errors of a connection that died under the request, before any answer came back
-_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def check_json(body: bytes, content_type: str | None) -> None:

@@ -29,6 +29,7 @@ import outbox_pipeline
 import raw_kafka
 import report
 import scheduler
+import upstream_client
 from support import Devstack, load_devstack, machine_facts, other_work, quiet_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,11 +139,18 @@ async def kubernetes_benchmark(devstack: Devstack, args: argparse.Namespace) -> 
     return await kubernetes.run(devstack, params)
 
 
+async def upstream_client_benchmark(devstack: Devstack, args: argparse.Namespace) -> str:
+    """The gateway's forwarding client alone against aiohttp, CPU per request (same run)."""
+    print("upstream_client: UpstreamPool vs aiohttp, rounds A B B A...", flush=True)
+    return await upstream_client.run()
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "outbox_pipeline": outbox_pipeline_benchmark,
     "kafka_sasl": kafka_sasl_benchmark,
     "gateway_authz": gateway_authz_benchmark,
     "gateway": gateway_benchmark,
+    "upstream_client": upstream_client_benchmark,
     "builder_overhead": builder_overhead_benchmark,
     "deploy_overhead": deploy_overhead_benchmark,
     "logs": logs_benchmark,
